@@ -1,0 +1,147 @@
+# phaul: live migration of Linux processes and containers, built on CRIU.
+#
+#   make            build build/phaul
+#   make demo       install what is missing, build, show a live migration
+#   make check      install what is missing, build, run every test
+#   make bench      benchmarks (prints a table, writes docs/BENCHMARKS.md)
+#   make install    install to $(DESTDIR)$(PREFIX)
+
+PREFIX ?= /usr/local
+BUILD ?= build
+CC ?= cc
+SAN ?=
+CRIU_RPC_PROTO ?= $(firstword $(wildcard /usr/local/include/criu/rpc.proto /usr/include/criu/rpc.proto))
+
+PKGS := gnutls libprotobuf-c json-c libxxhash
+WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 -Wvla
+OPT ?= -O2 -g
+# CFLAGS / LDFLAGS from the command line are added, never replace these.
+XCFLAGS := $(OPT) -std=gnu11 $(WARN) -D_GNU_SOURCE -fno-strict-aliasing \
+	  $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+	  -I src -I $(BUILD)/gen
+XLDFLAGS :=
+ifneq ($(SAN),)
+XCFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+XLDFLAGS += -fsanitize=$(SAN)
+endif
+ifneq ($(WERROR),)
+XCFLAGS += -Werror
+endif
+ifneq ($(FAULTS),0)
+XCFLAGS += -DPHAUL_FAULT_INJECTION
+endif
+XCFLAGS += $(CFLAGS)
+XLDFLAGS += $(LDFLAGS)
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+
+GEN_C := $(BUILD)/gen/phaul.pb-c.c $(BUILD)/gen/criu-rpc.pb-c.c
+GEN_H := $(GEN_C:.c=.h)
+LIB_SRC := $(wildcard src/common/*.c src/proto/*.c src/criu/*.c src/engine/*.c \
+	    src/drivers/*.c src/drivers/htype/*.c src/drivers/fs/*.c src/track/*.c)
+CLI_SRC := $(wildcard src/cli/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(GEN_C:.c=.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+WORKLOAD_SRC := $(wildcard tests/workloads/*.c)
+WORKLOAD_BIN := $(WORKLOAD_SRC:tests/workloads/%.c=$(BUILD)/workloads/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+
+all: $(BUILD)/phaul
+
+$(BUILD)/gen/phaul.pb-c.c: src/proto/phaul.proto
+	@mkdir -p $(@D)
+	protoc-c --proto_path=src/proto --c_out=$(@D) $<
+
+$(BUILD)/gen/criu-rpc.proto: $(CRIU_RPC_PROTO)
+	@test -n "$<" || { echo "CRIU's rpc.proto not found: run scripts/setup" >&2; exit 1; }
+	@mkdir -p $(@D)
+	cp $< $@
+
+$(BUILD)/gen/criu-rpc.pb-c.c: $(BUILD)/gen/criu-rpc.proto
+	protoc-c --proto_path=$(@D) --c_out=$(@D) $<
+
+$(GEN_H): %.h: %.c
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	$(CC) $(filter-out $(WARN),$(XCFLAGS)) -w -c -o $@ $<
+
+$(BUILD)/%.o: %.c $(GEN_H)
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libphaul.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/phaul: $(CLI_OBJ) $(BUILD)/libphaul.a
+	$(CC) $(XLDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libphaul.a
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -o $@ $^ $(XLDFLAGS) $(LDLIBS) -lcmocka
+
+$(BUILD)/workloads/%: tests/workloads/%.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -D_GNU_SOURCE -o $@ $< $(shell pkg-config --cflags --libs libxxhash)
+
+# libFuzzer targets: clang, ASan+UBSan, the library built alongside.
+FUZZ_BUILD := $(BUILD)/fuzz
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_SECONDS ?= 60
+
+fuzz-build:
+	$(MAKE) BUILD=$(FUZZ_BUILD)/lib CC=clang SAN=address,undefined \
+		OPT="-O1 -g" CFLAGS="-fsanitize=fuzzer-no-link" $(FUZZ_BUILD)/lib/libphaul.a
+	$(MAKE) $(FUZZ_BIN)
+
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_BUILD)/lib/libphaul.a
+	@mkdir -p $(@D)
+	clang -O1 -g -std=gnu11 -D_GNU_SOURCE -I src -I $(FUZZ_BUILD)/lib/gen \
+		$(shell pkg-config --cflags $(PKGS)) \
+		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
+fuzz: fuzz-build
+	@bash tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+# Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan-unit:
+	$(MAKE) BUILD=$(BUILD)/asan SAN=address,undefined OPT="-O1 -g" units
+	@bash tests/run-unit $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/tests/%)
+
+setup:
+	@bash scripts/setup
+
+units: $(UNIT_BIN)
+workloads: $(WORKLOAD_BIN)
+
+unit: units
+	@bash tests/run-unit $(UNIT_BIN)
+
+e2e: all workloads
+	bats --timing tests/e2e
+
+check: setup
+	$(MAKE) all units workloads
+	$(MAKE) unit
+	$(MAKE) asan-unit
+	$(MAKE) e2e
+
+demo: setup
+	$(MAKE) all workloads
+	bash scripts/demo
+
+bench: setup
+	$(MAKE) all workloads
+	bash scripts/bench
+
+install: all
+	install -D -m 755 $(BUILD)/phaul $(DESTDIR)$(PREFIX)/bin/phaul
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all setup units workloads unit e2e check demo bench install clean fuzz fuzz-build asan-unit
+.SECONDARY:
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

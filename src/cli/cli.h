@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cli: the phaul command. Each subcommand is one cmd_* function taking
+ * its own argv (argv[0] is the subcommand) and returning the exit code.
+ */
+#ifndef PHAUL_CLI_H
+#define PHAUL_CLI_H
+
+#include "engine/migration.h"
+
+int cmd_keygen(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+
+/* The end-of-migration report: JSON on stdout, or a human summary. */
+void report_json(const struct migration *m, bool ok);
+void report_human(const struct migration *m, bool ok);
+
+#endif

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/log.h"
+#include "common/util.h"
+
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_IN_DOUBT = 3 };
+
+static void migrate_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: phaul migrate --to ADDR:PORT --key FILE [options] PID\n"
+		"  --mode stop            stop-and-copy (default)\n"
+		"  --fs SPEC              storage driver, repeatable (default: shared)\n"
+		"  --json                 print one JSON object with the statistics on stdout\n"
+		"  --workdir DIR          scratch space for images (default " PHAUL_DEFAULT_WORKDIR ")\n"
+		"  --shell-job            the tree was started from a shell (auto-detected)\n"
+		"  --tcp-established      migrate established TCP connections\n"
+		"  --ext-unix-sk          allow unix sockets connected outside the tree\n"
+		"  --file-locks           migrate file locks\n"
+		"  --bandwidth MBIT       cap phaul's sending rate\n"
+		"  --recover-timeout SEC  how long to ask for an outcome left in doubt (default 60)\n"
+		"  -v, --verbose          log each step (twice: debug and CRIU logs)\n"
+		"exit status: 0 migrated, 1 failed and rolled back (the workload runs here),\n"
+		"             2 usage, 3 outcome unknown (the workload is left stopped here)\n");
+}
+
+static int parse_args(int argc, char **argv, struct mig_opts *o, const char **key,
+		      bool *json)
+{
+	static const struct option lo[] = {
+		{ "to", required_argument, NULL, 't' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "fs", required_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "workdir", required_argument, NULL, 'w' },
+		{ "shell-job", no_argument, NULL, 's' },
+		{ "tcp-established", no_argument, NULL, 'T' },
+		{ "ext-unix-sk", no_argument, NULL, 'U' },
+		{ "file-locks", no_argument, NULL, 'L' },
+		{ "bandwidth", required_argument, NULL, 'b' },
+		{ "recover-timeout", required_argument, NULL, 'r' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	uint64_t v;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "t:k:m:f:jw:vh", lo, NULL)) != -1) {
+		switch (c) {
+		case 't': o->to = optarg; break;
+		case 'k': *key = optarg; break;
+		case 'm': o->mode = optarg; break;
+		case 'f':
+			if (o->nr_fs >= MSG_FS_MAX)
+				return -EINVAL;
+			o->fs[o->nr_fs++] = optarg;
+			break;
+		case 'j': *json = true; break;
+		case 'w': o->workdir = optarg; break;
+		case 's': o->shell_job = true; break;
+		case 'T': o->tcp_established = true; break;
+		case 'U': o->ext_unix_sk = true; break;
+		case 'L': o->file_locks = true; break;
+		case 'b':
+			if (parse_u64(optarg, 1, 1000000, &v) < 0)
+				return -EINVAL;
+			o->bandwidth_mbit = v;
+			break;
+		case 'r':
+			if (parse_u64(optarg, 0, 86400, &v) < 0)
+				return -EINVAL;
+			o->recover_timeout_s = v;
+			break;
+		case 'v':
+			log_set_level(log_get_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
+			break;
+		case 'h': migrate_usage(stdout); exit(0);
+		default: return -EINVAL;
+		}
+	}
+	if (!o->to || !*key || optind != argc - 1)
+		return -EINVAL;
+	return 0;
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+	struct mig_opts o = { .mode = "stop", .workdir = PHAUL_DEFAULT_WORKDIR,
+			      .recover_timeout_s = 60, .connect_timeout_s = 10 };
+	struct migration m = { .source = true, .opts = &o, .imgfd = -1 };
+	const char *key = NULL;
+	char htype[32];
+	bool json = false;
+	int r;
+
+	log_init("phaul-migrate", LOG_QUIET);
+	if (parse_args(argc, argv, &o, &key, &json) < 0) {
+		migrate_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(o.mode, "stop")) {
+		fprintf(stderr, "phaul: mode '%s' is not supported (yet): use --mode stop\n", o.mode);
+		return EXIT_USAGE;
+	}
+	if (o.nr_fs == 0)
+		o.fs[o.nr_fs++] = "shared";
+	snprintf(htype, sizeof(htype), "pid:%s", argv[argc - 1]);
+	o.htype = htype;
+	o.progress = !json || isatty(STDERR_FILENO);
+	snprintf(m.mode, sizeof(m.mode), "%s", o.mode);
+	if (key_load(key, &o.key) < 0)
+		return EXIT_FAILED;
+	signal(SIGPIPE, SIG_IGN);
+	r = migrate_source(&m);
+	if (json)
+		report_json(&m, r == 0);
+	else
+		report_human(&m, r == 0);
+	if (r < 0)
+		fprintf(stderr, "phaul: %s%s\n", m.error[0] ? m.error : strerror(-r),
+			m.outcome == OUTCOME_IN_DOUBT ? "" : "; the workload runs on the source");
+	r = r == 0 ? EXIT_OK : m.outcome == OUTCOME_IN_DOUBT ? EXIT_IN_DOUBT : EXIT_FAILED;
+	mig_free(&m);
+	return r;
+}

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "proc: "
+#include "common/proc.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+struct pidvec {
+	int32_t *v;
+	size_t nr, cap;
+};
+
+static int pidvec_push(struct pidvec *pv, int32_t pid)
+{
+	if (pv->nr == pv->cap) {
+		size_t cap = pv->cap ? pv->cap * 2 : 64;
+		int32_t *v = realloc(pv->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		pv->v = v;
+		pv->cap = cap;
+	}
+	pv->v[pv->nr++] = pid;
+	return 0;
+}
+
+/* Fields 3 (state), 4 (ppid) and 7 (tty_nr) of /proc/PID/stat. */
+static int proc_stat_fields(pid_t pid, char *state, pid_t *ppid, int *tty)
+{
+	char path[64];
+	_cleanup_free_ char *buf = NULL;
+	char *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (read_file(path, 4096, &buf, NULL) < 0)
+		return -ESRCH;
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%c %d %*d %*d %d", state, ppid, tty) != 3)
+		return -EINVAL;
+	return 0;
+}
+
+pid_t proc_ppid(pid_t pid)
+{
+	pid_t ppid;
+	int tty;
+	char st;
+
+	return proc_stat_fields(pid, &st, &ppid, &tty) < 0 ? -1 : ppid;
+}
+
+bool proc_has_tty(pid_t pid)
+{
+	pid_t ppid;
+	int tty = 0;
+	char st;
+
+	return proc_stat_fields(pid, &st, &ppid, &tty) == 0 && tty != 0;
+}
+
+bool proc_alive(pid_t pid)
+{
+	pid_t ppid;
+	int tty;
+	char st = 'X';
+
+	return proc_stat_fields(pid, &st, &ppid, &tty) == 0 && st != 'Z' && st != 'X';
+}
+
+void proc_comm(pid_t pid, char *buf, size_t len)
+{
+	char path[64];
+	_cleanup_free_ char *c = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	if (read_file(path, 64, &c, NULL) < 0) {
+		snprintf(buf, len, "?");
+		return;
+	}
+	c[strcspn(c, "\n")] = '\0';
+	snprintf(buf, len, "%s", c);
+}
+
+static int add_threads(struct pidvec *pv, pid_t pid)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *de;
+	int r = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return -ESRCH;
+	while (r == 0 && (de = readdir(d))) {
+		int tid = atoi(de->d_name);
+		if (tid > 0 && tid != pid)
+			r = pidvec_push(pv, tid);
+	}
+	closedir(d);
+	return r;
+}
+
+/* Append the children of @pid (by scanning every process's ppid). */
+static int add_children(struct pidvec *procs, pid_t pid)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int r = 0;
+
+	if (!d)
+		return -errno;
+	while (r == 0 && (de = readdir(d))) {
+		int p = atoi(de->d_name);
+		if (p > 0 && p != pid && proc_ppid(p) == pid)
+			r = pidvec_push(procs, p);
+	}
+	closedir(d);
+	return r;
+}
+
+static int cmp_i32(const void *a, const void *b)
+{
+	return *(const int32_t *)a - *(const int32_t *)b;
+}
+
+int proctree_tasks(pid_t root, int32_t **ret, size_t *ret_nr, size_t *ret_nr_procs)
+{
+	struct pidvec procs = { 0 }, all = { 0 };
+	int r;
+
+	if (proc_ppid(root) < 0)
+		return -ESRCH;
+	r = pidvec_push(&procs, root);
+	for (size_t i = 0; r == 0 && i < procs.nr; i++)
+		r = add_children(&procs, procs.v[i]);
+	for (size_t i = 0; r == 0 && i < procs.nr; i++)
+		r = pidvec_push(&all, procs.v[i]);
+	for (size_t i = 0; r == 0 && i < procs.nr; i++) {
+		size_t first = all.nr;
+		r = add_threads(&all, procs.v[i]);
+		if (r == -ESRCH)
+			r = 0; /* exited meanwhile: CRIU will see the truth */
+		qsort(all.v + first, all.nr - first, sizeof(int32_t), cmp_i32);
+	}
+	free(procs.v);
+	if (r < 0) {
+		free(all.v);
+		return r;
+	}
+	*ret = all.v;
+	*ret_nr = all.nr;
+	*ret_nr_procs = procs.nr;
+	return 0;
+}
+
+static uint64_t proc_rss(pid_t pid)
+{
+	char path[64];
+	_cleanup_free_ char *buf = NULL;
+	const char *p;
+	unsigned long long kb = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
+	if (read_file(path, 8192, &buf, NULL) < 0)
+		return 0;
+	p = strstr(buf, "\nRss:");
+	if (p)
+		sscanf(p + 5, "%llu", &kb);
+	return kb * 1024;
+}
+
+uint64_t proctree_rss(const int32_t *pids, size_t nr)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < nr; i++)
+		sum += proc_rss(pids[i]);
+	return sum;
+}

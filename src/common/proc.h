@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proc: facts about processes and process trees, read from /proc.
+ */
+#ifndef PHAUL_PROC_H
+#define PHAUL_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * Every process of the tree rooted at @root, root first, then each
+ * process's threads (tids other than the pid). Sorted per process.
+ */
+int proctree_tasks(pid_t root, int32_t **ret, size_t *ret_nr, size_t *ret_nr_procs);
+/* Sum of resident memory (bytes) of the listed processes. */
+uint64_t proctree_rss(const int32_t *pids, size_t nr);
+/* Whether @pid has a controlling terminal. */
+bool proc_has_tty(pid_t pid);
+/* /proc/PID/comm into @buf; "?" when gone. */
+void proc_comm(pid_t pid, char *buf, size_t len);
+/* Whether @pid exists and is not a zombie. */
+bool proc_alive(pid_t pid);
+/* Parent pid of @pid, or -1. */
+pid_t proc_ppid(pid_t pid);
+
+#endif

@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "criu: "
+#include "criu/criu.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+#define CRIU_MSG_MAX (4u << 20)
+
+const char *criu_binary(void)
+{
+	static char found[256];
+	static const char *const dirs[] = { "/usr/local/sbin", "/usr/sbin", "/usr/local/bin",
+					    "/usr/bin", "/sbin" };
+	const char *env = getenv("PHAUL_CRIU");
+
+	if (env && *env)
+		return env;
+	if (found[0])
+		return found;
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		snprintf(found, sizeof(found), "%s/criu", dirs[i]);
+		if (access(found, X_OK) == 0)
+			return found;
+	}
+	found[0] = '\0';
+	return "criu";
+}
+
+int criu_start(struct criu *c)
+{
+	int sp[2];
+	char fdstr[16];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+		pr_perror("socketpair for CRIU");
+		return -errno;
+	}
+	pid = fork();
+	if (pid < 0) {
+		pr_perror("fork for CRIU");
+		close(sp[0]);
+		close(sp[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		/* the child's end must survive exec */
+		int fd = dup(sp[1]);
+		int devnull = open("/dev/null", O_RDWR);
+		if (fd < 0 || devnull < 0)
+			_exit(127);
+		dup2(devnull, STDIN_FILENO);
+		dup2(devnull, STDOUT_FILENO);
+		if (log_get_level() < LOG_DEBUG)
+			dup2(devnull, STDERR_FILENO);
+		snprintf(fdstr, sizeof(fdstr), "%d", fd);
+		execl(criu_binary(), "criu", "swrk", fdstr, (char *)NULL);
+		_exit(127);
+	}
+	close(sp[1]);
+	c->pid = pid;
+	c->sk = sp[0];
+	return 0;
+}
+
+void criu_stop(struct criu *c)
+{
+	int status;
+
+	if (c->sk >= 0)
+		close(c->sk);
+	c->sk = -1;
+	if (c->pid > 0) {
+		while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (WIFSIGNALED(status))
+			pr_warn("criu swrk (pid %d) killed by signal %d", c->pid, WTERMSIG(status));
+	}
+	c->pid = -1;
+}
+
+int criu_send(struct criu *c, CriuReq *req)
+{
+	size_t len = criu_req__get_packed_size(req);
+	_cleanup_free_ uint8_t *buf = malloc(len ? len : 1);
+
+	if (!buf)
+		return -ENOMEM;
+	criu_req__pack(req, buf);
+	if (send(c->sk, buf, len, MSG_NOSIGNAL) != (ssize_t)len) {
+		pr_perror("cannot send request to CRIU");
+		return -EPIPE;
+	}
+	return 0;
+}
+
+static void close_passed_fds(struct msghdr *mh)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		int n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int *fds = (int *)CMSG_DATA(cm);
+		for (int i = 0; i < n; i++)
+			close(fds[i]);
+	}
+}
+
+int criu_recv(struct criu *c, CriuResp **ret)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+	_cleanup_free_ uint8_t *buf = NULL;
+	struct iovec iov;
+	struct msghdr mh = { 0 };
+	ssize_t len;
+
+	do
+		len = recv(c->sk, NULL, 0, MSG_TRUNC | MSG_PEEK);
+	while (len < 0 && errno == EINTR);
+	if (len <= 0 || len > CRIU_MSG_MAX) {
+		pr_err("CRIU closed its RPC socket (see its log)");
+		return -EPIPE;
+	}
+	buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	iov.iov_base = buf;
+	iov.iov_len = len;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cbuf;
+	mh.msg_controllen = sizeof(cbuf);
+	if (recvmsg(c->sk, &mh, MSG_CMSG_CLOEXEC) != len) {
+		pr_perror("cannot read CRIU's message");
+		return -EIO;
+	}
+	close_passed_fds(&mh);
+	*ret = criu_resp__unpack(NULL, len, buf);
+	if (!*ret) {
+		pr_err("CRIU sent a message that does not decode");
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int criu_notify_reply(struct criu *c, bool success)
+{
+	CriuReq req = CRIU_REQ__INIT;
+
+	req.type = CRIU_REQ_TYPE__NOTIFY;
+	req.has_notify_success = true;
+	req.notify_success = success;
+	return criu_send(c, &req);
+}
+
+int criu_begin(struct criu *c, CriuReq *req)
+{
+	int r = criu_start(c);
+
+	if (r < 0)
+		return r;
+	r = criu_send(c, req);
+	if (r < 0)
+		criu_stop(c);
+	return r;
+}
+
+void criu_resp_error(const CriuResp *resp, char *buf, size_t len)
+{
+	if (resp->cr_errmsg && *resp->cr_errmsg)
+		snprintf(buf, len, "%s", resp->cr_errmsg);
+	else if (resp->has_cr_errno && resp->cr_errno)
+		snprintf(buf, len, "%s", strerror(resp->cr_errno));
+	else
+		snprintf(buf, len, "see CRIU's log");
+	/* CRIU's messages end with a newline */
+	size_t n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+}
+
+/*
+ * Run a request that answers with one response and no notifications.
+ * CRIU 4.1.1's RPC needs the images directory as an fd (it readlink()s
+ * the /proc/PID/fd/N path it makes of it), so @dir is passed that way.
+ */
+static int criu_oneshot(CriuReq *req, const char *dir, CriuResp **ret)
+{
+	struct criu c = CRIU_INIT;
+	_cleanup_close_ int dfd = -1;
+	int r;
+
+	if (dir) {
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0) {
+			pr_perror("cannot open %s", dir);
+			return -errno;
+		}
+		req->opts->images_dir_fd = dfd;
+	}
+	r = criu_begin(&c, req);
+	if (r < 0)
+		return r;
+	r = criu_recv(&c, ret);
+	criu_stop(&c);
+	return r;
+}
+
+int criu_version(uint32_t *ret)
+{
+	CriuReq req = CRIU_REQ__INIT;
+	CriuResp *resp = NULL;
+	int r;
+
+	req.type = CRIU_REQ_TYPE__VERSION;
+	r = criu_oneshot(&req, NULL, &resp);
+	if (r < 0) {
+		pr_err("cannot run %s: is CRIU installed? (scripts/setup installs it)",
+		       criu_binary());
+		return r;
+	}
+	if (!resp->success || !resp->version) {
+		criu_resp__free_unpacked(resp, NULL);
+		return -ENOTSUP;
+	}
+	*ret = resp->version->major_number * 10000 + resp->version->minor_number * 100 +
+	       (resp->version->has_sublevel ? resp->version->sublevel : 0);
+	criu_resp__free_unpacked(resp, NULL);
+	return 0;
+}
+
+int criu_check(const char *dir)
+{
+	CriuReq req = CRIU_REQ__INIT;
+	CriuOpts opts = CRIU_OPTS__INIT;
+	CriuResp *resp = NULL;
+	int r;
+
+	opts.images_dir_fd = -1;
+	opts.log_file = "check.log";
+	req.type = CRIU_REQ_TYPE__CHECK;
+	req.opts = &opts;
+	r = criu_oneshot(&req, dir, &resp);
+	if (r < 0)
+		return r;
+	r = resp->success ? 0 : -ENOTSUP;
+	criu_resp__free_unpacked(resp, NULL);
+	return r;
+}
+
+int criu_cpuinfo(const char *dir, bool dump)
+{
+	CriuReq req = CRIU_REQ__INIT;
+	CriuOpts opts = CRIU_OPTS__INIT;
+	CriuResp *resp = NULL;
+	int r;
+
+	opts.images_dir_fd = -1;
+	opts.log_file = dump ? "cpuinfo-dump.log" : "cpuinfo-check.log";
+	req.type = dump ? CRIU_REQ_TYPE__CPUINFO_DUMP : CRIU_REQ_TYPE__CPUINFO_CHECK;
+	req.opts = &opts;
+	r = criu_oneshot(&req, dir, &resp);
+	if (r < 0)
+		return r;
+	r = resp->success ? 0 : -EXDEV;
+	criu_resp__free_unpacked(resp, NULL);
+	return r;
+}

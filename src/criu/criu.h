@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * criu: CRIU driven through its RPC protocol (`criu swrk FD`, messages of
+ * CRIU's installed rpc.proto). One struct criu is one swrk child and its
+ * SOCK_SEQPACKET socket. Requests that need notifications (dump,
+ * restore) are driven by the caller with criu_send()/criu_recv() and
+ * answered with criu_notify_reply(); one-shot requests have helpers.
+ *
+ * The CRIU binary is $PHAUL_CRIU, else `criu` from PATH, /usr/local/sbin
+ * or /usr/sbin.
+ */
+#ifndef PHAUL_CRIU_H
+#define PHAUL_CRIU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "criu-rpc.pb-c.h"
+
+struct criu {
+	pid_t pid;
+	int sk;
+};
+
+#define CRIU_INIT { .pid = -1, .sk = -1 }
+
+int criu_start(struct criu *c);
+/* Close the socket (a pending notification is thereby refused) and reap. */
+void criu_stop(struct criu *c);
+int criu_send(struct criu *c, CriuReq *req);
+/* Next message from CRIU; an fd passed along with it is closed. */
+int criu_recv(struct criu *c, CriuResp **ret);
+int criu_notify_reply(struct criu *c, bool success);
+/* Start @c and send @req; the usual start of a dump or a restore. */
+int criu_begin(struct criu *c, CriuReq *req);
+
+/* CRIU's version as major*10000 + minor*100 + sublevel. */
+int criu_version(uint32_t *ret);
+/* `criu check` (its log in @dir): 0 if it passes. */
+int criu_check(const char *dir);
+/* Write cpuinfo.img into @dir (dump) or check this CPU against it. */
+int criu_cpuinfo(const char *dir, bool dump);
+
+const char *criu_binary(void);
+/* Human text for a failed response: CRIU's cr_errmsg or errno. */
+void criu_resp_error(const CriuResp *resp, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "driver: "
+#include "drivers/driver.h"
+
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+static const struct driver_ops *const registry[] = {
+	&htype_pid_ops,
+	&fs_shared_ops,
+};
+
+static const char *const hook_names[HOOK__MAX] = {
+	[HOOK_PREPARE] = "prepare",
+	[HOOK_START_MIGRATION] = "start_migration",
+	[HOOK_NEXT_ITERATION] = "next_iteration",
+	[HOOK_FROZEN] = "frozen",
+	[HOOK_STOP_MIGRATION] = "stop_migration",
+	[HOOK_MIGRATION_COMPLETE] = "migration_complete",
+	[HOOK_MIGRATION_FAILED] = "migration_failed",
+	[HOOK_TARGET_CHECK] = "target_check",
+	[HOOK_TARGET_RESTORED] = "target_restored",
+	[HOOK_TARGET_CLEANUP] = "target_cleanup",
+	[HOOK_TARGET_ABORT] = "target_abort",
+};
+
+const char *driver_hook_name(enum driver_hook hook)
+{
+	return (unsigned)hook < HOOK__MAX ? hook_names[hook] : "?";
+}
+
+int driver_new(enum driver_kind kind, const char *spec, struct driver **ret)
+{
+	const char *colon = strchr(spec, ':');
+	size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
+	const struct driver_ops *ops = NULL;
+	struct driver *d;
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(registry); i++)
+		if (registry[i]->kind == kind && strlen(registry[i]->name) == len &&
+		    !strncmp(registry[i]->name, spec, len))
+			ops = registry[i];
+	if (!ops) {
+		pr_err("unknown %s driver '%.*s'", kind == DRV_HTYPE ? "workload" : "storage",
+		       (int)len, spec);
+		return -ENOENT;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->ops = ops;
+	d->arg = strdup(colon ? colon + 1 : "");
+	d->priv = ops->priv_size ? calloc(1, ops->priv_size) : NULL;
+	if (!d->arg || (ops->priv_size && !d->priv)) {
+		driver_free(d);
+		return -ENOMEM;
+	}
+	r = ops->init ? ops->init(d, d->arg) : 0;
+	if (r < 0) {
+		driver_free(d);
+		return r;
+	}
+	*ret = d;
+	return 0;
+}
+
+void driver_free(struct driver *d)
+{
+	if (!d)
+		return;
+	if (d->ops->fini)
+		d->ops->fini(d);
+	free(d->priv);
+	free(d->arg);
+	free(d);
+}
+
+int driver_call(struct driver *d, enum driver_hook hook, struct migration *m)
+{
+	driver_hook_fn fn = (unsigned)hook < HOOK__MAX ? d->ops->hooks[hook] : NULL;
+	int r;
+
+	if (!fn)
+		return 0;
+	pr_debug("%s: %s", d->ops->name, hook_names[hook]);
+	r = fn(d, m);
+	if (r < 0)
+		pr_err("%s driver: %s failed", d->ops->name, hook_names[hook]);
+	return r;
+}

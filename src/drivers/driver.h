@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * driver: what is migrated (DRV_HTYPE: a process tree, later containers)
+ * and its storage (DRV_FS: shared, sync:DIR, disk:IMAGE) are drivers.
+ * Each is one file with a const struct driver_ops; the engine calls the
+ * lifecycle hooks below at the named moments, through the table, and
+ * never asks which driver it holds. A NULL hook means "nothing to do".
+ *
+ * Source side, in the order a migration reaches them:
+ *   prepare            before connecting: validate, gather what to move
+ *   start_migration    after preflight: first copy (storage)
+ *   next_iteration     each pre-copy round
+ *   dump_opts          CRIU options for the final dump
+ *   frozen             the workload is frozen and dumped (CRIU post-dump)
+ *   stop_migration     last iteration done: final pass, still frozen
+ *   migration_complete the destination committed: drop the source's copy
+ *   migration_failed   roll back: the workload resumes on the source
+ * Destination side:
+ *   target_check       preflight on the destination
+ *   restore_opts       CRIU options for the restore
+ *   target_restored    restored, held stopped until the commit
+ *   target_cleanup     committed: drop what only served the migration
+ *   target_abort       failed: kill, unmount, delete what was restored
+ *
+ * Every hook returns 0 or a negative errno and logs why it failed; after
+ * the commit point (migration_complete, target_cleanup) a failure is
+ * reported but never undoes the migration.
+ */
+#ifndef PHAUL_DRIVER_H
+#define PHAUL_DRIVER_H
+
+#include <stddef.h>
+
+#include "criu-rpc.pb-c.h"
+
+struct migration;
+struct driver;
+
+enum driver_kind { DRV_HTYPE, DRV_FS };
+
+enum driver_hook {
+	HOOK_PREPARE,
+	HOOK_START_MIGRATION,
+	HOOK_NEXT_ITERATION,
+	HOOK_FROZEN,
+	HOOK_STOP_MIGRATION,
+	HOOK_MIGRATION_COMPLETE,
+	HOOK_MIGRATION_FAILED,
+	HOOK_TARGET_CHECK,
+	HOOK_TARGET_RESTORED,
+	HOOK_TARGET_CLEANUP,
+	HOOK_TARGET_ABORT,
+	HOOK__MAX,
+};
+
+typedef int (*driver_hook_fn)(struct driver *d, struct migration *m);
+
+struct driver_ops {
+	const char *name;
+	enum driver_kind kind;
+	size_t priv_size;
+	/* Parse the driver's argument ("PID", "/srv/app", ...). */
+	int (*init)(struct driver *d, const char *arg);
+	void (*fini)(struct driver *d);
+	driver_hook_fn hooks[HOOK__MAX];
+	int (*dump_opts)(struct driver *d, struct migration *m, CriuOpts *o);
+	int (*restore_opts)(struct driver *d, struct migration *m, CriuOpts *o);
+};
+
+struct driver {
+	const struct driver_ops *ops;
+	void *priv;
+	char *arg;
+};
+
+/* "name" or "name:arg"; -ENOENT for an unknown driver. */
+int driver_new(enum driver_kind kind, const char *spec, struct driver **ret);
+void driver_free(struct driver *d);
+int driver_call(struct driver *d, enum driver_hook hook, struct migration *m);
+const char *driver_hook_name(enum driver_hook hook);
+
+extern const struct driver_ops htype_pid_ops;
+extern const struct driver_ops fs_shared_ops;
+
+#endif

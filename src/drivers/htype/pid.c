@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pid: the workload is the process tree rooted at a PID, restored into
+ * the destination host's namespaces with the same PIDs.
+ */
+#define LOG_PREFIX "pid: "
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "drivers/driver.h"
+#include "common/proc.h"
+#include "engine/migration.h"
+
+struct pid_priv {
+	pid_t root;
+};
+
+static int pid_init(struct driver *d, const char *arg)
+{
+	struct pid_priv *p = d->priv;
+	uint64_t v;
+
+	if (!*arg)
+		return 0; /* destination side: the tree comes from the peer */
+	if (parse_u64(arg, 1, (1 << 22), &v) < 0) {
+		pr_err("'%s' is not a PID", arg);
+		return -EINVAL;
+	}
+	p->root = v;
+	return 0;
+}
+
+static int pid_prepare(struct driver *d, struct migration *m)
+{
+	struct pid_priv *p = d->priv;
+	int r;
+
+	if (p->root == getpid() || p->root == 1)
+		return mig_fail(m, -EINVAL, "refusing to migrate PID %d", p->root);
+	r = proctree_tasks(p->root, &m->pids, &m->nr_pids, &m->nr_procs);
+	if (r == -ESRCH)
+		return mig_fail(m, r, "no process with PID %d", p->root);
+	if (r < 0)
+		return mig_fail(m, r, "cannot list the tree of PID %d: %s", p->root, strerror(-r));
+	for (size_t i = 0; i < m->nr_pids; i++)
+		if (m->pids[i] == getpid())
+			return mig_fail(m, -EINVAL, "PID %d is phaul's own ancestor", p->root);
+	m->root_pid = p->root;
+	m->est_bytes = proctree_rss(m->pids, m->nr_procs);
+	if (!m->shell_job && proc_has_tty(p->root)) {
+		pr_info("PID %d has a controlling terminal: dumping as a shell job", p->root);
+		m->shell_job = true;
+	}
+	pr_info("tree of PID %d: %zu processes, %zu tasks, %llu MiB resident", p->root,
+		m->nr_procs, m->nr_pids, (unsigned long long)(m->est_bytes >> 20));
+	return 0;
+}
+
+static int pid_dump_opts(struct driver *d, struct migration *m, CriuOpts *o)
+{
+	struct pid_priv *p = d->priv;
+
+	o->has_pid = true;
+	o->pid = p->root;
+	return 0;
+}
+
+/* Every PID of the tree must be free here, or CRIU's restore fails late. */
+static int pid_target_check(struct driver *d, struct migration *m)
+{
+	for (size_t i = 0; i < m->nr_pids; i++) {
+		pid_t pid = m->pids[i];
+		char comm[32];
+
+		if (kill(pid, 0) == 0 || errno != ESRCH) {
+			proc_comm(pid, comm, sizeof(comm));
+			return mig_fail(m, -EEXIST, "PID %d is taken on the destination (by '%s')",
+					pid, comm);
+		}
+	}
+	return 0;
+}
+
+static int pid_migration_complete(struct driver *d, struct migration *m)
+{
+	struct pid_priv *p = d->priv;
+
+	/* CRIU killed the frozen tree when we acknowledged post-dump. */
+	if (proc_alive(p->root))
+		pr_warn("PID %d still runs on the source after the commit", p->root);
+	return 0;
+}
+
+const struct driver_ops htype_pid_ops = {
+	.name = "pid",
+	.kind = DRV_HTYPE,
+	.priv_size = sizeof(struct pid_priv),
+	.init = pid_init,
+	.hooks = {
+		[HOOK_PREPARE] = pid_prepare,
+		[HOOK_TARGET_CHECK] = pid_target_check,
+		[HOOK_MIGRATION_COMPLETE] = pid_migration_complete,
+	},
+	.dump_opts = pid_dump_opts,
+};

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "engine: "
+#include "engine/migration.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+int mig_fail(struct migration *m, int err, const char *fmt, ...)
+{
+	char text[400];
+	va_list ap;
+
+	if (err >= 0)
+		err = -EIO;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	pr_err("%s: %s", m->step ? m->step : "migration", text);
+	if (!m->error[0]) {
+		snprintf(m->error, sizeof(m->error), "%s failed: %s", m->step ? m->step : "migration",
+			 text);
+		snprintf(m->reason, sizeof(m->reason), "%s", text);
+		m->err = err;
+	}
+	return err;
+}
+
+void mig_step(struct migration *m, const char *step)
+{
+	m->step = step;
+	pr_info("step: %s", step);
+}
+
+static bool hook_is_rollback(enum driver_hook hook)
+{
+	return hook == HOOK_MIGRATION_FAILED || hook == HOOK_TARGET_ABORT;
+}
+
+int mig_hook(struct migration *m, enum driver_hook hook)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < m->nr_drv; i++) {
+		size_t k = hook_is_rollback(hook) ? m->nr_drv - 1 - i : i;
+		int r = driver_call(m->drv[k], hook, m);
+		if (r < 0 && ret == 0)
+			ret = r;
+		/* rollback and cleanup hooks all run, whatever one of them says */
+		if (r < 0 && !hook_is_rollback(hook) && hook != HOOK_MIGRATION_COMPLETE &&
+		    hook != HOOK_TARGET_CLEANUP)
+			break;
+	}
+	return ret;
+}
+
+void mig_free(struct migration *m)
+{
+	for (size_t i = 0; i < m->nr_drv; i++)
+		driver_free(m->drv[i]);
+	m->nr_drv = 0;
+	conn_free(m->conn);
+	m->conn = NULL;
+	free(m->pids);
+	m->pids = NULL;
+	free(m->dir);
+	m->dir = NULL;
+	if (m->imgfd >= 0)
+		close(m->imgfd);
+	m->imgfd = -1;
+}

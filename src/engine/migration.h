@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * migration: the state of one migration on either side, and the two
+ * entry points of the engine.
+ *
+ * A migration is a transaction (docs/DESIGN.md). The source holds the
+ * frozen tree at CRIU's post-dump notification while the destination
+ * restores and holds the restored tree at CRIU's post-restore
+ * notification; the commit is the destination answering Commit. Until
+ * then any failure on either side rolls back: the destination's CRIU
+ * kills what it restored, the source's CRIU resumes the tree.
+ */
+#ifndef PHAUL_MIGRATION_H
+#define PHAUL_MIGRATION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "drivers/driver.h"
+#include "proto/conn.h"
+#include "proto/key.h"
+#include "proto/msg.h"
+
+#define PHAUL_DEFAULT_WORKDIR "/var/lib/phaul"
+
+struct mig_opts {
+	const char *to;			/* ADDR:PORT of the destination */
+	struct psk_key key;
+	const char *mode;		/* "stop" */
+	const char *htype;		/* "pid:1234" */
+	const char *fs[MSG_FS_MAX];	/* storage driver specs */
+	size_t nr_fs;
+	const char *workdir;		/* source scratch space */
+	bool shell_job;
+	bool tcp_established;
+	bool ext_unix_sk;
+	bool file_locks;
+	bool progress;			/* progress line on stderr */
+	uint64_t bandwidth_mbit;	/* 0: no cap */
+	unsigned int recover_timeout_s;	/* in-doubt resolution window */
+	unsigned int connect_timeout_s;
+};
+
+struct mig_stats {
+	uint64_t start_ms;
+	uint64_t freeze_ms;		/* when the final dump started */
+	uint64_t frozen_ms;		/* workload not running anywhere */
+	uint64_t total_ms;
+	uint64_t bytes_sent;
+	uint64_t bytes_images;
+	uint64_t restore_ms;		/* as the destination measured it */
+	uint64_t dump_ms;
+	uint64_t commit_ms;		/* when Committed arrived */
+	uint64_t transfer_ms;
+	unsigned int iterations;
+};
+
+enum mig_outcome { OUTCOME_NONE, OUTCOME_ABORTED, OUTCOME_COMMITTED, OUTCOME_IN_DOUBT };
+
+struct migration {
+	bool source;
+	const struct mig_opts *opts;	/* source only */
+	char mode[17];
+	struct conn *conn;
+	struct driver *drv[1 + MSG_FS_MAX];	/* [0] is the workload driver */
+	size_t nr_drv;
+	pid_t root_pid;
+	int32_t *pids;			/* processes first, then threads */
+	size_t nr_pids;
+	size_t nr_procs;
+	uint64_t est_bytes;
+	bool shell_job;
+	uint8_t session_id[PHAUL_SESSION_ID_LEN];
+	char *dir;			/* this migration's scratch directory */
+	int imgfd;			/* its images directory */
+	enum mig_outcome outcome;
+	bool peer_said;			/* the failure came as the peer's Error/Abort */
+	struct mig_stats st;
+	const char *step;		/* the step running now, for errors */
+	int err;
+	char error[512];		/* the first failure, for the user */
+	char reason[400];		/* the same without the step */
+};
+
+/* Record the first failure (later ones are only logged). Returns @err. */
+int mig_fail(struct migration *m, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void mig_step(struct migration *m, const char *step);
+/* Call @hook on every driver, in order (reverse for rollback hooks). */
+int mig_hook(struct migration *m, enum driver_hook hook);
+void mig_free(struct migration *m);
+
+/* The source side: `phaul migrate`. 0 only when committed. */
+int migrate_source(struct migration *m);
+
+struct serve_opts {
+	const char *listen;
+	struct psk_key key;
+	const char *workdir;
+	unsigned int max_parallel;
+	unsigned int auth_timeout_s;
+};
+/* The destination daemon: `phaul serve`; returns at SIGTERM. */
+int serve(const struct serve_opts *o);
+
+#endif

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "engine: "
+#include "engine/session.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+void session_hex(const uint8_t id[PHAUL_SESSION_ID_LEN], char *buf)
+{
+	for (int i = 0; i < PHAUL_SESSION_ID_LEN; i++)
+		sprintf(buf + 2 * i, "%02x", id[i]);
+}
+
+int expect_msg(struct migration *m, int want, Msg **ret)
+{
+	Msg *msg = NULL;
+	int r = msg_recv(m->conn, &msg);
+
+	if (r == -EPIPE || r == -ECONNRESET)
+		return mig_fail(m, r, "the peer closed the connection");
+	if (r == -ETIMEDOUT)
+		return mig_fail(m, r, "timed out waiting for %s", msg_name(want));
+	if (r < 0)
+		return mig_fail(m, r, "waiting for %s: %s", msg_name(want), strerror(-r));
+	if ((int)msg->body_case == want) {
+		*ret = msg;
+		return 0;
+	}
+	m->peer_said = true;
+	if (msg->body_case == PHAUL__MSG__BODY_ERROR) {
+		Phaul__Error *e = msg->error;
+		r = mig_fail(m, -(int)e->code, "peer: %s%s%s", e->step ? e->step : "",
+			     e->step ? ": " : "", e->message);
+	} else if (msg->body_case == PHAUL__MSG__BODY_ABORT) {
+		r = mig_fail(m, -ECANCELED, "peer aborted: %s", msg->abort->reason);
+	} else {
+		r = mig_fail(m, -EPROTO, "protocol error: got %s, expected %s",
+			     msg_name(msg->body_case), msg_name(want));
+	}
+	msg_free(msg);
+	return r;
+}
+
+int session_mkdirs(struct migration *m, const char *workdir, const char *prefix)
+{
+	char hex[2 * PHAUL_SESSION_ID_LEN + 1];
+	char path[4096];
+	int r;
+
+	session_hex(m->session_id, hex);
+	r = mkdir_p(workdir, 0700);
+	if (r < 0)
+		return mig_fail(m, r, "cannot create work directory %s: %s", workdir, strerror(-r));
+	if (asprintf(&m->dir, "%s/%s%s", workdir, prefix, hex) < 0)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "%s/img", m->dir);
+	if (mkdir(m->dir, 0700) < 0 || mkdir(path, 0700) < 0)
+		return mig_fail(m, -errno, "cannot create %s: %m", path);
+	m->imgfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (m->imgfd < 0)
+		return mig_fail(m, -errno, "cannot open %s: %m", path);
+	return 0;
+}
+
+void session_rmdirs(struct migration *m)
+{
+	if (!m->dir)
+		return;
+	if (m->imgfd >= 0)
+		close(m->imgfd);
+	m->imgfd = -1;
+	if (rm_rf(m->dir) < 0)
+		pr_warn("could not remove %s completely", m->dir);
+}
+
+void session_log_criu_errors(struct migration *m, const char *log, int max)
+{
+	char path[4096];
+	_cleanup_free_ char *text = NULL;
+	char *save = NULL;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", m->dir, log);
+	if (read_file(path, 1 << 20, &text, NULL) < 0)
+		return;
+	for (char *l = strtok_r(text, "\n", &save); l && n < max; l = strtok_r(NULL, "\n", &save)) {
+		if (!strstr(l, "Error") && !strstr(l, "error"))
+			continue;
+		pr_err("CRIU %s: %s", log, l);
+		n++;
+	}
+}
+
+static int outcome_path(const char *workdir, const char *hex, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/outcomes/%s", workdir, hex);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int outcome_write(const char *workdir, const char *hex, const char *state, int pid)
+{
+	char path[4096], tmp[4200], text[64];
+	_cleanup_close_ int fd = -1;
+	int r, n;
+
+	r = outcome_path(workdir, hex, path, sizeof(path));
+	if (r < 0)
+		return r;
+	snprintf(tmp, sizeof(tmp), "%s/outcomes", workdir);
+	mkdir_p(tmp, 0700);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	n = snprintf(text, sizeof(text), "%s %d\n", state, pid);
+	r = write_full(fd, text, n);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0) {
+		pr_err("cannot record outcome %s of session %s: %s", state, hex, strerror(-r));
+		unlink(tmp);
+	}
+	return r;
+}
+
+int outcome_read(const char *workdir, const char *hex, char *state, size_t len, int *pid)
+{
+	char path[4096];
+	_cleanup_free_ char *text = NULL;
+	size_t n;
+	int r;
+
+	r = outcome_path(workdir, hex, path, sizeof(path));
+	if (r < 0)
+		return r;
+	r = read_file(path, 128, &text, NULL);
+	if (r < 0)
+		return r;
+	n = strcspn(text, " \n");
+	if (n == 0 || n >= len)
+		return -EINVAL;
+	memcpy(state, text, n);
+	state[n] = '\0';
+	*pid = text[n] == ' ' ? atoi(text + n + 1) : 0;
+	return 0;
+}
+
+void outcome_remove(const char *workdir, const char *hex)
+{
+	char path[4096];
+
+	if (outcome_path(workdir, hex, path, sizeof(path)) == 0)
+		unlink(path);
+}

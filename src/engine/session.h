@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * session: helpers both sides of the engine share: the Hello exchange,
+ * waiting for one expected message, scratch directories, and the
+ * outcome records the destination keeps so that a source left in doubt
+ * can ask how a session ended.
+ */
+#ifndef PHAUL_SESSION_H
+#define PHAUL_SESSION_H
+
+#include "engine/migration.h"
+
+/* Hex of a session id into @buf (at least 33 bytes). */
+void session_hex(const uint8_t id[PHAUL_SESSION_ID_LEN], char *buf);
+
+/*
+ * Receive the next message and require @want; an Error or Abort from the
+ * peer, or any other message, fails the migration with a clear reason.
+ */
+int expect_msg(struct migration *m, int want, Msg **ret);
+
+/* Create "<workdir>/<prefix><hex>/img"; sets m->dir and m->imgfd. */
+int session_mkdirs(struct migration *m, const char *workdir, const char *prefix);
+/* Remove m->dir and everything in it. */
+void session_rmdirs(struct migration *m);
+/* Log CRIU's own error lines from @log under m->dir (first @max). */
+void session_log_criu_errors(struct migration *m, const char *log, int max);
+
+/* Outcome records: <workdir>/outcomes/<hex>, "STATE [PID]". */
+int outcome_write(const char *workdir, const char *hex, const char *state, int pid);
+int outcome_read(const char *workdir, const char *hex, char *state, size_t len, int *pid);
+void outcome_remove(const char *workdir, const char *hex);
+
+#endif

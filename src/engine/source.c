@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * source: `phaul migrate`. Prepare the drivers, connect, run the
+ * preflight on both sides, then the final dump, during which CRIU holds
+ * the tree frozen at post-dump while source_final.c moves the images,
+ * has the destination restore and commits.
+ */
+#define LOG_PREFIX "engine: "
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fault.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "criu/criu.h"
+#include "engine/migration.h"
+#include "engine/session.h"
+#include "engine/source.h"
+#include "common/proc.h"
+#include "proto/tls.h"
+
+static int send_hello(struct conn *c, const uint8_t *resume)
+{
+	Phaul__Hello h = PHAUL__HELLO__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+	char host[HOST_NAME_MAX + 1] = "";
+
+	gethostname(host, sizeof(host) - 1);
+	h.version = PHAUL_PROTO_VERSION;
+	h.host = host;
+	if (resume) {
+		h.has_resume = true;
+		h.resume.data = (uint8_t *)resume;
+		h.resume.len = PHAUL_SESSION_ID_LEN;
+	}
+	msg.body_case = PHAUL__MSG__BODY_HELLO;
+	msg.hello = &h;
+	return msg_send(c, &msg);
+}
+
+int source_connect(struct migration *m, const uint8_t *resume)
+{
+	const struct mig_opts *o = m->opts;
+	int r;
+
+	r = tls_connect(o->to, &o->key, o->connect_timeout_s * 1000, &m->conn);
+	if (r == -EACCES)
+		return mig_fail(m, r, "the destination %s refused our key (wrong key?)", o->to);
+	if (r < 0)
+		return mig_fail(m, r, "cannot reach the destination %s: %s", o->to, strerror(-r));
+	conn_set_timeout(m->conn, 60000);
+	conn_set_rate(m->conn, o->bandwidth_mbit);
+	return send_hello(m->conn, resume);
+}
+
+static int hello(struct migration *m)
+{
+	_cleanup_msg_ Msg *msg = NULL;
+	int r;
+
+	mig_step(m, "connect");
+	r = fault_point("src.connect");
+	if (r == 0)
+		r = source_connect(m, NULL);
+	if (r < 0)
+		return m->error[0] ? r : mig_fail(m, r, "connect");
+	r = expect_msg(m, PHAUL__MSG__BODY_HELLO_REPLY, &msg);
+	if (r < 0)
+		return r;
+	if (msg->hello_reply->version != PHAUL_PROTO_VERSION)
+		return mig_fail(m, -EPROTONOSUPPORT,
+				"the destination speaks protocol version %u, we speak %u",
+				msg->hello_reply->version, PHAUL_PROTO_VERSION);
+	if (!msg->hello_reply->has_session_id)
+		return mig_fail(m, -EPROTO, "the destination sent no session id");
+	memcpy(m->session_id, msg->hello_reply->session_id.data, PHAUL_SESSION_ID_LEN);
+	pr_info("connected to %s (%s), protocol %u", m->opts->to,
+		msg->hello_reply->host ? msg->hello_reply->host : "?", PHAUL_PROTO_VERSION);
+	return 0;
+}
+
+/* cpuinfo.img of this host, for the destination's CPU check. */
+static int read_cpuinfo(struct migration *m, uint8_t **ret, size_t *ret_len)
+{
+	char dir[4096], path[4200];
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int r;
+
+	snprintf(dir, sizeof(dir), "%s/cpu", m->dir);
+	if (mkdir(dir, 0700) < 0)
+		return mig_fail(m, -errno, "cannot create %s: %m", dir);
+	r = criu_cpuinfo(dir, true);
+	if (r < 0)
+		return mig_fail(m, r, "criu cpuinfo dump failed (see %s)", dir);
+	snprintf(path, sizeof(path), "%s/cpuinfo.img", dir);
+	r = read_file(path, MSG_CPUINFO_MAX, &buf, &len);
+	if (r < 0)
+		return mig_fail(m, r, "cannot read %s: %s", path, strerror(-r));
+	*ret = (uint8_t *)TAKE_PTR(buf);
+	*ret_len = len;
+	return 0;
+}
+
+static int local_checks(struct migration *m, uint32_t *ver)
+{
+	int r = criu_version(ver);
+
+	if (r < 0)
+		return mig_fail(m, r, "CRIU is not usable on the source");
+	if (*ver < 40000)
+		return mig_fail(m, -ENOTSUP, "CRIU %u.%u on the source is too old (need >= 4.0)",
+				*ver / 10000, *ver / 100 % 100);
+	r = criu_check(m->dir);
+	if (r < 0)
+		return mig_fail(m, r, "'criu check' fails on the source");
+	return 0;
+}
+
+static int send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_t cpulen)
+{
+	Phaul__Preflight p = PHAUL__PREFLIGHT__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+	char comm[32];
+	char *fs[MSG_FS_MAX];
+
+	p.mode = m->mode;
+	p.htype = (char *)m->drv[0]->ops->name;
+	for (size_t i = 1; i < m->nr_drv; i++)
+		fs[i - 1] = (char *)m->opts->fs[i - 1];
+	p.fs = fs;
+	p.n_fs = m->nr_drv - 1;
+	p.criu_version = ver;
+	p.has_cpuinfo = true;
+	p.cpuinfo.data = cpu;
+	p.cpuinfo.len = cpulen;
+	p.pids = m->pids;
+	p.n_pids = m->nr_pids;
+	p.est_bytes = m->est_bytes;
+	proc_comm(m->root_pid, comm, sizeof(comm));
+	p.root_cmd = comm;
+	p.has_shell_job = true;
+	p.shell_job = m->shell_job;
+	msg.body_case = PHAUL__MSG__BODY_PREFLIGHT;
+	msg.preflight = &p;
+	return msg_send(m->conn, &msg);
+}
+
+static int preflight(struct migration *m)
+{
+	_cleanup_msg_ Msg *reply = NULL;
+	_cleanup_free_ uint8_t *cpu = NULL;
+	size_t cpulen = 0;
+	uint32_t ver = 0;
+	int r;
+
+	mig_step(m, "preflight");
+	r = fault_point("src.preflight");
+	if (r < 0)
+		return mig_fail(m, r, "injected fault");
+	r = local_checks(m, &ver);
+	if (r == 0)
+		r = read_cpuinfo(m, &cpu, &cpulen);
+	if (r == 0)
+		r = send_preflight(m, ver, cpu, cpulen);
+	if (r < 0)
+		return m->error[0] ? r : mig_fail(m, r, "cannot send the preflight: %s", strerror(-r));
+	conn_set_timeout(m->conn, 120000);
+	r = expect_msg(m, PHAUL__MSG__BODY_PREFLIGHT_REPLY, &reply);
+	if (r < 0)
+		return r;
+	if (!reply->preflight_reply->ok)
+		return mig_fail(m, -EAGAIN, "destination: %s",
+				reply->preflight_reply->error ?: "refused");
+	pr_info("preflight passed: CRIU %u.%u.%u here, %u.%u.%u there", ver / 10000,
+		ver / 100 % 100, ver % 100, reply->preflight_reply->criu_version / 10000,
+		reply->preflight_reply->criu_version / 100 % 100,
+		reply->preflight_reply->criu_version % 100);
+	return 0;
+}
+
+static int setup_drivers(struct migration *m)
+{
+	const struct mig_opts *o = m->opts;
+	int r;
+
+	mig_step(m, "prepare");
+	r = driver_new(DRV_HTYPE, o->htype, &m->drv[m->nr_drv]);
+	if (r < 0)
+		return mig_fail(m, r, "bad workload '%s'", o->htype);
+	m->nr_drv++;
+	for (size_t i = 0; i < o->nr_fs; i++) {
+		r = driver_new(DRV_FS, o->fs[i], &m->drv[m->nr_drv]);
+		if (r < 0)
+			return mig_fail(m, r, "bad storage '%s'", o->fs[i]);
+		m->nr_drv++;
+	}
+	return mig_hook(m, HOOK_PREPARE);
+}
+
+int migrate_source(struct migration *m)
+{
+	int r;
+
+	m->st.start_ms = now_ms();
+	m->imgfd = -1;
+	r = setup_drivers(m);
+	if (r == 0)
+		r = hello(m);
+	if (r == 0)
+		r = session_mkdirs(m, m->opts->workdir, "out-");
+	if (r == 0)
+		r = preflight(m);
+	if (r == 0) {
+		mig_step(m, "start");
+		r = mig_hook(m, HOOK_START_MIGRATION);
+	}
+	if (r == 0)
+		r = source_final_dump(m);
+	else if (m->conn)
+		msg_send_abort(m->conn, m->error[0] ? m->error : "source failed");
+	if (m->outcome == OUTCOME_COMMITTED)
+		r = 0;
+	m->st.total_ms = now_ms() - m->st.start_ms;
+	m->st.bytes_sent = m->conn ? m->conn->bytes_out : m->st.bytes_sent;
+	session_rmdirs(m);
+	return r;
+}

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * source internals: the steps of `phaul migrate` split across files.
+ */
+#ifndef PHAUL_SOURCE_H
+#define PHAUL_SOURCE_H
+
+#include "engine/migration.h"
+
+/* TLS connection plus Hello (with @resume: an outcome query). */
+int source_connect(struct migration *m, const uint8_t *resume);
+/* Freeze, dump, move the images, restore there, commit or roll back. */
+int source_final_dump(struct migration *m);
+struct criu;
+/* After post-dump: images out, restore there, commit. 0 = committed. */
+int source_switch_over(struct migration *m, struct criu *c);
+/* The link broke after Commit was sent: ask the destination's decision. */
+enum mig_outcome source_resolve(struct migration *m);
+
+#endif

@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * source_final: the frozen path of `phaul migrate`. CRIU freezes and
+ * dumps the tree, then holds it frozen at its post-dump notification
+ * while we move the images, have the destination restore (and hold the
+ * restored tree), and commit. Our answer to post-dump decides: yes kills
+ * the source tree, no resumes it.
+ */
+#define LOG_PREFIX "engine: "
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/fault.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "criu/criu.h"
+#include "engine/progress.h"
+#include "engine/session.h"
+#include "engine/source.h"
+#include "proto/xfer.h"
+
+#define RESTORE_TIMEOUT_MS (15 * 60 * 1000)
+
+static uint64_t images_size(int dirfd, size_t *nr)
+{
+	DIR *d = fdopendir(dup(dirfd));
+	struct dirent *de;
+	uint64_t sum = 0;
+	struct stat st;
+
+	*nr = 0;
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.' && !fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) &&
+		    S_ISREG(st.st_mode)) {
+			sum += st.st_size;
+			(*nr)++;
+		}
+	closedir(d);
+	return sum;
+}
+
+static int send_images(struct migration *m)
+{
+	struct progress p;
+	struct xfer_progress xp = { progress_add, &p };
+	DIR *d;
+	struct dirent *de;
+	size_t nr;
+	uint64_t t0 = now_ms();
+	int r = fault_point("src.transfer");
+
+	mig_step(m, "transfer");
+	if (r < 0)
+		return mig_fail(m, r, "injected fault");
+	m->st.bytes_images = images_size(m->imgfd, &nr);
+	progress_begin(&p, m->opts->progress, "images", m->st.bytes_images);
+	d = fdopendir(dup(m->imgfd));
+	if (!d)
+		return mig_fail(m, -errno, "cannot list images: %m");
+	rewinddir(d);
+	while (r == 0 && (de = readdir(d))) {
+		if (de->d_name[0] == '.' || de->d_type != DT_REG)
+			continue;
+		r = xfer_send_file(m->conn, m->imgfd, de->d_name, &xp);
+		if (r < 0)
+			mig_fail(m, r, "sending %s: %s", de->d_name, strerror(-r));
+	}
+	closedir(d);
+	progress_end(&p);
+	m->st.transfer_ms = now_ms() - t0;
+	if (r == 0)
+		pr_info("sent %zu image files, %.1f MiB in %llu ms", nr,
+			m->st.bytes_images / 1048576.0, (unsigned long long)m->st.transfer_ms);
+	return r;
+}
+
+static int remote_restore(struct migration *m)
+{
+	Phaul__Restore rs = PHAUL__RESTORE__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+	_cleanup_msg_ Msg *reply = NULL;
+	int r;
+
+	mig_step(m, "restore");
+	r = fault_point("src.restore");
+	if (r < 0)
+		return mig_fail(m, r, "injected fault");
+	rs.has_shell_job = true;
+	rs.shell_job = m->shell_job;
+	msg.body_case = PHAUL__MSG__BODY_RESTORE;
+	msg.restore = &rs;
+	r = msg_send(m->conn, &msg);
+	if (r < 0)
+		return mig_fail(m, r, "cannot ask for the restore: %s", strerror(-r));
+	conn_set_timeout(m->conn, RESTORE_TIMEOUT_MS);
+	r = expect_msg(m, PHAUL__MSG__BODY_RESTORE_READY, &reply);
+	if (r < 0)
+		return r;
+	m->st.restore_ms = reply->restore_ready->restore_ms;
+	pr_info("restored on the destination in %llu ms, held until the commit",
+		(unsigned long long)m->st.restore_ms);
+	return 0;
+}
+
+/* CRIU must still hold the tree: its socket open, the root traced. */
+static bool criu_holds_tree(struct criu *c)
+{
+	struct pollfd pfd = { .fd = c->sk, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) == 0;
+}
+
+/*
+ * From here the source tree must never run again unless the destination
+ * says it rolled back: a pending SIGSTOP keeps it stopped even if CRIU
+ * (or we) die and CRIU lets it go.
+ */
+static void stop_tree(struct migration *m, int sig)
+{
+	for (size_t i = 0; i < m->nr_procs; i++)
+		kill(m->pids[i], sig);
+}
+
+static int remote_commit(struct migration *m, struct criu *c)
+{
+	Msg msg = PHAUL__MSG__INIT;
+	Phaul__Commit cm = PHAUL__COMMIT__INIT;
+	_cleanup_msg_ Msg *reply = NULL;
+	int r;
+
+	mig_step(m, "commit");
+	r = fault_point("src.commit");
+	if (r < 0)
+		return mig_fail(m, r, "injected fault");
+	if (!criu_holds_tree(c))
+		return mig_fail(m, -ESRCH, "CRIU let go of the frozen tree before the commit");
+	stop_tree(m, SIGSTOP);
+	msg.body_case = PHAUL__MSG__BODY_COMMIT;
+	msg.commit = &cm;
+	r = msg_send(m->conn, &msg);
+	if (r == 0)
+		r = expect_msg(m, PHAUL__MSG__BODY_COMMITTED, &reply);
+	if (r == 0) {
+		m->st.commit_ms = now_ms();
+		m->st.restore_ms = reply->committed->restore_ms;
+		m->outcome = OUTCOME_COMMITTED;
+		return 0;
+	}
+	if (m->peer_said) {
+		m->outcome = OUTCOME_ABORTED;
+		return r;
+	}
+	/* the link broke after Commit went out: ask how it ended */
+	m->outcome = source_resolve(m);
+	return m->outcome == OUTCOME_COMMITTED ? 0 : r;
+}
+
+int source_switch_over(struct migration *m, struct criu *c)
+{
+	int r;
+
+	mig_step(m, "final");
+	r = mig_hook(m, HOOK_FROZEN);
+	if (r == 0)
+		r = mig_hook(m, HOOK_STOP_MIGRATION);
+	if (r == 0)
+		r = send_images(m);
+	if (r == 0)
+		r = remote_restore(m);
+	if (r == 0)
+		r = remote_commit(m, c);
+	return r;
+}
+
+/* CRIU's post-dump: the tree is frozen and dumped. Our answer commits. */
+static int on_post_dump(struct migration *m, struct criu *c)
+{
+	int r;
+
+	m->st.dump_ms = now_ms() - m->st.freeze_ms;
+	pr_info("frozen and dumped in %llu ms", (unsigned long long)m->st.dump_ms);
+	r = source_switch_over(m, c);
+	if (m->outcome == OUTCOME_COMMITTED) {
+		if (fault_point("src.committed") < 0 || criu_notify_reply(c, true) < 0) {
+			/* CRIU is gone: the tree must not outlive the commit */
+			pr_warn("CRIU did not take the commit: killing the source tree");
+			stop_tree(m, SIGKILL);
+		}
+		return 0;
+	}
+	if (m->outcome == OUTCOME_IN_DOUBT) {
+		criu_notify_reply(c, false);
+		return r;
+	}
+	/* rolled back (or never committed): CRIU resumes the tree */
+	criu_notify_reply(c, false);
+	if (m->step && !strcmp(m->step, "commit"))
+		stop_tree(m, SIGCONT);
+	return r < 0 ? r : -EIO;
+}
+
+static void fill_dump_opts(struct migration *m, CriuOpts *o)
+{
+	const struct mig_opts *mo = m->opts;
+
+	o->images_dir_fd = m->imgfd;
+	o->log_file = "dump.log";
+	o->has_log_level = true;
+	o->log_level = log_get_level() >= LOG_DEBUG ? 4 : 2;
+	o->has_notify_scripts = true;
+	o->notify_scripts = true;
+	o->has_shell_job = true;
+	o->shell_job = m->shell_job;
+	o->has_tcp_established = true;
+	o->tcp_established = mo->tcp_established;
+	o->has_ext_unix_sk = true;
+	o->ext_unix_sk = mo->ext_unix_sk;
+	o->has_file_locks = true;
+	o->file_locks = mo->file_locks;
+	o->has_leave_running = true;
+	o->leave_running = false;
+}
+
+static int dump_opts(struct migration *m, CriuOpts *o)
+{
+	fill_dump_opts(m, o);
+	for (size_t i = 0; i < m->nr_drv; i++) {
+		const struct driver_ops *ops = m->drv[i]->ops;
+		int r = ops->dump_opts ? ops->dump_opts(m->drv[i], m, o) : 0;
+		if (r < 0)
+			return mig_fail(m, r, "%s driver: dump options", ops->name);
+	}
+	return 0;
+}
+
+/* Run CRIU's dump to its end, answering its notifications. */
+static int dump_loop(struct migration *m, struct criu *c, bool *ok)
+{
+	CriuResp *resp = NULL;
+	int r, ret = 0;
+
+	for (;;) {
+		r = criu_recv(c, &resp);
+		if (r < 0)
+			return ret ? ret : mig_fail(m, r, "CRIU died during the dump (see dump.log)");
+		if (resp->type != CRIU_REQ_TYPE__NOTIFY)
+			break;
+		if (resp->notify && resp->notify->script &&
+		    !strcmp(resp->notify->script, "post-dump"))
+			ret = on_post_dump(m, c);
+		else
+			criu_notify_reply(c, true);
+		criu_resp__free_unpacked(resp, NULL);
+	}
+	*ok = resp->type == CRIU_REQ_TYPE__DUMP && resp->success;
+	if (!*ok && !ret) {
+		char err[256];
+		criu_resp_error(resp, err, sizeof(err));
+		mig_step(m, "dump");
+		ret = mig_fail(m, -EIO, "CRIU could not dump the tree: %s", err);
+	}
+	criu_resp__free_unpacked(resp, NULL);
+	return ret;
+}
+
+int source_final_dump(struct migration *m)
+{
+	struct criu c = CRIU_INIT;
+	CriuReq req = CRIU_REQ__INIT;
+	CriuOpts o = CRIU_OPTS__INIT;
+	bool ok = false;
+	int r;
+
+	mig_step(m, "dump");
+	r = fault_point("src.dump");
+	if (r < 0)
+		return mig_fail(m, r, "injected fault");
+	r = dump_opts(m, &o);
+	if (r < 0)
+		return r;
+	req.type = CRIU_REQ_TYPE__DUMP;
+	req.opts = &o;
+	m->st.freeze_ms = now_ms();
+	r = criu_begin(&c, &req);
+	if (r < 0)
+		return mig_fail(m, r, "cannot start CRIU");
+	r = dump_loop(m, &c, &ok);
+	criu_stop(&c);
+	if (m->outcome == OUTCOME_COMMITTED) {
+		m->st.frozen_ms = m->st.commit_ms - m->st.freeze_ms;
+		mig_step(m, "cleanup");
+		if (fault_point("src.cleanup") < 0 || mig_hook(m, HOOK_MIGRATION_COMPLETE) < 0)
+			pr_warn("cleanup after the commit failed; the migration stands");
+		return 0;
+	}
+	if (r < 0 && m->error[0] == '\0')
+		mig_fail(m, r, "dump failed");
+	session_log_criu_errors(m, "img/dump.log", 5);
+	if (m->conn && !m->peer_said && m->outcome != OUTCOME_IN_DOUBT)
+		msg_send_abort(m->conn, m->error);
+	if (m->outcome != OUTCOME_IN_DOUBT)
+		mig_hook(m, HOOK_MIGRATION_FAILED);
+	return r < 0 ? r : -EIO;
+}

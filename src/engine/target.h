@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * target: one migration on the destination, run in its own process (one
+ * per connection) with the session state machine of proto/state.h.
+ */
+#ifndef PHAUL_TARGET_H
+#define PHAUL_TARGET_H
+
+#include "engine/migration.h"
+#include "proto/state.h"
+
+struct target {
+	struct migration m;
+	const struct serve_opts *so;
+	char hex[2 * PHAUL_SESSION_ID_LEN + 1];
+	enum sess_state st;
+	uint64_t budget;		/* bytes the peer may still write */
+	bool committed;
+};
+
+/* Serve one accepted connection (fd taken over); exit status for the child. */
+int target_session(int fd, const struct serve_opts *so);
+/* Receive the next message, which must be allowed in t->st. */
+int target_recv(struct target *t, Msg **ret);
+/* The preflight step: checks, drivers, answer. */
+int target_preflight(struct target *t, Phaul__Preflight *p);
+/* Restore from the received images, hold, commit or abort. */
+int target_restore(struct target *t, Phaul__Restore *rq);
+/* Answer an outcome query (a Hello with `resume`). */
+int target_outcome(struct target *t, const uint8_t *id);
+
+#endif

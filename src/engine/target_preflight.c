@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * target_preflight: everything that could make a restore fail late is
+ * checked before the source freezes anything: mode and drivers known,
+ * CRIU usable and not older than the source's, this CPU able to run what
+ * the source's CPU ran, the tree's PIDs free, room for the images.
+ */
+#define LOG_PREFIX "session: "
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "common/fault.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "criu/criu.h"
+#include "engine/session.h"
+#include "engine/target.h"
+
+#define SPACE_RESERVE (16ULL << 20)
+
+static const char *const known_modes[] = { "stop" };
+
+static int check_mode(struct target *t, const char *mode)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(known_modes); i++)
+		if (!strcmp(mode, known_modes[i])) {
+			snprintf(t->m.mode, sizeof(t->m.mode), "%s", mode);
+			return 0;
+		}
+	return mig_fail(&t->m, -ENOTSUP, "mode '%s' is not supported by this destination", mode);
+}
+
+static int setup_drivers(struct target *t, Phaul__Preflight *p)
+{
+	struct migration *m = &t->m;
+	int r = driver_new(DRV_HTYPE, p->htype, &m->drv[0]);
+
+	if (r < 0)
+		return mig_fail(m, r, "workload driver '%s' unknown here", p->htype);
+	m->nr_drv = 1;
+	for (size_t i = 0; i < p->n_fs; i++) {
+		r = driver_new(DRV_FS, p->fs[i], &m->drv[m->nr_drv]);
+		if (r < 0)
+			return mig_fail(m, r, "storage driver '%s' unknown here", p->fs[i]);
+		m->nr_drv++;
+	}
+	return 0;
+}
+
+static int check_criu(struct target *t, uint32_t theirs, uint32_t *ours)
+{
+	int r = criu_version(ours);
+
+	if (r < 0)
+		return mig_fail(&t->m, r, "CRIU is not usable on the destination");
+	if (*ours / 100 < theirs / 100)
+		return mig_fail(&t->m, -ENOTSUP,
+				"CRIU %u.%u here is older than the source's %u.%u",
+				*ours / 10000, *ours / 100 % 100, theirs / 10000, theirs / 100 % 100);
+	if (criu_check(t->m.dir) < 0)
+		return mig_fail(&t->m, -ENOTSUP, "'criu check' fails on the destination");
+	return 0;
+}
+
+static int check_cpu(struct target *t, const ProtobufCBinaryData *img)
+{
+	char dir[4096], path[4200];
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	snprintf(dir, sizeof(dir), "%s/cpu", t->m.dir);
+	snprintf(path, sizeof(path), "%s/cpuinfo.img", dir);
+	if (mkdir(dir, 0700) < 0)
+		return mig_fail(&t->m, -errno, "cannot create %s: %m", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || write_full(fd, img->data, img->len) < 0)
+		return mig_fail(&t->m, -EIO, "cannot write %s", path);
+	r = criu_cpuinfo(dir, false);
+	if (r < 0)
+		return mig_fail(&t->m, r, "this CPU lacks features the source's CPU has "
+				"(criu cpuinfo check failed)");
+	return 0;
+}
+
+static int check_space(struct target *t, uint64_t need)
+{
+	struct statvfs sv;
+	uint64_t avail;
+
+	if (fstatvfs(t->m.imgfd, &sv) < 0)
+		return mig_fail(&t->m, -errno, "statvfs %s: %m", t->m.dir);
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (avail < need + need / 10 + SPACE_RESERVE)
+		return mig_fail(&t->m, -ENOSPC,
+				"not enough space in %s: %llu MiB free, about %llu MiB needed",
+				t->so->workdir, (unsigned long long)(avail >> 20),
+				(unsigned long long)((need + need / 10 + SPACE_RESERVE) >> 20));
+	t->budget = avail - SPACE_RESERVE;
+	return 0;
+}
+
+static int copy_pids(struct migration *m, Phaul__Preflight *p)
+{
+	m->pids = calloc(p->n_pids ? p->n_pids : 1, sizeof(int32_t));
+	if (!m->pids)
+		return -ENOMEM;
+	memcpy(m->pids, p->pids, p->n_pids * sizeof(int32_t));
+	m->nr_pids = p->n_pids;
+	m->root_pid = p->n_pids ? p->pids[0] : 0;
+	m->est_bytes = p->est_bytes;
+	m->shell_job = p->has_shell_job && p->shell_job;
+	return 0;
+}
+
+static int reply(struct target *t, const char *error, uint32_t ver)
+{
+	Phaul__PreflightReply pr = PHAUL__PREFLIGHT_REPLY__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+
+	pr.ok = error == NULL;
+	pr.error = (char *)error;
+	pr.has_criu_version = true;
+	pr.criu_version = ver;
+	msg.body_case = PHAUL__MSG__BODY_PREFLIGHT_REPLY;
+	msg.preflight_reply = &pr;
+	return msg_send(t->m.conn, &msg);
+}
+
+int target_preflight(struct target *t, Phaul__Preflight *p)
+{
+	struct migration *m = &t->m;
+	uint32_t ver = 0;
+	int r;
+
+	r = fault_point("dst.preflight");
+	if (r < 0)
+		mig_fail(m, r, "injected fault");
+	if (r == 0)
+		r = check_mode(t, p->mode);
+	if (r == 0)
+		r = setup_drivers(t, p);
+	if (r == 0)
+		r = copy_pids(m, p);
+	if (r == 0)
+		r = check_criu(t, p->criu_version, &ver);
+	if (r == 0 && p->has_cpuinfo)
+		r = check_cpu(t, &p->cpuinfo);
+	if (r == 0)
+		r = mig_hook(m, HOOK_TARGET_CHECK);
+	if (r == 0)
+		r = check_space(t, p->est_bytes);
+	if (r < 0) {
+		/* say why, then end the session: the source has frozen nothing */
+		reply(t, m->reason[0] ? m->reason : strerror(-r), ver);
+		m->peer_said = true;
+		return r;
+	}
+	pr_info("preflight passed: %s of '%s' (%zu tasks, %llu MiB)", m->mode,
+		p->root_cmd ? p->root_cmd : "?", m->nr_pids,
+		(unsigned long long)(p->est_bytes >> 20));
+	return reply(t, NULL, ver);
+}

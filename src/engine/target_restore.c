@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * target_restore: CRIU restores the tree and, at its post-restore
+ * notification, holds it (created, not yet running) while we tell the
+ * source and wait for its Commit. Commit: we answer yes and CRIU resumes
+ * the tree. Anything else, including our own death (CRIU then sees its
+ * socket close): CRIU kills what it restored.
+ */
+#define LOG_PREFIX "session: "
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/fault.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "criu/criu.h"
+#include "engine/session.h"
+#include "engine/target.h"
+
+#define COMMIT_TIMEOUT_MS 60000
+
+static int send_ready(struct target *t, pid_t root)
+{
+	Phaul__RestoreReady rr = PHAUL__RESTORE_READY__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+
+	rr.root_pid = root;
+	rr.restore_ms = t->m.st.restore_ms;
+	msg.body_case = PHAUL__MSG__BODY_RESTORE_READY;
+	msg.restore_ready = &rr;
+	return msg_send(t->m.conn, &msg);
+}
+
+static int send_committed(struct target *t, pid_t root)
+{
+	Phaul__Committed c = PHAUL__COMMITTED__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+
+	c.root_pid = root;
+	c.restore_ms = t->m.st.restore_ms;
+	msg.body_case = PHAUL__MSG__BODY_COMMITTED;
+	msg.committed = &c;
+	return msg_send(t->m.conn, &msg);
+}
+
+/* The tree is restored and held: 0 when the source commits. */
+static int hold_for_commit(struct target *t, pid_t root)
+{
+	_cleanup_msg_ Msg *msg = NULL;
+	int r;
+
+	t->m.st.restore_ms = now_ms() - t->m.st.freeze_ms;
+	r = mig_hook(&t->m, HOOK_TARGET_RESTORED);
+	if (r == 0)
+		r = fault_point("dst.restored");
+	if (r < 0)
+		return mig_fail(&t->m, r, "after the restore");
+	pr_info("restored tree %d in %llu ms, waiting for the commit", root,
+		(unsigned long long)t->m.st.restore_ms);
+	r = send_ready(t, root);
+	if (r < 0)
+		return mig_fail(&t->m, r, "cannot report the restore: %s", strerror(-r));
+	t->st = ST_RESTORED;
+	mig_step(&t->m, "commit");
+	conn_set_timeout(t->m.conn, COMMIT_TIMEOUT_MS);
+	r = target_recv(t, &msg);
+	if (r < 0)
+		return r;
+	r = fault_point("dst.commit");
+	if (r < 0)
+		return mig_fail(&t->m, r, "injected fault");
+	/* the decision is recorded before CRIU lets the tree run */
+	r = outcome_write(t->so->workdir, t->hex, "committing", root);
+	if (r < 0)
+		return mig_fail(&t->m, r, "cannot record the commit");
+	t->committed = true;
+	return 0;
+}
+
+static void fill_restore_opts(struct target *t, Phaul__Restore *rq, CriuOpts *o)
+{
+	o->images_dir_fd = t->m.imgfd;
+	o->log_file = "restore.log";
+	o->has_log_level = true;
+	o->log_level = log_get_level() >= LOG_DEBUG ? 4 : 2;
+	o->has_notify_scripts = true;
+	o->notify_scripts = true;
+	o->has_shell_job = true;
+	o->shell_job = rq->has_shell_job && rq->shell_job;
+	o->has_tcp_established = true;
+	o->tcp_established = true;
+	o->has_ext_unix_sk = true;
+	o->ext_unix_sk = true;
+	o->has_file_locks = true;
+	o->file_locks = true;
+}
+
+static int restore_opts(struct target *t, Phaul__Restore *rq, CriuOpts *o)
+{
+	fill_restore_opts(t, rq, o);
+	for (size_t i = 0; i < t->m.nr_drv; i++) {
+		const struct driver_ops *ops = t->m.drv[i]->ops;
+		int r = ops->restore_opts ? ops->restore_opts(t->m.drv[i], &t->m, o) : 0;
+		if (r < 0)
+			return mig_fail(&t->m, r, "%s driver: restore options", ops->name);
+	}
+	return 0;
+}
+
+static int restore_loop(struct target *t, struct criu *c, pid_t *root)
+{
+	CriuResp *resp = NULL;
+	int r, ret = 0;
+
+	for (;;) {
+		r = criu_recv(c, &resp);
+		if (r < 0)
+			return ret ? ret : mig_fail(&t->m, r, "CRIU died during the restore");
+		if (resp->type != CRIU_REQ_TYPE__NOTIFY)
+			break;
+		if (resp->notify && resp->notify->script &&
+		    !strcmp(resp->notify->script, "post-restore")) {
+			pid_t pid = resp->notify->has_pid ? resp->notify->pid : t->m.root_pid;
+			ret = hold_for_commit(t, pid);
+			criu_notify_reply(c, ret == 0);
+		} else {
+			criu_notify_reply(c, true);
+		}
+		criu_resp__free_unpacked(resp, NULL);
+	}
+	if (resp->type == CRIU_REQ_TYPE__RESTORE && resp->success) {
+		*root = resp->restore && resp->restore->pid > 0 ? resp->restore->pid : t->m.root_pid;
+	} else if (!ret) {
+		char err[256];
+		criu_resp_error(resp, err, sizeof(err));
+		ret = mig_fail(&t->m, -EIO, "CRIU could not restore the tree: %s", err);
+	}
+	criu_resp__free_unpacked(resp, NULL);
+	return ret;
+}
+
+static int finish_commit(struct target *t, pid_t root)
+{
+	int r;
+
+	outcome_write(t->so->workdir, t->hex, "committed", root);
+	pr_info("committed: tree %d runs here", root);
+	r = send_committed(t, root);
+	if (r < 0)
+		pr_warn("could not confirm the commit to the source; it will ask");
+	mig_step(&t->m, "cleanup");
+	if (fault_point("dst.cleanup") < 0 || mig_hook(&t->m, HOOK_TARGET_CLEANUP) < 0)
+		pr_warn("cleanup after the commit failed; the migration stands");
+	return 0;
+}
+
+int target_restore(struct target *t, Phaul__Restore *rq)
+{
+	struct criu c = CRIU_INIT;
+	CriuReq req = CRIU_REQ__INIT;
+	CriuOpts o = CRIU_OPTS__INIT;
+	pid_t root = -1;
+	int r;
+
+	mig_step(&t->m, "restore");
+	t->st = ST_DONE;
+	t->m.st.freeze_ms = now_ms();
+	r = fault_point("dst.restore");
+	if (r < 0)
+		return mig_fail(&t->m, r, "injected fault");
+	r = restore_opts(t, rq, &o);
+	if (r < 0)
+		return r;
+	req.type = CRIU_REQ_TYPE__RESTORE;
+	req.opts = &o;
+	r = criu_begin(&c, &req);
+	if (r < 0)
+		return mig_fail(&t->m, r, "cannot start CRIU");
+	r = restore_loop(t, &c, &root);
+	criu_stop(&c);
+	if (r == 0 && t->committed)
+		return finish_commit(t, root);
+	if (t->committed) {
+		/* CRIU failed after the commit: the tree did not survive */
+		t->committed = false;
+		outcome_write(t->so->workdir, t->hex, "aborted", 0);
+	}
+	session_log_criu_errors(&t->m, "img/restore.log", 5);
+	return r < 0 ? r : -EIO;
+}

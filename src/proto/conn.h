@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * conn: one byte stream between the two hosts, with byte counters, an
+ * optional rate cap and per-call timeouts. The stream is TLS over TCP in
+ * production (tls.c); tests and fuzzers plug in plain fds or memory.
+ *
+ * conn_read() returns exactly the bytes asked or fails: -EPIPE when the
+ * peer closed, -ETIMEDOUT after the read timeout, -ECONNRESET/-EIO on a
+ * broken or forged stream. conn_write() writes all bytes or fails.
+ */
+#ifndef PHAUL_CONN_H
+#define PHAUL_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct conn_ops {
+	/* Like read(2)/write(2); a negative errno on failure, 0 on EOF. */
+	ssize_t (*read)(void *priv, void *buf, size_t len);
+	ssize_t (*write)(void *priv, const void *buf, size_t len);
+	int (*set_timeout)(void *priv, int timeout_ms);
+	void (*close)(void *priv);
+};
+
+struct conn {
+	const struct conn_ops *ops;
+	void *priv;
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	/* token bucket for --bandwidth; rate 0 = no cap */
+	uint64_t rate_Bps;
+	uint64_t bucket_ts_us;
+	double bucket;
+};
+
+/* Wrap @ops/@priv (taken over: closed by conn_free). */
+int conn_new(const struct conn_ops *ops, void *priv, struct conn **ret);
+/* A conn over a plain socket or pipe fd (taken over), for tests. */
+int conn_from_fd(int fd, struct conn **ret);
+void conn_free(struct conn *c);
+static inline void conn_freep(struct conn **c)
+{
+	if (*c)
+		conn_free(*c);
+}
+#define _cleanup_conn_ __attribute__((cleanup(conn_freep)))
+
+int conn_read(struct conn *c, void *buf, size_t len);
+int conn_write(struct conn *c, const void *buf, size_t len);
+/* 0 = wait forever (the TCP user timeout still ends a dead link). */
+int conn_set_timeout(struct conn *c, int timeout_ms);
+/* Cap the sending rate at @mbit megabits per second (0: no cap). */
+void conn_set_rate(struct conn *c, uint64_t mbit);
+
+#endif

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "msg: "
+#include "proto/msg.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "proto/wire.h"
+
+bool name_is_safe(const char *name)
+{
+	size_t len = name ? strlen(name) : 0;
+
+	if (len == 0 || len > MSG_NAME_MAX || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* Peer text is for logs: bound it and replace control characters. */
+static int text_ok(char *s, size_t max)
+{
+	size_t len;
+
+	if (!s)
+		return 0;
+	len = strnlen(s, max + 1);
+	if (len > max)
+		return -EPROTO;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			s[i] = '?';
+	return 0;
+}
+
+static int check_hello(Phaul__Hello *h)
+{
+	if (h->has_resume && h->resume.len != PHAUL_SESSION_ID_LEN)
+		return -EPROTO;
+	return text_ok(h->host, 255);
+}
+
+static int check_hello_reply(Phaul__HelloReply *h)
+{
+	if (h->has_session_id && h->session_id.len != PHAUL_SESSION_ID_LEN)
+		return -EPROTO;
+	return text_ok(h->host, 255);
+}
+
+static int check_preflight(Phaul__Preflight *p)
+{
+	if (text_ok(p->mode, 16) || text_ok(p->htype, 32) || text_ok(p->root_cmd, 64))
+		return -EPROTO;
+	if (p->n_fs > MSG_FS_MAX || p->n_pids > MSG_PIDS_MAX)
+		return -EPROTO;
+	for (size_t i = 0; i < p->n_fs; i++)
+		if (text_ok(p->fs[i], 4096))
+			return -EPROTO;
+	for (size_t i = 0; i < p->n_pids; i++)
+		if (p->pids[i] <= 0 || p->pids[i] > (1 << 22))
+			return -EPROTO;
+	if (p->has_cpuinfo && p->cpuinfo.len > MSG_CPUINFO_MAX)
+		return -EPROTO;
+	return 0;
+}
+
+static int check_body(Msg *m)
+{
+	switch (m->body_case) {
+	case PHAUL__MSG__BODY_HELLO:
+		return check_hello(m->hello);
+	case PHAUL__MSG__BODY_HELLO_REPLY:
+		return check_hello_reply(m->hello_reply);
+	case PHAUL__MSG__BODY_PREFLIGHT:
+		return check_preflight(m->preflight);
+	case PHAUL__MSG__BODY_PREFLIGHT_REPLY:
+		return text_ok(m->preflight_reply->error, MSG_TEXT_MAX);
+	case PHAUL__MSG__BODY_FILE_BEGIN:
+		if (!name_is_safe(m->file_begin->name) || m->file_begin->size > MSG_FILE_MAX ||
+		    m->file_begin->mode > 07777)
+			return -EPROTO;
+		return 0;
+	case PHAUL__MSG__BODY_RESTORE_READY:
+		return m->restore_ready->root_pid > 0 ? 0 : -EPROTO;
+	case PHAUL__MSG__BODY_COMMITTED:
+		return m->committed->root_pid > 0 ? 0 : -EPROTO;
+	case PHAUL__MSG__BODY_ABORT:
+		return text_ok(m->abort->reason, MSG_TEXT_MAX);
+	case PHAUL__MSG__BODY_OUTCOME:
+		return m->outcome->state <= PHAUL__OUTCOME__STATE__PENDING ? 0 : -EPROTO;
+	case PHAUL__MSG__BODY_ERROR:
+		if (m->error->code == 0 || m->error->code > 4095)
+			return -EPROTO;
+		if (text_ok(m->error->message, MSG_TEXT_MAX) || text_ok(m->error->step, 32))
+			return -EPROTO;
+		return 0;
+	case PHAUL__MSG__BODY_FILE_END:
+	case PHAUL__MSG__BODY_RESTORE:
+	case PHAUL__MSG__BODY_COMMIT:
+		return 0;
+	default:
+		return -EPROTO;
+	}
+}
+
+int msg_validate(Msg *m)
+{
+	return check_body(m);
+}
+
+int msg_decode(const uint8_t *buf, size_t len, Msg **ret)
+{
+	Msg *m;
+
+	if (len > FRAME_MSG_MAX)
+		return -EPROTO;
+	m = phaul__msg__unpack(NULL, len, buf);
+	if (!m)
+		return -EPROTO;
+	if (msg_validate(m) < 0) {
+		phaul__msg__free_unpacked(m, NULL);
+		return -EPROTO;
+	}
+	*ret = m;
+	return 0;
+}
+
+void msg_free(Msg *m)
+{
+	phaul__msg__free_unpacked(m, NULL);
+}
+
+const char *msg_name(int body_case)
+{
+	static const char *const names[] = {
+		[PHAUL__MSG__BODY_HELLO] = "Hello",
+		[PHAUL__MSG__BODY_HELLO_REPLY] = "HelloReply",
+		[PHAUL__MSG__BODY_PREFLIGHT] = "Preflight",
+		[PHAUL__MSG__BODY_PREFLIGHT_REPLY] = "PreflightReply",
+		[PHAUL__MSG__BODY_FILE_BEGIN] = "FileBegin",
+		[PHAUL__MSG__BODY_FILE_END] = "FileEnd",
+		[PHAUL__MSG__BODY_RESTORE] = "Restore",
+		[PHAUL__MSG__BODY_RESTORE_READY] = "RestoreReady",
+		[PHAUL__MSG__BODY_COMMIT] = "Commit",
+		[PHAUL__MSG__BODY_COMMITTED] = "Committed",
+		[PHAUL__MSG__BODY_ABORT] = "Abort",
+		[PHAUL__MSG__BODY_OUTCOME] = "Outcome",
+		[PHAUL__MSG__BODY_ERROR] = "Error",
+	};
+
+	if (body_case <= 0 || (size_t)body_case >= ARRAY_SIZE(names) || !names[body_case])
+		return "unknown";
+	return names[body_case];
+}
+
+int msg_send(struct conn *c, Msg *m)
+{
+	uint8_t buf[FRAME_MSG_MAX];
+	size_t len = phaul__msg__get_packed_size(m);
+
+	if (len > sizeof(buf)) {
+		pr_err("%s message too large (%zu bytes)", msg_name(m->body_case), len);
+		return -EMSGSIZE;
+	}
+	phaul__msg__pack(m, buf);
+	pr_debug("send %s (%zu bytes)", msg_name(m->body_case), len);
+	return frame_send(c, FRAME_MSG, buf, len);
+}
+
+int msg_recv(struct conn *c, Msg **ret)
+{
+	_cleanup_free_ uint8_t *buf = malloc(FRAME_MSG_MAX);
+	enum frame_type type;
+	uint32_t len;
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	r = frame_recv(c, &type, buf, FRAME_MSG_MAX, &len);
+	if (r < 0)
+		return r;
+	if (type != FRAME_MSG) {
+		pr_err("peer sent a data frame where a message was expected");
+		return -EPROTO;
+	}
+	r = msg_decode(buf, len, ret);
+	if (r < 0) {
+		pr_err("peer sent a malformed or out-of-range message (%u bytes)", len);
+		return r;
+	}
+	pr_debug("recv %s", msg_name((*ret)->body_case));
+	return 0;
+}
+
+int msg_send_error(struct conn *c, int err, const char *step, const char *fmt, ...)
+{
+	Phaul__Error e = PHAUL__ERROR__INIT;
+	Msg m = PHAUL__MSG__INIT;
+	char text[MSG_TEXT_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	e.code = err < 0 ? -err : err;
+	if (e.code == 0 || e.code > 4095)
+		e.code = EIO;
+	e.message = text;
+	e.step = (char *)step;
+	m.body_case = PHAUL__MSG__BODY_ERROR;
+	m.error = &e;
+	return msg_send(c, &m);
+}
+
+int msg_send_abort(struct conn *c, const char *reason)
+{
+	Phaul__Abort a = PHAUL__ABORT__INIT;
+	Msg m = PHAUL__MSG__INIT;
+	char text[MSG_TEXT_MAX];
+
+	snprintf(text, sizeof(text), "%s", reason);
+	a.reason = text;
+	m.body_case = PHAUL__MSG__BODY_ABORT;
+	m.abort = &a;
+	return msg_send(c, &m);
+}

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * msg: control messages (phaul.proto) on top of wire frames.
+ *
+ * msg_recv()/msg_decode() return only messages that passed msg_validate():
+ * exactly one body set, every string and byte field within its limit,
+ * names confined (name_is_safe), numbers in range, control characters in
+ * peer text replaced. Whether a message is allowed *now* is the session
+ * state machine's business (proto/state.h).
+ */
+#ifndef PHAUL_MSG_H
+#define PHAUL_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "phaul.pb-c.h"
+#include "proto/conn.h"
+
+#define PHAUL_PROTO_VERSION 1
+#define PHAUL_SESSION_ID_LEN 16
+
+/* Limits on peer-controlled fields (documented in PROTOCOL.txt). */
+#define MSG_TEXT_MAX 1024
+#define MSG_NAME_MAX 128
+#define MSG_CPUINFO_MAX (64u * 1024 - 1024)
+#define MSG_PIDS_MAX 32768
+#define MSG_FS_MAX 16
+#define MSG_FILE_MAX (1ULL << 40)
+
+typedef Phaul__Msg Msg;
+
+/* A file name the peer may create: [A-Za-z0-9._-]{1,128}, no leading dot. */
+bool name_is_safe(const char *name);
+
+int msg_validate(Msg *m);
+/* Decode and validate one packed message (the fuzzers' entry point). */
+int msg_decode(const uint8_t *buf, size_t len, Msg **ret);
+void msg_free(Msg *m);
+static inline void msg_freep(Msg **m)
+{
+	if (*m)
+		msg_free(*m);
+}
+#define _cleanup_msg_ __attribute__((cleanup(msg_freep)))
+
+const char *msg_name(int body_case);
+
+int msg_send(struct conn *c, Msg *m);
+/* Receive the next frame, which must be a valid FRAME_MSG. */
+int msg_recv(struct conn *c, Msg **ret);
+
+/* Convenience senders. */
+int msg_send_error(struct conn *c, int err, const char *step, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+int msg_send_abort(struct conn *c, const char *reason);
+
+#endif

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tls: the authenticated, encrypted channel between the hosts. TLS 1.3
+ * (GnuTLS) with the pre-shared key from the key file, ECDHE for forward
+ * secrecy; no certificates. A peer without the key fails the handshake:
+ * both sides return -EACCES and log "wrong key".
+ *
+ * TCP keepalive and TCP_USER_TIMEOUT (30 s) bound how long a dead link
+ * can hold a blocked read or write.
+ */
+#ifndef PHAUL_TLS_H
+#define PHAUL_TLS_H
+
+#include "proto/conn.h"
+#include "proto/key.h"
+
+/* Connect to "ADDR:PORT" and run the client handshake. */
+int tls_connect(const char *hostport, const struct psk_key *key, int timeout_ms,
+		struct conn **ret);
+/* Bind and listen on "ADDR:PORT"; returns the listening fd. */
+int tls_listen(const char *hostport, int *ret_fd);
+/* Run the server handshake on an accepted socket (taken over). */
+int tls_accept(int fd, const struct psk_key *key, int timeout_ms, struct conn **ret);
+
+#endif
