@@ -1,0 +1,358 @@
+/*
+ * mtouch: memory-integrity workload (after p.haul's mtouch).
+ *
+ *   mtouch --size MiB --hot MiB --rate MiB/s --log FILE
+ *          [--verify-signal] [--verify-every SEC] [--seed N]
+ *
+ * Allocates SIZE MiB of anonymous memory and fills it with pseudo-random
+ * data; keeps a shadow XXH3-64 checksum of every 4 KiB page in a separate
+ * allocation.  Then, forever: rewrites random whole pages of the first HOT
+ * MiB at RATE MiB/s (updating their shadows) and appends "TICK WALL_MS" to
+ * FILE every 10 ms (TICK = 1, 2, ...; WALL_MS = CLOCK_REALTIME ms; FILE is
+ * opened, appended and closed each time, no fd is held).
+ *
+ * Verification of every page against its shadow runs on SIGUSR1 (always;
+ * --verify-signal is accepted for compatibility and changes nothing) and,
+ * with --verify-every SEC, every SEC seconds.  It appends
+ *   "VERIFY PASS pages=N ms=T"                         or
+ *   "VERIFY FAIL page=I expected=0xH got=0xH bad=K pages=N ms=T"
+ * A FAIL does not stop the workload (the test decides).
+ *
+ * Other log lines: "READY pages=N hot_pages=H base=0xADDR fill_ms=T" once
+ * the memory is filled (before the first tick; base lets a test corrupt a
+ * page through /proc/PID/mem to prove verification is not vacuous), and
+ * "FAIL ..." when FILE's size is not what this process left (another
+ * writer, e.g. a second copy after a split-brain migration); then exit 3.
+ * SIGTERM/SIGINT: exit 0.  Only fds 0-2 are inherited.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define PAGE 4096UL
+#define MIB (1024UL * 1024UL)
+#define TICK_NS (10L * 1000 * 1000)
+
+struct opts {
+	unsigned long size_mib, hot_mib, rate_mib;
+	unsigned long verify_every;	/* seconds, 0 = never */
+	uint64_t seed;
+	const char *log;
+};
+
+static volatile sig_atomic_t stop, verify_req;
+static const char *log_path;
+static off_t log_size;
+static uint64_t rng;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	verify_req = 1;
+}
+
+static void close_extra_fds(void)
+{
+	if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
+		return;
+	for (int fd = 3; fd < 1024; fd++)
+		close(fd);
+}
+
+static int64_t clock_ms(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline uint64_t splitmix64(void)
+{
+	uint64_t z = (rng += 0x9E3779B97F4A7C15ULL);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Append a line to the log after checking its size is what we left.
+ * Returns 0, -EEXIST on a size mismatch (FAIL line written), or -errno.
+ */
+__attribute__((format(printf, 1, 2)))
+static int log_line(const char *fmt, ...)
+{
+	char line[512];
+	struct stat st;
+	va_list ap;
+	int fd, ret;
+	size_t len;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	len = strlen(line);
+	line[len++] = '\n';
+	line[len] = 0;
+
+	fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (st.st_size != log_size) {
+		dprintf(fd, "FAIL log is %lld bytes, expected %lld (another writer? split brain?)\n",
+			(long long)st.st_size, (long long)log_size);
+		fprintf(stderr, "mtouch: FAIL log size mismatch\n");
+		ret = -EEXIST;
+		goto out;
+	}
+	ret = write_all(fd, line, len);
+	if (ret == 0)
+		log_size += (off_t)len;
+out:
+	close(fd);
+	return ret;
+}
+
+static void fill_page(uint8_t *page)
+{
+	uint64_t *w = (uint64_t *)(void *)page;
+
+	for (size_t i = 0; i < PAGE / sizeof(*w); i++)
+		w[i] = splitmix64();
+}
+
+static int verify(const uint8_t *mem, const uint64_t *shadow, size_t pages)
+{
+	int64_t t0 = clock_ms(CLOCK_MONOTONIC);
+	size_t bad = 0, first = 0;
+	uint64_t first_got = 0;
+
+	for (size_t i = 0; i < pages; i++) {
+		uint64_t h = XXH3_64bits(mem + i * PAGE, PAGE);
+
+		if (h != shadow[i]) {
+			if (bad++ == 0) {
+				first = i;
+				first_got = h;
+			}
+		}
+	}
+	if (bad == 0)
+		return log_line("VERIFY PASS pages=%zu ms=%lld", pages,
+				(long long)(clock_ms(CLOCK_MONOTONIC) - t0));
+	return log_line("VERIFY FAIL page=%zu expected=0x%016" PRIx64 " got=0x%016" PRIx64
+			" bad=%zu pages=%zu ms=%lld",
+			first, shadow[first], first_got, bad, pages,
+			(long long)(clock_ms(CLOCK_MONOTONIC) - t0));
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: mtouch --size MiB --hot MiB --rate MiB/s --log FILE\n"
+		"              [--verify-signal] [--verify-every SEC] [--seed N]\n");
+}
+
+static int parse_ulong(const char *s, unsigned long *ret)
+{
+	char *end;
+
+	errno = 0;
+	*ret = strtoul(s, &end, 10);
+	return (errno || end == s || *end || s[0] == '-') ? -1 : 0;
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{ "size", required_argument, NULL, 's' },
+		{ "hot", required_argument, NULL, 'h' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "log", required_argument, NULL, 'l' },
+		{ "verify-signal", no_argument, NULL, 'V' },
+		{ "verify-every", required_argument, NULL, 'e' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ 0 }
+	};
+	unsigned long seed = 1;
+	int c, bad = 0;
+
+	o->hot_mib = ~0UL;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 's': bad |= parse_ulong(optarg, &o->size_mib); break;
+		case 'h': bad |= parse_ulong(optarg, &o->hot_mib); break;
+		case 'r': bad |= parse_ulong(optarg, &o->rate_mib); break;
+		case 'l': o->log = optarg; break;
+		case 'V': break;
+		case 'e': bad |= parse_ulong(optarg, &o->verify_every); break;
+		case 'S': bad |= parse_ulong(optarg, &seed); break;
+		default: return -1;
+		}
+	}
+	if (o->hot_mib == ~0UL)
+		o->hot_mib = o->size_mib;
+	o->seed = seed;
+	if (bad || optind != argc || !o->log || o->size_mib == 0 ||
+	    o->size_mib > (1UL << 20) || o->hot_mib > o->size_mib ||
+	    (o->rate_mib > 0 && o->hot_mib == 0))
+		return -1;
+	return 0;
+}
+
+/* Rewrite 'n' random pages of the hot set. */
+static void touch(uint8_t *mem, uint64_t *shadow, size_t hot_pages, uint64_t n)
+{
+	while (n-- > 0) {
+		size_t i = (size_t)(splitmix64() % hot_pages);
+
+		fill_page(mem + i * PAGE);
+		shadow[i] = XXH3_64bits(mem + i * PAGE, PAGE);
+	}
+}
+
+static int run(const struct opts *o, uint8_t *mem, uint64_t *shadow)
+{
+	const size_t pages = o->size_mib * MIB / PAGE;
+	const size_t hot_pages = o->hot_mib * MIB / PAGE;
+	const double pages_per_ns = (double)o->rate_mib * MIB / PAGE / 1e9;
+	const struct timespec period = { 0, TICK_NS };
+	int64_t last = mono_ns(), next_verify = 0;
+	double carry = 0;
+	uint64_t tick = 0;
+	int ret;
+
+	if (o->verify_every)
+		next_verify = clock_ms(CLOCK_MONOTONIC) + (int64_t)o->verify_every * 1000;
+	while (!stop) {
+		int64_t now = mono_ns(), dt = now - last;
+
+		/* A pause (a migration) is not made up for with a burst. */
+		if (dt > 5 * TICK_NS)
+			dt = 5 * TICK_NS;
+		last = now;
+		carry += pages_per_ns * (double)dt;
+		if (hot_pages && carry >= 1) {
+			touch(mem, shadow, hot_pages, (uint64_t)carry);
+			carry -= (double)(uint64_t)carry;
+		}
+		ret = log_line("%" PRIu64 " %lld", ++tick, (long long)clock_ms(CLOCK_REALTIME));
+		if (ret == 0 && o->verify_every &&
+		    clock_ms(CLOCK_MONOTONIC) >= next_verify) {
+			verify_req = 1;
+			next_verify = clock_ms(CLOCK_MONOTONIC) + (int64_t)o->verify_every * 1000;
+		}
+		if (ret == 0 && verify_req) {
+			verify_req = 0;
+			ret = verify(mem, shadow, pages);
+		}
+		if (ret == -EEXIST)
+			return 3;
+		if (ret < 0) {
+			fprintf(stderr, "mtouch: FAIL append to %s: %s\n", log_path, strerror(-ret));
+			return 1;
+		}
+		nanosleep(&period, NULL);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa_stop = { .sa_handler = on_stop };
+	struct sigaction sa_usr1 = { .sa_handler = on_usr1 };
+	struct opts o = { 0 };
+	size_t pages, bytes;
+	uint8_t *mem;
+	uint64_t *shadow;
+	struct stat st;
+	int64_t t0;
+	int ret;
+
+	if (parse_opts(argc, argv, &o) < 0) {
+		usage();
+		return 2;
+	}
+	close_extra_fds();
+	log_path = o.log;
+	rng = o.seed;
+	if (stat(log_path, &st) == 0 && st.st_size != 0) {
+		fprintf(stderr, "mtouch: %s is not empty\n", log_path);
+		return 2;
+	}
+	/* Install before the fill: an early SIGUSR1 must not kill us. */
+	sigaction(SIGTERM, &sa_stop, NULL);
+	sigaction(SIGINT, &sa_stop, NULL);
+	sigaction(SIGUSR1, &sa_usr1, NULL);
+
+	bytes = o.size_mib * MIB;
+	pages = bytes / PAGE;
+	mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	shadow = mmap(NULL, pages * sizeof(*shadow), PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED || shadow == MAP_FAILED) {
+		perror("mtouch: mmap");
+		return 1;
+	}
+	t0 = clock_ms(CLOCK_MONOTONIC);
+	for (size_t i = 0; i < pages; i++) {
+		fill_page(mem + i * PAGE);
+		shadow[i] = XXH3_64bits(mem + i * PAGE, PAGE);
+	}
+	ret = log_line("READY pages=%zu hot_pages=%zu base=%p fill_ms=%lld", pages,
+		       o.hot_mib * MIB / PAGE, (void *)mem,
+		       (long long)(clock_ms(CLOCK_MONOTONIC) - t0));
+	if (ret < 0) {
+		fprintf(stderr, "mtouch: append to %s: %s\n", log_path, strerror(-ret));
+		return 1;
+	}
+	return run(&o, mem, shadow);
+}
