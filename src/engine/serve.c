@@ -121,7 +121,29 @@ static void spawn_session(int fd, const struct serve_opts *o, int lfd, unsigned 
 	(*nr)++;
 }
 
-static void reap(unsigned *nr)
+/* A session process that died left its directory: find it by its owner file. */
+static void remove_session_of(const char *workdir, pid_t pid)
+{
+	char path[4096];
+	DIR *d = opendir(workdir);
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		_cleanup_free_ char *owner = NULL;
+		if (strncmp(de->d_name, "in-", 3))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/owner", workdir, de->d_name);
+		if (read_file(path, 32, &owner, NULL) < 0 || atoi(owner) != pid)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", workdir, de->d_name);
+		pr_warn("removing %s, left by session process %d", path, pid);
+		rm_rf(path);
+	}
+	if (d)
+		closedir(d);
+}
+
+static void reap(const char *workdir, unsigned *nr)
 {
 	int status;
 	pid_t pid;
@@ -129,8 +151,10 @@ static void reap(unsigned *nr)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (*nr)
 			(*nr)--;
-		if (WIFSIGNALED(status))
+		if (WIFSIGNALED(status)) {
 			pr_warn("session process %d killed by signal %d", pid, WTERMSIG(status));
+			remove_session_of(workdir, pid);
+		}
 	}
 }
 
@@ -180,7 +204,7 @@ int serve(const struct serve_opts *o)
 	pr_info("listening on %s, work directory %s", o->listen, o->workdir);
 	while (!stopping) {
 		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
-		reap(&nr);
+		reap(o->workdir, &nr);
 		if (poll(&pfd, 1, 500) > 0)
 			accept_one(lfd, o, &nr);
 	}
@@ -188,7 +212,7 @@ int serve(const struct serve_opts *o)
 	close(TAKE_FD(lfd));
 	while (nr > 0) {
 		struct timespec ts = { 0, 100000000 };
-		reap(&nr);
+		reap(o->workdir, &nr);
 		nanosleep(&ts, NULL);
 	}
 	pr_info("stopped");

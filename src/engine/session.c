@@ -67,6 +67,19 @@ int session_mkdirs(struct migration *m, const char *workdir, const char *prefix)
 	return 0;
 }
 
+int session_write_owner(struct migration *m)
+{
+	char path[4200], text[32];
+	_cleanup_close_ int fd = -1;
+	int n = snprintf(text, sizeof(text), "%d\n", getpid());
+
+	snprintf(path, sizeof(path), "%s/owner", m->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || write_full(fd, text, n) < 0)
+		return mig_fail(m, -EIO, "cannot write %s", path);
+	return 0;
+}
+
 void session_rmdirs(struct migration *m)
 {
 	if (!m->dir)

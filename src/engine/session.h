@@ -21,6 +21,8 @@ int expect_msg(struct migration *m, int want, Msg **ret);
 
 /* Create "<workdir>/<prefix><hex>/img"; sets m->dir and m->imgfd. */
 int session_mkdirs(struct migration *m, const char *workdir, const char *prefix);
+/* Record this process as the owner of m->dir (the daemon cleans up after it). */
+int session_write_owner(struct migration *m);
 /* Remove m->dir and everything in it. */
 void session_rmdirs(struct migration *m);
 /* Log CRIU's own error lines from @log under m->dir (first @max). */

@@ -90,6 +90,8 @@ static int hello(struct target *t)
 	pr_info("session %s from %s", t->hex, msg->hello->host ? msg->hello->host : "?");
 	r = session_mkdirs(&t->m, t->so->workdir, "in-");
 	if (r == 0)
+		r = session_write_owner(&t->m);
+	if (r == 0)
 		r = outcome_write(t->so->workdir, t->hex, "pending", getpid());
 	if (r == 0)
 		r = reply_hello(t);

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <gnutls/gnutls.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -137,6 +138,19 @@ static int server_psk_cb(gnutls_session_t s, const char *user, gnutls_datum_t *k
 	return 0;
 }
 
+/* In TLS 1.3 a wrong PSK shows as a bad binder or an undecryptable record. */
+static bool wrong_key_error(int r)
+{
+	return r == GNUTLS_E_DECRYPTION_FAILED || r == GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER ||
+	       r == GNUTLS_E_INSUFFICIENT_CREDENTIALS || r == GNUTLS_E_KEYFILE_ERROR;
+}
+
+static bool wrong_key_alert(gnutls_alert_description_t a)
+{
+	return a == GNUTLS_A_DECRYPT_ERROR || a == GNUTLS_A_BAD_RECORD_MAC ||
+	       a == GNUTLS_A_ILLEGAL_PARAMETER || a == GNUTLS_A_UNKNOWN_PSK_IDENTITY;
+}
+
 static int handshake(struct tls_priv *t, int timeout_ms, const char *who)
 {
 	int r;
@@ -147,20 +161,24 @@ static int handshake(struct tls_priv *t, int timeout_ms, const char *who)
 	while (r < 0 && !gnutls_error_is_fatal(r));
 	if (r == 0)
 		return 0;
+	if (r != GNUTLS_E_FATAL_ALERT_RECEIVED)
+		gnutls_alert_send_appropriate(t->session, r); /* tell the peer why */
 	if (r == GNUTLS_E_FATAL_ALERT_RECEIVED) {
 		gnutls_alert_description_t a = gnutls_alert_get(t->session);
-		if (a == GNUTLS_A_DECRYPT_ERROR || a == GNUTLS_A_BAD_RECORD_MAC ||
-		    a == GNUTLS_A_ILLEGAL_PARAMETER || a == GNUTLS_A_UNKNOWN_PSK_IDENTITY) {
+		if (wrong_key_alert(a)) {
 			pr_err("%s refused our key (wrong key?): %s", who, gnutls_alert_get_name(a));
 			return -EACCES;
 		}
 		pr_err("TLS handshake with %s failed: alert %s", who, gnutls_alert_get_name(a));
 		return -EPROTO;
 	}
-	r = gnutls_to_errno(r) == -EACCES ? -EACCES : r;
-	if (r == -EACCES) {
-		pr_err("TLS handshake with %s failed: wrong key", who);
+	if (wrong_key_error(r)) {
+		pr_err("TLS handshake with %s failed: wrong key (%s)", who, gnutls_strerror(r));
 		return -EACCES;
+	}
+	if (r == GNUTLS_E_PREMATURE_TERMINATION || r == GNUTLS_E_PULL_ERROR) {
+		pr_err("%s closed the connection during the TLS handshake", who);
+		return -ECONNRESET;
 	}
 	pr_err("TLS handshake with %s failed: %s", who, gnutls_strerror(r));
 	return r == GNUTLS_E_TIMEDOUT ? -ETIMEDOUT : -EPROTO;
