@@ -34,7 +34,7 @@ XCFLAGS += $(CFLAGS)
 XLDFLAGS += $(LDFLAGS)
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
-GEN_C := $(BUILD)/gen/phaul.pb-c.c $(BUILD)/gen/criu-rpc.pb-c.c
+GEN_C := $(BUILD)/gen/phaul.pb-c.c $(BUILD)/gen/criu-rpc.pb-c.c $(BUILD)/gen/criu-image.pb-c.c
 GEN_H := $(GEN_C:.c=.h)
 LIB_SRC := $(wildcard src/common/*.c src/proto/*.c src/criu/*.c src/engine/*.c \
 	    src/drivers/*.c src/drivers/htype/*.c src/drivers/fs/*.c src/track/*.c)
@@ -53,6 +53,10 @@ all: $(BUILD)/phaul
 $(BUILD)/gen/phaul.pb-c.c: src/proto/phaul.proto
 	@mkdir -p $(@D)
 	protoc-c --proto_path=src/proto --c_out=$(@D) $<
+
+$(BUILD)/gen/criu-image.pb-c.c: src/criu/criu-image.proto
+	@mkdir -p $(@D)
+	protoc-c --proto_path=src/criu --c_out=$(@D) $<
 
 $(BUILD)/gen/criu-rpc.proto: $(CRIU_RPC_PROTO)
 	@test -n "$<" || { echo "CRIU's rpc.proto not found: run scripts/setup" >&2; exit 1; }
