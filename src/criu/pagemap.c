@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "pagemap: "
+#include "criu/pagemap.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "criu-image.pb-c.h"
+
+#define RECORD_MAX 1024u
+#define FILE_MAX (256u << 20)
+
+static uint32_t get_u32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4); /* CRIU images are host-endian */
+	return v;
+}
+
+int pagemap_add(struct pagemap *pm, uint64_t vaddr, uint32_t nr_pages, uint32_t flags)
+{
+	struct pm_entry *last = pm->nr ? &pm->e[pm->nr - 1] : NULL;
+
+	if (last && last->flags == flags &&
+	    last->vaddr + (uint64_t)last->nr_pages * PAGEMAP_PAGE_SIZE == vaddr &&
+	    (uint64_t)last->nr_pages + nr_pages <= UINT32_MAX) {
+		last->nr_pages += nr_pages;
+		return 0;
+	}
+	if (pm->nr == pm->cap) {
+		size_t cap = pm->cap ? pm->cap * 2 : 64;
+		struct pm_entry *e;
+		if (cap > PAGEMAP_MAX_ENTRIES)
+			return -E2BIG;
+		e = realloc(pm->e, cap * sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		pm->e = e;
+		pm->cap = cap;
+	}
+	pm->e[pm->nr++] = (struct pm_entry){ vaddr, nr_pages, flags };
+	return 0;
+}
+
+static int check_entry(const struct pagemap *pm, const Cimg__PagemapEntry *pe)
+{
+	const struct pm_entry *last = pm->nr ? &pm->e[pm->nr - 1] : NULL;
+	uint64_t end;
+
+	if (pe->vaddr % PAGEMAP_PAGE_SIZE || pe->nr_pages == 0)
+		return -EINVAL;
+	end = pe->vaddr + (uint64_t)pe->nr_pages * PAGEMAP_PAGE_SIZE;
+	if (end <= pe->vaddr || end > (1ULL << 57))
+		return -EINVAL;
+	if (last && pe->vaddr < last->vaddr + (uint64_t)last->nr_pages * PAGEMAP_PAGE_SIZE)
+		return -EINVAL;
+	if (pe->flags & ~(PE_PARENT | PE_LAZY | PE_PRESENT))
+		return -EINVAL;
+	return 0;
+}
+
+static uint32_t entry_flags(const Cimg__PagemapEntry *pe)
+{
+	if (pe->has_flags)
+		return pe->flags;
+	return pe->has_in_parent && pe->in_parent ? PE_PARENT : PE_PRESENT;
+}
+
+/* The next u32-prefixed record; 0 at the end of the buffer. */
+static int next_record(const uint8_t *buf, size_t len, size_t *off, const uint8_t **rec,
+		       uint32_t *rlen)
+{
+	if (*off == len)
+		return 0;
+	if (len - *off < 4)
+		return -EINVAL;
+	*rlen = get_u32(buf + *off);
+	*off += 4;
+	if (*rlen > RECORD_MAX || *rlen > len - *off)
+		return -EINVAL;
+	*rec = buf + *off;
+	*off += *rlen;
+	return 1;
+}
+
+static int parse_entries(const uint8_t *buf, size_t len, size_t off, struct pagemap *pm)
+{
+	const uint8_t *rec;
+	uint32_t rlen;
+	int r;
+
+	while ((r = next_record(buf, len, &off, &rec, &rlen)) > 0) {
+		Cimg__PagemapEntry *pe = cimg__pagemap_entry__unpack(NULL, rlen, rec);
+		if (!pe)
+			return -EINVAL;
+		r = check_entry(pm, pe);
+		if (r == 0)
+			r = pm->nr < PAGEMAP_MAX_ENTRIES ?
+				    pagemap_add(pm, pe->vaddr, pe->nr_pages, entry_flags(pe)) : -E2BIG;
+		cimg__pagemap_entry__free_unpacked(pe, NULL);
+		if (r < 0)
+			return r;
+	}
+	return r;
+}
+
+int pagemap_parse(const uint8_t *buf, size_t len, struct pagemap *ret)
+{
+	struct pagemap pm = { 0 };
+	Cimg__PagemapHead *h;
+	const uint8_t *rec;
+	uint32_t rlen;
+	size_t off = 8;
+	int r;
+
+	if (len < 8 || get_u32(buf) != CRIU_IMG_COMMON_MAGIC || get_u32(buf + 4) != CRIU_PAGEMAP_MAGIC)
+		return -EINVAL;
+	if (next_record(buf, len, &off, &rec, &rlen) <= 0)
+		return -EINVAL;
+	h = cimg__pagemap_head__unpack(NULL, rlen, rec);
+	if (!h)
+		return -EINVAL;
+	pm.pages_id = h->pages_id;
+	cimg__pagemap_head__free_unpacked(h, NULL);
+	r = parse_entries(buf, len, off, &pm);
+	if (r < 0) {
+		pagemap_free(&pm);
+		return r;
+	}
+	*ret = pm;
+	return 0;
+}
+
+int pagemap_read(int dirfd, const char *name, struct pagemap *ret)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	_cleanup_free_ uint8_t *buf = NULL;
+	struct stat st;
+	int r;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_size > FILE_MAX)
+		return -EFBIG;
+	buf = malloc(st.st_size ? st.st_size : 1);
+	if (!buf)
+		return -ENOMEM;
+	r = read_full(fd, buf, st.st_size);
+	if (r < 0)
+		return r;
+	r = pagemap_parse(buf, st.st_size, ret);
+	if (r < 0)
+		pr_err("%s is not a valid CRIU pagemap", name);
+	return r;
+}
+
+static int put_record(int fd, const ProtobufCMessage *m)
+{
+	uint8_t buf[4 + RECORD_MAX];
+	uint32_t n = protobuf_c_message_get_packed_size(m);
+
+	if (n > RECORD_MAX)
+		return -EMSGSIZE;
+	memcpy(buf, &n, 4);
+	protobuf_c_message_pack(m, buf + 4);
+	return write_full(fd, buf, 4 + n);
+}
+
+static int write_all(int fd, const struct pagemap *pm)
+{
+	uint32_t magic[2] = { CRIU_IMG_COMMON_MAGIC, CRIU_PAGEMAP_MAGIC };
+	Cimg__PagemapHead h = CIMG__PAGEMAP_HEAD__INIT;
+	int r = write_full(fd, magic, sizeof(magic));
+
+	h.pages_id = pm->pages_id;
+	if (r == 0)
+		r = put_record(fd, &h.base);
+	for (size_t i = 0; r == 0 && i < pm->nr; i++) {
+		Cimg__PagemapEntry pe = CIMG__PAGEMAP_ENTRY__INIT;
+		pe.vaddr = pm->e[i].vaddr;
+		pe.nr_pages = pm->e[i].nr_pages;
+		pe.has_flags = true;
+		pe.flags = pm->e[i].flags;
+		r = put_record(fd, &pe.base);
+	}
+	return r;
+}
+
+int pagemap_write(int dirfd, const char *name, const struct pagemap *pm)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+					0600);
+	int r;
+
+	if (fd < 0) {
+		pr_perror("cannot create %s", name);
+		return -errno;
+	}
+	r = write_all(fd, pm);
+	if (r < 0)
+		pr_err("cannot write %s: %s", name, strerror(-r));
+	return r;
+}
+
+void pagemap_free(struct pagemap *pm)
+{
+	free(pm->e);
+	memset(pm, 0, sizeof(*pm));
+}
+
+uint64_t pagemap_present_pages(const struct pagemap *pm)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < pm->nr; i++)
+		if (pm->e[i].flags & PE_PRESENT)
+			n += pm->e[i].nr_pages;
+	return n;
+}

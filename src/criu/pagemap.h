@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pagemap: CRIU's pagemap-PID.img, the list of a process's memory runs
+ * and where each run's contents are: in this image set's pages-N.img
+ * (PE_PRESENT, in entry order), in the parent image set (PE_PARENT), or
+ * to be restored lazily (PE_LAZY).
+ *
+ * pagemap_parse() takes untrusted bytes (images come over the network):
+ * it checks the magics, every record's length, that runs are page
+ * aligned, non-empty, sorted and non-overlapping, and caps the count.
+ */
+#ifndef PHAUL_PAGEMAP_H
+#define PHAUL_PAGEMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PE_PARENT (1u << 0)
+#define PE_LAZY (1u << 1)
+#define PE_PRESENT (1u << 2)
+
+#define CRIU_IMG_COMMON_MAGIC 0x54564319u
+#define CRIU_PAGEMAP_MAGIC 0x56084025u
+#define PAGEMAP_MAX_ENTRIES (4u << 20)
+#define PAGEMAP_PAGE_SIZE 4096u
+
+struct pm_entry {
+	uint64_t vaddr;
+	uint32_t nr_pages;
+	uint32_t flags;
+};
+
+struct pagemap {
+	uint32_t pages_id;
+	struct pm_entry *e;
+	size_t nr;
+	size_t cap;
+};
+
+int pagemap_parse(const uint8_t *buf, size_t len, struct pagemap *ret);
+int pagemap_read(int dirfd, const char *name, struct pagemap *ret);
+int pagemap_write(int dirfd, const char *name, const struct pagemap *pm);
+/* Append a run after the last one (merged with it when adjacent and alike). */
+int pagemap_add(struct pagemap *pm, uint64_t vaddr, uint32_t nr_pages, uint32_t flags);
+void pagemap_free(struct pagemap *pm);
+/* Pages with PE_PRESENT, i.e. the size of pages-N.img in pages. */
+uint64_t pagemap_present_pages(const struct pagemap *pm);
+
+#endif

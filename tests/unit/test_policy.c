@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/* Convergence policy against synthetic round traces. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "engine/policy.h"
+
+static const struct policy P = { .downtime_ms = 300, .max_iters = 8, .max_time_ms = 0,
+				 .fixed_ms = 50 };
+
+/* 125 000 bytes/ms = 1 Gbit/s */
+static struct round_stat rs(uint64_t dirty, uint64_t sent_pages, uint64_t ms)
+{
+	return (struct round_stat){ .pages_scanned = 262144, .pages_dirty = dirty,
+				    .pages_sent = sent_pages, .bytes_sent = sent_pages * 4096,
+				    .ms = ms };
+}
+
+static void no_rounds_continue(void **s)
+{
+	uint64_t pred;
+
+	assert_int_equal(policy_decide(&P, NULL, 0, 0, &pred), POLICY_CONTINUE);
+}
+
+static void converges_when_prediction_fits(void **s)
+{
+	/* 1 GiB sent in 8.6 s, then 16 MiB dirty: 16.8 MB / 125 kB/ms = 134 ms + 50 */
+	struct round_stat r[] = { rs(4096, 262144, 8590) };
+	uint64_t pred;
+
+	assert_int_equal(policy_decide(&P, r, 1, 8590, &pred), POLICY_CONVERGED);
+	assert_in_range(pred, 180, 190);
+}
+
+static void continues_while_too_big(void **s)
+{
+	/* 64 MiB dirty at 1 Gbit/s: ~537 ms + 50 > 300 */
+	struct round_stat r[] = { rs(16384, 262144, 8590) };
+	uint64_t pred;
+
+	assert_int_equal(policy_decide(&P, r, 1, 8590, &pred), POLICY_CONTINUE);
+	assert_true(pred > 300);
+}
+
+static void stops_when_growing_over_10_percent(void **s)
+{
+	struct round_stat r[] = { rs(20000, 262144, 8590), rs(22001, 20000, 700) };
+	uint64_t pred;
+
+	assert_int_equal(policy_decide(&P, r, 2, 9290, &pred), POLICY_NOT_SHRINKING);
+	/* exactly +10 % still counts as shrinking enough to go on */
+	r[1].pages_dirty = 22000;
+	assert_int_equal(policy_decide(&P, r, 2, 9290, &pred), POLICY_CONTINUE);
+}
+
+static void stops_when_small(void **s)
+{
+	struct round_stat r[] = { rs(64, 262144, 1) };
+	uint64_t pred;
+
+	/* even with a useless bandwidth estimate */
+	r[0].bytes_sent = 0;
+	assert_int_equal(policy_decide(&P, r, 1, 1, &pred), POLICY_SMALL);
+	r[0].pages_dirty = 65;
+	assert_int_equal(policy_decide(&P, r, 1, 1, &pred), POLICY_CONTINUE);
+}
+
+static void stops_at_max_iters_and_time(void **s)
+{
+	struct round_stat r[8];
+	struct policy p = P;
+	uint64_t pred;
+
+	for (int i = 0; i < 8; i++)
+		r[i] = rs(30000 - i * 100, 30000, 1000);
+	assert_int_equal(policy_decide(&p, r, 7, 7000, &pred), POLICY_CONTINUE);
+	assert_int_equal(policy_decide(&p, r, 8, 8000, &pred), POLICY_MAX_ITERS);
+	p.max_iters = 0;
+	p.max_time_ms = 5000;
+	assert_int_equal(policy_decide(&p, r, 7, 4999, &pred), POLICY_CONTINUE);
+	assert_int_equal(policy_decide(&p, r, 7, 5000, &pred), POLICY_MAX_TIME);
+}
+
+static void bandwidth_over_recent_rounds(void **s)
+{
+	struct round_stat r[] = { rs(1, 1000, 1000), rs(1, 250000, 8000),
+				  rs(1, 100, 1), rs(1, 2000, 100) };
+
+	/* the last three rounds together; the first is out of the window */
+	assert_float_equal(policy_bandwidth(r, 4), (250000.0 + 100 + 2000) * 4096 / 8101, 1);
+	assert_float_equal(policy_bandwidth(r, 1), 1000.0 * 4096 / 1000, 1);
+	assert_float_equal(policy_bandwidth(r, 0), 0, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(no_rounds_continue),
+		cmocka_unit_test(converges_when_prediction_fits),
+		cmocka_unit_test(continues_while_too_big),
+		cmocka_unit_test(stops_when_growing_over_10_percent),
+		cmocka_unit_test(stops_when_small),
+		cmocka_unit_test(stops_at_max_iters_and_time),
+		cmocka_unit_test(bandwidth_over_recent_rounds),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
