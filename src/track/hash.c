@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hash: the portable method. Every round reads every populated anonymous
+ * page of the tracked mappings (1 MiB at a time, process_vm_readv) and
+ * compares its xxh3-64 with the last round's. Memory: 8 bytes a populated
+ * page, in windows of 64 pages that hold hashes only for the pages present
+ * (a sorted array of windows, 24 bytes each), plus a 1 MiB buffer. Never a
+ * copy of the workload's memory. A page reads as written if its contents
+ * differ (a 2^-64 chance per page and round to miss a change).
+ */
+#define LOG_PREFIX "track: "
+#define TRACK_INTERNAL
+#include "track/track.h"
+
+#include "common/log.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define WIN 64	   /* pages a window holds: one bit each in a uint64_t */
+#define CHUNK 256  /* pages read at a time: 1 MiB */
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAP (1ULL << 62)
+#define PM_FILE (1ULL << 61) /* page cache (or shared) page: not dumped */
+
+struct hwin {
+	uint64_t addr; /* first page's address, WIN-aligned */
+	uint64_t mask; /* pages present */
+	uint64_t *h;   /* their hashes, in address order: popcount(mask) */
+};
+
+struct wins {
+	struct hwin *w;
+	size_t nr, cap;
+};
+
+struct hash {
+	struct wins old, cur; /* last round's windows, this round's */
+	size_t at;	      /* next window of old to compare with */
+	int pagemap, mem;     /* this round's /proc/PID/{pagemap,mem} */
+	uint64_t want[CHUNK / WIN];
+	uint64_t pm[CHUNK];
+	uint8_t *buf; /* CHUNK pages */
+	struct iovec liov[CHUNK / 2 + 1], riov[CHUNK / 2 + 1];
+};
+
+#define SWAP(a, b)                      \
+	do {                            \
+		__typeof__(a) _tmp = (a); \
+		(a) = (b);              \
+		(b) = _tmp;             \
+	} while (0)
+
+static void wins_free(struct wins *ws, size_t from)
+{
+	for (size_t i = from; i < ws->nr; i++)
+		free(ws->w[i].h);
+	ws->nr = 0;
+}
+
+static int wins_push(struct wins *ws, const struct hwin *w)
+{
+	if (ws->nr == ws->cap) {
+		size_t cap = ws->cap ? ws->cap * 2 : 256;
+		struct hwin *n = realloc(ws->w, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		ws->w = n;
+		ws->cap = cap;
+	}
+	ws->w[ws->nr++] = *w;
+	return 0;
+}
+
+static uint64_t page_hash(const void *p)
+{
+	uint64_t h = XXH3_64bits(p, TRACK_PAGE);
+
+	return h ? h : 1; /* 0 stays free for "no hash" */
+}
+
+/* Last round's hash of page @bit of @w, or 0. */
+static uint64_t old_hash(const struct hwin *w, int bit)
+{
+	if (!w || !(w->mask & (1ULL << bit)))
+		return 0;
+	return w->h[__builtin_popcountll(w->mask & ((1ULL << bit) - 1))];
+}
+
+/* Last round's window at @addr, if any; older ones are dropped. */
+static struct hwin *old_window(struct hash *h, uint64_t addr)
+{
+	while (h->at < h->old.nr && h->old.w[h->at].addr < addr)
+		free(h->old.w[h->at++].h);
+	if (h->at < h->old.nr && h->old.w[h->at].addr == addr)
+		return &h->old.w[h->at++];
+	return NULL;
+}
+
+/* Hash window @wi of the chunk at @base, report the pages that changed. */
+static int update_window(struct hash *h, uint64_t base, int wi, struct track_set *dirty)
+{
+	uint64_t addr = base + wi * WIN * TRACK_PAGE, mask = h->want[wi];
+	struct hwin *o = old_window(h, addr), n = { addr, mask, NULL };
+	bool reuse = o && o->mask == mask && mask;
+	int k = 0, r = 0;
+
+	if (reuse)
+		n.h = TAKE_PTR(o->h);
+	else if (mask && !(n.h = malloc(__builtin_popcountll(mask) * sizeof(uint64_t))))
+		r = -ENOMEM;
+	for (int b = 0; r == 0 && b < WIN; b++) {
+		const uint8_t *page = h->buf + (wi * WIN + b) * TRACK_PAGE;
+		uint64_t v, prev;
+
+		if (!(mask & (1ULL << b)))
+			continue;
+		v = page_hash(page);
+		prev = reuse ? n.h[k] : old_hash(o, b);
+		if (v != prev)
+			r = track_set_add(dirty, addr + b * TRACK_PAGE, addr + (b + 1) * TRACK_PAGE);
+		n.h[k++] = v;
+	}
+	if (o)
+		free(TAKE_PTR(o->h));
+	if (r == 0 && mask)
+		r = wins_push(&h->cur, &n);
+	if (r < 0)
+		free(n.h);
+	return r;
+}
+
+/* Pages of the chunk at @base that are tracked, populated and anonymous. */
+static void chunk_want(struct hash *h, const struct track_vmas *vs, size_t i, uint64_t base)
+{
+	const uint64_t end = base + CHUNK * TRACK_PAGE;
+
+	memset(h->want, 0, sizeof(h->want));
+	for (; i < vs->nr && vs->v[i].start < end; i++) {
+		uint64_t s = (MAX(vs->v[i].start, base) - base) / TRACK_PAGE;
+		uint64_t e = (MIN(vs->v[i].end, end) - base) / TRACK_PAGE;
+
+		for (uint64_t p = s; p < e; p++)
+			if ((h->pm[p] & (PM_PRESENT | PM_SWAP)) && !(h->pm[p] & PM_FILE))
+				h->want[p / WIN] |= 1ULL << (p % WIN);
+	}
+}
+
+static bool wanted(const struct hash *h, int p)
+{
+	return h->want[p / WIN] & (1ULL << (p % WIN));
+}
+
+/* iovecs for the runs of wanted pages from page @k on; returns their count. */
+static int chunk_iovs(struct hash *h, uint64_t base, int k)
+{
+	int n = 0;
+
+	for (; k < CHUNK; k++) {
+		if (!wanted(h, k))
+			continue;
+		if (n && (uint8_t *)h->liov[n - 1].iov_base + h->liov[n - 1].iov_len ==
+				 h->buf + k * TRACK_PAGE) {
+			h->liov[n - 1].iov_len += TRACK_PAGE;
+			h->riov[n - 1].iov_len += TRACK_PAGE;
+			continue;
+		}
+		h->liov[n] = (struct iovec){ h->buf + k * TRACK_PAGE, TRACK_PAGE };
+		h->riov[n++] = (struct iovec){ (void *)(uintptr_t)(base + k * TRACK_PAGE), TRACK_PAGE };
+	}
+	return n;
+}
+
+/* The wanted page after @k's first @done wanted pages (CHUNK if none). */
+static int skip_wanted(const struct hash *h, int k, uint64_t done)
+{
+	for (; k < CHUNK; k++)
+		if (wanted(h, k) && done-- == 0)
+			return k;
+	return CHUNK;
+}
+
+/*
+ * Read the wanted pages into buf. A page process_vm_readv cannot read
+ * (PROT_NONE, gone meanwhile) is read through /proc/PID/mem, else dropped.
+ */
+static int read_chunk(struct hash *h, pid_t pid, uint64_t base)
+{
+	int k = skip_wanted(h, 0, 0);
+
+	while (k < CHUNK) {
+		int n = chunk_iovs(h, base, k);
+		ssize_t got = process_vm_readv(pid, h->liov, n, h->riov, n, 0);
+
+		if (got < 0 && errno == ESRCH)
+			return -ESRCH;
+		k = skip_wanted(h, k, got < 0 ? 0 : got / TRACK_PAGE);
+		if (k == CHUNK)
+			break;
+		if (pread(h->mem, h->buf + k * TRACK_PAGE, TRACK_PAGE, base + k * TRACK_PAGE) !=
+		    (ssize_t)TRACK_PAGE)
+			h->want[k / WIN] &= ~(1ULL << (k % WIN));
+		k = skip_wanted(h, k + 1, 0);
+	}
+	return 0;
+}
+
+static int do_chunk(struct tracker *t, struct hash *h, const struct track_vmas *vs, size_t i,
+		    uint64_t base, struct track_set *dirty, uint64_t *scanned)
+{
+	ssize_t n = pread(h->pagemap, h->pm, sizeof(h->pm), base / TRACK_PAGE * 8);
+	int r;
+
+	if (n != sizeof(h->pm))
+		return n < 0 ? -errno : -ESRCH;
+	chunk_want(h, vs, i, base);
+	if ((r = read_chunk(h, t->pid, base)) < 0)
+		return r;
+	for (int wi = 0; wi < CHUNK / WIN; wi++) {
+		if ((r = update_window(h, base, wi, dirty)) < 0)
+			return r;
+		*scanned += __builtin_popcountll(h->want[wi]);
+	}
+	return 0;
+}
+
+static int hash_round(struct tracker *t, struct hash *h, const struct track_vmas *vs,
+		      struct track_set *dirty, uint64_t *scanned)
+{
+	const uint64_t csize = CHUNK * TRACK_PAGE;
+	uint64_t done = 0; /* chunks below this address are done */
+	int r;
+
+	for (size_t i = 0; i < vs->nr; i++) {
+		uint64_t base = MAX(vs->v[i].start / csize * csize, done);
+
+		for (; base < vs->v[i].end; base += csize)
+			if ((r = do_chunk(t, h, vs, i, base, dirty, scanned)) < 0)
+				return r;
+		done = MAX(done, base);
+	}
+	return 0;
+}
+
+static int open_proc(pid_t pid, const char *name)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd >= 0 ? fd : errno == ENOENT ? -ESRCH : -errno;
+}
+
+static int hash_collect(struct tracker *t, struct track_set *dirty, uint64_t *scanned)
+{
+	struct hash *h = t->priv;
+	struct track_vmas vs = { 0 };
+	int r;
+
+	h->at = 0;
+	if ((r = h->pagemap = open_proc(t->pid, "pagemap")) >= 0 &&
+	    (r = h->mem = open_proc(t->pid, "mem")) >= 0 && (r = track_vmas_read(t->pid, &vs)) >= 0)
+		r = hash_round(t, h, &vs, dirty, scanned);
+	if (r >= 0 && !track_alive(t->pid, t->pidfd))
+		r = -ESRCH;
+	wins_free(&h->old, h->at);
+	if (r < 0) /* hashes half updated: start over, report everything */
+		wins_free(&h->cur, 0);
+	SWAP(h->old, h->cur);
+	if (h->pagemap >= 0)
+		close(h->pagemap);
+	if (h->mem >= 0)
+		close(h->mem);
+	h->pagemap = h->mem = -1;
+	track_vmas_free(&vs);
+	return r < 0 ? r : 0;
+}
+
+static int hash_open(struct tracker *t)
+{
+	struct hash *h = calloc(1, sizeof(*h));
+
+	if (!h || !(h->buf = malloc(CHUNK * TRACK_PAGE))) {
+		free(h);
+		return -ENOMEM;
+	}
+	h->pagemap = h->mem = -1;
+	t->priv = h;
+	return 0;
+}
+
+static void hash_close(struct tracker *t)
+{
+	struct hash *h = t->priv;
+
+	if (!h)
+		return;
+	wins_free(&h->old, 0);
+	wins_free(&h->cur, 0);
+	free(h->old.w);
+	free(h->cur.w);
+	free(h->buf);
+	free(h);
+	t->priv = NULL;
+}
+
+const struct track_ops track_hash_ops = {
+	.method = TRACK_HASH,
+	.open = hash_open,
+	.collect = hash_collect,
+	.close = hash_close,
+};

@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * track: which pages of a running process did it write since last time?
+ * Round after round, for iterative pre-copy live migration (docs/TRACKING.md).
+ *
+ * Contract
+ * - One tracker per address space (a process and all its threads). It is
+ *   used by one thread at a time. While tracker_open() (and a collect that
+ *   re-arms after an exec) runs, the tracker ptrace-stops the workload's
+ *   threads for a few hundred microseconds: the caller must not wait() for
+ *   "any child" (waitpid(-1, ...)) concurrently in another thread.
+ * - Memory covered ("tracked"): every private mapping of the process, anonymous
+ *   or file-backed, whatever its current protection, except the kernel's
+ *   special mappings ([vdso], [vvar*], [vsyscall], [uprobes]). Shared
+ *   mappings (MAP_SHARED, shmem, SysV) are not tracked: CRIU dumps them
+ *   from the mapping itself.
+ * - Pages reported are what CRIU dumps as private memory: populated
+ *   (present or swapped) anonymous pages; file pages of private file
+ *   mappings that were never written (page cache, restored from the file)
+ *   are not reported.
+ * - First collect: every such page. Later collects: every page written (by
+ *   the process, or by the kernel on its behalf: read(2), process_vm_writev)
+ *   since the previous collect returned, and every populated page of a
+ *   mapping that appeared or was replaced since then (mmap, mremap, exec).
+ *   A page written after tracker_collect() returned is reported by the next
+ *   one, so reading page contents after a collect never misses a write.
+ * - Not reported: pages that stopped existing (munmap, MADV_DONTNEED). The
+ *   final, frozen dump's page map (CRIU's) is the authority on which pages
+ *   exist; the tracker only says which contents may have changed.
+ *   uffd-wp may report a page it did not need to (a page first faulted in
+ *   by a read after its mapping was armed, reported once); it never misses
+ *   one, except writes the kernel does through pages pinned before the
+ *   round (io_uring fixed buffers, RDMA, vhost), which no method sees.
+ * - Every function returns 0 or a negative errno. -ESRCH: the process is
+ *   gone (exited, or a zombie).
+ */
+#ifndef PHAUL_TRACK_H
+#define PHAUL_TRACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum track_method {
+	TRACK_NONE = 0,
+	TRACK_UFFD_WP = 1,    /* exact; needs Linux >= 6.7 (PAGEMAP_SCAN, WP_ASYNC) */
+	TRACK_SOFT_DIRTY = 2, /* probed only: not implemented (docs/TRACKING.md) */
+	TRACK_HASH = 4,       /* portable: xxh3-64 of every populated page */
+};
+#define TRACK_ALL (TRACK_UFFD_WP | TRACK_SOFT_DIRTY | TRACK_HASH)
+
+/* [start, end), page-aligned. */
+struct track_range {
+	uint64_t start, end;
+};
+
+/* A set of pages: ranges sorted, disjoint and never adjacent (merged). */
+struct track_set {
+	struct track_range *r;
+	size_t nr, cap;
+	uint64_t pages; /* total pages in the set */
+};
+
+struct tracker;
+
+/*
+ * Track process @pid (a thread id stands for its process) with the best
+ * method in @allowed, tried in this order: uffd-wp, soft-dirty, hash. Each
+ * method that is refused logs one line saying why. uffd-wp is refused when
+ * the process uses userfaultfd itself, runs under a seccomp filter (an
+ * injected syscall could kill it), is traced by someone else, is not a
+ * native 64-bit process, or the kernel lacks a feature. The process is
+ * armed before this returns.
+ * -EINVAL for an empty or unknown @allowed, -ESRCH, or the last method's
+ * error (-EOPNOTSUPP when none applies).
+ */
+int tracker_open(pid_t pid, unsigned allowed, struct tracker **ret);
+enum track_method tracker_method(const struct tracker *t);
+/* "uffd-wp", "soft-dirty", "hash", "none". */
+const char *track_method_name(enum track_method m);
+
+/*
+ * Replace @dirty's contents with the pages written since the previous
+ * collect (see the contract above). @pages_scanned (may be NULL) gets the
+ * work done: pages of the tracked mappings walked (uffd-wp), or pages read
+ * and hashed (hash). On error @dirty is emptied; the next collect still
+ * reports everything written since the last successful one.
+ */
+int tracker_collect(struct tracker *t, struct track_set *dirty, uint64_t *pages_scanned);
+
+/*
+ * Stop tracking and free @t (NULL is fine). Leaves nothing in the workload:
+ * no fd, no userfaultfd-registered range, no write-protected page. Safe
+ * after the process died and after any failed collect.
+ */
+void tracker_close(struct tracker *t);
+
+/* Add [start, end) (page-aligned, start < end), keeping the set merged. */
+int track_set_add(struct track_set *s, uint64_t start, uint64_t end);
+bool track_set_contains(const struct track_set *s, uint64_t addr);
+/* Empty the set, keep its memory. */
+void track_set_reset(struct track_set *s);
+void track_set_free(struct track_set *s);
+
+#ifdef TRACK_INTERNAL
+/* ---- Internal to src/track/: not part of the contract. ---- */
+#include <sys/uio.h>
+
+#define TRACK_PAGE 4096ULL
+
+/* A tracked mapping from /proc/PID/maps. */
+enum { TV_READ = 1, TV_WRITE = 2, TV_FILE = 4 };
+struct track_vma {
+	uint64_t start, end;
+	unsigned flags;
+};
+struct track_vmas {
+	struct track_vma *v;
+	size_t nr, cap;
+};
+
+/* procfs.c */
+int track_vmas_read(pid_t pid, struct track_vmas *out);
+void track_vmas_free(struct track_vmas *v);
+/* The process lives (not a zombie) and is still the one @pidfd names. */
+bool track_alive(pid_t pid, int pidfd);
+/* The process (VmFlags um/uw/ui, or an fd on a userfaultfd) uses uffd. */
+bool track_uses_uffd(pid_t pid);
+/* Seccomp mode from /proc/PID/status (0 none, 1 strict, 2 filter). */
+int track_seccomp_mode(pid_t pid);
+int track_tgid(pid_t pid);
+/* State letter of thread @tid (R, S, D, T, t, Z...), 0 if it is gone. */
+char track_task_state(pid_t pid, pid_t tid);
+
+/* inject.c: run syscalls inside the process, all its threads stopped. */
+struct inject;
+int inject_begin(pid_t pid, struct inject **ret);
+/* Run syscall @nr; *ret_val gets its result (-errno on failure). */
+int inject_syscall(struct inject *in, long nr, const uint64_t args[6], long *ret_val);
+pid_t inject_tid(const struct inject *in);
+void inject_end(struct inject *in);
+
+/* inject-<arch>.c: registers of one stopped thread. */
+struct arch_regs {
+	uint64_t raw[64];
+};
+int arch_regs_get(pid_t tid, struct arch_regs *r);
+int arch_regs_set(pid_t tid, const struct arch_regs *r);
+/* Turn registers stopped inside an interrupted syscall into a restart. */
+void arch_regs_restart(struct arch_regs *r);
+/* Registers that run syscall @nr(@args) at @pc, from @saved. */
+void arch_regs_syscall(struct arch_regs *r, const struct arch_regs *saved, uint64_t pc,
+		       long nr, const uint64_t args[6]);
+extern const uint8_t arch_syscall_insn[];
+extern const size_t arch_syscall_insn_len;
+
+/* One method. */
+struct tracker {
+	pid_t pid;
+	int pidfd;
+	const struct track_ops *ops;
+	void *priv;
+};
+struct track_ops {
+	enum track_method method;
+	int (*open)(struct tracker *t);
+	int (*collect)(struct tracker *t, struct track_set *dirty, uint64_t *scanned);
+	void (*close)(struct tracker *t);
+};
+extern const struct track_ops track_uffd_ops, track_softdirty_ops, track_hash_ops;
+#endif
+
+#endif
