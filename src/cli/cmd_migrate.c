@@ -15,7 +15,11 @@ static void migrate_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: phaul migrate --to ADDR:PORT --key FILE [options] PID\n"
-		"  --mode stop            stop-and-copy (default)\n"
+		"  --mode stop|live       stop-and-copy (default), or live: copy memory in rounds\n"
+		"                         while the workload runs, then a short freeze\n"
+		"  --downtime-ms MS       live: target frozen time (default 300)\n"
+		"  --max-iters N          live: at most N pre-copy rounds (default 8)\n"
+		"  --max-time SEC         live: at most SEC seconds of pre-copy\n"
 		"  --fs SPEC              storage driver, repeatable (default: shared)\n"
 		"  --json                 print one JSON object with the statistics on stdout\n"
 		"  --workdir DIR          scratch space for images (default " PHAUL_DEFAULT_WORKDIR ")\n"
@@ -46,6 +50,9 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		{ "file-locks", no_argument, NULL, 'L' },
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "recover-timeout", required_argument, NULL, 'r' },
+		{ "downtime-ms", required_argument, NULL, 'D' },
+		{ "max-iters", required_argument, NULL, 'I' },
+		{ "max-time", required_argument, NULL, 'M' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -79,6 +86,21 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 				return -EINVAL;
 			o->recover_timeout_s = v;
 			break;
+		case 'D':
+			if (parse_u64(optarg, 1, 3600000, &v) < 0)
+				return -EINVAL;
+			o->policy.downtime_ms = v;
+			break;
+		case 'I':
+			if (parse_u64(optarg, 1, MSG_ROUNDS_MAX - 1, &v) < 0)
+				return -EINVAL;
+			o->policy.max_iters = v;
+			break;
+		case 'M':
+			if (parse_u64(optarg, 1, 86400, &v) < 0)
+				return -EINVAL;
+			o->policy.max_time_ms = v * 1000;
+			break;
 		case 'v':
 			log_set_level(log_get_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
 			break;
@@ -94,8 +116,10 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 int cmd_migrate(int argc, char **argv)
 {
 	struct mig_opts o = { .mode = "stop", .workdir = PHAUL_DEFAULT_WORKDIR,
-			      .recover_timeout_s = 60, .connect_timeout_s = 10 };
-	struct migration m = { .source = true, .opts = &o, .imgfd = -1 };
+			      .recover_timeout_s = 60, .connect_timeout_s = 10,
+			      .policy = { .downtime_ms = POLICY_DEFAULT_DOWNTIME_MS,
+					  .max_iters = POLICY_DEFAULT_MAX_ITERS } };
+	struct migration m = { .source = true, .opts = &o, .imgfd = -1, .ps_sk = -1 };
 	const char *key = NULL;
 	char htype[32];
 	bool json = false;
@@ -106,8 +130,8 @@ int cmd_migrate(int argc, char **argv)
 		migrate_usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (strcmp(o.mode, "stop")) {
-		fprintf(stderr, "phaul: mode '%s' is not supported (yet): use --mode stop\n", o.mode);
+	if (strcmp(o.mode, "stop") && strcmp(o.mode, "live")) {
+		fprintf(stderr, "phaul: mode '%s' is not supported (yet): use stop or live\n", o.mode);
 		return EXIT_USAGE;
 	}
 	if (o.nr_fs == 0)

@@ -9,6 +9,21 @@ static void add_u64(json_object *o, const char *k, uint64_t v)
 	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
 }
 
+static json_object *round_json(const struct round_stat *r, bool final)
+{
+	json_object *o = json_object_new_object();
+
+	add_u64(o, "pages_scanned", r->pages_scanned);
+	add_u64(o, "pages_dirty", r->pages_dirty);
+	add_u64(o, "pages_sent", r->pages_sent);
+	add_u64(o, "bytes", r->bytes_sent);
+	add_u64(o, "ms", r->ms);
+	json_object_object_add(o, "mb_per_s",
+			       json_object_new_double(r->ms ? r->bytes_sent / 1000.0 / r->ms : 0));
+	json_object_object_add(o, "frozen", json_object_new_boolean(final));
+	return o;
+}
+
 void report_json(const struct migration *m, bool ok)
 {
 	json_object *o = json_object_new_object();
@@ -31,6 +46,17 @@ void report_json(const struct migration *m, bool ok)
 	add_u64(o, "transfer_ms", s->transfer_ms);
 	add_u64(o, "image_bytes", s->bytes_images);
 	add_u64(o, "tasks", m->nr_pids);
+	if (s->tracking) {
+		json_object *iters = json_object_new_array();
+		json_object_object_add(o, "tracking", json_object_new_string(s->tracking));
+		json_object_object_add(o, "stop_reason",
+				       s->stop_reason ? json_object_new_string(s->stop_reason) : NULL);
+		add_u64(o, "predicted_frozen_ms", s->predicted_ms);
+		add_u64(o, "final_pages", s->final_pages);
+		for (size_t i = 0; i < s->nr_rounds; i++)
+			json_object_array_add(iters, round_json(&s->rounds[i], i + 1 == s->nr_rounds));
+		json_object_object_add(o, "iters", iters);
+	}
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	fflush(stdout);
 	json_object_put(o);
@@ -53,4 +79,9 @@ void report_human(const struct migration *m, bool ok)
 		(unsigned long long)s->restore_ms, (unsigned long long)s->total_ms,
 		s->bytes_sent / 1048576.0, s->bytes_images / 1048576.0,
 		secs > 0 ? s->bytes_images / secs / 1e6 : 0.0);
+	if (s->tracking)
+		fprintf(stderr,
+			"  rounds   %u before the freeze (%s, tracking: %s), %llu pages while frozen\n",
+			s->iterations, s->stop_reason ? s->stop_reason : "-", s->tracking,
+			(unsigned long long)s->final_pages);
 }

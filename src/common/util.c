@@ -96,26 +96,42 @@ int mkdir_p(const char *path, mode_t mode)
 			return -errno;
 		*p = '/';
 	}
-	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-		return -errno;
+	if (mkdir(tmp, mode) < 0) {
+		struct stat st;
+		if (errno != EEXIST)
+			return -errno;
+		if (stat(tmp, &st) < 0)
+			return -errno;
+		if (!S_ISDIR(st.st_mode))
+			return -ENOTDIR;
+	}
 	return 0;
+}
+
+DIR *opendir_at(int dirfd)
+{
+	int dfd = dup(dirfd);
+	DIR *d;
+
+	if (dfd < 0)
+		return NULL;
+	d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return NULL;
+	}
+	rewinddir(d); /* the dup shares the offset of any earlier walk */
+	return d;
 }
 
 int rm_rf_at(int dirfd)
 {
-	int dfd = dup(dirfd);
-	DIR *d;
+	DIR *d = opendir_at(dirfd);
 	struct dirent *de;
 	int r = 0;
 
-	if (dfd < 0)
+	if (!d)
 		return -errno;
-	d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
-	rewinddir(d);
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
@@ -164,7 +180,7 @@ int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 	char *end;
 	unsigned long long v;
 
-	if (!s || !*s || *s == '-' || *s == '+')
+	if (!s || *s < '0' || *s > '9') /* strtoull would skip spaces, take signs */
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);

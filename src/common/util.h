@@ -9,6 +9,7 @@
 #ifndef PHAUL_UTIL_H
 #define PHAUL_UTIL_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -50,6 +51,10 @@ int mkdir_p(const char *path, mode_t mode);
 int rm_rf(const char *path);
 /* Remove everything below the directory open at @dirfd (kept itself). */
 int rm_rf_at(int dirfd);
+
+/* A DIR stream over the directory open at @dirfd, from its start (the fd
+ * itself is left alone; closedir() the result). NULL with errno set. */
+DIR *opendir_at(int dirfd);
 
 /* Milliseconds of CLOCK_MONOTONIC / CLOCK_REALTIME. */
 uint64_t now_ms(void);

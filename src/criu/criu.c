@@ -3,6 +3,7 @@
 #include "criu/criu.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -62,6 +63,11 @@ int criu_start(struct criu *c)
 		dup2(devnull, STDOUT_FILENO);
 		if (log_get_level() < LOG_DEBUG)
 			dup2(devnull, STDERR_FILENO);
+		if (c->pass_fd >= 0) {
+			if (dup2(c->pass_fd, CRIU_PASS_FD) < 0)
+				_exit(127);
+			fcntl(CRIU_PASS_FD, F_SETFD, 0);
+		}
 		snprintf(fdstr, sizeof(fdstr), "%d", fd);
 		execl(criu_binary(), "criu", "swrk", fdstr, (char *)NULL);
 		_exit(127);
@@ -274,4 +280,55 @@ int criu_cpuinfo(const char *dir, bool dump)
 	r = resp->success ? 0 : -EXDEV;
 	criu_resp__free_unpacked(resp, NULL);
 	return r;
+}
+
+static pid_t spawn_lazy_pages(const char *imgdir, const char *workdir, int ps_fd, int status_fd)
+{
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	int devnull = open("/dev/null", O_RDWR);
+	if (devnull < 0 || dup2(ps_fd, CRIU_PASS_FD) < 0 || dup2(status_fd, CRIU_PASS_FD + 1) < 0)
+		_exit(127);
+	fcntl(CRIU_PASS_FD, F_SETFD, 0);
+	fcntl(CRIU_PASS_FD + 1, F_SETFD, 0);
+	dup2(devnull, STDIN_FILENO);
+	dup2(devnull, STDOUT_FILENO);
+	if (log_get_level() < LOG_DEBUG)
+		dup2(devnull, STDERR_FILENO);
+	execl(criu_binary(), "criu", "lazy-pages", "--images-dir", imgdir, "--work-dir", workdir,
+	      "--log-file", "lazy-pages.log", "--page-server", "--ps-socket", "100",
+	      "--status-fd", "101",
+	      log_get_level() >= LOG_DEBUG ? "-v4" : "-v2", (char *)NULL);
+	_exit(127);
+}
+
+int criu_lazy_pages_start(const char *imgdir, const char *workdir, int ps_fd, pid_t *ret)
+{
+	struct pollfd pfd = { .events = POLLIN };
+	int p[2], status;
+	char c;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = spawn_lazy_pages(imgdir, workdir, ps_fd, p[1]);
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		return -errno;
+	}
+	pfd.fd = p[0];
+	/* CRIU writes a byte to its status fd once its socket listens */
+	if (poll(&pfd, 1, 10000) == 1 && read(p[0], &c, 1) == 1) {
+		close(p[0]);
+		*ret = pid;
+		return 0;
+	}
+	close(p[0]);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	pr_err("criu lazy-pages did not start (see lazy-pages.log)");
+	return -EIO;
 }

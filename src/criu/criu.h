@@ -22,9 +22,12 @@
 struct criu {
 	pid_t pid;
 	int sk;
+	int pass_fd;	/* handed to CRIU as CRIU_PASS_FD, or -1 */
 };
 
-#define CRIU_INIT { .pid = -1, .sk = -1 }
+#define CRIU_INIT { .pid = -1, .sk = -1, .pass_fd = -1 }
+/* The number the passed fd has in CRIU (its config file names it). */
+#define CRIU_PASS_FD 100
 
 int criu_start(struct criu *c);
 /* Close the socket (a pending notification is thereby refused) and reap. */
@@ -42,6 +45,14 @@ int criu_version(uint32_t *ret);
 int criu_check(const char *dir);
 /* Write cpuinfo.img into @dir (dump) or check this CPU against it. */
 int criu_cpuinfo(const char *dir, bool dump);
+
+/*
+ * Start `criu lazy-pages` filling the lazy memory of a restore whose work
+ * directory is @workdir (they meet on its lazy-pages.socket) with pages it
+ * asks for over @ps_fd, in CRIU's page-server protocol (pageserver.c
+ * answers); returns once it listens. It exits when every page is in place.
+ */
+int criu_lazy_pages_start(const char *imgdir, const char *workdir, int ps_fd, pid_t *ret);
 
 const char *criu_binary(void);
 /* Human text for a failed response: CRIU's cr_errmsg or errno. */

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/precopy.h"
 
 int mig_fail(struct migration *m, int err, const char *fmt, ...)
 {
@@ -59,6 +60,12 @@ int mig_hook(struct migration *m, enum driver_hook hook)
 
 void mig_free(struct migration *m)
 {
+	precopy_free(m);
+	free(m->st.rounds);
+	m->st.rounds = NULL;
+	if (m->ps_sk >= 0)
+		close(m->ps_sk);
+	m->ps_sk = -1;
 	for (size_t i = 0; i < m->nr_drv; i++)
 		driver_free(m->drv[i]);
 	m->nr_drv = 0;

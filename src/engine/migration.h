@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include "drivers/driver.h"
+#include "engine/policy.h"
 #include "proto/conn.h"
 #include "proto/key.h"
 #include "proto/msg.h"
@@ -40,6 +41,7 @@ struct mig_opts {
 	uint64_t bandwidth_mbit;	/* 0: no cap */
 	unsigned int recover_timeout_s;	/* in-doubt resolution window */
 	unsigned int connect_timeout_s;
+	struct policy policy;		/* live mode */
 };
 
 struct mig_stats {
@@ -54,6 +56,13 @@ struct mig_stats {
 	uint64_t commit_ms;		/* when Committed arrived */
 	uint64_t transfer_ms;
 	unsigned int iterations;
+	/* live mode */
+	const char *tracking;		/* dirty-page tracking method */
+	struct round_stat *rounds;	/* per round, the final one last */
+	size_t nr_rounds;
+	uint64_t predicted_ms;		/* the policy's frozen-time prediction */
+	const char *stop_reason;	/* why the rounds stopped */
+	uint64_t final_pages;		/* pages sent while frozen */
 };
 
 enum mig_outcome { OUTCOME_NONE, OUTCOME_ABORTED, OUTCOME_COMMITTED, OUTCOME_IN_DOUBT };
@@ -74,6 +83,8 @@ struct migration {
 	uint8_t session_id[PHAUL_SESSION_ID_LEN];
 	char *dir;			/* this migration's scratch directory */
 	int imgfd;			/* its images directory */
+	struct precopy *pc;		/* live mode's state on the source */
+	int ps_sk;			/* our end of CRIU's lazy page-server socket */
 	enum mig_outcome outcome;
 	bool peer_said;			/* the failure came as the peer's Error/Abort */
 	struct mig_stats st;

@@ -18,6 +18,7 @@
 #include "common/util.h"
 #include "criu/criu.h"
 #include "engine/migration.h"
+#include "engine/precopy.h"
 #include "engine/session.h"
 #include "engine/source.h"
 #include "common/proc.h"
@@ -140,6 +141,8 @@ static int send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_
 	p.cpuinfo.len = cpulen;
 	p.pids = m->pids;
 	p.n_pids = m->nr_pids;
+	p.has_nr_procs = true;
+	p.nr_procs = m->nr_procs;
 	p.est_bytes = m->est_bytes;
 	proc_comm(m->root_pid, comm, sizeof(comm));
 	p.root_cmd = comm;
@@ -219,10 +222,18 @@ int migrate_source(struct migration *m)
 		mig_step(m, "start");
 		r = mig_hook(m, HOOK_START_MIGRATION);
 	}
-	if (r == 0)
+	if (r == 0 && !strcmp(m->mode, "live"))
+		r = precopy_start(m, &m->opts->policy);
+	if (r == 0 && m->pc)
+		r = precopy_rounds(m);
+	if (r == 0) {
 		r = source_final_dump(m);
-	else if (m->conn)
-		msg_send_abort(m->conn, m->error[0] ? m->error : "source failed");
+	} else {
+		precopy_stop(m);
+		if (m->conn)
+			msg_send_abort(m->conn, m->error[0] ? m->error : "source failed");
+		mig_hook(m, HOOK_MIGRATION_FAILED);
+	}
 	if (m->outcome == OUTCOME_COMMITTED)
 		r = 0;
 	m->st.total_ms = now_ms() - m->st.start_ms;

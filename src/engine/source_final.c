@@ -13,12 +13,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "criu/criu.h"
+#include "engine/precopy.h"
 #include "engine/progress.h"
 #include "engine/session.h"
 #include "engine/source.h"
@@ -28,7 +30,7 @@
 
 static uint64_t images_size(int dirfd, size_t *nr)
 {
-	DIR *d = fdopendir(dup(dirfd));
+	DIR *d = opendir_at(dirfd);
 	struct dirent *de;
 	uint64_t sum = 0;
 	struct stat st;
@@ -61,10 +63,9 @@ static int send_images(struct migration *m)
 		return mig_fail(m, r, "injected fault");
 	m->st.bytes_images = images_size(m->imgfd, &nr);
 	progress_begin(&p, m->opts->progress, "images", m->st.bytes_images);
-	d = fdopendir(dup(m->imgfd));
+	d = opendir_at(m->imgfd);
 	if (!d)
 		return mig_fail(m, -errno, "cannot list images: %m");
-	rewinddir(d);
 	while (r == 0 && (de = readdir(d))) {
 		if (de->d_name[0] == '.' || de->d_type != DT_REG)
 			continue;
@@ -170,6 +171,8 @@ int source_switch_over(struct migration *m, struct criu *c)
 	r = mig_hook(m, HOOK_FROZEN);
 	if (r == 0)
 		r = mig_hook(m, HOOK_STOP_MIGRATION);
+	if (r == 0 && m->pc)
+		r = precopy_final(m);
 	if (r == 0)
 		r = send_images(m);
 	if (r == 0)
@@ -228,6 +231,34 @@ static void fill_dump_opts(struct migration *m, CriuOpts *o)
 	o->leave_running = false;
 }
 
+/*
+ * Live mode: CRIU dumps anonymous memory "lazily", i.e. not at all (the
+ * destination has it from the rounds); after post-dump it would serve
+ * those pages from a page server. CRIU's RPC does not take that server's
+ * socket, so a config file hands it ours: when we close our end, the
+ * server ends and the dump finishes. No port is ever opened.
+ */
+static int lazy_opts(struct migration *m, struct criu *c, CriuOpts *o, char *conf, size_t len)
+{
+	int sp[2];
+	FILE *f;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return mig_fail(m, -errno, "socketpair: %m");
+	m->ps_sk = sp[0];
+	c->pass_fd = sp[1];
+	snprintf(conf, len, "%s/criu-dump.conf", m->dir);
+	f = fopen(conf, "we");
+	if (!f)
+		return mig_fail(m, -errno, "cannot write %s: %m", conf);
+	fprintf(f, "ps-socket %d\n", CRIU_PASS_FD);
+	fclose(f);
+	o->config_file = conf;
+	o->has_lazy_pages = true;
+	o->lazy_pages = true;
+	return 0;
+}
+
 static int dump_opts(struct migration *m, CriuOpts *o)
 {
 	fill_dump_opts(m, o);
@@ -253,9 +284,13 @@ static int dump_loop(struct migration *m, struct criu *c, bool *ok)
 		if (resp->type != CRIU_REQ_TYPE__NOTIFY)
 			break;
 		if (resp->notify && resp->notify->script &&
-		    !strcmp(resp->notify->script, "post-dump"))
+		    !strcmp(resp->notify->script, "post-dump")) {
 			ret = on_post_dump(m, c);
-		else
+			/* ends CRIU's lazy page server: nothing is fetched from it */
+			if (m->ps_sk >= 0)
+				close(m->ps_sk);
+			m->ps_sk = -1;
+		} else
 			criu_notify_reply(c, true);
 		criu_resp__free_unpacked(resp, NULL);
 	}
@@ -275,6 +310,7 @@ int source_final_dump(struct migration *m)
 	struct criu c = CRIU_INIT;
 	CriuReq req = CRIU_REQ__INIT;
 	CriuOpts o = CRIU_OPTS__INIT;
+	char conf[4200];
 	bool ok = false;
 	int r;
 
@@ -283,12 +319,19 @@ int source_final_dump(struct migration *m)
 	if (r < 0)
 		return mig_fail(m, r, "injected fault");
 	r = dump_opts(m, &o);
-	if (r < 0)
+	if (r == 0 && m->pc)
+		r = lazy_opts(m, &c, &o, conf, sizeof(conf));
+	if (r < 0) {
+		precopy_stop(m);
 		return r;
+	}
 	req.type = CRIU_REQ_TYPE__DUMP;
 	req.opts = &o;
 	m->st.freeze_ms = now_ms();
 	r = criu_begin(&c, &req);
+	if (c.pass_fd >= 0)
+		close(c.pass_fd);
+	c.pass_fd = -1;
 	if (r < 0)
 		return mig_fail(m, r, "cannot start CRIU");
 	r = dump_loop(m, &c, &ok);
@@ -305,6 +348,7 @@ int source_final_dump(struct migration *m)
 	session_log_criu_errors(m, "img/dump.log", 5);
 	if (m->conn && !m->peer_said && m->outcome != OUTCOME_IN_DOUBT)
 		msg_send_abort(m->conn, m->error);
+	precopy_stop(m);
 	if (m->outcome != OUTCOME_IN_DOUBT)
 		mig_hook(m, HOOK_MIGRATION_FAILED);
 	return r < 0 ? r : -EIO;

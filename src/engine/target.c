@@ -99,6 +99,29 @@ static int hello(struct target *t)
 	return r;
 }
 
+static int receive_pages(struct target *t, Msg *msg)
+{
+	int r;
+
+	if (!t->live)
+		return mig_fail(&t->m, -EPROTO, "pages sent in %s mode", t->m.mode);
+	if (msg->body_case == PHAUL__MSG__BODY_PAGE_RUN) {
+		r = pagestore_recv_run(&t->ps, t->m.conn, msg->page_run, &t->budget);
+		return r < 0 ? mig_fail(&t->m, r, "receiving pages: %s", strerror(-r)) : 0;
+	}
+	mig_step(&t->m, "round");
+	r = fault_point("dst.round");
+	if (r == 0)
+		r = pagestore_end_round(&t->ps);
+	if (r < 0)
+		return mig_fail(&t->m, r, "round %u: %s", msg->round_end->round, strerror(-r));
+	pr_info("round %u%s: %llu pages, %llu in all", msg->round_end->round,
+		msg->round_end->final ? " (final)" : "",
+		(unsigned long long)msg->round_end->pages, (unsigned long long)t->ps.pages);
+	mig_step(&t->m, "transfer");
+	return 0;
+}
+
 static int receive_images(struct target *t, Msg **ret_restore)
 {
 	uint64_t bytes = 0, files = 0, t0 = now_ms();
@@ -113,6 +136,14 @@ static int receive_images(struct target *t, Msg **ret_restore)
 		if (msg->body_case == PHAUL__MSG__BODY_RESTORE) {
 			*ret_restore = msg;
 			break;
+		}
+		if (msg->body_case == PHAUL__MSG__BODY_PAGE_RUN ||
+		    msg->body_case == PHAUL__MSG__BODY_ROUND_END) {
+			r = receive_pages(t, msg);
+			msg_free(msg);
+			if (r < 0)
+				return r;
+			continue;
 		}
 		r = fault_point("dst.transfer");
 		if (r == 0)
@@ -161,6 +192,8 @@ int target_session(int fd, const struct serve_opts *so)
 	struct target t = { .so = so, .st = ST_HELLO };
 	int r;
 
+	t.ps.dirfd = t.ps.round_fd = -1;
+	t.m.ps_sk = -1;
 	t.m.imgfd = -1;
 	t.m.st.start_ms = now_ms();
 	mig_step(&t.m, "authentication");
@@ -181,6 +214,7 @@ int target_session(int fd, const struct serve_opts *so)
 			outcome_write(so->workdir, t.hex, "aborted", 0);
 		pr_info("session %s rolled back", t.hex[0] ? t.hex : "(none)");
 	}
+	pagestore_fini(&t.ps);
 	session_rmdirs(&t.m);
 	mig_free(&t.m);
 	return r < 0 ? 1 : 0;

@@ -7,6 +7,8 @@
 #define PHAUL_TARGET_H
 
 #include "engine/migration.h"
+#include "engine/pagestore.h"
+#include "engine/pageserver.h"
 #include "proto/state.h"
 
 struct target {
@@ -16,6 +18,10 @@ struct target {
 	enum sess_state st;
 	uint64_t budget;		/* bytes the peer may still write */
 	bool committed;
+	bool live;			/* pages come in rounds before the images */
+	struct pagestore ps;
+	pid_t lazy_pid;			/* criu lazy-pages filling memory, or 0 */
+	struct page_server srv;		/* answering it from the page store */
 };
 
 /* Serve one accepted connection (fd taken over); exit status for the child. */

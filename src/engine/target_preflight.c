@@ -21,7 +21,7 @@
 
 #define SPACE_RESERVE (16ULL << 20)
 
-static const char *const known_modes[] = { "stop" };
+static const char *const known_modes[] = { "stop", "live" };
 
 static int check_mode(struct target *t, const char *mode)
 {
@@ -109,9 +109,24 @@ static int copy_pids(struct migration *m, Phaul__Preflight *p)
 		return -ENOMEM;
 	memcpy(m->pids, p->pids, p->n_pids * sizeof(int32_t));
 	m->nr_pids = p->n_pids;
+	m->nr_procs = p->has_nr_procs && p->nr_procs <= p->n_pids ? p->nr_procs : p->n_pids;
 	m->root_pid = p->n_pids ? p->pids[0] : 0;
 	m->est_bytes = p->est_bytes;
 	m->shell_job = p->has_shell_job && p->shell_job;
+	return 0;
+}
+
+static int open_pagestore(struct target *t)
+{
+	_cleanup_close_ int fd = open(t->m.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r;
+
+	if (fd < 0)
+		return mig_fail(&t->m, -errno, "cannot open %s: %m", t->m.dir);
+	r = pagestore_init(&t->ps, fd, t->m.pids, t->m.nr_procs);
+	if (r < 0)
+		return mig_fail(&t->m, r, "cannot create the page store: %s", strerror(-r));
+	t->live = true;
 	return 0;
 }
 
@@ -152,6 +167,8 @@ int target_preflight(struct target *t, Phaul__Preflight *p)
 		r = mig_hook(m, HOOK_TARGET_CHECK);
 	if (r == 0)
 		r = check_space(t, p->est_bytes);
+	if (r == 0 && !strcmp(m->mode, "live"))
+		r = open_pagestore(t);
 	if (r < 0) {
 		/* say why, then end the session: the source has frozen nothing */
 		reply(t, m->reason[0] ? m->reason : strerror(-r), ver);

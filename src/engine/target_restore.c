@@ -7,7 +7,10 @@
  * socket close): CRIU kills what it restored.
  */
 #define LOG_PREFIX "session: "
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,6 +22,8 @@
 #include "engine/target.h"
 
 #define COMMIT_TIMEOUT_MS 60000
+
+static void wait_lazy(struct target *t, bool kill_it);
 
 static int send_ready(struct target *t, pid_t root)
 {
@@ -149,10 +154,69 @@ static int finish_commit(struct target *t, pid_t root)
 	r = send_committed(t, root);
 	if (r < 0)
 		pr_warn("could not confirm the commit to the source; it will ask");
+	wait_lazy(t, false);
 	mig_step(&t->m, "cleanup");
 	if (fault_point("dst.cleanup") < 0 || mig_hook(&t->m, HOOK_TARGET_CLEANUP) < 0)
 		pr_warn("cleanup after the commit failed; the migration stands");
 	return 0;
+}
+
+/*
+ * Live mode: the restore creates the memory mappings but copies nothing
+ * into them; `criu lazy-pages` fills them from the page store after the
+ * tree resumes (its first touches first, then everything), so the
+ * frozen path does not grow with the workload's memory.
+ */
+static int prepare_lazy(struct target *t, CriuOpts *o, int *workfd)
+{
+	char img[4200];
+	int sp[2], r = pagestore_assemble(&t->ps, t->m.imgfd, true);
+
+	if (r < 0)
+		return mig_fail(&t->m, r, "cannot assemble the images: %s", strerror(-r));
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return mig_fail(&t->m, -errno, "socketpair: %m");
+	r = page_server_start(&t->srv, &t->ps, sp[0]);
+	if (r < 0) {
+		close(sp[1]);
+		return mig_fail(&t->m, r, "cannot start the page server");
+	}
+	snprintf(img, sizeof(img), "%s/img", t->m.dir);
+	r = criu_lazy_pages_start(img, t->m.dir, sp[1], &t->lazy_pid);
+	close(sp[1]);
+	if (r < 0)
+		return mig_fail(&t->m, r, "cannot start criu lazy-pages");
+	*workfd = open(t->m.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*workfd < 0)
+		return mig_fail(&t->m, -errno, "cannot open %s: %m", t->m.dir);
+	o->has_work_dir_fd = true;
+	o->work_dir_fd = *workfd;
+	o->has_lazy_pages = true;
+	o->lazy_pages = true;
+	return 0;
+}
+
+/* After the commit: wait until every page is in place, then the store can go. */
+static void wait_lazy(struct target *t, bool kill_it)
+{
+	uint64_t t0 = now_ms();
+	int status = 0;
+
+	if (t->lazy_pid <= 0) {
+		page_server_join(&t->srv);
+		return;
+	}
+	if (kill_it)
+		kill(t->lazy_pid, SIGKILL);
+	while (waitpid(t->lazy_pid, &status, 0) < 0 && errno == EINTR)
+		;
+	page_server_join(&t->srv);
+	if (!kill_it && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+		pr_err("criu lazy-pages failed (status 0x%x): see lazy-pages.log", status);
+	else if (!kill_it)
+		pr_info("all memory in place %llu ms after the commit (%llu pages served)",
+			(unsigned long long)(now_ms() - t0), (unsigned long long)t->srv.pages);
+	t->lazy_pid = 0;
 }
 
 int target_restore(struct target *t, Phaul__Restore *rq)
@@ -160,6 +224,7 @@ int target_restore(struct target *t, Phaul__Restore *rq)
 	struct criu c = CRIU_INIT;
 	CriuReq req = CRIU_REQ__INIT;
 	CriuOpts o = CRIU_OPTS__INIT;
+	_cleanup_close_ int workfd = -1;
 	pid_t root = -1;
 	int r;
 
@@ -169,7 +234,10 @@ int target_restore(struct target *t, Phaul__Restore *rq)
 	r = fault_point("dst.restore");
 	if (r < 0)
 		return mig_fail(&t->m, r, "injected fault");
-	r = restore_opts(t, rq, &o);
+	if (t->live)
+		r = prepare_lazy(t, &o, &workfd);
+	if (r == 0)
+		r = restore_opts(t, rq, &o);
 	if (r < 0)
 		return r;
 	req.type = CRIU_REQ_TYPE__RESTORE;
@@ -186,6 +254,7 @@ int target_restore(struct target *t, Phaul__Restore *rq)
 		t->committed = false;
 		outcome_write(t->so->workdir, t->hex, "aborted", 0);
 	}
-	session_log_criu_errors(&t->m, "img/restore.log", 5);
+	wait_lazy(t, true);
+	session_log_criu_errors(&t->m, t->live ? "restore.log" : "img/restore.log", 5);
 	return r < 0 ? r : -EIO;
 }

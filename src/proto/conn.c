@@ -118,8 +118,11 @@ static ssize_t fd_read(void *priv, void *buf, size_t len)
 			int r = poll(&pfd, 1, f->timeout_ms);
 			if (r == 0)
 				return -ETIMEDOUT;
-			if (r < 0 && errno != EINTR)
+			if (r < 0) {
+				if (errno == EINTR)
+					continue;
 				return -errno;
+			}
 		}
 		ssize_t n = read(f->fd, buf, len);
 		if (n >= 0)

@@ -69,6 +69,7 @@ int key_load(const char *path, struct psk_key *ret)
 		return r;
 	}
 	r = key_parse(text, ret);
+	explicit_bzero(text, strlen(text));
 	if (r < 0)
 		pr_err("%s is not a phaul key file (make one with 'phaul keygen')", path);
 	return r;

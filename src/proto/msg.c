@@ -90,19 +90,29 @@ static int check_body(Msg *m)
 			return -EPROTO;
 		return 0;
 	case PHAUL__MSG__BODY_RESTORE_READY:
-		return m->restore_ready->root_pid > 0 ? 0 : -EPROTO;
+		return m->restore_ready->root_pid > 0 && m->restore_ready->root_pid <= (1 << 22) ?
+			       0 : -EPROTO;
 	case PHAUL__MSG__BODY_COMMITTED:
-		return m->committed->root_pid > 0 ? 0 : -EPROTO;
+		return m->committed->root_pid > 0 && m->committed->root_pid <= (1 << 22) ? 0 : -EPROTO;
 	case PHAUL__MSG__BODY_ABORT:
 		return text_ok(m->abort->reason, MSG_TEXT_MAX);
 	case PHAUL__MSG__BODY_OUTCOME:
-		return m->outcome->state <= PHAUL__OUTCOME__STATE__PENDING ? 0 : -EPROTO;
+		return (uint32_t)m->outcome->state <= PHAUL__OUTCOME__STATE__PENDING ? 0 : -EPROTO;
 	case PHAUL__MSG__BODY_ERROR:
 		if (m->error->code == 0 || m->error->code > 4095)
 			return -EPROTO;
 		if (text_ok(m->error->message, MSG_TEXT_MAX) || text_ok(m->error->step, 32))
 			return -EPROTO;
 		return 0;
+	case PHAUL__MSG__BODY_PAGE_RUN: {
+		Phaul__PageRun *pr = m->page_run;
+		if (pr->pid <= 0 || pr->pid > (1 << 22) || pr->vaddr % 4096 || pr->nr_pages == 0 ||
+		    pr->nr_pages > MSG_RUN_PAGES_MAX || pr->vaddr >= MSG_VADDR_LIMIT)
+			return -EPROTO;
+		return 0;
+	}
+	case PHAUL__MSG__BODY_ROUND_END:
+		return m->round_end->round <= MSG_ROUNDS_MAX ? 0 : -EPROTO;
 	case PHAUL__MSG__BODY_FILE_END:
 	case PHAUL__MSG__BODY_RESTORE:
 	case PHAUL__MSG__BODY_COMMIT:
@@ -155,6 +165,8 @@ const char *msg_name(int body_case)
 		[PHAUL__MSG__BODY_ABORT] = "Abort",
 		[PHAUL__MSG__BODY_OUTCOME] = "Outcome",
 		[PHAUL__MSG__BODY_ERROR] = "Error",
+		[PHAUL__MSG__BODY_PAGE_RUN] = "PageRun",
+		[PHAUL__MSG__BODY_ROUND_END] = "RoundEnd",
 	};
 
 	if (body_case <= 0 || (size_t)body_case >= ARRAY_SIZE(names) || !names[body_case])
@@ -186,6 +198,10 @@ int msg_recv(struct conn *c, Msg **ret)
 	if (!buf)
 		return -ENOMEM;
 	r = frame_recv(c, &type, buf, FRAME_MSG_MAX, &len);
+	if (r == -EMSGSIZE) { /* a valid header: only a data frame is that long */
+		pr_err("peer sent a data frame where a message was expected");
+		return -EPROTO;
+	}
 	if (r < 0)
 		return r;
 	if (type != FRAME_MSG) {

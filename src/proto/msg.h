@@ -28,6 +28,9 @@
 #define MSG_PIDS_MAX 32768
 #define MSG_FS_MAX 16
 #define MSG_FILE_MAX (1ULL << 40)
+#define MSG_RUN_PAGES_MAX 64u		/* one FRAME_DATA_MAX of pages */
+#define MSG_VADDR_LIMIT (1ULL << 57)
+#define MSG_ROUNDS_MAX 1000u
 
 typedef Phaul__Msg Msg;
 

@@ -6,7 +6,7 @@
  *
  *   HELLO -> PREFLIGHT -> TRANSFER -> RESTORED -> DONE
  *
- * (FRAME_DATA frames are only read inside a file transfer, by xfer.c.)
+ * (FRAME_DATA frames are only read inside a file transfer or a page run.)
  */
 #ifndef PHAUL_STATE_H
 #define PHAUL_STATE_H

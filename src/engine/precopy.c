@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "precopy: "
+#include "engine/precopy.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "common/fault.h"
+#include "common/log.h"
+#include "common/rangeset.h"
+#include "common/util.h"
+#include "criu/pagemap.h"
+#include "proto/wire.h"
+#include "track/track.h"
+
+#define PAGE 4096u
+#define RUN_PAGES MSG_RUN_PAGES_MAX
+#define DEFAULT_FIXED_MS 150
+
+struct pc_proc {
+	pid_t pid;
+	struct tracker *t;		/* NULL: not tracked (appeared later) */
+	struct rangeset sent;		/* pages the destination holds */
+	struct rangeset pending;	/* collected, not sent yet */
+};
+
+struct precopy {
+	struct pc_proc *p;
+	size_t nr;
+	struct policy pol;
+	uint8_t *buf;
+	uint64_t start_ms;
+	unsigned int round;
+	enum track_method method;
+};
+
+static struct pc_proc *pc_find(struct precopy *pc, pid_t pid, bool create)
+{
+	struct pc_proc *p;
+
+	for (size_t i = 0; i < pc->nr; i++)
+		if (pc->p[i].pid == pid)
+			return &pc->p[i];
+	if (!create)
+		return NULL;
+	p = realloc(pc->p, (pc->nr + 1) * sizeof(*p));
+	if (!p)
+		return NULL;
+	pc->p = p;
+	p = &pc->p[pc->nr++];
+	memset(p, 0, sizeof(*p));
+	p->pid = pid;
+	return p;
+}
+
+int precopy_start(struct migration *m, const struct policy *pol)
+{
+	struct precopy *pc = calloc(1, sizeof(*pc));
+	int r = 0;
+
+	if (!pc || !(pc->buf = malloc(FRAME_DATA_MAX))) {
+		free(pc);
+		return -ENOMEM;
+	}
+	m->pc = pc;
+	pc->pol = *pol;
+	if (!pc->pol.fixed_ms)
+		pc->pol.fixed_ms = DEFAULT_FIXED_MS;
+	pc->start_ms = now_ms();
+	for (size_t i = 0; r == 0 && i < m->nr_procs; i++) {
+		struct pc_proc *p = pc_find(pc, m->pids[i], true);
+		if (!p)
+			return -ENOMEM;
+		r = tracker_open(p->pid, TRACK_UFFD_WP | TRACK_SOFT_DIRTY | TRACK_HASH, &p->t);
+		if (r < 0)
+			return mig_fail(m, r, "cannot track the writes of PID %d: %s", p->pid,
+					strerror(-r));
+		pc->method = tracker_method(p->t);
+	}
+	m->st.tracking = track_method_name(pc->method);
+	pr_info("tracking writes of %zu processes with %s", pc->nr, m->st.tracking);
+	return 0;
+}
+
+/* Read what can be read of [vaddr, vaddr + n pages); bytes read, page aligned. */
+static size_t read_remote(pid_t pid, uint64_t vaddr, size_t n, uint8_t *buf)
+{
+	struct iovec local = { buf, n * PAGE };
+	struct iovec remote = { (void *)(uintptr_t)vaddr, n * PAGE };
+	ssize_t got = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+
+	return got > 0 ? (size_t)got & ~(size_t)(PAGE - 1) : 0;
+}
+
+static int send_run(struct migration *m, struct pc_proc *p, uint64_t vaddr, size_t bytes,
+		    const uint8_t *buf)
+{
+	Phaul__PageRun pr = PHAUL__PAGE_RUN__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+	int r;
+
+	pr.pid = p->pid;
+	pr.vaddr = vaddr;
+	pr.nr_pages = bytes / PAGE;
+	msg.body_case = PHAUL__MSG__BODY_PAGE_RUN;
+	msg.page_run = &pr;
+	r = msg_send(m->conn, &msg);
+	if (r == 0)
+		r = frame_send(m->conn, FRAME_DATA, buf, bytes);
+	if (r == 0)
+		r = rangeset_add(&p->sent, vaddr, vaddr + bytes);
+	return r;
+}
+
+/* Send every page of @s that can still be read; count pages sent. */
+static int send_set(struct migration *m, struct pc_proc *p, const struct rangeset *s,
+		    uint64_t *pages)
+{
+	uint8_t *buf = m->pc->buf;
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < s->nr; i++) {
+		uint64_t pos = s->r[i].start, end = s->r[i].end;
+		while (r == 0 && pos < end) {
+			size_t n = MIN((end - pos) / PAGE, RUN_PAGES);
+			size_t got = read_remote(p->pid, pos, n, buf);
+			if (got == 0) { /* unmapped since: nothing to move */
+				pos += PAGE;
+				continue;
+			}
+			r = send_run(m, p, pos, got, buf);
+			*pages += got / PAGE;
+			pos += got;
+		}
+	}
+	if (r < 0)
+		mig_fail(m, r, "sending pages of PID %d: %s", p->pid, strerror(-r));
+	return r;
+}
+
+static int send_round_end(struct migration *m, unsigned int round, uint64_t pages, bool final)
+{
+	Phaul__RoundEnd re = PHAUL__ROUND_END__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+
+	re.round = round;
+	re.pages = pages;
+	re.has_final = true;
+	re.final = final;
+	msg.body_case = PHAUL__MSG__BODY_ROUND_END;
+	msg.round_end = &re;
+	return msg_send(m->conn, &msg);
+}
+
+static int to_rangeset(const struct track_set *ts, struct rangeset *out)
+{
+	rangeset_clear(out);
+	for (size_t i = 0; i < ts->nr; i++) {
+		int r = rangeset_add(out, ts->r[i].start, ts->r[i].end);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Collect every process's dirty pages into its pending set. */
+static int collect(struct migration *m, uint64_t *dirty, uint64_t *scanned)
+{
+	struct precopy *pc = m->pc;
+	int r = 0;
+
+	*dirty = *scanned = 0;
+	for (size_t i = 0; r == 0 && i < pc->nr; i++) {
+		struct pc_proc *p = &pc->p[i];
+		struct track_set ts = { 0 };
+		struct rangeset fresh = { 0 };
+		uint64_t sc = 0;
+		if (!p->t)
+			continue;
+		r = tracker_collect(p->t, &ts, &sc);
+		if (r == 0)
+			r = to_rangeset(&ts, &fresh);
+		if (r == 0)
+			r = rangeset_union(&p->pending, &fresh);
+		*dirty += rangeset_bytes(&fresh) / PAGE;
+		*scanned += sc;
+		track_set_free(&ts);
+		rangeset_free(&fresh);
+		if (r < 0)
+			mig_fail(m, r, "tracking PID %d: %s", p->pid, strerror(-r));
+	}
+	return r;
+}
+
+static int add_round(struct migration *m, const struct round_stat *rs)
+{
+	struct round_stat *v = realloc(m->st.rounds, (m->st.nr_rounds + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	m->st.rounds = v;
+	v[m->st.nr_rounds++] = *rs;
+	return 0;
+}
+
+/* Send every pending page: one round. */
+static int send_round(struct migration *m, uint64_t scanned, bool final)
+{
+	struct precopy *pc = m->pc;
+	struct round_stat rs = { .pages_scanned = scanned };
+	uint64_t t0 = now_ms(), b0 = m->conn->bytes_out;
+	int r = 0;
+
+	pc->round++;
+	for (size_t i = 0; r == 0 && i < pc->nr; i++) {
+		r = send_set(m, &pc->p[i], &pc->p[i].pending, &rs.pages_sent);
+		rangeset_clear(&pc->p[i].pending);
+	}
+	if (r == 0)
+		r = send_round_end(m, pc->round, rs.pages_sent, final);
+	if (r < 0)
+		return m->error[0] ? r : mig_fail(m, r, "round %u: %s", pc->round, strerror(-r));
+	rs.ms = now_ms() - t0;
+	rs.bytes_sent = m->conn->bytes_out - b0;
+	pr_info("round %u: %llu pages sent in %llu ms", pc->round,
+		(unsigned long long)rs.pages_sent, (unsigned long long)rs.ms);
+	return add_round(m, &rs);
+}
+
+int precopy_rounds(struct migration *m)
+{
+	struct precopy *pc = m->pc;
+	enum policy_verdict v = POLICY_CONTINUE;
+	uint64_t dirty, scanned, predicted = 0;
+	int r;
+
+	mig_step(m, "round");
+	for (;;) {
+		r = collect(m, &dirty, &scanned);
+		if (r < 0)
+			return r;
+		if (m->st.nr_rounds) {
+			m->st.rounds[m->st.nr_rounds - 1].pages_dirty = dirty;
+			v = policy_decide(&pc->pol, m->st.rounds, m->st.nr_rounds,
+					  now_ms() - pc->start_ms, &predicted);
+			if (v != POLICY_CONTINUE)
+				break;
+		}
+		r = fault_point("src.round");
+		if (r == 0)
+			r = send_round(m, scanned, false);
+		if (r == 0)
+			r = mig_hook(m, HOOK_NEXT_ITERATION);
+		if (r < 0)
+			return m->error[0] ? r : mig_fail(m, r, "round %u", pc->round);
+		m->st.iterations = pc->round;
+	}
+	m->st.predicted_ms = predicted;
+	m->st.stop_reason = policy_verdict_name(v);
+	pr_info("stopping pre-copy after %u rounds: %s; %llu pages dirty, predicted frozen %llu ms",
+		pc->round, m->st.stop_reason, (unsigned long long)dirty,
+		(unsigned long long)predicted);
+	return 0;
+}
+
+/* pending ∩ [start, end) into @out */
+static int add_intersection(const struct rangeset *s, uint64_t start, uint64_t end,
+			    struct rangeset *out)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < s->nr; i++) {
+		uint64_t a = MAX(s->r[i].start, start), b = MIN(s->r[i].end, end);
+		if (a < b)
+			r = rangeset_add(out, a, b);
+	}
+	return r;
+}
+
+/* What of CRIU's lazy runs for @pid the destination lacks. */
+static int final_needs(struct migration *m, pid_t pid, const struct pagemap *pm)
+{
+	struct pc_proc *p = pc_find(m->pc, pid, true);
+	struct rangeset need = { 0 };
+	int r = p ? 0 : -ENOMEM;
+
+	for (size_t i = 0; r == 0 && i < pm->nr; i++) {
+		const struct pm_entry *e = &pm->e[i];
+		uint64_t end = e->vaddr + (uint64_t)e->nr_pages * PAGE;
+		if (!(e->flags & PE_LAZY) || (e->flags & PE_PRESENT))
+			continue;
+		r = rangeset_missing(&p->sent, e->vaddr, end, &need);
+		if (r == 0)
+			r = add_intersection(&p->pending, e->vaddr, end, &need);
+	}
+	if (r == 0) {
+		rangeset_free(&p->pending);
+		p->pending = need;
+	} else {
+		rangeset_free(&need);
+	}
+	return r;
+}
+
+static int plan_final(struct migration *m)
+{
+	DIR *d = opendir_at(m->imgfd);
+	struct dirent *de;
+	int r = 0, pid;
+
+	if (!d)
+		return -errno;
+	while (r == 0 && (de = readdir(d))) {
+		struct pagemap pm;
+		char tail;
+		if (sscanf(de->d_name, "pagemap-%d.im%c", &pid, &tail) != 2 || tail != 'g')
+			continue;
+		r = pagemap_read(m->imgfd, de->d_name, &pm);
+		if (r == 0)
+			r = final_needs(m, pid, &pm);
+		pagemap_free(&pm);
+	}
+	closedir(d);
+	return r;
+}
+
+int precopy_final(struct migration *m)
+{
+	uint64_t dirty, scanned;
+	int r;
+
+	mig_step(m, "final pages");
+	r = collect(m, &dirty, &scanned);
+	if (r == 0)
+		r = plan_final(m);
+	if (r < 0)
+		return m->error[0] ? r : mig_fail(m, r, "planning the final pages: %s", strerror(-r));
+	precopy_stop(m);
+	r = send_round(m, scanned, true);
+	if (r == 0) {
+		const struct round_stat *last = &m->st.rounds[m->st.nr_rounds - 1];
+		m->st.final_pages = last->pages_sent;
+		pr_info("final: %llu pages while frozen (%llu written since the last round)",
+			(unsigned long long)last->pages_sent, (unsigned long long)dirty);
+	}
+	return r;
+}
+
+void precopy_stop(struct migration *m)
+{
+	struct precopy *pc = m->pc;
+
+	if (!pc)
+		return;
+	for (size_t i = 0; i < pc->nr; i++) {
+		if (pc->p[i].t)
+			tracker_close(pc->p[i].t);
+		pc->p[i].t = NULL;
+	}
+}
+
+void precopy_free(struct migration *m)
+{
+	struct precopy *pc = m->pc;
+
+	if (!pc)
+		return;
+	precopy_stop(m);
+	for (size_t i = 0; i < pc->nr; i++) {
+		rangeset_free(&pc->p[i].sent);
+		rangeset_free(&pc->p[i].pending);
+	}
+	free(pc->p);
+	free(pc->buf);
+	free(pc);
+	m->pc = NULL;
+}

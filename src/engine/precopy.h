@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * precopy: live mode's rounds on the source. While the workload runs,
+ * each round asks the dirty-page trackers (src/track) which pages every
+ * process wrote since the last round and streams them (PageRun + data)
+ * to the destination's page store, until the convergence policy says
+ * stop. At CRIU's post-dump (frozen, dumped with lazy pages: CRIU wrote
+ * no anonymous memory), precopy_final() sends what is still missing
+ * there: pages written since the last round, and pages of CRIU's lazy
+ * runs that never went out (new processes, new mappings).
+ */
+#ifndef PHAUL_PRECOPY_H
+#define PHAUL_PRECOPY_H
+
+#include "engine/migration.h"
+#include "engine/policy.h"
+
+struct precopy;
+
+int precopy_start(struct migration *m, const struct policy *pol);
+/* Rounds until the policy stops them (or a failure). */
+int precopy_rounds(struct migration *m);
+/* While frozen: the final pages, read from the frozen tree. */
+int precopy_final(struct migration *m);
+/* Stop tracking; leaves nothing in the workload. Safe to call twice. */
+void precopy_stop(struct migration *m);
+void precopy_free(struct migration *m);
+
+#endif
