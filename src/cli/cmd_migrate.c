@@ -15,8 +15,9 @@ static void migrate_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: phaul migrate --to ADDR:PORT --key FILE [options] PID\n"
-		"  --mode stop|live       stop-and-copy (default), or live: copy memory in rounds\n"
-		"                         while the workload runs, then a short freeze\n"
+		"  --mode live|stop       live (default): copy memory in rounds while the\n"
+		"                         workload runs, then a short freeze; stop: freeze,\n"
+		"                         copy everything, restore\n"
 		"  --downtime-ms MS       live: target frozen time (default 300)\n"
 		"  --max-iters N          live: at most N pre-copy rounds (default 8)\n"
 		"  --max-time SEC         live: at most SEC seconds of pre-copy\n"
@@ -115,7 +116,7 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 
 int cmd_migrate(int argc, char **argv)
 {
-	struct mig_opts o = { .mode = "stop", .workdir = PHAUL_DEFAULT_WORKDIR,
+	struct mig_opts o = { .mode = "live", .workdir = PHAUL_DEFAULT_WORKDIR,
 			      .recover_timeout_s = 60, .connect_timeout_s = 10,
 			      .policy = { .downtime_ms = POLICY_DEFAULT_DOWNTIME_MS,
 					  .max_iters = POLICY_DEFAULT_MAX_ITERS } };

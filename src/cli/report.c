@@ -65,20 +65,19 @@ void report_json(const struct migration *m, bool ok)
 void report_human(const struct migration *m, bool ok)
 {
 	const struct mig_stats *s = &m->st;
-	double secs = s->transfer_ms / 1000.0;
+	double secs = s->total_ms / 1000.0;
 
 	if (!ok)
 		return;
 	fprintf(stderr,
 		"migrated PID %d (%zu tasks) in %s mode\n"
-		"  frozen   %llu ms (dump %llu ms, transfer %llu ms, restore %llu ms)\n"
+		"  frozen   %llu ms (dump %llu ms, restore %llu ms)\n"
 		"  total    %llu ms\n"
-		"  sent     %.1f MiB (%.1f MiB of images), %.1f MB/s while transferring\n",
+		"  sent     %.1f MiB (%.1f MiB of CRIU images), %.1f MB/s on average\n",
 		m->root_pid, m->nr_pids, m->mode, (unsigned long long)s->frozen_ms,
-		(unsigned long long)s->dump_ms, (unsigned long long)s->transfer_ms,
-		(unsigned long long)s->restore_ms, (unsigned long long)s->total_ms,
-		s->bytes_sent / 1048576.0, s->bytes_images / 1048576.0,
-		secs > 0 ? s->bytes_images / secs / 1e6 : 0.0);
+		(unsigned long long)s->dump_ms, (unsigned long long)s->restore_ms,
+		(unsigned long long)s->total_ms, s->bytes_sent / 1048576.0,
+		s->bytes_images / 1048576.0, secs > 0 ? s->bytes_sent / secs / 1e6 : 0.0);
 	if (s->tracking)
 		fprintf(stderr,
 			"  rounds   %u before the freeze (%s, tracking: %s), %llu pages while frozen\n",

@@ -53,6 +53,10 @@ check_success_json() {
 	fi
 }
 
+
+# every migration here is stop-and-copy unless it says otherwise
+MIGRATE_MODE=stop
+
 @test "keygen: writes a key file with mode 0600, a new key each time" {
 	local k1=$SCRATCH/k1 k2=$SCRATCH/k2
 	run "$PHAUL" keygen "$k1"

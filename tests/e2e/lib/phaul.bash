@@ -112,8 +112,13 @@ migrate() {
 		shift
 	done
 	[ "${1:-}" = -- ] && shift
+	# a test file sets MIGRATE_MODE to run its fixtures in that mode
+	local mode=()
+	if [ -n "${MIGRATE_MODE:-}" ] && [[ " $* " != *" --mode "* ]]; then
+		mode=(--mode "$MIGRATE_MODE")
+	fi
 	run --separate-stderr in_src timeout -k 5 "$MIGRATE_TIMEOUT" env "${envs[@]}" \
-		"$PHAUL" migrate --to "$DST_ADDR:$PHAUL_PORT" "$@"
+		"$PHAUL" migrate --to "$DST_ADDR:$PHAUL_PORT" "${mode[@]}" "$@"
 	{
 		echo "# phaul migrate $* -> exit $status"
 		echo "# stdout: $output"
