@@ -1,12 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 #include <json-c/json.h>
 #include <stdio.h>
+#include <sys/resource.h>
 
 #include "cli/cli.h"
 
 static void add_u64(json_object *o, const char *k, uint64_t v)
 {
 	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
+}
+
+/* phaul's own peak memory (kB): the O(pages) budget is checked with it */
+static uint64_t max_rss_kb(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_maxrss : 0;
 }
 
 static json_object *round_json(const struct round_stat *r, bool final)
@@ -46,6 +55,7 @@ void report_json(const struct migration *m, bool ok)
 	add_u64(o, "transfer_ms", s->transfer_ms);
 	add_u64(o, "image_bytes", s->bytes_images);
 	add_u64(o, "tasks", m->nr_pids);
+	add_u64(o, "max_rss_kb", max_rss_kb());
 	if (s->tracking) {
 		json_object *iters = json_object_new_array();
 		json_object_object_add(o, "tracking", json_object_new_string(s->tracking));

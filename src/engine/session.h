@@ -28,7 +28,11 @@ void session_rmdirs(struct migration *m);
 /* Log CRIU's own error lines from @log under m->dir (first @max). */
 void session_log_criu_errors(struct migration *m, const char *log, int max);
 
-/* Outcome records: <workdir>/outcomes/<hex>, "STATE [PID]". */
+/*
+ * Outcome records: <workdir>/outcomes/<hex>, "STATE [PID]", replaced
+ * atomically (rename). They survive a process or daemon crash, not a
+ * power cut (no fsync: see outcome_write()).
+ */
 int outcome_write(const char *workdir, const char *hex, const char *state, int pid);
 int outcome_read(const char *workdir, const char *hex, char *state, size_t len, int *pid);
 void outcome_remove(const char *workdir, const char *hex);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 
 #include "common/fault.h"
 #include "common/log.h"
@@ -190,6 +191,7 @@ static int run(struct target *t)
 int target_session(int fd, const struct serve_opts *so)
 {
 	struct target t = { .so = so, .st = ST_HELLO };
+	struct rusage ru;
 	int r;
 
 	t.ps.dirfd = t.ps.round_fd = -1;
@@ -214,6 +216,8 @@ int target_session(int fd, const struct serve_opts *so)
 			outcome_write(so->workdir, t.hex, "aborted", 0);
 		pr_info("session %s rolled back", t.hex[0] ? t.hex : "(none)");
 	}
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		pr_info("session %s: peak memory %ld kB", t.hex[0] ? t.hex : "-", ru.ru_maxrss);
 	pagestore_fini(&t.ps);
 	session_rmdirs(&t.m);
 	mig_free(&t.m);
