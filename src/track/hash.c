@@ -30,6 +30,8 @@
 #define PM_SWAP (1ULL << 62)
 #define PM_FILE (1ULL << 61) /* page cache (or shared) page: not dumped */
 
+bool track_hash_no_pmscan;
+
 struct hwin {
 	uint64_t addr; /* first page's address, WIN-aligned */
 	uint64_t mask; /* pages present */
@@ -44,8 +46,15 @@ struct wins {
 struct hash {
 	struct wins old, cur; /* last round's windows, this round's */
 	size_t at;	      /* next window of old to compare with */
-	int pagemap, mem;     /* this round's /proc/PID/{pagemap,mem} */
-	uint64_t want[CHUNK / WIN];
+	bool pmscan;	      /* the kernel has PAGEMAP_SCAN */
+	/* This round: */
+	pid_t pid;
+	int pagemap, mem; /* /proc/PID/{pagemap,mem} */
+	struct track_set *dirty;
+	uint64_t *scanned;
+	uint64_t base;		   /* the chunk being filled, if have */
+	bool have;
+	uint64_t want[CHUNK / WIN]; /* its pages to read */
 	uint64_t pm[CHUNK];
 	uint8_t *buf; /* CHUNK pages */
 	struct iovec liov[CHUNK / 2 + 1], riov[CHUNK / 2 + 1];
@@ -138,22 +147,6 @@ static int update_window(struct hash *h, uint64_t base, int wi, struct track_set
 	return r;
 }
 
-/* Pages of the chunk at @base that are tracked, populated and anonymous. */
-static void chunk_want(struct hash *h, const struct track_vmas *vs, size_t i, uint64_t base)
-{
-	const uint64_t end = base + CHUNK * TRACK_PAGE;
-
-	memset(h->want, 0, sizeof(h->want));
-	for (; i < vs->nr && vs->v[i].start < end; i++) {
-		uint64_t s = (MAX(vs->v[i].start, base) - base) / TRACK_PAGE;
-		uint64_t e = (MIN(vs->v[i].end, end) - base) / TRACK_PAGE;
-
-		for (uint64_t p = s; p < e; p++)
-			if ((h->pm[p] & (PM_PRESENT | PM_SWAP)) && !(h->pm[p] & PM_FILE))
-				h->want[p / WIN] |= 1ULL << (p % WIN);
-	}
-}
-
 static bool wanted(const struct hash *h, int p)
 {
 	return h->want[p / WIN] & (1ULL << (p % WIN));
@@ -213,41 +206,81 @@ static int read_chunk(struct hash *h, pid_t pid, uint64_t base)
 	return 0;
 }
 
-static int do_chunk(struct tracker *t, struct hash *h, const struct track_vmas *vs, size_t i,
-		    uint64_t base, struct track_set *dirty, uint64_t *scanned)
+/* Read and hash the chunk being filled. */
+static int flush_chunk(struct hash *h)
 {
-	ssize_t n = pread(h->pagemap, h->pm, sizeof(h->pm), base / TRACK_PAGE * 8);
 	int r;
 
-	if (n != sizeof(h->pm))
-		return n < 0 ? -errno : -ESRCH;
-	chunk_want(h, vs, i, base);
-	if ((r = read_chunk(h, t->pid, base)) < 0)
+	if (!h->have)
+		return 0;
+	h->have = false;
+	if ((r = read_chunk(h, h->pid, h->base)) < 0)
 		return r;
 	for (int wi = 0; wi < CHUNK / WIN; wi++) {
-		if ((r = update_window(h, base, wi, dirty)) < 0)
+		if ((r = update_window(h, h->base, wi, h->dirty)) < 0)
 			return r;
-		*scanned += __builtin_popcountll(h->want[wi]);
+		*h->scanned += __builtin_popcountll(h->want[wi]);
 	}
 	return 0;
 }
 
-static int hash_round(struct tracker *t, struct hash *h, const struct track_vmas *vs,
-		      struct track_set *dirty, uint64_t *scanned)
+/* Populated pages [start, end), in increasing order across a round. */
+static int add_range(void *arg, uint64_t start, uint64_t end)
 {
 	const uint64_t csize = CHUNK * TRACK_PAGE;
-	uint64_t done = 0; /* chunks below this address are done */
+	struct hash *h = arg;
 	int r;
 
-	for (size_t i = 0; i < vs->nr; i++) {
-		uint64_t base = MAX(vs->v[i].start / csize * csize, done);
+	while (start < end) {
+		uint64_t base = start / csize * csize, stop = MIN(end, base + csize);
 
-		for (; base < vs->v[i].end; base += csize)
-			if ((r = do_chunk(t, h, vs, i, base, dirty, scanned)) < 0)
+		if (!h->have || h->base != base) {
+			if ((r = flush_chunk(h)) < 0)
 				return r;
-		done = MAX(done, base);
+			h->base = base;
+			h->have = true;
+			memset(h->want, 0, sizeof(h->want));
+		}
+		for (uint64_t p = (start - base) / TRACK_PAGE; p < (stop - base) / TRACK_PAGE; p++)
+			h->want[p / WIN] |= 1ULL << (p % WIN);
+		start = stop;
 	}
 	return 0;
+}
+
+/* Without PAGEMAP_SCAN: /proc/PID/pagemap, 8 bytes a page, holes too. */
+static int pagemap_populated(struct hash *h, const struct track_vma *v)
+{
+	const uint64_t csize = CHUNK * TRACK_PAGE;
+	int r;
+
+	for (uint64_t a = v->start; a < v->end;) {
+		uint64_t stop = MIN(v->end, a / csize * csize + csize);
+		size_t n = (stop - a) / TRACK_PAGE;
+
+		if (pread(h->pagemap, h->pm, n * 8, a / TRACK_PAGE * 8) != (ssize_t)(n * 8))
+			return -ESRCH;
+		for (size_t i = 0; i < n; i++)
+			if ((h->pm[i] & (PM_PRESENT | PM_SWAP)) && !(h->pm[i] & PM_FILE) &&
+			    (r = add_range(h, a + i * TRACK_PAGE, a + (i + 1) * TRACK_PAGE)) < 0)
+				return r;
+		a = stop;
+	}
+	return 0;
+}
+
+static int hash_round(struct hash *h, const struct track_vmas *vs)
+{
+	int r = 0;
+
+	h->have = false;
+	for (size_t i = 0; i < vs->nr && r == 0; i++) {
+		if (h->pmscan)
+			r = pm_scan(h->pagemap, &vs->v[i], PM_POPULATED, add_range, h);
+		else
+			r = pagemap_populated(h, &vs->v[i]);
+	}
+	return r < 0 ? r : flush_chunk(h);
 }
 
 static int open_proc(pid_t pid, const char *name)
@@ -260,20 +293,20 @@ static int open_proc(pid_t pid, const char *name)
 	return fd >= 0 ? fd : errno == ENOENT ? -ESRCH : -errno;
 }
 
-static int hash_collect(struct tracker *t, struct track_set *dirty, uint64_t *scanned)
+/* One round; on failure the hashes are dropped: the next reports all. */
+static int hash_try(struct tracker *t, struct hash *h)
 {
-	struct hash *h = t->priv;
 	struct track_vmas vs = { 0 };
 	int r;
 
 	h->at = 0;
 	if ((r = h->pagemap = open_proc(t->pid, "pagemap")) >= 0 &&
 	    (r = h->mem = open_proc(t->pid, "mem")) >= 0 && (r = track_vmas_read(t->pid, &vs)) >= 0)
-		r = hash_round(t, h, &vs, dirty, scanned);
+		r = hash_round(h, &vs);
 	if (r >= 0 && !track_alive(t->pid, t->pidfd))
 		r = -ESRCH;
 	wins_free(&h->old, h->at);
-	if (r < 0) /* hashes half updated: start over, report everything */
+	if (r < 0)
 		wins_free(&h->cur, 0);
 	SWAP(h->old, h->cur);
 	if (h->pagemap >= 0)
@@ -285,15 +318,41 @@ static int hash_collect(struct tracker *t, struct track_set *dirty, uint64_t *sc
 	return r < 0 ? r : 0;
 }
 
+static int hash_collect(struct tracker *t, struct track_set *dirty, uint64_t *scanned)
+{
+	struct hash *h = t->priv;
+	int r;
+
+	h->pid = t->pid;
+	h->dirty = dirty;
+	h->scanned = scanned;
+	/* Twice: an exec during the round shows as -ESRCH, the process alive. */
+	for (int i = 0; i < 2; i++) {
+		track_set_reset(dirty);
+		*scanned = 0;
+		r = hash_try(t, h);
+		if (r != -ESRCH || !track_alive(t->pid, t->pidfd))
+			break;
+	}
+	return r;
+}
+
 static int hash_open(struct tracker *t)
 {
-	struct hash *h = calloc(1, sizeof(*h));
+	_cleanup_close_ int fd = open_proc(t->pid, "pagemap");
+	struct hash *h;
 
-	if (!h || !(h->buf = malloc(CHUNK * TRACK_PAGE))) {
+	if (fd < 0)
+		return fd;
+	if (!(h = calloc(1, sizeof(*h))) || !(h->buf = malloc(CHUNK * TRACK_PAGE))) {
 		free(h);
 		return -ENOMEM;
 	}
 	h->pagemap = h->mem = -1;
+	/* Without it, every round reads 8 bytes of pagemap per mapped page. */
+	h->pmscan = !track_hash_no_pmscan && pm_scan_probe(fd) == 0;
+	if (!h->pmscan)
+		pr_info("hash: no PAGEMAP_SCAN: finding populated pages through pagemap");
 	t->priv = h;
 	return 0;
 }

@@ -80,7 +80,7 @@ static int seize_one(struct inject *in, pid_t tid)
 		in->cap = cap;
 	}
 	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)PTRACE_O_TRACESYSGOOD) < 0)
-		return errno == ESRCH ? 1 : errno == EPERM ? -EBUSY : -errno;
+		return errno == ESRCH ? 1 : -errno;
 	in->tids[in->nr++] = tid;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
 		return errno == ESRCH ? 1 : -errno;
@@ -227,8 +227,9 @@ int inject_begin(pid_t pid, struct inject **ret)
 	in->pid = pid;
 	if ((r = seize_all(in)) < 0 || (r = find_syscall(in)) < 0 ||
 	    (r = prepare_thread(in)) < 0) {
-		if (r == -EBUSY)
-			pr_info("process %d is traced by another process", (int)pid);
+		if (r == -EPERM)
+			pr_info("cannot ptrace process %d: traced by another, or not allowed",
+				(int)pid);
 		inject_end(in);
 		return r;
 	}
@@ -285,8 +286,8 @@ void inject_end(struct inject *in)
 {
 	if (!in)
 		return;
-	if (in->regs_saved && arch_regs_set(in->tid, &in->saved) < 0)
-		pr_warn("cannot restore the registers of thread %d", (int)in->tid);
+	if (in->regs_saved && arch_regs_set(in->tid, &in->saved) < 0 && errno != ESRCH)
+		pr_warn("cannot restore the registers of thread %d: %m", (int)in->tid);
 	if (in->mask_saved)
 		ptrace(PTRACE_SETSIGMASK, in->tid, sizeof(in->sigmask), &in->sigmask);
 	for (size_t i = 0; i < in->nr; i++)

@@ -27,10 +27,13 @@
  * - Not reported: pages that stopped existing (munmap, MADV_DONTNEED). The
  *   final, frozen dump's page map (CRIU's) is the authority on which pages
  *   exist; the tracker only says which contents may have changed.
- *   uffd-wp may report a page it did not need to (a page first faulted in
- *   by a read after its mapping was armed, reported once); it never misses
- *   one, except writes the kernel does through pages pinned before the
- *   round (io_uring fixed buffers, RDMA, vhost), which no method sees.
+ *   A page may be reported that was not written (a page populated by a
+ *   read, reported once: harmless). None is missed, except writes the
+ *   kernel does through pages pinned before the round (io_uring fixed
+ *   buffers, RDMA, vhost), which no method sees.
+ * - uffd-wp side effects on the workload: its first write to each page
+ *   after a collect takes a fault (1-2 us); if it starts using userfaultfd
+ *   on a tracked range itself, UFFDIO_REGISTER fails with EBUSY for it.
  * - Every function returns 0 or a negative errno. -ESRCH: the process is
  *   gone (exited, or a zombie).
  */
@@ -133,6 +136,18 @@ int track_tgid(pid_t pid);
 /* State letter of thread @tid (R, S, D, T, t, Z...), 0 if it is gone. */
 char track_task_state(pid_t pid, pid_t tid);
 
+/* pmscan.c: PAGEMAP_SCAN over one mapping, ranges handed to @fn in order. */
+enum pm_want {
+	PM_WRITTEN,   /* written since protected; protect again (uffd-wp) */
+	PM_ARM,	      /* populated; protect them (uffd-wp, a new mapping) */
+	PM_POPULATED, /* populated; nothing changes */
+};
+typedef int (*pm_range_fn)(void *arg, uint64_t start, uint64_t end);
+/* -EPERM for PM_WRITTEN/PM_ARM when a page is not uffd-wp armed. */
+int pm_scan(int pagemap, const struct track_vma *v, enum pm_want want, pm_range_fn fn, void *arg);
+/* 0 if the kernel has PAGEMAP_SCAN, else -EOPNOTSUPP. */
+int pm_scan_probe(int pagemap);
+
 /* inject.c: run syscalls inside the process, all its threads stopped. */
 struct inject;
 int inject_begin(pid_t pid, struct inject **ret);
@@ -169,6 +184,8 @@ struct track_ops {
 	void (*close)(struct tracker *t);
 };
 extern const struct track_ops track_uffd_ops, track_softdirty_ops, track_hash_ops;
+/* Tests: make the hash method read pagemap as on kernels before 6.7. */
+extern bool track_hash_no_pmscan;
 #endif
 
 #endif

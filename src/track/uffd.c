@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <linux/userfaultfd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,43 +25,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Linux 6.7 uapi (linux/fs.h), missing from older headers. */
-#ifndef PAGEMAP_SCAN
-#define PAGE_IS_WPALLOWED (1 << 0)
-#define PAGE_IS_WRITTEN (1 << 1)
-#define PAGE_IS_FILE (1 << 2)
-#define PAGE_IS_PRESENT (1 << 3)
-#define PAGE_IS_SWAPPED (1 << 4)
-#define PAGE_IS_PFNZERO (1 << 5)
-#define PAGE_IS_HUGE (1 << 6)
-#define PAGE_IS_SOFT_DIRTY (1 << 7)
-
-struct page_region {
-	__u64 start;
-	__u64 end;
-	__u64 categories;
-};
-
-#define PM_SCAN_WP_MATCHING (1 << 0)
-#define PM_SCAN_CHECK_WPASYNC (1 << 1)
-
-struct pm_scan_arg {
-	__u64 size;
-	__u64 flags;
-	__u64 start;
-	__u64 end;
-	__u64 walk_end;
-	__u64 vec;
-	__u64 vec_len;
-	__u64 max_pages;
-	__u64 category_inverted;
-	__u64 category_mask;
-	__u64 category_anyof_mask;
-	__u64 return_mask;
-};
-
-#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
-#endif
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
 #define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
 #endif
@@ -83,77 +45,17 @@ struct uffd {
 	int pagemap; /* /proc/PID/pagemap, bound to the armed address space */
 	struct uffd_range *r; /* the tracked mappings as of the last collect */
 	size_t nr;
-	struct page_region vec[512];
 };
 
-/* What one PAGEMAP_SCAN asks for, and which returned categories to drop. */
-struct scan {
-	uint64_t flags, mask, anyof, ret, skip;
-};
-#define WP (PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC)
-#define POPULATED (PAGE_IS_PRESENT | PAGE_IS_SWAPPED)
-
-enum scan_kind {
-	/*
-	 * Populated and written since the last scan; re-protect them.
-	 * Unpopulated pages (pte_none, no page table) are left alone: this
-	 * kernel's scan counts them as written (never protected), which would
-	 * report every page never populated, and protecting them would
-	 * allocate page tables for the whole mapping. A write that populates
-	 * one is seen next time (its new pte has no uffd-wp bit).
-	 */
-	SCAN_WRITTEN,
-	/* A mapping just registered: protect every populated page, report. */
-	SCAN_ARMED,
-	/* A mapping we cannot arm: its populated pages, every round. */
-	SCAN_UNARMED,
-};
-
-/*
- * Zero pages mapped by a read, and page-cache pages of a file mapping,
- * are protected but not reported: CRIU does not dump them. PAGE_IS_FILE is
- * asked for only in file mappings: it costs a page lookup per pte (5x).
- */
-static struct scan scan_for(enum scan_kind k, const struct track_vma *v)
+static int add_range(void *set, uint64_t start, uint64_t end)
 {
-	uint64_t skip = PAGE_IS_PFNZERO | (v->flags & TV_FILE ? PAGE_IS_FILE : 0);
-
-	switch (k) {
-	case SCAN_WRITTEN:
-		return (struct scan){ WP, PAGE_IS_WRITTEN, POPULATED, PAGE_IS_WRITTEN | skip, skip };
-	case SCAN_ARMED:
-		return (struct scan){ WP, 0, POPULATED, POPULATED | skip, skip };
-	default:
-		return (struct scan){ 0, 0, POPULATED, POPULATED | skip, skip };
-	}
+	return track_set_add(set, start, end);
 }
 
-static int pm_scan(struct uffd *u, const struct track_vma *v, enum scan_kind kind,
-		   struct track_set *dirty)
+static int scan(struct uffd *u, const struct track_vma *v, enum pm_want want,
+		struct track_set *dirty)
 {
-	const struct scan s = scan_for(kind, v);
-	struct pm_scan_arg a = {
-		.size = sizeof(a), .flags = s.flags, .start = v->start, .end = v->end,
-		.vec = (uintptr_t)u->vec, .vec_len = ARRAY_SIZE(u->vec),
-		.category_mask = s.mask, .category_anyof_mask = s.anyof,
-		.return_mask = s.ret,
-	};
-	int r;
-
-	while (a.start < a.end) {
-		long n = ioctl(u->pagemap, PAGEMAP_SCAN, &a);
-
-		if (n < 0)
-			return -errno;
-		for (long i = 0; i < n; i++)
-			if (!(u->vec[i].categories & s.skip) &&
-			    (r = track_set_add(dirty, u->vec[i].start, u->vec[i].end)) < 0)
-				return r;
-		if (a.walk_end <= a.start)
-			return -EIO;
-		a.start = a.walk_end;
-	}
-	return 0;
+	return pm_scan(u->pagemap, v, want, add_range, dirty);
 }
 
 static int uffd_register(struct uffd *u, const struct track_vma *v)
@@ -208,11 +110,11 @@ static int collect_new(struct uffd *u, const struct track_vma *v, bool was_unarm
 	if (r == -ESRCH || r == -ENOMEM)
 		return r;
 	if (r == 0)
-		return pm_scan(u, v, SCAN_ARMED, dirty);
+		return scan(u, v, PM_ARM, dirty);
 	if (!was_unarmed)
 		pr_warn("cannot write-protect %#llx-%#llx (%s): reporting it whole every round",
 			(unsigned long long)v->start, (unsigned long long)v->end, strerror(-r));
-	return pm_scan(u, v, SCAN_UNARMED, dirty);
+	return scan(u, v, PM_POPULATED, dirty);
 }
 
 static int collect_vma(struct uffd *u, const struct track_vma *v, struct track_set *dirty,
@@ -222,7 +124,7 @@ static int collect_vma(struct uffd *u, const struct track_vma *v, struct track_s
 	int r;
 
 	if (covered(u, v, &was_unarmed)) {
-		r = pm_scan(u, v, SCAN_WRITTEN, dirty);
+		r = scan(u, v, PM_WRITTEN, dirty);
 		*armed = true;
 		/* -EPERM: a new mapping took (part of) its place since. */
 		if (r != -EPERM)
@@ -297,17 +199,6 @@ static int uffd_api(int fd)
 	return errno == EINVAL ? -EOPNOTSUPP : -errno;
 }
 
-/* PAGEMAP_SCAN exists (Linux >= 6.7)? */
-static int pagemap_scan_probe(struct uffd *u)
-{
-	const struct track_vma none = { 0, TRACK_PAGE, 0 };
-	struct track_set s = { 0 };
-	int r = pm_scan(u, &none, SCAN_UNARMED, &s);
-
-	track_set_free(&s);
-	return r == -ENOTTY || r == -EINVAL ? -EOPNOTSUPP : r;
-}
-
 static void disarm(struct uffd *u)
 {
 	/* Closing the last reference unregisters every range and drops
@@ -328,7 +219,7 @@ static int arm(struct tracker *t, struct uffd *u)
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)t->pid);
 	if ((u->pagemap = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? -ESRCH : -errno;
-	if ((r = pagemap_scan_probe(u)) < 0) {
+	if ((r = pm_scan_probe(u->pagemap)) < 0) {
 		pr_info("uffd-wp: no PAGEMAP_SCAN in this kernel (%s)", strerror(-r));
 		return r;
 	}

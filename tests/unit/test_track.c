@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <sched.h>
@@ -39,8 +40,8 @@
 
 /* ---- the kid ---- */
 
-enum { OP_WRITE = 1, OP_WRITE_RANGE, OP_MMAP, OP_MMAP_FILE, OP_MUNMAP, OP_READ_INTO, OP_UFFD,
-       OP_STATUS, OP_EXEC, OP_EXIT };
+enum { OP_WRITE = 1, OP_WRITE_RANGE, OP_MMAP, OP_MMAP_FILE, OP_MUNMAP, OP_MREMAP, OP_READ_INTO,
+       OP_UFFD, OP_STATUS, OP_EXEC, OP_EXIT };
 
 struct cmd {
 	int op;
@@ -159,6 +160,13 @@ static void kid_do(const struct cmd *c, struct reply *r)
 	case OP_MUNMAP:
 		r->rc = munmap((void *)(uintptr_t)c->a, c->b) < 0 ? -errno : 0;
 		break;
+	case OP_MREMAP: /* move [a, a + b) elsewhere */
+		p = mmap(NULL, c->b, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p != MAP_FAILED)
+			p = mremap((void *)(uintptr_t)c->a, c->b, c->b, MREMAP_MAYMOVE | MREMAP_FIXED, p);
+		r->rc = p == MAP_FAILED ? -errno : 0;
+		r->addr = (uintptr_t)p;
+		break;
 	case OP_READ_INTO:
 		r->rc = kid_read_into(c->a);
 		break;
@@ -188,8 +196,10 @@ static void kid_main(int cmd, int rep, bool threads)
 		_exit(2);
 	memset(area, 1, AREA_PAGES * PAGE);
 	spin_page = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (threads && (pthread_create(&th, NULL, sleeper, NULL) ||
-			pthread_create(&th, NULL, spinner, NULL)))
+	for (int i = 0; threads && i < 8; i++)
+		if (pthread_create(&th, NULL, sleeper, NULL))
+			_exit(3);
+	if (threads && pthread_create(&th, NULL, spinner, NULL))
 		_exit(3);
 	r.rc = (intptr_t)spin_page;
 	if (write(rep, &r, sizeof(r)) != sizeof(r))
@@ -342,6 +352,8 @@ static int open_or_skip(pid_t pid, unsigned allowed, struct tracker **t)
 
 /* ---- tests ---- */
 
+static void file_mapping(enum track_method m);
+
 static void test_set(void **state)
 {
 	struct track_set s = { 0 };
@@ -413,82 +425,120 @@ static void collect(struct tracker *t, struct track_set *s)
 	assert_true(scanned > 0);
 }
 
-/* Rounds with known writes, a kernel write, mmap and munmap between them. */
-static void rounds(enum track_method m)
+/* One tracked kid through rounds. */
+struct scenario {
+	struct kid k;
+	struct tracker *t;
+	struct track_set s;
+	uint64_t lo, hi; /* the kid's area */
+	uint64_t want[64 + 100];
+};
+
+/* Known writes by the kid, and one by the kernel (read(2) into a page). */
+static void rounds_writes(struct scenario *sc)
 {
 	const uint64_t pages[] = { 0, 1, 2, 100, 4095, 4096, 9000, 16383 };
-	uint64_t want[64 + 100], nw = 0, lo, hi, fresh;
-	struct track_set s = { 0 };
-	struct tracker *t = NULL;
-	struct cmd c = { 0 };
-	int fds;
-	struct kid k;
-
-	kid_start(&k, true);
-	lo = k.area;
-	hi = lo + AREA_PAGES * PAGE;
-	fds = count_fds(k.pid);
-	if (open_or_skip(k.pid, m, &t) < 0) {
-		kid_stop(&k);
-		skip();
-	}
-	assert_int_equal(count_fds(k.pid), fds); /* nothing left in the workload */
-
-	collect(t, &s); /* round 1: everything populated */
-	assert_int_equal(pages_in(&s, lo, hi), AREA_PAGES);
-	assert_true(track_set_contains(&s, kid_spin));
-	if (m == TRACK_UFFD_WP)
-		assert_true(count_vmflag(k.pid, " uw") > 0);
-
-	collect(t, &s); /* nothing written */
-	assert_exact(&s, lo, hi, NULL, 0);
-	assert_true(track_set_contains(&s, kid_spin)); /* a running thread writes */
+	struct cmd c = { .op = OP_WRITE_RANGE, .a = sc->lo + 5000 * PAGE, .b = sc->lo + 5100 * PAGE };
+	uint64_t nw = 0;
 
 	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
-		want[nw++] = lo + pages[i] * PAGE;
-	kid_write(&k, want, nw);
-	c = (struct cmd){ .op = OP_WRITE_RANGE, .a = lo + 5000 * PAGE, .b = lo + 5100 * PAGE };
-	kid_cmd(&k, &c, NULL);
+		sc->want[nw++] = sc->lo + pages[i] * PAGE;
+	kid_write(&sc->k, sc->want, nw);
+	kid_cmd(&sc->k, &c, NULL);
 	for (uint64_t p = 5000; p < 5100; p++)
-		want[nw++] = lo + p * PAGE;
-	collect(t, &s);
-	assert_exact(&s, lo, hi, want, nw);
+		sc->want[nw++] = sc->lo + p * PAGE;
+	collect(sc->t, &sc->s);
+	assert_exact(&sc->s, sc->lo, sc->hi, sc->want, nw);
 
-	c = (struct cmd){ .op = OP_READ_INTO, .a = lo + 7000 * PAGE }; /* the kernel writes */
-	assert_int_equal(kid_cmd(&k, &c, NULL), 0);
-	collect(t, &s);
-	want[0] = lo + 7000 * PAGE;
-	assert_exact(&s, lo, hi, want, 1);
+	c = (struct cmd){ .op = OP_READ_INTO, .a = sc->lo + 7000 * PAGE };
+	assert_int_equal(kid_cmd(&sc->k, &c, NULL), 0);
+	collect(sc->t, &sc->s);
+	sc->want[0] = sc->lo + 7000 * PAGE;
+	assert_exact(&sc->s, sc->lo, sc->hi, sc->want, 1);
+}
 
-	c = (struct cmd){ .op = OP_MMAP, .b = 1024 * PAGE, .n = 10 }; /* new mapping */
-	assert_int_equal(kid_cmd(&k, &c, &fresh), 0);
-	collect(t, &s);
-	for (nw = 0; nw < 10; nw++)
-		want[nw] = fresh + nw * PAGE;
-	assert_exact(&s, fresh, fresh + 1024 * PAGE, want, 10);
-	assert_exact(&s, lo, hi, NULL, 0);
+/* A new mapping, munmap of part of the area: returns the new mapping. */
+static uint64_t rounds_mmap(struct scenario *sc)
+{
+	struct cmd c = { .op = OP_MMAP, .b = 1024 * PAGE, .n = 10 };
+	uint64_t fresh, *want = sc->want;
 
-	c = (struct cmd){ .op = OP_MUNMAP, .a = hi - 4096 * PAGE, .b = 4096 * PAGE };
-	assert_int_equal(kid_cmd(&k, &c, NULL), 0);
-	hi -= 4096 * PAGE;
-	want[0] = lo + 10 * PAGE, want[1] = hi - PAGE;
+	assert_int_equal(kid_cmd(&sc->k, &c, &fresh), 0);
+	collect(sc->t, &sc->s);
+	for (int i = 0; i < 10; i++)
+		want[i] = fresh + i * PAGE;
+	assert_exact(&sc->s, fresh, fresh + 1024 * PAGE, want, 10);
+	assert_exact(&sc->s, sc->lo, sc->hi, NULL, 0);
+
+	c = (struct cmd){ .op = OP_MUNMAP, .a = sc->hi - 4096 * PAGE, .b = 4096 * PAGE };
+	assert_int_equal(kid_cmd(&sc->k, &c, NULL), 0);
+	sc->hi -= 4096 * PAGE;
+	want[0] = sc->lo + 10 * PAGE, want[1] = sc->hi - PAGE;
 	want[2] = fresh + 3 * PAGE, want[3] = fresh + 500 * PAGE; /* 500: not populated yet */
-	kid_write(&k, want, 4);
-	collect(t, &s);
-	assert_exact(&s, lo, hi + 4096 * PAGE, want, 2);
-	assert_exact(&s, fresh, fresh + 1024 * PAGE, want + 2, 2);
+	kid_write(&sc->k, want, 4);
+	collect(sc->t, &sc->s);
+	assert_exact(&sc->s, sc->lo, sc->hi + 4096 * PAGE, want, 2);
+	assert_exact(&sc->s, fresh, fresh + 1024 * PAGE, want + 2, 2);
+	collect(sc->t, &sc->s);
+	assert_exact(&sc->s, sc->lo, sc->hi, NULL, 0);
+	assert_exact(&sc->s, fresh, fresh + 1024 * PAGE, NULL, 0);
+	return fresh;
+}
 
-	collect(t, &s);
-	assert_exact(&s, lo, hi, NULL, 0);
-	assert_exact(&s, fresh, fresh + 1024 * PAGE, NULL, 0);
+/* @fresh moved by mremap: its pages are new at the new address. */
+static void rounds_mremap(struct scenario *sc, uint64_t fresh)
+{
+	struct cmd c = { .op = OP_MREMAP, .a = fresh, .b = 1024 * PAGE };
+	uint64_t moved, nw, *want = sc->want;
 
-	c = (struct cmd){ .op = OP_STATUS };
-	assert_int_equal(kid_cmd(&k, &c, NULL), 0); /* no syscall of the kid saw EINTR */
-	tracker_close(t);
-	assert_int_equal(count_fds(k.pid), fds);
-	assert_int_equal(count_vmflag(k.pid, " uw"), 0);
-	track_set_free(&s);
-	kid_stop(&k);
+	assert_int_equal(kid_cmd(&sc->k, &c, &moved), 0);
+	collect(sc->t, &sc->s);
+	for (nw = 0; nw < 10; nw++)
+		want[nw] = moved + nw * PAGE;
+	want[nw++] = moved + 500 * PAGE;
+	assert_exact(&sc->s, moved, moved + 1024 * PAGE, want, nw);
+	assert_exact(&sc->s, fresh, fresh + 1024 * PAGE, NULL, 0);
+	want[0] = moved + 7 * PAGE;
+	kid_write(&sc->k, want, 1);
+	collect(sc->t, &sc->s);
+	assert_exact(&sc->s, moved, moved + 1024 * PAGE, want, 1);
+}
+
+/* Rounds with known writes, a kernel write, mmap, munmap, mremap between. */
+static void rounds(enum track_method m)
+{
+	struct scenario sc = { 0 };
+	struct cmd c = { .op = OP_STATUS };
+	int fds;
+
+	kid_start(&sc.k, true);
+	sc.lo = sc.k.area;
+	sc.hi = sc.lo + AREA_PAGES * PAGE;
+	fds = count_fds(sc.k.pid);
+	if (open_or_skip(sc.k.pid, m, &sc.t) < 0) {
+		kid_stop(&sc.k);
+		skip();
+	}
+	assert_int_equal(count_fds(sc.k.pid), fds); /* nothing left in the workload */
+
+	collect(sc.t, &sc.s); /* round 1: everything populated */
+	assert_int_equal(pages_in(&sc.s, sc.lo, sc.hi), AREA_PAGES);
+	assert_true(track_set_contains(&sc.s, kid_spin));
+	assert_true(m != TRACK_UFFD_WP || count_vmflag(sc.k.pid, " uw") > 0);
+	usleep(20000); /* let the spinner run */
+	collect(sc.t, &sc.s); /* nothing written */
+	assert_exact(&sc.s, sc.lo, sc.hi, NULL, 0);
+	assert_true(track_set_contains(&sc.s, kid_spin)); /* a running thread writes */
+
+	rounds_writes(&sc);
+	rounds_mremap(&sc, rounds_mmap(&sc));
+
+	assert_int_equal(kid_cmd(&sc.k, &c, NULL), 0); /* no syscall of the kid saw EINTR */
+	tracker_close(sc.t);
+	assert_int_equal(count_fds(sc.k.pid), fds);
+	assert_int_equal(count_vmflag(sc.k.pid, " uw"), 0);
+	track_set_free(&sc.s);
+	kid_stop(&sc.k);
 }
 
 static void test_rounds_uffd(void **state)
@@ -501,6 +551,16 @@ static void test_rounds_hash(void **state)
 {
 	(void)state;
 	rounds(TRACK_HASH);
+}
+
+/* The hash method as on kernels without PAGEMAP_SCAN (< 6.7). */
+static void test_rounds_hash_pagemap(void **state)
+{
+	(void)state;
+	track_hash_no_pmscan = true;
+	rounds(TRACK_HASH);
+	file_mapping(TRACK_HASH);
+	track_hash_no_pmscan = false;
 }
 
 /* A workload that uses userfaultfd itself keeps it to itself. */
@@ -568,7 +628,7 @@ static void test_dead_hash(void **state)
 }
 
 /* exec replaces the address space: the next round is a first round. */
-static void test_exec_uffd(void **state)
+static void exec_rounds(enum track_method m)
 {
 	struct track_set s = { 0 };
 	struct tracker *t = NULL;
@@ -577,9 +637,8 @@ static void test_exec_uffd(void **state)
 	struct kid k;
 	int fds;
 
-	(void)state;
 	kid_start(&k, true);
-	if (open_or_skip(k.pid, TRACK_UFFD_WP, &t) < 0) {
+	if (open_or_skip(k.pid, m, &t) < 0) {
 		kid_stop(&k);
 		skip();
 	}
@@ -599,7 +658,7 @@ static void test_exec_uffd(void **state)
 	collect(t, &s);
 	assert_true(s.pages > 0);
 	assert_int_equal(pages_in(&s, k.area, k.area + AREA_PAGES * PAGE), 0);
-	assert_true(count_vmflag(k.pid, " uw") > 0);
+	assert_true(m != TRACK_UFFD_WP || count_vmflag(k.pid, " uw") > 0);
 	fds = count_fds(k.pid);
 	collect(t, &s);
 	tracker_close(t);
@@ -607,6 +666,18 @@ static void test_exec_uffd(void **state)
 	assert_int_equal(count_vmflag(k.pid, " uw"), 0);
 	track_set_free(&s);
 	kid_stop(&k);
+}
+
+static void test_exec_uffd(void **state)
+{
+	(void)state;
+	exec_rounds(TRACK_UFFD_WP);
+}
+
+static void test_exec_hash(void **state)
+{
+	(void)state;
+	exec_rounds(TRACK_HASH);
 }
 
 /* A private file mapping: only its written (copied) pages are memory. */
@@ -661,7 +732,7 @@ static void test_file_mapping_hash(void **state)
 
 static bool all_threads_stopped(pid_t pid)
 {
-	char path[64], line[512], *p;
+	char path[320], line[512], *p;
 	struct dirent *de;
 	bool stopped = true;
 	DIR *d;
@@ -725,19 +796,22 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void bench(enum track_method m, uint64_t area_pages, uint64_t dirty_pages)
+/* @dirty_pages pages written each round: spread (one in each stride) or in one run. */
+static void bench(enum track_method m, uint64_t area_pages, uint64_t dirty_pages, bool spread)
 {
 	struct track_set s = { 0 };
 	struct tracker *t = NULL;
 	struct cmd c = { 0 };
 	double t0, first, sum = 0, max = 0, wr_sum = 0;
-	uint64_t scanned = 0, lo, stride = area_pages / dirty_pages;
+	uint64_t scanned = 0, lo, stride = spread ? area_pages / dirty_pages : 1;
+	size_t heap0;
 	const int rounds_n = 5;
 	struct kid k;
 
 	kid_start(&k, false);
 	c = (struct cmd){ .op = OP_MMAP, .b = area_pages * PAGE, .n = (uint32_t)area_pages };
 	assert_int_equal(kid_cmd(&k, &c, &lo), 0);
+	heap0 = mallinfo2().uordblks;
 	if (open_or_skip(k.pid, m, &t) < 0) {
 		kid_stop(&k);
 		skip();
@@ -749,7 +823,6 @@ static void bench(enum track_method m, uint64_t area_pages, uint64_t dirty_pages
 	for (int r = 0; r < rounds_n; r++) {
 		double w0 = now_s(), d;
 
-		/* dirty_pages pages spread over the area: one in each stride */
 		for (uint64_t p = 0; p < dirty_pages; p += 64) {
 			c = (struct cmd){ .op = OP_WRITE, .n = 64 };
 			for (int i = 0; i < 64; i++)
@@ -764,12 +837,14 @@ static void bench(enum track_method m, uint64_t area_pages, uint64_t dirty_pages
 		max = d > max ? d : max;
 		assert_int_equal(pages_in(&s, lo, lo + area_pages * PAGE), dirty_pages);
 	}
-	print_message("bench %-8s %5llu MiB, %llu MiB written: first %.1f ms, next avg %.2f ms "
-		      "max %.2f ms (%llu pages scanned); workload writes %.2f ms/round\n",
+	print_message("bench %-7s %4llu MiB, %llu MiB written %-6s: first %6.1f ms, next avg %6.2f "
+		      "max %6.2f ms (%llu pages scanned), workload writes %.2f ms/round, "
+		      "tracker heap %.2f B/page\n",
 		      track_method_name(m), (unsigned long long)(area_pages * PAGE >> 20),
-		      (unsigned long long)(dirty_pages * PAGE >> 20), first * 1e3,
-		      sum / rounds_n * 1e3, max * 1e3, (unsigned long long)scanned,
-		      wr_sum / rounds_n * 1e3);
+		      (unsigned long long)(dirty_pages * PAGE >> 20), spread ? "spread" : "run",
+		      first * 1e3, sum / rounds_n * 1e3, max * 1e3, (unsigned long long)scanned,
+		      wr_sum / rounds_n * 1e3,
+		      ((double)mallinfo2().uordblks - heap0 - s.cap * sizeof(s.r[0])) / area_pages);
 	tracker_close(t);
 	track_set_free(&s);
 	kid_stop(&k);
@@ -782,8 +857,10 @@ static void test_bench(void **state)
 		print_message("skipped: set PHAUL_TRACK_BENCH=1 to run the 1 GiB benchmark\n");
 		skip();
 	}
-	bench(TRACK_UFFD_WP, 262144, 4096);
-	bench(TRACK_HASH, 262144, 4096);
+	for (int spread = 1; spread >= 0; spread--) {
+		bench(TRACK_UFFD_WP, 262144, 4096, spread);
+		bench(TRACK_HASH, 262144, 4096, spread);
+	}
 }
 
 int main(void)
@@ -794,10 +871,12 @@ int main(void)
 		cmocka_unit_test(test_soft_dirty_unavailable),
 		cmocka_unit_test(test_rounds_uffd),
 		cmocka_unit_test(test_rounds_hash),
+		cmocka_unit_test(test_rounds_hash_pagemap),
 		cmocka_unit_test(test_fallback_own_uffd),
 		cmocka_unit_test(test_dead_uffd),
 		cmocka_unit_test(test_dead_hash),
 		cmocka_unit_test(test_exec_uffd),
+		cmocka_unit_test(test_exec_hash),
 		cmocka_unit_test(test_file_mapping_uffd),
 		cmocka_unit_test(test_file_mapping_hash),
 		cmocka_unit_test(test_stopped_uffd),
