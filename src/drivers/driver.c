@@ -6,6 +6,8 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "drivers/fs/fs.h"
+#include "drivers/htype/htype.h"
 
 static const struct driver_ops *const registry[] = {
 	&htype_pid_ops,

@@ -22,6 +22,8 @@
  *   target_cleanup     committed: drop what only served the migration
  *   target_abort       failed: kill, unmount, delete what was restored
  *
+ * Each kind's contract is in its own header: htype/htype.h, fs/fs.h.
+ *
  * Every hook returns 0 or a negative errno and logs why it failed; after
  * the commit point (migration_complete, target_cleanup) a failure is
  * reported but never undoes the migration.
@@ -78,8 +80,5 @@ int driver_new(enum driver_kind kind, const char *spec, struct driver **ret);
 void driver_free(struct driver *d);
 int driver_call(struct driver *d, enum driver_hook hook, struct migration *m);
 const char *driver_hook_name(enum driver_hook hook);
-
-extern const struct driver_ops htype_pid_ops;
-extern const struct driver_ops fs_shared_ops;
 
 #endif

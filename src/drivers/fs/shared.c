@@ -4,7 +4,7 @@
  * paths (NFS, a cluster file system, or one machine's file system for two
  * test hosts). Nothing to copy, nothing to roll back.
  */
-#include "drivers/driver.h"
+#include "drivers/fs/fs.h"
 
 const struct driver_ops fs_shared_ops = {
 	.name = "shared",

@@ -10,7 +10,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "drivers/driver.h"
+#include "drivers/htype/htype.h"
 #include "common/proc.h"
 #include "engine/migration.h"
 

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs: drivers for the workload's *storage* (DRV_FS in driver.h), chosen
+ * with --fs NAME[:ARG], several per migration. A storage driver:
+ *
+ *   start_migration     first copy while the workload runs
+ *   next_iteration      one more round of changes
+ *   frozen              the workload is frozen (switch-over point)
+ *   stop_migration      last iteration done: final pass, still frozen
+ *   migration_complete  the destination committed: drop the source's copy
+ *                       or snapshot (the seed's "migration complete")
+ *   migration_failed    roll the source's storage back exactly
+ *   target_cleanup      destination side of the commit (merge snapshots)
+ *   target_abort        destination side of a rollback
+ *
+ * Drivers: shared (shared.c: both hosts see the same paths).
+ */
+#ifndef PHAUL_FS_H
+#define PHAUL_FS_H
+
+#include "drivers/driver.h"
+
+extern const struct driver_ops fs_shared_ops;
+
+#endif

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * htype: drivers for *what* is migrated (DRV_HTYPE in driver.h). One per
+ * migration, always m->drv[0]. A workload driver:
+ *
+ *   prepare          finds the tree: fills m->root_pid, m->pids (processes
+ *                    first, then threads), m->nr_procs, m->est_bytes
+ *   dump_opts        names the tree to CRIU (pid, namespaces, externals)
+ *   target_check     on the destination: can the tree be restored here
+ *                    (PIDs free, namespaces, devices)
+ *   restore_opts     CRIU's restore options for the tree
+ *   target_restored  the tree exists, held before it runs
+ *   migration_complete / migration_failed / target_cleanup / target_abort
+ *                    registration with a manager (runc, lxc) moves or stays
+ *
+ * Drivers: pid (a process tree, pid.c).
+ */
+#ifndef PHAUL_HTYPE_H
+#define PHAUL_HTYPE_H
+
+#include "drivers/driver.h"
+
+extern const struct driver_ops htype_pid_ops;
+
+#endif
