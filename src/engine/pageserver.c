@@ -81,11 +81,13 @@ static void *serve(void *arg)
 	int r;
 
 	for (;;) {
-		r = read_full(srv->sk, &pi, sizeof(pi));
-		if (r == -EPIPE) { /* the client went away */
+		r = read_full(srv->sk, &pi, 1);
+		if (r == -EPIPE) { /* the client went away between requests */
 			r = 0;
 			break;
 		}
+		if (r == 0) /* a header cut short is an error */
+			r = read_full(srv->sk, (uint8_t *)&pi + 1, sizeof(pi) - 1);
 		if (r < 0)
 			break;
 		if ((pi.cmd & 0xffff) == PS_IOV_GET) {

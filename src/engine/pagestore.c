@@ -114,6 +114,9 @@ int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRu
 	struct ps_proc *p = proc_get(ps, pr->pid);
 	int r;
 
+	if (end > MSG_VADDR_LIMIT || end <= pr->vaddr)
+		return -EPROTO;
+
 	if (!p) {
 		pr_err("pages for PID %d, which is not part of this migration", pr->pid);
 		return -EPROTO;
@@ -189,7 +192,11 @@ static int keep_round(struct ps_proc *p)
 		rd->first[i] = idx;
 		idx += (rd->r[i].end - rd->r[i].start) / PAGE;
 	}
-	rd->fd = TAKE_FD(p->pages_fd);
+	if (rd->nr) {
+		rd->fd = TAKE_FD(p->pages_fd);
+	} else { /* nothing to look up there: keep no fd */
+		rd->fd = -1;
+	}
 	p->nr_rounds++;
 	return 0;
 }
@@ -218,7 +225,13 @@ static int write_proc_round(struct pagestore *ps, struct ps_proc *p)
 
 int pagestore_end_round(struct pagestore *ps)
 {
-	int r = open_round(ps);
+	int r;
+
+	if (ps->round >= MSG_ROUNDS_MAX) {
+		pr_err("more than %u rounds", MSG_ROUNDS_MAX);
+		return -EPROTO;
+	}
+	r = open_round(ps);
 
 	for (size_t i = 0; r == 0 && i < ps->nr; i++)
 		r = write_proc_round(ps, &ps->p[i]);
@@ -245,7 +258,7 @@ static int relink_lazy(const struct pagestore *ps, int imgfd, const char *name, 
 		       bool lazy)
 {
 	const struct ps_proc *p = proc_find(ps, pid);
-	struct pagemap pm;
+	struct pagemap pm = { 0 };
 	bool changed = false;
 	int r = pagemap_read(imgfd, name, &pm);
 
@@ -351,7 +364,8 @@ void pagestore_fini(struct pagestore *ps)
 {
 	for (size_t i = 0; i < ps->nr; i++) {
 		for (size_t k = 0; k < ps->p[i].nr_rounds; k++) {
-			close(ps->p[i].rounds[k].fd);
+			if (ps->p[i].rounds[k].fd >= 0)
+				close(ps->p[i].rounds[k].fd);
 			free(ps->p[i].rounds[k].r);
 			free(ps->p[i].rounds[k].first);
 		}

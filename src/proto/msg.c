@@ -107,7 +107,8 @@ static int check_body(Msg *m)
 	case PHAUL__MSG__BODY_PAGE_RUN: {
 		Phaul__PageRun *pr = m->page_run;
 		if (pr->pid <= 0 || pr->pid > (1 << 22) || pr->vaddr % 4096 || pr->nr_pages == 0 ||
-		    pr->nr_pages > MSG_RUN_PAGES_MAX || pr->vaddr >= MSG_VADDR_LIMIT)
+		    pr->nr_pages > MSG_RUN_PAGES_MAX || pr->vaddr >= MSG_VADDR_LIMIT ||
+		    (uint64_t)pr->nr_pages * 4096 > MSG_VADDR_LIMIT - pr->vaddr)
 			return -EPROTO;
 		return 0;
 	}

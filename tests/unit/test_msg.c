@@ -1018,9 +1018,15 @@ static void test_page_run_limits(void **state)
 	p.nr_pages = 1;
 	assert_valid(&m);
 	p.pid = 4194304;
-	p.vaddr = MSG_VADDR_LIMIT - 4096;
+	p.vaddr = MSG_VADDR_LIMIT - 4096 * MSG_RUN_PAGES_MAX;
 	p.nr_pages = MSG_RUN_PAGES_MAX;
 	assert_valid(&m);
+	/* the run must end at the limit, not only start below it */
+	p.vaddr = MSG_VADDR_LIMIT - 4096;
+	p.nr_pages = 1;
+	assert_valid(&m);
+	p.nr_pages = 2;
+	assert_invalid(&m);
 
 	p.nr_pages = 0;
 	assert_invalid(&m);
