@@ -18,7 +18,7 @@ static uint64_t max_rss_kb(void)
 	return getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_maxrss : 0;
 }
 
-static json_object *round_json(const struct round_stat *r, bool final)
+static json_object *round_json(const struct round_stat *r)
 {
 	json_object *o = json_object_new_object();
 
@@ -29,7 +29,7 @@ static json_object *round_json(const struct round_stat *r, bool final)
 	add_u64(o, "ms", r->ms);
 	json_object_object_add(o, "mb_per_s",
 			       json_object_new_double(r->ms ? r->bytes_sent / 1000.0 / r->ms : 0));
-	json_object_object_add(o, "frozen", json_object_new_boolean(final));
+	json_object_object_add(o, "frozen", json_object_new_boolean(r->frozen));
 	return o;
 }
 
@@ -64,7 +64,7 @@ void report_json(const struct migration *m, bool ok)
 		add_u64(o, "predicted_frozen_ms", s->predicted_ms);
 		add_u64(o, "final_pages", s->final_pages);
 		for (size_t i = 0; i < s->nr_rounds; i++)
-			json_object_array_add(iters, round_json(&s->rounds[i], i + 1 == s->nr_rounds));
+			json_object_array_add(iters, round_json(&s->rounds[i]));
 		json_object_object_add(o, "iters", iters);
 	}
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));

@@ -15,6 +15,7 @@
 #ifndef PHAUL_POLICY_H
 #define PHAUL_POLICY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,7 @@ struct round_stat {
 	uint64_t pages_sent;
 	uint64_t bytes_sent;
 	uint64_t ms;			/* duration of the round */
+	bool frozen;			/* sent while the workload was frozen */
 };
 
 enum policy_verdict {

@@ -209,7 +209,7 @@ static int add_round(struct migration *m, const struct round_stat *rs)
 static int send_round(struct migration *m, uint64_t scanned, bool final)
 {
 	struct precopy *pc = m->pc;
-	struct round_stat rs = { .pages_scanned = scanned };
+	struct round_stat rs = { .pages_scanned = scanned, .frozen = final };
 	uint64_t t0 = now_ms(), b0 = m->conn->bytes_out;
 	int r = 0;
 

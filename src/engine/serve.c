@@ -71,24 +71,18 @@ int target_outcome(struct target *t, const uint8_t *id)
 	return msg_send(t->m.conn, &msg);
 }
 
-/* Leftovers of a daemon that died: session dirs, expired outcome records. */
+/* Leftovers of sessions that died (a committed session may outlive a
+ * daemon and still fill its workload's memory: its directory stays), and
+ * expired outcome records. */
 static void sweep_workdir(const char *workdir)
 {
 	char path[4096];
-	DIR *d = opendir(workdir);
+	DIR *d;
 	struct dirent *de;
 	struct stat st;
 	time_t now = time(NULL);
 
-	while (d && (de = readdir(d))) {
-		if (strncmp(de->d_name, "in-", 3))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", workdir, de->d_name);
-		pr_warn("removing %s, left by an earlier daemon", path);
-		rm_rf(path);
-	}
-	if (d)
-		closedir(d);
+	session_sweep(workdir, "in-");
 	snprintf(path, sizeof(path), "%s/outcomes", workdir);
 	d = opendir(path);
 	while (d && (de = readdir(d))) {

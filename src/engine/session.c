@@ -2,13 +2,16 @@
 #define LOG_PREFIX "engine: "
 #include "engine/session.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/util.h"
+#include "proto/wire.h"
 
 void session_hex(const uint8_t id[PHAUL_SESSION_ID_LEN], char *buf)
 {
@@ -180,4 +183,75 @@ void outcome_remove(const char *workdir, const char *hex)
 
 	if (outcome_path(workdir, hex, path, sizeof(path)) == 0)
 		unlink(path);
+}
+
+/* Whether the process that owns @dir (its "owner" file) still runs. */
+static bool owner_alive(const char *dir)
+{
+	char path[4200];
+	_cleanup_free_ char *text = NULL;
+	int pid;
+
+	snprintf(path, sizeof(path), "%s/owner", dir);
+	if (read_file(path, 32, &text, NULL) < 0)
+		return false;
+	pid = atoi(text);
+	return pid > 0 && proc_alive(pid);
+}
+
+void session_sweep(const char *workdir, const char *prefix)
+{
+	char path[4096];
+	DIR *d = opendir(workdir);
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		if (strncmp(de->d_name, prefix, strlen(prefix)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", workdir, de->d_name);
+		if (owner_alive(path))
+			continue;
+		pr_warn("removing %s, left by a process that died", path);
+		rm_rf(path);
+	}
+	if (d)
+		closedir(d);
+}
+
+void session_drain(struct conn *c, unsigned int max_ms)
+{
+	_cleanup_free_ uint8_t *buf = malloc(FRAME_DATA_MAX);
+	uint64_t end = now_ms() + max_ms;
+	enum frame_type type;
+	uint32_t len;
+
+	if (!buf)
+		return;
+	conn_set_timeout(c, 200);
+	while (now_ms() < end && frame_recv(c, &type, buf, FRAME_DATA_MAX, &len) == 0)
+		;
+}
+
+void session_peer_reason(struct migration *m, unsigned int max_ms)
+{
+	uint64_t end = now_ms() + max_ms;
+
+	if (!m->conn || m->peer_said)
+		return;
+	conn_set_timeout(m->conn, max_ms);
+	while (now_ms() < end) {
+		Msg *msg = NULL;
+		if (msg_recv(m->conn, &msg) < 0)
+			return;
+		if (msg->body_case == PHAUL__MSG__BODY_ERROR) {
+			snprintf(m->error, sizeof(m->error), "%s failed: destination: %s%s%s",
+				 m->step ? m->step : "migration",
+				 msg->error->step ? msg->error->step : "",
+				 msg->error->step ? ": " : "", msg->error->message);
+			m->peer_said = true;
+			msg_free(msg);
+			return;
+		}
+		msg_free(msg);
+	}
 }

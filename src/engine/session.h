@@ -23,10 +23,24 @@ int expect_msg(struct migration *m, int want, Msg **ret);
 int session_mkdirs(struct migration *m, const char *workdir, const char *prefix);
 /* Record this process as the owner of m->dir (the daemon cleans up after it). */
 int session_write_owner(struct migration *m);
+/* Remove the @prefix* directories of @workdir whose owner is dead. */
+void session_sweep(const char *workdir, const char *prefix);
 /* Remove m->dir and everything in it. */
 void session_rmdirs(struct migration *m);
 /* Log CRIU's own error lines from @log under m->dir (first @max). */
 void session_log_criu_errors(struct migration *m, const char *log, int max);
+
+/*
+ * After sending an Error: read and drop what the peer still sends (for
+ * at most @max_ms), so that closing does not reset the connection and
+ * the peer can read the Error.
+ */
+void session_drain(struct conn *c, unsigned int max_ms);
+/*
+ * After a local failure that may have been the peer's doing (a reset
+ * while sending): if the peer sent an Error, make it the reported one.
+ */
+void session_peer_reason(struct migration *m, unsigned int max_ms);
 
 /*
  * Outcome records: <workdir>/outcomes/<hex>, "STATE [PID]", replaced

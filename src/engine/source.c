@@ -214,8 +214,12 @@ int migrate_source(struct migration *m)
 	r = setup_drivers(m);
 	if (r == 0)
 		r = hello(m);
-	if (r == 0)
+	if (r == 0) {
+		session_sweep(m->opts->workdir, "out-");
 		r = session_mkdirs(m, m->opts->workdir, "out-");
+	}
+	if (r == 0)
+		r = session_write_owner(m);
 	if (r == 0)
 		r = preflight(m);
 	if (r == 0) {
@@ -230,7 +234,8 @@ int migrate_source(struct migration *m)
 		r = source_final_dump(m);
 	} else {
 		precopy_stop(m);
-		if (m->conn)
+		session_peer_reason(m, 2000);
+		if (m->conn && !m->peer_said)
 			msg_send_abort(m->conn, m->error[0] ? m->error : "source failed");
 		mig_hook(m, HOOK_MIGRATION_FAILED);
 	}

@@ -192,9 +192,11 @@ static int on_post_dump(struct migration *m, struct criu *c)
 	r = source_switch_over(m, c);
 	if (m->outcome == OUTCOME_COMMITTED) {
 		if (fault_point("src.committed") < 0 || criu_notify_reply(c, true) < 0) {
-			/* CRIU is gone: the tree must not outlive the commit */
+			/* CRIU is gone or did not take it: the tree must not outlive
+			 * the commit, and CRIU, left unanswered, is let go */
 			pr_warn("CRIU did not take the commit: killing the source tree");
 			stop_tree(m, SIGKILL);
+			shutdown(c->sk, SHUT_RDWR);
 		}
 		return 0;
 	}
@@ -346,6 +348,8 @@ int source_final_dump(struct migration *m)
 	if (r < 0 && m->error[0] == '\0')
 		mig_fail(m, r, "dump failed");
 	session_log_criu_errors(m, "img/dump.log", 5);
+	if (m->outcome != OUTCOME_IN_DOUBT)
+		session_peer_reason(m, 2000);
 	if (m->conn && !m->peer_said && m->outcome != OUTCOME_IN_DOUBT)
 		msg_send_abort(m->conn, m->error);
 	precopy_stop(m);

@@ -208,9 +208,11 @@ int target_session(int fd, const struct serve_opts *so)
 	conn_set_timeout(t.m.conn, 120000);
 	r = run(&t);
 	if (r < 0 && !t.committed) {
-		if (t.m.conn && !t.m.peer_said)
+		if (t.m.conn && !t.m.peer_said) {
 			msg_send_error(t.m.conn, t.m.err ? t.m.err : r, t.m.step ?: "session", "%s",
 				       t.m.reason[0] ? t.m.reason : strerror(-r));
+			session_drain(t.m.conn, 2000);
+		}
 		mig_hook(&t.m, HOOK_TARGET_ABORT);
 		if (t.hex[0])
 			outcome_write(so->workdir, t.hex, "aborted", 0);

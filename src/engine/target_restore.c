@@ -9,6 +9,7 @@
 #define LOG_PREFIX "session: "
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <stdio.h>
@@ -80,6 +81,9 @@ static int hold_for_commit(struct target *t, pid_t root)
 	if (r < 0)
 		return mig_fail(&t->m, r, "cannot record the commit");
 	t->committed = true;
+	/* from now on the workload's memory may depend on this process (the
+	 * page server): a daemon restart must not take it down */
+	prctl(PR_SET_PDEATHSIG, 0);
 	return 0;
 }
 
