@@ -1,0 +1,535 @@
+#!/usr/bin/env bats
+# Fault-injection matrix: every fault point of `phaul faults` that a mode
+# reaches, in stop and in live mode, with the action "fail" (and "kill"
+# for a representative subset), then external faults (link cut for good,
+# a flipped byte and a truncated stream through a proxy, a full work dir).
+#
+# Whatever fails, the workload must run on exactly one host: on src when
+# the fault hits before the commit point (the destination answering
+# CRIU's post-restore after Commit), on dst when it hits after it; its
+# tick log shows no lost and no repeated tick; nothing is left behind (the
+# daemon's work dir holds only outcome records, no criu or stray phaul
+# process in either host, the source's --workdir is empty); phaul migrate
+# exits non-zero with one stderr line naming the failing step, or 0 when
+# only the cleanup after the commit failed.  docs/RELIABILITY.md has the
+# matrix with the results.
+#
+# Workloads: counter in stop mode, mtouch (32 MiB, 4 MiB hot, verified
+# page by page after the fault) in live mode.  Rows are written out one
+# @test each; fault_case does the work.
+
+load lib/hosts
+load lib/phaul
+load lib/fixtures
+
+# a fault row never needs long: a hang is a failure, not a wait
+MIGRATE_TIMEOUT=${FAULTS_MIGRATE_TIMEOUT:-45}
+
+setup() {
+	hosts_setup
+	phaul_setup
+	fx_setup
+}
+
+teardown() {
+	hosts_teardown
+}
+
+# BUG-6 (docs/RELIABILITY.md): when a session process is killed while its
+# CRIU still runs, the daemon removes the session's directory while that
+# CRIU writes into it (stats-restore), and part of it stays.  It happens
+# in a few percent of the runs.  Until it is fixed, the rows that kill the
+# session process (FC_BUG6=1) accept leftovers under that session's own
+# in-ID directory, and say so in the output; everything else must go.
+# Same contract as lib/phaul.bash's assert_workdir_clean otherwise.
+_workdir_empty_but_bug6() {
+	[ -z "$(_workdir_leftovers | grep -v "^$WORKDIR/in-${FC_BUG6_ID:-none}\(/\|\$\)" | head -n1)" ]
+}
+
+assert_workdir_clean() {
+	local check=_workdir_empty
+	if [ -n "${FC_BUG6:-}" ]; then
+		FC_BUG6_ID=$(fx_session_id) || return 1
+		check=_workdir_empty_but_bug6
+	fi
+	if ! wait_for "${1:-10}" "$check"; then
+		echo "left behind in the daemon's work dir $WORKDIR:" >&2
+		_workdir_leftovers | head -20 >&2
+		return 1
+	fi
+	if [ -n "${FC_BUG6:-}" ] && [ -e "$WORKDIR/in-$FC_BUG6_ID" ]; then
+		note "BUG-6 hit: left in the daemon's work dir: $(cd "$WORKDIR" && find "in-$FC_BUG6_ID" | tr '\n' ' ')"
+	fi
+	return 0
+}
+
+# What the one stderr line must name when POINT fails (case-insensitive).
+step_re() {
+	case "$1" in
+	src.connect) echo 'connect' ;;
+	*.handshake) echo 'handshake' ;;
+	*.preflight) echo 'preflight' ;;
+	*.round) echo 'round' ;;
+	src.dump) echo 'dump' ;;
+	*.transfer) echo 'transfer' ;;
+	*.restore | *.restored) echo 'restor' ;;
+	*.commit) echo 'commit' ;;
+	*) echo '.' ;;
+	esac
+}
+
+# Points after the commit point: the migration stands.
+post_commit() {
+	case "$1" in
+	src.committed | src.cleanup | dst.cleanup) return 0 ;;
+	*) return 1 ;;
+	esac
+}
+
+start_workload() {
+	case "$1" in
+	stop) fx_start_counter ;;
+	live) fx_start_mtouch 32 ;;
+	esac
+}
+
+# Where the workload runs now, checked page by page (live: mtouch).
+verify_workload() {
+	[ "$1" = live ] || return 0
+	fx_verify_mtouch "$2"
+}
+
+# The source's --workdir after phaul migrate was SIGKILLed: nothing but the
+# killed session's own out-ID directory, which a killed process cannot
+# remove (the test "src kill: the next migrate removes..." covers that).
+src_workdir_after_kill() {
+	local id left
+	id=$(fx_session_id) || return 1
+	left=$(find "$SRC_WORKDIR" -mindepth 1 -maxdepth 1 ! -name "out-$id")
+	if [ -n "$left" ]; then
+		echo "left behind in the source's --workdir besides out-$id:" >&2
+		echo "$left" >&2
+		return 1
+	fi
+}
+
+# fault_case MODE POINT ACTION: one row of the matrix.  FC_STEP_RE, if
+# set, replaces step_re's pattern for the error line.
+fault_case() {
+	local mode=$1 point=$2 action=$3 side=${2%%.*} senv=() denv=()
+	require_fault "$point"
+	MIGRATE_MODE=$mode
+	if [ "$side" = dst ]; then
+		denv=("PHAUL_FAULT=$point:$action")
+	else
+		senv=("PHAUL_FAULT=$point:$action")
+	fi
+	serve_start "${denv[@]}"
+	start_workload "$mode"
+	if post_commit "$point" && [ "$side" = src ]; then
+		# -v: the log on stderr shows the fault fired (exit 0 says nothing)
+		fx_migrate "${senv[@]}" -- -v --json "$PID"
+	else
+		fx_migrate "${senv[@]}" -- --json "$PID"
+	fi
+
+	note "$mode $point:$action -> exit $status${stderr:+: $(head -n1 <<<"$stderr" | cut -c1-200)}"
+
+	if post_commit "$point"; then
+		# the migration stands: exit 0, the workload runs on dst only
+		[ "$status" -eq 0 ] ||
+			{ echo "migrate exited $status after a fault past the commit ($point): $stderr" >&2; return 1; }
+		fx_assert_outcome true committed "$mode" || return 1
+		if [ "$side" = src ]; then
+			grep -qF "at $point" <<<"$stderr" ||
+				{ echo "phaul migrate -v never logged the fault at $point: $stderr" >&2; return 1; }
+		else
+			assert_fault_hit "$point"
+		fi
+		fx_assert_migrated
+		verify_workload "$mode" dst
+		pid_alive_in dst "$DAEMON_PID"
+		return
+	fi
+
+	if [ "$side" = src ] && [ "$action" = kill ]; then
+		# 137: killed by SIGKILL, i.e. the fault point was reached
+		[ "$status" -eq 137 ] ||
+			{ echo "migrate exited $status, not killed at $point: $stderr" >&2; return 1; }
+	else
+		if [ "$action" = kill ]; then
+			# the session process died: the source saw the link go
+			assert_failed_with 'connection|peer|reset'
+		else
+			assert_failed_with "${FC_STEP_RE:-$(step_re "$point")}"
+		fi
+		# and it says where the workload is
+		grep -qi 'source' <<<"$stderr" ||
+			{ echo "the error does not say the workload runs on the source: $stderr" >&2; return 1; }
+		[ "$status" -eq 1 ] || { echo "migrate exited $status, not 1 (rolled back)" >&2; return 1; }
+		fx_assert_outcome false rolled-back "$mode" || return 1
+		[ "$side" = src ] || assert_fault_hit "$point"
+	fi
+	# the session process killed while its CRIU runs: BUG-6 (above)
+	local FC_BUG6=
+	[ "$side" = dst ] && [ "$action" = kill ] && FC_BUG6=1
+	# a session process killed is not the daemon: it keeps serving
+	pid_alive_in dst "$DAEMON_PID" || { echo "the daemon died with the session" >&2; return 1; }
+	assert_rolled_back "$LOG" $PIDS
+	fx_assert_no_strays 10
+	if [ "$side" = src ] && [ "$action" = kill ]; then
+		src_workdir_after_kill
+	else
+		fx_assert_src_workdir_clean
+	fi
+	verify_workload "$mode" src
+}
+
+# ------------------------------------------------------------ stop, fail
+
+@test "stop: src.connect:fail rolls back" { fault_case stop src.connect fail; }
+@test "stop: src.preflight:fail rolls back" { fault_case stop src.preflight fail; }
+@test "stop: src.dump:fail rolls back" { fault_case stop src.dump fail; }
+@test "stop: src.transfer:fail rolls back" { fault_case stop src.transfer fail; }
+@test "stop: src.restore:fail rolls back" { fault_case stop src.restore fail; }
+@test "stop: src.commit:fail rolls back" { fault_case stop src.commit fail; }
+@test "stop: src.committed:fail: the migration stands" {
+	fault_case stop src.committed fail
+}
+@test "stop: src.cleanup:fail: the migration stands" { fault_case stop src.cleanup fail; }
+@test "stop: dst.handshake:fail rolls back" { fault_case stop dst.handshake fail; }
+@test "stop: dst.preflight:fail rolls back" { fault_case stop dst.preflight fail; }
+@test "stop: dst.transfer:fail rolls back" { fault_case stop dst.transfer fail; }
+@test "stop: dst.restore:fail rolls back" { fault_case stop dst.restore fail; }
+@test "stop: dst.restored:fail rolls back" { fault_case stop dst.restored fail; }
+@test "stop: dst.commit:fail rolls back" { fault_case stop dst.commit fail; }
+@test "stop: dst.cleanup:fail: the migration stands" { fault_case stop dst.cleanup fail; }
+
+# ------------------------------------------------------------ stop, kill
+
+@test "stop: dst.transfer:kill rolls back" { fault_case stop dst.transfer kill; }
+@test "stop: dst.restored:kill rolls back" { fault_case stop dst.restored kill; }
+@test "stop: src.transfer:kill rolls back" { fault_case stop src.transfer kill; }
+@test "stop: src.commit:kill rolls back" { fault_case stop src.commit kill; }
+
+# ------------------------------------------------------------ live, fail
+
+@test "live: src.connect:fail rolls back" { fault_case live src.connect fail; }
+@test "live: src.preflight:fail rolls back" { fault_case live src.preflight fail; }
+@test "live: src.round:fail rolls back" { fault_case live src.round fail; }
+@test "live: src.dump:fail rolls back" { fault_case live src.dump fail; }
+@test "live: src.transfer:fail rolls back" { fault_case live src.transfer fail; }
+@test "live: src.restore:fail rolls back" { fault_case live src.restore fail; }
+@test "live: src.commit:fail rolls back" { fault_case live src.commit fail; }
+@test "live: src.committed:fail: the migration stands" {
+	fault_case live src.committed fail
+}
+@test "live: src.cleanup:fail: the migration stands" { fault_case live src.cleanup fail; }
+@test "live: dst.handshake:fail rolls back" { fault_case live dst.handshake fail; }
+@test "live: dst.preflight:fail rolls back" { fault_case live dst.preflight fail; }
+@test "live: dst.round:fail rolls back" {
+	# The source is still streaming pages when the destination fails: it
+	# names its own step, not the destination's (BUG-3, tested below).
+	FC_STEP_RE='round|final pages' fault_case live dst.round fail
+}
+@test "live: dst.transfer:fail rolls back" { fault_case live dst.transfer fail; }
+@test "live: dst.restore:fail rolls back" { fault_case live dst.restore fail; }
+@test "live: dst.restored:fail rolls back" { fault_case live dst.restored fail; }
+@test "live: dst.commit:fail rolls back" { fault_case live dst.commit fail; }
+@test "live: dst.cleanup:fail: the migration stands" { fault_case live dst.cleanup fail; }
+
+# ------------------------------------------------------------ kill, more
+
+# Killed after Commit reached it, before it recorded "committing": the
+# source is in doubt, asks the daemon how the session ended ("pending" of
+# a dead session process: aborted) and resumes the tree.
+@test "stop: dst.commit:kill: the source resolves its doubt (aborted) and resumes" {
+	fault_case stop dst.commit kill
+	grep -qE 'outcome query for session [0-9a-f]+: aborted' "$SERVE_LOG" ||
+		{ echo "the source never asked the daemon for the outcome" >&2; false; }
+}
+
+# Killed after the destination confirmed the commit, before CRIU was told:
+# the tree runs on dst; CRIU lets the source tree go, but the SIGSTOP
+# queued before Commit keeps it stopped (DESIGN.md): never two running.
+# The stopped copy stays until someone kills it (by design).
+committed_kill_case() {
+	local mode=$1 st
+	require_fault src.committed
+	MIGRATE_MODE=$mode
+	serve_start
+	start_workload "$mode"
+	fx_migrate PHAUL_FAULT=src.committed:kill -- "$PID"
+	[ "$status" -eq 137 ] || { echo "migrate exited $status, not killed at src.committed: $stderr" >&2; return 1; }
+	pid_alive_in dst "$PID" || { echo "$PID does not run on dst" >&2; return 1; }
+	ticks_advance "$LOG" 30
+	st=$(sed 's/^.*) \(.\).*/\1/' "$(_hosts_proc src)/$PID/stat")
+	[ "$st" = T ] || { echo "the source copy of $PID is in state '$st', not stopped" >&2; return 1; }
+	ticks_advance "$LOG" 30
+	st=$(sed 's/^.*) \(.\).*/\1/' "$(_hosts_proc src)/$PID/stat")
+	[ "$st" = T ] || { echo "the source copy of $PID is in state '$st', not stopped" >&2; return 1; }
+	check_ticks "$LOG" >/dev/null
+	grep -qx "committed $PID" "$WORKDIR"/outcomes/* ||
+		{ echo "the daemon did not record the commit" >&2; return 1; }
+	assert_workdir_clean
+	fx_assert_no_strays 10
+	src_workdir_after_kill
+	verify_workload "$mode" dst
+}
+
+@test "stop: src.committed:kill: runs on dst; the source copy stays stopped, never runs" {
+	committed_kill_case stop
+}
+
+# ------------------------------------------------------------ live, kill
+
+@test "live: dst.transfer:kill rolls back" { fault_case live dst.transfer kill; }
+@test "live: dst.restored:kill rolls back" { fault_case live dst.restored kill; }
+@test "live: src.transfer:kill rolls back" { fault_case live src.transfer kill; }
+@test "live: src.round:kill rolls back" { fault_case live src.round kill; }
+@test "live: src.commit:kill rolls back" { fault_case live src.commit kill; }
+@test "live: src.committed:kill: runs on dst; the source copy stays stopped, never runs" {
+	committed_kill_case live
+}
+@test "live: dst.commit:kill: the source resolves its doubt (aborted) and resumes" {
+	fault_case live dst.commit kill
+	grep -qE 'outcome query for session [0-9a-f]+: aborted' "$SERVE_LOG" ||
+		{ echo "the source never asked the daemon for the outcome" >&2; false; }
+}
+
+# ------------------------------------------------------------ known bugs
+
+@test "stop: after phaul migrate was killed (src.transfer:kill), the next migrate removes what it left in --workdir" {
+	MIGRATE_MODE=stop
+	serve_start
+	fx_start_counter
+	fx_migrate PHAUL_FAULT=src.transfer:kill -- "$PID"
+	[ "$status" -eq 137 ]
+	[ -n "$(ls -A "$SRC_WORKDIR")" ]
+	fx_migrate "$PID"
+	[ "$status" -eq 0 ] || { echo "the next migrate failed: $stderr" >&2; false; }
+	fx_assert_migrated
+}
+
+@test "live: dst.round:fail: the source's error gives the destination's reason" {
+	require_fault dst.round
+	MIGRATE_MODE=live
+	serve_start PHAUL_FAULT=dst.round
+	fx_start_mtouch 32
+	fx_migrate --json "$PID"
+	assert_failed_with 'round'
+	assert_failed_with 'peer|destination'
+	refute grep -qi 'connection reset' <<<"$stderr"
+	assert_rolled_back "$LOG" $PIDS
+}
+
+# After the commit, live mode's workload runs while `criu lazy-pages` fills
+# its memory from the session process's page server.  Kill that process in
+# this window (a crash, the OOM killer, the daemon's death through
+# PDEATHSIG): the memory not yet in place must not silently become zeros.
+@test "live: the dst session process dies right after the commit: the workload's memory stays intact" {
+	skip "BUG: the unfetched memory of the running workload is lost (zero pages), migrate exits 0 (BUG-7)"
+	local spid
+	MIGRATE_MODE=live
+	serve_start
+	fx_start_mtouch 256 4 16
+	fx_migrate_bg -- "$PID"
+	wait_for 60 eval 'grep -q "committed: tree" "$SERVE_LOG" || ! _running "$MJOB"'
+	spid=$(grep -o 'phaul-session\[[0-9]*\] session: committed' "$SERVE_LOG" | grep -o '[0-9]*' | head -n1)
+	[ -n "$spid" ] || { echo "no commit in the daemon's log" >&2; false; }
+	in_dst kill -KILL "$spid"
+	fx_wait_migrate_job "$MJOB" 60
+	[ "$status" -eq 0 ] || { echo "migrate exited $status: $stderr" >&2; false; }
+	assert_only_in dst "$PID"
+	fx_verify_mtouch dst
+	ticks_advance "$LOG" 30
+	check_ticks "$LOG" >/dev/null
+}
+
+@test "live: src.dump:fail: --json marks no round frozen (the freeze never moved a page)" {
+	require_fault src.dump
+	MIGRATE_MODE=live
+	serve_start
+	fx_start_mtouch 32
+	fx_migrate PHAUL_FAULT=src.dump -- --json "$PID"
+	[ "$status" -eq 1 ]
+	[ "$(json .final_pages)" = 0 ]
+	[ "$(jq '[.iters[] | select(.frozen == true)] | length' <<<"$output")" = 0 ] ||
+		{ echo "a round is reported frozen: $(jq -c .iters <<<"$output")" >&2; false; }
+	[ "$(jq '.iters | length' <<<"$output")" = "$(json .iterations)" ]
+	assert_rolled_back "$LOG" $PIDS
+}
+
+# ------------------------------------------------------------ external faults
+
+# Wait until the bulk of the migration is on the wire: live, the first
+# pre-copy round; stop, the image files (the tree is frozen then).
+wait_bulk_transfer() {
+	local what='recv PageRun'
+	[ "$1" = stop ] && what='recv FileBegin'
+	wait_for 60 eval 'grep -q "$what" "$SERVE_LOG" || ! _running "$MJOB"' ||
+		{ echo "the daemon never logged '$what'" >&2; return 1; }
+	assert_job_running "$MJOB" "the transfer started"
+}
+
+# link_cut_case MODE: the veth goes down during the pre-copy rounds (live)
+# or the image transfer (stop) and never comes back.
+link_cut_case() {
+	local mode=$1
+	MIGRATE_MODE=$mode
+	MIGRATE_TIMEOUT=150
+	serve_start
+	fx_start_mtouch 32
+	# 32 MiB at 40 Mbit/s: about 7 s on the wire, plenty of time to cut
+	fx_migrate_bg -- --bandwidth 40 --json "$PID"
+	wait_bulk_transfer "$mode"
+	sleep 1
+	assert_job_running "$MJOB" "the link could be cut"
+	link_down both
+	# TCP_USER_TIMEOUT is 30 s (keepalive 5 s + 5 x 2 s for an idle link)
+	fx_wait_migrate_job "$MJOB" 90
+	note "$mode: phaul migrate gave up ${FX_WAITED} s after the link went down"
+	((FX_WAITED <= 45)) ||
+		{ echo "phaul migrate took ${FX_WAITED} s to notice the dead link (expected <= 45 s)" >&2; false; }
+	assert_failed_with 'time|connection|reset|unreachable|broken|closed|peer'
+	[ "$status" -eq 1 ] || { echo "migrate exited $status, not 1" >&2; false; }
+	fx_assert_outcome false rolled-back "$MIGRATE_MODE"
+	# the daemon's session gives up as well, and cleans up after itself
+	local t0=$SECONDS
+	assert_workdir_clean 90
+	fx_assert_no_strays 30
+	note "$mode: the daemon's session was gone $((SECONDS - t0 + FX_WAITED)) s after the cut"
+	assert_rolled_back "$LOG" $PIDS
+	fx_assert_src_workdir_clean
+	fx_verify_mtouch src
+	pid_alive_in dst "$DAEMON_PID"
+}
+
+@test "stop, external: the link is cut for good during the image transfer: migrate fails in bounded time, rolled back on both sides" {
+	link_cut_case stop
+}
+
+@test "live, external: the link is cut for good during the pre-copy rounds: migrate fails in bounded time, rolled back on both sides" {
+	link_cut_case live
+}
+
+# proxy_case MODE ACTION AFTER: a proxy on the daemon's port (the daemon
+# moves one port up) corrupts (flip) or cuts (truncate) the source's
+# stream after AFTER bytes.
+proxy_case() {
+	local mode=$1 action=$2 after=$3 port=$PHAUL_PORT
+	MIGRATE_MODE=$mode
+	PHAUL_PORT=$((port + 1)) serve_start
+	fx_proxy_start "$port" $((port + 1)) "$action" "$after"
+	start_workload "$mode"
+	fx_migrate --json "$PID"
+	grep -qE 'FLIPPED|TRUNCATED' "$SCRATCH/proxy.log" ||
+		{ echo "the proxy never reached byte $after: $(cat "$SCRATCH/proxy.log")" >&2; false; }
+	note "$mode, $action at byte $after: $stderr"
+	assert_failed_with '.'
+	[ "$status" -eq 1 ] || { echo "migrate exited $status, not 1" >&2; false; }
+	fx_assert_outcome false rolled-back "$MIGRATE_MODE"
+	assert_rolled_back "$LOG" $PIDS
+	fx_assert_no_strays 10
+	fx_assert_src_workdir_clean
+	verify_workload "$mode" src
+	pid_alive_in dst "$DAEMON_PID"
+}
+
+@test "stop, external: one byte flipped on the wire during the transfer: rolled back" {
+	proxy_case stop flip 60000
+}
+
+@test "live, external: one byte flipped on the wire during the rounds: rolled back" {
+	proxy_case live flip 4000000
+}
+
+@test "stop, external: the stream is truncated during the transfer: rolled back" {
+	proxy_case stop truncate 60000
+}
+
+@test "live, external: the stream is truncated during the rounds: rolled back" {
+	proxy_case live truncate 4000000
+}
+
+# serve_on_tmpfs SIZE: the daemon with a tmpfs of SIZE as its work dir (in
+# the dst mount namespace only: it goes away with the host).  WORKDIR then
+# names it as seen from here, through dst's root, for the assertions.
+serve_on_tmpfs() {
+	in_dst mount -t tmpfs -o "size=$1,mode=0700" phaul-test "$WORKDIR" ||
+		{ echo "cannot mount a tmpfs on $WORKDIR in dst" >&2; return 1; }
+	serve_start || return 1
+	DST_WORKDIR=$WORKDIR
+	WORKDIR=/proc/$DST_PID1/root$DST_WORKDIR
+	[ "$(stat -f -c %T "$WORKDIR")" = tmpfs ] ||
+		{ echo "$WORKDIR is not the tmpfs mounted in dst" >&2; return 1; }
+}
+
+@test "stop, external: a 64 MiB work dir on dst, a 128 MiB workload: refused for lack of space, stays on src" {
+	MIGRATE_MODE=stop
+	serve_on_tmpfs 64m
+	fx_start_mtouch 128
+	fx_migrate --json "$PID"
+	assert_failed_with 'space'
+	[ "$status" -eq 1 ]
+	fx_assert_outcome false rolled-back "$MIGRATE_MODE"
+	assert_rolled_back "$LOG" $PIDS
+	fx_assert_no_strays 10
+	fx_assert_src_workdir_clean
+	fx_verify_mtouch src
+}
+
+@test "live, external: a 64 MiB work dir on dst, a 128 MiB workload: refused for lack of space, stays on src" {
+	MIGRATE_MODE=live
+	serve_on_tmpfs 64m
+	fx_start_mtouch 128
+	fx_migrate --json "$PID"
+	assert_failed_with 'space'
+	[ "$status" -eq 1 ]
+	fx_assert_outcome false rolled-back "$MIGRATE_MODE"
+	assert_rolled_back "$LOG" $PIDS
+	fx_assert_no_strays 10
+	fx_assert_src_workdir_clean
+	fx_verify_mtouch src
+}
+
+# full_during_case MODE ERROR_RE: the work dir passes the preflight, then
+# something else fills it while the migration writes there.
+full_during_case() {
+	local mode=$1 re=$2
+	MIGRATE_MODE=$mode
+	serve_on_tmpfs 96m
+	fx_start_mtouch 48
+	fx_migrate_bg -- --bandwidth 80 --json "$PID"
+	wait_bulk_transfer "$mode"
+	# leave about 2 MiB: far less than the 48 MiB still to come
+	in_dst sh -c 'avail=$(df -k --output=avail "$1" | tail -n1)
+		exec fallocate -l $(( (avail - 2048) * 1024 )) "$1/filler"' sh "$DST_WORKDIR" ||
+		{ echo "could not fill the work dir" >&2; false; }
+	fx_wait_migrate_job "$MJOB" 60
+	rm -f "$WORKDIR/filler"
+	note "$mode, work dir filled during the transfer: $stderr"
+	assert_failed_with "$re"
+	[ "$status" -eq 1 ]
+	fx_assert_outcome false rolled-back "$MIGRATE_MODE"
+	assert_rolled_back "$LOG" $PIDS
+	fx_assert_no_strays 10
+	fx_assert_src_workdir_clean
+	fx_verify_mtouch src
+}
+
+@test "stop, external: the dst work dir fills up during the transfer: fails, rolled back" {
+	full_during_case stop .
+}
+
+@test "live, external: the dst work dir fills up during the rounds: fails, rolled back" {
+	full_during_case live .
+}
+
+@test "stop, external: the dst work dir fills up during the transfer: the error says it is about space" {
+	full_during_case stop 'space'
+}
+
+@test "live, external: the dst work dir fills up during the rounds: the error says it is about space" {
+	full_during_case live 'space'
+}
