@@ -9,15 +9,17 @@
 #include "common/log.h"
 #include "common/util.h"
 
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_IN_DOUBT = 3 };
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_IN_DOUBT = 3, EXIT_LOST = 4 };
 
 static void migrate_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: phaul migrate --to ADDR:PORT --key FILE [options] PID\n"
-		"  --mode live|stop       live (default): copy memory in rounds while the\n"
+		"  --mode MODE            live (default): copy memory in rounds while the\n"
 		"                         workload runs, then a short freeze; stop: freeze,\n"
-		"                         copy everything, restore\n"
+		"                         copy everything, restore; lazy: restore first, the\n"
+		"                         memory follows on demand (post-copy); hybrid: live\n"
+		"                         rounds, then post-copy for what is still dirty\n"
 		"  --downtime-ms MS       live: target frozen time (default 300)\n"
 		"  --max-iters N          live: at most N pre-copy rounds (default 8)\n"
 		"  --max-time SEC         live: at most SEC seconds of pre-copy\n"
@@ -29,10 +31,12 @@ static void migrate_usage(FILE *f)
 		"  --ext-unix-sk          allow unix sockets connected outside the tree\n"
 		"  --file-locks           migrate file locks\n"
 		"  --bandwidth MBIT       cap phaul's sending rate\n"
-		"  --recover-timeout SEC  how long to ask for an outcome left in doubt (default 60)\n"
+		"  --recover-timeout SEC  how long to ask for an outcome left in doubt, and how\n"
+		"                         long post-copy waits for a silent link (default 60)\n"
 		"  -v, --verbose          log each step (twice: debug and CRIU logs)\n"
 		"exit status: 0 migrated, 1 failed and rolled back (the workload runs here),\n"
-		"             2 usage, 3 outcome unknown (the workload is left stopped here)\n");
+		"             2 usage, 3 outcome unknown (the workload is left stopped here),\n"
+		"             4 lost: post-copy could not complete the workload's memory\n");
 }
 
 static int parse_args(int argc, char **argv, struct mig_opts *o, const char **key,
@@ -131,8 +135,8 @@ int cmd_migrate(int argc, char **argv)
 		migrate_usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (strcmp(o.mode, "stop") && strcmp(o.mode, "live")) {
-		fprintf(stderr, "phaul: mode '%s' is not supported (yet): use stop or live\n", o.mode);
+	if (!mode_known(o.mode)) {
+		fprintf(stderr, "phaul: unknown mode '%s': use live, stop, lazy or hybrid\n", o.mode);
 		return EXIT_USAGE;
 	}
 	if (o.nr_fs == 0)
@@ -151,8 +155,13 @@ int cmd_migrate(int argc, char **argv)
 		report_human(&m, r == 0);
 	if (r < 0)
 		fprintf(stderr, "phaul: %s%s\n", m.error[0] ? m.error : strerror(-r),
-			m.outcome == OUTCOME_IN_DOUBT ? "" : "; the workload runs on the source");
-	r = r == 0 ? EXIT_OK : m.outcome == OUTCOME_IN_DOUBT ? EXIT_IN_DOUBT : EXIT_FAILED;
+			m.outcome == OUTCOME_IN_DOUBT ? "" :
+			m.outcome == OUTCOME_LOST     ? "; the workload is lost" :
+							"; the workload runs on the source");
+	r = r == 0				 ? EXIT_OK :
+	    m.outcome == OUTCOME_IN_DOUBT ? EXIT_IN_DOUBT :
+	    m.outcome == OUTCOME_LOST	 ? EXIT_LOST :
+					   EXIT_FAILED;
 	mig_free(&m);
 	return r;
 }

@@ -33,6 +33,34 @@ static json_object *round_json(const struct round_stat *r)
 	return o;
 }
 
+static const char *outcome_name(enum mig_outcome o)
+{
+	switch (o) {
+	case OUTCOME_COMMITTED:
+		return "committed";
+	case OUTCOME_IN_DOUBT:
+		return "in-doubt";
+	case OUTCOME_LOST:
+		return "lost";
+	default:
+		return "rolled-back";
+	}
+}
+
+/* Lazy, hybrid: what moved after the commit. */
+static json_object *postcopy_json(const struct mig_stats *s)
+{
+	json_object *o = json_object_new_object();
+
+	add_u64(o, "last_page_ms", s->postcopy_ms);
+	add_u64(o, "pages_fetched", s->pages_remote);
+	add_u64(o, "pages_on_fault", s->pages_fault);
+	add_u64(o, "pages_pushed", s->pages_remote - s->pages_fault);
+	add_u64(o, "pages_local", s->pages_local);
+	add_u64(o, "pages_left_at_freeze", s->pages_dropped);
+	return o;
+}
+
 void report_json(const struct migration *m, bool ok)
 {
 	json_object *o = json_object_new_object();
@@ -42,10 +70,7 @@ void report_json(const struct migration *m, bool ok)
 	json_object_object_add(o, "mode", json_object_new_string(m->mode));
 	json_object_object_add(o, "error", ok ? NULL : json_object_new_string(m->error));
 	json_object_object_add(o, "pid", json_object_new_int(m->root_pid));
-	json_object_object_add(o, "outcome",
-			       json_object_new_string(m->outcome == OUTCOME_COMMITTED ? "committed" :
-						      m->outcome == OUTCOME_IN_DOUBT ? "in-doubt" :
-										       "rolled-back"));
+	json_object_object_add(o, "outcome", json_object_new_string(outcome_name(m->outcome)));
 	add_u64(o, "iterations", s->iterations);
 	add_u64(o, "frozen_ms", s->frozen_ms);
 	add_u64(o, "total_ms", s->total_ms);
@@ -67,6 +92,8 @@ void report_json(const struct migration *m, bool ok)
 			json_object_array_add(iters, round_json(&s->rounds[i]));
 		json_object_object_add(o, "iters", iters);
 	}
+	if (mode_postcopy(m->mode))
+		json_object_object_add(o, "postcopy", postcopy_json(s));
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	fflush(stdout);
 	json_object_put(o);
@@ -93,4 +120,10 @@ void report_human(const struct migration *m, bool ok)
 			"  rounds   %u before the freeze (%s, tracking: %s), %llu pages while frozen\n",
 			s->iterations, s->stop_reason ? s->stop_reason : "-", s->tracking,
 			(unsigned long long)s->final_pages);
+	if (mode_postcopy(m->mode))
+		fprintf(stderr,
+			"  post-copy %llu pages fetched (%llu on a fault), %llu from pre-copy; "
+			"the last %llu ms after the commit\n",
+			(unsigned long long)s->pages_remote, (unsigned long long)s->pages_fault,
+			(unsigned long long)s->pages_local, (unsigned long long)s->postcopy_ms);
 }

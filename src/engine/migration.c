@@ -8,7 +8,36 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/postcopy.h"
 #include "engine/precopy.h"
+
+static bool is_one_of(const char *mode, const char *const *set)
+{
+	for (; *set; set++)
+		if (!strcmp(mode, *set))
+			return true;
+	return false;
+}
+
+bool mode_known(const char *mode)
+{
+	return is_one_of(mode, (const char *const[]){ "stop", "live", "lazy", "hybrid", NULL });
+}
+
+bool mode_has_rounds(const char *mode)
+{
+	return is_one_of(mode, (const char *const[]){ "live", "hybrid", NULL });
+}
+
+bool mode_lazy_dump(const char *mode)
+{
+	return is_one_of(mode, (const char *const[]){ "live", "lazy", "hybrid", NULL });
+}
+
+bool mode_postcopy(const char *mode)
+{
+	return is_one_of(mode, (const char *const[]){ "lazy", "hybrid", NULL });
+}
 
 int mig_fail(struct migration *m, int err, const char *fmt, ...)
 {
@@ -61,6 +90,7 @@ int mig_hook(struct migration *m, enum driver_hook hook)
 void mig_free(struct migration *m)
 {
 	precopy_free(m);
+	postcopy_end(m);
 	free(m->st.rounds);
 	m->st.rounds = NULL;
 	if (m->ps_sk >= 0)

@@ -63,9 +63,16 @@ struct mig_stats {
 	uint64_t predicted_ms;		/* the policy's frozen-time prediction */
 	const char *stop_reason;	/* why the rounds stopped */
 	uint64_t final_pages;		/* pages sent while frozen */
+	/* post-copy: pages moved after the commit */
+	uint64_t pages_remote;		/* fetched from the frozen source */
+	uint64_t pages_fault;		/* of those, because the workload faulted */
+	uint64_t pages_local;		/* hybrid: served from the pre-copy store */
+	uint64_t postcopy_ms;		/* the commit to the last page in place */
+	uint64_t pages_dropped;		/* hybrid: stale at the freeze, left to post-copy */
 };
 
-enum mig_outcome { OUTCOME_NONE, OUTCOME_ABORTED, OUTCOME_COMMITTED, OUTCOME_IN_DOUBT };
+/* LOST: committed, then post-copy could not complete the memory. */
+enum mig_outcome { OUTCOME_NONE, OUTCOME_ABORTED, OUTCOME_COMMITTED, OUTCOME_IN_DOUBT, OUTCOME_LOST };
 
 struct migration {
 	bool source;
@@ -85,6 +92,9 @@ struct migration {
 	int imgfd;			/* its images directory */
 	struct precopy *pc;		/* live mode's state on the source */
 	int ps_sk;			/* our end of CRIU's lazy page-server socket */
+	struct postcopy *post;		/* post-copy's state on the source */
+	/* set while the source answers the destination's page requests */
+	int (*on_page_req)(struct migration *m, const Phaul__PageReq *rq);
 	enum mig_outcome outcome;
 	bool peer_said;			/* the failure came as the peer's Error/Abort */
 	struct mig_stats st;
@@ -93,6 +103,16 @@ struct migration {
 	char error[512];		/* the first failure, for the user */
 	char reason[400];		/* the same without the step */
 };
+
+/*
+ * Modes: stop (dump everything while frozen), live (pre-copy rounds, the
+ * rest while frozen), lazy (nothing before the restore: post-copy), hybrid
+ * (pre-copy rounds, then post-copy for what is still dirty).
+ */
+bool mode_known(const char *mode);
+bool mode_has_rounds(const char *mode);	/* live, hybrid */
+bool mode_lazy_dump(const char *mode);	/* CRIU leaves memory to us */
+bool mode_postcopy(const char *mode);	/* pages move after the commit */
 
 /* Record the first failure (later ones are only logged). Returns @err. */
 int mig_fail(struct migration *m, int err, const char *fmt, ...)

@@ -5,6 +5,15 @@
  * for pages over a socket in CRIU's page-server protocol (24-byte header
  * {cmd, nr_pages, vaddr, pid}, host-endian); this thread answers from the
  * page store. Requests are range-checked like any peer input.
+ *
+ * Post-copy (lazy, hybrid): pages the store lacks are fetched from the
+ * source's frozen tree over the migration's connection (PageReq, answered
+ * by PageData). From the restore until the commit this thread is the
+ * connection's only reader: the messages that are not page data (Commit,
+ * Abort, Error) go to the main thread through page_server_recv(). After
+ * the commit the source's copy is the only home of the missing pages: if
+ * they cannot come any more, the thread kills the restored tree before
+ * CRIU's lazy-pages could let it run on with holes in its memory.
  */
 #ifndef PHAUL_PAGESERVER_H
 #define PHAUL_PAGESERVER_H
@@ -13,19 +22,49 @@
 #include <stdint.h>
 
 #include "engine/pagestore.h"
+#include "proto/conn.h"
+#include "proto/msg.h"
 
 struct page_server {
 	pthread_t thread;
 	bool running;
-	int sk;
+	int sk;				/* CRIU lazy-pages' socket */
+	int wake;			/* eventfd: page_server_join() ends the thread */
 	const struct pagestore *ps;
-	uint64_t pages;			/* served */
+	/* post-copy */
+	struct conn *conn;		/* to the source; NULL: the store has it all */
+	const int32_t *pids;		/* the restored processes */
+	size_t nr_pids;
+	int link_timeout_ms;		/* how long the source may stay silent */
+	uint8_t *buf;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	Msg *ctl;			/* for the main thread: Commit, Abort, Error */
+	int ctl_err;			/* or why the connection failed */
+	bool ctl_final;			/* no more control messages will come */
+	bool committed;			/* a failure now must kill the tree */
+	bool failed;
+	bool criu_done;
+	/* statistics */
+	uint64_t pages;			/* served from the store */
+	uint64_t pages_remote;		/* fetched from the source */
+	uint64_t pages_fault;		/* of those, for a page fault */
 	uint64_t requests;
+	uint64_t last_ms;		/* when the last page went to CRIU */
 	int err;			/* 0, or why it stopped */
 };
 
-/* Serve @ps on @sk (taken over) in a thread of its own. */
-int page_server_start(struct page_server *srv, const struct pagestore *ps, int sk);
+/*
+ * Serve @ps on @sk (taken over) in a thread of its own; with @conn, fetch
+ * what @ps lacks from the source and own @conn's input until the commit.
+ */
+int page_server_start(struct page_server *srv, const struct pagestore *ps, int sk,
+		      struct conn *conn, const int32_t *pids, size_t nr_pids, int link_timeout_ms);
+/* Post-copy: the next message from the source that is not page data. */
+int page_server_recv(struct page_server *srv, int timeout_ms, Msg **ret);
+/* Post-copy: the tree runs; from now on a lost page kills it. -EIO if
+ * the page source already failed (then the tree must not run). */
+int page_server_set_committed(struct page_server *srv);
 /* Wait for the thread (it ends when the client closes); returns srv->err. */
 int page_server_join(struct page_server *srv);
 

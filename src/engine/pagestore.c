@@ -267,7 +267,7 @@ static int relink_lazy(const struct pagestore *ps, int imgfd, const char *name, 
 		uint64_t end = e->vaddr + (uint64_t)e->nr_pages * PAGE;
 		if (!(e->flags & PE_LAZY) || (e->flags & PE_PRESENT))
 			continue;
-		if (!p || !rangeset_covers(&p->known, e->vaddr, end)) {
+		if (!ps->remote && (!p || !rangeset_covers(&p->known, e->vaddr, end))) {
 			pr_err("PID %d: pages at 0x%llx (%u) never arrived", pid,
 			       (unsigned long long)e->vaddr, e->nr_pages);
 			r = -ENODATA;
@@ -330,13 +330,43 @@ static ssize_t round_find(const struct ps_round *rd, uint64_t vaddr)
 	return i < rd->nr && rd->r[i].start <= vaddr ? (ssize_t)i : -1;
 }
 
+int pagestore_drop(struct pagestore *ps, pid_t pid, uint64_t vaddr, uint64_t end)
+{
+	struct ps_proc *p = proc_get(ps, pid);
+
+	if (!p || vaddr % PAGE || end % PAGE || end <= vaddr || end > MSG_VADDR_LIMIT)
+		return -EPROTO;
+	return rangeset_add(&p->stale, vaddr, end);
+}
+
+/* The first stale run that ends after @vaddr, or NULL. */
+static const struct range *stale_after(const struct ps_proc *p, uint64_t vaddr)
+{
+	size_t lo = 0, hi = p->stale.nr;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (p->stale.r[mid].end <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < p->stale.nr ? &p->stale.r[lo] : NULL;
+}
+
 int pagestore_lookup(const struct pagestore *ps, pid_t pid, uint64_t vaddr, uint32_t max,
 		     int *fd, uint64_t *off, uint32_t *nr)
 {
 	const struct ps_proc *p = proc_find(ps, pid);
+	const struct range *st;
 
 	if (!p || vaddr % PAGE)
 		return -ENOENT;
+	st = stale_after(p, vaddr);
+	if (st && st->start <= vaddr)
+		return -ENOENT;
+	if (st && st->start < vaddr + (uint64_t)max * PAGE)
+		max = (st->start - vaddr) / PAGE;
 	for (size_t k = p->nr_rounds; k-- > 0;) {
 		const struct ps_round *rd = &p->rounds[k];
 		ssize_t i = round_find(rd, vaddr);
@@ -374,6 +404,7 @@ void pagestore_fini(struct pagestore *ps)
 			close(ps->p[i].pages_fd);
 		rangeset_free(&ps->p[i].known);
 		rangeset_free(&ps->p[i].round);
+		rangeset_free(&ps->p[i].stale);
 	}
 	free(ps->p);
 	free(ps->buf);

@@ -13,7 +13,9 @@
  * pagestore_assemble() points the lazy runs of CRIU's final pagemaps at
  * the chain (PE_PARENT, `parent` -> the last round) and CRIU's restore
  * reads them from there, or (lazy restore) they stay lazy and the page
- * server answers for them from pagestore_lookup(). Memory: O(runs) per
+ * server answers for them from pagestore_lookup(). In post-copy modes
+ * (ps->remote) pages that never arrived, or were dropped as stale, are
+ * the page server's to fetch from the source. Memory: O(runs) per
  * process and round.
  */
 #ifndef PHAUL_PAGESTORE_H
@@ -39,6 +41,7 @@ struct ps_proc {
 	pid_t pid;
 	struct rangeset known;		/* pages received in any round */
 	struct rangeset round;		/* pages received in this round */
+	struct rangeset stale;		/* hybrid: written after they were sent */
 	int pages_fd;			/* this round's pages file, or -1 */
 	struct ps_round *rounds;	/* finished rounds, oldest first */
 	size_t nr_rounds;
@@ -53,6 +56,7 @@ struct pagestore {
 	const int32_t *pids;		/* the processes the preflight named */
 	size_t nr_pids;
 	uint64_t pages;			/* received, all rounds */
+	bool remote;			/* post-copy: what is missing is at the source */
 	uint8_t *buf;
 };
 
@@ -60,6 +64,11 @@ int pagestore_init(struct pagestore *ps, int sessfd, const int32_t *pids, size_t
 /* Store the run @pr announced; its data frames are read from @c. */
 int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRun *pr,
 		       uint64_t *budget);
+/*
+ * Hybrid: the copy held of @pid's [vaddr, end) is stale; lookups miss
+ * there from now on (the page server fetches them from the source).
+ */
+int pagestore_drop(struct pagestore *ps, pid_t pid, uint64_t vaddr, uint64_t end);
 /* Write the round's pagemaps and open the next round. */
 int pagestore_end_round(struct pagestore *ps);
 /*
@@ -70,7 +79,8 @@ int pagestore_assemble(struct pagestore *ps, int imgfd, bool lazy);
 /*
  * Where the newest copy of @pid's page at @vaddr is: its file and offset,
  * and how many of the following pages (at most @max) are contiguous there.
- * -ENOENT if the page never arrived. Thread-safe once the rounds are over.
+ * -ENOENT if the page never arrived or is stale. Thread-safe once the
+ * rounds are over.
  */
 int pagestore_lookup(const struct pagestore *ps, pid_t pid, uint64_t vaddr, uint32_t max,
 		     int *fd, uint64_t *off, uint32_t *nr);

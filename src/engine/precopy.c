@@ -326,19 +326,28 @@ static int plan_final(struct migration *m)
 	return r;
 }
 
-int precopy_final(struct migration *m)
+/* While frozen: what the destination lacks goes into every pending set. */
+static int plan(struct migration *m, uint64_t *dirty, uint64_t *scanned)
 {
-	uint64_t dirty, scanned;
 	int r;
 
 	mig_step(m, "final pages");
-	r = collect(m, &dirty, &scanned);
+	r = collect(m, dirty, scanned);
 	if (r == 0)
 		r = plan_final(m);
 	if (r < 0)
 		return m->error[0] ? r : mig_fail(m, r, "planning the final pages: %s", strerror(-r));
 	precopy_stop(m);
-	r = send_round(m, scanned, true);
+	return 0;
+}
+
+int precopy_final(struct migration *m)
+{
+	uint64_t dirty, scanned;
+	int r = plan(m, &dirty, &scanned);
+
+	if (r == 0)
+		r = send_round(m, scanned, true);
 	if (r == 0) {
 		const struct round_stat *last = &m->st.rounds[m->st.nr_rounds - 1];
 		m->st.final_pages = last->pages_sent;
@@ -346,6 +355,52 @@ int precopy_final(struct migration *m)
 			(unsigned long long)last->pages_sent, (unsigned long long)dirty);
 	}
 	return r;
+}
+
+static int send_drop(struct migration *m, pid_t pid, uint64_t vaddr, uint32_t nr)
+{
+	Phaul__PageDrop pd = PHAUL__PAGE_DROP__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+
+	pd.pid = pid;
+	pd.vaddr = vaddr;
+	pd.nr_pages = nr;
+	msg.body_case = PHAUL__MSG__BODY_PAGE_DROP;
+	msg.page_drop = &pd;
+	return msg_send(m->conn, &msg);
+}
+
+/* Tell the destination which of its pages are stale: one process's set. */
+static int drop_set(struct migration *m, struct pc_proc *p, uint64_t *pages)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < p->pending.nr; i++) {
+		uint64_t pos = p->pending.r[i].start, end = p->pending.r[i].end;
+		while (r == 0 && pos < end) {
+			uint32_t n = MIN((end - pos) / PAGE, (uint64_t)MSG_DROP_PAGES_MAX);
+			r = send_drop(m, p->pid, pos, n);
+			pos += (uint64_t)n * PAGE;
+			*pages += n;
+		}
+	}
+	rangeset_clear(&p->pending);
+	return r;
+}
+
+int precopy_final_lazy(struct migration *m)
+{
+	uint64_t dirty, scanned, pages = 0;
+	int r = plan(m, &dirty, &scanned);
+
+	for (size_t i = 0; r == 0 && i < m->pc->nr; i++)
+		r = drop_set(m, &m->pc->p[i], &pages);
+	if (r < 0)
+		return mig_fail(m, r, "marking stale pages: %s", strerror(-r));
+	m->st.pages_dropped = pages;
+	pr_info("final: %llu pages left to post-copy (%llu written since the last round)",
+		(unsigned long long)pages, (unsigned long long)dirty);
+	return 0;
 }
 
 void precopy_stop(struct migration *m)

@@ -22,6 +22,12 @@ int precopy_start(struct migration *m, const struct policy *pol);
 int precopy_rounds(struct migration *m);
 /* While frozen: the final pages, read from the frozen tree. */
 int precopy_final(struct migration *m);
+/*
+ * Hybrid, while frozen: no pages; the destination learns which of those
+ * it holds are stale (PageDrop) and fetches them, with the ones it never
+ * got, after the restore (post-copy).
+ */
+int precopy_final_lazy(struct migration *m);
 /* Stop tracking; leaves nothing in the workload. Safe to call twice. */
 void precopy_stop(struct migration *m);
 void precopy_free(struct migration *m);

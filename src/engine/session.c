@@ -24,6 +24,16 @@ int expect_msg(struct migration *m, int want, Msg **ret)
 	Msg *msg = NULL;
 	int r = msg_recv(m->conn, &msg);
 
+	/* post-copy: page requests may come at any time; answer them first */
+	while (r == 0 && m->on_page_req && msg->body_case == PHAUL__MSG__BODY_PAGE_REQ) {
+		r = m->on_page_req(m, msg->page_req);
+		msg_free(msg);
+		msg = NULL;
+		if (r == 0)
+			r = msg_recv(m->conn, &msg);
+		else if (m->error[0])
+			return r;
+	}
 	if (r == -EPIPE || r == -ECONNRESET)
 		return mig_fail(m, r, "the peer closed the connection");
 	if (r == -ETIMEDOUT)

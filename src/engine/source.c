@@ -226,7 +226,7 @@ int migrate_source(struct migration *m)
 		mig_step(m, "start");
 		r = mig_hook(m, HOOK_START_MIGRATION);
 	}
-	if (r == 0 && !strcmp(m->mode, "live"))
+	if (r == 0 && mode_has_rounds(m->mode))
 		r = precopy_start(m, &m->opts->policy);
 	if (r == 0 && m->pc)
 		r = precopy_rounds(m);

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "criu/criu.h"
+#include "engine/postcopy.h"
 #include "engine/precopy.h"
 #include "engine/progress.h"
 #include "engine/session.h"
@@ -95,6 +96,8 @@ static int remote_restore(struct migration *m)
 		return mig_fail(m, r, "injected fault");
 	rs.has_shell_job = true;
 	rs.shell_job = m->shell_job;
+	rs.has_recover_timeout_s = true;
+	rs.recover_timeout_s = m->opts->recover_timeout_s;
 	msg.body_case = PHAUL__MSG__BODY_RESTORE;
 	msg.restore = &rs;
 	r = msg_send(m->conn, &msg);
@@ -163,6 +166,14 @@ static int remote_commit(struct migration *m, struct criu *c)
 	return m->outcome == OUTCOME_COMMITTED ? 0 : r;
 }
 
+/* What still has to move while frozen, by mode. */
+static int final_pages(struct migration *m)
+{
+	if (!m->pc)
+		return 0;
+	return mode_postcopy(m->mode) ? precopy_final_lazy(m) : precopy_final(m);
+}
+
 int source_switch_over(struct migration *m, struct criu *c)
 {
 	int r;
@@ -171,14 +182,20 @@ int source_switch_over(struct migration *m, struct criu *c)
 	r = mig_hook(m, HOOK_FROZEN);
 	if (r == 0)
 		r = mig_hook(m, HOOK_STOP_MIGRATION);
-	if (r == 0 && m->pc)
-		r = precopy_final(m);
+	if (r == 0)
+		r = final_pages(m);
 	if (r == 0)
 		r = send_images(m);
+	if (r == 0 && mode_postcopy(m->mode))
+		r = postcopy_begin(m);
 	if (r == 0)
 		r = remote_restore(m);
 	if (r == 0)
 		r = remote_commit(m, c);
+	if (r == 0 && m->post && postcopy_serve(m) < 0) {
+		m->outcome = OUTCOME_LOST;
+		r = m->err ? m->err : -EIO;
+	}
 	return r;
 }
 
@@ -190,6 +207,13 @@ static int on_post_dump(struct migration *m, struct criu *c)
 	m->st.dump_ms = now_ms() - m->st.freeze_ms;
 	pr_info("frozen and dumped in %llu ms", (unsigned long long)m->st.dump_ms);
 	r = source_switch_over(m, c);
+	if (m->outcome == OUTCOME_LOST) {
+		/* the destination's copy is gone or will be: so must this one */
+		pr_err("post-copy failed after the commit: the workload is lost");
+		stop_tree(m, SIGKILL);
+		criu_notify_reply(c, true);
+		return r;
+	}
 	if (m->outcome == OUTCOME_COMMITTED) {
 		if (fault_point("src.committed") < 0 || criu_notify_reply(c, true) < 0) {
 			/* CRIU is gone or did not take it: the tree must not outlive
@@ -234,8 +258,9 @@ static void fill_dump_opts(struct migration *m, CriuOpts *o)
 }
 
 /*
- * Live mode: CRIU dumps anonymous memory "lazily", i.e. not at all (the
- * destination has it from the rounds); after post-dump it would serve
+ * Live, lazy and hybrid modes: CRIU dumps anonymous memory "lazily", i.e.
+ * not at all (the destination has it from the rounds, or fetches it from
+ * us after the restore: postcopy.h); after post-dump it would serve
  * those pages from a page server. CRIU's RPC does not take that server's
  * socket, so a config file hands it ours: when we close our end, the
  * server ends and the dump finishes. No port is ever opened.
@@ -321,7 +346,7 @@ int source_final_dump(struct migration *m)
 	if (r < 0)
 		return mig_fail(m, r, "injected fault");
 	r = dump_opts(m, &o);
-	if (r == 0 && m->pc)
+	if (r == 0 && mode_lazy_dump(m->mode))
 		r = lazy_opts(m, &c, &o, conf, sizeof(conf));
 	if (r < 0) {
 		precopy_stop(m);
@@ -338,6 +363,11 @@ int source_final_dump(struct migration *m)
 		return mig_fail(m, r, "cannot start CRIU");
 	r = dump_loop(m, &c, &ok);
 	criu_stop(&c);
+	postcopy_end(m);
+	if (m->outcome == OUTCOME_LOST) {
+		m->st.frozen_ms = m->st.commit_ms - m->st.freeze_ms;
+		return r < 0 ? r : -EIO;
+	}
 	if (m->outcome == OUTCOME_COMMITTED) {
 		m->st.frozen_ms = m->st.commit_ms - m->st.freeze_ms;
 		mig_step(m, "cleanup");

@@ -110,6 +110,14 @@ static int receive_pages(struct target *t, Msg *msg)
 		r = pagestore_recv_run(&t->ps, t->m.conn, msg->page_run, &t->budget);
 		return r < 0 ? mig_fail(&t->m, r, "receiving pages: %s", strerror(-r)) : 0;
 	}
+	if (msg->body_case == PHAUL__MSG__BODY_PAGE_DROP) {
+		const Phaul__PageDrop *pd = msg->page_drop;
+		if (!t->remote)
+			return mig_fail(&t->m, -EPROTO, "stale pages marked in %s mode", t->m.mode);
+		r = pagestore_drop(&t->ps, pd->pid, pd->vaddr,
+				   pd->vaddr + (uint64_t)pd->nr_pages * 4096);
+		return r < 0 ? mig_fail(&t->m, r, "marking stale pages: %s", strerror(-r)) : 0;
+	}
 	mig_step(&t->m, "round");
 	r = fault_point("dst.round");
 	if (r == 0)
@@ -139,6 +147,7 @@ static int receive_images(struct target *t, Msg **ret_restore)
 			break;
 		}
 		if (msg->body_case == PHAUL__MSG__BODY_PAGE_RUN ||
+		    msg->body_case == PHAUL__MSG__BODY_PAGE_DROP ||
 		    msg->body_case == PHAUL__MSG__BODY_ROUND_END) {
 			r = receive_pages(t, msg);
 			msg_free(msg);
@@ -190,7 +199,7 @@ static int run(struct target *t)
 
 int target_session(int fd, const struct serve_opts *so)
 {
-	struct target t = { .so = so, .st = ST_HELLO };
+	struct target t = { .so = so, .st = ST_HELLO, .reaper = REAPER_INIT };
 	struct rusage ru;
 	int r;
 
@@ -218,6 +227,7 @@ int target_session(int fd, const struct serve_opts *so)
 			outcome_write(so->workdir, t.hex, "aborted", 0);
 		pr_info("session %s rolled back", t.hex[0] ? t.hex : "(none)");
 	}
+	reaper_disarm(&t.reaper);
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		pr_info("session %s: peak memory %ld kB", t.hex[0] ? t.hex : "-", ru.ru_maxrss);
 	pagestore_fini(&t.ps);

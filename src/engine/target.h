@@ -6,6 +6,7 @@
 #ifndef PHAUL_TARGET_H
 #define PHAUL_TARGET_H
 
+#include "common/reaper.h"
 #include "engine/migration.h"
 #include "engine/pagestore.h"
 #include "engine/pageserver.h"
@@ -18,10 +19,12 @@ struct target {
 	enum sess_state st;
 	uint64_t budget;		/* bytes the peer may still write */
 	bool committed;
-	bool live;			/* pages come in rounds before the images */
+	bool live;			/* restored lazily from the page store */
+	bool remote;			/* post-copy: what the store lacks is fetched */
 	struct pagestore ps;
 	pid_t lazy_pid;			/* criu lazy-pages filling memory, or 0 */
 	struct page_server srv;		/* answering it from the page store */
+	struct reaper reaper;		/* kills the tree if we die before it is whole */
 };
 
 /* Serve one accepted connection (fd taken over); exit status for the child. */

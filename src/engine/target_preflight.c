@@ -21,16 +21,13 @@
 
 #define SPACE_RESERVE (16ULL << 20)
 
-static const char *const known_modes[] = { "stop", "live" };
-
 static int check_mode(struct target *t, const char *mode)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(known_modes); i++)
-		if (!strcmp(mode, known_modes[i])) {
-			snprintf(t->m.mode, sizeof(t->m.mode), "%s", mode);
-			return 0;
-		}
-	return mig_fail(&t->m, -ENOTSUP, "mode '%s' is not supported by this destination", mode);
+	if (!mode_known(mode))
+		return mig_fail(&t->m, -ENOTSUP, "mode '%s' is not supported by this destination",
+				mode);
+	snprintf(t->m.mode, sizeof(t->m.mode), "%s", mode);
+	return 0;
 }
 
 static int setup_drivers(struct target *t, Phaul__Preflight *p)
@@ -127,6 +124,7 @@ static int open_pagestore(struct target *t)
 	if (r < 0)
 		return mig_fail(&t->m, r, "cannot create the page store: %s", strerror(-r));
 	t->live = true;
+	t->remote = mode_postcopy(t->m.mode);
 	return 0;
 }
 
@@ -167,7 +165,7 @@ int target_preflight(struct target *t, Phaul__Preflight *p)
 		r = mig_hook(m, HOOK_TARGET_CHECK);
 	if (r == 0)
 		r = check_space(t, p->est_bytes);
-	if (r == 0 && !strcmp(m->mode, "live"))
+	if (r == 0 && mode_lazy_dump(m->mode))
 		r = open_pagestore(t);
 	if (r < 0) {
 		/* say why, then end the session: the source has frozen nothing */

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/fault.h"
+#include "common/reaper.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "criu/criu.h"
@@ -24,7 +25,7 @@
 
 #define COMMIT_TIMEOUT_MS 60000
 
-static void wait_lazy(struct target *t, bool kill_it);
+static int wait_lazy(struct target *t, bool kill_it);
 
 static int send_ready(struct target *t, pid_t root)
 {
@@ -50,6 +51,33 @@ static int send_committed(struct target *t, pid_t root)
 	return msg_send(t->m.conn, &msg);
 }
 
+/*
+ * Post-copy: the page server owns the connection's input; the source's
+ * Commit (or Abort, Error) comes through it.
+ */
+static int recv_via_pager(struct target *t, Msg **ret)
+{
+	Msg *msg = NULL;
+	int r = page_server_recv(&t->srv, COMMIT_TIMEOUT_MS, &msg);
+
+	if (r == -ETIMEDOUT)
+		return mig_fail(&t->m, r, "timed out waiting for Commit");
+	if (r < 0)
+		return mig_fail(&t->m, r, "the connection to the source failed: %s", strerror(-r));
+	t->m.peer_said = msg->body_case != PHAUL__MSG__BODY_COMMIT;
+	if (msg->body_case == PHAUL__MSG__BODY_ABORT)
+		r = mig_fail(&t->m, -ECANCELED, "the source aborted: %s", msg->abort->reason);
+	else if (msg->body_case == PHAUL__MSG__BODY_ERROR)
+		r = mig_fail(&t->m, -(int)msg->error->code, "the source failed: %s",
+			     msg->error->message);
+	if (r < 0) {
+		msg_free(msg);
+		return r;
+	}
+	*ret = msg;
+	return 0;
+}
+
 /* The tree is restored and held: 0 when the source commits. */
 static int hold_for_commit(struct target *t, pid_t root)
 {
@@ -70,12 +98,17 @@ static int hold_for_commit(struct target *t, pid_t root)
 	t->st = ST_RESTORED;
 	mig_step(&t->m, "commit");
 	conn_set_timeout(t->m.conn, COMMIT_TIMEOUT_MS);
-	r = target_recv(t, &msg);
+	r = t->remote ? recv_via_pager(t, &msg) : target_recv(t, &msg);
 	if (r < 0)
 		return r;
 	r = fault_point("dst.commit");
 	if (r < 0)
 		return mig_fail(&t->m, r, "injected fault");
+	if (t->remote && page_server_set_committed(&t->srv) < 0)
+		return mig_fail(&t->m, -EIO, "the source's pages became unreachable");
+	r = reaper_arm(&t->reaper, t->m.pids, t->m.nr_procs);
+	if (r < 0)
+		return mig_fail(&t->m, r, "cannot guard the restored tree: %s", strerror(-r));
 	/* the decision is recorded before CRIU lets the tree run */
 	r = outcome_write(t->so->workdir, t->hex, "committing", root);
 	if (r < 0)
@@ -149,8 +182,23 @@ static int restore_loop(struct target *t, struct criu *c, pid_t *root)
 	return ret;
 }
 
+static int send_pages_done(struct target *t, uint64_t t0)
+{
+	Phaul__PagesDone pd = PHAUL__PAGES_DONE__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+
+	pd.pages_remote = t->srv.pages_remote;
+	pd.pages_local = t->srv.pages;
+	pd.pages_fault = t->srv.pages_fault;
+	pd.last_page_ms = t->srv.last_ms > t0 ? t->srv.last_ms - t0 : 0;
+	msg.body_case = PHAUL__MSG__BODY_PAGES_DONE;
+	msg.pages_done = &pd;
+	return msg_send(t->m.conn, &msg);
+}
+
 static int finish_commit(struct target *t, pid_t root)
 {
+	uint64_t t0 = now_ms();
 	int r;
 
 	outcome_write(t->so->workdir, t->hex, "committed", root);
@@ -158,7 +206,16 @@ static int finish_commit(struct target *t, pid_t root)
 	r = send_committed(t, root);
 	if (r < 0)
 		pr_warn("could not confirm the commit to the source; it will ask");
-	wait_lazy(t, false);
+	r = wait_lazy(t, false);
+	if (r < 0) {
+		outcome_write(t->so->workdir, t->hex, "lost", 0);
+		if (t->remote)
+			msg_send_error(t->m.conn, -r, "post-copy", "the memory could not be completed");
+		return mig_fail(&t->m, r, "the workload's memory could not be completed: it is lost");
+	}
+	reaper_disarm(&t->reaper);
+	if (t->remote && send_pages_done(t, t0) < 0)
+		pr_warn("could not tell the source that every page is here");
 	mig_step(&t->m, "cleanup");
 	if (fault_point("dst.cleanup") < 0 || mig_hook(&t->m, HOOK_TARGET_CLEANUP) < 0)
 		pr_warn("cleanup after the commit failed; the migration stands");
@@ -171,16 +228,23 @@ static int finish_commit(struct target *t, pid_t root)
  * tree resumes (its first touches first, then everything), so the
  * frozen path does not grow with the workload's memory.
  */
-static int prepare_lazy(struct target *t, CriuOpts *o, int *workfd)
+static int prepare_lazy(struct target *t, Phaul__Restore *rq, CriuOpts *o, int *workfd)
 {
+	int link_ms = (rq->has_recover_timeout_s && rq->recover_timeout_s ?
+			       (int)MIN(rq->recover_timeout_s, 3600u) : 60) * 1000;
 	char img[4200];
-	int sp[2], r = pagestore_assemble(&t->ps, t->m.imgfd, true);
+	int sp[2], r;
 
+	t->ps.remote = t->remote;
+	r = pagestore_assemble(&t->ps, t->m.imgfd, true);
 	if (r < 0)
 		return mig_fail(&t->m, r, "cannot assemble the images: %s", strerror(-r));
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
 		return mig_fail(&t->m, -errno, "socketpair: %m");
-	r = page_server_start(&t->srv, &t->ps, sp[0]);
+	if (t->remote)
+		conn_set_link_timeout(t->m.conn, link_ms);
+	r = page_server_start(&t->srv, &t->ps, sp[0], t->remote ? t->m.conn : NULL, t->m.pids,
+			      t->m.nr_procs, link_ms);
 	if (r < 0) {
 		close(sp[1]);
 		return mig_fail(&t->m, r, "cannot start the page server");
@@ -200,27 +264,44 @@ static int prepare_lazy(struct target *t, CriuOpts *o, int *workfd)
 	return 0;
 }
 
-/* After the commit: wait until every page is in place, then the store can go. */
-static void wait_lazy(struct target *t, bool kill_it)
+static void kill_tree(struct target *t)
+{
+	for (size_t i = 0; i < t->m.nr_procs; i++)
+		kill(t->m.pids[i], SIGKILL);
+}
+
+/*
+ * After the commit: wait until every page is in place, then the store can
+ * go. If criu lazy-pages failed, the tree would run on with holes in its
+ * memory: it is killed, and the failure returned.
+ */
+static int wait_lazy(struct target *t, bool kill_it)
 {
 	uint64_t t0 = now_ms();
-	int status = 0;
+	int status = 0, r;
 
 	if (t->lazy_pid <= 0) {
 		page_server_join(&t->srv);
-		return;
+		return 0;
 	}
 	if (kill_it)
 		kill(t->lazy_pid, SIGKILL);
 	while (waitpid(t->lazy_pid, &status, 0) < 0 && errno == EINTR)
 		;
-	page_server_join(&t->srv);
-	if (!kill_it && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-		pr_err("criu lazy-pages failed (status 0x%x): see lazy-pages.log", status);
-	else if (!kill_it)
-		pr_info("all memory in place %llu ms after the commit (%llu pages served)",
-			(unsigned long long)(now_ms() - t0), (unsigned long long)t->srv.pages);
 	t->lazy_pid = 0;
+	r = page_server_join(&t->srv);
+	if (kill_it)
+		return 0;
+	if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) || r < 0) {
+		kill_tree(t);
+		pr_err("criu lazy-pages failed (status 0x%x, page server: %s): see lazy-pages.log",
+		       status, r < 0 ? strerror(-r) : "ok");
+		return r < 0 ? r : -EIO;
+	}
+	pr_info("all memory in place %llu ms after the commit (%llu pages from the store, "
+		"%llu from the source)", (unsigned long long)(now_ms() - t0),
+		(unsigned long long)t->srv.pages, (unsigned long long)t->srv.pages_remote);
+	return 0;
 }
 
 int target_restore(struct target *t, Phaul__Restore *rq)
@@ -239,7 +320,7 @@ int target_restore(struct target *t, Phaul__Restore *rq)
 	if (r < 0)
 		return mig_fail(&t->m, r, "injected fault");
 	if (t->live)
-		r = prepare_lazy(t, &o, &workfd);
+		r = prepare_lazy(t, rq, &o, &workfd);
 	if (r == 0)
 		r = restore_opts(t, rq, &o);
 	if (r < 0)

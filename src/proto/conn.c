@@ -21,6 +21,7 @@ int conn_new(const struct conn_ops *ops, void *priv, struct conn **ret)
 	}
 	c->ops = ops;
 	c->priv = priv;
+	pthread_mutex_init(&c->send_lock, NULL);
 	*ret = c;
 	return 0;
 }
@@ -30,6 +31,7 @@ void conn_free(struct conn *c)
 	if (!c)
 		return;
 	c->ops->close(c->priv);
+	pthread_mutex_destroy(&c->send_lock);
 	free(c);
 }
 
@@ -95,6 +97,17 @@ int conn_set_timeout(struct conn *c, int timeout_ms)
 	return c->ops->set_timeout(c->priv, timeout_ms);
 }
 
+int conn_poll_fd(struct conn *c, bool *buffered)
+{
+	*buffered = false;
+	return c->ops->poll_fd ? c->ops->poll_fd(c->priv, buffered) : -ENOTSUP;
+}
+
+int conn_set_link_timeout(struct conn *c, int timeout_ms)
+{
+	return c->ops->set_link_timeout ? c->ops->set_link_timeout(c->priv, timeout_ms) : 0;
+}
+
 void conn_set_rate(struct conn *c, uint64_t mbit)
 {
 	c->rate_Bps = mbit * 1000000 / 8;
@@ -151,6 +164,12 @@ static int fd_set_timeout(void *priv, int timeout_ms)
 	return 0;
 }
 
+static int fd_poll_fd(void *priv, bool *buffered)
+{
+	*buffered = false;
+	return ((struct fd_priv *)priv)->fd;
+}
+
 static void fd_close(void *priv)
 {
 	struct fd_priv *f = priv;
@@ -164,6 +183,7 @@ static const struct conn_ops fd_ops = {
 	.write = fd_write,
 	.set_timeout = fd_set_timeout,
 	.close = fd_close,
+	.poll_fd = fd_poll_fd,
 };
 
 int conn_from_fd(int fd, struct conn **ret)

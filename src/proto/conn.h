@@ -11,6 +11,8 @@
 #ifndef PHAUL_CONN_H
 #define PHAUL_CONN_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -21,6 +23,11 @@ struct conn_ops {
 	ssize_t (*write)(void *priv, const void *buf, size_t len);
 	int (*set_timeout)(void *priv, int timeout_ms);
 	void (*close)(void *priv);
+	/* Optional: the fd to poll, and whether bytes already wait in a buffer. */
+	int (*poll_fd)(void *priv, bool *buffered);
+	/* Optional: how long unacknowledged data may wait before the link is
+	 * declared dead (TCP_USER_TIMEOUT). */
+	int (*set_link_timeout)(void *priv, int timeout_ms);
 };
 
 struct conn {
@@ -32,6 +39,8 @@ struct conn {
 	uint64_t rate_Bps;
 	uint64_t bucket_ts_us;
 	double bucket;
+	/* one thread may read while others send: each frame goes out whole */
+	pthread_mutex_t send_lock;
 };
 
 /* Wrap @ops/@priv (taken over: closed by conn_free). */
@@ -50,6 +59,10 @@ int conn_read(struct conn *c, void *buf, size_t len);
 int conn_write(struct conn *c, const void *buf, size_t len);
 /* 0 = wait forever (the TCP user timeout still ends a dead link). */
 int conn_set_timeout(struct conn *c, int timeout_ms);
+/* The fd to poll for input (-ENOTSUP if none); *buffered: already readable. */
+int conn_poll_fd(struct conn *c, bool *buffered);
+/* A dead link is declared after @timeout_ms of silence under load. */
+int conn_set_link_timeout(struct conn *c, int timeout_ms);
 /* Cap the sending rate at @mbit megabits per second (0: no cap). */
 void conn_set_rate(struct conn *c, uint64_t mbit);
 

@@ -73,6 +73,15 @@ static int check_preflight(Phaul__Preflight *p)
 	return 0;
 }
 
+/* A run of pages of one process: in range, page aligned, not wrapping. */
+static int check_run(int32_t pid, uint64_t vaddr, uint32_t nr, uint32_t min, uint32_t max)
+{
+	if (pid <= 0 || pid > (1 << 22) || vaddr % 4096 || nr < min || nr > max ||
+	    vaddr >= MSG_VADDR_LIMIT || (uint64_t)nr * 4096 > MSG_VADDR_LIMIT - vaddr)
+		return -EPROTO;
+	return 0;
+}
+
 static int check_body(Msg *m)
 {
 	switch (m->body_case) {
@@ -104,14 +113,20 @@ static int check_body(Msg *m)
 		if (text_ok(m->error->message, MSG_TEXT_MAX) || text_ok(m->error->step, 32))
 			return -EPROTO;
 		return 0;
-	case PHAUL__MSG__BODY_PAGE_RUN: {
-		Phaul__PageRun *pr = m->page_run;
-		if (pr->pid <= 0 || pr->pid > (1 << 22) || pr->vaddr % 4096 || pr->nr_pages == 0 ||
-		    pr->nr_pages > MSG_RUN_PAGES_MAX || pr->vaddr >= MSG_VADDR_LIMIT ||
-		    (uint64_t)pr->nr_pages * 4096 > MSG_VADDR_LIMIT - pr->vaddr)
-			return -EPROTO;
+	case PHAUL__MSG__BODY_PAGE_RUN:
+		return check_run(m->page_run->pid, m->page_run->vaddr, m->page_run->nr_pages, 1,
+				 MSG_RUN_PAGES_MAX);
+	case PHAUL__MSG__BODY_PAGE_REQ:
+		return check_run(m->page_req->pid, m->page_req->vaddr, m->page_req->nr_pages, 1,
+				 MSG_REQ_PAGES_MAX);
+	case PHAUL__MSG__BODY_PAGE_DATA:
+		return check_run(m->page_data->pid, m->page_data->vaddr, m->page_data->nr_pages, 0,
+				 MSG_REQ_PAGES_MAX);
+	case PHAUL__MSG__BODY_PAGE_DROP:
+		return check_run(m->page_drop->pid, m->page_drop->vaddr, m->page_drop->nr_pages, 1,
+				 MSG_DROP_PAGES_MAX);
+	case PHAUL__MSG__BODY_PAGES_DONE:
 		return 0;
-	}
 	case PHAUL__MSG__BODY_ROUND_END:
 		return m->round_end->round <= MSG_ROUNDS_MAX ? 0 : -EPROTO;
 	case PHAUL__MSG__BODY_FILE_END:
@@ -168,6 +183,10 @@ const char *msg_name(int body_case)
 		[PHAUL__MSG__BODY_ERROR] = "Error",
 		[PHAUL__MSG__BODY_PAGE_RUN] = "PageRun",
 		[PHAUL__MSG__BODY_ROUND_END] = "RoundEnd",
+		[PHAUL__MSG__BODY_PAGE_REQ] = "PageReq",
+		[PHAUL__MSG__BODY_PAGE_DATA] = "PageData",
+		[PHAUL__MSG__BODY_PAGE_DROP] = "PageDrop",
+		[PHAUL__MSG__BODY_PAGES_DONE] = "PagesDone",
 	};
 
 	if (body_case <= 0 || (size_t)body_case >= ARRAY_SIZE(names) || !names[body_case])

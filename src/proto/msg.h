@@ -29,6 +29,8 @@
 #define MSG_FS_MAX 16
 #define MSG_FILE_MAX (1ULL << 40)
 #define MSG_RUN_PAGES_MAX 64u		/* one FRAME_DATA_MAX of pages */
+#define MSG_REQ_PAGES_MAX 1024u	/* one post-copy request: 4 MiB */
+#define MSG_DROP_PAGES_MAX (1u << 24)
 #define MSG_VADDR_LIMIT (1ULL << 57)
 #define MSG_ROUNDS_MAX 1000u
 

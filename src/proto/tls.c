@@ -86,6 +86,24 @@ static int tls_set_timeout(void *priv, int timeout_ms)
 	return 0;
 }
 
+static int tls_poll_fd(void *priv, bool *buffered)
+{
+	struct tls_priv *t = priv;
+
+	*buffered = gnutls_record_check_pending(t->session) > 0;
+	return t->fd;
+}
+
+static int tls_set_link_timeout(void *priv, int timeout_ms)
+{
+	struct tls_priv *t = priv;
+	unsigned int uto = timeout_ms > 0 ? (unsigned)timeout_ms : TCP_USER_TIMEOUT_MS;
+
+	if (setsockopt(t->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto)) < 0)
+		return -errno;
+	return 0;
+}
+
 static void tls_close(void *priv)
 {
 	struct tls_priv *t = priv;
@@ -109,6 +127,8 @@ static const struct conn_ops tls_ops = {
 	.write = tls_write,
 	.set_timeout = tls_set_timeout,
 	.close = tls_close,
+	.poll_fd = tls_poll_fd,
+	.set_link_timeout = tls_set_link_timeout,
 };
 
 static void tune_socket(int fd)

@@ -53,10 +53,12 @@ int frame_send(struct conn *c, enum frame_type type, const void *buf, size_t len
 	if (len > max)
 		return -EMSGSIZE;
 	frame_hdr_encode(hdr, type, len);
+	pthread_mutex_lock(&c->send_lock);
 	r = conn_write(c, hdr, sizeof(hdr));
-	if (r < 0 || len == 0)
-		return r;
-	return conn_write(c, buf, len);
+	if (r == 0 && len > 0)
+		r = conn_write(c, buf, len);
+	pthread_mutex_unlock(&c->send_lock);
+	return r;
 }
 
 int frame_recv(struct conn *c, enum frame_type *type, void *buf, size_t cap, uint32_t *len)

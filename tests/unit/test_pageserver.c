@@ -291,7 +291,7 @@ static void start(struct fixture *f)
 	/* a server that does not answer fails the test instead of hanging it */
 	assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
 	f->client = sv[1];
-	assert_int_equal(page_server_start(&f->srv, &f->ps, sv[0]), 0);
+	assert_int_equal(page_server_start(&f->srv, &f->ps, sv[0], NULL, NULL, 0, 0), 0);
 }
 
 static void request(struct fixture *f, uint32_t cmd, uint32_t nr, uint64_t vaddr, uint64_t id)

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "postcopy: "
+#include "engine/postcopy.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "common/log.h"
+#include "common/reaper.h"
+#include "common/util.h"
+#include "engine/session.h"
+#include "proto/wire.h"
+
+#define PAGE 4096u
+
+struct postcopy {
+	uint8_t *buf;			/* one request's pages */
+	struct reaper reaper;
+	uint64_t pages;
+	uint64_t requests;
+};
+
+static bool in_tree(const struct migration *m, int32_t pid)
+{
+	for (size_t i = 0; i < m->nr_procs; i++)
+		if (m->pids[i] == pid)
+			return true;
+	return false;
+}
+
+static int send_data(struct migration *m, const Phaul__PageReq *rq, uint32_t nr)
+{
+	Phaul__PageData pd = PHAUL__PAGE_DATA__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+	uint64_t off = 0, bytes = (uint64_t)nr * PAGE;
+	int r;
+
+	pd.pid = rq->pid;
+	pd.vaddr = rq->vaddr;
+	pd.nr_pages = nr;
+	msg.body_case = PHAUL__MSG__BODY_PAGE_DATA;
+	msg.page_data = &pd;
+	r = msg_send(m->conn, &msg);
+	while (r == 0 && off < bytes) {
+		size_t n = MIN(bytes - off, (uint64_t)FRAME_DATA_MAX);
+		r = frame_send(m->conn, FRAME_DATA, m->post->buf + off, n);
+		off += n;
+	}
+	return r;
+}
+
+/* A PageReq: the pages, read from the frozen tree, or none if unreadable. */
+static int answer(struct migration *m, const Phaul__PageReq *rq)
+{
+	struct iovec local = { m->post->buf, (size_t)rq->nr_pages * PAGE };
+	struct iovec remote = { (void *)(uintptr_t)rq->vaddr, local.iov_len };
+	ssize_t got;
+
+	if (!in_tree(m, rq->pid))
+		return mig_fail(m, -EPROTO, "the destination asked pages of PID %d, not ours",
+				rq->pid);
+	got = process_vm_readv(rq->pid, &local, 1, &remote, 1, 0);
+	if (got <= 0)
+		pr_err("cannot read %u pages of PID %d at 0x%llx: %m", rq->nr_pages, rq->pid,
+		       (unsigned long long)rq->vaddr);
+	m->post->requests++;
+	m->post->pages += got > 0 ? (uint64_t)got / PAGE : 0;
+	return send_data(m, rq, got > 0 ? (uint32_t)(got / PAGE) : 0);
+}
+
+int postcopy_begin(struct migration *m)
+{
+	struct postcopy *pc = calloc(1, sizeof(*pc));
+
+	if (!pc || !(pc->buf = malloc((size_t)MSG_REQ_PAGES_MAX * PAGE))) {
+		free(pc);
+		return mig_fail(m, -ENOMEM, "no memory for post-copy");
+	}
+	pc->reaper = (struct reaper)REAPER_INIT;
+	m->post = pc;
+	m->on_page_req = answer;
+	return 0;
+}
+
+static int wait_done(struct migration *m, Msg **ret)
+{
+	int ms = (int)m->opts->recover_timeout_s * 1000;
+
+	/* a silent link may come back: TCP carries on if we let it */
+	conn_set_timeout(m->conn, ms);
+	conn_set_link_timeout(m->conn, ms);
+	return expect_msg(m, PHAUL__MSG__BODY_PAGES_DONE, ret);
+}
+
+int postcopy_serve(struct migration *m)
+{
+	_cleanup_msg_ Msg *done = NULL;
+	Phaul__PagesDone *pd;
+	int r;
+
+	mig_step(m, "post-copy");
+	r = reaper_arm(&m->post->reaper, m->pids, m->nr_procs);
+	if (r < 0)
+		return mig_fail(m, r, "cannot guard the frozen tree: %s", strerror(-r));
+	r = wait_done(m, &done);
+	if (r < 0)
+		return r;
+	pd = done->pages_done;
+	m->st.pages_remote = pd->pages_remote;
+	m->st.pages_local = pd->pages_local;
+	m->st.pages_fault = pd->pages_fault;
+	m->st.postcopy_ms = pd->last_page_ms;
+	pr_info("every page is in place %llu ms after the commit: %llu fetched (%llu on a fault), "
+		"%llu from pre-copy", (unsigned long long)pd->last_page_ms,
+		(unsigned long long)pd->pages_remote, (unsigned long long)pd->pages_fault,
+		(unsigned long long)pd->pages_local);
+	return 0;
+}
+
+void postcopy_end(struct migration *m)
+{
+	struct postcopy *pc = m->post;
+
+	if (!pc)
+		return;
+	reaper_disarm(&pc->reaper);
+	free(pc->buf);
+	free(pc);
+	m->post = NULL;
+	m->on_page_req = NULL;
+}
