@@ -16,6 +16,8 @@ static __attribute__((noreturn)) void reaper_main(int fd, const int32_t *pids, s
 	char c;
 	ssize_t n;
 
+	/* a ^C or a kill of the parent's process group must not take us too */
+	setsid();
 	if (fd > 0)
 		close_range(0, fd - 1, 0);
 	close_range(fd + 1, ~0U, 0);

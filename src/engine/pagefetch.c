@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "common/log.h"
@@ -223,6 +224,10 @@ void page_fetch_end(struct page_server *srv, int err)
 			kill_tree(srv);
 			pr_err("the workload's memory cannot be completed: restored tree killed");
 		}
+		/* and lazy-pages must not wait for answers that never come */
+		shutdown(srv->sk, SHUT_RDWR);
+		if (srv->client > 0)
+			kill(srv->client, SIGKILL);
 	}
 	if (!srv->ctl && !srv->ctl_err && !srv->ctl_final)
 		srv->ctl_err = err < 0 ? err : -EPIPE;

@@ -29,6 +29,7 @@ struct page_server {
 	pthread_t thread;
 	bool running;
 	int sk;				/* CRIU lazy-pages' socket */
+	pid_t client;			/* criu lazy-pages, killed if we fail */
 	int wake;			/* eventfd: page_server_join() ends the thread */
 	const struct pagestore *ps;
 	/* post-copy */

@@ -57,6 +57,9 @@ static int answer(struct migration *m, const Phaul__PageReq *rq)
 	struct iovec remote = { (void *)(uintptr_t)rq->vaddr, local.iov_len };
 	ssize_t got;
 
+	if (!m->post->buf && !(m->post->buf = malloc((size_t)MSG_REQ_PAGES_MAX * PAGE)))
+		return mig_fail(m, -ENOMEM, "no memory for a page request");
+	local.iov_base = m->post->buf;
 	if (!in_tree(m, rq->pid))
 		return mig_fail(m, -EPROTO, "the destination asked pages of PID %d, not ours",
 				rq->pid);
@@ -73,10 +76,8 @@ int postcopy_begin(struct migration *m)
 {
 	struct postcopy *pc = calloc(1, sizeof(*pc));
 
-	if (!pc || !(pc->buf = malloc((size_t)MSG_REQ_PAGES_MAX * PAGE))) {
-		free(pc);
+	if (!pc)
 		return mig_fail(m, -ENOMEM, "no memory for post-copy");
-	}
 	pc->reaper = (struct reaper)REAPER_INIT;
 	m->post = pc;
 	m->on_page_req = answer;
@@ -99,7 +100,7 @@ int postcopy_serve(struct migration *m)
 	Phaul__PagesDone *pd;
 	int r;
 
-	mig_step(m, "post-copy");
+	mig_step(m, mode_postcopy(m->mode) ? "post-copy" : "memory fill");
 	r = reaper_arm(&m->post->reaper, m->pids, m->nr_procs);
 	if (r < 0)
 		return mig_fail(m, r, "cannot guard the frozen tree: %s", strerror(-r));

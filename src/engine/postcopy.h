@@ -8,6 +8,11 @@
  * Committed. After the commit the frozen tree is the only home of the
  * pages not moved yet: we keep answering until PagesDone, then CRIU may
  * kill it. A reaper (common/reaper.h) kills it should we die first.
+ *
+ * Live mode uses the same wait (with no page requests): the destination
+ * fills the restored tree's memory from its store after the commit, and
+ * only PagesDone says the workload is whole there; without it the source
+ * reports the workload lost rather than migrated.
  */
 #ifndef PHAUL_POSTCOPY_H
 #define PHAUL_POSTCOPY_H

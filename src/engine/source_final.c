@@ -186,7 +186,7 @@ int source_switch_over(struct migration *m, struct criu *c)
 		r = final_pages(m);
 	if (r == 0)
 		r = send_images(m);
-	if (r == 0 && mode_postcopy(m->mode))
+	if (r == 0 && mode_lazy_dump(m->mode))
 		r = postcopy_begin(m);
 	if (r == 0)
 		r = remote_restore(m);

@@ -214,7 +214,7 @@ static int finish_commit(struct target *t, pid_t root)
 		return mig_fail(&t->m, r, "the workload's memory could not be completed: it is lost");
 	}
 	reaper_disarm(&t->reaper);
-	if (t->remote && send_pages_done(t, t0) < 0)
+	if (t->live && send_pages_done(t, t0) < 0)
 		pr_warn("could not tell the source that every page is here");
 	mig_step(&t->m, "cleanup");
 	if (fault_point("dst.cleanup") < 0 || mig_hook(&t->m, HOOK_TARGET_CLEANUP) < 0)
@@ -252,6 +252,7 @@ static int prepare_lazy(struct target *t, Phaul__Restore *rq, CriuOpts *o, int *
 	snprintf(img, sizeof(img), "%s/img", t->m.dir);
 	r = criu_lazy_pages_start(img, t->m.dir, sp[1], &t->lazy_pid);
 	close(sp[1]);
+	t->srv.client = t->lazy_pid;
 	if (r < 0)
 		return mig_fail(&t->m, r, "cannot start criu lazy-pages");
 	*workfd = open(t->m.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -95,3 +95,126 @@ check_postcopy_json() {
 	check_ticks "$LOG"
 	assert_workdir_clean
 }
+
+# ------------------------------------------------------------ failures
+
+# wait_committed: the daemon logged the commit of the running migration.
+wait_committed() {
+	wait_for 60 eval 'grep -q "committed: tree" "$SERVE_LOG" || ! _running "$MJOB"' &&
+		grep -q "committed: tree" "$SERVE_LOG" ||
+		{ echo "no commit in the daemon's log" >&2; return 1; }
+}
+
+# no_workload_anywhere: neither host runs a copy (the workload is lost).
+no_workload_anywhere() {
+	wait_for 20 eval '! pid_alive_in src "$PID" && ! pid_alive_in dst "$PID"' || {
+		echo "a copy of the workload is still alive:" >&2
+		local h
+		for h in src dst; do
+			pid_alive_in "$h" "$PID" &&
+				echo "$h: $(cat "$(_hosts_proc "$h")/$PID/stat")" >&2
+		done
+		return 1
+	}
+}
+
+@test "lazy, failure: restore fails on dst before the commit: rolled back, memory intact on src" {
+	require_fault dst.restore
+	serve_start PHAUL_FAULT=dst.restore
+	start_mtouch
+	migrate --key "$KEY" --mode lazy --json "$PID"
+	assert_failed_with 'restor'
+	[ "$status" -eq 1 ]
+	[ "$(json .outcome)" = rolled-back ]
+	assert_rolled_back "$LOG" "$PID"
+	verify_in src
+	check_ticks "$LOG"
+}
+
+@test "hybrid, failure: the restored tree fails before the commit: rolled back, memory intact on src" {
+	require_fault dst.restored
+	serve_start PHAUL_FAULT=dst.restored
+	start_mtouch
+	migrate --key "$KEY" --mode hybrid --json "$PID"
+	assert_failed_with 'restor'
+	[ "$(json .outcome)" = rolled-back ]
+	assert_rolled_back "$LOG" "$PID"
+	verify_in src
+	check_ticks "$LOG"
+}
+
+@test "lazy on a 200mbit link: the link is cut for 5 s during post-copy; it completes and every page verifies" {
+	serve_start
+	start_mtouch
+	MIGRATE_MODE=lazy
+	MIGRATE_TIMEOUT=180
+	in_src timeout -k 5 "$MIGRATE_TIMEOUT" "$PHAUL" migrate --to "$DST_ADDR:$PHAUL_PORT" \
+		--mode lazy --key "$KEY" --json "$PID" >"$SCRATCH/m.out" 2>"$SCRATCH/m.err" 3>&- 4>&- &
+	MJOB=$!
+	wait_committed
+	# 256 MiB take ~11 s at 200 Mbit/s: cut the link in the middle of it
+	sleep 1
+	assert_job_running "$MJOB" "the link could be cut"
+	link_down
+	sleep 5
+	link_up
+	wait_for 150 eval '! _running "$MJOB"' || { echo "migrate never finished" >&2; false; }
+	status=0
+	wait "$MJOB" || status=$?
+	output=$(cat "$SCRATCH/m.out")
+	stderr=$(cat "$SCRATCH/m.err")
+	[ "$status" -eq 0 ] || { echo "migrate exited $status: $stderr" >&2; false; }
+	assert_only_in dst "$PID"
+	ticks_advance "$LOG" 50
+	check_postcopy_json lazy
+	verify_in dst
+	check_ticks "$LOG"
+	assert_workdir_clean
+}
+
+@test "lazy, failure: phaul migrate is killed (-9) during post-copy: the workload is lost on both sides, said clearly, nothing half-alive" {
+	serve_start
+	start_mtouch
+	in_src timeout -k 5 120 "$PHAUL" migrate --to "$DST_ADDR:$PHAUL_PORT" --mode lazy \
+		--bandwidth 200 --key "$KEY" "$PID" >"$SCRATCH/m.out" 2>"$SCRATCH/m.err" 3>&- 4>&- &
+	MJOB=$!
+	wait_committed
+	sleep 1
+	assert_job_running "$MJOB" "migrate could be killed"
+	# the oldest process running phaul migrate: not its timeout wrapper,
+	# not the reaper it forked
+	in_src pkill -KILL -o -f "^$PHAUL migrate"
+	no_workload_anywhere
+	wait_for 20 eval 'grep -q "cannot be completed\|could not be completed" "$SERVE_LOG"' ||
+		{ echo "the daemon does not say the workload was lost:" >&2; tail -20 "$SERVE_LOG" >&2; false; }
+	pid_alive_in dst "$DAEMON_PID"
+	wait_for 20 eval '[ -z "$(in_src pgrep -x criu; in_dst pgrep -x criu)" ]' || {
+		echo "criu left running:" >&2
+		in_src ps -ef >&2
+		in_dst ps -ef >&2
+		false
+	}
+}
+
+@test "lazy, failure: the dst session is killed (-9) during post-copy: exit 4, the workload is lost on both sides, nothing half-alive" {
+	local spid
+	serve_start
+	start_mtouch
+	in_src timeout -k 5 120 "$PHAUL" migrate --to "$DST_ADDR:$PHAUL_PORT" --mode lazy \
+		--bandwidth 200 --key "$KEY" --json "$PID" >"$SCRATCH/m.out" 2>"$SCRATCH/m.err" 3>&- 4>&- &
+	MJOB=$!
+	wait_committed
+	spid=$(grep -o 'phaul-session\[[0-9]*\] session: committed' "$SERVE_LOG" | grep -o '[0-9]*' | head -n1)
+	sleep 1
+	in_dst kill -KILL "$spid"
+	wait_for 90 eval '! _running "$MJOB"' || { echo "migrate never finished" >&2; false; }
+	status=0
+	wait "$MJOB" || status=$?
+	output=$(cat "$SCRATCH/m.out")
+	stderr=$(cat "$SCRATCH/m.err")
+	[ "$status" -eq 4 ] || { echo "migrate exited $status, not 4 (lost): $stderr" >&2; false; }
+	grep -qi 'lost' <<<"$stderr" || { echo "the error does not say the workload is lost: $stderr" >&2; false; }
+	[ "$(json .outcome)" = lost ]
+	no_workload_anywhere
+	pid_alive_in dst "$DAEMON_PID"
+}
