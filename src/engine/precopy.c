@@ -3,6 +3,10 @@
 #include "engine/precopy.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -34,6 +38,13 @@ struct precopy {
 	uint64_t start_ms;
 	unsigned int round;
 	enum track_method method;
+	/* the final pages sent while CRIU dumps (precopy_early_start) */
+	pthread_t early;
+	bool early_running;
+	atomic_bool early_stop;
+	uint64_t early_pages;
+	bool early_round;		/* sent, as a round of its own */
+	int early_err;
 };
 
 static struct pc_proc *pc_find(struct precopy *pc, pid_t pid, bool create)
@@ -326,12 +337,103 @@ static int plan_final(struct migration *m)
 	return r;
 }
 
+static ssize_t read_small(const char *path, char *buf, size_t len)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, len - 1);
+
+	buf[n > 0 ? n : 0] = '\0';
+	return n;
+}
+
+/* Whether every thread of the tree's processes is in a tracing stop. */
+static bool tree_seized(const struct migration *m)
+{
+	char path[320], buf[512];
+
+	for (size_t i = 0; i < m->nr_procs; i++) {
+		struct dirent *de;
+		DIR *d;
+		bool all = true;
+		snprintf(path, sizeof(path), "/proc/%d/task", m->pids[i]);
+		d = opendir(path);
+		if (!d)
+			return false;
+		while (all && (de = readdir(d))) {
+			char *st;
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", m->pids[i], de->d_name);
+			st = read_small(path, buf, sizeof(buf)) > 0 ? strrchr(buf, ')') : NULL;
+			all = st && st[1] == ' ' && st[2] == 't';
+		}
+		closedir(d);
+		if (!all)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Once CRIU has seized the whole tree nothing in it writes any more: the
+ * final collect and its pages need not wait for the dump to end.
+ */
+static void *early_final(void *arg)
+{
+	struct migration *m = arg;
+	struct precopy *pc = m->pc;
+	uint64_t dirty, scanned, t0 = now_ms();
+	int r = 0;
+
+	while (!atomic_load(&pc->early_stop) && !tree_seized(m))
+		usleep(500);
+	if (atomic_load(&pc->early_stop))
+		return NULL;
+	/* a round of its own: what post-dump adds may lie below these */
+	r = collect(m, &dirty, &scanned);
+	if (r == 0)
+		r = send_round(m, scanned, true);
+	if (r == 0)
+		pc->early_pages = m->st.rounds[m->st.nr_rounds - 1].pages_sent;
+	pc->early_round = r == 0;
+	pc->early_err = r;
+	pr_info("tree seized by CRIU after %llu ms: %llu pages sent while it dumps",
+		(unsigned long long)(now_ms() - t0), (unsigned long long)pc->early_pages);
+	return NULL;
+}
+
+int precopy_early_start(struct migration *m)
+{
+	struct precopy *pc = m->pc;
+	int r;
+
+	if (!pc)
+		return 0;
+	atomic_store(&pc->early_stop, false);
+	r = -pthread_create(&pc->early, NULL, early_final, m);
+	if (r == 0)
+		pc->early_running = true;
+	return r;
+}
+
+static void early_join(struct precopy *pc)
+{
+	if (!pc->early_running)
+		return;
+	atomic_store(&pc->early_stop, true);
+	pthread_join(pc->early, NULL);
+	pc->early_running = false;
+}
+
 /* While frozen: what the destination lacks goes into every pending set. */
 static int plan(struct migration *m, uint64_t *dirty, uint64_t *scanned)
 {
 	int r;
 
 	mig_step(m, "final pages");
+	early_join(m->pc);
+	if (m->pc->early_err < 0)
+		return m->pc->early_err;
 	r = collect(m, dirty, scanned);
 	if (r == 0)
 		r = plan_final(m);
@@ -339,6 +441,24 @@ static int plan(struct migration *m, uint64_t *dirty, uint64_t *scanned)
 		return m->error[0] ? r : mig_fail(m, r, "planning the final pages: %s", strerror(-r));
 	precopy_stop(m);
 	return 0;
+}
+
+/* Report the two frozen rounds (during the dump, after it) as one. */
+static void merge_frozen(struct migration *m)
+{
+	struct round_stat *a, *b;
+
+	if (m->st.nr_rounds < 2 || !m->pc->early_round)
+		return;
+	a = &m->st.rounds[m->st.nr_rounds - 2];
+	b = &m->st.rounds[m->st.nr_rounds - 1];
+	if (!a->frozen || !b->frozen)
+		return;
+	a->pages_scanned += b->pages_scanned;
+	a->pages_sent += b->pages_sent;
+	a->bytes_sent += b->bytes_sent;
+	a->ms += b->ms;
+	m->st.nr_rounds--;
 }
 
 int precopy_final(struct migration *m)
@@ -349,10 +469,10 @@ int precopy_final(struct migration *m)
 	if (r == 0)
 		r = send_round(m, scanned, true);
 	if (r == 0) {
-		const struct round_stat *last = &m->st.rounds[m->st.nr_rounds - 1];
-		m->st.final_pages = last->pages_sent;
+		merge_frozen(m);
+		m->st.final_pages = m->st.rounds[m->st.nr_rounds - 1].pages_sent;
 		pr_info("final: %llu pages while frozen (%llu written since the last round)",
-			(unsigned long long)last->pages_sent, (unsigned long long)dirty);
+			(unsigned long long)m->st.final_pages, (unsigned long long)dirty);
 	}
 	return r;
 }
@@ -409,6 +529,7 @@ void precopy_stop(struct migration *m)
 
 	if (!pc)
 		return;
+	early_join(pc);
 	for (size_t i = 0; i < pc->nr; i++) {
 		if (pc->p[i].t)
 			tracker_close(pc->p[i].t);

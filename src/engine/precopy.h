@@ -20,6 +20,12 @@ struct precopy;
 int precopy_start(struct migration *m, const struct policy *pol);
 /* Rounds until the policy stops them (or a failure). */
 int precopy_rounds(struct migration *m);
+/*
+ * The final dump has started: as soon as CRIU has seized every thread of
+ * the tree, collect and send what was written since the last round, in a
+ * thread of its own, while CRIU dumps. precopy_final() waits for it.
+ */
+int precopy_early_start(struct migration *m);
 /* While frozen: the final pages, read from the frozen tree. */
 int precopy_final(struct migration *m);
 /*

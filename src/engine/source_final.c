@@ -361,6 +361,8 @@ int source_final_dump(struct migration *m)
 	c.pass_fd = -1;
 	if (r < 0)
 		return mig_fail(m, r, "cannot start CRIU");
+	if (!mode_postcopy(m->mode) && precopy_early_start(m) < 0)
+		pr_warn("the final pages wait for the end of the dump");
 	r = dump_loop(m, &c, &ok);
 	criu_stop(&c);
 	postcopy_end(m);

@@ -251,6 +251,54 @@ static void gen_msgs(void)
 	save_msg("error", &m);
 }
 
+/* Post-copy: the page messages, and Restore with its link timeout. */
+static void gen_page_msgs(void)
+{
+	Msg m = PHAUL__MSG__INIT;
+	Phaul__PageReq rq = PHAUL__PAGE_REQ__INIT;
+	Phaul__PageData pd = PHAUL__PAGE_DATA__INIT;
+	Phaul__PageDrop dr = PHAUL__PAGE_DROP__INIT;
+	Phaul__PagesDone done = PHAUL__PAGES_DONE__INIT;
+	Phaul__Restore rs = PHAUL__RESTORE__INIT;
+
+	rq.pid = 1234;
+	rq.vaddr = 0x7ffc12345000ull;
+	rq.nr_pages = MSG_REQ_PAGES_MAX;
+	m.body_case = PHAUL__MSG__BODY_PAGE_REQ;
+	m.page_req = &rq;
+	save_msg("page-req", &m);
+
+	pd.pid = 1234;
+	pd.vaddr = 0x7ffc12345000ull;
+	pd.nr_pages = 3;
+	m.body_case = PHAUL__MSG__BODY_PAGE_DATA;
+	m.page_data = &pd;
+	save_msg("page-data", &m);
+	pd.nr_pages = 0;	/* the source cannot read them */
+	save_msg("page-data-none", &m);
+
+	dr.pid = 4194304;
+	dr.vaddr = 0x400000ull;
+	dr.nr_pages = 1u << 20;
+	m.body_case = PHAUL__MSG__BODY_PAGE_DROP;
+	m.page_drop = &dr;
+	save_msg("page-drop", &m);
+
+	done.pages_remote = 1500;
+	done.pages_local = 250000;
+	done.pages_fault = 12;
+	done.last_page_ms = 830;
+	m.body_case = PHAUL__MSG__BODY_PAGES_DONE;
+	m.pages_done = &done;
+	save_msg("pages-done", &m);
+
+	rs.has_recover_timeout_s = 1;
+	rs.recover_timeout_s = 30;
+	m.body_case = PHAUL__MSG__BODY_RESTORE;
+	m.restore = &rs;
+	save_msg("restore-recover", &m);
+}
+
 /* A Preflight with its pids in packed encoding (what protobuf-c accepts). */
 static void gen_packed_pids(void)
 {
@@ -411,6 +459,7 @@ int main(int argc, char **argv)
 	}
 	outdir = argv[1];
 	gen_msgs();
+	gen_page_msgs();
 	gen_packed_pids();
 	gen_frames();
 	gen_xfer();

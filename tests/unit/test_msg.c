@@ -1072,6 +1072,142 @@ static void test_round_end_limits(void **state)
 	assert_invalid(&m);
 }
 
+/* --- post-copy page messages ------------------------------------------------ */
+
+/* PageReq, PageData and PageDrop share one layout: {pid, vaddr, nr_pages}. */
+struct page_args {
+	int32_t pid;
+	uint64_t vaddr;
+	uint32_t nr;
+};
+
+static int decode_page_msg(int body, struct page_args a)
+{
+	Phaul__PageReq rq = PHAUL__PAGE_REQ__INIT;
+	Phaul__PageData pd = PHAUL__PAGE_DATA__INIT;
+	Phaul__PageDrop dr = PHAUL__PAGE_DROP__INIT;
+	Msg m = PHAUL__MSG__INIT;
+
+	m.body_case = body;
+	rq.pid = pd.pid = dr.pid = a.pid;
+	rq.vaddr = pd.vaddr = dr.vaddr = a.vaddr;
+	rq.nr_pages = pd.nr_pages = dr.nr_pages = a.nr;
+	if (body == PHAUL__MSG__BODY_PAGE_REQ)
+		m.page_req = &rq;
+	else if (body == PHAUL__MSG__BODY_PAGE_DATA)
+		m.page_data = &pd;
+	else
+		m.page_drop = &dr;
+	return decode_packed(&m, NULL);
+}
+
+#define page_ok(body, ...) \
+	assert_int_equal(decode_page_msg(body, (struct page_args){ __VA_ARGS__ }), 0)
+#define page_bad(body, ...) \
+	assert_int_equal(decode_page_msg(body, (struct page_args){ __VA_ARGS__ }), -EPROTO)
+
+/* What all three check the same way: pid, alignment, the address limit. */
+static void check_page_common(int body, uint32_t max)
+{
+	page_ok(body, 1, 0, 1);
+	page_ok(body, 4194304, 0x7f0000000000ull, max);
+	page_ok(body, 100, MSG_VADDR_LIMIT - 4096ull * max, max);
+	page_ok(body, 100, MSG_VADDR_LIMIT - 4096, 1);
+	page_bad(body, 100, MSG_VADDR_LIMIT - 4096, 2);		/* ends past the limit */
+	page_bad(body, 100, MSG_VADDR_LIMIT - 4096ull * max + 4096, max);
+	page_bad(body, 100, MSG_VADDR_LIMIT, 1);
+	page_bad(body, 100, UINT64_MAX & ~4095ull, 1);		/* would wrap */
+	page_bad(body, 100, UINT64_MAX & ~4095ull, max);
+	page_bad(body, 100, 4096 + 1, 1);			/* not page aligned */
+	page_bad(body, 100, 4096 + 2048, 1);
+	page_bad(body, 0, 4096, 1);
+	page_bad(body, -1, 4096, 1);
+	page_bad(body, 4194305, 4096, 1);
+	page_bad(body, INT32_MIN, 4096, 1);
+	page_bad(body, 100, 4096, max + 1);
+	page_bad(body, 100, 4096, UINT32_MAX);
+}
+
+static void test_page_req_limits(void **state)
+{
+	check_page_common(PHAUL__MSG__BODY_PAGE_REQ, MSG_REQ_PAGES_MAX);
+	assert_int_equal(MSG_REQ_PAGES_MAX, 1024);
+	page_bad(PHAUL__MSG__BODY_PAGE_REQ, 100, 4096, 0);
+	page_ok(PHAUL__MSG__BODY_PAGE_REQ, 100, 4096, 1024);
+	page_bad(PHAUL__MSG__BODY_PAGE_REQ, 100, 4096, 1025);
+}
+
+static void test_page_data_limits(void **state)
+{
+	check_page_common(PHAUL__MSG__BODY_PAGE_DATA, MSG_REQ_PAGES_MAX);
+	/* 0 pages: the source cannot read them, still a valid answer */
+	page_ok(PHAUL__MSG__BODY_PAGE_DATA, 100, 4096, 0);
+	page_ok(PHAUL__MSG__BODY_PAGE_DATA, 100, MSG_VADDR_LIMIT - 4096, 0);
+	page_ok(PHAUL__MSG__BODY_PAGE_DATA, 100, 4096, 1024);
+	page_bad(PHAUL__MSG__BODY_PAGE_DATA, 100, 4096, 1025);
+	page_bad(PHAUL__MSG__BODY_PAGE_DATA, 100, MSG_VADDR_LIMIT, 0);
+	page_bad(PHAUL__MSG__BODY_PAGE_DATA, 100, 4097, 0);
+	page_bad(PHAUL__MSG__BODY_PAGE_DATA, 0, 4096, 0);
+}
+
+static void test_page_drop_limits(void **state)
+{
+	check_page_common(PHAUL__MSG__BODY_PAGE_DROP, MSG_DROP_PAGES_MAX);
+	assert_int_equal(MSG_DROP_PAGES_MAX, 1u << 24);
+	page_bad(PHAUL__MSG__BODY_PAGE_DROP, 100, 4096, 0);
+	page_ok(PHAUL__MSG__BODY_PAGE_DROP, 100, 4096, 1u << 24);
+	page_bad(PHAUL__MSG__BODY_PAGE_DROP, 100, 4096, (1u << 24) + 1);
+}
+
+static void test_roundtrip_page_messages(void **state)
+{
+	Phaul__PageReq rq = PHAUL__PAGE_REQ__INIT;
+	Phaul__PageData pd = PHAUL__PAGE_DATA__INIT;
+	Phaul__PageDrop dr = PHAUL__PAGE_DROP__INIT;
+	Phaul__PagesDone pdone = PHAUL__PAGES_DONE__INIT;
+	MSG_OF(mrq, page_req, PAGE_REQ, rq);
+	MSG_OF(mpd, page_data, PAGE_DATA, pd);
+	MSG_OF(mdr, page_drop, PAGE_DROP, dr);
+	MSG_OF(mdone, pages_done, PAGES_DONE, pdone);
+
+	rq.pid = pd.pid = dr.pid = 4242;
+	rq.vaddr = pd.vaddr = dr.vaddr = 0x7f0000001000ull;
+	rq.nr_pages = pd.nr_pages = MSG_REQ_PAGES_MAX;
+	dr.nr_pages = MSG_DROP_PAGES_MAX;
+	roundtrip(&mrq);
+	roundtrip(&mpd);
+	roundtrip(&mdr);
+	roundtrip(&mdone);
+	/* PagesDone carries statistics only: any values are accepted */
+	pdone.pages_remote = pdone.pages_local = UINT64_MAX;
+	pdone.pages_fault = pdone.last_page_ms = UINT64_MAX;
+	assert_valid(&mdone);
+	roundtrip(&mdone);
+}
+
+static void test_restore_recover_timeout(void **state)
+{
+	Phaul__Restore r = PHAUL__RESTORE__INIT;
+	MSG_OF(m, restore, RESTORE, r);
+	Msg *out = NULL;
+
+	r.has_recover_timeout_s = true;
+	r.recover_timeout_s = 30;
+	roundtrip(&m);
+	assert_int_equal(decode_packed(&m, &out), 0);
+	assert_true(out->restore->has_recover_timeout_s);
+	assert_int_equal(out->restore->recover_timeout_s, 30);
+	msg_free(out);
+}
+
+static void test_page_names(void **state)
+{
+	assert_string_equal(msg_name(PHAUL__MSG__BODY_PAGE_REQ), "PageReq");
+	assert_string_equal(msg_name(PHAUL__MSG__BODY_PAGE_DATA), "PageData");
+	assert_string_equal(msg_name(PHAUL__MSG__BODY_PAGE_DROP), "PageDrop");
+	assert_string_equal(msg_name(PHAUL__MSG__BODY_PAGES_DONE), "PagesDone");
+}
+
 /* --- control characters in peer text -------------------------------------- */
 
 static void test_control_chars_replaced(void **state)
@@ -1190,6 +1326,12 @@ int main(void)
 		cmocka_unit_test(test_pid_messages),
 		cmocka_unit_test(test_page_run_limits),
 		cmocka_unit_test(test_round_end_limits),
+		cmocka_unit_test(test_page_req_limits),
+		cmocka_unit_test(test_page_data_limits),
+		cmocka_unit_test(test_page_drop_limits),
+		cmocka_unit_test(test_roundtrip_page_messages),
+		cmocka_unit_test(test_restore_recover_timeout),
+		cmocka_unit_test(test_page_names),
 		cmocka_unit_test(test_control_chars_replaced),
 		cmocka_unit_test(test_msg_name),
 	};

@@ -1156,6 +1156,132 @@ static void test_assemble_bad_pagemap(void **state)
 	bad_pagemap(f, true, "\x19\x43\x56\x54\x25\x40\x08\x56\xff");
 }
 
+/* --- pagestore_drop and post-copy ------------------------------------------ */
+
+static int lookup_n(const struct fixture *f, int32_t pid, long page, uint32_t max, uint32_t *nr)
+{
+	uint64_t off;
+	int fd;
+
+	*nr = 0;
+	return pagestore_lookup(&f->ps, pid, BASE_A + page * P, max, &fd, &off, nr);
+}
+
+static void drop(struct fixture *f, long from, long to)
+{
+	assert_int_equal(pagestore_drop(&f->ps, PID_A, BASE_A + from * P, BASE_A + to * P), 0);
+}
+
+/* On send_contiguity's store: stale pages miss, runs reaching them are cut short. */
+static void test_drop(void **state)
+{
+	struct fixture *f = *state;
+	static const struct expect ex[] = {
+		{ 0, 0, 2, 1 },		/* 0-1: page 2 is stale */
+		{ 2, -ENOENT, 0, 0 },
+		{ 3, 0, 1, 1 },		/* round 1's page 3, then round 2's page 4 */
+		{ 4, 0, 1, 2 },
+		{ 20, 0, 2, 1 },	/* 20-21: 22-24 stale */
+		{ 22, -ENOENT, 0, 0 },
+		{ 24, -ENOENT, 0, 0 },
+		{ 25, -ENOENT, 0, 0 },	/* round 4's copy is dropped too */
+		{ 26, 0, 2, 1 },	/* 26-27: 28 stale */
+		{ 28, -ENOENT, 0, 0 },
+		{ 29, 0, 1, 1 },
+		{ 6, 0, 2, 2 },		/* untouched */
+	};
+	uint32_t nr;
+
+	assert_int_equal(exchange(f, send_contiguity, NULL, NULL), 0);
+	drop(f, 2, 3);
+	drop(f, 22, 24);
+	drop(f, 24, 26);	/* adjacent to the previous drop */
+	drop(f, 28, 29);
+	drop(f, 23, 25);	/* overlapping what is already stale */
+	drop(f, 100, 200);	/* nothing there: harmless */
+	for (size_t i = 0; i < ARRAY_SIZE(ex); i++) {
+		int r = lookup_n(f, PID_A, ex[i].page, 100, &nr);
+		if (r != ex[i].r || (r == 0 && nr != ex[i].nr))
+			fail_msg("page %ld: lookup %d, %u pages; want %d, %u", ex[i].page, r, nr,
+				 ex[i].r, ex[i].nr);
+	}
+	/* the cut depends on max too: a small max is not extended */
+	assert_int_equal(lookup_n(f, PID_A, 0, 1, &nr), 0);
+	assert_int_equal(nr, 1);
+	/* another process's pages are not affected */
+	assert_int_equal(pagestore_drop(&f->ps, PID_C, BASE_A, BASE_A + 30 * P), 0);
+	assert_int_equal(lookup_n(f, PID_A, 26, 100, &nr), 0);
+	assert_int_equal(nr, 2);
+}
+
+static void test_drop_bad_ranges(void **state)
+{
+	struct fixture *f = *state;
+	static const struct {
+		int32_t pid;
+		uint64_t vaddr, end;
+	} bad[] = {
+		{ 4242, BASE_A, BASE_A + P },			/* not part of the migration */
+		{ 0, BASE_A, BASE_A + P },
+		{ -1, BASE_A, BASE_A + P },
+		{ PID_A, BASE_A + 8, BASE_A + P },		/* unaligned */
+		{ PID_A, BASE_A, BASE_A + P + 8 },
+		{ PID_A, BASE_A, BASE_A },			/* empty */
+		{ PID_A, BASE_A + P, BASE_A },			/* backwards */
+		{ PID_A, MSG_VADDR_LIMIT - P, MSG_VADDR_LIMIT + P },	/* past the limit */
+		{ PID_A, UINT64_MAX & ~4095ull, 0 },
+	};
+	uint32_t nr;
+
+	assert_int_equal(exchange(f, send_contiguity, NULL, NULL), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		if (pagestore_drop(&f->ps, bad[i].pid, bad[i].vaddr, bad[i].end) != -EPROTO)
+			fail_msg("drop %zu was not refused", i);
+	/* nothing was dropped, nothing was added for the stranger */
+	assert_int_equal(lookup_n(f, PID_A, 0, 100, &nr), 0);
+	assert_int_equal(nr, 4);
+	for (size_t i = 0; i < f->ps.nr; i++)
+		assert_int_not_equal(f->ps.p[i].pid, 4242);
+	assert_int_equal(pagestore_drop(&f->ps, PID_A, MSG_VADDR_LIMIT - P, MSG_VADDR_LIMIT), 0);
+}
+
+/* Post-copy: lazy runs the store lacks are fetched later, not an error. */
+static void test_assemble_remote(void **state)
+{
+	struct fixture *f = *state;
+	int imgfd;
+
+	assert_int_equal(exchange(f, send_unfinished, NULL, NULL), 0);
+	imgfd = make_images(f, true);
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, true), -ENODATA);
+	f->ps.remote = true;
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, true), 0);
+	/* the runs stay lazy: the page server answers for them */
+	assert_pagemap(imgfd, "pagemap-4194304.img", 2,
+		       (struct pm_entry[]){ { BASE_B, 4, PE_LAZY } }, 1);
+	assert_pagemap(imgfd, "pagemap-100.img", 1,
+		       (struct pm_entry[]){ { BASE_A - 16 * P, 2, PE_PRESENT },
+					    { BASE_A, 3, PE_LAZY },
+					    { BASE_A + 3 * P, 2, PE_LAZY | PE_PRESENT },
+					    { BASE_A + 5 * P, 10, PE_LAZY },
+					    { BASE_A + 20 * P, 1, PE_LAZY } },
+		       5);
+	close(imgfd);
+}
+
+/* Post-copy with no pre-copy round at all: everything is lazy and remote. */
+static void test_assemble_remote_no_rounds(void **state)
+{
+	struct fixture *f = *state;
+	int imgfd;
+
+	imgfd = make_images(f, true);
+	f->ps.remote = true;
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, true), 0);
+	assert_int_equal(faccessat(imgfd, "parent", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+	close(imgfd);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1175,6 +1301,10 @@ int main(void)
 		T(test_assemble_unknown_process),
 		T(test_assemble_no_rounds),
 		T(test_assemble_bad_pagemap),
+		T(test_drop),
+		T(test_drop_bad_ranges),
+		T(test_assemble_remote),
+		T(test_assemble_remote_no_rounds),
 	};
 #undef T
 
