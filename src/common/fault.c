@@ -14,10 +14,10 @@
 static const char *const fault_points[] = {
 	/* source side, in the order a migration reaches them */
 	"src.connect", "src.preflight", "src.round", "src.dump", "src.transfer",
-	"src.restore", "src.commit", "src.committed", "src.cleanup",
+	"src.restore", "src.commit", "src.committed", "src.postcopy", "src.cleanup",
 	/* destination side */
 	"dst.handshake", "dst.preflight", "dst.round", "dst.transfer",
-	"dst.restore", "dst.restored", "dst.commit", "dst.cleanup",
+	"dst.restore", "dst.restored", "dst.commit", "dst.postcopy", "dst.cleanup",
 };
 
 enum fault_action { FA_NONE, FA_FAIL, FA_DELAY, FA_KILL };

@@ -50,6 +50,7 @@ struct mig_stats {
 	uint64_t frozen_ms;		/* workload not running anywhere */
 	uint64_t total_ms;
 	uint64_t bytes_sent;
+	uint64_t bytes_before;		/* sent on connections closed since */
 	uint64_t bytes_images;
 	uint64_t restore_ms;		/* as the destination measured it */
 	uint64_t dump_ms;

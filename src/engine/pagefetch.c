@@ -9,8 +9,10 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "common/fault.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/resume.h"
 #include "proto/wire.h"
 
 int page_wait_input(struct page_server *srv, bool criu, bool conn, int timeout_ms, int *ready)
@@ -41,12 +43,13 @@ int page_wait_input(struct page_server *srv, bool criu, bool conn, int timeout_m
 		return -errno;
 	if (r == 0)
 		return -ETIMEDOUT;
-	if (pfd[0].revents)
-		*ready = PS_READY_WAKE;
-	else if (si >= 0 && pfd[si].revents)
+	/* CRIU first: a request (or its end) already there is answered */
+	if (si >= 0 && pfd[si].revents)
 		*ready = PS_READY_CRIU;
+	else if (ci >= 0 && pfd[ci].revents)
+		*ready = PS_READY_CONN;
 	else
-		*ready = ci >= 0 ? PS_READY_CONN : PS_READY_WAKE;
+		*ready = PS_READY_WAKE;
 	return 0;
 }
 
@@ -98,7 +101,8 @@ int page_take_control(struct page_server *srv)
 /* How many pages from @pi's start the store lacks (it asks at most that). */
 static uint32_t missing_span(const struct page_server *srv, const struct ps_iov *pi)
 {
-	uint32_t max = MIN(pi->nr_pages, MSG_REQ_PAGES_MAX), n = 1, nr;
+	uint64_t room = (MSG_VADDR_LIMIT - pi->vaddr) / 4096;
+	uint32_t max = MIN(MIN(pi->nr_pages, MSG_REQ_PAGES_MAX), room), n = 1, nr;
 	uint64_t off;
 	int fd;
 
@@ -148,45 +152,48 @@ static int await_answer(struct page_server *srv, Msg **ret)
 	}
 }
 
-static int relay(struct page_server *srv, uint64_t bytes)
+/* Relay the answer's data frames to CRIU; *done counts what went out. */
+static int relay(struct page_server *srv, uint64_t bytes, uint64_t *done)
 {
 	enum frame_type type;
 	uint32_t len;
 	int r;
 
-	while (bytes > 0) {
+	while (*done < bytes) {
 		r = frame_recv(srv->conn, &type, srv->buf, FRAME_DATA_MAX, &len);
 		if (r < 0)
 			return r;
-		if (type != FRAME_DATA || len == 0 || len > bytes) {
+		if (type != FRAME_DATA || len == 0 || len > bytes - *done || len % 4096) {
 			pr_err("page stream from the source broken: %u bytes where %llu were due", len,
-			       (unsigned long long)bytes);
+			       (unsigned long long)(bytes - *done));
 			return -EPROTO;
 		}
 		r = write_full(srv->sk, srv->buf, len);
 		if (r < 0)
-			return r;
-		bytes -= len;
+			return -ECANCELED; /* CRIU's side: nothing to retry */
+		*done += len;
 	}
 	return 0;
 }
 
-int page_fetch(struct page_server *srv, struct ps_iov *pi)
-{
-	uint32_t n = missing_span(srv, pi);
-	_cleanup_msg_ Msg *msg = NULL;
-	Phaul__PageData *pd;
-	int r = ask(srv, pi, n);
+/* One exchange for what is left of the run; the CRIU header goes once. */
+struct fetch {
+	struct ps_iov *pi;
+	uint32_t asked;			/* pages asked first */
+	uint32_t nr;			/* pages promised to CRIU, 0: not yet */
+	uint64_t done;			/* bytes relayed to CRIU */
+};
 
-	if (r == 0)
-		r = await_answer(srv, &msg);
-	if (r < 0)
-		return r;
-	pd = msg->page_data;
-	if (pd->pid != (int32_t)pi->dst_id || pd->vaddr != pi->vaddr || pd->nr_pages > n) {
+static int check_answer(const struct fetch *f, const Phaul__PageData *pd)
+{
+	uint64_t at = f->pi->vaddr + f->done;
+	uint32_t want = f->nr ? f->nr - (uint32_t)(f->done / 4096) : f->asked;
+
+	if (pd->pid != (int32_t)f->pi->dst_id || pd->vaddr != at || pd->nr_pages > want ||
+	    (f->nr && pd->nr_pages != want)) {
 		pr_err("the source answered %u pages at 0x%llx of %d for %u at 0x%llx of %llu",
-		       pd->nr_pages, (unsigned long long)pd->vaddr, pd->pid, n,
-		       (unsigned long long)pi->vaddr, (unsigned long long)pi->dst_id);
+		       pd->nr_pages, (unsigned long long)pd->vaddr, pd->pid, want,
+		       (unsigned long long)at, (unsigned long long)f->pi->dst_id);
 		return -EPROTO;
 	}
 	if (pd->nr_pages == 0) {
@@ -194,18 +201,99 @@ int page_fetch(struct page_server *srv, struct ps_iov *pi)
 		       (unsigned long long)pd->vaddr);
 		return -EFAULT;
 	}
-	pi->cmd = PS_REPLY_PRESENT;
-	pi->nr_pages = pd->nr_pages;
-	r = write_full(srv->sk, pi, sizeof(*pi));
+	return 0;
+}
+
+static int fetch_once(struct page_server *srv, struct fetch *f)
+{
+	_cleanup_msg_ Msg *msg = NULL;
+	struct ps_iov hdr = *f->pi;
+	int r;
+
+	hdr.vaddr += f->done;
+	r = ask(srv, &hdr, f->nr ? f->nr - (uint32_t)(f->done / 4096) : f->asked);
 	if (r == 0)
-		r = relay(srv, (uint64_t)pd->nr_pages * 4096);
+		r = await_answer(srv, &msg);
+	if (r == 0)
+		r = check_answer(f, msg->page_data);
 	if (r < 0)
 		return r;
-	srv->pages_remote += pd->nr_pages;
-	if (n == 1 && pi->nr_pages == 1) /* CRIU asks exactly the faulting page */
+	if (!f->nr) {
+		f->nr = msg->page_data->nr_pages;
+		hdr = *f->pi;
+		hdr.cmd = PS_REPLY_PRESENT;
+		hdr.nr_pages = f->nr;
+		if (write_full(srv->sk, &hdr, sizeof(hdr)) < 0)
+			return -ECANCELED;
+	}
+	return relay(srv, (uint64_t)f->nr * 4096, &f->done);
+}
+
+/* Whether a failed exchange may be retried on a connection that comes back. */
+static bool link_error(int r)
+{
+	return r != -EPROTO && r != -EFAULT && r != -ECANCELED && r != -ENOMEM;
+}
+
+/* The connection broke after the commit: wait for the source to come back. */
+static int reattach(struct page_server *srv, int cause)
+{
+	struct conn *nc = NULL;
+	int lfd, r;
+
+	pthread_mutex_lock(&srv->lock);
+	lfd = srv->committed && srv->nr_dead < ARRAY_SIZE(srv->dead) ? srv->resume_fd : -1;
+	pthread_mutex_unlock(&srv->lock);
+	if (lfd < 0)
+		return cause;
+	pr_warn("the connection to the source broke: waiting up to %d s for it to come back",
+		srv->link_timeout_ms / 1000);
+	r = resume_accept(lfd, srv->wake, srv->link_timeout_ms, &nc);
+	if (r < 0) {
+		pr_err("the source did not come back: %s", strerror(-r));
+		return r;
+	}
+	conn_set_timeout(nc, srv->link_timeout_ms);
+	pthread_mutex_lock(&srv->lock);
+	if (srv->conn != srv->orig_conn)
+		srv->dead[srv->nr_dead++] = srv->conn;
+	srv->conn = nc;
+	pthread_mutex_unlock(&srv->lock);
+	pr_info("the source is back: post-copy goes on");
+	return 0;
+}
+
+int page_fetch(struct page_server *srv, struct ps_iov *pi)
+{
+	struct fetch f = { .pi = pi, .asked = missing_span(srv, pi) };
+	int r;
+
+	if (++srv->fetches == 64 && fault_point("dst.postcopy") < 0)
+		conn_abort(srv->conn); /* a broken link, for the recovery tests */
+	for (;;) {
+		r = fetch_once(srv, &f);
+		if (r == 0 || !link_error(r))
+			break;
+		r = reattach(srv, r);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	srv->pages_remote += f.nr;
+	if (f.asked == 1 && pi->nr_pages == 1) /* CRIU asks exactly the faulting page */
 		srv->pages_fault++;
 	srv->last_ms = now_ms();
 	return 0;
+}
+
+void page_server_set_resume(struct page_server *srv, int lfd)
+{
+	pthread_mutex_lock(&srv->lock);
+	if (srv->resume_fd >= 0)
+		close(srv->resume_fd);
+	srv->resume_fd = lfd;
+	pthread_mutex_unlock(&srv->lock);
 }
 
 static void kill_tree(struct page_server *srv)
@@ -229,7 +317,7 @@ void page_fetch_end(struct page_server *srv, int err)
 		if (srv->client > 0)
 			kill(srv->client, SIGKILL);
 	}
-	if (!srv->ctl && !srv->ctl_err && !srv->ctl_final)
+	if (!srv->ctl && !srv->ctl_err)
 		srv->ctl_err = err < 0 ? err : -EPIPE;
 	srv->ctl_final = true;
 	pthread_cond_broadcast(&srv->cond);

@@ -47,7 +47,8 @@ static int answer_get(struct page_server *srv, struct ps_iov *pi)
 	uint32_t nr;
 	int fd, r;
 
-	if (pi->nr_pages == 0 || pi->nr_pages > (1u << 20) || pi->dst_id > (1u << 22)) {
+	if (pi->nr_pages == 0 || pi->nr_pages > (1u << 20) || pi->dst_id > (1u << 22) ||
+	    pi->vaddr % 4096 || pi->vaddr >= MSG_VADDR_LIMIT) {
 		pr_err("bad request: %u pages at 0x%llx for %llu", pi->nr_pages,
 		       (unsigned long long)pi->vaddr, (unsigned long long)pi->dst_id);
 		return -EPROTO;
@@ -138,6 +139,10 @@ int page_server_start(struct page_server *srv, const struct pagestore *ps, int s
 	srv->pids = pids;
 	srv->nr_pids = nr_pids;
 	srv->link_timeout_ms = link_timeout_ms;
+	if (conn) /* a source that stalls mid-answer is a silent link */
+		conn_set_timeout(conn, link_timeout_ms);
+	srv->orig_conn = conn;
+	srv->resume_fd = -1;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->cond, NULL);
 	srv->wake = eventfd(0, EFD_CLOEXEC);
@@ -178,7 +183,18 @@ int page_server_join(struct page_server *srv)
 	srv->ctl = NULL;
 	free(srv->buf);
 	srv->buf = NULL;
+	for (size_t i = 0; i < srv->nr_dead; i++)
+		conn_free(srv->dead[i]);
+	srv->nr_dead = 0;
+	if (srv->resume_fd >= 0)
+		close(srv->resume_fd);
+	srv->resume_fd = -1;
 	pthread_cond_destroy(&srv->cond);
 	pthread_mutex_destroy(&srv->lock);
 	return srv->err;
+}
+
+struct conn *page_server_conn(struct page_server *srv)
+{
+	return srv->conn;
 }

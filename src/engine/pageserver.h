@@ -37,6 +37,11 @@ struct page_server {
 	const int32_t *pids;		/* the restored processes */
 	size_t nr_pids;
 	int link_timeout_ms;		/* how long the source may stay silent */
+	int resume_fd;			/* where a broken connection comes back */
+	struct conn *orig_conn;		/* the session's own (not ours to free) */
+	struct conn *dead[16];		/* broken ones replaced since */
+	size_t nr_dead;
+	uint64_t fetches;
 	uint8_t *buf;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -61,6 +66,14 @@ struct page_server {
  */
 int page_server_start(struct page_server *srv, const struct pagestore *ps, int sk,
 		      struct conn *conn, const int32_t *pids, size_t nr_pids, int link_timeout_ms);
+/*
+ * Post-copy: after the commit, a broken connection is waited for on
+ * @lfd (resume.h; taken over) for link_timeout_ms instead of failing.
+ */
+void page_server_set_resume(struct page_server *srv, int lfd);
+/* After page_server_join(): the connection to go on with (the session's
+ * own, or one that replaced it after a break: then the caller owns it). */
+struct conn *page_server_conn(struct page_server *srv);
 /* Post-copy: the next message from the source that is not page data. */
 int page_server_recv(struct page_server *srv, int timeout_ms, Msg **ret);
 /* Post-copy: the tree runs; from now on a lost page kills it. -EIO if

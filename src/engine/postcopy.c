@@ -5,11 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
+#include "common/fault.h"
 #include "common/log.h"
 #include "common/reaper.h"
 #include "common/util.h"
 #include "engine/session.h"
+#include "engine/source.h"
 #include "proto/wire.h"
 
 #define PAGE 4096u
@@ -67,7 +70,6 @@ static int answer(struct migration *m, const Phaul__PageReq *rq)
 	if (got <= 0)
 		pr_err("cannot read %u pages of PID %d at 0x%llx: %m", rq->nr_pages, rq->pid,
 		       (unsigned long long)rq->vaddr);
-	m->post->requests++;
 	m->post->pages += got > 0 ? (uint64_t)got / PAGE : 0;
 	return send_data(m, rq, got > 0 ? (uint32_t)(got / PAGE) : 0);
 }
@@ -84,29 +86,109 @@ int postcopy_begin(struct migration *m)
 	return 0;
 }
 
-static int wait_done(struct migration *m, Msg **ret)
+static void set_timeouts(struct migration *m)
 {
 	int ms = (int)m->opts->recover_timeout_s * 1000;
 
 	/* a silent link may come back: TCP carries on if we let it */
 	conn_set_timeout(m->conn, ms);
 	conn_set_link_timeout(m->conn, ms);
-	return expect_msg(m, PHAUL__MSG__BODY_PAGES_DONE, ret);
+}
+
+/* Answer page requests until PagesDone. *broken: the link failed. */
+static int serve_until_done(struct migration *m, Msg **done, bool *broken)
+{
+	for (;;) {
+		Msg *msg = NULL;
+		int r = msg_recv(m->conn, &msg);
+		*broken = r < 0 && r != -EPROTO;
+		if (r < 0)
+			return r;
+		switch (msg->body_case) {
+		case PHAUL__MSG__BODY_PAGE_REQ:
+			r = answer(m, msg->page_req);
+			*broken = r < 0 && r != -EPROTO;
+			break;
+		case PHAUL__MSG__BODY_PAGES_DONE:
+			*done = msg;
+			return 0;
+		case PHAUL__MSG__BODY_ERROR:
+			r = -(int)msg->error->code;
+			mig_fail(m, r, "the destination failed: %s", msg->error->message);
+			break;
+		default:
+			r = mig_fail(m, -EPROTO, "protocol error: %s during post-copy",
+				     msg_name(msg->body_case));
+		}
+		msg_free(msg);
+		if (r < 0)
+			return r;
+		if (++m->post->requests == 64 && fault_point("src.postcopy") < 0)
+			conn_abort(m->conn); /* a broken link, for the recovery tests */
+	}
+}
+
+static int resume_once(struct migration *m)
+{
+	_cleanup_msg_ Msg *msg = NULL;
+	int r = source_connect(m, m->session_id, PHAUL_FEAT_PAGES_RESUME);
+
+	if (r == 0)
+		r = msg_recv(m->conn, &msg);
+	if (r < 0)
+		return r;
+	if (msg->body_case == PHAUL__MSG__BODY_ERROR)
+		return -(int)msg->error->code;
+	return msg->body_case == PHAUL__MSG__BODY_HELLO_REPLY ? 0 : -EPROTO;
+}
+
+/* The link broke after the commit: dial again while the deadline allows. */
+static int reattach(struct migration *m)
+{
+	uint64_t deadline = now_ms() + m->opts->recover_timeout_s * 1000ULL;
+	char saved[sizeof(m->error)];
+	int saved_err = m->err, r = -ETIMEDOUT;
+
+	memcpy(saved, m->error, sizeof(saved));
+	pr_warn("connection lost during post-copy: reconnecting for up to %u s",
+		m->opts->recover_timeout_s);
+	while (now_ms() < deadline) {
+		r = resume_once(m);
+		/* a failed attempt is not the migration's failure */
+		memcpy(m->error, saved, sizeof(saved));
+		m->err = saved_err;
+		if (r == 0 || r == -ENOENT)
+			break;
+		usleep(500 * 1000);
+	}
+	if (r == 0) {
+		pr_info("reconnected: post-copy goes on");
+		set_timeouts(m);
+		return 0;
+	}
+	return mig_fail(m, r, "the destination's session %s: %s",
+			r == -ENOENT ? "is gone" : "could not be reached again", strerror(-r));
 }
 
 int postcopy_serve(struct migration *m)
 {
 	_cleanup_msg_ Msg *done = NULL;
 	Phaul__PagesDone *pd;
+	bool broken;
 	int r;
 
 	mig_step(m, mode_postcopy(m->mode) ? "post-copy" : "memory fill");
 	r = reaper_arm(&m->post->reaper, m->pids, m->nr_procs);
 	if (r < 0)
 		return mig_fail(m, r, "cannot guard the frozen tree: %s", strerror(-r));
-	r = wait_done(m, &done);
-	if (r < 0)
-		return r;
+	set_timeouts(m);
+	while ((r = serve_until_done(m, &done, &broken)) < 0) {
+		if (!broken || !mode_postcopy(m->mode))
+			return m->error[0] ? r : mig_fail(m, r, "%s", strerror(-r));
+		r = reattach(m);
+		if (r < 0)
+			return r;
+	}
 	pd = done->pages_done;
 	m->st.pages_remote = pd->pages_remote;
 	m->st.pages_local = pd->pages_local;

@@ -19,9 +19,7 @@ static int ask_once(struct migration *m, Phaul__Outcome__State *ret)
 	_cleanup_msg_ Msg *msg = NULL;
 	int r;
 
-	conn_free(m->conn);
-	m->conn = NULL;
-	r = source_connect(m, m->session_id);
+	r = source_connect(m, m->session_id, 0);
 	if (r < 0)
 		return r;
 	conn_set_timeout(m->conn, 10000);
@@ -37,7 +35,6 @@ static int ask_once(struct migration *m, Phaul__Outcome__State *ret)
 enum mig_outcome source_resolve(struct migration *m)
 {
 	uint64_t deadline = now_ms() + m->opts->recover_timeout_s * 1000ULL;
-	uint64_t sent = m->conn ? m->conn->bytes_out : 0;
 	struct timespec pause = { 1, 0 };
 	char saved[sizeof(m->error)];
 	int saved_err = m->err;
@@ -51,7 +48,6 @@ enum mig_outcome source_resolve(struct migration *m)
 				pr_info("the destination committed");
 				m->error[0] = '\0';
 				m->st.commit_ms = now_ms();
-				m->st.bytes_sent += sent;
 				return OUTCOME_COMMITTED;
 			}
 			if (st != PHAUL__OUTCOME__STATE__PENDING) {

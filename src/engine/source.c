@@ -24,7 +24,7 @@
 #include "common/proc.h"
 #include "proto/tls.h"
 
-static int send_hello(struct conn *c, const uint8_t *resume)
+static int send_hello(struct conn *c, const uint8_t *resume, uint64_t features)
 {
 	Phaul__Hello h = PHAUL__HELLO__INIT;
 	Msg msg = PHAUL__MSG__INIT;
@@ -33,6 +33,8 @@ static int send_hello(struct conn *c, const uint8_t *resume)
 	gethostname(host, sizeof(host) - 1);
 	h.version = PHAUL_PROTO_VERSION;
 	h.host = host;
+	h.has_features = features != 0;
+	h.features = features;
 	if (resume) {
 		h.has_resume = true;
 		h.resume.data = (uint8_t *)resume;
@@ -43,11 +45,16 @@ static int send_hello(struct conn *c, const uint8_t *resume)
 	return msg_send(c, &msg);
 }
 
-int source_connect(struct migration *m, const uint8_t *resume)
+int source_connect(struct migration *m, const uint8_t *resume, uint64_t features)
 {
 	const struct mig_opts *o = m->opts;
 	int r;
 
+	if (m->conn) {
+		m->st.bytes_before += m->conn->bytes_out;
+		conn_free(m->conn);
+		m->conn = NULL;
+	}
 	r = tls_connect(o->to, &o->key, o->connect_timeout_s * 1000, &m->conn);
 	if (r == -EACCES)
 		return mig_fail(m, r, "the destination %s refused our key (wrong key?)", o->to);
@@ -55,7 +62,7 @@ int source_connect(struct migration *m, const uint8_t *resume)
 		return mig_fail(m, r, "cannot reach the destination %s: %s", o->to, strerror(-r));
 	conn_set_timeout(m->conn, 60000);
 	conn_set_rate(m->conn, o->bandwidth_mbit);
-	return send_hello(m->conn, resume);
+	return send_hello(m->conn, resume, features);
 }
 
 static int hello(struct migration *m)
@@ -66,7 +73,7 @@ static int hello(struct migration *m)
 	mig_step(m, "connect");
 	r = fault_point("src.connect");
 	if (r == 0)
-		r = source_connect(m, NULL);
+		r = source_connect(m, NULL, 0);
 	if (r < 0)
 		return m->error[0] ? r : mig_fail(m, r, "connect");
 	r = expect_msg(m, PHAUL__MSG__BODY_HELLO_REPLY, &msg);
@@ -242,7 +249,7 @@ int migrate_source(struct migration *m)
 	if (m->outcome == OUTCOME_COMMITTED)
 		r = 0;
 	m->st.total_ms = now_ms() - m->st.start_ms;
-	m->st.bytes_sent = m->conn ? m->conn->bytes_out : m->st.bytes_sent;
+	m->st.bytes_sent = m->st.bytes_before + (m->conn ? m->conn->bytes_out : 0);
 	session_rmdirs(m);
 	return r;
 }

@@ -7,8 +7,12 @@
 
 #include "engine/migration.h"
 
-/* TLS connection plus Hello (with @resume: an outcome query). */
-int source_connect(struct migration *m, const uint8_t *resume);
+/*
+ * TLS connection plus Hello (with @resume: an outcome query, or with
+ * PHAUL_FEAT_PAGES_RESUME in @features, reattaching a post-copy session).
+ * The connection it replaces is closed and its bytes counted.
+ */
+int source_connect(struct migration *m, const uint8_t *resume, uint64_t features);
 /* Freeze, dump, move the images, restore there, commit or roll back. */
 int source_final_dump(struct migration *m);
 struct criu;

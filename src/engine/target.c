@@ -13,6 +13,7 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/resume.h"
 #include "engine/session.h"
 #include "proto/tls.h"
 #include "proto/xfer.h"
@@ -61,6 +62,31 @@ static int reply_hello(struct target *t)
 	return msg_send(t->m.conn, &msg);
 }
 
+/*
+ * A post-copy session lost its connection and its source is back: carry
+ * this connection's bytes to the session process that waits for them.
+ */
+static void relay_session(struct target *t, const uint8_t *id)
+{
+	char hex[2 * PHAUL_SESSION_ID_LEN + 1];
+	_cleanup_close_ int fd = -1;
+	int r = resume_connect(id, &fd);
+
+	session_hex(id, hex);
+	if (r < 0) {
+		pr_warn("resume of session %s refused: no such post-copy session here", hex);
+		msg_send_error(t->m.conn, ENOENT, "handshake", "no post-copy session %s waits here",
+			       hex);
+		return;
+	}
+	memcpy(t->m.session_id, id, PHAUL_SESSION_ID_LEN);
+	if (reply_hello(t) < 0)
+		return;
+	pr_info("relaying the resumed connection of session %s", hex);
+	r = resume_relay(t->m.conn, fd);
+	pr_info("relay of session %s ended%s%s", hex, r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
+}
+
 /* Hello: version check, or an outcome query; 1 when the session is over. */
 static int hello(struct target *t)
 {
@@ -80,6 +106,10 @@ static int hello(struct target *t)
 			       msg->hello->version, PHAUL_PROTO_VERSION);
 		return mig_fail(&t->m, -EPROTONOSUPPORT, "client speaks protocol version %u, we %u",
 				msg->hello->version, PHAUL_PROTO_VERSION);
+	}
+	if (msg->hello->has_resume && msg->hello->features & PHAUL_FEAT_PAGES_RESUME) {
+		relay_session(t, msg->hello->resume.data);
+		return 1;
 	}
 	if (msg->hello->has_resume) {
 		target_outcome(t, msg->hello->resume.data);

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "criu/criu.h"
+#include "engine/resume.h"
 #include "engine/session.h"
 #include "engine/target.h"
 
@@ -97,7 +98,8 @@ static int hold_for_commit(struct target *t, pid_t root)
 		return mig_fail(&t->m, r, "cannot report the restore: %s", strerror(-r));
 	t->st = ST_RESTORED;
 	mig_step(&t->m, "commit");
-	conn_set_timeout(t->m.conn, COMMIT_TIMEOUT_MS);
+	if (!t->remote) /* else the page server reads, with its own timeout */
+		conn_set_timeout(t->m.conn, COMMIT_TIMEOUT_MS);
 	r = t->remote ? recv_via_pager(t, &msg) : target_recv(t, &msg);
 	if (r < 0)
 		return r;
@@ -233,7 +235,7 @@ static int prepare_lazy(struct target *t, Phaul__Restore *rq, CriuOpts *o, int *
 	int link_ms = (rq->has_recover_timeout_s && rq->recover_timeout_s ?
 			       (int)MIN(rq->recover_timeout_s, 3600u) : 60) * 1000;
 	char img[4200];
-	int sp[2], r;
+	int sp[2], r, lfd;
 
 	t->ps.remote = t->remote;
 	r = pagestore_assemble(&t->ps, t->m.imgfd, true);
@@ -253,6 +255,8 @@ static int prepare_lazy(struct target *t, Phaul__Restore *rq, CriuOpts *o, int *
 	r = criu_lazy_pages_start(img, t->m.dir, sp[1], &t->lazy_pid);
 	close(sp[1]);
 	t->srv.client = t->lazy_pid;
+	if (t->remote && resume_listen(t->m.session_id, &lfd) == 0)
+		page_server_set_resume(&t->srv, lfd);
 	if (r < 0)
 		return mig_fail(&t->m, r, "cannot start criu lazy-pages");
 	*workfd = open(t->m.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -263,6 +267,20 @@ static int prepare_lazy(struct target *t, Phaul__Restore *rq, CriuOpts *o, int *
 	o->has_lazy_pages = true;
 	o->lazy_pages = true;
 	return 0;
+}
+
+/* The page server is done; go on with its connection if it replaced ours. */
+static int join_server(struct target *t)
+{
+	int r = page_server_join(&t->srv);
+	struct conn *c = page_server_conn(&t->srv);
+
+	if (c && c != t->m.conn) {
+		conn_free(t->m.conn);
+		t->m.conn = c;
+	}
+	t->srv.conn = NULL;
+	return r;
 }
 
 static void kill_tree(struct target *t)
@@ -282,7 +300,7 @@ static int wait_lazy(struct target *t, bool kill_it)
 	int status = 0, r;
 
 	if (t->lazy_pid <= 0) {
-		page_server_join(&t->srv);
+		join_server(t);
 		return 0;
 	}
 	if (kill_it)
@@ -290,7 +308,7 @@ static int wait_lazy(struct target *t, bool kill_it)
 	while (waitpid(t->lazy_pid, &status, 0) < 0 && errno == EINTR)
 		;
 	t->lazy_pid = 0;
-	r = page_server_join(&t->srv);
+	r = join_server(t);
 	if (kill_it)
 		return 0;
 	if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) || r < 0) {

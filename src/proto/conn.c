@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +51,23 @@ int conn_read(struct conn *c, void *buf, size_t len)
 		c->bytes_in += n;
 	}
 	return 0;
+}
+
+ssize_t conn_read_some(struct conn *c, void *buf, size_t len)
+{
+	ssize_t n = c->ops->read(c->priv, buf, len);
+
+	if (n == 0)
+		return -EPIPE;
+	if (n > 0)
+		c->bytes_in += n;
+	return n;
+}
+
+void conn_abort(struct conn *c)
+{
+	if (c->ops->abort)
+		c->ops->abort(c->priv);
 }
 
 static void rate_wait(struct conn *c, size_t len)
@@ -170,6 +188,11 @@ static int fd_poll_fd(void *priv, bool *buffered)
 	return ((struct fd_priv *)priv)->fd;
 }
 
+static void fd_abort(void *priv)
+{
+	shutdown(((struct fd_priv *)priv)->fd, SHUT_RDWR);
+}
+
 static void fd_close(void *priv)
 {
 	struct fd_priv *f = priv;
@@ -184,6 +207,7 @@ static const struct conn_ops fd_ops = {
 	.set_timeout = fd_set_timeout,
 	.close = fd_close,
 	.poll_fd = fd_poll_fd,
+	.abort = fd_abort,
 };
 
 int conn_from_fd(int fd, struct conn **ret)

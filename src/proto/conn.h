@@ -28,6 +28,8 @@ struct conn_ops {
 	/* Optional: how long unacknowledged data may wait before the link is
 	 * declared dead (TCP_USER_TIMEOUT). */
 	int (*set_link_timeout)(void *priv, int timeout_ms);
+	/* Optional: break the link now (both directions), for fault tests. */
+	void (*abort)(void *priv);
 };
 
 struct conn {
@@ -56,6 +58,10 @@ static inline void conn_freep(struct conn **c)
 #define _cleanup_conn_ __attribute__((cleanup(conn_freep)))
 
 int conn_read(struct conn *c, void *buf, size_t len);
+/* Whatever is there, 1..@len bytes (a relay's read); -EPIPE at the end. */
+ssize_t conn_read_some(struct conn *c, void *buf, size_t len);
+/* Break the link (both directions); the peer sees it reset or closed. */
+void conn_abort(struct conn *c);
 int conn_write(struct conn *c, const void *buf, size_t len);
 /* 0 = wait forever (the TCP user timeout still ends a dead link). */
 int conn_set_timeout(struct conn *c, int timeout_ms);

@@ -20,6 +20,9 @@
 
 #define PHAUL_PROTO_VERSION 1
 #define PHAUL_SESSION_ID_LEN 16
+/* Hello.features: with `resume`, reattach to a post-copy session whose
+ * connection broke (instead of asking its outcome). */
+#define PHAUL_FEAT_PAGES_RESUME (1ULL << 0)
 
 /* Limits on peer-controlled fields (documented in PROTOCOL.txt). */
 #define MSG_TEXT_MAX 1024

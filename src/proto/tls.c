@@ -104,6 +104,11 @@ static int tls_set_link_timeout(void *priv, int timeout_ms)
 	return 0;
 }
 
+static void tls_abort(void *priv)
+{
+	shutdown(((struct tls_priv *)priv)->fd, SHUT_RDWR);
+}
+
 static void tls_close(void *priv)
 {
 	struct tls_priv *t = priv;
@@ -129,6 +134,7 @@ static const struct conn_ops tls_ops = {
 	.close = tls_close,
 	.poll_fd = tls_poll_fd,
 	.set_link_timeout = tls_set_link_timeout,
+	.abort = tls_abort,
 };
 
 static void tune_socket(int fd)

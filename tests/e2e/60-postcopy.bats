@@ -218,3 +218,35 @@ no_workload_anywhere() {
 	no_workload_anywhere
 	pid_alive_in dst "$DAEMON_PID"
 }
+
+# The connection itself breaks (not just a silent link): src.postcopy and
+# dst.postcopy shut the TCP connection down in the middle of post-copy
+# (after 64 page requests).  The source dials again, the daemon relays the
+# new connection to the waiting session, and post-copy goes on.
+reconnect_case() {
+	local point=$1 senv=() denv=()
+	require_fault "$point"
+	if [ "${point%%.*}" = src ]; then senv=("PHAUL_FAULT=$point"); else denv=("PHAUL_FAULT=$point"); fi
+	serve_start "${denv[@]}"
+	start_mtouch
+	migrate "${senv[@]}" -- --key "$KEY" --mode lazy --bandwidth 400 -v --json "$PID"
+	[ "$status" -eq 0 ] || { echo "migrate exited $status: $stderr" >&2; false; }
+	grep -q "reconnected: post-copy goes on" <<<"$stderr" ||
+		{ echo "the source never reconnected: $stderr" >&2; false; }
+	grep -q "the source is back" "$SERVE_LOG" ||
+		{ echo "the session never took the resumed connection" >&2; false; }
+	assert_only_in dst "$PID"
+	ticks_advance "$LOG" 50
+	check_postcopy_json lazy
+	verify_in dst
+	check_ticks "$LOG"
+	assert_workdir_clean
+}
+
+@test "lazy: the connection breaks on the source's side during post-copy: it reconnects, completes, every page verifies" {
+	reconnect_case src.postcopy
+}
+
+@test "lazy: the connection breaks on the destination's side during post-copy: the source reconnects, completes, every page verifies" {
+	reconnect_case dst.postcopy
+}
