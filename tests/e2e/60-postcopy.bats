@@ -7,6 +7,7 @@
 
 load lib/hosts
 load lib/phaul
+load lib/fixtures
 
 SIZE_MIB=256
 HOT_MIB=16
@@ -23,26 +24,6 @@ setup() {
 
 teardown() {
 	hosts_teardown
-}
-
-start_mtouch() {
-	LOG=$SCRATCH/mtouch.log
-	PID=$(start_in_src "$WORKLOADS/mtouch" --size "$SIZE_MIB" --hot "$HOT_MIB" \
-		--rate "$RATE_MIB" --log "$LOG" --verify-signal "$@")
-	wait_for 60 grep -q '^READY' "$LOG" || { echo "mtouch never got READY" >&2; false; }
-	ticks_advance "$LOG" 50
-}
-
-verify_in() {
-	local host=$1 n line
-	n=$(grep -c '^VERIFY' "$LOG" || true)
-	in_"$host" kill -USR1 "$PID"
-	wait_for 60 eval '[ "$(grep -c "^VERIFY" "$LOG")" -gt '"$n"' ]' ||
-		{ echo "no VERIFY line from mtouch in $host within 60 s" >&2; return 1; }
-	line=$(grep '^VERIFY' "$LOG" | tail -n1)
-	note "$host: $line"
-	[[ "$line" == "VERIFY PASS pages=$PAGES "* ]] ||
-		{ echo "memory check failed in $host: $line" >&2; return 1; }
 }
 
 # check_postcopy_json MODE: the statistics of a post-copy migration.
@@ -64,7 +45,7 @@ check_postcopy_json() {
 
 @test "lazy: mtouch 256 MiB moves restore-first; every page verifies on dst" {
 	serve_start
-	start_mtouch
+	fx_start_mtouch "$SIZE_MIB" "$HOT_MIB" "$RATE_MIB"
 	migrate --key "$KEY" --mode lazy --json "$PID"
 	[ "$status" -eq 0 ] || { echo "migrate failed: $stderr" >&2; false; }
 	assert_only_in dst "$PID"
@@ -73,14 +54,14 @@ check_postcopy_json() {
 	# every page came after the commit
 	(($(json .postcopy.pages_fetched) >= PAGES)) ||
 		{ echo "only $(json .postcopy.pages_fetched) of $PAGES pages fetched" >&2; false; }
-	verify_in dst
+	fx_verify_mtouch dst
 	check_ticks "$LOG"
 	assert_workdir_clean
 }
 
 @test "hybrid: rounds, then post-copy of the dirty rest; every page verifies on dst" {
 	serve_start
-	start_mtouch
+	fx_start_mtouch "$SIZE_MIB" "$HOT_MIB" "$RATE_MIB"
 	migrate --key "$KEY" --mode hybrid --json "$PID"
 	[ "$status" -eq 0 ] || { echo "migrate failed: $stderr" >&2; false; }
 	assert_only_in dst "$PID"
@@ -91,7 +72,7 @@ check_postcopy_json() {
 	(($(json .postcopy.pages_local) > 0))
 	(($(json .postcopy.pages_fetched) <= $(json .postcopy.pages_left_at_freeze))) ||
 		{ echo "fetched $(json .postcopy.pages_fetched) pages, more than the $(json .postcopy.pages_left_at_freeze) left at the freeze" >&2; false; }
-	verify_in dst
+	fx_verify_mtouch dst
 	check_ticks "$LOG"
 	assert_workdir_clean
 }
@@ -121,31 +102,31 @@ no_workload_anywhere() {
 @test "lazy, failure: restore fails on dst before the commit: rolled back, memory intact on src" {
 	require_fault dst.restore
 	serve_start PHAUL_FAULT=dst.restore
-	start_mtouch
+	fx_start_mtouch "$SIZE_MIB" "$HOT_MIB" "$RATE_MIB"
 	migrate --key "$KEY" --mode lazy --json "$PID"
 	assert_failed_with 'restor'
 	[ "$status" -eq 1 ]
 	[ "$(json .outcome)" = rolled-back ]
 	assert_rolled_back "$LOG" "$PID"
-	verify_in src
+	fx_verify_mtouch src
 	check_ticks "$LOG"
 }
 
 @test "hybrid, failure: the restored tree fails before the commit: rolled back, memory intact on src" {
 	require_fault dst.restored
 	serve_start PHAUL_FAULT=dst.restored
-	start_mtouch
+	fx_start_mtouch "$SIZE_MIB" "$HOT_MIB" "$RATE_MIB"
 	migrate --key "$KEY" --mode hybrid --json "$PID"
 	assert_failed_with 'restor'
 	[ "$(json .outcome)" = rolled-back ]
 	assert_rolled_back "$LOG" "$PID"
-	verify_in src
+	fx_verify_mtouch src
 	check_ticks "$LOG"
 }
 
 @test "lazy on a 200mbit link: the link is cut for 5 s during post-copy; it completes and every page verifies" {
 	serve_start
-	start_mtouch
+	fx_start_mtouch "$SIZE_MIB" "$HOT_MIB" "$RATE_MIB"
 	MIGRATE_MODE=lazy
 	MIGRATE_TIMEOUT=180
 	in_src timeout -k 5 "$MIGRATE_TIMEOUT" "$PHAUL" migrate --to "$DST_ADDR:$PHAUL_PORT" \
@@ -167,16 +148,18 @@ no_workload_anywhere() {
 	assert_only_in dst "$PID"
 	ticks_advance "$LOG" 50
 	check_postcopy_json lazy
-	verify_in dst
+	fx_verify_mtouch dst
 	check_ticks "$LOG"
 	assert_workdir_clean
 }
 
 @test "lazy, failure: phaul migrate is killed (-9) during post-copy: the workload is lost on both sides, said clearly, nothing half-alive" {
 	serve_start
-	start_mtouch
+	fx_start_mtouch "$SIZE_MIB" "$HOT_MIB" "$RATE_MIB"
+	# --recover-timeout: how long dst waits for the source to come back
 	in_src timeout -k 5 120 "$PHAUL" migrate --to "$DST_ADDR:$PHAUL_PORT" --mode lazy \
-		--bandwidth 200 --key "$KEY" "$PID" >"$SCRATCH/m.out" 2>"$SCRATCH/m.err" 3>&- 4>&- &
+		--bandwidth 200 --recover-timeout 5 --key "$KEY" "$PID" \
+		>"$SCRATCH/m.out" 2>"$SCRATCH/m.err" 3>&- 4>&- &
 	MJOB=$!
 	wait_committed
 	sleep 1
@@ -199,7 +182,7 @@ no_workload_anywhere() {
 @test "lazy, failure: the dst session is killed (-9) during post-copy: exit 4, the workload is lost on both sides, nothing half-alive" {
 	local spid
 	serve_start
-	start_mtouch
+	fx_start_mtouch "$SIZE_MIB" "$HOT_MIB" "$RATE_MIB"
 	in_src timeout -k 5 120 "$PHAUL" migrate --to "$DST_ADDR:$PHAUL_PORT" --mode lazy \
 		--bandwidth 200 --key "$KEY" --json "$PID" >"$SCRATCH/m.out" 2>"$SCRATCH/m.err" 3>&- 4>&- &
 	MJOB=$!
@@ -228,7 +211,7 @@ reconnect_case() {
 	require_fault "$point"
 	if [ "${point%%.*}" = src ]; then senv=("PHAUL_FAULT=$point"); else denv=("PHAUL_FAULT=$point"); fi
 	serve_start "${denv[@]}"
-	start_mtouch
+	fx_start_mtouch "$SIZE_MIB" "$HOT_MIB" "$RATE_MIB"
 	migrate "${senv[@]}" -- --key "$KEY" --mode lazy --bandwidth 400 -v --json "$PID"
 	[ "$status" -eq 0 ] || { echo "migrate exited $status: $stderr" >&2; false; }
 	grep -q "reconnected: post-copy goes on" <<<"$stderr" ||
@@ -238,7 +221,7 @@ reconnect_case() {
 	assert_only_in dst "$PID"
 	ticks_advance "$LOG" 50
 	check_postcopy_json lazy
-	verify_in dst
+	fx_verify_mtouch dst
 	check_ticks "$LOG"
 	assert_workdir_clean
 }
