@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,44 @@ static int recv_data(struct pagestore *ps, struct conn *c, int fd, uint64_t byte
 	return 0;
 }
 
+static size_t first_after(const struct ps_round *rd, uint64_t vaddr);
+
+/* Punch [s, e) of run @i out of round @rd's file. */
+static bool punch(const struct ps_round *rd, size_t i, uint64_t s, uint64_t e)
+{
+	off_t off = (rd->first[i] + (s - rd->r[i].start) / PAGE) * PAGE;
+
+	return rd->fd >= 0 &&
+	       fallocate(rd->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, e - s) == 0;
+}
+
+/*
+ * [a, b) just came again: the copies older rounds hold are never read any
+ * more (the newest round wins), so their space goes back. Only the newest
+ * older copy of a page still holds space (the ones before it went when it
+ * came): that is what is counted as freed. Returns the bytes freed.
+ */
+static uint64_t release_older(struct ps_proc *p, uint64_t a, uint64_t b)
+{
+	struct rangeset seen = { 0 }, fresh = { 0 };
+	uint64_t freed = 0;
+
+	for (size_t k = p->nr_rounds; k-- > 0;) {
+		const struct ps_round *rd = &p->rounds[k];
+		for (size_t i = first_after(rd, a); i < rd->nr && rd->r[i].start < b; i++) {
+			uint64_t s = MAX(rd->r[i].start, a), e = MIN(rd->r[i].end, b);
+			rangeset_clear(&fresh);
+			if (rangeset_missing(&seen, s, e, &fresh) < 0 || rangeset_add(&seen, s, e) < 0)
+				break;
+			if (punch(rd, i, s, e))
+				freed += rangeset_bytes(&fresh);
+		}
+	}
+	rangeset_free(&seen);
+	rangeset_free(&fresh);
+	return freed;
+}
+
 int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRun *pr,
 		       uint64_t *budget)
 {
@@ -137,6 +176,7 @@ int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRu
 	if (r < 0)
 		return r;
 	*budget -= bytes;
+	*budget += release_older(p, pr->vaddr, end);
 	ps->pages += pr->nr_pages;
 	return 0;
 }

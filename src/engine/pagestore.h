@@ -9,7 +9,10 @@
  *   SESSION/rounds/K/parent -> ../K-1
  *
  * Pages arrive straight into round K's file while the workload runs, so
- * the frozen path writes only the last round's pages. At the end, either
+ * the frozen path writes only the last round's pages. A page that comes
+ * again releases its older copy (a hole punched in the older round's
+ * file), so the store holds each page once and stays within the space
+ * the preflight asked for. At the end, either
  * pagestore_assemble() points the lazy runs of CRIU's final pagemaps at
  * the chain (PE_PARENT, `parent` -> the last round) and CRIU's restore
  * reads them from there, or (lazy restore) they stay lazy and the page
