@@ -87,6 +87,7 @@ struct migration {
 	int ps_sk;			/* our end of CRIU's lazy page-server socket */
 	enum mig_outcome outcome;
 	bool peer_said;			/* the failure came as the peer's Error/Abort */
+	bool rolled_back;		/* migration_failed hooks have run */
 	struct mig_stats st;
 	const char *step;		/* the step running now, for errors */
 	int err;

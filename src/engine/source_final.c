@@ -204,7 +204,10 @@ static int on_post_dump(struct migration *m, struct criu *c)
 		criu_notify_reply(c, false);
 		return r;
 	}
-	/* rolled back (or never committed): CRIU resumes the tree */
+	/* rolled back (or never committed): storage first, then CRIU resumes
+	 * the tree, which finds its files where they were */
+	mig_hook(m, HOOK_MIGRATION_FAILED);
+	m->rolled_back = true;
 	criu_notify_reply(c, false);
 	if (m->step && !strcmp(m->step, "commit"))
 		stop_tree(m, SIGCONT);
@@ -353,7 +356,7 @@ int source_final_dump(struct migration *m)
 	if (m->conn && !m->peer_said && m->outcome != OUTCOME_IN_DOUBT)
 		msg_send_abort(m->conn, m->error);
 	precopy_stop(m);
-	if (m->outcome != OUTCOME_IN_DOUBT)
+	if (m->outcome != OUTCOME_IN_DOUBT && !m->rolled_back)
 		mig_hook(m, HOOK_MIGRATION_FAILED);
 	return r < 0 ? r : -EIO;
 }

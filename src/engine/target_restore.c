@@ -238,6 +238,9 @@ int target_restore(struct target *t, Phaul__Restore *rq)
 	r = fault_point("dst.restore");
 	if (r < 0)
 		return mig_fail(&t->m, r, "injected fault");
+	r = mig_hook(&t->m, HOOK_TARGET_RESTORE);
+	if (r < 0)
+		return mig_fail(&t->m, r, "storage could not be made ready for the restore");
 	if (t->live)
 		r = prepare_lazy(t, &o, &workfd);
 	if (r == 0)

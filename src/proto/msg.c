@@ -114,6 +114,13 @@ static int check_body(Msg *m)
 	}
 	case PHAUL__MSG__BODY_ROUND_END:
 		return m->round_end->round <= MSG_ROUNDS_MAX ? 0 : -EPROTO;
+	case PHAUL__MSG__BODY_FS_SYNC:
+		return m->fs_sync->driver < MSG_FS_MAX && m->fs_sync->round <= MSG_ROUNDS_MAX ?
+			       0 : -EPROTO;
+	case PHAUL__MSG__BODY_FS_DATA:
+		return !m->fs_data->has_data || m->fs_data->data.len <= MSG_FSDATA_MAX ? 0 : -EPROTO;
+	case PHAUL__MSG__BODY_FS_SYNC_DONE:
+		return m->fs_sync_done->status >= 0 && m->fs_sync_done->status <= 255 ? 0 : -EPROTO;
 	case PHAUL__MSG__BODY_FILE_END:
 	case PHAUL__MSG__BODY_RESTORE:
 	case PHAUL__MSG__BODY_COMMIT:
@@ -168,6 +175,9 @@ const char *msg_name(int body_case)
 		[PHAUL__MSG__BODY_ERROR] = "Error",
 		[PHAUL__MSG__BODY_PAGE_RUN] = "PageRun",
 		[PHAUL__MSG__BODY_ROUND_END] = "RoundEnd",
+		[PHAUL__MSG__BODY_FS_SYNC] = "FsSync",
+		[PHAUL__MSG__BODY_FS_DATA] = "FsData",
+		[PHAUL__MSG__BODY_FS_SYNC_DONE] = "FsSyncDone",
 	};
 
 	if (body_case <= 0 || (size_t)body_case >= ARRAY_SIZE(names) || !names[body_case])

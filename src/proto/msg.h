@@ -31,6 +31,7 @@
 #define MSG_RUN_PAGES_MAX 64u		/* one FRAME_DATA_MAX of pages */
 #define MSG_VADDR_LIMIT (1ULL << 57)
 #define MSG_ROUNDS_MAX 1000u
+#define MSG_FSDATA_MAX (60u * 1024)	/* bytes of one FsData */
 
 typedef Phaul__Msg Msg;
 
