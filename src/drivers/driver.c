@@ -94,7 +94,8 @@ int driver_fs_index(const struct migration *m, const struct driver *d)
 	return -ENOENT;
 }
 
-/* Every storage hook has its fault point, "fs.HOOK" (fault.c's table). */
+/* Every storage hook has its fault point, "fs.HOOK" (fault.c's table),
+ * armed whether or not the driver implements the hook. */
 static int fs_fault(enum driver_hook hook)
 {
 	char name[64];
@@ -106,12 +107,11 @@ static int fs_fault(enum driver_hook hook)
 int driver_call(struct driver *d, enum driver_hook hook, struct migration *m)
 {
 	driver_hook_fn fn = (unsigned)hook < HOOK__MAX ? d->ops->hooks[hook] : NULL;
-	int r;
+	int r = d->ops->kind == DRV_FS ? fs_fault(hook) : 0;
 
-	if (!fn)
+	if (r == 0 && !fn)
 		return 0;
 	pr_debug("%s: %s", d->ops->name, hook_names[hook]);
-	r = d->ops->kind == DRV_FS ? fs_fault(hook) : 0;
 	if (r == 0)
 		r = fn(d, m);
 	if (r < 0)
