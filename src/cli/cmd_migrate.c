@@ -15,13 +15,17 @@ static void migrate_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: phaul migrate --to ADDR:PORT --key FILE [options] PID\n"
-		"  --mode live|stop       live (default): copy memory in rounds while the\n"
+		"  --mode live|stop|restart\n"
+		"                         live (default): copy memory in rounds while the\n"
 		"                         workload runs, then a short freeze; stop: freeze,\n"
-		"                         copy everything, restore\n"
+		"                         copy everything, restore; restart: no CRIU: sync\n"
+		"                         storage, stop the workload (SIGTERM), start it\n"
+		"                         there with the same command line, env and cwd\n"
 		"  --downtime-ms MS       live: target frozen time (default 300)\n"
 		"  --max-iters N          live: at most N pre-copy rounds (default 8)\n"
 		"  --max-time SEC         live: at most SEC seconds of pre-copy\n"
-		"  --fs SPEC              storage driver, repeatable (default: shared)\n"
+		"  --fs SPEC              storage driver, repeatable (default: shared):\n"
+		"                         shared, sync:DIR, disk:IMAGE:MOUNTPOINT\n"
 		"  --json                 print one JSON object with the statistics on stdout\n"
 		"  --workdir DIR          scratch space for images (default " PHAUL_DEFAULT_WORKDIR ")\n"
 		"  --shell-job            the tree was started from a shell (auto-detected)\n"
@@ -131,8 +135,9 @@ int cmd_migrate(int argc, char **argv)
 		migrate_usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (strcmp(o.mode, "stop") && strcmp(o.mode, "live")) {
-		fprintf(stderr, "phaul: mode '%s' is not supported (yet): use stop or live\n", o.mode);
+	if (strcmp(o.mode, "stop") && strcmp(o.mode, "live") && strcmp(o.mode, "restart")) {
+		fprintf(stderr, "phaul: mode '%s' is not supported: use live, stop or restart\n",
+			o.mode);
 		return EXIT_USAGE;
 	}
 	if (o.nr_fs == 0)

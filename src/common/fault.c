@@ -14,10 +14,11 @@
 static const char *const fault_points[] = {
 	/* source side, in the order a migration reaches them */
 	"src.connect", "src.preflight", "src.round", "src.dump", "src.transfer",
+	"src.stop", "src.restart",
 	"src.restore", "src.commit", "src.committed", "src.cleanup",
 	/* destination side */
 	"dst.handshake", "dst.preflight", "dst.round", "dst.transfer",
-	"dst.restore", "dst.restored", "dst.commit", "dst.cleanup",
+	"dst.restore", "dst.restored", "dst.commit", "dst.cleanup", "dst.restart",
 	/* storage drivers: one per hook (drivers/driver.c), either side */
 	"fs.start_migration", "fs.next_iteration", "fs.frozen", "fs.stop_migration",
 	"fs.migration_complete", "fs.migration_failed", "fs.target_check",

@@ -133,7 +133,6 @@ static int remote_commit(struct migration *m, struct criu *c)
 {
 	Msg msg = PHAUL__MSG__INIT;
 	Phaul__Commit cm = PHAUL__COMMIT__INIT;
-	_cleanup_msg_ Msg *reply = NULL;
 	int r;
 
 	mig_step(m, "commit");
@@ -146,19 +145,28 @@ static int remote_commit(struct migration *m, struct criu *c)
 	msg.body_case = PHAUL__MSG__BODY_COMMIT;
 	msg.commit = &cm;
 	r = msg_send(m->conn, &msg);
+	return source_await_committed(m, r);
+}
+
+int source_await_committed(struct migration *m, int r)
+{
+	_cleanup_msg_ Msg *reply = NULL;
+
 	if (r == 0)
 		r = expect_msg(m, PHAUL__MSG__BODY_COMMITTED, &reply);
 	if (r == 0) {
 		m->st.commit_ms = now_ms();
 		m->st.restore_ms = reply->committed->restore_ms;
 		m->outcome = OUTCOME_COMMITTED;
+		pr_info("the workload runs on the destination as PID %d",
+			reply->committed->root_pid);
 		return 0;
 	}
 	if (m->peer_said) {
 		m->outcome = OUTCOME_ABORTED;
 		return r;
 	}
-	/* the link broke after Commit went out: ask how it ended */
+	/* the link broke after Commit (or Restart) went out: ask how it ended */
 	m->outcome = source_resolve(m);
 	return m->outcome == OUTCOME_COMMITTED ? 0 : r;
 }

@@ -152,7 +152,8 @@ static int receive_images(struct target *t, Msg **ret_restore)
 		r = target_recv(t, &msg);
 		if (r < 0)
 			return r;
-		if (msg->body_case == PHAUL__MSG__BODY_RESTORE) {
+		if (msg->body_case == PHAUL__MSG__BODY_RESTORE ||
+		    msg->body_case == PHAUL__MSG__BODY_RESTART) {
 			*ret_restore = msg;
 			break;
 		}
@@ -210,6 +211,10 @@ static int run(struct target *t)
 	r = receive_images(t, &restore);
 	if (r < 0)
 		return r;
+	if (restore->body_case == PHAUL__MSG__BODY_RESTART)
+		return target_restart(t, restore->restart);
+	if (!strcmp(t->m.mode, "restart"))
+		return mig_fail(&t->m, -EPROTO, "Restore in restart mode");
 	return target_restore(t, restore->restore);
 }
 

@@ -21,7 +21,7 @@
 
 #define SPACE_RESERVE (16ULL << 20)
 
-static const char *const known_modes[] = { "stop", "live" };
+static const char *const known_modes[] = { "stop", "live", "restart" };
 
 static int check_mode(struct target *t, const char *mode)
 {
@@ -159,7 +159,8 @@ int target_preflight(struct target *t, Phaul__Preflight *p)
 		r = setup_drivers(t, p);
 	if (r == 0)
 		r = copy_pids(m, p);
-	if (r == 0)
+	/* restart mode does without CRIU */
+	if (r == 0 && strcmp(m->mode, "restart"))
 		r = check_criu(t, p->criu_version, &ver);
 	if (r == 0 && p->has_cpuinfo)
 		r = check_cpu(t, &p->cpuinfo);

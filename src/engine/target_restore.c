@@ -38,7 +38,7 @@ static int send_ready(struct target *t, pid_t root)
 	return msg_send(t->m.conn, &msg);
 }
 
-static int send_committed(struct target *t, pid_t root)
+int target_send_committed(struct target *t, pid_t root)
 {
 	Phaul__Committed c = PHAUL__COMMITTED__INIT;
 	Msg msg = PHAUL__MSG__INIT;
@@ -155,7 +155,7 @@ static int finish_commit(struct target *t, pid_t root)
 
 	outcome_write(t->so->workdir, t->hex, "committed", root);
 	pr_info("committed: tree %d runs here", root);
-	r = send_committed(t, root);
+	r = target_send_committed(t, root);
 	if (r < 0)
 		pr_warn("could not confirm the commit to the source; it will ask");
 	wait_lazy(t, false);

@@ -73,6 +73,21 @@ static int check_preflight(Phaul__Preflight *p)
 	return 0;
 }
 
+/* Peer strings that become a command line: bounded, nothing else. */
+static int check_restart(Phaul__Restart *r)
+{
+	if (r->n_argv == 0 || r->n_argv > MSG_ARGV_MAX || r->n_env > MSG_ENV_MAX)
+		return -EPROTO;
+	if (!r->argv[0][0] || strnlen(r->cwd, MSG_PATH_MAX + 1) > MSG_PATH_MAX || r->cwd[0] != '/')
+		return -EPROTO;
+	if (r->stdout && (strnlen(r->stdout, MSG_PATH_MAX + 1) > MSG_PATH_MAX || r->stdout[0] != '/'))
+		return -EPROTO;
+	for (size_t i = 0; i < r->n_env; i++)
+		if (!strchr(r->env[i], '=') || r->env[i][0] == '=')
+			return -EPROTO;
+	return 0;
+}
+
 static int check_body(Msg *m)
 {
 	switch (m->body_case) {
@@ -121,6 +136,8 @@ static int check_body(Msg *m)
 		return !m->fs_data->has_data || m->fs_data->data.len <= MSG_FSDATA_MAX ? 0 : -EPROTO;
 	case PHAUL__MSG__BODY_FS_SYNC_DONE:
 		return m->fs_sync_done->status >= 0 && m->fs_sync_done->status <= 255 ? 0 : -EPROTO;
+	case PHAUL__MSG__BODY_RESTART:
+		return check_restart(m->restart);
 	case PHAUL__MSG__BODY_FILE_END:
 	case PHAUL__MSG__BODY_RESTORE:
 	case PHAUL__MSG__BODY_COMMIT:
@@ -178,6 +195,7 @@ const char *msg_name(int body_case)
 		[PHAUL__MSG__BODY_FS_SYNC] = "FsSync",
 		[PHAUL__MSG__BODY_FS_DATA] = "FsData",
 		[PHAUL__MSG__BODY_FS_SYNC_DONE] = "FsSyncDone",
+		[PHAUL__MSG__BODY_RESTART] = "Restart",
 	};
 
 	if (body_case <= 0 || (size_t)body_case >= ARRAY_SIZE(names) || !names[body_case])

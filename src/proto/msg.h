@@ -32,6 +32,9 @@
 #define MSG_VADDR_LIMIT (1ULL << 57)
 #define MSG_ROUNDS_MAX 1000u
 #define MSG_FSDATA_MAX (60u * 1024)	/* bytes of one FsData */
+#define MSG_ARGV_MAX 256u
+#define MSG_ENV_MAX 1024u
+#define MSG_PATH_MAX 4096u
 
 typedef Phaul__Msg Msg;
 
