@@ -114,7 +114,10 @@ int driver_call(struct driver *d, enum driver_hook hook, struct migration *m)
 	pr_debug("%s: %s", d->ops->name, hook_names[hook]);
 	if (r == 0)
 		r = fn(d, m);
-	if (r < 0)
+	/* the first failure is the migration's, unless the commit is past */
+	if (r < 0 && !m->error[0] && hook != HOOK_MIGRATION_COMPLETE && hook != HOOK_TARGET_CLEANUP)
+		mig_fail(m, r, "%s driver: %s failed", d->ops->name, hook_names[hook]);
+	else if (r < 0)
 		pr_err("%s driver: %s failed", d->ops->name, hook_names[hook]);
 	return r;
 }
