@@ -11,6 +11,8 @@
 int cmd_keygen(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+/* Internal: the remote shell of the sync driver's rsync client. */
+int cmd_fdpipe(int argc, char **argv);
 
 /* The end-of-migration report: JSON on stdout, or a human summary. */
 void report_json(const struct migration *m, bool ok);

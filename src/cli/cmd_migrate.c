@@ -19,11 +19,15 @@ static void migrate_usage(FILE *f)
 		"                         workload runs, then a short freeze; stop: freeze,\n"
 		"                         copy everything, restore; lazy: restore first, the\n"
 		"                         memory follows on demand (post-copy); hybrid: live\n"
-		"                         rounds, then post-copy for what is still dirty\n"
+		"                         rounds, then post-copy for what is still dirty;\n"
+		"                         restart: no CRIU: sync storage, stop the workload\n"
+		"                         (SIGTERM), start it there with the same command\n"
+		"                         line, env and cwd\n"
 		"  --downtime-ms MS       live: target frozen time (default 300)\n"
 		"  --max-iters N          live: at most N pre-copy rounds (default 8)\n"
 		"  --max-time SEC         live: at most SEC seconds of pre-copy\n"
-		"  --fs SPEC              storage driver, repeatable (default: shared)\n"
+		"  --fs SPEC              storage driver, repeatable (default: shared):\n"
+		"                         shared, sync:DIR, disk:IMAGE:MOUNTPOINT\n"
 		"  --json                 print one JSON object with the statistics on stdout\n"
 		"  --workdir DIR          scratch space for images (default " PHAUL_DEFAULT_WORKDIR ")\n"
 		"  --shell-job            the tree was started from a shell (auto-detected)\n"
@@ -136,7 +140,8 @@ int cmd_migrate(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (!mode_known(o.mode)) {
-		fprintf(stderr, "phaul: unknown mode '%s': use live, stop, lazy or hybrid\n", o.mode);
+		fprintf(stderr, "phaul: unknown mode '%s': use live, stop, lazy, hybrid or restart\n",
+			o.mode);
 		return EXIT_USAGE;
 	}
 	if (o.nr_fs == 0)

@@ -46,6 +46,8 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 1, argv + 1);
 	if (!strcmp(cmd, "migrate"))
 		return cmd_migrate(argc - 1, argv + 1);
+	if (!strcmp(cmd, "__fdpipe"))
+		return cmd_fdpipe(argc - 1, argv + 1);
 	if (!strcmp(cmd, "faults")) {
 		fault_list();
 		return 0;

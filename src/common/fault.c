@@ -14,10 +14,16 @@
 static const char *const fault_points[] = {
 	/* source side, in the order a migration reaches them */
 	"src.connect", "src.preflight", "src.round", "src.dump", "src.transfer",
+	"src.stop", "src.restart",
 	"src.restore", "src.commit", "src.committed", "src.postcopy", "src.cleanup",
 	/* destination side */
 	"dst.handshake", "dst.preflight", "dst.round", "dst.transfer",
-	"dst.restore", "dst.restored", "dst.commit", "dst.postcopy", "dst.cleanup",
+	"dst.restore", "dst.restored", "dst.commit", "dst.postcopy", "dst.cleanup", "dst.restart",
+	/* storage drivers: one per hook (drivers/driver.c), either side */
+	"fs.start_migration", "fs.next_iteration", "fs.frozen", "fs.stop_migration",
+	"fs.migration_complete", "fs.migration_failed", "fs.target_check",
+	"fs.target_restore", "fs.target_restored", "fs.target_cleanup", "fs.target_abort",
+	"fs.sync_round",	/* sync: before each rsync round, source side */
 };
 
 enum fault_action { FA_NONE, FA_FAIL, FA_DELAY, FA_KILL };

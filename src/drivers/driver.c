@@ -2,16 +2,21 @@
 #define LOG_PREFIX "driver: "
 #include "drivers/driver.h"
 
+#include <stdio.h>
 #include <string.h>
 
+#include "common/fault.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "drivers/fs/fs.h"
 #include "drivers/htype/htype.h"
+#include "engine/migration.h"
 
 static const struct driver_ops *const registry[] = {
 	&htype_pid_ops,
 	&fs_shared_ops,
+	&fs_sync_ops,
+	&fs_disk_ops,
 };
 
 static const char *const hook_names[HOOK__MAX] = {
@@ -23,6 +28,7 @@ static const char *const hook_names[HOOK__MAX] = {
 	[HOOK_MIGRATION_COMPLETE] = "migration_complete",
 	[HOOK_MIGRATION_FAILED] = "migration_failed",
 	[HOOK_TARGET_CHECK] = "target_check",
+	[HOOK_TARGET_RESTORE] = "target_restore",
 	[HOOK_TARGET_RESTORED] = "target_restored",
 	[HOOK_TARGET_CLEANUP] = "target_cleanup",
 	[HOOK_TARGET_ABORT] = "target_abort",
@@ -80,16 +86,38 @@ void driver_free(struct driver *d)
 	free(d);
 }
 
+int driver_fs_index(const struct migration *m, const struct driver *d)
+{
+	for (size_t i = 1; i < m->nr_drv; i++)
+		if (m->drv[i] == d)
+			return i - 1;
+	return -ENOENT;
+}
+
+/* Every storage hook has its fault point, "fs.HOOK" (fault.c's table),
+ * armed whether or not the driver implements the hook. */
+static int fs_fault(enum driver_hook hook)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "fs.%s", hook_names[hook]);
+	return fault_point(name);
+}
+
 int driver_call(struct driver *d, enum driver_hook hook, struct migration *m)
 {
 	driver_hook_fn fn = (unsigned)hook < HOOK__MAX ? d->ops->hooks[hook] : NULL;
-	int r;
+	int r = d->ops->kind == DRV_FS ? fs_fault(hook) : 0;
 
-	if (!fn)
+	if (r == 0 && !fn)
 		return 0;
 	pr_debug("%s: %s", d->ops->name, hook_names[hook]);
-	r = fn(d, m);
-	if (r < 0)
+	if (r == 0)
+		r = fn(d, m);
+	/* the first failure is the migration's, unless the commit is past */
+	if (r < 0 && !m->error[0] && hook != HOOK_MIGRATION_COMPLETE && hook != HOOK_TARGET_CLEANUP)
+		mig_fail(m, r, "%s driver: %s failed", d->ops->name, hook_names[hook]);
+	else if (r < 0)
 		pr_err("%s driver: %s failed", d->ops->name, hook_names[hook]);
 	return r;
 }

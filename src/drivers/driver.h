@@ -17,6 +17,9 @@
  *   migration_failed   roll back: the workload resumes on the source
  * Destination side:
  *   target_check       preflight on the destination
+ *   target_msg         a message for this driver during the transfer
+ *                      (FsSync: the driver runs the exchange it starts)
+ *   target_restore     all images are here, CRIU restores next (mount)
  *   restore_opts       CRIU options for the restore
  *   target_restored    restored, held stopped until the commit
  *   target_cleanup     committed: drop what only served the migration
@@ -34,6 +37,7 @@
 #include <stddef.h>
 
 #include "criu-rpc.pb-c.h"
+#include "phaul.pb-c.h"
 
 struct migration;
 struct driver;
@@ -49,6 +53,7 @@ enum driver_hook {
 	HOOK_MIGRATION_COMPLETE,
 	HOOK_MIGRATION_FAILED,
 	HOOK_TARGET_CHECK,
+	HOOK_TARGET_RESTORE,
 	HOOK_TARGET_RESTORED,
 	HOOK_TARGET_CLEANUP,
 	HOOK_TARGET_ABORT,
@@ -67,6 +72,8 @@ struct driver_ops {
 	driver_hook_fn hooks[HOOK__MAX];
 	int (*dump_opts)(struct driver *d, struct migration *m, CriuOpts *o);
 	int (*restore_opts)(struct driver *d, struct migration *m, CriuOpts *o);
+	/* Destination: a storage message addressed to this driver. */
+	int (*target_msg)(struct driver *d, struct migration *m, Phaul__Msg *msg);
 };
 
 struct driver {
@@ -80,5 +87,7 @@ int driver_new(enum driver_kind kind, const char *spec, struct driver **ret);
 void driver_free(struct driver *d);
 int driver_call(struct driver *d, enum driver_hook hook, struct migration *m);
 const char *driver_hook_name(enum driver_hook hook);
+/* The index of @d among m's storage drivers (the Preflight's fs list). */
+int driver_fs_index(const struct migration *m, const struct driver *d);
 
 #endif

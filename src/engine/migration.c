@@ -21,7 +21,8 @@ static bool is_one_of(const char *mode, const char *const *set)
 
 bool mode_known(const char *mode)
 {
-	return is_one_of(mode, (const char *const[]){ "stop", "live", "lazy", "hybrid", NULL });
+	return is_one_of(mode,
+			 (const char *const[]){ "stop", "live", "lazy", "hybrid", "restart", NULL });
 }
 
 bool mode_has_rounds(const char *mode)

@@ -98,6 +98,7 @@ struct migration {
 	int (*on_page_req)(struct migration *m, const Phaul__PageReq *rq);
 	enum mig_outcome outcome;
 	bool peer_said;			/* the failure came as the peer's Error/Abort */
+	bool rolled_back;		/* migration_failed hooks have run */
 	struct mig_stats st;
 	const char *step;		/* the step running now, for errors */
 	int err;

@@ -425,6 +425,14 @@ static void early_join(struct precopy *pc)
 	pc->early_running = false;
 }
 
+int precopy_early_wait(struct migration *m)
+{
+	if (!m->pc)
+		return 0;
+	early_join(m->pc);
+	return m->pc->early_err;
+}
+
 /* While frozen: what the destination lacks goes into every pending set. */
 static int plan(struct migration *m, uint64_t *dirty, uint64_t *scanned)
 {

@@ -26,6 +26,8 @@ int precopy_rounds(struct migration *m);
  * thread of its own, while CRIU dumps. precopy_final() waits for it.
  */
 int precopy_early_start(struct migration *m);
+/* Wait for that thread: the connection is free again. Its error, if any. */
+int precopy_early_wait(struct migration *m);
 /* While frozen: the final pages, read from the frozen tree. */
 int precopy_final(struct migration *m);
 /*

@@ -19,6 +19,7 @@
 #include "criu/criu.h"
 #include "engine/migration.h"
 #include "engine/precopy.h"
+#include "engine/restart.h"
 #include "engine/session.h"
 #include "engine/source.h"
 #include "common/proc.h"
@@ -143,7 +144,7 @@ static int send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_
 	p.fs = fs;
 	p.n_fs = m->nr_drv - 1;
 	p.criu_version = ver;
-	p.has_cpuinfo = true;
+	p.has_cpuinfo = cpu != NULL;
 	p.cpuinfo.data = cpu;
 	p.cpuinfo.len = cpulen;
 	p.pids = m->pids;
@@ -172,9 +173,12 @@ static int preflight(struct migration *m)
 	r = fault_point("src.preflight");
 	if (r < 0)
 		return mig_fail(m, r, "injected fault");
-	r = local_checks(m, &ver);
-	if (r == 0)
-		r = read_cpuinfo(m, &cpu, &cpulen);
+	/* restart mode does without CRIU */
+	if (strcmp(m->mode, "restart")) {
+		r = local_checks(m, &ver);
+		if (r == 0)
+			r = read_cpuinfo(m, &cpu, &cpulen);
+	}
 	if (r == 0)
 		r = send_preflight(m, ver, cpu, cpulen);
 	if (r < 0)
@@ -237,7 +241,9 @@ int migrate_source(struct migration *m)
 		r = precopy_start(m, &m->opts->policy);
 	if (r == 0 && m->pc)
 		r = precopy_rounds(m);
-	if (r == 0) {
+	if (r == 0 && !strcmp(m->mode, "restart")) {
+		r = source_restart(m);
+	} else if (r == 0) {
 		r = source_final_dump(m);
 	} else {
 		precopy_stop(m);

@@ -136,7 +136,6 @@ static int remote_commit(struct migration *m, struct criu *c)
 {
 	Msg msg = PHAUL__MSG__INIT;
 	Phaul__Commit cm = PHAUL__COMMIT__INIT;
-	_cleanup_msg_ Msg *reply = NULL;
 	int r;
 
 	mig_step(m, "commit");
@@ -149,19 +148,28 @@ static int remote_commit(struct migration *m, struct criu *c)
 	msg.body_case = PHAUL__MSG__BODY_COMMIT;
 	msg.commit = &cm;
 	r = msg_send(m->conn, &msg);
+	return source_await_committed(m, r);
+}
+
+int source_await_committed(struct migration *m, int r)
+{
+	_cleanup_msg_ Msg *reply = NULL;
+
 	if (r == 0)
 		r = expect_msg(m, PHAUL__MSG__BODY_COMMITTED, &reply);
 	if (r == 0) {
 		m->st.commit_ms = now_ms();
 		m->st.restore_ms = reply->committed->restore_ms;
 		m->outcome = OUTCOME_COMMITTED;
+		pr_info("the workload runs on the destination as PID %d",
+			reply->committed->root_pid);
 		return 0;
 	}
 	if (m->peer_said) {
 		m->outcome = OUTCOME_ABORTED;
 		return r;
 	}
-	/* the link broke after Commit went out: ask how it ended */
+	/* the link broke after Commit (or Restart) went out: ask how it ended */
 	m->outcome = source_resolve(m);
 	return m->outcome == OUTCOME_COMMITTED ? 0 : r;
 }
@@ -179,7 +187,10 @@ int source_switch_over(struct migration *m, struct criu *c)
 	int r;
 
 	mig_step(m, "final");
-	r = mig_hook(m, HOOK_FROZEN);
+	/* the connection is ours again before any driver talks on it */
+	r = precopy_early_wait(m);
+	if (r == 0)
+		r = mig_hook(m, HOOK_FROZEN);
 	if (r == 0)
 		r = mig_hook(m, HOOK_STOP_MIGRATION);
 	if (r == 0)
@@ -228,7 +239,10 @@ static int on_post_dump(struct migration *m, struct criu *c)
 		criu_notify_reply(c, false);
 		return r;
 	}
-	/* rolled back (or never committed): CRIU resumes the tree */
+	/* rolled back (or never committed): storage first, then CRIU resumes
+	 * the tree, which finds its files where they were */
+	mig_hook(m, HOOK_MIGRATION_FAILED);
+	m->rolled_back = true;
 	criu_notify_reply(c, false);
 	if (m->step && !strcmp(m->step, "commit"))
 		stop_tree(m, SIGCONT);
@@ -385,7 +399,7 @@ int source_final_dump(struct migration *m)
 	if (m->conn && !m->peer_said && m->outcome != OUTCOME_IN_DOUBT)
 		msg_send_abort(m->conn, m->error);
 	precopy_stop(m);
-	if (m->outcome != OUTCOME_IN_DOUBT)
+	if (m->outcome != OUTCOME_IN_DOUBT && !m->rolled_back)
 		mig_hook(m, HOOK_MIGRATION_FAILED);
 	return r < 0 ? r : -EIO;
 }

@@ -161,6 +161,24 @@ static int receive_pages(struct target *t, Msg *msg)
 	return 0;
 }
 
+/* A storage driver's message: the driver it names runs the exchange. */
+static int receive_fs(struct target *t, Msg *msg)
+{
+	uint32_t i = msg->fs_sync->driver + 1;
+	struct driver *d = i < t->m.nr_drv ? t->m.drv[i] : NULL;
+	int r;
+
+	if (!d || !d->ops->target_msg)
+		return mig_fail(&t->m, -EPROTO, "storage message for driver %u, which takes none",
+				msg->fs_sync->driver);
+	mig_step(&t->m, "storage");
+	r = d->ops->target_msg(d, &t->m, msg);
+	if (r < 0)
+		return t->m.error[0] ? r : mig_fail(&t->m, r, "%s driver failed", d->ops->name);
+	mig_step(&t->m, "transfer");
+	return 0;
+}
+
 static int receive_images(struct target *t, Msg **ret_restore)
 {
 	uint64_t bytes = 0, files = 0, t0 = now_ms();
@@ -172,7 +190,8 @@ static int receive_images(struct target *t, Msg **ret_restore)
 		r = target_recv(t, &msg);
 		if (r < 0)
 			return r;
-		if (msg->body_case == PHAUL__MSG__BODY_RESTORE) {
+		if (msg->body_case == PHAUL__MSG__BODY_RESTORE ||
+		    msg->body_case == PHAUL__MSG__BODY_RESTART) {
 			*ret_restore = msg;
 			break;
 		}
@@ -180,6 +199,13 @@ static int receive_images(struct target *t, Msg **ret_restore)
 		    msg->body_case == PHAUL__MSG__BODY_PAGE_DROP ||
 		    msg->body_case == PHAUL__MSG__BODY_ROUND_END) {
 			r = receive_pages(t, msg);
+			msg_free(msg);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (msg->body_case == PHAUL__MSG__BODY_FS_SYNC) {
+			r = receive_fs(t, msg);
 			msg_free(msg);
 			if (r < 0)
 				return r;
@@ -224,6 +250,10 @@ static int run(struct target *t)
 	r = receive_images(t, &restore);
 	if (r < 0)
 		return r;
+	if (restore->body_case == PHAUL__MSG__BODY_RESTART)
+		return target_restart(t, restore->restart);
+	if (!strcmp(t->m.mode, "restart"))
+		return mig_fail(&t->m, -EPROTO, "Restore in restart mode");
 	return target_restore(t, restore->restore);
 }
 

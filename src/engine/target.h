@@ -35,6 +35,10 @@ int target_recv(struct target *t, Msg **ret);
 int target_preflight(struct target *t, Phaul__Preflight *p);
 /* Restore from the received images, hold, commit or abort. */
 int target_restore(struct target *t, Phaul__Restore *rq);
+/* Committed{root, restore_ms} to the source. */
+int target_send_committed(struct target *t, pid_t root);
+/* --mode restart: start the workload from its command line (restart.h). */
+int target_restart(struct target *t, Phaul__Restart *rq);
 /* Answer an outcome query (a Hello with `resume`). */
 int target_outcome(struct target *t, const uint8_t *id);
 

@@ -157,7 +157,8 @@ int target_preflight(struct target *t, Phaul__Preflight *p)
 		r = setup_drivers(t, p);
 	if (r == 0)
 		r = copy_pids(m, p);
-	if (r == 0)
+	/* restart mode does without CRIU */
+	if (r == 0 && strcmp(m->mode, "restart"))
 		r = check_criu(t, p->criu_version, &ver);
 	if (r == 0 && p->has_cpuinfo)
 		r = check_cpu(t, &p->cpuinfo);

@@ -40,7 +40,7 @@ static int send_ready(struct target *t, pid_t root)
 	return msg_send(t->m.conn, &msg);
 }
 
-static int send_committed(struct target *t, pid_t root)
+int target_send_committed(struct target *t, pid_t root)
 {
 	Phaul__Committed c = PHAUL__COMMITTED__INIT;
 	Msg msg = PHAUL__MSG__INIT;
@@ -205,7 +205,7 @@ static int finish_commit(struct target *t, pid_t root)
 
 	outcome_write(t->so->workdir, t->hex, "committed", root);
 	pr_info("committed: tree %d runs here", root);
-	r = send_committed(t, root);
+	r = target_send_committed(t, root);
 	if (r < 0)
 		pr_warn("could not confirm the commit to the source; it will ask");
 	r = wait_lazy(t, false);
@@ -338,6 +338,9 @@ int target_restore(struct target *t, Phaul__Restore *rq)
 	r = fault_point("dst.restore");
 	if (r < 0)
 		return mig_fail(&t->m, r, "injected fault");
+	r = mig_hook(&t->m, HOOK_TARGET_RESTORE);
+	if (r < 0)
+		return mig_fail(&t->m, r, "storage could not be made ready for the restore");
 	if (t->live)
 		r = prepare_lazy(t, rq, &o, &workfd);
 	if (r == 0)

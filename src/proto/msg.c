@@ -82,6 +82,21 @@ static int check_run(int32_t pid, uint64_t vaddr, uint32_t nr, uint32_t min, uin
 	return 0;
 }
 
+/* Peer strings that become a command line: bounded, nothing else. */
+static int check_restart(Phaul__Restart *r)
+{
+	if (r->n_argv == 0 || r->n_argv > MSG_ARGV_MAX || r->n_env > MSG_ENV_MAX)
+		return -EPROTO;
+	if (!r->argv[0][0] || strnlen(r->cwd, MSG_PATH_MAX + 1) > MSG_PATH_MAX || r->cwd[0] != '/')
+		return -EPROTO;
+	if (r->stdout && (strnlen(r->stdout, MSG_PATH_MAX + 1) > MSG_PATH_MAX || r->stdout[0] != '/'))
+		return -EPROTO;
+	for (size_t i = 0; i < r->n_env; i++)
+		if (!strchr(r->env[i], '=') || r->env[i][0] == '=')
+			return -EPROTO;
+	return 0;
+}
+
 static int check_body(Msg *m)
 {
 	switch (m->body_case) {
@@ -129,6 +144,15 @@ static int check_body(Msg *m)
 		return 0;
 	case PHAUL__MSG__BODY_ROUND_END:
 		return m->round_end->round <= MSG_ROUNDS_MAX ? 0 : -EPROTO;
+	case PHAUL__MSG__BODY_FS_SYNC:
+		return m->fs_sync->driver < MSG_FS_MAX && m->fs_sync->round <= MSG_ROUNDS_MAX ?
+			       0 : -EPROTO;
+	case PHAUL__MSG__BODY_FS_DATA:
+		return !m->fs_data->has_data || m->fs_data->data.len <= MSG_FSDATA_MAX ? 0 : -EPROTO;
+	case PHAUL__MSG__BODY_FS_SYNC_DONE:
+		return m->fs_sync_done->status >= 0 && m->fs_sync_done->status <= 255 ? 0 : -EPROTO;
+	case PHAUL__MSG__BODY_RESTART:
+		return check_restart(m->restart);
 	case PHAUL__MSG__BODY_FILE_END:
 	case PHAUL__MSG__BODY_RESTORE:
 	case PHAUL__MSG__BODY_COMMIT:
@@ -187,6 +211,10 @@ const char *msg_name(int body_case)
 		[PHAUL__MSG__BODY_PAGE_DATA] = "PageData",
 		[PHAUL__MSG__BODY_PAGE_DROP] = "PageDrop",
 		[PHAUL__MSG__BODY_PAGES_DONE] = "PagesDone",
+		[PHAUL__MSG__BODY_FS_SYNC] = "FsSync",
+		[PHAUL__MSG__BODY_FS_DATA] = "FsData",
+		[PHAUL__MSG__BODY_FS_SYNC_DONE] = "FsSyncDone",
+		[PHAUL__MSG__BODY_RESTART] = "Restart",
 	};
 
 	if (body_case <= 0 || (size_t)body_case >= ARRAY_SIZE(names) || !names[body_case])

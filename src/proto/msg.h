@@ -36,6 +36,10 @@
 #define MSG_DROP_PAGES_MAX (1u << 24)
 #define MSG_VADDR_LIMIT (1ULL << 57)
 #define MSG_ROUNDS_MAX 1000u
+#define MSG_FSDATA_MAX (60u * 1024)	/* bytes of one FsData */
+#define MSG_ARGV_MAX 256u
+#define MSG_ENV_MAX 1024u
+#define MSG_PATH_MAX 4096u
 
 typedef Phaul__Msg Msg;
 

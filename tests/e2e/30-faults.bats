@@ -74,6 +74,11 @@ step_re() {
 	*.transfer) echo 'transfer' ;;
 	*.restore | *.restored) echo 'restor' ;;
 	*.commit) echo 'commit' ;;
+	fs.start_migration) echo 'start' ;;
+	fs.frozen | fs.stop_migration) echo 'final' ;;
+	fs.next_iteration) echo 'round' ;;
+	fs.target_check) echo 'preflight' ;;
+	fs.target_restore | fs.target_restored) echo 'restor' ;;
 	*) echo '.' ;;
 	esac
 }
@@ -82,6 +87,7 @@ step_re() {
 post_commit() {
 	case "$1" in
 	src.committed | src.cleanup | dst.cleanup) return 0 ;;
+	fs.migration_complete | fs.target_cleanup) return 0 ;;
 	*) return 1 ;;
 	esac
 }
@@ -117,6 +123,11 @@ src_workdir_after_kill() {
 # set, replaces step_re's pattern for the error line.
 fault_case() {
 	local mode=$1 point=$2 action=$3 side=${2%%.*} senv=() denv=()
+	# storage hooks (fs.HOOK, any storage driver): target_* run on dst
+	case "$point" in
+	fs.target_*) side=dst ;;
+	fs.*) side=src ;;
+	esac
 	require_fault "$point"
 	MIGRATE_MODE=$mode
 	if [ "$side" = dst ]; then
@@ -204,6 +215,24 @@ fault_case() {
 @test "stop: dst.restored:fail rolls back" { fault_case stop dst.restored fail; }
 @test "stop: dst.commit:fail rolls back" { fault_case stop dst.commit fail; }
 @test "stop: dst.cleanup:fail: the migration stands" { fault_case stop dst.cleanup fail; }
+
+# ------------------------------------------------------------ storage hooks
+# fs.HOOK fires for every storage driver, here the default (shared); the
+# drivers' own behaviour under faults is in 40-sync, 41-disk, 42-restart.
+
+@test "stop: fs.start_migration:fail rolls back" { fault_case stop fs.start_migration fail; }
+@test "stop: fs.frozen:fail rolls back" { fault_case stop fs.frozen fail; }
+@test "stop: fs.stop_migration:fail rolls back" { fault_case stop fs.stop_migration fail; }
+@test "stop: fs.migration_complete:fail: the migration stands" {
+	fault_case stop fs.migration_complete fail
+}
+@test "stop: fs.target_check:fail rolls back" { fault_case stop fs.target_check fail; }
+@test "stop: fs.target_restore:fail rolls back" { fault_case stop fs.target_restore fail; }
+@test "stop: fs.target_restored:fail rolls back" { fault_case stop fs.target_restored fail; }
+@test "stop: fs.target_cleanup:fail: the migration stands" {
+	fault_case stop fs.target_cleanup fail
+}
+@test "live: fs.next_iteration:fail rolls back" { fault_case live fs.next_iteration fail; }
 
 # ------------------------------------------------------------ stop, kill
 

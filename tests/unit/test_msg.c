@@ -1281,6 +1281,52 @@ static void test_msg_name(void **state)
 	assert_string_equal(msg_name(1 << 30), "unknown");
 }
 
+/* Storage messages: driver index, round, data size and status in range. */
+static void test_fs_limits(void **state)
+{
+	Phaul__FsSync fs = PHAUL__FS_SYNC__INIT;
+	Phaul__FsData fd = PHAUL__FS_DATA__INIT;
+	Phaul__FsSyncDone dn = PHAUL__FS_SYNC_DONE__INIT;
+	Msg m = PHAUL__MSG__INIT;
+	uint8_t *chunk = calloc(1, MSG_FSDATA_MAX + 1);
+
+	assert_non_null(chunk);
+	m.body_case = PHAUL__MSG__BODY_FS_SYNC;
+	m.fs_sync = &fs;
+	fs.driver = MSG_FS_MAX - 1;
+	fs.round = MSG_ROUNDS_MAX;
+	assert_valid(&m);
+	roundtrip(&m);
+	fs.driver = MSG_FS_MAX;
+	assert_invalid(&m);
+	fs.driver = 0;
+	fs.round = MSG_ROUNDS_MAX + 1;
+	assert_invalid(&m);
+
+	m.body_case = PHAUL__MSG__BODY_FS_DATA;
+	m.fs_data = &fd;
+	fd.has_data = true;
+	fd.data.data = chunk;
+	fd.data.len = MSG_FSDATA_MAX;
+	assert_valid(&m);
+	roundtrip(&m);
+	fd.data.len = MSG_FSDATA_MAX + 1;
+	assert_invalid(&m);
+	fd.has_data = false;
+	fd.has_eof = fd.eof = true;
+	assert_valid(&m);
+
+	m.body_case = PHAUL__MSG__BODY_FS_SYNC_DONE;
+	m.fs_sync_done = &dn;
+	dn.status = 255;
+	assert_valid(&m);
+	dn.status = 256;
+	assert_invalid(&m);
+	dn.status = -1;
+	assert_invalid(&m);
+	free(chunk);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1334,6 +1380,7 @@ int main(void)
 		cmocka_unit_test(test_page_names),
 		cmocka_unit_test(test_control_chars_replaced),
 		cmocka_unit_test(test_msg_name),
+		cmocka_unit_test(test_fs_limits),
 	};
 
 	log_init("test", LOG_QUIET);

@@ -13,7 +13,16 @@
  *   target_cleanup      destination side of the commit (merge snapshots)
  *   target_abort        destination side of a rollback
  *
- * Drivers: shared (shared.c: both hosts see the same paths).
+ * Destination side, before those two: target_check (preflight), target_msg
+ * (a round of copying: FsSync), target_restore (before CRIU restores),
+ * target_restored (held until the commit).
+ *
+ * Each hook has a fault point "fs.HOOK" (driver.c), for tests.
+ *
+ * Drivers: shared (shared.c: both hosts see the same paths), sync
+ * (sync.c: a private directory copied in rounds with rsync tunnelled
+ * through phaul's connection), disk (disk.c: a file-system image on
+ * shared storage, loop-mounted where the workload runs).
  */
 #ifndef PHAUL_FS_H
 #define PHAUL_FS_H
@@ -21,5 +30,7 @@
 #include "drivers/driver.h"
 
 extern const struct driver_ops fs_shared_ops;
+extern const struct driver_ops fs_sync_ops;
+extern const struct driver_ops fs_disk_ops;
 
 #endif

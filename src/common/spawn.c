@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "spawn: "
+#include "common/spawn.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+static void child(char *const argv[], int in, int out, int fd3)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (fd3 == 3)
+		fcntl(3, F_SETFD, 0);
+	else if (fd3 >= 0 && dup2(fd3, 3) < 0)
+		_exit(127);
+	if (dup2(in >= 0 ? in : null, 0) < 0 || dup2(out >= 0 ? out : null, 1) < 0)
+		_exit(127);
+	signal(SIGPIPE, SIG_DFL);
+	execvp(argv[0], argv);
+	_exit(127);
+}
+
+int spawn(char *const argv[], int in, int out, int fd3, pid_t *ret)
+{
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		pr_perror("fork for %s", argv[0]);
+		return -errno;
+	}
+	if (pid == 0)
+		child(argv, in, out, fd3);
+	*ret = pid;
+	return 0;
+}
+
+int spawn_wait(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+int run_cmd(char *const argv[])
+{
+	pid_t pid = -1;
+	int r = spawn(argv, -1, -1, -1, &pid);
+
+	if (r < 0)
+		return r;
+	r = spawn_wait(pid);
+	if (r != 0) {
+		pr_err("%s exited with status %d", argv[0], r);
+		return -EIO;
+	}
+	return 0;
+}
