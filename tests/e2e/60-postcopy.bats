@@ -77,6 +77,56 @@ check_postcopy_json() {
 	assert_workdir_clean
 }
 
+# Multi-threaded and multi-process trees: CRIU's lazy-pages daemon keeps
+# one userfaultfd per process; faults from several threads of one process
+# and from several processes are answered by the same page server.
+@test "lazy: mtouch with 4 writer threads (5 tasks) moves; every page verifies on dst" {
+	serve_start
+	LOG=$SCRATCH/mtouch.log
+	FX_MTOUCH_PAGES=$PAGES
+	PID=$(start_in_src "$WORKLOADS/mtouch" --size "$SIZE_MIB" --hot "$HOT_MIB" \
+		--rate "$RATE_MIB" --threads 4 --log "$LOG")
+	wait_for 60 grep -q '^READY' "$LOG" || { echo "mtouch never got READY" >&2; false; }
+	ticks_advance "$LOG" 50
+	migrate --key "$KEY" --mode lazy --json "$PID"
+	[ "$status" -eq 0 ] || { echo "migrate failed: $stderr" >&2; false; }
+	[ "$(json .tasks)" = 5 ] || { echo "tasks: $(json .tasks), not 5" >&2; false; }
+	assert_only_in dst "$PID"
+	ticks_advance "$LOG" 50
+	check_postcopy_json lazy
+	fx_verify_mtouch dst
+	check_ticks "$LOG"
+}
+
+@test "hybrid: pipetree (3 processes, pipe ring) moves whole; all 3 run on dst, ticks go on" {
+	MIGRATE_MODE=hybrid
+	fx_setup
+	serve_start
+	fx_start_pipetree
+	fx_migrate --json "$PID"
+	[ "$status" -eq 0 ] || { echo "migrate failed: $stderr" >&2; false; }
+	assert_only_in dst $PIDS
+	[ "$(children_in dst "$PID" | sort -n | tr '\n' ' ')" = "$KIDS " ]
+	[ "$(json .tasks)" = 3 ]
+	[ "$(json .mode)" = hybrid ]
+	ticks_advance "$LOG" 50
+	fx_assert_migrated
+}
+
+@test "lazy: pipetree (3 processes, pipe ring) moves whole; all 3 run on dst, ticks go on" {
+	MIGRATE_MODE=lazy
+	fx_setup
+	serve_start
+	fx_start_pipetree
+	fx_migrate --json "$PID"
+	[ "$status" -eq 0 ] || { echo "migrate failed: $stderr" >&2; false; }
+	assert_only_in dst $PIDS
+	[ "$(children_in dst "$PID" | sort -n | tr '\n' ' ')" = "$KIDS " ]
+	[ "$(json .tasks)" = 3 ]
+	ticks_advance "$LOG" 50
+	fx_assert_migrated
+}
+
 # ------------------------------------------------------------ failures
 
 # wait_committed: the daemon logged the commit of the running migration.

@@ -2,7 +2,7 @@
  * mtouch: memory-integrity workload (after p.haul's mtouch).
  *
  *   mtouch --size MiB --hot MiB --rate MiB/s --log FILE
- *          [--verify-signal] [--verify-every SEC] [--seed N]
+ *          [--verify-signal] [--verify-every SEC] [--seed N] [--threads N]
  *
  * Allocates SIZE MiB of anonymous memory and fills it with pseudo-random
  * data; keeps a shadow XXH3-64 checksum of every 4 KiB page in a separate
@@ -10,6 +10,10 @@
  * MiB at RATE MiB/s (updating their shadows) and appends "TICK WALL_MS" to
  * FILE every 10 ms (TICK = 1, 2, ...; WALL_MS = CLOCK_REALTIME ms; FILE is
  * opened, appended and closed each time, no fd is held).
+ *
+ * With --threads N, N writer threads share the rewriting (each its own
+ * slice of the hot set, RATE/N each); the main thread only ticks and
+ * verifies, with the writers held off for the check.
  *
  * Verification of every page against its shadow runs on SIGUSR1 (always;
  * --verify-signal is accepted for compatibility and changes nothing) and,
@@ -28,6 +32,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -49,6 +54,7 @@
 struct opts {
 	unsigned long size_mib, hot_mib, rate_mib;
 	unsigned long verify_every;	/* seconds, 0 = never */
+	unsigned long threads;		/* writer threads, 0 = the main thread writes */
 	uint64_t seed;
 	const char *log;
 };
@@ -56,7 +62,9 @@ struct opts {
 static volatile sig_atomic_t stop, verify_req;
 static const char *log_path;
 static off_t log_size;
-static uint64_t rng;
+static __thread uint64_t rng;
+/* writers hold it shared while they rewrite pages, a check holds it alone */
+static pthread_rwlock_t mem_lock;
 
 static void on_stop(int sig)
 {
@@ -220,6 +228,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "verify-signal", no_argument, NULL, 'V' },
 		{ "verify-every", required_argument, NULL, 'e' },
 		{ "seed", required_argument, NULL, 'S' },
+		{ "threads", required_argument, NULL, 'T' },
 		{ 0 }
 	};
 	unsigned long seed = 1;
@@ -235,6 +244,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'V': break;
 		case 'e': bad |= parse_ulong(optarg, &o->verify_every); break;
 		case 'S': bad |= parse_ulong(optarg, &seed); break;
+		case 'T': bad |= parse_ulong(optarg, &o->threads); break;
 		default: return -1;
 		}
 	}
@@ -243,7 +253,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	o->seed = seed;
 	if (bad || optind != argc || !o->log || o->size_mib == 0 ||
 	    o->size_mib > (1UL << 20) || o->hot_mib > o->size_mib ||
-	    (o->rate_mib > 0 && o->hot_mib == 0))
+	    (o->rate_mib > 0 && o->hot_mib == 0) || o->threads > 64 ||
+	    (o->threads && o->hot_mib * MIB / PAGE < o->threads))
 		return -1;
 	return 0;
 }
@@ -259,10 +270,79 @@ static void touch(uint8_t *mem, uint64_t *shadow, size_t hot_pages, uint64_t n)
 	}
 }
 
+struct writer {
+	pthread_t th;
+	uint8_t *mem;			/* its slice of the hot set */
+	uint64_t *shadow;
+	size_t pages;
+	double pages_per_ns;
+	uint64_t seed;
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	const struct timespec period = { 0, TICK_NS };
+	int64_t last = mono_ns();
+	double carry = 0;
+
+	rng = w->seed;
+	while (!stop) {
+		int64_t now = mono_ns(), dt = now - last;
+		if (dt > 5 * TICK_NS)
+			dt = 5 * TICK_NS;
+		last = now;
+		carry += w->pages_per_ns * (double)dt;
+		if (carry >= 1) {
+			pthread_rwlock_rdlock(&mem_lock);
+			touch(w->mem, w->shadow, w->pages, (uint64_t)carry);
+			pthread_rwlock_unlock(&mem_lock);
+			carry -= (double)(uint64_t)carry;
+		}
+		nanosleep(&period, NULL);
+	}
+	return NULL;
+}
+
+/* N writers, each a slice of the hot set at RATE/N. */
+static int start_writers(const struct opts *o, uint8_t *mem, uint64_t *shadow)
+{
+	const size_t hot_pages = o->hot_mib * MIB / PAGE;
+	pthread_rwlockattr_t a;
+
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&mem_lock, &a);
+	for (unsigned long k = 0; k < o->threads; k++) {
+		struct writer *w = calloc(1, sizeof(*w));
+		size_t first = hot_pages * k / o->threads;
+		if (!w)
+			return -1;
+		w->mem = mem + first * PAGE;
+		w->shadow = shadow + first;
+		w->pages = hot_pages * (k + 1) / o->threads - first;
+		w->pages_per_ns = (double)o->rate_mib * MIB / PAGE / 1e9 / o->threads;
+		w->seed = o->seed + k + 1;
+		if (pthread_create(&w->th, NULL, writer_main, w))
+			return -1;
+	}
+	return 0;
+}
+
+static int verify_locked(const uint8_t *mem, const uint64_t *shadow, size_t pages)
+{
+	int ret;
+
+	pthread_rwlock_wrlock(&mem_lock);
+	ret = verify(mem, shadow, pages);
+	pthread_rwlock_unlock(&mem_lock);
+	return ret;
+}
+
 static int run(const struct opts *o, uint8_t *mem, uint64_t *shadow)
 {
 	const size_t pages = o->size_mib * MIB / PAGE;
-	const size_t hot_pages = o->hot_mib * MIB / PAGE;
+	const size_t hot_pages = o->threads ? 0 : o->hot_mib * MIB / PAGE;
 	const double pages_per_ns = (double)o->rate_mib * MIB / PAGE / 1e9;
 	const struct timespec period = { 0, TICK_NS };
 	int64_t last = mono_ns(), next_verify = 0;
@@ -270,6 +350,10 @@ static int run(const struct opts *o, uint8_t *mem, uint64_t *shadow)
 	uint64_t tick = 0;
 	int ret;
 
+	if (o->threads && start_writers(o, mem, shadow) < 0) {
+		fprintf(stderr, "mtouch: cannot start %lu writer threads\n", o->threads);
+		return 1;
+	}
 	if (o->verify_every)
 		next_verify = clock_ms(CLOCK_MONOTONIC) + (int64_t)o->verify_every * 1000;
 	while (!stop) {
@@ -292,7 +376,7 @@ static int run(const struct opts *o, uint8_t *mem, uint64_t *shadow)
 		}
 		if (ret == 0 && verify_req) {
 			verify_req = 0;
-			ret = verify(mem, shadow, pages);
+			ret = o->threads ? verify_locked(mem, shadow, pages) : verify(mem, shadow, pages);
 		}
 		if (ret == -EEXIST)
 			return 3;
@@ -354,5 +438,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mtouch: append to %s: %s\n", log_path, strerror(-ret));
 		return 1;
 	}
-	return run(&o, mem, shadow);
+	ret = run(&o, mem, shadow);
+	/* writers may be mid-page: do not let them see the memory go */
+	_exit(ret);
 }
