@@ -259,7 +259,7 @@ static int run(struct target *t)
 
 int target_session(int fd, const struct serve_opts *so)
 {
-	struct target t = { .so = so, .st = ST_HELLO, .reaper = REAPER_INIT };
+	struct target t = { .so = so, .st = ST_HELLO, .reaper = REAPER_INIT, .criu = CRIU_INIT };
 	struct rusage ru;
 	int r;
 
@@ -287,6 +287,7 @@ int target_session(int fd, const struct serve_opts *so)
 			outcome_write(so->workdir, t.hex, "aborted", 0);
 		pr_info("session %s rolled back", t.hex[0] ? t.hex : "(none)");
 	}
+	criu_stop(&t.criu);
 	reaper_disarm(&t.reaper);
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		pr_info("session %s: peak memory %ld kB", t.hex[0] ? t.hex : "-", ru.ru_maxrss);

@@ -7,6 +7,7 @@
 #define PHAUL_TARGET_H
 
 #include "common/reaper.h"
+#include "criu/criu.h"
 #include "engine/migration.h"
 #include "engine/pagestore.h"
 #include "engine/pageserver.h"
@@ -25,6 +26,7 @@ struct target {
 	pid_t lazy_pid;			/* criu lazy-pages filling memory, or 0 */
 	struct page_server srv;		/* answering it from the page store */
 	struct reaper reaper;		/* kills the tree if we die before it is whole */
+	struct criu criu;		/* the restore's CRIU, started at the preflight */
 };
 
 /* Serve one accepted connection (fd taken over); exit status for the child. */

@@ -325,7 +325,7 @@ static int wait_lazy(struct target *t, bool kill_it)
 
 int target_restore(struct target *t, Phaul__Restore *rq)
 {
-	struct criu c = CRIU_INIT;
+	struct criu *c = &t->criu;
 	CriuReq req = CRIU_REQ__INIT;
 	CriuOpts o = CRIU_OPTS__INIT;
 	_cleanup_close_ int workfd = -1;
@@ -349,11 +349,12 @@ int target_restore(struct target *t, Phaul__Restore *rq)
 		return r;
 	req.type = CRIU_REQ_TYPE__RESTORE;
 	req.opts = &o;
-	r = criu_begin(&c, &req);
+	/* started at the preflight, off the frozen path; else now */
+	r = c->pid > 0 ? criu_send(c, &req) : criu_begin(c, &req);
 	if (r < 0)
 		return mig_fail(&t->m, r, "cannot start CRIU");
-	r = restore_loop(t, &c, &root);
-	criu_stop(&c);
+	r = restore_loop(t, c, &root);
+	criu_stop(c);
 	if (r == 0 && t->committed)
 		return finish_commit(t, root);
 	if (t->committed) {
