@@ -3,6 +3,8 @@
 #include "common/proc.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,4 +184,45 @@ uint64_t proctree_rss(const int32_t *pids, size_t nr)
 	for (size_t i = 0; i < nr; i++)
 		sum += proc_rss(pids[i]);
 	return sum;
+}
+
+static ssize_t read_small(const char *path, char *buf, size_t len)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, len - 1);
+
+	buf[n > 0 ? n : 0] = '\0';
+	return n;
+}
+
+/* Whether every thread of @pid is in a tracing stop. */
+static bool proc_seized(pid_t pid)
+{
+	char path[320], buf[512];
+	struct dirent *de;
+	bool all = true;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return false;
+	while (all && (de = readdir(d))) {
+		char *st;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", pid, de->d_name);
+		st = read_small(path, buf, sizeof(buf)) > 0 ? strrchr(buf, ')') : NULL;
+		all = st && st[1] == ' ' && st[2] == 't';
+	}
+	closedir(d);
+	return all;
+}
+
+bool proctree_seized(const int32_t *pids, size_t nr)
+{
+	for (size_t i = 0; i < nr; i++)
+		if (!proc_seized(pids[i]))
+			return false;
+	return nr > 0;
 }

@@ -23,6 +23,8 @@ bool proc_has_tty(pid_t pid);
 void proc_comm(pid_t pid, char *buf, size_t len);
 /* Whether @pid exists and is not a zombie. */
 bool proc_alive(pid_t pid);
+/* Whether every thread of the @nr processes is in a tracing stop ("t"). */
+bool proctree_seized(const int32_t *pids, size_t nr);
 /* Parent pid of @pid, or -1. */
 pid_t proc_ppid(pid_t pid);
 

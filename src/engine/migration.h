@@ -94,6 +94,7 @@ struct migration {
 	struct precopy *pc;		/* live mode's state on the source */
 	int ps_sk;			/* our end of CRIU's lazy page-server socket */
 	struct postcopy *post;		/* post-copy's state on the source */
+	struct freeze_watch *fw;	/* during the final dump */
 	/* set while the source answers the destination's page requests */
 	int (*on_page_req)(struct migration *m, const Phaul__PageReq *rq);
 	enum mig_outcome outcome;

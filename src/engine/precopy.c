@@ -3,10 +3,9 @@
 #include "engine/precopy.h"
 
 #include <dirent.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <unistd.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -38,13 +37,10 @@ struct precopy {
 	uint64_t start_ms;
 	unsigned int round;
 	enum track_method method;
-	/* the final pages sent while CRIU dumps (precopy_early_start) */
-	pthread_t early;
-	bool early_running;
-	atomic_bool early_stop;
+	/* the final pages sent while CRIU dumps (precopy_send_frozen) */
+	atomic_bool cut;		/* hybrid: post-dump came, stop sending */
 	uint64_t early_pages;
 	bool early_round;		/* sent, as a round of its own */
-	int early_err;
 };
 
 static struct pc_proc *pc_find(struct precopy *pc, pid_t pid, bool create)
@@ -125,9 +121,12 @@ static int send_run(struct migration *m, struct pc_proc *p, uint64_t vaddr, size
 	return r;
 }
 
-/* Send every page of @s that can still be read; count pages sent. */
+/*
+ * Send every page of @s that can still be read; count pages sent. If
+ * m->pc->cut is set meanwhile, stop: what was not sent goes into @left.
+ */
 static int send_set(struct migration *m, struct pc_proc *p, const struct rangeset *s,
-		    uint64_t *pages)
+		    uint64_t *pages, struct rangeset *left)
 {
 	uint8_t *buf = m->pc->buf;
 	int r = 0;
@@ -135,6 +134,10 @@ static int send_set(struct migration *m, struct pc_proc *p, const struct rangese
 	for (size_t i = 0; r == 0 && i < s->nr; i++) {
 		uint64_t pos = s->r[i].start, end = s->r[i].end;
 		while (r == 0 && pos < end) {
+			if (atomic_load(&m->pc->cut)) {
+				r = rangeset_add(left, pos, end);
+				break;
+			}
 			size_t n = MIN((end - pos) / PAGE, RUN_PAGES);
 			size_t got = read_remote(p->pid, pos, n, buf);
 			if (got == 0) { /* unmapped since: nothing to move */
@@ -226,8 +229,10 @@ static int send_round(struct migration *m, uint64_t scanned, bool final)
 
 	pc->round++;
 	for (size_t i = 0; r == 0 && i < pc->nr; i++) {
-		r = send_set(m, &pc->p[i], &pc->p[i].pending, &rs.pages_sent);
-		rangeset_clear(&pc->p[i].pending);
+		struct rangeset left = { 0 };
+		r = send_set(m, &pc->p[i], &pc->p[i].pending, &rs.pages_sent, &left);
+		rangeset_free(&pc->p[i].pending);
+		pc->p[i].pending = left;
 	}
 	if (r == 0)
 		r = send_round_end(m, pc->round, rs.pages_sent, final);
@@ -337,100 +342,30 @@ static int plan_final(struct migration *m)
 	return r;
 }
 
-static ssize_t read_small(const char *path, char *buf, size_t len)
+void precopy_cut(struct migration *m)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, len - 1);
-
-	buf[n > 0 ? n : 0] = '\0';
-	return n;
+	if (m->pc)
+		atomic_store(&m->pc->cut, true);
 }
 
-/* Whether every thread of the tree's processes is in a tracing stop. */
-static bool tree_seized(const struct migration *m)
-{
-	char path[320], buf[512];
-
-	for (size_t i = 0; i < m->nr_procs; i++) {
-		struct dirent *de;
-		DIR *d;
-		bool all = true;
-		snprintf(path, sizeof(path), "/proc/%d/task", m->pids[i]);
-		d = opendir(path);
-		if (!d)
-			return false;
-		while (all && (de = readdir(d))) {
-			char *st;
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", m->pids[i], de->d_name);
-			st = read_small(path, buf, sizeof(buf)) > 0 ? strrchr(buf, ')') : NULL;
-			all = st && st[1] == ' ' && st[2] == 't';
-		}
-		closedir(d);
-		if (!all)
-			return false;
-	}
-	return true;
-}
-
-/*
- * Once CRIU has seized the whole tree nothing in it writes any more: the
- * final collect and its pages need not wait for the dump to end.
- */
-static void *early_final(void *arg)
-{
-	struct migration *m = arg;
-	struct precopy *pc = m->pc;
-	uint64_t dirty, scanned, t0 = now_ms();
-	int r = 0;
-
-	while (!atomic_load(&pc->early_stop) && !tree_seized(m))
-		usleep(500);
-	if (atomic_load(&pc->early_stop))
-		return NULL;
-	/* a round of its own: what post-dump adds may lie below these */
-	r = collect(m, &dirty, &scanned);
-	if (r == 0)
-		r = send_round(m, scanned, true);
-	if (r == 0)
-		pc->early_pages = m->st.rounds[m->st.nr_rounds - 1].pages_sent;
-	pc->early_round = r == 0;
-	pc->early_err = r;
-	pr_info("tree seized by CRIU after %llu ms: %llu pages sent while it dumps",
-		(unsigned long long)(now_ms() - t0), (unsigned long long)pc->early_pages);
-	return NULL;
-}
-
-int precopy_early_start(struct migration *m)
+int precopy_send_frozen(struct migration *m)
 {
 	struct precopy *pc = m->pc;
+	uint64_t dirty, scanned;
 	int r;
 
 	if (!pc)
 		return 0;
-	atomic_store(&pc->early_stop, false);
-	r = -pthread_create(&pc->early, NULL, early_final, m);
+	/* a round of its own: what post-dump adds may lie below these */
+	r = collect(m, &dirty, &scanned);
 	if (r == 0)
-		pc->early_running = true;
-	return r;
-}
-
-static void early_join(struct precopy *pc)
-{
-	if (!pc->early_running)
-		return;
-	atomic_store(&pc->early_stop, true);
-	pthread_join(pc->early, NULL);
-	pc->early_running = false;
-}
-
-int precopy_early_wait(struct migration *m)
-{
-	if (!m->pc)
-		return 0;
-	early_join(m->pc);
-	return m->pc->early_err;
+		r = send_round(m, scanned, true);
+	if (r < 0)
+		return r;
+	pc->early_pages = m->st.rounds[m->st.nr_rounds - 1].pages_sent;
+	pc->early_round = true;
+	pr_info("%llu pages sent while CRIU dumps", (unsigned long long)pc->early_pages);
+	return 0;
 }
 
 /* While frozen: what the destination lacks goes into every pending set. */
@@ -439,9 +374,6 @@ static int plan(struct migration *m, uint64_t *dirty, uint64_t *scanned)
 	int r;
 
 	mig_step(m, "final pages");
-	early_join(m->pc);
-	if (m->pc->early_err < 0)
-		return m->pc->early_err;
 	r = collect(m, dirty, scanned);
 	if (r == 0)
 		r = plan_final(m);
@@ -526,8 +458,9 @@ int precopy_final_lazy(struct migration *m)
 	if (r < 0)
 		return mig_fail(m, r, "marking stale pages: %s", strerror(-r));
 	m->st.pages_dropped = pages;
-	pr_info("final: %llu pages left to post-copy (%llu written since the last round)",
-		(unsigned long long)pages, (unsigned long long)dirty);
+	m->st.final_pages = m->pc->early_pages;
+	pr_info("final: %llu pages sent while CRIU dumped, %llu left to post-copy",
+		(unsigned long long)m->pc->early_pages, (unsigned long long)pages);
 	return 0;
 }
 
@@ -537,7 +470,6 @@ void precopy_stop(struct migration *m)
 
 	if (!pc)
 		return;
-	early_join(pc);
 	for (size_t i = 0; i < pc->nr; i++) {
 		if (pc->p[i].t)
 			tracker_close(pc->p[i].t);

@@ -21,13 +21,17 @@ int precopy_start(struct migration *m, const struct policy *pol);
 /* Rounds until the policy stops them (or a failure). */
 int precopy_rounds(struct migration *m);
 /*
- * The final dump has started: as soon as CRIU has seized every thread of
- * the tree, collect and send what was written since the last round, in a
- * thread of its own, while CRIU dumps. precopy_final() waits for it.
+ * CRIU has seized the whole tree (freeze.h's thread calls this while CRIU
+ * dumps): collect and send what was written since the last round, as a
+ * frozen round of its own; precopy_final() adds the rest. In hybrid mode
+ * it goes only as far as it got when CRIU's dump ends.
  */
-int precopy_early_start(struct migration *m);
-/* Wait for that thread: the connection is free again. Its error, if any. */
-int precopy_early_wait(struct migration *m);
+int precopy_send_frozen(struct migration *m);
+/*
+ * Hybrid, at post-dump: stop precopy_send_frozen() where it is; what it
+ * did not send stays pending, for post-copy (precopy_final_lazy()).
+ */
+void precopy_cut(struct migration *m);
 /* While frozen: the final pages, read from the frozen tree. */
 int precopy_final(struct migration *m);
 /*

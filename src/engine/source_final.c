@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "criu/criu.h"
+#include "engine/freeze.h"
 #include "engine/postcopy.h"
 #include "engine/precopy.h"
 #include "engine/progress.h"
@@ -174,6 +175,33 @@ int source_await_committed(struct migration *m, int r)
 	return m->outcome == OUTCOME_COMMITTED ? 0 : r;
 }
 
+/* The frozen time starts when CRIU had the whole tree, if that was seen. */
+static void freeze_end_stats(struct migration *m)
+{
+	uint64_t seized = m->fw ? atomic_load(&m->fw->seized_ms) : 0;
+
+	if (seized > m->st.freeze_ms)
+		m->st.freeze_ms = seized;
+}
+
+/*
+ * Stop watching the freeze (its thread may be sending the final pages: the
+ * connection is ours again after this). The frozen time starts when CRIU
+ * had the whole tree, not when it was started.
+ */
+static int freeze_end(struct migration *m)
+{
+	struct freeze_watch *w = m->fw;
+	int r;
+
+	if (!w)
+		return 0;
+	r = freeze_watch_wait(w);
+	freeze_end_stats(m);
+	m->fw = NULL;
+	return r;
+}
+
 /* What still has to move while frozen, by mode. */
 static int final_pages(struct migration *m)
 {
@@ -187,8 +215,11 @@ int source_switch_over(struct migration *m, struct criu *c)
 	int r;
 
 	mig_step(m, "final");
+	/* hybrid: post-copy takes over what the dump did not leave time for */
+	if (mode_postcopy(m->mode))
+		precopy_cut(m);
 	/* the connection is ours again before any driver talks on it */
-	r = precopy_early_wait(m);
+	r = freeze_end(m);
 	if (r == 0)
 		r = mig_hook(m, HOOK_FROZEN);
 	if (r == 0)
@@ -215,6 +246,7 @@ static int on_post_dump(struct migration *m, struct criu *c)
 {
 	int r;
 
+	freeze_end_stats(m);
 	m->st.dump_ms = now_ms() - m->st.freeze_ms;
 	pr_info("frozen and dumped in %llu ms", (unsigned long long)m->st.dump_ms);
 	r = source_switch_over(m, c);
@@ -351,6 +383,7 @@ int source_final_dump(struct migration *m)
 	struct criu c = CRIU_INIT;
 	CriuReq req = CRIU_REQ__INIT;
 	CriuOpts o = CRIU_OPTS__INIT;
+	struct freeze_watch fw;
 	char conf[4200];
 	bool ok = false;
 	int r;
@@ -375,9 +408,12 @@ int source_final_dump(struct migration *m)
 	c.pass_fd = -1;
 	if (r < 0)
 		return mig_fail(m, r, "cannot start CRIU");
-	if (!mode_postcopy(m->mode) && precopy_early_start(m) < 0)
-		pr_warn("the final pages wait for the end of the dump");
+	if (freeze_watch_start(&fw, m, precopy_send_frozen) == 0)
+		m->fw = &fw;
+	else
+		pr_warn("cannot watch the freeze: the final pages wait for the end of the dump");
 	r = dump_loop(m, &c, &ok);
+	freeze_end(m);
 	criu_stop(&c);
 	postcopy_end(m);
 	if (m->outcome == OUTCOME_LOST) {
