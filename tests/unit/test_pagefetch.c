@@ -493,7 +493,7 @@ static void test_fetch_missing(void **state)
 	get(f, 12, 3, 3, SRC_ROUND);		/* past the store's last page */
 	get(f, 9, 1, 1, SRC_ROUND);		/* a fault: exactly one page */
 	get(f, 0, 20, 4, 1);			/* local again */
-	get(f, 100, 2000, 1024, SRC_ROUND);	/* at most 1024, in 64-page frames */
+	get(f, 100, 2000, 128, SRC_ROUND);	/* at most 128 at once, in 64-page frames */
 	close_session(f);
 	assert_int_equal(page_server_join(&f->srv), 0);
 	stop(f);
@@ -501,8 +501,8 @@ static void test_fetch_missing(void **state)
 	assert_req(f, 0, 4, 6);
 	assert_req(f, 1, 12, 3);
 	assert_req(f, 2, 9, 1);
-	assert_req(f, 3, 100, 1024);
-	assert_int_equal(f->srv.pages_remote, 6 + 3 + 1 + 1024);
+	assert_req(f, 3, 100, 128);
+	assert_int_equal(f->srv.pages_remote, 6 + 3 + 1 + 128);
 	assert_int_equal(f->srv.pages_fault, 1);
 	assert_int_equal(f->srv.pages, 4);
 }
