@@ -357,6 +357,14 @@ int page_server_recv(struct page_server *srv, int timeout_ms, Msg **ret)
 	return r;
 }
 
+void page_server_set_tree(struct page_server *srv, const int32_t *pids, size_t nr)
+{
+	pthread_mutex_lock(&srv->lock);
+	srv->pids = pids;
+	srv->nr_pids = nr;
+	pthread_mutex_unlock(&srv->lock);
+}
+
 int page_server_set_committed(struct page_server *srv)
 {
 	int r;

@@ -76,6 +76,8 @@ void page_server_set_resume(struct page_server *srv, int lfd);
 struct conn *page_server_conn(struct page_server *srv);
 /* Post-copy: the next message from the source that is not page data. */
 int page_server_recv(struct page_server *srv, int timeout_ms, Msg **ret);
+/* The restored processes (host pids) a failure after the commit kills. */
+void page_server_set_tree(struct page_server *srv, const int32_t *pids, size_t nr);
 /* Post-copy: the tree runs; from now on a lost page kills it. -EIO if
  * the page source already failed (then the tree must not run). */
 int page_server_set_committed(struct page_server *srv);

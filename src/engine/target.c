@@ -289,6 +289,7 @@ int target_session(int fd, const struct serve_opts *so)
 	}
 	criu_stop(&t.criu);
 	reaper_disarm(&t.reaper);
+	free(t.tree);
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		pr_info("session %s: peak memory %ld kB", t.hex[0] ? t.hex : "-", ru.ru_maxrss);
 	pagestore_fini(&t.ps);

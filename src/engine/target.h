@@ -27,6 +27,8 @@ struct target {
 	struct page_server srv;		/* answering it from the page store */
 	struct reaper reaper;		/* kills the tree if we die before it is whole */
 	struct criu criu;		/* the restore's CRIU, started at the preflight */
+	int32_t *tree;			/* the restored tree, as this host numbers it */
+	size_t nr_tree, nr_tree_procs;
 };
 
 /* Serve one accepted connection (fd taken over); exit status for the child. */

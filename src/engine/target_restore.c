@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/fault.h"
+#include "common/proc.h"
 #include "common/reaper.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -106,9 +107,16 @@ static int hold_for_commit(struct target *t, pid_t root)
 	r = fault_point("dst.commit");
 	if (r < 0)
 		return mig_fail(&t->m, r, "injected fault");
+	/* the restored processes as this host numbers them (a container's
+	 * are not the source's numbers): what a failure must kill */
+	r = proctree_tasks(root, &t->tree, &t->nr_tree, &t->nr_tree_procs);
+	if (r < 0)
+		return mig_fail(&t->m, r, "cannot list the restored tree: %s", strerror(-r));
+	if (t->srv.running)
+		page_server_set_tree(&t->srv, t->tree, t->nr_tree_procs);
 	if (t->remote && page_server_set_committed(&t->srv) < 0)
 		return mig_fail(&t->m, -EIO, "the source's pages became unreachable");
-	r = reaper_arm(&t->reaper, t->m.pids, t->m.nr_procs);
+	r = reaper_arm(&t->reaper, t->tree, t->nr_tree_procs);
 	if (r < 0)
 		return mig_fail(&t->m, r, "cannot guard the restored tree: %s", strerror(-r));
 	/* the decision is recorded before CRIU lets the tree run */
@@ -245,8 +253,9 @@ static int prepare_lazy(struct target *t, Phaul__Restore *rq, CriuOpts *o, int *
 		return mig_fail(&t->m, -errno, "socketpair: %m");
 	if (t->remote)
 		conn_set_link_timeout(t->m.conn, link_ms);
-	r = page_server_start(&t->srv, &t->ps, sp[0], t->remote ? t->m.conn : NULL, t->m.pids,
-			      t->m.nr_procs, link_ms);
+	/* nothing to kill until the commit names the restored tree */
+	r = page_server_start(&t->srv, &t->ps, sp[0], t->remote ? t->m.conn : NULL, NULL, 0,
+			      link_ms);
 	if (r < 0) {
 		close(sp[1]);
 		return mig_fail(&t->m, r, "cannot start the page server");
@@ -285,8 +294,8 @@ static int join_server(struct target *t)
 
 static void kill_tree(struct target *t)
 {
-	for (size_t i = 0; i < t->m.nr_procs; i++)
-		kill(t->m.pids[i], SIGKILL);
+	for (size_t i = 0; i < t->nr_tree_procs; i++)
+		kill(t->tree[i], SIGKILL);
 }
 
 /*
