@@ -6,7 +6,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/proc.h"
@@ -80,6 +82,9 @@ int session_mkdirs(struct migration *m, const char *workdir, const char *prefix)
 	return 0;
 }
 
+/* The owner file of this process's session, locked for its lifetime. */
+static int owner_fd = -1;
+
 int session_write_owner(struct migration *m)
 {
 	char path[4200], text[32];
@@ -88,8 +93,12 @@ int session_write_owner(struct migration *m)
 
 	snprintf(path, sizeof(path), "%s/owner", m->dir);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || write_full(fd, text, n) < 0)
+	if (fd < 0 || write_full(fd, text, n) < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
 		return mig_fail(m, -EIO, "cannot write %s", path);
+	/* held while we live: a PID says nothing from another PID namespace */
+	if (owner_fd >= 0)
+		close(owner_fd);
+	owner_fd = TAKE_FD(fd);
 	return 0;
 }
 
@@ -100,6 +109,9 @@ void session_rmdirs(struct migration *m)
 	if (m->imgfd >= 0)
 		close(m->imgfd);
 	m->imgfd = -1;
+	if (owner_fd >= 0)
+		close(owner_fd);
+	owner_fd = -1;
 	if (getenv("PHAUL_KEEP_WORKDIR") && *getenv("PHAUL_KEEP_WORKDIR")) { /* debugging */
 		pr_warn("PHAUL_KEEP_WORKDIR: keeping %s", m->dir);
 		return;
@@ -195,18 +207,23 @@ void outcome_remove(const char *workdir, const char *hex)
 		unlink(path);
 }
 
-/* Whether the process that owns @dir (its "owner" file) still runs. */
+/*
+ * Whether the process that owns @dir still runs: it holds a lock on its
+ * "owner" file (its PID alone would not tell from another PID namespace:
+ * two test hosts, or containers, sharing a work directory).
+ */
 static bool owner_alive(const char *dir)
 {
 	char path[4200];
-	_cleanup_free_ char *text = NULL;
-	int pid;
+	_cleanup_close_ int fd = -1;
+
+	struct stat st;
 
 	snprintf(path, sizeof(path), "%s/owner", dir);
-	if (read_file(path, 32, &text, NULL) < 0)
-		return false;
-	pid = atoi(text);
-	return pid > 0 && proc_alive(pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) /* no owner yet: just created, or its owner died at once */
+		return stat(dir, &st) == 0 && time(NULL) - st.st_mtime < 60;
+	return flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
 }
 
 void session_sweep(const char *workdir, const char *prefix)
