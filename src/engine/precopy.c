@@ -9,6 +9,7 @@
 
 #include "common/fault.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/rangeset.h"
 #include "common/util.h"
 #include "criu/pagemap.h"
@@ -21,6 +22,7 @@
 
 struct pc_proc {
 	pid_t pid;
+	pid_t ipid;			/* its PID in CRIU's images and on the wire */
 	struct tracker *t;		/* NULL: not tracked (appeared later) */
 	struct rangeset sent;		/* pages the destination holds */
 	struct rangeset pending;	/* collected, not sent yet */
@@ -52,6 +54,26 @@ static struct pc_proc *pc_find(struct precopy *pc, pid_t pid, bool create)
 	p = &pc->p[pc->nr++];
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
+	p->ipid = pid;
+	return p;
+}
+
+/* The process CRIU's images call @ipid (its PID inside the workload's PID
+ * namespace when the workload driver set m->img_pids). */
+static struct pc_proc *pc_find_img(struct migration *m, pid_t ipid)
+{
+	struct precopy *pc = m->pc;
+	struct pc_proc *p;
+	pid_t host = ipid;
+
+	for (size_t i = 0; i < pc->nr; i++)
+		if (pc->p[i].ipid == ipid)
+			return &pc->p[i];
+	if (m->img_pids && (host = proc_ns_to_host(m->root_pid, ipid)) < 0)
+		return NULL;
+	p = pc_find(pc, host, true);
+	if (p)
+		p->ipid = ipid;
 	return p;
 }
 
@@ -73,6 +95,8 @@ int precopy_start(struct migration *m, const struct policy *pol)
 		struct pc_proc *p = pc_find(pc, m->pids[i], true);
 		if (!p)
 			return -ENOMEM;
+		if (m->img_pids)
+			p->ipid = m->img_pids[i];
 		r = tracker_open(p->pid, TRACK_UFFD_WP | TRACK_SOFT_DIRTY | TRACK_HASH, &p->t);
 		if (r < 0)
 			return mig_fail(m, r, "cannot track the writes of PID %d: %s", p->pid,
@@ -101,7 +125,7 @@ static int send_run(struct migration *m, struct pc_proc *p, uint64_t vaddr, size
 	Msg msg = PHAUL__MSG__INIT;
 	int r;
 
-	pr.pid = p->pid;
+	pr.pid = p->ipid;
 	pr.vaddr = vaddr;
 	pr.nr_pages = bytes / PAGE;
 	msg.body_case = PHAUL__MSG__BODY_PAGE_RUN;
@@ -282,9 +306,9 @@ static int add_intersection(const struct rangeset *s, uint64_t start, uint64_t e
 /* What of CRIU's lazy runs for @pid the destination lacks. */
 static int final_needs(struct migration *m, pid_t pid, const struct pagemap *pm)
 {
-	struct pc_proc *p = pc_find(m->pc, pid, true);
+	struct pc_proc *p = pc_find_img(m, pid);
 	struct rangeset need = { 0 };
-	int r = p ? 0 : -ENOMEM;
+	int r = p ? 0 : -ESRCH;
 
 	for (size_t i = 0; r == 0 && i < pm->nr; i++) {
 		const struct pm_entry *e = &pm->e[i];

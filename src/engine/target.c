@@ -177,6 +177,14 @@ static int run(struct target *t)
 		return r < 0 ? r : 0;
 	mig_step(&t->m, "preflight");
 	r = target_recv(t, &msg);
+	if (r == 0 && msg->body_case != PHAUL__MSG__BODY_PREFLIGHT) {
+		/* a driver's own message comes first, once */
+		t->info = TAKE_PTR(msg);
+		r = target_recv(t, &msg);
+		if (r == 0 && msg->body_case != PHAUL__MSG__BODY_PREFLIGHT)
+			r = mig_fail(&t->m, -EPROTO, "protocol error: %s where Preflight was due",
+				     msg_name(msg->body_case));
+	}
 	if (r == 0)
 		r = target_preflight(t, msg->preflight);
 	if (r < 0)
@@ -221,6 +229,8 @@ int target_session(int fd, const struct serve_opts *so)
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		pr_info("session %s: peak memory %ld kB", t.hex[0] ? t.hex : "-", ru.ru_maxrss);
 	pagestore_fini(&t.ps);
+	if (t.info)
+		msg_free(t.info);
 	session_rmdirs(&t.m);
 	mig_free(&t.m);
 	return r < 0 ? 1 : 0;

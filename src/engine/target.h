@@ -22,6 +22,7 @@ struct target {
 	struct pagestore ps;
 	pid_t lazy_pid;			/* criu lazy-pages filling memory, or 0 */
 	struct page_server srv;		/* answering it from the page store */
+	Msg *info;			/* a driver's message before the Preflight */
 };
 
 /* Serve one accepted connection (fd taken over); exit status for the child. */

@@ -31,11 +31,17 @@
 #define MSG_RUN_PAGES_MAX 64u		/* one FRAME_DATA_MAX of pages */
 #define MSG_VADDR_LIMIT (1ULL << 57)
 #define MSG_ROUNDS_MAX 1000u
+#define MSG_PATH_MAX 4096
+#define MSG_OCI_MOUNTS_MAX 64
+#define MSG_OCI_FILES_MAX 16
 
 typedef Phaul__Msg Msg;
 
 /* A file name the peer may create: [A-Za-z0-9._-]{1,128}, no leading dot. */
 bool name_is_safe(const char *name);
+/* A path the peer names: absolute, at most 4096 bytes, no control
+ * characters, no ".." component. */
+bool path_is_safe(const char *path);
 
 int msg_validate(Msg *m);
 /* Decode and validate one packed message (the fuzzers' entry point). */

@@ -1,0 +1,187 @@
+#!/usr/bin/env bats
+# OCI containers (runc, crun) migrated between the two test hosts with
+# `phaul migrate --oci ID`.  The container is a busybox shell loop that
+# appends numbered ticks to /data/ticks (a bind mount of $SCRATCH/data, on
+# the storage both hosts see), without forking.  Each host gets its own
+# /run (the runtimes' state); crun, which refuses the machine's hybrid
+# cgroup layout, gets cgroup2 at /sys/fs/cgroup in each host and runs
+# with --cgroup-manager=disabled.
+#
+#   bats tests/e2e/50-oci.bats
+
+load lib/hosts
+load lib/phaul
+load lib/fixtures
+
+setup() {
+	hosts_setup || return 1
+	phaul_setup || return 1
+	fx_setup
+	CID=phc$$-$BATS_TEST_NUMBER
+	BUNDLE=$SCRATCH/bundle
+	TICKS=$SCRATCH/data/ticks
+	local h
+	for h in src dst; do
+		in_$h mount -t tmpfs -o mode=0755 tmpfs /run || return 1
+	done
+}
+
+teardown() {
+	hosts_teardown
+	local rc=$?
+	# runc made cgroups named after the container (v1, shared by the hosts)
+	find /sys/fs/cgroup -mindepth 1 -depth -type d -name "$CID" -exec rmdir {} + 2>/dev/null
+	return $rc
+}
+
+# make_bundle: a busybox rootfs and a config whose process is the tick loop.
+make_bundle() {
+	local bb
+	bb=$(command -v busybox) || { echo "busybox-static is not installed" >&2; return 1; }
+	mkdir -p "$BUNDLE/rootfs/bin" "$BUNDLE/rootfs/"{proc,sys,dev,tmp,data} "$SCRATCH/data"
+	cp "$bb" "$BUNDLE/rootfs/bin/busybox"
+	ln -s busybox "$BUNDLE/rootfs/bin/sh"
+	ln -s busybox "$BUNDLE/rootfs/bin/mkfifo"
+	(cd "$BUNDLE" && runc spec) || return 1
+	# one process, no fork: read -t on a FIFO sleeps, $EPOCHREALTIME is the clock
+	local loop='mkfifo /tmp/f; exec 3<>/tmp/f; i=0; while :; do i=$((i+1));
+		t=$EPOCHREALTIME; s=${t%.*}; u=${t#*.}; echo "$i $s${u%???}" >>/data/ticks;
+		read -t 0.1 x <&3; done'
+	jq --arg loop "$loop" --arg data "$SCRATCH/data" '
+		.process.terminal = false | .process.args = ["sh", "-c", $loop] |
+		.root.readonly = false |
+		.mounts += [{destination: "/data", type: "bind", source: $data,
+			     options: ["rbind", "rw"]}]' \
+		"$BUNDLE/config.json" >"$BUNDLE/config.new" &&
+		mv "$BUNDLE/config.new" "$BUNDLE/config.json"
+}
+
+# rt HOST RUNTIME ARGS...: the runtime's own command in HOST.
+rt() {
+	local host=$1 runtime=$2
+	shift 2
+	if [ "$runtime" = crun ]; then
+		in_"$host" crun --cgroup-manager=disabled "$@"
+	else
+		in_"$host" runc "$@"
+	fi
+}
+
+# start_container RUNTIME: run $CID in src, detached; wait for 20 ticks.
+start_container() {
+	local runtime=$1 h
+	make_bundle || return 1
+	if [ "$runtime" = crun ]; then
+		for h in src dst; do
+			in_$h mount -t cgroup2 none /sys/fs/cgroup || return 1
+		done
+	fi
+	in_src sh -c 'cd "$1" && shift && exec "$@" </dev/null >>"$0" 2>&1' \
+		"$SCRATCH/container.out" "$BUNDLE" \
+		$( [ "$runtime" = crun ] && echo crun --cgroup-manager=disabled || echo runc ) \
+		run -d "$CID" || { cat "$SCRATCH/container.out" >&2; return 1; }
+	wait_ticks "$TICKS" 20 || return 1
+	INIT=$(rt src "$runtime" state "$CID" | jq -r .pid)
+	[[ "$INIT" =~ ^[0-9]+$ ]] || { echo "no init PID in '$runtime state $CID'" >&2; return 1; }
+}
+
+# listed HOST RUNTIME: the container's status in the runtime's list, or "none".
+listed() {
+	local st
+	st=$(rt "$1" "$2" list --format json | jq -r --arg id "$CID" \
+		'(. // [])[] | select(.id == $id) | .status')
+	echo "${st:-none}"
+}
+
+assert_listed() {
+	local got
+	got=$(listed "$1" "$2")
+	[ "$got" = "$3" ] || { echo "$2 list in $1 says $CID is '$got', not '$3'" >&2; return 1; }
+}
+
+migrate_container() {
+	local runtime=$1
+	shift
+	fx_migrate -- --oci "$CID" --runtime "$runtime" "$@"
+}
+
+check_migrated() {
+	local runtime=$1 pid out
+	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	assert_listed dst "$runtime" running || return 1
+	assert_listed src "$runtime" none || return 1
+	ticks_advance "$TICKS" 20 10 || return 1
+	check_ticks "$TICKS" >/dev/null || return 1
+	pid=$(rt dst "$runtime" state "$CID" | jq -r .pid)
+	pid_alive_in dst "$pid" || { echo "the state's init $pid does not run in dst" >&2; return 1; }
+	pid_alive_in src "$INIT" && { echo "the old init $INIT still runs in src" >&2; return 1; }
+	# the runtime's own commands work on the migrated container
+	out=$(rt dst "$runtime" exec "$CID" sh -c 'echo in-$((6 * 7))') ||
+		{ echo "$runtime exec failed in dst: $out" >&2; return 1; }
+	[ "$out" = in-42 ] || { echo "$runtime exec printed '$out'" >&2; return 1; }
+	rt dst "$runtime" kill "$CID" KILL || return 1
+	wait_for 10 eval '[ "$(listed dst '"$runtime"')" = stopped ]' || return 1
+	rt dst "$runtime" delete "$CID" || return 1
+	assert_listed dst "$runtime" none
+}
+
+check_rolled_back() {
+	local runtime=$1
+	[ "$status" -eq 1 ] || { echo "migrate exited $status, not 1: $stderr" >&2; return 1; }
+	assert_listed src "$runtime" running || return 1
+	assert_listed dst "$runtime" none || return 1
+	pid_alive_in src "$INIT" || { echo "init $INIT no longer runs in src" >&2; return 1; }
+	[ "$(rt src "$runtime" state "$CID" | jq -r .pid)" = "$INIT" ] || return 1
+	ticks_advance "$TICKS" 20 10 || return 1
+	check_ticks "$TICKS" >/dev/null || return 1
+	assert_workdir_clean 10 || return 1
+	fx_assert_src_workdir_clean
+}
+
+t_live() {
+	start_container "$1"
+	serve_start
+	migrate_container "$1" --json
+	check_migrated "$1"
+	note "$1 live: $(jq -c '{frozen_ms, total_ms, iterations, tracking}' <<<"$output")"
+}
+
+t_stop() {
+	start_container "$1"
+	serve_start
+	migrate_container "$1" --mode stop
+	check_migrated "$1"
+}
+
+t_rollback() {
+	require_fault dst.restored
+	start_container "$1"
+	serve_start PHAUL_FAULT=dst.restored
+	migrate_container "$1"
+	assert_fault_hit dst.restored
+	check_rolled_back "$1"
+}
+
+@test "runc: a container migrates live; runc shows it on dst only, exec/kill/delete work" {
+	t_live runc
+}
+
+@test "runc: stop mode migrates the container too" {
+	t_stop runc
+}
+
+@test "runc: a failure at dst.restored leaves it running and listed on src only" {
+	t_rollback runc
+}
+
+@test "crun: a container migrates live; crun shows it on dst only, exec/kill/delete work" {
+	t_live crun
+}
+
+@test "crun: stop mode migrates the container too" {
+	t_stop crun
+}
+
+@test "crun: a failure at dst.restored leaves it running and listed on src only" {
+	t_rollback crun
+}
