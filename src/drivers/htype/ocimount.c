@@ -75,7 +75,7 @@ static bool under(const char *path, const char *dir, const char **rest)
 	size_t len = strlen(dir);
 
 	if (len == 1) { /* "/" */
-		*rest = path;
+		*rest = strcmp(path, "/") ? path : "";
 		return true;
 	}
 	if (strncmp(path, dir, len) || (path[len] && path[len] != '/'))
@@ -84,8 +84,19 @@ static bool under(const char *path, const char *dir, const char **rest)
 	return true;
 }
 
-/* The host path of @c's root: a host mount of the same device whose root
- * holds it (the deepest such root); NULL when the host has none. */
+/* A later mount on or above h[i]'s mount point hides it. */
+static bool hidden(const struct mi *h, size_t nh, size_t i)
+{
+	const char *rest;
+
+	for (size_t j = i + 1; j < nh; j++)
+		if (under(h[i].point, h[j].point, &rest))
+			return true;
+	return false;
+}
+
+/* The host path of @c's root: a visible host mount of the same device
+ * whose root holds it (the deepest such root); NULL when there is none. */
 static char *host_path(const struct mi *c, const struct mi *h, size_t nh)
 {
 	const struct mi *best = NULL;
@@ -95,14 +106,15 @@ static char *host_path(const struct mi *c, const struct mi *h, size_t nh)
 	for (size_t i = 0; i < nh; i++)
 		if (h[i].major == c->major && h[i].minor == c->minor &&
 		    under(c->root, h[i].root, &r) &&
-		    (!best || strlen(h[i].root) > strlen(best->root))) {
+		    (!best || strlen(h[i].root) > strlen(best->root)) && !hidden(h, nh, i)) {
 			best = &h[i];
 			rest = r;
 		}
 	if (!best)
 		return NULL;
-	if (asprintf(&out, "%s%s", strcmp(best->point, "/") ? best->point : "",
-		     *rest ? rest : (strcmp(best->point, "/") ? "" : "/")) < 0)
+	if (!strcmp(best->point, "/"))
+		return strdup(*rest ? rest : "/");
+	if (asprintf(&out, "%s%s", best->point, rest) < 0)
 		return NULL;
 	return out;
 }
