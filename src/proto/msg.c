@@ -103,6 +103,11 @@ static bool stdio_key_ok(const char *k)
 	return sscanf(k, "pipe:[%llu]%n", &a, &n) == 1 && k[n] == '\0';
 }
 
+static bool ifname_ok(const char *s)
+{
+	return s && strlen(s) < 16 && name_is_safe(s);
+}
+
 static int check_oci(Phaul__OciContainer *o)
 {
 	if (!name_is_safe(o->id) || (strcmp(o->runtime, "runc") && strcmp(o->runtime, "crun")))
@@ -112,6 +117,12 @@ static int check_oci(Phaul__OciContainer *o)
 		return -EPROTO;
 	for (size_t i = 0; i < o->n_mounts; i++)
 		if (!path_is_safe(o->mounts[i]->dest) || !path_is_safe(o->mounts[i]->source))
+			return -EPROTO;
+	if (o->n_veths > MSG_OCI_VETHS_MAX)
+		return -EPROTO;
+	for (size_t i = 0; i < o->n_veths; i++)
+		if (!ifname_ok(o->veths[i]->inner) || !ifname_ok(o->veths[i]->outer) ||
+		    (o->veths[i]->bridge && !ifname_ok(o->veths[i]->bridge)))
 			return -EPROTO;
 	for (size_t i = 0; i < o->n_stdio; i++) {
 		Phaul__OciStdio *s = o->stdio[i];

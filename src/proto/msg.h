@@ -34,6 +34,7 @@
 #define MSG_PATH_MAX 4096
 #define MSG_OCI_MOUNTS_MAX 64
 #define MSG_OCI_FILES_MAX 16
+#define MSG_OCI_VETHS_MAX 8
 
 typedef Phaul__Msg Msg;
 

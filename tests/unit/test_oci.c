@@ -291,6 +291,41 @@ static void test_msg_oci(void **state)
 	assert_int_equal(decode_oci(&oc), -EPROTO);
 }
 
+static void test_msg_oci_veths(void **state)
+{
+	Phaul__OciContainer oc = PHAUL__OCI_CONTAINER__INIT;
+	Phaul__OciVeth v = PHAUL__OCI_VETH__INIT, *vp[9];
+
+	oc.id = "c1";
+	oc.runtime = "runc";
+	oc.runtime_root = "/run/runc";
+	oc.bundle = "/srv/b";
+	oc.rootfs = "/srv/b/rootfs";
+	v.inner = "eth0";
+	v.outer = "pv1-23";
+	v.bridge = "phbr0";
+	for (int i = 0; i < 9; i++)
+		vp[i] = &v;
+	oc.veths = vp;
+	oc.n_veths = 1;
+	assert_int_equal(decode_oci(&oc), 0);
+	v.bridge = NULL;
+	assert_int_equal(decode_oci(&oc), 0);
+	oc.n_veths = 9;
+	assert_int_equal(decode_oci(&oc), -EPROTO);
+	oc.n_veths = 1;
+	v.outer = "0123456789abcdef"; /* 16: longer than IFNAMSIZ - 1 */
+	assert_int_equal(decode_oci(&oc), -EPROTO);
+	v.outer = "a/b";
+	assert_int_equal(decode_oci(&oc), -EPROTO);
+	v.outer = "pv1";
+	v.inner = "eth0@x";
+	assert_int_equal(decode_oci(&oc), -EPROTO);
+	v.inner = "eth0";
+	v.bridge = "br:0";
+	assert_int_equal(decode_oci(&oc), -EPROTO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -304,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_ext_mounts_rejects),
 		cmocka_unit_test(test_mountinfo_ids_and_stat),
 		cmocka_unit_test(test_msg_oci),
+		cmocka_unit_test(test_msg_oci_veths),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

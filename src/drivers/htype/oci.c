@@ -249,6 +249,8 @@ static int oci_prepare(struct driver *d, struct migration *m)
 		r = read_pids(m, p);
 	if (r == 0)
 		r = scan_fds(m, p);
+	if (r == 0)
+		r = oci_read_veths(m, p);
 	if (r < 0)
 		return r;
 	pr_info("container %s (%s): init %d, %zu processes, %zu external mounts, rootfs %s",
@@ -262,6 +264,7 @@ static int oci_send_info(struct driver *d, struct migration *m)
 	Phaul__OciContainer oc = PHAUL__OCI_CONTAINER__INIT;
 	Phaul__OciMount mv[MSG_OCI_MOUNTS_MAX], *mp[MSG_OCI_MOUNTS_MAX];
 	Phaul__OciStdio sv[OCI_EXT_FILES_MAX], *sp[OCI_EXT_FILES_MAX];
+	Phaul__OciVeth vv[OCI_VETH_MAX], *vp[OCI_VETH_MAX];
 	Msg msg = PHAUL__MSG__INIT;
 	int r;
 
@@ -289,6 +292,15 @@ static int oci_send_info(struct driver *d, struct migration *m)
 	}
 	oc.stdio = sp;
 	oc.n_stdio = p->nr_stdio;
+	for (size_t i = 0; i < p->nr_veth; i++) {
+		phaul__oci_veth__init(&vv[i]);
+		vv[i].inner = p->veth[i].inner;
+		vv[i].outer = p->veth[i].outer;
+		vv[i].bridge = p->veth[i].bridge[0] ? p->veth[i].bridge : NULL;
+		vp[i] = &vv[i];
+	}
+	oc.veths = vp;
+	oc.n_veths = p->nr_veth;
 	msg.body_case = PHAUL__MSG__BODY_OCI;
 	msg.oci = &oc;
 	r = msg_send(m->conn, &msg);

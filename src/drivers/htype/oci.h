@@ -41,6 +41,16 @@ struct oci_stdio {
 	unsigned int flags;
 };
 
+#define OCI_VETH_MAX 8		/* MSG_OCI_VETHS_MAX */
+
+/* A veth of the container and its outer end here. */
+struct oci_veth {
+	char inner[16];
+	char outer[16];
+	char bridge[16];	/* "" when not on a bridge */
+	char ext[64];		/* CRIU's external veth[IN]:OUT[@BR] */
+};
+
 struct oci_priv {
 	enum oci_runtime rt;
 	char id[129];
@@ -52,6 +62,8 @@ struct oci_priv {
 	char *mountinfo;	/* source: the container's */
 	struct oci_stdio stdio[OCI_EXT_FILES_MAX];	/* files from outside */
 	size_t nr_stdio;
+	struct oci_veth veth[OCI_VETH_MAX];
+	size_t nr_veth;
 	/* destination */
 	bool have_info;
 	char *rootdir;		/* the rootfs bound here for CRIU */
@@ -64,6 +76,9 @@ struct oci_priv {
 	InheritFd **inhp;
 	size_t nr_inh;
 };
+
+/* The container's veths (none when it shares our network namespace). */
+int oci_read_veths(struct migration *m, struct oci_priv *p);
 
 /* RUNTIME_ROOT/ID[/NAME] */
 char *oci_path(const struct oci_priv *p, const char *name);

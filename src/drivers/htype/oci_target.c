@@ -7,6 +7,7 @@
 #include "drivers/htype/oci.h"
 
 #include <fcntl.h>
+#include <net/if.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -80,6 +81,12 @@ int oci_target_recv_info(struct driver *d, struct migration *m, const Msg *msg)
 		if (oc->stdio[i]->path && dup_str(&s->path, oc->stdio[i]->path) < 0)
 			r = -ENOMEM;
 	}
+	for (size_t i = 0; r == 0 && i < oc->n_veths && i < OCI_VETH_MAX; i++, p->nr_veth++) {
+		struct oci_veth *v = &p->veth[i];
+		snprintf(v->inner, sizeof(v->inner), "%s", oc->veths[i]->inner);
+		snprintf(v->outer, sizeof(v->outer), "%s", oc->veths[i]->outer);
+		snprintf(v->bridge, sizeof(v->bridge), "%s", oc->veths[i]->bridge ?: "");
+	}
 	if (r < 0)
 		return mig_fail(m, r, "container description: %s", strerror(-r));
 	p->have_info = true;
@@ -127,6 +134,14 @@ int oci_target_check(struct driver *d, struct migration *m)
 		if (access(p->mnt[i].source, F_OK) < 0)
 			return mig_fail(m, -ENOENT, "%s, mounted at %s in the container, is not on "
 					"the destination", p->mnt[i].source, p->mnt[i].dest);
+	for (size_t i = 0; i < p->nr_veth; i++) {
+		if (if_nametoindex(p->veth[i].outer))
+			return mig_fail(m, -EEXIST, "interface %s (the container's %s) exists on the "
+					"destination", p->veth[i].outer, p->veth[i].inner);
+		if (p->veth[i].bridge[0] && !if_nametoindex(p->veth[i].bridge))
+			return mig_fail(m, -ENOENT, "no bridge %s on the destination for the "
+					"container's %s", p->veth[i].bridge, p->veth[i].inner);
+	}
 	for (size_t i = 0; i < p->nr_stdio; i++)
 		if (p->stdio[i].path && access(p->stdio[i].path, F_OK) < 0)
 			return mig_fail(m, -ENOENT, "the container's fd %d, %s, is not on the "
@@ -201,6 +216,17 @@ static int build_opts(struct migration *m, struct oci_priv *p, CriuOpts *o)
 		r = open_stdio(m, p, &p->stdio[i]);
 	o->inherit_fd = p->inhp;
 	o->n_inherit_fd = p->nr_inh;
+	p->exts = calloc(p->nr_veth + 1, sizeof(char *));
+	if (!p->exts)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->nr_veth; i++) {
+		struct oci_veth *v = &p->veth[i];
+		snprintf(v->ext, sizeof(v->ext), "veth[%s]:%s%s%s", v->inner, v->outer,
+			 v->bridge[0] ? "@" : "", v->bridge);
+		p->exts[i] = v->ext;
+	}
+	o->external = p->exts;
+	o->n_external = p->nr_veth;
 	return r;
 }
 
