@@ -271,10 +271,6 @@ t_rollback() {
 }
 
 @test "runc: an established TCP connection to the container survives" {
-	# CRIU 4.1.1 cannot dump any inet socket on Linux >= 6.16: getsockopt
-	# SO_PASSCRED/SO_PASSSEC on it fails with EOPNOTSUPP ("sockets: Can't
-	# get 1:16 opt"), checkpoint-restore/criu#2718; this kernel is 6.18.
-	skip "CRIU 4.1.1 cannot dump TCP sockets on Linux >= 6.16 (criu#2718)"
 	bridge_hosts
 	start_net_container 'nc -l -p 7000 -e cat & '
 	start_client
