@@ -285,6 +285,23 @@ t_rollback() {
 	check_ticks "$TICKS" >/dev/null
 }
 
+@test "runc: a failure after the freeze leaves the container, its network and a TCP client as they were" {
+	require_fault dst.restored
+	bridge_hosts
+	start_net_container 'nc -l -p 7000 -e cat & '
+	start_client
+	serve_start PHAUL_FAULT=dst.restored
+	migrate_container runc --tcp-established
+	assert_fault_hit dst.restored
+	check_rolled_back runc
+	in_src ip -o link show "$VETH" | grep -q 'master phbr0' ||
+		{ echo "$VETH left phbr0 in src" >&2; return 1; }
+	refute in_dst ip link show "$VETH"
+	sleep 1
+	stop_client
+	note "TCP client: $CLIENT_RES"
+}
+
 @test "runc: a container migrates live; runc shows it on dst only, exec/kill/delete work" {
 	t_live runc
 }
