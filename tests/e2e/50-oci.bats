@@ -302,6 +302,39 @@ t_rollback() {
 	note "TCP client: $CLIENT_RES"
 }
 
+# A runc container whose process is mtouch (static) with SIZE MiB.
+start_mtouch_container() {
+	local size=$1
+	make_bundle || return 1
+	cc -O2 -static -std=gnu11 -D_GNU_SOURCE -o "$BUNDLE/rootfs/bin/mtouch" \
+		"$REPO_ROOT/tests/workloads/mtouch.c" -l:libxxhash.a || return 1
+	jq --arg size "$size" '.process.args = ["/bin/mtouch", "--size", $size, "--hot", "4",
+		"--rate", "16", "--log", "/data/ticks"]' "$BUNDLE/config.json" >"$BUNDLE/config.new" &&
+		mv "$BUNDLE/config.new" "$BUNDLE/config.json" || return 1
+	in_src sh -c 'cd "$1" && exec runc run -d "$2" </dev/null >>"$0" 2>&1' \
+		"$SCRATCH/container.out" "$BUNDLE" "$CID" || { cat "$SCRATCH/container.out" >&2; return 1; }
+	wait_for 60 grep -q '^READY' "$TICKS" || { echo "mtouch never got READY" >&2; return 1; }
+	ticks_advance "$TICKS" 30 10
+}
+
+@test "runc: a 256 MiB container migrates live over 1 Gbit/s, every page intact" {
+	_hosts_rate 1gbit
+	start_mtouch_container 256
+	serve_start
+	migrate_container runc --json
+	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	assert_listed dst runc running
+	assert_listed src runc none
+	ticks_advance "$TICKS" 30 10
+	check_ticks "$TICKS" >/dev/null
+	rt dst runc kill "$CID" USR1
+	wait_for 30 grep -q '^VERIFY' "$TICKS"
+	grep '^VERIFY' "$TICKS" | tail -n1 | grep -q '^VERIFY PASS pages=65536 ' ||
+		{ echo "memory check on dst: $(grep '^VERIFY' "$TICKS" | tail -n1)" >&2; return 1; }
+	note "runc 256 MiB at 1 Gbit/s: $(jq -c '{frozen_ms, total_ms, iterations, bytes_sent,
+		final_pages}' <<<"$output"), workload pause $(check_ticks "$TICKS") ms"
+}
+
 @test "runc: a container migrates live; runc shows it on dst only, exec/kill/delete work" {
 	t_live runc
 }
