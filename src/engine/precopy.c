@@ -98,6 +98,11 @@ int precopy_start(struct migration *m, const struct policy *pol)
 		if (m->img_pids)
 			p->ipid = m->img_pids[i];
 		r = tracker_open(p->pid, TRACK_UFFD_WP | TRACK_SOFT_DIRTY | TRACK_HASH, &p->t);
+		if (r < 0 && !proc_alive(p->pid)) {
+			pr_info("PID %d exited: nothing to track", p->pid);
+			r = 0;
+			continue;
+		}
 		if (r < 0)
 			return mig_fail(m, r, "cannot track the writes of PID %d: %s", p->pid,
 					strerror(-r));
@@ -204,6 +209,14 @@ static int collect(struct migration *m, uint64_t *dirty, uint64_t *scanned)
 		if (!p->t)
 			continue;
 		r = tracker_collect(p->t, &ts, &sc);
+		if (r < 0 && !proc_alive(p->pid)) {
+			/* exited: CRIU will not dump it, its pages are moot */
+			tracker_close(p->t);
+			p->t = NULL;
+			rangeset_free(&p->pending);
+			r = 0;
+			continue;
+		}
 		if (r == 0)
 			r = to_rangeset(&ts, &fresh);
 		if (r == 0)
@@ -350,6 +363,37 @@ static int plan_final(struct migration *m)
 	return r;
 }
 
+static bool named_in_preflight(const struct migration *m, pid_t ipid)
+{
+	const int32_t *v = m->img_pids ? m->img_pids : m->pids;
+
+	for (size_t i = 0; i < m->nr_procs; i++)
+		if (v[i] == ipid)
+			return true;
+	return false;
+}
+
+/* Processes forked since the preflight: the destination learns them first. */
+static int send_new_pids(struct migration *m)
+{
+	Phaul__NewPids np = PHAUL__NEW_PIDS__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+	_cleanup_free_ int32_t *v = calloc(m->pc->nr + 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->pc->nr; i++)
+		if (!named_in_preflight(m, m->pc->p[i].ipid))
+			v[np.n_pids++] = m->pc->p[i].ipid;
+	if (!np.n_pids)
+		return 0;
+	pr_info("%zu processes forked since the preflight", np.n_pids);
+	np.pids = v;
+	msg.body_case = PHAUL__MSG__BODY_NEW_PIDS;
+	msg.new_pids = &np;
+	return msg_send(m->conn, &msg);
+}
+
 int precopy_final(struct migration *m)
 {
 	uint64_t dirty, scanned;
@@ -359,6 +403,8 @@ int precopy_final(struct migration *m)
 	r = collect(m, &dirty, &scanned);
 	if (r == 0)
 		r = plan_final(m);
+	if (r == 0)
+		r = send_new_pids(m);
 	if (r < 0)
 		return m->error[0] ? r : mig_fail(m, r, "planning the final pages: %s", strerror(-r));
 	precopy_stop(m);

@@ -106,6 +106,12 @@ static int receive_pages(struct target *t, Msg *msg)
 
 	if (!t->live)
 		return mig_fail(&t->m, -EPROTO, "pages sent in %s mode", t->m.mode);
+	if (msg->body_case == PHAUL__MSG__BODY_NEW_PIDS) {
+		r = pagestore_add_pids(&t->ps, msg->new_pids->pids, msg->new_pids->n_pids);
+		if (r == 0)
+			pr_info("%zu processes forked since the preflight", msg->new_pids->n_pids);
+		return r < 0 ? mig_fail(&t->m, r, "new processes: %s", strerror(-r)) : 0;
+	}
 	if (msg->body_case == PHAUL__MSG__BODY_PAGE_RUN) {
 		r = pagestore_recv_run(&t->ps, t->m.conn, msg->page_run, &t->budget);
 		return r < 0 ? mig_fail(&t->m, r, "receiving pages: %s", strerror(-r)) : 0;
@@ -139,7 +145,8 @@ static int receive_images(struct target *t, Msg **ret_restore)
 			break;
 		}
 		if (msg->body_case == PHAUL__MSG__BODY_PAGE_RUN ||
-		    msg->body_case == PHAUL__MSG__BODY_ROUND_END) {
+		    msg->body_case == PHAUL__MSG__BODY_ROUND_END ||
+		    msg->body_case == PHAUL__MSG__BODY_NEW_PIDS) {
 			r = receive_pages(t, msg);
 			msg_free(msg);
 			if (r < 0)

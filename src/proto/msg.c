@@ -177,6 +177,13 @@ static int check_body(Msg *m)
 		return m->round_end->round <= MSG_ROUNDS_MAX ? 0 : -EPROTO;
 	case PHAUL__MSG__BODY_OCI:
 		return check_oci(m->oci);
+	case PHAUL__MSG__BODY_NEW_PIDS:
+		if (m->new_pids->n_pids > MSG_PIDS_MAX)
+			return -EPROTO;
+		for (size_t i = 0; i < m->new_pids->n_pids; i++)
+			if (m->new_pids->pids[i] <= 0 || m->new_pids->pids[i] > (1 << 22))
+				return -EPROTO;
+		return 0;
 	case PHAUL__MSG__BODY_FILE_END:
 	case PHAUL__MSG__BODY_RESTORE:
 	case PHAUL__MSG__BODY_COMMIT:
@@ -232,6 +239,7 @@ const char *msg_name(int body_case)
 		[PHAUL__MSG__BODY_PAGE_RUN] = "PageRun",
 		[PHAUL__MSG__BODY_ROUND_END] = "RoundEnd",
 		[PHAUL__MSG__BODY_OCI] = "OciContainer",
+		[PHAUL__MSG__BODY_NEW_PIDS] = "NewPids",
 	};
 
 	if (body_case <= 0 || (size_t)body_case >= ARRAY_SIZE(names) || !names[body_case])

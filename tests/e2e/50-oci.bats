@@ -45,11 +45,14 @@ make_bundle() {
 	ln -s busybox "$BUNDLE/rootfs/bin/mkfifo"
 	ln -s busybox "$BUNDLE/rootfs/bin/nc"
 	ln -s busybox "$BUNDLE/rootfs/bin/cat"
+	ln -s busybox "$BUNDLE/rootfs/bin/sleep"
 	(cd "$BUNDLE" && runc spec) || return 1
 	# one process, no fork: read -t on a FIFO sleeps, $EPOCHREALTIME is the clock
 	local loop="${1:-}"'mkfifo /tmp/f; exec 3<>/tmp/f; i=0; while :; do i=$((i+1));
 		t=$EPOCHREALTIME; s=${t%.*}; u=${t#*.}; echo "$i $s${u%???}" >>/data/ticks;
 		read -t 0.1 x <&3; done'
+	# FORK=1: sleep(1) instead, a new process every 100 ms
+	[ -z "${FORK:-}" ] || loop=${loop//read -t 0.1 x <&3/sleep 0.1}
 	jq --arg loop "$loop" --arg data "$SCRATCH/data" '
 		.process.terminal = false | .process.args = ["sh", "-c", $loop] |
 		.root.readonly = false |
@@ -333,6 +336,14 @@ start_mtouch_container() {
 		{ echo "memory check on dst: $(grep '^VERIFY' "$TICKS" | tail -n1)" >&2; return 1; }
 	note "runc 256 MiB at 1 Gbit/s: $(jq -c '{frozen_ms, total_ms, iterations, bytes_sent,
 		final_pages}' <<<"$output"), workload pause $(check_ticks "$TICKS") ms"
+}
+
+@test "runc: a container that forks a process every 100 ms migrates live" {
+	FORK=1 start_container runc
+	serve_start
+	migrate_container runc --json
+	check_migrated runc
+	note "forking container: $(jq -c '{frozen_ms, iterations}' <<<"$output"); dst: $(grep -o '[0-9]* processes forked since the preflight' "$SERVE_LOG" || echo 'no new process at the freeze')"
 }
 
 @test "runc: a container migrates live; runc shows it on dst only, exec/kill/delete work" {

@@ -326,6 +326,30 @@ static void test_msg_oci_veths(void **state)
 	assert_int_equal(decode_oci(&oc), -EPROTO);
 }
 
+static void test_msg_new_pids(void **state)
+{
+	Phaul__NewPids np = PHAUL__NEW_PIDS__INIT;
+	Msg m = PHAUL__MSG__INIT, *out = NULL;
+	int32_t pids[] = { 1, 4194304, 0 };
+	uint8_t buf[256];
+	size_t len;
+
+	m.body_case = PHAUL__MSG__BODY_NEW_PIDS;
+	m.new_pids = &np;
+	np.pids = pids;
+	np.n_pids = 2;
+	len = phaul__msg__pack(&m, buf);
+	assert_int_equal(msg_decode(buf, len, &out), 0);
+	assert_int_equal(out->new_pids->n_pids, 2);
+	msg_free(out);
+	np.n_pids = 3; /* PID 0 */
+	len = phaul__msg__pack(&m, buf);
+	assert_int_equal(msg_decode(buf, len, &out), -EPROTO);
+	pids[2] = 4194305;
+	len = phaul__msg__pack(&m, buf);
+	assert_int_equal(msg_decode(buf, len, &out), -EPROTO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -340,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_mountinfo_ids_and_stat),
 		cmocka_unit_test(test_msg_oci),
 		cmocka_unit_test(test_msg_oci_veths),
+		cmocka_unit_test(test_msg_new_pids),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
