@@ -15,6 +15,7 @@ static void migrate_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: phaul migrate --to ADDR:PORT --key FILE [options] PID\n"
+		"       phaul migrate --to ADDR:PORT --key FILE [options] --oci ID\n"
 		"  --mode MODE            live (default): copy memory in rounds while the\n"
 		"                         workload runs, then a short freeze; stop: freeze,\n"
 		"                         copy everything, restore; lazy: restore first, the\n"
@@ -28,6 +29,9 @@ static void migrate_usage(FILE *f)
 		"  --max-time SEC         live: at most SEC seconds of pre-copy\n"
 		"  --fs SPEC              storage driver, repeatable (default: shared):\n"
 		"                         shared, sync:DIR, disk:IMAGE:MOUNTPOINT\n"
+		"  --oci ID               migrate the OCI container ID (not a PID)\n"
+		"  --runtime runc|crun    its runtime (default runc)\n"
+		"  --runtime-root DIR     the runtime's --root (default /run/runc, /run/crun)\n"
 		"  --json                 print one JSON object with the statistics on stdout\n"
 		"  --workdir DIR          scratch space for images (default " PHAUL_DEFAULT_WORKDIR ")\n"
 		"  --shell-job            the tree was started from a shell (auto-detected)\n"
@@ -44,7 +48,7 @@ static void migrate_usage(FILE *f)
 }
 
 static int parse_args(int argc, char **argv, struct mig_opts *o, const char **key,
-		      bool *json)
+		      const char **oci, bool *json)
 {
 	static const struct option lo[] = {
 		{ "to", required_argument, NULL, 't' },
@@ -62,6 +66,9 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		{ "downtime-ms", required_argument, NULL, 'D' },
 		{ "max-iters", required_argument, NULL, 'I' },
 		{ "max-time", required_argument, NULL, 'M' },
+		{ "oci", required_argument, NULL, 'O' },
+		{ "runtime", required_argument, NULL, 'R' },
+		{ "runtime-root", required_argument, NULL, 'X' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -110,6 +117,9 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 				return -EINVAL;
 			o->policy.max_time_ms = v * 1000;
 			break;
+		case 'O': *oci = optarg; break;
+		case 'R': o->oci_runtime = optarg; break;
+		case 'X': o->oci_root = optarg; break;
 		case 'v':
 			log_set_level(log_get_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
 			break;
@@ -117,7 +127,9 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		default: return -EINVAL;
 		}
 	}
-	if (!o->to || !*key || optind != argc - 1)
+	if (!o->to || !*key || optind != argc - (*oci ? 0 : 1))
+		return -EINVAL;
+	if (!*oci && (o->oci_runtime || o->oci_root))
 		return -EINVAL;
 	return 0;
 }
@@ -129,13 +141,13 @@ int cmd_migrate(int argc, char **argv)
 			      .policy = { .downtime_ms = POLICY_DEFAULT_DOWNTIME_MS,
 					  .max_iters = POLICY_DEFAULT_MAX_ITERS } };
 	struct migration m = { .source = true, .opts = &o, .imgfd = -1, .ps_sk = -1 };
-	const char *key = NULL;
-	char htype[32];
+	const char *key = NULL, *oci = NULL;
+	char htype[160];
 	bool json = false;
 	int r;
 
 	log_init("phaul-migrate", LOG_QUIET);
-	if (parse_args(argc, argv, &o, &key, &json) < 0) {
+	if (parse_args(argc, argv, &o, &key, &oci, &json) < 0) {
 		migrate_usage(stderr);
 		return EXIT_USAGE;
 	}
@@ -146,7 +158,10 @@ int cmd_migrate(int argc, char **argv)
 	}
 	if (o.nr_fs == 0)
 		o.fs[o.nr_fs++] = "shared";
-	snprintf(htype, sizeof(htype), "pid:%s", argv[argc - 1]);
+	if (oci)
+		snprintf(htype, sizeof(htype), "oci:%.128s", oci);
+	else
+		snprintf(htype, sizeof(htype), "pid:%.30s", argv[argc - 1]);
 	o.htype = htype;
 	o.progress = !json || isatty(STDERR_FILENO);
 	snprintf(m.mode, sizeof(m.mode), "%s", o.mode);

@@ -226,3 +226,43 @@ bool proctree_seized(const int32_t *pids, size_t nr)
 			return false;
 	return nr > 0;
 }
+
+int proc_nspid(pid_t pid, pid_t *ret)
+{
+	char path[64];
+	_cleanup_free_ char *buf = NULL;
+	const char *l;
+	char *end;
+	long v = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (read_file(path, 16384, &buf, NULL) < 0)
+		return -ESRCH;
+	l = strstr(buf, "\nNSpid:");
+	if (!l)
+		return -ENOTSUP;
+	for (l += 7; *l && *l != '\n'; l = end) {
+		long n = strtol(l, &end, 10);
+		if (end == l)
+			break;
+		v = n;
+	}
+	if (v <= 0)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+pid_t proc_ns_to_host(pid_t root, pid_t nspid)
+{
+	_cleanup_free_ int32_t *pids = NULL;
+	size_t nr, nr_procs;
+	pid_t v;
+
+	if (proctree_tasks(root, &pids, &nr, &nr_procs) < 0)
+		return -1;
+	for (size_t i = 0; i < nr; i++)
+		if (proc_nspid(pids[i], &v) == 0 && v == nspid)
+			return pids[i];
+	return -1;
+}

@@ -28,4 +28,9 @@ bool proctree_seized(const int32_t *pids, size_t nr);
 /* Parent pid of @pid, or -1. */
 pid_t proc_ppid(pid_t pid);
 
+/* @pid's number in its own (innermost) PID namespace: NSpid's last field. */
+int proc_nspid(pid_t pid, pid_t *ret);
+/* The task of @root's tree whose innermost PID is @nspid; -1 if none. */
+pid_t proc_ns_to_host(pid_t root, pid_t nspid);
+
 #endif

@@ -63,6 +63,8 @@ int criu_start(struct criu *c)
 		dup2(devnull, STDOUT_FILENO);
 		if (log_get_level() < LOG_DEBUG)
 			dup2(devnull, STDERR_FILENO);
+		for (size_t i = 0; i < c->nr_keep_fds; i++)
+			fcntl(c->keep_fds[i], F_SETFD, 0);
 		if (c->pass_fd >= 0) {
 			if (dup2(c->pass_fd, CRIU_PASS_FD) < 0)
 				_exit(127);

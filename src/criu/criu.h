@@ -23,6 +23,8 @@ struct criu {
 	pid_t pid;
 	int sk;
 	int pass_fd;	/* handed to CRIU as CRIU_PASS_FD, or -1 */
+	const int *keep_fds;	/* inherited by CRIU under their own numbers */
+	size_t nr_keep_fds;	/* (InheritFd options name them) */
 };
 
 #define CRIU_INIT { .pid = -1, .sk = -1, .pass_fd = -1 }

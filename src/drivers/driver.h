@@ -37,7 +37,7 @@
 #include <stddef.h>
 
 #include "criu-rpc.pb-c.h"
-#include "phaul.pb-c.h"
+#include "proto/msg.h"
 
 struct migration;
 struct driver;
@@ -70,6 +70,14 @@ struct driver_ops {
 	int (*init)(struct driver *d, const char *arg);
 	void (*fini)(struct driver *d);
 	driver_hook_fn hooks[HOOK__MAX];
+	/*
+	 * What the destination's driver needs beyond its name (a container's
+	 * ID, paths, ...): the source's send_info sends one message of its
+	 * own before the Preflight; the destination's recv_info gets it (or
+	 * NULL when none came) right after the driver is created.
+	 */
+	int (*send_info)(struct driver *d, struct migration *m);
+	int (*recv_info)(struct driver *d, struct migration *m, const Msg *msg);
 	int (*dump_opts)(struct driver *d, struct migration *m, CriuOpts *o);
 	int (*restore_opts)(struct driver *d, struct migration *m, CriuOpts *o);
 	/* Destination: a storage message addressed to this driver. */

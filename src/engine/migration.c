@@ -104,6 +104,11 @@ void mig_free(struct migration *m)
 	m->conn = NULL;
 	free(m->pids);
 	m->pids = NULL;
+	free(m->img_pids);
+	m->img_pids = NULL;
+	for (size_t i = 0; i < m->nr_criu_fds; i++)
+		close(m->criu_fds[i]);
+	m->nr_criu_fds = 0;
 	free(m->dir);
 	m->dir = NULL;
 	if (m->imgfd >= 0)

@@ -24,12 +24,15 @@
 #include "proto/msg.h"
 
 #define PHAUL_DEFAULT_WORKDIR "/var/lib/phaul"
+#define MIG_CRIU_FDS_MAX 16
 
 struct mig_opts {
 	const char *to;			/* ADDR:PORT of the destination */
 	struct psk_key key;
 	const char *mode;		/* "stop" */
-	const char *htype;		/* "pid:1234" */
+	const char *htype;		/* "pid:1234", "oci:ID" */
+	const char *oci_runtime;	/* runc (default) or crun */
+	const char *oci_root;		/* the runtime's --root, or its default */
 	const char *fs[MSG_FS_MAX];	/* storage driver specs */
 	size_t nr_fs;
 	const char *workdir;		/* source scratch space */
@@ -84,6 +87,9 @@ struct migration {
 	size_t nr_drv;
 	pid_t root_pid;
 	int32_t *pids;			/* processes first, then threads */
+	int32_t *img_pids;		/* the same tasks as CRIU's images number
+					 * them (inside the workload's PID
+					 * namespace), or NULL: the same as pids */
 	size_t nr_pids;
 	size_t nr_procs;
 	uint64_t est_bytes;
@@ -97,6 +103,8 @@ struct migration {
 	struct freeze_watch *fw;	/* during the final dump */
 	/* set while the source answers the destination's page requests */
 	int (*on_page_req)(struct migration *m, const Phaul__PageReq *rq);
+	int criu_fds[MIG_CRIU_FDS_MAX];	/* drivers' fds for CRIU (inherit_fd) */
+	size_t nr_criu_fds;
 	enum mig_outcome outcome;
 	bool peer_said;			/* the failure came as the peer's Error/Abort */
 	bool rolled_back;		/* migration_failed hooks have run */

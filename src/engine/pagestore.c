@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "criu/pagemap.h"
+#include "proto/msg.h"
 #include "proto/wire.h"
 
 #define PAGE 4096u
@@ -33,6 +34,21 @@ int pagestore_init(struct pagestore *ps, int sessfd, const int32_t *pids, size_t
 	return ps->dirfd < 0 ? -errno : 0;
 }
 
+int pagestore_add_pids(struct pagestore *ps, const int32_t *pids, size_t nr)
+{
+	int32_t *v;
+
+	if (nr > MSG_PIDS_MAX || ps->nr_pids + ps->nr_more + nr > MSG_PIDS_MAX)
+		return -E2BIG;
+	v = realloc(ps->more, (ps->nr_more + nr + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	ps->more = v;
+	memcpy(v + ps->nr_more, pids, nr * sizeof(*v));
+	ps->nr_more += nr;
+	return 0;
+}
+
 static struct ps_proc *proc_get(struct pagestore *ps, pid_t pid)
 {
 	bool allowed = false;
@@ -43,6 +59,8 @@ static struct ps_proc *proc_get(struct pagestore *ps, pid_t pid)
 			return &ps->p[i];
 	for (size_t i = 0; i < ps->nr_pids; i++)
 		allowed |= ps->pids[i] == pid;
+	for (size_t i = 0; i < ps->nr_more; i++)
+		allowed |= ps->more[i] == pid;
 	if (!allowed)
 		return NULL;
 	p = realloc(ps->p, (ps->nr + 1) * sizeof(*p));
@@ -447,6 +465,7 @@ void pagestore_fini(struct pagestore *ps)
 		rangeset_free(&ps->p[i].stale);
 	}
 	free(ps->p);
+	free(ps->more);
 	free(ps->buf);
 	if (ps->round_fd >= 0)
 		close(ps->round_fd);

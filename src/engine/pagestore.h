@@ -58,12 +58,17 @@ struct pagestore {
 	size_t nr;
 	const int32_t *pids;		/* the processes the preflight named */
 	size_t nr_pids;
+	int32_t *more;			/* and those NewPids named since */
+	size_t nr_more;
 	uint64_t pages;			/* received, all rounds */
 	bool remote;			/* post-copy: what is missing is at the source */
 	uint8_t *buf;
 };
 
 int pagestore_init(struct pagestore *ps, int sessfd, const int32_t *pids, size_t nr_pids);
+/* Accept pages of these processes too (forked since the preflight); at
+ * most MSG_PIDS_MAX processes in all, else -E2BIG. */
+int pagestore_add_pids(struct pagestore *ps, const int32_t *pids, size_t nr);
 /* Store the run @pr announced; its data frames are read from @c. */
 int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRun *pr,
 		       uint64_t *budget);

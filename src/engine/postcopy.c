@@ -9,6 +9,7 @@
 
 #include "common/fault.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/reaper.h"
 #include "common/util.h"
 #include "engine/session.h"
@@ -19,17 +20,43 @@
 
 struct postcopy {
 	uint8_t *buf;			/* one request's pages */
+	int32_t *host;			/* the frozen tree's processes */
+	int32_t *img;			/* the same as CRIU's images number them */
+	size_t nr;
 	struct reaper reaper;
 	uint64_t pages;
 	uint64_t requests;
 };
 
-static bool in_tree(const struct migration *m, int32_t pid)
+/* The process CRIU's images call @ipid, as this host numbers it; -1 if
+ * it is not one of the frozen tree's. */
+static pid_t host_pid(const struct postcopy *pc, int32_t ipid)
 {
-	for (size_t i = 0; i < m->nr_procs; i++)
-		if (m->pids[i] == pid)
-			return true;
-	return false;
+	for (size_t i = 0; i < pc->nr; i++)
+		if (pc->img[i] == ipid)
+			return pc->host[i];
+	return -1;
+}
+
+/*
+ * The frozen tree as it is now (processes forked since the preflight
+ * included), and each one's number in CRIU's images: inside its PID
+ * namespace for a container (m->img_pids set), else the same.
+ */
+static int list_tree(struct migration *m, struct postcopy *pc)
+{
+	size_t nr_tasks;
+	int r = proctree_tasks(m->root_pid, &pc->host, &nr_tasks, &pc->nr);
+
+	if (r == 0 && !(pc->img = calloc(pc->nr + 1, sizeof(*pc->img))))
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < pc->nr; i++) {
+		pid_t v = pc->host[i];
+		if (m->img_pids && proc_nspid(pc->host[i], &v) < 0)
+			r = -ESRCH;
+		pc->img[i] = v;
+	}
+	return r;
 }
 
 static int send_data(struct migration *m, const Phaul__PageReq *rq, uint32_t nr)
@@ -58,15 +85,16 @@ static int answer(struct migration *m, const Phaul__PageReq *rq)
 {
 	struct iovec local = { m->post->buf, (size_t)rq->nr_pages * PAGE };
 	struct iovec remote = { (void *)(uintptr_t)rq->vaddr, local.iov_len };
+	pid_t pid = host_pid(m->post, rq->pid);
 	ssize_t got;
 
 	if (!m->post->buf && !(m->post->buf = malloc((size_t)MSG_REQ_PAGES_MAX * PAGE)))
 		return mig_fail(m, -ENOMEM, "no memory for a page request");
 	local.iov_base = m->post->buf;
-	if (!in_tree(m, rq->pid))
+	if (pid < 0)
 		return mig_fail(m, -EPROTO, "the destination asked pages of PID %d, not ours",
 				rq->pid);
-	got = process_vm_readv(rq->pid, &local, 1, &remote, 1, 0);
+	got = process_vm_readv(pid, &local, 1, &remote, 1, 0);
 	if (got <= 0)
 		pr_err("cannot read %u pages of PID %d at 0x%llx: %m", rq->nr_pages, rq->pid,
 		       (unsigned long long)rq->vaddr);
@@ -77,9 +105,17 @@ static int answer(struct migration *m, const Phaul__PageReq *rq)
 int postcopy_begin(struct migration *m)
 {
 	struct postcopy *pc = calloc(1, sizeof(*pc));
+	int r;
 
 	if (!pc)
 		return mig_fail(m, -ENOMEM, "no memory for post-copy");
+	r = list_tree(m, pc);
+	if (r < 0) {
+		free(pc->host);
+		free(pc->img);
+		free(pc);
+		return mig_fail(m, r, "cannot list the frozen tree: %s", strerror(-r));
+	}
 	pc->reaper = (struct reaper)REAPER_INIT;
 	m->post = pc;
 	m->on_page_req = answer;
@@ -178,7 +214,7 @@ int postcopy_serve(struct migration *m)
 	int r;
 
 	mig_step(m, mode_postcopy(m->mode) ? "post-copy" : "memory fill");
-	r = reaper_arm(&m->post->reaper, m->pids, m->nr_procs);
+	r = reaper_arm(&m->post->reaper, m->post->host, m->post->nr);
 	if (r < 0)
 		return mig_fail(m, r, "cannot guard the frozen tree: %s", strerror(-r));
 	set_timeouts(m);
@@ -209,6 +245,8 @@ void postcopy_end(struct migration *m)
 		return;
 	reaper_disarm(&pc->reaper);
 	free(pc->buf);
+	free(pc->host);
+	free(pc->img);
 	free(pc);
 	m->post = NULL;
 	m->on_page_req = NULL;

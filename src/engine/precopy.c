@@ -12,6 +12,7 @@
 
 #include "common/fault.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/rangeset.h"
 #include "common/util.h"
 #include "criu/pagemap.h"
@@ -24,6 +25,7 @@
 
 struct pc_proc {
 	pid_t pid;
+	pid_t ipid;			/* its PID in CRIU's images and on the wire */
 	struct tracker *t;		/* NULL: not tracked (appeared later) */
 	struct rangeset sent;		/* pages the destination holds */
 	struct rangeset pending;	/* collected, not sent yet */
@@ -59,6 +61,26 @@ static struct pc_proc *pc_find(struct precopy *pc, pid_t pid, bool create)
 	p = &pc->p[pc->nr++];
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
+	p->ipid = pid;
+	return p;
+}
+
+/* The process CRIU's images call @ipid (its PID inside the workload's PID
+ * namespace when the workload driver set m->img_pids). */
+static struct pc_proc *pc_find_img(struct migration *m, pid_t ipid)
+{
+	struct precopy *pc = m->pc;
+	struct pc_proc *p;
+	pid_t host = ipid;
+
+	for (size_t i = 0; i < pc->nr; i++)
+		if (pc->p[i].ipid == ipid)
+			return &pc->p[i];
+	if (m->img_pids && (host = proc_ns_to_host(m->root_pid, ipid)) < 0)
+		return NULL;
+	p = pc_find(pc, host, true);
+	if (p)
+		p->ipid = ipid;
 	return p;
 }
 
@@ -80,7 +102,14 @@ int precopy_start(struct migration *m, const struct policy *pol)
 		struct pc_proc *p = pc_find(pc, m->pids[i], true);
 		if (!p)
 			return -ENOMEM;
+		if (m->img_pids)
+			p->ipid = m->img_pids[i];
 		r = tracker_open(p->pid, TRACK_UFFD_WP | TRACK_SOFT_DIRTY | TRACK_HASH, &p->t);
+		if (r < 0 && !proc_alive(p->pid)) {
+			pr_info("PID %d exited: nothing to track", p->pid);
+			r = 0;
+			continue;
+		}
 		if (r < 0)
 			return mig_fail(m, r, "cannot track the writes of PID %d: %s", p->pid,
 					strerror(-r));
@@ -108,7 +137,7 @@ static int send_run(struct migration *m, struct pc_proc *p, uint64_t vaddr, size
 	Msg msg = PHAUL__MSG__INIT;
 	int r;
 
-	pr.pid = p->pid;
+	pr.pid = p->ipid;
 	pr.vaddr = vaddr;
 	pr.nr_pages = bytes / PAGE;
 	msg.body_case = PHAUL__MSG__BODY_PAGE_RUN;
@@ -194,6 +223,14 @@ static int collect(struct migration *m, uint64_t *dirty, uint64_t *scanned)
 		if (!p->t)
 			continue;
 		r = tracker_collect(p->t, &ts, &sc);
+		if (r < 0 && !proc_alive(p->pid)) {
+			/* exited: CRIU will not dump it, its pages are moot */
+			tracker_close(p->t);
+			p->t = NULL;
+			rangeset_free(&p->pending);
+			r = 0;
+			continue;
+		}
 		if (r == 0)
 			r = to_rangeset(&ts, &fresh);
 		if (r == 0)
@@ -298,9 +335,9 @@ static int add_intersection(const struct rangeset *s, uint64_t start, uint64_t e
 /* What of CRIU's lazy runs for @pid the destination lacks. */
 static int final_needs(struct migration *m, pid_t pid, const struct pagemap *pm)
 {
-	struct pc_proc *p = pc_find(m->pc, pid, true);
+	struct pc_proc *p = pc_find_img(m, pid);
 	struct rangeset need = { 0 };
-	int r = p ? 0 : -ENOMEM;
+	int r = p ? 0 : -ESRCH;
 
 	for (size_t i = 0; r == 0 && i < pm->nr; i++) {
 		const struct pm_entry *e = &pm->e[i];
@@ -342,6 +379,37 @@ static int plan_final(struct migration *m)
 	return r;
 }
 
+static bool named_in_preflight(const struct migration *m, pid_t ipid)
+{
+	const int32_t *v = m->img_pids ? m->img_pids : m->pids;
+
+	for (size_t i = 0; i < m->nr_procs; i++)
+		if (v[i] == ipid)
+			return true;
+	return false;
+}
+
+/* Processes forked since the preflight: the destination learns them first. */
+static int send_new_pids(struct migration *m)
+{
+	Phaul__NewPids np = PHAUL__NEW_PIDS__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+	_cleanup_free_ int32_t *v = calloc(m->pc->nr + 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->pc->nr; i++)
+		if (!named_in_preflight(m, m->pc->p[i].ipid))
+			v[np.n_pids++] = m->pc->p[i].ipid;
+	if (!np.n_pids)
+		return 0;
+	pr_info("%zu processes forked since the preflight", np.n_pids);
+	np.pids = v;
+	msg.body_case = PHAUL__MSG__BODY_NEW_PIDS;
+	msg.new_pids = &np;
+	return msg_send(m->conn, &msg);
+}
+
 void precopy_cut(struct migration *m)
 {
 	if (m->pc)
@@ -377,6 +445,8 @@ static int plan(struct migration *m, uint64_t *dirty, uint64_t *scanned)
 	r = collect(m, dirty, scanned);
 	if (r == 0)
 		r = plan_final(m);
+	if (r == 0)
+		r = send_new_pids(m);
 	if (r < 0)
 		return m->error[0] ? r : mig_fail(m, r, "planning the final pages: %s", strerror(-r));
 	precopy_stop(m);
@@ -439,7 +509,7 @@ static int drop_set(struct migration *m, struct pc_proc *p, uint64_t *pages)
 		uint64_t pos = p->pending.r[i].start, end = p->pending.r[i].end;
 		while (r == 0 && pos < end) {
 			uint32_t n = MIN((end - pos) / PAGE, (uint64_t)MSG_DROP_PAGES_MAX);
-			r = send_drop(m, p->pid, pos, n);
+			r = send_drop(m, p->ipid, pos, n);
 			pos += (uint64_t)n * PAGE;
 			*pages += n;
 		}

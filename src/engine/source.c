@@ -147,7 +147,7 @@ static int send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_
 	p.has_cpuinfo = cpu != NULL;
 	p.cpuinfo.data = cpu;
 	p.cpuinfo.len = cpulen;
-	p.pids = m->pids;
+	p.pids = m->img_pids ? m->img_pids : m->pids;
 	p.n_pids = m->nr_pids;
 	p.has_nr_procs = true;
 	p.nr_procs = m->nr_procs;
@@ -179,6 +179,9 @@ static int preflight(struct migration *m)
 		if (r == 0)
 			r = read_cpuinfo(m, &cpu, &cpulen);
 	}
+	for (size_t i = 0; r == 0 && i < m->nr_drv; i++)
+		if (m->drv[i]->ops->send_info)
+			r = m->drv[i]->ops->send_info(m->drv[i], m);
 	if (r == 0)
 		r = send_preflight(m, ver, cpu, cpulen);
 	if (r < 0)

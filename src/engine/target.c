@@ -136,6 +136,12 @@ static int receive_pages(struct target *t, Msg *msg)
 
 	if (!t->live)
 		return mig_fail(&t->m, -EPROTO, "pages sent in %s mode", t->m.mode);
+	if (msg->body_case == PHAUL__MSG__BODY_NEW_PIDS) {
+		r = pagestore_add_pids(&t->ps, msg->new_pids->pids, msg->new_pids->n_pids);
+		if (r == 0)
+			pr_info("%zu processes forked since the preflight", msg->new_pids->n_pids);
+		return r < 0 ? mig_fail(&t->m, r, "new processes: %s", strerror(-r)) : 0;
+	}
 	if (msg->body_case == PHAUL__MSG__BODY_PAGE_RUN) {
 		r = pagestore_recv_run(&t->ps, t->m.conn, msg->page_run, &t->budget);
 		return r < 0 ? mig_fail(&t->m, r, "receiving pages: %s", strerror(-r)) : 0;
@@ -197,7 +203,8 @@ static int receive_images(struct target *t, Msg **ret_restore)
 		}
 		if (msg->body_case == PHAUL__MSG__BODY_PAGE_RUN ||
 		    msg->body_case == PHAUL__MSG__BODY_PAGE_DROP ||
-		    msg->body_case == PHAUL__MSG__BODY_ROUND_END) {
+		    msg->body_case == PHAUL__MSG__BODY_ROUND_END ||
+		    msg->body_case == PHAUL__MSG__BODY_NEW_PIDS) {
 			r = receive_pages(t, msg);
 			msg_free(msg);
 			if (r < 0)
@@ -242,6 +249,14 @@ static int run(struct target *t)
 		return r < 0 ? r : 0;
 	mig_step(&t->m, "preflight");
 	r = target_recv(t, &msg);
+	if (r == 0 && msg->body_case != PHAUL__MSG__BODY_PREFLIGHT) {
+		/* a driver's own message comes first, once */
+		t->info = TAKE_PTR(msg);
+		r = target_recv(t, &msg);
+		if (r == 0 && msg->body_case != PHAUL__MSG__BODY_PREFLIGHT)
+			r = mig_fail(&t->m, -EPROTO, "protocol error: %s where Preflight was due",
+				     msg_name(msg->body_case));
+	}
 	if (r == 0)
 		r = target_preflight(t, msg->preflight);
 	if (r < 0)
@@ -293,6 +308,8 @@ int target_session(int fd, const struct serve_opts *so)
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		pr_info("session %s: peak memory %ld kB", t.hex[0] ? t.hex : "-", ru.ru_maxrss);
 	pagestore_fini(&t.ps);
+	if (t.info)
+		msg_free(t.info);
 	session_rmdirs(&t.m);
 	mig_free(&t.m);
 	return r < 0 ? 1 : 0;

@@ -29,6 +29,7 @@ struct target {
 	struct criu criu;		/* the restore's CRIU, started at the preflight */
 	int32_t *tree;			/* the restored tree, as this host numbers it */
 	size_t nr_tree, nr_tree_procs;
+	Msg *info;			/* a driver's message before the Preflight */
 };
 
 /* Serve one accepted connection (fd taken over); exit status for the child. */

@@ -44,6 +44,12 @@ static int setup_drivers(struct target *t, Phaul__Preflight *p)
 			return mig_fail(m, r, "storage driver '%s' unknown here", p->fs[i]);
 		m->nr_drv++;
 	}
+	for (size_t i = 0; i < m->nr_drv; i++) {
+		const struct driver_ops *ops = m->drv[i]->ops;
+		r = ops->recv_info ? ops->recv_info(m->drv[i], m, t->info) : 0;
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 

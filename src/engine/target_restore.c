@@ -87,6 +87,7 @@ static int hold_for_commit(struct target *t, pid_t root)
 	int r;
 
 	t->m.st.restore_ms = now_ms() - t->m.st.freeze_ms;
+	t->m.root_pid = root; /* as this host numbers it (the drivers' hooks) */
 	r = mig_hook(&t->m, HOOK_TARGET_RESTORED);
 	if (r == 0)
 		r = fault_point("dst.restored");
@@ -358,7 +359,12 @@ int target_restore(struct target *t, Phaul__Restore *rq)
 		return r;
 	req.type = CRIU_REQ_TYPE__RESTORE;
 	req.opts = &o;
-	/* started at the preflight, off the frozen path; else now */
+	/* started at the preflight, off the frozen path, unless the drivers
+	 * have fds for it to inherit: then it starts now, with them */
+	if (c->pid > 0 && t->m.nr_criu_fds)
+		criu_stop(c);
+	c->keep_fds = t->m.criu_fds;
+	c->nr_keep_fds = t->m.nr_criu_fds;
 	r = c->pid > 0 ? criu_send(c, &req) : criu_begin(c, &req);
 	if (r < 0)
 		return mig_fail(&t->m, r, "cannot start CRIU");

@@ -3,6 +3,7 @@
 #include "proto/msg.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -97,6 +98,66 @@ static int check_restart(Phaul__Restart *r)
 	return 0;
 }
 
+bool path_is_safe(const char *path)
+{
+	size_t len = path ? strnlen(path, MSG_PATH_MAX + 1) : 0;
+
+	if (len < 1 || len > MSG_PATH_MAX || path[0] != '/')
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)path[i] < 0x20 || path[i] == 0x7f)
+			return false;
+	for (const char *p = path; (p = strstr(p, "/..")); p += 3)
+		if (p[3] == '/' || p[3] == '\0')
+			return false;
+	return true;
+}
+
+/* CRIU's key for an external file: file[HEX:HEX] or pipe:[DIGITS]. */
+static bool stdio_key_ok(const char *k)
+{
+	unsigned long long a, b;
+	int n = 0;
+
+	if (strlen(k) > 64)
+		return false;
+	if (sscanf(k, "file[%llx:%llx]%n", &a, &b, &n) == 2 && k[n] == '\0')
+		return true;
+	n = 0;
+	return sscanf(k, "pipe:[%llu]%n", &a, &n) == 1 && k[n] == '\0';
+}
+
+static bool ifname_ok(const char *s)
+{
+	return s && strlen(s) < 16 && name_is_safe(s);
+}
+
+static int check_oci(Phaul__OciContainer *o)
+{
+	if (!name_is_safe(o->id) || (strcmp(o->runtime, "runc") && strcmp(o->runtime, "crun")))
+		return -EPROTO;
+	if (!path_is_safe(o->runtime_root) || !path_is_safe(o->bundle) ||
+	    !path_is_safe(o->rootfs) || o->n_mounts > MSG_OCI_MOUNTS_MAX || o->n_stdio > MSG_OCI_FILES_MAX)
+		return -EPROTO;
+	for (size_t i = 0; i < o->n_mounts; i++)
+		if (!path_is_safe(o->mounts[i]->dest) || !path_is_safe(o->mounts[i]->source))
+			return -EPROTO;
+	if (o->n_veths > MSG_OCI_VETHS_MAX)
+		return -EPROTO;
+	for (size_t i = 0; i < o->n_veths; i++)
+		if (!ifname_ok(o->veths[i]->inner) || !ifname_ok(o->veths[i]->outer) ||
+		    (o->veths[i]->bridge && !ifname_ok(o->veths[i]->bridge)))
+			return -EPROTO;
+	for (size_t i = 0; i < o->n_stdio; i++) {
+		Phaul__OciStdio *s = o->stdio[i];
+		if (s->fd > (1u << 20) || !stdio_key_ok(s->key) || (s->path && !path_is_safe(s->path)))
+			return -EPROTO;
+		if (s->has_flags && (s->flags & ~(uint32_t)(O_ACCMODE | O_APPEND)))
+			return -EPROTO;
+	}
+	return 0;
+}
+
 static int check_body(Msg *m)
 {
 	switch (m->body_case) {
@@ -153,6 +214,15 @@ static int check_body(Msg *m)
 		return m->fs_sync_done->status >= 0 && m->fs_sync_done->status <= 255 ? 0 : -EPROTO;
 	case PHAUL__MSG__BODY_RESTART:
 		return check_restart(m->restart);
+	case PHAUL__MSG__BODY_OCI:
+		return check_oci(m->oci);
+	case PHAUL__MSG__BODY_NEW_PIDS:
+		if (m->new_pids->n_pids > MSG_PIDS_MAX)
+			return -EPROTO;
+		for (size_t i = 0; i < m->new_pids->n_pids; i++)
+			if (m->new_pids->pids[i] <= 0 || m->new_pids->pids[i] > (1 << 22))
+				return -EPROTO;
+		return 0;
 	case PHAUL__MSG__BODY_FILE_END:
 	case PHAUL__MSG__BODY_RESTORE:
 	case PHAUL__MSG__BODY_COMMIT:
@@ -215,6 +285,8 @@ const char *msg_name(int body_case)
 		[PHAUL__MSG__BODY_FS_DATA] = "FsData",
 		[PHAUL__MSG__BODY_FS_SYNC_DONE] = "FsSyncDone",
 		[PHAUL__MSG__BODY_RESTART] = "Restart",
+		[PHAUL__MSG__BODY_OCI] = "OciContainer",
+		[PHAUL__MSG__BODY_NEW_PIDS] = "NewPids",
 	};
 
 	if (body_case <= 0 || (size_t)body_case >= ARRAY_SIZE(names) || !names[body_case])

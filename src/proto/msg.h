@@ -40,11 +40,17 @@
 #define MSG_ARGV_MAX 256u
 #define MSG_ENV_MAX 1024u
 #define MSG_PATH_MAX 4096u
+#define MSG_OCI_MOUNTS_MAX 64
+#define MSG_OCI_FILES_MAX 16
+#define MSG_OCI_VETHS_MAX 8
 
 typedef Phaul__Msg Msg;
 
 /* A file name the peer may create: [A-Za-z0-9._-]{1,128}, no leading dot. */
 bool name_is_safe(const char *name);
+/* A path the peer names: absolute, at most 4096 bytes, no control
+ * characters, no ".." component. */
+bool path_is_safe(const char *path);
 
 int msg_validate(Msg *m);
 /* Decode and validate one packed message (the fuzzers' entry point). */

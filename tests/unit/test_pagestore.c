@@ -724,6 +724,27 @@ static void test_pid_not_allowed(void **state)
 	close(dfd);
 }
 
+/* Once NewPids named it, a process forked since the preflight may send. */
+static void test_pid_added(void **state)
+{
+	struct fixture *f = *state;
+	const int32_t more[] = { 4242 };
+	int nmsg = 0, dfd;
+
+	assert_int_equal(pagestore_add_pids(&f->ps, more, 1), 0);
+	assert_int_equal(exchange(f, send_stranger, NULL, &nmsg), 0);
+	assert_int_equal(f->ps.pages, 2);
+	dfd = openat(f->sessfd, "rounds/1", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	assert_int_equal(faccessat(dfd, "pages-4242.img", F_OK, AT_SYMLINK_NOFOLLOW), 0);
+	close(dfd);
+	/* never more than MSG_PIDS_MAX processes in all */
+	int32_t *many = calloc(MSG_PIDS_MAX, sizeof(*many));
+	assert_non_null(many);
+	assert_int_equal(pagestore_add_pids(&f->ps, many, MSG_PIDS_MAX), -E2BIG);
+	free(many);
+}
+
 static void send_backwards(struct sender *s)
 {
 	const uint64_t *v = s->arg;
@@ -1302,6 +1323,7 @@ int main(void)
 		T(test_contiguity),
 		T(test_late_process_and_empty_round),
 		T(test_pid_not_allowed),
+		T(test_pid_added),
 		T(test_out_of_order),
 		T(test_adjacent_runs),
 		T(test_bad_data_frames),

@@ -13,7 +13,8 @@
  *   migration_complete / migration_failed / target_cleanup / target_abort
  *                    registration with a manager (runc, lxc) moves or stays
  *
- * Drivers: pid (a process tree, pid.c).
+ * Drivers: pid (a process tree, pid.c), oci (a runc or crun container,
+ * oci.h).
  */
 #ifndef PHAUL_HTYPE_H
 #define PHAUL_HTYPE_H
@@ -21,5 +22,6 @@
 #include "drivers/driver.h"
 
 extern const struct driver_ops htype_pid_ops;
+extern const struct driver_ops htype_oci_ops;
 
 #endif

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * oci: the workload is an OCI container run by runc or crun
+ * (`phaul migrate --oci ID [--runtime runc|crun] [--runtime-root DIR]`).
+ * Private to oci.c (source side) and oci_target.c (destination side).
+ *
+ * The source reads the runtime's state (RUNTIME_ROOT/ID/state.json for
+ * runc, .../status for crun) and the container's mounts, and drives CRIU
+ * itself (so that live pre-copy works): the container's init is the root
+ * of the tree, its rootfs CRIU's root, binds of host paths external
+ * mounts, its stdio external files. Before the Preflight it sends an
+ * OciContainer message; with the images goes the state file
+ * (oci-state.json; crun also oci-config.json).
+ *
+ * The destination restores with CRIU itself, not with `runc restore`:
+ * runc answers CRIU's post-restore notification on its own (it writes
+ * its state there and lets the tree run), so it could not hold the
+ * restored container until phaul's commit, nor take phaul's lazy restore
+ * options. Instead, at post-restore (the tree held), the driver writes
+ * the runtime's state file for the restored init (PID, start time,
+ * namespace paths) under the same ID: from then on `runc list/state/
+ * kill/exec/delete` (or crun's) see it. A rollback removes that state;
+ * after the commit the source's state directory is removed.
+ */
+#ifndef PHAUL_OCI_H
+#define PHAUL_OCI_H
+
+#include <stdbool.h>
+
+#include "drivers/htype/htype.h"
+#include "drivers/htype/ocistate.h"
+
+#define OCI_STATE_IMG "oci-state.json"
+#define OCI_CONFIG_IMG "oci-config.json"
+#define OCI_EXT_FILES_MAX 16	/* MSG_OCI_FILES_MAX */
+
+struct oci_stdio {
+	int fd;
+	char key[65];
+	char *path;		/* NULL: not a file (a pipe) */
+	unsigned int flags;
+};
+
+#define OCI_VETH_MAX 8		/* MSG_OCI_VETHS_MAX */
+
+/* A veth of the container and its outer end here. */
+struct oci_veth {
+	char inner[16];
+	char outer[16];
+	char bridge[16];	/* "" when not on a bridge */
+	char ext[64];		/* CRIU's external veth[IN]:OUT[@BR] */
+};
+
+struct oci_priv {
+	enum oci_runtime rt;
+	char id[129];
+	char *root;		/* the runtime's state root */
+	struct oci_state st;	/* source: what its state says; dst: paths */
+	char *state_json;	/* source: the state file as read */
+	struct oci_mount *mnt;
+	size_t nr_mnt;
+	char *mountinfo;	/* source: the container's */
+	struct oci_stdio stdio[OCI_EXT_FILES_MAX];	/* files from outside */
+	size_t nr_stdio;
+	struct oci_veth veth[OCI_VETH_MAX];
+	size_t nr_veth;
+	/* destination */
+	bool have_info;
+	char *rootdir;		/* the rootfs bound here for CRIU */
+	bool mounted;
+	bool registered;
+	ExtMountMap *ext;	/* CRIU options built from the above */
+	ExtMountMap **extp;
+	char **exts;		/* source: CRIU's external file keys */
+	InheritFd *inh;
+	InheritFd **inhp;
+	size_t nr_inh;
+};
+
+/* The container's veths (none when it shares our network namespace). */
+int oci_read_veths(struct migration *m, struct oci_priv *p);
+
+/* RUNTIME_ROOT/ID[/NAME] */
+char *oci_path(const struct oci_priv *p, const char *name);
+
+int oci_target_recv_info(struct driver *d, struct migration *m, const Msg *msg);
+int oci_target_check(struct driver *d, struct migration *m);
+int oci_restore_opts(struct driver *d, struct migration *m, CriuOpts *o);
+int oci_target_restored(struct driver *d, struct migration *m);
+int oci_target_cleanup(struct driver *d, struct migration *m);
+int oci_target_abort(struct driver *d, struct migration *m);
+
+#endif

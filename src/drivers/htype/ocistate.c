@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "oci: "
+#include "drivers/htype/ocistate.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+int oci_runtime_parse(const char *name, enum oci_runtime *ret)
+{
+	if (!strcmp(name, "runc"))
+		*ret = OCI_RUNC;
+	else if (!strcmp(name, "crun"))
+		*ret = OCI_CRUN;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+const char *oci_runtime_name(enum oci_runtime rt)
+{
+	return rt == OCI_CRUN ? "crun" : "runc";
+}
+
+const char *oci_state_file(enum oci_runtime rt)
+{
+	return rt == OCI_CRUN ? "status" : "state.json";
+}
+
+static void json_putp(json_object **j)
+{
+	if (*j)
+		json_object_put(*j);
+}
+
+static json_object *get(json_object *o, const char *key, json_type type)
+{
+	json_object *v = NULL;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, type))
+		return NULL;
+	return v;
+}
+
+/* A number, or a decimal string (runc wrote init_process_start as one). */
+static int get_u64(json_object *o, const char *key, uint64_t *ret)
+{
+	json_object *v = get(o, key, json_type_int);
+	json_object *s = get(o, key, json_type_string);
+	char *end;
+
+	if (v) {
+		int64_t n = json_object_get_int64(v);
+		if (n < 0)
+			return -EINVAL;
+		*ret = n;
+		return 0;
+	}
+	if (!s || !*json_object_get_string(s))
+		return -EINVAL;
+	errno = 0;
+	*ret = strtoull(json_object_get_string(s), &end, 10);
+	return errno || *end ? -EINVAL : 0;
+}
+
+/* runc keeps the bundle as a "bundle=PATH" label of its config. */
+static const char *runc_bundle(json_object *cfg)
+{
+	json_object *labels = get(cfg, "labels", json_type_array);
+	size_t n = labels ? json_object_array_length(labels) : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		json_object *l = json_object_array_get_idx(labels, i);
+		const char *s = json_object_is_type(l, json_type_string) ?
+					json_object_get_string(l) : "";
+		if (!strncmp(s, "bundle=", 7))
+			return s + 7;
+	}
+	return NULL;
+}
+
+static int fill_paths(struct oci_state *st, const char *rootfs, const char *bundle)
+{
+	if (!rootfs || !bundle || bundle[0] != '/' || !*rootfs)
+		return -EINVAL;
+	if (rootfs[0] == '/')
+		st->rootfs = strdup(rootfs);
+	else if (asprintf(&st->rootfs, "%s/%s", bundle, rootfs) < 0)
+		st->rootfs = NULL;
+	st->bundle = strdup(bundle);
+	return st->rootfs && st->bundle ? 0 : -ENOMEM;
+}
+
+int oci_state_parse(enum oci_runtime rt, const char *json, struct oci_state *ret)
+{
+	_cleanup_(json_putp) json_object *o = json_tokener_parse(json);
+	json_object *cfg, *rootfs, *bundle;
+	struct oci_state st = { 0 };
+	uint64_t pid;
+	int r;
+
+	if (!o || !json_object_is_type(o, json_type_object))
+		return -EINVAL;
+	if (rt == OCI_RUNC) {
+		cfg = get(o, "config", json_type_object);
+		rootfs = get(cfg, "rootfs", json_type_string);
+		r = get_u64(o, "init_process_pid", &pid);
+		if (r == 0)
+			r = get_u64(o, "init_process_start", &st.start);
+		if (r == 0)
+			r = fill_paths(&st, rootfs ? json_object_get_string(rootfs) : NULL,
+				       runc_bundle(cfg));
+	} else {
+		rootfs = get(o, "rootfs", json_type_string);
+		bundle = get(o, "bundle", json_type_string);
+		r = get_u64(o, "pid", &pid);
+		if (r == 0)
+			r = get_u64(o, "process-start-time", &st.start);
+		if (r == 0)
+			r = fill_paths(&st, rootfs ? json_object_get_string(rootfs) : NULL,
+				       bundle ? json_object_get_string(bundle) : NULL);
+	}
+	if (r == 0 && (pid < 2 || pid > (1 << 22)))
+		r = -EINVAL;
+	if (r < 0) {
+		oci_state_free(&st);
+		return r;
+	}
+	st.pid = pid;
+	*ret = st;
+	return 0;
+}
+
+void oci_state_free(struct oci_state *st)
+{
+	free(st->rootfs);
+	free(st->bundle);
+	st->rootfs = st->bundle = NULL;
+}
+
+/* runc: namespace_paths {"NEWNET": "/proc/OLD/ns/net", ...} -> new PID. */
+static int runc_ns_paths(json_object *o, pid_t pid)
+{
+	json_object *ns = get(o, "namespace_paths", json_type_object);
+	char path[64];
+
+	if (!ns)
+		return 0;
+	json_object_object_foreach(ns, key, val) {
+		const char *old = json_object_is_type(val, json_type_string) ?
+					  json_object_get_string(val) : NULL;
+		const char *name = old ? strrchr(old, '/') : NULL;
+		if (!name || strncmp(old, "/proc/", 6))
+			continue; /* a namespace joined by path stays as it is */
+		snprintf(path, sizeof(path), "/proc/%d/ns/%.16s", pid, name + 1);
+		if (json_object_object_add(ns, key, json_object_new_string(path)) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int oci_state_update(enum oci_runtime rt, const char *json, pid_t pid, uint64_t start,
+		     char **ret)
+{
+	_cleanup_(json_putp) json_object *o = json_tokener_parse(json);
+	const char *kpid = rt == OCI_RUNC ? "init_process_pid" : "pid";
+	const char *kstart = rt == OCI_RUNC ? "init_process_start" : "process-start-time";
+	const char *out;
+	int r = 0;
+
+	if (!o || !json_object_is_type(o, json_type_object) || !get(o, kpid, json_type_int))
+		return -EINVAL;
+	if (json_object_object_add(o, kpid, json_object_new_int64(pid)) < 0 ||
+	    json_object_object_add(o, kstart, json_object_new_uint64(start)) < 0)
+		return -ENOMEM;
+	if (rt == OCI_RUNC)
+		r = runc_ns_paths(o, pid);
+	if (r < 0)
+		return r;
+	out = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+						  JSON_C_TO_STRING_NOSLASHESCAPE);
+	*ret = out ? strdup(out) : NULL;
+	return *ret ? 0 : -ENOMEM;
+}
+
+int oci_stat_start_time(const char *stat, uint64_t *ret)
+{
+	const char *p = strrchr(stat, ')');
+	unsigned long long v;
+
+	/* after "pid (comm)": state is field 3, starttime field 22 */
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+			 "%*d %*d %*d %*d %llu", &v) != 1)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}

@@ -1,0 +1,371 @@
+#!/usr/bin/env bats
+# OCI containers (runc, crun) migrated between the two test hosts with
+# `phaul migrate --oci ID`.  The container is a busybox shell loop that
+# appends numbered ticks to /data/ticks (a bind mount of $SCRATCH/data, on
+# the storage both hosts see), without forking.  Each host gets its own
+# /run (the runtimes' state); crun, which refuses the machine's hybrid
+# cgroup layout, gets cgroup2 at /sys/fs/cgroup in each host and runs
+# with --cgroup-manager=disabled.
+#
+#   bats tests/e2e/50-oci.bats
+
+load lib/hosts
+load lib/phaul
+load lib/fixtures
+
+setup() {
+	hosts_setup || return 1
+	phaul_setup || return 1
+	fx_setup
+	CID=phc$$-$BATS_TEST_NUMBER
+	BUNDLE=$SCRATCH/bundle
+	TICKS=$SCRATCH/data/ticks
+	local h
+	for h in src dst; do
+		in_$h mount -t tmpfs -o mode=0755 tmpfs /run || return 1
+	done
+}
+
+teardown() {
+	hosts_teardown
+	local rc=$?
+	# runc made cgroups named after the container (v1, shared by the hosts)
+	find /sys/fs/cgroup -mindepth 1 -depth -type d -name "$CID" -exec rmdir {} + 2>/dev/null
+	return $rc
+}
+
+# make_bundle [PRE]: a busybox rootfs and a config whose process is the
+# tick loop, after the shell command PRE if given.
+make_bundle() {
+	local bb
+	bb=$(command -v busybox) || { echo "busybox-static is not installed" >&2; return 1; }
+	mkdir -p "$BUNDLE/rootfs/bin" "$BUNDLE/rootfs/"{proc,sys,dev,tmp,data} "$SCRATCH/data"
+	cp "$bb" "$BUNDLE/rootfs/bin/busybox"
+	ln -s busybox "$BUNDLE/rootfs/bin/sh"
+	ln -s busybox "$BUNDLE/rootfs/bin/mkfifo"
+	ln -s busybox "$BUNDLE/rootfs/bin/nc"
+	ln -s busybox "$BUNDLE/rootfs/bin/cat"
+	ln -s busybox "$BUNDLE/rootfs/bin/sleep"
+	(cd "$BUNDLE" && runc spec) || return 1
+	# one process, no fork: read -t on a FIFO sleeps, $EPOCHREALTIME is the clock
+	local loop="${1:-}"'mkfifo /tmp/f; exec 3<>/tmp/f; i=0; while :; do i=$((i+1));
+		t=$EPOCHREALTIME; s=${t%.*}; u=${t#*.}; echo "$i $s${u%???}" >>/data/ticks;
+		read -t 0.1 x <&3; done'
+	# FORK=1: sleep(1) instead, a new process every 100 ms
+	[ -z "${FORK:-}" ] || loop=${loop//read -t 0.1 x <&3/sleep 0.1}
+	jq --arg loop "$loop" --arg data "$SCRATCH/data" '
+		.process.terminal = false | .process.args = ["sh", "-c", $loop] |
+		.root.readonly = false |
+		.mounts += [{destination: "/data", type: "bind", source: $data,
+			     options: ["rbind", "rw"]}]' \
+		"$BUNDLE/config.json" >"$BUNDLE/config.new" &&
+		mv "$BUNDLE/config.new" "$BUNDLE/config.json"
+}
+
+# rt HOST RUNTIME ARGS...: the runtime's own command in HOST.
+rt() {
+	local host=$1 runtime=$2
+	shift 2
+	if [ "$runtime" = crun ]; then
+		in_"$host" crun --cgroup-manager=disabled "$@"
+	else
+		in_"$host" runc "$@"
+	fi
+}
+
+# start_container RUNTIME: run $CID in src, detached; wait for 20 ticks.
+start_container() {
+	local runtime=$1 h
+	make_bundle || return 1
+	if [ "$runtime" = crun ]; then
+		for h in src dst; do
+			in_$h mount -t cgroup2 none /sys/fs/cgroup || return 1
+		done
+	fi
+	in_src sh -c 'cd "$1" && shift && exec "$@" </dev/null >>"$0" 2>&1' \
+		"$SCRATCH/container.out" "$BUNDLE" \
+		$( [ "$runtime" = crun ] && echo crun --cgroup-manager=disabled || echo runc ) \
+		run -d "$CID" || { cat "$SCRATCH/container.out" >&2; return 1; }
+	wait_ticks "$TICKS" 20 || return 1
+	INIT=$(rt src "$runtime" state "$CID" | jq -r .pid)
+	[[ "$INIT" =~ ^[0-9]+$ ]] || { echo "no init PID in '$runtime state $CID'" >&2; return 1; }
+}
+
+# ---------------------------------------------------------------- network
+
+CT_ADDR=192.0.2.50
+
+# Both hosts' ends of the link go into a bridge phbr0 that takes the
+# host's address: one layer-2 segment, on which the container keeps its
+# address wherever it runs.
+bridge_hosts() {
+	local h if addr
+	for h in src dst; do
+		[ $h = src ] && if=$HOSTS_IF_SRC addr=$SRC_ADDR || if=$HOSTS_IF_DST addr=$DST_ADDR
+		in_$h ip link add phbr0 type bridge &&
+			in_$h ip link set phbr0 up &&
+			in_$h ip addr del "$addr/24" dev "$if" &&
+			in_$h ip link set "$if" master phbr0 &&
+			in_$h ip addr add "$addr/24" dev phbr0 || return 1
+	done
+	wait_for 10 in_src busybox ping -c1 -W1 "$DST_ADDR"
+}
+
+# start_net_container PRE: $CID (runc) with its own network namespace, a
+# veth (eth0 inside, $VETH outside on phbr0) and $CT_ADDR; it runs the
+# shell command PRE (an echo server: 'nc -l -p 7000 -e cat & ') first.
+start_net_container() {
+	make_bundle "$1" || return 1
+	VETH=pv$BATS_TEST_NUMBER$((RANDOM % 1000))
+	in_src sh -c 'cd "$1" && exec runc create "$2" </dev/null >>"$0" 2>&1' \
+		"$SCRATCH/container.out" "$BUNDLE" "$CID" || { cat "$SCRATCH/container.out" >&2; return 1; }
+	INIT=$(rt src runc state "$CID" | jq -r .pid)
+	in_src ip link add "$VETH" type veth peer name eth0 netns "$INIT" &&
+		in_src ip link set "$VETH" master phbr0 up &&
+		in_src nsenter -t "$INIT" -n ip addr add "$CT_ADDR/24" dev eth0 &&
+		in_src nsenter -t "$INIT" -n ip link set eth0 up &&
+		in_src nsenter -t "$INIT" -n ip link set lo up &&
+		in_src runc start "$CID" || return 1
+	wait_ticks "$TICKS" 20
+}
+
+# A TCP client in dst: sends a numbered line every 20 ms, checks each echo,
+# until $SCRATCH/client.stop exists; then prints "OK N MAXGAP_MS" or FAIL.
+start_client() {
+	cat >"$SCRATCH/client.py" <<'PY'
+import os, socket, sys, time
+addr, stop, out = sys.argv[1], sys.argv[2], sys.argv[3]
+def say(msg):
+    with open(out, "w") as f:
+        f.write(msg + "\n")
+try:
+    s = socket.create_connection((addr, 7000), timeout=5)
+    s.settimeout(60)
+    f = s.makefile("rwb")
+    n, gap, last = 0, 0.0, time.time()
+    while not os.path.exists(stop):
+        n += 1
+        f.write(b"%d\n" % n)
+        f.flush()
+        got = f.readline()
+        if got != b"%d\n" % n:
+            say("FAIL line %d echoed as %r" % (n, got))
+            sys.exit(1)
+        now = time.time()
+        gap, last = max(gap, now - last), now
+        if n == 20:
+            open(out + ".ready", "w").close()
+        time.sleep(0.02)
+    say("OK %d %d" % (n, gap * 1000))
+except Exception as e:
+    say("FAIL %s: %s" % (type(e).__name__, e))
+    sys.exit(1)
+PY
+	CLIENT=$(start_in_dst python3 "$SCRATCH/client.py" "$CT_ADDR" "$SCRATCH/client.stop" \
+		"$SCRATCH/client.res") || return 1
+	wait_for 20 test -e "$SCRATCH/client.res.ready"
+}
+
+# stop_client: the client must have seen every echo, in order, no reset.
+stop_client() {
+	touch "$SCRATCH/client.stop"
+	wait_for 90 test -s "$SCRATCH/client.res" || return 1
+	CLIENT_RES=$(cat "$SCRATCH/client.res")
+	[[ "$CLIENT_RES" == OK* ]] || { echo "TCP client: $CLIENT_RES" >&2; return 1; }
+}
+
+# listed HOST RUNTIME: the container's status in the runtime's list, or "none".
+listed() {
+	local st
+	st=$(rt "$1" "$2" list --format json | jq -r --arg id "$CID" \
+		'(. // [])[] | select(.id == $id) | .status')
+	echo "${st:-none}"
+}
+
+assert_listed() {
+	local got
+	got=$(listed "$1" "$2")
+	[ "$got" = "$3" ] || { echo "$2 list in $1 says $CID is '$got', not '$3'" >&2; return 1; }
+}
+
+migrate_container() {
+	local runtime=$1
+	shift
+	fx_migrate -- --oci "$CID" --runtime "$runtime" "$@"
+}
+
+check_migrated() {
+	local runtime=$1 pid out
+	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	assert_listed dst "$runtime" running || return 1
+	assert_listed src "$runtime" none || return 1
+	ticks_advance "$TICKS" 20 10 || return 1
+	check_ticks "$TICKS" >/dev/null || return 1
+	pid=$(rt dst "$runtime" state "$CID" | jq -r .pid)
+	pid_alive_in dst "$pid" || { echo "the state's init $pid does not run in dst" >&2; return 1; }
+	pid_alive_in src "$INIT" && { echo "the old init $INIT still runs in src" >&2; return 1; }
+	# the runtime's own commands work on the migrated container
+	out=$(rt dst "$runtime" exec "$CID" sh -c 'echo in-$((6 * 7))') ||
+		{ echo "$runtime exec failed in dst: $out" >&2; return 1; }
+	[ "$out" = in-42 ] || { echo "$runtime exec printed '$out'" >&2; return 1; }
+	rt dst "$runtime" kill "$CID" KILL || return 1
+	wait_for 10 eval '[ "$(listed dst '"$runtime"')" = stopped ]' || return 1
+	rt dst "$runtime" delete "$CID" || return 1
+	assert_listed dst "$runtime" none
+}
+
+check_rolled_back() {
+	local runtime=$1
+	[ "$status" -eq 1 ] || { echo "migrate exited $status, not 1: $stderr" >&2; return 1; }
+	assert_listed src "$runtime" running || return 1
+	assert_listed dst "$runtime" none || return 1
+	pid_alive_in src "$INIT" || { echo "init $INIT no longer runs in src" >&2; return 1; }
+	[ "$(rt src "$runtime" state "$CID" | jq -r .pid)" = "$INIT" ] || return 1
+	ticks_advance "$TICKS" 20 10 || return 1
+	check_ticks "$TICKS" >/dev/null || return 1
+	assert_workdir_clean 10 || return 1
+	fx_assert_src_workdir_clean
+}
+
+t_live() {
+	start_container "$1"
+	serve_start
+	migrate_container "$1" --json
+	check_migrated "$1"
+	note "$1 live: $(jq -c '{frozen_ms, total_ms, iterations, tracking}' <<<"$output")"
+}
+
+t_stop() {
+	start_container "$1"
+	serve_start
+	migrate_container "$1" --mode stop
+	check_migrated "$1"
+}
+
+t_rollback() {
+	require_fault dst.restored
+	start_container "$1"
+	serve_start PHAUL_FAULT=dst.restored
+	migrate_container "$1"
+	assert_fault_hit dst.restored
+	check_rolled_back "$1"
+}
+
+@test "runc: a container with its own network keeps its address, its veth on the bridge" {
+	bridge_hosts
+	start_net_container ''
+	in_dst busybox ping -c1 -W2 "$CT_ADDR" >/dev/null ||
+		{ echo "the container's $CT_ADDR does not answer from dst before" >&2; return 1; }
+	serve_start
+	migrate_container runc --json
+	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	assert_listed dst runc running
+	assert_listed src runc none
+	in_dst ip -o link show "$VETH" | grep -q 'master phbr0' ||
+		{ echo "no $VETH on phbr0 in dst" >&2; return 1; }
+	refute in_src ip link show "$VETH"
+	# the same address answers, now from the container in dst
+	wait_for 10 in_dst busybox ping -c1 -W1 "$CT_ADDR"
+	pid=$(rt dst runc state "$CID" | jq -r .pid)
+	in_dst nsenter -t "$pid" -n ip -o addr show dev eth0 | grep -q "inet $CT_ADDR/24" ||
+		{ echo "eth0 in the migrated container lacks $CT_ADDR" >&2; return 1; }
+	ticks_advance "$TICKS" 20 10
+	check_ticks "$TICKS" >/dev/null
+}
+
+@test "runc: an established TCP connection to the container survives" {
+	bridge_hosts
+	start_net_container 'nc -l -p 7000 -e cat & '
+	start_client
+	serve_start
+	migrate_container runc --tcp-established --json
+	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	assert_listed dst runc running
+	ticks_advance "$TICKS" 20 10
+	sleep 1
+	stop_client
+	note "TCP client: $CLIENT_RES; migrate: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
+	check_ticks "$TICKS" >/dev/null
+}
+
+@test "runc: a failure after the freeze leaves the container, its network and a TCP client as they were" {
+	require_fault dst.restored
+	bridge_hosts
+	start_net_container 'nc -l -p 7000 -e cat & '
+	start_client
+	serve_start PHAUL_FAULT=dst.restored
+	migrate_container runc --tcp-established
+	assert_fault_hit dst.restored
+	check_rolled_back runc
+	in_src ip -o link show "$VETH" | grep -q 'master phbr0' ||
+		{ echo "$VETH left phbr0 in src" >&2; return 1; }
+	refute in_dst ip link show "$VETH"
+	sleep 1
+	stop_client
+	note "TCP client: $CLIENT_RES"
+}
+
+# A runc container whose process is mtouch (static) with SIZE MiB.
+start_mtouch_container() {
+	local size=$1
+	make_bundle || return 1
+	cc -O2 -static -std=gnu11 -D_GNU_SOURCE -o "$BUNDLE/rootfs/bin/mtouch" \
+		"$REPO_ROOT/tests/workloads/mtouch.c" -l:libxxhash.a || return 1
+	jq --arg size "$size" '.process.args = ["/bin/mtouch", "--size", $size, "--hot", "4",
+		"--rate", "16", "--log", "/data/ticks"]' "$BUNDLE/config.json" >"$BUNDLE/config.new" &&
+		mv "$BUNDLE/config.new" "$BUNDLE/config.json" || return 1
+	in_src sh -c 'cd "$1" && exec runc run -d "$2" </dev/null >>"$0" 2>&1' \
+		"$SCRATCH/container.out" "$BUNDLE" "$CID" || { cat "$SCRATCH/container.out" >&2; return 1; }
+	wait_for 60 grep -q '^READY' "$TICKS" || { echo "mtouch never got READY" >&2; return 1; }
+	ticks_advance "$TICKS" 30 10
+}
+
+@test "runc: a 256 MiB container migrates live over 1 Gbit/s, every page intact" {
+	_hosts_rate 1gbit
+	start_mtouch_container 256
+	serve_start
+	migrate_container runc --json
+	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	assert_listed dst runc running
+	assert_listed src runc none
+	ticks_advance "$TICKS" 30 10
+	check_ticks "$TICKS" >/dev/null
+	rt dst runc kill "$CID" USR1
+	wait_for 30 grep -q '^VERIFY' "$TICKS"
+	grep '^VERIFY' "$TICKS" | tail -n1 | grep -q '^VERIFY PASS pages=65536 ' ||
+		{ echo "memory check on dst: $(grep '^VERIFY' "$TICKS" | tail -n1)" >&2; return 1; }
+	note "runc 256 MiB at 1 Gbit/s: $(jq -c '{frozen_ms, total_ms, iterations, bytes_sent,
+		final_pages}' <<<"$output"), workload pause $(check_ticks "$TICKS") ms"
+}
+
+@test "runc: a container that forks a process every 100 ms migrates live" {
+	FORK=1 start_container runc
+	serve_start
+	migrate_container runc --json
+	check_migrated runc
+	note "forking container: $(jq -c '{frozen_ms, iterations}' <<<"$output"); dst: $(grep -o '[0-9]* processes forked since the preflight' "$SERVE_LOG" || echo 'no new process at the freeze')"
+}
+
+@test "runc: a container migrates live; runc shows it on dst only, exec/kill/delete work" {
+	t_live runc
+}
+
+@test "runc: stop mode migrates the container too" {
+	t_stop runc
+}
+
+@test "runc: a failure at dst.restored leaves it running and listed on src only" {
+	t_rollback runc
+}
+
+@test "crun: a container migrates live; crun shows it on dst only, exec/kill/delete work" {
+	t_live crun
+}
+
+@test "crun: stop mode migrates the container too" {
+	t_stop crun
+}
+
+@test "crun: a failure at dst.restored leaves it running and listed on src only" {
+	t_rollback crun
+}
