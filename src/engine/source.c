@@ -21,6 +21,7 @@
 #include "engine/precopy.h"
 #include "engine/session.h"
 #include "engine/source.h"
+#include "common/pidlock.h"
 #include "common/proc.h"
 #include "proto/tls.h"
 
@@ -205,13 +206,30 @@ static int setup_drivers(struct migration *m)
 	return mig_hook(m, HOOK_PREPARE);
 }
 
+/* One migration of a tree at a time (pidlock.h); the lock fd in *@fd. */
+static int lock_tree(struct migration *m, int *fd)
+{
+	pid_t holder;
+	int r = pidlock_take(pidlock_dir(), m->root_pid, &holder);
+
+	if (r == -EBUSY)
+		return mig_fail(m, r, "PID %d is being migrated already (by phaul PID %d)",
+				m->root_pid, holder);
+	if (r < 0)
+		return mig_fail(m, r, "cannot lock PID %d: %s", m->root_pid, strerror(-r));
+	*fd = r;
+	return 0;
+}
+
 int migrate_source(struct migration *m)
 {
-	int r;
+	int r, lock = -1;
 
 	m->st.start_ms = now_ms();
 	m->imgfd = -1;
 	r = setup_drivers(m);
+	if (r == 0)
+		r = lock_tree(m, &lock);
 	if (r == 0)
 		r = hello(m);
 	if (r == 0) {
@@ -244,5 +262,6 @@ int migrate_source(struct migration *m)
 	m->st.total_ms = now_ms() - m->st.start_ms;
 	m->st.bytes_sent = m->conn ? m->conn->bytes_out : m->st.bytes_sent;
 	session_rmdirs(m);
+	pidlock_release(pidlock_dir(), m->root_pid, lock);
 	return r;
 }
