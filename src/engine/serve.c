@@ -3,11 +3,23 @@
  * serve: the destination daemon. Accepts connections until SIGTERM and
  * runs each migration in a child process of its own (a crash there
  * cannot take the daemon or other migrations with it), at most
- * --max-parallel at once. A child dies with the daemon (PDEATHSIG), and
- * its CRIU then rolls back anything not yet committed.
+ * --max-parallel at once, the unauthenticated ones included. One more
+ * connection than that is answered, after the handshake, with Error
+ * EBUSY by a short-lived child (at most BUSY_MAX at once; beyond that it
+ * is closed unanswered).
+ *
+ * SIGTERM (or SIGINT): no new connections; the daemon closes the write
+ * end of a pipe every session holds the read end of, which cancels the
+ * session's next network read (tls_set_cancel_fd): a session before its
+ * commit point rolls back (Error to the source, CRIU kills what it
+ * restored), a committed one finishes (it reads nothing more). The
+ * daemon exits when every session has. Sessions ignore SIGTERM and
+ * SIGINT themselves; a session dies with the daemon (PDEATHSIG) until
+ * it commits.
  */
 #define LOG_PREFIX "serve: "
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +37,14 @@
 #include "proto/tls.h"
 
 #define OUTCOME_TTL_S (15 * 60)
+#define BUSY_MAX 4
+
+/* The daemon's children: migration sessions, and "busy" answers. */
+struct kids {
+	unsigned int nr;		/* sessions */
+	pid_t busy[BUSY_MAX];		/* processes answering EBUSY, or 0 */
+	int stop_rd, stop_wr;		/* shutdown pipe */
+};
 
 static volatile sig_atomic_t stopping;
 
@@ -94,7 +114,19 @@ static void sweep_workdir(const char *workdir)
 		closedir(d);
 }
 
-static void spawn_session(int fd, const struct serve_opts *o, int lfd, unsigned *nr)
+/* In a new child: what every child of the daemon does first. */
+static void child_init(struct kids *k, int lfd, const char *role)
+{
+	close(lfd);
+	close(k->stop_wr);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	log_init(role, log_get_level());
+	tls_set_cancel_fd(k->stop_rd);
+}
+
+static void spawn_session(int fd, const struct serve_opts *o, int lfd, struct kids *k)
 {
 	pid_t pid = fork();
 
@@ -104,15 +136,55 @@ static void spawn_session(int fd, const struct serve_opts *o, int lfd, unsigned 
 		return;
 	}
 	if (pid == 0) {
-		close(lfd);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		log_init("phaul-session", log_get_level());
+		child_init(k, lfd, "phaul-session");
 		_exit(target_session(fd, o));
 	}
 	close(fd);
-	(*nr)++;
+	k->nr++;
+}
+
+/* Authenticate, read the Hello, answer Error EBUSY: the client says why. */
+static int answer_busy(int fd, const struct serve_opts *o, unsigned int nr)
+{
+	_cleanup_conn_ struct conn *c = NULL;
+	Msg *msg = NULL;
+
+	if (tls_accept(fd, &o->key, o->auth_timeout_s * 1000, &c) < 0)
+		return 1;
+	conn_set_timeout(c, 5000);
+	if (msg_recv(c, &msg) < 0)
+		return 1;
+	msg_free(msg);
+	msg_send_error(c, EBUSY, "handshake",
+		       "busy: %u migrations running there (--max-parallel %u); try again later",
+		       nr, o->max_parallel);
+	session_drain(c, 1000);
+	return 0;
+}
+
+static void refuse_busy(int fd, const struct serve_opts *o, int lfd, struct kids *k)
+{
+	size_t i;
+	pid_t pid;
+
+	for (i = 0; i < BUSY_MAX && k->busy[i]; i++)
+		;
+	pr_warn("refusing a connection: %u migrations already running%s", k->nr,
+		i == BUSY_MAX ? " (closed unanswered: too many refusals at once)" : "");
+	if (i == BUSY_MAX) {
+		close(fd);
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		child_init(k, lfd, "phaul-busy");
+		_exit(answer_busy(fd, o, k->nr));
+	}
+	if (pid < 0)
+		pr_perror("fork");
+	else
+		k->busy[i] = pid;
+	close(fd);
 }
 
 /* A session process that died left its directory: find it by its owner file. */
@@ -137,14 +209,35 @@ static void remove_session_of(const char *workdir, pid_t pid)
 		closedir(d);
 }
 
-static void reap(const char *workdir, unsigned *nr)
+static bool was_busy_answer(struct kids *k, pid_t pid)
+{
+	for (size_t i = 0; i < BUSY_MAX; i++)
+		if (k->busy[i] == pid) {
+			k->busy[i] = 0;
+			return true;
+		}
+	return false;
+}
+
+static unsigned int nr_busy(const struct kids *k)
+{
+	unsigned int n = 0;
+
+	for (size_t i = 0; i < BUSY_MAX; i++)
+		n += k->busy[i] != 0;
+	return n;
+}
+
+static void reap(const char *workdir, struct kids *k)
 {
 	int status;
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (*nr)
-			(*nr)--;
+		if (was_busy_answer(k, pid))
+			continue;
+		if (k->nr)
+			k->nr--;
 		if (WIFSIGNALED(status)) {
 			pr_warn("session process %d killed by signal %d", pid, WTERMSIG(status));
 			remove_session_of(workdir, pid);
@@ -162,7 +255,7 @@ static void setup_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-static void accept_one(int lfd, const struct serve_opts *o, unsigned *nr)
+static void accept_one(int lfd, const struct serve_opts *o, struct kids *k)
 {
 	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 
@@ -171,19 +264,33 @@ static void accept_one(int lfd, const struct serve_opts *o, unsigned *nr)
 			pr_perror("accept");
 		return;
 	}
-	if (*nr >= o->max_parallel) {
-		pr_warn("refusing a connection: %u migrations already running", *nr);
-		close(fd);
+	reap(o->workdir, k); /* a session that just ended frees its slot */
+	if (k->nr >= o->max_parallel) {
+		refuse_busy(fd, o, lfd, k);
 		return;
 	}
-	spawn_session(fd, o, lfd, nr);
+	spawn_session(fd, o, lfd, k);
+}
+
+static void shut_down(struct kids *k, const char *workdir)
+{
+	struct timespec ts = { 0, 100000000 };
+
+	pr_info("shutting down: no new migrations; %u running: those not committed yet roll back",
+		k->nr);
+	close(k->stop_wr);
+	while (k->nr > 0 || nr_busy(k) > 0) {
+		reap(workdir, k);
+		nanosleep(&ts, NULL);
+	}
+	close(k->stop_rd);
 }
 
 int serve(const struct serve_opts *o)
 {
 	_cleanup_close_ int lfd = -1;
-	unsigned nr = 0;
-	int r;
+	struct kids k = { 0 };
+	int r, p[2];
 
 	r = mkdir_p(o->workdir, 0700);
 	if (r < 0) {
@@ -194,21 +301,22 @@ int serve(const struct serve_opts *o)
 	r = tls_listen(o->listen, &lfd);
 	if (r < 0)
 		return r;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		pr_perror("pipe");
+		return -errno;
+	}
+	k.stop_rd = p[0];
+	k.stop_wr = p[1];
 	setup_signals();
 	pr_info("listening on %s, work directory %s", o->listen, o->workdir);
 	while (!stopping) {
 		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
-		reap(o->workdir, &nr);
+		reap(o->workdir, &k);
 		if (poll(&pfd, 1, 500) > 0)
-			accept_one(lfd, o, &nr);
+			accept_one(lfd, o, &k);
 	}
-	pr_info("SIGTERM: no new migrations; waiting for %u running", nr);
 	close(TAKE_FD(lfd));
-	while (nr > 0) {
-		struct timespec ts = { 0, 100000000 };
-		reap(o->workdir, &nr);
-		nanosleep(&ts, NULL);
-	}
+	shut_down(&k, o->workdir);
 	pr_info("stopped");
 	return 0;
 }

@@ -88,3 +88,103 @@ wait_bg_n() {
 	[ "$status" -eq 0 ] || { echo "the next migrate failed: $stderr" >&2; false; }
 	fx_assert_migrated
 }
+
+# ---------------------------------------------------------------- several at once
+
+@test "ops: three migrations into one daemon at the same time all land" {
+	serve_start
+	local n
+	for n in 1 2 3; do start_counter_n "$n"; done
+	for n in 1 2 3; do migrate_bg_n "$n" -- "${CPID[$n]}"; done
+	for n in 1 2 3; do
+		wait_bg_n "$n" 90
+		[ "$status" -eq 0 ] || { echo "migrate $n failed: $stderr" >&2; false; }
+	done
+	# they really overlapped: three sessions were open at once
+	[ "$(grep -c 'session .* from' "$SERVE_LOG")" -eq 3 ]
+	for n in 1 2 3; do
+		assert_only_in dst "${CPID[$n]}"
+		ticks_advance "$SCRATCH/c$n.log" 20
+		check_ticks "$SCRATCH/c$n.log" >/dev/null
+	done
+	assert_workdir_clean
+	fx_assert_src_workdir_clean
+	fx_assert_no_strays
+}
+
+@test "ops: one more migration than --max-parallel is refused with a clear message, the running one lands, the next one works" {
+	require_fault src.preflight
+	serve_start --max-parallel 1
+	start_counter_n 1
+	start_counter_n 2
+	migrate_bg_n 1 PHAUL_FAULT=src.preflight:delay=3000 -- "${CPID[1]}"
+	wait_for 10 grep -q 'session .* from' "$SERVE_LOG"
+	fx_migrate "${CPID[2]}"
+	assert_failed_with 'busy|max-parallel'
+	grep -q 'refusing a connection' "$SERVE_LOG"
+	assert_only_in src "${CPID[2]}"
+	wait_bg_n 1 60
+	[ "$status" -eq 0 ] || { echo "migrate 1 failed: $stderr" >&2; false; }
+	assert_only_in dst "${CPID[1]}"
+	# a slot is free again once the session process is gone
+	fx_assert_no_strays
+	fx_migrate "${CPID[2]}"
+	[ "$status" -eq 0 ] || { echo "migrate 2 after the first ended failed: $stderr" >&2; false; }
+	for n in 1 2; do
+		assert_only_in dst "${CPID[$n]}"
+		ticks_advance "$SCRATCH/c$n.log" 20
+		check_ticks "$SCRATCH/c$n.log" >/dev/null
+	done
+	assert_workdir_clean
+	fx_assert_no_strays
+}
+
+# ---------------------------------------------------------------- SIGTERM
+
+# sigterm_case POINT OUTCOME [MODE]: hold the migration at the daemon's
+# fault point POINT (delay), SIGTERM the daemon there; OUTCOME is
+# rolled-back or committed.  The daemon must exit by itself soon after.
+sigterm_case() {
+	local point=$1 outcome=$2 mode=${3:-stop}
+	require_fault "$point"
+	serve_start PHAUL_FAULT="$point:delay=2500"
+	if [ "$mode" = live ]; then fx_start_mtouch 32; else fx_start_counter; fi
+	MIGRATE_MODE=$mode fx_migrate_bg -- --json "$PID"
+	wait_for 60 grep -q "injected delay of 2500 ms at $point" "$SERVE_LOG"
+	in_dst kill -TERM "$DAEMON_PID"
+	fx_wait_migrate_job "$MJOB" 60
+	wait_for 20 eval '! pid_alive_in dst "$DAEMON_PID"' ||
+		{ echo "phaul serve still runs 20 s after SIGTERM" >&2; false; }
+	grep -q 'shutting down' "$SERVE_LOG"
+	if [ "$outcome" = committed ]; then
+		[ "$status" -eq 0 ] || { echo "migrate failed: $stderr" >&2; false; }
+		fx_assert_outcome true committed "$mode"
+		fx_assert_migrated
+	else
+		assert_failed_with 'shutting down.*runs on the source'
+		fx_assert_outcome false rolled-back "$mode"
+		assert_rolled_back "$LOG" "$PID"
+		fx_assert_src_workdir_clean
+		fx_assert_no_strays
+	fi
+	[ "$mode" != live ] || fx_verify_mtouch "$([ "$outcome" = committed ] && echo dst || echo src)"
+	# no half-restored copy anywhere, now or a little later
+	sleep 1
+	if [ "$outcome" = committed ]; then assert_only_in dst "$PID"; else assert_only_in src "$PID"; fi
+}
+
+@test "ops: SIGTERM on the daemon during the image transfer: rolled back, the daemon exits" {
+	sigterm_case dst.transfer rolled-back
+}
+
+@test "ops: SIGTERM on the daemon while it holds the restored tree: rolled back, one copy, the daemon exits" {
+	sigterm_case dst.restored rolled-back
+}
+
+@test "ops: SIGTERM on the daemon after the Commit arrived: the migration commits, the daemon exits" {
+	sigterm_case dst.commit committed
+}
+
+@test "ops: live: SIGTERM on the daemon during the pre-copy rounds: rolled back, memory intact on src" {
+	sigterm_case dst.round rolled-back live
+}
