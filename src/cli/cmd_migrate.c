@@ -35,6 +35,21 @@ static void migrate_usage(FILE *f)
 		"             2 usage, 3 outcome unknown (the workload is left stopped here)\n");
 }
 
+int cli_common_opt(int c, struct mig_opts *o)
+{
+	switch (c) {
+	case 'm': o->mode = optarg; return 1;
+	case 'f':
+		if (o->nr_fs >= MSG_FS_MAX)
+			return -EINVAL;
+		o->fs[o->nr_fs++] = optarg;
+		return 1;
+	case 'w': o->workdir = optarg; return 1;
+	case 'v': log_set_level(log_get_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG); return 1;
+	default: return 0;
+	}
+}
+
 static int parse_args(int argc, char **argv, struct mig_opts *o, const char **key,
 		      bool *json)
 {
@@ -65,14 +80,7 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		switch (c) {
 		case 't': o->to = optarg; break;
 		case 'k': *key = optarg; break;
-		case 'm': o->mode = optarg; break;
-		case 'f':
-			if (o->nr_fs >= MSG_FS_MAX)
-				return -EINVAL;
-			o->fs[o->nr_fs++] = optarg;
-			break;
 		case 'j': *json = true; break;
-		case 'w': o->workdir = optarg; break;
 		case 's': o->shell_job = true; break;
 		case 'T': o->tcp_established = true; break;
 		case 'U': o->ext_unix_sk = true; break;
@@ -102,11 +110,10 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 				return -EINVAL;
 			o->policy.max_time_ms = v * 1000;
 			break;
-		case 'v':
-			log_set_level(log_get_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
-			break;
 		case 'h': migrate_usage(stdout); exit(0);
-		default: return -EINVAL;
+		default:
+			if (cli_common_opt(c, o) <= 0)
+				return -EINVAL;
 		}
 	}
 	if (!o->to || !*key || optind != argc - 1)

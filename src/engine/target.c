@@ -183,6 +183,8 @@ static int run(struct target *t)
 		return r < 0 ? r : 0;
 	mig_step(&t->m, "preflight");
 	r = target_recv(t, &msg);
+	if (r == 0 && msg->body_case == PHAUL__MSG__BODY_CHECK)
+		return target_check_only(t, msg->check);
 	if (r == 0)
 		r = target_preflight(t, msg->preflight);
 	if (r < 0)

@@ -82,6 +82,8 @@ static int check_body(Msg *m)
 		return check_hello_reply(m->hello_reply);
 	case PHAUL__MSG__BODY_PREFLIGHT:
 		return check_preflight(m->preflight);
+	case PHAUL__MSG__BODY_CHECK:
+		return check_preflight(m->check);
 	case PHAUL__MSG__BODY_PREFLIGHT_REPLY:
 		return text_ok(m->preflight_reply->error, MSG_TEXT_MAX);
 	case PHAUL__MSG__BODY_FILE_BEGIN:
@@ -168,6 +170,7 @@ const char *msg_name(int body_case)
 		[PHAUL__MSG__BODY_ERROR] = "Error",
 		[PHAUL__MSG__BODY_PAGE_RUN] = "PageRun",
 		[PHAUL__MSG__BODY_ROUND_END] = "RoundEnd",
+		[PHAUL__MSG__BODY_CHECK] = "Check",
 	};
 
 	if (body_case <= 0 || (size_t)body_case >= ARRAY_SIZE(names) || !names[body_case])

@@ -188,3 +188,84 @@ sigterm_case() {
 @test "ops: live: SIGTERM on the daemon during the pre-copy rounds: rolled back, memory intact on src" {
 	sigterm_case dst.round rolled-back live
 }
+
+# ---------------------------------------------------------------- phaul check
+
+# check_run ARGS...: phaul check in src against the daemon; status,
+# output (stdout), stderr.
+check_run() {
+	run --separate-stderr in_src timeout -k 5 60 "$PHAUL" check --to "$DST_ADDR:$PHAUL_PORT" \
+		--workdir "$SRC_WORKDIR" "$@"
+	echo "# phaul check $* -> exit $status: $output / $stderr" >>"$SCRATCH/migrate.log"
+}
+
+# Nothing of a check may stay: not even an outcome record on dst.
+assert_check_left_nothing() {
+	assert_workdir_clean
+	[ -z "$(ls -A "$WORKDIR/outcomes" 2>/dev/null)" ] ||
+		{ echo "a check left outcome records: $(ls "$WORKDIR/outcomes")" >&2; false; }
+	fx_assert_src_workdir_clean
+	fx_assert_no_strays
+}
+
+@test "check: nothing blocks: exit 0, both sides ok, the workload untouched, nothing left behind" {
+	serve_start
+	fx_start_counter
+	check_run --key "$KEY" --pid "$PID"
+	[ "$status" -eq 0 ] || { echo "check failed: $output $stderr" >&2; false; }
+	[[ "$output" == *"of PID $PID to $DST_ADDR:$PHAUL_PORT: nothing blocks it"* ]]
+	grep -qE '^  source +ok \(CRIU [0-9]+\.[0-9]+\.[0-9]+\)$' <<<"$output"
+	grep -qE '^  destination +ok \(CRIU [0-9]+\.[0-9]+\.[0-9]+\)$' <<<"$output"
+	grep -q 'check only (phaul check)' "$SERVE_LOG"
+	# not frozen, not moved: ticks went on without a pause
+	ticks_advance "$LOG" 20
+	assert_only_in src "$PID"
+	(($(check_ticks "$LOG") < 500))
+	assert_check_left_nothing
+	# and --json says the same
+	check_run --key "$KEY" --pid "$PID" --json
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '[.ok, .pid, .mode, .destination.reached, (.source.problems | length),
+		(.destination.problems | length), (.source.criu | type)] | map(tostring) | join(" ")' \
+		<<<"$output")" = "true $PID live true 0 0 string" ]
+	assert_check_left_nothing
+}
+
+@test "check: a PID taken on dst and a missing one are reported as blockers (exit 1, --json lists them)" {
+	serve_start
+	fx_start_counter
+	# take $PID in dst: the next PIDs there are handed out from ns_last_pid
+	local holder
+	in_dst /bin/sh -c "echo $((PID - 2)) >/proc/sys/kernel/ns_last_pid"
+	holder=$(start_in_dst sleep 1000)
+	pid_alive_in dst "$PID" || { echo "test setup: PID $PID not taken in dst (sleep got $holder)" >&2; false; }
+	check_run --key "$KEY" --pid "$PID"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *": blocked"* ]]
+	grep -qE "^  destination +PID $PID is taken on the destination" <<<"$output"
+	grep -qE '^  source +ok' <<<"$output"
+	check_run --key "$KEY" --pid "$PID" --json
+	[ "$status" -eq 1 ]
+	[ "$(jq -r '.ok' <<<"$output")" = false ]
+	jq -e --arg p "PID $PID is taken" '.destination.problems | any(startswith($p))' <<<"$output"
+	# a PID that does not exist on the source: a source problem
+	check_run --key "$KEY" --pid 999999 --json
+	[ "$status" -eq 1 ]
+	jq -e '.source.problems | any(test("no process with PID 999999"))' <<<"$output"
+	in_dst kill "$holder"
+	assert_only_in src "$PID"
+	assert_check_left_nothing
+}
+
+@test "check: a wrong key blocks: exit 1, says so, nothing left behind" {
+	serve_start
+	"$PHAUL" keygen "$SCRATCH/other.key" >/dev/null
+	check_run --key "$SCRATCH/other.key"
+	[ "$status" -eq 1 ]
+	grep -qiE '^  destination +.*(wrong key|refused our key)' <<<"$output"
+	grep -qE '^  source +ok \(CRIU [0-9.]+\)$' <<<"$output"
+	check_run --key "$SCRATCH/other.key" --json
+	[ "$(jq -r '[.ok, .destination.reached, .pid] | map(tostring) | join(" ")' <<<"$output")" = "false false null" ]
+	assert_check_left_nothing
+	pid_alive_in dst "$DAEMON_PID"
+}

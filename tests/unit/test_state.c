@@ -26,7 +26,7 @@
  */
 static const char *const allowed[ST__MAX][8] = {
 	[ST_HELLO] = { "hello" },
-	[ST_PREFLIGHT] = { "preflight", "abort" },
+	[ST_PREFLIGHT] = { "preflight", "check", "abort" },
 	[ST_TRANSFER] = { "file_begin", "page_run", "round_end", "restore", "abort" },
 	[ST_RESTORED] = { "commit", "abort" },
 	[ST_DONE] = { NULL },
@@ -95,7 +95,7 @@ static void test_table_size(void **state)
 	for (int st = 0; st < ST__MAX; st++)
 		for (int body = 0; body <= max_body(); body++)
 			n += state_allows(st, body);
-	assert_int_equal(n, 1 + 2 + 5 + 2 + 0);
+	assert_int_equal(n, 1 + 3 + 5 + 2 + 0);
 	assert_int_equal(ST__MAX, 5);
 }
 
