@@ -269,3 +269,85 @@ assert_check_left_nothing() {
 	assert_check_left_nothing
 	pid_alive_in dst "$DAEMON_PID"
 }
+
+# ---------------------------------------------------------------- hostile clients
+
+# hostile_start NAME MODE: a raw TCP client in src (no key) that connects
+# to the daemon and then MODE: idle (sends nothing), garbage (random
+# bytes), bigrecord (a TLS record header announcing 65535 bytes, then
+# bytes that never complete it), http (a plain HTTP request).  It logs
+# "CLOSED after S" to $SCRATCH/NAME.log when the daemon closes the
+# connection (or "OPEN after 30" if it never does).
+hostile_start() {
+	cat >"$SCRATCH/hostile.py" <<'PY'
+import os, socket, sys, time
+addr, port, mode, logf = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+s = socket.create_connection((addr, port))
+t0 = time.time()
+try:
+    if mode == "garbage":
+        s.sendall(os.urandom(4096))
+    elif mode == "bigrecord":
+        s.sendall(b"\x16\x03\x01\xff\xff" + b"\x01" * 1000)
+    elif mode == "http":
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    s.settimeout(30)
+    while s.recv(4096):
+        pass
+    what = "CLOSED"
+except socket.timeout:
+    what = "OPEN"
+except OSError:
+    what = "CLOSED"
+with open(logf, "a") as f:
+    f.write("%s after %.1f\n" % (what, time.time() - t0))
+PY
+	start_in_src -o "$SCRATCH/$1.out" python3 "$SCRATCH/hostile.py" "$DST_ADDR" "$PHAUL_PORT" "$2" \
+		"$SCRATCH/$1.log" >/dev/null
+}
+
+# hostile_closed NAME MAXSEC: the daemon closed NAME's connection within MAXSEC s.
+hostile_closed() {
+	wait_for $(($2 + 5)) test -s "$SCRATCH/$1.log" ||
+		{ echo "hostile client $1 never finished" >&2; return 1; }
+	local what secs
+	read -r what _ secs <"$SCRATCH/$1.log"
+	[ "$what" = CLOSED ] && ((${secs%.*} <= $2)) ||
+		{ echo "hostile client $1: $(cat "$SCRATCH/$1.log") (want CLOSED within $2 s)" >&2; return 1; }
+}
+
+@test "hostile: unauthenticated clients (silent, garbage, oversized record, HTTP) are cut off within --auth-timeout; a real migration meanwhile is unaffected" {
+	serve_start --auth-timeout 3
+	fx_start_counter
+	local h
+	for h in idle garbage bigrecord http; do hostile_start "$h" "$h"; done
+	wait_for 5 eval '[ "$(grep -c "step: authentication" "$SERVE_LOG")" -ge 4 ]'
+	# four sessions wait for a handshake that never comes; one more works
+	fx_migrate "$PID"
+	[ "$status" -eq 0 ] || { echo "migrate next to hostile clients failed: $stderr" >&2; false; }
+	for h in idle garbage bigrecord http; do hostile_closed "$h" 4; done
+	grep -q 'client failed authentication' "$SERVE_LOG"
+	pid_alive_in dst "$DAEMON_PID"
+	fx_assert_migrated
+}
+
+@test "hostile: more idle connections than --max-parallel: the daemon's children stay bounded, all are cut off, then migrations work" {
+	serve_start --auth-timeout 2 --max-parallel 2
+	fx_start_counter
+	local i n max=0
+	for i in 1 2 3 4 5 6 7 8 9 10; do hostile_start "idle$i" idle; done
+	# 2 sessions + at most 4 busy answers: never more than 6 children
+	for i in $(seq 20); do
+		n=$(procs_in dst | grep -c phaul)
+		((n > max)) && max=$n
+		sleep 0.1
+	done
+	note "at most $max phaul processes in dst (the daemon and its children)"
+	((max <= 7)) || { echo "the daemon had $((max - 1)) children at once" >&2; false; }
+	for i in 1 2 3 4 5 6 7 8 9 10; do hostile_closed "idle$i" 3; done
+	grep -q 'closed unanswered: too many refusals at once' "$SERVE_LOG"
+	fx_assert_no_strays
+	fx_migrate "$PID"
+	[ "$status" -eq 0 ] || { echo "migrate after the flood failed: $stderr" >&2; false; }
+	fx_assert_migrated
+}
