@@ -4,9 +4,10 @@
 #   make demo       install what is missing, build, show a live migration
 #   make check      install what is missing, build, run every test
 #   make bench      benchmarks (prints a table, writes docs/BENCHMARKS.md)
-#   make install    install to $(DESTDIR)$(PREFIX)
+#   make install    install to $(DESTDIR)$(PREFIX), the systemd unit to $(UNITDIR)
 
 PREFIX ?= /usr/local
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 BUILD ?= build
 CC ?= cc
 SAN ?=
@@ -141,6 +142,10 @@ bench: setup
 
 install: all
 	install -D -m 755 $(BUILD)/phaul $(DESTDIR)$(PREFIX)/bin/phaul
+	@mkdir -p $(DESTDIR)$(UNITDIR)
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' contrib/systemd/phaul.service \
+		>$(DESTDIR)$(UNITDIR)/phaul.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/phaul.service
 
 clean:
 	rm -rf $(BUILD)

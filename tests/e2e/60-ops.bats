@@ -351,3 +351,33 @@ hostile_closed() {
 	[ "$status" -eq 0 ] || { echo "migrate after the flood failed: $stderr" >&2; false; }
 	fx_assert_migrated
 }
+
+# ---------------------------------------------------------------- install, journald
+
+@test "install: make install puts phaul and a systemd unit that systemd-analyze accepts, ExecStart the installed binary" {
+	local root=$SCRATCH/usr
+	run make -s -C "$REPO_ROOT" install PREFIX="$root"
+	[ "$status" -eq 0 ] || { echo "make install failed: $output" >&2; false; }
+	[ -x "$root/bin/phaul" ]
+	grep -qx "ExecStart=$root/bin/phaul serve .*" "$root/lib/systemd/system/phaul.service"
+	grep -qx 'KillMode=process' "$root/lib/systemd/system/phaul.service"
+	refute grep -qE '^(PrivateTmp|ProtectSystem|NoNewPrivileges|SystemCallFilter)=' \
+		"$root/lib/systemd/system/phaul.service"
+	if command -v systemd-analyze >/dev/null; then
+		run systemd-analyze verify "$root/lib/systemd/system/phaul.service"
+		[ "$status" -eq 0 ] || { echo "systemd-analyze verify: $output" >&2; false; }
+	fi
+}
+
+@test "journald: with stderr the journal (JOURNAL_STREAM), the daemon's lines carry a syslog priority and no time stamp of their own" {
+	# as systemd does: JOURNAL_STREAM names the file stderr is
+	: >"$SERVE_LOG"
+	serve_start JOURNAL_STREAM="$(stat -c %d:%i "$SERVE_LOG")"
+	fx_start_counter
+	fx_migrate "$PID"
+	[ "$status" -eq 0 ] || { echo "migrate failed: $stderr" >&2; false; }
+	grep -qE '^<6>phaul-serve\[[0-9]+\] serve: listening on ' "$SERVE_LOG"
+	grep -qE '^<6>phaul-session\[[0-9]+\] ' "$SERVE_LOG"
+	refute grep -qvE '^<[3467]>phaul-(serve|session|busy)\[[0-9]+\] ' "$SERVE_LOG"
+	fx_assert_migrated
+}
