@@ -107,7 +107,8 @@ static int copy_pids(struct migration *m, Phaul__Preflight *p)
 	m->pids = calloc(p->n_pids ? p->n_pids : 1, sizeof(int32_t));
 	if (!m->pids)
 		return -ENOMEM;
-	memcpy(m->pids, p->pids, p->n_pids * sizeof(int32_t));
+	if (p->n_pids) /* a check without a tree sends none: pids is NULL */
+		memcpy(m->pids, p->pids, p->n_pids * sizeof(int32_t));
 	m->nr_pids = p->n_pids;
 	m->nr_procs = p->has_nr_procs && p->nr_procs <= p->n_pids ? p->nr_procs : p->n_pids;
 	m->root_pid = p->n_pids ? p->pids[0] : 0;

@@ -325,8 +325,11 @@ int tls_connect(const char *hostport, const struct psk_key *key, int timeout_ms,
 	r = handshake(t, timeout_ms, hostport);
 	if (r < 0)
 		goto fail;
-	pr_debug("TLS 1.3 session with %s: %s", hostport,
-		 gnutls_session_get_desc(t->session) ?: "?");
+	if (log_get_level() >= LOG_DEBUG) {
+		char *desc = gnutls_session_get_desc(t->session); /* allocated */
+		pr_debug("TLS 1.3 session with %s: %s", hostport, desc ?: "?");
+		gnutls_free(desc);
+	}
 	return conn_new(&tls_ops, t, ret);
 fail:
 	tls_close(t);
