@@ -15,7 +15,9 @@
  * restored), a committed one finishes (it reads nothing more). The
  * daemon exits when every session has. Sessions ignore SIGTERM and
  * SIGINT themselves; a session dies with the daemon (PDEATHSIG) until
- * it commits.
+ * it commits. Each child leads its own process group: when a session is
+ * killed, the daemon waits for what is left of the group (its CRIU)
+ * before it removes the session's directory (serve_kids.h).
  */
 #define LOG_PREFIX "serve: "
 #include <dirent.h>
@@ -24,7 +26,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -33,18 +34,11 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/session.h"
+#include "engine/serve_kids.h"
 #include "engine/target.h"
 #include "proto/tls.h"
 
 #define OUTCOME_TTL_S (15 * 60)
-#define BUSY_MAX 4
-
-/* The daemon's children: migration sessions, and "busy" answers. */
-struct kids {
-	unsigned int nr;		/* sessions */
-	pid_t busy[BUSY_MAX];		/* processes answering EBUSY, or 0 */
-	int stop_rd, stop_wr;		/* shutdown pipe */
-};
 
 static volatile sig_atomic_t stopping;
 
@@ -114,137 +108,6 @@ static void sweep_workdir(const char *workdir)
 		closedir(d);
 }
 
-/* In a new child: what every child of the daemon does first. */
-static void child_init(struct kids *k, int lfd, const char *role)
-{
-	close(lfd);
-	close(k->stop_wr);
-	signal(SIGTERM, SIG_IGN);
-	signal(SIGINT, SIG_IGN);
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	log_init(role, log_get_level());
-	tls_set_cancel_fd(k->stop_rd);
-}
-
-static void spawn_session(int fd, const struct serve_opts *o, int lfd, struct kids *k)
-{
-	pid_t pid = fork();
-
-	if (pid < 0) {
-		pr_perror("fork");
-		close(fd);
-		return;
-	}
-	if (pid == 0) {
-		child_init(k, lfd, "phaul-session");
-		_exit(target_session(fd, o));
-	}
-	close(fd);
-	k->nr++;
-}
-
-/* Authenticate, read the Hello, answer Error EBUSY: the client says why. */
-static int answer_busy(int fd, const struct serve_opts *o, unsigned int nr)
-{
-	_cleanup_conn_ struct conn *c = NULL;
-	Msg *msg = NULL;
-
-	if (tls_accept(fd, &o->key, o->auth_timeout_s * 1000, &c) < 0)
-		return 1;
-	conn_set_timeout(c, 5000);
-	if (msg_recv(c, &msg) < 0)
-		return 1;
-	msg_free(msg);
-	msg_send_error(c, EBUSY, "handshake",
-		       "busy: %u migrations running there (--max-parallel %u); try again later",
-		       nr, o->max_parallel);
-	session_drain(c, 1000);
-	return 0;
-}
-
-static void refuse_busy(int fd, const struct serve_opts *o, int lfd, struct kids *k)
-{
-	size_t i;
-	pid_t pid;
-
-	for (i = 0; i < BUSY_MAX && k->busy[i]; i++)
-		;
-	pr_warn("refusing a connection: %u migrations already running%s", k->nr,
-		i == BUSY_MAX ? " (closed unanswered: too many refusals at once)" : "");
-	if (i == BUSY_MAX) {
-		close(fd);
-		return;
-	}
-	pid = fork();
-	if (pid == 0) {
-		child_init(k, lfd, "phaul-busy");
-		_exit(answer_busy(fd, o, k->nr));
-	}
-	if (pid < 0)
-		pr_perror("fork");
-	else
-		k->busy[i] = pid;
-	close(fd);
-}
-
-/* A session process that died left its directory: find it by its owner file. */
-static void remove_session_of(const char *workdir, pid_t pid)
-{
-	char path[4096];
-	DIR *d = opendir(workdir);
-	struct dirent *de;
-
-	while (d && (de = readdir(d))) {
-		_cleanup_free_ char *owner = NULL;
-		if (strncmp(de->d_name, "in-", 3))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s/owner", workdir, de->d_name);
-		if (read_file(path, 32, &owner, NULL) < 0 || atoi(owner) != pid)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", workdir, de->d_name);
-		pr_warn("removing %s, left by session process %d", path, pid);
-		rm_rf(path);
-	}
-	if (d)
-		closedir(d);
-}
-
-static bool was_busy_answer(struct kids *k, pid_t pid)
-{
-	for (size_t i = 0; i < BUSY_MAX; i++)
-		if (k->busy[i] == pid) {
-			k->busy[i] = 0;
-			return true;
-		}
-	return false;
-}
-
-static unsigned int nr_busy(const struct kids *k)
-{
-	unsigned int n = 0;
-
-	for (size_t i = 0; i < BUSY_MAX; i++)
-		n += k->busy[i] != 0;
-	return n;
-}
-
-static void reap(const char *workdir, struct kids *k)
-{
-	int status;
-	pid_t pid;
-
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (was_busy_answer(k, pid))
-			continue;
-		if (k->nr)
-			k->nr--;
-		if (WIFSIGNALED(status)) {
-			pr_warn("session process %d killed by signal %d", pid, WTERMSIG(status));
-			remove_session_of(workdir, pid);
-		}
-	}
-}
-
 static void setup_signals(void)
 {
 	struct sigaction sa = { .sa_handler = on_term };
@@ -264,12 +127,12 @@ static void accept_one(int lfd, const struct serve_opts *o, struct kids *k)
 			pr_perror("accept");
 		return;
 	}
-	reap(o->workdir, k); /* a session that just ended frees its slot */
+	kids_reap(o->workdir, k); /* a session that just ended frees its slot */
 	if (k->nr >= o->max_parallel) {
-		refuse_busy(fd, o, lfd, k);
+		kids_refuse(fd, o, lfd, k);
 		return;
 	}
-	spawn_session(fd, o, lfd, k);
+	kids_spawn(fd, o, lfd, k);
 }
 
 static void shut_down(struct kids *k, const char *workdir)
@@ -279,8 +142,8 @@ static void shut_down(struct kids *k, const char *workdir)
 	pr_info("shutting down: no new migrations; %u running: those not committed yet roll back",
 		k->nr);
 	close(k->stop_wr);
-	while (k->nr > 0 || nr_busy(k) > 0) {
-		reap(workdir, k);
+	while (k->nr > 0 || kids_nr_busy(k) > 0) {
+		kids_reap(workdir, k);
 		nanosleep(&ts, NULL);
 	}
 	close(k->stop_rd);
@@ -311,7 +174,7 @@ int serve(const struct serve_opts *o)
 	pr_info("listening on %s, work directory %s", o->listen, o->workdir);
 	while (!stopping) {
 		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
-		reap(o->workdir, &k);
+		kids_reap(o->workdir, &k);
 		if (poll(&pfd, 1, 500) > 0)
 			accept_one(lfd, o, &k);
 	}
