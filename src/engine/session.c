@@ -13,6 +13,14 @@
 #include "common/util.h"
 #include "proto/wire.h"
 
+/* The inode of this process's PID namespace (0 if unknown). */
+static unsigned long long pidns_ino(void)
+{
+	struct stat st;
+
+	return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long long)st.st_ino : 0;
+}
+
 void session_hex(const uint8_t id[PHAUL_SESSION_ID_LEN], char *buf)
 {
 	for (int i = 0; i < PHAUL_SESSION_ID_LEN; i++)
@@ -72,9 +80,9 @@ int session_mkdirs(struct migration *m, const char *workdir, const char *prefix)
 
 int session_write_owner(struct migration *m)
 {
-	char path[4200], text[32];
+	char path[4200], text[48];
 	_cleanup_close_ int fd = -1;
-	int n = snprintf(text, sizeof(text), "%d\n", getpid());
+	int n = snprintf(text, sizeof(text), "%d %llu\n", getpid(), pidns_ino());
 
 	snprintf(path, sizeof(path), "%s/owner", m->dir);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -185,17 +193,21 @@ void outcome_remove(const char *workdir, const char *hex)
 		unlink(path);
 }
 
-/* Whether the process that owns @dir (its "owner" file) still runs. */
+/* Whether the process that owns @dir (its "owner" file: "PID PIDNS")
+ * still runs. An owner in another PID namespace (two hosts sharing a work
+ * directory) cannot be judged from here: it counts as alive. */
 static bool owner_alive(const char *dir)
 {
 	char path[4200];
 	_cleanup_free_ char *text = NULL;
-	int pid;
+	unsigned long long ns = 0;
+	int pid = 0;
 
 	snprintf(path, sizeof(path), "%s/owner", dir);
-	if (read_file(path, 32, &text, NULL) < 0)
+	if (read_file(path, 48, &text, NULL) < 0 || sscanf(text, "%d %llu", &pid, &ns) < 1)
 		return false;
-	pid = atoi(text);
+	if (ns && ns != pidns_ino())
+		return true;
 	return pid > 0 && proc_alive(pid);
 }
 
