@@ -13,6 +13,11 @@ int cmd_serve(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 /* Internal: the remote shell of the sync driver's rsync client. */
 int cmd_fdpipe(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+
+/* getopt options migrate and check share (mode, fs, workdir, verbose):
+ * 1 handled, 0 not one of them, -EINVAL bad. */
+int cli_common_opt(int c, struct mig_opts *o);
 
 /* The end-of-migration report: JSON on stdout, or a human summary. */
 void report_json(const struct migration *m, bool ok);

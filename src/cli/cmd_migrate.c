@@ -47,6 +47,21 @@ static void migrate_usage(FILE *f)
 		"             4 lost: post-copy could not complete the workload's memory\n");
 }
 
+int cli_common_opt(int c, struct mig_opts *o)
+{
+	switch (c) {
+	case 'm': o->mode = optarg; return 1;
+	case 'f':
+		if (o->nr_fs >= MSG_FS_MAX)
+			return -EINVAL;
+		o->fs[o->nr_fs++] = optarg;
+		return 1;
+	case 'w': o->workdir = optarg; return 1;
+	case 'v': log_set_level(log_get_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG); return 1;
+	default: return 0;
+	}
+}
+
 static int parse_args(int argc, char **argv, struct mig_opts *o, const char **key,
 		      const char **oci, bool *json)
 {
@@ -80,14 +95,7 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		switch (c) {
 		case 't': o->to = optarg; break;
 		case 'k': *key = optarg; break;
-		case 'm': o->mode = optarg; break;
-		case 'f':
-			if (o->nr_fs >= MSG_FS_MAX)
-				return -EINVAL;
-			o->fs[o->nr_fs++] = optarg;
-			break;
 		case 'j': *json = true; break;
-		case 'w': o->workdir = optarg; break;
 		case 's': o->shell_job = true; break;
 		case 'T': o->tcp_established = true; break;
 		case 'U': o->ext_unix_sk = true; break;
@@ -120,11 +128,10 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		case 'O': *oci = optarg; break;
 		case 'R': o->oci_runtime = optarg; break;
 		case 'X': o->oci_root = optarg; break;
-		case 'v':
-			log_set_level(log_get_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
-			break;
 		case 'h': migrate_usage(stdout); exit(0);
-		default: return -EINVAL;
+		default:
+			if (cli_common_opt(c, o) <= 0)
+				return -EINVAL;
 		}
 	}
 	if (!o->to || !*key || optind != argc - (*oci ? 0 : 1))

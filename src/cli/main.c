@@ -23,6 +23,8 @@ static void usage(FILE *f)
 		"                                     the destination daemon\n"
 		"  migrate --to ADDR:PORT --key FILE [--mode stop] [--json] PID\n"
 		"                                     move the process tree rooted at PID\n"
+		"  check --to ADDR:PORT --key FILE [--pid PID] [--json]\n"
+		"                                     what would block a migration (preflight only)\n"
 		"  faults                             list the fault-injection points (tests)\n"
 		"  version\n"
 		"\n"
@@ -48,6 +50,8 @@ int main(int argc, char **argv)
 		return cmd_migrate(argc - 1, argv + 1);
 	if (!strcmp(cmd, "__fdpipe"))
 		return cmd_fdpipe(argc - 1, argv + 1);
+	if (!strcmp(cmd, "check"))
+		return cmd_check(argc - 1, argv + 1);
 	if (!strcmp(cmd, "faults")) {
 		fault_list();
 		return 0;

@@ -5,6 +5,11 @@
  *
  *   2026-11-25T20:41:07.123Z phaul-serve[812] engine: restoring 3 tasks
  *
+ * Under systemd, when stderr is the journal (JOURNAL_STREAM), a line
+ * starts with a syslog priority ("<6>phaul-serve[812] ...") instead of
+ * the time stamp, which the journal records itself. PHAUL_LOG=journal or
+ * PHAUL_LOG=plain forces either form. log_init() decides.
+ *
  * A module sets LOG_PREFIX before including this header. pr_perror()
  * appends strerror(errno). Library layers log where they decide, once.
  */

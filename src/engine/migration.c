@@ -60,6 +60,19 @@ int mig_fail(struct migration *m, int err, const char *fmt, ...)
 	return err;
 }
 
+int mig_note(struct migration *m, int r, char *buf, size_t len)
+{
+	size_t n;
+
+	if (r >= 0 || !buf)
+		return r;
+	n = strlen(buf);
+	snprintf(buf + n, len - n, "%s%s", n ? "; " : "", m->reason[0] ? m->reason : strerror(-r));
+	m->error[0] = m->reason[0] = '\0';
+	m->err = 0;
+	return 0;
+}
+
 void mig_step(struct migration *m, const char *step)
 {
 	m->step = step;

@@ -128,6 +128,12 @@ bool mode_postcopy(const char *mode);	/* pages move after the commit */
 /* Record the first failure (later ones are only logged). Returns @err. */
 int mig_fail(struct migration *m, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/*
+ * Checks that go on after a failure (`phaul check`): with @buf, append
+ * the failure @r recorded (m->reason, "; "-separated), forget it and
+ * return 0; without @buf (or when @r >= 0), return @r.
+ */
+int mig_note(struct migration *m, int r, char *buf, size_t len);
 void mig_step(struct migration *m, const char *step);
 /* Call @hook on every driver, in order (reverse for rollback hooks). */
 int mig_hook(struct migration *m, enum driver_hook hook);
@@ -135,6 +141,19 @@ void mig_free(struct migration *m);
 
 /* The source side: `phaul migrate`. 0 only when committed. */
 int migrate_source(struct migration *m);
+
+/* `phaul check`: what would block a migration, on each side. */
+struct check_report {
+	bool reached;			/* connected and authenticated */
+	uint32_t criu_src, criu_dst;	/* CRIU versions, 0 if unknown */
+	char src[1024], dst[1024];	/* problems, "; "-separated; "" none */
+};
+/*
+ * The preflight of a migration of m->opts->htype ("pid" alone: no tree)
+ * on both sides, every check run, nothing frozen, nothing left behind.
+ * 0 nothing blocks, -EAGAIN something does (see @rep).
+ */
+int migrate_check(struct migration *m, struct check_report *rep);
 
 struct serve_opts {
 	const char *listen;

@@ -3,16 +3,29 @@
  * serve: the destination daemon. Accepts connections until SIGTERM and
  * runs each migration in a child process of its own (a crash there
  * cannot take the daemon or other migrations with it), at most
- * --max-parallel at once. A child dies with the daemon (PDEATHSIG), and
- * its CRIU then rolls back anything not yet committed.
+ * --max-parallel at once, the unauthenticated ones included. One more
+ * connection than that is answered, after the handshake, with Error
+ * EBUSY by a short-lived child (at most BUSY_MAX at once; beyond that it
+ * is closed unanswered).
+ *
+ * SIGTERM (or SIGINT): no new connections; the daemon closes the write
+ * end of a pipe every session holds the read end of, which cancels the
+ * session's next network read (tls_set_cancel_fd): a session before its
+ * commit point rolls back (Error to the source, CRIU kills what it
+ * restored), a committed one finishes (it reads nothing more). The
+ * daemon exits when every session has. Sessions ignore SIGTERM and
+ * SIGINT themselves; a session dies with the daemon (PDEATHSIG) until
+ * it commits. Each child leads its own process group: when a session is
+ * killed, the daemon waits for what is left of the group (its CRIU)
+ * before it removes the session's directory (serve_kids.h).
  */
 #define LOG_PREFIX "serve: "
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -21,6 +34,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/session.h"
+#include "engine/serve_kids.h"
 #include "engine/target.h"
 #include "proto/tls.h"
 
@@ -94,64 +108,6 @@ static void sweep_workdir(const char *workdir)
 		closedir(d);
 }
 
-static void spawn_session(int fd, const struct serve_opts *o, int lfd, unsigned *nr)
-{
-	pid_t pid = fork();
-
-	if (pid < 0) {
-		pr_perror("fork");
-		close(fd);
-		return;
-	}
-	if (pid == 0) {
-		close(lfd);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		log_init("phaul-session", log_get_level());
-		_exit(target_session(fd, o));
-	}
-	close(fd);
-	(*nr)++;
-}
-
-/* A session process that died left its directory: find it by its owner file. */
-static void remove_session_of(const char *workdir, pid_t pid)
-{
-	char path[4096];
-	DIR *d = opendir(workdir);
-	struct dirent *de;
-
-	while (d && (de = readdir(d))) {
-		_cleanup_free_ char *owner = NULL;
-		if (strncmp(de->d_name, "in-", 3))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s/owner", workdir, de->d_name);
-		if (read_file(path, 32, &owner, NULL) < 0 || atoi(owner) != pid)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", workdir, de->d_name);
-		pr_warn("removing %s, left by session process %d", path, pid);
-		rm_rf(path);
-	}
-	if (d)
-		closedir(d);
-}
-
-static void reap(const char *workdir, unsigned *nr)
-{
-	int status;
-	pid_t pid;
-
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (*nr)
-			(*nr)--;
-		if (WIFSIGNALED(status)) {
-			pr_warn("session process %d killed by signal %d", pid, WTERMSIG(status));
-			remove_session_of(workdir, pid);
-		}
-	}
-}
-
 static void setup_signals(void)
 {
 	struct sigaction sa = { .sa_handler = on_term };
@@ -162,7 +118,7 @@ static void setup_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-static void accept_one(int lfd, const struct serve_opts *o, unsigned *nr)
+static void accept_one(int lfd, const struct serve_opts *o, struct kids *k)
 {
 	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 
@@ -171,19 +127,33 @@ static void accept_one(int lfd, const struct serve_opts *o, unsigned *nr)
 			pr_perror("accept");
 		return;
 	}
-	if (*nr >= o->max_parallel) {
-		pr_warn("refusing a connection: %u migrations already running", *nr);
-		close(fd);
+	kids_reap(o->workdir, k); /* a session that just ended frees its slot */
+	if (k->nr >= o->max_parallel) {
+		kids_refuse(fd, o, lfd, k);
 		return;
 	}
-	spawn_session(fd, o, lfd, nr);
+	kids_spawn(fd, o, lfd, k);
+}
+
+static void shut_down(struct kids *k, const char *workdir)
+{
+	struct timespec ts = { 0, 100000000 };
+
+	pr_info("shutting down: no new migrations; %u running: those not committed yet roll back",
+		k->nr);
+	close(k->stop_wr);
+	while (k->nr > 0 || kids_nr_busy(k) > 0) {
+		kids_reap(workdir, k);
+		nanosleep(&ts, NULL);
+	}
+	close(k->stop_rd);
 }
 
 int serve(const struct serve_opts *o)
 {
 	_cleanup_close_ int lfd = -1;
-	unsigned nr = 0;
-	int r;
+	struct kids k = { 0 };
+	int r, p[2];
 
 	r = mkdir_p(o->workdir, 0700);
 	if (r < 0) {
@@ -194,21 +164,22 @@ int serve(const struct serve_opts *o)
 	r = tls_listen(o->listen, &lfd);
 	if (r < 0)
 		return r;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		pr_perror("pipe");
+		return -errno;
+	}
+	k.stop_rd = p[0];
+	k.stop_wr = p[1];
 	setup_signals();
 	pr_info("listening on %s, work directory %s", o->listen, o->workdir);
 	while (!stopping) {
 		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
-		reap(o->workdir, &nr);
+		kids_reap(o->workdir, &k);
 		if (poll(&pfd, 1, 500) > 0)
-			accept_one(lfd, o, &nr);
+			accept_one(lfd, o, &k);
 	}
-	pr_info("SIGTERM: no new migrations; waiting for %u running", nr);
 	close(TAKE_FD(lfd));
-	while (nr > 0) {
-		struct timespec ts = { 0, 100000000 };
-		reap(o->workdir, &nr);
-		nanosleep(&ts, NULL);
-	}
+	shut_down(&k, o->workdir);
 	pr_info("stopped");
 	return 0;
 }

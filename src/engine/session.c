@@ -15,6 +15,14 @@
 #include "common/util.h"
 #include "proto/wire.h"
 
+/* The inode of this process's PID namespace (0 if unknown). */
+static unsigned long long pidns_ino(void)
+{
+	struct stat st;
+
+	return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long long)st.st_ino : 0;
+}
+
 void session_hex(const uint8_t id[PHAUL_SESSION_ID_LEN], char *buf)
 {
 	for (int i = 0; i < PHAUL_SESSION_ID_LEN; i++)
@@ -87,9 +95,9 @@ static int owner_fd = -1;
 
 int session_write_owner(struct migration *m)
 {
-	char path[4200], text[32];
+	char path[4200], text[48];
 	_cleanup_close_ int fd = -1;
-	int n = snprintf(text, sizeof(text), "%d\n", getpid());
+	int n = snprintf(text, sizeof(text), "%d %llu\n", getpid(), pidns_ino());
 
 	snprintf(path, sizeof(path), "%s/owner", m->dir);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -209,14 +217,13 @@ void outcome_remove(const char *workdir, const char *hex)
 
 /*
  * Whether the process that owns @dir still runs: it holds a lock on its
- * "owner" file (its PID alone would not tell from another PID namespace:
- * two test hosts, or containers, sharing a work directory).
+ * "owner" file ("PID PIDNS"; the PID alone would not tell from another
+ * PID namespace: two test hosts, or containers, sharing a work directory).
  */
 static bool owner_alive(const char *dir)
 {
 	char path[4200];
 	_cleanup_close_ int fd = -1;
-
 	struct stat st;
 
 	snprintf(path, sizeof(path), "%s/owner", dir);

@@ -22,6 +22,7 @@
 #include "engine/restart.h"
 #include "engine/session.h"
 #include "engine/source.h"
+#include "common/pidlock.h"
 #include "common/proc.h"
 #include "proto/tls.h"
 
@@ -66,7 +67,7 @@ int source_connect(struct migration *m, const uint8_t *resume, uint64_t features
 	return send_hello(m->conn, resume, features);
 }
 
-static int hello(struct migration *m)
+int source_hello(struct migration *m)
 {
 	_cleanup_msg_ Msg *msg = NULL;
 	int r;
@@ -93,7 +94,7 @@ static int hello(struct migration *m)
 }
 
 /* cpuinfo.img of this host, for the destination's CPU check. */
-static int read_cpuinfo(struct migration *m, uint8_t **ret, size_t *ret_len)
+int source_read_cpuinfo(struct migration *m, uint8_t **ret, size_t *ret_len)
 {
 	char dir[4096], path[4200];
 	_cleanup_free_ char *buf = NULL;
@@ -115,7 +116,7 @@ static int read_cpuinfo(struct migration *m, uint8_t **ret, size_t *ret_len)
 	return 0;
 }
 
-static int local_checks(struct migration *m, uint32_t *ver)
+int source_local_checks(struct migration *m, uint32_t *ver)
 {
 	int r = criu_version(ver);
 
@@ -130,7 +131,8 @@ static int local_checks(struct migration *m, uint32_t *ver)
 	return 0;
 }
 
-static int send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_t cpulen)
+int source_send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_t cpulen,
+			  bool check)
 {
 	Phaul__Preflight p = PHAUL__PREFLIGHT__INIT;
 	Msg msg = PHAUL__MSG__INIT;
@@ -156,8 +158,13 @@ static int send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_
 	p.root_cmd = comm;
 	p.has_shell_job = true;
 	p.shell_job = m->shell_job;
-	msg.body_case = PHAUL__MSG__BODY_PREFLIGHT;
-	msg.preflight = &p;
+	if (check) {
+		msg.body_case = PHAUL__MSG__BODY_CHECK;
+		msg.check = &p;
+	} else {
+		msg.body_case = PHAUL__MSG__BODY_PREFLIGHT;
+		msg.preflight = &p;
+	}
 	return msg_send(m->conn, &msg);
 }
 
@@ -175,15 +182,15 @@ static int preflight(struct migration *m)
 		return mig_fail(m, r, "injected fault");
 	/* restart mode does without CRIU */
 	if (strcmp(m->mode, "restart")) {
-		r = local_checks(m, &ver);
+		r = source_local_checks(m, &ver);
 		if (r == 0)
-			r = read_cpuinfo(m, &cpu, &cpulen);
+			r = source_read_cpuinfo(m, &cpu, &cpulen);
 	}
 	for (size_t i = 0; r == 0 && i < m->nr_drv; i++)
 		if (m->drv[i]->ops->send_info)
 			r = m->drv[i]->ops->send_info(m->drv[i], m);
 	if (r == 0)
-		r = send_preflight(m, ver, cpu, cpulen);
+		r = source_send_preflight(m, ver, cpu, cpulen, false);
 	if (r < 0)
 		return m->error[0] ? r : mig_fail(m, r, "cannot send the preflight: %s", strerror(-r));
 	conn_set_timeout(m->conn, 120000);
@@ -200,7 +207,7 @@ static int preflight(struct migration *m)
 	return 0;
 }
 
-static int setup_drivers(struct migration *m)
+int source_setup_drivers(struct migration *m, bool prepare)
 {
 	const struct mig_opts *o = m->opts;
 	int r;
@@ -216,18 +223,34 @@ static int setup_drivers(struct migration *m)
 			return mig_fail(m, r, "bad storage '%s'", o->fs[i]);
 		m->nr_drv++;
 	}
-	return mig_hook(m, HOOK_PREPARE);
+	return prepare ? mig_hook(m, HOOK_PREPARE) : 0;
+}
+
+int source_lock_tree(struct migration *m, int *fd)
+{
+	pid_t holder;
+	int r = pidlock_take(pidlock_dir(), m->root_pid, &holder);
+
+	if (r == -EBUSY)
+		return mig_fail(m, r, "PID %d is being migrated already (by phaul PID %d)",
+				m->root_pid, holder);
+	if (r < 0)
+		return mig_fail(m, r, "cannot lock PID %d: %s", m->root_pid, strerror(-r));
+	*fd = r;
+	return 0;
 }
 
 int migrate_source(struct migration *m)
 {
-	int r;
+	int r, lock = -1;
 
 	m->st.start_ms = now_ms();
 	m->imgfd = -1;
-	r = setup_drivers(m);
+	r = source_setup_drivers(m, true);
 	if (r == 0)
-		r = hello(m);
+		r = source_lock_tree(m, &lock);
+	if (r == 0)
+		r = source_hello(m);
 	if (r == 0) {
 		session_sweep(m->opts->workdir, "out-");
 		r = session_mkdirs(m, m->opts->workdir, "out-");
@@ -260,5 +283,6 @@ int migrate_source(struct migration *m)
 	m->st.total_ms = now_ms() - m->st.start_ms;
 	m->st.bytes_sent = m->st.bytes_before + (m->conn ? m->conn->bytes_out : 0);
 	session_rmdirs(m);
+	pidlock_release(pidlock_dir(), m->root_pid, lock);
 	return r;
 }

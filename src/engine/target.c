@@ -18,6 +18,12 @@
 #include "proto/tls.h"
 #include "proto/xfer.h"
 
+/* A read cancelled by the daemon's shutdown says so (serve.c). */
+static const char *why(int r)
+{
+	return r == -ECANCELED ? "the destination daemon is shutting down" : strerror(-r);
+}
+
 int target_recv(struct target *t, Msg **ret)
 {
 	Msg *msg = NULL;
@@ -26,7 +32,7 @@ int target_recv(struct target *t, Msg **ret)
 	if (r == -EPIPE || r == -ECONNRESET)
 		return mig_fail(&t->m, r, "the source closed the connection");
 	if (r < 0)
-		return mig_fail(&t->m, r, "receive: %s", strerror(-r));
+		return mig_fail(&t->m, r, "receive: %s", why(r));
 	if (!state_allows(t->st, msg->body_case)) {
 		msg_send_error(t->m.conn, EPROTO, state_name(t->st), "%s not allowed in state %s",
 			       msg_name(msg->body_case), state_name(t->st));
@@ -144,7 +150,7 @@ static int receive_pages(struct target *t, Msg *msg)
 	}
 	if (msg->body_case == PHAUL__MSG__BODY_PAGE_RUN) {
 		r = pagestore_recv_run(&t->ps, t->m.conn, msg->page_run, &t->budget);
-		return r < 0 ? mig_fail(&t->m, r, "receiving pages: %s", strerror(-r)) : 0;
+		return r < 0 ? mig_fail(&t->m, r, "receiving pages: %s", why(r)) : 0;
 	}
 	if (msg->body_case == PHAUL__MSG__BODY_PAGE_DROP) {
 		const Phaul__PageDrop *pd = msg->page_drop;
@@ -226,8 +232,8 @@ static int receive_images(struct target *t, Msg **ret_restore)
 			files++;
 		} else if (!t->m.error[0]) {
 			msg_send_error(t->m.conn, r, "transfer", "image %s: %s",
-				       msg->file_begin->name, strerror(-r));
-			mig_fail(&t->m, r, "image %s: %s", msg->file_begin->name, strerror(-r));
+				       msg->file_begin->name, why(r));
+			mig_fail(&t->m, r, "image %s: %s", msg->file_begin->name, why(r));
 		}
 		msg_free(msg);
 		if (r < 0)
@@ -249,6 +255,8 @@ static int run(struct target *t)
 		return r < 0 ? r : 0;
 	mig_step(&t->m, "preflight");
 	r = target_recv(t, &msg);
+	if (r == 0 && msg->body_case == PHAUL__MSG__BODY_CHECK)
+		return target_check_only(t, msg->check);
 	if (r == 0 && msg->body_case != PHAUL__MSG__BODY_PREFLIGHT) {
 		/* a driver's own message comes first, once */
 		t->info = TAKE_PTR(msg);

@@ -38,6 +38,8 @@ int target_session(int fd, const struct serve_opts *so);
 int target_recv(struct target *t, Msg **ret);
 /* The preflight step: checks, drivers, answer. */
 int target_preflight(struct target *t, Phaul__Preflight *p);
+/* `phaul check`: every check, all failures in the reply, then the end. */
+int target_check_only(struct target *t, Phaul__Preflight *p);
 /* Restore from the received images, hold, commit or abort. */
 int target_restore(struct target *t, Phaul__Restore *rq);
 /* Committed{root, restore_ms} to the source. */

@@ -110,7 +110,8 @@ static int copy_pids(struct migration *m, Phaul__Preflight *p)
 	m->pids = calloc(p->n_pids ? p->n_pids : 1, sizeof(int32_t));
 	if (!m->pids)
 		return -ENOMEM;
-	memcpy(m->pids, p->pids, p->n_pids * sizeof(int32_t));
+	if (p->n_pids) /* a check without a tree sends none: pids is NULL */
+		memcpy(m->pids, p->pids, p->n_pids * sizeof(int32_t));
 	m->nr_pids = p->n_pids;
 	m->nr_procs = p->has_nr_procs && p->nr_procs <= p->n_pids ? p->nr_procs : p->n_pids;
 	m->root_pid = p->n_pids ? p->pids[0] : 0;
@@ -148,30 +149,44 @@ static int reply(struct target *t, const char *error, uint32_t ver)
 	return msg_send(t->m.conn, &msg);
 }
 
+/*
+ * Every check in order. With @errs (check-only) a failure is noted there
+ * and the next check runs; without, the first failure ends the chain.
+ */
+static int run_checks(struct target *t, Phaul__Preflight *p, uint32_t *ver, char *errs,
+		      size_t len)
+{
+	struct migration *m = &t->m;
+	int r = fault_point("dst.preflight");
+
+	if (r < 0)
+		mig_fail(m, r, "injected fault");
+	r = mig_note(m, r, errs, len);
+	if (r == 0)
+		r = mig_note(m, check_mode(t, p->mode), errs, len);
+	if (r == 0)
+		r = mig_note(m, setup_drivers(t, p), errs, len);
+	if (r == 0)
+		r = mig_note(m, copy_pids(m, p), errs, len);
+	/* restart mode does without CRIU */
+	if (r == 0 && strcmp(m->mode, "restart"))
+		r = mig_note(m, check_criu(t, p->criu_version, ver), errs, len);
+	if (r == 0 && p->has_cpuinfo)
+		r = mig_note(m, check_cpu(t, &p->cpuinfo), errs, len);
+	if (r == 0)
+		r = mig_note(m, mig_hook(m, HOOK_TARGET_CHECK), errs, len);
+	if (r == 0)
+		r = mig_note(m, check_space(t, p->est_bytes), errs, len);
+	return r;
+}
+
 int target_preflight(struct target *t, Phaul__Preflight *p)
 {
 	struct migration *m = &t->m;
 	uint32_t ver = 0;
 	int r;
 
-	r = fault_point("dst.preflight");
-	if (r < 0)
-		mig_fail(m, r, "injected fault");
-	if (r == 0)
-		r = check_mode(t, p->mode);
-	if (r == 0)
-		r = setup_drivers(t, p);
-	if (r == 0)
-		r = copy_pids(m, p);
-	/* restart mode does without CRIU */
-	if (r == 0 && strcmp(m->mode, "restart"))
-		r = check_criu(t, p->criu_version, &ver);
-	if (r == 0 && p->has_cpuinfo)
-		r = check_cpu(t, &p->cpuinfo);
-	if (r == 0)
-		r = mig_hook(m, HOOK_TARGET_CHECK);
-	if (r == 0)
-		r = check_space(t, p->est_bytes);
+	r = run_checks(t, p, &ver, NULL, 0);
 	if (r == 0 && mode_lazy_dump(m->mode))
 		r = open_pagestore(t);
 	if (r < 0) {
@@ -187,4 +202,20 @@ int target_preflight(struct target *t, Phaul__Preflight *p)
 		p->root_cmd ? p->root_cmd : "?", m->nr_pids,
 		(unsigned long long)(p->est_bytes >> 20));
 	return reply(t, NULL, ver);
+}
+
+int target_check_only(struct target *t, Phaul__Preflight *p)
+{
+	char errs[MSG_TEXT_MAX - 1] = "";
+	uint32_t ver = 0;
+	int r;
+
+	run_checks(t, p, &ver, errs, sizeof(errs));
+	r = reply(t, errs[0] ? errs : NULL, ver);
+	pr_info("check only (phaul check) of '%s', %zu tasks: %s", p->root_cmd ? p->root_cmd : "-",
+		t->m.nr_pids, errs[0] ? errs : "a migration would pass the preflight");
+	/* undo what the drivers' checks set up; no outcome to remember */
+	mig_hook(&t->m, HOOK_TARGET_ABORT);
+	outcome_remove(t->so->workdir, t->hex);
+	return r;
 }

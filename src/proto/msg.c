@@ -167,6 +167,8 @@ static int check_body(Msg *m)
 		return check_hello_reply(m->hello_reply);
 	case PHAUL__MSG__BODY_PREFLIGHT:
 		return check_preflight(m->preflight);
+	case PHAUL__MSG__BODY_CHECK:
+		return check_preflight(m->check);
 	case PHAUL__MSG__BODY_PREFLIGHT_REPLY:
 		return text_ok(m->preflight_reply->error, MSG_TEXT_MAX);
 	case PHAUL__MSG__BODY_FILE_BEGIN:
@@ -287,6 +289,7 @@ const char *msg_name(int body_case)
 		[PHAUL__MSG__BODY_RESTART] = "Restart",
 		[PHAUL__MSG__BODY_OCI] = "OciContainer",
 		[PHAUL__MSG__BODY_NEW_PIDS] = "NewPids",
+		[PHAUL__MSG__BODY_CHECK] = "Check",
 	};
 
 	if (body_case <= 0 || (size_t)body_case >= ARRAY_SIZE(names) || !names[body_case])

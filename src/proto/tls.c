@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,6 +29,48 @@ struct tls_priv {
 	gnutls_psk_server_credentials_t scred;
 	struct psk_key key;
 };
+
+/* tls_set_cancel_fd(): one per process (a session process has one conn) */
+static int cancel_fd = -1;
+static bool cancel_fired;
+
+void tls_set_cancel_fd(int fd)
+{
+	cancel_fd = fd;
+	cancel_fired = false;
+}
+
+/* One-shot: report a fired cancel once, as -ECANCELED. */
+static bool take_cancel(void)
+{
+	bool fired = cancel_fired;
+
+	cancel_fired = false;
+	return fired;
+}
+
+/*
+ * GnuTLS waits for data here. The cancel fd wins over data: a session
+ * streaming images must notice a shutdown too. It interrupts the wait
+ * the way a signal would (EINTR: the session stays usable, e.g. to send
+ * an Error), and only once.
+ */
+static int pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
+{
+	struct pollfd p[2] = {
+		{ .fd = (int)(intptr_t)ptr, .events = POLLIN },
+		{ .fd = cancel_fd, .events = POLLIN },
+	};
+	int r = poll(p, cancel_fd >= 0 ? 2 : 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
+
+	if (r > 0 && cancel_fd >= 0 && p[1].revents) {
+		cancel_fd = -1;
+		cancel_fired = true;
+		errno = EINTR;
+		return -1;
+	}
+	return r;
+}
 
 static int gnutls_to_errno(int r)
 {
@@ -55,9 +98,11 @@ static ssize_t tls_read(void *priv, void *buf, size_t len)
 
 	do
 		n = gnutls_record_recv(t->session, buf, len);
-	while (n == GNUTLS_E_INTERRUPTED);
+	while (n == GNUTLS_E_INTERRUPTED && !cancel_fired);
 	if (n >= 0)
 		return n;
+	if (take_cancel())
+		return -ECANCELED;
 	if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_TIMEDOUT)
 		pr_debug("receive failed: %s", gnutls_strerror(n));
 	return gnutls_to_errno(n);
@@ -185,9 +230,13 @@ static int handshake(struct tls_priv *t, int timeout_ms, const char *who)
 	gnutls_handshake_set_timeout(t->session, timeout_ms);
 	do
 		r = gnutls_handshake(t->session);
-	while (r < 0 && !gnutls_error_is_fatal(r));
+	while (r < 0 && !gnutls_error_is_fatal(r) && !cancel_fired);
 	if (r == 0)
 		return 0;
+	if (take_cancel()) {
+		pr_err("TLS handshake with %s cancelled", who);
+		return -ECANCELED;
+	}
 	if (r != GNUTLS_E_FATAL_ALERT_RECEIVED)
 		gnutls_alert_send_appropriate(t->session, r); /* tell the peer why */
 	if (r == GNUTLS_E_FATAL_ALERT_RECEIVED) {
@@ -226,6 +275,7 @@ static int session_init(struct tls_priv *t, unsigned flags)
 		return -EINVAL;
 	}
 	gnutls_transport_set_int(t->session, t->fd);
+	gnutls_transport_set_pull_timeout_function(t->session, pull_timeout);
 	return 0;
 }
 
@@ -301,8 +351,11 @@ int tls_connect(const char *hostport, const struct psk_key *key, int timeout_ms,
 	r = handshake(t, timeout_ms, hostport);
 	if (r < 0)
 		goto fail;
-	pr_debug("TLS 1.3 session with %s: %s", hostport,
-		 gnutls_session_get_desc(t->session) ?: "?");
+	if (log_get_level() >= LOG_DEBUG) {
+		char *desc = gnutls_session_get_desc(t->session); /* allocated */
+		pr_debug("TLS 1.3 session with %s: %s", hostport, desc ?: "?");
+		gnutls_free(desc);
+	}
 	return conn_new(&tls_ops, t, ret);
 fail:
 	tls_close(t);

@@ -22,4 +22,12 @@ int tls_listen(const char *hostport, int *ret_fd);
 /* Run the server handshake on an accepted socket (taken over). */
 int tls_accept(int fd, const struct psk_key *key, int timeout_ms, struct conn **ret);
 
+/*
+ * Once @fd (a pipe's read end) becomes readable or hangs up, the next
+ * wait for data on this process's TLS connections (handshake or read)
+ * fails with -ECANCELED, once; later calls work as before. -1 disarms.
+ * The daemon closes the pipe's write end at SIGTERM.
+ */
+void tls_set_cancel_fd(int fd);
+
 #endif

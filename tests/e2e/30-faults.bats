@@ -35,34 +35,6 @@ teardown() {
 	hosts_teardown
 }
 
-# BUG-6 (docs/RELIABILITY.md): when a session process is killed while its
-# CRIU still runs, the daemon removes the session's directory while that
-# CRIU writes into it (stats-restore), and part of it stays.  It happens
-# in a few percent of the runs.  Until it is fixed, the rows that kill the
-# session process (FC_BUG6=1) accept leftovers under that session's own
-# in-ID directory, and say so in the output; everything else must go.
-# Same contract as lib/phaul.bash's assert_workdir_clean otherwise.
-_workdir_empty_but_bug6() {
-	[ -z "$(_workdir_leftovers | grep -v "^$WORKDIR/in-${FC_BUG6_ID:-none}\(/\|\$\)" | head -n1)" ]
-}
-
-assert_workdir_clean() {
-	local check=_workdir_empty
-	if [ -n "${FC_BUG6:-}" ]; then
-		FC_BUG6_ID=$(fx_session_id) || return 1
-		check=_workdir_empty_but_bug6
-	fi
-	if ! wait_for "${1:-10}" "$check"; then
-		echo "left behind in the daemon's work dir $WORKDIR:" >&2
-		_workdir_leftovers | head -20 >&2
-		return 1
-	fi
-	if [ -n "${FC_BUG6:-}" ] && [ -e "$WORKDIR/in-$FC_BUG6_ID" ]; then
-		note "BUG-6 hit: left in the daemon's work dir: $(cd "$WORKDIR" && find "in-$FC_BUG6_ID" | tr '\n' ' ')"
-	fi
-	return 0
-}
-
 # What the one stderr line must name when POINT fails (case-insensitive).
 step_re() {
 	case "$1" in
@@ -181,9 +153,6 @@ fault_case() {
 		fx_assert_outcome false rolled-back "$mode" || return 1
 		[ "$side" = src ] || assert_fault_hit "$point"
 	fi
-	# the session process killed while its CRIU runs: BUG-6 (above)
-	local FC_BUG6=
-	[ "$side" = dst ] && [ "$action" = kill ] && FC_BUG6=1
 	# a session process killed is not the daemon: it keeps serving
 	pid_alive_in dst "$DAEMON_PID" || { echo "the daemon died with the session" >&2; return 1; }
 	assert_rolled_back "$LOG" $PIDS

@@ -266,6 +266,23 @@ static void test_roundtrip_preflight(void **state)
 	roundtrip(&m);
 }
 
+/* `phaul check` sends a Preflight as Msg.check: same fields, same limits. */
+static void test_check_is_a_validated_preflight(void **state)
+{
+	int32_t pids[] = { 10002 };
+	int32_t bad_pids[] = { 0 };
+	Phaul__Preflight p;
+	MSG_OF(m, check, CHECK, p);
+
+	init_preflight(&p, NULL, 0, pids, 1);
+	roundtrip(&m);
+	init_preflight(&p, NULL, 0, NULL, 0);
+	roundtrip(&m);
+	init_preflight(&p, NULL, 0, bad_pids, 1);
+	assert_invalid(&m);
+	assert_string_equal(msg_name(PHAUL__MSG__BODY_CHECK), "Check");
+}
+
 static void test_roundtrip_preflight_reply(void **state)
 {
 	Phaul__PreflightReply p = PHAUL__PREFLIGHT_REPLY__INIT;
@@ -1334,6 +1351,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_hello_reply),
 		cmocka_unit_test(test_roundtrip_preflight),
 		cmocka_unit_test(test_roundtrip_preflight_reply),
+		cmocka_unit_test(test_check_is_a_validated_preflight),
 		cmocka_unit_test(test_roundtrip_file_begin),
 		cmocka_unit_test(test_roundtrip_file_end),
 		cmocka_unit_test(test_roundtrip_restore),
