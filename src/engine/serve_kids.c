@@ -20,14 +20,23 @@
 #include "proto/tls.h"
 
 /* In a new child: what every child of the daemon does first. */
+static void ignore_signal(int sig)
+{
+	(void)sig;
+}
+
 static void child_init(struct kids *k, int lfd, const char *role)
 {
+	/* a handler, not SIG_IGN: what we exec (CRIU, and through it the
+	 * restored tree) must not inherit an ignored SIGTERM or SIGINT */
+	struct sigaction sa = { .sa_handler = ignore_signal, .sa_flags = SA_RESTART };
+
 	/* its own process group, which its CRIU inherits: see end_group() */
 	setpgid(0, 0);
 	close(lfd);
 	close(k->stop_wr);
-	signal(SIGTERM, SIG_IGN);
-	signal(SIGINT, SIG_IGN);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	log_init(role, log_get_level());
 	tls_set_cancel_fd(k->stop_rd);
