@@ -138,8 +138,9 @@ static bool punch(const struct ps_round *rd, size_t i, uint64_t s, uint64_t e)
 }
 
 /*
- * [a, b) just came again: the copies older rounds hold are never read any
- * more (the newest round wins), so their space goes back. Only the newest
+ * [a, b) came again in the round that ends now: the copies older rounds
+ * hold are never read any more (the newest round wins), so their space
+ * goes back. Only the newest
  * older copy of a page still holds space (the ones before it went when it
  * came): that is what is counted as freed. Returns the bytes freed.
  */
@@ -194,7 +195,9 @@ int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRu
 	if (r < 0)
 		return r;
 	*budget -= bytes;
-	*budget += release_older(p, pr->vaddr, end);
+	/* what the rounds finished since gave back */
+	*budget += ps->freed;
+	ps->freed = 0;
 	ps->pages += pr->nr_pages;
 	return 0;
 }
@@ -266,6 +269,9 @@ static int write_proc_round(struct pagestore *ps, struct ps_proc *p)
 	int r;
 
 	r = open_pages(ps, p); /* an empty one when nothing came */
+	/* the round's copies are the newest now: older ones are never read */
+	for (size_t i = 0; r == 0 && i < p->round.nr; i++)
+		ps->freed += release_older(p, p->round.r[i].start, p->round.r[i].end);
 	if (r == 0)
 		r = build_pagemap(p, &pm);
 	snprintf(name, sizeof(name), "pagemap-%d.img", p->pid);

@@ -61,6 +61,7 @@ struct pagestore {
 	int32_t *more;			/* and those NewPids named since */
 	size_t nr_more;
 	uint64_t pages;			/* received, all rounds */
+	uint64_t freed;			/* bytes older copies gave back, not yet credited */
 	bool remote;			/* post-copy: what is missing is at the source */
 	uint8_t *buf;
 };

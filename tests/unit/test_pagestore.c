@@ -556,7 +556,8 @@ static void test_rounds_and_lookup(void **state)
 	uint64_t held = 0;
 	for (size_t i = 0; i < f->ps.nr; i++)
 		held += rangeset_bytes(&f->ps.p[i].known);
-	assert_int_equal(f->budget, 5 + sc->pages * P - held);
+	/* (the last round's give-back is credited with the next run) */
+	assert_int_equal(f->budget + f->ps.freed, 5 + sc->pages * P - held);
 
 	check_lookups(f, sc);
 	check_round_dirs(f, sc);
