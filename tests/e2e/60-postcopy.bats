@@ -99,8 +99,9 @@ check_postcopy_json() {
 	check_ticks "$LOG"
 }
 
-@test "hybrid: pipetree (3 processes, pipe ring) moves whole; all 3 run on dst, ticks go on" {
-	MIGRATE_MODE=hybrid
+# pipetree_case MODE: the 3-process pipe ring moves whole in MODE.
+pipetree_case() {
+	MIGRATE_MODE=$1
 	fx_setup
 	serve_start
 	fx_start_pipetree
@@ -109,23 +110,17 @@ check_postcopy_json() {
 	assert_only_in dst $PIDS
 	[ "$(children_in dst "$PID" | sort -n | tr '\n' ' ')" = "$KIDS " ]
 	[ "$(json .tasks)" = 3 ]
-	[ "$(json .mode)" = hybrid ]
+	[ "$(json .mode)" = "$1" ]
 	ticks_advance "$LOG" 50
 	fx_assert_migrated
 }
 
+@test "hybrid: pipetree (3 processes, pipe ring) moves whole; all 3 run on dst, ticks go on" {
+	pipetree_case hybrid
+}
+
 @test "lazy: pipetree (3 processes, pipe ring) moves whole; all 3 run on dst, ticks go on" {
-	MIGRATE_MODE=lazy
-	fx_setup
-	serve_start
-	fx_start_pipetree
-	fx_migrate --json "$PID"
-	[ "$status" -eq 0 ] || { echo "migrate failed: $stderr" >&2; false; }
-	assert_only_in dst $PIDS
-	[ "$(children_in dst "$PID" | sort -n | tr '\n' ' ')" = "$KIDS " ]
-	[ "$(json .tasks)" = 3 ]
-	ticks_advance "$LOG" 50
-	fx_assert_migrated
+	pipetree_case lazy
 }
 
 # ------------------------------------------------------------ failures
