@@ -36,22 +36,48 @@ const char *criu_binary(void)
 	return "criu";
 }
 
+/* environ, plus what the options ask of CRIU; built before fork */
+static char **criu_env(const struct criu *c)
+{
+	size_t n = 0;
+	char **env;
+
+	while (environ[n])
+		n++;
+	env = calloc(n + 2, sizeof(*env));
+	if (!env)
+		return NULL;
+	memcpy(env, environ, n * sizeof(*env));
+	if (c->lazy_in_place)
+		env[n++] = "CRIU_LAZY_NO_DRAIN=1";
+	return env;
+}
+
 int criu_start(struct criu *c)
 {
 	int sp[2];
 	char fdstr[16];
+	char **env = criu_env(c);
 	pid_t pid;
 
+	if (!env) {
+		pr_err("no memory for CRIU's environment");
+		return -ENOMEM;
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+		int r = -errno;
 		pr_perror("socketpair for CRIU");
-		return -errno;
+		free(env);
+		return r;
 	}
 	pid = fork();
 	if (pid < 0) {
+		int r = -errno;
 		pr_perror("fork for CRIU");
 		close(sp[0]);
 		close(sp[1]);
-		return -errno;
+		free(env);
+		return r;
 	}
 	if (pid == 0) {
 		/* the child's end must survive exec */
@@ -71,9 +97,10 @@ int criu_start(struct criu *c)
 			fcntl(CRIU_PASS_FD, F_SETFD, 0);
 		}
 		snprintf(fdstr, sizeof(fdstr), "%d", fd);
-		execl(criu_binary(), "criu", "swrk", fdstr, (char *)NULL);
+		execve(criu_binary(), (char *[]){ "criu", "swrk", fdstr, NULL }, env);
 		_exit(127);
 	}
+	free(env);
 	close(sp[1]);
 	c->pid = pid;
 	c->sk = sp[0];

@@ -25,6 +25,9 @@ struct criu {
 	int pass_fd;	/* handed to CRIU as CRIU_PASS_FD, or -1 */
 	const int *keep_fds;	/* inherited by CRIU under their own numbers */
 	size_t nr_keep_fds;	/* (InheritFd options name them) */
+	/* a lazy dump leaves the lazy pages in the frozen tree, for us to
+	 * serve (scripts/criu-patches/0002; an unpatched CRIU ignores it) */
+	bool lazy_in_place;
 };
 
 #define CRIU_INIT { .pid = -1, .sk = -1, .pass_fd = -1 }

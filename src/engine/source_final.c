@@ -215,9 +215,6 @@ int source_switch_over(struct migration *m, struct criu *c)
 	int r;
 
 	mig_step(m, "final");
-	/* hybrid: post-copy takes over what the dump did not leave time for */
-	if (mode_postcopy(m->mode))
-		precopy_cut(m);
 	/* the connection is ours again before any driver talks on it */
 	r = freeze_end(m);
 	if (r == 0)
@@ -306,10 +303,12 @@ static void fill_dump_opts(struct migration *m, CriuOpts *o)
 /*
  * Live, lazy and hybrid modes: CRIU dumps anonymous memory "lazily", i.e.
  * not at all (the destination has it from the rounds, or fetches it from
- * us after the restore: postcopy.h); after post-dump it would serve
- * those pages from a page server. CRIU's RPC does not take that server's
- * socket, so a config file hands it ours: when we close our end, the
- * server ends and the dump finishes. No port is ever opened.
+ * us after the restore: postcopy.h). Our CRIU patch 0002 leaves those
+ * pages in the frozen tree, where we read them: the dump neither splices
+ * them into pipes nor serves them. An unpatched CRIU does both, serving
+ * from a page server after post-dump; CRIU's RPC does not take that
+ * server's socket, so a config file hands it ours: when we close our
+ * end, the server ends and the dump finishes. No port is ever opened.
  */
 static int lazy_opts(struct migration *m, struct criu *c, CriuOpts *o, char *conf, size_t len)
 {
@@ -329,6 +328,7 @@ static int lazy_opts(struct migration *m, struct criu *c, CriuOpts *o, char *con
 	o->config_file = conf;
 	o->has_lazy_pages = true;
 	o->lazy_pages = true;
+	c->lazy_in_place = true;
 	return 0;
 }
 
