@@ -3,7 +3,6 @@
 #include "engine/precopy.h"
 
 #include <dirent.h>
-#include <stdatomic.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -40,7 +39,6 @@ struct precopy {
 	unsigned int round;
 	enum track_method method;
 	/* the final pages sent while CRIU dumps (precopy_send_frozen) */
-	atomic_bool cut;		/* hybrid: post-dump came, stop sending */
 	uint64_t early_pages;
 	bool early_round;		/* sent, as a round of its own */
 };
@@ -150,12 +148,9 @@ static int send_run(struct migration *m, struct pc_proc *p, uint64_t vaddr, size
 	return r;
 }
 
-/*
- * Send every page of @s that can still be read; count pages sent. If
- * m->pc->cut is set meanwhile, stop: what was not sent goes into @left.
- */
+/* Send every page of @s that can still be read; count pages sent. */
 static int send_set(struct migration *m, struct pc_proc *p, const struct rangeset *s,
-		    uint64_t *pages, struct rangeset *left)
+		    uint64_t *pages)
 {
 	uint8_t *buf = m->pc->buf;
 	int r = 0;
@@ -163,10 +158,6 @@ static int send_set(struct migration *m, struct pc_proc *p, const struct rangese
 	for (size_t i = 0; r == 0 && i < s->nr; i++) {
 		uint64_t pos = s->r[i].start, end = s->r[i].end;
 		while (r == 0 && pos < end) {
-			if (atomic_load(&m->pc->cut)) {
-				r = rangeset_add(left, pos, end);
-				break;
-			}
 			size_t n = MIN((end - pos) / PAGE, RUN_PAGES);
 			size_t got = read_remote(p->pid, pos, n, buf);
 			if (got == 0) { /* unmapped since: nothing to move */
@@ -266,10 +257,8 @@ static int send_round(struct migration *m, uint64_t scanned, bool final)
 
 	pc->round++;
 	for (size_t i = 0; r == 0 && i < pc->nr; i++) {
-		struct rangeset left = { 0 };
-		r = send_set(m, &pc->p[i], &pc->p[i].pending, &rs.pages_sent, &left);
-		rangeset_free(&pc->p[i].pending);
-		pc->p[i].pending = left;
+		r = send_set(m, &pc->p[i], &pc->p[i].pending, &rs.pages_sent);
+		rangeset_clear(&pc->p[i].pending);
 	}
 	if (r == 0)
 		r = send_round_end(m, pc->round, rs.pages_sent, final);
@@ -410,12 +399,6 @@ static int send_new_pids(struct migration *m)
 	return msg_send(m->conn, &msg);
 }
 
-void precopy_cut(struct migration *m)
-{
-	if (m->pc)
-		atomic_store(&m->pc->cut, true);
-}
-
 int precopy_send_frozen(struct migration *m)
 {
 	struct precopy *pc = m->pc;
@@ -424,8 +407,16 @@ int precopy_send_frozen(struct migration *m)
 
 	if (!pc)
 		return 0;
-	/* a round of its own: what post-dump adds may lie below these */
 	r = collect(m, &dirty, &scanned);
+	if (r == 0 && mode_postcopy(m->mode)) {
+		/* hybrid: post-copy moves these. Sent now, they would fill the
+		 * link (and every socket buffer on the way) with data that
+		 * the frozen path's own messages then wait behind. */
+		pr_info("%llu pages dirty at the freeze, left to post-copy",
+			(unsigned long long)dirty);
+		return 0;
+	}
+	/* a round of its own: what post-dump adds may lie below these */
 	if (r == 0)
 		r = send_round(m, scanned, true);
 	if (r < 0)
@@ -449,7 +440,8 @@ static int plan(struct migration *m, uint64_t *dirty, uint64_t *scanned)
 		r = send_new_pids(m);
 	if (r < 0)
 		return m->error[0] ? r : mig_fail(m, r, "planning the final pages: %s", strerror(-r));
-	precopy_stop(m);
+	/* The trackers stay until the end: releasing uffd-wp walks the whole
+	 * memory (~40 ms/GiB), and after a commit the tree dies anyway. */
 	return 0;
 }
 
@@ -529,8 +521,7 @@ int precopy_final_lazy(struct migration *m)
 		return mig_fail(m, r, "marking stale pages: %s", strerror(-r));
 	m->st.pages_dropped = pages;
 	m->st.final_pages = m->pc->early_pages;
-	pr_info("final: %llu pages sent while CRIU dumped, %llu left to post-copy",
-		(unsigned long long)m->pc->early_pages, (unsigned long long)pages);
+	pr_info("final: %llu pages left to post-copy", (unsigned long long)pages);
 	return 0;
 }
 

@@ -22,16 +22,11 @@ int precopy_start(struct migration *m, const struct policy *pol);
 int precopy_rounds(struct migration *m);
 /*
  * CRIU has seized the whole tree (freeze.h's thread calls this while CRIU
- * dumps): collect and send what was written since the last round, as a
- * frozen round of its own; precopy_final() adds the rest. In hybrid mode
- * it goes only as far as it got when CRIU's dump ends.
+ * dumps): collect what was written since the last round. Live mode sends
+ * it, as a frozen round of its own; precopy_final() adds the rest. Hybrid
+ * mode sends nothing: it stays pending, for post-copy.
  */
 int precopy_send_frozen(struct migration *m);
-/*
- * Hybrid, at post-dump: stop precopy_send_frozen() where it is; what it
- * did not send stays pending, for post-copy (precopy_final_lazy()).
- */
-void precopy_cut(struct migration *m);
 /* While frozen: the final pages, read from the frozen tree. */
 int precopy_final(struct migration *m);
 /*
