@@ -15,6 +15,8 @@
 #include "common/util.h"
 
 #define CRIU_MSG_MAX (4u << 20)
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 const char *criu_binary(void)
 {
@@ -36,8 +38,8 @@ const char *criu_binary(void)
 	return "criu";
 }
 
-/* environ, plus what the options ask of CRIU; built before fork */
-static char **criu_env(const struct criu *c)
+/* environ plus @extra (if not NULL), for a CRIU; built before fork */
+static char **env_with(char *extra)
 {
 	size_t n = 0;
 	char **env;
@@ -48,8 +50,7 @@ static char **criu_env(const struct criu *c)
 	if (!env)
 		return NULL;
 	memcpy(env, environ, n * sizeof(*env));
-	if (c->lazy_in_place)
-		env[n++] = "CRIU_LAZY_NO_DRAIN=1";
+	env[n] = extra;
 	return env;
 }
 
@@ -57,7 +58,7 @@ int criu_start(struct criu *c)
 {
 	int sp[2];
 	char fdstr[16];
-	char **env = criu_env(c);
+	char **env = env_with(c->lazy_in_place ? "CRIU_LAZY_NO_DRAIN=1" : NULL);
 	pid_t pid;
 
 	if (!env) {
@@ -313,10 +314,16 @@ int criu_cpuinfo(const char *dir, bool dump)
 
 static pid_t spawn_lazy_pages(const char *imgdir, const char *workdir, int ps_fd, int status_fd)
 {
-	pid_t pid = fork();
+	char **env = env_with("CRIU_LAZY_FAULT_AROUND=" STR(CRIU_FAULT_AROUND));
+	pid_t pid;
 
-	if (pid != 0)
+	if (!env)
+		return -1;
+	pid = fork();
+	if (pid != 0) {
+		free(env);
 		return pid;
+	}
 	int devnull = open("/dev/null", O_RDWR);
 	if (devnull < 0 || dup2(ps_fd, CRIU_PASS_FD) < 0 || dup2(status_fd, CRIU_PASS_FD + 1) < 0)
 		_exit(127);
@@ -326,10 +333,10 @@ static pid_t spawn_lazy_pages(const char *imgdir, const char *workdir, int ps_fd
 	dup2(devnull, STDOUT_FILENO);
 	if (log_get_level() < LOG_DEBUG)
 		dup2(devnull, STDERR_FILENO);
-	execl(criu_binary(), "criu", "lazy-pages", "--images-dir", imgdir, "--work-dir", workdir,
-	      "--log-file", "lazy-pages.log", "--page-server", "--ps-socket", "100",
-	      "--status-fd", "101",
-	      log_get_level() >= LOG_DEBUG ? "-v4" : "-v2", (char *)NULL);
+	execle(criu_binary(), "criu", "lazy-pages", "--images-dir", imgdir, "--work-dir", workdir,
+	       "--log-file", "lazy-pages.log", "--page-server", "--ps-socket", "100",
+	       "--status-fd", "101",
+	       log_get_level() >= LOG_DEBUG ? "-v4" : "-v2", (char *)NULL, env);
 	_exit(127);
 }
 

@@ -31,6 +31,13 @@ struct criu {
 };
 
 #define CRIU_INIT { .pid = -1, .sk = -1, .pass_fd = -1 }
+/*
+ * criu lazy-pages asks for this many pages from a faulting page on
+ * (scripts/criu-patches/0003; an unpatched CRIU asks one).
+ * Its background transfers ask at least twice as many, except at the end
+ * of a run: requests up to this size count as faults in the statistics.
+ */
+#define CRIU_FAULT_AROUND 8
 /* The number the passed fd has in CRIU (its config file names it). */
 #define CRIU_PASS_FD 100
 

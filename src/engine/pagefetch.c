@@ -12,6 +12,7 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "criu/criu.h"
 #include "engine/resume.h"
 #include "proto/wire.h"
 
@@ -288,8 +289,8 @@ int page_fetch(struct page_server *srv, struct ps_iov *pi)
 	if (r < 0)
 		return r;
 	srv->pages_remote += f.nr;
-	if (f.asked == 1 && pi->nr_pages == 1) /* CRIU asks exactly the faulting page */
-		srv->pages_fault++;
+	if (pi->nr_pages <= CRIU_FAULT_AROUND) /* a fault's block (criu.h) */
+		srv->pages_fault += f.nr;
 	srv->last_ms = now_ms();
 	return 0;
 }
