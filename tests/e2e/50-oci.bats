@@ -73,19 +73,28 @@ rt() {
 	fi
 }
 
+# crun_cgroups RUNTIME: crun gets cgroup2 at /sys/fs/cgroup in each host.
+crun_cgroups() {
+	local h
+	[ "$1" = crun ] || return 0
+	for h in src dst; do
+		in_$h mount -t cgroup2 none /sys/fs/cgroup || return 1
+	done
+}
+
+# rt_cmd RUNTIME: the runtime's command line (words).
+rt_cmd() {
+	[ "$1" = crun ] && echo crun --cgroup-manager=disabled || echo runc
+}
+
 # start_container RUNTIME: run $CID in src, detached; wait for 20 ticks.
 start_container() {
-	local runtime=$1 h
+	local runtime=$1
 	make_bundle || return 1
-	if [ "$runtime" = crun ]; then
-		for h in src dst; do
-			in_$h mount -t cgroup2 none /sys/fs/cgroup || return 1
-		done
-	fi
+	crun_cgroups "$runtime" || return 1
 	in_src sh -c 'cd "$1" && shift && exec "$@" </dev/null >>"$0" 2>&1' \
-		"$SCRATCH/container.out" "$BUNDLE" \
-		$( [ "$runtime" = crun ] && echo crun --cgroup-manager=disabled || echo runc ) \
-		run -d "$CID" || { cat "$SCRATCH/container.out" >&2; return 1; }
+		"$SCRATCH/container.out" "$BUNDLE" $(rt_cmd "$runtime") run -d "$CID" ||
+		{ cat "$SCRATCH/container.out" >&2; return 1; }
 	wait_ticks "$TICKS" 20 || return 1
 	INIT=$(rt src "$runtime" state "$CID" | jq -r .pid)
 	[[ "$INIT" =~ ^[0-9]+$ ]] || { echo "no init PID in '$runtime state $CID'" >&2; return 1; }
@@ -111,21 +120,24 @@ bridge_hosts() {
 	wait_for 10 in_src busybox ping -c1 -W1 "$DST_ADDR"
 }
 
-# start_net_container PRE: $CID (runc) with its own network namespace, a
+# start_net_container RUNTIME PRE: $CID with its own network namespace, a
 # veth (eth0 inside, $VETH outside on phbr0) and $CT_ADDR; it runs the
 # shell command PRE (an echo server: 'nc -l -p 7000 -e cat & ') first.
 start_net_container() {
-	make_bundle "$1" || return 1
+	local runtime=$1
+	make_bundle "$2" || return 1
+	crun_cgroups "$runtime" || return 1
 	VETH=pv$BATS_TEST_NUMBER$((RANDOM % 1000))
-	in_src sh -c 'cd "$1" && exec runc create "$2" </dev/null >>"$0" 2>&1' \
-		"$SCRATCH/container.out" "$BUNDLE" "$CID" || { cat "$SCRATCH/container.out" >&2; return 1; }
-	INIT=$(rt src runc state "$CID" | jq -r .pid)
+	in_src sh -c 'cd "$1" && shift && exec "$@" </dev/null >>"$0" 2>&1' \
+		"$SCRATCH/container.out" "$BUNDLE" $(rt_cmd "$runtime") create "$CID" ||
+		{ cat "$SCRATCH/container.out" >&2; return 1; }
+	INIT=$(rt src "$runtime" state "$CID" | jq -r .pid)
 	in_src ip link add "$VETH" type veth peer name eth0 netns "$INIT" &&
 		in_src ip link set "$VETH" master phbr0 up &&
 		in_src nsenter -t "$INIT" -n ip addr add "$CT_ADDR/24" dev eth0 &&
 		in_src nsenter -t "$INIT" -n ip link set eth0 up &&
 		in_src nsenter -t "$INIT" -n ip link set lo up &&
-		in_src runc start "$CID" || return 1
+		rt src "$runtime" start "$CID" || return 1
 	wait_ticks "$TICKS" 20
 }
 
@@ -251,36 +263,38 @@ t_rollback() {
 	check_rolled_back "$1"
 }
 
-@test "runc: a container with its own network keeps its address, its veth on the bridge" {
+t_net_veth() {
+	local runtime=$1 pid
 	bridge_hosts
-	start_net_container ''
+	start_net_container "$runtime" ''
 	in_dst busybox ping -c1 -W2 "$CT_ADDR" >/dev/null ||
 		{ echo "the container's $CT_ADDR does not answer from dst before" >&2; return 1; }
 	serve_start
-	migrate_container runc --json
+	migrate_container "$runtime" --json
 	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
-	assert_listed dst runc running
-	assert_listed src runc none
+	assert_listed dst "$runtime" running
+	assert_listed src "$runtime" none
 	in_dst ip -o link show "$VETH" | grep -q 'master phbr0' ||
 		{ echo "no $VETH on phbr0 in dst" >&2; return 1; }
 	refute in_src ip link show "$VETH"
 	# the same address answers, now from the container in dst
 	wait_for 10 in_dst busybox ping -c1 -W1 "$CT_ADDR"
-	pid=$(rt dst runc state "$CID" | jq -r .pid)
+	pid=$(rt dst "$runtime" state "$CID" | jq -r .pid)
 	in_dst nsenter -t "$pid" -n ip -o addr show dev eth0 | grep -q "inet $CT_ADDR/24" ||
 		{ echo "eth0 in the migrated container lacks $CT_ADDR" >&2; return 1; }
 	ticks_advance "$TICKS" 20 10
 	check_ticks "$TICKS" >/dev/null
 }
 
-@test "runc: an established TCP connection to the container survives" {
+t_net_tcp() {
+	local runtime=$1
 	bridge_hosts
-	start_net_container 'nc -l -p 7000 -e cat & '
+	start_net_container "$runtime" 'nc -l -p 7000 -e cat & '
 	start_client
 	serve_start
-	migrate_container runc --tcp-established --json
+	migrate_container "$runtime" --tcp-established --json
 	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
-	assert_listed dst runc running
+	assert_listed dst "$runtime" running
 	ticks_advance "$TICKS" 20 10
 	sleep 1
 	stop_client
@@ -288,21 +302,46 @@ t_rollback() {
 	check_ticks "$TICKS" >/dev/null
 }
 
-@test "runc: a failure after the freeze leaves the container, its network and a TCP client as they were" {
+t_net_rollback() {
+	local runtime=$1
 	require_fault dst.restored
 	bridge_hosts
-	start_net_container 'nc -l -p 7000 -e cat & '
+	start_net_container "$runtime" 'nc -l -p 7000 -e cat & '
 	start_client
 	serve_start PHAUL_FAULT=dst.restored
-	migrate_container runc --tcp-established
+	migrate_container "$runtime" --tcp-established
 	assert_fault_hit dst.restored
-	check_rolled_back runc
+	check_rolled_back "$runtime"
 	in_src ip -o link show "$VETH" | grep -q 'master phbr0' ||
 		{ echo "$VETH left phbr0 in src" >&2; return 1; }
 	refute in_dst ip link show "$VETH"
 	sleep 1
 	stop_client
 	note "TCP client: $CLIENT_RES"
+}
+
+@test "runc: a container with its own network keeps its address, its veth on the bridge" {
+	t_net_veth runc
+}
+
+@test "runc: an established TCP connection to the container survives" {
+	t_net_tcp runc
+}
+
+@test "runc: a failure after the freeze leaves the container, its network and a TCP client as they were" {
+	t_net_rollback runc
+}
+
+@test "crun: a container with its own network keeps its address, its veth on the bridge" {
+	t_net_veth crun
+}
+
+@test "crun: an established TCP connection to the container survives" {
+	t_net_tcp crun
+}
+
+@test "crun: a failure after the freeze leaves the container, its network and a TCP client as they were" {
+	t_net_rollback crun
 }
 
 # A runc container whose process is mtouch (static) with SIZE MiB.
