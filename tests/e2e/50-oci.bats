@@ -5,7 +5,8 @@
 # the storage both hosts see), without forking.  Each host gets its own
 # /run (the runtimes' state); crun, which refuses the machine's hybrid
 # cgroup layout, gets cgroup2 at /sys/fs/cgroup in each host and runs
-# with --cgroup-manager=disabled.
+# with --cgroup-manager=disabled.  Each host has a cgroup namespace and
+# the machine's hierarchies mounted afresh in it: its own cgroup tree.
 #
 #   bats tests/e2e/50-oci.bats
 
@@ -14,6 +15,7 @@ load lib/phaul
 load lib/fixtures
 
 setup() {
+	HOSTS_CGROUPNS=1
 	hosts_setup || return 1
 	phaul_setup || return 1
 	fx_setup
@@ -23,15 +25,24 @@ setup() {
 	local h
 	for h in src dst; do
 		in_$h mount -t tmpfs -o mode=0755 tmpfs /run || return 1
+		own_cgroups $h || return 1
 	done
 }
 
+# own_cgroups HOST: the machine's cgroup hierarchies, mounted again in HOST
+# (in its cgroup namespace: rooted at the host's own cgroups).
+own_cgroups() {
+	local mnts
+	mnts=$(findmnt -rn -t cgroup,cgroup2 -o TARGET,FSTYPE,FS-OPTIONS) || return 1
+	# shellcheck disable=SC2016
+	in_"$1" sh -c 'mount -t tmpfs -o mode=0755 cgroup /sys/fs/cgroup || exit 1
+		echo "$0" | while read -r dir type opts; do
+			mkdir -p "$dir" && mount -t "$type" -o "$opts" cgroup "$dir" || exit 1
+		done' "$mnts"
+}
+
 teardown() {
-	hosts_teardown
-	local rc=$?
-	# runc made cgroups named after the container (v1, shared by the hosts)
-	find /sys/fs/cgroup -mindepth 1 -depth -type d -name "$CID" -exec rmdir {} + 2>/dev/null
-	return $rc
+	hosts_teardown # removes the hosts' cgroups, and runc's below them
 }
 
 # make_bundle [PRE]: a busybox rootfs and a config whose process is the
@@ -98,6 +109,7 @@ start_container() {
 	wait_ticks "$TICKS" 20 || return 1
 	INIT=$(rt src "$runtime" state "$CID" | jq -r .pid)
 	[[ "$INIT" =~ ^[0-9]+$ ]] || { echo "no init PID in '$runtime state $CID'" >&2; return 1; }
+	src_before_migration "$runtime"
 }
 
 # ---------------------------------------------------------------- network
@@ -138,7 +150,8 @@ start_net_container() {
 		in_src nsenter -t "$INIT" -n ip link set eth0 up &&
 		in_src nsenter -t "$INIT" -n ip link set lo up &&
 		rt src "$runtime" start "$CID" || return 1
-	wait_ticks "$TICKS" 20
+	wait_ticks "$TICKS" 20 || return 1
+	src_before_migration "$runtime"
 }
 
 # A TCP client in dst: sends a numbered line every 20 ms, checks each echo,
@@ -206,9 +219,32 @@ migrate_container() {
 	fx_migrate -- --oci "$CID" --runtime "$runtime" "$@"
 }
 
+# cgroups_of HOST: the container's cgroup directories in HOST's own tree.
+cgroups_of() {
+	in_"$1" find /sys/fs/cgroup -type d -name "$CID" | sort
+}
+
+# src_before_migration RUNTIME: what the source holds of the container
+# (SRC_CGROUPS, which runc has; crun runs without a cgroup manager here).
+src_before_migration() {
+	SRC_CGROUPS=$(cgroups_of src)
+	[ "$1" != runc ] || [ -n "$SRC_CGROUPS" ] || { echo "runc made no cgroup in src" >&2; return 1; }
+}
+
+# assert_src_clean RUNTIME: nothing of the container is left on the source.
+assert_src_clean() {
+	local left
+	left=$(cgroups_of src)
+	[ -z "$left" ] || { echo "cgroups left in src: $left" >&2; return 1; }
+	[ "$(cgroups_of dst)" = "$SRC_CGROUPS" ] ||
+		{ echo "cgroups in dst: '$(cgroups_of dst)', not '$SRC_CGROUPS'" >&2; return 1; }
+	in_src test ! -e "/run/$1/$CID" || { echo "/run/$1/$CID left in src" >&2; return 1; }
+}
+
 check_migrated() {
 	local runtime=$1 pid out
 	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	assert_src_clean "$runtime" || return 1
 	assert_listed dst "$runtime" running || return 1
 	assert_listed src "$runtime" none || return 1
 	ticks_advance "$TICKS" 20 10 || return 1
@@ -233,6 +269,8 @@ check_rolled_back() {
 	assert_listed dst "$runtime" none || return 1
 	pid_alive_in src "$INIT" || { echo "init $INIT no longer runs in src" >&2; return 1; }
 	[ "$(rt src "$runtime" state "$CID" | jq -r .pid)" = "$INIT" ] || return 1
+	[ "$(cgroups_of src)" = "$SRC_CGROUPS" ] ||
+		{ echo "cgroups in src: '$(cgroups_of src)', not '$SRC_CGROUPS'" >&2; return 1; }
 	ticks_advance "$TICKS" 20 10 || return 1
 	check_ticks "$TICKS" >/dev/null || return 1
 	assert_workdir_clean 10 || return 1
@@ -277,6 +315,7 @@ t_net_veth() {
 	in_dst ip -o link show "$VETH" | grep -q 'master phbr0' ||
 		{ echo "no $VETH on phbr0 in dst" >&2; return 1; }
 	refute in_src ip link show "$VETH"
+	assert_src_clean "$runtime"
 	# the same address answers, now from the container in dst
 	wait_for 10 in_dst busybox ping -c1 -W1 "$CT_ADDR"
 	pid=$(rt dst "$runtime" state "$CID" | jq -r .pid)

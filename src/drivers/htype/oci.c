@@ -384,14 +384,15 @@ static int oci_migration_complete(struct driver *d, struct migration *m)
 {
 	struct oci_priv *p = d->priv;
 	_cleanup_free_ char *dir = oci_path(p, NULL);
-	int r;
+	int r, e;
 
 	if (proc_alive(p->st.pid))
 		pr_warn("init %d of container %s still runs on the source", p->st.pid, p->id);
 	r = dir ? rm_rf(dir) : -ENOMEM;
 	if (r < 0)
 		pr_err("cannot remove %s: %s", dir ?: p->id, strerror(-r));
-	return r;
+	e = oci_remove_cgroups(p);
+	return r ?: e;
 }
 
 const struct driver_ops htype_oci_ops = {

@@ -20,7 +20,14 @@
  * the runtime's state file for the restored init (PID, start time,
  * namespace paths) under the same ID: from then on `runc list/state/
  * kill/exec/delete` (or crun's) see it. A rollback removes that state;
- * after the commit the source's state directory is removed.
+ * after the commit the source's state directory and the container's
+ * cgroup directories (those its state names) are removed, as `runc
+ * delete` would; the veths went with the network namespace. After a
+ * failure the source keeps everything.
+ *
+ * Bind mounts of cgroup directories (runc's cgroup v1 mounts) need not
+ * exist on the destination before the restore: CRIU makes the cgroups
+ * before it mounts anything.
  */
 #ifndef PHAUL_OCI_H
 #define PHAUL_OCI_H
@@ -79,6 +86,12 @@ struct oci_priv {
 
 /* The container's veths (none when it shares our network namespace). */
 int oci_read_veths(struct migration *m, struct oci_priv *p);
+
+/* Whether @path, or its nearest existing parent, is on a cgroup file system. */
+bool oci_in_cgroupfs(const char *path);
+/* rmdir the container's cgroups (p->st.cgroups) and their children; 0 if
+ * none is left, else the first error, logged. */
+int oci_remove_cgroups(const struct oci_priv *p);
 
 /* RUNTIME_ROOT/ID[/NAME] */
 char *oci_path(const struct oci_priv *p, const char *name);

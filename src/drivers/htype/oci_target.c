@@ -131,7 +131,7 @@ int oci_target_check(struct driver *d, struct migration *m)
 		return mig_fail(m, -ENOENT, "the container's rootfs %s is not on the destination",
 				p->st.rootfs);
 	for (size_t i = 0; i < p->nr_mnt; i++)
-		if (access(p->mnt[i].source, F_OK) < 0)
+		if (access(p->mnt[i].source, F_OK) < 0 && !oci_in_cgroupfs(p->mnt[i].source))
 			return mig_fail(m, -ENOENT, "%s, mounted at %s in the container, is not on "
 					"the destination", p->mnt[i].source, p->mnt[i].dest);
 	for (size_t i = 0; i < p->nr_veth; i++) {
