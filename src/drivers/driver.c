@@ -31,6 +31,7 @@ static const char *const hook_names[HOOK__MAX] = {
 	[HOOK_TARGET_CHECK] = "target_check",
 	[HOOK_TARGET_RESTORE] = "target_restore",
 	[HOOK_TARGET_RESTORED] = "target_restored",
+	[HOOK_TARGET_RESUMED] = "target_resumed",
 	[HOOK_TARGET_CLEANUP] = "target_cleanup",
 	[HOOK_TARGET_ABORT] = "target_abort",
 };

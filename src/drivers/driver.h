@@ -22,13 +22,15 @@
  *   target_restore     all images are here, CRIU restores next (mount)
  *   restore_opts       CRIU options for the restore
  *   target_restored    restored, held stopped until the commit
+ *   target_resumed     committed, the tree runs and its network is unlocked
+ *                      (CRIU's post-resume); a failure is only reported
  *   target_cleanup     committed: drop what only served the migration
  *   target_abort       failed: kill, unmount, delete what was restored
  *
  * Each kind's contract is in its own header: htype/htype.h, fs/fs.h.
  *
  * Every hook returns 0 or a negative errno and logs why it failed; after
- * the commit point (migration_complete, target_cleanup) a failure is
+ * the commit point (migration_complete, target_resumed, target_cleanup) a failure is
  * reported but never undoes the migration.
  */
 #ifndef PHAUL_DRIVER_H
@@ -55,6 +57,7 @@ enum driver_hook {
 	HOOK_TARGET_CHECK,
 	HOOK_TARGET_RESTORE,
 	HOOK_TARGET_RESTORED,
+	HOOK_TARGET_RESUMED,
 	HOOK_TARGET_CLEANUP,
 	HOOK_TARGET_ABORT,
 	HOOK__MAX,

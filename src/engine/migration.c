@@ -95,7 +95,7 @@ int mig_hook(struct migration *m, enum driver_hook hook)
 			ret = r;
 		/* rollback and cleanup hooks all run, whatever one of them says */
 		if (r < 0 && !hook_is_rollback(hook) && hook != HOOK_MIGRATION_COMPLETE &&
-		    hook != HOOK_TARGET_CLEANUP)
+		    hook != HOOK_TARGET_RESUMED && hook != HOOK_TARGET_CLEANUP)
 			break;
 	}
 	return ret;

@@ -144,14 +144,24 @@ start_net_container() {
 		"$SCRATCH/container.out" "$BUNDLE" $(rt_cmd "$runtime") create "$CID" ||
 		{ cat "$SCRATCH/container.out" >&2; return 1; }
 	INIT=$(rt src "$runtime" state "$CID" | jq -r .pid)
-	in_src ip link add "$VETH" type veth peer name eth0 netns "$INIT" &&
+	# no IPv6: the container sends nothing unless asked (ARP replies), so
+	# that the bridges learn where it is from its announcement only
+	in_src nsenter -t "$INIT" -n sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
+		net.ipv6.conf.default.disable_ipv6=1 &&
+		in_src ip link add "$VETH" type veth peer name eth0 netns "$INIT" &&
 		in_src ip link set "$VETH" master phbr0 up &&
 		in_src nsenter -t "$INIT" -n ip addr add "$CT_ADDR/24" dev eth0 &&
 		in_src nsenter -t "$INIT" -n ip link set eth0 up &&
 		in_src nsenter -t "$INIT" -n ip link set lo up &&
 		rt src "$runtime" start "$CID" || return 1
 	wait_ticks "$TICKS" 20 || return 1
+	CT_MAC=$(in_src nsenter -t "$INIT" -n ip -br link show eth0 | awk '{print $3}')
 	src_before_migration "$runtime"
+}
+
+# fdb_port HOST: the port of phbr0 in HOST behind which the container's MAC is.
+fdb_port() {
+	in_"$1" bridge fdb show br phbr0 | awk -v mac="$CT_MAC" '$1 == mac { print $3; exit }'
 }
 
 # A TCP client in dst: sends a numbered line every 20 ms, checks each echo,
@@ -316,6 +326,12 @@ t_net_veth() {
 		{ echo "no $VETH on phbr0 in dst" >&2; return 1; }
 	refute in_src ip link show "$VETH"
 	assert_src_clean "$runtime"
+	# the container announced itself (gratuitous ARP): both bridges know
+	# at once where its MAC is now, without its sending anything else
+	wait_for 3 eval '[ "$(fdb_port dst)" = "$VETH" ]' ||
+		{ echo "dst's bridge has $CT_MAC on '$(fdb_port dst)', not $VETH" >&2; return 1; }
+	wait_for 3 eval '[ "$(fdb_port src)" = "$HOSTS_IF_SRC" ]' ||
+		{ echo "src's bridge has $CT_MAC on '$(fdb_port src)', not $HOSTS_IF_SRC" >&2; return 1; }
 	# the same address answers, now from the container in dst
 	wait_for 10 in_dst busybox ping -c1 -W1 "$CT_ADDR"
 	pid=$(rt dst "$runtime" state "$CID" | jq -r .pid)

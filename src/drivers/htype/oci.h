@@ -25,6 +25,9 @@
  * delete` would; the veths went with the network namespace. After a
  * failure the source keeps everything.
  *
+ * Once the restored tree runs (post-resume), a container with a network
+ * namespace of its own is announced by gratuitous ARP (ocigarp.c).
+ *
  * Bind mounts of cgroup directories (runc's cgroup v1 mounts) need not
  * exist on the destination before the restore: CRIU makes the cgroups
  * before it mounts anything.
@@ -93,6 +96,13 @@ bool oci_in_cgroupfs(const char *path);
  * none is left, else the first error, logged. */
 int oci_remove_cgroups(const struct oci_priv *p);
 
+/* Whether the program @name is in one of the usual bin directories. */
+bool oci_tool_installed(const char *name);
+/* Gratuitous ARP for each IPv4 address in the restored container's
+ * network namespace (none if it has no veth), sent by a detached process;
+ * -ENOENT, logged, when arping is missing. */
+int oci_announce(struct migration *m, struct oci_priv *p);
+
 /* RUNTIME_ROOT/ID[/NAME] */
 char *oci_path(const struct oci_priv *p, const char *name);
 
@@ -100,6 +110,7 @@ int oci_target_recv_info(struct driver *d, struct migration *m, const Msg *msg);
 int oci_target_check(struct driver *d, struct migration *m);
 int oci_restore_opts(struct driver *d, struct migration *m, CriuOpts *o);
 int oci_target_restored(struct driver *d, struct migration *m);
+int oci_target_resumed(struct driver *d, struct migration *m);
 int oci_target_cleanup(struct driver *d, struct migration *m);
 int oci_target_abort(struct driver *d, struct migration *m);
 

@@ -93,14 +93,14 @@ int oci_target_recv_info(struct driver *d, struct migration *m, const Msg *msg)
 	return private_mounts(m);
 }
 
-static bool runtime_installed(enum oci_runtime rt)
+bool oci_tool_installed(const char *name)
 {
 	static const char *const dirs[] = { "/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
 					    "/usr/bin", "/sbin", "/bin" };
 	char path[64];
 
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dirs[i], oci_runtime_name(rt));
+		snprintf(path, sizeof(path), "%s/%s", dirs[i], name);
 		if (access(path, X_OK) == 0)
 			return true;
 	}
@@ -121,7 +121,7 @@ int oci_target_check(struct driver *d, struct migration *m)
 
 	if (!dir)
 		return -ENOMEM;
-	if (!runtime_installed(p->rt))
+	if (!oci_tool_installed(oci_runtime_name(p->rt)))
 		return mig_fail(m, -ENOENT, "%s is not installed on the destination",
 				oci_runtime_name(p->rt));
 	if (access(dir, F_OK) == 0)
@@ -332,6 +332,11 @@ int oci_target_restored(struct driver *d, struct migration *m)
 		pr_info("container %s registered with %s: init %d", p->id, oci_runtime_name(p->rt),
 			m->root_pid);
 	return r;
+}
+
+int oci_target_resumed(struct driver *d, struct migration *m)
+{
+	return oci_announce(m, d->priv);
 }
 
 int oci_target_cleanup(struct driver *d, struct migration *m)
