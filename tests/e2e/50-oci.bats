@@ -100,8 +100,13 @@ rt_cmd() {
 
 # start_container RUNTIME: run $CID in src, detached; wait for 20 ticks.
 start_container() {
-	local runtime=$1
 	make_bundle || return 1
+	run_container "$1"
+}
+
+# run_container RUNTIME: start_container on the bundle made already.
+run_container() {
+	local runtime=$1
 	crun_cgroups "$runtime" || return 1
 	in_src sh -c 'cd "$1" && shift && exec "$@" </dev/null >>"$0" 2>&1' \
 		"$SCRATCH/container.out" "$BUNDLE" $(rt_cmd "$runtime") run -d "$CID" ||
@@ -397,6 +402,30 @@ t_net_rollback() {
 
 @test "crun: a failure after the freeze leaves the container, its network and a TCP client as they were" {
 	t_net_rollback crun
+}
+
+@test "runc: a container whose bundle is private to each host comes with --fs sync:" {
+	local priv=$SCRATCH/priv h
+	mkdir -p "$priv"
+	for h in src dst; do
+		in_$h mount -t tmpfs -o size=64m tmpfs "$priv" || return 1
+	done
+	make_bundle
+	# the bundle is in src's tmpfs only; the tick log stays on shared storage
+	in_src cp -a "$BUNDLE" "$priv/bundle"
+	rm -rf "$BUNDLE"
+	BUNDLE=$priv/bundle
+	run_container runc
+	refute in_dst test -e "$BUNDLE"
+	serve_start
+	migrate_container runc --fs "sync:$priv" --json
+	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	in_dst cmp "$BUNDLE/rootfs/bin/busybox" "$(command -v busybox)"
+	in_dst test -p "$BUNDLE/rootfs/tmp/f"
+	note "bundle by sync: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
+	check_migrated runc
+	# the source's copy is only read: it stays, the destination has its own
+	in_src test -f "$BUNDLE/config.json"
 }
 
 # A runc container whose process is mtouch (static) with SIZE MiB.

@@ -406,6 +406,7 @@ const struct driver_ops htype_oci_ops = {
 		[HOOK_FROZEN] = oci_frozen,
 		[HOOK_MIGRATION_COMPLETE] = oci_migration_complete,
 		[HOOK_TARGET_CHECK] = oci_target_check,
+		[HOOK_TARGET_RESTORE] = oci_target_restore,
 		[HOOK_TARGET_RESTORED] = oci_target_restored,
 		[HOOK_TARGET_RESUMED] = oci_target_resumed,
 		[HOOK_TARGET_CLEANUP] = oci_target_cleanup,

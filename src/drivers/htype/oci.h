@@ -28,6 +28,10 @@
  * Once the restored tree runs (post-resume), a container with a network
  * namespace of its own is announced by gratuitous ARP (ocigarp.c).
  *
+ * A rootfs or bind source below a storage driver's directory (sync:DIR)
+ * may be missing at the preflight: it is checked again at target_restore,
+ * once the storage is through.
+ *
  * Bind mounts of cgroup directories (runc's cgroup v1 mounts) need not
  * exist on the destination before the restore: CRIU makes the cgroups
  * before it mounts anything.
@@ -108,6 +112,7 @@ char *oci_path(const struct oci_priv *p, const char *name);
 
 int oci_target_recv_info(struct driver *d, struct migration *m, const Msg *msg);
 int oci_target_check(struct driver *d, struct migration *m);
+int oci_target_restore(struct driver *d, struct migration *m);
 int oci_restore_opts(struct driver *d, struct migration *m, CriuOpts *o);
 int oci_target_restored(struct driver *d, struct migration *m);
 int oci_target_resumed(struct driver *d, struct migration *m);
