@@ -73,6 +73,18 @@ make_bundle() {
 		mv "$BUNDLE/config.new" "$BUNDLE/config.json"
 }
 
+# bundle_edit JQ-FILTER [ARGS...]: change the bundle's config.json.
+bundle_edit() {
+	jq "$@" "$BUNDLE/config.json" >"$BUNDLE/config.new" &&
+		mv "$BUNDLE/config.new" "$BUNDLE/config.json"
+}
+
+# seccomp_of HOST PID: "MODE FILTERS" from PID's status in HOST.
+seccomp_of() {
+	in_"$1" awk '/^Seccomp:/ { m = $2 } /^Seccomp_filters:/ { f = $2 } END { print m, f }' \
+		"/proc/$2/status"
+}
+
 # rt HOST RUNTIME ARGS...: the runtime's own command in HOST.
 rt() {
 	local host=$1 runtime=$2
@@ -426,6 +438,54 @@ t_net_rollback() {
 	check_migrated runc
 	# the source's copy is only read: it stays, the destination has its own
 	in_src test -f "$BUNDLE/config.json"
+}
+
+@test "runc: a container with a seccomp filter keeps it" {
+	make_bundle
+	bundle_edit '.linux.seccomp = {defaultAction: "SCMP_ACT_ALLOW",
+		architectures: ["SCMP_ARCH_X86_64"],
+		syscalls: [{names: ["sethostname"], action: "SCMP_ACT_ERRNO"}]}'
+	run_container runc
+	local before after pid
+	before=$(seccomp_of src "$INIT")
+	[ "${before%% *}" = 2 ] || { echo "runc gave the init no filter: '$before'" >&2; return 1; }
+	serve_start
+	migrate_container runc --json
+	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	pid=$(rt dst runc state "$CID" | jq -r .pid)
+	after=$(seccomp_of dst "$pid")
+	[ "$after" = "$before" ] || { echo "seccomp on dst: '$after', on src: '$before'" >&2; return 1; }
+	check_migrated runc
+}
+
+# start_userns_container: a runc container in a user namespace of its own
+# (identity mapping: the rootfs needs no chown).
+start_userns_container() {
+	make_bundle || return 1
+	bundle_edit '.linux.namespaces += [{type: "user"}] |
+		.linux.uidMappings = [{containerID: 0, hostID: 0, size: 65536}] |
+		.linux.gidMappings = [{containerID: 0, hostID: 0, size: 65536}]' || return 1
+	run_container runc
+}
+
+@test "runc: a container in a user namespace migrates in stop mode" {
+	start_userns_container
+	serve_start
+	migrate_container runc --mode stop
+	check_migrated runc
+}
+
+@test "runc: a container in a user namespace: live mode needs userfaultfd there" {
+	start_userns_container
+	serve_start
+	migrate_container runc
+	if [ "$(cat /proc/sys/vm/unprivileged_userfaultfd)" = 1 ]; then
+		check_migrated runc
+	else
+		[[ "$stderr" == *"vm.unprivileged_userfaultfd=1"* ]] ||
+			{ echo "not the userfaultfd refusal: $stderr" >&2; return 1; }
+		check_rolled_back runc
+	fi
 }
 
 # A runc container whose process is mtouch (static) with SIZE MiB.

@@ -28,6 +28,17 @@ char *oci_path(const struct oci_priv *p, const char *name)
 	return s;
 }
 
+bool oci_own_ns(pid_t pid, const char *ns)
+{
+	char path[64], self[64];
+	struct stat a, b;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, ns);
+	snprintf(self, sizeof(self), "/proc/self/ns/%s", ns);
+	return stat(path, &a) == 0 && stat(self, &b) == 0 &&
+	       (a.st_ino != b.st_ino || a.st_dev != b.st_dev);
+}
+
 static int oci_init(struct driver *d, const char *arg)
 {
 	struct oci_priv *p = d->priv;
@@ -253,6 +264,7 @@ static int oci_prepare(struct driver *d, struct migration *m)
 		r = oci_read_veths(m, p);
 	if (r < 0)
 		return r;
+	p->userns = oci_own_ns(p->st.pid, "user");
 	pr_info("container %s (%s): init %d, %zu processes, %zu external mounts, rootfs %s",
 		p->id, oci_runtime_name(p->rt), p->st.pid, m->nr_procs, p->nr_mnt, p->st.rootfs);
 	return 0;
@@ -301,6 +313,8 @@ static int oci_send_info(struct driver *d, struct migration *m)
 	}
 	oc.veths = vp;
 	oc.n_veths = p->nr_veth;
+	oc.has_userns = true;
+	oc.userns = p->userns;
 	msg.body_case = PHAUL__MSG__BODY_OCI;
 	msg.oci = &oc;
 	r = msg_send(m->conn, &msg);

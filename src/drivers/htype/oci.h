@@ -28,6 +28,11 @@
  * Once the restored tree runs (post-resume), a container with a network
  * namespace of its own is announced by gratuitous ARP (ocigarp.c).
  *
+ * A container in a user namespace of its own is refused in the modes
+ * that restore lazily (live, hybrid, lazy) unless the destination's
+ * kernel lets it open a userfaultfd (vm.unprivileged_userfaultfd=1):
+ * CRIU's restored tasks open it from inside that namespace.
+ *
  * A rootfs or bind source below a storage driver's directory (sync:DIR)
  * may be missing at the preflight: it is checked again at target_restore,
  * once the storage is through.
@@ -78,6 +83,7 @@ struct oci_priv {
 	size_t nr_stdio;
 	struct oci_veth veth[OCI_VETH_MAX];
 	size_t nr_veth;
+	bool userns;		/* in a user namespace of its own */
 	/* destination */
 	bool have_info;
 	char *rootdir;		/* the rootfs bound here for CRIU */
@@ -90,6 +96,9 @@ struct oci_priv {
 	InheritFd **inhp;
 	size_t nr_inh;
 };
+
+/* Whether @pid's namespace @ns ("net", "user") is not ours. */
+bool oci_own_ns(pid_t pid, const char *ns);
 
 /* The container's veths (none when it shares our network namespace). */
 int oci_read_veths(struct migration *m, struct oci_priv *p);

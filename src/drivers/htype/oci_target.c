@@ -87,6 +87,7 @@ int oci_target_recv_info(struct driver *d, struct migration *m, const Msg *msg)
 		snprintf(v->outer, sizeof(v->outer), "%s", oc->veths[i]->outer);
 		snprintf(v->bridge, sizeof(v->bridge), "%s", oc->veths[i]->bridge ?: "");
 	}
+	p->userns = oc->has_userns && oc->userns;
 	if (r < 0)
 		return mig_fail(m, r, "container description: %s", strerror(-r));
 	p->have_info = true;
@@ -150,6 +151,21 @@ static int check_paths(struct migration *m, struct oci_priv *p, bool all)
 	return 0;
 }
 
+/* A lazy restore in a user namespace needs userfaultfd there. */
+static int check_userns(struct migration *m, struct oci_priv *p)
+{
+	_cleanup_free_ char *v = NULL;
+
+	if (!p->userns || !mode_lazy_dump(m->mode))
+		return 0;
+	if (read_file("/proc/sys/vm/unprivileged_userfaultfd", 64, &v, NULL) == 0 && v[0] == '1')
+		return 0;
+	return mig_fail(m, -EPERM, "container %s has a user namespace of its own: %s mode "
+			"restores its memory with userfaultfd from inside it, which this kernel "
+			"allows only with vm.unprivileged_userfaultfd=1 (or use --mode stop)",
+			p->id, m->mode);
+}
+
 int oci_target_restore(struct driver *d, struct migration *m)
 {
 	return check_paths(m, d->priv, true);
@@ -170,6 +186,8 @@ int oci_target_check(struct driver *d, struct migration *m)
 		return mig_fail(m, -EEXIST, "a container %s exists on the destination (%s)", p->id,
 				dir);
 	r = check_paths(m, p, false);
+	if (r == 0)
+		r = check_userns(m, p);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < p->nr_veth; i++) {
