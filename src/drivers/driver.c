@@ -96,8 +96,15 @@ int driver_fs_index(const struct migration *m, const struct driver *d)
 	return -ENOENT;
 }
 
+bool driver_hook_after_commit(enum driver_hook hook)
+{
+	return hook == HOOK_MIGRATION_COMPLETE || hook == HOOK_TARGET_RESUMED ||
+	       hook == HOOK_TARGET_CLEANUP;
+}
+
 /* Every storage hook has its fault point, "fs.HOOK" (fault.c's table),
- * armed whether or not the driver implements the hook. */
+ * armed whether or not the driver implements the hook; target_resumed,
+ * which no storage driver has, has none. */
 static int fs_fault(enum driver_hook hook)
 {
 	char name[64];
@@ -117,7 +124,7 @@ int driver_call(struct driver *d, enum driver_hook hook, struct migration *m)
 	if (r == 0)
 		r = fn(d, m);
 	/* the first failure is the migration's, unless the commit is past */
-	if (r < 0 && !m->error[0] && hook != HOOK_MIGRATION_COMPLETE && hook != HOOK_TARGET_CLEANUP)
+	if (r < 0 && !m->error[0] && !driver_hook_after_commit(hook))
 		mig_fail(m, r, "%s driver: %s failed", d->ops->name, hook_names[hook]);
 	else if (r < 0)
 		pr_err("%s driver: %s failed", d->ops->name, hook_names[hook]);

@@ -36,6 +36,7 @@
 #ifndef PHAUL_DRIVER_H
 #define PHAUL_DRIVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "criu-rpc.pb-c.h"
@@ -98,6 +99,9 @@ int driver_new(enum driver_kind kind, const char *spec, struct driver **ret);
 void driver_free(struct driver *d);
 int driver_call(struct driver *d, enum driver_hook hook, struct migration *m);
 const char *driver_hook_name(enum driver_hook hook);
+/* migration_complete, target_resumed, target_cleanup: past the commit, a
+ * failure is reported but undoes nothing. */
+bool driver_hook_after_commit(enum driver_hook hook);
 /* The index of @d among m's storage drivers (the Preflight's fs list). */
 int driver_fs_index(const struct migration *m, const struct driver *d);
 

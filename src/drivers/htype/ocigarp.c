@@ -12,6 +12,7 @@
  * run, so a detached process does it while the migration finishes.
  */
 #define LOG_PREFIX "oci: "
+#include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <net/if.h>
