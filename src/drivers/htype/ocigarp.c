@@ -45,7 +45,9 @@ static void arping(const char *ifname, const char *addr)
 }
 
 /* In the detached child, inside the namespace: every IPv4 address of an
- * interface that is up and not a loopback. Never returns. */
+ * interface that is up and not a loopback. It keeps none of the session's
+ * files (connections, locks, the reaper's pipe) but stderr, the log.
+ * Never returns. */
 static void announce_all(int nsfd)
 {
 	struct ifaddrs *ifa = NULL;
@@ -53,7 +55,7 @@ static void announce_all(int nsfd)
 	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 
 	if (fd < 0 || dup2(fd, STDIN_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0 ||
-	    setns(nsfd, CLONE_NEWNET) < 0 || getifaddrs(&ifa) < 0)
+	    setns(nsfd, CLONE_NEWNET) < 0 || close_range(3, ~0U, 0) < 0 || getifaddrs(&ifa) < 0)
 		_exit(1);
 	for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
 		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
