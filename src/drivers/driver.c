@@ -31,6 +31,7 @@ static const char *const hook_names[HOOK__MAX] = {
 	[HOOK_TARGET_CHECK] = "target_check",
 	[HOOK_TARGET_RESTORE] = "target_restore",
 	[HOOK_TARGET_RESTORED] = "target_restored",
+	[HOOK_TARGET_RESUMED] = "target_resumed",
 	[HOOK_TARGET_CLEANUP] = "target_cleanup",
 	[HOOK_TARGET_ABORT] = "target_abort",
 };
@@ -95,8 +96,15 @@ int driver_fs_index(const struct migration *m, const struct driver *d)
 	return -ENOENT;
 }
 
+bool driver_hook_after_commit(enum driver_hook hook)
+{
+	return hook == HOOK_MIGRATION_COMPLETE || hook == HOOK_TARGET_RESUMED ||
+	       hook == HOOK_TARGET_CLEANUP;
+}
+
 /* Every storage hook has its fault point, "fs.HOOK" (fault.c's table),
- * armed whether or not the driver implements the hook. */
+ * armed whether or not the driver implements the hook; target_resumed,
+ * which no storage driver has, has none. */
 static int fs_fault(enum driver_hook hook)
 {
 	char name[64];
@@ -116,7 +124,7 @@ int driver_call(struct driver *d, enum driver_hook hook, struct migration *m)
 	if (r == 0)
 		r = fn(d, m);
 	/* the first failure is the migration's, unless the commit is past */
-	if (r < 0 && !m->error[0] && hook != HOOK_MIGRATION_COMPLETE && hook != HOOK_TARGET_CLEANUP)
+	if (r < 0 && !m->error[0] && !driver_hook_after_commit(hook))
 		mig_fail(m, r, "%s driver: %s failed", d->ops->name, hook_names[hook]);
 	else if (r < 0)
 		pr_err("%s driver: %s failed", d->ops->name, hook_names[hook]);

@@ -22,18 +22,21 @@
  *   target_restore     all images are here, CRIU restores next (mount)
  *   restore_opts       CRIU options for the restore
  *   target_restored    restored, held stopped until the commit
+ *   target_resumed     committed, the tree runs and its network is unlocked
+ *                      (CRIU's post-resume); a failure is only reported
  *   target_cleanup     committed: drop what only served the migration
  *   target_abort       failed: kill, unmount, delete what was restored
  *
  * Each kind's contract is in its own header: htype/htype.h, fs/fs.h.
  *
  * Every hook returns 0 or a negative errno and logs why it failed; after
- * the commit point (migration_complete, target_cleanup) a failure is
+ * the commit point (migration_complete, target_resumed, target_cleanup) a failure is
  * reported but never undoes the migration.
  */
 #ifndef PHAUL_DRIVER_H
 #define PHAUL_DRIVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "criu-rpc.pb-c.h"
@@ -55,6 +58,7 @@ enum driver_hook {
 	HOOK_TARGET_CHECK,
 	HOOK_TARGET_RESTORE,
 	HOOK_TARGET_RESTORED,
+	HOOK_TARGET_RESUMED,
 	HOOK_TARGET_CLEANUP,
 	HOOK_TARGET_ABORT,
 	HOOK__MAX,
@@ -95,6 +99,9 @@ int driver_new(enum driver_kind kind, const char *spec, struct driver **ret);
 void driver_free(struct driver *d);
 int driver_call(struct driver *d, enum driver_hook hook, struct migration *m);
 const char *driver_hook_name(enum driver_hook hook);
+/* migration_complete, target_resumed, target_cleanup: past the commit, a
+ * failure is reported but undoes nothing. */
+bool driver_hook_after_commit(enum driver_hook hook);
 /* The index of @d among m's storage drivers (the Preflight's fs list). */
 int driver_fs_index(const struct migration *m, const struct driver *d);
 

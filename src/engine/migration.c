@@ -94,8 +94,7 @@ int mig_hook(struct migration *m, enum driver_hook hook)
 		if (r < 0 && ret == 0)
 			ret = r;
 		/* rollback and cleanup hooks all run, whatever one of them says */
-		if (r < 0 && !hook_is_rollback(hook) && hook != HOOK_MIGRATION_COMPLETE &&
-		    hook != HOOK_TARGET_CLEANUP)
+		if (r < 0 && !hook_is_rollback(hook) && !driver_hook_after_commit(hook))
 			break;
 	}
 	return ret;

@@ -177,6 +177,11 @@ static int restore_loop(struct target *t, struct criu *c, pid_t *root)
 			pid_t pid = resp->notify->has_pid ? resp->notify->pid : t->m.root_pid;
 			ret = hold_for_commit(t, pid);
 			criu_notify_reply(c, ret == 0);
+		} else if (resp->notify && resp->notify->script &&
+			   !strcmp(resp->notify->script, "post-resume")) {
+			if (!ret && mig_hook(&t->m, HOOK_TARGET_RESUMED) < 0)
+				pr_warn("a driver failed after the tree resumed; the migration stands");
+			criu_notify_reply(c, true);
 		} else {
 			criu_notify_reply(c, true);
 		}

@@ -5,7 +5,8 @@
 # the storage both hosts see), without forking.  Each host gets its own
 # /run (the runtimes' state); crun, which refuses the machine's hybrid
 # cgroup layout, gets cgroup2 at /sys/fs/cgroup in each host and runs
-# with --cgroup-manager=disabled.
+# with --cgroup-manager=disabled.  Each host has a cgroup namespace and
+# the machine's hierarchies mounted afresh in it: its own cgroup tree.
 #
 #   bats tests/e2e/50-oci.bats
 
@@ -14,6 +15,7 @@ load lib/phaul
 load lib/fixtures
 
 setup() {
+	HOSTS_CGROUPNS=1
 	hosts_setup || return 1
 	phaul_setup || return 1
 	fx_setup
@@ -23,15 +25,24 @@ setup() {
 	local h
 	for h in src dst; do
 		in_$h mount -t tmpfs -o mode=0755 tmpfs /run || return 1
+		own_cgroups $h || return 1
 	done
 }
 
+# own_cgroups HOST: the machine's cgroup hierarchies, mounted again in HOST
+# (in its cgroup namespace: rooted at the host's own cgroups).
+own_cgroups() {
+	local mnts
+	mnts=$(findmnt -rn -t cgroup,cgroup2 -o TARGET,FSTYPE,FS-OPTIONS) || return 1
+	# shellcheck disable=SC2016
+	in_"$1" sh -c 'mount -t tmpfs -o mode=0755 cgroup /sys/fs/cgroup || exit 1
+		echo "$0" | while read -r dir type opts; do
+			mkdir -p "$dir" && mount -t "$type" -o "$opts" cgroup "$dir" || exit 1
+		done' "$mnts"
+}
+
 teardown() {
-	hosts_teardown
-	local rc=$?
-	# runc made cgroups named after the container (v1, shared by the hosts)
-	find /sys/fs/cgroup -mindepth 1 -depth -type d -name "$CID" -exec rmdir {} + 2>/dev/null
-	return $rc
+	hosts_teardown # removes the hosts' cgroups, and runc's below them
 }
 
 # make_bundle [PRE]: a busybox rootfs and a config whose process is the
@@ -62,6 +73,18 @@ make_bundle() {
 		mv "$BUNDLE/config.new" "$BUNDLE/config.json"
 }
 
+# bundle_edit JQ-FILTER [ARGS...]: change the bundle's config.json.
+bundle_edit() {
+	jq "$@" "$BUNDLE/config.json" >"$BUNDLE/config.new" &&
+		mv "$BUNDLE/config.new" "$BUNDLE/config.json"
+}
+
+# seccomp_of HOST PID: "MODE FILTERS" from PID's status in HOST.
+seccomp_of() {
+	in_"$1" awk '/^Seccomp:/ { m = $2 } /^Seccomp_filters:/ { f = $2 } END { print m, f }' \
+		"/proc/$2/status"
+}
+
 # rt HOST RUNTIME ARGS...: the runtime's own command in HOST.
 rt() {
 	local host=$1 runtime=$2
@@ -73,22 +96,37 @@ rt() {
 	fi
 }
 
+# crun_cgroups RUNTIME: crun gets cgroup2 at /sys/fs/cgroup in each host.
+crun_cgroups() {
+	local h
+	[ "$1" = crun ] || return 0
+	for h in src dst; do
+		in_$h mount -t cgroup2 none /sys/fs/cgroup || return 1
+	done
+}
+
+# rt_cmd RUNTIME: the runtime's command line (words).
+rt_cmd() {
+	[ "$1" = crun ] && echo crun --cgroup-manager=disabled || echo runc
+}
+
 # start_container RUNTIME: run $CID in src, detached; wait for 20 ticks.
 start_container() {
-	local runtime=$1 h
 	make_bundle || return 1
-	if [ "$runtime" = crun ]; then
-		for h in src dst; do
-			in_$h mount -t cgroup2 none /sys/fs/cgroup || return 1
-		done
-	fi
+	run_container "$1"
+}
+
+# run_container RUNTIME: start_container on the bundle made already.
+run_container() {
+	local runtime=$1
+	crun_cgroups "$runtime" || return 1
 	in_src sh -c 'cd "$1" && shift && exec "$@" </dev/null >>"$0" 2>&1' \
-		"$SCRATCH/container.out" "$BUNDLE" \
-		$( [ "$runtime" = crun ] && echo crun --cgroup-manager=disabled || echo runc ) \
-		run -d "$CID" || { cat "$SCRATCH/container.out" >&2; return 1; }
+		"$SCRATCH/container.out" "$BUNDLE" $(rt_cmd "$runtime") run -d "$CID" ||
+		{ cat "$SCRATCH/container.out" >&2; return 1; }
 	wait_ticks "$TICKS" 20 || return 1
 	INIT=$(rt src "$runtime" state "$CID" | jq -r .pid)
 	[[ "$INIT" =~ ^[0-9]+$ ]] || { echo "no init PID in '$runtime state $CID'" >&2; return 1; }
+	src_before_migration "$runtime"
 }
 
 # ---------------------------------------------------------------- network
@@ -111,22 +149,36 @@ bridge_hosts() {
 	wait_for 10 in_src busybox ping -c1 -W1 "$DST_ADDR"
 }
 
-# start_net_container PRE: $CID (runc) with its own network namespace, a
+# start_net_container RUNTIME PRE: $CID with its own network namespace, a
 # veth (eth0 inside, $VETH outside on phbr0) and $CT_ADDR; it runs the
 # shell command PRE (an echo server: 'nc -l -p 7000 -e cat & ') first.
 start_net_container() {
-	make_bundle "$1" || return 1
+	local runtime=$1
+	make_bundle "$2" || return 1
+	crun_cgroups "$runtime" || return 1
 	VETH=pv$BATS_TEST_NUMBER$((RANDOM % 1000))
-	in_src sh -c 'cd "$1" && exec runc create "$2" </dev/null >>"$0" 2>&1' \
-		"$SCRATCH/container.out" "$BUNDLE" "$CID" || { cat "$SCRATCH/container.out" >&2; return 1; }
-	INIT=$(rt src runc state "$CID" | jq -r .pid)
-	in_src ip link add "$VETH" type veth peer name eth0 netns "$INIT" &&
+	in_src sh -c 'cd "$1" && shift && exec "$@" </dev/null >>"$0" 2>&1' \
+		"$SCRATCH/container.out" "$BUNDLE" $(rt_cmd "$runtime") create "$CID" ||
+		{ cat "$SCRATCH/container.out" >&2; return 1; }
+	INIT=$(rt src "$runtime" state "$CID" | jq -r .pid)
+	# no IPv6: the container sends nothing unless asked (ARP replies), so
+	# that the bridges learn where it is from its announcement only
+	in_src nsenter -t "$INIT" -n sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
+		net.ipv6.conf.default.disable_ipv6=1 &&
+		in_src ip link add "$VETH" type veth peer name eth0 netns "$INIT" &&
 		in_src ip link set "$VETH" master phbr0 up &&
 		in_src nsenter -t "$INIT" -n ip addr add "$CT_ADDR/24" dev eth0 &&
 		in_src nsenter -t "$INIT" -n ip link set eth0 up &&
 		in_src nsenter -t "$INIT" -n ip link set lo up &&
-		in_src runc start "$CID" || return 1
-	wait_ticks "$TICKS" 20
+		rt src "$runtime" start "$CID" || return 1
+	wait_ticks "$TICKS" 20 || return 1
+	CT_MAC=$(in_src nsenter -t "$INIT" -n ip -br link show eth0 | awk '{print $3}')
+	src_before_migration "$runtime"
+}
+
+# fdb_port HOST: the port of phbr0 in HOST behind which the container's MAC is.
+fdb_port() {
+	in_"$1" bridge fdb show br phbr0 | awk -v mac="$CT_MAC" '$1 == mac { print $3; exit }'
 }
 
 # A TCP client in dst: sends a numbered line every 20 ms, checks each echo,
@@ -194,9 +246,32 @@ migrate_container() {
 	fx_migrate -- --oci "$CID" --runtime "$runtime" "$@"
 }
 
+# cgroups_of HOST: the container's cgroup directories in HOST's own tree.
+cgroups_of() {
+	in_"$1" find /sys/fs/cgroup -type d -name "$CID" | sort
+}
+
+# src_before_migration RUNTIME: what the source holds of the container
+# (SRC_CGROUPS, which runc has; crun runs without a cgroup manager here).
+src_before_migration() {
+	SRC_CGROUPS=$(cgroups_of src)
+	[ "$1" != runc ] || [ -n "$SRC_CGROUPS" ] || { echo "runc made no cgroup in src" >&2; return 1; }
+}
+
+# assert_src_clean RUNTIME: nothing of the container is left on the source.
+assert_src_clean() {
+	local left
+	left=$(cgroups_of src)
+	[ -z "$left" ] || { echo "cgroups left in src: $left" >&2; return 1; }
+	[ "$(cgroups_of dst)" = "$SRC_CGROUPS" ] ||
+		{ echo "cgroups in dst: '$(cgroups_of dst)', not '$SRC_CGROUPS'" >&2; return 1; }
+	in_src test ! -e "/run/$1/$CID" || { echo "/run/$1/$CID left in src" >&2; return 1; }
+}
+
 check_migrated() {
 	local runtime=$1 pid out
 	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	assert_src_clean "$runtime" || return 1
 	assert_listed dst "$runtime" running || return 1
 	assert_listed src "$runtime" none || return 1
 	ticks_advance "$TICKS" 20 10 || return 1
@@ -221,6 +296,8 @@ check_rolled_back() {
 	assert_listed dst "$runtime" none || return 1
 	pid_alive_in src "$INIT" || { echo "init $INIT no longer runs in src" >&2; return 1; }
 	[ "$(rt src "$runtime" state "$CID" | jq -r .pid)" = "$INIT" ] || return 1
+	[ "$(cgroups_of src)" = "$SRC_CGROUPS" ] ||
+		{ echo "cgroups in src: '$(cgroups_of src)', not '$SRC_CGROUPS'" >&2; return 1; }
 	ticks_advance "$TICKS" 20 10 || return 1
 	check_ticks "$TICKS" >/dev/null || return 1
 	assert_workdir_clean 10 || return 1
@@ -251,36 +328,45 @@ t_rollback() {
 	check_rolled_back "$1"
 }
 
-@test "runc: a container with its own network keeps its address, its veth on the bridge" {
+t_net_veth() {
+	local runtime=$1 pid
 	bridge_hosts
-	start_net_container ''
+	start_net_container "$runtime" ''
 	in_dst busybox ping -c1 -W2 "$CT_ADDR" >/dev/null ||
 		{ echo "the container's $CT_ADDR does not answer from dst before" >&2; return 1; }
 	serve_start
-	migrate_container runc --json
+	migrate_container "$runtime" --json
 	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
-	assert_listed dst runc running
-	assert_listed src runc none
+	assert_listed dst "$runtime" running
+	assert_listed src "$runtime" none
 	in_dst ip -o link show "$VETH" | grep -q 'master phbr0' ||
 		{ echo "no $VETH on phbr0 in dst" >&2; return 1; }
 	refute in_src ip link show "$VETH"
+	assert_src_clean "$runtime"
+	# the container announced itself (gratuitous ARP): both bridges know
+	# at once where its MAC is now, without its sending anything else
+	wait_for 3 eval '[ "$(fdb_port dst)" = "$VETH" ]' ||
+		{ echo "dst's bridge has $CT_MAC on '$(fdb_port dst)', not $VETH" >&2; return 1; }
+	wait_for 3 eval '[ "$(fdb_port src)" = "$HOSTS_IF_SRC" ]' ||
+		{ echo "src's bridge has $CT_MAC on '$(fdb_port src)', not $HOSTS_IF_SRC" >&2; return 1; }
 	# the same address answers, now from the container in dst
 	wait_for 10 in_dst busybox ping -c1 -W1 "$CT_ADDR"
-	pid=$(rt dst runc state "$CID" | jq -r .pid)
+	pid=$(rt dst "$runtime" state "$CID" | jq -r .pid)
 	in_dst nsenter -t "$pid" -n ip -o addr show dev eth0 | grep -q "inet $CT_ADDR/24" ||
 		{ echo "eth0 in the migrated container lacks $CT_ADDR" >&2; return 1; }
 	ticks_advance "$TICKS" 20 10
 	check_ticks "$TICKS" >/dev/null
 }
 
-@test "runc: an established TCP connection to the container survives" {
+t_net_tcp() {
+	local runtime=$1
 	bridge_hosts
-	start_net_container 'nc -l -p 7000 -e cat & '
+	start_net_container "$runtime" 'nc -l -p 7000 -e cat & '
 	start_client
 	serve_start
-	migrate_container runc --tcp-established --json
+	migrate_container "$runtime" --tcp-established --json
 	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
-	assert_listed dst runc running
+	assert_listed dst "$runtime" running
 	ticks_advance "$TICKS" 20 10
 	sleep 1
 	stop_client
@@ -288,21 +374,118 @@ t_rollback() {
 	check_ticks "$TICKS" >/dev/null
 }
 
-@test "runc: a failure after the freeze leaves the container, its network and a TCP client as they were" {
+t_net_rollback() {
+	local runtime=$1
 	require_fault dst.restored
 	bridge_hosts
-	start_net_container 'nc -l -p 7000 -e cat & '
+	start_net_container "$runtime" 'nc -l -p 7000 -e cat & '
 	start_client
 	serve_start PHAUL_FAULT=dst.restored
-	migrate_container runc --tcp-established
+	migrate_container "$runtime" --tcp-established
 	assert_fault_hit dst.restored
-	check_rolled_back runc
+	check_rolled_back "$runtime"
 	in_src ip -o link show "$VETH" | grep -q 'master phbr0' ||
 		{ echo "$VETH left phbr0 in src" >&2; return 1; }
 	refute in_dst ip link show "$VETH"
 	sleep 1
 	stop_client
 	note "TCP client: $CLIENT_RES"
+}
+
+@test "runc: a container with its own network keeps its address, its veth on the bridge" {
+	t_net_veth runc
+}
+
+@test "runc: an established TCP connection to the container survives" {
+	t_net_tcp runc
+}
+
+@test "runc: a failure after the freeze leaves the container, its network and a TCP client as they were" {
+	t_net_rollback runc
+}
+
+@test "crun: a container with its own network keeps its address, its veth on the bridge" {
+	t_net_veth crun
+}
+
+@test "crun: an established TCP connection to the container survives" {
+	t_net_tcp crun
+}
+
+@test "crun: a failure after the freeze leaves the container, its network and a TCP client as they were" {
+	t_net_rollback crun
+}
+
+@test "runc: a container whose bundle is private to each host comes with --fs sync:" {
+	local priv=$SCRATCH/priv h
+	mkdir -p "$priv"
+	for h in src dst; do
+		in_$h mount -t tmpfs -o size=64m tmpfs "$priv" || return 1
+	done
+	make_bundle
+	# the bundle is in src's tmpfs only; the tick log stays on shared storage
+	in_src cp -a "$BUNDLE" "$priv/bundle"
+	rm -rf "$BUNDLE"
+	BUNDLE=$priv/bundle
+	run_container runc
+	refute in_dst test -e "$BUNDLE"
+	serve_start
+	migrate_container runc --fs "sync:$priv" --json
+	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	in_dst cmp "$BUNDLE/rootfs/bin/busybox" "$(command -v busybox)"
+	in_dst test -p "$BUNDLE/rootfs/tmp/f"
+	note "bundle by sync: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
+	check_migrated runc
+	# the source's copy is only read: it stays, the destination has its own
+	in_src test -f "$BUNDLE/config.json"
+}
+
+@test "runc: a container with a seccomp filter keeps it" {
+	make_bundle
+	bundle_edit '.linux.seccomp = {defaultAction: "SCMP_ACT_ALLOW",
+		architectures: ["SCMP_ARCH_X86_64"],
+		syscalls: [{names: ["sethostname"], action: "SCMP_ACT_ERRNO"}]}'
+	run_container runc
+	local before after pid
+	before=$(seccomp_of src "$INIT")
+	[ "${before%% *}" = 2 ] || { echo "runc gave the init no filter: '$before'" >&2; return 1; }
+	serve_start
+	migrate_container runc --json
+	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	pid=$(rt dst runc state "$CID" | jq -r .pid)
+	after=$(seccomp_of dst "$pid")
+	[ "$after" = "$before" ] || { echo "seccomp on dst: '$after', on src: '$before'" >&2; return 1; }
+	check_migrated runc
+}
+
+# start_userns_container: a runc container in a user namespace of its own
+# (identity mapping: the rootfs needs no chown).
+start_userns_container() {
+	make_bundle || return 1
+	bundle_edit '.linux.namespaces += [{type: "user"}] |
+		.linux.uidMappings = [{containerID: 0, hostID: 0, size: 65536}] |
+		.linux.gidMappings = [{containerID: 0, hostID: 0, size: 65536}]' || return 1
+	run_container runc
+}
+
+@test "runc: a container in a user namespace migrates in stop mode" {
+	start_userns_container
+	serve_start
+	migrate_container runc --mode stop
+	check_migrated runc
+}
+
+@test "runc: a container in a user namespace: live mode needs userfaultfd there" {
+	start_userns_container
+	serve_start
+	migrate_container runc
+	if [ "$(cat /proc/sys/vm/unprivileged_userfaultfd)" = 1 ]; then
+		check_migrated runc
+	else
+		[[ "$stderr" == *"vm.unprivileged_userfaultfd=1"* ]] ||
+			{ echo "not the userfaultfd refusal: $stderr" >&2; return 1; }
+		check_rolled_back runc
+	fi
 }
 
 # A runc container whose process is mtouch (static) with SIZE MiB.

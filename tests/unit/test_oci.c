@@ -40,6 +40,40 @@ static void test_parse_runc(void **state)
 	assert_int_equal(st.start, 1094497);
 	assert_string_equal(st.rootfs, "/srv/b/rootfs");
 	assert_string_equal(st.bundle, "/srv/b");
+	assert_int_equal(st.nr_cgroups, 1);
+	assert_string_equal(st.cgroups[0], "/sys/fs/cgroup/c1");
+	oci_state_free(&st);
+}
+
+/* Only directories below /sys/fs/cgroup/, each once. */
+static void test_parse_runc_cgroups(void **state)
+{
+	const char *j = "{\"init_process_pid\":9,\"init_process_start\":1,\"config\":"
+			"{\"rootfs\":\"/r\",\"labels\":[\"bundle=/b\"]},\"cgroup_paths\":{"
+			"\"cpu\":\"/sys/fs/cgroup/cpu,cpuacct/c\",\"cpuacct\":\"/sys/fs/cgroup/cpu,cpuacct/c\","
+			"\"memory\":\"/sys/fs/cgroup/memory/c\",\"x\":\"/etc\",\"y\":\"/sys/fs/cgroup/\","
+			"\"z\":\"/sys/fs/cgroup/memory/../../../etc\",\"n\":5}}";
+	struct oci_state st;
+
+	assert_int_equal(oci_state_parse(OCI_RUNC, j, &st), 0);
+	assert_int_equal(st.nr_cgroups, 2);
+	assert_string_equal(st.cgroups[0], "/sys/fs/cgroup/cpu,cpuacct/c");
+	assert_string_equal(st.cgroups[1], "/sys/fs/cgroup/memory/c");
+	oci_state_free(&st);
+}
+
+static void test_parse_crun_cgroup(void **state)
+{
+	const char *j = "{\"pid\":8,\"process-start-time\":1,\"cgroup-path\":\"/a/c\","
+			"\"rootfs\":\"/r\",\"bundle\":\"/b\"}";
+	struct oci_state st;
+
+	assert_int_equal(oci_state_parse(OCI_CRUN, j, &st), 0);
+	assert_int_equal(st.nr_cgroups, 1);
+	assert_string_equal(st.cgroups[0], "/sys/fs/cgroup/a/c");
+	oci_state_free(&st);
+	assert_int_equal(oci_state_parse(OCI_CRUN, crun_status, &st), 0);
+	assert_int_equal(st.nr_cgroups, 0);
 	oci_state_free(&st);
 }
 
@@ -354,6 +388,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_runc),
+		cmocka_unit_test(test_parse_runc_cgroups),
+		cmocka_unit_test(test_parse_crun_cgroup),
 		cmocka_unit_test(test_parse_runc_start_as_string),
 		cmocka_unit_test(test_parse_crun_relative_rootfs),
 		cmocka_unit_test(test_parse_rejects),

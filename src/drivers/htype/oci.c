@@ -28,6 +28,17 @@ char *oci_path(const struct oci_priv *p, const char *name)
 	return s;
 }
 
+bool oci_own_ns(pid_t pid, const char *ns)
+{
+	char path[64], self[64];
+	struct stat a, b;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, ns);
+	snprintf(self, sizeof(self), "/proc/self/ns/%s", ns);
+	return stat(path, &a) == 0 && stat(self, &b) == 0 &&
+	       (a.st_ino != b.st_ino || a.st_dev != b.st_dev);
+}
+
 static int oci_init(struct driver *d, const char *arg)
 {
 	struct oci_priv *p = d->priv;
@@ -253,6 +264,7 @@ static int oci_prepare(struct driver *d, struct migration *m)
 		r = oci_read_veths(m, p);
 	if (r < 0)
 		return r;
+	p->userns = oci_own_ns(p->st.pid, "user");
 	pr_info("container %s (%s): init %d, %zu processes, %zu external mounts, rootfs %s",
 		p->id, oci_runtime_name(p->rt), p->st.pid, m->nr_procs, p->nr_mnt, p->st.rootfs);
 	return 0;
@@ -301,6 +313,8 @@ static int oci_send_info(struct driver *d, struct migration *m)
 	}
 	oc.veths = vp;
 	oc.n_veths = p->nr_veth;
+	oc.has_userns = true;
+	oc.userns = p->userns;
 	msg.body_case = PHAUL__MSG__BODY_OCI;
 	msg.oci = &oc;
 	r = msg_send(m->conn, &msg);
@@ -384,14 +398,15 @@ static int oci_migration_complete(struct driver *d, struct migration *m)
 {
 	struct oci_priv *p = d->priv;
 	_cleanup_free_ char *dir = oci_path(p, NULL);
-	int r;
+	int r, e;
 
 	if (proc_alive(p->st.pid))
 		pr_warn("init %d of container %s still runs on the source", p->st.pid, p->id);
 	r = dir ? rm_rf(dir) : -ENOMEM;
 	if (r < 0)
 		pr_err("cannot remove %s: %s", dir ?: p->id, strerror(-r));
-	return r;
+	e = oci_remove_cgroups(p);
+	return r ?: e;
 }
 
 const struct driver_ops htype_oci_ops = {
@@ -405,7 +420,9 @@ const struct driver_ops htype_oci_ops = {
 		[HOOK_FROZEN] = oci_frozen,
 		[HOOK_MIGRATION_COMPLETE] = oci_migration_complete,
 		[HOOK_TARGET_CHECK] = oci_target_check,
+		[HOOK_TARGET_RESTORE] = oci_target_restore,
 		[HOOK_TARGET_RESTORED] = oci_target_restored,
+		[HOOK_TARGET_RESUMED] = oci_target_resumed,
 		[HOOK_TARGET_CLEANUP] = oci_target_cleanup,
 		[HOOK_TARGET_ABORT] = oci_target_abort,
 	},

@@ -20,7 +20,26 @@
  * the runtime's state file for the restored init (PID, start time,
  * namespace paths) under the same ID: from then on `runc list/state/
  * kill/exec/delete` (or crun's) see it. A rollback removes that state;
- * after the commit the source's state directory is removed.
+ * after the commit the source's state directory and the container's
+ * cgroup directories (those its state names) are removed, as `runc
+ * delete` would; the veths went with the network namespace. After a
+ * failure the source keeps everything.
+ *
+ * Once the restored tree runs (post-resume), a container with a network
+ * namespace of its own is announced by gratuitous ARP (ocigarp.c).
+ *
+ * A container in a user namespace of its own is refused in the modes
+ * that restore lazily (live, hybrid, lazy) unless the destination's
+ * kernel lets it open a userfaultfd (vm.unprivileged_userfaultfd=1):
+ * CRIU's restored tasks open it from inside that namespace.
+ *
+ * A rootfs or bind source below a storage driver's directory (sync:DIR)
+ * may be missing at the preflight: it is checked again at target_restore,
+ * once the storage is through.
+ *
+ * Bind mounts of cgroup directories (runc's cgroup v1 mounts) need not
+ * exist on the destination before the restore: CRIU makes the cgroups
+ * before it mounts anything.
  */
 #ifndef PHAUL_OCI_H
 #define PHAUL_OCI_H
@@ -64,6 +83,7 @@ struct oci_priv {
 	size_t nr_stdio;
 	struct oci_veth veth[OCI_VETH_MAX];
 	size_t nr_veth;
+	bool userns;		/* in a user namespace of its own */
 	/* destination */
 	bool have_info;
 	char *rootdir;		/* the rootfs bound here for CRIU */
@@ -77,16 +97,34 @@ struct oci_priv {
 	size_t nr_inh;
 };
 
+/* Whether @pid's namespace @ns ("net", "user") is not ours. */
+bool oci_own_ns(pid_t pid, const char *ns);
+
 /* The container's veths (none when it shares our network namespace). */
 int oci_read_veths(struct migration *m, struct oci_priv *p);
+
+/* Whether @path, or its nearest existing parent, is on a cgroup file system. */
+bool oci_in_cgroupfs(const char *path);
+/* rmdir the container's cgroups (p->st.cgroups) and their children; 0 if
+ * none is left, else the first error, logged. */
+int oci_remove_cgroups(const struct oci_priv *p);
+
+/* Whether the program @name is in one of the usual bin directories. */
+bool oci_tool_installed(const char *name);
+/* Gratuitous ARP for each IPv4 address in the restored container's
+ * network namespace (none if it has no veth), sent by a detached process;
+ * -ENOENT, logged, when arping is missing. */
+int oci_announce(struct migration *m, struct oci_priv *p);
 
 /* RUNTIME_ROOT/ID[/NAME] */
 char *oci_path(const struct oci_priv *p, const char *name);
 
 int oci_target_recv_info(struct driver *d, struct migration *m, const Msg *msg);
 int oci_target_check(struct driver *d, struct migration *m);
+int oci_target_restore(struct driver *d, struct migration *m);
 int oci_restore_opts(struct driver *d, struct migration *m, CriuOpts *o);
 int oci_target_restored(struct driver *d, struct migration *m);
+int oci_target_resumed(struct driver *d, struct migration *m);
 int oci_target_cleanup(struct driver *d, struct migration *m);
 int oci_target_abort(struct driver *d, struct migration *m);
 

@@ -87,20 +87,21 @@ int oci_target_recv_info(struct driver *d, struct migration *m, const Msg *msg)
 		snprintf(v->outer, sizeof(v->outer), "%s", oc->veths[i]->outer);
 		snprintf(v->bridge, sizeof(v->bridge), "%s", oc->veths[i]->bridge ?: "");
 	}
+	p->userns = oc->has_userns && oc->userns;
 	if (r < 0)
 		return mig_fail(m, r, "container description: %s", strerror(-r));
 	p->have_info = true;
 	return private_mounts(m);
 }
 
-static bool runtime_installed(enum oci_runtime rt)
+bool oci_tool_installed(const char *name)
 {
 	static const char *const dirs[] = { "/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
 					    "/usr/bin", "/sbin", "/bin" };
 	char path[64];
 
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dirs[i], oci_runtime_name(rt));
+		snprintf(path, sizeof(path), "%s/%s", dirs[i], name);
 		if (access(path, X_OK) == 0)
 			return true;
 	}
@@ -114,26 +115,81 @@ static bool is_dir(const char *path)
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Whether @path is @dir or below it. */
+static bool path_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
+}
+
+/* Whether a storage driver of this migration copies @path here (its
+ * argument is a directory above it, as sync:DIR's): then @path may only
+ * exist once the storage is through, before the restore. */
+static bool storage_brings(const struct migration *m, const char *path)
+{
+	for (size_t i = 0; i < m->nr_drv; i++)
+		if (m->drv[i]->ops->kind == DRV_FS && m->drv[i]->arg &&
+		    m->drv[i]->arg[0] == '/' && path_under(path, m->drv[i]->arg))
+			return true;
+	return false;
+}
+
+/* What CRIU needs from this host: the rootfs and the binds' sources. */
+static int check_paths(struct migration *m, struct oci_priv *p, bool all)
+{
+	if (!is_dir(p->st.rootfs) && (all || !storage_brings(m, p->st.rootfs)))
+		return mig_fail(m, -ENOENT, "the container's rootfs %s is not on the destination",
+				p->st.rootfs);
+	for (size_t i = 0; i < p->nr_mnt; i++)
+		if (access(p->mnt[i].source, F_OK) < 0 && !oci_in_cgroupfs(p->mnt[i].source) &&
+		    (all || !storage_brings(m, p->mnt[i].source)))
+			return mig_fail(m, -ENOENT, "%s, mounted at %s in the container, is not on "
+					"the destination", p->mnt[i].source, p->mnt[i].dest);
+	return 0;
+}
+
+/* A lazy restore in a user namespace needs userfaultfd there. */
+static int check_userns(struct migration *m, struct oci_priv *p)
+{
+	_cleanup_free_ char *v = NULL;
+
+	if (!p->userns || !mode_lazy_dump(m->mode))
+		return 0;
+	if (read_file("/proc/sys/vm/unprivileged_userfaultfd", 64, &v, NULL) == 0 && v[0] == '1')
+		return 0;
+	return mig_fail(m, -EPERM, "container %s has a user namespace of its own: %s mode "
+			"restores its memory with userfaultfd from inside it, which this kernel "
+			"allows only with vm.unprivileged_userfaultfd=1 (or use --mode stop)",
+			p->id, m->mode);
+}
+
+int oci_target_restore(struct driver *d, struct migration *m)
+{
+	return check_paths(m, d->priv, true);
+}
+
 int oci_target_check(struct driver *d, struct migration *m)
 {
 	struct oci_priv *p = d->priv;
 	_cleanup_free_ char *dir = oci_path(p, NULL);
+	int r;
 
 	if (!dir)
 		return -ENOMEM;
-	if (!runtime_installed(p->rt))
+	if (!oci_tool_installed(oci_runtime_name(p->rt)))
 		return mig_fail(m, -ENOENT, "%s is not installed on the destination",
 				oci_runtime_name(p->rt));
 	if (access(dir, F_OK) == 0)
 		return mig_fail(m, -EEXIST, "a container %s exists on the destination (%s)", p->id,
 				dir);
-	if (!is_dir(p->st.rootfs))
-		return mig_fail(m, -ENOENT, "the container's rootfs %s is not on the destination",
-				p->st.rootfs);
-	for (size_t i = 0; i < p->nr_mnt; i++)
-		if (access(p->mnt[i].source, F_OK) < 0)
-			return mig_fail(m, -ENOENT, "%s, mounted at %s in the container, is not on "
-					"the destination", p->mnt[i].source, p->mnt[i].dest);
+	r = check_paths(m, p, false);
+	if (r == 0)
+		r = check_userns(m, p);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < p->nr_veth; i++) {
 		if (if_nametoindex(p->veth[i].outer))
 			return mig_fail(m, -EEXIST, "interface %s (the container's %s) exists on the "
@@ -332,6 +388,11 @@ int oci_target_restored(struct driver *d, struct migration *m)
 		pr_info("container %s registered with %s: init %d", p->id, oci_runtime_name(p->rt),
 			m->root_pid);
 	return r;
+}
+
+int oci_target_resumed(struct driver *d, struct migration *m)
+{
+	return oci_announce(m, d->priv);
 }
 
 int oci_target_cleanup(struct driver *d, struct migration *m)

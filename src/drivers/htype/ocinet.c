@@ -146,12 +146,9 @@ int oci_read_veths(struct migration *m, struct oci_priv *p)
 	FILE *in;
 	pid_t pid;
 
-	struct stat a, b;
-
-	snprintf(path, sizeof(path), "/proc/%d/ns/net", p->st.pid);
-	if (stat(path, &a) == 0 && stat("/proc/self/ns/net", &b) == 0 && a.st_ino == b.st_ino &&
-	    a.st_dev == b.st_dev)
+	if (!oci_own_ns(p->st.pid, "net"))
 		return 0; /* the host's network: nothing of its own to move */
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", p->st.pid);
 	nsfd = open(path, O_RDONLY | O_CLOEXEC);
 	if (nsfd < 0 || pipe2(fds, O_CLOEXEC) < 0)
 		return mig_fail(m, -errno, "network namespace of container %s: %m", p->id);

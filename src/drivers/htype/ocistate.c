@@ -98,6 +98,55 @@ static int fill_paths(struct oci_state *st, const char *rootfs, const char *bund
 	return st->rootfs && st->bundle ? 0 : -ENOMEM;
 }
 
+#define OCI_CGROUPS_MAX 32
+#define CGROUP_ROOT "/sys/fs/cgroup/"
+
+/* @path if it names a directory below /sys/fs/cgroup/, not yet in @st. */
+static int add_cgroup(struct oci_state *st, const char *prefix, const char *path)
+{
+	char *s;
+
+	if (!path || !*path || strstr(path, "/..") || strstr(path, "../") ||
+	    st->nr_cgroups >= OCI_CGROUPS_MAX)
+		return 0;
+	if (asprintf(&s, "%s%s", prefix, path) < 0)
+		return -ENOMEM;
+	if (strncmp(s, CGROUP_ROOT, strlen(CGROUP_ROOT)) || !s[strlen(CGROUP_ROOT)]) {
+		free(s);
+		return 0;
+	}
+	for (size_t i = 0; i < st->nr_cgroups; i++)
+		if (!strcmp(st->cgroups[i], s)) {
+			free(s);
+			return 0;
+		}
+	st->cgroups[st->nr_cgroups++] = s;
+	return 0;
+}
+
+/* runc: cgroup_paths {"memory": "/sys/fs/cgroup/memory/ID", ...};
+ * crun: cgroup-path, relative to its cgroup2 mount at /sys/fs/cgroup. */
+static int parse_cgroups(enum oci_runtime rt, json_object *o, struct oci_state *st)
+{
+	json_object *paths = get(o, "cgroup_paths", json_type_object);
+	json_object *path = get(o, "cgroup-path", json_type_string);
+	int r = 0;
+
+	st->cgroups = calloc(OCI_CGROUPS_MAX, sizeof(char *));
+	if (!st->cgroups)
+		return -ENOMEM;
+	if (rt == OCI_CRUN)
+		return path ? add_cgroup(st, "/sys/fs/cgroup", json_object_get_string(path)) : 0;
+	if (!paths)
+		return 0;
+	json_object_object_foreach(paths, key, val) {
+		(void)key;
+		if (r == 0 && json_object_is_type(val, json_type_string))
+			r = add_cgroup(st, "", json_object_get_string(val));
+	}
+	return r;
+}
+
 int oci_state_parse(enum oci_runtime rt, const char *json, struct oci_state *ret)
 {
 	_cleanup_(json_putp) json_object *o = json_tokener_parse(json);
@@ -129,6 +178,8 @@ int oci_state_parse(enum oci_runtime rt, const char *json, struct oci_state *ret
 	}
 	if (r == 0 && (pid < 2 || pid > (1 << 22)))
 		r = -EINVAL;
+	if (r == 0)
+		r = parse_cgroups(rt, o, &st);
 	if (r < 0) {
 		oci_state_free(&st);
 		return r;
@@ -143,6 +194,11 @@ void oci_state_free(struct oci_state *st)
 	free(st->rootfs);
 	free(st->bundle);
 	st->rootfs = st->bundle = NULL;
+	for (size_t i = 0; i < st->nr_cgroups; i++)
+		free(st->cgroups[i]);
+	free(st->cgroups);
+	st->cgroups = NULL;
+	st->nr_cgroups = 0;
 }
 
 /* runc: namespace_paths {"NEWNET": "/proc/OLD/ns/net", ...} -> new PID. */

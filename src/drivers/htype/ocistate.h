@@ -4,7 +4,7 @@
  *
  *   oci_state_parse     what runc's state.json or crun's status file says
  *                       about a container: its init PID and start time,
- *                       root file system, bundle
+ *                       root file system, bundle, cgroup directories
  *   oci_state_update    the same file rewritten for the restored init
  *                       (PID, start time; runc: namespace paths), for
  *                       registering the container on the destination
@@ -30,6 +30,8 @@ struct oci_state {
 	uint64_t start;		/* its start time (/proc/PID/stat field 22) */
 	char *rootfs;		/* absolute */
 	char *bundle;		/* absolute */
+	char **cgroups;		/* its cgroup directories, under /sys/fs/cgroup/ */
+	size_t nr_cgroups;
 };
 
 /* "runc" / "crun" -> enum; -EINVAL for anything else. */

@@ -45,6 +45,12 @@
 #   wait_frozen FILE MS [SEC] wait until FILE has not grown for MS ms
 #   refute CMD...             fail if CMD succeeds (bats ignores "! CMD")
 #
+# HOSTS_CGROUPNS=1 before hosts_setup gives each host a cgroup namespace
+# rooted at a cgroup of its own in every hierarchy (HOSTS_CGROUPS lists
+# those directories; hosts_teardown removes them), so that, as on two
+# machines, what one host makes in its cgroup tree the other does not see.
+# Hierarchies must then be mounted inside the host to show its own tree.
+#
 # Variables after hosts_setup: SCRATCH (per-test scratch dir, shared by
 # both hosts), SRC_PID1 / DST_PID1 (PID 1 of each host, as seen from the
 # machine), HOSTS_IF_SRC / HOSTS_IF_DST (veth names inside each host),
@@ -111,7 +117,7 @@ _hosts_in() {
 	local pid1
 	pid1=$(_hosts_pid1 "$1") || return 125
 	shift
-	nsenter -t "$pid1" -n -p -m -- /bin/sh -c \
+	nsenter -t "$pid1" -n -p -m ${HOSTS_CGROUPNS:+-C} -- /bin/sh -c \
 		'cd "$0" 2>/dev/null || cd /; exec "$@"' "$PWD" "$@"
 }
 
@@ -177,12 +183,44 @@ children_in() {
 	tr ' ' '\n' <"$proc/$2/task/$2/children" 2>/dev/null | sed '/^$/d'
 }
 
+# _hosts_cgroups HOST: print a new cgroup directory for HOST under this
+# shell's cgroup in each hierarchy (mounted on the machine).
+_hosts_cgroups() {
+	local line ctrl path mnt
+	while IFS= read -r line; do
+		ctrl=${line#*:}
+		path=${ctrl#*:}
+		ctrl=${ctrl%%:*}
+		if [ -z "$ctrl" ]; then
+			mnt=$(findmnt -rn -t cgroup2 -o TARGET | head -n1)
+		else
+			mnt=$(findmnt -rn -t cgroup -O "${ctrl%%,*}" -o TARGET | head -n1)
+		fi
+		[ -n "$mnt" ] || continue
+		mnt=$mnt${path%/}/phaul-$1-$$-${BATS_TEST_NUMBER:-0}
+		mkdir "$mnt" || return 1
+		# a v1 cpuset starts empty: no task may join it until it has CPUs
+		if [ -e "$mnt/cpuset.cpus" ]; then
+			cat "${mnt%/*}/cpuset.cpus" >"$mnt/cpuset.cpus" &&
+				cat "${mnt%/*}/cpuset.mems" >"$mnt/cpuset.mems" || return 1
+		fi
+		echo "$mnt"
+	done </proc/self/cgroup
+}
+
 # Start one host: unshare's child is the host's PID 1.
 _hosts_start_host() {
-	local host=$1 upid pid1="" i
+	local host=$1 upid pid1="" i cgs="" cgns=()
 	[ -x "$WORKLOADS/hostinit" ] ||
 		hosts_fail "$WORKLOADS/hostinit missing: run 'make workloads'" || return 1
-	unshare --net --pid --mount --fork --mount-proc --kill-child \
+	if [ -n "${HOSTS_CGROUPNS:-}" ]; then
+		cgs=$(_hosts_cgroups "$host") || hosts_fail "$host: no cgroups of its own" || return 1
+		HOSTS_CGROUPS+=" $cgs"
+		cgns=(--cgroup)
+	fi
+	# shellcheck disable=SC2016,SC2086
+	sh -c 'for d in $0; do echo $$ >"$d/cgroup.procs" || exit 125; done; shift; exec "$@"' \
+		"$cgs" - unshare "${cgns[@]}" --net --pid --mount --fork --mount-proc --kill-child \
 		"$WORKLOADS/hostinit" </dev/null >>"$SCRATCH/$host-init.out" 2>&1 3>&- 4>&- &
 	upid=$!
 	for ((i = 0; i < 100; i++)); do
@@ -245,6 +283,7 @@ hosts_setup() {
 	mkdir -p "$SCRATCH"
 	: >"$SCRATCH/.started"
 	HOSTS_NS=""
+	HOSTS_CGROUPS=""
 	HOSTS_JOBS_BEFORE=$(jobs -p | tr '\n' ' ')
 	HOSTS_UP=1
 	_hosts_start_host src || return 1
@@ -409,6 +448,10 @@ hosts_teardown() {
 		done
 		failed=1
 	fi
+	for p in ${HOSTS_CGROUPS:-}; do
+		find "$p" -depth -type d -exec rmdir {} + 2>/dev/null
+		[ ! -d "$p" ] || { echo "hosts_teardown: cannot remove cgroup $p" >&2; failed=1; }
+	done
 	for p in "${HOSTS_IF_SRC:-}" "${HOSTS_IF_DST:-}"; do
 		[ -n "$p" ] || continue
 		if ip link show "$p" >/dev/null 2>&1; then
