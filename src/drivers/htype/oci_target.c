@@ -93,20 +93,6 @@ int oci_target_recv_info(struct driver *d, struct migration *m, const Msg *msg)
 	return private_mounts(m);
 }
 
-static bool runtime_installed(enum oci_runtime rt)
-{
-	static const char *const dirs[] = { "/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
-					    "/usr/bin", "/sbin", "/bin" };
-	char path[64];
-
-	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dirs[i], oci_runtime_name(rt));
-		if (access(path, X_OK) == 0)
-			return true;
-	}
-	return false;
-}
-
 static bool is_dir(const char *path)
 {
 	struct stat st;
@@ -121,7 +107,7 @@ int oci_target_check(struct driver *d, struct migration *m)
 
 	if (!dir)
 		return -ENOMEM;
-	if (!runtime_installed(p->rt))
+	if (!prog_installed(oci_runtime_name(p->rt)))
 		return mig_fail(m, -ENOENT, "%s is not installed on the destination",
 				oci_runtime_name(p->rt));
 	if (access(dir, F_OK) == 0)

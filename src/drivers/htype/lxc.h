@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lxc: the workload is an LXC 5.0 container
+ * (`phaul migrate --lxc NAME [--lxcpath DIR]`). Private to lxc.c (source
+ * side) and lxc_target.c (destination side).
+ *
+ * The source asks LXC for the container's init (`lxc-info -p`), reads
+ * its config (LXCPATH/NAME/config: rootfs, network) and dumps it with
+ * CRIU itself, through the RPC, so that live pre-copy works; the options
+ * match what LXC's own restore expects (external mounts detected by
+ * CRIU, the rootfs as root, the network locked with nftables). Before
+ * the Preflight it sends an LxcContainer message: name, lxcpath, config.
+ *
+ * The destination restores with `lxc-checkpoint -r`, so that an LXC
+ * monitor owns the restored container and lxc-ls/lxc-info/lxc-attach/
+ * lxc-stop work on it: LXC creates its cgroups and veths (on the same
+ * bridges) and execs `criu restore` itself (restore_exec in driver.h).
+ * What phaul's restore needs beyond LXC's command line (lazy pages and
+ * their work directory, nftables network lock, TCP repair, the log
+ * level) goes to CRIU in a config file named by CRIU_CONFIG_FILE, with an
+ * action script: at post-restore the script writes the restored init's
+ * PID to a FIFO and waits on another for phaul's answer, which comes
+ * after the source's Commit (yes: exit 0, CRIU lets the tree run; else
+ * exit 1, CRIU kills it and LXC reports the restore failed). The config
+ * is written under the same lxcpath and name before the restore and
+ * removed again on a rollback; after the commit the source's config is
+ * removed (the rootfs, on the storage both see, is left alone).
+ *
+ * Not supported yet (prepare says so): a console (lxc.console.path must
+ * be none), a rootfs that is not a directory, network devices other than
+ * veth, empty and none.
+ */
+#ifndef PHAUL_LXC_H
+#define PHAUL_LXC_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "drivers/htype/htype.h"
+#include "drivers/htype/lxcconf.h"
+
+#define LXC_DEFAULT_PATH "/var/lib/lxc"
+
+struct lxc_priv {
+	char name[129];
+	char *lxcpath;
+	char *config;		/* the config file's text */
+	struct lxcconf conf;
+	pid_t init;		/* source: the container's init */
+	/* destination */
+	bool made_dir;		/* LXCPATH/NAME created here */
+	bool wrote_config;
+};
+
+/* LXCPATH/NAME[/FILE] */
+char *lxc_path(const struct lxc_priv *p, const char *file);
+
+int lxc_target_recv_info(struct driver *d, struct migration *m, const Msg *msg);
+int lxc_target_check(struct driver *d, struct migration *m);
+int lxc_restore_opts(struct driver *d, struct migration *m, CriuOpts *o);
+int lxc_restore_exec(struct driver *d, struct migration *m, CriuOpts *o, driver_held_fn held,
+		     void *arg, pid_t *root);
+int lxc_target_abort(struct driver *d, struct migration *m);
+
+#endif

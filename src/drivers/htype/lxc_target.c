@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lxc_target: the destination side of the LXC container driver (lxc.h):
+ * check, the config written under the same name, the restore run by
+ * `lxc-checkpoint -r` with phaul's CRIU options and hold, rollback.
+ */
+#define LOG_PREFIX "lxc: "
+#include "drivers/htype/lxc.h"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/spawn.h"
+#include "common/util.h"
+#include "criu/criuconf.h"
+#include "engine/migration.h"
+
+#define HOOK_SCRIPT "lxc-hook"
+#define HOOK_PID_FIFO "lxc-hook.pid"
+#define HOOK_ANS_FIFO "lxc-hook.ans"
+#define CRIU_CONF "lxc-criu.conf"
+#define ANSWER_TIMEOUT_MS 10000
+
+int lxc_target_recv_info(struct driver *d, struct migration *m, const Msg *msg)
+{
+	struct lxc_priv *p = d->priv;
+	const Phaul__LxcContainer *lc = msg && msg->body_case == PHAUL__MSG__BODY_LXC ?
+						msg->lxc : NULL;
+	int r;
+
+	if (!lc)
+		return mig_fail(m, -EPROTO, "the source did not describe the container");
+	snprintf(p->name, sizeof(p->name), "%s", lc->name);
+	p->lxcpath = strdup(lc->lxcpath);
+	p->config = strdup(lc->config);
+	if (!p->lxcpath || !p->config)
+		return -ENOMEM;
+	r = lxcconf_parse(p->config, &p->conf);
+	if (r < 0)
+		return mig_fail(m, r, "the config of container %s is not usable here", p->name);
+	return 0;
+}
+
+static int check_net(struct migration *m, const struct lxcconf_net *n)
+{
+	if (n->type != LXCNET_VETH)
+		return 0;
+	if (n->link[0] && !if_nametoindex(n->link))
+		return mig_fail(m, -ENOENT, "no bridge %s on the destination", n->link);
+	if (n->pair[0] && if_nametoindex(n->pair))
+		return mig_fail(m, -EEXIST, "interface %s exists on the destination", n->pair);
+	return 0;
+}
+
+int lxc_target_check(struct driver *d, struct migration *m)
+{
+	struct lxc_priv *p = d->priv;
+	_cleanup_free_ char *file = lxc_path(p, "config");
+	struct stat st;
+	int r = 0;
+
+	if (!file)
+		return -ENOMEM;
+	if (!prog_installed("lxc-checkpoint"))
+		return mig_fail(m, -ENOENT, "LXC (lxc-checkpoint) is not installed on the destination");
+	if (access(file, F_OK) == 0)
+		return mig_fail(m, -EEXIST, "a container %s exists on the destination (%s)", p->name,
+				file);
+	if (stat(p->conf.rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
+		return mig_fail(m, -ENOENT, "the container's rootfs %s is not on the destination",
+				p->conf.rootfs);
+	for (size_t i = 0; r == 0 && i < p->conf.nr_net; i++)
+		r = check_net(m, &p->conf.net[i]);
+	return r;
+}
+
+/* LXCPATH/NAME/config, as the source has it. */
+static int write_config(struct migration *m, struct lxc_priv *p)
+{
+	_cleanup_free_ char *dir = lxc_path(p, NULL);
+	_cleanup_free_ char *file = lxc_path(p, "config");
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	if (!dir || !file)
+		return -ENOMEM;
+	r = mkdir_p(p->lxcpath, 0755);
+	if (r == 0 && mkdir(dir, 0750) == 0)
+		p->made_dir = true;
+	else if (r == 0 && errno != EEXIST)
+		r = -errno;
+	if (r == 0) {
+		fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+		r = fd < 0 ? -errno : 0;
+	}
+	if (r == 0)
+		p->wrote_config = true;
+	if (r == 0)
+		r = write_full(fd, p->config, strlen(p->config));
+	if (r < 0)
+		return mig_fail(m, r, "cannot write %s: %s", file, strerror(-r));
+	return 0;
+}
+
+static void remove_config(struct lxc_priv *p)
+{
+	_cleanup_free_ char *dir = lxc_path(p, NULL);
+	_cleanup_free_ char *file = lxc_path(p, "config");
+
+	if (p->wrote_config && file && unlink(file) < 0 && errno != ENOENT)
+		pr_perror("cannot remove %s", file);
+	p->wrote_config = false;
+	if (p->made_dir && dir && rmdir(dir) < 0)
+		pr_perror("cannot remove %s", dir);
+	p->made_dir = false;
+}
+
+static int write_text(const char *path, const char *text, mode_t mode)
+{
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+				      mode);
+
+	if (fd < 0)
+		return -errno;
+	return write_full(fd, text, strlen(text));
+}
+
+/*
+ * The action script CRIU runs at each step of the restore: at
+ * post-restore it reports the restored init and waits for our answer.
+ */
+static int write_hook(struct migration *m)
+{
+	_cleanup_free_ char *script = NULL, *text = NULL, *pidf = NULL, *ansf = NULL;
+	int r;
+
+	if (asprintf(&script, "%s/" HOOK_SCRIPT, m->dir) < 0 ||
+	    asprintf(&pidf, "%s/" HOOK_PID_FIFO, m->dir) < 0 ||
+	    asprintf(&ansf, "%s/" HOOK_ANS_FIFO, m->dir) < 0 ||
+	    asprintf(&text, "#!/bin/sh\n"
+			    "[ \"$CRTOOLS_SCRIPT_ACTION\" = post-restore ] || exit 0\n"
+			    "echo \"$CRTOOLS_INIT_PID\" >'%s' || exit 1\n"
+			    "read -r answer <'%s' || exit 1\n"
+			    "[ \"$answer\" = yes ]\n", pidf, ansf) < 0)
+		return -ENOMEM;
+	if (mkfifo(pidf, 0600) < 0 || mkfifo(ansf, 0600) < 0)
+		r = -errno;
+	else
+		r = write_text(script, text, 0700);
+	if (r < 0)
+		return mig_fail(m, r, "cannot write the restore hook %s: %s", script, strerror(-r));
+	return 0;
+}
+
+static int write_criu_conf(struct migration *m, const CriuOpts *o)
+{
+	_cleanup_free_ char *conf = NULL, *path = NULL, *script = NULL;
+	int r;
+
+	if (asprintf(&path, "%s/" CRIU_CONF, m->dir) < 0 ||
+	    asprintf(&script, "%s/" HOOK_SCRIPT, m->dir) < 0)
+		return -ENOMEM;
+	r = criuconf_render(o, m->dir, script, &conf);
+	if (r == 0)
+		r = write_text(path, conf, 0600);
+	if (r < 0)
+		return mig_fail(m, r, "cannot write CRIU's options for LXC: %s", strerror(-r));
+	return 0;
+}
+
+/*
+ * Beyond LXC's command line: the dump's network lock, and mount
+ * namespace compatibility mode (LXC's mounts are shared on a host whose
+ * / is, which CRIU's newer mount engine fails to restore: "Failed to
+ * make mount shared", with LXC's own checkpoints too).
+ */
+int lxc_restore_opts(struct driver *d, struct migration *m, CriuOpts *o)
+{
+	o->has_network_lock = true;
+	o->network_lock = CRIU_NETWORK_LOCK_METHOD__NFTABLES;
+	o->has_mntns_compat_mode = true;
+	o->mntns_compat_mode = true;
+	return 0;
+}
+
+static int start_restore(struct migration *m, struct lxc_priv *p, pid_t *pid)
+{
+	_cleanup_free_ char *env = NULL, *img = NULL;
+	int r;
+
+	if (asprintf(&env, "CRIU_CONFIG_FILE=%s/" CRIU_CONF, m->dir) < 0 ||
+	    asprintf(&img, "%s/img", m->dir) < 0)
+		return -ENOMEM;
+	char *argv[] = { "env", env, "lxc-checkpoint", "-r", "-n", p->name, "-P", p->lxcpath,
+			 "-D", img, NULL };
+	r = spawn(argv, -1, -1, -1, pid);
+	if (r < 0)
+		return mig_fail(m, r, "cannot run lxc-checkpoint: %s", strerror(-r));
+	return 0;
+}
+
+/*
+ * Wait for the hook's report (the restored init's PID) while
+ * lxc-checkpoint runs; 0 with *root, or the restore's failure.
+ */
+static int wait_report(struct migration *m, int fd, pid_t lxc, pid_t *root)
+{
+	char buf[32];
+	ssize_t n = 0;
+	long v;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int status;
+
+		if (poll(&pfd, 1, 100) > 0) {
+			n = read(fd, buf, sizeof(buf) - 1);
+			if (n > 0)
+				break;
+		}
+		if (waitpid(lxc, &status, WNOHANG) == lxc) {
+			mig_fail(m, -EIO, "lxc-checkpoint -r failed before the tree was restored "
+				 "(status 0x%x): see img/restore.log", status);
+			return -ECHILD;
+		}
+	}
+	buf[n] = '\0';
+	if (sscanf(buf, "%ld", &v) != 1 || v <= 1 || v > (1 << 22))
+		return mig_fail(m, -EIO, "the restore hook reported no PID ('%.16s')", buf);
+	*root = v;
+	return 0;
+}
+
+/* The hook reads its answer from the FIFO: open it once it waits there. */
+static int answer(struct migration *m, bool yes)
+{
+	_cleanup_free_ char *path = NULL;
+	uint64_t end = now_ms() + ANSWER_TIMEOUT_MS;
+	_cleanup_close_ int fd = -1;
+
+	if (asprintf(&path, "%s/" HOOK_ANS_FIFO, m->dir) < 0)
+		return -ENOMEM;
+	while ((fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0 && errno == ENXIO &&
+	       now_ms() < end)
+		usleep(2000);
+	if (fd < 0)
+		return mig_fail(m, -errno, "cannot answer the restore hook: %m");
+	return write_full(fd, yes ? "yes\n" : "no\n", yes ? 4 : 3);
+}
+
+static int open_report(struct migration *m, int *fd)
+{
+	_cleanup_free_ char *path = NULL;
+
+	if (asprintf(&path, "%s/" HOOK_PID_FIFO, m->dir) < 0)
+		return -ENOMEM;
+	/* O_RDWR: never EOF while the hook has not opened it yet */
+	*fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (*fd < 0)
+		return mig_fail(m, -errno, "cannot open %s: %m", path);
+	return 0;
+}
+
+int lxc_restore_exec(struct driver *d, struct migration *m, CriuOpts *o, driver_held_fn held,
+		     void *arg, pid_t *root)
+{
+	struct lxc_priv *p = d->priv;
+	_cleanup_close_ int fd = -1;
+	pid_t lxc = -1, pid = -1;
+	int r = write_config(m, p);
+
+	if (r == 0)
+		r = write_hook(m);
+	if (r == 0)
+		r = write_criu_conf(m, o);
+	if (r == 0)
+		r = open_report(m, &fd);
+	if (r == 0)
+		r = start_restore(m, p, &lxc);
+	if (r < 0)
+		return r;
+	r = wait_report(m, fd, lxc, &pid);
+	if (r == -ECHILD)
+		return -EIO; /* lxc-checkpoint is gone, and nothing was restored */
+	r = r < 0 ? r : held(arg, pid);
+	if (answer(m, r == 0) < 0 && r == 0)
+		r = -EIO;
+	int status = spawn_wait(lxc);
+	if (r == 0 && status != 0)
+		r = mig_fail(m, -EIO, "lxc-checkpoint -r failed after the restore (status %d): see "
+			     "img/restore.log", status);
+	if (r == 0) {
+		*root = pid;
+		pr_info("container %s restored by LXC: init %d", p->name, pid);
+	}
+	return r;
+}
+
+int lxc_target_abort(struct driver *d, struct migration *m)
+{
+	remove_config(d->priv);
+	return 0;
+}

@@ -1,0 +1,169 @@
+#!/usr/bin/env bats
+# LXC containers migrated between the two test hosts with
+# `phaul migrate --lxc NAME --lxcpath DIR`.  The container's rootfs is
+# busybox-static in $SCRATCH (the storage both hosts see); each host has
+# its own lxcpath (a tmpfs on the same path) and its own /run (LXC's
+# locks).  The container runs a TCP echo server and a shell loop that
+# appends numbered ticks to /data/ticks, inside its rootfs; its veth is
+# on a bridge phbr0 that joins both hosts at layer 2.
+#
+#   bats tests/e2e/51-lxc.bats
+
+load lib/hosts
+load lib/phaul
+load lib/fixtures
+load lib/ctnet
+
+setup() {
+	hosts_setup || return 1
+	phaul_setup || return 1
+	fx_setup
+	CT=phl$$-$BATS_TEST_NUMBER
+	ROOTFS=$SCRATCH/rootfs
+	LXCPATH=$SCRATCH/lxcpath
+	TICKS=$ROOTFS/data/ticks
+	mkdir -p "$LXCPATH"
+	local h
+	for h in src dst; do
+		in_$h mount -t tmpfs -o mode=0755 tmpfs /run &&
+			in_$h mount -t tmpfs -o mode=0755 tmpfs "$LXCPATH" &&
+			host_sysfs $h || return 1
+	done
+}
+
+# host_sysfs HOST: a sysfs of the host's own network namespace on /sys
+# (LXC looks for bridges there), the machine's cgroups kept under it.
+host_sysfs() {
+	local d=$SCRATCH/sys-$1
+	mkdir -p "$d"
+	in_$1 sh -c 'mount -t sysfs sysfs "$0" && mount --rbind /sys/fs/cgroup "$0/fs/cgroup" &&
+		mount --move "$0" /sys' "$d"
+}
+
+teardown() {
+	hosts_teardown
+	local rc=$?
+	# LXC's cgroups (the machine's, shared by the hosts), named after $CT
+	find /sys/fs/cgroup -mindepth 1 -depth -type d \
+		\( -name "lxc.payload.$CT*" -o -name "lxc.monitor.$CT*" \) -exec rmdir {} + 2>/dev/null
+	return $rc
+}
+
+# make_rootfs: busybox, the tick loop after an echo server on port 7000.
+make_rootfs() {
+	local bb x
+	bb=$(command -v busybox) || { echo "busybox-static is not installed" >&2; return 1; }
+	mkdir -p "$ROOTFS/bin" "$ROOTFS/"{proc,sys,dev,tmp,data}
+	cp "$bb" "$ROOTFS/bin/busybox"
+	for x in sh mkfifo nc cat sleep; do
+		ln -s busybox "$ROOTFS/bin/$x"
+	done
+	# one process for the loop, no fork: read -t on a FIFO sleeps
+	cat >"$ROOTFS/init.sh" <<'EOF'
+#!/bin/sh
+nc -l -p 7000 -e cat &
+mkfifo /tmp/f; exec 3<>/tmp/f; i=0
+while :; do
+	i=$((i+1)); t=$EPOCHREALTIME; s=${t%.*}; u=${t#*.}
+	echo "$i $s${u%???}" >>/data/ticks
+	read -t 0.1 x <&3
+done
+EOF
+	chmod +x "$ROOTFS/init.sh"
+}
+
+# lxc_tool HOST CMD ARGS...: an LXC tool in HOST, on $CT under $LXCPATH.
+lxc_tool() {
+	local host=$1 cmd=$2
+	shift 2
+	in_"$host" "$cmd" -n "$CT" -P "$LXCPATH" "$@"
+}
+
+# start_container: $CT in src, its veth on phbr0 with $CT_ADDR; 20 ticks.
+start_container() {
+	make_rootfs || return 1
+	bridge_hosts || return 1
+	in_src mkdir -p "$LXCPATH/$CT" &&
+		in_src sh -c 'cat >"$0"' "$LXCPATH/$CT/config" <<EOF || return 1
+lxc.uts.name = $CT
+lxc.rootfs.path = dir:$ROOTFS
+lxc.console.path = none
+lxc.init.cmd = /init.sh
+lxc.net.0.type = veth
+lxc.net.0.link = phbr0
+lxc.net.0.name = eth0
+lxc.net.0.flags = up
+lxc.net.0.ipv4.address = $CT_ADDR/24
+EOF
+	lxc_tool src lxc-start -l DEBUG -o "$SCRATCH/lxc-start.log" ||
+		{ tail -n 20 "$SCRATCH/lxc-start.log" >&2; return 1; }
+	wait_ticks "$TICKS" 20 || return 1
+	INIT=$(lxc_tool src lxc-info -p -H)
+	[[ "$INIT" =~ ^[0-9]+$ ]] || { echo "no init PID from lxc-info: '$INIT'" >&2; return 1; }
+}
+
+# state HOST: RUNNING, STOPPED, or none when HOST's LXC does not list $CT.
+state() {
+	in_"$1" lxc-ls -P "$LXCPATH" -1 | grep -qx "$CT" || { echo none; return 0; }
+	lxc_tool "$1" lxc-info -s -H
+}
+
+assert_state() {
+	local got
+	got=$(state "$1")
+	[ "$got" = "$2" ] || { echo "LXC in $1 says $CT is '$got', not '$2'" >&2; return 1; }
+}
+
+migrate_container() {
+	fx_migrate -- --lxc "$CT" --lxcpath "$LXCPATH" --tcp-established "$@"
+}
+
+@test "lxc: a container migrates live with its address and a TCP connection; LXC shows it on dst only" {
+	start_container
+	start_client
+	serve_start ${LXC_SERVE_ENV:-}
+	migrate_container --json
+	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	assert_state dst RUNNING
+	assert_state src none
+	pid=$(lxc_tool dst lxc-info -p -H)
+	pid_alive_in dst "$pid" || { echo "lxc-info's init $pid does not run in dst" >&2; return 1; }
+	pid_alive_in src "$INIT" && { echo "the old init $INIT still runs in src" >&2; return 1; }
+	in_dst lxc-ls -P "$LXCPATH" --running | grep -qw "$CT" ||
+		{ echo "lxc-ls --running in dst does not show $CT" >&2; return 1; }
+	in_dst nsenter -t "$pid" -n ip -o addr show dev eth0 | grep -q "inet $CT_ADDR/24" ||
+		{ echo "eth0 in the migrated container lacks $CT_ADDR" >&2; return 1; }
+	ticks_advance "$TICKS" 20 10
+	sleep 1
+	stop_client
+	note "lxc live: $(jq -c '{frozen_ms, total_ms, iterations}' <<<"$output"); TCP client: $CLIENT_RES; workload pause $(check_ticks "$TICKS") ms"
+	# LXC's own commands work on it there
+	out=$(lxc_tool dst lxc-attach -- /bin/sh -c 'echo in-$((6 * 7))') ||
+		{ echo "lxc-attach failed in dst: $out" >&2; return 1; }
+	[ "$out" = in-42 ] || { echo "lxc-attach printed '$out'" >&2; return 1; }
+	lxc_tool dst lxc-stop -k
+	assert_state dst STOPPED
+}
+
+@test "lxc: a failure after the freeze leaves the container running and listed on src, its network and TCP client as they were" {
+	require_fault dst.restored
+	start_container
+	start_client
+	serve_start PHAUL_FAULT=dst.restored
+	migrate_container
+	assert_fault_hit dst.restored
+	[ "$status" -eq 1 ] || { echo "migrate exited $status, not 1: $stderr" >&2; return 1; }
+	assert_state src RUNNING
+	assert_state dst none
+	[ "$(lxc_tool src lxc-info -p -H)" = "$INIT" ] || { echo "src's init changed" >&2; return 1; }
+	in_src busybox ping -c1 -W2 "$CT_ADDR" >/dev/null ||
+		{ echo "the container's $CT_ADDR does not answer in src" >&2; return 1; }
+	ticks_advance "$TICKS" 20 10
+	check_ticks "$TICKS" >/dev/null
+	sleep 1
+	stop_client
+	note "TCP client: $CLIENT_RES"
+	assert_workdir_clean 10
+	fx_assert_src_workdir_clean
+	lxc_tool src lxc-stop -k
+}
