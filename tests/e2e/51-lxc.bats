@@ -145,14 +145,22 @@ migrate_container() {
 	assert_state dst STOPPED
 }
 
-@test "lxc: a failure after the freeze leaves the container running and listed on src, its network and TCP client as they were" {
-	require_fault dst.restored
+# t_fail SIDE POINT: a fault at POINT (in the daemon for dst, in migrate
+# for src) after the freeze; the container must run on in src as before.
+t_fail() {
+	local side=$1 point=$2 menv=()
+	require_fault "$point"
 	start_container
 	start_client
-	serve_start PHAUL_FAULT=dst.restored
-	migrate_container
-	assert_fault_hit dst.restored
+	if [ "$side" = dst ]; then
+		serve_start PHAUL_FAULT="$point"
+	else
+		serve_start
+		menv=(PHAUL_FAULT="$point")
+	fi
+	fx_migrate "${menv[@]}" -- --lxc "$CT" --lxcpath "$LXCPATH" --tcp-established
 	[ "$status" -eq 1 ] || { echo "migrate exited $status, not 1: $stderr" >&2; return 1; }
+	[ "$side" = src ] || assert_fault_hit "$point"
 	assert_state src RUNNING
 	assert_state dst none
 	[ "$(lxc_tool src lxc-info -p -H)" = "$INIT" ] || { echo "src's init changed" >&2; return 1; }
@@ -162,8 +170,31 @@ migrate_container() {
 	check_ticks "$TICKS" >/dev/null
 	sleep 1
 	stop_client
-	note "TCP client: $CLIENT_RES"
+	note "$point: TCP client: $CLIENT_RES"
 	assert_workdir_clean 10
 	fx_assert_src_workdir_clean
 	lxc_tool src lxc-stop -k
+}
+
+@test "lxc: a failure at dst.restored leaves it running and listed on src, its network and TCP client as they were" {
+	t_fail dst dst.restored
+}
+
+@test "lxc: a failure at src.commit, the tree held by the hook on dst, leaves it on src" {
+	t_fail src src.commit
+}
+
+@test "lxc: stop mode migrates it too" {
+	start_container
+	serve_start
+	migrate_container --mode stop --json
+	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	assert_state dst RUNNING
+	assert_state src none
+	ticks_advance "$TICKS" 20 10
+	check_ticks "$TICKS" >/dev/null
+	in_dst busybox ping -c1 -W2 "$CT_ADDR" >/dev/null ||
+		{ echo "the container's $CT_ADDR does not answer in dst" >&2; return 1; }
+	note "lxc stop mode: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
+	lxc_tool dst lxc-stop -k
 }
