@@ -61,6 +61,8 @@ make_rootfs() {
 	# one process for the loop, no fork: read -t on a FIFO sleeps
 	cat >"$ROOTFS/init.sh" <<'EOF'
 #!/bin/sh
+# hold the console (when there is one), as a getty would
+if [ -c /dev/console ]; then exec 5<>/dev/console; fi
 nc -l -p 7000 -e cat &
 mkfifo /tmp/f; exec 3<>/tmp/f; i=0
 while :; do
@@ -80,14 +82,19 @@ lxc_tool() {
 }
 
 # start_container: $CT in src, its veth on phbr0 with $CT_ADDR; 20 ticks.
+# No console (lxc.console.path = none) unless CONSOLE=1: LXC's default, a
+# pty of its monitor bound on /dev/console.
 start_container() {
+	local console='lxc.console.path = none'
+	[ -z "${CONSOLE:-}" ] || console='# a console: LXC default'
+
 	make_rootfs || return 1
 	bridge_hosts || return 1
 	in_src mkdir -p "$LXCPATH/$CT" &&
 		in_src sh -c 'cat >"$0"' "$LXCPATH/$CT/config" <<EOF || return 1
 lxc.uts.name = $CT
 lxc.rootfs.path = dir:$ROOTFS
-lxc.console.path = none
+$console
 lxc.init.cmd = /init.sh
 lxc.net.0.type = veth
 lxc.net.0.link = phbr0
@@ -182,6 +189,26 @@ t_fail() {
 
 @test "lxc: a failure at src.commit, the tree held by the hook on dst, leaves it on src" {
 	t_fail src src.commit
+}
+
+@test "lxc: a container with a console migrates live; its console is LXC's new pty on dst" {
+	CONSOLE=1 start_container
+	serve_start
+	migrate_container --json
+	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	assert_state dst RUNNING
+	assert_state src none
+	ticks_advance "$TICKS" 20 10
+	check_ticks "$TICKS" >/dev/null
+	pid=$(lxc_tool dst lxc-info -p -H)
+	# /dev/console in the container is a pty again (the new monitor's),
+	# and the init's fd 5 on it too
+	in_dst sh -c 'grep " /dev/console " /proc/$0/mountinfo' "$pid" | grep -q devpts ||
+		{ echo "no devpts console in the migrated container" >&2; return 1; }
+	in_dst readlink "/proc/$pid/fd/5" | grep -q '^/dev/pts/' ||
+		{ echo "the init's fd 5 is not on a pty: $(in_dst readlink /proc/$pid/fd/5)" >&2; return 1; }
+	note "lxc with a console: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
+	lxc_tool dst lxc-stop -k
 }
 
 @test "lxc: stop mode migrates it too" {

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -91,9 +92,22 @@ static int read_config(struct migration *m, struct lxc_priv *p)
 	r = lxcconf_parse(p->config, &p->conf);
 	if (r < 0)
 		return mig_fail(m, r, "%s: %s", file, r == -ENOTSUP ? "not supported" : "not valid");
-	if (p->conf.console)
-		return mig_fail(m, -ENOTSUP, "container %s has a console: phaul needs "
-				"lxc.console.path = none", p->name);
+	return 0;
+}
+
+/* The console's pty, as CRIU keys it: tty[RDEV:DEV] of /dev/console. */
+static int read_console(struct migration *m, struct lxc_priv *p)
+{
+	char path[64];
+	struct stat st;
+
+	if (!p->conf.console)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/root/dev/console", p->init);
+	if (stat(path, &st) < 0)
+		return mig_fail(m, -errno, "the console of container %s: %m", p->name);
+	snprintf(p->tty_id, sizeof(p->tty_id), "tty[%llx:%llx]", (unsigned long long)st.st_rdev,
+		 (unsigned long long)st.st_dev);
 	return 0;
 }
 
@@ -114,7 +128,9 @@ static int lxc_prepare(struct driver *d, struct migration *m)
 	if (r < 0)
 		return mig_fail(m, r, "container %s is not running (lxc-info shows no init)",
 				p->name);
-	r = htype_container_tree(m, p->init, p->name);
+	r = read_console(m, p);
+	if (r == 0)
+		r = htype_container_tree(m, p->init, p->name);
 	if (r < 0)
 		return r;
 	pr_info("container %s: init %d, %zu processes, rootfs %s, %zu network devices", p->name,
@@ -163,6 +179,34 @@ static int lxc_dump_opts(struct driver *d, struct migration *m, CriuOpts *o)
 	o->link_remap = true;
 	o->has_network_lock = true;
 	o->network_lock = CRIU_NETWORK_LOCK_METHOD__NFTABLES;
+	if (!p->tty_id[0])
+		return 0;
+	ext_mount_map__init(&p->console);
+	p->console.key = "/dev/console";
+	p->console.val = "console";
+	p->consolep = &p->console;
+	o->ext_mnt = &p->consolep;
+	o->n_ext_mnt = 1;
+	p->ttyp = p->tty_id;
+	o->external = &p->ttyp;
+	o->n_external = 1;
+	return 0;
+}
+
+/* LXC's restore finds the console's key in the images' tty.info. */
+static int lxc_frozen(struct driver *d, struct migration *m)
+{
+	struct lxc_priv *p = d->priv;
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	if (!p->tty_id[0])
+		return 0;
+	fd = openat(m->imgfd, LXC_TTY_INFO, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	r = fd < 0 ? -errno : write_full(fd, p->tty_id, strlen(p->tty_id));
+	if (r < 0)
+		return mig_fail(m, r, "cannot write %s to the images: %s", LXC_TTY_INFO,
+				strerror(-r));
 	return 0;
 }
 
@@ -198,6 +242,7 @@ const struct driver_ops htype_lxc_ops = {
 	.fini = lxc_fini,
 	.hooks = {
 		[HOOK_PREPARE] = lxc_prepare,
+		[HOOK_FROZEN] = lxc_frozen,
 		[HOOK_MIGRATION_COMPLETE] = lxc_migration_complete,
 		[HOOK_TARGET_CHECK] = lxc_target_check,
 		[HOOK_TARGET_ABORT] = lxc_target_abort,

@@ -26,9 +26,13 @@
  * removed again on a rollback; after the commit the source's config is
  * removed (the rootfs, on the storage both see, is left alone).
  *
- * Not supported yet (prepare says so): a console (lxc.console.path must
- * be none), a rootfs that is not a directory, network devices other than
- * veth, empty and none.
+ * A console (a pty of LXC's monitor bound on /dev/console) is dumped as
+ * LXC dumps it: the mount external under the key "console", the pty
+ * CRIU's external tty[RDEV:DEV], that key in the images' tty.info; LXC's
+ * restore binds its new console there and hands its fd to CRIU.
+ *
+ * Not supported yet (prepare says so): a rootfs that is not a directory,
+ * network devices other than veth, empty and none.
  */
 #ifndef PHAUL_LXC_H
 #define PHAUL_LXC_H
@@ -40,6 +44,7 @@
 #include "drivers/htype/lxcconf.h"
 
 #define LXC_DEFAULT_PATH "/var/lib/lxc"
+#define LXC_TTY_INFO "tty.info"	/* LXC reads it from the images */
 
 struct lxc_priv {
 	char name[129];
@@ -47,6 +52,10 @@ struct lxc_priv {
 	char *config;		/* the config file's text */
 	struct lxcconf conf;
 	pid_t init;		/* source: the container's init */
+	char tty_id[64];	/* source: CRIU's key of its console, "" without */
+	ExtMountMap console;	/* source: /dev/console, external as LXC names it */
+	ExtMountMap *consolep;
+	char *ttyp;
 	/* destination */
 	bool made_dir;		/* LXCPATH/NAME created here */
 	bool wrote_config;
