@@ -156,7 +156,7 @@ migrate_container() {
 # for src) after the freeze; the container must run on in src as before.
 t_fail() {
 	local side=$1 point=$2 menv=()
-	require_fault "$point"
+	require_fault "${point%%:*}"
 	start_container
 	start_client
 	if [ "$side" = dst ]; then
@@ -167,7 +167,7 @@ t_fail() {
 	fi
 	fx_migrate "${menv[@]}" -- --lxc "$CT" --lxcpath "$LXCPATH" --tcp-established
 	[ "$status" -eq 1 ] || { echo "migrate exited $status, not 1: $stderr" >&2; return 1; }
-	[ "$side" = src ] || assert_fault_hit "$point"
+	[ "$side" = src ] || assert_fault_hit "${point%%:*}"
 	assert_state src RUNNING
 	assert_state dst none
 	[ "$(lxc_tool src lxc-info -p -H)" = "$INIT" ] || { echo "src's init changed" >&2; return 1; }
@@ -209,6 +209,10 @@ t_fail() {
 		{ echo "the init's fd 5 is not on a pty: $(in_dst readlink /proc/$pid/fd/5)" >&2; return 1; }
 	note "lxc with a console: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
 	lxc_tool dst lxc-stop -k
+}
+
+@test "lxc: the destination's session killed while it holds the restored tree leaves it on src" {
+	t_fail dst dst.restored:kill
 }
 
 @test "lxc: stop mode migrates it too" {

@@ -20,11 +20,12 @@
  * level) goes to CRIU in a config file named by CRIU_CONFIG_FILE, with an
  * action script: at post-restore the script writes the restored init's
  * PID to a FIFO and waits on another for phaul's answer, which comes
- * after the source's Commit (yes: exit 0, CRIU lets the tree run; else
- * exit 1, CRIU kills it and LXC reports the restore failed). The config
- * is written under the same lxcpath and name before the restore and
- * removed again on a rollback; after the commit the source's config is
- * removed (the rootfs, on the storage both see, is left alone).
+ * after the source's Commit (yes: exit 0, CRIU lets the tree run; else,
+ * or EOF when the session died: exit 1, CRIU kills it and LXC reports
+ * the restore failed). The config is written under the same lxcpath and
+ * name before the restore and removed again on a rollback (by the hook
+ * too, unless the answer was yes); after the commit the source's config
+ * is removed (the rootfs, on the storage both see, is left alone).
  *
  * A console (a pty of LXC's monitor bound on /dev/console) is dumped as
  * LXC dumps it: the mount external under the key "console", the pty

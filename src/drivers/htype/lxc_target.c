@@ -26,7 +26,7 @@
 #define HOOK_PID_FIFO "lxc-hook.pid"
 #define HOOK_ANS_FIFO "lxc-hook.ans"
 #define CRIU_CONF "lxc-criu.conf"
-#define ANSWER_TIMEOUT_MS 10000
+#define HOOK_TIMEOUT_S 600	/* far beyond the commit's own timeout */
 
 int lxc_target_recv_info(struct driver *d, struct migration *m, const Msg *msg)
 {
@@ -134,21 +134,38 @@ static int write_text(const char *path, const char *text, mode_t mode)
 
 /*
  * The action script CRIU runs at each step of the restore: at
- * post-restore it reports the restored init and waits for our answer.
+ * post-restore it opens the answer FIFO, reports the restored init on
+ * the other, and waits for our answer. We hold both FIFOs open from
+ * before the restore: its opens and report never block, our answer
+ * stays in the FIFO it already opened, and its read ends (EOF: "no")
+ * when we die before answering. The timeout covers only our death
+ * before it opened the answer FIFO. Unless the answer is yes it removes
+ * the config we wrote: CRIU kills the tree, and LXC must not list a
+ * container we may no longer be alive to remove.
  */
-static int write_hook(struct migration *m)
+static int write_hook(struct migration *m, struct lxc_priv *p)
 {
 	_cleanup_free_ char *script = NULL, *text = NULL, *pidf = NULL, *ansf = NULL;
+	_cleanup_free_ char *file = lxc_path(p, "config"), *dir = lxc_path(p, NULL);
 	int r;
 
+	if (!file || !dir)
+		return -ENOMEM;
+	if (strchr(m->dir, '\'') || strchr(file, '\'')) /* they are quoted below */
+		return mig_fail(m, -EINVAL, "%s or %s holds a quote", m->dir, file);
 	if (asprintf(&script, "%s/" HOOK_SCRIPT, m->dir) < 0 ||
 	    asprintf(&pidf, "%s/" HOOK_PID_FIFO, m->dir) < 0 ||
 	    asprintf(&ansf, "%s/" HOOK_ANS_FIFO, m->dir) < 0 ||
 	    asprintf(&text, "#!/bin/sh\n"
 			    "[ \"$CRTOOLS_SCRIPT_ACTION\" = post-restore ] || exit 0\n"
-			    "echo \"$CRTOOLS_INIT_PID\" >'%s' || exit 1\n"
-			    "read -r answer <'%s' || exit 1\n"
-			    "[ \"$answer\" = yes ]\n", pidf, ansf) < 0)
+			    "exec 3<>'%s' || exit 1\n"
+			    "answer=$(timeout %d sh -c 'exec <\"$0\" && echo \"$1\" >&3 && "
+			    "head -n 1' '%s' \"$CRTOOLS_INIT_PID\")\n"
+			    "[ \"$answer\" = yes ] && exit 0\n"
+			    "rm -f '%s'\n"
+			    "%s'%s' 2>/dev/null\n"
+			    "exit 1\n", pidf, HOOK_TIMEOUT_S, ansf, file, p->made_dir ? "rmdir " : ": ",
+			    dir) < 0)
 		return -ENOMEM;
 	if (mkfifo(pidf, 0600) < 0 || mkfifo(ansf, 0600) < 0)
 		r = -errno;
@@ -238,33 +255,29 @@ static int wait_report(struct migration *m, int fd, pid_t lxc, pid_t *root)
 	return 0;
 }
 
-/* The hook reads its answer from the FIFO: open it once it waits there. */
-static int answer(struct migration *m, bool yes)
-{
-	_cleanup_free_ char *path = NULL;
-	uint64_t end = now_ms() + ANSWER_TIMEOUT_MS;
-	_cleanup_close_ int fd = -1;
-
-	if (asprintf(&path, "%s/" HOOK_ANS_FIFO, m->dir) < 0)
-		return -ENOMEM;
-	while ((fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0 && errno == ENXIO &&
-	       now_ms() < end)
-		usleep(2000);
-	if (fd < 0)
-		return mig_fail(m, -errno, "cannot answer the restore hook: %m");
-	return write_full(fd, yes ? "yes\n" : "no\n", yes ? 4 : 3);
-}
-
-static int open_report(struct migration *m, int *fd)
+/* O_RDWR: opening never blocks, and the FIFO has a reader and a writer
+ * for as long as we hold it. */
+static int open_fifo(struct migration *m, const char *name, int *fd)
 {
 	_cleanup_free_ char *path = NULL;
 
-	if (asprintf(&path, "%s/" HOOK_PID_FIFO, m->dir) < 0)
+	if (asprintf(&path, "%s/%s", m->dir, name) < 0)
 		return -ENOMEM;
-	/* O_RDWR: never EOF while the hook has not opened it yet */
 	*fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (*fd < 0)
 		return mig_fail(m, -errno, "cannot open %s: %m", path);
+	return 0;
+}
+
+/* Tell the hook, and close: its read ends either way. */
+static int answer(struct migration *m, int *fd, bool yes)
+{
+	int r = write_full(*fd, yes ? "yes\n" : "no\n", yes ? 4 : 3);
+
+	close(*fd);
+	*fd = -1;
+	if (r < 0)
+		return mig_fail(m, r, "cannot answer the restore hook: %s", strerror(-r));
 	return 0;
 }
 
@@ -272,27 +285,29 @@ int lxc_restore_exec(struct driver *d, struct migration *m, CriuOpts *o, driver_
 		     void *arg, pid_t *root)
 {
 	struct lxc_priv *p = d->priv;
-	_cleanup_close_ int fd = -1;
+	_cleanup_close_ int rep = -1, ans = -1;
 	pid_t lxc = -1, pid = -1;
-	int r = write_config(m, p);
+	int status, r = write_config(m, p);
 
 	if (r == 0)
-		r = write_hook(m);
+		r = write_hook(m, p);
 	if (r == 0)
 		r = write_criu_conf(m, o);
 	if (r == 0)
-		r = open_report(m, &fd);
+		r = open_fifo(m, HOOK_PID_FIFO, &rep);
+	if (r == 0)
+		r = open_fifo(m, HOOK_ANS_FIFO, &ans);
 	if (r == 0)
 		r = start_restore(m, p, &lxc);
 	if (r < 0)
 		return r;
-	r = wait_report(m, fd, lxc, &pid);
+	r = wait_report(m, rep, lxc, &pid);
 	if (r == -ECHILD)
 		return -EIO; /* lxc-checkpoint is gone, and nothing was restored */
 	r = r < 0 ? r : held(arg, pid);
-	if (answer(m, r == 0) < 0 && r == 0)
+	if (answer(m, &ans, r == 0) < 0 && r == 0)
 		r = -EIO;
-	int status = spawn_wait(lxc);
+	status = spawn_wait(lxc);
 	if (r == 0 && status != 0)
 		r = mig_fail(m, -EIO, "lxc-checkpoint -r failed after the restore (status %d): see "
 			     "img/restore.log", status);
