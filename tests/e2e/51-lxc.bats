@@ -5,7 +5,8 @@
 # its own lxcpath (a tmpfs on the same path) and its own /run (LXC's
 # locks).  The container runs a TCP echo server and a shell loop that
 # appends numbered ticks to /data/ticks, inside its rootfs; its veth is
-# on a bridge phbr0 that joins both hosts at layer 2.
+# on a bridge phbr0 that joins both hosts at layer 2.  The memory tests
+# run mtouch instead (tests/workloads) and check every page on dst.
 #
 #   bats tests/e2e/51-lxc.bats
 
@@ -109,6 +110,42 @@ EOF
 	[[ "$INIT" =~ ^[0-9]+$ ]] || { echo "no init PID from lxc-info: '$INIT'" >&2; return 1; }
 }
 
+# start_mtouch SIZE: $CT (no network) running mtouch with SIZE MiB.
+start_mtouch() {
+	make_rootfs || return 1
+	cc -O2 -static -std=gnu11 -D_GNU_SOURCE -o "$ROOTFS/bin/mtouch" \
+		"$REPO_ROOT/tests/workloads/mtouch.c" -l:libxxhash.a || return 1
+	in_src mkdir -p "$LXCPATH/$CT" &&
+		in_src sh -c 'cat >"$0"' "$LXCPATH/$CT/config" <<EOF || return 1
+lxc.uts.name = $CT
+lxc.rootfs.path = dir:$ROOTFS
+lxc.console.path = none
+lxc.init.cmd = /bin/mtouch --size $1 --hot 4 --rate 16 --log /data/ticks
+lxc.net.0.type = empty
+EOF
+	lxc_tool src lxc-start -l DEBUG -o "$SCRATCH/lxc-start.log" ||
+		{ tail -n 20 "$SCRATCH/lxc-start.log" >&2; return 1; }
+	wait_for 60 grep -q '^READY' "$TICKS" || { echo "mtouch never got READY" >&2; return 1; }
+	ticks_advance "$TICKS" 30 10
+}
+
+# t_memory MODE SIZE: every page of mtouch's SIZE MiB intact on dst.
+t_memory() {
+	local pages=$(($2 * 256)) pid
+	start_mtouch "$2"
+	serve_start
+	migrate_container --mode "$1" --json
+	assert_migrated
+	ticks_advance "$TICKS" 30 10
+	pid=$(lxc_tool dst lxc-info -p -H)
+	in_dst kill -USR1 "$pid"
+	wait_for 30 grep -q '^VERIFY' "$TICKS"
+	grep '^VERIFY' "$TICKS" | tail -n1 | grep -q "^VERIFY PASS pages=$pages " ||
+		{ echo "memory check on dst: $(grep '^VERIFY' "$TICKS" | tail -n1)" >&2; return 1; }
+	note "lxc $1, $2 MiB: $(jq -c '{frozen_ms, total_ms, iterations, final_pages}' <<<"$output"), workload pause $(check_ticks "$TICKS") ms"
+	lxc_tool dst lxc-stop -k
+}
+
 # state HOST: RUNNING, STOPPED, or none when HOST's LXC does not list $CT.
 state() {
 	in_"$1" lxc-ls -P "$LXCPATH" -1 | grep -qx "$CT" || { echo none; return 0; }
@@ -121,6 +158,13 @@ assert_state() {
 	[ "$got" = "$2" ] || { echo "LXC in $1 says $CT is '$got', not '$2'" >&2; return 1; }
 }
 
+# assert_migrated: migrate succeeded; LXC lists $CT running in dst only.
+assert_migrated() {
+	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	assert_state dst RUNNING || return 1
+	assert_state src none
+}
+
 migrate_container() {
 	fx_migrate -- --lxc "$CT" --lxcpath "$LXCPATH" --tcp-established "$@"
 }
@@ -128,11 +172,9 @@ migrate_container() {
 @test "lxc: a container migrates live with its address and a TCP connection; LXC shows it on dst only" {
 	start_container
 	start_client
-	serve_start ${LXC_SERVE_ENV:-}
+	serve_start
 	migrate_container --json
-	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
-	assert_state dst RUNNING
-	assert_state src none
+	assert_migrated
 	pid=$(lxc_tool dst lxc-info -p -H)
 	pid_alive_in dst "$pid" || { echo "lxc-info's init $pid does not run in dst" >&2; return 1; }
 	pid_alive_in src "$INIT" && { echo "the old init $INIT still runs in src" >&2; return 1; }
@@ -195,9 +237,7 @@ t_fail() {
 	CONSOLE=1 start_container
 	serve_start
 	migrate_container --json
-	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
-	assert_state dst RUNNING
-	assert_state src none
+	assert_migrated
 	ticks_advance "$TICKS" 20 10
 	check_ticks "$TICKS" >/dev/null
 	pid=$(lxc_tool dst lxc-info -p -H)
@@ -215,17 +255,41 @@ t_fail() {
 	t_fail dst dst.restored:kill
 }
 
-@test "lxc: stop mode migrates it too" {
+# t_mode MODE: $CT migrates in MODE, runs on dst only, answers there.
+t_mode() {
 	start_container
 	serve_start
-	migrate_container --mode stop --json
-	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
-	assert_state dst RUNNING
-	assert_state src none
+	migrate_container --mode "$1" --json
+	assert_migrated
 	ticks_advance "$TICKS" 20 10
 	check_ticks "$TICKS" >/dev/null
 	in_dst busybox ping -c1 -W2 "$CT_ADDR" >/dev/null ||
 		{ echo "the container's $CT_ADDR does not answer in dst" >&2; return 1; }
-	note "lxc stop mode: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
+	note "lxc $1 mode: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
 	lxc_tool dst lxc-stop -k
+}
+
+@test "lxc: stop mode migrates it too" {
+	t_mode stop
+}
+
+@test "lxc: lazy mode (post-copy) migrates it too" {
+	t_mode lazy
+}
+
+@test "lxc: hybrid mode migrates it too" {
+	t_mode hybrid
+}
+
+@test "lxc: 64 MiB live, every page intact on dst" {
+	t_memory live 64
+}
+
+@test "lxc: 64 MiB lazy (post-copy), every page intact on dst" {
+	t_memory lazy 64
+}
+
+@test "lxc: 256 MiB live over 1 Gbit/s, every page intact on dst" {
+	_hosts_rate 1gbit
+	t_memory live 256
 }
