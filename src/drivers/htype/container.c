@@ -27,7 +27,8 @@ int htype_container_tree(struct migration *m, pid_t init, const char *name)
 		pid_t v;
 		r = proc_nspid(m->pids[i], &v);
 		if (r < 0)
-			return mig_fail(m, r, "task %d of container %s: no NSpid", m->pids[i], name);
+			return mig_fail(m, r, "task %d of container %s: no NSpid", m->pids[i],
+					name);
 		m->img_pids[i] = v;
 	}
 	m->root_pid = init;

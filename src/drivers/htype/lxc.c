@@ -63,7 +63,8 @@ static int ask_init(struct lxc_priv *p, pid_t *ret)
 	close(fds[1]);
 	if (r == 0) {
 		ssize_t k;
-		while (n < (int)sizeof(buf) - 1 && (k = read(fds[0], buf + n, sizeof(buf) - 1 - n)) > 0)
+		while (n < (int)sizeof(buf) - 1 &&
+		       (k = read(fds[0], buf + n, sizeof(buf) - 1 - n)) > 0)
 			n += k;
 		r = spawn_wait(pid);
 	}
@@ -91,7 +92,8 @@ static int read_config(struct migration *m, struct lxc_priv *p)
 		return mig_fail(m, r, "cannot read %s: %s", file, strerror(-r));
 	r = lxcconf_parse(p->config, &p->conf);
 	if (r < 0)
-		return mig_fail(m, r, "%s: %s", file, r == -ENOTSUP ? "not supported" : "not valid");
+		return mig_fail(m, r, "%s: %s", file,
+				r == -ENOTSUP ? "not supported" : "not valid");
 	return 0;
 }
 

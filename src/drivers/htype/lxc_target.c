@@ -26,6 +26,17 @@
 #define HOOK_PID_FIFO "lxc-hook.pid"
 #define HOOK_ANS_FIFO "lxc-hook.ans"
 #define CRIU_CONF "lxc-criu.conf"
+/* FIFO of the report, timeout, FIFO of the answer, config, rmdir, dir */
+#define HOOK_FMT                                                                                   \
+	"#!/bin/sh\n"                                                                              \
+	"[ \"$CRTOOLS_SCRIPT_ACTION\" = post-restore ] || exit 0\n"                                \
+	"exec 3<>'%s' || exit 1\n"                                                                 \
+	"answer=$(timeout %d sh -c 'exec <\"$0\" && echo \"$1\" >&3 && head -n 1' "                \
+	"'%s' \"$CRTOOLS_INIT_PID\")\n"                                                            \
+	"[ \"$answer\" = yes ] && exit 0\n"                                                        \
+	"rm -f '%s'\n"                                                                             \
+	"%s'%s' 2>/dev/null\n"                                                                     \
+	"exit 1\n"
 #define HOOK_TIMEOUT_S 600	/* far beyond the commit's own timeout */
 
 int lxc_target_recv_info(struct driver *d, struct migration *m, const Msg *msg)
@@ -69,10 +80,11 @@ int lxc_target_check(struct driver *d, struct migration *m)
 	if (!file)
 		return -ENOMEM;
 	if (!prog_installed("lxc-checkpoint"))
-		return mig_fail(m, -ENOENT, "LXC (lxc-checkpoint) is not installed on the destination");
+		return mig_fail(m, -ENOENT,
+				"LXC (lxc-checkpoint) is not installed on the destination");
 	if (access(file, F_OK) == 0)
-		return mig_fail(m, -EEXIST, "a container %s exists on the destination (%s)", p->name,
-				file);
+		return mig_fail(m, -EEXIST, "a container %s exists on the destination (%s)",
+				p->name, file);
 	if (stat(p->conf.rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
 		return mig_fail(m, -ENOENT, "the container's rootfs %s is not on the destination",
 				p->conf.rootfs);
@@ -156,16 +168,8 @@ static int write_hook(struct migration *m, struct lxc_priv *p)
 	if (asprintf(&script, "%s/" HOOK_SCRIPT, m->dir) < 0 ||
 	    asprintf(&pidf, "%s/" HOOK_PID_FIFO, m->dir) < 0 ||
 	    asprintf(&ansf, "%s/" HOOK_ANS_FIFO, m->dir) < 0 ||
-	    asprintf(&text, "#!/bin/sh\n"
-			    "[ \"$CRTOOLS_SCRIPT_ACTION\" = post-restore ] || exit 0\n"
-			    "exec 3<>'%s' || exit 1\n"
-			    "answer=$(timeout %d sh -c 'exec <\"$0\" && echo \"$1\" >&3 && "
-			    "head -n 1' '%s' \"$CRTOOLS_INIT_PID\")\n"
-			    "[ \"$answer\" = yes ] && exit 0\n"
-			    "rm -f '%s'\n"
-			    "%s'%s' 2>/dev/null\n"
-			    "exit 1\n", pidf, HOOK_TIMEOUT_S, ansf, file, p->made_dir ? "rmdir " : ": ",
-			    dir) < 0)
+	    asprintf(&text, HOOK_FMT, pidf, HOOK_TIMEOUT_S, ansf, file,
+		     p->made_dir ? "rmdir " : ": ", dir) < 0)
 		return -ENOMEM;
 	if (mkfifo(pidf, 0600) < 0 || mkfifo(ansf, 0600) < 0)
 		r = -errno;
