@@ -21,6 +21,7 @@ setup() {
 	fx_setup
 	CT=phl$$-$BATS_TEST_NUMBER
 	ROOTFS=$SCRATCH/rootfs
+	RDIR=$ROOTFS
 	LXCPATH=$SCRATCH/lxcpath
 	TICKS=$ROOTFS/data/ticks
 	mkdir -p "$LXCPATH"
@@ -50,17 +51,18 @@ teardown() {
 	return $rc
 }
 
-# make_rootfs: busybox, the tick loop after an echo server on port 7000.
+# make_rootfs: busybox, the tick loop after an echo server on port 7000,
+# written to $RDIR (the rootfs as the machine sees it from the source).
 make_rootfs() {
 	local bb x
 	bb=$(command -v busybox) || { echo "busybox-static is not installed" >&2; return 1; }
-	mkdir -p "$ROOTFS/bin" "$ROOTFS/"{proc,sys,dev,tmp,data}
-	cp "$bb" "$ROOTFS/bin/busybox"
+	mkdir -p "$RDIR/bin" "$RDIR/"{proc,sys,dev,tmp,data}
+	cp "$bb" "$RDIR/bin/busybox"
 	for x in sh mkfifo nc cat sleep; do
-		ln -s busybox "$ROOTFS/bin/$x"
+		ln -s busybox "$RDIR/bin/$x"
 	done
 	# one process for the loop, no fork: read -t on a FIFO sleeps
-	cat >"$ROOTFS/init.sh" <<'EOF'
+	cat >"$RDIR/init.sh" <<'EOF'
 #!/bin/sh
 # hold the console (when there is one), as a getty would
 if [ -c /dev/console ]; then exec 5<>/dev/console; fi
@@ -72,7 +74,7 @@ while :; do
 	read -t 0.1 x <&3
 done
 EOF
-	chmod +x "$ROOTFS/init.sh"
+	chmod +x "$RDIR/init.sh"
 }
 
 # lxc_tool HOST CMD ARGS...: an LXC tool in HOST, on $CT under $LXCPATH.
@@ -113,7 +115,7 @@ EOF
 # start_mtouch SIZE: $CT (no network) running mtouch with SIZE MiB.
 start_mtouch() {
 	make_rootfs || return 1
-	cc -O2 -static -std=gnu11 -D_GNU_SOURCE -o "$ROOTFS/bin/mtouch" \
+	cc -O2 -static -std=gnu11 -D_GNU_SOURCE -o "$RDIR/bin/mtouch" \
 		"$REPO_ROOT/tests/workloads/mtouch.c" -l:libxxhash.a || return 1
 	in_src mkdir -p "$LXCPATH/$CT" &&
 		in_src sh -c 'cat >"$0"' "$LXCPATH/$CT/config" <<EOF || return 1
@@ -266,6 +268,26 @@ t_mode() {
 	in_dst busybox ping -c1 -W2 "$CT_ADDR" >/dev/null ||
 		{ echo "the container's $CT_ADDR does not answer in dst" >&2; return 1; }
 	note "lxc $1 mode: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
+	lxc_tool dst lxc-stop -k
+}
+
+@test "lxc: a rootfs private to each host comes along with --fs sync:" {
+	local h
+	mkdir -p "$ROOTFS"
+	for h in src dst; do
+		in_$h mount -t tmpfs -o mode=0755 tmpfs "$ROOTFS" || return 1
+	done
+	RDIR=/proc/$SRC_PID1/root$ROOTFS
+	TICKS=$RDIR/data/ticks
+	start_container
+	serve_start
+	migrate_container --fs "sync:$ROOTFS" --json
+	assert_migrated
+	# the ticks go on in dst's copy of the rootfs, after src's
+	TICKS=/proc/$DST_PID1/root$ROOTFS/data/ticks
+	ticks_advance "$TICKS" 20 10
+	check_ticks "$TICKS" >/dev/null
+	note "lxc, rootfs by sync: $(jq -c '{frozen_ms, total_ms, iterations}' <<<"$output")"
 	lxc_tool dst lxc-stop -k
 }
 
