@@ -291,6 +291,26 @@ t_mode() {
 	lxc_tool dst lxc-stop -k
 }
 
+@test "lxc: with cgroup v2 only in both hosts, it migrates live" {
+	local h
+	for h in src dst; do
+		in_$h mount -t cgroup2 none /sys/fs/cgroup || return 1
+	done
+	start_container
+	serve_start
+	migrate_container --json
+	assert_migrated
+	ticks_advance "$TICKS" 20 10
+	check_ticks "$TICKS" >/dev/null
+	pid=$(lxc_tool dst lxc-info -p -H)
+	# LXC's cgroup in v2 only (on the hybrid machine, v1 would have one too)
+	cg=$(in_dst cat "/proc/$pid/cgroup")
+	grep -q "^0::/lxc.payload.$CT" <<<"$cg" && refute grep -q "^[1-9].*lxc.payload" <<<"$cg" ||
+		{ echo "not in LXC's v2 cgroup only: $cg" >&2; return 1; }
+	note "lxc, cgroup v2: $(jq -c '{frozen_ms, total_ms, iterations}' <<<"$output")"
+	lxc_tool dst lxc-stop -k
+}
+
 @test "lxc: stop mode migrates it too" {
 	t_mode stop
 }
