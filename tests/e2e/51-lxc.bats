@@ -167,6 +167,18 @@ assert_migrated() {
 	assert_state src none
 }
 
+# migrate_live [ARGS...]: $CT migrates (live unless ARGS say otherwise)
+# and ticks on in dst (in $DST_TICKS if set); DST_INIT is its init there.
+migrate_live() {
+	serve_start
+	migrate_container --json "$@"
+	assert_migrated || return 1
+	[ -z "${DST_TICKS:-}" ] || TICKS=$DST_TICKS
+	ticks_advance "$TICKS" 20 10 || return 1
+	check_ticks "$TICKS" >/dev/null || return 1
+	DST_INIT=$(lxc_tool dst lxc-info -p -H)
+}
+
 migrate_container() {
 	fx_migrate -- --lxc "$CT" --lxcpath "$LXCPATH" --tcp-established "$@"
 }
@@ -237,12 +249,8 @@ t_fail() {
 
 @test "lxc: a container with a console migrates live; its console is LXC's new pty on dst" {
 	CONSOLE=1 start_container
-	serve_start
-	migrate_container --json
-	assert_migrated
-	ticks_advance "$TICKS" 20 10
-	check_ticks "$TICKS" >/dev/null
-	pid=$(lxc_tool dst lxc-info -p -H)
+	migrate_live
+	pid=$DST_INIT
 	# /dev/console in the container is a pty again (the new monitor's),
 	# and the init's fd 5 on it too
 	in_dst sh -c 'grep " /dev/console " /proc/$0/mountinfo' "$pid" | grep -q devpts ||
@@ -260,11 +268,7 @@ t_fail() {
 # t_mode MODE: $CT migrates in MODE, runs on dst only, answers there.
 t_mode() {
 	start_container
-	serve_start
-	migrate_container --mode "$1" --json
-	assert_migrated
-	ticks_advance "$TICKS" 20 10
-	check_ticks "$TICKS" >/dev/null
+	migrate_live --mode "$1"
 	in_dst busybox ping -c1 -W2 "$CT_ADDR" >/dev/null ||
 		{ echo "the container's $CT_ADDR does not answer in dst" >&2; return 1; }
 	note "lxc $1 mode: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
@@ -280,13 +284,9 @@ t_mode() {
 	RDIR=/proc/$SRC_PID1/root$ROOTFS
 	TICKS=$RDIR/data/ticks
 	start_container
-	serve_start
-	migrate_container --fs "sync:$ROOTFS" --json
-	assert_migrated
 	# the ticks go on in dst's copy of the rootfs, after src's
-	TICKS=/proc/$DST_PID1/root$ROOTFS/data/ticks
-	ticks_advance "$TICKS" 20 10
-	check_ticks "$TICKS" >/dev/null
+	DST_TICKS=/proc/$DST_PID1/root$ROOTFS/data/ticks
+	migrate_live --fs "sync:$ROOTFS"
 	note "lxc, rootfs by sync: $(jq -c '{frozen_ms, total_ms, iterations}' <<<"$output")"
 	lxc_tool dst lxc-stop -k
 }
@@ -297,12 +297,8 @@ t_mode() {
 		in_$h mount -t cgroup2 none /sys/fs/cgroup || return 1
 	done
 	start_container
-	serve_start
-	migrate_container --json
-	assert_migrated
-	ticks_advance "$TICKS" 20 10
-	check_ticks "$TICKS" >/dev/null
-	pid=$(lxc_tool dst lxc-info -p -H)
+	migrate_live
+	pid=$DST_INIT
 	# LXC's cgroup in v2 only (on the hybrid machine, v1 would have one too)
 	cg=$(in_dst cat "/proc/$pid/cgroup")
 	grep -q "^0::/lxc.payload.$CT" <<<"$cg" && refute grep -q "^[1-9].*lxc.payload" <<<"$cg" ||
