@@ -86,10 +86,16 @@ lxc_tool() {
 
 # start_container: $CT in src, its veth on phbr0 with $CT_ADDR; 20 ticks.
 # No console (lxc.console.path = none) unless CONSOLE=1: LXC's default, a
-# pty of its monitor bound on /dev/console.
+# pty of its monitor bound on /dev/console.  BIND=1: /data is a bind of
+# $SCRATCH/data (the ticks go there).
 start_container() {
-	local console='lxc.console.path = none'
+	local console='lxc.console.path = none' bind='# no bind mount'
 	[ -z "${CONSOLE:-}" ] || console='# a console: LXC default'
+	if [ -n "${BIND:-}" ]; then
+		mkdir -p "$SCRATCH/data"
+		bind="lxc.mount.entry = $SCRATCH/data data none bind,create=dir 0 0"
+		TICKS=$SCRATCH/data/ticks
+	fi
 
 	make_rootfs || return 1
 	bridge_hosts || return 1
@@ -98,6 +104,7 @@ start_container() {
 lxc.uts.name = $CT
 lxc.rootfs.path = dir:$ROOTFS
 $console
+$bind
 lxc.init.cmd = /init.sh
 lxc.net.0.type = veth
 lxc.net.0.link = phbr0
@@ -288,6 +295,15 @@ t_mode() {
 	DST_TICKS=/proc/$DST_PID1/root$ROOTFS/data/ticks
 	migrate_live --fs "sync:$ROOTFS"
 	note "lxc, rootfs by sync: $(jq -c '{frozen_ms, total_ms, iterations}' <<<"$output")"
+	lxc_tool dst lxc-stop -k
+}
+
+@test "lxc: a bind mount of a host path (lxc.mount.entry) comes along" {
+	BIND=1 start_container
+	migrate_live
+	in_dst grep -q " /data " "/proc/$DST_INIT/mountinfo" ||
+		{ echo "no /data mount in the migrated container" >&2; return 1; }
+	note "lxc with a bind mount: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
 	lxc_tool dst lxc-stop -k
 }
 

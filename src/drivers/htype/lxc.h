@@ -27,6 +27,9 @@
  * too, unless the answer was yes); after the commit the source's config
  * is removed (the rootfs, on the storage both see, is left alone).
  *
+ * Bind mounts of host paths (lxc.mount.entry ... bind) need nothing of
+ * ours: CRIU finds them external at the dump (auto_ext_mnt) and LXC's
+ * restore (--ext-mount-map auto) binds the same path again.
  * A console (a pty of LXC's monitor bound on /dev/console) is dumped as
  * LXC dumps it: the mount external under the key "console", the pty
  * CRIU's external tty[RDEV:DEV], that key in the images' tty.info; LXC's
