@@ -77,6 +77,17 @@ EOF
 	chmod +x "$RDIR/init.sh"
 }
 
+# userns_rootfs: the rootfs owned by the container's root (100000), and
+# the test's directories above it searchable by it (bats makes them 0700).
+userns_rootfs() {
+	local d=$RDIR
+	chown -R 100000:100000 "$RDIR" || return 1
+	while [ "$d" != "$BATS_RUN_TMPDIR" ] && [ "$d" != / ]; do
+		d=$(dirname "$d")
+		setfacl -m u:100000:x "$d" || return 1
+	done
+}
+
 # lxc_tool HOST CMD ARGS...: an LXC tool in HOST, on $CT under $LXCPATH.
 lxc_tool() {
 	local host=$1 cmd=$2
@@ -87,10 +98,17 @@ lxc_tool() {
 # start_container: $CT in src, its veth on phbr0 with $CT_ADDR; 20 ticks.
 # No console (lxc.console.path = none) unless CONSOLE=1: LXC's default, a
 # pty of its monitor bound on /dev/console.  BIND=1: /data is a bind of
-# $SCRATCH/data (the ticks go there).
+# $SCRATCH/data (the ticks go there).  USERNS=1: in a user namespace
+# (root is 100000 outside), the rootfs owned accordingly.
 start_container() {
-	local console='lxc.console.path = none' bind='# no bind mount'
+	local console='lxc.console.path = none' bind='# no bind mount' idmap='# no idmap'
+	local net=$'lxc.net.0.type = veth\nlxc.net.0.link = phbr0\nlxc.net.0.name = eth0
+lxc.net.0.flags = up\nlxc.net.0.ipv4.address = '"$CT_ADDR/24"
+	[ "${NET:-}" != empty ] || net='lxc.net.0.type = empty'
 	[ -z "${CONSOLE:-}" ] || console='# a console: LXC default'
+	if [ -n "${USERNS:-}" ]; then
+		idmap=$'lxc.idmap = u 0 100000 65536\nlxc.idmap = g 0 100000 65536\nlxc.mount.auto = proc:mixed'
+	fi
 	if [ -n "${BIND:-}" ]; then
 		mkdir -p "$SCRATCH/data"
 		bind="lxc.mount.entry = $SCRATCH/data data none bind,create=dir 0 0"
@@ -98,6 +116,7 @@ start_container() {
 	fi
 
 	make_rootfs || return 1
+	[ -z "${USERNS:-}" ] || userns_rootfs || return 1
 	bridge_hosts || return 1
 	in_src mkdir -p "$LXCPATH/$CT" &&
 		in_src sh -c 'cat >"$0"' "$LXCPATH/$CT/config" <<EOF || return 1
@@ -105,12 +124,9 @@ lxc.uts.name = $CT
 lxc.rootfs.path = dir:$ROOTFS
 $console
 $bind
+$idmap
 lxc.init.cmd = /init.sh
-lxc.net.0.type = veth
-lxc.net.0.link = phbr0
-lxc.net.0.name = eth0
-lxc.net.0.flags = up
-lxc.net.0.ipv4.address = $CT_ADDR/24
+$net
 EOF
 	lxc_tool src lxc-start -l DEBUG -o "$SCRATCH/lxc-start.log" ||
 		{ tail -n 20 "$SCRATCH/lxc-start.log" >&2; return 1; }
@@ -305,6 +321,48 @@ t_mode() {
 		{ echo "no /data mount in the migrated container" >&2; return 1; }
 	note "lxc with a bind mount: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
 	lxc_tool dst lxc-stop -k
+}
+
+# The kernel lets CRIU's lazy restore (live, post-copy) open its
+# userfaultfd in the container's user namespace only with this at 1.
+uffd_unprivileged() { [ "$(cat /proc/sys/vm/unprivileged_userfaultfd)" = 1 ]; }
+
+@test "lxc: a container in a user namespace migrates (live with vm.unprivileged_userfaultfd, else stop)" {
+	local mode=stop
+	! uffd_unprivileged || mode=live
+	USERNS=1 NET=empty start_container
+	migrate_live --mode "$mode"
+	in_dst grep -q "100000" "/proc/$DST_INIT/uid_map" ||
+		{ echo "the migrated init has no user namespace: $(in_dst cat /proc/$DST_INIT/uid_map)" >&2; return 1; }
+	note "lxc in a user namespace, $mode mode: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
+	lxc_tool dst lxc-stop -k
+}
+
+# refused MSG: migrate failed with MSG before the freeze; $CT runs on in
+# src, nothing of it in dst.
+refused() {
+	[ "$status" -eq 1 ] || { echo "migrate exited $status, not 1: $stderr" >&2; return 1; }
+	grep -qF "$1" <<<"$stderr" || { echo "not the expected refusal: $stderr" >&2; return 1; }
+	assert_state src RUNNING || return 1
+	assert_state dst none || return 1
+	[ "$(lxc_tool src lxc-info -p -H)" = "$INIT" ] || { echo "src's init changed" >&2; return 1; }
+}
+
+@test "lxc: in a user namespace, live mode without vm.unprivileged_userfaultfd is refused at the preflight" {
+	uffd_unprivileged && skip "vm.unprivileged_userfaultfd is 1 on this machine"
+	USERNS=1 NET=empty start_container
+	serve_start
+	migrate_container
+	refused "unprivileged_userfaultfd = 1 on the destination"
+	lxc_tool src lxc-stop -k
+}
+
+@test "lxc: a veth in a user namespace is refused before anything moves" {
+	USERNS=1 start_container
+	serve_start
+	migrate_container
+	refused "a veth in a user namespace is not supported"
+	lxc_tool src lxc-stop -k
 }
 
 @test "lxc: with cgroup v2 only in both hosts, it migrates live" {

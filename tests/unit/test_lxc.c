@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for the lxc driver's pure logic: an LXC config's rootfs,
- * network and console (drivers/htype/lxcconf.h), CRIU options rendered
+ * network, console and user namespace (drivers/htype/lxcconf.h), CRIU options rendered
  * as a CRIU config file (criu/criuconf.h), and the validation of the
  * LxcContainer message (proto/msg.c).
  */
@@ -84,6 +84,30 @@ static void test_parse_rejects(void **state)
 	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.network.type = veth\n", &c),
 			 -EINVAL);
 	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\njunk\n", &c), -EINVAL);
+}
+
+static void test_parse_idmap(void **state)
+{
+	struct lxcconf c;
+
+	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\n", &c), 0);
+	assert_int_equal(c.root_uid, -1);
+	assert_int_equal(c.root_gid, -1);
+	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\n"
+				       "lxc.idmap = u 0 100000 1000\n"
+				       "lxc.idmap = u 1000 1000 1\n" /* not root: ignored */
+				       "lxc.idmap = g 0 200000 65536\n", &c), 0);
+	assert_int_equal(c.root_uid, 100000);
+	assert_int_equal(c.root_gid, 200000);
+	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.idmap = b 0 300000 10\n", &c),
+			 0);
+	assert_int_equal(c.root_uid, 300000);
+	assert_int_equal(c.root_gid, 300000);
+	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.idmap = x 0 1 1\n", &c), -EINVAL);
+	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.idmap = u 0 1\n", &c), -EINVAL);
+	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.idmap = u 0 1 0\n", &c), -EINVAL);
+	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.idmap = u 0 -5 1\n", &c), -EINVAL);
+	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.idmap = u 0 1 1 x\n", &c), -EINVAL);
 }
 
 static void test_parse_too_big(void **state)
@@ -218,6 +242,7 @@ int main(void)
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_parse_defaults),
 		cmocka_unit_test(test_parse_rejects),
+		cmocka_unit_test(test_parse_idmap),
 		cmocka_unit_test(test_parse_too_big),
 		cmocka_unit_test(test_criuconf),
 		cmocka_unit_test(test_criuconf_rejects),

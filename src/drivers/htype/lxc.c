@@ -78,6 +78,19 @@ static int ask_init(struct lxc_priv *p, pid_t *ret)
 	return 0;
 }
 
+/* CRIU 4.1 creates a restored veth from inside the container's user
+ * namespace, where the kernel refuses it (EPERM from rtnetlink). */
+static int check_userns_net(struct migration *m, struct lxc_priv *p)
+{
+	if (p->conf.root_uid < 0 && p->conf.root_gid < 0)
+		return 0;
+	for (size_t i = 0; i < p->conf.nr_net; i++)
+		if (p->conf.net[i].type == LXCNET_VETH)
+			return mig_fail(m, -ENOTSUP, "container %s: a veth in a user namespace is "
+					"not supported (CRIU cannot recreate it there)", p->name);
+	return 0;
+}
+
 static int read_config(struct migration *m, struct lxc_priv *p)
 {
 	_cleanup_free_ char *file = lxc_path(p, "config");
@@ -94,7 +107,7 @@ static int read_config(struct migration *m, struct lxc_priv *p)
 	if (r < 0)
 		return mig_fail(m, r, "%s: %s", file,
 				r == -ENOTSUP ? "not supported" : "not valid");
-	return 0;
+	return check_userns_net(m, p);
 }
 
 /* The console's pty, as CRIU keys it: tty[RDEV:DEV] of /dev/console. */

@@ -35,8 +35,13 @@
  * CRIU's external tty[RDEV:DEV], that key in the images' tty.info; LXC's
  * restore binds its new console there and hands its fd to CRIU.
  *
+ * In a user namespace the images are made readable for CRIU's restored
+ * tasks, and a lazy restore (live, post-copy) needs the destination's
+ * vm.unprivileged_userfaultfd (target_check says so).
+ *
  * Not supported yet (prepare says so): a rootfs that is not a directory,
- * network devices other than veth, empty and none.
+ * network devices other than veth, empty and none, a veth in a user
+ * namespace.
  */
 #ifndef PHAUL_LXC_H
 #define PHAUL_LXC_H

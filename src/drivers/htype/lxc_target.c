@@ -7,6 +7,7 @@
 #define LOG_PREFIX "lxc: "
 #include "drivers/htype/lxc.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <poll.h>
@@ -70,6 +71,24 @@ static int check_net(struct migration *m, const struct lxcconf_net *n)
 	return 0;
 }
 
+/*
+ * Live and post-copy restores are lazy: CRIU opens its userfaultfd in the
+ * container's user namespace, which the kernel allows only with
+ * vm.unprivileged_userfaultfd = 1 (stop mode needs none).
+ */
+static int check_userns(struct migration *m, const struct lxcconf *c)
+{
+	_cleanup_free_ char *v = NULL;
+
+	if ((c->root_uid < 0 && c->root_gid < 0) || !strcmp(m->mode, "stop"))
+		return 0;
+	if (read_file("/proc/sys/vm/unprivileged_userfaultfd", 64, &v, NULL) == 0 && v[0] == '1')
+		return 0;
+	return mig_fail(m, -ENOTSUP, "a container in a user namespace needs "
+			"vm.unprivileged_userfaultfd = 1 on the destination for --mode %s "
+			"(or use --mode stop)", m->mode);
+}
+
 int lxc_target_check(struct driver *d, struct migration *m)
 {
 	struct lxc_priv *p = d->priv;
@@ -90,7 +109,7 @@ int lxc_target_check(struct driver *d, struct migration *m)
 				p->conf.rootfs);
 	for (size_t i = 0; r == 0 && i < p->conf.nr_net; i++)
 		r = check_net(m, &p->conf.net[i]);
-	return r;
+	return r < 0 ? r : check_userns(m, &p->conf);
 }
 
 /* LXCPATH/NAME/config, as the source has it. */
@@ -211,6 +230,41 @@ int lxc_restore_opts(struct driver *d, struct migration *m, CriuOpts *o)
 	return 0;
 }
 
+/*
+ * In a user namespace CRIU's restored tasks open some images themselves
+ * (tty-info.img, timens-0.img), not always yet as the container's root:
+ * the images must be readable by anyone (as CRIU writes them) and their
+ * directory searchable. Its parent, the session's directory, stays 0700:
+ * only who holds the images directory open reaches them.
+ */
+static int images_readable(struct migration *m, const struct lxcconf *c)
+{
+	int fd, r = 0;
+	struct dirent *de;
+	DIR *d;
+
+	if (c->root_uid < 0 && c->root_gid < 0)
+		return 0;
+	fd = openat(m->imgfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		r = -errno;
+		if (fd >= 0)
+			close(fd);
+		return mig_fail(m, r, "cannot list the images: %s", strerror(-r));
+	}
+	if (fchmod(dirfd(d), 0711) < 0)
+		r = -errno;
+	while (r == 0 && (de = readdir(d)))
+		if (de->d_type == DT_REG && fchmodat(dirfd(d), de->d_name, 0644, 0) < 0)
+			r = -errno;
+	closedir(d);
+	if (r < 0)
+		return mig_fail(m, r, "cannot make the images readable in the container's user "
+				"namespace: %s", strerror(-r));
+	return 0;
+}
+
 static int start_restore(struct migration *m, struct lxc_priv *p, pid_t *pid)
 {
 	_cleanup_free_ char *env = NULL, *img = NULL;
@@ -297,6 +351,8 @@ int lxc_restore_exec(struct driver *d, struct migration *m, CriuOpts *o, driver_
 		r = write_hook(m, p);
 	if (r == 0)
 		r = write_criu_conf(m, o);
+	if (r == 0)
+		r = images_readable(m, &p->conf);
 	if (r == 0)
 		r = open_fifo(m, HOOK_PID_FIFO, &rep);
 	if (r == 0)

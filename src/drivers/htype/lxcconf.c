@@ -99,6 +99,27 @@ static int set_net(struct lxcconf *c, const char *key, const char *v)
 	return 0;
 }
 
+/* lxc.idmap = u|g|b NSID HOSTID RANGE: who NSID 0 is on the host */
+static int set_idmap(struct lxcconf *c, const char *v)
+{
+	char kind;
+	long ns, host, range;
+	int n = 0;
+
+	if (sscanf(v, "%c %ld %ld %ld%n", &kind, &ns, &host, &range, &n) != 4 || v[n] ||
+	    !strchr("ugb", kind) || ns < 0 || host < 0 || range < 1 || host > 0xfffffffeL) {
+		pr_err("lxc.idmap '%.64s' is not u|g|b NSID HOSTID RANGE", v);
+		return -EINVAL;
+	}
+	if (ns != 0)
+		return 0;
+	if (kind != 'g')
+		c->root_uid = host;
+	if (kind != 'u')
+		c->root_gid = host;
+	return 0;
+}
+
 static int set(struct lxcconf *c, const char *key, const char *v)
 {
 	if (!strcmp(key, "lxc.rootfs.path"))
@@ -109,6 +130,8 @@ static int set(struct lxcconf *c, const char *key, const char *v)
 	}
 	if (!strncmp(key, "lxc.net.", 8))
 		return set_net(c, key + 8, v);
+	if (!strcmp(key, "lxc.idmap"))
+		return set_idmap(c, v);
 	if (!strncmp(key, "lxc.network.", 12)) {
 		pr_err("legacy key %s: LXC 5 needs lxc.net.*", key);
 		return -EINVAL;
@@ -141,6 +164,7 @@ int lxcconf_parse(const char *text, struct lxcconf *c)
 
 	memset(c, 0, sizeof(*c));
 	c->console = true; /* LXC's default: a console on a pty */
+	c->root_uid = c->root_gid = -1;
 	if (strnlen(text, LXCCONF_MAX + 1) > LXCCONF_MAX)
 		return -E2BIG;
 	copy = strdup(text);

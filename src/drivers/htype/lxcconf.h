@@ -2,7 +2,8 @@
 /*
  * lxcconf: what the lxc driver needs from an LXC 5.0 container's config
  * file (LXCPATH/NAME/config, "key = value" lines, '#' comments): its root
- * file system, its network devices, whether it has a console. Pure: used
+ * file system, its network devices, whether it has a console, who its
+ * root is on the host when it has a user namespace (lxc.idmap). Pure: used
  * on the source for its own container and on the destination for the
  * config the source sent (untrusted).
  *
@@ -35,6 +36,8 @@ struct lxcconf {
 	bool console;		/* lxc.console.path is not "none" */
 	size_t nr_net;		/* highest lxc.net.N index + 1 */
 	struct lxcconf_net net[LXCCONF_NET_MAX];
+	long root_uid;		/* the host's ID of its root (lxc.idmap u|g 0 ID N), */
+	long root_gid;		/* -1 without a user namespace */
 };
 
 int lxcconf_parse(const char *text, struct lxcconf *c);
