@@ -255,9 +255,12 @@ static int images_readable(struct migration *m, const struct lxcconf *c)
 	}
 	if (fchmod(dirfd(d), 0711) < 0)
 		r = -errno;
-	while (r == 0 && (de = readdir(d)))
-		if (de->d_type == DT_REG && fchmodat(dirfd(d), de->d_name, 0644, 0) < 0)
+	while (r == 0 && (de = readdir(d))) {
+		struct stat st; /* files only: "parent" links to the page store */
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode) && fchmodat(dirfd(d), de->d_name, 0644, 0) < 0)
 			r = -errno;
+	}
 	closedir(d);
 	if (r < 0)
 		return mig_fail(m, r, "cannot make the images readable in the container's user "
