@@ -16,6 +16,7 @@ static void migrate_usage(FILE *f)
 	fprintf(f,
 		"usage: phaul migrate --to ADDR:PORT --key FILE [options] PID\n"
 		"       phaul migrate --to ADDR:PORT --key FILE [options] --oci ID\n"
+		"       phaul migrate --to ADDR:PORT --key FILE [options] --lxc NAME\n"
 		"  --mode MODE            live (default): copy memory in rounds while the\n"
 		"                         workload runs, then a short freeze; stop: freeze,\n"
 		"                         copy everything, restore; lazy: restore first, the\n"
@@ -32,6 +33,8 @@ static void migrate_usage(FILE *f)
 		"  --oci ID               migrate the OCI container ID (not a PID)\n"
 		"  --runtime runc|crun    its runtime (default runc)\n"
 		"  --runtime-root DIR     the runtime's --root (default /run/runc, /run/crun)\n"
+		"  --lxc NAME             migrate the LXC container NAME (not a PID)\n"
+		"  --lxcpath DIR          its lxcpath (default /var/lib/lxc)\n"
 		"  --json                 print one JSON object with the statistics on stdout\n"
 		"  --workdir DIR          scratch space for images (default " PHAUL_DEFAULT_WORKDIR ")\n"
 		"  --shell-job            the tree was started from a shell (auto-detected)\n"
@@ -63,7 +66,7 @@ int cli_common_opt(int c, struct mig_opts *o)
 }
 
 static int parse_args(int argc, char **argv, struct mig_opts *o, const char **key,
-		      const char **oci, bool *json)
+		      const char **oci, const char **lxc, bool *json)
 {
 	static const struct option lo[] = {
 		{ "to", required_argument, NULL, 't' },
@@ -84,6 +87,8 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		{ "oci", required_argument, NULL, 'O' },
 		{ "runtime", required_argument, NULL, 'R' },
 		{ "runtime-root", required_argument, NULL, 'X' },
+		{ "lxc", required_argument, NULL, 'C' },
+		{ "lxcpath", required_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -128,15 +133,19 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		case 'O': *oci = optarg; break;
 		case 'R': o->oci_runtime = optarg; break;
 		case 'X': o->oci_root = optarg; break;
+		case 'C': *lxc = optarg; break;
+		case 'P': o->lxc_path = optarg; break;
 		case 'h': migrate_usage(stdout); exit(0);
 		default:
 			if (cli_common_opt(c, o) <= 0)
 				return -EINVAL;
 		}
 	}
-	if (!o->to || !*key || optind != argc - (*oci ? 0 : 1))
+	if (!o->to || !*key || optind != argc - (*oci || *lxc ? 0 : 1) || (*oci && *lxc))
 		return -EINVAL;
 	if (!*oci && (o->oci_runtime || o->oci_root))
+		return -EINVAL;
+	if (!*lxc && o->lxc_path)
 		return -EINVAL;
 	return 0;
 }
@@ -148,13 +157,13 @@ int cmd_migrate(int argc, char **argv)
 			      .policy = { .downtime_ms = POLICY_DEFAULT_DOWNTIME_MS,
 					  .max_iters = POLICY_DEFAULT_MAX_ITERS } };
 	struct migration m = { .source = true, .opts = &o, .imgfd = -1, .ps_sk = -1 };
-	const char *key = NULL, *oci = NULL;
+	const char *key = NULL, *oci = NULL, *lxc = NULL;
 	char htype[160];
 	bool json = false;
 	int r;
 
 	log_init("phaul-migrate", LOG_QUIET);
-	if (parse_args(argc, argv, &o, &key, &oci, &json) < 0) {
+	if (parse_args(argc, argv, &o, &key, &oci, &lxc, &json) < 0) {
 		migrate_usage(stderr);
 		return EXIT_USAGE;
 	}
@@ -167,6 +176,8 @@ int cmd_migrate(int argc, char **argv)
 		o.fs[o.nr_fs++] = "shared";
 	if (oci)
 		snprintf(htype, sizeof(htype), "oci:%.128s", oci);
+	else if (lxc)
+		snprintf(htype, sizeof(htype), "lxc:%.128s", lxc);
 	else
 		snprintf(htype, sizeof(htype), "pid:%.30s", argv[argc - 1]);
 	o.htype = htype;

@@ -225,3 +225,17 @@ int parse_hostport(const char *s, struct sockaddr_storage *ret, unsigned int *re
 	}
 	return 0;
 }
+
+bool prog_installed(const char *name)
+{
+	static const char *const dirs[] = { "/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
+					    "/usr/bin", "/sbin", "/bin" };
+	char path[256];
+
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dirs[i], name);
+		if (access(path, X_OK) == 0)
+			return true;
+	}
+	return false;
+}

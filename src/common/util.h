@@ -49,6 +49,8 @@ int read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 int mkdir_p(const char *path, mode_t mode);
 /* Remove @path and everything below it; 0 if it does not exist. */
 int rm_rf(const char *path);
+/* An executable @name in /usr/local/{s,}bin, /usr/{s,}bin or /{s,}bin. */
+bool prog_installed(const char *name);
 /* Remove everything below the directory open at @dirfd (kept itself). */
 int rm_rf_at(int dirfd);
 

@@ -15,6 +15,7 @@
 static const struct driver_ops *const registry[] = {
 	&htype_pid_ops,
 	&htype_oci_ops,
+	&htype_lxc_ops,
 	&fs_shared_ops,
 	&fs_sync_ops,
 	&fs_disk_ops,

@@ -26,6 +26,8 @@
  *                      (CRIU's post-resume); a failure is only reported
  *   target_cleanup     committed: drop what only served the migration
  *   target_abort       failed: kill, unmount, delete what was restored
+ *   restore_exec       (htype only, optional) the restore is run by the
+ *                      workload's manager, which execs CRIU itself
  *
  * Each kind's contract is in its own header: htype/htype.h, fs/fs.h.
  *
@@ -38,6 +40,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "criu-rpc.pb-c.h"
 #include "proto/msg.h"
@@ -65,6 +68,9 @@ enum driver_hook {
 };
 
 typedef int (*driver_hook_fn)(struct driver *d, struct migration *m);
+/* The engine's part of a restore someone else runs: @root is restored
+ * and held; 0 lets it run, anything else has CRIU kill it. */
+typedef int (*driver_held_fn)(void *arg, pid_t root);
 
 struct driver_ops {
 	const char *name;
@@ -84,6 +90,16 @@ struct driver_ops {
 	int (*recv_info)(struct driver *d, struct migration *m, const Msg *msg);
 	int (*dump_opts)(struct driver *d, struct migration *m, CriuOpts *o);
 	int (*restore_opts)(struct driver *d, struct migration *m, CriuOpts *o);
+	/*
+	 * Destination, htype: restore through the workload's manager (LXC's
+	 * lxc-checkpoint execs `criu restore`) instead of CRIU's RPC, with the
+	 * options @o the engine and drivers chose. The driver calls @held once
+	 * the tree is restored and held, lets it run only when @held returned
+	 * 0, and returns 0 when the tree runs, its root in *root; on failure
+	 * nothing it restored runs. NULL: the engine restores through CRIU.
+	 */
+	int (*restore_exec)(struct driver *d, struct migration *m, CriuOpts *o, driver_held_fn held,
+			    void *arg, pid_t *root);
 	/* Destination: a storage message addressed to this driver. */
 	int (*target_msg)(struct driver *d, struct migration *m, Phaul__Msg *msg);
 };

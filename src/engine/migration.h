@@ -30,9 +30,10 @@ struct mig_opts {
 	const char *to;			/* ADDR:PORT of the destination */
 	struct psk_key key;
 	const char *mode;		/* "stop" */
-	const char *htype;		/* "pid:1234", "oci:ID" */
+	const char *htype;		/* "pid:1234", "oci:ID", "lxc:NAME" */
 	const char *oci_runtime;	/* runc (default) or crun */
 	const char *oci_root;		/* the runtime's --root, or its default */
+	const char *lxc_path;		/* LXC's lxcpath, or its default */
 	const char *fs[MSG_FS_MAX];	/* storage driver specs */
 	size_t nr_fs;
 	const char *workdir;		/* source scratch space */

@@ -198,6 +198,28 @@ static int restore_loop(struct target *t, struct criu *c, pid_t *root)
 	return ret;
 }
 
+static int held_for_driver(void *arg, pid_t root)
+{
+	return hold_for_commit(arg, root);
+}
+
+/*
+ * The workload's manager runs the restore (the lxc driver): CRIU's RPC is
+ * not used, the CRIU started at the preflight goes; the driver calls
+ * hold_for_commit at the point CRIU's post-restore notification would.
+ */
+static int restore_by_driver(struct target *t, CriuOpts *o, pid_t *root)
+{
+	struct driver *d = t->m.drv[0];
+	int r;
+
+	criu_stop(&t->criu);
+	r = d->ops->restore_exec(d, &t->m, o, held_for_driver, t, root);
+	if (r < 0 && !t->m.error[0])
+		mig_fail(&t->m, r, "%s driver: the restore failed", d->ops->name);
+	return r;
+}
+
 static int send_pages_done(struct target *t, uint64_t t0)
 {
 	Phaul__PagesDone pd = PHAUL__PAGES_DONE__INIT;
@@ -338,10 +360,30 @@ static int wait_lazy(struct target *t, bool kill_it)
 	return 0;
 }
 
-int target_restore(struct target *t, Phaul__Restore *rq)
+static int restore_by_criu(struct target *t, CriuOpts *o, pid_t *root)
 {
 	struct criu *c = &t->criu;
 	CriuReq req = CRIU_REQ__INIT;
+	int r;
+
+	req.type = CRIU_REQ_TYPE__RESTORE;
+	req.opts = o;
+	/* started at the preflight, off the frozen path, unless the drivers
+	 * have fds for it to inherit: then it starts now, with them */
+	if (c->pid > 0 && t->m.nr_criu_fds)
+		criu_stop(c);
+	c->keep_fds = t->m.criu_fds;
+	c->nr_keep_fds = t->m.nr_criu_fds;
+	r = c->pid > 0 ? criu_send(c, &req) : criu_begin(c, &req);
+	if (r < 0)
+		return mig_fail(&t->m, r, "cannot start CRIU");
+	r = restore_loop(t, c, root);
+	criu_stop(c);
+	return r;
+}
+
+int target_restore(struct target *t, Phaul__Restore *rq)
+{
 	CriuOpts o = CRIU_OPTS__INIT;
 	_cleanup_close_ int workfd = -1;
 	pid_t root = -1;
@@ -362,19 +404,8 @@ int target_restore(struct target *t, Phaul__Restore *rq)
 		r = restore_opts(t, rq, &o);
 	if (r < 0)
 		return r;
-	req.type = CRIU_REQ_TYPE__RESTORE;
-	req.opts = &o;
-	/* started at the preflight, off the frozen path, unless the drivers
-	 * have fds for it to inherit: then it starts now, with them */
-	if (c->pid > 0 && t->m.nr_criu_fds)
-		criu_stop(c);
-	c->keep_fds = t->m.criu_fds;
-	c->nr_keep_fds = t->m.nr_criu_fds;
-	r = c->pid > 0 ? criu_send(c, &req) : criu_begin(c, &req);
-	if (r < 0)
-		return mig_fail(&t->m, r, "cannot start CRIU");
-	r = restore_loop(t, c, &root);
-	criu_stop(c);
+	r = t->m.drv[0]->ops->restore_exec ? restore_by_driver(t, &o, &root) :
+					     restore_by_criu(t, &o, &root);
 	if (r == 0 && t->committed)
 		return finish_commit(t, root);
 	if (t->committed) {
@@ -383,6 +414,8 @@ int target_restore(struct target *t, Phaul__Restore *rq)
 		outcome_write(t->so->workdir, t->hex, "aborted", 0);
 	}
 	wait_lazy(t, true);
-	session_log_criu_errors(&t->m, t->live ? "restore.log" : "img/restore.log", 5);
+	/* a manager's restore logs where its command line says: with the images */
+	session_log_criu_errors(&t->m, t->live && !t->m.drv[0]->ops->restore_exec ?
+					       "restore.log" : "img/restore.log", 5);
 	return r < 0 ? r : -EIO;
 }

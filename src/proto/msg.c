@@ -158,6 +158,14 @@ static int check_oci(Phaul__OciContainer *o)
 	return 0;
 }
 
+static int check_lxc(const Phaul__LxcContainer *l)
+{
+	if (!name_is_safe(l->name) || !path_is_safe(l->lxcpath) ||
+	    strnlen(l->config, MSG_LXC_CONFIG_MAX + 1) > MSG_LXC_CONFIG_MAX)
+		return -EPROTO;
+	return 0;
+}
+
 static int check_body(Msg *m)
 {
 	switch (m->body_case) {
@@ -218,6 +226,8 @@ static int check_body(Msg *m)
 		return check_restart(m->restart);
 	case PHAUL__MSG__BODY_OCI:
 		return check_oci(m->oci);
+	case PHAUL__MSG__BODY_LXC:
+		return check_lxc(m->lxc);
 	case PHAUL__MSG__BODY_NEW_PIDS:
 		if (m->new_pids->n_pids > MSG_PIDS_MAX)
 			return -EPROTO;
@@ -288,6 +298,7 @@ const char *msg_name(int body_case)
 		[PHAUL__MSG__BODY_FS_SYNC_DONE] = "FsSyncDone",
 		[PHAUL__MSG__BODY_RESTART] = "Restart",
 		[PHAUL__MSG__BODY_OCI] = "OciContainer",
+		[PHAUL__MSG__BODY_LXC] = "LxcContainer",
 		[PHAUL__MSG__BODY_NEW_PIDS] = "NewPids",
 		[PHAUL__MSG__BODY_CHECK] = "Check",
 	};

@@ -43,6 +43,7 @@
 #define MSG_OCI_MOUNTS_MAX 64
 #define MSG_OCI_FILES_MAX 16
 #define MSG_OCI_VETHS_MAX 8
+#define MSG_LXC_CONFIG_MAX (32u * 1024)
 
 typedef Phaul__Msg Msg;
 

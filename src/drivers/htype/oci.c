@@ -227,28 +227,6 @@ static int scan_fds(struct migration *m, struct oci_priv *p)
 	return r;
 }
 
-static int read_pids(struct migration *m, struct oci_priv *p)
-{
-	int r = proctree_tasks(p->st.pid, &m->pids, &m->nr_pids, &m->nr_procs);
-
-	if (r < 0)
-		return mig_fail(m, r, "cannot list the processes of container %s: %s", p->id,
-				strerror(-r));
-	m->img_pids = calloc(m->nr_pids, sizeof(int32_t));
-	if (!m->img_pids)
-		return -ENOMEM;
-	for (size_t i = 0; i < m->nr_pids; i++) {
-		pid_t v;
-		r = proc_nspid(m->pids[i], &v);
-		if (r < 0)
-			return mig_fail(m, r, "task %d of container %s: no NSpid", m->pids[i], p->id);
-		m->img_pids[i] = v;
-	}
-	m->root_pid = p->st.pid;
-	m->est_bytes = proctree_rss(m->pids, m->nr_procs);
-	return 0;
-}
-
 static int oci_prepare(struct driver *d, struct migration *m)
 {
 	struct oci_priv *p = d->priv;
@@ -257,7 +235,7 @@ static int oci_prepare(struct driver *d, struct migration *m)
 	if (r == 0)
 		r = read_mounts(m, p);
 	if (r == 0)
-		r = read_pids(m, p);
+		r = htype_container_tree(m, p->st.pid, p->id);
 	if (r == 0)
 		r = scan_fds(m, p);
 	if (r == 0)

@@ -108,9 +108,6 @@ bool oci_in_cgroupfs(const char *path);
 /* rmdir the container's cgroups (p->st.cgroups) and their children; 0 if
  * none is left, else the first error, logged. */
 int oci_remove_cgroups(const struct oci_priv *p);
-
-/* Whether the program @name is in one of the usual bin directories. */
-bool oci_tool_installed(const char *name);
 /* Gratuitous ARP for each IPv4 address in the restored container's
  * network namespace (none if it has no veth), sent by a detached process;
  * -ENOENT, logged, when arping is missing. */

@@ -94,20 +94,6 @@ int oci_target_recv_info(struct driver *d, struct migration *m, const Msg *msg)
 	return private_mounts(m);
 }
 
-bool oci_tool_installed(const char *name)
-{
-	static const char *const dirs[] = { "/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
-					    "/usr/bin", "/sbin", "/bin" };
-	char path[64];
-
-	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dirs[i], name);
-		if (access(path, X_OK) == 0)
-			return true;
-	}
-	return false;
-}
-
 static bool is_dir(const char *path)
 {
 	struct stat st;
@@ -179,7 +165,7 @@ int oci_target_check(struct driver *d, struct migration *m)
 
 	if (!dir)
 		return -ENOMEM;
-	if (!oci_tool_installed(oci_runtime_name(p->rt)))
+	if (!prog_installed(oci_runtime_name(p->rt)))
 		return mig_fail(m, -ENOENT, "%s is not installed on the destination",
 				oci_runtime_name(p->rt));
 	if (access(dir, F_OK) == 0)

@@ -79,7 +79,7 @@ int oci_announce(struct migration *m, struct oci_priv *p)
 
 	if (!p->nr_veth)
 		return 0; /* the host's network: the host's business */
-	if (!oci_tool_installed(ARPING)) {
+	if (!prog_installed(ARPING)) {
 		pr_err("%s (iputils-arping) is not installed: container %s is not announced",
 		       ARPING, p->id);
 		return -ENOENT;

@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lxc: the source side of the LXC container driver (contract in lxc.h).
+ */
+#define LOG_PREFIX "lxc: "
+#include "drivers/htype/lxc.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/proc.h"
+#include "common/spawn.h"
+#include "common/util.h"
+#include "engine/migration.h"
+
+char *lxc_path(const struct lxc_priv *p, const char *file)
+{
+	char *s;
+
+	if (asprintf(&s, "%s/%s%s%s", p->lxcpath, p->name, file ? "/" : "", file ?: "") < 0)
+		return NULL;
+	return s;
+}
+
+static int lxc_init(struct driver *d, const char *arg)
+{
+	struct lxc_priv *p = d->priv;
+
+	if (!*arg)
+		return 0; /* destination: the container is described by the peer */
+	if (!name_is_safe(arg)) {
+		pr_err("'%s' is not a container name", arg);
+		return -EINVAL;
+	}
+	snprintf(p->name, sizeof(p->name), "%s", arg);
+	return 0;
+}
+
+static void lxc_fini(struct driver *d)
+{
+	struct lxc_priv *p = d->priv;
+
+	free(p->lxcpath);
+	free(p->config);
+}
+
+/* The init's PID, as `lxc-info -p -H` prints it (nothing: not running). */
+static int ask_init(struct lxc_priv *p, pid_t *ret)
+{
+	char *argv[] = { "lxc-info", "-n", p->name, "-P", p->lxcpath, "-p", "-H", NULL };
+	char buf[32] = "";
+	int fds[2], r, n = 0;
+	long v;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -errno;
+	r = spawn(argv, -1, fds[1], -1, &pid);
+	close(fds[1]);
+	if (r == 0) {
+		ssize_t k;
+		while (n < (int)sizeof(buf) - 1 &&
+		       (k = read(fds[0], buf + n, sizeof(buf) - 1 - n)) > 0)
+			n += k;
+		r = spawn_wait(pid);
+	}
+	close(fds[0]);
+	if (r != 0)
+		return r < 0 ? r : -ESRCH;
+	buf[n] = '\0';
+	if (sscanf(buf, "%ld", &v) != 1 || v <= 0 || v > (1 << 22))
+		return -ESRCH;
+	*ret = v;
+	return 0;
+}
+
+/* CRIU 4.1 creates a restored veth from inside the container's user
+ * namespace, where the kernel refuses it (EPERM from rtnetlink). */
+static int check_userns_net(struct migration *m, struct lxc_priv *p)
+{
+	if (p->conf.root_uid < 0 && p->conf.root_gid < 0)
+		return 0;
+	for (size_t i = 0; i < p->conf.nr_net; i++)
+		if (p->conf.net[i].type == LXCNET_VETH)
+			return mig_fail(m, -ENOTSUP, "container %s: a veth in a user namespace is "
+					"not supported (CRIU cannot recreate it there)", p->name);
+	return 0;
+}
+
+static int read_config(struct migration *m, struct lxc_priv *p)
+{
+	_cleanup_free_ char *file = lxc_path(p, "config");
+	int r;
+
+	if (!file)
+		return -ENOMEM;
+	r = read_file(file, MSG_LXC_CONFIG_MAX, &p->config, NULL);
+	if (r == -ENOENT)
+		return mig_fail(m, r, "no container %s in %s", p->name, p->lxcpath);
+	if (r < 0)
+		return mig_fail(m, r, "cannot read %s: %s", file, strerror(-r));
+	r = lxcconf_parse(p->config, &p->conf);
+	if (r < 0)
+		return mig_fail(m, r, "%s: %s", file,
+				r == -ENOTSUP ? "not supported" : "not valid");
+	return check_userns_net(m, p);
+}
+
+/* The console's pty, as CRIU keys it: tty[RDEV:DEV] of /dev/console. */
+static int read_console(struct migration *m, struct lxc_priv *p)
+{
+	char path[64];
+	struct stat st;
+
+	if (!p->conf.console)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/root/dev/console", p->init);
+	if (stat(path, &st) < 0)
+		return mig_fail(m, -errno, "the console of container %s: %m", p->name);
+	snprintf(p->tty_id, sizeof(p->tty_id), "tty[%llx:%llx]", (unsigned long long)st.st_rdev,
+		 (unsigned long long)st.st_dev);
+	return 0;
+}
+
+static int lxc_prepare(struct driver *d, struct migration *m)
+{
+	struct lxc_priv *p = d->priv;
+	int r;
+
+	p->lxcpath = strdup(m->opts->lxc_path ?: LXC_DEFAULT_PATH);
+	if (!p->lxcpath)
+		return -ENOMEM;
+	if (!path_is_safe(p->lxcpath))
+		return mig_fail(m, -EINVAL, "lxcpath %s is not an absolute path", p->lxcpath);
+	r = read_config(m, p);
+	if (r < 0)
+		return r;
+	r = ask_init(p, &p->init);
+	if (r < 0)
+		return mig_fail(m, r, "container %s is not running (lxc-info shows no init)",
+				p->name);
+	r = read_console(m, p);
+	if (r == 0)
+		r = htype_container_tree(m, p->init, p->name);
+	if (r < 0)
+		return r;
+	pr_info("container %s: init %d, %zu processes, rootfs %s, %zu network devices", p->name,
+		p->init, m->nr_procs, p->conf.rootfs, p->conf.nr_net);
+	return 0;
+}
+
+static int lxc_send_info(struct driver *d, struct migration *m)
+{
+	struct lxc_priv *p = d->priv;
+	Phaul__LxcContainer lc = PHAUL__LXC_CONTAINER__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+	int r;
+
+	lc.name = p->name;
+	lc.lxcpath = p->lxcpath;
+	lc.config = p->config;
+	msg.body_case = PHAUL__MSG__BODY_LXC;
+	msg.lxc = &lc;
+	r = msg_send(m->conn, &msg);
+	if (r < 0)
+		return mig_fail(m, r, "cannot describe container %s: %s", p->name, strerror(-r));
+	return 0;
+}
+
+/*
+ * As LXC's own dump: mounts from outside the container are detected as
+ * external (LXC's restore maps them back with --ext-mount-map auto).
+ */
+static int lxc_dump_opts(struct driver *d, struct migration *m, CriuOpts *o)
+{
+	struct lxc_priv *p = d->priv;
+
+	o->has_pid = true;
+	o->pid = p->init;
+	o->root = p->conf.rootfs;
+	o->has_manage_cgroups = true;
+	o->manage_cgroups = true;
+	o->has_auto_ext_mnt = true;
+	o->auto_ext_mnt = true;
+	o->has_ext_sharing = true;
+	o->ext_sharing = true;
+	o->has_ext_masters = true;
+	o->ext_masters = true;
+	o->has_link_remap = true;
+	o->link_remap = true;
+	o->has_network_lock = true;
+	o->network_lock = CRIU_NETWORK_LOCK_METHOD__NFTABLES;
+	if (!p->tty_id[0])
+		return 0;
+	ext_mount_map__init(&p->console);
+	p->console.key = "/dev/console";
+	p->console.val = "console";
+	p->consolep = &p->console;
+	o->ext_mnt = &p->consolep;
+	o->n_ext_mnt = 1;
+	p->ttyp = p->tty_id;
+	o->external = &p->ttyp;
+	o->n_external = 1;
+	return 0;
+}
+
+/* LXC's restore finds the console's key in the images' tty.info. */
+static int lxc_frozen(struct driver *d, struct migration *m)
+{
+	struct lxc_priv *p = d->priv;
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	if (!p->tty_id[0])
+		return 0;
+	fd = openat(m->imgfd, LXC_TTY_INFO, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	r = fd < 0 ? -errno : write_full(fd, p->tty_id, strlen(p->tty_id));
+	if (r < 0)
+		return mig_fail(m, r, "cannot write %s to the images: %s", LXC_TTY_INFO,
+				strerror(-r));
+	return 0;
+}
+
+/*
+ * Committed: CRIU killed the container here and its LXC monitor has seen
+ * the init go; the container's config goes, so that LXC no longer lists
+ * it. Its directory goes only when empty (the rootfs may live in it).
+ */
+static int lxc_migration_complete(struct driver *d, struct migration *m)
+{
+	struct lxc_priv *p = d->priv;
+	_cleanup_free_ char *file = lxc_path(p, "config");
+	_cleanup_free_ char *dir = lxc_path(p, NULL);
+
+	if (!file || !dir)
+		return -ENOMEM;
+	if (proc_alive(p->init))
+		pr_warn("init %d of container %s still runs on the source", p->init, p->name);
+	if (unlink(file) < 0 && errno != ENOENT) {
+		pr_perror("cannot remove %s", file);
+		return -errno;
+	}
+	if (rmdir(dir) < 0 && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
+		pr_perror("cannot remove %s", dir);
+	return 0;
+}
+
+const struct driver_ops htype_lxc_ops = {
+	.name = "lxc",
+	.kind = DRV_HTYPE,
+	.priv_size = sizeof(struct lxc_priv),
+	.init = lxc_init,
+	.fini = lxc_fini,
+	.hooks = {
+		[HOOK_PREPARE] = lxc_prepare,
+		[HOOK_FROZEN] = lxc_frozen,
+		[HOOK_MIGRATION_COMPLETE] = lxc_migration_complete,
+		[HOOK_TARGET_CHECK] = lxc_target_check,
+		[HOOK_TARGET_ABORT] = lxc_target_abort,
+	},
+	.send_info = lxc_send_info,
+	.recv_info = lxc_target_recv_info,
+	.dump_opts = lxc_dump_opts,
+	.restore_opts = lxc_restore_opts,
+	.restore_exec = lxc_restore_exec,
+};

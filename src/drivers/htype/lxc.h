@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lxc: the workload is an LXC 5.0 container
+ * (`phaul migrate --lxc NAME [--lxcpath DIR]`). Private to lxc.c (source
+ * side) and lxc_target.c (destination side).
+ *
+ * The source asks LXC for the container's init (`lxc-info -p`), reads
+ * its config (LXCPATH/NAME/config: rootfs, network) and dumps it with
+ * CRIU itself, through the RPC, so that live pre-copy works; the options
+ * match what LXC's own restore expects (external mounts detected by
+ * CRIU, the rootfs as root, the network locked with nftables). Before
+ * the Preflight it sends an LxcContainer message: name, lxcpath, config.
+ *
+ * The destination restores with `lxc-checkpoint -r`, so that an LXC
+ * monitor owns the restored container and lxc-ls/lxc-info/lxc-attach/
+ * lxc-stop work on it: LXC creates its cgroups and veths (on the same
+ * bridges) and execs `criu restore` itself (restore_exec in driver.h).
+ * What phaul's restore needs beyond LXC's command line (lazy pages and
+ * their work directory, nftables network lock, TCP repair, the log
+ * level) goes to CRIU in a config file named by CRIU_CONFIG_FILE, with an
+ * action script: at post-restore the script writes the restored init's
+ * PID to a FIFO and waits on another for phaul's answer, which comes
+ * after the source's Commit (yes: exit 0, CRIU lets the tree run; else,
+ * or EOF when the session died: exit 1, CRIU kills it and LXC reports
+ * the restore failed). The config is written under the same lxcpath and
+ * name before the restore and removed again on a rollback (by the hook
+ * too, unless the answer was yes); after the commit the source's config
+ * is removed (the rootfs, on the storage both see, is left alone).
+ *
+ * Bind mounts of host paths (lxc.mount.entry ... bind) need nothing of
+ * ours: CRIU finds them external at the dump (auto_ext_mnt) and LXC's
+ * restore (--ext-mount-map auto) binds the same path again.
+ * A console (a pty of LXC's monitor bound on /dev/console) is dumped as
+ * LXC dumps it: the mount external under the key "console", the pty
+ * CRIU's external tty[RDEV:DEV], that key in the images' tty.info; LXC's
+ * restore binds its new console there and hands its fd to CRIU.
+ *
+ * In a user namespace the images are made readable for CRIU's restored
+ * tasks, and a lazy restore (live, post-copy) needs the destination's
+ * vm.unprivileged_userfaultfd (target_check says so).
+ *
+ * Not supported yet (prepare says so): a rootfs that is not a directory,
+ * network devices other than veth, empty and none, a veth in a user
+ * namespace.
+ */
+#ifndef PHAUL_LXC_H
+#define PHAUL_LXC_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "drivers/htype/htype.h"
+#include "drivers/htype/lxcconf.h"
+
+#define LXC_DEFAULT_PATH "/var/lib/lxc"
+#define LXC_TTY_INFO "tty.info"	/* LXC reads it from the images */
+
+struct lxc_priv {
+	char name[129];
+	char *lxcpath;
+	char *config;		/* the config file's text */
+	struct lxcconf conf;
+	pid_t init;		/* source: the container's init */
+	char tty_id[64];	/* source: CRIU's key of its console, "" without */
+	ExtMountMap console;	/* source: /dev/console, external as LXC names it */
+	ExtMountMap *consolep;
+	char *ttyp;
+	/* destination */
+	bool made_dir;		/* LXCPATH/NAME created here */
+	bool wrote_config;
+};
+
+/* LXCPATH/NAME[/FILE] */
+char *lxc_path(const struct lxc_priv *p, const char *file);
+
+int lxc_target_recv_info(struct driver *d, struct migration *m, const Msg *msg);
+int lxc_target_check(struct driver *d, struct migration *m);
+int lxc_restore_opts(struct driver *d, struct migration *m, CriuOpts *o);
+int lxc_restore_exec(struct driver *d, struct migration *m, CriuOpts *o, driver_held_fn held,
+		     void *arg, pid_t *root);
+int lxc_target_abort(struct driver *d, struct migration *m);
+
+#endif

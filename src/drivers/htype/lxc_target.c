@@ -1,0 +1,388 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lxc_target: the destination side of the LXC container driver (lxc.h):
+ * check, the config written under the same name, the restore run by
+ * `lxc-checkpoint -r` with phaul's CRIU options and hold, rollback.
+ */
+#define LOG_PREFIX "lxc: "
+#include "drivers/htype/lxc.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/spawn.h"
+#include "common/util.h"
+#include "criu/criuconf.h"
+#include "engine/migration.h"
+
+#define HOOK_SCRIPT "lxc-hook"
+#define HOOK_PID_FIFO "lxc-hook.pid"
+#define HOOK_ANS_FIFO "lxc-hook.ans"
+#define CRIU_CONF "lxc-criu.conf"
+/* FIFO of the report, timeout, FIFO of the answer, config, rmdir, dir */
+#define HOOK_FMT                                                                                   \
+	"#!/bin/sh\n"                                                                              \
+	"[ \"$CRTOOLS_SCRIPT_ACTION\" = post-restore ] || exit 0\n"                                \
+	"exec 3<>'%s' || exit 1\n"                                                                 \
+	"answer=$(timeout %d sh -c 'exec <\"$0\" && echo \"$1\" >&3 && head -n 1' "                \
+	"'%s' \"$CRTOOLS_INIT_PID\")\n"                                                            \
+	"[ \"$answer\" = yes ] && exit 0\n"                                                        \
+	"rm -f '%s'\n"                                                                             \
+	"%s'%s' 2>/dev/null\n"                                                                     \
+	"exit 1\n"
+#define HOOK_TIMEOUT_S 600	/* far beyond the commit's own timeout */
+
+int lxc_target_recv_info(struct driver *d, struct migration *m, const Msg *msg)
+{
+	struct lxc_priv *p = d->priv;
+	const Phaul__LxcContainer *lc = msg && msg->body_case == PHAUL__MSG__BODY_LXC ?
+						msg->lxc : NULL;
+	int r;
+
+	if (!lc)
+		return mig_fail(m, -EPROTO, "the source did not describe the container");
+	snprintf(p->name, sizeof(p->name), "%s", lc->name);
+	p->lxcpath = strdup(lc->lxcpath);
+	p->config = strdup(lc->config);
+	if (!p->lxcpath || !p->config)
+		return -ENOMEM;
+	r = lxcconf_parse(p->config, &p->conf);
+	if (r < 0)
+		return mig_fail(m, r, "the config of container %s is not usable here", p->name);
+	return 0;
+}
+
+static int check_net(struct migration *m, const struct lxcconf_net *n)
+{
+	if (n->type != LXCNET_VETH)
+		return 0;
+	if (n->link[0] && !if_nametoindex(n->link))
+		return mig_fail(m, -ENOENT, "no bridge %s on the destination", n->link);
+	if (n->pair[0] && if_nametoindex(n->pair))
+		return mig_fail(m, -EEXIST, "interface %s exists on the destination", n->pair);
+	return 0;
+}
+
+/*
+ * Live and post-copy restores are lazy: CRIU opens its userfaultfd in the
+ * container's user namespace, which the kernel allows only with
+ * vm.unprivileged_userfaultfd = 1 (stop mode needs none).
+ */
+static int check_userns(struct migration *m, const struct lxcconf *c)
+{
+	_cleanup_free_ char *v = NULL;
+
+	if ((c->root_uid < 0 && c->root_gid < 0) || !strcmp(m->mode, "stop"))
+		return 0;
+	if (read_file("/proc/sys/vm/unprivileged_userfaultfd", 64, &v, NULL) == 0 && v[0] == '1')
+		return 0;
+	return mig_fail(m, -ENOTSUP, "a container in a user namespace needs "
+			"vm.unprivileged_userfaultfd = 1 on the destination for --mode %s "
+			"(or use --mode stop)", m->mode);
+}
+
+int lxc_target_check(struct driver *d, struct migration *m)
+{
+	struct lxc_priv *p = d->priv;
+	_cleanup_free_ char *file = lxc_path(p, "config");
+	struct stat st;
+	int r = 0;
+
+	if (!file)
+		return -ENOMEM;
+	if (!prog_installed("lxc-checkpoint"))
+		return mig_fail(m, -ENOENT,
+				"LXC (lxc-checkpoint) is not installed on the destination");
+	if (access(file, F_OK) == 0)
+		return mig_fail(m, -EEXIST, "a container %s exists on the destination (%s)",
+				p->name, file);
+	if (stat(p->conf.rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
+		return mig_fail(m, -ENOENT, "the container's rootfs %s is not on the destination",
+				p->conf.rootfs);
+	for (size_t i = 0; r == 0 && i < p->conf.nr_net; i++)
+		r = check_net(m, &p->conf.net[i]);
+	return r < 0 ? r : check_userns(m, &p->conf);
+}
+
+/* LXCPATH/NAME/config, as the source has it. */
+static int write_config(struct migration *m, struct lxc_priv *p)
+{
+	_cleanup_free_ char *dir = lxc_path(p, NULL);
+	_cleanup_free_ char *file = lxc_path(p, "config");
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	if (!dir || !file)
+		return -ENOMEM;
+	r = mkdir_p(p->lxcpath, 0755);
+	if (r == 0 && mkdir(dir, 0750) == 0)
+		p->made_dir = true;
+	else if (r == 0 && errno != EEXIST)
+		r = -errno;
+	if (r == 0) {
+		fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+		r = fd < 0 ? -errno : 0;
+	}
+	if (r == 0)
+		p->wrote_config = true;
+	if (r == 0)
+		r = write_full(fd, p->config, strlen(p->config));
+	if (r < 0)
+		return mig_fail(m, r, "cannot write %s: %s", file, strerror(-r));
+	return 0;
+}
+
+static void remove_config(struct lxc_priv *p)
+{
+	_cleanup_free_ char *dir = lxc_path(p, NULL);
+	_cleanup_free_ char *file = lxc_path(p, "config");
+
+	if (p->wrote_config && file && unlink(file) < 0 && errno != ENOENT)
+		pr_perror("cannot remove %s", file);
+	p->wrote_config = false;
+	if (p->made_dir && dir && rmdir(dir) < 0)
+		pr_perror("cannot remove %s", dir);
+	p->made_dir = false;
+}
+
+static int write_text(const char *path, const char *text, mode_t mode)
+{
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+				      mode);
+
+	if (fd < 0)
+		return -errno;
+	return write_full(fd, text, strlen(text));
+}
+
+/*
+ * The action script CRIU runs at each step of the restore: at
+ * post-restore it opens the answer FIFO, reports the restored init on
+ * the other, and waits for our answer. We hold both FIFOs open from
+ * before the restore: its opens and report never block, our answer
+ * stays in the FIFO it already opened, and its read ends (EOF: "no")
+ * when we die before answering. The timeout covers only our death
+ * before it opened the answer FIFO. Unless the answer is yes it removes
+ * the config we wrote: CRIU kills the tree, and LXC must not list a
+ * container we may no longer be alive to remove.
+ */
+static int write_hook(struct migration *m, struct lxc_priv *p)
+{
+	_cleanup_free_ char *script = NULL, *text = NULL, *pidf = NULL, *ansf = NULL;
+	_cleanup_free_ char *file = lxc_path(p, "config"), *dir = lxc_path(p, NULL);
+	int r;
+
+	if (!file || !dir)
+		return -ENOMEM;
+	if (strchr(m->dir, '\'') || strchr(file, '\'')) /* they are quoted below */
+		return mig_fail(m, -EINVAL, "%s or %s holds a quote", m->dir, file);
+	if (asprintf(&script, "%s/" HOOK_SCRIPT, m->dir) < 0 ||
+	    asprintf(&pidf, "%s/" HOOK_PID_FIFO, m->dir) < 0 ||
+	    asprintf(&ansf, "%s/" HOOK_ANS_FIFO, m->dir) < 0 ||
+	    asprintf(&text, HOOK_FMT, pidf, HOOK_TIMEOUT_S, ansf, file,
+		     p->made_dir ? "rmdir " : ": ", dir) < 0)
+		return -ENOMEM;
+	if (mkfifo(pidf, 0600) < 0 || mkfifo(ansf, 0600) < 0)
+		r = -errno;
+	else
+		r = write_text(script, text, 0700);
+	if (r < 0)
+		return mig_fail(m, r, "cannot write the restore hook %s: %s", script, strerror(-r));
+	return 0;
+}
+
+static int write_criu_conf(struct migration *m, const CriuOpts *o)
+{
+	_cleanup_free_ char *conf = NULL, *path = NULL, *script = NULL;
+	int r;
+
+	if (asprintf(&path, "%s/" CRIU_CONF, m->dir) < 0 ||
+	    asprintf(&script, "%s/" HOOK_SCRIPT, m->dir) < 0)
+		return -ENOMEM;
+	r = criuconf_render(o, m->dir, script, &conf);
+	if (r == 0)
+		r = write_text(path, conf, 0600);
+	if (r < 0)
+		return mig_fail(m, r, "cannot write CRIU's options for LXC: %s", strerror(-r));
+	return 0;
+}
+
+/*
+ * Beyond LXC's command line: the dump's network lock, and mount
+ * namespace compatibility mode (LXC's mounts are shared on a host whose
+ * / is, which CRIU's newer mount engine fails to restore: "Failed to
+ * make mount shared", with LXC's own checkpoints too).
+ */
+int lxc_restore_opts(struct driver *d, struct migration *m, CriuOpts *o)
+{
+	o->has_network_lock = true;
+	o->network_lock = CRIU_NETWORK_LOCK_METHOD__NFTABLES;
+	o->has_mntns_compat_mode = true;
+	o->mntns_compat_mode = true;
+	return 0;
+}
+
+/*
+ * In a user namespace CRIU's restored tasks open some images themselves
+ * (tty-info.img, timens-0.img), not always yet as the container's root:
+ * the images must be readable by anyone (as CRIU writes them) and their
+ * directory searchable. Its parent, the session's directory, stays 0700:
+ * only who holds the images directory open reaches them.
+ */
+static int images_readable(struct migration *m, const struct lxcconf *c)
+{
+	int fd, r = 0;
+	struct dirent *de;
+	DIR *d;
+
+	if (c->root_uid < 0 && c->root_gid < 0)
+		return 0;
+	fd = openat(m->imgfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		r = -errno;
+		if (fd >= 0)
+			close(fd);
+		return mig_fail(m, r, "cannot list the images: %s", strerror(-r));
+	}
+	if (fchmod(dirfd(d), 0711) < 0)
+		r = -errno;
+	while (r == 0 && (de = readdir(d))) {
+		struct stat st; /* files only: "parent" links to the page store */
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode) && fchmodat(dirfd(d), de->d_name, 0644, 0) < 0)
+			r = -errno;
+	}
+	closedir(d);
+	if (r < 0)
+		return mig_fail(m, r, "cannot make the images readable in the container's user "
+				"namespace: %s", strerror(-r));
+	return 0;
+}
+
+static int start_restore(struct migration *m, struct lxc_priv *p, pid_t *pid)
+{
+	_cleanup_free_ char *env = NULL, *img = NULL;
+	int r;
+
+	if (asprintf(&env, "CRIU_CONFIG_FILE=%s/" CRIU_CONF, m->dir) < 0 ||
+	    asprintf(&img, "%s/img", m->dir) < 0)
+		return -ENOMEM;
+	char *argv[] = { "env", env, "lxc-checkpoint", "-r", "-n", p->name, "-P", p->lxcpath,
+			 "-D", img, NULL };
+	r = spawn(argv, -1, -1, -1, pid);
+	if (r < 0)
+		return mig_fail(m, r, "cannot run lxc-checkpoint: %s", strerror(-r));
+	return 0;
+}
+
+/*
+ * Wait for the hook's report (the restored init's PID) while
+ * lxc-checkpoint runs; 0 with *root, or the restore's failure.
+ */
+static int wait_report(struct migration *m, int fd, pid_t lxc, pid_t *root)
+{
+	char buf[32];
+	ssize_t n = 0;
+	long v;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int status;
+
+		if (poll(&pfd, 1, 100) > 0) {
+			n = read(fd, buf, sizeof(buf) - 1);
+			if (n > 0)
+				break;
+		}
+		if (waitpid(lxc, &status, WNOHANG) == lxc) {
+			mig_fail(m, -EIO, "lxc-checkpoint -r failed before the tree was restored "
+				 "(status 0x%x): see img/restore.log", status);
+			return -ECHILD;
+		}
+	}
+	buf[n] = '\0';
+	if (sscanf(buf, "%ld", &v) != 1 || v <= 1 || v > (1 << 22))
+		return mig_fail(m, -EIO, "the restore hook reported no PID ('%.16s')", buf);
+	*root = v;
+	return 0;
+}
+
+/* O_RDWR: opening never blocks, and the FIFO has a reader and a writer
+ * for as long as we hold it. */
+static int open_fifo(struct migration *m, const char *name, int *fd)
+{
+	_cleanup_free_ char *path = NULL;
+
+	if (asprintf(&path, "%s/%s", m->dir, name) < 0)
+		return -ENOMEM;
+	*fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (*fd < 0)
+		return mig_fail(m, -errno, "cannot open %s: %m", path);
+	return 0;
+}
+
+/* Tell the hook, and close: its read ends either way. */
+static int answer(struct migration *m, int *fd, bool yes)
+{
+	int r = write_full(*fd, yes ? "yes\n" : "no\n", yes ? 4 : 3);
+
+	close(*fd);
+	*fd = -1;
+	if (r < 0)
+		return mig_fail(m, r, "cannot answer the restore hook: %s", strerror(-r));
+	return 0;
+}
+
+int lxc_restore_exec(struct driver *d, struct migration *m, CriuOpts *o, driver_held_fn held,
+		     void *arg, pid_t *root)
+{
+	struct lxc_priv *p = d->priv;
+	_cleanup_close_ int rep = -1, ans = -1;
+	pid_t lxc = -1, pid = -1;
+	int status, r = write_config(m, p);
+
+	if (r == 0)
+		r = write_hook(m, p);
+	if (r == 0)
+		r = write_criu_conf(m, o);
+	if (r == 0)
+		r = images_readable(m, &p->conf);
+	if (r == 0)
+		r = open_fifo(m, HOOK_PID_FIFO, &rep);
+	if (r == 0)
+		r = open_fifo(m, HOOK_ANS_FIFO, &ans);
+	if (r == 0)
+		r = start_restore(m, p, &lxc);
+	if (r < 0)
+		return r;
+	r = wait_report(m, rep, lxc, &pid);
+	if (r == -ECHILD)
+		return -EIO; /* lxc-checkpoint is gone, and nothing was restored */
+	r = r < 0 ? r : held(arg, pid);
+	if (answer(m, &ans, r == 0) < 0 && r == 0)
+		r = -EIO;
+	status = spawn_wait(lxc);
+	if (r == 0 && status != 0)
+		r = mig_fail(m, -EIO, "lxc-checkpoint -r failed after the restore (status %d): see "
+			     "img/restore.log", status);
+	if (r == 0) {
+		*root = pid;
+		pr_info("container %s restored by LXC: init %d", p->name, pid);
+	}
+	return r;
+}
+
+int lxc_target_abort(struct driver *d, struct migration *m)
+{
+	remove_config(d->priv);
+	return 0;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lxcconf: what the lxc driver needs from an LXC 5.0 container's config
+ * file (LXCPATH/NAME/config, "key = value" lines, '#' comments): its root
+ * file system, its network devices, whether it has a console, who its
+ * root is on the host when it has a user namespace (lxc.idmap). Pure: used
+ * on the source for its own container and on the destination for the
+ * config the source sent (untrusted).
+ *
+ * lxcconf_parse() fills @c from @text; -ENOTSUP for what the driver does
+ * not migrate (a rootfs that is not a directory, a network device other
+ * than veth/empty/none, more than LXCCONF_NET_MAX devices), -EINVAL for
+ * a malformed value (a relative rootfs, an interface name that is not
+ * one). Keys it does not know are LXC's business and are ignored.
+ */
+#ifndef PHAUL_LXCCONF_H
+#define PHAUL_LXCCONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define LXCCONF_NET_MAX 8
+#define LXCCONF_MAX (64u * 1024)	/* bytes of a config we accept */
+
+enum lxcconf_net_type { LXCNET_UNSET, LXCNET_EMPTY, LXCNET_NONE, LXCNET_VETH };
+
+struct lxcconf_net {
+	enum lxcconf_net_type type;
+	char link[16];		/* the bridge the outer end joins, "" when none */
+	char name[16];		/* the inner name, "" for LXC's ethN */
+	char pair[16];		/* the outer name, "" for LXC's random one */
+};
+
+struct lxcconf {
+	char rootfs[4096];	/* absolute directory */
+	bool console;		/* lxc.console.path is not "none" */
+	size_t nr_net;		/* highest lxc.net.N index + 1 */
+	struct lxcconf_net net[LXCCONF_NET_MAX];
+	long root_uid;		/* the host's ID of its root (lxc.idmap u|g 0 ID N), */
+	long root_gid;		/* -1 without a user namespace */
+};
+
+int lxcconf_parse(const char *text, struct lxcconf *c);
+
+#endif

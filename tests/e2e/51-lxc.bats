@@ -1,0 +1,407 @@
+#!/usr/bin/env bats
+# LXC containers migrated between the two test hosts with
+# `phaul migrate --lxc NAME --lxcpath DIR`.  The container's rootfs is
+# busybox-static in $SCRATCH (the storage both hosts see); each host has
+# its own lxcpath (a tmpfs on the same path) and its own /run (LXC's
+# locks).  The container runs a TCP echo server and a shell loop that
+# appends numbered ticks to /data/ticks, inside its rootfs; its veth is
+# on a bridge phbr0 that joins both hosts at layer 2.  The memory tests
+# run mtouch instead (tests/workloads) and check every page on dst.
+#
+#   bats tests/e2e/51-lxc.bats
+
+load lib/hosts
+load lib/phaul
+load lib/fixtures
+load lib/ctnet
+
+setup() {
+	hosts_setup || return 1
+	phaul_setup || return 1
+	fx_setup
+	CT=phl$$-$BATS_TEST_NUMBER
+	ROOTFS=$SCRATCH/rootfs
+	RDIR=$ROOTFS
+	LXCPATH=$SCRATCH/lxcpath
+	TICKS=$ROOTFS/data/ticks
+	mkdir -p "$LXCPATH"
+	local h
+	for h in src dst; do
+		in_$h mount -t tmpfs -o mode=0755 tmpfs /run &&
+			in_$h mount -t tmpfs -o mode=0755 tmpfs "$LXCPATH" &&
+			host_sysfs $h || return 1
+	done
+}
+
+# host_sysfs HOST: a sysfs of the host's own network namespace on /sys
+# (LXC looks for bridges there), the machine's cgroups kept under it.
+host_sysfs() {
+	local d=$SCRATCH/sys-$1
+	mkdir -p "$d"
+	in_$1 sh -c 'mount -t sysfs sysfs "$0" && mount --rbind /sys/fs/cgroup "$0/fs/cgroup" &&
+		mount --move "$0" /sys' "$d"
+}
+
+teardown() {
+	hosts_teardown
+	local rc=$?
+	# LXC's cgroups (the machine's, shared by the hosts), named after $CT
+	find /sys/fs/cgroup -mindepth 1 -depth -type d \
+		\( -name "lxc.payload.$CT*" -o -name "lxc.monitor.$CT*" \) -exec rmdir {} + 2>/dev/null
+	return $rc
+}
+
+# make_rootfs: busybox, the tick loop after an echo server on port 7000,
+# written to $RDIR (the rootfs as the machine sees it from the source).
+make_rootfs() {
+	local bb x
+	bb=$(command -v busybox) || { echo "busybox-static is not installed" >&2; return 1; }
+	mkdir -p "$RDIR/bin" "$RDIR/"{proc,sys,dev,tmp,data}
+	cp "$bb" "$RDIR/bin/busybox"
+	for x in sh mkfifo nc cat sleep; do
+		ln -s busybox "$RDIR/bin/$x"
+	done
+	# one process for the loop, no fork: read -t on a FIFO sleeps
+	cat >"$RDIR/init.sh" <<'EOF'
+#!/bin/sh
+# hold the console (when there is one), as a getty would
+if [ -c /dev/console ]; then exec 5<>/dev/console; fi
+nc -l -p 7000 -e cat &
+mkfifo /tmp/f; exec 3<>/tmp/f; i=0
+while :; do
+	i=$((i+1)); t=$EPOCHREALTIME; s=${t%.*}; u=${t#*.}
+	echo "$i $s${u%???}" >>/data/ticks
+	read -t 0.1 x <&3
+done
+EOF
+	chmod +x "$RDIR/init.sh"
+}
+
+# userns_rootfs: the rootfs owned by the container's root (100000), and
+# the test's directories above it searchable by it (bats makes them 0700).
+userns_rootfs() {
+	local d=$RDIR
+	chown -R 100000:100000 "$RDIR" || return 1
+	while [ "$d" != "$BATS_RUN_TMPDIR" ] && [ "$d" != / ]; do
+		d=$(dirname "$d")
+		setfacl -m u:100000:x "$d" || return 1
+	done
+}
+
+# lxc_tool HOST CMD ARGS...: an LXC tool in HOST, on $CT under $LXCPATH.
+lxc_tool() {
+	local host=$1 cmd=$2
+	shift 2
+	in_"$host" "$cmd" -n "$CT" -P "$LXCPATH" "$@"
+}
+
+# start_container: $CT in src, its veth on phbr0 with $CT_ADDR; 20 ticks.
+# No console (lxc.console.path = none) unless CONSOLE=1: LXC's default, a
+# pty of its monitor bound on /dev/console.  BIND=1: /data is a bind of
+# $SCRATCH/data (the ticks go there).  USERNS=1: in a user namespace
+# (root is 100000 outside), the rootfs owned accordingly.
+start_container() {
+	local console='lxc.console.path = none' bind='# no bind mount' idmap='# no idmap'
+	local net=$'lxc.net.0.type = veth\nlxc.net.0.link = phbr0\nlxc.net.0.name = eth0
+lxc.net.0.flags = up\nlxc.net.0.ipv4.address = '"$CT_ADDR/24"
+	[ "${NET:-}" != empty ] || net='lxc.net.0.type = empty'
+	[ -z "${CONSOLE:-}" ] || console='# a console: LXC default'
+	if [ -n "${USERNS:-}" ]; then
+		idmap=$'lxc.idmap = u 0 100000 65536\nlxc.idmap = g 0 100000 65536\nlxc.mount.auto = proc:mixed'
+	fi
+	if [ -n "${BIND:-}" ]; then
+		mkdir -p "$SCRATCH/data"
+		bind="lxc.mount.entry = $SCRATCH/data data none bind,create=dir 0 0"
+		TICKS=$SCRATCH/data/ticks
+	fi
+
+	make_rootfs || return 1
+	[ -z "${USERNS:-}" ] || userns_rootfs || return 1
+	bridge_hosts || return 1
+	in_src mkdir -p "$LXCPATH/$CT" &&
+		in_src sh -c 'cat >"$0"' "$LXCPATH/$CT/config" <<EOF || return 1
+lxc.uts.name = $CT
+lxc.rootfs.path = dir:$ROOTFS
+$console
+$bind
+$idmap
+lxc.init.cmd = /init.sh
+$net
+EOF
+	lxc_tool src lxc-start -l DEBUG -o "$SCRATCH/lxc-start.log" ||
+		{ tail -n 20 "$SCRATCH/lxc-start.log" >&2; return 1; }
+	wait_ticks "$TICKS" 20 || return 1
+	INIT=$(lxc_tool src lxc-info -p -H)
+	[[ "$INIT" =~ ^[0-9]+$ ]] || { echo "no init PID from lxc-info: '$INIT'" >&2; return 1; }
+}
+
+# start_mtouch SIZE: $CT (no network) running mtouch with SIZE MiB.
+start_mtouch() {
+	make_rootfs || return 1
+	cc -O2 -static -std=gnu11 -D_GNU_SOURCE -o "$RDIR/bin/mtouch" \
+		"$REPO_ROOT/tests/workloads/mtouch.c" -l:libxxhash.a || return 1
+	in_src mkdir -p "$LXCPATH/$CT" &&
+		in_src sh -c 'cat >"$0"' "$LXCPATH/$CT/config" <<EOF || return 1
+lxc.uts.name = $CT
+lxc.rootfs.path = dir:$ROOTFS
+lxc.console.path = none
+lxc.init.cmd = /bin/mtouch --size $1 --hot 4 --rate 16 --log /data/ticks
+lxc.net.0.type = empty
+EOF
+	lxc_tool src lxc-start -l DEBUG -o "$SCRATCH/lxc-start.log" ||
+		{ tail -n 20 "$SCRATCH/lxc-start.log" >&2; return 1; }
+	wait_for 60 grep -q '^READY' "$TICKS" || { echo "mtouch never got READY" >&2; return 1; }
+	ticks_advance "$TICKS" 30 10
+}
+
+# t_memory MODE SIZE: every page of mtouch's SIZE MiB intact on dst.
+t_memory() {
+	local pages=$(($2 * 256)) pid
+	start_mtouch "$2"
+	serve_start
+	migrate_container --mode "$1" --json
+	assert_migrated
+	ticks_advance "$TICKS" 30 10
+	pid=$(lxc_tool dst lxc-info -p -H)
+	in_dst kill -USR1 "$pid"
+	wait_for 30 grep -q '^VERIFY' "$TICKS"
+	grep '^VERIFY' "$TICKS" | tail -n1 | grep -q "^VERIFY PASS pages=$pages " ||
+		{ echo "memory check on dst: $(grep '^VERIFY' "$TICKS" | tail -n1)" >&2; return 1; }
+	note "lxc $1, $2 MiB: $(jq -c '{frozen_ms, total_ms, iterations, final_pages}' <<<"$output"), workload pause $(check_ticks "$TICKS") ms"
+	lxc_tool dst lxc-stop -k
+}
+
+# state HOST: RUNNING, STOPPED, or none when HOST's LXC does not list $CT.
+state() {
+	in_"$1" lxc-ls -P "$LXCPATH" -1 | grep -qx "$CT" || { echo none; return 0; }
+	lxc_tool "$1" lxc-info -s -H
+}
+
+assert_state() {
+	local got
+	got=$(state "$1")
+	[ "$got" = "$2" ] || { echo "LXC in $1 says $CT is '$got', not '$2'" >&2; return 1; }
+}
+
+# assert_migrated: migrate succeeded; LXC lists $CT running in dst only.
+assert_migrated() {
+	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	assert_state dst RUNNING || return 1
+	assert_state src none
+}
+
+# migrate_live [ARGS...]: $CT migrates (live unless ARGS say otherwise)
+# and ticks on in dst (in $DST_TICKS if set); DST_INIT is its init there.
+migrate_live() {
+	serve_start
+	migrate_container --json "$@"
+	assert_migrated || return 1
+	[ -z "${DST_TICKS:-}" ] || TICKS=$DST_TICKS
+	ticks_advance "$TICKS" 20 10 || return 1
+	check_ticks "$TICKS" >/dev/null || return 1
+	DST_INIT=$(lxc_tool dst lxc-info -p -H)
+}
+
+migrate_container() {
+	fx_migrate -- --lxc "$CT" --lxcpath "$LXCPATH" --tcp-established "$@"
+}
+
+@test "lxc: a container migrates live with its address and a TCP connection; LXC shows it on dst only" {
+	start_container
+	start_client
+	serve_start
+	migrate_container --json
+	assert_migrated
+	pid=$(lxc_tool dst lxc-info -p -H)
+	pid_alive_in dst "$pid" || { echo "lxc-info's init $pid does not run in dst" >&2; return 1; }
+	pid_alive_in src "$INIT" && { echo "the old init $INIT still runs in src" >&2; return 1; }
+	in_dst lxc-ls -P "$LXCPATH" --running | grep -qw "$CT" ||
+		{ echo "lxc-ls --running in dst does not show $CT" >&2; return 1; }
+	in_dst nsenter -t "$pid" -n ip -o addr show dev eth0 | grep -q "inet $CT_ADDR/24" ||
+		{ echo "eth0 in the migrated container lacks $CT_ADDR" >&2; return 1; }
+	ticks_advance "$TICKS" 20 10
+	sleep 1
+	stop_client
+	note "lxc live: $(jq -c '{frozen_ms, total_ms, iterations}' <<<"$output"); TCP client: $CLIENT_RES; workload pause $(check_ticks "$TICKS") ms"
+	# LXC's own commands work on it there
+	out=$(lxc_tool dst lxc-attach -- /bin/sh -c 'echo in-$((6 * 7))') ||
+		{ echo "lxc-attach failed in dst: $out" >&2; return 1; }
+	[ "$out" = in-42 ] || { echo "lxc-attach printed '$out'" >&2; return 1; }
+	lxc_tool dst lxc-stop -k
+	assert_state dst STOPPED
+}
+
+# t_fail SIDE POINT: a fault at POINT (in the daemon for dst, in migrate
+# for src) after the freeze; the container must run on in src as before.
+t_fail() {
+	local side=$1 point=$2 menv=()
+	require_fault "${point%%:*}"
+	start_container
+	start_client
+	if [ "$side" = dst ]; then
+		serve_start PHAUL_FAULT="$point"
+	else
+		serve_start
+		menv=(PHAUL_FAULT="$point")
+	fi
+	fx_migrate "${menv[@]}" -- --lxc "$CT" --lxcpath "$LXCPATH" --tcp-established
+	[ "$status" -eq 1 ] || { echo "migrate exited $status, not 1: $stderr" >&2; return 1; }
+	[ "$side" = src ] || assert_fault_hit "${point%%:*}"
+	assert_state src RUNNING
+	assert_state dst none
+	[ "$(lxc_tool src lxc-info -p -H)" = "$INIT" ] || { echo "src's init changed" >&2; return 1; }
+	in_src busybox ping -c1 -W2 "$CT_ADDR" >/dev/null ||
+		{ echo "the container's $CT_ADDR does not answer in src" >&2; return 1; }
+	ticks_advance "$TICKS" 20 10
+	check_ticks "$TICKS" >/dev/null
+	sleep 1
+	stop_client
+	note "$point: TCP client: $CLIENT_RES"
+	assert_workdir_clean 10
+	fx_assert_src_workdir_clean
+	lxc_tool src lxc-stop -k
+}
+
+@test "lxc: a failure at dst.restored leaves it running and listed on src, its network and TCP client as they were" {
+	t_fail dst dst.restored
+}
+
+@test "lxc: a failure at src.commit, the tree held by the hook on dst, leaves it on src" {
+	t_fail src src.commit
+}
+
+@test "lxc: a container with a console migrates live; its console is LXC's new pty on dst" {
+	CONSOLE=1 start_container
+	migrate_live
+	pid=$DST_INIT
+	# /dev/console in the container is a pty again (the new monitor's),
+	# and the init's fd 5 on it too
+	in_dst sh -c 'grep " /dev/console " /proc/$0/mountinfo' "$pid" | grep -q devpts ||
+		{ echo "no devpts console in the migrated container" >&2; return 1; }
+	in_dst readlink "/proc/$pid/fd/5" | grep -q '^/dev/pts/' ||
+		{ echo "the init's fd 5 is not on a pty: $(in_dst readlink /proc/$pid/fd/5)" >&2; return 1; }
+	note "lxc with a console: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
+	lxc_tool dst lxc-stop -k
+}
+
+@test "lxc: the destination's session killed while it holds the restored tree leaves it on src" {
+	t_fail dst dst.restored:kill
+}
+
+# t_mode MODE: $CT migrates in MODE, runs on dst only, answers there.
+t_mode() {
+	start_container
+	migrate_live --mode "$1"
+	in_dst busybox ping -c1 -W2 "$CT_ADDR" >/dev/null ||
+		{ echo "the container's $CT_ADDR does not answer in dst" >&2; return 1; }
+	note "lxc $1 mode: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
+	lxc_tool dst lxc-stop -k
+}
+
+@test "lxc: a rootfs private to each host comes along with --fs sync:" {
+	local h
+	mkdir -p "$ROOTFS"
+	for h in src dst; do
+		in_$h mount -t tmpfs -o mode=0755 tmpfs "$ROOTFS" || return 1
+	done
+	RDIR=/proc/$SRC_PID1/root$ROOTFS
+	TICKS=$RDIR/data/ticks
+	start_container
+	# the ticks go on in dst's copy of the rootfs, after src's
+	DST_TICKS=/proc/$DST_PID1/root$ROOTFS/data/ticks
+	migrate_live --fs "sync:$ROOTFS"
+	note "lxc, rootfs by sync: $(jq -c '{frozen_ms, total_ms, iterations}' <<<"$output")"
+	lxc_tool dst lxc-stop -k
+}
+
+@test "lxc: a bind mount of a host path (lxc.mount.entry) comes along" {
+	BIND=1 start_container
+	migrate_live
+	in_dst grep -q " /data " "/proc/$DST_INIT/mountinfo" ||
+		{ echo "no /data mount in the migrated container" >&2; return 1; }
+	note "lxc with a bind mount: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
+	lxc_tool dst lxc-stop -k
+}
+
+# The kernel lets CRIU's lazy restore (live, post-copy) open its
+# userfaultfd in the container's user namespace only with this at 1.
+uffd_unprivileged() { [ "$(cat /proc/sys/vm/unprivileged_userfaultfd)" = 1 ]; }
+
+@test "lxc: a container in a user namespace migrates (live with vm.unprivileged_userfaultfd, else stop)" {
+	local mode=stop
+	! uffd_unprivileged || mode=live
+	USERNS=1 NET=empty start_container
+	migrate_live --mode "$mode"
+	in_dst grep -q "100000" "/proc/$DST_INIT/uid_map" ||
+		{ echo "the migrated init has no user namespace: $(in_dst cat /proc/$DST_INIT/uid_map)" >&2; return 1; }
+	note "lxc in a user namespace, $mode mode: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
+	lxc_tool dst lxc-stop -k
+}
+
+# refused MSG: migrate failed with MSG before the freeze; $CT runs on in
+# src, nothing of it in dst.
+refused() {
+	[ "$status" -eq 1 ] || { echo "migrate exited $status, not 1: $stderr" >&2; return 1; }
+	grep -qF "$1" <<<"$stderr" || { echo "not the expected refusal: $stderr" >&2; return 1; }
+	assert_state src RUNNING || return 1
+	assert_state dst none || return 1
+	[ "$(lxc_tool src lxc-info -p -H)" = "$INIT" ] || { echo "src's init changed" >&2; return 1; }
+}
+
+@test "lxc: in a user namespace, live mode without vm.unprivileged_userfaultfd is refused at the preflight" {
+	uffd_unprivileged && skip "vm.unprivileged_userfaultfd is 1 on this machine"
+	USERNS=1 NET=empty start_container
+	serve_start
+	migrate_container
+	refused "unprivileged_userfaultfd = 1 on the destination"
+	lxc_tool src lxc-stop -k
+}
+
+@test "lxc: a veth in a user namespace is refused before anything moves" {
+	USERNS=1 start_container
+	serve_start
+	migrate_container
+	refused "a veth in a user namespace is not supported"
+	lxc_tool src lxc-stop -k
+}
+
+@test "lxc: with cgroup v2 only in both hosts, it migrates live" {
+	local h
+	for h in src dst; do
+		in_$h mount -t cgroup2 none /sys/fs/cgroup || return 1
+	done
+	start_container
+	migrate_live
+	pid=$DST_INIT
+	# LXC's cgroup in v2 only (on the hybrid machine, v1 would have one too)
+	cg=$(in_dst cat "/proc/$pid/cgroup")
+	grep -q "^0::/lxc.payload.$CT" <<<"$cg" && refute grep -q "^[1-9].*lxc.payload" <<<"$cg" ||
+		{ echo "not in LXC's v2 cgroup only: $cg" >&2; return 1; }
+	note "lxc, cgroup v2: $(jq -c '{frozen_ms, total_ms, iterations}' <<<"$output")"
+	lxc_tool dst lxc-stop -k
+}
+
+@test "lxc: stop mode migrates it too" {
+	t_mode stop
+}
+
+@test "lxc: lazy mode (post-copy) migrates it too" {
+	t_mode lazy
+}
+
+@test "lxc: hybrid mode migrates it too" {
+	t_mode hybrid
+}
+
+@test "lxc: 64 MiB live, every page intact on dst" {
+	t_memory live 64
+}
+
+@test "lxc: 64 MiB lazy (post-copy), every page intact on dst" {
+	t_memory lazy 64
+}
+
+@test "lxc: 256 MiB live over 1 Gbit/s, every page intact on dst" {
+	_hosts_rate 1gbit
+	t_memory live 256
+}
