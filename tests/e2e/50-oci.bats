@@ -13,6 +13,7 @@
 load lib/hosts
 load lib/phaul
 load lib/fixtures
+load lib/ctnet
 
 setup() {
 	HOSTS_CGROUPNS=1
@@ -130,24 +131,7 @@ run_container() {
 }
 
 # ---------------------------------------------------------------- network
-
-CT_ADDR=192.0.2.50
-
-# Both hosts' ends of the link go into a bridge phbr0 that takes the
-# host's address: one layer-2 segment, on which the container keeps its
-# address wherever it runs.
-bridge_hosts() {
-	local h if addr
-	for h in src dst; do
-		[ $h = src ] && if=$HOSTS_IF_SRC addr=$SRC_ADDR || if=$HOSTS_IF_DST addr=$DST_ADDR
-		in_$h ip link add phbr0 type bridge &&
-			in_$h ip link set phbr0 up &&
-			in_$h ip addr del "$addr/24" dev "$if" &&
-			in_$h ip link set "$if" master phbr0 &&
-			in_$h ip addr add "$addr/24" dev phbr0 || return 1
-	done
-	wait_for 10 in_src busybox ping -c1 -W1 "$DST_ADDR"
-}
+# (bridge_hosts, start_client, stop_client and $CT_ADDR: lib/ctnet)
 
 # start_net_container RUNTIME PRE: $CID with its own network namespace, a
 # veth (eth0 inside, $VETH outside on phbr0) and $CT_ADDR; it runs the
@@ -179,51 +163,6 @@ start_net_container() {
 # fdb_port HOST: the port of phbr0 in HOST behind which the container's MAC is.
 fdb_port() {
 	in_"$1" bridge fdb show br phbr0 | awk -v mac="$CT_MAC" '$1 == mac { print $3; exit }'
-}
-
-# A TCP client in dst: sends a numbered line every 20 ms, checks each echo,
-# until $SCRATCH/client.stop exists; then prints "OK N MAXGAP_MS" or FAIL.
-start_client() {
-	cat >"$SCRATCH/client.py" <<'PY'
-import os, socket, sys, time
-addr, stop, out = sys.argv[1], sys.argv[2], sys.argv[3]
-def say(msg):
-    with open(out, "w") as f:
-        f.write(msg + "\n")
-try:
-    s = socket.create_connection((addr, 7000), timeout=5)
-    s.settimeout(60)
-    f = s.makefile("rwb")
-    n, gap, last = 0, 0.0, time.time()
-    while not os.path.exists(stop):
-        n += 1
-        f.write(b"%d\n" % n)
-        f.flush()
-        got = f.readline()
-        if got != b"%d\n" % n:
-            say("FAIL line %d echoed as %r" % (n, got))
-            sys.exit(1)
-        now = time.time()
-        gap, last = max(gap, now - last), now
-        if n == 20:
-            open(out + ".ready", "w").close()
-        time.sleep(0.02)
-    say("OK %d %d" % (n, gap * 1000))
-except Exception as e:
-    say("FAIL %s: %s" % (type(e).__name__, e))
-    sys.exit(1)
-PY
-	CLIENT=$(start_in_dst python3 "$SCRATCH/client.py" "$CT_ADDR" "$SCRATCH/client.stop" \
-		"$SCRATCH/client.res") || return 1
-	wait_for 20 test -e "$SCRATCH/client.res.ready"
-}
-
-# stop_client: the client must have seen every echo, in order, no reset.
-stop_client() {
-	touch "$SCRATCH/client.stop"
-	wait_for 90 test -s "$SCRATCH/client.res" || return 1
-	CLIENT_RES=$(cat "$SCRATCH/client.res")
-	[[ "$CLIENT_RES" == OK* ]] || { echo "TCP client: $CLIENT_RES" >&2; return 1; }
 }
 
 # listed HOST RUNTIME: the container's status in the runtime's list, or "none".
