@@ -38,19 +38,21 @@ const char *criu_binary(void)
 	return "criu";
 }
 
-/* environ plus @extra (if not NULL), for a CRIU; built before fork */
-static char **env_with(char *extra)
+/* environ plus @a and @b (each if not NULL), for a CRIU; built before fork */
+static char **env_with(char *a, char *b)
 {
 	size_t n = 0;
 	char **env;
 
 	while (environ[n])
 		n++;
-	env = calloc(n + 2, sizeof(*env));
+	env = calloc(n + 3, sizeof(*env));
 	if (!env)
 		return NULL;
 	memcpy(env, environ, n * sizeof(*env));
-	env[n] = extra;
+	if (a)
+		env[n++] = a;
+	env[n] = b;
 	return env;
 }
 
@@ -58,7 +60,8 @@ int criu_start(struct criu *c)
 {
 	int sp[2];
 	char fdstr[16];
-	char **env = env_with(c->lazy_in_place ? "CRIU_LAZY_NO_DRAIN=1" : NULL);
+	char **env = env_with(CRIU_ENV_NO_BREAKPOINTS,
+			      c->lazy_in_place ? "CRIU_LAZY_NO_DRAIN=1" : NULL);
 	pid_t pid;
 
 	if (!env) {
@@ -312,9 +315,12 @@ int criu_cpuinfo(const char *dir, bool dump)
 	return r;
 }
 
-static pid_t spawn_lazy_pages(const char *imgdir, const char *workdir, int ps_fd, int status_fd)
+/* fds 100 (page server), 101 (status) and, if @go_fd >= 0, 102 (go) */
+static pid_t spawn_lazy_pages(const char *imgdir, const char *workdir, int ps_fd, int status_fd,
+			      int go_fd)
 {
-	char **env = env_with("CRIU_LAZY_FAULT_AROUND=" STR(CRIU_FAULT_AROUND));
+	char **env = env_with("CRIU_LAZY_FAULT_AROUND=" STR(CRIU_FAULT_AROUND),
+			      go_fd >= 0 ? "CRIU_LAZY_WAIT_FD=" STR(CRIU_LAZY_GO_FD) : NULL);
 	pid_t pid;
 
 	if (!env)
@@ -325,10 +331,13 @@ static pid_t spawn_lazy_pages(const char *imgdir, const char *workdir, int ps_fd
 		return pid;
 	}
 	int devnull = open("/dev/null", O_RDWR);
-	if (devnull < 0 || dup2(ps_fd, CRIU_PASS_FD) < 0 || dup2(status_fd, CRIU_PASS_FD + 1) < 0)
+	if (devnull < 0 || dup2(ps_fd, CRIU_PASS_FD) < 0 || dup2(status_fd, CRIU_PASS_FD + 1) < 0 ||
+	    (go_fd >= 0 && dup2(go_fd, CRIU_LAZY_GO_FD) < 0))
 		_exit(127);
 	fcntl(CRIU_PASS_FD, F_SETFD, 0);
 	fcntl(CRIU_PASS_FD + 1, F_SETFD, 0);
+	if (go_fd >= 0)
+		fcntl(CRIU_LAZY_GO_FD, F_SETFD, 0);
 	dup2(devnull, STDIN_FILENO);
 	dup2(devnull, STDOUT_FILENO);
 	if (log_get_level() < LOG_DEBUG)
@@ -340,24 +349,93 @@ static pid_t spawn_lazy_pages(const char *imgdir, const char *workdir, int ps_fd
 	_exit(127);
 }
 
+int criu_lazy_pages_spawn(const char *imgdir, const char *workdir, int ps_fd,
+			  struct criu_lazy *l)
+{
+	int st[2], go[2] = { -1, -1 };
+
+	if (pipe2(st, O_CLOEXEC) < 0)
+		return -errno;
+	if (pipe2(go, O_CLOEXEC) < 0) {
+		int r = -errno;
+		close(st[0]);
+		close(st[1]);
+		return r;
+	}
+	l->pid = spawn_lazy_pages(imgdir, workdir, ps_fd, st[1], go[0]);
+	close(st[1]);
+	close(go[0]);
+	if (l->pid < 0) {
+		int r = -errno;
+		l->pid = 0;
+		close(st[0]);
+		close(go[1]);
+		return r;
+	}
+	l->status = st[0];
+	l->go = go[1];
+	return 0;
+}
+
+void criu_lazy_pages_cancel(struct criu_lazy *l)
+{
+	int status;
+
+	if (l->go >= 0)
+		close(l->go);
+	if (l->status >= 0)
+		close(l->status);
+	if (l->pid > 0) {
+		kill(l->pid, SIGKILL);
+		while (waitpid(l->pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
+	*l = (struct criu_lazy)CRIU_LAZY_INIT;
+}
+
+/* CRIU writes a byte to its status fd once its socket listens */
+static int await_listening(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	char c;
+
+	return poll(&pfd, 1, 10000) == 1 && read(fd, &c, 1) == 1 ? 0 : -EIO;
+}
+
+int criu_lazy_pages_go(struct criu_lazy *l)
+{
+	pid_t pid = l->pid;
+	int r;
+
+	r = write(l->go, "g", 1) == 1 ? 0 : -EIO;
+	if (r == 0)
+		r = await_listening(l->status);
+	if (r < 0) {
+		pr_warn("criu lazy-pages started ahead did not go on (an unpatched CRIU?)");
+		criu_lazy_pages_cancel(l);
+		return r;
+	}
+	close(l->go);
+	close(l->status);
+	*l = (struct criu_lazy)CRIU_LAZY_INIT;
+	l->pid = pid;
+	return 0;
+}
+
 int criu_lazy_pages_start(const char *imgdir, const char *workdir, int ps_fd, pid_t *ret)
 {
-	struct pollfd pfd = { .events = POLLIN };
 	int p[2], status;
-	char c;
 	pid_t pid;
 
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
-	pid = spawn_lazy_pages(imgdir, workdir, ps_fd, p[1]);
+	pid = spawn_lazy_pages(imgdir, workdir, ps_fd, p[1], -1);
 	close(p[1]);
 	if (pid < 0) {
 		close(p[0]);
 		return -errno;
 	}
-	pfd.fd = p[0];
-	/* CRIU writes a byte to its status fd once its socket listens */
-	if (poll(&pfd, 1, 10000) == 1 && read(p[0], &c, 1) == 1) {
+	if (await_listening(p[0]) == 0) {
 		close(p[0]);
 		*ret = pid;
 		return 0;

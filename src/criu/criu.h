@@ -38,8 +38,17 @@ struct criu {
  * of a run: requests up to this size count as faults in the statistics.
  */
 #define CRIU_FAULT_AROUND 8
+/*
+ * For every CRIU phaul runs: leave parasite and restorer code by tracing
+ * syscalls, not with a hardware breakpoint, whose registration can cost
+ * the kernel 5-13 ms per task while the tree is frozen
+ * (scripts/criu-patches/0005; an unpatched CRIU ignores it).
+ */
+#define CRIU_ENV_NO_BREAKPOINTS "CRIU_NO_BREAKPOINTS=1"
 /* The number the passed fd has in CRIU (its config file names it). */
 #define CRIU_PASS_FD 100
+/* The fd criu lazy-pages started ahead waits on (criu_lazy_pages_spawn) */
+#define CRIU_LAZY_GO_FD 102
 
 int criu_start(struct criu *c);
 /* Close the socket (a pending notification is thereby refused) and reap. */
@@ -65,6 +74,27 @@ int criu_cpuinfo(const char *dir, bool dump);
  * answers); returns once it listens. It exits when every page is in place.
  */
 int criu_lazy_pages_start(const char *imgdir, const char *workdir, int ps_fd, pid_t *ret);
+
+/*
+ * The same, started ahead (at the preflight, before the images exist):
+ * exec, libraries and CPU probing are then off the frozen path. It waits
+ * until criu_lazy_pages_go(), which returns once it listens (0), or reaps
+ * it (-EIO: a CRIU without scripts/criu-patches/0007 read the images at
+ * once and failed; start another). criu_lazy_pages_cancel() ends one not
+ * let go. The fd numbers given to CRIU are fixed (CRIU_PASS_FD on).
+ */
+struct criu_lazy {
+	pid_t pid;
+	int go;		/* a byte here lets it go on; closing it ends it */
+	int status;	/* it writes a byte here once it listens */
+};
+
+#define CRIU_LAZY_INIT { .pid = 0, .go = -1, .status = -1 }
+
+int criu_lazy_pages_spawn(const char *imgdir, const char *workdir, int ps_fd,
+			  struct criu_lazy *l);
+int criu_lazy_pages_go(struct criu_lazy *l);
+void criu_lazy_pages_cancel(struct criu_lazy *l);
 
 const char *criu_binary(void);
 /* Human text for a failed response: CRIU's cr_errmsg or errno. */

@@ -282,7 +282,8 @@ static int run(struct target *t)
 
 int target_session(int fd, const struct serve_opts *so)
 {
-	struct target t = { .so = so, .st = ST_HELLO, .reaper = REAPER_INIT, .criu = CRIU_INIT };
+	struct target t = { .so = so, .st = ST_HELLO, .reaper = REAPER_INIT, .criu = CRIU_INIT,
+			    .lazy = CRIU_LAZY_INIT, .lazy_sk = -1 };
 	struct rusage ru;
 	int r;
 
@@ -311,6 +312,7 @@ int target_session(int fd, const struct serve_opts *so)
 		pr_info("session %s rolled back", t.hex[0] ? t.hex : "(none)");
 	}
 	criu_stop(&t.criu);
+	target_lazy_cancel(&t);
 	reaper_disarm(&t.reaper);
 	free(t.tree);
 	if (getrusage(RUSAGE_SELF, &ru) == 0)

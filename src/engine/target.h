@@ -20,10 +20,13 @@ struct target {
 	enum sess_state st;
 	uint64_t budget;		/* bytes the peer may still write */
 	bool committed;
+	bool resumed;			/* CRIU let the tree run: the commit stands */
 	bool live;			/* restored lazily from the page store */
 	bool remote;			/* post-copy: what the store lacks is fetched */
 	struct pagestore ps;
 	pid_t lazy_pid;			/* criu lazy-pages filling memory, or 0 */
+	struct criu_lazy lazy;		/* one started at the preflight, not let go yet */
+	int lazy_sk;			/* our end of its page-server socket, or -1 */
 	struct page_server srv;		/* answering it from the page store */
 	struct reaper reaper;		/* kills the tree if we die before it is whole */
 	struct criu criu;		/* the restore's CRIU, started at the preflight */
@@ -42,6 +45,10 @@ int target_preflight(struct target *t, Phaul__Preflight *p);
 int target_check_only(struct target *t, Phaul__Preflight *p);
 /* Restore from the received images, hold, commit or abort. */
 int target_restore(struct target *t, Phaul__Restore *rq);
+/* Start criu lazy-pages for a live restore now, off the frozen path; and
+ * end it if the restore never came. */
+void target_lazy_prestart(struct target *t);
+void target_lazy_cancel(struct target *t);
 /* Committed{root, restore_ms} to the source. */
 int target_send_committed(struct target *t, pid_t root);
 /* --mode restart: start the workload from its command line (restart.h). */

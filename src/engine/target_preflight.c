@@ -198,6 +198,8 @@ int target_preflight(struct target *t, Phaul__Preflight *p)
 	/* the restore's CRIU starts now: its exec is off the frozen path */
 	if (strcmp(m->mode, "restart") && criu_start(&t->criu) < 0)
 		pr_warn("could not start CRIU ahead of the restore; it starts then");
+	if (t->live)
+		target_lazy_prestart(t);
 	pr_info("preflight passed: %s of '%s' (%zu tasks, %llu MiB)", m->mode,
 		p->root_cmd ? p->root_cmd : "?", m->nr_pids,
 		(unsigned long long)(p->est_bytes >> 20));

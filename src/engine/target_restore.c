@@ -161,6 +161,20 @@ static int restore_opts(struct target *t, Phaul__Restore *rq, CriuOpts *o)
 	return 0;
 }
 
+/*
+ * The tree runs here: record it, then tell the source, which may let its
+ * copy go. At CRIU's post-resume, not at the end of its restore: the
+ * source's frozen time ends with this message.
+ */
+static void say_committed(struct target *t, pid_t root)
+{
+	t->resumed = true;
+	outcome_write(t->so->workdir, t->hex, "committed", root);
+	pr_info("committed: tree %d runs here", root);
+	if (target_send_committed(t, root) < 0)
+		pr_warn("could not confirm the commit to the source; it will ask");
+}
+
 static int restore_loop(struct target *t, struct criu *c, pid_t *root)
 {
 	CriuResp *resp = NULL;
@@ -172,6 +186,7 @@ static int restore_loop(struct target *t, struct criu *c, pid_t *root)
 			return ret ? ret : mig_fail(&t->m, r, "CRIU died during the restore");
 		if (resp->type != CRIU_REQ_TYPE__NOTIFY)
 			break;
+		pr_debug("CRIU: %s", resp->notify && resp->notify->script ? resp->notify->script : "?");
 		if (resp->notify && resp->notify->script &&
 		    !strcmp(resp->notify->script, "post-restore")) {
 			pid_t pid = resp->notify->has_pid ? resp->notify->pid : t->m.root_pid;
@@ -179,6 +194,8 @@ static int restore_loop(struct target *t, struct criu *c, pid_t *root)
 			criu_notify_reply(c, ret == 0);
 		} else if (resp->notify && resp->notify->script &&
 			   !strcmp(resp->notify->script, "post-resume")) {
+			if (!ret && t->committed)
+				say_committed(t, t->m.root_pid);
 			if (!ret && mig_hook(&t->m, HOOK_TARGET_RESUMED) < 0)
 				pr_warn("a driver failed after the tree resumed; the migration stands");
 			criu_notify_reply(c, true);
@@ -239,11 +256,8 @@ static int finish_commit(struct target *t, pid_t root)
 	uint64_t t0 = now_ms();
 	int r;
 
-	outcome_write(t->so->workdir, t->hex, "committed", root);
-	pr_info("committed: tree %d runs here", root);
-	r = target_send_committed(t, root);
-	if (r < 0)
-		pr_warn("could not confirm the commit to the source; it will ask");
+	if (!t->resumed)
+		say_committed(t, root);
 	r = wait_lazy(t, false);
 	if (r < 0) {
 		outcome_write(t->so->workdir, t->hex, "lost", 0);
@@ -260,6 +274,63 @@ static int finish_commit(struct target *t, pid_t root)
 	return 0;
 }
 
+void target_lazy_prestart(struct target *t)
+{
+	char img[4200];
+	int sp[2], r;
+
+	snprintf(img, sizeof(img), "%s/img", t->m.dir);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		pr_warn("socketpair for criu lazy-pages: %m; it starts at the restore");
+		return;
+	}
+	r = criu_lazy_pages_spawn(img, t->m.dir, sp[1], &t->lazy);
+	close(sp[1]);
+	if (r < 0) {
+		close(sp[0]);
+		pr_warn("could not start criu lazy-pages ahead: %s; it starts at the restore",
+			strerror(-r));
+		return;
+	}
+	t->lazy_sk = sp[0];
+}
+
+void target_lazy_cancel(struct target *t)
+{
+	criu_lazy_pages_cancel(&t->lazy);
+	if (t->lazy_sk >= 0)
+		close(t->lazy_sk);
+	t->lazy_sk = -1;
+}
+
+/* criu lazy-pages listening: the one started ahead, else a new one; *sk is
+ * our end of its page-server socket */
+static int lazy_pages_ready(struct target *t, int *sk)
+{
+	char img[4200];
+	int sp[2], r;
+
+	if (t->lazy.pid > 0 && criu_lazy_pages_go(&t->lazy) == 0) {
+		t->lazy_pid = t->lazy.pid;
+		t->lazy.pid = 0;
+		*sk = t->lazy_sk;
+		t->lazy_sk = -1;
+		return 0;
+	}
+	target_lazy_cancel(t);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return -errno;
+	snprintf(img, sizeof(img), "%s/img", t->m.dir);
+	r = criu_lazy_pages_start(img, t->m.dir, sp[1], &t->lazy_pid);
+	close(sp[1]);
+	if (r < 0) {
+		close(sp[0]);
+		return r;
+	}
+	*sk = sp[0];
+	return 0;
+}
+
 /*
  * Live mode: the restore creates the memory mappings but copies nothing
  * into them; `criu lazy-pages` fills them from the page store after the
@@ -270,32 +341,26 @@ static int prepare_lazy(struct target *t, Phaul__Restore *rq, CriuOpts *o, int *
 {
 	int link_ms = (rq->has_recover_timeout_s && rq->recover_timeout_s ?
 			       (int)MIN(rq->recover_timeout_s, 3600u) : 60) * 1000;
-	char img[4200];
-	int sp[2], r, lfd;
+	int sk = -1, r, lfd;
 
 	t->ps.remote = t->remote;
 	r = pagestore_assemble(&t->ps, t->m.imgfd, true);
 	if (r < 0)
 		return mig_fail(&t->m, r, "cannot assemble the images: %s", strerror(-r));
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-		return mig_fail(&t->m, -errno, "socketpair: %m");
+	r = lazy_pages_ready(t, &sk);
+	if (r < 0)
+		return mig_fail(&t->m, r, "cannot start criu lazy-pages");
+	pr_debug("criu lazy-pages (PID %d) listens", t->lazy_pid);
 	if (t->remote)
 		conn_set_link_timeout(t->m.conn, link_ms);
 	/* nothing to kill until the commit names the restored tree */
-	r = page_server_start(&t->srv, &t->ps, sp[0], t->remote ? t->m.conn : NULL, NULL, 0,
+	r = page_server_start(&t->srv, &t->ps, sk, t->remote ? t->m.conn : NULL, NULL, 0,
 			      link_ms);
-	if (r < 0) {
-		close(sp[1]);
+	if (r < 0)
 		return mig_fail(&t->m, r, "cannot start the page server");
-	}
-	snprintf(img, sizeof(img), "%s/img", t->m.dir);
-	r = criu_lazy_pages_start(img, t->m.dir, sp[1], &t->lazy_pid);
-	close(sp[1]);
 	t->srv.client = t->lazy_pid;
 	if (t->remote && resume_listen(t->m.session_id, &lfd) == 0)
 		page_server_set_resume(&t->srv, lfd);
-	if (r < 0)
-		return mig_fail(&t->m, r, "cannot start criu lazy-pages");
 	*workfd = open(t->m.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (*workfd < 0)
 		return mig_fail(&t->m, -errno, "cannot open %s: %m", t->m.dir);
@@ -406,8 +471,10 @@ int target_restore(struct target *t, Phaul__Restore *rq)
 		return r;
 	r = t->m.drv[0]->ops->restore_exec ? restore_by_driver(t, &o, &root) :
 					     restore_by_criu(t, &o, &root);
-	if (r == 0 && t->committed)
-		return finish_commit(t, root);
+	if (r < 0 && t->resumed)
+		pr_warn("CRIU failed after the tree resumed; it runs, the commit stands");
+	if (t->committed && (r == 0 || t->resumed))
+		return finish_commit(t, r == 0 ? root : t->m.root_pid);
 	if (t->committed) {
 		/* CRIU failed after the commit: the tree did not survive */
 		t->committed = false;
