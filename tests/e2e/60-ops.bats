@@ -279,6 +279,9 @@ assert_check_left_nothing() {
 # "CLOSED after S" to $SCRATCH/NAME.log when the daemon closes the
 # connection (or "OPEN after 30" if it never does).
 hostile_start() {
+	# written once: rewriting it under a client that is just starting
+	# hands that client an empty script, which exits without a word
+	[ -f "$SCRATCH/hostile.py" ] && { hostile_run "$@"; return; }
 	cat >"$SCRATCH/hostile.py" <<'PY'
 import os, socket, sys, time
 addr, port, mode, logf = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -302,6 +305,10 @@ except OSError:
 with open(logf, "a") as f:
     f.write("%s after %.1f\n" % (what, time.time() - t0))
 PY
+	hostile_run "$@"
+}
+
+hostile_run() {
 	start_in_src -o "$SCRATCH/$1.out" python3 "$SCRATCH/hostile.py" "$DST_ADDR" "$PHAUL_PORT" "$2" \
 		"$SCRATCH/$1.log" >/dev/null
 }
