@@ -38,21 +38,22 @@ const char *criu_binary(void)
 	return "criu";
 }
 
-/* environ plus @a and @b (each if not NULL), for a CRIU; built before fork */
-static char **env_with(char *a, char *b)
+/* environ plus the @nr strings of @extra (NULL ones skipped), for a
+ * CRIU; built before fork */
+static char **env_with(char *const *extra, size_t nr)
 {
 	size_t n = 0;
 	char **env;
 
 	while (environ[n])
 		n++;
-	env = calloc(n + 3, sizeof(*env));
+	env = calloc(n + nr + 1, sizeof(*env));
 	if (!env)
 		return NULL;
 	memcpy(env, environ, n * sizeof(*env));
-	if (a)
-		env[n++] = a;
-	env[n] = b;
+	for (size_t i = 0; i < nr; i++)
+		if (extra[i])
+			env[n++] = extra[i];
 	return env;
 }
 
@@ -60,8 +61,9 @@ int criu_start(struct criu *c)
 {
 	int sp[2];
 	char fdstr[16];
-	char **env = env_with(CRIU_ENV_NO_BREAKPOINTS,
-			      c->lazy_in_place ? "CRIU_LAZY_NO_DRAIN=1" : NULL);
+	char *const extra[] = { CRIU_ENV_NO_BREAKPOINTS, CRIU_ENV_SMAPS_PREFETCH,
+				c->lazy_in_place ? "CRIU_LAZY_NO_DRAIN=1" : NULL };
+	char **env = env_with(extra, ARRAY_SIZE(extra));
 	pid_t pid;
 
 	if (!env) {
@@ -319,8 +321,9 @@ int criu_cpuinfo(const char *dir, bool dump)
 static pid_t spawn_lazy_pages(const char *imgdir, const char *workdir, int ps_fd, int status_fd,
 			      int go_fd)
 {
-	char **env = env_with("CRIU_LAZY_FAULT_AROUND=" STR(CRIU_FAULT_AROUND),
-			      go_fd >= 0 ? "CRIU_LAZY_WAIT_FD=" STR(CRIU_LAZY_GO_FD) : NULL);
+	char *const extra[] = { "CRIU_LAZY_FAULT_AROUND=" STR(CRIU_FAULT_AROUND),
+				go_fd >= 0 ? "CRIU_LAZY_WAIT_FD=" STR(CRIU_LAZY_GO_FD) : NULL };
+	char **env = env_with(extra, ARRAY_SIZE(extra));
 	pid_t pid;
 
 	if (!env)

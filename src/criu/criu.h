@@ -42,9 +42,14 @@ struct criu {
  * For every CRIU phaul runs: leave parasite and restorer code by tracing
  * syscalls, not with a hardware breakpoint, whose registration can cost
  * the kernel 5-13 ms per task while the tree is frozen
- * (scripts/criu-patches/0005; an unpatched CRIU ignores it).
+ * (scripts/criu-patches/0006; an unpatched CRIU ignores it).
  */
 #define CRIU_ENV_NO_BREAKPOINTS "CRIU_NO_BREAKPOINTS=1"
+/*
+ * For the swrk CRIUs: a dump reads /proc/PID/smaps of the seized tree in a
+ * child while it collects namespaces and sockets (scripts/criu-patches/0009).
+ */
+#define CRIU_ENV_SMAPS_PREFETCH "CRIU_SMAPS_PREFETCH=1"
 /* The number the passed fd has in CRIU (its config file names it). */
 #define CRIU_PASS_FD 100
 /* The fd criu lazy-pages started ahead waits on (criu_lazy_pages_spawn) */
