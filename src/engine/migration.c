@@ -86,11 +86,20 @@ static bool hook_is_rollback(enum driver_hook hook)
 
 int mig_hook(struct migration *m, enum driver_hook hook)
 {
+	return mig_hook_kind(m, hook, -1);
+}
+
+int mig_hook_kind(struct migration *m, enum driver_hook hook, int kind)
+{
 	int ret = 0;
 
 	for (size_t i = 0; i < m->nr_drv; i++) {
 		size_t k = hook_is_rollback(hook) ? m->nr_drv - 1 - i : i;
-		int r = driver_call(m->drv[k], hook, m);
+		int r;
+
+		if (kind >= 0 && m->drv[k]->ops->kind != (enum driver_kind)kind)
+			continue;
+		r = driver_call(m->drv[k], hook, m);
 		if (r < 0 && ret == 0)
 			ret = r;
 		/* rollback and cleanup hooks all run, whatever one of them says */

@@ -138,6 +138,8 @@ int mig_note(struct migration *m, int r, char *buf, size_t len);
 void mig_step(struct migration *m, const char *step);
 /* Call @hook on every driver, in order (reverse for rollback hooks). */
 int mig_hook(struct migration *m, enum driver_hook hook);
+/* The same, on the drivers of one kind (enum driver_kind) only. */
+int mig_hook_kind(struct migration *m, enum driver_hook hook, int kind);
 void mig_free(struct migration *m);
 
 /* The source side: `phaul migrate`. 0 only when committed. */

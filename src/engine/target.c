@@ -301,12 +301,18 @@ int target_session(int fd, const struct serve_opts *so)
 	conn_set_timeout(t.m.conn, 120000);
 	r = run(&t);
 	if (r < 0 && !t.committed) {
+		/* the workload's driver undoes what it set up here (a
+		 * container's veth on the bridge, its registration) before the
+		 * source, told, resumes its copy: a client of the workload must
+		 * not meet this half meanwhile. Storage is undone after: a
+		 * synced tree may take long to delete, the source waits not. */
+		mig_hook_kind(&t.m, HOOK_TARGET_ABORT, DRV_HTYPE);
 		if (t.m.conn && !t.m.peer_said) {
 			msg_send_error(t.m.conn, t.m.err ? t.m.err : r, t.m.step ?: "session", "%s",
 				       t.m.reason[0] ? t.m.reason : strerror(-r));
 			session_drain(t.m.conn, 2000);
 		}
-		mig_hook(&t.m, HOOK_TARGET_ABORT);
+		mig_hook_kind(&t.m, HOOK_TARGET_ABORT, DRV_FS);
 		if (t.hex[0])
 			outcome_write(so->workdir, t.hex, "aborted", 0);
 		pr_info("session %s rolled back", t.hex[0] ? t.hex : "(none)");

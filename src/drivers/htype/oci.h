@@ -89,6 +89,7 @@ struct oci_priv {
 	char *rootdir;		/* the rootfs bound here for CRIU */
 	bool mounted;
 	bool registered;
+	bool veths_made;	/* the restore began: the outer veth ends are CRIU's */
 	ExtMountMap *ext;	/* CRIU options built from the above */
 	ExtMountMap **extp;
 	char **exts;		/* source: CRIU's external file keys */
@@ -102,6 +103,8 @@ bool oci_own_ns(pid_t pid, const char *ns);
 
 /* The container's veths (none when it shares our network namespace). */
 int oci_read_veths(struct migration *m, struct oci_priv *p);
+/* Delete our interface @name (a veth: both ends go); 0 if there is none. */
+int oci_link_delete(const char *name);
 
 /* Whether @path, or its nearest existing parent, is on a cgroup file system. */
 bool oci_in_cgroupfs(const char *path);

@@ -154,7 +154,12 @@ static int check_userns(struct migration *m, struct oci_priv *p)
 
 int oci_target_restore(struct driver *d, struct migration *m)
 {
-	return check_paths(m, d->priv, true);
+	struct oci_priv *p = d->priv;
+	int r = check_paths(m, p, true);
+
+	if (r == 0)
+		p->veths_made = true;
+	return r;
 }
 
 int oci_target_check(struct driver *d, struct migration *m)
@@ -394,6 +399,14 @@ int oci_target_abort(struct driver *d, struct migration *m)
 	int r = 0;
 
 	umount_root(p);
+	/* at once, not when the dead tree's namespace goes: until then the
+	 * bridge may send the container's clients here, to no socket */
+	for (size_t i = 0; p->veths_made && i < p->nr_veth; i++) {
+		int e = oci_link_delete(p->veth[i].outer);
+		if (e < 0)
+			pr_warn("cannot delete %s: %s", p->veth[i].outer, strerror(-e));
+	}
+	p->veths_made = false;
 	if (p->registered) {
 		dir = oci_path(p, NULL);
 		r = dir ? rm_rf(dir) : -ENOMEM;

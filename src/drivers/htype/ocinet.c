@@ -12,6 +12,7 @@
  * /sys may be mounted from another network namespace).
  */
 #define LOG_PREFIX "oci: "
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/ethtool.h>
 #include <linux/rtnetlink.h>
@@ -119,6 +120,34 @@ static int link_info(int idx, int *link, int *master)
 			memcpy(master, RTA_DATA(a), sizeof(int));
 	}
 	return 0;
+}
+
+int oci_link_delete(const char *name)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct ifinfomsg ifi;
+	} req = { .nh = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_DELLINK,
+			  .nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK } };
+	_cleanup_close_ int sk = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	char buf[4096];
+	struct nlmsghdr *nh = (struct nlmsghdr *)buf;
+	ssize_t n;
+
+	req.ifi.ifi_index = (int)if_nametoindex(name);
+	if (req.ifi.ifi_index == 0)
+		return 0;
+	if (sk < 0 || send(sk, &req, sizeof(req), 0) < 0)
+		return -errno;
+	n = recv(sk, buf, sizeof(buf), 0);
+	if (n < 0)
+		return -errno;
+	if (NLMSG_OK(nh, (size_t)n) && nh->nlmsg_type == NLMSG_ERROR &&
+	    nh->nlmsg_len >= NLMSG_LENGTH(sizeof(struct nlmsgerr))) {
+		int err = ((struct nlmsgerr *)NLMSG_DATA(nh))->error;
+		return err == -ENODEV ? 0 : err;
+	}
+	return -EIO;
 }
 
 /* The outer end: our interface @peer whose link is @inner, its bridge. */
