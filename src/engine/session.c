@@ -93,16 +93,23 @@ int session_mkdirs(struct migration *m, const char *workdir, const char *prefix)
 /* The owner file of this process's session, locked for its lifetime. */
 static int owner_fd = -1;
 
+/*
+ * The owner file is locked before it takes its name: a sweep by another
+ * phaul finds either no owner (a young directory: kept) or a locked one,
+ * never an unlocked one that looks left by the dead.
+ */
 int session_write_owner(struct migration *m)
 {
-	char path[4200], text[48];
+	char path[4200], tmp[4200], text[48];
 	_cleanup_close_ int fd = -1;
 	int n = snprintf(text, sizeof(text), "%d %llu\n", getpid(), pidns_ino());
 
 	snprintf(path, sizeof(path), "%s/owner", m->dir);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || write_full(fd, text, n) < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
-		return mig_fail(m, -EIO, "cannot write %s", path);
+	snprintf(tmp, sizeof(tmp), "%s/owner.tmp", m->dir);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0 || write_full(fd, text, n) < 0 ||
+	    rename(tmp, path) < 0)
+		return mig_fail(m, -EIO, "cannot write %s: %m", path);
 	/* held while we live: a PID says nothing from another PID namespace */
 	if (owner_fd >= 0)
 		close(owner_fd);
@@ -112,15 +119,23 @@ int session_write_owner(struct migration *m)
 
 void session_rmdirs(struct migration *m)
 {
+	char path[4200];
+	bool keep;
+
 	if (!m->dir)
 		return;
 	if (m->imgfd >= 0)
 		close(m->imgfd);
 	m->imgfd = -1;
+	keep = getenv("PHAUL_KEEP_WORKDIR") && *getenv("PHAUL_KEEP_WORKDIR"); /* debugging */
+	/* unlocked and still named, it would look left by the dead to a sweep */
+	snprintf(path, sizeof(path), "%s/owner", m->dir);
+	if (!keep)
+		unlink(path);
 	if (owner_fd >= 0)
 		close(owner_fd);
 	owner_fd = -1;
-	if (getenv("PHAUL_KEEP_WORKDIR") && *getenv("PHAUL_KEEP_WORKDIR")) { /* debugging */
+	if (keep) {
 		pr_warn("PHAUL_KEEP_WORKDIR: keeping %s", m->dir);
 		return;
 	}
