@@ -3,6 +3,7 @@
 #include "criu/criu.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -279,11 +280,32 @@ int criu_version(uint32_t *ret)
 	return 0;
 }
 
-int criu_check(const char *dir)
+void criu_log_error(const char *path, char *buf, size_t len)
+{
+	_cleanup_free_ char *log = NULL;
+	size_t n;
+
+	snprintf(buf, len, "see %s", path);
+	if (read_file(path, CRIU_LOG_SCAN_MAX, &log, &n) < 0)
+		return;
+	/* the first error, else the last line CRIU wrote */
+	const char *line = strstr(log, "Error (");
+	if (!line) {
+		while (n > 0 && log[n - 1] == '\n')
+			log[--n] = '\0';
+		line = memrchr(log, '\n', n);
+		line = line ? line + 1 : log;
+	}
+	if (*line)
+		snprintf(buf, len, "%.*s", (int)strcspn(line, "\n"), line);
+}
+
+int criu_check(const char *dir, char *why, size_t len)
 {
 	CriuReq req = CRIU_REQ__INIT;
 	CriuOpts opts = CRIU_OPTS__INIT;
 	CriuResp *resp = NULL;
+	char path[PATH_MAX];
 	int r;
 
 	opts.images_dir_fd = -1;
@@ -291,10 +313,16 @@ int criu_check(const char *dir)
 	req.type = CRIU_REQ_TYPE__CHECK;
 	req.opts = &opts;
 	r = criu_oneshot(&req, dir, &resp);
-	if (r < 0)
+	if (r < 0) {
+		snprintf(why, len, "%s", strerror(-r));
 		return r;
+	}
 	r = resp->success ? 0 : -ENOTSUP;
 	criu_resp__free_unpacked(resp, NULL);
+	if (r < 0) {
+		snprintf(path, sizeof(path), "%s/check.log", dir);
+		criu_log_error(path, why, len);
+	}
 	return r;
 }
 

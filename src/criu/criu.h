@@ -67,8 +67,8 @@ int criu_begin(struct criu *c, CriuReq *req);
 
 /* CRIU's version as major*10000 + minor*100 + sublevel. */
 int criu_version(uint32_t *ret);
-/* `criu check` (its log in @dir): 0 if it passes. */
-int criu_check(const char *dir);
+/* `criu check` (its log in @dir): 0 if it passes, else why in @why. */
+int criu_check(const char *dir, char *why, size_t len);
 /* Write cpuinfo.img into @dir (dump) or check this CPU against it. */
 int criu_cpuinfo(const char *dir, bool dump);
 
@@ -104,5 +104,12 @@ void criu_lazy_pages_cancel(struct criu_lazy *l);
 const char *criu_binary(void);
 /* Human text for a failed response: CRIU's cr_errmsg or errno. */
 void criu_resp_error(const CriuResp *resp, char *buf, size_t len);
+/*
+ * The line of CRIU's log at @path that says why it failed: its first
+ * "Error (" line, else its last line (`criu check` says some failures
+ * without that prefix); "see PATH" if the log cannot be read.
+ */
+#define CRIU_LOG_SCAN_MAX (1u << 20)
+void criu_log_error(const char *path, char *buf, size_t len);
 
 #endif

@@ -118,6 +118,7 @@ int source_read_cpuinfo(struct migration *m, uint8_t **ret, size_t *ret_len)
 
 int source_local_checks(struct migration *m, uint32_t *ver)
 {
+	char why[256];
 	int r = criu_version(ver);
 
 	if (r < 0)
@@ -125,9 +126,9 @@ int source_local_checks(struct migration *m, uint32_t *ver)
 	if (*ver < 40000)
 		return mig_fail(m, -ENOTSUP, "CRIU %u.%u on the source is too old (need >= 4.0)",
 				*ver / 10000, *ver / 100 % 100);
-	r = criu_check(m->dir);
+	r = criu_check(m->dir, why, sizeof(why));
 	if (r < 0)
-		return mig_fail(m, r, "'criu check' fails on the source");
+		return mig_fail(m, r, "'criu check' fails on the source: %s", why);
 	return 0;
 }
 

@@ -55,6 +55,7 @@ static int setup_drivers(struct target *t, Phaul__Preflight *p)
 
 static int check_criu(struct target *t, uint32_t theirs, uint32_t *ours)
 {
+	char why[256];
 	int r = criu_version(ours);
 
 	if (r < 0)
@@ -63,8 +64,8 @@ static int check_criu(struct target *t, uint32_t theirs, uint32_t *ours)
 		return mig_fail(&t->m, -ENOTSUP,
 				"CRIU %u.%u here is older than the source's %u.%u",
 				*ours / 10000, *ours / 100 % 100, theirs / 10000, theirs / 100 % 100);
-	if (criu_check(t->m.dir) < 0)
-		return mig_fail(&t->m, -ENOTSUP, "'criu check' fails on the destination");
+	if (criu_check(t->m.dir, why, sizeof(why)) < 0)
+		return mig_fail(&t->m, -ENOTSUP, "'criu check' fails on the destination: %s", why);
 	return 0;
 }
 
