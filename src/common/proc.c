@@ -47,6 +47,30 @@ static int proc_stat_fields(pid_t pid, char *state, pid_t *ppid, int *tty)
 	return 0;
 }
 
+int proc_stat_start_time(const char *stat, uint64_t *ret)
+{
+	const char *p = strrchr(stat, ')');
+	unsigned long long v;
+
+	/* after "pid (comm)": state is field 3, starttime field 22 */
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+			 "%*d %*d %*d %*d %llu", &v) != 1)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int proc_start_time(pid_t pid, uint64_t *ret)
+{
+	char path[64];
+	_cleanup_free_ char *buf = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (read_file(path, 4096, &buf, NULL) < 0)
+		return -ESRCH;
+	return proc_stat_start_time(buf, ret);
+}
+
 pid_t proc_ppid(pid_t pid)
 {
 	pid_t ppid;

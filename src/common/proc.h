@@ -27,6 +27,13 @@ bool proc_alive(pid_t pid);
 bool proctree_seized(const int32_t *pids, size_t nr);
 /* Parent pid of @pid, or -1. */
 pid_t proc_ppid(pid_t pid);
+/*
+ * When @pid started (clock ticks after boot, field 22 of /proc/PID/stat):
+ * with the PID it names one process, never a later one given the same PID.
+ */
+int proc_start_time(pid_t pid, uint64_t *ret);
+/* Field 22 of a /proc/PID/stat line (after the last ')'). */
+int proc_stat_start_time(const char *stat, uint64_t *ret);
 
 /* @pid's number in its own (innermost) PID namespace: NSpid's last field. */
 int proc_nspid(pid_t pid, pid_t *ret);

@@ -136,9 +136,10 @@ static void end_group(pid_t pgid, bool committed)
 static bool session_committed(const char *workdir, const char *hex)
 {
 	char state[32];
+	uint64_t start;
 	int pid;
 
-	return outcome_read(workdir, hex, state, sizeof(state), &pid) == 0 &&
+	return outcome_read(workdir, hex, state, sizeof(state), &pid, &start) == 0 &&
 	       !strncmp(state, "commit", 6);
 }
 

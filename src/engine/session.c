@@ -4,6 +4,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -170,8 +172,9 @@ static int outcome_path(const char *workdir, const char *hex, char *buf, size_t 
 
 int outcome_write(const char *workdir, const char *hex, const char *state, int pid)
 {
-	char path[4096], tmp[4200], text[64];
+	char path[4096], tmp[4200], text[80];
 	_cleanup_close_ int fd = -1;
+	uint64_t start;
 	int r, n;
 
 	r = outcome_path(workdir, hex, path, sizeof(path));
@@ -183,7 +186,10 @@ int outcome_write(const char *workdir, const char *hex, const char *state, int p
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -errno;
-	n = snprintf(text, sizeof(text), "%s %d\n", state, pid);
+	/* with its start time, a PID reused later is not taken for it */
+	if (pid <= 0 || proc_start_time(pid, &start) < 0)
+		start = 0;
+	n = snprintf(text, sizeof(text), "%s %d %" PRIu64 "\n", state, pid, start);
 	/*
 	 * No fsync: the record must outlive this process (a crash, a daemon
 	 * restart), which the page cache guarantees; and on the frozen path an
@@ -200,10 +206,12 @@ int outcome_write(const char *workdir, const char *hex, const char *state, int p
 	return r;
 }
 
-int outcome_read(const char *workdir, const char *hex, char *state, size_t len, int *pid)
+int outcome_read(const char *workdir, const char *hex, char *state, size_t len, int *pid,
+		 uint64_t *start)
 {
 	char path[4096];
 	_cleanup_free_ char *text = NULL;
+	unsigned long long st = 0;
 	size_t n;
 	int r;
 
@@ -218,8 +226,21 @@ int outcome_read(const char *workdir, const char *hex, char *state, size_t len, 
 		return -EINVAL;
 	memcpy(state, text, n);
 	state[n] = '\0';
-	*pid = text[n] == ' ' ? atoi(text + n + 1) : 0;
+	*pid = 0;
+	if (text[n] == ' ' && sscanf(text + n + 1, "%d %llu", pid, &st) < 1)
+		*pid = 0;
+	*start = st;
 	return 0;
+}
+
+bool outcome_pid_alive(int pid, uint64_t start)
+{
+	uint64_t now;
+
+	if (pid <= 0 || kill(pid, 0) < 0)
+		return false;
+	/* a record without a start time (older phaul): the PID alone */
+	return start == 0 || (proc_start_time(pid, &now) == 0 && now == start);
 }
 
 void outcome_remove(const char *workdir, const char *hex)

@@ -43,12 +43,16 @@ void session_drain(struct conn *c, unsigned int max_ms);
 void session_peer_reason(struct migration *m, unsigned int max_ms);
 
 /*
- * Outcome records: <workdir>/outcomes/<hex>, "STATE [PID]", replaced
- * atomically (rename). They survive a process or daemon crash, not a
- * power cut (no fsync: see outcome_write()).
+ * Outcome records: <workdir>/outcomes/<hex>, "STATE PID START", replaced
+ * atomically (rename); PID 0 for none, START its start time
+ * (proc_start_time(), 0 if unknown). They survive a process or daemon
+ * crash, not a power cut (no fsync: see outcome_write()).
  */
 int outcome_write(const char *workdir, const char *hex, const char *state, int pid);
-int outcome_read(const char *workdir, const char *hex, char *state, size_t len, int *pid);
+int outcome_read(const char *workdir, const char *hex, char *state, size_t len, int *pid,
+		 uint64_t *start);
+/* Whether the process a record names still runs: same PID, same start. */
+bool outcome_pid_alive(int pid, uint64_t start);
 void outcome_remove(const char *workdir, const char *hex);
 
 #endif

@@ -2,7 +2,8 @@
 /*
  * Unit tests for the scratch directories of engine/session.c: a sweep
  * removes what dead owners left and never a live session's directory,
- * even one whose owner is being written while another phaul sweeps.
+ * even one whose owner is being written while another phaul sweeps; and
+ * outcome records, whose PID counts only while it names the same process.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,7 @@
 
 #include <cmocka.h>
 
+#include "common/proc.h"
 #include "common/util.h"
 #include "engine/session.h"
 
@@ -151,11 +153,76 @@ static void test_sweep_races_owner(void **state)
 	assert_int_equal(lost, 0);
 }
 
+static void write_record(const char *hex, const char *text)
+{
+	char path[4200];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/outcomes", workdir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/outcomes/%s", workdir, hex);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_outcome_records(void **state)
+{
+	char st[32], text[128];
+	uint64_t start, mine;
+	int pid;
+	pid_t child;
+
+	(void)state;
+	assert_int_equal(proc_start_time(getpid(), &mine), 0);
+	assert_int_equal(outcome_write(workdir, "aa", "committing", getpid()), 0);
+	assert_int_equal(outcome_read(workdir, "aa", st, sizeof(st), &pid, &start), 0);
+	assert_string_equal(st, "committing");
+	assert_int_equal(pid, getpid());
+	assert_int_equal(start, mine);
+	assert_true(outcome_pid_alive(pid, start));
+	/* the same PID, started at another time: a later process, not ours */
+	assert_false(outcome_pid_alive(pid, start + 1));
+	/* no PID */
+	assert_int_equal(outcome_write(workdir, "bb", "aborted", 0), 0);
+	assert_int_equal(outcome_read(workdir, "bb", st, sizeof(st), &pid, &start), 0);
+	assert_string_equal(st, "aborted");
+	assert_int_equal(pid, 0);
+	assert_false(outcome_pid_alive(pid, start));
+	/* a process that has ended */
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(0);
+	assert_int_equal(outcome_write(workdir, "cc", "pending", child), 0);
+	assert_int_equal(waitpid(child, NULL, 0), child);
+	assert_int_equal(outcome_read(workdir, "cc", st, sizeof(st), &pid, &start), 0);
+	assert_false(outcome_pid_alive(pid, start));
+	/* a record of an older phaul: "STATE PID", the PID alone decides */
+	snprintf(text, sizeof(text), "committed %d\n", getpid());
+	write_record("dd", text);
+	assert_int_equal(outcome_read(workdir, "dd", st, sizeof(st), &pid, &start), 0);
+	assert_int_equal(pid, getpid());
+	assert_int_equal(start, 0);
+	assert_true(outcome_pid_alive(pid, start));
+	/* malformed: no state, a state too long, garbage for a PID */
+	write_record("ee", "\n");
+	assert_int_equal(outcome_read(workdir, "ee", st, sizeof(st), &pid, &start), -EINVAL);
+	write_record("ff", "0123456789012345678901234567890123456789 1 1\n");
+	assert_int_equal(outcome_read(workdir, "ff", st, sizeof(st), &pid, &start), -EINVAL);
+	write_record("gg", "pending x y\n");
+	assert_int_equal(outcome_read(workdir, "gg", st, sizeof(st), &pid, &start), 0);
+	assert_int_equal(pid, 0);
+	assert_int_equal(outcome_read(workdir, "none", st, sizeof(st), &pid, &start), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sweep_dead),
 		cmocka_unit_test(test_sweep_races_owner),
+		cmocka_unit_test(test_outcome_records),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

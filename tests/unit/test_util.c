@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/util.h"
 
 struct fixture {
@@ -390,6 +391,25 @@ static void test_rm_rf_at_keeps_dir(void **state)
 
 /* --- small file helpers ------------------------------------------------- */
 
+static void test_proc_start_time(void **state)
+{
+	uint64_t v = 0, again = 0;
+
+	(void)state;
+	/* a ')' in the command name: the last one ends it */
+	assert_int_equal(proc_stat_start_time("13 (a) b) S 1 13 13 0 -1 4194560 1 0 0 0 0 0 0 0 "
+					      "20 0 1 0 1094497 1000 100", &v), 0);
+	assert_int_equal(v, 1094497);
+	assert_int_equal(proc_stat_start_time("13 (sh) S 1 2", &v), -EINVAL);
+	assert_int_equal(proc_stat_start_time("no paren", &v), -EINVAL);
+	/* this process: a start time, the same each time */
+	assert_int_equal(proc_start_time(getpid(), &v), 0);
+	assert_int_equal(proc_start_time(getpid(), &again), 0);
+	assert_true(v > 0);
+	assert_int_equal(v, again);
+	assert_int_equal(proc_start_time(-1, &v), -ESRCH);
+}
+
 static void test_read_file(void **state)
 {
 	struct fixture *f = *state;
@@ -427,6 +447,7 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_proc_start_time),
 		cmocka_unit_test(test_hostport_v4),
 		cmocka_unit_test(test_hostport_v6),
 		cmocka_unit_test(test_hostport_bad),

@@ -75,13 +75,9 @@ static void oci_fini(struct driver *d)
 /* The init named by the state must be the process running now. */
 static int check_init(struct migration *m, struct oci_priv *p)
 {
-	char path[64];
-	_cleanup_free_ char *stat = NULL;
 	uint64_t start;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", p->st.pid);
-	if (read_file(path, 4096, &stat, NULL) < 0 || oci_stat_start_time(stat, &start) < 0 ||
-	    start != p->st.start)
+	if (proc_start_time(p->st.pid, &start) < 0 || start != p->st.start)
 		return mig_fail(m, -ESRCH, "container %s is not running (its init %d is gone)",
 				p->id, p->st.pid);
 	return 0;

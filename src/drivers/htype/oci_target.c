@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/util.h"
 #include "engine/migration.h"
 
@@ -360,17 +361,12 @@ static int register_container(struct migration *m, struct oci_priv *p, uint64_t 
 int oci_target_restored(struct driver *d, struct migration *m)
 {
 	struct oci_priv *p = d->priv;
-	_cleanup_free_ char *stat = NULL;
-	char path[64];
 	uint64_t start;
 	int r;
 
 	/* CRIU is done with the root: the container has its own mounts now */
 	umount_root(p);
-	snprintf(path, sizeof(path), "/proc/%d/stat", m->root_pid);
-	r = read_file(path, 4096, &stat, NULL);
-	if (r == 0)
-		r = oci_stat_start_time(stat, &start);
+	r = proc_start_time(m->root_pid, &start);
 	if (r < 0)
 		return mig_fail(m, r, "restored init %d of container %s: %s", m->root_pid, p->id,
 				strerror(-r));

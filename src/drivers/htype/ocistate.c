@@ -245,16 +245,3 @@ int oci_state_update(enum oci_runtime rt, const char *json, pid_t pid, uint64_t 
 	*ret = out ? strdup(out) : NULL;
 	return *ret ? 0 : -ENOMEM;
 }
-
-int oci_stat_start_time(const char *stat, uint64_t *ret)
-{
-	const char *p = strrchr(stat, ')');
-	unsigned long long v;
-
-	/* after "pid (comm)": state is field 3, starttime field 22 */
-	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
-			 "%*d %*d %*d %*d %llu", &v) != 1)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}

@@ -62,7 +62,4 @@ void oci_mounts_free(struct oci_mount *m, size_t nr);
 /* Whether a mount with ID @id is in @mountinfo. */
 bool mountinfo_has_id(const char *mountinfo, unsigned int id);
 
-/* Field 22 of a /proc/PID/stat line (after the last ')'). */
-int oci_stat_start_time(const char *stat, uint64_t *ret);
-
 #endif

@@ -187,8 +187,8 @@ assert_only_in() {
 }
 
 # What a finished session may leave in the work dir: the daemon's outcome
-# records, WORKDIR/outcomes/ID (a few bytes each: "committed PID",
-# "aborted", ...; see src/proto/PROTOCOL.txt; they let a source whose link
+# records, WORKDIR/outcomes/ID (a few bytes each: "committed PID START",
+# "aborted 0 0", ...; see src/proto/PROTOCOL.txt; they let a source whose link
 # broke after Commit learn what happened, and expire after 15 minutes).
 # WORKDIR_KEEP_OUTCOMES= (empty) demands a completely empty work dir.
 WORKDIR_KEEP_OUTCOMES=${WORKDIR_KEEP_OUTCOMES-1}
