@@ -290,13 +290,14 @@ int precopy_rounds(struct migration *m)
 			if (v != POLICY_CONTINUE)
 				break;
 		}
+		unsigned int n = pc->round + 1; /* send_round() counts it */
 		r = fault_point("src.round");
 		if (r == 0)
 			r = send_round(m, scanned, false);
 		if (r == 0)
 			r = mig_hook(m, HOOK_NEXT_ITERATION);
 		if (r < 0)
-			return m->error[0] ? r : mig_fail(m, r, "round %u", pc->round);
+			return m->error[0] ? r : mig_fail(m, r, "round %u: %s", n, strerror(-r));
 		m->st.iterations = pc->round;
 	}
 	m->st.predicted_ms = predicted;

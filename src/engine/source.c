@@ -77,7 +77,7 @@ int source_hello(struct migration *m)
 	if (r == 0)
 		r = source_connect(m, NULL, 0);
 	if (r < 0)
-		return m->error[0] ? r : mig_fail(m, r, "connect");
+		return m->error[0] ? r : mig_fail(m, r, "%s", strerror(-r));
 	r = expect_msg(m, PHAUL__MSG__BODY_HELLO_REPLY, &msg);
 	if (r < 0)
 		return r;
