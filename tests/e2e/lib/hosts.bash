@@ -349,7 +349,9 @@ hosts_diagnostics() {
 _hosts_leftovers() {
 	local ns args=()
 	for ns in $HOSTS_NS; do
-		args+=(-o -lname "$ns")
+		# net:[4026532345]: the brackets are find's glob, not text
+		ns=${ns//[/\\[}
+		args+=(-o -lname "${ns//]/\\]}")
 	done
 	{
 		find /proc/[0-9]*/ns -mindepth 1 -maxdepth 1 \( -false "${args[@]}" \) 2>/dev/null
