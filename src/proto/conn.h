@@ -5,8 +5,9 @@
  * production (tls.c); tests and fuzzers plug in plain fds or memory.
  *
  * conn_read() returns exactly the bytes asked or fails: -EPIPE when the
- * peer closed, -ETIMEDOUT after the read timeout, -ECONNRESET/-EIO on a
- * broken or forged stream. conn_write() writes all bytes or fails.
+ * peer closed, -ETIMEDOUT after the read timeout or on a dead link, the
+ * socket's errno (-ECONNRESET, ...) on a broken one, -EBADMSG on a forged
+ * or corrupted stream. conn_write() writes all bytes or fails.
  */
 #ifndef PHAUL_CONN_H
 #define PHAUL_CONN_H

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -24,6 +25,7 @@
 
 struct tls_priv {
 	int fd;
+	int io_errno;	/* the transport's last errno (custom push/pull) */
 	gnutls_session_t session;
 	gnutls_psk_client_credentials_t ccred;
 	gnutls_psk_server_credentials_t scred;
@@ -58,7 +60,7 @@ static bool take_cancel(void)
 static int pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
 {
 	struct pollfd p[2] = {
-		{ .fd = (int)(intptr_t)ptr, .events = POLLIN },
+		{ .fd = ((struct tls_priv *)ptr)->fd, .events = POLLIN },
 		{ .fd = cancel_fd, .events = POLLIN },
 	};
 	int r = poll(p, cancel_fd >= 0 ? 2 : 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
@@ -72,17 +74,51 @@ static int pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
 	return r;
 }
 
-static int gnutls_to_errno(int r)
+/*
+ * The socket's own calls: GnuTLS reports their failure as PUSH/PULL_ERROR,
+ * and the errno (ETIMEDOUT of a dead link, ECONNRESET, EPIPE) is kept here
+ * to say which.
+ */
+static ssize_t push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
+{
+	struct tls_priv *t = ptr;
+	struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = iovcnt };
+	ssize_t n = sendmsg(t->fd, &msg, MSG_NOSIGNAL);
+
+	if (n < 0) {
+		t->io_errno = errno;
+		gnutls_transport_set_errno(t->session, errno);
+	}
+	return n;
+}
+
+static ssize_t pull(gnutls_transport_ptr_t ptr, void *buf, size_t len)
+{
+	struct tls_priv *t = ptr;
+	ssize_t n = recv(t->fd, buf, len, 0);
+
+	if (n < 0) {
+		t->io_errno = errno;
+		gnutls_transport_set_errno(t->session, errno);
+	}
+	return n;
+}
+
+/* After the handshake (which says "wrong key" itself). */
+static int gnutls_to_errno(const struct tls_priv *t, int r)
 {
 	switch (r) {
 	case GNUTLS_E_AGAIN:
 	case GNUTLS_E_TIMEDOUT:
 		return -ETIMEDOUT;
-	case GNUTLS_E_PREMATURE_TERMINATION:
 	case GNUTLS_E_PUSH_ERROR:
 	case GNUTLS_E_PULL_ERROR:
+		return t->io_errno > 0 ? -t->io_errno : -ECONNRESET;
+	case GNUTLS_E_PREMATURE_TERMINATION:
 		return -ECONNRESET;
 	case GNUTLS_E_DECRYPTION_FAILED:
+		/* a record that fails its integrity check: forged or corrupted */
+		return -EBADMSG;
 	case GNUTLS_E_INSUFFICIENT_CREDENTIALS:
 	case GNUTLS_E_KEYFILE_ERROR:
 		return -EACCES;
@@ -105,7 +141,7 @@ static ssize_t tls_read(void *priv, void *buf, size_t len)
 		return -ECANCELED;
 	if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_TIMEDOUT)
 		pr_debug("receive failed: %s", gnutls_strerror(n));
-	return gnutls_to_errno(n);
+	return gnutls_to_errno(t, n);
 }
 
 static ssize_t tls_write(void *priv, const void *buf, size_t len)
@@ -119,7 +155,7 @@ static ssize_t tls_write(void *priv, const void *buf, size_t len)
 	if (n >= 0)
 		return n;
 	pr_debug("send failed: %s", gnutls_strerror(n));
-	return gnutls_to_errno(n);
+	return gnutls_to_errno(t, n);
 }
 
 static int tls_set_timeout(void *priv, int timeout_ms)
@@ -274,7 +310,9 @@ static int session_init(struct tls_priv *t, unsigned flags)
 		       gnutls_strerror(r));
 		return -EINVAL;
 	}
-	gnutls_transport_set_int(t->session, t->fd);
+	gnutls_transport_set_ptr(t->session, t);
+	gnutls_transport_set_vec_push_function(t->session, push);
+	gnutls_transport_set_pull_function(t->session, pull);
 	gnutls_transport_set_pull_timeout_function(t->session, pull_timeout);
 	return 0;
 }
