@@ -36,6 +36,7 @@ int target_recv(struct target *t, Msg **ret)
 	if (!state_allows(t->st, msg->body_case)) {
 		msg_send_error(t->m.conn, EPROTO, state_name(t->st), "%s not allowed in state %s",
 			       msg_name(msg->body_case), state_name(t->st));
+		t->told = true;
 		r = mig_fail(&t->m, -EPROTO, "protocol error: %s in state %s",
 			     msg_name(msg->body_case), state_name(t->st));
 		msg_free(msg);
@@ -110,6 +111,7 @@ static int hello(struct target *t)
 		msg_send_error(t->m.conn, EPROTONOSUPPORT, "handshake",
 			       "protocol version %u not supported (this daemon speaks %u)",
 			       msg->hello->version, PHAUL_PROTO_VERSION);
+		t->told = true;
 		return mig_fail(&t->m, -EPROTONOSUPPORT, "client speaks protocol version %u, we %u",
 				msg->hello->version, PHAUL_PROTO_VERSION);
 	}
@@ -233,6 +235,7 @@ static int receive_images(struct target *t, Msg **ret_restore)
 		} else if (!t->m.error[0]) {
 			msg_send_error(t->m.conn, r, "transfer", "image %s: %s",
 				       msg->file_begin->name, why(r));
+			t->told = true;
 			mig_fail(&t->m, r, "image %s: %s", msg->file_begin->name, why(r));
 		}
 		msg_free(msg);
@@ -308,8 +311,10 @@ int target_session(int fd, const struct serve_opts *so)
 		 * synced tree may take long to delete, the source waits not. */
 		mig_hook_kind(&t.m, HOOK_TARGET_ABORT, DRV_HTYPE);
 		if (t.m.conn && !t.m.peer_said) {
-			msg_send_error(t.m.conn, t.m.err ? t.m.err : r, t.m.step ?: "session", "%s",
-				       t.m.reason[0] ? t.m.reason : strerror(-r));
+			if (!t.told)
+				msg_send_error(t.m.conn, t.m.err ? t.m.err : r,
+					       t.m.step ?: "session", "%s",
+					       t.m.reason[0] ? t.m.reason : strerror(-r));
 			session_drain(t.m.conn, 2000);
 		}
 		mig_hook_kind(&t.m, HOOK_TARGET_ABORT, DRV_FS);

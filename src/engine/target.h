@@ -21,6 +21,7 @@ struct target {
 	uint64_t budget;		/* bytes the peer may still write */
 	bool committed;
 	bool resumed;			/* CRIU let the tree run: the commit stands */
+	bool told;			/* an Error went to the source already */
 	bool live;			/* restored lazily from the page store */
 	bool remote;			/* post-copy: what the store lacks is fetched */
 	struct pagestore ps;

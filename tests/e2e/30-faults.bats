@@ -554,6 +554,9 @@ full_during_case() {
 	note "$mode, work dir filled during the transfer: $stderr"
 	assert_failed_with "$re"
 	[ "$status" -eq 1 ]
+	# one failure, one Error to the source (RELIABILITY.md M2)
+	[ "$(grep -c 'msg: send Error' "$SERVE_LOG")" -eq 1 ] ||
+		{ grep 'msg: send Error' "$SERVE_LOG" >&2; false; }
 	fx_assert_outcome false rolled-back "$MIGRATE_MODE"
 	assert_rolled_back "$LOG" $PIDS
 	fx_assert_no_strays 10
