@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/admit.h"
 
 static void serve_usage(FILE *f)
 {
@@ -13,6 +14,9 @@ static void serve_usage(FILE *f)
 		   "  --workdir DIR        images and state (default " PHAUL_DEFAULT_WORKDIR ")\n"
 		   "  --max-parallel N     concurrent migrations (default 4)\n"
 		   "  --auth-timeout SEC   time a client has to authenticate (default 10)\n"
+		   "  --policy FILE        what sources may ask for (modes, paths, ...);\n"
+		   "                       without it: stop/live/lazy/hybrid of plain\n"
+		   "                       process trees only (see docs/SECURITY.md)\n"
 		   "  -v, --verbose        more log lines (twice: CRIU logs too)\n");
 }
 
@@ -24,13 +28,16 @@ int cmd_serve(int argc, char **argv)
 		{ "workdir", required_argument, NULL, 'w' },
 		{ "max-parallel", required_argument, NULL, 'p' },
 		{ "auth-timeout", required_argument, NULL, 'a' },
+		{ "policy", required_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct serve_opts o = { .workdir = PHAUL_DEFAULT_WORKDIR, .max_parallel = 4,
 				.auth_timeout_s = 10 };
-	const char *key = NULL;
+	const char *key = NULL, *policy = NULL;
+	static struct admit admit;
+	char desc[4096];
 	uint64_t v;
 	int c;
 
@@ -39,6 +46,7 @@ int cmd_serve(int argc, char **argv)
 		switch (c) {
 		case 'l': o.listen = optarg; break;
 		case 'k': key = optarg; break;
+		case 'P': policy = optarg; break;
 		case 'w': o.workdir = optarg; break;
 		case 'p':
 			if (parse_u64(optarg, 1, 1024, &v) < 0)
@@ -59,6 +67,12 @@ int cmd_serve(int argc, char **argv)
 		goto bad;
 	if (key_load(key, &o.key) < 0)
 		return 1;
+	admit_defaults(&admit);
+	if (policy && admit_load(&admit, policy) < 0)
+		return 1;
+	admit_describe(&admit, desc, sizeof(desc));
+	pr_info("policy (%s): %s", policy ? policy : "defaults, no --policy", desc);
+	o.admit = &admit;
 	return serve(&o) < 0 ? 1 : 0;
 bad:
 	serve_usage(stderr);

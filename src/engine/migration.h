@@ -164,6 +164,7 @@ struct serve_opts {
 	const char *workdir;
 	unsigned int max_parallel;
 	unsigned int auth_timeout_s;
+	const struct admit *admit;	/* what the daemon accepts (engine/admit.h) */
 };
 /* The destination daemon: `phaul serve`; returns at SIGTERM. */
 int serve(const struct serve_opts *o);

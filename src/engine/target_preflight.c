@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "criu/criu.h"
+#include "engine/admit.h"
 #include "engine/session.h"
 #include "engine/target.h"
 
@@ -28,6 +29,15 @@ static int check_mode(struct target *t, const char *mode)
 				mode);
 	snprintf(t->m.mode, sizeof(t->m.mode), "%s", mode);
 	return 0;
+}
+
+/* The daemon's policy (admit.h), before any driver touches a path. */
+static int check_policy(struct target *t, Phaul__Preflight *p)
+{
+	char why[1024];
+	int r = admit_preflight(t->so->admit, p, t->info, why, sizeof(why));
+
+	return r < 0 ? mig_fail(&t->m, r, "%s", why) : 0;
 }
 
 static int setup_drivers(struct target *t, Phaul__Preflight *p)
@@ -165,6 +175,8 @@ static int run_checks(struct target *t, Phaul__Preflight *p, uint32_t *ver, char
 	r = mig_note(m, r, errs, len);
 	if (r == 0)
 		r = mig_note(m, check_mode(t, p->mode), errs, len);
+	if (r == 0)
+		r = mig_note(m, check_policy(t, p), errs, len);
 	if (r == 0)
 		r = mig_note(m, setup_drivers(t, p), errs, len);
 	if (r == 0)

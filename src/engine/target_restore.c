@@ -140,7 +140,8 @@ static void fill_restore_opts(struct target *t, Phaul__Restore *rq, CriuOpts *o)
 	o->has_notify_scripts = true;
 	o->notify_scripts = true;
 	o->has_shell_job = true;
-	o->shell_job = rq->has_shell_job && rq->shell_job;
+	/* only what the preflight asked and the policy allowed (admit.h) */
+	o->shell_job = t->m.shell_job && rq->has_shell_job && rq->shell_job;
 	o->has_tcp_established = true;
 	o->tcp_established = true;
 	o->has_ext_unix_sk = true;
