@@ -96,7 +96,8 @@ static int parse_bool(const char *v, bool *ret, char *why, size_t len)
 
 static int add_root(struct admit *a, int k, const char *v, char *why, size_t len)
 {
-	char *res;
+	char res[PATH_MAX];
+	int r;
 
 	if (v[0] != '/') {
 		snprintf(why, len, "%s must be an absolute path", root_keys[k]);
@@ -106,13 +107,18 @@ static int add_root(struct admit *a, int k, const char *v, char *why, size_t len
 		snprintf(why, len, "more than %d %s lines", ADMIT_ROOTS_MAX, root_keys[k]);
 		return -E2BIG;
 	}
-	/* resolved once, now: a root must exist when the daemon starts */
-	res = realpath(v, NULL);
-	if (!res) {
-		snprintf(why, len, "%s %s: %s", root_keys[k], v, strerror(errno));
-		return -errno;
+	/* resolved once, now (a part that does not exist yet, such as a
+	 * runtime's state directory, is kept as written) */
+	r = admit_resolve(v, res, sizeof(res));
+	if (r < 0) {
+		snprintf(why, len, "%s %s: %s", root_keys[k], v,
+			 r == -EINVAL ? "not an absolute path of plain names" : strerror(-r));
+		return r;
 	}
-	a->roots[k][a->nr_roots[k]++] = res;
+	a->roots[k][a->nr_roots[k]] = strdup(res);
+	if (!a->roots[k][a->nr_roots[k]])
+		return -ENOMEM;
+	a->nr_roots[k]++;
 	return 0;
 }
 

@@ -61,7 +61,8 @@ struct admit {
 void admit_defaults(struct admit *a);
 /* Parse @text (the file's contents; @file names it in messages). */
 int admit_parse(struct admit *a, const char *file, const char *text, char *why, size_t len);
-/* Load @file (checked as described above) over the defaults. */
+/* Load @file (checked as described above) over the defaults. A root is
+ * resolved once, at load: its existing part with realpath, the rest kept. */
 int admit_load(struct admit *a, const char *file);
 void admit_free(struct admit *a);
 /* The settings in one line per key, for logs and `phaul serve --policy`. */

@@ -75,11 +75,13 @@ static int reply_hello(struct target *t)
  */
 static void relay_session(struct target *t, const uint8_t *id)
 {
-	char hex[2 * PHAUL_SESSION_ID_LEN + 1];
+	char hex[2 * PHAUL_SESSION_ID_LEN + 1], dir[4096];
 	_cleanup_close_ int fd = -1;
-	int r = resume_connect(id, &fd);
+	int r;
 
 	session_hex(id, hex);
+	snprintf(dir, sizeof(dir), "%s/in-%s", t->so->workdir, hex);
+	r = resume_connect(dir, &fd);
 	if (r < 0) {
 		pr_warn("resume of session %s refused: no such post-copy session here", hex);
 		msg_send_error(t->m.conn, ENOENT, "handshake", "no post-copy session %s waits here",
