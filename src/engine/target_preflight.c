@@ -102,16 +102,20 @@ static int check_cpu(struct target *t, const ProtobufCBinaryData *img)
 static int check_space(struct target *t, uint64_t need)
 {
 	struct statvfs sv;
-	uint64_t avail;
+	uint64_t avail, want;
 
 	if (fstatvfs(t->m.imgfd, &sv) < 0)
 		return mig_fail(&t->m, -errno, "statvfs %s: %m", t->m.dir);
 	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-	if (avail < need + need / 10 + SPACE_RESERVE)
+	/* the peer's estimate: saturate rather than wrap (2 * need + reserve
+	 * bounds the sum) */
+	want = need > (UINT64_MAX - SPACE_RESERVE) / 2 ? UINT64_MAX
+						       : need + need / 10 + SPACE_RESERVE;
+	if (avail < want)
 		return mig_fail(&t->m, -ENOSPC,
 				"not enough space in %s: %llu MiB free, about %llu MiB needed",
 				t->so->workdir, (unsigned long long)(avail >> 20),
-				(unsigned long long)((need + need / 10 + SPACE_RESERVE) >> 20));
+				(unsigned long long)(want >> 20));
 	t->budget = avail - SPACE_RESERVE;
 	return 0;
 }
