@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/resume.h"
+#include "engine/serve_kids.h"
 #include "engine/session.h"
 #include "proto/tls.h"
 #include "proto/xfer.h"
@@ -302,6 +303,11 @@ int target_session(int fd, const struct serve_opts *so)
 		pr_err("client failed authentication: %s",
 		       r == -EACCES ? "wrong key" : strerror(-r));
 		return 1;
+	}
+	/* authenticated: now a session slot, or a busy answer (serve_kids.h) */
+	if (kids_gate_child(t.m.conn, so) != 0) {
+		mig_free(&t.m);
+		return 0;
 	}
 	conn_set_timeout(t.m.conn, 120000);
 	r = run(&t);
