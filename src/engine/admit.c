@@ -285,12 +285,16 @@ int admit_resolve(const char *path, char *out, size_t len)
 	 * exists not (yet), so holds no symlink */
 	for (cut = n;;) {
 		char save = buf[cut];
+		struct stat st;
 		bool found;
 		int e;
 
 		buf[cut] = '\0';
 		found = realpath(cut ? buf : "/", res) != NULL;
 		e = errno;
+		/* a dangling symlink: whatever creates the rest would follow it */
+		if (!found && e == ENOENT && lstat(buf, &st) == 0)
+			e = ELOOP;
 		buf[cut] = save;
 		if (found)
 			break;

@@ -23,10 +23,12 @@ setup() {
 	CID=phc$$-$BATS_TEST_NUMBER
 	BUNDLE=$SCRATCH/bundle
 	TICKS=$SCRATCH/data/ticks
-	# the daemon's policy: the bundle, the runtimes' state, the /data bind
-	# and the containers' stdout file (run_container), nothing else
+	# the daemon's policy: the bundle, the runtimes' state, the /data bind,
+	# the container's own cgroups (cgroup v1 binds) and its stdout file
+	# (run_container), nothing else
 	policy_allow "oci_root = $BUNDLE" "oci_root = /run/runc" "oci_root = /run/crun" \
-		"bind_root = $SCRATCH/data" "stdio_root = $SCRATCH/container.out"
+		"bind_root = $SCRATCH/data" "bind_root = /sys/fs/cgroup" \
+		"stdio_root = $SCRATCH/container.out"
 	local h
 	for h in src dst; do
 		in_$h mount -t tmpfs -o mode=0755 tmpfs /run || return 1

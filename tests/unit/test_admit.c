@@ -130,6 +130,14 @@ static void resolves_paths(void **s)
 	assert_int_equal(admit_resolve("/a/./b", out, sizeof(out)), -EINVAL);
 	assert_int_equal(admit_resolve("/a//b", out, sizeof(out)), -EINVAL);
 	assert_int_equal(admit_resolve("", out, sizeof(out)), -EINVAL);
+	/* a dangling symlink: what creates the rest would follow it */
+	snprintf(want, sizeof(want), "%s/root/dangling", tmp);
+	assert_int_equal(symlink("../out/not-yet", want), 0);
+	snprintf(want, sizeof(want), "%s/root/dangling/x", tmp);
+	assert_int_equal(admit_resolve(want, out, sizeof(out)), -ELOOP);
+	snprintf(want, sizeof(want), "%s/root/dangling", tmp);
+	assert_int_equal(admit_resolve(want, out, sizeof(out)), -ELOOP);
+	unlink(want);
 	/* a file in the middle */
 	snprintf(want, sizeof(want), "%s/root/file/x", tmp);
 	assert_int_equal(admit_resolve(want, out, sizeof(out)), -ENOTDIR);
