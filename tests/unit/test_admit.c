@@ -259,6 +259,11 @@ static void oci_rules(void **s)
 	mnt.source = src;
 	assert_int_equal(admit_preflight(&a, &p, &info, why, sizeof(why)), -EPERM);
 	assert_non_null(strstr(why, "bind_root"));
+	/* a masked path: /dev/null bound over it */
+	mnt.source = "/dev/null";
+	assert_int_equal(admit_preflight(&a, &p, &info, why, sizeof(why)), 0);
+	mnt.source = "/dev";
+	assert_int_equal(admit_preflight(&a, &p, &info, why, sizeof(why)), -EPERM);
 	oc.n_mounts = 0;
 	oc.stdio = ios;
 	oc.n_stdio = 1;
