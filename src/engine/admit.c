@@ -389,14 +389,23 @@ static int check_fs(const struct admit *a, const char *spec, char *why, size_t l
 	return 0; /* shared: nothing to write on this host */
 }
 
-/* A bind of /dev/null (how runtimes mask paths such as /proc/kcore) gives
- * nothing: always allowed. */
+/*
+ * Always allowed: the OCI runtime spec's default devices, which runtimes
+ * bind from the host where they cannot mknod (a user namespace), and
+ * /dev/null, which they also bind over masked paths (/proc/kcore, ...).
+ */
+static const char *const default_devices[] = { "/dev/null", "/dev/zero", "/dev/full",
+					       "/dev/random", "/dev/urandom", "/dev/tty",
+					       NULL };
+
 static int check_bind(const struct admit *a, const char *src, char *why, size_t len)
 {
 	char res[PATH_MAX];
 
-	if (admit_resolve(src, res, sizeof(res)) == 0 && !strcmp(res, "/dev/null"))
-		return 0;
+	if (admit_resolve(src, res, sizeof(res)) == 0)
+		for (size_t i = 0; default_devices[i]; i++)
+			if (!strcmp(res, default_devices[i]))
+				return 0;
 	return admit_path(a, ROOT_BIND, "bind mount source", src, why, len);
 }
 

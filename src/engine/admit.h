@@ -18,8 +18,9 @@
  *   disk_mount_root = DIR   --fs disk:IMAGE:MNT, the MNT
  *   oci_root        = DIR   OCI bundle, rootfs and runtime state root
  *   lxc_root        = DIR   LXC lxcpath and rootfs
- *   bind_root       = DIR   sources of host bind mounts (OCI, LXC; /dev/null,
- *                           which runtimes bind to mask paths, always)
+ *   bind_root       = DIR   sources of host bind mounts (OCI, LXC; the OCI
+ *                           default devices /dev/null, zero, full, random,
+ *                           urandom, tty always)
  *   stdio_root      = DIR   files reopened by path for a workload's stdio
  *   shell_job       = no | yes
  *   lxc_hooks       = no | yes   lxc.hook.* and lxc.mount.fstab

@@ -262,7 +262,11 @@ static void oci_rules(void **s)
 	/* a masked path: /dev/null bound over it */
 	mnt.source = "/dev/null";
 	assert_int_equal(admit_preflight(&a, &p, &info, why, sizeof(why)), 0);
+	mnt.source = "/dev/urandom";
+	assert_int_equal(admit_preflight(&a, &p, &info, why, sizeof(why)), 0);
 	mnt.source = "/dev";
+	assert_int_equal(admit_preflight(&a, &p, &info, why, sizeof(why)), -EPERM);
+	mnt.source = "/dev/sda";
 	assert_int_equal(admit_preflight(&a, &p, &info, why, sizeof(why)), -EPERM);
 	oc.n_mounts = 0;
 	oc.stdio = ios;
