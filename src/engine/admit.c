@@ -193,7 +193,7 @@ int admit_parse(struct admit *a, const char *file, const char *text, char *why, 
  * group or others, and reached without a symlink at its last component. */
 int admit_load(struct admit *a, const char *file)
 {
-	_cleanup_close_ int fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	_cleanup_close_ int fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	_cleanup_free_ char *text = NULL;
 	char why[1024];
 	struct stat st;
@@ -359,15 +359,19 @@ static int refuse(const struct admit *a, char *why, size_t len, const char *rule
 static int check_mode(const struct admit *a, const char *mode, char *why, size_t len)
 {
 	int i = mode ? mode_index(mode, strlen(mode)) : -1;
-	char rule[128];
+	char rule[128], setting[128] = "mode =";
+	size_t off = strlen(setting);
 
 	if (i < 0) /* unknown modes are the preflight's to refuse */
 		return 0;
 	if (a->modes & (1u << i))
 		return 0;
 	snprintf(rule, sizeof(rule), "mode %s is not allowed here", mode);
-	return refuse(a, why, len, rule, i == 4 ? "mode = stop live lazy hybrid restart"
-						: "mode = ... <the mode>");
+	/* the modes allowed now, and this one */
+	for (int j = 0; admit_modes[j]; j++)
+		if ((a->modes | 1u << i) & (1u << j))
+			off += snprintf(setting + off, sizeof(setting) - off, " %s", admit_modes[j]);
+	return refuse(a, why, len, rule, setting);
 }
 
 static int check_fs(const struct admit *a, const char *spec, char *why, size_t len)

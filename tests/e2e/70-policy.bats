@@ -155,7 +155,7 @@ dst_state() {
 	wait_for 10 grep -qx 0 "$SCRATCH/logs/ok.out"
 	# lazy stays refused: not in this policy's modes
 	hostile --mode lazy
-	refused "mode lazy is not allowed here"
+	refused "mode lazy is not allowed here \(allow it with 'mode = stop lazy restart' in .*/policy\)"
 	pid_alive_in dst "$DAEMON_PID"
 }
 

@@ -200,7 +200,7 @@ static void preflight_rules(void **s)
 	p.mode = "restart";
 	assert_int_equal(admit_preflight(&a, &p, NULL, why, sizeof(why)), -EPERM);
 	assert_non_null(strstr(why, "mode restart is not allowed"));
-	assert_non_null(strstr(why, "restart'"));
+	assert_non_null(strstr(why, "'mode = stop live lazy hybrid restart'"));
 	p.mode = "stop";
 	p.has_shell_job = p.shell_job = true;
 	assert_int_equal(admit_preflight(&a, &p, NULL, why, sizeof(why)), -EPERM);
