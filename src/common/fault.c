@@ -125,6 +125,11 @@ int fault_point(const char *name)
 
 void fault_list(void)
 {
+#ifndef PHAUL_FAULT_INJECTION
+	/* a release build: PHAUL_FAULT means nothing to it */
+	fprintf(stderr, "fault injection is compiled out of this build (make FAULTS=0)\n");
+	return;
+#endif
 	for (size_t i = 0; i < ARRAY_SIZE(fault_points); i++)
 		printf("%s\n", fault_points[i]);
 }

@@ -2,7 +2,9 @@
 /*
  * fault: named fault points inside phaul, for tests (after CRIU's
  * fault_injected()). Compiled in only with -DPHAUL_FAULT_INJECTION (the
- * default test build); release builds (make FAULTS=0) compile them out.
+ * default test build); release builds (make FAULTS=0, which `make
+ * install` always uses) compile them out and ignore PHAUL_FAULT: `phaul
+ * faults` lists nothing there.
  *
  * PHAUL_FAULT="point[:action][,point[:action]...]" arms points, where
  * action is one of

@@ -164,6 +164,9 @@ struct serve_opts {
 	const char *workdir;
 	unsigned int max_parallel;
 	unsigned int auth_timeout_s;
+	unsigned int max_unauth;		/* connections before authentication */
+	unsigned int max_unauth_per_host;	/* ... from one address */
+	const struct admit *admit;	/* what the daemon accepts (engine/admit.h) */
 };
 /* The destination daemon: `phaul serve`; returns at SIGTERM. */
 int serve(const struct serve_opts *o);

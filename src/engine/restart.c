@@ -70,7 +70,8 @@ void restart_spec_free(struct restart_spec *rs)
 static void child(const struct restart_spec *rs, int errfd)
 {
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	int out = rs->out[0] ? open(rs->out, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
+	int out = rs->out[0] ? open(rs->out, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NOCTTY |
+						   O_CLOEXEC) : -1;
 	int err;
 
 	if (out < 0)

@@ -3,6 +3,7 @@
 #include "engine/resume.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,39 +15,53 @@
 #include "common/util.h"
 #include "engine/session.h"
 
-static socklen_t resume_addr(const uint8_t id[PHAUL_SESSION_ID_LEN], struct sockaddr_un *sa)
+/*
+ * The socket is "resume.sock" in the waiting session's directory (mode
+ * 0700 under the root-only work dir): no other user can create, squat on
+ * or reach that name, unlike an abstract name anyone may bind first. It
+ * is reached through an O_PATH fd of the directory (/proc/self/fd/N/...),
+ * so that a long work dir does not overflow sun_path.
+ */
+static int resume_addr(const char *dir, int *dfd, struct sockaddr_un *sa, socklen_t *len)
 {
-	char hex[2 * PHAUL_SESSION_ID_LEN + 1];
 	int n;
 
-	session_hex(id, hex);
+	*dfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (*dfd < 0)
+		return -errno;
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
-	/* abstract: nothing on disk to clean up, gone with the process */
-	n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "phaul-pages-%s", hex);
-	return offsetof(struct sockaddr_un, sun_path) + 1 + n;
-}
-
-int resume_listen(const uint8_t id[PHAUL_SESSION_ID_LEN], int *ret_fd)
-{
-	struct sockaddr_un sa;
-	socklen_t len = resume_addr(id, &sa);
-	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, 4) < 0) {
-		pr_perror("cannot listen for a resumed connection");
-		return -errno;
-	}
-	*ret_fd = TAKE_FD(fd);
+	n = snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/" RESUME_SOCK, *dfd);
+	*len = offsetof(struct sockaddr_un, sun_path) + n + 1;
 	return 0;
 }
 
+/* Whether the process at the other end of @fd runs as root (or as us). */
 static bool peer_is_root(int fd)
 {
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
 
-	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.uid == 0;
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 &&
+	       (cr.uid == 0 || cr.uid == geteuid());
+}
+
+int resume_listen(const char *dir, int *ret_fd)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	_cleanup_close_ int dfd = -1;
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int r = fd < 0 ? -errno : resume_addr(dir, &dfd, &sa, &len);
+
+	if (r == 0 && (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, 4) < 0))
+		r = -errno;
+	if (r < 0) {
+		pr_err("cannot listen for a resumed connection in %s: %s", dir, strerror(-r));
+		return r;
+	}
+	*ret_fd = TAKE_FD(fd);
+	return 0;
 }
 
 int resume_accept(int lfd, int wake, int timeout_ms, struct conn **ret)
@@ -79,16 +94,24 @@ int resume_accept(int lfd, int wake, int timeout_ms, struct conn **ret)
 	}
 }
 
-int resume_connect(const uint8_t id[PHAUL_SESSION_ID_LEN], int *ret_fd)
+int resume_connect(const char *dir, int *ret_fd)
 {
 	struct sockaddr_un sa;
-	socklen_t len = resume_addr(id, &sa);
+	socklen_t len;
+	_cleanup_close_ int dfd = -1;
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int r = fd < 0 ? -errno : resume_addr(dir, &dfd, &sa, &len);
 
-	if (fd < 0)
-		return -errno;
+	if (r < 0)
+		return r == -ENOTDIR ? -ENOENT : r;
 	if (connect(fd, (struct sockaddr *)&sa, len) < 0)
 		return errno == ECONNREFUSED ? -ENOENT : -errno;
+	/* the listener's credentials, as of its listen(): never relay a
+	 * source's pages to a process that is not root's */
+	if (!peer_is_root(fd)) {
+		pr_err("the resume socket in %s is not a root process's: not relayed", dir);
+		return -EPERM;
+	}
 	*ret_fd = TAKE_FD(fd);
 	return 0;
 }

@@ -9,8 +9,9 @@
  * again and asks to resume the session (Hello{resume: id, features:
  * PHAUL_FEAT_PAGES_RESUME}); the session process that takes the new
  * connection (a fresh one, as for every connection) relays its bytes to
- * the waiting session over an abstract unix socket named after the
- * session id, which only root may connect to (SO_PEERCRED). The waiting
+ * the waiting session over a unix socket in that session's directory
+ * (RESUME_SOCK in WORKDIR/in-ID, root's alone; both ends check with
+ * SO_PEERCRED that the other is root's). The waiting
  * session's page server continues on the relayed stream: TLS ends in the
  * relaying process, the stream behind it is the same framed protocol.
  */
@@ -22,12 +23,15 @@
 #include "proto/conn.h"
 #include "proto/msg.h"
 
-/* The waiting session: listen for a relayed connection. */
-int resume_listen(const uint8_t id[PHAUL_SESSION_ID_LEN], int *ret_fd);
+#define RESUME_SOCK "resume.sock"
+
+/* The waiting session: listen for a relayed connection in its @dir. */
+int resume_listen(const char *dir, int *ret_fd);
 /* Accept one from a root process within @timeout_ms; -ECANCELED if @wake fires. */
 int resume_accept(int lfd, int wake, int timeout_ms, struct conn **ret);
-/* The new session process: connect to the waiting session (-ENOENT if none). */
-int resume_connect(const uint8_t id[PHAUL_SESSION_ID_LEN], int *ret_fd);
+/* The new session process: connect to the session waiting in @dir
+ * (-ENOENT if none, -EPERM if its listener is not root's). */
+int resume_connect(const char *dir, int *ret_fd);
 /* Relay bytes between @c and @fd until either side ends. */
 int resume_relay(struct conn *c, int fd);
 

@@ -3,10 +3,9 @@
  * serve: the destination daemon. Accepts connections until SIGTERM and
  * runs each migration in a child process of its own (a crash there
  * cannot take the daemon or other migrations with it), at most
- * --max-parallel at once, the unauthenticated ones included. One more
- * connection than that is answered, after the handshake, with Error
- * EBUSY by a short-lived child (at most BUSY_MAX at once; beyond that it
- * is closed unanswered).
+ * --max-parallel at once. Connections not authenticated yet have a budget
+ * of their own (--max-unauth, --max-unauth-per-host), separate from the
+ * sessions': serve_kids.h.
  *
  * SIGTERM (or SIGINT): no new connections; the daemon closes the write
  * end of a pipe every session holds the read end of, which cancels the
@@ -119,31 +118,15 @@ static void setup_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-static void accept_one(int lfd, const struct serve_opts *o, struct kids *k)
-{
-	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-
-	if (fd < 0) {
-		if (errno != EINTR && errno != EAGAIN)
-			pr_perror("accept");
-		return;
-	}
-	kids_reap(o->workdir, k); /* a session that just ended frees its slot */
-	if (k->nr >= o->max_parallel) {
-		kids_refuse(fd, o, lfd, k);
-		return;
-	}
-	kids_spawn(fd, o, lfd, k);
-}
-
 static void shut_down(struct kids *k, const char *workdir)
 {
 	struct timespec ts = { 0, 100000000 };
 
 	pr_info("shutting down: no new migrations; %u running: those not committed yet roll back",
 		k->nr);
+	kids_close_gates(k);
 	close(k->stop_wr);
-	while (k->nr > 0 || kids_nr_busy(k) > 0) {
+	while (k->len > 0) {
 		kids_reap(workdir, k);
 		nanosleep(&ts, NULL);
 	}
@@ -165,6 +148,8 @@ int serve(const struct serve_opts *o)
 	r = tls_listen(o->listen, &lfd);
 	if (r < 0)
 		return r;
+	if (kids_init(&k, o) < 0)
+		return -ENOMEM;
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		pr_perror("pipe");
 		return -errno;
@@ -174,10 +159,9 @@ int serve(const struct serve_opts *o)
 	setup_signals();
 	pr_info("listening on %s, work directory %s", o->listen, o->workdir);
 	while (!stopping) {
-		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
 		kids_reap(o->workdir, &k);
-		if (poll(&pfd, 1, 500) > 0)
-			accept_one(lfd, o, &k);
+		if (kids_poll(&k, o, lfd, 500) > 0)
+			kids_accept(lfd, o, &k);
 	}
 	close(TAKE_FD(lfd));
 	shut_down(&k, o->workdir);

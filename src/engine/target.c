@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/resume.h"
+#include "engine/serve_kids.h"
 #include "engine/session.h"
 #include "proto/tls.h"
 #include "proto/xfer.h"
@@ -75,11 +76,13 @@ static int reply_hello(struct target *t)
  */
 static void relay_session(struct target *t, const uint8_t *id)
 {
-	char hex[2 * PHAUL_SESSION_ID_LEN + 1];
+	char hex[2 * PHAUL_SESSION_ID_LEN + 1], dir[4096];
 	_cleanup_close_ int fd = -1;
-	int r = resume_connect(id, &fd);
+	int r;
 
 	session_hex(id, hex);
+	snprintf(dir, sizeof(dir), "%s/in-%s", t->so->workdir, hex);
+	r = resume_connect(dir, &fd);
 	if (r < 0) {
 		pr_warn("resume of session %s refused: no such post-copy session here", hex);
 		msg_send_error(t->m.conn, ENOENT, "handshake", "no post-copy session %s waits here",
@@ -300,6 +303,11 @@ int target_session(int fd, const struct serve_opts *so)
 		pr_err("client failed authentication: %s",
 		       r == -EACCES ? "wrong key" : strerror(-r));
 		return 1;
+	}
+	/* authenticated: now a session slot, or a busy answer (serve_kids.h) */
+	if (kids_gate_child(t.m.conn, so) != 0) {
+		mig_free(&t.m);
+		return 0;
 	}
 	conn_set_timeout(t.m.conn, 120000);
 	r = run(&t);

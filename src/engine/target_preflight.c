@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "criu/criu.h"
+#include "engine/admit.h"
 #include "engine/session.h"
 #include "engine/target.h"
 
@@ -28,6 +29,15 @@ static int check_mode(struct target *t, const char *mode)
 				mode);
 	snprintf(t->m.mode, sizeof(t->m.mode), "%s", mode);
 	return 0;
+}
+
+/* The daemon's policy (admit.h), before any driver touches a path. */
+static int check_policy(struct target *t, Phaul__Preflight *p)
+{
+	char why[1024];
+	int r = admit_preflight(t->so->admit, p, t->info, why, sizeof(why));
+
+	return r < 0 ? mig_fail(&t->m, r, "%s", why) : 0;
 }
 
 static int setup_drivers(struct target *t, Phaul__Preflight *p)
@@ -92,16 +102,20 @@ static int check_cpu(struct target *t, const ProtobufCBinaryData *img)
 static int check_space(struct target *t, uint64_t need)
 {
 	struct statvfs sv;
-	uint64_t avail;
+	uint64_t avail, want;
 
 	if (fstatvfs(t->m.imgfd, &sv) < 0)
 		return mig_fail(&t->m, -errno, "statvfs %s: %m", t->m.dir);
 	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-	if (avail < need + need / 10 + SPACE_RESERVE)
+	/* the peer's estimate: saturate rather than wrap (2 * need + reserve
+	 * bounds the sum) */
+	want = need > (UINT64_MAX - SPACE_RESERVE) / 2 ? UINT64_MAX
+						       : need + need / 10 + SPACE_RESERVE;
+	if (avail < want)
 		return mig_fail(&t->m, -ENOSPC,
 				"not enough space in %s: %llu MiB free, about %llu MiB needed",
 				t->so->workdir, (unsigned long long)(avail >> 20),
-				(unsigned long long)((need + need / 10 + SPACE_RESERVE) >> 20));
+				(unsigned long long)(want >> 20));
 	t->budget = avail - SPACE_RESERVE;
 	return 0;
 }
@@ -165,6 +179,8 @@ static int run_checks(struct target *t, Phaul__Preflight *p, uint32_t *ver, char
 	r = mig_note(m, r, errs, len);
 	if (r == 0)
 		r = mig_note(m, check_mode(t, p->mode), errs, len);
+	if (r == 0)
+		r = mig_note(m, check_policy(t, p), errs, len);
 	if (r == 0)
 		r = mig_note(m, setup_drivers(t, p), errs, len);
 	if (r == 0)

@@ -12,6 +12,7 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/admit.h"
 #include "engine/restart.h"
 #include "engine/session.h"
 #include "engine/target.h"
@@ -33,6 +34,7 @@ int target_restart(struct target *t, Phaul__Restart *rq)
 	struct restart_spec rs = { .argv = argv, .argc = rq->n_argv, .env = env,
 				   .nenv = rq->n_env };
 	uint64_t t0 = now_ms();
+	char why[1024];
 	pid_t pid;
 	int r;
 
@@ -44,6 +46,9 @@ int target_restart(struct target *t, Phaul__Restart *rq)
 		return mig_fail(&t->m, -EPROTO, "Restart in %s mode", t->m.mode);
 	snprintf(rs.cwd, sizeof(rs.cwd), "%s", rq->cwd);
 	snprintf(rs.out, sizeof(rs.out), "%s", rq->stdout ? rq->stdout : "");
+	if (rs.out[0] && admit_path(t->so->admit, ROOT_STDIO, "restart stdout file", rs.out, why,
+				    sizeof(why)) < 0)
+		return mig_fail(&t->m, -EPERM, "%s", why);
 	r = fault_point("dst.restart");
 	if (r == 0)
 		r = mig_hook(&t->m, HOOK_TARGET_RESTORE);

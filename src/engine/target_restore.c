@@ -140,7 +140,8 @@ static void fill_restore_opts(struct target *t, Phaul__Restore *rq, CriuOpts *o)
 	o->has_notify_scripts = true;
 	o->notify_scripts = true;
 	o->has_shell_job = true;
-	o->shell_job = rq->has_shell_job && rq->shell_job;
+	/* only what the preflight asked and the policy allowed (admit.h) */
+	o->shell_job = t->m.shell_job && rq->has_shell_job && rq->shell_job;
 	o->has_tcp_established = true;
 	o->tcp_established = true;
 	o->has_ext_unix_sk = true;
@@ -359,7 +360,7 @@ static int prepare_lazy(struct target *t, Phaul__Restore *rq, CriuOpts *o, int *
 	if (r < 0)
 		return mig_fail(&t->m, r, "cannot start the page server");
 	t->srv.client = t->lazy_pid;
-	if (t->remote && resume_listen(t->m.session_id, &lfd) == 0)
+	if (t->remote && resume_listen(t->m.dir, &lfd) == 0)
 		page_server_set_resume(&t->srv, lfd);
 	*workfd = open(t->m.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (*workfd < 0)

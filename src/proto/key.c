@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -47,29 +48,41 @@ int key_parse(const char *text, struct psk_key *ret)
 	return *p ? -EINVAL : 0;
 }
 
+/*
+ * Opened without following a symlink, then checked on the open file (no
+ * window between the check and the read): a regular file, owned by root
+ * or by us, no access for group or others.
+ */
 int key_load(const char *path, struct psk_key *ret)
 {
-	_cleanup_free_ char *text = NULL;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	char text[257];
 	struct stat st;
+	ssize_t n;
 	int r;
 
-	if (stat(path, &st) < 0) {
-		pr_perror("cannot read key file %s", path);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		pr_perror("cannot read key file %s%s", path,
+			  errno == ELOOP ? " (a symlink: name the file itself)" : "");
 		return -errno;
+	}
+	if (!S_ISREG(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid())) {
+		pr_err("key file %s must be a regular file owned by root", path);
+		return -EPERM;
 	}
 	if (st.st_mode & 077) {
 		pr_err("key file %s is accessible by group or others (mode %o); chmod 600 it",
 		       path, st.st_mode & 0777);
 		return -EPERM;
 	}
-	r = read_file(path, 256, &text, NULL);
-	if (r < 0) {
-		errno = -r;
+	n = read(fd, text, sizeof(text) - 1);
+	if (n < 0) {
 		pr_perror("cannot read key file %s", path);
-		return r;
+		return -errno;
 	}
+	text[n] = '\0';
 	r = key_parse(text, ret);
-	explicit_bzero(text, strlen(text));
+	explicit_bzero(text, sizeof(text));
 	if (r < 0)
 		pr_err("%s is not a phaul key file (make one with 'phaul keygen')", path);
 	return r;

@@ -19,6 +19,7 @@ setup() {
 	in_dst mount -t tmpfs -o size=600m tmpfs "$DATA"
 	SRC_DATA=/proc/$SRC_PID1/root$DATA
 	DST_DATA=/proc/$DST_PID1/root$DATA
+	policy_allow "sync_root = $DATA"
 }
 
 teardown() {

@@ -25,6 +25,7 @@ setup() {
 	PID=$(start_in_src "$WORKLOADS/openfile" "$MNT/w")
 	ticks_advance "$SRC_MNT/w/data" 30
 	INODE=$(stat -c %i "$IMG")
+	policy_allow "disk_image_root = $SCRATCH" "disk_mount_root = $MNT"
 }
 
 teardown() {

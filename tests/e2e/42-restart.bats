@@ -19,6 +19,8 @@ setup() {
 	in_dst mount -t tmpfs tmpfs "$DATA"
 	SRC_DATA=/proc/$SRC_PID1/root$DATA
 	DST_DATA=/proc/$DST_PID1/root$DATA
+	# restart, its storage, and its stdout file ($SCRATCH/src-worker.out)
+	policy_allow "mode = stop restart" "sync_root = $DATA" "stdio_root = $SCRATCH"
 	cat >"$SCRATCH/worker" <<'SH'
 #!/bin/bash
 # ticks "N WALL_MS" in $1/ticks, going on from the count already there

@@ -23,6 +23,12 @@ setup() {
 	CID=phc$$-$BATS_TEST_NUMBER
 	BUNDLE=$SCRATCH/bundle
 	TICKS=$SCRATCH/data/ticks
+	# the daemon's policy: the bundle, the runtimes' state, the /data bind,
+	# the container's own cgroups (cgroup v1 binds) and its stdout file
+	# (run_container), nothing else
+	policy_allow "oci_root = $BUNDLE" "oci_root = /run/runc" "oci_root = /run/crun" \
+		"bind_root = $SCRATCH/data" "bind_root = /sys/fs/cgroup" \
+		"stdio_root = $SCRATCH/container.out"
 	local h
 	for h in src dst; do
 		in_$h mount -t tmpfs -o mode=0755 tmpfs /run || return 1
@@ -368,6 +374,7 @@ t_net_rollback() {
 	BUNDLE=$priv/bundle
 	run_container runc
 	refute in_dst test -e "$BUNDLE"
+	policy_allow "oci_root = $priv" "sync_root = $priv"
 	serve_start
 	migrate_container runc --fs "sync:$priv" --json
 	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }

@@ -25,6 +25,8 @@ setup() {
 	LXCPATH=$SCRATCH/lxcpath
 	TICKS=$ROOTFS/data/ticks
 	mkdir -p "$LXCPATH"
+	# the daemon's policy: the lxcpath, the rootfs, the /data bind (BIND=1)
+	policy_allow "lxc_root = $LXCPATH" "lxc_root = $ROOTFS" "bind_root = $SCRATCH/data"
 	local h
 	for h in src dst; do
 		in_$h mount -t tmpfs -o mode=0755 tmpfs /run &&
@@ -309,6 +311,7 @@ t_mode() {
 	start_container
 	# the ticks go on in dst's copy of the rootfs, after src's
 	DST_TICKS=/proc/$DST_PID1/root$ROOTFS/data/ticks
+	policy_allow "sync_root = $ROOTFS"
 	migrate_live --fs "sync:$ROOTFS"
 	note "lxc, rootfs by sync: $(jq -c '{frozen_ms, total_ms, iterations}' <<<"$output")"
 	lxc_tool dst lxc-stop -k

@@ -191,6 +191,32 @@ static void test_load_refuses_open_modes(void **state)
 	}
 }
 
+/* A symlink, a directory, a FIFO (no blocking on it) or a file another
+ * user owns is refused before anything is read. */
+static void test_load_refuses_what_is_not_roots_file(void **state)
+{
+	struct fixture *f = *state;
+	struct psk_key k;
+	char link[4200];
+
+	write_text(f->path, TAG HEX64 "\n", 0600);
+	snprintf(link, sizeof(link), "%s.link", f->path);
+	assert_int_equal(symlink(f->path, link), 0);
+	assert_int_equal(key_load(link, &k), -ELOOP);
+	unlink(link);
+	if (geteuid() == 0) {
+		assert_int_equal(chown(f->path, 65534, 65534), 0);
+		assert_int_equal(key_load(f->path, &k), -EPERM);
+	}
+	unlink(f->path);
+	assert_int_equal(mkfifo(f->path, 0600), 0);
+	assert_int_equal(key_load(f->path, &k), -EPERM);
+	unlink(f->path);
+	assert_int_equal(mkdir(f->path, 0700), 0);
+	assert_int_equal(key_load(f->path, &k), -EPERM);
+	rmdir(f->path);
+}
+
 static void test_load_missing_or_malformed(void **state)
 {
 	struct fixture *f = *state;
@@ -305,6 +331,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_generate_bad_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_refuses_open_modes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_load_refuses_what_is_not_roots_file, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_load_missing_or_malformed, setup, teardown),
 		cmocka_unit_test(test_parse_valid),
 		cmocka_unit_test(test_parse_wrong_tag),

@@ -346,6 +346,10 @@ hosts_diagnostics() {
 
 # PIDs (on the machine) of processes in one of the hosts' namespaces, or
 # whose cwd/root is inside the test's tmp dir, or that hold an fd there.
+# Only processes started before $1 (clock ticks since boot, /proc/PID/stat
+# field 22) count: once the hosts are stopped their namespaces' inode
+# numbers are free, and a test host another bats run starts meanwhile (in
+# parallel on the same machine) may get one of them.
 _hosts_leftovers() {
 	local ns args=()
 	for ns in $HOSTS_NS; do
@@ -358,7 +362,12 @@ _hosts_leftovers() {
 		find /proc/[0-9]*/cwd /proc/[0-9]*/root -maxdepth 0 \
 			\( -lname "$BATS_TEST_TMPDIR" -o -lname "$BATS_TEST_TMPDIR/*" \) 2>/dev/null
 		find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 -lname "$BATS_TEST_TMPDIR/*" 2>/dev/null
-	} | cut -d/ -f3 | sort -un | grep -vx -e "$$" -e "$BASHPID" || true
+	} | cut -d/ -f3 | sort -un | grep -vx -e "$$" -e "$BASHPID" | while read -r p; do
+		local st
+		st=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f20) || continue
+		[ -n "$st" ] && ((st <= $1)) && echo "$p"
+	done
+	true
 }
 
 # A process of the machine that exists and is not a zombie.
@@ -412,7 +421,9 @@ hosts_own_jobs() {
 
 hosts_teardown() {
 	[ -n "${HOSTS_UP:-}" ] || return 0
-	local failed=0 left i p j
+	local failed=0 left i p j t0
+	# now, as /proc/PID/stat counts (see _hosts_leftovers)
+	t0=$(sed 's/^.*) //' /proc/self/stat | cut -d' ' -f20)
 	if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -n "${SCRATCH:-}" ]; then
 		hosts_diagnostics
 	fi
@@ -438,7 +449,7 @@ hosts_teardown() {
 	done
 	# Anything still there after 3 s is a leak.
 	local deadline=$(($(date +%s%3N) + 3000))
-	while left=$(_hosts_leftovers) && [ -n "$left" ]; do
+	while left=$(_hosts_leftovers "$t0") && [ -n "$left" ]; do
 		(($(date +%s%3N) < deadline)) || break
 		sleep 0.1
 	done

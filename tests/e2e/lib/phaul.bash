@@ -15,8 +15,13 @@
 # Functions:
 #   phaul_setup               fail clearly if $PHAUL is missing; make a key
 #                             ($KEY) and the daemon's work dir ($WORKDIR)
+#   policy_allow LINE...      add LINEs to the daemon's --policy file
+#                             ($SCRATCH/policy, see docs/SECURITY.md): each
+#                             test file allows exactly what it needs beyond
+#                             the defaults (a mode, roots under $SCRATCH)
 #   serve_start [VAR=VAL...]  start the daemon in dst with those environment
-#                             variables, wait until it listens; sets
+#                             variables (and --policy $SCRATCH/policy when
+#                             there is one), wait until it listens; sets
 #                             DAEMON_PID (in dst); its stderr: $SERVE_LOG
 #   serve_restart_if_dead     serve_start again unless the daemon still runs
 #   serve_stop                SIGTERM the daemon, wait until it is gone
@@ -68,18 +73,24 @@ phaul_setup() {
 	}
 }
 
+policy_allow() {
+	printf '%s\n' "$@" >>"$SCRATCH/policy" && chmod 0600 "$SCRATCH/policy"
+}
+
 _serve_listening() {
 	in_dst ss -Hltn "sport = :$PHAUL_PORT" | grep -q "$DST_ADDR:$PHAUL_PORT"
 }
 
 serve_start() {
-	local envs=()
+	local envs=() policy=()
 	while [[ "${1:-}" == *=* ]]; do
 		envs+=("$1")
 		shift
 	done
+	[ ! -f "$SCRATCH/policy" ] || policy=(--policy "$SCRATCH/policy")
 	DAEMON_PID=$(start_in_dst -o "$SERVE_LOG" env "${envs[@]}" "$PHAUL" serve \
-		--listen "$DST_ADDR:$PHAUL_PORT" --key "$KEY" --workdir "$WORKDIR" -v "$@") ||
+		--listen "$DST_ADDR:$PHAUL_PORT" --key "$KEY" --workdir "$WORKDIR" -v \
+		"${policy[@]}" "$@") ||
 		return 1
 	if ! wait_for 10 _serve_listening; then
 		echo "phaul serve did not listen on $DST_ADDR:$PHAUL_PORT within 10 s; its log:" >&2
