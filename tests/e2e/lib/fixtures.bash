@@ -13,8 +13,9 @@
 #   fx_start_pipetree           pipetree, 3 processes; also KIDS
 #   fx_start_openfile           openfile in $SCRATCH/of; also OFDIR, PING_SRC
 #                               (its counter as answered on src)
-#   fx_start_mtouch MIB [HOT [RATE]]
-#                               mtouch of MIB MiB (default HOT 4, RATE 16)
+#   fx_start_mtouch MIB [HOT [RATE [ARGS...]]]
+#                               mtouch of MIB MiB (default HOT 4, RATE 16),
+#                               more mtouch options in ARGS
 #   fx_verify_mtouch HOST       SIGUSR1 it there: VERIFY PASS of every page
 #
 # Migration and assertions:
@@ -94,10 +95,11 @@ fx_start_openfile() {
 
 fx_start_mtouch() {
 	local mib=$1 hot=${2:-4} rate=${3:-16}
+	shift $(($# < 3 ? $# : 3))
 	LOG=$SCRATCH/mtouch.log
 	FX_MTOUCH_PAGES=$((mib * 256))
 	PID=$(start_in_src "$WORKLOADS/mtouch" --size "$mib" --hot "$hot" --rate "$rate" \
-		--log "$LOG") || return 1
+		--log "$LOG" "$@") || return 1
 	PIDS=$PID
 	wait_for 60 grep -q '^READY' "$LOG" || { echo "mtouch never got READY" >&2; return 1; }
 	ticks_advance "$LOG" 30
