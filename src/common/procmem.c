@@ -6,6 +6,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -113,4 +116,91 @@ void procmem_close(struct procmem *pm)
 	if (pm->memfd >= 0)
 		close(pm->memfd);
 	pm->memfd = -1;
+}
+
+bool procmem_can_force(void)
+{
+	static int ok = -1;
+	struct procmem pm = PROCMEM_INIT(getpid());
+	uint64_t want = 0x70686175ull, got = 0;
+	uint64_t *page;
+
+	if (ok >= 0)
+		return ok;
+	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (page == MAP_FAILED)
+		return false; /* not known: asked again next time */
+	*page = want;
+	ok = mprotect(page, 4096, PROT_NONE) == 0 &&
+	     procmem_read(&pm, (uintptr_t)page, &got, sizeof(got)) == sizeof(got) && got == want;
+	procmem_close(&pm);
+	munmap(page, 4096);
+	if (!ok)
+		pr_warn("/proc/PID/mem does not read pages of mappings without read permission here");
+	return ok;
+}
+
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAP (1ULL << 62)
+#define PM_FILE (1ULL << 61)
+
+/* Any populated anonymous page in [start, end), from /proc/PID/pagemap? */
+static int populated(int pagemap, uint64_t start, uint64_t end)
+{
+	uint64_t e[512];
+
+	for (uint64_t a = start; a < end;) {
+		size_t n = MIN((end - a) / 4096, (uint64_t)ARRAY_SIZE(e));
+		ssize_t got = pread(pagemap, e, n * 8, (off_t)(a / 4096 * 8));
+
+		if (got <= 0)
+			return got < 0 ? -errno : 0;
+		for (size_t i = 0; i < (size_t)got / 8; i++)
+			if ((e[i] & (PM_PRESENT | PM_SWAP)) && !(e[i] & PM_FILE))
+				return 1;
+		a += (uint64_t)got / 8 * 4096;
+	}
+	return 0;
+}
+
+/* A line of /proc/PID/maps for a private mapping without read permission? */
+static bool unreadable_private(const char *line, uint64_t *start, uint64_t *end)
+{
+	unsigned long long s, e;
+	char perms[5];
+	int name = 0;
+
+	if (sscanf(line, "%llx-%llx %4s %*x %*x:%*x %*u %n", &s, &e, perms, &name) < 3 ||
+	    perms[0] == 'r' || perms[3] != 'p')
+		return false;
+	line += name;
+	/* the kernel's own: [vsyscall] is exec-only, and never dumped */
+	if (name && (!strncmp(line, "[vsyscall]", 10) || !strncmp(line, "[vvar", 5) ||
+		     !strncmp(line, "[vdso]", 6) || !strncmp(line, "[uprobes]", 9)))
+		return false;
+	*start = s;
+	*end = e;
+	return true;
+}
+
+int procmem_find_unreadable(pid_t pid, uint64_t *start, uint64_t *end)
+{
+	_cleanup_free_ char *line = NULL;
+	_cleanup_close_ int pagemap = -1;
+	char path[48];
+	size_t len = 0;
+	int r = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	if ((pagemap = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return errno == ENOENT ? -ESRCH : -errno;
+	while (r == 0 && getline(&line, &len, f) > 0)
+		if (unreadable_private(line, start, end))
+			r = populated(pagemap, *start, *end);
+	fclose(f);
+	return r;
 }

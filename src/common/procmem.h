@@ -19,6 +19,7 @@
 #ifndef PHAUL_PROCMEM_H
 #define PHAUL_PROCMEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -43,5 +44,19 @@ ssize_t procmem_readv(struct procmem *pm, const struct iovec *local, const struc
 /* One range: [addr, addr + len) into @buf. */
 ssize_t procmem_read(struct procmem *pm, uint64_t addr, void *buf, size_t len);
 void procmem_close(struct procmem *pm);
+
+/*
+ * Whether /proc/PID/mem reads pages a process cannot read itself here
+ * (a kernel booted with proc_mem.force_override=never, or =ptrace for a
+ * reader that does not trace the process, refuses): tried once on a page
+ * of our own, the answer kept.
+ */
+bool procmem_can_force(void);
+/*
+ * The first private mapping of @pid without read permission that holds
+ * populated anonymous pages (what CRIU dumps and only a forced read
+ * reads): 1 and its range in *@start, *@end; 0 if none.
+ */
+int procmem_find_unreadable(pid_t pid, uint64_t *start, uint64_t *end);
 
 #endif

@@ -189,6 +189,41 @@ static void test_gone(void **state)
 	assert_int_equal(procmem_read(&pm, (uintptr_t)f->mem + P, buf, P), -ESRCH);
 }
 
+/* This kernel lets /proc/PID/mem read what the process cannot (all above
+ * relies on it); the answer is kept. */
+static void test_can_force(void **state)
+{
+	(void)state;
+	assert_true(procmem_can_force());
+	assert_true(procmem_can_force());
+}
+
+/* Unreadable mappings holding populated pages are found; empty ones not. */
+static void test_find_unreadable(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t start = 0, end = 0;
+	uint8_t *guard, *page;
+
+	assert_int_equal(procmem_find_unreadable(f->child, &start, &end), 1);
+	assert_int_equal(start, (uintptr_t)f->mem + P);
+	assert_int_equal(end, (uintptr_t)f->mem + 2 * P);
+	/* this process: a PROT_NONE reservation never touched does not count */
+	guard = mmap(NULL, 64 * P, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(guard != MAP_FAILED);
+	assert_int_equal(procmem_find_unreadable(getpid(), &start, &end), 0);
+	page = mmap(NULL, P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(page != MAP_FAILED);
+	page[0] = 1;
+	assert_int_equal(mprotect(page, P, PROT_WRITE), 0);
+	assert_int_equal(procmem_find_unreadable(getpid(), &start, &end), 1);
+	assert_int_equal(start, (uintptr_t)page);
+	munmap(page, P);
+	munmap(guard, 64 * P);
+	assert_int_equal(procmem_find_unreadable(getpid(), &start, &end), 0);
+	assert_int_equal(procmem_find_unreadable(f->child + 4000000, &start, &end), -ESRCH);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -198,6 +233,8 @@ int main(void)
 		T(test_stops_at_unmapped),
 		T(test_readv),
 		T(test_gone),
+		T(test_can_force),
+		T(test_find_unreadable),
 	};
 #undef T
 
