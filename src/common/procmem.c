@@ -140,67 +140,57 @@ bool procmem_can_force(void)
 	return ok;
 }
 
-#define PM_PRESENT (1ULL << 63)
-#define PM_SWAP (1ULL << 62)
-#define PM_FILE (1ULL << 61)
-
-/* Any populated anonymous page in [start, end), from /proc/PID/pagemap? */
-static int populated(int pagemap, uint64_t start, uint64_t end)
-{
-	uint64_t e[512];
-
-	for (uint64_t a = start; a < end;) {
-		size_t n = MIN((end - a) / 4096, (uint64_t)ARRAY_SIZE(e));
-		ssize_t got = pread(pagemap, e, n * 8, (off_t)(a / 4096 * 8));
-
-		if (got <= 0)
-			return got < 0 ? -errno : 0;
-		for (size_t i = 0; i < (size_t)got / 8; i++)
-			if ((e[i] & (PM_PRESENT | PM_SWAP)) && !(e[i] & PM_FILE))
-				return 1;
-		a += (uint64_t)got / 8 * 4096;
-	}
-	return 0;
-}
-
-/* A line of /proc/PID/maps for a private mapping without read permission? */
-static bool unreadable_private(const char *line, uint64_t *start, uint64_t *end)
+/* A /proc/PID/smaps header line: 1 for a private mapping without read
+ * permission, 0 for another mapping, -1 for a field line. */
+static int unreadable_private(const char *line, uint64_t *start, uint64_t *end)
 {
 	unsigned long long s, e;
 	char perms[5];
 	int name = 0;
 
-	if (sscanf(line, "%llx-%llx %4s %*x %*x:%*x %*u %n", &s, &e, perms, &name) < 3 ||
-	    perms[0] == 'r' || perms[3] != 'p')
-		return false;
+	if (sscanf(line, "%llx-%llx %4s %*x %*x:%*x %*u %n", &s, &e, perms, &name) < 3)
+		return -1;
+	if (perms[0] == 'r' || perms[3] != 'p')
+		return 0;
 	line += name;
 	/* the kernel's own: [vsyscall] is exec-only, and never dumped */
 	if (name && (!strncmp(line, "[vsyscall]", 10) || !strncmp(line, "[vvar", 5) ||
 		     !strncmp(line, "[vdso]", 6) || !strncmp(line, "[uprobes]", 9)))
-		return false;
+		return 0;
 	*start = s;
 	*end = e;
-	return true;
+	return 1;
+}
+
+/* A field line of smaps saying the mapping holds anonymous pages. */
+static bool has_anon(const char *line)
+{
+	unsigned long kb;
+
+	return (sscanf(line, "Anonymous: %lu kB", &kb) == 1 || sscanf(line, "Swap: %lu kB", &kb) == 1) &&
+	       kb > 0;
 }
 
 int procmem_find_unreadable(pid_t pid, uint64_t *start, uint64_t *end)
 {
 	_cleanup_free_ char *line = NULL;
-	_cleanup_close_ int pagemap = -1;
+	bool in = false;
 	char path[48];
 	size_t len = 0;
-	int r = 0;
+	int r = 0, h;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
-	if ((pagemap = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return errno == ENOENT ? -ESRCH : -errno;
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	/* smaps, not pagemap: the kernel skips what was never populated
+	 * (terabytes of PROT_NONE reservations cost nothing) */
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
 	if (!(f = fopen(path, "re")))
 		return errno == ENOENT ? -ESRCH : -errno;
-	while (r == 0 && getline(&line, &len, f) > 0)
-		if (unreadable_private(line, start, end))
-			r = populated(pagemap, *start, *end);
+	while (r == 0 && getline(&line, &len, f) > 0) {
+		if ((h = unreadable_private(line, start, end)) >= 0)
+			in = h;
+		else if (in && has_anon(line))
+			r = 1;
+	}
 	fclose(f);
 	return r;
 }
