@@ -13,7 +13,7 @@
 
 static const char *const fault_points[] = {
 	/* source side, in the order a migration reaches them */
-	"src.connect", "src.preflight", "src.round", "src.dump", "src.transfer",
+	"src.connect", "src.preflight", "src.memforce", "src.round", "src.dump", "src.transfer",
 	"src.stop", "src.restart",
 	"src.restore", "src.commit", "src.committed", "src.postcopy", "src.cleanup",
 	/* destination side */

@@ -3,6 +3,7 @@
 #include "criu/pagemap.h"
 
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -205,6 +206,45 @@ int pagemap_write(int dirfd, const char *name, const struct pagemap *pm)
 	if (r < 0)
 		pr_err("cannot write %s: %s", name, strerror(-r));
 	return r;
+}
+
+static bool lazy_only(const struct pm_entry *e)
+{
+	return (e->flags & PE_LAZY) && !(e->flags & PE_PRESENT);
+}
+
+int pagemap_split_lazy(struct pagemap *pm, uint32_t max_pages)
+{
+	size_t nr = 0, k = 0;
+	struct pm_entry *e;
+
+	if (!max_pages)
+		return -EINVAL;
+	for (size_t i = 0; i < pm->nr; i++)
+		nr += lazy_only(&pm->e[i]) ? (pm->e[i].nr_pages - 1) / max_pages + 1 : 1;
+	if (nr == pm->nr)
+		return 0;
+	if (nr > PAGEMAP_MAX_ENTRIES)
+		return -E2BIG;
+	if (!(e = malloc(nr * sizeof(*e))))
+		return -ENOMEM;
+	for (size_t i = 0; i < pm->nr; i++) {
+		struct pm_entry run = pm->e[i];
+
+		while (lazy_only(&run) && run.nr_pages > max_pages) {
+			e[k] = run;
+			e[k++].nr_pages = max_pages;
+			run.vaddr += (uint64_t)max_pages * PAGEMAP_PAGE_SIZE;
+			run.nr_pages -= max_pages;
+		}
+		e[k++] = run;
+	}
+	free(pm->e);
+	pm->e = e;
+	pm->cap = nr;
+	nr -= pm->nr;
+	pm->nr = k;
+	return (int)nr;
 }
 
 void pagemap_free(struct pagemap *pm)

@@ -42,6 +42,13 @@ int pagemap_read(int dirfd, const char *name, struct pagemap *ret);
 int pagemap_write(int dirfd, const char *name, const struct pagemap *pm);
 /* Append a run after the last one (merged with it when adjacent and alike). */
 int pagemap_add(struct pagemap *pm, uint64_t vaddr, uint32_t nr_pages, uint32_t flags);
+/*
+ * Cut every lazy run (PE_LAZY without PE_PRESENT) longer than @max_pages
+ * into runs of at most @max_pages: criu lazy-pages sizes a buffer by its
+ * longest run (and CRIU <= 4.1 keeps that length in an int). Returns how
+ * many runs were added, or -E2BIG / -ENOMEM (@pm unchanged then).
+ */
+int pagemap_split_lazy(struct pagemap *pm, uint32_t max_pages);
 void pagemap_free(struct pagemap *pm);
 /* Pages with PE_PRESENT, i.e. the size of pages-N.img in pages. */
 uint64_t pagemap_present_pages(const struct pagemap *pm);

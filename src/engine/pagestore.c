@@ -17,6 +17,13 @@
 #include "proto/wire.h"
 
 #define PAGE 4096u
+/*
+ * The longest lazy run criu lazy-pages is given (64 MiB). It allocates a
+ * buffer the size of its longest run (it never reads more than 4 MiB at
+ * once), and CRIU 4.1 keeps that size in an int: a run over 2 GiB made
+ * its allocation fail or its buffer too small (scripts/criu-patches/0010).
+ */
+#define LAZY_RUN_PAGES (16384u)
 
 int pagestore_init(struct pagestore *ps, int sessfd, const int32_t *pids, size_t nr_pids)
 {
@@ -317,7 +324,10 @@ static const struct ps_proc *proc_find(const struct pagestore *ps, pid_t pid)
 	return NULL;
 }
 
-/* CRIU's lazy runs (no data in its pages file) now come from the chain. */
+/*
+ * CRIU's lazy runs (no data in its pages file) now come from the chain;
+ * with @lazy they stay lazy, cut to LAZY_RUN_PAGES at most.
+ */
 static int relink_lazy(const struct pagestore *ps, int imgfd, const char *name, pid_t pid,
 		       bool lazy)
 {
@@ -341,6 +351,10 @@ static int relink_lazy(const struct pagestore *ps, int imgfd, const char *name, 
 			e->flags = PE_PARENT;
 			changed = true;
 		}
+	}
+	if (r == 0 && lazy && (r = pagemap_split_lazy(&pm, LAZY_RUN_PAGES)) > 0) {
+		changed = true;
+		r = 0;
 	}
 	if (r == 0 && changed)
 		r = pagemap_write(imgfd, name, &pm);

@@ -4,12 +4,12 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/proc.h"
+#include "common/procmem.h"
 #include "common/reaper.h"
 #include "common/util.h"
 #include "engine/session.h"
@@ -22,20 +22,21 @@ struct postcopy {
 	uint8_t *buf;			/* one request's pages */
 	int32_t *host;			/* the frozen tree's processes */
 	int32_t *img;			/* the same as CRIU's images number them */
+	struct procmem *mem;		/* each one's memory */
 	size_t nr;
 	struct reaper reaper;
 	uint64_t pages;
 	uint64_t requests;
 };
 
-/* The process CRIU's images call @ipid, as this host numbers it; -1 if
- * it is not one of the frozen tree's. */
-static pid_t host_pid(const struct postcopy *pc, int32_t ipid)
+/* The memory of the process CRIU's images call @ipid; NULL if it is not
+ * one of the frozen tree's. */
+static struct procmem *proc_mem(const struct postcopy *pc, int32_t ipid)
 {
 	for (size_t i = 0; i < pc->nr; i++)
 		if (pc->img[i] == ipid)
-			return pc->host[i];
-	return -1;
+			return &pc->mem[i];
+	return NULL;
 }
 
 /*
@@ -48,13 +49,15 @@ static int list_tree(struct migration *m, struct postcopy *pc)
 	size_t nr_tasks;
 	int r = proctree_tasks(m->root_pid, &pc->host, &nr_tasks, &pc->nr);
 
-	if (r == 0 && !(pc->img = calloc(pc->nr + 1, sizeof(*pc->img))))
+	if (r == 0 && (!(pc->img = calloc(pc->nr + 1, sizeof(*pc->img))) ||
+		       !(pc->mem = calloc(pc->nr + 1, sizeof(*pc->mem)))))
 		r = -ENOMEM;
 	for (size_t i = 0; r == 0 && i < pc->nr; i++) {
 		pid_t v = pc->host[i];
 		if (m->img_pids && proc_nspid(pc->host[i], &v) < 0)
 			r = -ESRCH;
 		pc->img[i] = v;
+		procmem_init(&pc->mem[i], pc->host[i]);
 	}
 	return r;
 }
@@ -80,24 +83,24 @@ static int send_data(struct migration *m, const Phaul__PageReq *rq, uint32_t nr)
 	return r;
 }
 
-/* A PageReq: the pages, read from the frozen tree, or none if unreadable. */
+/*
+ * A PageReq: the pages, read from the frozen tree (unreadable ones
+ * included: procmem.h), as far as they are mapped; none if unmapped.
+ */
 static int answer(struct migration *m, const Phaul__PageReq *rq)
 {
-	struct iovec local = { m->post->buf, (size_t)rq->nr_pages * PAGE };
-	struct iovec remote = { (void *)(uintptr_t)rq->vaddr, local.iov_len };
-	pid_t pid = host_pid(m->post, rq->pid);
+	struct procmem *pm = proc_mem(m->post, rq->pid);
 	ssize_t got;
 
 	if (!m->post->buf && !(m->post->buf = malloc((size_t)MSG_REQ_PAGES_MAX * PAGE)))
 		return mig_fail(m, -ENOMEM, "no memory for a page request");
-	local.iov_base = m->post->buf;
-	if (pid < 0)
+	if (!pm)
 		return mig_fail(m, -EPROTO, "the destination asked pages of PID %d, not ours",
 				rq->pid);
-	got = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+	got = procmem_read(pm, rq->vaddr, m->post->buf, (size_t)rq->nr_pages * PAGE);
 	if (got <= 0)
-		pr_err("cannot read %u pages of PID %d at 0x%llx: %m", rq->nr_pages, rq->pid,
-		       (unsigned long long)rq->vaddr);
+		pr_err("cannot read %u pages of PID %d at 0x%llx: %s", rq->nr_pages, rq->pid,
+		       (unsigned long long)rq->vaddr, got < 0 ? strerror((int)-got) : "not mapped");
 	m->post->pages += got > 0 ? (uint64_t)got / PAGE : 0;
 	return send_data(m, rq, got > 0 ? (uint32_t)(got / PAGE) : 0);
 }
@@ -113,6 +116,7 @@ int postcopy_begin(struct migration *m)
 	if (r < 0) {
 		free(pc->host);
 		free(pc->img);
+		free(pc->mem);
 		free(pc);
 		return mig_fail(m, r, "cannot list the frozen tree: %s", strerror(-r));
 	}
@@ -244,6 +248,9 @@ void postcopy_end(struct migration *m)
 	if (!pc)
 		return;
 	reaper_disarm(&pc->reaper);
+	for (size_t i = 0; pc->mem && i < pc->nr; i++)
+		procmem_close(&pc->mem[i]);
+	free(pc->mem);
 	free(pc->buf);
 	free(pc->host);
 	free(pc->img);

@@ -12,6 +12,7 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/proc.h"
+#include "common/procmem.h"
 #include "common/rangeset.h"
 #include "common/util.h"
 #include "criu/pagemap.h"
@@ -26,6 +27,7 @@ struct pc_proc {
 	pid_t pid;
 	pid_t ipid;			/* its PID in CRIU's images and on the wire */
 	struct tracker *t;		/* NULL: not tracked (appeared later) */
+	struct procmem mem;		/* its memory, unreadable pages included */
 	struct rangeset sent;		/* pages the destination holds */
 	struct rangeset pending;	/* collected, not sent yet */
 };
@@ -60,6 +62,7 @@ static struct pc_proc *pc_find(struct precopy *pc, pid_t pid, bool create)
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
 	p->ipid = pid;
+	procmem_init(&p->mem, pid);
 	return p;
 }
 
@@ -118,12 +121,13 @@ int precopy_start(struct migration *m, const struct policy *pol)
 	return 0;
 }
 
-/* Read what can be read of [vaddr, vaddr + n pages); bytes read, page aligned. */
-static size_t read_remote(pid_t pid, uint64_t vaddr, size_t n, uint8_t *buf)
+/*
+ * Read [vaddr, vaddr + n pages) up to the first page that is not mapped
+ * (PROT_NONE and other unreadable pages included); bytes read.
+ */
+static size_t read_remote(struct pc_proc *p, uint64_t vaddr, size_t n, uint8_t *buf)
 {
-	struct iovec local = { buf, n * PAGE };
-	struct iovec remote = { (void *)(uintptr_t)vaddr, n * PAGE };
-	ssize_t got = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+	ssize_t got = procmem_read(&p->mem, vaddr, buf, n * PAGE);
 
 	return got > 0 ? (size_t)got & ~(size_t)(PAGE - 1) : 0;
 }
@@ -159,7 +163,7 @@ static int send_set(struct migration *m, struct pc_proc *p, const struct rangese
 		uint64_t pos = s->r[i].start, end = s->r[i].end;
 		while (r == 0 && pos < end) {
 			size_t n = MIN((end - pos) / PAGE, RUN_PAGES);
-			size_t got = read_remote(p->pid, pos, n, buf);
+			size_t got = read_remote(p, pos, n, buf);
 			if (got == 0) { /* unmapped since: nothing to move */
 				pos += PAGE;
 				continue;
@@ -547,6 +551,7 @@ void precopy_free(struct migration *m)
 		return;
 	precopy_stop(m);
 	for (size_t i = 0; i < pc->nr; i++) {
+		procmem_close(&pc->p[i].mem);
 		rangeset_free(&pc->p[i].sent);
 		rangeset_free(&pc->p[i].pending);
 	}

@@ -24,6 +24,7 @@
 #include "engine/source.h"
 #include "common/pidlock.h"
 #include "common/proc.h"
+#include "common/procmem.h"
 #include "proto/tls.h"
 
 static int send_hello(struct conn *c, const uint8_t *resume, uint64_t features)
@@ -116,6 +117,34 @@ int source_read_cpuinfo(struct migration *m, uint8_t **ret, size_t *ret_len)
 	return 0;
 }
 
+/*
+ * Live, lazy and hybrid modes read the tree's memory themselves: pages
+ * of mappings the process cannot read (PROT_NONE, write-only) only
+ * through /proc/PID/mem (common/procmem.h). Where the kernel refuses
+ * that, such a tree must not freeze: the destination would lack pages.
+ */
+static int check_memory_readable(struct migration *m)
+{
+	uint64_t start, end;
+	int r;
+
+	if (strcmp(m->mode, "live") && strcmp(m->mode, "lazy") && strcmp(m->mode, "hybrid"))
+		return 0;
+	/* the fault: as on a kernel that refuses (the tests) */
+	if (procmem_can_force() && fault_point("src.memforce") == 0)
+		return 0;
+	for (size_t i = 0; i < m->nr_procs; i++) {
+		r = procmem_find_unreadable(m->pids[i], &start, &end);
+		if (r > 0)
+			return mig_fail(m, -EPERM,
+					"PID %d has pages in %#llx-%#llx, a mapping it cannot read, and "
+					"this kernel does not let phaul read them (/proc/PID/mem, "
+					"proc_mem.force_override): --mode stop moves it",
+					m->pids[i], (unsigned long long)start, (unsigned long long)end);
+	}
+	return 0;
+}
+
 int source_local_checks(struct migration *m, uint32_t *ver)
 {
 	char why[256];
@@ -129,7 +158,7 @@ int source_local_checks(struct migration *m, uint32_t *ver)
 	r = criu_check(m->dir, why, sizeof(why));
 	if (r < 0)
 		return mig_fail(m, r, "'criu check' fails on the source: %s", why);
-	return 0;
+	return check_memory_readable(m);
 }
 
 int source_send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_t cpulen,

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * hash: the portable method. Every round reads every populated anonymous
- * page of the tracked mappings (1 MiB at a time, process_vm_readv) and
+ * page of the tracked mappings (1 MiB at a time, common/procmem.h: pages
+ * of unreadable mappings included) and
  * compares its xxh3-64 with the last round's. Memory: 8 bytes a populated
  * page, in windows of 64 pages that hold hashes only for the pages present
  * (a sorted array of windows, 24 bytes each), plus a 1 MiB buffer. Never a
@@ -13,6 +14,7 @@
 #include "track/track.h"
 
 #include "common/log.h"
+#include "common/procmem.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -47,9 +49,9 @@ struct hash {
 	struct wins old, cur; /* last round's windows, this round's */
 	size_t at;	      /* next window of old to compare with */
 	bool pmscan;	      /* the kernel has PAGEMAP_SCAN */
+	struct procmem mem;   /* the process's memory, kept across rounds */
 	/* This round: */
-	pid_t pid;
-	int pagemap, mem; /* /proc/PID/{pagemap,mem} */
+	int pagemap; /* /proc/PID/pagemap */
 	struct track_set *dirty;
 	uint64_t *scanned;
 	uint64_t base;		   /* the chunk being filled, if have */
@@ -181,26 +183,21 @@ static int skip_wanted(const struct hash *h, int k, uint64_t done)
 	return CHUNK;
 }
 
-/*
- * Read the wanted pages into buf. A page process_vm_readv cannot read
- * (PROT_NONE, gone meanwhile) is read through /proc/PID/mem, else dropped.
- */
-static int read_chunk(struct hash *h, pid_t pid, uint64_t base)
+/* Read the wanted pages into buf; a page unmapped meanwhile is dropped. */
+static int read_chunk(struct hash *h, uint64_t base)
 {
 	int k = skip_wanted(h, 0, 0);
 
 	while (k < CHUNK) {
 		int n = chunk_iovs(h, base, k);
-		ssize_t got = process_vm_readv(pid, h->liov, n, h->riov, n, 0);
+		ssize_t got = procmem_readv(&h->mem, h->liov, h->riov, n);
 
-		if (got < 0 && errno == ESRCH)
-			return -ESRCH;
-		k = skip_wanted(h, k, got < 0 ? 0 : got / TRACK_PAGE);
+		if (got < 0)
+			return (int)got;
+		k = skip_wanted(h, k, (uint64_t)got / TRACK_PAGE);
 		if (k == CHUNK)
 			break;
-		if (pread(h->mem, h->buf + k * TRACK_PAGE, TRACK_PAGE, base + k * TRACK_PAGE) !=
-		    (ssize_t)TRACK_PAGE)
-			h->want[k / WIN] &= ~(1ULL << (k % WIN));
+		h->want[k / WIN] &= ~(1ULL << (k % WIN));
 		k = skip_wanted(h, k + 1, 0);
 	}
 	return 0;
@@ -214,7 +211,7 @@ static int flush_chunk(struct hash *h)
 	if (!h->have)
 		return 0;
 	h->have = false;
-	if ((r = read_chunk(h, h->pid, h->base)) < 0)
+	if ((r = read_chunk(h, h->base)) < 0)
 		return r;
 	for (int wi = 0; wi < CHUNK / WIN; wi++) {
 		if ((r = update_window(h, h->base, wi, h->dirty)) < 0)
@@ -301,7 +298,7 @@ static int hash_try(struct tracker *t, struct hash *h)
 
 	h->at = 0;
 	if ((r = h->pagemap = open_proc(t->pid, "pagemap")) >= 0 &&
-	    (r = h->mem = open_proc(t->pid, "mem")) >= 0 && (r = track_vmas_read(t->pid, &vs)) >= 0)
+	    (r = track_vmas_read(t->pid, &vs)) >= 0)
 		r = hash_round(h, &vs);
 	if (r >= 0 && !track_alive(t->pid, t->pidfd))
 		r = -ESRCH;
@@ -311,9 +308,7 @@ static int hash_try(struct tracker *t, struct hash *h)
 	SWAP(h->old, h->cur);
 	if (h->pagemap >= 0)
 		close(h->pagemap);
-	if (h->mem >= 0)
-		close(h->mem);
-	h->pagemap = h->mem = -1;
+	h->pagemap = -1;
 	track_vmas_free(&vs);
 	return r < 0 ? r : 0;
 }
@@ -323,7 +318,6 @@ static int hash_collect(struct tracker *t, struct track_set *dirty, uint64_t *sc
 	struct hash *h = t->priv;
 	int r;
 
-	h->pid = t->pid;
 	h->dirty = dirty;
 	h->scanned = scanned;
 	/* Twice: an exec during the round shows as -ESRCH, the process alive. */
@@ -348,7 +342,8 @@ static int hash_open(struct tracker *t)
 		free(h);
 		return -ENOMEM;
 	}
-	h->pagemap = h->mem = -1;
+	h->pagemap = -1;
+	procmem_init(&h->mem, t->pid);
 	/* Without it, every round reads 8 bytes of pagemap per mapped page. */
 	h->pmscan = !track_hash_no_pmscan && pm_scan_probe(fd) == 0;
 	if (!h->pmscan)
@@ -363,6 +358,7 @@ static void hash_close(struct tracker *t)
 
 	if (!h)
 		return;
+	procmem_close(&h->mem);
 	wins_free(&h->old, 0);
 	wins_free(&h->cur, 0);
 	free(h->old.w);

@@ -13,7 +13,9 @@
  * in_parent ? PE_PARENT : PE_PRESENT; adjacent runs with the same flags
  * merged while the count fits 32 bits. What parses is then written with
  * pagemap_write to a file in a temporary directory (created once) and read
- * back with pagemap_read: it must give the same map.
+ * back with pagemap_read: it must give the same map. pagemap_split_lazy
+ * at a bound taken from the last byte keeps every page in order, and its
+ * output read back merges into the same map again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -175,6 +177,48 @@ static void check_invariants(const struct pagemap *pm)
 	CHECK(pagemap_present_pages(pm) == present);
 }
 
+/*
+ * pagemap_split_lazy(@max): lazy-only runs at most @max pages, every other
+ * run as it was, the same pages in the same order; written and read back,
+ * the reader merges them again into the map before the split.
+ */
+static void split_check(const struct pagemap *pm, uint32_t max)
+{
+	struct pagemap cp = { .pages_id = pm->pages_id }, back = { 0 };
+	size_t k = 0;
+	int r;
+
+	for (size_t i = 0; i < pm->nr; i++)
+		CHECK(pagemap_add(&cp, pm->e[i].vaddr, pm->e[i].nr_pages, pm->e[i].flags) == 0);
+	r = pagemap_split_lazy(&cp, max);
+	CHECK(r >= 0 || r == -E2BIG || r == -ENOMEM);
+	if (r < 0) {
+		CHECK(cp.nr == pm->nr);
+		pagemap_free(&cp);
+		return;
+	}
+	CHECK(cp.nr == pm->nr + (size_t)r);
+	for (size_t i = 0; i < pm->nr; i++) {
+		const struct pm_entry *e = &pm->e[i];
+		bool lazy = (e->flags & PE_LAZY) && !(e->flags & PE_PRESENT);
+		uint64_t at = e->vaddr, left = e->nr_pages;
+
+		while (left) {
+			CHECK(k < cp.nr && cp.e[k].vaddr == at && cp.e[k].flags == e->flags);
+			CHECK(cp.e[k].nr_pages == (lazy ? (left < max ? left : max) : left));
+			at += (uint64_t)cp.e[k].nr_pages * PAGEMAP_PAGE_SIZE;
+			left -= cp.e[k++].nr_pages;
+		}
+	}
+	CHECK(k == cp.nr);
+	CHECK(pagemap_write(dirfd_, "pagemap-2.img", &cp) == 0);
+	CHECK(pagemap_read(dirfd_, "pagemap-2.img", &back) == 0);
+	same_map(&back, pm->pages_id, pm->e, pm->nr);
+	pagemap_free(&back);
+	pagemap_free(&cp);
+	CHECK(unlinkat(dirfd_, "pagemap-2.img", 0) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct pm_entry sentinel = { 1, 2, 3 };
@@ -207,6 +251,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pagemap_free(&back);
 	CHECK(unlinkat(dirfd_, "pagemap-1.img", 0) == 0);
 
+	split_check(&pm, size ? 1 + data[size - 1] % 64 : 1);
 	pagemap_free(&pm);
 	CHECK(pm.e == NULL && pm.nr == 0);
 	free(want);

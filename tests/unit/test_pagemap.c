@@ -325,6 +325,68 @@ static void test_add_merges(void **state)
 	pagemap_free(&pm);
 }
 
+/* --- pagemap_split_lazy -------------------------------------------------- */
+
+/* Only lazy runs (not present) longer than the bound are cut, in order. */
+static void test_split_lazy(void **state)
+{
+	struct pagemap pm = { 0 };
+
+	assert_int_equal(pagemap_add(&pm, 0x1000 * P, 10, PE_PRESENT), 0);
+	assert_int_equal(pagemap_add(&pm, 0x2000 * P, 10, PE_LAZY), 0);
+	assert_int_equal(pagemap_add(&pm, 0x3000 * P, 4, PE_LAZY), 0);
+	assert_int_equal(pagemap_add(&pm, 0x4000 * P, 9, PE_LAZY | PE_PRESENT), 0);
+	assert_int_equal(pagemap_add(&pm, 0x5000 * P, 5, PE_PARENT), 0);
+	assert_int_equal(pagemap_add(&pm, 0x6000 * P, 8, PE_LAZY), 0);
+	assert_int_equal(pagemap_split_lazy(&pm, 4), 3);
+	assert_entries(&pm,
+		       (struct pm_entry[]){ { 0x1000 * P, 10, PE_PRESENT },
+					    { 0x2000 * P, 4, PE_LAZY },
+					    { 0x2004 * P, 4, PE_LAZY },
+					    { 0x2008 * P, 2, PE_LAZY },
+					    { 0x3000 * P, 4, PE_LAZY },
+					    { 0x4000 * P, 9, PE_LAZY | PE_PRESENT },
+					    { 0x5000 * P, 5, PE_PARENT },
+					    { 0x6000 * P, 4, PE_LAZY },
+					    { 0x6004 * P, 4, PE_LAZY } },
+		       9);
+	/* nothing left to cut */
+	assert_int_equal(pagemap_split_lazy(&pm, 4), 0);
+	assert_int_equal(pm.nr, 9);
+	assert_int_equal(pagemap_split_lazy(&pm, 0), -EINVAL);
+	pagemap_free(&pm);
+}
+
+/* A run over 2 GiB and one of UINT32_MAX pages, written and read back. */
+static void test_split_lazy_huge(void **state)
+{
+	struct fixture *f = *state;
+	struct pagemap pm = { 0 }, back = { 0 };
+	const uint32_t max = 16384; /* 64 MiB */
+	uint64_t v = 1ull << 40, pages = 0;
+
+	assert_int_equal(pagemap_add(&pm, v, (uint32_t)((5ull << 30) / P), PE_LAZY), 0);
+	assert_int_equal(pagemap_add(&pm, v + (6ull << 30), UINT32_MAX, PE_LAZY), 0);
+	assert_int_equal(pagemap_split_lazy(&pm, max), 80 - 1 + (UINT32_MAX / max + 1) - 1);
+	for (size_t i = 0; i < pm.nr; i++) {
+		assert_true(pm.e[i].nr_pages <= max && pm.e[i].nr_pages > 0);
+		assert_int_equal(pm.e[i].flags, PE_LAZY);
+		if (i && pm.e[i].vaddr != v + (6ull << 30))
+			assert_int_equal(pm.e[i].vaddr,
+					 pm.e[i - 1].vaddr + (uint64_t)pm.e[i - 1].nr_pages * P);
+		pages += pm.e[i].nr_pages;
+	}
+	assert_int_equal(pages, (5ull << 30) / P + UINT32_MAX);
+	assert_int_equal(pm.e[pm.nr - 1].nr_pages, UINT32_MAX % max);
+	/* adjacent alike runs stay apart in the file (the reader merges them) */
+	assert_int_equal(pagemap_write(f->dirfd, "pagemap-2.img", &pm), 0);
+	assert_int_equal(pagemap_read(f->dirfd, "pagemap-2.img", &back), 0);
+	assert_int_equal(back.nr, 2);
+	assert_int_equal(back.e[0].nr_pages, (5ull << 30) / P);
+	pagemap_free(&back);
+	pagemap_free(&pm);
+}
+
 /* A merged run never exceeds UINT32_MAX pages. */
 static void test_add_count_limit(void **state)
 {
@@ -768,6 +830,8 @@ int main(void)
 		T(test_write_layout),
 		T(test_read_errors),
 		T(test_add_merges),
+		T(test_split_lazy),
+		T(test_split_lazy_huge),
 		T(test_add_count_limit),
 		T(test_add_grows),
 		T(test_parse_valid),

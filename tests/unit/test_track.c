@@ -41,7 +41,7 @@
 /* ---- the kid ---- */
 
 enum { OP_WRITE = 1, OP_WRITE_RANGE, OP_MMAP, OP_MMAP_FILE, OP_MUNMAP, OP_MREMAP, OP_READ_INTO,
-       OP_UFFD, OP_STATUS, OP_EXEC, OP_EXIT };
+       OP_UFFD, OP_STATUS, OP_EXEC, OP_PROTECT, OP_WRITE_PROT, OP_EXIT };
 
 struct cmd {
 	int op;
@@ -175,6 +175,15 @@ static void kid_do(const struct cmd *c, struct reply *r)
 		break;
 	case OP_STATUS:
 		r->rc = kid_bad;
+		break;
+	case OP_PROTECT: /* page a gets protection n */
+		r->rc = mprotect((void *)(uintptr_t)c->a, PAGE, (int)c->n) < 0 ? -errno : 0;
+		break;
+	case OP_WRITE_PROT: /* write page a, of protection n, and protect it again */
+		r->rc = mprotect((void *)(uintptr_t)c->a, PAGE, PROT_READ | PROT_WRITE) < 0 ? -errno : 0;
+		(*(volatile uint64_t *)(uintptr_t)c->a)++;
+		if (mprotect((void *)(uintptr_t)c->a, PAGE, (int)c->n) < 0)
+			r->rc = -errno;
 		break;
 	case OP_EXEC:
 		execl("/bin/sleep", "sleep", "60", (char *)NULL);
@@ -566,6 +575,57 @@ static uint64_t mapped_bytes(void)
 	return n;
 }
 
+/*
+ * Pages the workload cannot read itself (PROT_NONE, write-only, exec-only:
+ * process_vm_readv refuses them) are tracked like the others.
+ */
+static void unreadable(enum track_method m)
+{
+	const int prot[] = { PROT_NONE, PROT_WRITE, PROT_EXEC };
+	struct scenario sc = { 0 };
+	struct cmd c;
+
+	kid_start(&sc.k, false);
+	sc.lo = sc.k.area;
+	sc.hi = sc.lo + AREA_PAGES * PAGE;
+	if (open_or_skip(sc.k.pid, m, &sc.t) < 0) {
+		kid_stop(&sc.k);
+		skip();
+	}
+	for (int i = 0; i < 3; i++) {
+		sc.want[i] = sc.lo + (100 + 10 * i) * PAGE;
+		c = (struct cmd){ .op = OP_PROTECT, .a = sc.want[i], .n = (uint32_t)prot[i] };
+		assert_int_equal(kid_cmd(&sc.k, &c, NULL), 0);
+	}
+	collect(sc.t, &sc.s); /* round 1: every page, the protected ones too */
+	assert_int_equal(pages_in(&sc.s, sc.lo, sc.hi), AREA_PAGES);
+	collect(sc.t, &sc.s);
+	assert_exact(&sc.s, sc.lo, sc.hi, NULL, 0);
+	for (int i = 0; i < 3; i++) {
+		c = (struct cmd){ .op = OP_WRITE_PROT, .a = sc.want[i], .n = (uint32_t)prot[i] };
+		assert_int_equal(kid_cmd(&sc.k, &c, NULL), 0);
+	}
+	collect(sc.t, &sc.s);
+	assert_exact(&sc.s, sc.lo, sc.hi, sc.want, 3);
+	collect(sc.t, &sc.s);
+	assert_exact(&sc.s, sc.lo, sc.hi, NULL, 0);
+	tracker_close(sc.t);
+	track_set_free(&sc.s);
+	kid_stop(&sc.k);
+}
+
+static void test_unreadable_uffd(void **state)
+{
+	(void)state;
+	unreadable(TRACK_UFFD_WP);
+}
+
+static void test_unreadable_hash(void **state)
+{
+	(void)state;
+	unreadable(TRACK_HASH);
+}
+
 /* The hash method as on kernels without PAGEMAP_SCAN (< 6.7). */
 static void test_rounds_hash_pagemap(void **state)
 {
@@ -890,6 +950,8 @@ int main(void)
 		cmocka_unit_test(test_rounds_uffd),
 		cmocka_unit_test(test_rounds_hash),
 		cmocka_unit_test(test_rounds_hash_pagemap),
+		cmocka_unit_test(test_unreadable_uffd),
+		cmocka_unit_test(test_unreadable_hash),
 		cmocka_unit_test(test_fallback_own_uffd),
 		cmocka_unit_test(test_dead_uffd),
 		cmocka_unit_test(test_dead_hash),

@@ -3,6 +3,7 @@
  *
  *   mtouch --size MiB --hot MiB --rate MiB/s --log FILE
  *          [--verify-signal] [--verify-every SEC] [--seed N] [--threads N]
+ *          [--none N] [--wronly N] [--xonly N]
  *
  * Allocates SIZE MiB of anonymous memory and fills it with pseudo-random
  * data; keeps a shadow XXH3-64 checksum of every 4 KiB page in a separate
@@ -15,14 +16,25 @@
  * slice of the hot set, RATE/N each); the main thread only ticks and
  * verifies, with the writers held off for the check.
  *
+ * --none, --wronly, --xonly: after the fill, that many single pages spread
+ * over the memory (never two adjacent: each is a mapping of its own, so
+ * about two mappings a page) get PROT_NONE, PROT_WRITE or PROT_EXEC, pages
+ * another process cannot read with process_vm_readv. Their contents are
+ * checked like every other page (made readable for the check, then
+ * protected again), they are rewritten like the others when they lie in
+ * the hot set, and every check also verifies that each one still has its
+ * protection, alone in its mapping (/proc/self/maps).
+ *
  * Verification of every page against its shadow runs on SIGUSR1 (always;
  * --verify-signal is accepted for compatibility and changes nothing) and,
  * with --verify-every SEC, every SEC seconds.  It appends
  *   "VERIFY PASS pages=N ms=T"                         or
- *   "VERIFY FAIL page=I expected=0xH got=0xH bad=K pages=N ms=T"
+ *   "VERIFY FAIL page=I expected=0xH got=0xH bad=K pages=N ms=T"         or
+ *   "VERIFY FAIL prot page=I want=PERMS got=PERMS"   (a protection lost)
  * A FAIL does not stop the workload (the test decides).
  *
- * Other log lines: "READY pages=N hot_pages=H base=0xADDR fill_ms=T" once
+ * Other log lines: "READY pages=N hot_pages=H base=0xADDR fill_ms=T
+ * protected=P" once
  * the memory is filled (before the first tick; base lets a test corrupt a
  * page through /proc/PID/mem to prove verification is not vacuous), and
  * "FAIL ..." when FILE's size is not what this process left (another
@@ -55,6 +67,7 @@ struct opts {
 	unsigned long size_mib, hot_mib, rate_mib;
 	unsigned long verify_every;	/* seconds, 0 = never */
 	unsigned long threads;		/* writer threads, 0 = the main thread writes */
+	unsigned long nr_prot[3];	/* pages made PROT_NONE, PROT_WRITE, PROT_EXEC */
 	uint64_t seed;
 	const char *log;
 };
@@ -65,6 +78,17 @@ static off_t log_size;
 static __thread uint64_t rng;
 /* writers hold it shared while they rewrite pages, a check holds it alone */
 static pthread_rwlock_t mem_lock;
+
+#define PROT_RW (PROT_READ | PROT_WRITE)
+static const int prot_kinds[3] = { PROT_NONE, PROT_WRITE, PROT_EXEC };
+
+/* The pages given another protection than read-write, by page number. */
+struct prot_page {
+	size_t page;
+	int prot;
+};
+static struct prot_page *prots;
+static size_t nr_prots;
 
 static void on_stop(int sig)
 {
@@ -177,14 +201,103 @@ static void fill_page(uint8_t *page)
 		w[i] = splitmix64();
 }
 
-static int verify(const uint8_t *mem, const uint64_t *shadow, size_t pages)
+/* The protection of page @i. */
+static int prot_of(size_t i)
+{
+	size_t lo = 0, hi = nr_prots;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (prots[mid].page < i)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < nr_prots && prots[lo].page == i ? prots[lo].prot : PROT_RW;
+}
+
+/* A protected page @i gets @prot (-1: its own again); others stay as they are. */
+static void reprotect(uint8_t *mem, size_t i, int prot)
+{
+	int p = prot_of(i);
+
+	if (p != PROT_RW && mprotect(mem + i * PAGE, PAGE, prot < 0 ? p : prot) < 0) {
+		fprintf(stderr, "mtouch: mprotect page %zu: %s\n", i, strerror(errno));
+		_exit(1);
+	}
+}
+
+static uint64_t page_hash(uint8_t *mem, size_t i)
+{
+	uint64_t h;
+
+	reprotect(mem, i, PROT_READ);
+	h = XXH3_64bits(mem + i * PAGE, PAGE);
+	reprotect(mem, i, -1);
+	return h;
+}
+
+static void rewrite_page(uint8_t *mem, uint64_t *shadow, size_t i)
+{
+	reprotect(mem, i, PROT_RW);
+	fill_page(mem + i * PAGE);
+	shadow[i] = XXH3_64bits(mem + i * PAGE, PAGE);
+	reprotect(mem, i, -1);
+}
+
+static const char *perms_of(int prot)
+{
+	switch (prot) {
+	case PROT_NONE: return "---p";
+	case PROT_WRITE: return "-w-p";
+	case PROT_EXEC: return "--xp";
+	default: return "rw-p";
+	}
+}
+
+/* Each protected page still alone in a mapping with its protection? */
+static int verify_prots(const uint8_t *mem)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	unsigned long start, end;
+	char perms[8], line[512];
+	size_t k = 0;
+	int ret = 0;
+
+	if (!f)
+		return log_line("VERIFY FAIL prot maps: %s", strerror(errno));
+	while (k < nr_prots && fgets(line, sizeof(line), f)) {
+		uintptr_t want = (uintptr_t)(mem + prots[k].page * PAGE);
+
+		if (sscanf(line, "%lx-%lx %7s", &start, &end, perms) != 3 || start < want)
+			continue;
+		if (start == want && end == want + PAGE && !strcmp(perms, perms_of(prots[k].prot))) {
+			k++;
+			continue;
+		}
+		ret = log_line("VERIFY FAIL prot page=%zu want=%s got=%s(%lx-%lx)", prots[k].page,
+			       perms_of(prots[k].prot), perms, start, end);
+		break;
+	}
+	if (!ret && k < nr_prots)
+		ret = log_line("VERIFY FAIL prot page=%zu want=%s got=nothing", prots[k].page,
+			       perms_of(prots[k].prot));
+	fclose(f);
+	return ret ? ret : k < nr_prots ? 1 : 0;
+}
+
+static int verify(uint8_t *mem, const uint64_t *shadow, size_t pages)
 {
 	int64_t t0 = clock_ms(CLOCK_MONOTONIC);
 	size_t bad = 0, first = 0;
 	uint64_t first_got = 0;
+	int ret = verify_prots(mem);
 
+	if (ret)
+		return ret < 0 ? ret : 0;
 	for (size_t i = 0; i < pages; i++) {
-		uint64_t h = XXH3_64bits(mem + i * PAGE, PAGE);
+		uint64_t h = page_hash(mem, i);
 
 		if (h != shadow[i]) {
 			if (bad++ == 0) {
@@ -206,7 +319,8 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: mtouch --size MiB --hot MiB --rate MiB/s --log FILE\n"
-		"              [--verify-signal] [--verify-every SEC] [--seed N]\n");
+		"              [--verify-signal] [--verify-every SEC] [--seed N] [--threads N]\n"
+		"              [--none N] [--wronly N] [--xonly N]\n");
 }
 
 static int parse_ulong(const char *s, unsigned long *ret)
@@ -229,6 +343,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "verify-every", required_argument, NULL, 'e' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "threads", required_argument, NULL, 'T' },
+		{ "none", required_argument, NULL, 'N' },
+		{ "wronly", required_argument, NULL, 'W' },
+		{ "xonly", required_argument, NULL, 'X' },
 		{ 0 }
 	};
 	unsigned long seed = 1;
@@ -245,6 +362,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'e': bad |= parse_ulong(optarg, &o->verify_every); break;
 		case 'S': bad |= parse_ulong(optarg, &seed); break;
 		case 'T': bad |= parse_ulong(optarg, &o->threads); break;
+		case 'N': bad |= parse_ulong(optarg, &o->nr_prot[0]); break;
+		case 'W': bad |= parse_ulong(optarg, &o->nr_prot[1]); break;
+		case 'X': bad |= parse_ulong(optarg, &o->nr_prot[2]); break;
 		default: return -1;
 		}
 	}
@@ -254,7 +374,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	if (bad || optind != argc || !o->log || o->size_mib == 0 ||
 	    o->size_mib > (1UL << 20) || o->hot_mib > o->size_mib ||
 	    (o->rate_mib > 0 && o->hot_mib == 0) || o->threads > 64 ||
-	    (o->threads && o->hot_mib * MIB / PAGE < o->threads))
+	    (o->threads && o->hot_mib * MIB / PAGE < o->threads) ||
+	    o->nr_prot[0] + o->nr_prot[1] + o->nr_prot[2] > o->size_mib * MIB / PAGE / 4)
 		return -1;
 	return 0;
 }
@@ -262,12 +383,41 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 /* Rewrite 'n' random pages of the hot set. */
 static void touch(uint8_t *mem, uint64_t *shadow, size_t hot_pages, uint64_t n)
 {
-	while (n-- > 0) {
-		size_t i = (size_t)(splitmix64() % hot_pages);
+	while (n-- > 0)
+		rewrite_page(mem, shadow, (size_t)(splitmix64() % hot_pages));
+}
 
-		fill_page(mem + i * PAGE);
-		shadow[i] = XXH3_64bits(mem + i * PAGE, PAGE);
+/*
+ * Spread the protected pages: the k-th in the k-th of nr_prots equal
+ * strides, never on a stride's first or last page (so never adjacent), of
+ * a kind in random order.
+ */
+static int protect_pages(const struct opts *o, uint8_t *mem, size_t pages)
+{
+	size_t stride, n = 0;
+
+	nr_prots = o->nr_prot[0] + o->nr_prot[1] + o->nr_prot[2];
+	if (!nr_prots)
+		return 0;
+	if (!(prots = calloc(nr_prots, sizeof(*prots))))
+		return -1;
+	for (int kind = 0; kind < 3; kind++)
+		for (unsigned long j = 0; j < o->nr_prot[kind]; j++)
+			prots[n++].prot = prot_kinds[kind];
+	for (size_t k = nr_prots; k > 1; k--) {
+		size_t j = (size_t)(splitmix64() % k);
+		int t = prots[k - 1].prot;
+
+		prots[k - 1].prot = prots[j].prot;
+		prots[j].prot = t;
 	}
+	stride = pages / nr_prots;
+	for (size_t k = 0; k < nr_prots; k++) {
+		prots[k].page = k * stride + 1 + (size_t)(splitmix64() % (stride - 2));
+		if (mprotect(mem + prots[k].page * PAGE, PAGE, prots[k].prot) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 struct writer {
@@ -329,7 +479,7 @@ static int start_writers(const struct opts *o, uint8_t *mem, uint64_t *shadow)
 	return 0;
 }
 
-static int verify_locked(const uint8_t *mem, const uint64_t *shadow, size_t pages)
+static int verify_locked(uint8_t *mem, const uint64_t *shadow, size_t pages)
 {
 	int ret;
 
@@ -431,9 +581,13 @@ int main(int argc, char **argv)
 		fill_page(mem + i * PAGE);
 		shadow[i] = XXH3_64bits(mem + i * PAGE, PAGE);
 	}
-	ret = log_line("READY pages=%zu hot_pages=%zu base=%p fill_ms=%lld", pages,
+	if (protect_pages(&o, mem, pages) < 0) {
+		perror("mtouch: mprotect");
+		return 1;
+	}
+	ret = log_line("READY pages=%zu hot_pages=%zu base=%p fill_ms=%lld protected=%zu", pages,
 		       o.hot_mib * MIB / PAGE, (void *)mem,
-		       (long long)(clock_ms(CLOCK_MONOTONIC) - t0));
+		       (long long)(clock_ms(CLOCK_MONOTONIC) - t0), nr_prots);
 	if (ret < 0) {
 		fprintf(stderr, "mtouch: append to %s: %s\n", log_path, strerror(-ret));
 		return 1;

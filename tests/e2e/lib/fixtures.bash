@@ -13,9 +13,12 @@
 #   fx_start_pipetree           pipetree, 3 processes; also KIDS
 #   fx_start_openfile           openfile in $SCRATCH/of; also OFDIR, PING_SRC
 #                               (its counter as answered on src)
-#   fx_start_mtouch MIB [HOT [RATE]]
-#                               mtouch of MIB MiB (default HOT 4, RATE 16)
+#   fx_start_mtouch MIB [HOT [RATE [ARGS...]]]
+#                               mtouch of MIB MiB (default HOT 4, RATE 16),
+#                               more mtouch options in ARGS; READY within
+#                               $FX_READY_SEC s (default 60)
 #   fx_verify_mtouch HOST       SIGUSR1 it there: VERIFY PASS of every page
+#                               (within $FX_VERIFY_SEC s, default 30)
 #
 # Migration and assertions:
 #   fx_migrate [VAR=VAL...] [--] ARGS...
@@ -94,12 +97,14 @@ fx_start_openfile() {
 
 fx_start_mtouch() {
 	local mib=$1 hot=${2:-4} rate=${3:-16}
+	shift $(($# < 3 ? $# : 3))
 	LOG=$SCRATCH/mtouch.log
 	FX_MTOUCH_PAGES=$((mib * 256))
 	PID=$(start_in_src "$WORKLOADS/mtouch" --size "$mib" --hot "$hot" --rate "$rate" \
-		--log "$LOG") || return 1
+		--log "$LOG" "$@") || return 1
 	PIDS=$PID
-	wait_for 60 grep -q '^READY' "$LOG" || { echo "mtouch never got READY" >&2; return 1; }
+	wait_for "${FX_READY_SEC:-60}" grep -q '^READY' "$LOG" ||
+		{ echo "mtouch never got READY" >&2; return 1; }
 	ticks_advance "$LOG" 30
 }
 
@@ -111,8 +116,8 @@ fx_verify_mtouch() {
 	local host=$1 n line
 	n=$(_fx_verify_count)
 	in_"$host" kill -USR1 "$PID" || { echo "cannot signal mtouch $PID in $host" >&2; return 1; }
-	wait_for 30 _fx_verify_more "$n" ||
-		{ echo "no VERIFY line from mtouch in $host within 30 s" >&2; return 1; }
+	wait_for "${FX_VERIFY_SEC:-30}" _fx_verify_more "$n" ||
+		{ echo "no VERIFY line from mtouch in $host within ${FX_VERIFY_SEC:-30} s" >&2; return 1; }
 	line=$(grep '^VERIFY' "$LOG" | tail -n1)
 	[[ "$line" == "VERIFY PASS pages=$FX_MTOUCH_PAGES "* ]] ||
 		{ echo "memory check failed in $host: $line" >&2; return 1; }

@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "procmem: "
+#include "common/procmem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+void procmem_init(struct procmem *pm, pid_t pid)
+{
+	*pm = (struct procmem)PROCMEM_INIT(pid);
+}
+
+static int open_mem(struct procmem *pm)
+{
+	char path[32];
+
+	if (pm->memfd >= 0)
+		close(pm->memfd);
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pm->pid);
+	pm->memfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pm->memfd >= 0)
+		return 0;
+	if (errno == ENOENT || errno == ESRCH)
+		return -ESRCH;
+	pr_perror("cannot open %s", path);
+	return -errno;
+}
+
+/*
+ * [addr, addr + len) through /proc/PID/mem: bytes read (short at the
+ * first page that is not mapped), or -errno.
+ */
+static ssize_t forced_read(struct procmem *pm, uint64_t addr, uint8_t *buf, size_t len)
+{
+	bool reopened = false;
+	size_t done = 0;
+	int r;
+
+	if (pm->memfd < 0 && (r = open_mem(pm)) < 0)
+		return r;
+	while (done < len) {
+		ssize_t got = pread(pm->memfd, buf + done, len - done, (off_t)(addr + done));
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got > 0) {
+			done += (size_t)got;
+			continue;
+		}
+		/* 0: the address space the fd was opened on is gone (exec) */
+		if (got == 0 && !reopened) {
+			reopened = true;
+			if ((r = open_mem(pm)) < 0)
+				return r;
+			continue;
+		}
+		break; /* EIO: not mapped */
+	}
+	pm->forced += done;
+	return (ssize_t)done;
+}
+
+ssize_t procmem_readv(struct procmem *pm, const struct iovec *local, const struct iovec *remote,
+		      size_t n)
+{
+	size_t total = 0, i = 0, end = 0, off, want;
+	ssize_t got, f;
+
+	while (i < n) {
+		if (i >= end) /* a batch: process_vm_readv takes IOV_MAX at most */
+			end = i + MIN(n - i, (size_t)IOV_MAX);
+		got = process_vm_readv(pm->pid, local + i, end - i, remote + i, end - i, 0);
+		if (got < 0 && errno == ESRCH)
+			return -ESRCH;
+		if (got < 0 && errno != EFAULT && errno != EIO)
+			return -errno;
+		/* skip the ranges read whole */
+		for (off = got > 0 ? (size_t)got : 0; i < end && off >= remote[i].iov_len; i++) {
+			off -= remote[i].iov_len;
+			total += remote[i].iov_len;
+		}
+		if (i == end)
+			continue;
+		/* range i was refused from @off on: the rest of it the other way */
+		want = remote[i].iov_len - off;
+		f = forced_read(pm, (uint64_t)(uintptr_t)remote[i].iov_base + off,
+				(uint8_t *)local[i].iov_base + off, want);
+		if (f < 0)
+			return f;
+		total += off + (size_t)f;
+		if ((size_t)f < want)
+			break; /* not mapped */
+		i++;
+	}
+	return (ssize_t)total;
+}
+
+ssize_t procmem_read(struct procmem *pm, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
+
+	return procmem_readv(pm, &local, &remote, 1);
+}
+
+void procmem_close(struct procmem *pm)
+{
+	if (pm->memfd >= 0)
+		close(pm->memfd);
+	pm->memfd = -1;
+}
+
+bool procmem_can_force(void)
+{
+	static int ok = -1;
+	struct procmem pm = PROCMEM_INIT(getpid());
+	uint64_t want = 0x70686175ull, got = 0;
+	uint64_t *page;
+
+	if (ok >= 0)
+		return ok;
+	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (page == MAP_FAILED)
+		return false; /* not known: asked again next time */
+	*page = want;
+	ok = mprotect(page, 4096, PROT_NONE) == 0 &&
+	     procmem_read(&pm, (uintptr_t)page, &got, sizeof(got)) == sizeof(got) && got == want;
+	procmem_close(&pm);
+	munmap(page, 4096);
+	if (!ok)
+		pr_warn("/proc/PID/mem does not read pages of mappings without read permission here");
+	return ok;
+}
+
+/* A /proc/PID/smaps header line: 1 for a private mapping without read
+ * permission, 0 for another mapping, -1 for a field line. */
+static int unreadable_private(const char *line, uint64_t *start, uint64_t *end)
+{
+	unsigned long long s, e;
+	char perms[5];
+	int name = 0;
+
+	if (sscanf(line, "%llx-%llx %4s %*x %*x:%*x %*u %n", &s, &e, perms, &name) < 3)
+		return -1;
+	if (perms[0] == 'r' || perms[3] != 'p')
+		return 0;
+	line += name;
+	/* the kernel's own: [vsyscall] is exec-only, and never dumped */
+	if (name && (!strncmp(line, "[vsyscall]", 10) || !strncmp(line, "[vvar", 5) ||
+		     !strncmp(line, "[vdso]", 6) || !strncmp(line, "[uprobes]", 9)))
+		return 0;
+	*start = s;
+	*end = e;
+	return 1;
+}
+
+/* A field line of smaps saying the mapping holds anonymous pages. */
+static bool has_anon(const char *line)
+{
+	unsigned long kb;
+
+	return (sscanf(line, "Anonymous: %lu kB", &kb) == 1 || sscanf(line, "Swap: %lu kB", &kb) == 1) &&
+	       kb > 0;
+}
+
+int procmem_find_unreadable(pid_t pid, uint64_t *start, uint64_t *end)
+{
+	_cleanup_free_ char *line = NULL;
+	bool in = false;
+	char path[48];
+	size_t len = 0;
+	int r = 0, h;
+	FILE *f;
+
+	/* smaps, not pagemap: the kernel skips what was never populated
+	 * (terabytes of PROT_NONE reservations cost nothing) */
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return errno == ENOENT ? -ESRCH : -errno;
+	while (r == 0 && getline(&line, &len, f) > 0) {
+		if ((h = unreadable_private(line, start, end)) >= 0)
+			in = h;
+		else if (in && has_anon(line))
+			r = 1;
+	}
+	fclose(f);
+	return r;
+}

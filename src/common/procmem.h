@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * procmem: read another process's memory, whatever the protection of its
+ * mappings.
+ *
+ * process_vm_readv() is the fast path, but it reads only what the process
+ * itself could read: it fails with EFAULT (or stops short) at a page of a
+ * private mapping without PROT_READ (PROT_NONE guard or GC pages,
+ * write-only, exec-only), and CRIU dumps those pages like any other.
+ * What it refuses is read again with pread() on /proc/PID/mem, which the
+ * kernel serves as a debugger's read (FOLL_FORCE). That fd is opened on
+ * the first fallback and kept until procmem_close(); if the process
+ * exec'd meanwhile (the fd reads nothing: its old address space is gone)
+ * it is opened once more.
+ *
+ * Every function returns a count or a negative errno; -ESRCH: the
+ * process is gone.
+ */
+#ifndef PHAUL_PROCMEM_H
+#define PHAUL_PROCMEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct procmem {
+	pid_t pid;
+	int memfd;		/* /proc/PID/mem, or -1 until a fallback */
+	uint64_t forced;	/* bytes read through it */
+};
+
+#define PROCMEM_INIT(p) { .pid = (p), .memfd = -1 }
+
+void procmem_init(struct procmem *pm, pid_t pid);
+/*
+ * Read @n remote ranges into the @n local buffers (pairwise, same
+ * lengths), in order, until one byte cannot be read at all (unmapped):
+ * returns the bytes read before it (@n ranges' total if none).
+ */
+ssize_t procmem_readv(struct procmem *pm, const struct iovec *local, const struct iovec *remote,
+		      size_t n);
+/* One range: [addr, addr + len) into @buf. */
+ssize_t procmem_read(struct procmem *pm, uint64_t addr, void *buf, size_t len);
+void procmem_close(struct procmem *pm);
+
+/*
+ * Whether /proc/PID/mem reads pages a process cannot read itself here
+ * (a kernel booted with proc_mem.force_override=never, or =ptrace for a
+ * reader that does not trace the process, refuses): tried once on a page
+ * of our own, the answer kept.
+ */
+bool procmem_can_force(void);
+/*
+ * The first private mapping of @pid without read permission that holds
+ * populated anonymous pages (what CRIU dumps and only a forced read
+ * reads): 1 and its range in *@start, *@end; 0 if none.
+ */
+int procmem_find_unreadable(pid_t pid, uint64_t *start, uint64_t *end);
+
+#endif
