@@ -97,6 +97,25 @@ int driver_fs_index(const struct migration *m, const struct driver *d)
 	return -ENOENT;
 }
 
+/* Whether @path is @dir or below it. */
+static bool path_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
+}
+
+bool driver_storage_brings(const struct migration *m, const char *path)
+{
+	for (size_t i = 0; i < m->nr_drv; i++)
+		if (m->drv[i]->ops->kind == DRV_FS && m->drv[i]->arg &&
+		    m->drv[i]->arg[0] == '/' && path_under(path, m->drv[i]->arg))
+			return true;
+	return false;
+}
+
 bool driver_hook_after_commit(enum driver_hook hook)
 {
 	return hook == HOOK_MIGRATION_COMPLETE || hook == HOOK_TARGET_RESUMED ||

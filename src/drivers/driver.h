@@ -118,6 +118,12 @@ const char *driver_hook_name(enum driver_hook hook);
 /* migration_complete, target_resumed, target_cleanup: past the commit, a
  * failure is reported but undoes nothing. */
 bool driver_hook_after_commit(enum driver_hook hook);
+/*
+ * Destination: whether a storage driver of @m copies @path here (its
+ * argument is a directory above it, as sync:DIR's): then @path may only
+ * exist once the storage is through, before the restore.
+ */
+bool driver_storage_brings(const struct migration *m, const char *path);
 /* The index of @d among m's storage drivers (the Preflight's fs list). */
 int driver_fs_index(const struct migration *m, const struct driver *d);
 

@@ -109,8 +109,30 @@ int mig_hook_kind(struct migration *m, enum driver_hook hook, int kind)
 	return ret;
 }
 
+int mig_add_in_place(struct migration *m, const char *path)
+{
+	if (m->nr_in_place == MSG_IN_PLACE_MAX)
+		return -ENOSPC;
+	m->in_place[m->nr_in_place] = strdup(path);
+	if (!m->in_place[m->nr_in_place])
+		return -ENOMEM;
+	m->nr_in_place++;
+	return 0;
+}
+
+bool mig_in_place(const struct migration *m, const char *path)
+{
+	for (size_t i = 0; i < m->nr_in_place; i++)
+		if (!strcmp(m->in_place[i], path))
+			return true;
+	return false;
+}
+
 void mig_free(struct migration *m)
 {
+	for (size_t i = 0; i < m->nr_in_place; i++)
+		free(m->in_place[i]);
+	m->nr_in_place = 0;
 	precopy_free(m);
 	postcopy_end(m);
 	free(m->st.rounds);

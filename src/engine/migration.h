@@ -109,6 +109,10 @@ struct migration {
 	enum mig_outcome outcome;
 	bool peer_said;			/* the failure came as the peer's Error/Abort */
 	bool rolled_back;		/* migration_failed hooks have run */
+	/* files the destination uses where they are (PreflightReply.in_place):
+	 * its drivers add them at target_check, the source's keep them */
+	char *in_place[MSG_IN_PLACE_MAX];
+	size_t nr_in_place;
 	struct mig_stats st;
 	const char *step;		/* the step running now, for errors */
 	int err;
@@ -136,6 +140,9 @@ int mig_fail(struct migration *m, int err, const char *fmt, ...)
  */
 int mig_note(struct migration *m, int r, char *buf, size_t len);
 void mig_step(struct migration *m, const char *step);
+/* m->in_place: add @path (-ENOSPC when full), or whether it holds it. */
+int mig_add_in_place(struct migration *m, const char *path);
+bool mig_in_place(const struct migration *m, const char *path);
 /* Call @hook on every driver, in order (reverse for rollback hooks). */
 int mig_hook(struct migration *m, enum driver_hook hook);
 /* The same, on the drivers of one kind (enum driver_kind) only. */

@@ -230,6 +230,12 @@ static int preflight(struct migration *m)
 	if (!reply->preflight_reply->ok)
 		return mig_fail(m, -EAGAIN, "destination: %s",
 				reply->preflight_reply->error ?: "refused");
+	for (size_t i = 0; i < reply->preflight_reply->n_in_place; i++) {
+		r = mig_add_in_place(m, reply->preflight_reply->in_place[i]);
+		if (r < 0)
+			return mig_fail(m, r, "cannot note what the destination uses in place");
+		pr_info("the destination uses %s in place", m->in_place[i]);
+	}
 	pr_info("preflight passed: CRIU %u.%u.%u here, %u.%u.%u there", ver / 10000,
 		ver / 100 % 100, ver % 100, reply->preflight_reply->criu_version / 10000,
 		reply->preflight_reply->criu_version / 100 % 100,

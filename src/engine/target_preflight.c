@@ -159,6 +159,10 @@ static int reply(struct target *t, const char *error, uint32_t ver)
 	pr.error = (char *)error;
 	pr.has_criu_version = true;
 	pr.criu_version = ver;
+	if (!error) {
+		pr.n_in_place = t->m.nr_in_place;
+		pr.in_place = t->m.in_place;
+	}
 	msg.body_case = PHAUL__MSG__BODY_PREFLIGHT_REPLY;
 	msg.preflight_reply = &pr;
 	return msg_send(t->m.conn, &msg);

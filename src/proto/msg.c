@@ -43,6 +43,16 @@ static int text_ok(char *s, size_t max)
 	return 0;
 }
 
+static int check_preflight_reply(Phaul__PreflightReply *r)
+{
+	if (r->n_in_place > MSG_IN_PLACE_MAX)
+		return -EPROTO;
+	for (size_t i = 0; i < r->n_in_place; i++)
+		if (text_ok(r->in_place[i], 4096) || r->in_place[i][0] != '/')
+			return -EPROTO;
+	return text_ok(r->error, MSG_TEXT_MAX);
+}
+
 static int check_hello(Phaul__Hello *h)
 {
 	if (h->has_resume && h->resume.len != PHAUL_SESSION_ID_LEN)
@@ -178,7 +188,7 @@ static int check_body(Msg *m)
 	case PHAUL__MSG__BODY_CHECK:
 		return check_preflight(m->check);
 	case PHAUL__MSG__BODY_PREFLIGHT_REPLY:
-		return text_ok(m->preflight_reply->error, MSG_TEXT_MAX);
+		return check_preflight_reply(m->preflight_reply);
 	case PHAUL__MSG__BODY_FILE_BEGIN:
 		if (!name_is_safe(m->file_begin->name) || m->file_begin->size > MSG_FILE_MAX ||
 		    m->file_begin->mode > 07777)

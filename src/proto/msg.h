@@ -30,6 +30,7 @@
 #define MSG_CPUINFO_MAX (64u * 1024 - 1024)
 #define MSG_PIDS_MAX 32768
 #define MSG_FS_MAX 16
+#define MSG_IN_PLACE_MAX 4
 #define MSG_FILE_MAX (1ULL << 40)
 #define MSG_RUN_PAGES_MAX 64u		/* one FRAME_DATA_MAX of pages */
 #define MSG_REQ_PAGES_MAX 1024u	/* one post-copy request: 4 MiB */

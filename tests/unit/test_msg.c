@@ -676,6 +676,35 @@ static void test_decode_two_bodies(void **state)
 
 /* --- msg_decode: limits on each field ------------------------------------ */
 
+static void test_preflight_reply_in_place(void **state)
+{
+	Phaul__PreflightReply p = PHAUL__PREFLIGHT_REPLY__INIT;
+	MSG_OF(m, preflight_reply, PREFLIGHT_REPLY, p);
+	char *paths[MSG_IN_PLACE_MAX + 1] = { "/var/lib/lxc/c1/config", "/a", "/b", "/c", "/d" };
+	char *p4096 = repeat('/', 4096), *p4097 = repeat('/', 4097);
+
+	p.ok = true;
+	p.in_place = paths;
+	p.n_in_place = 1;
+	roundtrip(&m);
+	p.n_in_place = MSG_IN_PLACE_MAX;
+	assert_valid(&m);
+	p.n_in_place = MSG_IN_PLACE_MAX + 1;
+	assert_invalid(&m);
+	/* absolute paths of at most 4096 bytes only */
+	p.n_in_place = 1;
+	paths[0] = "relative/config";
+	assert_invalid(&m);
+	paths[0] = "";
+	assert_invalid(&m);
+	paths[0] = p4096;
+	assert_valid(&m);
+	paths[0] = p4097;
+	assert_invalid(&m);
+	free(p4096);
+	free(p4097);
+}
+
 static void test_hello_limits(void **state)
 {
 	Phaul__Hello h = PHAUL__HELLO__INIT;
@@ -1374,6 +1403,7 @@ int main(void)
 		cmocka_unit_test(test_decode_truncated),
 		cmocka_unit_test(test_decode_too_long),
 		cmocka_unit_test(test_decode_two_bodies),
+		cmocka_unit_test(test_preflight_reply_in_place),
 		cmocka_unit_test(test_hello_limits),
 		cmocka_unit_test(test_hello_reply_limits),
 		cmocka_unit_test(test_preflight_strings),

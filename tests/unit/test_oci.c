@@ -220,6 +220,49 @@ static void test_ext_mounts(void **state)
 	oci_mounts_free(m, n);
 }
 
+/*
+ * Real hosts' tables hold mounts whose root is no path: nsfs files of
+ * named network namespaces (`ip netns add`, CNI), persisted mount and
+ * other namespaces, all on the nsfs device (0:4 here).
+ */
+static const char host_ns_mi[] =
+	"20 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n"
+	"25 20 0:23 / /run rw,nosuid,nodev - tmpfs tmpfs rw,mode=755\n"
+	"612 25 0:23 /netns /run/netns rw,nosuid,nodev shared:5 - tmpfs tmpfs rw,mode=755\n"
+	"640 612 0:4 net:[4026532174] /run/netns/blue rw shared:221 - nsfs nsfs rw\n"
+	"655 612 0:4 net:[4026532410] /run/netns/cni-2f1c\0405 rw - nsfs nsfs rw\n"
+	"670 20 0:4 mnt:[4026532522] /var/lib/ns/mnt rw - nsfs nsfs rw\n"
+	"671 20 0:4 uts:[4026532523] /var/lib/ns/uts rw - nsfs nsfs rw\n"
+	"680 20 0:4 net:[4026532174] /srv/data rw - nsfs nsfs rw\n"
+	"690 20 254:0 /srv/data /srv/data rw,relatime - ext4 /dev/vda rw\n"
+	"700 20 0:13 anon_inode:[bpf-map] /sys/fs/bpf/m rw - anon_inodefs anon_inodefs rw\n";
+
+static void test_ext_mounts_nsfs(void **state)
+{
+	/* the container's: a bind of /srv/data, and an nsfs file bound in */
+	static const char cont[] =
+		"90 66 254:0 /srv/b/rootfs / rw,relatime - ext4 /dev/vda rw\n"
+		"91 90 0:42 / /proc rw,relatime - proc proc rw\n"
+		"107 90 254:0 /srv/data /data rw,relatime - ext4 /dev/vda rw\n"
+		"110 90 0:4 net:[4026532174] /run/netns/blue rw - nsfs nsfs rw\n";
+	struct oci_mount *m = NULL;
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(oci_ext_mounts(cont, host_ns_mi, &m, &n), 0);
+	/* only the bind of a host path; /srv/data's nsfs mount is hidden
+	 * by the ext4 bind mounted over it later */
+	assert_int_equal(n, 1);
+	assert_string_equal(source_of(m, n, "/data"), "/srv/data");
+	assert_null(source_of(m, n, "/run/netns/blue"));
+	oci_mounts_free(m, n);
+	/* the earlier tables parse next to nsfs lines in either text */
+	assert_int_equal(oci_ext_mounts(cont_mi, host_ns_mi, &m, &n), 0);
+	assert_string_equal(source_of(m, n, "/data"), "/srv/data");
+	assert_null(source_of(m, n, "/sys/fs/cgroup/cpu"));
+	oci_mounts_free(m, n);
+}
+
 static void test_ext_mounts_rejects(void **state)
 {
 	struct oci_mount *m = NULL;
@@ -230,7 +273,13 @@ static void test_ext_mounts_rejects(void **state)
 			 -EINVAL);
 	assert_int_equal(oci_ext_mounts("garbage\n", host_mi, &m, &n), -EINVAL);
 	assert_int_equal(oci_ext_mounts(cont_mi, "1 2 3\n", &m, &n), -EINVAL);
+	/* a root mount whose root is no path */
 	assert_int_equal(oci_ext_mounts("1 0 8:1 rel / rw - ext4 x rw\n", host_mi, &m, &n),
+			 -EINVAL);
+	/* a mount point that is no path, in either text */
+	assert_int_equal(oci_ext_mounts("1 0 0:4 net:[1] x rw - nsfs nsfs rw\n", host_mi, &m, &n),
+			 -EINVAL);
+	assert_int_equal(oci_ext_mounts(cont_mi, "640 612 0:4 net:[4026532174] run rw\n", &m, &n),
 			 -EINVAL);
 }
 
@@ -390,6 +439,7 @@ int main(void)
 		cmocka_unit_test(test_update_runc),
 		cmocka_unit_test(test_update_crun),
 		cmocka_unit_test(test_ext_mounts),
+		cmocka_unit_test(test_ext_mounts_nsfs),
 		cmocka_unit_test(test_ext_mounts_rejects),
 		cmocka_unit_test(test_mountinfo_ids),
 		cmocka_unit_test(test_msg_oci),

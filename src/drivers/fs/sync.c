@@ -16,8 +16,9 @@
  * Source: start_migration copies in rounds while the workload runs, until
  * sync_decide() says stop; stop_migration (frozen) makes the last pass.
  * The source's DIR is only ever read.
- * Destination: target_check wants DIR absent (created) or empty, so that
- * target_abort can remove everything the migration put there.
+ * Destination: target_check wants DIR absent (created, with its missing
+ * parents) or empty, so that target_abort can remove everything the
+ * migration put there (parents that another driver filled stay).
  */
 #define LOG_PREFIX "sync: "
 #include <fcntl.h>
@@ -47,6 +48,7 @@ struct sync_priv {
 	/* destination */
 	int dirfd;
 	bool created;
+	char top[PATH_MAX];	/* the highest directory created for DIR */
 	bool touched;
 	char conf[PATH_MAX];
 };
@@ -208,6 +210,38 @@ static int sync_stop(struct driver *d, struct migration *m)
 	return sync_round(d, m, true);
 }
 
+/* The highest missing directory of @dir (absent itself) into @top. */
+static void missing_top(const char *dir, char *top, size_t len)
+{
+	char up[PATH_MAX];
+	char *slash;
+
+	snprintf(top, len, "%s", dir);
+	snprintf(up, sizeof(up), "%s", dir);
+	while ((slash = strrchr(up, '/')) && slash != up) {
+		*slash = '\0';
+		if (access(up, F_OK) == 0 || errno != ENOENT)
+			break;
+		snprintf(top, len, "%s", up);
+	}
+}
+
+/* Remove @dir and its parents up to @top, as far as they are empty. */
+static int rmdir_up(const char *dir, const char *top)
+{
+	char path[PATH_MAX];
+	char *slash;
+
+	snprintf(path, sizeof(path), "%s", dir);
+	for (;;) {
+		if (rmdir(path) < 0)
+			return errno == ENOENT || (errno == ENOTEMPTY && strcmp(path, dir)) ? 0 : -errno;
+		if (!strcmp(path, top) || !(slash = strrchr(path, '/')) || slash == path)
+			return 0;
+		*slash = '\0';
+	}
+}
+
 /* Destination: DIR absent (we create it) or empty, and the daemon's config. */
 static int sync_target_check(struct driver *d, struct migration *m)
 {
@@ -218,6 +252,7 @@ static int sync_target_check(struct driver *d, struct migration *m)
 	int fd, r, idx = driver_fs_index(m, d);
 
 	if (access(p->dir, F_OK) < 0 && errno == ENOENT) {
+		missing_top(p->dir, p->top, sizeof(p->top));
 		r = mkdir_p(p->dir, 0755);
 		if (r < 0)
 			return mig_fail(m, r, "cannot create %s: %s", p->dir, strerror(-r));
@@ -293,8 +328,8 @@ static int sync_target_abort(struct driver *d, struct migration *m)
 
 	if (p->dirfd >= 0 && p->touched)
 		r = rm_rf_at(p->dirfd);
-	if (p->created && rmdir(p->dir) < 0 && errno != ENOENT)
-		r = -errno;
+	if (p->created && r == 0)
+		r = rmdir_up(p->dir, p->top);
 	if (r < 0)
 		pr_err("could not remove everything from %s: %s", p->dir, strerror(-r));
 	return r;

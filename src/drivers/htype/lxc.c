@@ -49,9 +49,9 @@ static void lxc_fini(struct driver *d)
 }
 
 /* The init's PID, as `lxc-info -p -H` prints it (nothing: not running). */
-static int ask_init(struct lxc_priv *p, pid_t *ret)
+int lxc_ask_init(const struct lxc_priv *p, pid_t *ret)
 {
-	char *argv[] = { "lxc-info", "-n", p->name, "-P", p->lxcpath, "-p", "-H", NULL };
+	char *argv[] = { "lxc-info", "-n", (char *)p->name, "-P", p->lxcpath, "-p", "-H", NULL };
 	char buf[32] = "";
 	int fds[2], r, n = 0;
 	long v;
@@ -94,10 +94,15 @@ static int check_userns_net(struct migration *m, struct lxc_priv *p)
 static int read_config(struct migration *m, struct lxc_priv *p)
 {
 	_cleanup_free_ char *file = lxc_path(p, "config");
+	struct stat st;
 	int r;
 
 	if (!file)
 		return -ENOMEM;
+	if (stat(file, &st) == 0) {
+		p->config_ino = st.st_ino;
+		p->config_mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	}
 	r = read_file(file, MSG_LXC_CONFIG_MAX, &p->config, NULL);
 	if (r == -ENOENT)
 		return mig_fail(m, r, "no container %s in %s", p->name, p->lxcpath);
@@ -139,7 +144,7 @@ static int lxc_prepare(struct driver *d, struct migration *m)
 	r = read_config(m, p);
 	if (r < 0)
 		return r;
-	r = ask_init(p, &p->init);
+	r = lxc_ask_init(p, &p->init);
 	if (r < 0)
 		return mig_fail(m, r, "container %s is not running (lxc-info shows no init)",
 				p->name);
@@ -163,6 +168,9 @@ static int lxc_send_info(struct driver *d, struct migration *m)
 	lc.name = p->name;
 	lc.lxcpath = p->lxcpath;
 	lc.config = p->config;
+	lc.has_config_ino = lc.has_config_mtime_ns = p->config_ino != 0;
+	lc.config_ino = p->config_ino;
+	lc.config_mtime_ns = p->config_mtime_ns;
 	msg.body_case = PHAUL__MSG__BODY_LXC;
 	msg.lxc = &lc;
 	r = msg_send(m->conn, &msg);
@@ -229,6 +237,7 @@ static int lxc_frozen(struct driver *d, struct migration *m)
  * Committed: CRIU killed the container here and its LXC monitor has seen
  * the init go; the container's config goes, so that LXC no longer lists
  * it. Its directory goes only when empty (the rootfs may live in it).
+ * On an lxcpath both hosts see, the config is the destination's now: kept.
  */
 static int lxc_migration_complete(struct driver *d, struct migration *m)
 {
@@ -240,6 +249,10 @@ static int lxc_migration_complete(struct driver *d, struct migration *m)
 		return -ENOMEM;
 	if (proc_alive(p->init))
 		pr_warn("init %d of container %s still runs on the source", p->init, p->name);
+	if (mig_in_place(m, file)) {
+		pr_info("%s is the destination's too (a shared lxcpath): kept", file);
+		return 0;
+	}
 	if (unlink(file) < 0 && errno != ENOENT) {
 		pr_perror("cannot remove %s", file);
 		return -errno;
@@ -260,6 +273,7 @@ const struct driver_ops htype_lxc_ops = {
 		[HOOK_FROZEN] = lxc_frozen,
 		[HOOK_MIGRATION_COMPLETE] = lxc_migration_complete,
 		[HOOK_TARGET_CHECK] = lxc_target_check,
+		[HOOK_TARGET_RESTORE] = lxc_target_restore,
 		[HOOK_TARGET_ABORT] = lxc_target_abort,
 	},
 	.send_info = lxc_send_info,

@@ -27,6 +27,16 @@
  * too, unless the answer was yes); after the commit the source's config
  * is removed (the rootfs, on the storage both see, is left alone).
  *
+ * Two layouts of the lxcpath work. Each host its own (LXC's default
+ * /var/lib/lxc): the rootfs may come with the migration (--fs
+ * sync:LXCPATH/NAME/rootfs; the preflight accepts it missing then). On
+ * storage both hosts see: the destination finds the source's config file
+ * itself (the same text, inode and mtime, which the source sends) and,
+ * unless LXC runs the container there, uses it in place: it neither
+ * writes nor removes it, and tells the source (PreflightReply.in_place),
+ * which keeps it after the commit. Any other config of that name on the
+ * destination is another container: refused.
+ *
  * Bind mounts of host paths (lxc.mount.entry ... bind) need nothing of
  * ours: CRIU finds them external at the dump (auto_ext_mnt) and LXC's
  * restore (--ext-mount-map auto) binds the same path again.
@@ -47,6 +57,7 @@
 #define PHAUL_LXC_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "drivers/htype/htype.h"
@@ -59,6 +70,8 @@ struct lxc_priv {
 	char name[129];
 	char *lxcpath;
 	char *config;		/* the config file's text */
+	uint64_t config_ino;	/* the config file's inode and mtime (ns), */
+	int64_t config_mtime_ns;	/* 0 when unknown */
 	struct lxcconf conf;
 	pid_t init;		/* source: the container's init */
 	char tty_id[64];	/* source: CRIU's key of its console, "" without */
@@ -68,13 +81,18 @@ struct lxc_priv {
 	/* destination */
 	bool made_dir;		/* LXCPATH/NAME created here */
 	bool wrote_config;
+	bool config_in_place;	/* the source's own config, on storage both see */
 };
 
 /* LXCPATH/NAME[/FILE] */
 char *lxc_path(const struct lxc_priv *p, const char *file);
+/* The container's init as LXC on this host knows it; -ESRCH when LXC
+ * does not run it here. */
+int lxc_ask_init(const struct lxc_priv *p, pid_t *ret);
 
 int lxc_target_recv_info(struct driver *d, struct migration *m, const Msg *msg);
 int lxc_target_check(struct driver *d, struct migration *m);
+int lxc_target_restore(struct driver *d, struct migration *m);
 int lxc_restore_opts(struct driver *d, struct migration *m, CriuOpts *o);
 int lxc_restore_exec(struct driver *d, struct migration *m, CriuOpts *o, driver_held_fn held,
 		     void *arg, pid_t *root);

@@ -36,7 +36,7 @@
 	"answer=$(timeout %d sh -c 'exec <\"$0\" && echo \"$1\" >&3 && head -n 1' "                \
 	"'%s' \"$CRTOOLS_INIT_PID\")\n"                                                            \
 	"[ \"$answer\" = yes ] && exit 0\n"                                                        \
-	"rm -f '%s'\n"                                                                             \
+	"%s'%s'\n"                                                                                 \
 	"%s'%s' 2>/dev/null\n"                                                                     \
 	"exit 1\n"
 #define HOOK_TIMEOUT_S 600	/* far beyond the commit's own timeout */
@@ -55,6 +55,10 @@ int lxc_target_recv_info(struct driver *d, struct migration *m, const Msg *msg)
 	p->config = strdup(lc->config);
 	if (!p->lxcpath || !p->config)
 		return -ENOMEM;
+	if (lc->has_config_ino && lc->has_config_mtime_ns) {
+		p->config_ino = lc->config_ino;
+		p->config_mtime_ns = lc->config_mtime_ns;
+	}
 	r = lxcconf_parse(p->config, &p->conf);
 	if (r < 0)
 		return mig_fail(m, r, "the config of container %s is not usable here", p->name);
@@ -90,30 +94,80 @@ static int check_userns(struct migration *m, const struct lxcconf *c)
 			"(or use --mode stop)", m->mode);
 }
 
+/*
+ * LXCPATH/NAME/config exists here: on an lxcpath both hosts see, the
+ * source's own file (its text, inode and mtime), which is used in place
+ * unless LXC runs the container here too; else another container.
+ */
+static int check_existing(struct migration *m, struct lxc_priv *p, const char *file)
+{
+	_cleanup_free_ char *text = NULL;
+	struct stat st;
+	pid_t pid;
+	int r;
+
+	if (stat(file, &st) < 0 || !p->config_ino || st.st_ino != p->config_ino ||
+	    st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != p->config_mtime_ns ||
+	    read_file(file, MSG_LXC_CONFIG_MAX, &text, NULL) < 0 || strcmp(text, p->config))
+		return mig_fail(m, -EEXIST, "a container %s exists on the destination (%s, not "
+				"the source's config file)", p->name, file);
+	if (lxc_ask_init(p, &pid) == 0)
+		return mig_fail(m, -EEXIST, "container %s runs on the destination too (init %d; "
+				"its lxcpath %s is on storage both hosts see)", p->name, pid,
+				p->lxcpath);
+	r = mig_add_in_place(m, file);
+	if (r < 0)
+		return mig_fail(m, r, "cannot use %s in place", file);
+	p->config_in_place = true;
+	pr_info("%s is the source's (an lxcpath both hosts see): used in place", file);
+	return 0;
+}
+
+/* The rootfs is here, or (all false) comes with the storage. */
+static int check_rootfs(struct migration *m, const struct lxc_priv *p, bool all)
+{
+	struct stat st;
+
+	if (stat(p->conf.rootfs, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	if (!all && driver_storage_brings(m, p->conf.rootfs))
+		return 0;
+	return mig_fail(m, -ENOENT, "the container's rootfs %s is not on the destination",
+			p->conf.rootfs);
+}
+
 int lxc_target_check(struct driver *d, struct migration *m)
 {
 	struct lxc_priv *p = d->priv;
-	_cleanup_free_ char *file = lxc_path(p, "config");
-	struct stat st;
+	_cleanup_free_ char *file = lxc_path(p, "config"), *dir = lxc_path(p, NULL);
 	int r = 0;
 
-	if (!file)
+	if (!file || !dir)
 		return -ENOMEM;
 	if (!prog_installed("lxc-checkpoint"))
 		return mig_fail(m, -ENOENT,
 				"LXC (lxc-checkpoint) is not installed on the destination");
 	if (access(file, F_OK) == 0)
-		return mig_fail(m, -EEXIST, "a container %s exists on the destination (%s)",
-				p->name, file);
-	if (stat(p->conf.rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
-		return mig_fail(m, -ENOENT, "the container's rootfs %s is not on the destination",
-				p->conf.rootfs);
+		r = check_existing(m, p, file);
+	/* a storage driver (sync:LXCPATH/NAME/rootfs) may make it next */
+	if (r == 0 && access(dir, F_OK) < 0 && errno == ENOENT)
+		p->made_dir = true;
+	if (r == 0)
+		r = check_rootfs(m, p, false);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; r == 0 && i < p->conf.nr_net; i++)
 		r = check_net(m, &p->conf.net[i]);
 	return r < 0 ? r : check_userns(m, &p->conf);
 }
 
-/* LXCPATH/NAME/config, as the source has it. */
+/* Storage is through: the rootfs must be here now. */
+int lxc_target_restore(struct driver *d, struct migration *m)
+{
+	return check_rootfs(m, d->priv, true);
+}
+
+/* LXCPATH/NAME/config, as the source has it (unless it is that file). */
 static int write_config(struct migration *m, struct lxc_priv *p)
 {
 	_cleanup_free_ char *dir = lxc_path(p, NULL);
@@ -123,6 +177,8 @@ static int write_config(struct migration *m, struct lxc_priv *p)
 
 	if (!dir || !file)
 		return -ENOMEM;
+	if (p->config_in_place)
+		return 0;
 	r = mkdir_p(p->lxcpath, 0755);
 	if (r == 0 && mkdir(dir, 0750) == 0)
 		p->made_dir = true;
@@ -149,7 +205,8 @@ static void remove_config(struct lxc_priv *p)
 	if (p->wrote_config && file && unlink(file) < 0 && errno != ENOENT)
 		pr_perror("cannot remove %s", file);
 	p->wrote_config = false;
-	if (p->made_dir && dir && rmdir(dir) < 0)
+	/* not empty: a sync of the rootfs, which removes it then */
+	if (p->made_dir && dir && rmdir(dir) < 0 && errno != ENOENT && errno != ENOTEMPTY)
 		pr_perror("cannot remove %s", dir);
 	p->made_dir = false;
 }
@@ -188,7 +245,8 @@ static int write_hook(struct migration *m, struct lxc_priv *p)
 	if (asprintf(&script, "%s/" HOOK_SCRIPT, m->dir) < 0 ||
 	    asprintf(&pidf, "%s/" HOOK_PID_FIFO, m->dir) < 0 ||
 	    asprintf(&ansf, "%s/" HOOK_ANS_FIFO, m->dir) < 0 ||
-	    asprintf(&text, HOOK_FMT, pidf, HOOK_TIMEOUT_S, ansf, file,
+	    asprintf(&text, HOOK_FMT, pidf, HOOK_TIMEOUT_S, ansf,
+		     p->wrote_config ? "rm -f " : ": ", file,
 		     p->made_dir ? "rmdir " : ": ", dir) < 0)
 		return -ENOMEM;
 	if (mkfifo(pidf, 0600) < 0 || mkfifo(ansf, 0600) < 0)

@@ -102,37 +102,15 @@ static bool is_dir(const char *path)
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Whether @path is @dir or below it. */
-static bool path_under(const char *path, const char *dir)
-{
-	size_t n = strlen(dir);
-
-	while (n > 1 && dir[n - 1] == '/')
-		n--;
-	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
-}
-
-/* Whether a storage driver of this migration copies @path here (its
- * argument is a directory above it, as sync:DIR's): then @path may only
- * exist once the storage is through, before the restore. */
-static bool storage_brings(const struct migration *m, const char *path)
-{
-	for (size_t i = 0; i < m->nr_drv; i++)
-		if (m->drv[i]->ops->kind == DRV_FS && m->drv[i]->arg &&
-		    m->drv[i]->arg[0] == '/' && path_under(path, m->drv[i]->arg))
-			return true;
-	return false;
-}
-
 /* What CRIU needs from this host: the rootfs and the binds' sources. */
 static int check_paths(struct migration *m, struct oci_priv *p, bool all)
 {
-	if (!is_dir(p->st.rootfs) && (all || !storage_brings(m, p->st.rootfs)))
+	if (!is_dir(p->st.rootfs) && (all || !driver_storage_brings(m, p->st.rootfs)))
 		return mig_fail(m, -ENOENT, "the container's rootfs %s is not on the destination",
 				p->st.rootfs);
 	for (size_t i = 0; i < p->nr_mnt; i++)
 		if (access(p->mnt[i].source, F_OK) < 0 && !oci_in_cgroupfs(p->mnt[i].source) &&
-		    (all || !storage_brings(m, p->mnt[i].source)))
+		    (all || !driver_storage_brings(m, p->mnt[i].source)))
 			return mig_fail(m, -ENOENT, "%s, mounted at %s in the container, is not on "
 					"the destination", p->mnt[i].source, p->mnt[i].dest);
 	return 0;

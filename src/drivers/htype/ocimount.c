@@ -2,6 +2,12 @@
 /*
  * ocimount: which of a container's mounts are binds of host paths
  * (ocistate.h's oci_ext_mounts), from two mountinfo texts.
+ *
+ * A mount's root is a path in its file system, except for mounts of
+ * objects that have none: a named network namespace (`ip netns add`, CNI)
+ * leaves an nsfs mount whose root is "net:[4026532174]" in every mount
+ * namespace copied after it, as do persisted mnt, uts, ... namespaces.
+ * Those are no binds of a host path; they still hide what is under them.
  */
 #define LOG_PREFIX "oci: "
 #include <errno.h>
@@ -14,6 +20,7 @@
 
 struct mi {
 	unsigned int major, minor;
+	bool path;	/* root is a path, not "net:[N]" and the like */
 	char root[4096];
 	char point[4096];
 };
@@ -42,7 +49,8 @@ static int parse_line(const char *line, struct mi *m)
 		return -EINVAL;
 	unescape(m->root);
 	unescape(m->point);
-	return m->root[0] == '/' && m->point[0] == '/' ? 0 : -EINVAL;
+	m->path = m->root[0] == '/';
+	return m->point[0] == '/' ? 0 : -EINVAL;
 }
 
 /* Parse every line of @text; -EINVAL if one is malformed. */
@@ -104,7 +112,7 @@ static char *host_path(const struct mi *c, const struct mi *h, size_t nh)
 	char *out;
 
 	for (size_t i = 0; i < nh; i++)
-		if (h[i].major == c->major && h[i].minor == c->minor &&
+		if (h[i].path && h[i].major == c->major && h[i].minor == c->minor &&
 		    under(c->root, h[i].root, &r) &&
 		    (!best || strlen(h[i].root) > strlen(best->root)) && !hidden(h, nh, i)) {
 			best = &h[i];
@@ -152,10 +160,12 @@ int oci_ext_mounts(const char *cont_mountinfo, const char *host_mountinfo,
 	for (size_t i = 0; i < nc; i++)
 		if (!strcmp(c[i].point, "/"))
 			root = &c[i];
-	if (!root)
+	if (!root || !root->path)
 		return -EINVAL;
 	for (size_t i = 0; i < nc && r == 0; i++) {
 		char *src;
+		if (!c[i].path)
+			continue; /* a namespace file: CRIU's business */
 		if (&c[i] == root || (c[i].major == root->major && c[i].minor == root->minor &&
 				      under(c[i].root, root->root, &rest)))
 			continue; /* the root file system, or a part of it */

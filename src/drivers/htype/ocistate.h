@@ -54,6 +54,8 @@ struct oci_mount {
  * Mounts of the container whose file system the host has mounted too and
  * whose root is not inside the container's root file system (@rootfs, the
  * root of the container's "/" mount): the binds CRIU must be told about.
+ * Mounts whose root is no path (nsfs: "net:[4026532174]") are none of
+ * them. -EINVAL if a line is malformed or no "/" mount has a path root.
  */
 int oci_ext_mounts(const char *cont_mountinfo, const char *host_mountinfo,
 		   struct oci_mount **ret, size_t *ret_nr);

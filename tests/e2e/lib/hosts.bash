@@ -45,6 +45,12 @@
 #   wait_frozen FILE MS [SEC] wait until FILE has not grown for MS ms
 #   refute CMD...             fail if CMD succeeds (bats ignores "! CMD")
 #
+# Each host has a named network namespace ($HOSTS_NETNS, `ip netns add`),
+# as container hosts have (ip netns, CNI): its nsfs mount is a mountinfo
+# line whose root is "net:[N]", not a path.  It lives on a tmpfs mounted
+# at /run/netns in the host's mount namespace, and goes with the host
+# (the machine keeps at most an empty /run/netns directory).
+#
 # HOSTS_CGROUPNS=1 before hosts_setup gives each host a cgroup namespace
 # rooted at a cgroup of its own in every hierarchy (HOSTS_CGROUPS lists
 # those directories; hosts_teardown removes them), so that, as on two
@@ -62,6 +68,7 @@ WORKLOADS=${WORKLOADS:-$REPO_ROOT/build/workloads}
 SRC_ADDR=192.0.2.1
 DST_ADDR=192.0.2.2
 HOSTS_SRC_FIRST_PID=10000
+HOSTS_NETNS=phaul-named
 
 # Every test is bounded in time, even if a wait below were forgotten.
 : "${BATS_TEST_TIMEOUT:=180}"
@@ -237,7 +244,11 @@ _hosts_start_host() {
 	esac
 	[ -n "$pid1" ] || hosts_fail "$host: hostinit did not start" || return 1
 	HOSTS_NS+=" $(readlink "/proc/$pid1/ns/pid") $(readlink "/proc/$pid1/ns/net") $(readlink "/proc/$pid1/ns/mnt")"
-	_hosts_in "$host" ip link set lo up || hosts_fail "$host: lo up failed"
+	_hosts_in "$host" ip link set lo up || hosts_fail "$host: lo up failed" || return 1
+	# shellcheck disable=SC2016
+	_hosts_in "$host" /bin/sh -c 'mkdir -p /run/netns &&
+		mount -t tmpfs -o mode=0755 netns /run/netns && ip netns add "$0"' "$HOSTS_NETNS" ||
+		hosts_fail "$host: ip netns add $HOSTS_NETNS failed"
 }
 
 _hosts_pick_names() {
