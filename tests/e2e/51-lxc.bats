@@ -416,6 +416,10 @@ refused() {
 # TICKS as the machine sees it from src).
 busybox_container() {
 	local h loop
+	# this lxcpath, and the rootfs a sync brings into it
+	policy_allow "lxc_root = $LXCPATH" "sync_root = $LXCPATH"
+	# the template's read-only binds of the host's libraries
+	policy_allow "bind_root = /usr/lib" "bind_root = /usr/lib64" "bind_root = /sys/kernel/security"
 	for h in src dst; do
 		in_$h ip link add lxcbr0 type bridge && in_$h ip link set lxcbr0 up || return 1
 	done
