@@ -83,3 +83,128 @@ t_memcached() {
 @test "memcached: $((APPS_MC_ITEMS * 4 / 1024)) MiB of items and a writing client; every item and acknowledged set on dst" {
 	t_memcached ""
 }
+
+# ---------------------------------------------------------------- nginx
+
+: "${APPS_NGINX_FILES:=200}"	# of 64 KiB, plus one of 8 MiB
+
+t_nginx() {
+	local user=$1 dir=$SCRATCH/nginx i n out
+	APP_ROW_APP=nginx${user:+-$user}
+	mkdir -p "$dir/www" "$dir/tmp"
+	for ((i = 0; i < APPS_NGINX_FILES; i++)); do
+		head -c 65536 /dev/urandom >"$dir/www/f$i"
+	done
+	head -c $((8 << 20)) /dev/urandom >"$dir/www/big"
+	(cd "$dir/www" && sha256sum -- * | awk '{ print $2, $1 }') >"$dir/manifest"
+	cat >"$dir/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes 2;
+user ${user:-root};
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 256; }
+http {
+	access_log off;
+	client_body_temp_path $dir/tmp;
+	proxy_temp_path $dir/tmp;
+	fastcgi_temp_path $dir/tmp;
+	uwsgi_temp_path $dir/tmp;
+	scgi_temp_path $dir/tmp;
+	server {
+		listen 8080 reuseport;
+		root $dir/www;
+	}
+}
+CONF
+	[ -z "$user" ] || chown -R "$user" "$dir/tmp"
+	app_start nginx nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
+	app_wait_port 8080
+	wait_for 10 eval '[ "$(children_in src "$APP_PID" | wc -l)" = 2 ]' ||
+		{ echo "nginx has no 2 workers" >&2; return 1; }
+	# every file, from the other host
+	out=$(in_dst curl -sf "http://$SRC_ADDR:8080/big" | sha256sum | cut -d' ' -f1)
+	grep -q "^big $out\$" "$dir/manifest" || { echo "big served wrong before" >&2; return 1; }
+	APP_MANIFEST=$dir/manifest load_start nginx 8080
+	app_tree
+	app_migrate
+	app_assert_moved nginx
+	load_stop
+	# after: from the other host (now src), every file intact
+	n=0
+	while read -r f sum; do
+		out=$(in_src curl -sf "http://$DST_ADDR:8080/$f" | sha256sum | cut -d' ' -f1)
+		[ "$out" = "$sum" ] || { echo "$f served wrong after the migration" >&2; return 1; }
+		n=$((n + 1))
+	done <"$dir/manifest"
+	note "$n files served intact from dst; the client: $LOAD_DONE"
+	[ "$(in_dst cat "$dir/nginx.pid")" = "$APP_PID" ]
+	app_assert_moved nginx
+	app_result "$APP_ROW_APP"
+}
+
+@test "nginx: master, 2 workers and a listening socket; a client fetching files across, every file intact from dst" {
+	t_nginx ""
+}
+
+# ---------------------------------------------------------------- python
+
+t_python() {
+	local out
+	APP_ROW_APP=python
+	app_start python "$APPS_PY" "$APPS_DIR/kvserver.py" 8000 64
+	app_wait_port 8000
+	load_start http 8000
+	app_tree
+	[ "$(ls "/proc/$SRC_PID1/root/proc/$APP_PID/task" | wc -l)" -ge 3 ] ||
+		{ echo "the Python server has fewer than 3 threads" >&2; return 1; }
+	app_migrate
+	app_assert_moved python3
+	load_stop
+	load_verify http 8000
+	out=$(in_src curl -s "http://$DST_ADDR:8000/check")
+	[[ "$out" == PASS* ]] || { echo "the server's own check: $out" >&2; return 1; }
+	note "kvserver: $out"
+	app_assert_moved python3
+	app_result python
+}
+
+@test "python: the stock interpreter, threads, an HTTP server; every acknowledged PUT and its own data check on dst" {
+	t_python
+}
+
+# ---------------------------------------------------------------- JVM
+
+: "${APPS_JVM_MIB:=640}"	# live data in a 1 GiB heap
+
+t_jvm() {
+	local log=$SCRATCH/jvm.log java n
+	APP_ROW_APP=jvm
+	java=$(readlink -f /usr/lib/jvm/java-17-openjdk-*/bin/java | head -n1)
+	[ -x "$java" ] || { echo "OpenJDK 17 is not installed" >&2; return 1; }
+	mkdir -p "$SCRATCH/classes"
+	javac -d "$SCRATCH/classes" "$APPS_DIR/HeapCheck.java"
+	app_start jvm "$java" -Xms1g -Xmx1g -XX:+AlwaysPreTouch -cp "$SCRATCH/classes" HeapCheck \
+		"$log" "$APPS_JVM_MIB" 4
+	wait_for 60 grep -q READY "$log"
+	ticks_advance "$log" 20 10
+	app_tree
+	[ "$(ls "/proc/$SRC_PID1/root/proc/$APP_PID/task" | wc -l)" -ge 8 ]
+	app_migrate
+	app_assert_moved java
+	ticks_advance "$log" 20 10
+	n=$(grep -c '^VERIFY' "$log" || true)
+	touch "$log.verify"
+	wait_for 60 eval '[ "$(grep -c "^VERIFY" "$log")" -gt '"$n"' ]'
+	grep -q "^VERIFY PASS $APPS_JVM_MIB\$" "$log" || { grep VERIFY "$log" >&2; return 1; }
+	check_ticks "$log" >/dev/null
+	APP_STALL=$(max_gap_at "$log" | cut -d' ' -f1)
+	note "jvm: $(grep '^VERIFY' "$log" | tail -n1) MiB checked on dst"
+	app_assert_moved java
+	app_result jvm
+}
+
+@test "jvm: OpenJDK 17, 4 threads rewriting and checking a 1 GiB heap; its full check passes on dst" {
+	t_jvm
+}

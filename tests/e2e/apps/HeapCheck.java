@@ -1,5 +1,6 @@
 // The JVM application of tests/e2e/70-apps.bats: THREADS threads keep
-// rewriting and checking a heap of MIB MiB (long[] blocks of 1 MiB whose
+// rewriting and checking MIB MiB of its heap (long[] blocks of 256 KiB, not
+// G1's humongous objects, whose
 // contents follow from their index and generation), a ticker appends
 // "N WALL_MS" to LOG every 20 ms, and when the file LOG.verify appears the
 // whole heap is checked and "VERIFY PASS N" (or "VERIFY FAIL ...") is
@@ -12,7 +13,8 @@ import java.io.IOException;
 import java.util.concurrent.ThreadLocalRandom;
 
 public class HeapCheck {
-	static final int WORDS = 1 << 17; // 1 MiB of longs
+	static final int WORDS = 1 << 15; // 256 KiB of longs
+	static final int PER_MIB = 4;
 	static long[][] blocks;
 	static long[] gens;
 	static FileWriter log;
@@ -57,9 +59,10 @@ public class HeapCheck {
 		String path = args[0];
 		int mib = Integer.parseInt(args[1]), threads = Integer.parseInt(args[2]);
 		log = new FileWriter(path, true);
-		blocks = new long[mib][];
-		gens = new long[mib];
-		for (int b = 0; b < mib; b++) {
+		int nb = mib * PER_MIB;
+		blocks = new long[nb][];
+		gens = new long[nb];
+		for (int b = 0; b < nb; b++) {
 			blocks[b] = new long[WORDS];
 			for (int i = 0; i < WORDS; i++)
 				blocks[b][i] = word(b, 0, i);
@@ -68,7 +71,7 @@ public class HeapCheck {
 		for (int t = 0; t < threads; t++) {
 			Thread w = new Thread(() -> {
 				while (true) {
-					if (!check(ThreadLocalRandom.current().nextInt(mib), true))
+					if (!check(ThreadLocalRandom.current().nextInt(nb), true))
 						return;
 					try {
 						Thread.sleep(2);
@@ -86,7 +89,7 @@ public class HeapCheck {
 			if (trigger.exists()) {
 				trigger.delete();
 				boolean ok = true;
-				for (int b = 0; b < mib && ok; b++)
+				for (int b = 0; b < nb && ok; b++)
 					ok = check(b, false);
 				say(ok ? "VERIFY PASS " + mib : "VERIFY FAIL");
 			}
