@@ -280,27 +280,6 @@ int criu_version(uint32_t *ret)
 	return 0;
 }
 
-/*
- * Error lines CRIU writes whatever the outcome: without CAP_SYS_RESOURCE
- * it cannot raise its own RLIMIT_NOFILE, and goes on.
- */
-static bool criu_error_harmless(const char *line)
-{
-	size_t n = strcspn(line, "\n");
-
-	return memmem(line, n, "Can't setup RLIMIT_NOFILE for self", 34) != NULL;
-}
-
-/* The first "Error (" line of @log that says something, or NULL. */
-static const char *criu_first_error(const char *log)
-{
-	for (const char *l = strstr(log, "Error ("); l; l = strstr(l + 1, "Error (")) {
-		if (!criu_error_harmless(l))
-			return l;
-	}
-	return NULL;
-}
-
 void criu_log_error(const char *path, char *buf, size_t len)
 {
 	_cleanup_free_ char *log = NULL;
@@ -310,7 +289,7 @@ void criu_log_error(const char *path, char *buf, size_t len)
 	if (read_file(path, CRIU_LOG_SCAN_MAX, &log, &n) < 0)
 		return;
 	/* the first error, else the last line CRIU wrote */
-	const char *line = criu_first_error(log);
+	const char *line = strstr(log, "Error (");
 	if (!line) {
 		while (n > 0 && log[n - 1] == '\n')
 			log[--n] = '\0';
@@ -319,36 +298,6 @@ void criu_log_error(const char *path, char *buf, size_t len)
 	}
 	if (*line)
 		snprintf(buf, len, "%.*s", (int)strcspn(line, "\n"), line);
-}
-
-int criu_log_cause(const char *path, char *buf, size_t len)
-{
-	_cleanup_free_ char *log = NULL;
-	const char *cause, *l, *p;
-	long pid = 0;
-
-	if (read_file(path, CRIU_LOG_SCAN_MAX, &log, NULL) < 0)
-		return -ENOENT;
-	cause = criu_first_error(log);
-	if (!cause)
-		return -ENOENT;
-	/* "Dump files (pid: 10002) failed with -1": whose resource it was */
-	for (l = cause; l && !pid; l = strstr(l + 1, "Error (")) {
-		size_t n = strcspn(l, "\n");
-
-		p = memmem(l, n, "(pid: ", 6);
-		if (p)
-			pid = strtol(p + 6, NULL, 10);
-	}
-	/* "Error (criu/sk-inet.c:191): inet: ...": the message, not CRIU's source line */
-	p = strstr(cause, "): ");
-	if (p && p < cause + strcspn(cause, "\n"))
-		cause = p + 3;
-	if (pid > 0)
-		snprintf(buf, len, "process %ld: %.*s", pid, (int)strcspn(cause, "\n"), cause);
-	else
-		snprintf(buf, len, "%.*s", (int)strcspn(cause, "\n"), cause);
-	return 0;
 }
 
 int criu_check(const char *dir, char *why, size_t len)

@@ -111,12 +111,5 @@ void criu_resp_error(const CriuResp *resp, char *buf, size_t len);
  */
 #define CRIU_LOG_SCAN_MAX (1u << 20)
 void criu_log_error(const char *path, char *buf, size_t len);
-/*
- * Why a dump or restore failed, from CRIU's log at @path: its first
- * "Error (" line that is not one CRIU logs on every run here, prefixed
- * with "process N: " when a later error names the process CRIU was
- * working on ("(pid: N)").  -ENOENT if the log has no such line.
- */
-int criu_log_cause(const char *path, char *buf, size_t len);
 
 #endif

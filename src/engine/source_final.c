@@ -373,11 +373,8 @@ static int dump_loop(struct migration *m, struct criu *c, bool *ok)
 	}
 	*ok = resp->type == CRIU_REQ_TYPE__DUMP && resp->success;
 	if (!*ok && !ret) {
-		char err[256], log[4096];
-
-		snprintf(log, sizeof(log), "%s/img/dump.log", m->dir);
-		if (criu_log_cause(log, err, sizeof(err)) < 0)
-			criu_resp_error(resp, err, sizeof(err));
+		char err[256];
+		criu_resp_error(resp, err, sizeof(err));
 		mig_step(m, "dump");
 		ret = mig_fail(m, -EIO, "CRIU could not dump the tree: %s", err);
 	}

@@ -131,13 +131,6 @@ static int hold_for_commit(struct target *t, pid_t root)
 	return 0;
 }
 
-/* CRIU's restore log, in the session's directory */
-static const char *restore_log(const struct target *t)
-{
-	/* a manager's restore logs where its command line says: with the images */
-	return t->live && !t->m.drv[0]->ops->restore_exec ? "restore.log" : "img/restore.log";
-}
-
 static void fill_restore_opts(struct target *t, Phaul__Restore *rq, CriuOpts *o)
 {
 	o->images_dir_fd = t->m.imgfd;
@@ -217,11 +210,8 @@ static int restore_loop(struct target *t, struct criu *c, pid_t *root)
 	if (resp->type == CRIU_REQ_TYPE__RESTORE && resp->success) {
 		*root = resp->restore && resp->restore->pid > 0 ? resp->restore->pid : t->m.root_pid;
 	} else if (!ret) {
-		char err[256], log[4096];
-
-		snprintf(log, sizeof(log), "%s/%s", t->m.dir, restore_log(t));
-		if (criu_log_cause(log, err, sizeof(err)) < 0)
-			criu_resp_error(resp, err, sizeof(err));
+		char err[256];
+		criu_resp_error(resp, err, sizeof(err));
 		ret = mig_fail(&t->m, -EIO, "CRIU could not restore the tree: %s", err);
 	}
 	criu_resp__free_unpacked(resp, NULL);
@@ -494,6 +484,8 @@ int target_restore(struct target *t, Phaul__Restore *rq)
 		outcome_write(t->so->workdir, t->hex, "aborted", 0);
 	}
 	wait_lazy(t, true);
-	session_log_criu_errors(&t->m, restore_log(t), 5);
+	/* a manager's restore logs where its command line says: with the images */
+	session_log_criu_errors(&t->m, t->live && !t->m.drv[0]->ops->restore_exec ?
+					       "restore.log" : "img/restore.log", 5);
 	return r < 0 ? r : -EIO;
 }

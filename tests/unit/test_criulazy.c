@@ -229,56 +229,6 @@ static void test_log_error(void **state)
 	log_is(NULL, NULL);
 	log_is("", NULL);
 	log_is("\n\n", NULL);
-	/* what CRIU logs on every run here is not why it failed */
-	log_is("(00.01) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: "
-	       "Operation not permitted\n(00.04) Error (criu/sk-inet.c:191): inet: tcp\n",
-	       "Error (criu/sk-inet.c:191): inet: tcp");
-}
-
-/* criu_log_cause on TEXT gives WANT (NULL: -ENOENT) */
-static void cause_is(const char *text, const char *want)
-{
-	char path[4200], why[96];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/dump.log", dir);
-	unlink(path);
-	if (text) {
-		f = fopen(path, "w");
-		assert_non_null(f);
-		fputs(text, f);
-		fclose(f);
-	}
-	if (!want) {
-		assert_int_equal(criu_log_cause(path, why, sizeof(why)), -ENOENT);
-		return;
-	}
-	assert_int_equal(criu_log_cause(path, why, sizeof(why)), 0);
-	assert_string_equal(why, want);
-}
-
-static void test_log_cause(void **state)
-{
-	(void)state;
-	/* the harmless rlimit line skipped, the process named by a later error */
-	cause_is("(00.016546) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: "
-		 "Operation not permitted\n"
-		 "(00.041202) Error (criu/sk-inet.c:191): inet: Connected TCP socket, consider "
-		 "using --tcp-established option.\n"
-		 "(00.041208) Error (criu/cr-dump.c:1681): Dump files (pid: 10002) failed with -1\n"
-		 "(00.041552) Error (criu/cr-dump.c:2115): Dumping FAILED.\n",
-		 "process 10002: inet: Connected TCP socket, consider using --tcp-established "
-		 "option.");
-	/* no process named: the message alone */
-	cause_is("(00.1) Error (criu/mount.c:12): mnt: no root\n(00.2) Error (x.c:1): FAILED\n",
-		 "mnt: no root");
-	/* a "(pid: N)" before the cause is about something else */
-	cause_is("(00.1) Info (pid: 7)\n(00.2) Error (a.c:1): b\n", "b");
-	/* only the harmless line, or no error at all: nothing to say */
-	cause_is("(00.1) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: x\n",
-		 NULL);
-	cause_is("(00.1) Looks good\n", NULL);
-	cause_is(NULL, NULL);
 }
 
 int main(void)
@@ -289,7 +239,6 @@ int main(void)
 		cmocka_unit_test(test_unpatched),
 		cmocka_unit_test(test_start_not_waiting),
 		cmocka_unit_test(test_log_error),
-		cmocka_unit_test(test_log_cause),
 	};
 
 	signal(SIGPIPE, SIG_IGN); /* as phaul serve does */
