@@ -216,20 +216,6 @@ int criu_begin(struct criu *c, CriuReq *req)
 	return r;
 }
 
-void criu_resp_error(const CriuResp *resp, char *buf, size_t len)
-{
-	if (resp->cr_errmsg && *resp->cr_errmsg)
-		snprintf(buf, len, "%s", resp->cr_errmsg);
-	else if (resp->has_cr_errno && resp->cr_errno)
-		snprintf(buf, len, "%s", strerror(resp->cr_errno));
-	else
-		snprintf(buf, len, "see CRIU's log");
-	/* CRIU's messages end with a newline */
-	size_t n = strlen(buf);
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-}
-
 /*
  * Run a request that answers with one response and no notifications.
  * CRIU 4.1.1's RPC needs the images directory as an fd (it readlink()s
@@ -280,6 +266,62 @@ int criu_version(uint32_t *ret)
 	return 0;
 }
 
+/*
+ * Errors CRIU logs and goes on from: without CAP_SYS_RESOURCE every run
+ * fails to raise its own RLIMIT_NOFILE (criu/util.c), never the cause.
+ * CRIU's RPC answer carries its first error, so it may be this one too.
+ */
+static const char *const criu_benign_errors[] = {
+	"rlimit: Can't setup RLIMIT_NOFILE for self",
+};
+
+/* What an error means when CRIU's own words do not say it. */
+static const struct {
+	const char *error, *hint;
+} criu_hints[] = {
+	{ "Can't get rlimit", "the limits of another uid's process need CAP_SYS_RESOURCE, "
+			      "or a CRIU with phaul's patch 0012" },
+};
+
+static bool line_has(const char *line, size_t n, const char *what)
+{
+	return memmem(line, n, what, strlen(what)) != NULL;
+}
+
+static bool criu_error_benign(const char *line, size_t n)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(criu_benign_errors); i++)
+		if (line_has(line, n, criu_benign_errors[i]))
+			return true;
+	return false;
+}
+
+/* The first n bytes of line into buf, with the hint for it if any. */
+static void criu_error_text(const char *line, size_t n, char *buf, size_t len)
+{
+	const char *hint = NULL;
+
+	/* CRIU's messages end with a newline */
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
+		n--;
+	for (size_t i = 0; i < ARRAY_SIZE(criu_hints); i++)
+		if (line_has(line, n, criu_hints[i].error))
+			hint = criu_hints[i].hint;
+	snprintf(buf, len, "%.*s%s%s%s", (int)n, line, hint ? " (" : "", hint ?: "",
+		 hint ? ")" : "");
+}
+
+/* The first "Error (" line of log that is not benign, or NULL. */
+static const char *criu_first_error(const char *log)
+{
+	const char *l;
+
+	for (l = strstr(log, "Error ("); l; l = strstr(l + 1, "Error ("))
+		if (!criu_error_benign(l, strcspn(l, "\n")))
+			return l;
+	return NULL;
+}
+
 void criu_log_error(const char *path, char *buf, size_t len)
 {
 	_cleanup_free_ char *log = NULL;
@@ -289,7 +331,7 @@ void criu_log_error(const char *path, char *buf, size_t len)
 	if (read_file(path, CRIU_LOG_SCAN_MAX, &log, &n) < 0)
 		return;
 	/* the first error, else the last line CRIU wrote */
-	const char *line = strstr(log, "Error (");
+	const char *line = criu_first_error(log);
 	if (!line) {
 		while (n > 0 && log[n - 1] == '\n')
 			log[--n] = '\0';
@@ -297,7 +339,21 @@ void criu_log_error(const char *path, char *buf, size_t len)
 		line = line ? line + 1 : log;
 	}
 	if (*line)
-		snprintf(buf, len, "%.*s", (int)strcspn(line, "\n"), line);
+		criu_error_text(line, strcspn(line, "\n"), buf, len);
+}
+
+void criu_resp_error(const CriuResp *resp, const char *log, char *buf, size_t len)
+{
+	const char *msg = resp->cr_errmsg;
+
+	if (msg && *msg && !criu_error_benign(msg, strlen(msg)))
+		criu_error_text(msg, strlen(msg), buf, len);
+	else if (log)
+		criu_log_error(log, buf, len);
+	else if (resp->has_cr_errno && resp->cr_errno)
+		snprintf(buf, len, "%s", strerror(resp->cr_errno));
+	else
+		snprintf(buf, len, "see CRIU's log");
 }
 
 int criu_check(const char *dir, char *why, size_t len)

@@ -102,12 +102,18 @@ int criu_lazy_pages_go(struct criu_lazy *l);
 void criu_lazy_pages_cancel(struct criu_lazy *l);
 
 const char *criu_binary(void);
-/* Human text for a failed response: CRIU's cr_errmsg or errno. */
-void criu_resp_error(const CriuResp *resp, char *buf, size_t len);
+/*
+ * Human text for a failed response: CRIU's cr_errmsg, unless it is an
+ * error CRIU goes on from; else criu_log_error() of @log (if not NULL),
+ * else errno.
+ */
+void criu_resp_error(const CriuResp *resp, const char *log, char *buf, size_t len);
 /*
  * The line of CRIU's log at @path that says why it failed: its first
- * "Error (" line, else its last line (`criu check` says some failures
- * without that prefix); "see PATH" if the log cannot be read.
+ * "Error (" line but those CRIU goes on from, else its last line (`criu
+ * check` says some failures without that prefix); "see PATH" if the log
+ * cannot be read. A failure whose cause CRIU does not name (a refused
+ * prlimit) gets a hint in parentheses.
  */
 #define CRIU_LOG_SCAN_MAX (1u << 20)
 void criu_log_error(const char *path, char *buf, size_t len);

@@ -373,8 +373,9 @@ static int dump_loop(struct migration *m, struct criu *c, bool *ok)
 	}
 	*ok = resp->type == CRIU_REQ_TYPE__DUMP && resp->success;
 	if (!*ok && !ret) {
-		char err[256];
-		criu_resp_error(resp, err, sizeof(err));
+		char err[256], log[PATH_MAX];
+		snprintf(log, sizeof(log), "%s/img/dump.log", m->dir);
+		criu_resp_error(resp, log, err, sizeof(err));
 		mig_step(m, "dump");
 		ret = mig_fail(m, -EIO, "CRIU could not dump the tree: %s", err);
 	}

@@ -178,6 +178,15 @@ static void say_committed(struct target *t, pid_t root)
 		pr_warn("could not confirm the commit to the source; it will ask");
 }
 
+/*
+ * CRIU's restore log under t->m.dir: in its work dir, t->m.dir, when lazy;
+ * else with the images, as is a manager's (its command line says so).
+ */
+static const char *restore_log(const struct target *t)
+{
+	return t->live && !t->m.drv[0]->ops->restore_exec ? "restore.log" : "img/restore.log";
+}
+
 static int restore_loop(struct target *t, struct criu *c, pid_t *root)
 {
 	CriuResp *resp = NULL;
@@ -210,8 +219,9 @@ static int restore_loop(struct target *t, struct criu *c, pid_t *root)
 	if (resp->type == CRIU_REQ_TYPE__RESTORE && resp->success) {
 		*root = resp->restore && resp->restore->pid > 0 ? resp->restore->pid : t->m.root_pid;
 	} else if (!ret) {
-		char err[256];
-		criu_resp_error(resp, err, sizeof(err));
+		char err[256], log[PATH_MAX];
+		snprintf(log, sizeof(log), "%s/%s", t->m.dir, restore_log(t));
+		criu_resp_error(resp, log, err, sizeof(err));
 		ret = mig_fail(&t->m, -EIO, "CRIU could not restore the tree: %s", err);
 	}
 	criu_resp__free_unpacked(resp, NULL);
@@ -484,8 +494,6 @@ int target_restore(struct target *t, Phaul__Restore *rq)
 		outcome_write(t->so->workdir, t->hex, "aborted", 0);
 	}
 	wait_lazy(t, true);
-	/* a manager's restore logs where its command line says: with the images */
-	session_log_criu_errors(&t->m, t->live && !t->m.drv[0]->ops->restore_exec ?
-					       "restore.log" : "img/restore.log", 5);
+	session_log_criu_errors(&t->m, restore_log(t), 5);
 	return r < 0 ? r : -EIO;
 }
