@@ -27,7 +27,7 @@ t_redis() {
 	APP_ROW_APP=redis${user:+-$user}
 	mkdir -p "$SCRATCH/redis"
 	[ -z "$user" ] || chown "$user" "$SCRATCH/redis"
-	app_start redis ${user:+app_as "$user"} redis-server --port 6379 --bind 0.0.0.0 \
+	app_start redis ${user:+$(as_user "$user")} redis-server --port 6379 --bind 0.0.0.0 \
 		--protected-mode no --save '' --appendonly no --dir "$SCRATCH/redis" \
 		--enable-debug-command yes --daemonize no
 	app_wait_port 6379
@@ -207,4 +207,72 @@ t_jvm() {
 
 @test "jvm: OpenJDK 17, 4 threads rewriting and checking a 1 GiB heap; its full check passes on dst" {
 	t_jvm
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+
+: "${APPS_PG_ROWS:=2000000}"
+PG_BIN=/usr/lib/postgresql/15/bin
+
+psql_at() { in_"$1" psql -h "$2" -p 5432 -U postgres -d postgres -XAtq -v ON_ERROR_STOP=1 -c "$3"; }
+
+PG_SUM="SELECT count(*) || ' ' || sum(hashtext(id::text || v)::bigint) FROM big"
+
+t_postgres() {
+	local dir=$SCRATCH/pg sum after
+	APP_ROW_APP=postgresql
+	require_foreign_uid_dump
+	mkdir -p "$dir/sock"
+	chown -R postgres: "$dir"
+	in_src $(as_user postgres) "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync \
+		>"$SCRATCH/initdb.out" 2>&1 || { cat "$SCRATCH/initdb.out" >&2; return 1; }
+	echo "host all all 192.0.2.0/24 trust" >>"$dir/data/pg_hba.conf"
+	# its own IPC namespace (systemd: PrivateIPC=yes): CRIU cannot dump the
+	# SysV segment every postmaster makes in a namespace it does not dump
+	app_start postgres unshare --ipc $(as_user postgres) "$PG_BIN/postgres" -D "$dir/data" \
+		-c listen_addresses='*' -c port=5432 -c unix_socket_directories="$dir/sock" \
+		-c logging_collector=off
+	app_wait_port 5432
+	# its processes before any client's backend (those end with their clients)
+	app_tree
+	[ "$(echo "$APP_PIDS" | wc -w)" -ge 5 ] ||
+		{ echo "postgres has no workers: $APP_PIDS" >&2; return 1; }
+	psql_at dst "$SRC_ADDR" "CREATE TABLE big AS SELECT g AS id, md5(g::text) AS v
+		FROM generate_series(1, $APPS_PG_ROWS) g; CREATE TABLE acks (n int PRIMARY KEY)"
+	sum=$(psql_at dst "$SRC_ADDR" "$PG_SUM")
+	[ "${sum%% *}" = "$APPS_PG_ROWS" ]
+	load_start pg 5432
+	app_migrate
+	app_assert_moved postgres
+	load_stop
+	load_verify pg 5432
+	after=$(psql_at src "$DST_ADDR" "$PG_SUM")
+	[ "$after" = "$sum" ] || { echo "checksum '$sum' before, '$after' after" >&2; return 1; }
+	note "big: $after (count, checksum) on dst as before; $(echo "$APP_PIDS" | wc -w) processes"
+	# it still commits, and its processes are its own user's
+	psql_at src "$DST_ADDR" "INSERT INTO acks VALUES (-1)"
+	[ "$(in_dst stat -c %U "/proc/$APP_PID")" = postgres ]
+	app_assert_moved postgres
+	app_result postgresql
+}
+
+@test "postgresql: 15, its own user, ${APPS_PG_ROWS} rows and a client inserting; checksum equal, every committed row on dst" {
+	t_postgres
+}
+
+# ---------------------------------------------------------------- own users
+
+@test "redis as user redis: ${APPS_REDIS_KEYS} keys; DEBUG DIGEST equal, every acknowledged SET on dst" {
+	require_foreign_uid_dump
+	t_redis redis
+}
+
+@test "memcached as user memcache: $((APPS_MC_ITEMS * 4 / 1024)) MiB of items; every item and acknowledged set on dst" {
+	require_foreign_uid_dump
+	t_memcached memcache
+}
+
+@test "nginx, workers as www-data: every file intact from dst" {
+	require_foreign_uid_dump
+	t_nginx www-data
 }

@@ -13,7 +13,8 @@
 #   apps_setup                hosts, key, work dirs, the daemon in dst
 #   app_start NAME CMD...     start CMD in src with only fds 0-2 open,
 #                             output in $SCRATCH/NAME.out; sets APP_PID
-#   app_as USER CMD...        CMD as USER (its groups), for app_start
+#   as_user USER              the words that run a command as USER
+#                             (its groups): app_start N $(as_user U) CMD
 #   app_tree                  the PIDs of APP_PID's tree in src (sets APP_PIDS)
 #   app_wait_port PORT [SEC]  PORT of src answers a TCP connect from dst
 #   load_start KIND PORT      the client in dst (load.py load); waits for
@@ -68,14 +69,13 @@ app_start() {
 	shift
 	APP_ROW_APP=${APP_ROW_APP:-$name}
 	APP_PID=$(start_in_src -o "$SCRATCH/$name.out" bash -c \
-		'for f in /proc/$$/fd/*; do n=${f##*/}; ((n > 2)) && exec {n}>&-; done 2>/dev/null
+		'for n in $(ls /proc/$$/fd); do ((n > 2)) && exec {n}>&-; done
 		 exec "$@"' - "$@") || return 1
 }
 
-app_as() {
-	local user=$1
-	shift
-	setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups --reset-env -- "$@"
+# $(as_user USER) CMD...: the words that run CMD as USER, with its groups
+as_user() {
+	echo setpriv --reuid="$1" --regid="$(id -g "$1")" --init-groups --reset-env --
 }
 
 _app_tree() {
@@ -175,7 +175,7 @@ app_result() {
 require_foreign_uid_dump() {
 	local pid
 	pid=$(start_in_src -o "$SCRATCH/uidprobe.out" bash -c \
-		'for f in /proc/$$/fd/*; do n=${f##*/}; ((n > 2)) && exec {n}>&-; done 2>/dev/null
+		'for n in $(ls /proc/$$/fd); do ((n > 2)) && exec {n}>&-; done
 		 exec setpriv --reuid=nobody --regid=nogroup --clear-groups sleep 600') || return 1
 	fx_migrate -- --mode stop "$pid"
 	if [ "$status" -eq 0 ]; then
