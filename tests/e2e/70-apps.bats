@@ -219,20 +219,12 @@ psql_at() { in_"$1" psql -h "$2" -p 5432 -U postgres -d postgres -XAtq -v ON_ERR
 PG_SUM="SELECT count(*) || ' ' || sum(hashtext(id::text || v)::bigint) FROM big"
 
 t_postgres() {
-	local dir=$SCRATCH/pg sum after
+	local sum after
 	APP_ROW_APP=postgresql
 	require_foreign_uid_dump
-	mkdir -p "$dir/sock"
-	chown -R postgres: "$dir"
-	in_src $(as_user postgres) "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync \
-		>"$SCRATCH/initdb.out" 2>&1 || { cat "$SCRATCH/initdb.out" >&2; return 1; }
-	echo "host all all 192.0.2.0/24 trust" >>"$dir/data/pg_hba.conf"
 	# its own IPC namespace (systemd: PrivateIPC=yes): CRIU cannot dump the
 	# SysV segment every postmaster makes in a namespace it does not dump
-	app_start postgres unshare --ipc $(as_user postgres) "$PG_BIN/postgres" -D "$dir/data" \
-		-c listen_addresses='*' -c port=5432 -c unix_socket_directories="$dir/sock" \
-		-c logging_collector=off
-	app_wait_port 5432
+	pg_start unshare --ipc
 	# its processes before any client's backend (those end with their clients)
 	app_tree
 	[ "$(echo "$APP_PIDS" | wc -w)" -ge 5 ] ||
@@ -254,6 +246,42 @@ t_postgres() {
 	[ "$(in_dst stat -c %U "/proc/$APP_PID")" = postgres ]
 	app_assert_moved postgres
 	app_result postgresql
+}
+
+# pg_start [PRE...]: initdb and the postmaster in src, as postgres, run by
+# the words PRE if any; sets APP_PID.
+pg_start() {
+	local dir=$SCRATCH/pg
+	mkdir -p "$dir/sock"
+	chown -R postgres: "$dir"
+	in_src $(as_user postgres) "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync \
+		>"$SCRATCH/initdb.out" 2>&1 || { cat "$SCRATCH/initdb.out" >&2; return 1; }
+	echo "host all all 192.0.2.0/24 trust" >>"$dir/data/pg_hba.conf"
+	app_start postgres "$@" $(as_user postgres) "$PG_BIN/postgres" -D "$dir/data" \
+		-c listen_addresses='*' -c port=5432 -c unix_socket_directories="$dir/sock" \
+		-c logging_collector=off
+	app_wait_port 5432
+}
+
+@test "postgresql in the host's IPC namespace: refused at the preflight, naming its SysV segment; it runs on" {
+	APP_ROW_APP=postgresql-hostipc
+	require_foreign_uid_dump
+	pg_start
+	app_tree
+	psql_at dst "$SRC_ADDR" "CREATE TABLE t AS SELECT 1 AS one"
+	fx_migrate -- --json --tcp-close "$APP_PID"
+	assert_failed_with "process $APP_PID \\(postgres\\) maps SysV shared memory \\(key 0x[0-9a-f]{8}\\) of the host's IPC namespace"
+	[ "$(jq -r '"\(.iterations) \(.frozen_ms) \(.outcome)"' <<<"$output")" = "0 0 rolled-back" ] ||
+		{ echo "not refused before the pre-copy: $output" >&2; return 1; }
+	note "phaul: $stderr"
+	local p
+	for p in $APP_PIDS; do
+		assert_only_in src "$p"
+	done
+	[ "$(psql_at dst "$SRC_ADDR" "SELECT one FROM t")" = 1 ]
+	assert_workdir_clean 10
+	fx_assert_src_workdir_clean
+	APP_ROW_APP=""
 }
 
 @test "postgresql: 15, its own user, ${APPS_PG_ROWS} rows and a client inserting; checksum equal, every committed row on dst" {
