@@ -5,6 +5,7 @@
 #   make check      install what is missing, build, run every test
 #   make asan-e2e   end-to-end tests with phaul under ASan+UBSan
 #   make bench      benchmarks (prints a table, writes docs/BENCHMARKS.md)
+#   make apps       real applications in every mode (writes docs/APPS.md)
 #   make install    install to $(DESTDIR)$(PREFIX), the systemd unit to $(UNITDIR)
 
 PREFIX ?= /usr/local
@@ -154,6 +155,10 @@ bench: setup
 	$(MAKE) all workloads
 	bash scripts/bench
 
+# tests/e2e/70-apps.bats in live, stop, lazy and hybrid modes (APPS_MODES=)
+apps: all workloads
+	bash scripts/apps
+
 install: all
 	install -D -m 755 $(BUILD)/phaul $(DESTDIR)$(PREFIX)/bin/phaul
 	@mkdir -p $(DESTDIR)$(UNITDIR)
@@ -164,8 +169,8 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all setup units workloads unit e2e check demo bench install clean fuzz fuzz-build asan-unit \
-	asan-e2e
+.PHONY: all setup units workloads unit e2e check demo bench apps install clean fuzz fuzz-build \
+	asan-unit asan-e2e
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
