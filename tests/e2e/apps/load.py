@@ -10,6 +10,8 @@
 #       any error (the server moved: its connections were closed) it
 #       reconnects, trying each ADDR:PORT in turn, and writes N again
 #       (every write is idempotent).  Ends with "DONE N RECONNECTS" in LOG.
+#       LOAD_RECONNECT=0: one connection only; an error is "FAIL ..." in
+#       LOG and exit status 1.
 #   load.py verify KIND LOG ADDR:PORT
 #       every write acknowledged in LOG is on the server: prints
 #       "VERIFY PASS N" or "VERIFY FAIL ..." (exit 1)
@@ -233,6 +235,9 @@ def load(kind, log, stop, addrs):
             n += 1
             time.sleep(0.002)
         except Exception as e:
+            if os.environ.get("LOAD_RECONNECT") == "0":
+                out.write("FAIL write %d: %s: %s\n" % (n, type(e).__name__, e))
+                sys.exit(1)
             if cli is not None:
                 out.write("# reconnect after write %d: %s: %s\n" % (n, type(e).__name__, e))
                 reconnects += 1
