@@ -8,6 +8,9 @@
 #   MIGRATE_MODE=stop bats tests/e2e/70-apps.bats    (stop, lazy, hybrid)
 #   make apps                                        (every mode, docs/APPS.md)
 
+# the JVM's and PostgreSQL's start and the all-modes run on a busy machine
+: "${BATS_TEST_TIMEOUT:=300}"
+
 load lib/hosts
 load lib/phaul
 load lib/fixtures
@@ -187,7 +190,7 @@ t_jvm() {
 	javac -d "$SCRATCH/classes" "$APPS_DIR/HeapCheck.java"
 	app_start jvm "$java" -Xms1g -Xmx1g -XX:+AlwaysPreTouch -cp "$SCRATCH/classes" HeapCheck \
 		"$log" "$APPS_JVM_MIB" 4
-	wait_for 60 grep -q READY "$log"
+	wait_for 180 grep -q READY "$log"
 	ticks_advance "$log" 20 10
 	app_tree
 	[ "$(ls "/proc/$SRC_PID1/root/proc/$APP_PID/task" | wc -l)" -ge 8 ]

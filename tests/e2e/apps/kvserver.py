@@ -37,7 +37,7 @@ def worker(mib):
         blocks[b][:] = hashlib.sha256(b"%d:%d" % (b, gens[b])).digest() * 32768
         i += 1
         state["rounds"] = i
-        time.sleep(0.001)
+        time.sleep(0.01)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

@@ -119,7 +119,7 @@ _load_done() { grep -q '^DONE ' "$ACKS"; }
 
 load_stop() {
 	# some writes after the migration first
-	ticks_advance "$ACKS" 50 30 || return 1
+	ticks_advance "$ACKS" 50 60 || return 1
 	touch "$SCRATCH/load.stop"
 	wait_for 30 _load_done || { cat "$SCRATCH/load.out" >&2; return 1; }
 	check_ticks "$ACKS" >/dev/null || return 1
