@@ -28,12 +28,12 @@
 #   app_assert_moved COMM...  every PID of the tree runs in dst only, no
 #                             process named COMM is left in src
 #   app_result APP            note frozen ms, the client's largest stall,
-#                             bytes sent; append a row to $APPS_RESULTS
-#   apps_teardown             the row of a failed test too, then the hosts
+#                             bytes sent; the test passed (apps_teardown)
+#   apps_teardown             the hosts' teardown, then the row (pass or fail)
 #   require_foreign_uid_dump  skip, saying why, unless CRIU can dump a
 #                             process of another uid on this machine
 #
-# APPS_RESULTS=FILE collects "app mode frozen_ms stall_ms bytes pass|fail"
+# APPS_RESULTS=FILE collects "app mode frozen_ms stall_ms bytes total_ms pass|fail"
 # rows (make apps turns them into docs/APPS.md).
 
 APPS_DIR=$REPO_ROOT/tests/e2e/apps
@@ -54,12 +54,16 @@ apps_setup() {
 	serve_start
 }
 
+# The row goes out after the hosts' teardown: a leak it finds fails the test.
 apps_teardown() {
-	if [ -n "${APPS_RESULTS:-}" ] && [ -n "$APP_ROW_APP" ] && [ -z "${APP_ROW_DONE:-}" ]; then
-		echo "$APP_ROW_APP ${MIGRATE_MODE:-live} $APP_FROZEN $APP_STALL $APP_BYTES $APP_TOTAL fail" \
-			>>"$APPS_RESULTS"
+	local rc=0 result=fail
+	hosts_teardown || rc=$?
+	[ -z "${APP_ROW_DONE:-}" ] || [ "$rc" != 0 ] || result=pass
+	if [ -n "${APPS_RESULTS:-}" ] && [ -n "$APP_ROW_APP" ]; then
+		echo "$APP_ROW_APP ${MIGRATE_MODE:-live} $APP_FROZEN $APP_STALL $APP_BYTES $APP_TOTAL" \
+			"$result" >>"$APPS_RESULTS"
 	fi
-	hosts_teardown
+	return "$rc"
 }
 
 # app_start NAME CMD...: fds above 2 (bats' own) would point into the
@@ -157,14 +161,12 @@ app_assert_moved() {
 	done
 }
 
+# app_result APP: the test's checks all held (its row says pass unless the
+# teardown then fails).
 app_result() {
 	APP_ROW_APP=$1
 	note "$1 ${MIGRATE_MODE:-live}: frozen ${APP_FROZEN} ms, client's largest stall" \
 		"${APP_STALL} ms, sent ${APP_BYTES} bytes, total ${APP_TOTAL} ms"
-	if [ -n "${APPS_RESULTS:-}" ]; then
-		echo "$1 ${MIGRATE_MODE:-live} $APP_FROZEN $APP_STALL $APP_BYTES $APP_TOTAL pass" \
-			>>"$APPS_RESULTS"
-	fi
 	APP_ROW_DONE=1
 }
 
