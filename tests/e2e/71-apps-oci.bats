@@ -17,9 +17,6 @@ load lib/fixtures
 load lib/ctnet
 load lib/apps
 
-: "${APPS_REDIS_KEYS:=1000000}"
-CLI_ADDR=192.0.2.60
-
 setup() {
 	HOSTS_CGROUPNS=1
 	apps_setup || return 1
@@ -49,34 +46,6 @@ host_cgroups() {
 		done' "$mnts"
 }
 
-# ---------------------------------------------------------------- third host
-
-# third_host: a network namespace (held by a sleep of this test) whose
-# veth is on src's phbr0, address $CLI_ADDR; in_cli runs a command there.
-third_host() {
-	unshare --net sleep 3600 </dev/null >/dev/null 2>&1 3>&- 4>&- &
-	CLI_NS=$!
-	wait_for 5 eval '[ "$(readlink /proc/$CLI_NS/ns/net)" != "$(readlink /proc/$$/ns/net)" ]'
-	CLI_IF=pc$BATS_TEST_NUMBER$((RANDOM % 1000))
-	ip link add "$CLI_IF" type veth peer name eth0 netns "$CLI_NS" &&
-		ip link set "$CLI_IF" netns "$SRC_PID1" &&
-		in_src ip link set "$CLI_IF" master phbr0 up &&
-		in_cli ip addr add "$CLI_ADDR/24" dev eth0 &&
-		in_cli ip link set eth0 up &&
-		in_cli ip link set lo up || return 1
-	wait_for 10 in_cli busybox ping -c1 -W1 "$SRC_ADDR"
-}
-
-in_cli() { nsenter -t "$CLI_NS" -n -- "$@"; }
-
-third_host_stop() {
-	[ -n "${CLI_NS:-}" ] || return 0
-	[ -z "${CLI_LOAD:-}" ] || { kill "$CLI_LOAD" 2>/dev/null; wait "$CLI_LOAD" 2>/dev/null; }
-	kill "$CLI_NS" 2>/dev/null
-	wait "$CLI_NS" 2>/dev/null
-	CLI_NS=""
-}
-
 # ---------------------------------------------------------------- container
 
 rt() {
@@ -93,23 +62,17 @@ rt() {
 # /usr (read-only bind) and the merged-/usr links, /etc/passwd and group,
 # and /data (a bind of $SCRATCH/data).
 make_redis_bundle() {
-	local r=$BUNDLE/rootfs d
-	mkdir -p "$r"/{usr,etc,data,proc,sys,dev,tmp,run} "$SCRATCH/data"
-	for d in bin sbin lib lib64; do
-		ln -s "usr/$d" "$r/$d"
-	done
-	cp /etc/passwd /etc/group /etc/nsswitch.conf "$r/etc/"
+	redis_rootfs "$BUNDLE/rootfs" || return 1
 	(cd "$BUNDLE" && runc spec) || return 1
-	jq --arg data "$SCRATCH/data" '
+	jq --arg data "$SCRATCH/data" \
+		--argjson args "$(printf '%s\n' "${REDIS_CT_ARGS[@]}" | jq -R . | jq -s .)" '
 		.process.terminal = false |
-		.process.args = ["redis-server", "--port", "6379", "--bind", "0.0.0.0",
-			"--protected-mode", "no", "--save", "", "--appendonly", "no",
-			"--dir", "/data", "--enable-debug-command", "yes", "--daemonize", "no"] |
+		.process.args = $args |
 		.mounts += [{destination: "/usr", type: "bind", source: "/usr",
 			     options: ["rbind", "ro"]},
 			    {destination: "/data", type: "bind", source: $data,
 			     options: ["rbind", "rw"]}]' \
-		"$BUNDLE/config.json" >"$BUNDLE/config.new" &&
+		<"$BUNDLE/config.json" >"$BUNDLE/config.new" &&
 		mv "$BUNDLE/config.new" "$BUNDLE/config.json"
 }
 
@@ -149,20 +112,12 @@ listed() {
 }
 
 t_redis_ct() {
-	local runtime=$1 digest after done
+	local runtime=$1
 	APP_ROW_APP=redis-$runtime-tcp
 	bridge_hosts
 	third_host
 	start_redis_container "$runtime"
-	in_cli redis-cli -h "$CT_ADDR" DEBUG POPULATE "$APPS_REDIS_KEYS" key 64 >/dev/null
-	[ "$(in_cli redis-cli -h "$CT_ADDR" DBSIZE)" = "$APPS_REDIS_KEYS" ]
-	digest=$(in_cli redis-cli -h "$CT_ADDR" DEBUG DIGEST)
-	# one connection, never another: LOAD_RECONNECT=0 makes any error fatal
-	ACKS=$SCRATCH/acks
-	LOAD_RECONNECT=0 in_cli "$APPS_PY" "$APPS_DIR/load.py" load redis "$ACKS" \
-		"$SCRATCH/load.stop" "$CT_ADDR:6379" </dev/null >"$SCRATCH/load.out" 2>&1 3>&- 4>&- &
-	CLI_LOAD=$!
-	wait_ticks "$ACKS" 50 30
+	ct_redis_before
 	fx_migrate -- --oci "$CID" --runtime "$runtime" --tcp-established --json
 	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
 	read -r APP_FROZEN APP_BYTES APP_TOTAL < <(jq -r '"\(.frozen_ms) \(.bytes_sent) \(.total_ms)"' \
@@ -170,23 +125,7 @@ t_redis_ct() {
 	[ "$(listed dst "$runtime")" = running ]
 	[ "$(listed src "$runtime")" = none ]
 	refute pid_alive_in src "$INIT"
-	ticks_advance "$ACKS" 100 30
-	touch "$SCRATCH/load.stop"
-	wait_for 30 grep -q '^DONE ' "$ACKS"
-	wait "$CLI_LOAD" || { cat "$SCRATCH/load.out" >&2; return 1; }
-	CLI_LOAD=""
-	done=$(grep '^DONE ' "$ACKS")
-	[ "${done##* }" = 0 ] || { echo "the client reconnected: $done" >&2; return 1; }
-	check_ticks "$ACKS" >/dev/null
-	APP_STALL=$(max_gap_at "$ACKS" | cut -d' ' -f1)
-	# every acknowledged SET, then the 1M keys as before
-	out=$(in_cli "$APPS_PY" "$APPS_DIR/load.py" verify redis "$ACKS" "$CT_ADDR:6379")
-	[[ "$out" == "VERIFY PASS"* ]] || { echo "$out" >&2; return 1; }
-	in_cli redis-cli -h "$CT_ADDR" EVAL \
-		"for _, k in ipairs(redis.call('KEYS', 'ack:*')) do redis.call('DEL', k) end" 0 >/dev/null
-	after=$(in_cli redis-cli -h "$CT_ADDR" DEBUG DIGEST)
-	[ "$after" = "$digest" ] || { echo "DEBUG DIGEST $digest before, $after after" >&2; return 1; }
-	note "$out on one connection ($done); DEBUG DIGEST as before"
+	ct_redis_after
 	rt dst "$runtime" kill "$CID" KILL
 	wait_for 10 eval '[ "$(listed dst '"$runtime"')" = stopped ]'
 	rt dst "$runtime" delete "$CID"
