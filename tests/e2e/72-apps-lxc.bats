@@ -6,7 +6,11 @@
 # it: capabilities dropped, device cgroup, seccomp, a console, ttys), plus
 # binds of the machine's /usr (read-only) and a data dir.  A client on a
 # third host holds one TCP connection across a live migration
-# (--tcp-established).  Container tests share LXC's state and bridges:
+# (--tcp-established).  Not migrated yet: the dump fails on LXC's console
+# and ttys ("tty: Unable to find a master for /4"; without the ttys,
+# lxc-checkpoint -r fails on dst before CRIU runs); the test then checks
+# that the container runs on untouched with its client connected, and
+# skips saying why.  Container tests share LXC's state and bridges:
 #
 #   flock /tmp/phaul-ctr.lock bats tests/e2e/72-apps-lxc.bats
 
@@ -88,6 +92,18 @@ state() {
 		{ tail -n 20 "$SCRATCH/lxc-start.log" >&2; return 1; }
 	ct_redis_before
 	fx_migrate -- --lxc "$CT" --lxcpath "$LXCPATH" --tcp-established --json
+	if [ "$status" -ne 0 ] && grep -qE "Unable to find a master for|lxc-checkpoint -r failed" <<<"$stderr"; then
+		# known (issue 14): phaul's LXC driver does not read lxc.include'd
+		# config nor LXC's ttys (lxc.tty.*).  What must hold meanwhile: one
+		# line, and the container untouched on src, its client connected.
+		assert_failed_with "."
+		[ "$(state src)" = RUNNING ] && [ "$(state dst)" = none ]
+		pid_alive_in src "$init"
+		ticks_advance "$ACKS" 50 30
+		assert_workdir_clean 10
+		APP_ROW_APP=""
+		skip "LXC's default config is not migrated yet (the container ran on, its client connected): $stderr"
+	fi
 	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
 	read -r APP_FROZEN APP_BYTES APP_TOTAL < <(jq -r '"\(.frozen_ms) \(.bytes_sent) \(.total_ms)"' \
 		<<<"$output")
