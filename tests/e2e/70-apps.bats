@@ -307,3 +307,26 @@ pg_start() {
 	require_foreign_uid_dump
 	t_nginx www-data
 }
+
+# ---------------------------------------------------------------- refusals
+
+@test "redis with a connected client, neither --tcp-close nor --tcp-established: one line naming the socket; it runs on, its client unaware" {
+	local before
+	mkdir -p "$SCRATCH/redis"
+	app_start redis redis-server --port 6379 --bind 0.0.0.0 --protected-mode no --save '' \
+		--appendonly no --dir "$SCRATCH/redis" --daemonize no
+	app_wait_port 6379
+	LOAD_RECONNECT=0 load_start redis 6379
+	fx_migrate -- --json "$APP_PID"
+	assert_failed_with "Connected TCP socket"
+	[ "$(jq -r .outcome <<<"$output")" = rolled-back ]
+	note "phaul: $stderr"
+	assert_only_in src "$APP_PID"
+	# the client's one connection goes on: no error, no reconnect
+	before=$(last_tick "$ACKS")
+	load_stop
+	[ "$(last_tick "$ACKS")" -gt "$before" ]
+	[ "${LOAD_DONE##* }" = 0 ] || { echo "the client reconnected: $LOAD_DONE" >&2; return 1; }
+	assert_workdir_clean 10
+	fx_assert_src_workdir_clean
+}

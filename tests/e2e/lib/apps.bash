@@ -19,6 +19,7 @@
 #   app_wait_port PORT [SEC]  PORT of src answers a TCP connect from dst
 #   load_start KIND PORT      the client in dst (load.py load); waits for
 #                             its first 50 acknowledged writes
+#                             (LOAD_RECONNECT=0: on one connection only)
 #   load_stop                 stop it, wait for its DONE line
 #   load_verify KIND PORT     every acknowledged write is on the server
 #                             (now in dst), asked from src
@@ -114,7 +115,7 @@ load_start() {
 	ACKS=$SCRATCH/$APP_ACKS_NAME
 	LOAD_KIND=$kind
 	LOAD_PID=$(start_in_dst -o "$SCRATCH/load.out" env APP_MANIFEST="${APP_MANIFEST:-}" \
-		"$APPS_PY" "$APPS_DIR/load.py" load "$kind" "$ACKS" "$SCRATCH/load.stop" \
+		LOAD_RECONNECT="${LOAD_RECONNECT:-}" "$APPS_PY" "$APPS_DIR/load.py" load "$kind" "$ACKS" "$SCRATCH/load.stop" \
 		"$SRC_ADDR:$port" "$DST_ADDR:$port") || return 1
 	wait_ticks "$ACKS" 50 30 || { cat "$SCRATCH/load.out" >&2; return 1; }
 }
