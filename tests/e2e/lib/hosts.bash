@@ -281,7 +281,7 @@ _hosts_rate() {
 # (tests run in parallel on one machine), whose processes would then look
 # like ours and be killed.
 _hosts_hold_ns() {
-	HOSTS_NS_HOLDER=$(sleep 86400 5<"/proc/$SRC_PID1/ns/pid" 6<"/proc/$SRC_PID1/ns/net" \
+	HOSTS_NS_HOLDER=$(sleep 3600 5<"/proc/$SRC_PID1/ns/pid" 6<"/proc/$SRC_PID1/ns/net" \
 		7<"/proc/$SRC_PID1/ns/mnt" 8<"/proc/$DST_PID1/ns/pid" 9<"/proc/$DST_PID1/ns/net" \
 		10<"/proc/$DST_PID1/ns/mnt" </dev/null >/dev/null 2>&1 3>&- 4>&- &
 		echo $!) || hosts_fail "cannot hold the hosts' namespaces" || return 1
