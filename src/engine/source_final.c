@@ -18,6 +18,7 @@
 
 #include "common/fault.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/util.h"
 #include "criu/criu.h"
 #include "engine/freeze.h"
@@ -373,11 +374,21 @@ static int dump_loop(struct migration *m, struct criu *c, bool *ok)
 	}
 	*ok = resp->type == CRIU_REQ_TYPE__DUMP && resp->success;
 	if (!*ok && !ret) {
-		char err[256], log[PATH_MAX];
+		char err[256], log[PATH_MAX], comm[32];
+		pid_t who;
+
 		snprintf(log, sizeof(log), "%s/img/dump.log", m->dir);
 		criu_resp_error(resp, log, err, sizeof(err));
 		mig_step(m, "dump");
-		ret = mig_fail(m, -EIO, "CRIU could not dump the tree: %s", err);
+		/* whose resource it was (the tree resumed: its names are readable) */
+		who = criu_log_failed_pid(log);
+		if (who > 0) {
+			proc_comm(who, comm, sizeof(comm));
+			ret = mig_fail(m, -EIO, "CRIU could not dump process %d (%s): %s", who, comm,
+				       err);
+		} else {
+			ret = mig_fail(m, -EIO, "CRIU could not dump the tree: %s", err);
+		}
 	}
 	criu_resp__free_unpacked(resp, NULL);
 	return ret;

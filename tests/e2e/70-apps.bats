@@ -318,7 +318,7 @@ pg_start() {
 	app_wait_port 6379
 	LOAD_RECONNECT=0 load_start redis 6379
 	fx_migrate -- --json "$APP_PID"
-	assert_failed_with "Connected TCP socket"
+	assert_failed_with "process $APP_PID \\(redis-server\\): .*Connected TCP socket"
 	[ "$(jq -r .outcome <<<"$output")" = rolled-back ]
 	note "phaul: $stderr"
 	assert_only_in src "$APP_PID"
