@@ -5,6 +5,7 @@
 #   make check      install what is missing, build, run every test
 #   make asan-e2e   end-to-end tests with phaul under ASan+UBSan
 #   make bench      benchmarks (prints a table, writes docs/BENCHMARKS.md)
+#   make apps       real applications in every mode (writes docs/APPS.md)
 #   make install    install to $(DESTDIR)$(PREFIX), the systemd unit to $(UNITDIR)
 #                   (a release build, FAULTS=0: no fault injection)
 
@@ -177,6 +178,10 @@ release-unit:
 	$(MAKE) BUILD=$(RELEASE_BUILD) FAULTS=0 units
 	@bash tests/run-unit $(UNIT_SRC:tests/unit/%.c=$(RELEASE_BUILD)/tests/%)
 
+# tests/e2e/70-apps.bats in live, stop, lazy and hybrid modes (APPS_MODES=)
+apps: all workloads
+	bash scripts/apps
+
 install: release
 	install -D -m 755 $(RELEASE_BUILD)/phaul $(DESTDIR)$(PREFIX)/bin/phaul
 	@mkdir -p $(DESTDIR)$(UNITDIR)
@@ -187,8 +192,8 @@ install: release
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all setup units workloads unit e2e check demo bench install release release-unit clean \
-	fuzz fuzz-build \
+.PHONY: all setup units workloads unit e2e check demo bench apps install release release-unit \
+	clean fuzz fuzz-build \
 	asan-unit asan-e2e
 .SECONDARY:
 

@@ -39,6 +39,8 @@ static void migrate_usage(FILE *f)
 		"  --workdir DIR          scratch space for images (default " PHAUL_DEFAULT_WORKDIR ")\n"
 		"  --shell-job            the tree was started from a shell (auto-detected)\n"
 		"  --tcp-established      migrate established TCP connections\n"
+		"  --tcp-close            close established TCP connections on the\n"
+		"                         destination (their peers reconnect there)\n"
 		"  --ext-unix-sk          allow unix sockets connected outside the tree\n"
 		"  --file-locks           migrate file locks\n"
 		"  --bandwidth MBIT       cap phaul's sending rate\n"
@@ -77,6 +79,7 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		{ "workdir", required_argument, NULL, 'w' },
 		{ "shell-job", no_argument, NULL, 's' },
 		{ "tcp-established", no_argument, NULL, 'T' },
+		{ "tcp-close", no_argument, NULL, 'K' },
 		{ "ext-unix-sk", no_argument, NULL, 'U' },
 		{ "file-locks", no_argument, NULL, 'L' },
 		{ "bandwidth", required_argument, NULL, 'b' },
@@ -103,6 +106,7 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		case 'j': *json = true; break;
 		case 's': o->shell_job = true; break;
 		case 'T': o->tcp_established = true; break;
+		case 'K': o->tcp_close = true; break;
 		case 'U': o->ext_unix_sk = true; break;
 		case 'L': o->file_locks = true; break;
 		case 'b':
@@ -146,6 +150,8 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 	if (!*oci && (o->oci_runtime || o->oci_root))
 		return -EINVAL;
 	if (!*lxc && o->lxc_path)
+		return -EINVAL;
+	if (o->tcp_established && o->tcp_close)
 		return -EINVAL;
 	return 0;
 }

@@ -47,6 +47,47 @@ static int proc_stat_fields(pid_t pid, char *state, pid_t *ppid, int *tty)
 	return 0;
 }
 
+int proc_maps_sysv(const char *maps, unsigned long *key)
+{
+	for (const char *l = maps; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+		const char *p = memchr(l, '/', strcspn(l, "\n"));
+		char *end;
+
+		if (!p || strncmp(p, "/SYSV", 5))
+			continue;
+		errno = 0;
+		*key = strtoul(p + 5, &end, 16);
+		if (errno || end != p + 13)
+			continue;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int proc_host_sysv_shm(pid_t pid, unsigned long *key)
+{
+	_cleanup_free_ char *maps = NULL;
+	char path[64], ns[64], ours[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/ipc", pid);
+	n = readlink(path, ns, sizeof(ns) - 1);
+	if (n < 0)
+		return -errno;
+	ns[n] = '\0';
+	n = readlink("/proc/self/ns/ipc", ours, sizeof(ours) - 1);
+	if (n < 0)
+		return -errno;
+	ours[n] = '\0';
+	if (strcmp(ns, ours))
+		return 0;	/* its own namespace: CRIU dumps it with its segments */
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	n = read_file(path, 64u << 20, &maps, NULL);
+	if (n < 0)
+		return n;
+	return proc_maps_sysv(maps, key) == 0;
+}
+
 int proc_stat_start_time(const char *stat, uint64_t *ret)
 {
 	const char *p = strrchr(stat, ')');

@@ -35,6 +35,19 @@ int proc_start_time(pid_t pid, uint64_t *ret);
 /* Field 22 of a /proc/PID/stat line (after the last ')'). */
 int proc_stat_start_time(const char *stat, uint64_t *ret);
 
+/*
+ * The key of the first SysV shared memory segment that a /proc/PID/maps
+ * text maps ("/SYSV0052e2c1 (deleted)"): 0 and the key in @key, or
+ * -ENOENT if it maps none.
+ */
+int proc_maps_sysv(const char *maps, unsigned long *key);
+/*
+ * Whether @pid maps a SysV shared memory segment of the IPC namespace
+ * phaul itself is in (CRIU dumps such a segment only with its namespace):
+ * 1 and its key in @key, 0 if not, negative errno if /proc said nothing.
+ */
+int proc_host_sysv_shm(pid_t pid, unsigned long *key);
+
 /* @pid's number in its own (innermost) PID namespace: NSpid's last field. */
 int proc_nspid(pid_t pid, pid_t *ret);
 /* The task of @root's tree whose innermost PID is @nspid; -1 if none. */

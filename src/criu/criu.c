@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -532,4 +533,30 @@ int criu_lazy_pages_start(const char *imgdir, const char *workdir, int ps_fd, pi
 	waitpid(pid, &status, 0);
 	pr_err("criu lazy-pages did not start (see lazy-pages.log)");
 	return -EIO;
+}
+
+pid_t criu_log_text_failed_pid(const char *log)
+{
+	for (const char *l = strstr(log, "Error ("); l; l = strstr(l + 1, "Error (")) {
+		const char *p = memmem(l, strcspn(l, "\n"), "(pid: ", 6);
+		char *end;
+		long pid;
+
+		if (!p)
+			continue;
+		errno = 0;
+		pid = strtol(p + 6, &end, 10);
+		if (!errno && pid > 0 && pid <= INT_MAX && *end == ')')
+			return pid;
+	}
+	return 0;
+}
+
+pid_t criu_log_failed_pid(const char *path)
+{
+	_cleanup_free_ char *log = NULL;
+
+	if (read_file(path, CRIU_LOG_SCAN_MAX, &log, NULL) < 0)
+		return 0;
+	return criu_log_text_failed_pid(log);
 }

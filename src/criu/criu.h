@@ -117,5 +117,13 @@ void criu_resp_error(const CriuResp *resp, const char *log, char *buf, size_t le
  */
 #define CRIU_LOG_SCAN_MAX (1u << 20)
 void criu_log_error(const char *path, char *buf, size_t len);
+/*
+ * The process a failed dump was at, from CRIU's log at @path: the first
+ * error line naming one ("Dump files (pid: 10002) failed with -1"); 0 if
+ * none does or the log cannot be read.
+ */
+pid_t criu_log_failed_pid(const char *path);
+/* The same, on the log's text. */
+pid_t criu_log_text_failed_pid(const char *log);
 
 #endif

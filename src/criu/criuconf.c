@@ -87,6 +87,7 @@ static int render(FILE *f, const CriuOpts *o, const char *work_dir, const char *
 		fprintf(f, "verbosity=%d\n", o->log_level);
 	put_bool(f, "lazy-pages", o->has_lazy_pages, o->lazy_pages);
 	put_bool(f, "tcp-established", o->has_tcp_established, o->tcp_established);
+	put_bool(f, "tcp-close", o->has_tcp_close, o->tcp_close);
 	put_bool(f, "ext-unix-sk", o->has_ext_unix_sk, o->ext_unix_sk);
 	put_bool(f, "file-locks", o->has_file_locks, o->file_locks);
 	put_bool(f, "shell-job", o->has_shell_job, o->shell_job);

@@ -39,6 +39,7 @@ struct mig_opts {
 	const char *workdir;		/* source scratch space */
 	bool shell_job;
 	bool tcp_established;
+	bool tcp_close;			/* close established TCP on dst */
 	bool ext_unix_sk;
 	bool file_locks;
 	bool progress;			/* progress line on stderr */

@@ -18,6 +18,7 @@
 
 #include "common/fault.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/util.h"
 #include "criu/criu.h"
 #include "engine/freeze.h"
@@ -97,6 +98,8 @@ static int remote_restore(struct migration *m)
 		return mig_fail(m, r, "injected fault");
 	rs.has_shell_job = true;
 	rs.shell_job = m->shell_job;
+	rs.has_tcp_close = true;
+	rs.tcp_close = m->opts->tcp_close;
 	rs.has_recover_timeout_s = true;
 	rs.recover_timeout_s = m->opts->recover_timeout_s;
 	msg.body_case = PHAUL__MSG__BODY_RESTORE;
@@ -292,6 +295,8 @@ static void fill_dump_opts(struct migration *m, CriuOpts *o)
 	o->shell_job = m->shell_job;
 	o->has_tcp_established = true;
 	o->tcp_established = mo->tcp_established;
+	o->has_tcp_close = true;
+	o->tcp_close = mo->tcp_close;
 	o->has_ext_unix_sk = true;
 	o->ext_unix_sk = mo->ext_unix_sk;
 	o->has_file_locks = true;
@@ -369,11 +374,21 @@ static int dump_loop(struct migration *m, struct criu *c, bool *ok)
 	}
 	*ok = resp->type == CRIU_REQ_TYPE__DUMP && resp->success;
 	if (!*ok && !ret) {
-		char err[256], log[PATH_MAX];
+		char err[256], log[PATH_MAX], comm[32];
+		pid_t who;
+
 		snprintf(log, sizeof(log), "%s/img/dump.log", m->dir);
 		criu_resp_error(resp, log, err, sizeof(err));
 		mig_step(m, "dump");
-		ret = mig_fail(m, -EIO, "CRIU could not dump the tree: %s", err);
+		/* whose resource it was (the tree resumed: its names are readable) */
+		who = criu_log_failed_pid(log);
+		if (who > 0) {
+			proc_comm(who, comm, sizeof(comm));
+			ret = mig_fail(m, -EIO, "CRIU could not dump process %d (%s): %s", who, comm,
+				       err);
+		} else {
+			ret = mig_fail(m, -EIO, "CRIU could not dump the tree: %s", err);
+		}
 	}
 	criu_resp__free_unpacked(resp, NULL);
 	return ret;

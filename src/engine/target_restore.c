@@ -144,6 +144,9 @@ static void fill_restore_opts(struct target *t, Phaul__Restore *rq, CriuOpts *o)
 	o->shell_job = t->m.shell_job && rq->has_shell_job && rq->shell_job;
 	o->has_tcp_established = true;
 	o->tcp_established = true;
+	/* CRIU refuses images dumped with tcp_close unless restored with it */
+	o->has_tcp_close = rq->has_tcp_close;
+	o->tcp_close = rq->has_tcp_close && rq->tcp_close;
 	o->has_ext_unix_sk = true;
 	o->ext_unix_sk = true;
 	o->has_file_locks = true;

@@ -410,6 +410,29 @@ static void test_proc_start_time(void **state)
 	assert_int_equal(proc_start_time(-1, &v), -ESRCH);
 }
 
+static void test_maps_sysv(void **state)
+{
+	unsigned long key = 0;
+
+	(void)state;
+	assert_int_equal(proc_maps_sysv("55d0c1a00000-55d0c1a2b000 r--p 00000000 fe:01 123 /usr/bin/x\n"
+					"7f6cc8b38000-7f6cc8b39000 rw-s 00000000 00:01 32768                      "
+					"/SYSV0052e2c1 (deleted)\n"
+					"7ffd1000-7ffd2000 rw-p 00000000 00:00 0 [stack]\n", &key), 0);
+	assert_int_equal(key, 0x0052e2c1);
+	/* IPC_PRIVATE */
+	assert_int_equal(proc_maps_sysv("1-2 rw-s 0 00:01 5 /SYSV00000000 (deleted)", &key), 0);
+	assert_int_equal(key, 0);
+	/* a file whose name starts so, anonymous maps, nothing */
+	assert_int_equal(proc_maps_sysv("1-2 r--p 0 fe:01 9 /SYSVfoo\n1-2 rw-p 0 00:00 0\n", &key),
+			 -ENOENT);
+	assert_int_equal(proc_maps_sysv("1-2 r--p 0 fe:01 9 /dev/shm/SYSV0052e2c1\n", &key), -ENOENT);
+	assert_int_equal(proc_maps_sysv("", &key), -ENOENT);
+	/* this process maps none */
+	assert_int_equal(proc_host_sysv_shm(getpid(), &key), 0);
+	assert_true(proc_host_sysv_shm(-1, &key) < 0);
+}
+
 static void test_read_file(void **state)
 {
 	struct fixture *f = *state;
@@ -455,6 +478,7 @@ int main(void)
 		cmocka_unit_test(test_u64_ranges),
 		cmocka_unit_test(test_u64_untouched_on_error),
 		cmocka_unit_test(test_u64_malformed),
+		cmocka_unit_test(test_maps_sysv),
 		cmocka_unit_test(test_u64_leading_space_or_sign),
 		T(test_mkdir_p),
 		T(test_mkdir_p_errors),

@@ -33,6 +33,32 @@ static int pid_init(struct driver *d, const char *arg)
 	return 0;
 }
 
+/*
+ * CRIU dumps a SysV shared memory segment only with the IPC namespace it
+ * belongs to, and a tree in phaul's own namespace takes none along: its
+ * dump would fail after the pre-copy ("SysVIPC shmem map ... doesn't live
+ * in IPC ns").  PostgreSQL's postmaster always maps one.
+ */
+static int check_sysv_shm(struct migration *m)
+{
+	if (!strcmp(m->mode, "restart"))
+		return 0;	/* no CRIU: a new process there */
+	for (size_t i = 0; i < m->nr_procs; i++) {
+		unsigned long key;
+		char comm[32];
+
+		if (proc_host_sysv_shm(m->pids[i], &key) != 1)
+			continue;
+		proc_comm(m->pids[i], comm, sizeof(comm));
+		return mig_fail(m, -ENOTSUP,
+				"process %d (%s) maps SysV shared memory (key 0x%08lx) of the host's "
+				"IPC namespace, which CRIU cannot take along: run the application in "
+				"an IPC namespace of its own (unshare --ipc, systemd PrivateIPC=yes)",
+				m->pids[i], comm, key);
+	}
+	return 0;
+}
+
 static int pid_prepare(struct driver *d, struct migration *m)
 {
 	struct pid_priv *p = d->priv;
@@ -48,6 +74,9 @@ static int pid_prepare(struct driver *d, struct migration *m)
 	for (size_t i = 0; i < m->nr_pids; i++)
 		if (m->pids[i] == getpid())
 			return mig_fail(m, -EINVAL, "PID %d is phaul's own ancestor", p->root);
+	r = check_sysv_shm(m);
+	if (r < 0)
+		return r;
 	m->root_pid = p->root;
 	m->est_bytes = proctree_rss(m->pids, m->nr_procs);
 	if (!m->shell_job && proc_has_tty(p->root)) {

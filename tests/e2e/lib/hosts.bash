@@ -286,6 +286,30 @@ _hosts_rate() {
 		hosts_fail "tc tbf rate $rate failed"
 }
 
+# A process (not a job of the test shell) holding the hosts' namespaces
+# open until hosts_teardown has looked for leftovers in them: a namespace
+# freed earlier could have its inode number reused by another test's
+# (tests run in parallel on one machine), whose processes would then look
+# like ours and be killed.
+_hosts_hold_ns() {
+	HOSTS_NS_HOLDER=$(sleep 3600 5<"/proc/$SRC_PID1/ns/pid" 6<"/proc/$SRC_PID1/ns/net" \
+		7<"/proc/$SRC_PID1/ns/mnt" 8<"/proc/$DST_PID1/ns/pid" 9<"/proc/$DST_PID1/ns/net" \
+		10<"/proc/$DST_PID1/ns/mnt" </dev/null >/dev/null 2>&1 3>&- 4>&- &
+		echo $!) || hosts_fail "cannot hold the hosts' namespaces" || return 1
+	# ours only if it holds them
+	[ "$(readlink "/proc/$HOSTS_NS_HOLDER/fd/10")" = "$(readlink "/proc/$DST_PID1/ns/mnt")" ] ||
+		hosts_fail "the namespace holder $HOSTS_NS_HOLDER does not hold them"
+}
+
+_hosts_release_ns() {
+	local p=${HOSTS_NS_HOLDER:-}
+	HOSTS_NS_HOLDER=""
+	[ -n "$p" ] || return 0
+	# still the holder (the PID not reused): its fd 10 is our dst's mnt ns
+	[[ " $HOSTS_NS " == *" $(readlink "/proc/$p/fd/10" 2>/dev/null) "* ]] || return 0
+	kill -KILL "$p" 2>/dev/null || true
+}
+
 # hosts_setup [RATE]
 hosts_setup() {
 	local rate=${1:-}
@@ -299,6 +323,7 @@ hosts_setup() {
 	HOSTS_UP=1
 	_hosts_start_host src || return 1
 	_hosts_start_host dst || return 1
+	_hosts_hold_ns || return 1
 	_hosts_link || return 1
 	if [ -n "$rate" ]; then
 		_hosts_rate "$rate" || return 1
@@ -464,6 +489,7 @@ hosts_teardown() {
 		(($(date +%s%3N) < deadline)) || break
 		sleep 0.1
 	done
+	_hosts_release_ns
 	if [ -n "$left" ]; then
 		echo "hosts_teardown: processes left behind:" >&2
 		for p in $left; do

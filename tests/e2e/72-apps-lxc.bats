@@ -1,0 +1,116 @@
+#!/usr/bin/env bats
+# A real application in an LXC container whose client stays connected:
+# redis-server (Debian's) as the container's init, with LXC's default
+# configuration (/etc/lxc/default.conf's lines, the bridge phbr0 instead of
+# lxcbr0, and /usr/share/lxc/config/common.conf as LXC's templates include
+# it: capabilities dropped, device cgroup, seccomp, a console, ttys), plus
+# binds of the machine's /usr (read-only) and a data dir.  A client on a
+# third host holds one TCP connection across a live migration
+# (--tcp-established).  Not migrated yet: the dump fails on LXC's console
+# and ttys ("tty: Unable to find a master for /4"; without the ttys,
+# lxc-checkpoint -r fails on dst before CRIU runs); the test then checks
+# that the container runs on untouched with its client connected, and
+# skips saying why.  Container tests share LXC's state and bridges:
+#
+#   flock /tmp/phaul-ctr.lock bats tests/e2e/72-apps-lxc.bats
+
+load lib/hosts
+load lib/phaul
+load lib/fixtures
+load lib/ctnet
+load lib/apps
+
+setup() {
+	apps_setup || return 1
+	CT=pha$$-$BATS_TEST_NUMBER
+	ROOTFS=$SCRATCH/rootfs
+	LXCPATH=$SCRATCH/lxcpath
+	mkdir -p "$LXCPATH"
+	local h d
+	for h in src dst; do
+		# LXC's locks in /run, its containers in LXCPATH: each host's own;
+		# a sysfs of the host's network namespace (LXC finds bridges there)
+		d=$SCRATCH/sys-$h
+		mkdir -p "$d"
+		in_$h mount -t tmpfs -o mode=0755 tmpfs /run &&
+			in_$h mount -t tmpfs -o mode=0755 tmpfs "$LXCPATH" &&
+			in_$h sh -c 'mount -t sysfs sysfs "$0" &&
+				mount --rbind /sys/fs/cgroup "$0/fs/cgroup" && mount --move "$0" /sys' "$d" ||
+			return 1
+	done
+}
+
+teardown() {
+	third_host_stop
+	apps_teardown
+	local rc=$?
+	# LXC's cgroups (the machine's, shared by the hosts), named after $CT
+	find /sys/fs/cgroup -mindepth 1 -depth -type d \
+		\( -name "lxc.payload.$CT*" -o -name "lxc.monitor.$CT*" \) -exec rmdir {} + 2>/dev/null
+	return $rc
+}
+
+lxc_tool() {
+	local host=$1 cmd=$2
+	shift 2
+	in_"$host" "$cmd" -n "$CT" -P "$LXCPATH" "$@"
+}
+
+state() {
+	in_"$1" lxc-ls -P "$LXCPATH" -1 | grep -qx "$CT" || { echo none; return 0; }
+	lxc_tool "$1" lxc-info -s -H
+}
+
+@test "lxc: redis (LXC's default config) with ${APPS_REDIS_KEYS} keys; a client on a third host keeps its connection, no lost reply" {
+	local init a cmd=""
+	APP_ROW_APP=redis-lxc-tcp
+	# REDIS_CT_ARGS, the empty argument quoted for LXC's splitting
+	for a in "${REDIS_CT_ARGS[@]}"; do
+		cmd+=" ${a:-\'\'}"
+	done
+	redis_rootfs "$ROOTFS"
+	bridge_hosts
+	third_host
+	# /etc/lxc/default.conf on phbr0, then what LXC's templates add
+	in_src mkdir -p "$LXCPATH/$CT"
+	{
+		grep -v '^lxc.net.0.link' /etc/lxc/default.conf
+		echo "lxc.net.0.link = phbr0"
+		echo "lxc.net.0.ipv4.address = $CT_ADDR/24"
+		echo "lxc.include = /usr/share/lxc/config/common.conf"
+		echo "lxc.uts.name = $CT"
+		echo "lxc.rootfs.path = dir:$ROOTFS"
+		echo "lxc.mount.entry = /usr usr none bind,ro 0 0"
+		echo "lxc.mount.entry = $SCRATCH/data data none bind 0 0"
+		echo "lxc.init.cmd =$cmd"
+	} >"$SCRATCH/lxc.config"
+	in_src sh -c 'cat "$0" >"$1"' "$SCRATCH/lxc.config" "$LXCPATH/$CT/config"
+	lxc_tool src lxc-start -l DEBUG -o "$SCRATCH/lxc-start.log" ||
+		{ tail -n 20 "$SCRATCH/lxc-start.log" >&2; return 1; }
+	init=$(lxc_tool src lxc-info -p -H)
+	wait_for 20 eval 'in_cli redis-cli -h "$CT_ADDR" PING | grep -q PONG' ||
+		{ tail -n 20 "$SCRATCH/lxc-start.log" >&2; return 1; }
+	ct_redis_before
+	fx_migrate -- --lxc "$CT" --lxcpath "$LXCPATH" --tcp-established --json
+	if [ "$status" -ne 0 ] && grep -qE "Unable to find a master for|lxc-checkpoint -r failed" <<<"$stderr"; then
+		# known (issue 14): phaul's LXC driver does not read lxc.include'd
+		# config nor LXC's ttys (lxc.tty.*).  What must hold meanwhile: one
+		# line, and the container untouched on src, its client connected.
+		assert_failed_with "."
+		[ "$(state src)" = RUNNING ] && [ "$(state dst)" = none ]
+		pid_alive_in src "$init"
+		ticks_advance "$ACKS" 50 30
+		assert_workdir_clean 10
+		APP_ROW_APP=""
+		skip "LXC's default config is not migrated yet (the container ran on, its client connected): $stderr"
+	fi
+	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	read -r APP_FROZEN APP_BYTES APP_TOTAL < <(jq -r '"\(.frozen_ms) \(.bytes_sent) \(.total_ms)"' \
+		<<<"$output")
+	[ "$(state dst)" = RUNNING ]
+	[ "$(state src)" = none ]
+	refute pid_alive_in src "$init"
+	ct_redis_after
+	lxc_tool dst lxc-stop -k
+	app_result "$APP_ROW_APP"
+}
