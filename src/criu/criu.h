@@ -50,6 +50,15 @@ struct criu {
  * child while it collects namespaces and sockets (scripts/criu-patches/0009).
  */
 #define CRIU_ENV_SMAPS_PREFETCH "CRIU_SMAPS_PREFETCH=1"
+/*
+ * For every restore: a named FIFO that already holds exactly the dumped
+ * bytes is the dumped pipe itself (the source's frozen tree holds it open
+ * on this same kernel: two test hosts on one machine), and its data is
+ * not written into it a second time (scripts/criu-patches/0011; an
+ * unpatched CRIU doubles the data, or fails with EAGAIN when twice the
+ * data does not fit in the pipe).
+ */
+#define CRIU_ENV_FIFO_SHARED_CHECK "CRIU_FIFO_SHARED_CHECK=1"
 /* The number the passed fd has in CRIU (its config file names it). */
 #define CRIU_PASS_FD 100
 /* The fd criu lazy-pages started ahead waits on (criu_lazy_pages_spawn) */

@@ -277,7 +277,8 @@ static int start_restore(struct migration *m, struct lxc_priv *p, pid_t *pid)
 	if (asprintf(&env, "CRIU_CONFIG_FILE=%s/" CRIU_CONF, m->dir) < 0 ||
 	    asprintf(&img, "%s/img", m->dir) < 0)
 		return -ENOMEM;
-	char *argv[] = { "env", env, CRIU_ENV_NO_BREAKPOINTS, "lxc-checkpoint", "-r",
+	char *argv[] = { "env", env, CRIU_ENV_NO_BREAKPOINTS, CRIU_ENV_FIFO_SHARED_CHECK,
+			 "lxc-checkpoint", "-r",
 			 "-n", p->name, "-P", p->lxcpath,
 			 "-D", img, NULL };
 	r = spawn(argv, -1, -1, -1, pid);
