@@ -217,20 +217,6 @@ int criu_begin(struct criu *c, CriuReq *req)
 	return r;
 }
 
-void criu_resp_error(const CriuResp *resp, char *buf, size_t len)
-{
-	if (resp->cr_errmsg && *resp->cr_errmsg)
-		snprintf(buf, len, "%s", resp->cr_errmsg);
-	else if (resp->has_cr_errno && resp->cr_errno)
-		snprintf(buf, len, "%s", strerror(resp->cr_errno));
-	else
-		snprintf(buf, len, "see CRIU's log");
-	/* CRIU's messages end with a newline */
-	size_t n = strlen(buf);
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-}
-
 /*
  * Run a request that answers with one response and no notifications.
  * CRIU 4.1.1's RPC needs the images directory as an fd (it readlink()s
@@ -281,24 +267,116 @@ int criu_version(uint32_t *ret)
 	return 0;
 }
 
+/*
+ * Error lines CRIU writes on runs that go well; a cause only when
+ * nothing else is there. On a host without CAP_SYS_RESOURCE every CRIU
+ * says it cannot raise its own RLIMIT_NOFILE, and carries on.
+ */
+static const char *const harmless[] = {
+	"rlimit: Can't setup RLIMIT_NOFILE for self",
+};
+
+static bool line_harmless(const char *l, size_t n)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(harmless); i++)
+		if (memmem(l, n, harmless[i], strlen(harmless[i])))
+			return true;
+	return false;
+}
+
+/* The message of an "Error (file:line): message" line, or NULL. */
+static const char *error_text(const char *l, size_t n, size_t *len)
+{
+	const char *e = memmem(l, n, "Error (", 7);
+	const char *m = e ? memmem(e, n - (e - l), "): ", 3) : NULL;
+
+	if (!m)
+		return NULL;
+	*len = n - (m + 3 - l);
+	return m + 3;
+}
+
+/* "Dumping FAILED.", "Restoring FAILED.", "Pre-dumping FAILED." */
+static bool line_is_failed(const char *msg, size_t n)
+{
+	return n >= 11 && !memcmp(msg + n - 11, "ing FAILED.", 11);
+}
+
+struct errline {
+	const char *s;
+	size_t n;
+};
+
+static void append(char *buf, size_t len, const char *sep, const char *s, size_t n)
+{
+	size_t used = strlen(buf);
+
+	if (used < len)
+		snprintf(buf + used, len - used, "%s%.*s", used ? sep : "", (int)n, s);
+}
+
+void criu_log_cause(const char *log, size_t size, char *buf, size_t len)
+{
+	struct errline first = { 0 }, last[2] = { { 0 } }, any = { 0 }, tail = { 0 }, failed = { 0 };
+	size_t nr = 0;
+
+	buf[0] = '\0';
+	for (const char *l = log, *end = log + size; l < end;) {
+		const char *nl = memchr(l, '\n', end - l);
+		size_t n = nl ? (size_t)(nl - l) : (size_t)(end - l), mlen;
+		const char *msg = error_text(l, n, &mlen);
+
+		if (msg && line_is_failed(msg, mlen)) {
+			failed = (struct errline){ msg, mlen };
+			break; /* what follows is CRIU cleaning up */
+		}
+		if (n)
+			tail = (struct errline){ l, n };
+		if (msg && !any.s)
+			any = (struct errline){ msg, mlen };
+		if (msg && !line_harmless(msg, mlen)) {
+			if (!nr++)
+				first = (struct errline){ msg, mlen };
+			last[0] = last[1];
+			last[1] = (struct errline){ msg, mlen };
+		}
+		l = nl ? nl + 1 : end;
+	}
+	if (!nr) { /* only harmless errors, or none: that, else the last line */
+		if (!any.s)
+			any = failed.s ? failed : tail;
+		append(buf, len, "", any.s, any.n);
+		return;
+	}
+	/* the first error (the cause) and the two before the failure */
+	append(buf, len, "", first.s, first.n);
+	if (nr > 3)
+		append(buf, len, "; ", "...", 3);
+	for (int i = nr >= 3 ? 0 : 3 - (int)nr; i < 2; i++)
+		if (last[i].s != first.s)
+			append(buf, len, "; ", last[i].s, last[i].n);
+}
+
 void criu_log_error(const char *path, char *buf, size_t len)
 {
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	_cleanup_free_ char *log = NULL;
-	size_t n;
+	struct stat st;
+	off_t from;
+	ssize_t n;
 
 	snprintf(buf, len, "see %s", path);
-	if (read_file(path, CRIU_LOG_SCAN_MAX, &log, &n) < 0)
+	if (fd < 0 || fstat(fd, &st) < 0)
 		return;
-	/* the first error, else the last line CRIU wrote */
-	const char *line = strstr(log, "Error (");
-	if (!line) {
-		while (n > 0 && log[n - 1] == '\n')
-			log[--n] = '\0';
-		line = memrchr(log, '\n', n);
-		line = line ? line + 1 : log;
-	}
-	if (*line)
-		snprintf(buf, len, "%.*s", (int)strcspn(line, "\n"), line);
+	/* the end of the log: where it failed */
+	from = st.st_size > (off_t)CRIU_LOG_SCAN_MAX ? st.st_size - CRIU_LOG_SCAN_MAX : 0;
+	log = malloc(CRIU_LOG_SCAN_MAX);
+	n = log ? pread(fd, log, CRIU_LOG_SCAN_MAX, from) : -1;
+	if (n <= 0)
+		return;
+	criu_log_cause(log, n, buf, len);
+	if (!buf[0])
+		snprintf(buf, len, "see %s", path);
 }
 
 int criu_check(const char *dir, char *why, size_t len)

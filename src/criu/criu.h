@@ -111,14 +111,18 @@ int criu_lazy_pages_go(struct criu_lazy *l);
 void criu_lazy_pages_cancel(struct criu_lazy *l);
 
 const char *criu_binary(void);
-/* Human text for a failed response: CRIU's cr_errmsg or errno. */
-void criu_resp_error(const CriuResp *resp, char *buf, size_t len);
 /*
- * The line of CRIU's log at @path that says why it failed: its first
- * "Error (" line, else its last line (`criu check` says some failures
- * without that prefix); "see PATH" if the log cannot be read.
+ * Why CRIU failed, from its log at @path (its last CRIU_LOG_SCAN_MAX
+ * bytes): the first error line before "Dumping/Restoring FAILED." (the
+ * cause) and the two just before that line, their messages joined with
+ * "; " (and "..." when more came between). Error lines CRIU also writes
+ * on runs that succeed (RLIMIT_NOFILE without CAP_SYS_RESOURCE) are
+ * skipped unless there is nothing else; no error line at all: the last
+ * line (`criu check` says some failures without that prefix). "see PATH"
+ * if the log cannot be read. criu_log_cause() does it on @log's text.
  */
 #define CRIU_LOG_SCAN_MAX (1u << 20)
+void criu_log_cause(const char *log, size_t size, char *buf, size_t len);
 void criu_log_error(const char *path, char *buf, size_t len);
 
 #endif

@@ -369,10 +369,8 @@ static int dump_loop(struct migration *m, struct criu *c, bool *ok)
 	}
 	*ok = resp->type == CRIU_REQ_TYPE__DUMP && resp->success;
 	if (!*ok && !ret) {
-		char err[256];
-		criu_resp_error(resp, err, sizeof(err));
 		mig_step(m, "dump");
-		ret = mig_fail(m, -EIO, "CRIU could not dump the tree: %s", err);
+		ret = session_criu_failed(m, "img/dump.log", "CRIU could not dump the tree");
 	}
 	criu_resp__free_unpacked(resp, NULL);
 	return ret;

@@ -75,3 +75,33 @@ fifo_migrates() {
 @test "fifo: 40000 bytes waiting in a named FIFO move once, hybrid mode" {
 	fifo_migrates hybrid 40000
 }
+
+# The restore fails for a reason of CRIU's own: the user is told that
+# reason (not the RLIMIT_NOFILE line every CRIU here logs first) and
+# where the destination keeps CRIU's log, which says it too.
+@test "fifo, failure: the FIFO is gone at the restore: the error says CRIU's cause and where its log is kept" {
+	local dir=$SCRATCH/fifo kept
+	BYTES=20000
+	mkdir "$dir"
+	serve_start PHAUL_FAULT=dst.restore:delay=1500
+	LOG=$SCRATCH/fifo.log
+	PID=$(start_in_src "$WORKLOADS/fifo" "$dir" "$LOG" "$BYTES")
+	ticks_advance "$LOG" 20
+	fx_migrate_bg --mode stop "$PID"
+	# the tree is dumped and frozen: the FIFO goes before CRIU restores
+	assert_fault_hit dst.restore
+	rm "$dir/fifo"
+	fx_wait_migrate_job "$MJOB" 30
+	[ "$status" -eq 1 ] || { echo "migrate exited $status: $stderr" >&2; false; }
+	[[ "$stderr" == *"CRIU could not restore the tree: Can't open fake fifo "*"/fifo/fifo]: No such file or directory"* ]] ||
+		{ echo "not CRIU's cause: $stderr" >&2; false; }
+	[[ "$stderr" != *RLIMIT_NOFILE* ]] || { echo "names the harmless line: $stderr" >&2; false; }
+	kept=$(sed -n "s/.*(CRIU's log: \([^ ]*\) on the destination).*/\1/p" <<<"$stderr")
+	[ "$(dirname "$kept")" = "$DST_LOGDIR" ] || { echo "no kept log named: $stderr" >&2; false; }
+	grep -q "Can't open fake fifo .*fifo]: No such file or directory" "$kept"
+	grep -q "Restoring FAILED" "$kept"
+	# rolled back: it runs on src, its data still there
+	assert_only_in src "$PID"
+	fifo_verify src
+	assert_workdir_clean
+}

@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for criu_lazy_pages_spawn/go/cancel (criu/criu.c): a
- * criu lazy-pages started ahead of its restore, let go or ended; and for
- * criu_log_error, which finds why in a CRIU log.
+ * criu lazy-pages started ahead of its restore, let go or ended.
  *
  * CRIU is replaced ($PHAUL_CRIU) by a shell script that behaves as the
  * patched one (scripts/criu-patches/0007) or as an unpatched one, and
@@ -191,46 +190,6 @@ static void test_start_not_waiting(void **state)
 	close(sp[1]);
 }
 
-static void log_is(const char *text, const char *want)
-{
-	char path[4200], why[64];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/check.log", dir);
-	unlink(path);
-	if (text) {
-		f = fopen(path, "w");
-		assert_non_null(f);
-		fputs(text, f);
-		fclose(f);
-	}
-	criu_log_error(path, why, sizeof(why));
-	if (want)
-		assert_string_equal(why, want);
-	else /* no log: it names the file */
-		assert_int_equal(strncmp(why, "see ", 4), 0);
-}
-
-static void test_log_error(void **state)
-{
-	(void)state;
-	/* the first error, not what followed from it */
-	log_is("(00.001) Loaded kdat\n(00.002) Error (criu/mount.c:12): a\n"
-	       "(00.003) Error (criu/cr-check.c:9): b\nLooks bad\n",
-	       "Error (criu/mount.c:12): a");
-	/* no error line: the last line, trailing newlines dropped */
-	log_is("(00.001) x\nThe sock diag infrastructure is incomplete.\n\n",
-	       "The sock diag infrastructure is incomplete.");
-	log_is("one line, no newline", "one line, no newline");
-	/* a long line is cut to the buffer */
-	log_is("Error (x.c:1): 0123456789012345678901234567890123456789"
-	       "0123456789012345678901234567890123456789\n",
-	       "Error (x.c:1): 012345678901234567890123456789012345678901234567");
-	log_is(NULL, NULL);
-	log_is("", NULL);
-	log_is("\n\n", NULL);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,7 +197,6 @@ int main(void)
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_unpatched),
 		cmocka_unit_test(test_start_not_waiting),
-		cmocka_unit_test(test_log_error),
 	};
 
 	signal(SIGPIPE, SIG_IGN); /* as phaul serve does */

@@ -23,6 +23,7 @@
 #include "criu/criu.h"
 #include "criu/criuconf.h"
 #include "engine/migration.h"
+#include "engine/session.h"
 
 #define HOOK_SCRIPT "lxc-hook"
 #define HOOK_PID_FIFO "lxc-hook.pid"
@@ -307,8 +308,10 @@ static int wait_report(struct migration *m, int fd, pid_t lxc, pid_t *root)
 				break;
 		}
 		if (waitpid(lxc, &status, WNOHANG) == lxc) {
-			mig_fail(m, -EIO, "lxc-checkpoint -r failed before the tree was restored "
-				 "(status 0x%x): see img/restore.log", status);
+			char what[96];
+			snprintf(what, sizeof(what), "lxc-checkpoint -r failed before the tree "
+				 "was restored (status 0x%x)", status);
+			session_criu_failed(m, "img/restore.log", what);
 			return -ECHILD;
 		}
 	}
@@ -374,9 +377,12 @@ int lxc_restore_exec(struct driver *d, struct migration *m, CriuOpts *o, driver_
 	if (answer(m, &ans, r == 0) < 0 && r == 0)
 		r = -EIO;
 	status = spawn_wait(lxc);
-	if (r == 0 && status != 0)
-		r = mig_fail(m, -EIO, "lxc-checkpoint -r failed after the restore (status %d): see "
-			     "img/restore.log", status);
+	if (r == 0 && status != 0) {
+		char what[96];
+		snprintf(what, sizeof(what), "lxc-checkpoint -r failed after the restore (status %d)",
+			 status);
+		r = session_criu_failed(m, "img/restore.log", what);
+	}
 	if (r == 0) {
 		*root = pid;
 		pr_info("container %s restored by LXC: init %d", p->name, pid);
