@@ -183,10 +183,15 @@ assert_state() {
 	[ "$got" = "$2" ] || { echo "LXC in $1 says $CT is '$got', not '$2'" >&2; return 1; }
 }
 
-# assert_migrated: migrate succeeded; LXC lists $CT running in dst only.
+# assert_migrated: migrate succeeded; LXC lists $CT running in dst only,
+# with the init it restored, as soon as migrate has returned.
 assert_migrated() {
 	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	in_dst lxc-ls -P "$LXCPATH" --running -1 | grep -qx "$CT" ||
+		{ echo "lxc-ls --running in dst does not list $CT" >&2; return 1; }
 	assert_state dst RUNNING || return 1
+	pid_alive_in dst "$(lxc_tool dst lxc-info -p -H)" ||
+		{ echo "the init LXC names in dst does not run" >&2; return 1; }
 	assert_state src none
 }
 

@@ -48,10 +48,9 @@ static void lxc_fini(struct driver *d)
 	free(p->config);
 }
 
-/* The init's PID, as `lxc-info -p -H` prints it (nothing: not running). */
-static int ask_init(struct lxc_priv *p, pid_t *ret)
+int lxc_ask_init(const struct lxc_priv *p, pid_t *ret)
 {
-	char *argv[] = { "lxc-info", "-n", p->name, "-P", p->lxcpath, "-p", "-H", NULL };
+	char *argv[] = { "lxc-info", "-n", (char *)p->name, "-P", p->lxcpath, "-p", "-H", NULL };
 	char buf[32] = "";
 	int fds[2], r, n = 0;
 	long v;
@@ -139,7 +138,7 @@ static int lxc_prepare(struct driver *d, struct migration *m)
 	r = read_config(m, p);
 	if (r < 0)
 		return r;
-	r = ask_init(p, &p->init);
+	r = lxc_ask_init(p, &p->init);
 	if (r < 0)
 		return mig_fail(m, r, "container %s is not running (lxc-info shows no init)",
 				p->name);

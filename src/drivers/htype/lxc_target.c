@@ -11,10 +11,12 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -348,6 +350,34 @@ static int answer(struct migration *m, int *fd, bool yes)
 	return 0;
 }
 
+/*
+ * lxc-checkpoint -r exited 0: its monitor has set the container RUNNING
+ * with the restored init as the container's. That is what a commit
+ * promises (LXC lists it running), so it is checked before the source is
+ * told; a container LXC does not have is a failed restore: the tree,
+ * running unmanaged, is killed (the source resumes its copy).
+ */
+static int confirm_running(struct migration *m, struct lxc_priv *p, pid_t root)
+{
+	struct timespec ts = { 0, 50 * 1000000 };
+	pid_t init = 0;
+	int r = -ESRCH;
+
+	for (int i = 0; i < 20 && (r < 0 || init != root); i++) {
+		if (i)
+			nanosleep(&ts, NULL);
+		r = lxc_ask_init(p, &init);
+	}
+	if (r == 0 && init == root)
+		return 0;
+	kill(root, SIGKILL);
+	if (r < 0)
+		return mig_fail(m, -EIO, "LXC does not list container %s running after its restore",
+				p->name);
+	return mig_fail(m, -EIO, "LXC lists container %s with init %d, not the restored %d",
+			p->name, init, root);
+}
+
 int lxc_restore_exec(struct driver *d, struct migration *m, CriuOpts *o, driver_held_fn held,
 		     void *arg, pid_t *root)
 {
@@ -383,6 +413,8 @@ int lxc_restore_exec(struct driver *d, struct migration *m, CriuOpts *o, driver_
 			 status);
 		r = session_criu_failed(m, "img/restore.log", what);
 	}
+	if (r == 0)
+		r = confirm_running(m, p, pid);
 	if (r == 0) {
 		*root = pid;
 		pr_info("container %s restored by LXC: init %d", p->name, pid);
