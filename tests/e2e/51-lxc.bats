@@ -293,6 +293,27 @@ t_fail() {
 	t_fail dst dst.restored:kill
 }
 
+# LXC restored it (lxc-checkpoint -r exited 0) but the daemon's lxc-info
+# (a fake in its PATH) does not list it running: the daemon waits for it
+# (1 s) and says so, and the commit stands: the tree has run on dst since
+# CRIU let it go, resuming src's copy would run it twice.
+@test "lxc: a restored container LXC does not list at once: the daemon waits, warns, and commits" {
+	local fake=$SCRATCH/fakebin t0
+	mkdir -p "$fake"
+	printf '#!/bin/sh\nexit 0\n' >"$fake/lxc-info"
+	chmod +x "$fake/lxc-info"
+	start_container
+	serve_start PATH="$fake:$PATH"
+	t0=$SECONDS
+	migrate_container --json
+	assert_migrated
+	grep -q "LXC does not list container $CT running after its restore" "$SERVE_LOG" ||
+		{ echo "the daemon did not say it" >&2; return 1; }
+	ticks_advance "$TICKS" 20 10
+	check_ticks "$TICKS" >/dev/null
+	lxc_tool dst lxc-stop -k
+}
+
 # t_mode MODE: $CT migrates in MODE, runs on dst only, answers there.
 t_mode() {
 	start_container
