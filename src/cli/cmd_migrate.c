@@ -37,6 +37,8 @@ static void migrate_usage(FILE *f)
 		"  --lxcpath DIR          its lxcpath (default /var/lib/lxc)\n"
 		"  --json                 print one JSON object with the statistics on stdout\n"
 		"  --workdir DIR          scratch space for images (default " PHAUL_DEFAULT_WORKDIR ")\n"
+		"  --log-dir DIR          the log of a CRIU that failed is kept here\n"
+		"                         (default " PHAUL_DEFAULT_LOGDIR ", the newest 20)\n"
 		"  --shell-job            the tree was started from a shell (auto-detected)\n"
 		"  --tcp-established      migrate established TCP connections\n"
 		"  --tcp-close            close established TCP connections on the\n"
@@ -62,6 +64,7 @@ int cli_common_opt(int c, struct mig_opts *o)
 		o->fs[o->nr_fs++] = optarg;
 		return 1;
 	case 'w': o->workdir = optarg; return 1;
+	case 'g': o->logdir = optarg; return 1;
 	case 'v': log_set_level(log_get_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG); return 1;
 	default: return 0;
 	}
@@ -77,6 +80,7 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		{ "fs", required_argument, NULL, 'f' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "workdir", required_argument, NULL, 'w' },
+		{ "log-dir", required_argument, NULL, 'g' },
 		{ "shell-job", no_argument, NULL, 's' },
 		{ "tcp-established", no_argument, NULL, 'T' },
 		{ "tcp-close", no_argument, NULL, 'K' },
@@ -159,6 +163,7 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 int cmd_migrate(int argc, char **argv)
 {
 	struct mig_opts o = { .mode = "live", .workdir = PHAUL_DEFAULT_WORKDIR,
+			      .logdir = PHAUL_DEFAULT_LOGDIR,
 			      .recover_timeout_s = 60, .connect_timeout_s = 10,
 			      .policy = { .downtime_ms = POLICY_DEFAULT_DOWNTIME_MS,
 					  .max_iters = POLICY_DEFAULT_MAX_ITERS } };

@@ -13,6 +13,8 @@ static void serve_usage(FILE *f)
 {
 	fprintf(f, "usage: phaul serve --listen ADDR:PORT --key FILE [options]\n"
 		   "  --workdir DIR        images and state (default " PHAUL_DEFAULT_WORKDIR ")\n"
+		   "  --log-dir DIR        the log of a CRIU that failed is kept here\n"
+		   "                       (default " PHAUL_DEFAULT_LOGDIR ", the newest 20)\n"
 		   "  --max-parallel N     concurrent migrations (default 4)\n"
 		   "  --auth-timeout SEC   time a client has to authenticate (default 10)\n"
 		   "  --max-unauth N       connections still authenticating (default 32)\n"
@@ -40,6 +42,7 @@ int cmd_serve(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "key", required_argument, NULL, 'k' },
 		{ "workdir", required_argument, NULL, 'w' },
+		{ "log-dir", required_argument, NULL, 'g' },
 		{ "max-parallel", required_argument, NULL, 'p' },
 		{ "auth-timeout", required_argument, NULL, 'a' },
 		{ "policy", required_argument, NULL, 'P' },
@@ -49,8 +52,9 @@ int cmd_serve(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct serve_opts o = { .workdir = PHAUL_DEFAULT_WORKDIR, .max_parallel = 4,
-				.auth_timeout_s = 10, .max_unauth = UNAUTH_MAX_DEFAULT,
+	struct serve_opts o = { .workdir = PHAUL_DEFAULT_WORKDIR, .logdir = PHAUL_DEFAULT_LOGDIR,
+				.max_parallel = 4, .auth_timeout_s = 10,
+				.max_unauth = UNAUTH_MAX_DEFAULT,
 				.max_unauth_per_host = UNAUTH_PER_HOST_DEFAULT };
 	const char *key = NULL, *policy = NULL;
 	static struct admit admit;
@@ -64,6 +68,7 @@ int cmd_serve(int argc, char **argv)
 		case 'k': key = optarg; break;
 		case 'P': policy = optarg; break;
 		case 'w': o.workdir = optarg; break;
+		case 'g': o.logdir = optarg; break;
 		case 'p': if (opt_uint(optarg, 1024, &o.max_parallel) < 0) goto bad; break;
 		case 'a': if (opt_uint(optarg, 3600, &o.auth_timeout_s) < 0) goto bad; break;
 		case 'U': if (opt_uint(optarg, 1024, &o.max_unauth) < 0) goto bad; break;

@@ -64,6 +64,7 @@ int criu_start(struct criu *c)
 	int sp[2];
 	char fdstr[16];
 	char *const extra[] = { CRIU_ENV_NO_BREAKPOINTS, CRIU_ENV_SMAPS_PREFETCH,
+				CRIU_ENV_FIFO_SHARED_CHECK,
 				c->lazy_in_place ? "CRIU_LAZY_NO_DRAIN=1" : NULL };
 	char **env = env_with(extra, ARRAY_SIZE(extra));
 	pid_t pid;
@@ -268,93 +269,135 @@ int criu_version(uint32_t *ret)
 }
 
 /*
- * Errors CRIU logs and goes on from: without CAP_SYS_RESOURCE every run
- * fails to raise its own RLIMIT_NOFILE (criu/util.c), never the cause.
- * CRIU's RPC answer carries its first error, so it may be this one too.
+ * Error lines CRIU writes on runs that go well; a cause only when
+ * nothing else is there. On a host without CAP_SYS_RESOURCE every CRIU
+ * says it cannot raise its own RLIMIT_NOFILE, and carries on.
  */
-static const char *const criu_benign_errors[] = {
+static const char *const harmless[] = {
 	"rlimit: Can't setup RLIMIT_NOFILE for self",
 };
 
-/* What an error means when CRIU's own words do not say it. */
-static const struct {
-	const char *error, *hint;
-} criu_hints[] = {
-	{ "Can't get rlimit", "the limits of another uid's process need CAP_SYS_RESOURCE, "
-			      "or a CRIU with phaul's patch 0012" },
-};
-
-static bool line_has(const char *line, size_t n, const char *what)
+static bool line_harmless(const char *l, size_t n)
 {
-	return memmem(line, n, what, strlen(what)) != NULL;
-}
-
-static bool criu_error_benign(const char *line, size_t n)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(criu_benign_errors); i++)
-		if (line_has(line, n, criu_benign_errors[i]))
+	for (size_t i = 0; i < ARRAY_SIZE(harmless); i++)
+		if (memmem(l, n, harmless[i], strlen(harmless[i])))
 			return true;
 	return false;
 }
 
-/* The first n bytes of line into buf, with the hint for it if any. */
-static void criu_error_text(const char *line, size_t n, char *buf, size_t len)
+/* The message of an "Error (file:line): message" line, or NULL. */
+static const char *error_text(const char *l, size_t n, size_t *len)
 {
-	const char *hint = NULL;
+	const char *e = memmem(l, n, "Error (", 7);
+	const char *m = e ? memmem(e, n - (e - l), "): ", 3) : NULL;
 
-	/* CRIU's messages end with a newline */
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
-		n--;
-	for (size_t i = 0; i < ARRAY_SIZE(criu_hints); i++)
-		if (line_has(line, n, criu_hints[i].error))
-			hint = criu_hints[i].hint;
-	snprintf(buf, len, "%.*s%s%s%s", (int)n, line, hint ? " (" : "", hint ?: "",
-		 hint ? ")" : "");
+	if (!m)
+		return NULL;
+	*len = n - (m + 3 - l);
+	return m + 3;
 }
 
-/* The first "Error (" line of log that is not benign, or NULL. */
-static const char *criu_first_error(const char *log)
+/* "Dumping FAILED.", "Restoring FAILED.", "Pre-dumping FAILED." */
+static bool line_is_failed(const char *msg, size_t n)
 {
-	const char *l;
+	return n >= 11 && !memcmp(msg + n - 11, "ing FAILED.", 11);
+}
 
-	for (l = strstr(log, "Error ("); l; l = strstr(l + 1, "Error ("))
-		if (!criu_error_benign(l, strcspn(l, "\n")))
-			return l;
-	return NULL;
+struct errline {
+	const char *s;
+	size_t n;
+};
+
+static void append(char *buf, size_t len, const char *sep, const char *s, size_t n)
+{
+	size_t used = strlen(buf);
+
+	if (used < len)
+		snprintf(buf + used, len - used, "%s%.*s", used ? sep : "", (int)n, s);
+}
+
+static void log_cause(const char *log, size_t size, char *buf, size_t len)
+{
+	struct errline first = { 0 }, last[2] = { { 0 } }, any = { 0 }, tail = { 0 }, failed = { 0 };
+	size_t nr = 0;
+
+	buf[0] = '\0';
+	for (const char *l = log, *end = log + size; l < end;) {
+		const char *nl = memchr(l, '\n', end - l);
+		size_t n = nl ? (size_t)(nl - l) : (size_t)(end - l), mlen;
+		const char *msg = error_text(l, n, &mlen);
+
+		if (msg && line_is_failed(msg, mlen)) {
+			failed = (struct errline){ msg, mlen };
+			break; /* what follows is CRIU cleaning up */
+		}
+		if (n)
+			tail = (struct errline){ l, n };
+		if (msg && !any.s)
+			any = (struct errline){ msg, mlen };
+		if (msg && !line_harmless(msg, mlen)) {
+			if (!nr++)
+				first = (struct errline){ msg, mlen };
+			last[0] = last[1];
+			last[1] = (struct errline){ msg, mlen };
+		}
+		l = nl ? nl + 1 : end;
+	}
+	if (!nr) { /* only harmless errors, or none: that, else the last line */
+		if (!any.s)
+			any = failed.s ? failed : tail;
+		append(buf, len, "", any.s, any.n);
+		return;
+	}
+	/* the first error (the cause) and the two before the failure */
+	append(buf, len, "", first.s, first.n);
+	if (nr > 3)
+		append(buf, len, "; ", "...", 3);
+	for (int i = nr >= 3 ? 0 : 3 - (int)nr; i < 2; i++)
+		if (last[i].s != first.s)
+			append(buf, len, "; ", last[i].s, last[i].n);
+}
+
+/* What an error means when CRIU's own words do not say it. */
+static const struct {
+	const char *error, *hint;
+} hints[] = {
+	{ "Can't get rlimit", "the limits of another uid's process need CAP_SYS_RESOURCE, "
+			      "or a CRIU with phaul's patch 0012" },
+};
+
+void criu_log_cause(const char *log, size_t size, char *buf, size_t len)
+{
+	log_cause(log, size, buf, len);
+	for (size_t i = 0; i < ARRAY_SIZE(hints); i++)
+		if (strstr(buf, hints[i].error)) {
+			append(buf, len, " ", "(", 1);
+			append(buf, len, "", hints[i].hint, strlen(hints[i].hint));
+			append(buf, len, "", ")", 1);
+			break;
+		}
 }
 
 void criu_log_error(const char *path, char *buf, size_t len)
 {
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	_cleanup_free_ char *log = NULL;
-	size_t n;
+	struct stat st;
+	off_t from;
+	ssize_t n;
 
 	snprintf(buf, len, "see %s", path);
-	if (read_file(path, CRIU_LOG_SCAN_MAX, &log, &n) < 0)
+	if (fd < 0 || fstat(fd, &st) < 0)
 		return;
-	/* the first error, else the last line CRIU wrote */
-	const char *line = criu_first_error(log);
-	if (!line) {
-		while (n > 0 && log[n - 1] == '\n')
-			log[--n] = '\0';
-		line = memrchr(log, '\n', n);
-		line = line ? line + 1 : log;
-	}
-	if (*line)
-		criu_error_text(line, strcspn(line, "\n"), buf, len);
-}
-
-void criu_resp_error(const CriuResp *resp, const char *log, char *buf, size_t len)
-{
-	const char *msg = resp->cr_errmsg;
-
-	if (msg && *msg && !criu_error_benign(msg, strlen(msg)))
-		criu_error_text(msg, strlen(msg), buf, len);
-	else if (log)
-		criu_log_error(log, buf, len);
-	else if (resp->has_cr_errno && resp->cr_errno)
-		snprintf(buf, len, "%s", strerror(resp->cr_errno));
-	else
-		snprintf(buf, len, "see CRIU's log");
+	/* the end of the log: where it failed */
+	from = st.st_size > (off_t)CRIU_LOG_SCAN_MAX ? st.st_size - CRIU_LOG_SCAN_MAX : 0;
+	log = malloc(CRIU_LOG_SCAN_MAX);
+	n = log ? pread(fd, log, CRIU_LOG_SCAN_MAX, from) : -1;
+	if (n <= 0)
+		return;
+	criu_log_cause(log, n, buf, len);
+	if (!buf[0])
+		snprintf(buf, len, "see %s", path);
 }
 
 int criu_check(const char *dir, char *why, size_t len)

@@ -50,6 +50,15 @@ struct criu {
  * child while it collects namespaces and sockets (scripts/criu-patches/0009).
  */
 #define CRIU_ENV_SMAPS_PREFETCH "CRIU_SMAPS_PREFETCH=1"
+/*
+ * For every restore: a named FIFO that already holds exactly the dumped
+ * bytes is the dumped pipe itself (the source's frozen tree holds it open
+ * on this same kernel: two test hosts on one machine), and its data is
+ * not written into it a second time (scripts/criu-patches/0011; an
+ * unpatched CRIU doubles the data, or fails with EAGAIN when twice the
+ * data does not fit in the pipe).
+ */
+#define CRIU_ENV_FIFO_SHARED_CHECK "CRIU_FIFO_SHARED_CHECK=1"
 /* The number the passed fd has in CRIU (its config file names it). */
 #define CRIU_PASS_FD 100
 /* The fd criu lazy-pages started ahead waits on (criu_lazy_pages_spawn) */
@@ -103,19 +112,17 @@ void criu_lazy_pages_cancel(struct criu_lazy *l);
 
 const char *criu_binary(void);
 /*
- * Human text for a failed response: CRIU's cr_errmsg, unless it is an
- * error CRIU goes on from; else criu_log_error() of @log (if not NULL),
- * else errno.
- */
-void criu_resp_error(const CriuResp *resp, const char *log, char *buf, size_t len);
-/*
- * The line of CRIU's log at @path that says why it failed: its first
- * "Error (" line but those CRIU goes on from, else its last line (`criu
- * check` says some failures without that prefix); "see PATH" if the log
- * cannot be read. A failure whose cause CRIU does not name (a refused
- * prlimit) gets a hint in parentheses.
+ * Why CRIU failed, from its log at @path (its last CRIU_LOG_SCAN_MAX
+ * bytes): the first error line before "Dumping/Restoring FAILED." (the
+ * cause) and the two just before that line, their messages joined with
+ * "; " (and "..." when more came between). Error lines CRIU also writes
+ * on runs that succeed (RLIMIT_NOFILE without CAP_SYS_RESOURCE) are
+ * skipped unless there is nothing else; no error line at all: the last
+ * line (`criu check` says some failures without that prefix). "see PATH"
+ * if the log cannot be read. criu_log_cause() does it on @log's text.
  */
 #define CRIU_LOG_SCAN_MAX (1u << 20)
+void criu_log_cause(const char *log, size_t size, char *buf, size_t len);
 void criu_log_error(const char *path, char *buf, size_t len);
 /*
  * The process a failed dump was at, from CRIU's log at @path: the first

@@ -24,6 +24,8 @@
 #include "proto/msg.h"
 
 #define PHAUL_DEFAULT_WORKDIR "/var/lib/phaul"
+/* where the log of a CRIU that failed is kept (--log-dir) */
+#define PHAUL_DEFAULT_LOGDIR "/var/log/phaul"
 #define MIG_CRIU_FDS_MAX 16
 
 struct mig_opts {
@@ -37,6 +39,7 @@ struct mig_opts {
 	const char *fs[MSG_FS_MAX];	/* storage driver specs */
 	size_t nr_fs;
 	const char *workdir;		/* source scratch space */
+	const char *logdir;		/* failed CRIUs' logs kept here */
 	bool shell_job;
 	bool tcp_established;
 	bool tcp_close;			/* close established TCP on dst */
@@ -98,6 +101,7 @@ struct migration {
 	bool shell_job;
 	uint8_t session_id[PHAUL_SESSION_ID_LEN];
 	char *dir;			/* this migration's scratch directory */
+	const char *logdir;		/* where a failed CRIU's log is kept */
 	int imgfd;			/* its images directory */
 	struct precopy *pc;		/* live mode's state on the source */
 	int ps_sk;			/* our end of CRIU's lazy page-server socket */
@@ -170,6 +174,7 @@ struct serve_opts {
 	const char *listen;
 	struct psk_key key;
 	const char *workdir;
+	const char *logdir;		/* failed CRIUs' logs kept here */
 	unsigned int max_parallel;
 	unsigned int auth_timeout_s;
 	unsigned int max_unauth;		/* connections before authentication */

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/util.h"
+#include "criu/criu.h"
 #include "proto/wire.h"
 
 /* The inode of this process's PID namespace (0 if unknown). */
@@ -161,6 +162,93 @@ void session_log_criu_errors(struct migration *m, const char *log, int max)
 		pr_err("CRIU %s: %s", log, l);
 		n++;
 	}
+}
+
+/* Remove the oldest *.log files of @dir until @keep remain. */
+static void prune_logs(int dfd, unsigned int keep)
+{
+	_cleanup_close_ int fd = dup(dfd);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *de;
+	unsigned int n = 0;
+	struct stat st;
+	time_t oldest;
+	char name[256];
+
+	if (!d)
+		return;
+	fd = -1; /* the DIR owns it */
+	for (;;) {
+		n = 0;
+		oldest = 0;
+		name[0] = '\0';
+		rewinddir(d);
+		while ((de = readdir(d))) {
+			size_t l = strlen(de->d_name);
+			if (l < 5 || strcmp(de->d_name + l - 4, ".log") ||
+			    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    !S_ISREG(st.st_mode))
+				continue;
+			n++;
+			if (!name[0] || st.st_mtime < oldest) {
+				oldest = st.st_mtime;
+				snprintf(name, sizeof(name), "%s", de->d_name);
+			}
+		}
+		if (n <= keep || !name[0] || unlinkat(dfd, name, 0) < 0)
+			break;
+	}
+	closedir(d);
+}
+
+int session_keep_log(const char *src, const char *dir, const char *name, unsigned int keep)
+{
+	_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int dfd = -1, out = -1;
+	char buf[65536];
+	ssize_t n;
+	int r;
+
+	if (in < 0)
+		return -errno;
+	r = mkdir_p(dir, 0700);
+	if (r < 0)
+		return r;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	out = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0)
+		return -errno;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if ((r = write_full(out, buf, n)) < 0)
+			return r;
+	if (n < 0)
+		return -errno;
+	prune_logs(dfd, keep);
+	return 0;
+}
+
+int session_criu_failed(struct migration *m, const char *log, const char *what)
+{
+	char path[4200], kept[4200], cause[256], hex[2 * PHAUL_SESSION_ID_LEN + 1];
+	const char *base = strrchr(log, '/') ? strrchr(log, '/') + 1 : log;
+	int r = -ENOENT;
+
+	snprintf(path, sizeof(path), "%s/%s", m->dir, log);
+	criu_log_error(path, cause, sizeof(cause));
+	session_hex(m->session_id, hex);
+	snprintf(kept, sizeof(kept), "%s/%s-%s", m->logdir ? m->logdir : "", hex, base);
+	if (m->logdir)
+		r = session_keep_log(path, m->logdir, kept + strlen(m->logdir) + 1,
+				     SESSION_LOGS_KEEP);
+	if (r < 0) {
+		pr_warn("cannot keep CRIU's log %s in %s: %s", path, m->logdir ?: "-",
+			strerror(-r));
+		return mig_fail(m, -EIO, "%s: %s (CRIU's log was not kept)", what, cause);
+	}
+	return mig_fail(m, -EIO, "%s: %s (CRIU's log: %s on the %s)", what, cause, kept,
+			m->source ? "source" : "destination");
 }
 
 static int outcome_path(const char *workdir, const char *hex, char *buf, size_t len)

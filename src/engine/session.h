@@ -29,6 +29,16 @@ void session_sweep(const char *workdir, const char *prefix);
 void session_rmdirs(struct migration *m);
 /* Log CRIU's own error lines from @log under m->dir (first @max). */
 void session_log_criu_errors(struct migration *m, const char *log, int max);
+/*
+ * CRIU failed at @what: fail the migration with the cause its log @log
+ * (under m->dir) gives (criu_log_error()) and where that log is kept:
+ * m->dir goes with the session, so the log is copied to m->logdir as
+ * "<session>-<name>", which keeps the newest SESSION_LOGS_KEEP of them.
+ */
+#define SESSION_LOGS_KEEP 20
+int session_criu_failed(struct migration *m, const char *log, const char *what);
+/* Copy @src to @dir/@name and drop all but the newest @keep *.log there. */
+int session_keep_log(const char *src, const char *dir, const char *name, unsigned int keep);
 
 /*
  * After sending an Error: read and drop what the peer still sends (for

@@ -290,6 +290,7 @@ int migrate_source(struct migration *m)
 	if (r == 0) {
 		session_sweep(m->opts->workdir, "out-");
 		r = session_mkdirs(m, m->opts->workdir, "out-");
+		m->logdir = m->opts->logdir;
 	}
 	if (r == 0)
 		r = session_write_owner(m);

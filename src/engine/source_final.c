@@ -374,21 +374,20 @@ static int dump_loop(struct migration *m, struct criu *c, bool *ok)
 	}
 	*ok = resp->type == CRIU_REQ_TYPE__DUMP && resp->success;
 	if (!*ok && !ret) {
-		char err[256], log[PATH_MAX], comm[32];
+		char log[PATH_MAX], what[96], comm[32];
 		pid_t who;
 
-		snprintf(log, sizeof(log), "%s/img/dump.log", m->dir);
-		criu_resp_error(resp, log, err, sizeof(err));
 		mig_step(m, "dump");
 		/* whose resource it was (the tree resumed: its names are readable) */
+		snprintf(log, sizeof(log), "%s/img/dump.log", m->dir);
 		who = criu_log_failed_pid(log);
 		if (who > 0) {
 			proc_comm(who, comm, sizeof(comm));
-			ret = mig_fail(m, -EIO, "CRIU could not dump process %d (%s): %s", who, comm,
-				       err);
+			snprintf(what, sizeof(what), "CRIU could not dump process %d (%s)", who, comm);
 		} else {
-			ret = mig_fail(m, -EIO, "CRIU could not dump the tree: %s", err);
+			snprintf(what, sizeof(what), "CRIU could not dump the tree");
 		}
+		ret = session_criu_failed(m, "img/dump.log", what);
 	}
 	criu_resp__free_unpacked(resp, NULL);
 	return ret;

@@ -131,6 +131,7 @@ static int hello(struct target *t)
 	session_hex(t->m.session_id, t->hex);
 	pr_info("session %s from %s", t->hex, msg->hello->host ? msg->hello->host : "?");
 	r = session_mkdirs(&t->m, t->so->workdir, "in-");
+	t->m.logdir = t->so->logdir;
 	if (r == 0)
 		r = session_write_owner(&t->m);
 	if (r == 0)

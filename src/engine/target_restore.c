@@ -220,10 +220,9 @@ static int restore_loop(struct target *t, struct criu *c, pid_t *root)
 	if (resp->type == CRIU_REQ_TYPE__RESTORE && resp->success) {
 		*root = resp->restore && resp->restore->pid > 0 ? resp->restore->pid : t->m.root_pid;
 	} else if (!ret) {
-		char err[256], log[PATH_MAX];
-		snprintf(log, sizeof(log), "%s/%s", t->m.dir, restore_log(t));
-		criu_resp_error(resp, log, err, sizeof(err));
-		ret = mig_fail(&t->m, -EIO, "CRIU could not restore the tree: %s", err);
+		/* a lazy restore logs in its work directory, above the images */
+		ret = session_criu_failed(&t->m, t->live ? "restore.log" : "img/restore.log",
+					  "CRIU could not restore the tree");
 	}
 	criu_resp__free_unpacked(resp, NULL);
 	return ret;

@@ -185,10 +185,15 @@ assert_state() {
 	[ "$got" = "$2" ] || { echo "LXC in $1 says $CT is '$got', not '$2'" >&2; return 1; }
 }
 
-# assert_migrated: migrate succeeded; LXC lists $CT running in dst only.
+# assert_migrated: migrate succeeded; LXC lists $CT running in dst only,
+# with the init it restored, as soon as migrate has returned.
 assert_migrated() {
 	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
+	in_dst lxc-ls -P "$LXCPATH" --running -1 | grep -qx "$CT" ||
+		{ echo "lxc-ls --running in dst does not list $CT" >&2; return 1; }
 	assert_state dst RUNNING || return 1
+	pid_alive_in dst "$(lxc_tool dst lxc-info -p -H)" ||
+		{ echo "the init LXC names in dst does not run" >&2; return 1; }
 	assert_state src none
 }
 
@@ -288,6 +293,27 @@ t_fail() {
 
 @test "lxc: the destination's session killed while it holds the restored tree leaves it on src" {
 	t_fail dst dst.restored:kill
+}
+
+# LXC restored it (lxc-checkpoint -r exited 0) but the daemon's lxc-info
+# (a fake in its PATH) does not list it running: the daemon waits for it
+# (1 s) and says so, and the commit stands: the tree has run on dst since
+# CRIU let it go, resuming src's copy would run it twice.
+@test "lxc: a restored container LXC does not list at once: the daemon waits, warns, and commits" {
+	local fake=$SCRATCH/fakebin t0
+	mkdir -p "$fake"
+	printf '#!/bin/sh\nexit 0\n' >"$fake/lxc-info"
+	chmod +x "$fake/lxc-info"
+	start_container
+	serve_start PATH="$fake:$PATH"
+	t0=$SECONDS
+	migrate_container --json
+	assert_migrated
+	grep -q "LXC does not list container $CT running after its restore" "$SERVE_LOG" ||
+		{ echo "the daemon did not say it" >&2; return 1; }
+	ticks_advance "$TICKS" 20 10
+	check_ticks "$TICKS" >/dev/null
+	lxc_tool dst lxc-stop -k
 }
 
 # t_mode MODE: $CT migrates in MODE, runs on dst only, answers there.

@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for criu_lazy_pages_spawn/go/cancel (criu/criu.c): a
- * criu lazy-pages started ahead of its restore, let go or ended; and for
- * criu_log_error and criu_resp_error, which find why CRIU failed.
+ * criu lazy-pages started ahead of its restore, let go or ended.
  *
  * CRIU is replaced ($PHAUL_CRIU) by a shell script that behaves as the
  * patched one (scripts/criu-patches/0007) or as an unpatched one, and
@@ -191,102 +190,6 @@ static void test_start_not_waiting(void **state)
 	close(sp[1]);
 }
 
-/* A CRIU log NAME in dir holding text (none if text is NULL), in path. */
-static void write_log(char *path, size_t len, const char *name, const char *text)
-{
-	FILE *f;
-
-	snprintf(path, len, "%s/%s", dir, name);
-	unlink(path);
-	if (!text)
-		return;
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-}
-
-static void log_is(const char *text, const char *want)
-{
-	char path[4200], why[256];
-
-	write_log(path, sizeof(path), "check.log", text);
-	criu_log_error(path, why, sizeof(why));
-	if (want)
-		assert_string_equal(why, want);
-	else /* no log: it names the file */
-		assert_int_equal(strncmp(why, "see ", 4), 0);
-}
-
-static void test_log_error(void **state)
-{
-	(void)state;
-	/* the first error, not what followed from it */
-	log_is("(00.001) Loaded kdat\n(00.002) Error (criu/mount.c:12): a\n"
-	       "(00.003) Error (criu/cr-check.c:9): b\nLooks bad\n",
-	       "Error (criu/mount.c:12): a");
-	/* no error line: the last line, trailing newlines dropped */
-	log_is("(00.001) x\nThe sock diag infrastructure is incomplete.\n\n",
-	       "The sock diag infrastructure is incomplete.");
-	log_is("one line, no newline", "one line, no newline");
-	/* a long line is cut to the buffer */
-	char lng[400], cut[256];
-	memset(lng, 'x', sizeof(lng) - 2);
-	memcpy(lng, "Error (x.c:1): ", 15);
-	lng[sizeof(lng) - 2] = '\n';
-	lng[sizeof(lng) - 1] = '\0';
-	memcpy(cut, lng, sizeof(cut) - 1);
-	cut[sizeof(cut) - 1] = '\0';
-	log_is(lng, cut);
-	/* an error CRIU goes on from is not the cause */
-	log_is("(00.000) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: "
-	       "Operation not permitted\n(00.020) Error (criu/mem.c:5): c\n",
-	       "Error (criu/mem.c:5): c");
-	log_is("Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: x\n"
-	       "(00.1) Dumping finished\n",
-	       "(00.1) Dumping finished");
-	/* an error whose cause CRIU does not name gets a hint */
-	log_is("Error (criu/cr-dump.c:371): Can't get rlimit 0: Operation not permitted\n",
-	       "Error (criu/cr-dump.c:371): Can't get rlimit 0: Operation not permitted"
-	       " (the limits of another uid's process need CAP_SYS_RESOURCE, or a CRIU with"
-	       " phaul's patch 0012)");
-	log_is(NULL, NULL);
-	log_is("", NULL);
-	log_is("\n\n", NULL);
-}
-
-static void resp_is(const char *errmsg, int err, const char *log, const char *want)
-{
-	CriuResp resp = CRIU_RESP__INIT;
-	char path[4200], why[256];
-
-	write_log(path, sizeof(path), "dump.log", log);
-	resp.cr_errmsg = (char *)errmsg;
-	resp.has_cr_errno = err != 0;
-	resp.cr_errno = err;
-	criu_resp_error(&resp, log ? path : NULL, why, sizeof(why));
-	assert_string_equal(why, want);
-}
-
-static void test_resp_error(void **state)
-{
-	(void)state;
-	/* CRIU's first error, without its newline */
-	resp_is("Error (criu/mem.c:5): c\n", 0, "Error (criu/x.c:1): other\n",
-		"Error (criu/mem.c:5): c");
-	/* its first error is one CRIU went on from: the log says why */
-	resp_is("Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: "
-		"Operation not permitted\n", EPERM,
-		"Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: x\n"
-		"Error (criu/cr-dump.c:371): Can't get rlimit 0: Operation not permitted\n",
-		"Error (criu/cr-dump.c:371): Can't get rlimit 0: Operation not permitted (the limits "
-		"of another uid's process need CAP_SYS_RESOURCE, or a CRIU with phaul's patch 0012)");
-	/* no message: the log, else errno */
-	resp_is(NULL, EPERM, "(00.1) Error (criu/a.c:2): d\n", "Error (criu/a.c:2): d");
-	resp_is("", ENOENT, NULL, strerror(ENOENT));
-	resp_is(NULL, 0, NULL, "see CRIU's log");
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -294,8 +197,6 @@ int main(void)
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_unpatched),
 		cmocka_unit_test(test_start_not_waiting),
-		cmocka_unit_test(test_log_error),
-		cmocka_unit_test(test_resp_error),
 	};
 
 	signal(SIGPIPE, SIG_IGN); /* as phaul serve does */

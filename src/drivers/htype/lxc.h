@@ -86,8 +86,7 @@ struct lxc_priv {
 
 /* LXCPATH/NAME[/FILE] */
 char *lxc_path(const struct lxc_priv *p, const char *file);
-/* The container's init as LXC on this host knows it; -ESRCH when LXC
- * does not run it here. */
+/* The init's PID as LXC knows it (`lxc-info -p -H`); -ESRCH: not running. */
 int lxc_ask_init(const struct lxc_priv *p, pid_t *ret);
 
 int lxc_target_recv_info(struct driver *d, struct migration *m, const Msg *msg);

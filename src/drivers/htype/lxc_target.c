@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -23,6 +24,7 @@
 #include "criu/criu.h"
 #include "criu/criuconf.h"
 #include "engine/migration.h"
+#include "engine/session.h"
 
 #define HOOK_SCRIPT "lxc-hook"
 #define HOOK_PID_FIFO "lxc-hook.pid"
@@ -335,7 +337,8 @@ static int start_restore(struct migration *m, struct lxc_priv *p, pid_t *pid)
 	if (asprintf(&env, "CRIU_CONFIG_FILE=%s/" CRIU_CONF, m->dir) < 0 ||
 	    asprintf(&img, "%s/img", m->dir) < 0)
 		return -ENOMEM;
-	char *argv[] = { "env", env, CRIU_ENV_NO_BREAKPOINTS, "lxc-checkpoint", "-r",
+	char *argv[] = { "env", env, CRIU_ENV_NO_BREAKPOINTS, CRIU_ENV_FIFO_SHARED_CHECK,
+			 "lxc-checkpoint", "-r",
 			 "-n", p->name, "-P", p->lxcpath,
 			 "-D", img, NULL };
 	r = spawn(argv, -1, -1, -1, pid);
@@ -364,8 +367,10 @@ static int wait_report(struct migration *m, int fd, pid_t lxc, pid_t *root)
 				break;
 		}
 		if (waitpid(lxc, &status, WNOHANG) == lxc) {
-			mig_fail(m, -EIO, "lxc-checkpoint -r failed before the tree was restored "
-				 "(status 0x%x): see img/restore.log", status);
+			char what[96];
+			snprintf(what, sizeof(what), "lxc-checkpoint -r failed before the tree "
+				 "was restored (status 0x%x)", status);
+			session_criu_failed(m, "img/restore.log", what);
 			return -ECHILD;
 		}
 	}
@@ -402,6 +407,33 @@ static int answer(struct migration *m, int *fd, bool yes)
 	return 0;
 }
 
+/*
+ * lxc-checkpoint -r exited 0: its monitor has set the container RUNNING
+ * with the restored init as the container's, and a commit promises that
+ * LXC lists it running: it is checked (retried for 1 s) before the
+ * source is told. If LXC still does not list it, the commit stands all
+ * the same: the tree has run here since CRIU let it go, and resuming the
+ * source's copy now would run the workload twice. It is said loudly.
+ */
+static void confirm_running(struct lxc_priv *p, pid_t root)
+{
+	struct timespec ts = { 0, 50 * 1000000 };
+	pid_t init = 0;
+	int r = -ESRCH;
+
+	for (int i = 0; i < 20 && (r < 0 || init != root); i++) {
+		if (i)
+			nanosleep(&ts, NULL);
+		r = lxc_ask_init(p, &init);
+	}
+	if (r < 0)
+		pr_warn("LXC does not list container %s running after its restore: its init %d "
+			"runs here without LXC's monitor", p->name, root);
+	else if (init != root)
+		pr_warn("LXC lists container %s with init %d, not the restored %d", p->name, init,
+			root);
+}
+
 int lxc_restore_exec(struct driver *d, struct migration *m, CriuOpts *o, driver_held_fn held,
 		     void *arg, pid_t *root)
 {
@@ -431,9 +463,14 @@ int lxc_restore_exec(struct driver *d, struct migration *m, CriuOpts *o, driver_
 	if (answer(m, &ans, r == 0) < 0 && r == 0)
 		r = -EIO;
 	status = spawn_wait(lxc);
-	if (r == 0 && status != 0)
-		r = mig_fail(m, -EIO, "lxc-checkpoint -r failed after the restore (status %d): see "
-			     "img/restore.log", status);
+	if (r == 0 && status != 0) {
+		char what[96];
+		snprintf(what, sizeof(what), "lxc-checkpoint -r failed after the restore (status %d)",
+			 status);
+		r = session_criu_failed(m, "img/restore.log", what);
+	}
+	if (r == 0)
+		confirm_running(p, pid);
 	if (r == 0) {
 		*root = pid;
 		pr_info("container %s restored by LXC: init %d", p->name, pid);

@@ -327,7 +327,8 @@ fx_migrate_bg() {
 		mode=(--mode "$MIGRATE_MODE")
 	fi
 	in_src timeout -k 5 "$MIGRATE_TIMEOUT" env "${envs[@]}" "$PHAUL" migrate \
-		--to "$DST_ADDR:$PHAUL_PORT" "${mode[@]}" --key "$KEY" --workdir "$SRC_WORKDIR" "$@" \
+		--to "$DST_ADDR:$PHAUL_PORT" "${mode[@]}" --key "$KEY" --workdir "$SRC_WORKDIR" \
+		--log-dir "$SRC_LOGDIR" "$@" \
 		>"$SCRATCH/m.out" 2>"$SCRATCH/m.err" 3>&- 4>&- &
 	MJOB=$!
 }

@@ -14,7 +14,9 @@
 #
 # Functions:
 #   phaul_setup               fail clearly if $PHAUL is missing; make a key
-#                             ($KEY) and the daemon's work dir ($WORKDIR)
+#                             ($KEY) and the daemon's work dir ($WORKDIR);
+#                             serve and migrate keep a failed CRIU's log in
+#                             --log-dir $DST_LOGDIR / $SRC_LOGDIR
 #   policy_allow LINE...      add LINEs to the daemon's --policy file
 #                             ($SCRATCH/policy, see docs/SECURITY.md): each
 #                             test file allows exactly what it needs beyond
@@ -65,6 +67,9 @@ phaul_setup() {
 	KEY=$SCRATCH/key
 	WORKDIR=$SCRATCH/work
 	SERVE_LOG=$SCRATCH/serve.log
+	# where each side keeps the log of a CRIU that failed
+	SRC_LOGDIR=$SCRATCH/src-logs
+	DST_LOGDIR=$SCRATCH/dst-logs
 	mkdir -p "$WORKDIR"
 	"$PHAUL" keygen "$KEY" >"$SCRATCH/keygen.out" 2>&1 || {
 		echo "phaul keygen $KEY failed:" >&2
@@ -89,8 +94,8 @@ serve_start() {
 	done
 	[ ! -f "$SCRATCH/policy" ] || policy=(--policy "$SCRATCH/policy")
 	DAEMON_PID=$(start_in_dst -o "$SERVE_LOG" env "${envs[@]}" "$PHAUL" serve \
-		--listen "$DST_ADDR:$PHAUL_PORT" --key "$KEY" --workdir "$WORKDIR" -v \
-		"${policy[@]}" "$@") ||
+		--listen "$DST_ADDR:$PHAUL_PORT" --key "$KEY" --workdir "$WORKDIR" \
+		--log-dir "$DST_LOGDIR" -v "${policy[@]}" "$@") ||
 		return 1
 	if ! wait_for 10 _serve_listening; then
 		echo "phaul serve did not listen on $DST_ADDR:$PHAUL_PORT within 10 s; its log:" >&2
@@ -129,7 +134,7 @@ migrate() {
 		mode=(--mode "$MIGRATE_MODE")
 	fi
 	run --separate-stderr in_src timeout -k 5 "$MIGRATE_TIMEOUT" env "${envs[@]}" \
-		"$PHAUL" migrate --to "$DST_ADDR:$PHAUL_PORT" "${mode[@]}" "$@"
+		"$PHAUL" migrate --to "$DST_ADDR:$PHAUL_PORT" --log-dir "$SRC_LOGDIR" "${mode[@]}" "$@"
 	{
 		echo "# phaul migrate $* -> exit $status"
 		echo "# stdout: $output"
