@@ -26,6 +26,7 @@ static const char *const fault_points[] = {
 	"fs.sync_round",	/* sync: before each rsync round, source side */
 };
 
+#ifdef PHAUL_FAULT_INJECTION
 enum fault_action { FA_NONE, FA_FAIL, FA_DELAY, FA_KILL };
 
 struct armed {
@@ -69,6 +70,7 @@ static int parse_one(const char *tok)
 	}
 	return 0;
 }
+#endif
 
 int fault_init(void)
 {
