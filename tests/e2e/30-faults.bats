@@ -142,7 +142,7 @@ fault_case() {
 	else
 		if [ "$action" = kill ]; then
 			# the session process died: the source saw the link go
-			assert_failed_with 'connection|peer|reset'
+			assert_failed_with 'connection|peer|reset|Broken pipe'
 		else
 			assert_failed_with "${FC_STEP_RE:-$(step_re "$point")}"
 		fi

@@ -166,7 +166,8 @@ t_memory() {
 	ticks_advance "$TICKS" 30 10
 	pid=$(lxc_tool dst lxc-info -p -H)
 	in_dst kill -USR1 "$pid"
-	wait_for 30 grep -q '^VERIFY' "$TICKS"
+	# a whole line: a reader may see a write in progress
+	wait_for 30 grep -qE '^VERIFY (PASS .* ms=[0-9]+|FAIL .*)$' "$TICKS"
 	grep '^VERIFY' "$TICKS" | tail -n1 | grep -q "^VERIFY PASS pages=$pages " ||
 		{ echo "memory check on dst: $(grep '^VERIFY' "$TICKS" | tail -n1)" >&2; return 1; }
 	note "lxc $1, $2 MiB: $(jq -c '{frozen_ms, total_ms, iterations, final_pages}' <<<"$output"), workload pause $(check_ticks "$TICKS") ms"

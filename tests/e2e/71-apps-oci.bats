@@ -17,6 +17,14 @@ load lib/fixtures
 load lib/ctnet
 load lib/apps
 
+# the daemon's policy: the bundle, the runtimes' state, the binds of /usr,
+# of the data dir and of the cgroup tree, the container's stdio file
+apps_policy() {
+	policy_allow "oci_root = $SCRATCH/bundle" "oci_root = /run/runc" "oci_root = /run/crun" \
+		"bind_root = /usr" "bind_root = $SCRATCH/data" "bind_root = /sys/fs/cgroup" \
+		"stdio_root = $SCRATCH"
+}
+
 setup() {
 	HOSTS_CGROUPNS=1
 	apps_setup || return 1

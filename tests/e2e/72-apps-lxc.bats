@@ -20,6 +20,12 @@ load lib/fixtures
 load lib/ctnet
 load lib/apps
 
+# the daemon's policy: the lxcpath and rootfs, the binds of /usr and the data dir
+apps_policy() {
+	policy_allow "lxc_root = $SCRATCH/lxcpath" "lxc_root = $SCRATCH/rootfs" \
+		"bind_root = /usr" "bind_root = $SCRATCH/data"
+}
+
 setup() {
 	apps_setup || return 1
 	CT=pha$$-$BATS_TEST_NUMBER

@@ -265,6 +265,11 @@ static int verify_prots(const uint8_t *mem)
 	size_t k = 0;
 	int ret = 0;
 
+	if (!nr_prots) { /* nothing protected: /proc need not be mounted */
+		if (f)
+			fclose(f);
+		return 0;
+	}
 	if (!f)
 		return log_line("VERIFY FAIL prot maps: %s", strerror(errno));
 	while (k < nr_prots && fgets(line, sizeof(line), f)) {

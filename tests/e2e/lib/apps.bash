@@ -52,6 +52,10 @@ apps_setup() {
 		d=$(dirname "$d")
 	done
 	APP_ROW_APP="" APP_FROZEN=- APP_STALL=- APP_BYTES=- APP_TOTAL=-
+	# a test file that needs more than the default policy defines apps_policy
+	if declare -F apps_policy >/dev/null; then
+		apps_policy || return 1
+	fi
 	serve_start
 }
 
