@@ -98,9 +98,14 @@ static int answer(struct migration *m, const Phaul__PageReq *rq)
 		return mig_fail(m, -EPROTO, "the destination asked pages of PID %d, not ours",
 				rq->pid);
 	got = procmem_read(pm, rq->vaddr, m->post->buf, (size_t)rq->nr_pages * PAGE);
-	if (got <= 0)
-		pr_err("cannot read %u pages of PID %d at 0x%llx: %s", rq->nr_pages, rq->pid,
-		       (unsigned long long)rq->vaddr, got < 0 ? strerror((int)-got) : "not mapped");
+	if (got <= 0) {
+		/* the destination then loses the workload: say all we know */
+		char why[640];
+		procmem_explain(pm->pid, rq->vaddr, why, sizeof(why));
+		pr_err("cannot read %u pages of PID %d at 0x%llx: %s (%s)", rq->nr_pages, rq->pid,
+		       (unsigned long long)rq->vaddr, got < 0 ? strerror((int)-got) : "not mapped",
+		       why);
+	}
 	m->post->pages += got > 0 ? (uint64_t)got / PAGE : 0;
 	return send_data(m, rq, got > 0 ? (uint32_t)(got / PAGE) : 0);
 }
