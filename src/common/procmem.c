@@ -208,6 +208,8 @@ static bool maps_line(const char *line, uint64_t *s, uint64_t *e, char *rest, si
 	for (line += off; *line && *line != '\n' && n + 1 < len; line++)
 		if (*line != ' ' || (n && rest[n - 1] != ' '))
 			rest[n++] = *line;
+	while (n && rest[n - 1] == ' ') /* no name: the inode ends it */
+		n--;
 	rest[n] = '\0';
 	*s = a;
 	*e = b;

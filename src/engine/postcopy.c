@@ -98,6 +98,9 @@ static int answer(struct migration *m, const Phaul__PageReq *rq)
 		return mig_fail(m, -EPROTO, "the destination asked pages of PID %d, not ours",
 				rq->pid);
 	got = procmem_read(pm, rq->vaddr, m->post->buf, (size_t)rq->nr_pages * PAGE);
+	/* plays a page the frozen tree cannot give once the workload runs there */
+	if (m->outcome == OUTCOME_COMMITTED && fault_point("src.pageread") < 0)
+		got = 0;
 	if (got <= 0) {
 		/* the destination then loses the workload: say all we know */
 		char why[640];

@@ -254,6 +254,9 @@ static void test_maps_where(void **state)
 	assert_int_equal(procmem_maps_where("", 0x1000, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "no mapping at all");
 	/* lines that are no mapping are skipped; a short buffer is cut */
+	assert_int_equal(procmem_maps_where("junk\n1000-2000 rw-p 0 0:0 0   \n", 0x1800, buf,
+					    sizeof(buf)), 1);
+	assert_string_equal(buf, "in 1000-2000 rw-p 0 0:0 0");
 	assert_int_equal(procmem_maps_where("junk\n1000-2000 rw-p 0 0:0 0\n", 0x1800, buf, 8), 1);
 	assert_string_equal(buf, "in 1000");
 }
