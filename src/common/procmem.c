@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/rangeset.h"
 #include "common/util.h"
 
 void procmem_init(struct procmem *pm, pid_t pid)
@@ -269,4 +270,18 @@ void procmem_explain(pid_t pid, uint64_t addr, char *buf, size_t len)
 		procmem_maps_where(maps, addr, where, sizeof(where));
 	snprintf(buf, len, "host PID %d, state %c, 0x%llx %s", (int)pid, state,
 		 (unsigned long long)addr, where);
+}
+
+int procmem_maps_ranges(const char *maps, struct rangeset *out)
+{
+	char rest[8];
+	uint64_t s, e;
+	int r = 0;
+
+	for (const char *l = maps, *nl; r == 0 && l && *l; l = nl ? nl + 1 : NULL) {
+		nl = strchr(l, '\n');
+		if (maps_line(l, &s, &e, rest, sizeof(rest)) && s < e)
+			r = rangeset_add(out, s, e);
+	}
+	return r;
 }

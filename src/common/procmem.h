@@ -73,4 +73,9 @@ int procmem_maps_where(const char *maps, uint64_t addr, char *buf, size_t len);
  */
 void procmem_explain(pid_t pid, uint64_t addr, char *buf, size_t len);
 
+struct rangeset;
+/* The address ranges of the mappings in @maps (a /proc/PID/maps text),
+ * added to @out; 0 or -ENOMEM. */
+int procmem_maps_ranges(const char *maps, struct rangeset *out);
+
 #endif

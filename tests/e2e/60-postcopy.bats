@@ -284,6 +284,22 @@ no_workload_anywhere() {
 	pid_alive_in dst "$DAEMON_PID"
 }
 
+# src.lazymapped: the frozen process's mappings read as none, so CRIU's
+# lazy runs lie outside them, which post-copy could not complete after the
+# commit. Found before the restore: rolled back, the workload runs on.
+@test "hybrid, failure: a lazy run in no mapping of the frozen process: rolled back before the commit, memory intact on src" {
+	require_fault src.lazymapped
+	serve_start
+	fx_start_mtouch "$SIZE_MIB" "$HOT_MIB" "$RATE_MIB"
+	migrate PHAUL_FAULT=src.lazymapped -- --mode hybrid --key "$KEY" --json "$PID"
+	[ "$status" -eq 1 ] || { echo "migrate exited $status, not 1: $stderr" >&2; false; }
+	[ "$(json .outcome)" = rolled-back ]
+	assert_failed_with "lazy pages at 0x[0-9a-f]+-0x[0-9a-f]+ are in no mapping of the frozen process"
+	assert_rolled_back "$LOG" "$PID"
+	fx_verify_mtouch src
+	check_ticks "$LOG"
+}
+
 # The connection itself breaks (not just a silent link): src.postcopy and
 # dst.postcopy shut the TCP connection down in the middle of post-copy
 # (after 64 page requests).  The source dials again, the daemon relays the

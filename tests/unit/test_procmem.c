@@ -22,6 +22,7 @@
 
 #include "common/log.h"
 #include "common/procmem.h"
+#include "common/rangeset.h"
 
 #define P 4096u
 #define NPAGES 8
@@ -261,6 +262,27 @@ static void test_maps_where(void **state)
 	assert_string_equal(buf, "in 1000");
 }
 
+/* A maps text as ranges: adjacent mappings merge, a gap stays one. */
+static void test_maps_ranges(void **state)
+{
+	const char *maps = "1000-2000 rw-p 00000000 00:00 0\n"
+			   "2000-3000 r--p 00000000 00:00 0 [heap]\n"
+			   "not a mapping\n"
+			   "5000-6000 rw-p 00000000 00:00 0";
+	struct rangeset rs = { 0 };
+
+	(void)state;
+	assert_int_equal(procmem_maps_ranges(maps, &rs), 0);
+	assert_int_equal(rs.nr, 2);
+	assert_true(rangeset_covers(&rs, 0x1000, 0x3000)); /* a run across two mappings */
+	assert_false(rangeset_covers(&rs, 0x2000, 0x4000)); /* into the gap */
+	assert_false(rangeset_covers(&rs, 0x0, 0x1000));
+	assert_true(rangeset_covers(&rs, 0x5000, 0x6000)); /* the last line, no newline */
+	rangeset_free(&rs);
+	assert_int_equal(procmem_maps_ranges("", &rs), 0);
+	assert_int_equal(rs.nr, 0);
+}
+
 /* The explanation names the host PID, its state and the mapping. */
 static void test_explain(void **state)
 {
@@ -301,6 +323,7 @@ int main(void)
 		T(test_can_force),
 		T(test_find_unreadable),
 		cmocka_unit_test(test_maps_where),
+		cmocka_unit_test(test_maps_ranges),
 		T(test_explain),
 	};
 #undef T
