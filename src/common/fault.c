@@ -15,7 +15,8 @@ static const char *const fault_points[] = {
 	/* source side, in the order a migration reaches them */
 	"src.connect", "src.preflight", "src.memforce", "src.round", "src.dump", "src.transfer",
 	"src.stop", "src.restart",
-	"src.restore", "src.commit", "src.committed", "src.postcopy", "src.cleanup",
+	"src.restore", "src.commit", "src.committed", "src.postcopy", "src.pageread",
+	"src.lazymapped", "src.cleanup",
 	/* destination side */
 	"dst.handshake", "dst.preflight", "dst.round", "dst.transfer",
 	"dst.restore", "dst.restored", "dst.commit", "dst.postcopy", "dst.cleanup", "dst.restart",

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/rangeset.h"
 #include "common/util.h"
 
 void procmem_init(struct procmem *pm, pid_t pid)
@@ -192,5 +193,95 @@ int procmem_find_unreadable(pid_t pid, uint64_t *start, uint64_t *end)
 			r = 1;
 	}
 	fclose(f);
+	return r;
+}
+
+/* One maps line: its range, and the rest (perms, offset, dev, inode, name)
+ * with the spaces squeezed, into @rest. */
+static bool maps_line(const char *line, uint64_t *s, uint64_t *e, char *rest, size_t len)
+{
+	unsigned long long a, b;
+	size_t n = 0;
+	int off = 0;
+
+	if (sscanf(line, "%llx-%llx %n", &a, &b, &off) < 2 || !off)
+		return false;
+	for (line += off; *line && *line != '\n' && n + 1 < len; line++)
+		if (*line != ' ' || (n && rest[n - 1] != ' '))
+			rest[n++] = *line;
+	while (n && rest[n - 1] == ' ') /* no name: the inode ends it */
+		n--;
+	rest[n] = '\0';
+	*s = a;
+	*e = b;
+	return true;
+}
+
+int procmem_maps_where(const char *maps, uint64_t addr, char *buf, size_t len)
+{
+	char rest[160], below[200] = "", above[200] = "";
+	uint64_t s, e;
+
+	for (const char *l = maps, *nl; l && *l; l = nl ? nl + 1 : NULL) {
+		nl = strchr(l, '\n');
+		if (!maps_line(l, &s, &e, rest, sizeof(rest)))
+			continue;
+		if (addr >= s && addr < e) {
+			snprintf(buf, len, "in %llx-%llx %s", (unsigned long long)s,
+				 (unsigned long long)e, rest);
+			return 1;
+		}
+		if (e <= addr)
+			snprintf(below, sizeof(below), "%llx-%llx %s", (unsigned long long)s,
+				 (unsigned long long)e, rest);
+		else if (!above[0])
+			snprintf(above, sizeof(above), "%llx-%llx %s", (unsigned long long)s,
+				 (unsigned long long)e, rest);
+	}
+	if (below[0] && above[0])
+		snprintf(buf, len, "unmapped, between %s and %s", below, above);
+	else if (below[0] || above[0])
+		snprintf(buf, len, "unmapped, %s %s", below[0] ? "above" : "below",
+			 below[0] ? below : above);
+	else
+		snprintf(buf, len, "no mapping at all");
+	return 0;
+}
+
+void procmem_explain(pid_t pid, uint64_t addr, char *buf, size_t len)
+{
+	_cleanup_free_ char *stat = NULL, *maps = NULL;
+	char path[48], where[480];
+	const char *paren;
+	char state = '?';
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (read_file(path, 4096, &stat, NULL) < 0) {
+		snprintf(buf, len, "host PID %d is gone", (int)pid);
+		return;
+	}
+	/* the state follows the command, which may hold ") " itself */
+	if ((paren = strrchr(stat, ')')) && paren[1] == ' ')
+		state = paren[2];
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	if (read_file(path, 1 << 22, &maps, NULL) < 0)
+		snprintf(where, sizeof(where), "its maps unreadable");
+	else
+		procmem_maps_where(maps, addr, where, sizeof(where));
+	snprintf(buf, len, "host PID %d, state %c, 0x%llx %s", (int)pid, state,
+		 (unsigned long long)addr, where);
+}
+
+int procmem_maps_ranges(const char *maps, struct rangeset *out)
+{
+	char rest[8];
+	uint64_t s, e;
+	int r = 0;
+
+	for (const char *l = maps, *nl; r == 0 && l && *l; l = nl ? nl + 1 : NULL) {
+		nl = strchr(l, '\n');
+		if (maps_line(l, &s, &e, rest, sizeof(rest)) && s < e)
+			r = rangeset_add(out, s, e);
+	}
 	return r;
 }

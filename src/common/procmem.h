@@ -59,4 +59,23 @@ bool procmem_can_force(void);
  */
 int procmem_find_unreadable(pid_t pid, uint64_t *start, uint64_t *end);
 
+/*
+ * Where @addr lies in @maps (the text of a /proc/PID/maps): "in A-B perms
+ * name" for the mapping holding it, else "unmapped, between A-B ... and
+ * C-D ..." (or "below"/"above" the only neighbour, or "no mapping at
+ * all"), into @buf. Returns 1 if a mapping holds it, 0 if none does.
+ */
+int procmem_maps_where(const char *maps, uint64_t addr, char *buf, size_t len);
+/*
+ * Why [addr, ...) of @pid could not be read, for a log line: whether the
+ * process is still there (and its state: a zombie has no memory left),
+ * and procmem_maps_where() on its maps now.
+ */
+void procmem_explain(pid_t pid, uint64_t addr, char *buf, size_t len);
+
+struct rangeset;
+/* The address ranges of the mappings in @maps (a /proc/PID/maps text),
+ * added to @out; 0 or -ENOMEM. */
+int procmem_maps_ranges(const char *maps, struct rangeset *out);
+
 #endif

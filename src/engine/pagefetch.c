@@ -205,8 +205,8 @@ static int check_answer(const struct fetch *f, const Phaul__PageData *pd)
 		return -EPROTO;
 	}
 	if (pd->nr_pages == 0) {
-		pr_err("the source cannot read PID %d's pages at 0x%llx", pd->pid,
-		       (unsigned long long)pd->vaddr);
+		pr_err("the source sent none of PID %d's pages at 0x%llx: it could not read them "
+		       "(its log says why)", pd->pid, (unsigned long long)pd->vaddr);
 		return -EFAULT;
 	}
 	return 0;

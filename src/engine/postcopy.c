@@ -2,6 +2,7 @@
 #define LOG_PREFIX "postcopy: "
 #include "engine/postcopy.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,8 +11,10 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/procmem.h"
+#include "common/rangeset.h"
 #include "common/reaper.h"
 #include "common/util.h"
+#include "criu/pagemap.h"
 #include "engine/session.h"
 #include "engine/source.h"
 #include "proto/wire.h"
@@ -62,6 +65,55 @@ static int list_tree(struct migration *m, struct postcopy *pc)
 	return r;
 }
 
+/*
+ * Every lazy run of @ipid's pagemap image must lie in a mapping of the
+ * frozen process @host: post-copy reads it there, after the commit, when
+ * a page it cannot give loses the workload. Found now, before the
+ * restore, the migration rolls back instead and the tree runs on here.
+ */
+static int check_lazy_mapped(struct migration *m, pid_t host, int32_t ipid)
+{
+	_cleanup_free_ char *maps = NULL;
+	struct rangeset vmas = { 0 }, hole = { 0 };
+	struct pagemap pm = { 0 };
+	char name[48], path[48], why[640];
+	int r;
+
+	snprintf(name, sizeof(name), "pagemap-%d.img", (int)ipid);
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)host);
+	r = pagemap_read(m->imgfd, name, &pm);
+	if (r == -ENOENT)
+		return 0; /* no memory dumped (CRIU saw it go) */
+	if (r == 0)
+		r = read_file(path, 1 << 24, &maps, NULL);
+	/* plays a lazy run the frozen process has no mapping for */
+	if (r == 0 && fault_point("src.lazymapped") < 0)
+		maps[0] = '\0';
+	if (r == 0)
+		r = procmem_maps_ranges(maps, &vmas);
+	for (size_t i = 0; r == 0 && i < pm.nr; i++) {
+		const struct pm_entry *e = &pm.e[i];
+		uint64_t end = e->vaddr + (uint64_t)e->nr_pages * PAGE;
+		if (!(e->flags & PE_LAZY) || (e->flags & PE_PRESENT) ||
+		    rangeset_covers(&vmas, e->vaddr, end))
+			continue;
+		r = rangeset_missing(&vmas, e->vaddr, end, &hole);
+		if (r < 0)
+			break;
+		procmem_explain(host, hole.r[0].start, why, sizeof(why));
+		r = mig_fail(m, -EFAULT, "PID %d's lazy pages at 0x%llx-0x%llx are in no mapping of "
+			     "the frozen process (%s): post-copy could not complete it",
+			     (int)ipid, (unsigned long long)hole.r[0].start,
+			     (unsigned long long)hole.r[0].end, why);
+	}
+	pagemap_free(&pm);
+	rangeset_free(&vmas);
+	rangeset_free(&hole);
+	if (r < 0 && !m->error[0])
+		mig_fail(m, r, "checking PID %d's lazy pages: %s", (int)ipid, strerror(-r));
+	return r;
+}
+
 static int send_data(struct migration *m, const Phaul__PageReq *rq, uint32_t nr)
 {
 	Phaul__PageData pd = PHAUL__PAGE_DATA__INIT;
@@ -98,9 +150,17 @@ static int answer(struct migration *m, const Phaul__PageReq *rq)
 		return mig_fail(m, -EPROTO, "the destination asked pages of PID %d, not ours",
 				rq->pid);
 	got = procmem_read(pm, rq->vaddr, m->post->buf, (size_t)rq->nr_pages * PAGE);
-	if (got <= 0)
-		pr_err("cannot read %u pages of PID %d at 0x%llx: %s", rq->nr_pages, rq->pid,
-		       (unsigned long long)rq->vaddr, got < 0 ? strerror((int)-got) : "not mapped");
+	/* plays a page the frozen tree cannot give once the workload runs there */
+	if (m->outcome == OUTCOME_COMMITTED && fault_point("src.pageread") < 0)
+		got = 0;
+	if (got <= 0) {
+		/* the destination then loses the workload: say all we know */
+		char why[640];
+		procmem_explain(pm->pid, rq->vaddr, why, sizeof(why));
+		pr_err("cannot read %u pages of PID %d at 0x%llx: %s (%s)", rq->nr_pages, rq->pid,
+		       (unsigned long long)rq->vaddr, got < 0 ? strerror((int)-got) : "not mapped",
+		       why);
+	}
 	m->post->pages += got > 0 ? (uint64_t)got / PAGE : 0;
 	return send_data(m, rq, got > 0 ? (uint32_t)(got / PAGE) : 0);
 }
@@ -113,12 +173,16 @@ int postcopy_begin(struct migration *m)
 	if (!pc)
 		return mig_fail(m, -ENOMEM, "no memory for post-copy");
 	r = list_tree(m, pc);
+	if (r < 0)
+		mig_fail(m, r, "cannot list the frozen tree: %s", strerror(-r));
+	for (size_t i = 0; r == 0 && i < pc->nr; i++)
+		r = check_lazy_mapped(m, pc->host[i], pc->img[i]);
 	if (r < 0) {
 		free(pc->host);
 		free(pc->img);
 		free(pc->mem);
 		free(pc);
-		return mig_fail(m, r, "cannot list the frozen tree: %s", strerror(-r));
+		return r;
 	}
 	pc->reaper = (struct reaper)REAPER_INIT;
 	m->post = pc;

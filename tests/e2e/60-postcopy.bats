@@ -265,6 +265,41 @@ no_workload_anywhere() {
 	pid_alive_in dst "$DAEMON_PID"
 }
 
+# src.pageread: once committed, the source's reads of the frozen tree give
+# nothing (as a page the tree no longer has would). Nothing can complete
+# the memory: lost, exit 4, and both logs say which page of which process
+# (its host PID, state and mapping on the source) was missing.
+@test "lazy, failure: the source cannot read a page after the commit: exit 4, lost, the logs name the page and the process" {
+	require_fault src.pageread
+	serve_start
+	fx_start_mtouch "$SIZE_MIB" "$HOT_MIB" "$RATE_MIB"
+	migrate PHAUL_FAULT=src.pageread -- -v --mode lazy --bandwidth 200 --key "$KEY" --json "$PID"
+	[ "$status" -eq 4 ] || { echo "migrate exited $status, not 4 (lost): $stderr" >&2; false; }
+	[ "$(json .outcome)" = lost ]
+	grep -Eq "cannot read [0-9]+ pages of PID $PID at 0x[0-9a-f]+: not mapped \(host PID $PID, state ., 0x[0-9a-f]+ in [0-9a-f]+-[0-9a-f]+ " <<<"$stderr" ||
+		{ echo "the source does not say which page of which process it could not read: $stderr" >&2; false; }
+	grep -q "the source sent none of PID $PID's pages at 0x" "$SERVE_LOG" ||
+		{ echo "the daemon does not say which page was missing:" >&2; tail -20 "$SERVE_LOG" >&2; false; }
+	no_workload_anywhere
+	pid_alive_in dst "$DAEMON_PID"
+}
+
+# src.lazymapped: the frozen process's mappings read as none, so CRIU's
+# lazy runs lie outside them, which post-copy could not complete after the
+# commit. Found before the restore: rolled back, the workload runs on.
+@test "hybrid, failure: a lazy run in no mapping of the frozen process: rolled back before the commit, memory intact on src" {
+	require_fault src.lazymapped
+	serve_start
+	fx_start_mtouch "$SIZE_MIB" "$HOT_MIB" "$RATE_MIB"
+	migrate PHAUL_FAULT=src.lazymapped -- --mode hybrid --key "$KEY" --json "$PID"
+	[ "$status" -eq 1 ] || { echo "migrate exited $status, not 1: $stderr" >&2; false; }
+	[ "$(json .outcome)" = rolled-back ]
+	assert_failed_with "lazy pages at 0x[0-9a-f]+-0x[0-9a-f]+ are in no mapping of the frozen process"
+	assert_rolled_back "$LOG" "$PID"
+	fx_verify_mtouch src
+	check_ticks "$LOG"
+}
+
 # The connection itself breaks (not just a silent link): src.postcopy and
 # dst.postcopy shut the TCP connection down in the middle of post-copy
 # (after 64 page requests).  The source dials again, the daemon relays the

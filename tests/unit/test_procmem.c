@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -21,6 +22,7 @@
 
 #include "common/log.h"
 #include "common/procmem.h"
+#include "common/rangeset.h"
 
 #define P 4096u
 #define NPAGES 8
@@ -72,8 +74,10 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	kill(f->child, SIGKILL);
-	waitpid(f->child, NULL, 0);
+	if (f->child > 0) {
+		kill(f->child, SIGKILL);
+		waitpid(f->child, NULL, 0);
+	}
 	munmap(f->mem, NPAGES * P);
 	free(f);
 	return 0;
@@ -224,6 +228,89 @@ static void test_find_unreadable(void **state)
 	assert_int_equal(procmem_find_unreadable(f->child + 4000000, &start, &end), -ESRCH);
 }
 
+/* A maps text: the mapping holding an address, else its neighbours. */
+static void test_maps_where(void **state)
+{
+	const char *maps =
+		"00400000-00401000 r--p 00000000 fe:00 10977295                           /usr/bin/busybox\n"
+		"7ffd33390000-7ffd333b1000 rw-p 00000000 00:00 0                          [stack]\n"
+		"ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]\n";
+	char buf[512];
+
+	(void)state;
+	assert_int_equal(procmem_maps_where(maps, 0x7ffd333ae000, buf, sizeof(buf)), 1);
+	assert_string_equal(buf, "in 7ffd33390000-7ffd333b1000 rw-p 00000000 00:00 0 [stack]");
+	/* the page just below the stack: a guard gap */
+	assert_int_equal(procmem_maps_where(maps, 0x7ffd3338f000, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "unmapped, between 400000-401000 r--p 00000000 fe:00 10977295 "
+				 "/usr/bin/busybox and 7ffd33390000-7ffd333b1000 rw-p 00000000 "
+				 "00:00 0 [stack]");
+	assert_int_equal(procmem_maps_where(maps, 0x1000, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "unmapped, below 400000-401000 r--p 00000000 fe:00 10977295 "
+				 "/usr/bin/busybox");
+	assert_int_equal(procmem_maps_where(strstr(maps, "ffffffffff600000"), 0xfffffffffffff000,
+					    buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "unmapped, above ffffffffff600000-ffffffffff601000 --xp "
+				 "00000000 00:00 0 [vsyscall]");
+	assert_int_equal(procmem_maps_where("", 0x1000, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "no mapping at all");
+	/* lines that are no mapping are skipped; a short buffer is cut */
+	assert_int_equal(procmem_maps_where("junk\n1000-2000 rw-p 0 0:0 0   \n", 0x1800, buf,
+					    sizeof(buf)), 1);
+	assert_string_equal(buf, "in 1000-2000 rw-p 0 0:0 0");
+	assert_int_equal(procmem_maps_where("junk\n1000-2000 rw-p 0 0:0 0\n", 0x1800, buf, 8), 1);
+	assert_string_equal(buf, "in 1000");
+}
+
+/* A maps text as ranges: adjacent mappings merge, a gap stays one. */
+static void test_maps_ranges(void **state)
+{
+	const char *maps = "1000-2000 rw-p 00000000 00:00 0\n"
+			   "2000-3000 r--p 00000000 00:00 0 [heap]\n"
+			   "not a mapping\n"
+			   "5000-6000 rw-p 00000000 00:00 0";
+	struct rangeset rs = { 0 };
+
+	(void)state;
+	assert_int_equal(procmem_maps_ranges(maps, &rs), 0);
+	assert_int_equal(rs.nr, 2);
+	assert_true(rangeset_covers(&rs, 0x1000, 0x3000)); /* a run across two mappings */
+	assert_false(rangeset_covers(&rs, 0x2000, 0x4000)); /* into the gap */
+	assert_false(rangeset_covers(&rs, 0x0, 0x1000));
+	assert_true(rangeset_covers(&rs, 0x5000, 0x6000)); /* the last line, no newline */
+	rangeset_free(&rs);
+	assert_int_equal(procmem_maps_ranges("", &rs), 0);
+	assert_int_equal(rs.nr, 0);
+}
+
+/* The explanation names the host PID, its state and the mapping. */
+static void test_explain(void **state)
+{
+	struct fixture *f = *state;
+	char buf[640], want[64];
+	int st;
+
+	procmem_explain(f->child, (uintptr_t)f->mem, buf, sizeof(buf));
+	/* S in its pause(), or R on its way there */
+	snprintf(want, sizeof(want), "host PID %d, state ", (int)f->child);
+	assert_memory_equal(buf, want, strlen(want));
+	snprintf(want, sizeof(want), ", 0x%llx in ", (unsigned long long)(uintptr_t)f->mem);
+	assert_non_null(strstr(buf, want));
+	procmem_explain(f->child, (uintptr_t)f->mem + 7 * P, buf, sizeof(buf));
+	assert_non_null(strstr(buf, " unmapped, between "));
+	/* a zombie has no mappings left */
+	kill(f->child, SIGKILL);
+	assert_int_equal(waitid(P_PID, f->child, NULL, WEXITED | WNOWAIT), 0);
+	procmem_explain(f->child, (uintptr_t)f->mem, buf, sizeof(buf));
+	snprintf(want, sizeof(want), "host PID %d, state Z, ", (int)f->child);
+	assert_memory_equal(buf, want, strlen(want));
+	assert_int_equal(waitpid(f->child, &st, 0), f->child);
+	procmem_explain(f->child, (uintptr_t)f->mem, buf, sizeof(buf));
+	snprintf(want, sizeof(want), "host PID %d is gone", (int)f->child);
+	assert_string_equal(buf, want);
+	f->child = 0;
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -235,6 +322,9 @@ int main(void)
 		T(test_gone),
 		T(test_can_force),
 		T(test_find_unreadable),
+		cmocka_unit_test(test_maps_where),
+		cmocka_unit_test(test_maps_ranges),
+		T(test_explain),
 	};
 #undef T
 
