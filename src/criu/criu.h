@@ -102,6 +102,14 @@ int criu_lazy_pages_go(struct criu_lazy *l);
 void criu_lazy_pages_cancel(struct criu_lazy *l);
 
 const char *criu_binary(void);
+/*
+ * CRIU locks TCP connections (--tcp-established) with iptables unless told
+ * otherwise: on a host without iptables-restore and ip6tables-restore in
+ * PATH, which it runs, that fails ("exited, status=127"). There this asks
+ * for nftables instead (CRIU built with libnftables, as scripts/setup
+ * builds it); a method set already is kept.
+ */
+void criu_pick_network_lock(CriuOpts *o);
 /* Human text for a failed response: CRIU's cr_errmsg or errno. */
 void criu_resp_error(const CriuResp *resp, char *buf, size_t len);
 /*

@@ -292,6 +292,8 @@ static void fill_dump_opts(struct migration *m, CriuOpts *o)
 	o->shell_job = m->shell_job;
 	o->has_tcp_established = true;
 	o->tcp_established = mo->tcp_established;
+	if (mo->tcp_established)
+		criu_pick_network_lock(o);
 	o->has_ext_unix_sk = true;
 	o->ext_unix_sk = mo->ext_unix_sk;
 	o->has_file_locks = true;

@@ -143,6 +143,7 @@ static void fill_restore_opts(struct target *t, Phaul__Restore *rq, CriuOpts *o)
 	o->shell_job = rq->has_shell_job && rq->shell_job;
 	o->has_tcp_established = true;
 	o->tcp_established = true;
+	criu_pick_network_lock(o);
 	o->has_ext_unix_sk = true;
 	o->ext_unix_sk = true;
 	o->has_file_locks = true;
