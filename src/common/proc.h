@@ -35,6 +35,14 @@ int proc_start_time(pid_t pid, uint64_t *ret);
 /* Field 22 of a /proc/PID/stat line (after the last ')'). */
 int proc_stat_start_time(const char *stat, uint64_t *ret);
 
+/*
+ * Whether the text of a /proc/PID/fdinfo/FD file shows a lock that
+ * another process opening the file again would conflict with: a POSIX,
+ * OFD or flock lock, or a write lease (any open breaks it); not a read
+ * lease (opens for reading leave it).
+ */
+bool fdinfo_lock_conflicts(const char *fdinfo);
+
 /* @pid's number in its own (innermost) PID namespace: NSpid's last field. */
 int proc_nspid(pid_t pid, pid_t *ret);
 /* The task of @root's tree whose innermost PID is @nspid; -1 if none. */
