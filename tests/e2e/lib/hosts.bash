@@ -283,6 +283,7 @@ hosts_setup() {
 	mkdir -p "$SCRATCH"
 	: >"$SCRATCH/.started"
 	HOSTS_NS=""
+	HOSTS_TEARDOWN_TICKS=""
 	HOSTS_CGROUPS=""
 	HOSTS_JOBS_BEFORE=$(jobs -p | tr '\n' ' ')
 	HOSTS_UP=1
@@ -346,19 +347,40 @@ hosts_diagnostics() {
 
 # PIDs (on the machine) of processes in one of the hosts' namespaces, or
 # whose cwd/root is inside the test's tmp dir, or that hold an fd there.
+# A namespace's inode number is free again once the namespace is gone,
+# and the next namespace anyone makes (another test run on the machine)
+# may get it: a process in a namespace of that number counts only if it
+# started before the teardown did ($HOSTS_TEARDOWN_TICKS), i.e. while our
+# namespace was still alive and the number still ours.
 _hosts_leftovers() {
-	local ns args=()
+	local ns args=() p
 	for ns in $HOSTS_NS; do
 		# net:[4026532345]: the brackets are find's glob, not text
 		ns=${ns//[/\\[}
 		args+=(-o -lname "${ns//]/\\]}")
 	done
 	{
-		find /proc/[0-9]*/ns -mindepth 1 -maxdepth 1 \( -false "${args[@]}" \) 2>/dev/null
+		for p in $(find /proc/[0-9]*/ns -mindepth 1 -maxdepth 1 \( -false "${args[@]}" \) \
+			2>/dev/null | cut -d/ -f3 | sort -un); do
+			_hosts_started_before "$p" "${HOSTS_TEARDOWN_TICKS:-}" && echo "/proc/$p"
+		done
 		find /proc/[0-9]*/cwd /proc/[0-9]*/root -maxdepth 0 \
 			\( -lname "$BATS_TEST_TMPDIR" -o -lname "$BATS_TEST_TMPDIR/*" \) 2>/dev/null
 		find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 -lname "$BATS_TEST_TMPDIR/*" 2>/dev/null
 	} | cut -d/ -f3 | sort -un | grep -vx -e "$$" -e "$BASHPID" || true
+}
+
+# Clock ticks since boot, as /proc/PID/stat's start time counts them.
+_hosts_ticks() {
+	awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", $1 * hz }' /proc/uptime
+}
+
+# _hosts_started_before PID TICKS: PID started before TICKS (true if no TICKS).
+_hosts_started_before() {
+	local st
+	[ -n "$2" ] || return 0
+	st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $20 }') || return 1
+	[ -n "$st" ] && [ "$st" -lt "$2" ]
 }
 
 # A process of the machine that exists and is not a zombie.
@@ -413,6 +435,7 @@ hosts_own_jobs() {
 hosts_teardown() {
 	[ -n "${HOSTS_UP:-}" ] || return 0
 	local failed=0 left i p j
+	HOSTS_TEARDOWN_TICKS=$(_hosts_ticks)
 	if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -n "${SCRATCH:-}" ]; then
 		hosts_diagnostics
 	fi
