@@ -41,6 +41,10 @@ static void migrate_usage(FILE *f)
 		"  --tcp-established      migrate established TCP connections\n"
 		"  --ext-unix-sk          allow unix sockets connected outside the tree\n"
 		"  --file-locks           migrate file locks\n"
+		"  --link-remap           files the tree holds open but deleted: link them\n"
+		"                         again for the restore (storage both hosts see)\n"
+		"  --ghost-limit MIB      carry deleted files the tree holds open, up to MIB\n"
+		"                         MiB each, in the images (default 1)\n"
 		"  --bandwidth MBIT       cap phaul's sending rate\n"
 		"  --recover-timeout SEC  how long to ask for an outcome left in doubt, and how\n"
 		"                         long post-copy waits for a silent link (default 60)\n"
@@ -79,6 +83,8 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		{ "tcp-established", no_argument, NULL, 'T' },
 		{ "ext-unix-sk", no_argument, NULL, 'U' },
 		{ "file-locks", no_argument, NULL, 'L' },
+		{ "link-remap", no_argument, NULL, 'K' },
+		{ "ghost-limit", required_argument, NULL, 'G' },
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "recover-timeout", required_argument, NULL, 'r' },
 		{ "downtime-ms", required_argument, NULL, 'D' },
@@ -105,6 +111,12 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		case 'T': o->tcp_established = true; break;
 		case 'U': o->ext_unix_sk = true; break;
 		case 'L': o->file_locks = true; break;
+		case 'K': o->link_remap = true; break;
+		case 'G':
+			if (parse_u64(optarg, 1, 4095, &v) < 0)
+				return -EINVAL;
+			o->ghost_limit_mib = v;
+			break;
 		case 'b':
 			if (parse_u64(optarg, 1, 1000000, &v) < 0)
 				return -EINVAL;

@@ -298,6 +298,10 @@ static void fill_dump_opts(struct migration *m, CriuOpts *o)
 	o->ext_unix_sk = mo->ext_unix_sk;
 	o->has_file_locks = true;
 	o->file_locks = mo->file_locks;
+	o->has_link_remap = mo->link_remap;
+	o->link_remap = mo->link_remap;
+	o->has_ghost_limit = mo->ghost_limit_mib > 0;
+	o->ghost_limit = mo->ghost_limit_mib << 20;
 	o->has_leave_running = true;
 	o->leave_running = false;
 }
