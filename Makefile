@@ -5,6 +5,8 @@
 #   make check      install what is missing, build, run every test
 #   make asan-e2e   end-to-end tests with phaul under ASan+UBSan
 #   make bench      benchmarks (prints a table, writes docs/BENCHMARKS.md)
+#   make compat     CRIU's zdtm tests moved by CRIU alone and by phaul in
+#                   each mode (writes docs/COMPAT.md)
 #   make install    install to $(DESTDIR)$(PREFIX), the systemd unit to $(UNITDIR)
 
 PREFIX ?= /usr/local
@@ -154,6 +156,10 @@ bench: setup
 	$(MAKE) all workloads
 	bash scripts/bench
 
+compat: setup
+	$(MAKE) all workloads
+	bash tests/compat/all
+
 install: all
 	install -D -m 755 $(BUILD)/phaul $(DESTDIR)$(PREFIX)/bin/phaul
 	@mkdir -p $(DESTDIR)$(UNITDIR)
@@ -164,8 +170,8 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all setup units workloads unit e2e check demo bench install clean fuzz fuzz-build asan-unit \
-	asan-e2e
+.PHONY: all setup units workloads unit e2e check demo bench compat install clean fuzz fuzz-build \
+	asan-unit asan-e2e
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
