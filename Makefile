@@ -6,6 +6,8 @@
 #   make asan-e2e   end-to-end tests with phaul under ASan+UBSan
 #   make bench      benchmarks (prints a table, writes docs/BENCHMARKS.md)
 #   make apps       real applications in every mode (writes docs/APPS.md)
+#   make compat     CRIU's zdtm tests moved by CRIU alone and by phaul in
+#                   each mode (writes docs/COMPAT.md)
 #   make install    install to $(DESTDIR)$(PREFIX), the systemd unit to $(UNITDIR)
 #                   (a release build, FAULTS=0: no fault injection)
 
@@ -182,6 +184,10 @@ release-unit:
 apps: all workloads
 	bash scripts/apps
 
+compat: setup
+	$(MAKE) all workloads
+	bash tests/compat/all
+
 install: release
 	install -D -m 755 $(RELEASE_BUILD)/phaul $(DESTDIR)$(PREFIX)/bin/phaul
 	@mkdir -p $(DESTDIR)$(UNITDIR)
@@ -192,8 +198,8 @@ install: release
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all setup units workloads unit e2e check demo bench apps install release release-unit \
-	clean fuzz fuzz-build \
+.PHONY: all setup units workloads unit e2e check demo bench apps compat install release \
+	release-unit clean fuzz fuzz-build \
 	asan-unit asan-e2e
 .SECONDARY:
 

@@ -45,6 +45,10 @@ static void migrate_usage(FILE *f)
 		"                         destination (their peers reconnect there)\n"
 		"  --ext-unix-sk          allow unix sockets connected outside the tree\n"
 		"  --file-locks           migrate file locks\n"
+		"  --link-remap           files the tree holds open but deleted: link them\n"
+		"                         again for the restore (storage both hosts see)\n"
+		"  --ghost-limit MIB      carry deleted files the tree holds open, up to MIB\n"
+		"                         MiB each, in the images (default 1)\n"
 		"  --bandwidth MBIT       cap phaul's sending rate\n"
 		"  --recover-timeout SEC  how long to ask for an outcome left in doubt, and how\n"
 		"                         long post-copy waits for a silent link (default 60)\n"
@@ -86,6 +90,8 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		{ "tcp-close", no_argument, NULL, 'K' },
 		{ "ext-unix-sk", no_argument, NULL, 'U' },
 		{ "file-locks", no_argument, NULL, 'L' },
+		{ "link-remap", no_argument, NULL, 'N' },
+		{ "ghost-limit", required_argument, NULL, 'G' },
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "recover-timeout", required_argument, NULL, 'r' },
 		{ "downtime-ms", required_argument, NULL, 'D' },
@@ -113,6 +119,12 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		case 'K': o->tcp_close = true; break;
 		case 'U': o->ext_unix_sk = true; break;
 		case 'L': o->file_locks = true; break;
+		case 'N': o->link_remap = true; break;
+		case 'G':
+			if (parse_u64(optarg, 1, 4095, &v) < 0)
+				return -EINVAL;
+			o->ghost_limit_mib = v;
+			break;
 		case 'b':
 			if (parse_u64(optarg, 1, 1000000, &v) < 0)
 				return -EINVAL;

@@ -331,3 +331,20 @@ pid_t proc_ns_to_host(pid_t root, pid_t nspid)
 			return pids[i];
 	return -1;
 }
+
+bool fdinfo_lock_conflicts(const char *fdinfo)
+{
+	for (const char *l = fdinfo; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+		char kind[16], state[16], type[16];
+
+		if (strncmp(l, "lock:", 5))
+			continue;
+		/* "lock:\t1: POSIX  ADVISORY  WRITE 42 08:01:1234 0 EOF",
+		 * "lock:\t1: LEASE  ACTIVE    READ ..." */
+		if (sscanf(l + 5, " %*d: %15s %15s %15s", kind, state, type) != 3)
+			return true;	/* unknown: take it as a lock */
+		if (strcmp(kind, "LEASE") || strcmp(type, "READ"))
+			return true;
+	}
+	return false;
+}

@@ -47,6 +47,13 @@ int proc_maps_sysv(const char *maps, unsigned long *key);
  * 1 and its key in @key, 0 if not, negative errno if /proc said nothing.
  */
 int proc_host_sysv_shm(pid_t pid, unsigned long *key);
+/*
+ * Whether the text of a /proc/PID/fdinfo/FD file shows a lock that
+ * another process opening the file again would conflict with: a POSIX,
+ * OFD or flock lock, or a write lease (any open breaks it); not a read
+ * lease (opens for reading leave it).
+ */
+bool fdinfo_lock_conflicts(const char *fdinfo);
 
 /* @pid's number in its own (innermost) PID namespace: NSpid's last field. */
 int proc_nspid(pid_t pid, pid_t *ret);

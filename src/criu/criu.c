@@ -40,6 +40,35 @@ const char *criu_binary(void)
 	return "criu";
 }
 
+/* An executable @name in one of $PATH's directories (CRIU's, inherited). */
+static bool in_path(const char *name)
+{
+	const char *path = getenv("PATH");
+	char file[PATH_MAX];
+
+	if (!path || !*path)
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	while (*path) {
+		size_t n = strcspn(path, ":");
+
+		if (n > 0 && n < sizeof(file) - strlen(name) - 2) {
+			snprintf(file, sizeof(file), "%.*s/%s", (int)n, path, name);
+			if (access(file, X_OK) == 0)
+				return true;
+		}
+		path += n + (path[n] == ':');
+	}
+	return false;
+}
+
+void criu_pick_network_lock(CriuOpts *o)
+{
+	if (o->has_network_lock || (in_path("iptables-restore") && in_path("ip6tables-restore")))
+		return;
+	o->has_network_lock = true;
+	o->network_lock = CRIU_NETWORK_LOCK_METHOD__NFTABLES;
+}
+
 /* environ plus the @nr strings of @extra (NULL ones skipped), for a
  * CRIU; built before fork */
 static char **env_with(char *const *extra, size_t nr)

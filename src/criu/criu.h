@@ -112,6 +112,14 @@ void criu_lazy_pages_cancel(struct criu_lazy *l);
 
 const char *criu_binary(void);
 /*
+ * CRIU locks TCP connections (--tcp-established) with iptables unless told
+ * otherwise: on a host without iptables-restore and ip6tables-restore in
+ * PATH, which it runs, that fails ("exited, status=127"). There this asks
+ * for nftables instead (CRIU built with libnftables, as scripts/setup
+ * builds it); a method set already is kept.
+ */
+void criu_pick_network_lock(CriuOpts *o);
+/*
  * Why CRIU failed, from its log at @path (its last CRIU_LOG_SCAN_MAX
  * bytes): the first error line before "Dumping/Restoring FAILED." (the
  * cause) and the two just before that line, their messages joined with

@@ -45,6 +45,8 @@ struct mig_opts {
 	bool tcp_close;			/* close established TCP on dst */
 	bool ext_unix_sk;
 	bool file_locks;
+	bool link_remap;		/* CRIU --link-remap */
+	uint32_t ghost_limit_mib;	/* CRIU --ghost-limit; 0: CRIU's 1 MiB */
 	bool progress;			/* progress line on stderr */
 	uint64_t bandwidth_mbit;	/* 0: no cap */
 	unsigned int recover_timeout_s;	/* in-doubt resolution window */

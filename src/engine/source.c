@@ -158,7 +158,10 @@ int source_local_checks(struct migration *m, uint32_t *ver)
 	r = criu_check(m->dir, why, sizeof(why));
 	if (r < 0)
 		return mig_fail(m, r, "'criu check' fails on the source: %s", why);
-	return check_memory_readable(m);
+	r = check_memory_readable(m);
+	if (r < 0)
+		return r;
+	return source_check_locks(m);
 }
 
 int source_send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_t cpulen,

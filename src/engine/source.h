@@ -13,8 +13,16 @@ int source_setup_drivers(struct migration *m, bool prepare);
 int source_lock_tree(struct migration *m, int *fd);
 /* Connect, Hello, HelloReply: the session id in m->session_id. */
 int source_hello(struct migration *m);
-/* CRIU usable here and >= 4.0; its version in *@ver. */
+/* CRIU usable here and >= 4.0 (its version in *@ver); the tree's locks. */
 int source_local_checks(struct migration *m, uint32_t *ver);
+/*
+ * With --file-locks, refuse a tree holding a lock on a file both hosts see
+ * (not under a storage spec's `sync:DIR` or `disk:` mount point, which
+ * storage_is_private() tells): the destination could not take it while
+ * the source's frozen copy holds it (source_locks.c).
+ */
+int source_check_locks(struct migration *m);
+bool storage_is_private(const char *const *fs, size_t nr_fs, const char *path);
 /* CRIU's cpuinfo.img of this host (under m->dir), for the peer's CPU check. */
 int source_read_cpuinfo(struct migration *m, uint8_t **ret, size_t *ret_len);
 /* Preflight (or, with @check, the same as Msg.check: `phaul check`). */

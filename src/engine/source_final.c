@@ -297,10 +297,16 @@ static void fill_dump_opts(struct migration *m, CriuOpts *o)
 	o->tcp_established = mo->tcp_established;
 	o->has_tcp_close = true;
 	o->tcp_close = mo->tcp_close;
+	if (mo->tcp_established)
+		criu_pick_network_lock(o);
 	o->has_ext_unix_sk = true;
 	o->ext_unix_sk = mo->ext_unix_sk;
 	o->has_file_locks = true;
 	o->file_locks = mo->file_locks;
+	o->has_link_remap = mo->link_remap;
+	o->link_remap = mo->link_remap;
+	o->has_ghost_limit = mo->ghost_limit_mib > 0;
+	o->ghost_limit = mo->ghost_limit_mib << 20;
 	o->has_leave_running = true;
 	o->leave_running = false;
 }

@@ -147,6 +147,7 @@ static void fill_restore_opts(struct target *t, Phaul__Restore *rq, CriuOpts *o)
 	/* CRIU refuses images dumped with tcp_close unless restored with it */
 	o->has_tcp_close = rq->has_tcp_close;
 	o->tcp_close = rq->has_tcp_close && rq->tcp_close;
+	criu_pick_network_lock(o);
 	o->has_ext_unix_sk = true;
 	o->ext_unix_sk = true;
 	o->has_file_locks = true;

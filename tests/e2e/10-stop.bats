@@ -243,6 +243,19 @@ MIGRATE_MODE=stop
 	pid_alive_in dst "$DAEMON_PID"
 }
 
+@test "stop, refused: a tree holding a file lock on shared storage (--file-locks): the preflight says why, nothing freezes" {
+	# The destination's restore would wait for ever for the lock that the
+	# source's frozen copy holds until the commit (CRIU alone kills first).
+	serve_start
+	LOG=$SCRATCH/counter.log
+	PID=$(start_in_src flock "$SCRATCH/lockfile" "$WORKLOADS/counter" "$LOG")
+	ticks_advance "$LOG" 30
+	migrate --key "$KEY" --file-locks "$PID"
+	assert_failed_with "preflight.*PID [0-9]+ holds a file lock on $SCRATCH/lockfile, which both hosts see"
+	assert_rolled_back "$LOG" "$PID" $(children_in src "$PID")
+	[ "$(check_ticks "$LOG")" -lt 1000 ] || { echo "the workload paused: was it frozen?" >&2; false; }
+}
+
 @test "stop, failure: a PID that does not exist: clear error, nothing changes" {
 	local pid=29999
 	serve_start

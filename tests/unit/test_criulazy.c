@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for criu_lazy_pages_spawn/go/cancel (criu/criu.c): a
- * criu lazy-pages started ahead of its restore, let go or ended.
+ * criu lazy-pages started ahead of its restore, let go or ended; and for
+ * criu_pick_network_lock, which avoids iptables where it is missing.
  *
  * CRIU is replaced ($PHAUL_CRIU) by a shell script that behaves as the
  * patched one (scripts/criu-patches/0007) or as an unpatched one, and
@@ -190,6 +191,60 @@ static void test_start_not_waiting(void **state)
 	close(sp[1]);
 }
 
+static void touch_exec(const char *name)
+{
+	char path[4200];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
+	assert_true(fd >= 0);
+	close(fd);
+}
+
+static void lock_is(bool has, CriuNetworkLockMethod want)
+{
+	CriuOpts o = CRIU_OPTS__INIT;
+
+	criu_pick_network_lock(&o);
+	assert_int_equal(o.has_network_lock, has);
+	if (has)
+		assert_int_equal(o.network_lock, want);
+}
+
+static void test_network_lock(void **state)
+{
+	CriuOpts o = CRIU_OPTS__INIT;
+	char *old = strdup(getenv("PATH") ?: "");
+
+	(void)state;
+	setenv("PATH", dir, 1);
+	/* neither: nftables */
+	lock_is(true, CRIU_NETWORK_LOCK_METHOD__NFTABLES);
+	/* iptables-restore alone: IPv6 connections would still fail */
+	touch_exec("iptables-restore");
+	lock_is(true, CRIU_NETWORK_LOCK_METHOD__NFTABLES);
+	/* both, in the second directory of PATH: CRIU's default */
+	touch_exec("ip6tables-restore");
+	setenv("PATH", "/nonexistent::/tmp/x", 1);
+	lock_is(true, CRIU_NETWORK_LOCK_METHOD__NFTABLES);
+	{
+		char path[4300];
+
+		snprintf(path, sizeof(path), "/nonexistent:%s", dir);
+		setenv("PATH", path, 1);
+	}
+	lock_is(false, 0);
+	/* a method chosen already (a container driver's) is kept */
+	setenv("PATH", "/nonexistent", 1);
+	o.has_network_lock = true;
+	o.network_lock = CRIU_NETWORK_LOCK_METHOD__SKIP;
+	criu_pick_network_lock(&o);
+	assert_int_equal(o.network_lock, CRIU_NETWORK_LOCK_METHOD__SKIP);
+	setenv("PATH", old, 1);
+	free(old);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -197,6 +252,7 @@ int main(void)
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_unpatched),
 		cmocka_unit_test(test_start_not_waiting),
+		cmocka_unit_test(test_network_lock),
 	};
 
 	signal(SIGPIPE, SIG_IGN); /* as phaul serve does */
