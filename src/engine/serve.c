@@ -148,11 +148,15 @@ int serve(const struct serve_opts *o)
 	r = tls_listen(o->listen, &lfd);
 	if (r < 0)
 		return r;
-	if (kids_init(&k, o) < 0)
+	if (kids_init(&k, o) < 0) {
+		kids_fini(&k);
 		return -ENOMEM;
+	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
+		r = -errno;
 		pr_perror("pipe");
-		return -errno;
+		kids_fini(&k);
+		return r;
 	}
 	k.stop_rd = p[0];
 	k.stop_wr = p[1];
@@ -165,6 +169,7 @@ int serve(const struct serve_opts *o)
 	}
 	close(TAKE_FD(lfd));
 	shut_down(&k, o->workdir);
+	kids_fini(&k);
 	pr_info("stopped");
 	return 0;
 }

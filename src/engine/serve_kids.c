@@ -55,6 +55,14 @@ int kids_init(struct kids *k, const struct serve_opts *o)
 	return k->tab && k->pfd ? 0 : -ENOMEM;
 }
 
+void kids_fini(struct kids *k)
+{
+	free(k->tab);
+	free(k->pfd);
+	k->tab = NULL;
+	k->pfd = NULL;
+}
+
 /* The child's end of its gate socket (in a child only). */
 static int gate_fd = -1;
 

@@ -56,6 +56,8 @@ struct kids {
 };
 
 int kids_init(struct kids *k, const struct serve_opts *o);
+/* Frees what kids_init allocated (the children's table). */
+void kids_fini(struct kids *k);
 /* Accept one connection from @lfd: a child for it, or closed unread. */
 void kids_accept(int lfd, const struct serve_opts *o, struct kids *k);
 /* Wait up to @ms for @lfd or a gate; answer the gates. 1 if @lfd is ready. */

@@ -36,18 +36,6 @@ setup() {
 	done
 }
 
-# own_cgroups HOST: the machine's cgroup hierarchies, mounted again in HOST
-# (in its cgroup namespace: rooted at the host's own cgroups).
-own_cgroups() {
-	local mnts
-	mnts=$(findmnt -rn -t cgroup,cgroup2 -o TARGET,FSTYPE,FS-OPTIONS) || return 1
-	# shellcheck disable=SC2016
-	in_"$1" sh -c 'mount -t tmpfs -o mode=0755 cgroup /sys/fs/cgroup || exit 1
-		echo "$0" | while read -r dir type opts; do
-			mkdir -p "$dir" && mount -t "$type" -o "$opts" cgroup "$dir" || exit 1
-		done' "$mnts"
-}
-
 teardown() {
 	hosts_teardown # removes the hosts' cgroups, and runc's below them
 }

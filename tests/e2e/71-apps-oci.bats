@@ -33,25 +33,13 @@ setup() {
 	local h
 	for h in src dst; do
 		in_$h mount -t tmpfs -o mode=0755 tmpfs /run || return 1
-		host_cgroups $h || return 1
+		own_cgroups $h || return 1
 	done
 }
 
 teardown() {
 	third_host_stop
 	apps_teardown
-}
-
-# host_cgroups HOST: the machine's cgroup hierarchies mounted again in
-# HOST's cgroup namespace (its own cgroup tree), as runc wants them.
-host_cgroups() {
-	local mnts
-	mnts=$(findmnt -rn -t cgroup,cgroup2 -o TARGET,FSTYPE,FS-OPTIONS) || return 1
-	# shellcheck disable=SC2016
-	in_"$1" sh -c 'mount -t tmpfs -o mode=0755 cgroup /sys/fs/cgroup || exit 1
-		echo "$0" | while read -r dir type opts; do
-			mkdir -p "$dir" && mount -t "$type" -o "$opts" cgroup "$dir" || exit 1
-		done' "$mnts"
 }
 
 # ---------------------------------------------------------------- container

@@ -2,6 +2,9 @@
 # joins both hosts at layer 2, and a TCP client in dst that talks to an
 # echo server in the container across a migration.
 #
+#   own_cgroups HOST
+#                   the machine's cgroup hierarchies mounted again in
+#                   HOST (in its cgroup namespace), as runc wants them
 #   bridge_hosts    phbr0 in each host takes the host's link and address:
 #                   a container on phbr0 keeps $CT_ADDR wherever it runs
 #   start_client    a client in dst: a numbered line every 20 ms to
@@ -64,4 +67,16 @@ stop_client() {
 	wait_for 90 test -s "$SCRATCH/client.res" || return 1
 	CLIENT_RES=$(cat "$SCRATCH/client.res")
 	[[ "$CLIENT_RES" == OK* ]] || { echo "TCP client: $CLIENT_RES" >&2; return 1; }
+}
+
+# own_cgroups HOST: the machine's cgroup hierarchies, mounted again in HOST
+# (in its cgroup namespace: rooted at the host's own cgroups).
+own_cgroups() {
+	local mnts
+	mnts=$(findmnt -rn -t cgroup,cgroup2 -o TARGET,FSTYPE,FS-OPTIONS) || return 1
+	# shellcheck disable=SC2016
+	in_"$1" sh -c 'mount -t tmpfs -o mode=0755 cgroup /sys/fs/cgroup || exit 1
+		echo "$0" | while read -r dir type opts; do
+			mkdir -p "$dir" && mount -t "$type" -o "$opts" cgroup "$dir" || exit 1
+		done' "$mnts"
 }
