@@ -42,7 +42,7 @@ LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 GEN_C := $(BUILD)/gen/phaul.pb-c.c $(BUILD)/gen/criu-rpc.pb-c.c $(BUILD)/gen/criu-image.pb-c.c
 GEN_H := $(GEN_C:.c=.h)
-LIB_SRC := $(wildcard src/common/*.c src/proto/*.c src/criu/*.c src/engine/*.c \
+LIB_SRC := $(wildcard src/common/*.c src/proto/*.c src/criu/*.c src/engine/*.c src/source/*.c src/target/*.c src/pages/*.c \
 	    src/drivers/*.c src/drivers/htype/*.c src/drivers/fs/*.c src/track/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(GEN_C:.c=.o)

@@ -6,8 +6,8 @@
 #include "cli/cli.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "engine/admit.h"
-#include "engine/serve_kids.h"
+#include "target/admit.h"
+#include "target/children.h"
 
 static void serve_usage(FILE *f)
 {

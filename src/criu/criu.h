@@ -84,7 +84,7 @@ int criu_cpuinfo(const char *dir, bool dump);
 /*
  * Start `criu lazy-pages` filling the lazy memory of a restore whose work
  * directory is @workdir (they meet on its lazy-pages.socket) with pages it
- * asks for over @ps_fd, in CRIU's page-server protocol (pageserver.c
+ * asks for over @ps_fd, in CRIU's page-server protocol (pages/server.c
  * answers); returns once it listens. It exits when every page is in place.
  */
 int criu_lazy_pages_start(const char *imgdir, const char *workdir, int ps_fd, pid_t *ret);

@@ -8,8 +8,8 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "engine/postcopy.h"
-#include "engine/precopy.h"
+#include "source/postcopy.h"
+#include "source/precopy.h"
 
 static bool is_one_of(const char *mode, const char *const *set)
 {

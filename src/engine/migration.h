@@ -18,7 +18,7 @@
 #include <sys/types.h>
 
 #include "drivers/driver.h"
-#include "engine/policy.h"
+#include "engine/converge.h"
 #include "proto/conn.h"
 #include "proto/key.h"
 #include "proto/msg.h"
@@ -181,7 +181,7 @@ struct serve_opts {
 	unsigned int auth_timeout_s;
 	unsigned int max_unauth;		/* connections before authentication */
 	unsigned int max_unauth_per_host;	/* ... from one address */
-	const struct admit *admit;	/* what the daemon accepts (engine/admit.h) */
+	const struct admit *admit;	/* what the daemon accepts (target/admit.h) */
 };
 /* The destination daemon: `phaul serve`; returns at SIGTERM. */
 int serve(const struct serve_opts *o);

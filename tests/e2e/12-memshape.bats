@@ -11,7 +11,7 @@
 #   that each keeps its protection, alone in its mapping.
 # - One mapping over 2 GiB (2100 MiB), in the modes that restore lazily:
 #   criu lazy-pages sized a buffer from the longest lazy run in an int
-#   (pagestore.c cuts the runs; scripts/criu-patches/0010 fixes CRIU).
+#   (pages/store.c cuts the runs; scripts/criu-patches/0010 fixes CRIU).
 #   These take the machine's big-memory lock (/tmp/phaul-bigmem.lock) for
 #   the test: do not run this file under `flock` on that lock yourself.
 #

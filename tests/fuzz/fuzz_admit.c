@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target: the destination's policy checks (engine/admit.h) on
+ * libFuzzer target: the destination's policy checks (target/admit.h) on
  * what a source sends. The first byte chooses:
  *   even  the rest is a path: admit_resolve() either refuses it or
  *         returns an absolute path free of "/./", "/../" and "//", and
@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "engine/admit.h"
+#include "target/admit.h"
 
 #define CHECK(x) do { if (!(x)) __builtin_trap(); } while (0)
 #define ROOT "/nonexistent-phaul-root"

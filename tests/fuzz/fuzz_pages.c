@@ -40,7 +40,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "criu/pagemap.h"
-#include "engine/pagestore.h"
+#include "pages/store.h"
 #include "proto/conn.h"
 #include "proto/msg.h"
 #include "proto/wire.h"

@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "engine/admit.h"
+#include "target/admit.h"
 
 static char tmp[256];	/* a scratch tree: tmp/root, tmp/out, tmp/root/link -> ../out */
 

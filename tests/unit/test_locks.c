@@ -4,7 +4,7 @@
  * show a lock the destination's restore would conflict with
  * (fdinfo_lock_conflicts, common/proc.c), and which paths are private to
  * each host under the storage specs (storage_is_private,
- * engine/source_locks.c).
+ * source/locks.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +16,7 @@
 
 #include "common/log.h"
 #include "common/proc.h"
-#include "engine/source.h"
+#include "source/source.h"
 
 #define FDINFO "pos:\t0\nflags:\t02100002\nmnt_id:\t27\nino:\t10952831\n"
 

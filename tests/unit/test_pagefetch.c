@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for engine/pagefetch: the page server in post-copy mode.
+ * Unit tests for pages/fetch: the page server in post-copy mode.
  *
  * The store holds a few pages of one process (filled the way the target
  * fills it: PageRun messages and data frames on a socketpair). The page
@@ -38,8 +38,8 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "engine/pageserver.h"
-#include "engine/pagestore.h"
+#include "pages/server.h"
+#include "pages/store.h"
 #include "proto/conn.h"
 #include "proto/msg.h"
 #include "proto/wire.h"

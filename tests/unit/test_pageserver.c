@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for engine/pageserver: the thread that answers CRIU's
+ * Unit tests for pages/server: the thread that answers CRIU's
  * lazy-pages daemon from the page store.
  *
  * The store is filled the way the target fills it (a sender thread speaking
@@ -33,8 +33,8 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "engine/pageserver.h"
-#include "engine/pagestore.h"
+#include "pages/server.h"
+#include "pages/store.h"
 #include "proto/conn.h"
 #include "proto/msg.h"
 #include "proto/wire.h"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for engine/pagestore: the destination's page store.
+ * Unit tests for pages/store: the destination's page store.
  *
  * A sender thread speaks the real protocol (msg_send / frame_send) on one
  * end of a socketpair; the test receives on the other end the way the
@@ -32,7 +32,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "criu/pagemap.h"
-#include "engine/pagestore.h"
+#include "pages/store.h"
 #include "proto/conn.h"
 #include "proto/msg.h"
 #include "proto/wire.h"

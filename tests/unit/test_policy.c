@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "engine/policy.h"
+#include "engine/converge.h"
 
 static const struct policy P = { .downtime_ms = 300, .max_iters = 8, .max_time_ms = 0,
 				 .fixed_ms = 50 };

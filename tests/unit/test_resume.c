@@ -22,7 +22,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "engine/resume.h"
+#include "pages/reconnect.h"
 
 static char dir[] = "/tmp/test_resume.XXXXXX";
 

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+#include "engine/converge.h"
+
+#define PAGE 4096u
+
+double policy_bandwidth(const struct round_stat *r, size_t n)
+{
+	/* bytes over time of the last three rounds: one short round (a burst
+	 * into socket buffers) neither inflates nor deflates the estimate */
+	uint64_t bytes = 0, ms = 0;
+
+	for (size_t i = n > 3 ? n - 3 : 0; i < n; i++) {
+		bytes += r[i].bytes_sent;
+		ms += r[i].ms;
+	}
+	return ms ? (double)bytes / ms : 0;
+}
+
+static uint64_t predict(const struct policy *p, const struct round_stat *last, double bw)
+{
+	double bytes = (double)last->pages_dirty * PAGE;
+
+	if (bw <= 0)
+		return UINT64_MAX;
+	return (uint64_t)(bytes / bw) + p->fixed_ms;
+}
+
+enum policy_verdict policy_decide(const struct policy *p, const struct round_stat *r, size_t n,
+				  uint64_t elapsed_ms, uint64_t *predicted_ms)
+{
+	const struct round_stat *last;
+
+	*predicted_ms = UINT64_MAX;
+	if (n == 0)
+		return POLICY_CONTINUE;
+	last = &r[n - 1];
+	*predicted_ms = predict(p, last, policy_bandwidth(r, n));
+	if (last->pages_dirty <= POLICY_SMALL_PAGES)
+		return POLICY_SMALL;
+	if (*predicted_ms <= p->downtime_ms)
+		return POLICY_CONVERGED;
+	if (n >= 2 && last->pages_dirty * 10 > r[n - 2].pages_dirty * 11)
+		return POLICY_NOT_SHRINKING;
+	if (p->max_iters && n >= p->max_iters)
+		return POLICY_MAX_ITERS;
+	if (p->max_time_ms && elapsed_ms >= p->max_time_ms)
+		return POLICY_MAX_TIME;
+	return POLICY_CONTINUE;
+}
+
+const char *policy_verdict_name(enum policy_verdict v)
+{
+	switch (v) {
+	case POLICY_CONTINUE: return "continue";
+	case POLICY_CONVERGED: return "converged";
+	case POLICY_SMALL: return "dirty set small";
+	case POLICY_NOT_SHRINKING: return "dirty set not shrinking";
+	case POLICY_MAX_ITERS: return "max iterations";
+	case POLICY_MAX_TIME: return "max time";
+	}
+	return "?";
+}

@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "pageserver: "
+#include "pages/server.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "pages/fetch.h"
+#include "proto/wire.h"
+
+/* CRIU's page-server protocol (criu/page-xfer.c) */
+#define PS_IOV_GET 7
+#define PS_IOV_CLOSE 0x1023
+#define PS_IOV_FORCE_CLOSE 0x1024
+#define PS_MAX_PAGES 1024u
+
+#define CHUNK_PAGES 64u
+
+static int send_pages(int sk, int fd, uint64_t off, uint32_t nr)
+{
+	uint8_t buf[CHUNK_PAGES * 4096];
+
+	while (nr > 0) {
+		uint32_t n = nr < CHUNK_PAGES ? nr : CHUNK_PAGES;
+		ssize_t got = pread(fd, buf, n * 4096, off);
+		if (got != (ssize_t)n * 4096)
+			return got < 0 ? -errno : -EIO;
+		int r = write_full(sk, buf, n * 4096);
+		if (r < 0)
+			return r;
+		off += n * 4096;
+		nr -= n;
+	}
+	return 0;
+}
+
+static int answer_get(struct page_server *srv, struct ps_iov *pi)
+{
+	uint64_t off;
+	uint32_t nr;
+	int fd, r;
+
+	if (pi->nr_pages == 0 || pi->nr_pages > (1u << 20) || pi->dst_id > (1u << 22) ||
+	    pi->vaddr % 4096 || pi->vaddr >= MSG_VADDR_LIMIT) {
+		pr_err("bad request: %u pages at 0x%llx for %llu", pi->nr_pages,
+		       (unsigned long long)pi->vaddr, (unsigned long long)pi->dst_id);
+		return -EPROTO;
+	}
+	srv->requests++;
+	r = pagestore_lookup(srv->ps, pi->dst_id, pi->vaddr, MIN(pi->nr_pages, PS_MAX_PAGES), &fd,
+			     &off, &nr);
+	if (r == -ENOENT && srv->conn)
+		return page_fetch(srv, pi);
+	if (r < 0) {
+		pr_err("PID %llu asks for 0x%llx, which never arrived",
+		       (unsigned long long)pi->dst_id, (unsigned long long)pi->vaddr);
+		return r;
+	}
+	pi->cmd = PS_REPLY_PRESENT;
+	pi->nr_pages = nr;
+	r = write_full(srv->sk, pi, sizeof(*pi));
+	if (r == 0)
+		r = send_pages(srv->sk, fd, off, nr);
+	srv->pages += nr;
+	srv->last_ms = now_ms();
+	return r;
+}
+
+/* One request from CRIU; sets criu_done when it is through. */
+static int handle_request(struct page_server *srv)
+{
+	struct ps_iov pi;
+	int r = read_full(srv->sk, &pi, 1);
+
+	if (r == -EPIPE) { /* the client went away between requests */
+		srv->criu_done = true;
+		return 0;
+	}
+	if (r == 0) /* a header cut short is an error */
+		r = read_full(srv->sk, (uint8_t *)&pi + 1, sizeof(pi) - 1);
+	if (r < 0)
+		return r;
+	if ((pi.cmd & 0xffff) == PS_IOV_GET)
+		return answer_get(srv, &pi);
+	if (pi.cmd == PS_IOV_CLOSE || pi.cmd == PS_IOV_FORCE_CLOSE) {
+		int32_t status = 0;
+		srv->criu_done = true;
+		return write_full(srv->sk, &status, sizeof(status));
+	}
+	pr_err("unexpected command 0x%x", pi.cmd);
+	return -EPROTO;
+}
+
+static bool finished(const struct page_server *srv)
+{
+	return srv->criu_done && (!srv->conn || srv->ctl_final);
+}
+
+static void *serve(void *arg)
+{
+	struct page_server *srv = arg;
+	int r = 0, ready;
+
+	while (r == 0 && !finished(srv)) {
+		r = page_wait_input(srv, !srv->criu_done, srv->conn && !srv->ctl_final, -1, &ready);
+		if (r < 0 || ready == PS_READY_WAKE)
+			break;
+		if (ready == PS_READY_CONN)
+			r = page_take_control(srv);
+		else
+			r = handle_request(srv);
+	}
+	srv->err = r;
+	if (r < 0)
+		pr_err("stopped: %s", strerror(-r));
+	page_fetch_end(srv, r);
+	pr_debug("served %llu pages from the store, %llu from the source, in %llu requests",
+		 (unsigned long long)srv->pages, (unsigned long long)srv->pages_remote,
+		 (unsigned long long)srv->requests);
+	return NULL;
+}
+
+int page_server_start(struct page_server *srv, const struct pagestore *ps, int sk,
+		      struct conn *conn, const int32_t *pids, size_t nr_pids, int link_timeout_ms)
+{
+	int r;
+
+	memset(srv, 0, sizeof(*srv));
+	srv->sk = sk;
+	srv->ps = ps;
+	srv->conn = conn;
+	srv->pids = pids;
+	srv->nr_pids = nr_pids;
+	srv->link_timeout_ms = link_timeout_ms;
+	if (conn) /* a source that stalls mid-answer is a silent link */
+		conn_set_timeout(conn, link_timeout_ms);
+	srv->orig_conn = conn;
+	srv->resume_fd = -1;
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->cond, NULL);
+	srv->wake = eventfd(0, EFD_CLOEXEC);
+	srv->buf = conn ? malloc(FRAME_DATA_MAX) : NULL;
+	if (srv->wake < 0 || (conn && !srv->buf))
+		r = srv->wake < 0 ? -errno : -ENOMEM;
+	else
+		r = -pthread_create(&srv->thread, NULL, serve, srv);
+	if (r == 0) {
+		srv->running = true;
+		return 0;
+	}
+	close(sk);
+	if (srv->wake >= 0)
+		close(srv->wake);
+	free(srv->buf);
+	srv->sk = srv->wake = -1;
+	srv->buf = NULL;
+	return r;
+}
+
+int page_server_join(struct page_server *srv)
+{
+	uint64_t one = 1;
+
+	if (!srv->running)
+		return 0;
+	if (write(srv->wake, &one, sizeof(one)) < 0)
+		pr_warn("cannot wake the page server: %m");
+	shutdown(srv->sk, SHUT_RDWR);
+	pthread_join(srv->thread, NULL);
+	close(srv->sk);
+	close(srv->wake);
+	srv->sk = srv->wake = -1;
+	srv->running = false;
+	if (srv->ctl)
+		msg_free(srv->ctl);
+	srv->ctl = NULL;
+	free(srv->buf);
+	srv->buf = NULL;
+	for (size_t i = 0; i < srv->nr_dead; i++)
+		conn_free(srv->dead[i]);
+	srv->nr_dead = 0;
+	if (srv->resume_fd >= 0)
+		close(srv->resume_fd);
+	srv->resume_fd = -1;
+	pthread_cond_destroy(&srv->cond);
+	pthread_mutex_destroy(&srv->lock);
+	return srv->err;
+}
+
+struct conn *page_server_conn(struct page_server *srv)
+{
+	return srv->conn;
+}

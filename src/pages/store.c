@@ -1,0 +1,496 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "pagestore: "
+#include "pages/store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "criu/pagemap.h"
+#include "proto/msg.h"
+#include "proto/wire.h"
+
+#define PAGE 4096u
+/*
+ * The longest lazy run criu lazy-pages is given (64 MiB). It allocates a
+ * buffer the size of its longest run (it never reads more than 4 MiB at
+ * once), and CRIU 4.1 keeps that size in an int: a run over 2 GiB made
+ * its allocation fail or its buffer too small (scripts/criu-patches/0010).
+ */
+#define LAZY_RUN_PAGES (16384u)
+
+int pagestore_init(struct pagestore *ps, int sessfd, const int32_t *pids, size_t nr_pids)
+{
+	memset(ps, 0, sizeof(*ps));
+	ps->dirfd = ps->round_fd = -1;
+	ps->pids = pids;
+	ps->nr_pids = nr_pids;
+	ps->round = 1;
+	ps->buf = malloc(FRAME_DATA_MAX);
+	if (!ps->buf)
+		return -ENOMEM;
+	if (mkdirat(sessfd, "rounds", 0700) < 0 && errno != EEXIST)
+		return -errno;
+	ps->dirfd = openat(sessfd, "rounds", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return ps->dirfd < 0 ? -errno : 0;
+}
+
+int pagestore_add_pids(struct pagestore *ps, const int32_t *pids, size_t nr)
+{
+	int32_t *v;
+
+	if (nr > MSG_PIDS_MAX || ps->nr_pids + ps->nr_more + nr > MSG_PIDS_MAX)
+		return -E2BIG;
+	v = realloc(ps->more, (ps->nr_more + nr + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	ps->more = v;
+	memcpy(v + ps->nr_more, pids, nr * sizeof(*v));
+	ps->nr_more += nr;
+	return 0;
+}
+
+static struct ps_proc *proc_get(struct pagestore *ps, pid_t pid)
+{
+	bool allowed = false;
+	struct ps_proc *p;
+
+	for (size_t i = 0; i < ps->nr; i++)
+		if (ps->p[i].pid == pid)
+			return &ps->p[i];
+	for (size_t i = 0; i < ps->nr_pids; i++)
+		allowed |= ps->pids[i] == pid;
+	for (size_t i = 0; i < ps->nr_more; i++)
+		allowed |= ps->more[i] == pid;
+	if (!allowed)
+		return NULL;
+	p = realloc(ps->p, (ps->nr + 1) * sizeof(*p));
+	if (!p)
+		return NULL;
+	ps->p = p;
+	p = &ps->p[ps->nr++];
+	memset(p, 0, sizeof(*p));
+	p->pid = pid;
+	p->pages_fd = -1;
+	return p;
+}
+
+static int open_round(struct pagestore *ps)
+{
+	char name[16], parent[24];
+
+	if (ps->round_fd >= 0)
+		return 0;
+	snprintf(name, sizeof(name), "%u", ps->round);
+	if (mkdirat(ps->dirfd, name, 0700) < 0)
+		return -errno;
+	ps->round_fd = openat(ps->dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ps->round_fd < 0)
+		return -errno;
+	snprintf(parent, sizeof(parent), "../%u", ps->round - 1);
+	if (ps->round > 1 && symlinkat(parent, ps->round_fd, "parent") < 0)
+		return -errno;
+	return 0;
+}
+
+static int open_pages(struct pagestore *ps, struct ps_proc *p)
+{
+	char name[32];
+
+	if (p->pages_fd >= 0)
+		return 0;
+	snprintf(name, sizeof(name), "pages-%d.img", p->pid);
+	p->pages_fd = openat(ps->round_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	return p->pages_fd < 0 ? -errno : 0;
+}
+
+static int recv_data(struct pagestore *ps, struct conn *c, int fd, uint64_t bytes)
+{
+	enum frame_type type;
+	uint32_t len;
+	int r;
+
+	while (bytes > 0) {
+		r = frame_recv(c, &type, ps->buf, FRAME_DATA_MAX, &len);
+		if (r < 0)
+			return r;
+		if (type != FRAME_DATA || len == 0 || len > bytes) {
+			pr_err("page stream broken: %u bytes where %llu were due", len,
+			       (unsigned long long)bytes);
+			return -EPROTO;
+		}
+		r = write_full(fd, ps->buf, len);
+		if (r < 0)
+			return r;
+		bytes -= len;
+	}
+	return 0;
+}
+
+static size_t first_after(const struct ps_round *rd, uint64_t vaddr);
+
+/* Punch [s, e) of run @i out of round @rd's file. */
+static bool punch(const struct ps_round *rd, size_t i, uint64_t s, uint64_t e)
+{
+	off_t off = (rd->first[i] + (s - rd->r[i].start) / PAGE) * PAGE;
+
+	return rd->fd >= 0 &&
+	       fallocate(rd->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, e - s) == 0;
+}
+
+/*
+ * [a, b) came again in the round that ends now: the copies older rounds
+ * hold are never read any more (the newest round wins), so their space
+ * goes back. Only the newest
+ * older copy of a page still holds space (the ones before it went when it
+ * came): that is what is counted as freed. Returns the bytes freed.
+ */
+static uint64_t release_older(struct ps_proc *p, uint64_t a, uint64_t b)
+{
+	struct rangeset seen = { 0 }, fresh = { 0 };
+	uint64_t freed = 0;
+
+	for (size_t k = p->nr_rounds; k-- > 0;) {
+		const struct ps_round *rd = &p->rounds[k];
+		for (size_t i = first_after(rd, a); i < rd->nr && rd->r[i].start < b; i++) {
+			uint64_t s = MAX(rd->r[i].start, a), e = MIN(rd->r[i].end, b);
+			rangeset_clear(&fresh);
+			if (rangeset_missing(&seen, s, e, &fresh) < 0 || rangeset_add(&seen, s, e) < 0)
+				break;
+			if (punch(rd, i, s, e))
+				freed += rangeset_bytes(&fresh);
+		}
+	}
+	rangeset_free(&seen);
+	rangeset_free(&fresh);
+	return freed;
+}
+
+int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRun *pr,
+		       uint64_t *budget)
+{
+	uint64_t bytes = (uint64_t)pr->nr_pages * PAGE, end = pr->vaddr + bytes;
+	struct ps_proc *p = proc_get(ps, pr->pid);
+	int r;
+
+	if (end > MSG_VADDR_LIMIT || end <= pr->vaddr)
+		return -EPROTO;
+
+	if (!p) {
+		pr_err("pages for PID %d, which is not part of this migration", pr->pid);
+		return -EPROTO;
+	}
+	if (p->round.nr && pr->vaddr < p->round.r[p->round.nr - 1].end) {
+		pr_err("pages of PID %d out of order in round %u", pr->pid, ps->round);
+		return -EPROTO;
+	}
+	if (bytes > *budget)
+		return -ENOSPC;
+	r = open_round(ps);
+	if (r == 0)
+		r = open_pages(ps, p);
+	if (r == 0)
+		r = recv_data(ps, c, p->pages_fd, bytes);
+	if (r == 0)
+		r = rangeset_add(&p->round, pr->vaddr, end);
+	if (r < 0)
+		return r;
+	*budget -= bytes;
+	/* what the rounds finished since gave back */
+	*budget += ps->freed;
+	ps->freed = 0;
+	ps->pages += pr->nr_pages;
+	return 0;
+}
+
+/* Round K's pagemap: every known page, present if it came in round K. */
+static int build_pagemap(struct ps_proc *p, struct pagemap *pm)
+{
+	int r = rangeset_union(&p->known, &p->round);
+	size_t k = 0;
+
+	for (size_t i = 0; r == 0 && i < p->known.nr; i++) {
+		uint64_t pos = p->known.r[i].start, end = p->known.r[i].end;
+		while (r == 0 && pos < end) {
+			/* the next round range at or after pos (pos only grows) */
+			while (k < p->round.nr && p->round.r[k].end <= pos)
+				k++;
+			uint64_t rs = k < p->round.nr ? MAX(p->round.r[k].start, pos) : end;
+			if (rs > pos) {
+				uint64_t stop = MIN(rs, end);
+				r = pagemap_add(pm, pos, (stop - pos) / PAGE, PE_PARENT);
+				pos = stop;
+			} else {
+				uint64_t stop = MIN(p->round.r[k].end, end);
+				r = pagemap_add(pm, pos, (stop - pos) / PAGE, PE_PRESENT);
+				pos = stop;
+			}
+		}
+	}
+	return r;
+}
+
+/* Remember the round's runs and file for lookups; the fd moves there. */
+static int keep_round(struct ps_proc *p)
+{
+	struct ps_round *v = realloc(p->rounds, (p->nr_rounds + 1) * sizeof(*v));
+	struct ps_round *rd;
+	uint64_t idx = 0;
+
+	if (!v)
+		return -ENOMEM;
+	p->rounds = v;
+	rd = &v[p->nr_rounds];
+	rd->nr = p->round.nr;
+	rd->r = malloc((rd->nr ? rd->nr : 1) * sizeof(*rd->r));
+	rd->first = malloc((rd->nr ? rd->nr : 1) * sizeof(*rd->first));
+	if (!rd->r || !rd->first) {
+		free(rd->r);
+		free(rd->first);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < rd->nr; i++) {
+		rd->r[i] = p->round.r[i];
+		rd->first[i] = idx;
+		idx += (rd->r[i].end - rd->r[i].start) / PAGE;
+	}
+	if (rd->nr) {
+		rd->fd = TAKE_FD(p->pages_fd);
+	} else { /* nothing to look up there: keep no fd */
+		rd->fd = -1;
+	}
+	p->nr_rounds++;
+	return 0;
+}
+
+static int write_proc_round(struct pagestore *ps, struct ps_proc *p)
+{
+	struct pagemap pm = { .pages_id = p->pid };
+	char name[32];
+	int r;
+
+	r = open_pages(ps, p); /* an empty one when nothing came */
+	/* the round's copies are the newest now: older ones are never read */
+	for (size_t i = 0; r == 0 && i < p->round.nr; i++)
+		ps->freed += release_older(p, p->round.r[i].start, p->round.r[i].end);
+	if (r == 0)
+		r = build_pagemap(p, &pm);
+	snprintf(name, sizeof(name), "pagemap-%d.img", p->pid);
+	if (r == 0)
+		r = pagemap_write(ps->round_fd, name, &pm);
+	if (r == 0)
+		r = keep_round(p);
+	pagemap_free(&pm);
+	if (p->pages_fd >= 0)
+		close(p->pages_fd);
+	p->pages_fd = -1;
+	rangeset_clear(&p->round);
+	return r;
+}
+
+int pagestore_end_round(struct pagestore *ps)
+{
+	int r;
+
+	if (ps->round >= MSG_ROUNDS_MAX) {
+		pr_err("more than %u rounds", MSG_ROUNDS_MAX);
+		return -EPROTO;
+	}
+	r = open_round(ps);
+
+	for (size_t i = 0; r == 0 && i < ps->nr; i++)
+		r = write_proc_round(ps, &ps->p[i]);
+	if (r < 0) {
+		pr_err("cannot record round %u: %s", ps->round, strerror(-r));
+		return r;
+	}
+	close(ps->round_fd);
+	ps->round_fd = -1;
+	ps->round++;
+	return 0;
+}
+
+static const struct ps_proc *proc_find(const struct pagestore *ps, pid_t pid)
+{
+	for (size_t i = 0; i < ps->nr; i++)
+		if (ps->p[i].pid == pid)
+			return &ps->p[i];
+	return NULL;
+}
+
+/*
+ * CRIU's lazy runs (no data in its pages file) now come from the chain;
+ * with @lazy they stay lazy, cut to LAZY_RUN_PAGES at most.
+ */
+static int relink_lazy(const struct pagestore *ps, int imgfd, const char *name, pid_t pid,
+		       bool lazy)
+{
+	const struct ps_proc *p = proc_find(ps, pid);
+	struct pagemap pm = { 0 };
+	bool changed = false;
+	int r = pagemap_read(imgfd, name, &pm);
+
+	for (size_t i = 0; r == 0 && i < pm.nr; i++) {
+		struct pm_entry *e = &pm.e[i];
+		uint64_t end = e->vaddr + (uint64_t)e->nr_pages * PAGE;
+		if (!(e->flags & PE_LAZY) || (e->flags & PE_PRESENT))
+			continue;
+		if (!ps->remote && (!p || !rangeset_covers(&p->known, e->vaddr, end))) {
+			pr_err("PID %d: pages at 0x%llx (%u) never arrived", pid,
+			       (unsigned long long)e->vaddr, e->nr_pages);
+			r = -ENODATA;
+			break;
+		}
+		if (!lazy) { /* CRIU reads them from the chain */
+			e->flags = PE_PARENT;
+			changed = true;
+		}
+	}
+	if (r == 0 && lazy && (r = pagemap_split_lazy(&pm, LAZY_RUN_PAGES)) > 0) {
+		changed = true;
+		r = 0;
+	}
+	if (r == 0 && changed)
+		r = pagemap_write(imgfd, name, &pm);
+	pagemap_free(&pm);
+	return r;
+}
+
+int pagestore_assemble(struct pagestore *ps, int imgfd, bool lazy)
+{
+	DIR *d = opendir_at(imgfd);
+	struct dirent *de;
+	char parent[32];
+	int r = 0, pid;
+
+	if (!d)
+		return -errno;
+	while (r == 0 && (de = readdir(d))) {
+		char tail;
+		if (sscanf(de->d_name, "pagemap-%d.im%c", &pid, &tail) == 2 && tail == 'g')
+			r = relink_lazy(ps, imgfd, de->d_name, pid, lazy);
+	}
+	closedir(d);
+	if (r == 0 && !lazy && ps->round > 1) {
+		snprintf(parent, sizeof(parent), "../rounds/%u", ps->round - 1);
+		if (symlinkat(parent, imgfd, "parent") < 0)
+			r = -errno;
+	}
+	return r;
+}
+
+/* The first run of @rd that ends after @vaddr (rd->nr if none). */
+static size_t first_after(const struct ps_round *rd, uint64_t vaddr)
+{
+	size_t lo = 0, hi = rd->nr;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (rd->r[mid].end <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The run of @rd holding @vaddr, or -1. */
+static ssize_t round_find(const struct ps_round *rd, uint64_t vaddr)
+{
+	size_t i = first_after(rd, vaddr);
+
+	return i < rd->nr && rd->r[i].start <= vaddr ? (ssize_t)i : -1;
+}
+
+int pagestore_drop(struct pagestore *ps, pid_t pid, uint64_t vaddr, uint64_t end)
+{
+	struct ps_proc *p = proc_get(ps, pid);
+
+	if (!p || vaddr % PAGE || end % PAGE || end <= vaddr || end > MSG_VADDR_LIMIT)
+		return -EPROTO;
+	return rangeset_add(&p->stale, vaddr, end);
+}
+
+/* The first stale run that ends after @vaddr, or NULL. */
+static const struct range *stale_after(const struct ps_proc *p, uint64_t vaddr)
+{
+	size_t lo = 0, hi = p->stale.nr;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (p->stale.r[mid].end <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < p->stale.nr ? &p->stale.r[lo] : NULL;
+}
+
+int pagestore_lookup(const struct pagestore *ps, pid_t pid, uint64_t vaddr, uint32_t max,
+		     int *fd, uint64_t *off, uint32_t *nr)
+{
+	const struct ps_proc *p = proc_find(ps, pid);
+	const struct range *st;
+
+	if (!p || vaddr % PAGE)
+		return -ENOENT;
+	st = stale_after(p, vaddr);
+	if (st && st->start <= vaddr)
+		return -ENOENT;
+	if (st && st->start < vaddr + (uint64_t)max * PAGE)
+		max = (st->start - vaddr) / PAGE;
+	for (size_t k = p->nr_rounds; k-- > 0;) {
+		const struct ps_round *rd = &p->rounds[k];
+		ssize_t i = round_find(rd, vaddr);
+		uint64_t avail, stop;
+		if (i < 0)
+			continue;
+		/* contiguous here, but a newer round may hold a later page */
+		stop = rd->r[i].end;
+		for (size_t n = k + 1; n < p->nr_rounds; n++) {
+			const struct ps_round *nd = &p->rounds[n];
+			size_t j = first_after(nd, vaddr);
+			if (j < nd->nr && nd->r[j].start < stop)
+				stop = nd->r[j].start;
+		}
+		avail = (stop - vaddr) / PAGE;
+		*fd = rd->fd;
+		*off = (rd->first[i] + (vaddr - rd->r[i].start) / PAGE) * PAGE;
+		*nr = avail < max ? avail : max;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+void pagestore_fini(struct pagestore *ps)
+{
+	for (size_t i = 0; i < ps->nr; i++) {
+		for (size_t k = 0; k < ps->p[i].nr_rounds; k++) {
+			if (ps->p[i].rounds[k].fd >= 0)
+				close(ps->p[i].rounds[k].fd);
+			free(ps->p[i].rounds[k].r);
+			free(ps->p[i].rounds[k].first);
+		}
+		free(ps->p[i].rounds);
+		if (ps->p[i].pages_fd >= 0)
+			close(ps->p[i].pages_fd);
+		rangeset_free(&ps->p[i].known);
+		rangeset_free(&ps->p[i].round);
+		rangeset_free(&ps->p[i].stale);
+	}
+	free(ps->p);
+	free(ps->more);
+	free(ps->buf);
+	if (ps->round_fd >= 0)
+		close(ps->round_fd);
+	if (ps->dirfd >= 0)
+		close(ps->dirfd);
+	memset(ps, 0, sizeof(*ps));
+	ps->dirfd = ps->round_fd = -1;
+}

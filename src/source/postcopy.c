@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "postcopy: "
+#include "source/postcopy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/fault.h"
+#include "common/log.h"
+#include "common/proc.h"
+#include "common/procmem.h"
+#include "common/rangeset.h"
+#include "common/reaper.h"
+#include "common/util.h"
+#include "criu/pagemap.h"
+#include "engine/session.h"
+#include "source/source.h"
+#include "proto/wire.h"
+
+#define PAGE 4096u
+
+struct postcopy {
+	uint8_t *buf;			/* one request's pages */
+	int32_t *host;			/* the frozen tree's processes */
+	int32_t *img;			/* the same as CRIU's images number them */
+	struct procmem *mem;		/* each one's memory */
+	size_t nr;
+	struct reaper reaper;
+	uint64_t pages;
+	uint64_t requests;
+};
+
+/* The memory of the process CRIU's images call @ipid; NULL if it is not
+ * one of the frozen tree's. */
+static struct procmem *proc_mem(const struct postcopy *pc, int32_t ipid)
+{
+	for (size_t i = 0; i < pc->nr; i++)
+		if (pc->img[i] == ipid)
+			return &pc->mem[i];
+	return NULL;
+}
+
+/*
+ * The frozen tree as it is now (processes forked since the preflight
+ * included), and each one's number in CRIU's images: inside its PID
+ * namespace for a container (m->img_pids set), else the same.
+ */
+static int list_tree(struct migration *m, struct postcopy *pc)
+{
+	size_t nr_tasks;
+	int r = proctree_tasks(m->root_pid, &pc->host, &nr_tasks, &pc->nr);
+
+	if (r == 0 && (!(pc->img = calloc(pc->nr + 1, sizeof(*pc->img))) ||
+		       !(pc->mem = calloc(pc->nr + 1, sizeof(*pc->mem)))))
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < pc->nr; i++) {
+		pid_t v = pc->host[i];
+		if (m->img_pids && proc_nspid(pc->host[i], &v) < 0)
+			r = -ESRCH;
+		pc->img[i] = v;
+		procmem_init(&pc->mem[i], pc->host[i]);
+	}
+	return r;
+}
+
+/*
+ * Every lazy run of @ipid's pagemap image must lie in a mapping of the
+ * frozen process @host: post-copy reads it there, after the commit, when
+ * a page it cannot give loses the workload. Found now, before the
+ * restore, the migration rolls back instead and the tree runs on here.
+ */
+static int check_lazy_mapped(struct migration *m, pid_t host, int32_t ipid)
+{
+	_cleanup_free_ char *maps = NULL;
+	struct rangeset vmas = { 0 }, hole = { 0 };
+	struct pagemap pm = { 0 };
+	char name[48], path[48], why[640];
+	int r;
+
+	snprintf(name, sizeof(name), "pagemap-%d.img", (int)ipid);
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)host);
+	r = pagemap_read(m->imgfd, name, &pm);
+	if (r == -ENOENT)
+		return 0; /* no memory dumped (CRIU saw it go) */
+	if (r == 0)
+		r = read_file(path, 1 << 24, &maps, NULL);
+	/* plays a lazy run the frozen process has no mapping for */
+	if (r == 0 && fault_point("src.lazymapped") < 0)
+		maps[0] = '\0';
+	if (r == 0)
+		r = procmem_maps_ranges(maps, &vmas);
+	for (size_t i = 0; r == 0 && i < pm.nr; i++) {
+		const struct pm_entry *e = &pm.e[i];
+		uint64_t end = e->vaddr + (uint64_t)e->nr_pages * PAGE;
+		if (!(e->flags & PE_LAZY) || (e->flags & PE_PRESENT) ||
+		    rangeset_covers(&vmas, e->vaddr, end))
+			continue;
+		r = rangeset_missing(&vmas, e->vaddr, end, &hole);
+		if (r < 0)
+			break;
+		procmem_explain(host, hole.r[0].start, why, sizeof(why));
+		r = mig_fail(m, -EFAULT, "PID %d's lazy pages at 0x%llx-0x%llx are in no mapping of "
+			     "the frozen process (%s): post-copy could not complete it",
+			     (int)ipid, (unsigned long long)hole.r[0].start,
+			     (unsigned long long)hole.r[0].end, why);
+	}
+	pagemap_free(&pm);
+	rangeset_free(&vmas);
+	rangeset_free(&hole);
+	if (r < 0 && !m->error[0])
+		mig_fail(m, r, "checking PID %d's lazy pages: %s", (int)ipid, strerror(-r));
+	return r;
+}
+
+static int send_data(struct migration *m, const Phaul__PageReq *rq, uint32_t nr)
+{
+	Phaul__PageData pd = PHAUL__PAGE_DATA__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+	uint64_t off = 0, bytes = (uint64_t)nr * PAGE;
+	int r;
+
+	pd.pid = rq->pid;
+	pd.vaddr = rq->vaddr;
+	pd.nr_pages = nr;
+	msg.body_case = PHAUL__MSG__BODY_PAGE_DATA;
+	msg.page_data = &pd;
+	r = msg_send(m->conn, &msg);
+	while (r == 0 && off < bytes) {
+		size_t n = MIN(bytes - off, (uint64_t)FRAME_DATA_MAX);
+		r = frame_send(m->conn, FRAME_DATA, m->post->buf + off, n);
+		off += n;
+	}
+	return r;
+}
+
+/*
+ * A PageReq: the pages, read from the frozen tree (unreadable ones
+ * included: procmem.h), as far as they are mapped; none if unmapped.
+ */
+static int answer(struct migration *m, const Phaul__PageReq *rq)
+{
+	struct procmem *pm = proc_mem(m->post, rq->pid);
+	ssize_t got;
+
+	if (!m->post->buf && !(m->post->buf = malloc((size_t)MSG_REQ_PAGES_MAX * PAGE)))
+		return mig_fail(m, -ENOMEM, "no memory for a page request");
+	if (!pm)
+		return mig_fail(m, -EPROTO, "the destination asked pages of PID %d, not ours",
+				rq->pid);
+	got = procmem_read(pm, rq->vaddr, m->post->buf, (size_t)rq->nr_pages * PAGE);
+	/* plays a page the frozen tree cannot give once the workload runs there */
+	if (m->outcome == OUTCOME_COMMITTED && fault_point("src.pageread") < 0)
+		got = 0;
+	if (got <= 0) {
+		/* the destination then loses the workload: say all we know */
+		char why[640];
+		procmem_explain(pm->pid, rq->vaddr, why, sizeof(why));
+		pr_err("cannot read %u pages of PID %d at 0x%llx: %s (%s)", rq->nr_pages, rq->pid,
+		       (unsigned long long)rq->vaddr, got < 0 ? strerror((int)-got) : "not mapped",
+		       why);
+	}
+	m->post->pages += got > 0 ? (uint64_t)got / PAGE : 0;
+	return send_data(m, rq, got > 0 ? (uint32_t)(got / PAGE) : 0);
+}
+
+int postcopy_begin(struct migration *m)
+{
+	struct postcopy *pc = calloc(1, sizeof(*pc));
+	int r;
+
+	if (!pc)
+		return mig_fail(m, -ENOMEM, "no memory for post-copy");
+	r = list_tree(m, pc);
+	if (r < 0)
+		mig_fail(m, r, "cannot list the frozen tree: %s", strerror(-r));
+	for (size_t i = 0; r == 0 && i < pc->nr; i++)
+		r = check_lazy_mapped(m, pc->host[i], pc->img[i]);
+	if (r < 0) {
+		free(pc->host);
+		free(pc->img);
+		free(pc->mem);
+		free(pc);
+		return r;
+	}
+	pc->reaper = (struct reaper)REAPER_INIT;
+	m->post = pc;
+	m->on_page_req = answer;
+	return 0;
+}
+
+static void set_timeouts(struct migration *m)
+{
+	int ms = (int)m->opts->recover_timeout_s * 1000;
+
+	/* a silent link may come back: TCP carries on if we let it */
+	conn_set_timeout(m->conn, ms);
+	conn_set_link_timeout(m->conn, ms);
+}
+
+/* Answer page requests until PagesDone. *broken: the link failed. */
+static int serve_until_done(struct migration *m, Msg **done, bool *broken)
+{
+	for (;;) {
+		Msg *msg = NULL;
+		int r = msg_recv(m->conn, &msg);
+		*broken = r < 0 && r != -EPROTO;
+		if (r < 0)
+			return r;
+		switch (msg->body_case) {
+		case PHAUL__MSG__BODY_PAGE_REQ:
+			r = answer(m, msg->page_req);
+			*broken = r < 0 && r != -EPROTO;
+			break;
+		case PHAUL__MSG__BODY_PAGES_DONE:
+			*done = msg;
+			return 0;
+		case PHAUL__MSG__BODY_ERROR:
+			r = -(int)msg->error->code;
+			mig_fail(m, r, "the destination failed: %s", msg->error->message);
+			break;
+		default:
+			r = mig_fail(m, -EPROTO, "protocol error: %s during post-copy",
+				     msg_name(msg->body_case));
+		}
+		msg_free(msg);
+		if (r < 0)
+			return r;
+		if (++m->post->requests == 64 && fault_point("src.postcopy") < 0)
+			conn_abort(m->conn); /* a broken link, for the recovery tests */
+	}
+}
+
+static int resume_once(struct migration *m)
+{
+	_cleanup_msg_ Msg *msg = NULL;
+	int r = source_connect(m, m->session_id, PHAUL_FEAT_PAGES_RESUME);
+
+	if (r == 0)
+		r = msg_recv(m->conn, &msg);
+	if (r < 0)
+		return r;
+	if (msg->body_case == PHAUL__MSG__BODY_ERROR)
+		return -(int)msg->error->code;
+	return msg->body_case == PHAUL__MSG__BODY_HELLO_REPLY ? 0 : -EPROTO;
+}
+
+/* The link broke after the commit: dial again while the deadline allows. */
+static int reattach(struct migration *m)
+{
+	uint64_t deadline = now_ms() + m->opts->recover_timeout_s * 1000ULL;
+	char saved[sizeof(m->error)];
+	int saved_err = m->err, r = -ETIMEDOUT;
+
+	memcpy(saved, m->error, sizeof(saved));
+	pr_warn("connection lost during post-copy: reconnecting for up to %u s",
+		m->opts->recover_timeout_s);
+	while (now_ms() < deadline) {
+		r = resume_once(m);
+		/* a failed attempt is not the migration's failure */
+		memcpy(m->error, saved, sizeof(saved));
+		m->err = saved_err;
+		if (r == 0 || r == -ENOENT)
+			break;
+		usleep(500 * 1000);
+	}
+	if (r == 0) {
+		pr_info("reconnected: post-copy goes on");
+		set_timeouts(m);
+		return 0;
+	}
+	return mig_fail(m, r, "the destination's session %s: %s",
+			r == -ENOENT ? "is gone" : "could not be reached again", strerror(-r));
+}
+
+int postcopy_serve(struct migration *m)
+{
+	_cleanup_msg_ Msg *done = NULL;
+	Phaul__PagesDone *pd;
+	bool broken;
+	int r;
+
+	mig_step(m, mode_postcopy(m->mode) ? "post-copy" : "memory fill");
+	r = reaper_arm(&m->post->reaper, m->post->host, m->post->nr);
+	if (r < 0)
+		return mig_fail(m, r, "cannot guard the frozen tree: %s", strerror(-r));
+	set_timeouts(m);
+	while ((r = serve_until_done(m, &done, &broken)) < 0) {
+		if (!broken || !mode_postcopy(m->mode))
+			return m->error[0] ? r : mig_fail(m, r, "%s", strerror(-r));
+		r = reattach(m);
+		if (r < 0)
+			return r;
+	}
+	pd = done->pages_done;
+	m->st.pages_remote = pd->pages_remote;
+	m->st.pages_local = pd->pages_local;
+	m->st.pages_fault = pd->pages_fault;
+	m->st.postcopy_ms = pd->last_page_ms;
+	pr_info("every page is in place %llu ms after the commit: %llu fetched (%llu on a fault), "
+		"%llu from pre-copy", (unsigned long long)pd->last_page_ms,
+		(unsigned long long)pd->pages_remote, (unsigned long long)pd->pages_fault,
+		(unsigned long long)pd->pages_local);
+	return 0;
+}
+
+void postcopy_end(struct migration *m)
+{
+	struct postcopy *pc = m->post;
+
+	if (!pc)
+		return;
+	reaper_disarm(&pc->reaper);
+	for (size_t i = 0; pc->mem && i < pc->nr; i++)
+		procmem_close(&pc->mem[i]);
+	free(pc->mem);
+	free(pc->buf);
+	free(pc->host);
+	free(pc->img);
+	free(pc);
+	m->post = NULL;
+	m->on_page_req = NULL;
+}

@@ -1,0 +1,562 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "precopy: "
+#include "source/precopy.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "common/fault.h"
+#include "common/log.h"
+#include "common/proc.h"
+#include "common/procmem.h"
+#include "common/rangeset.h"
+#include "common/util.h"
+#include "criu/pagemap.h"
+#include "proto/wire.h"
+#include "track/track.h"
+
+#define PAGE 4096u
+#define RUN_PAGES MSG_RUN_PAGES_MAX
+#define DEFAULT_FIXED_MS 150
+
+struct pc_proc {
+	pid_t pid;
+	pid_t ipid;			/* its PID in CRIU's images and on the wire */
+	struct tracker *t;		/* NULL: not tracked (appeared later) */
+	struct procmem mem;		/* its memory, unreadable pages included */
+	struct rangeset sent;		/* pages the destination holds */
+	struct rangeset pending;	/* collected, not sent yet */
+};
+
+struct precopy {
+	struct pc_proc *p;
+	size_t nr;
+	struct policy pol;
+	uint8_t *buf;
+	uint64_t start_ms;
+	unsigned int round;
+	enum track_method method;
+	/* the final pages sent while CRIU dumps (precopy_send_frozen) */
+	uint64_t early_pages;
+	bool early_round;		/* sent, as a round of its own */
+};
+
+static struct pc_proc *pc_find(struct precopy *pc, pid_t pid, bool create)
+{
+	struct pc_proc *p;
+
+	for (size_t i = 0; i < pc->nr; i++)
+		if (pc->p[i].pid == pid)
+			return &pc->p[i];
+	if (!create)
+		return NULL;
+	p = realloc(pc->p, (pc->nr + 1) * sizeof(*p));
+	if (!p)
+		return NULL;
+	pc->p = p;
+	p = &pc->p[pc->nr++];
+	memset(p, 0, sizeof(*p));
+	p->pid = pid;
+	p->ipid = pid;
+	procmem_init(&p->mem, pid);
+	return p;
+}
+
+/* The process CRIU's images call @ipid (its PID inside the workload's PID
+ * namespace when the workload driver set m->img_pids). */
+static struct pc_proc *pc_find_img(struct migration *m, pid_t ipid)
+{
+	struct precopy *pc = m->pc;
+	struct pc_proc *p;
+	pid_t host = ipid;
+
+	for (size_t i = 0; i < pc->nr; i++)
+		if (pc->p[i].ipid == ipid)
+			return &pc->p[i];
+	if (m->img_pids && (host = proc_ns_to_host(m->root_pid, ipid)) < 0)
+		return NULL;
+	p = pc_find(pc, host, true);
+	if (p)
+		p->ipid = ipid;
+	return p;
+}
+
+int precopy_start(struct migration *m, const struct policy *pol)
+{
+	struct precopy *pc = calloc(1, sizeof(*pc));
+	int r = 0;
+
+	if (!pc || !(pc->buf = malloc(FRAME_DATA_MAX))) {
+		free(pc);
+		return -ENOMEM;
+	}
+	m->pc = pc;
+	pc->pol = *pol;
+	if (!pc->pol.fixed_ms)
+		pc->pol.fixed_ms = DEFAULT_FIXED_MS;
+	pc->start_ms = now_ms();
+	for (size_t i = 0; r == 0 && i < m->nr_procs; i++) {
+		struct pc_proc *p = pc_find(pc, m->pids[i], true);
+		if (!p)
+			return -ENOMEM;
+		if (m->img_pids)
+			p->ipid = m->img_pids[i];
+		r = tracker_open(p->pid, TRACK_UFFD_WP | TRACK_SOFT_DIRTY | TRACK_HASH, &p->t);
+		if (r < 0 && !proc_alive(p->pid)) {
+			pr_info("PID %d exited: nothing to track", p->pid);
+			r = 0;
+			continue;
+		}
+		if (r < 0)
+			return mig_fail(m, r, "cannot track the writes of PID %d: %s", p->pid,
+					strerror(-r));
+		pc->method = tracker_method(p->t);
+	}
+	m->st.tracking = track_method_name(pc->method);
+	pr_info("tracking writes of %zu processes with %s", pc->nr, m->st.tracking);
+	return 0;
+}
+
+/*
+ * Read [vaddr, vaddr + n pages) up to the first page that is not mapped
+ * (PROT_NONE and other unreadable pages included); bytes read.
+ */
+static size_t read_remote(struct pc_proc *p, uint64_t vaddr, size_t n, uint8_t *buf)
+{
+	ssize_t got = procmem_read(&p->mem, vaddr, buf, n * PAGE);
+
+	return got > 0 ? (size_t)got & ~(size_t)(PAGE - 1) : 0;
+}
+
+static int send_run(struct migration *m, struct pc_proc *p, uint64_t vaddr, size_t bytes,
+		    const uint8_t *buf)
+{
+	Phaul__PageRun pr = PHAUL__PAGE_RUN__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+	int r;
+
+	pr.pid = p->ipid;
+	pr.vaddr = vaddr;
+	pr.nr_pages = bytes / PAGE;
+	msg.body_case = PHAUL__MSG__BODY_PAGE_RUN;
+	msg.page_run = &pr;
+	r = msg_send(m->conn, &msg);
+	if (r == 0)
+		r = frame_send(m->conn, FRAME_DATA, buf, bytes);
+	if (r == 0)
+		r = rangeset_add(&p->sent, vaddr, vaddr + bytes);
+	return r;
+}
+
+/* Send every page of @s that can still be read; count pages sent. */
+static int send_set(struct migration *m, struct pc_proc *p, const struct rangeset *s,
+		    uint64_t *pages)
+{
+	uint8_t *buf = m->pc->buf;
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < s->nr; i++) {
+		uint64_t pos = s->r[i].start, end = s->r[i].end;
+		while (r == 0 && pos < end) {
+			size_t n = MIN((end - pos) / PAGE, RUN_PAGES);
+			size_t got = read_remote(p, pos, n, buf);
+			if (got == 0) { /* unmapped since: nothing to move */
+				pos += PAGE;
+				continue;
+			}
+			r = send_run(m, p, pos, got, buf);
+			*pages += got / PAGE;
+			pos += got;
+		}
+	}
+	if (r < 0)
+		mig_fail(m, r, "sending pages of PID %d: %s", p->pid, strerror(-r));
+	return r;
+}
+
+static int send_round_end(struct migration *m, unsigned int round, uint64_t pages, bool final)
+{
+	Phaul__RoundEnd re = PHAUL__ROUND_END__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+
+	re.round = round;
+	re.pages = pages;
+	re.has_final = true;
+	re.final = final;
+	msg.body_case = PHAUL__MSG__BODY_ROUND_END;
+	msg.round_end = &re;
+	return msg_send(m->conn, &msg);
+}
+
+static int to_rangeset(const struct track_set *ts, struct rangeset *out)
+{
+	rangeset_clear(out);
+	for (size_t i = 0; i < ts->nr; i++) {
+		int r = rangeset_add(out, ts->r[i].start, ts->r[i].end);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Collect every process's dirty pages into its pending set. */
+static int collect(struct migration *m, uint64_t *dirty, uint64_t *scanned)
+{
+	struct precopy *pc = m->pc;
+	int r = 0;
+
+	*dirty = *scanned = 0;
+	for (size_t i = 0; r == 0 && i < pc->nr; i++) {
+		struct pc_proc *p = &pc->p[i];
+		struct track_set ts = { 0 };
+		struct rangeset fresh = { 0 };
+		uint64_t sc = 0;
+		if (!p->t)
+			continue;
+		r = tracker_collect(p->t, &ts, &sc);
+		if (r < 0 && !proc_alive(p->pid)) {
+			/* exited: CRIU will not dump it, its pages are moot */
+			tracker_close(p->t);
+			p->t = NULL;
+			rangeset_free(&p->pending);
+			r = 0;
+			continue;
+		}
+		if (r == 0)
+			r = to_rangeset(&ts, &fresh);
+		if (r == 0)
+			r = rangeset_union(&p->pending, &fresh);
+		*dirty += rangeset_bytes(&fresh) / PAGE;
+		*scanned += sc;
+		track_set_free(&ts);
+		rangeset_free(&fresh);
+		if (r < 0)
+			mig_fail(m, r, "tracking PID %d: %s", p->pid, strerror(-r));
+	}
+	return r;
+}
+
+static int add_round(struct migration *m, const struct round_stat *rs)
+{
+	struct round_stat *v = realloc(m->st.rounds, (m->st.nr_rounds + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	m->st.rounds = v;
+	v[m->st.nr_rounds++] = *rs;
+	return 0;
+}
+
+/* Send every pending page: one round. */
+static int send_round(struct migration *m, uint64_t scanned, bool final)
+{
+	struct precopy *pc = m->pc;
+	struct round_stat rs = { .pages_scanned = scanned, .frozen = final };
+	uint64_t t0 = now_ms(), b0 = m->conn->bytes_out;
+	int r = 0;
+
+	pc->round++;
+	for (size_t i = 0; r == 0 && i < pc->nr; i++) {
+		r = send_set(m, &pc->p[i], &pc->p[i].pending, &rs.pages_sent);
+		rangeset_clear(&pc->p[i].pending);
+	}
+	if (r == 0)
+		r = send_round_end(m, pc->round, rs.pages_sent, final);
+	if (r < 0)
+		return m->error[0] ? r : mig_fail(m, r, "round %u: %s", pc->round, strerror(-r));
+	rs.ms = now_ms() - t0;
+	rs.bytes_sent = m->conn->bytes_out - b0;
+	pr_info("round %u: %llu pages sent in %llu ms", pc->round,
+		(unsigned long long)rs.pages_sent, (unsigned long long)rs.ms);
+	return add_round(m, &rs);
+}
+
+int precopy_rounds(struct migration *m)
+{
+	struct precopy *pc = m->pc;
+	enum policy_verdict v = POLICY_CONTINUE;
+	uint64_t dirty, scanned, predicted = 0;
+	int r;
+
+	mig_step(m, "round");
+	for (;;) {
+		r = collect(m, &dirty, &scanned);
+		if (r < 0)
+			return r;
+		if (m->st.nr_rounds) {
+			m->st.rounds[m->st.nr_rounds - 1].pages_dirty = dirty;
+			v = policy_decide(&pc->pol, m->st.rounds, m->st.nr_rounds,
+					  now_ms() - pc->start_ms, &predicted);
+			if (v != POLICY_CONTINUE)
+				break;
+		}
+		unsigned int n = pc->round + 1; /* send_round() counts it */
+		r = fault_point("src.round");
+		if (r == 0)
+			r = send_round(m, scanned, false);
+		if (r == 0)
+			r = mig_hook(m, HOOK_NEXT_ITERATION);
+		if (r < 0)
+			return m->error[0] ? r : mig_fail(m, r, "round %u: %s", n, strerror(-r));
+		m->st.iterations = pc->round;
+	}
+	m->st.predicted_ms = predicted;
+	m->st.stop_reason = policy_verdict_name(v);
+	pr_info("stopping pre-copy after %u rounds: %s; %llu pages dirty, predicted frozen %llu ms",
+		pc->round, m->st.stop_reason, (unsigned long long)dirty,
+		(unsigned long long)predicted);
+	return 0;
+}
+
+/* pending ∩ [start, end) into @out */
+static int add_intersection(const struct rangeset *s, uint64_t start, uint64_t end,
+			    struct rangeset *out)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < s->nr; i++) {
+		uint64_t a = MAX(s->r[i].start, start), b = MIN(s->r[i].end, end);
+		if (a < b)
+			r = rangeset_add(out, a, b);
+	}
+	return r;
+}
+
+/* What of CRIU's lazy runs for @pid the destination lacks. */
+static int final_needs(struct migration *m, pid_t pid, const struct pagemap *pm)
+{
+	struct pc_proc *p = pc_find_img(m, pid);
+	struct rangeset need = { 0 };
+	int r = p ? 0 : -ESRCH;
+
+	for (size_t i = 0; r == 0 && i < pm->nr; i++) {
+		const struct pm_entry *e = &pm->e[i];
+		uint64_t end = e->vaddr + (uint64_t)e->nr_pages * PAGE;
+		if (!(e->flags & PE_LAZY) || (e->flags & PE_PRESENT))
+			continue;
+		r = rangeset_missing(&p->sent, e->vaddr, end, &need);
+		if (r == 0)
+			r = add_intersection(&p->pending, e->vaddr, end, &need);
+	}
+	if (r == 0) {
+		rangeset_free(&p->pending);
+		p->pending = need;
+	} else {
+		rangeset_free(&need);
+	}
+	return r;
+}
+
+static int plan_final(struct migration *m)
+{
+	DIR *d = opendir_at(m->imgfd);
+	struct dirent *de;
+	int r = 0, pid;
+
+	if (!d)
+		return -errno;
+	while (r == 0 && (de = readdir(d))) {
+		struct pagemap pm;
+		char tail;
+		if (sscanf(de->d_name, "pagemap-%d.im%c", &pid, &tail) != 2 || tail != 'g')
+			continue;
+		r = pagemap_read(m->imgfd, de->d_name, &pm);
+		if (r == 0)
+			r = final_needs(m, pid, &pm);
+		pagemap_free(&pm);
+	}
+	closedir(d);
+	return r;
+}
+
+static bool named_in_preflight(const struct migration *m, pid_t ipid)
+{
+	const int32_t *v = m->img_pids ? m->img_pids : m->pids;
+
+	for (size_t i = 0; i < m->nr_procs; i++)
+		if (v[i] == ipid)
+			return true;
+	return false;
+}
+
+/* Processes forked since the preflight: the destination learns them first. */
+static int send_new_pids(struct migration *m)
+{
+	Phaul__NewPids np = PHAUL__NEW_PIDS__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+	_cleanup_free_ int32_t *v = calloc(m->pc->nr + 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->pc->nr; i++)
+		if (!named_in_preflight(m, m->pc->p[i].ipid))
+			v[np.n_pids++] = m->pc->p[i].ipid;
+	if (!np.n_pids)
+		return 0;
+	pr_info("%zu processes forked since the preflight", np.n_pids);
+	np.pids = v;
+	msg.body_case = PHAUL__MSG__BODY_NEW_PIDS;
+	msg.new_pids = &np;
+	return msg_send(m->conn, &msg);
+}
+
+int precopy_send_frozen(struct migration *m)
+{
+	struct precopy *pc = m->pc;
+	uint64_t dirty, scanned;
+	int r;
+
+	if (!pc)
+		return 0;
+	r = collect(m, &dirty, &scanned);
+	if (r == 0 && mode_postcopy(m->mode)) {
+		/* hybrid: post-copy moves these. Sent now, they would fill the
+		 * link (and every socket buffer on the way) with data that
+		 * the frozen path's own messages then wait behind. */
+		pr_info("%llu pages dirty at the freeze, left to post-copy",
+			(unsigned long long)dirty);
+		return 0;
+	}
+	/* a round of its own: what post-dump adds may lie below these */
+	if (r == 0)
+		r = send_round(m, scanned, true);
+	if (r < 0)
+		return r;
+	pc->early_pages = m->st.rounds[m->st.nr_rounds - 1].pages_sent;
+	pc->early_round = true;
+	pr_info("%llu pages sent while CRIU dumps", (unsigned long long)pc->early_pages);
+	return 0;
+}
+
+/* While frozen: what the destination lacks goes into every pending set. */
+static int plan(struct migration *m, uint64_t *dirty, uint64_t *scanned)
+{
+	int r;
+
+	mig_step(m, "final pages");
+	r = collect(m, dirty, scanned);
+	if (r == 0)
+		r = plan_final(m);
+	if (r == 0)
+		r = send_new_pids(m);
+	if (r < 0)
+		return m->error[0] ? r : mig_fail(m, r, "planning the final pages: %s", strerror(-r));
+	/* The trackers stay until the end: releasing uffd-wp walks the whole
+	 * memory (~40 ms/GiB), and after a commit the tree dies anyway. */
+	return 0;
+}
+
+/* Report the two frozen rounds (during the dump, after it) as one. */
+static void merge_frozen(struct migration *m)
+{
+	struct round_stat *a, *b;
+
+	if (m->st.nr_rounds < 2 || !m->pc->early_round)
+		return;
+	a = &m->st.rounds[m->st.nr_rounds - 2];
+	b = &m->st.rounds[m->st.nr_rounds - 1];
+	if (!a->frozen || !b->frozen)
+		return;
+	a->pages_scanned += b->pages_scanned;
+	a->pages_sent += b->pages_sent;
+	a->bytes_sent += b->bytes_sent;
+	a->ms += b->ms;
+	m->st.nr_rounds--;
+}
+
+int precopy_final(struct migration *m)
+{
+	uint64_t dirty, scanned;
+	int r = plan(m, &dirty, &scanned);
+
+	if (r == 0)
+		r = send_round(m, scanned, true);
+	if (r == 0) {
+		merge_frozen(m);
+		m->st.final_pages = m->st.rounds[m->st.nr_rounds - 1].pages_sent;
+		pr_info("final: %llu pages while frozen (%llu written since the last round)",
+			(unsigned long long)m->st.final_pages, (unsigned long long)dirty);
+	}
+	return r;
+}
+
+static int send_drop(struct migration *m, pid_t pid, uint64_t vaddr, uint32_t nr)
+{
+	Phaul__PageDrop pd = PHAUL__PAGE_DROP__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+
+	pd.pid = pid;
+	pd.vaddr = vaddr;
+	pd.nr_pages = nr;
+	msg.body_case = PHAUL__MSG__BODY_PAGE_DROP;
+	msg.page_drop = &pd;
+	return msg_send(m->conn, &msg);
+}
+
+/* Tell the destination which of its pages are stale: one process's set. */
+static int drop_set(struct migration *m, struct pc_proc *p, uint64_t *pages)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < p->pending.nr; i++) {
+		uint64_t pos = p->pending.r[i].start, end = p->pending.r[i].end;
+		while (r == 0 && pos < end) {
+			uint32_t n = MIN((end - pos) / PAGE, (uint64_t)MSG_DROP_PAGES_MAX);
+			r = send_drop(m, p->ipid, pos, n);
+			pos += (uint64_t)n * PAGE;
+			*pages += n;
+		}
+	}
+	rangeset_clear(&p->pending);
+	return r;
+}
+
+int precopy_final_lazy(struct migration *m)
+{
+	uint64_t dirty, scanned, pages = 0;
+	int r = plan(m, &dirty, &scanned);
+
+	for (size_t i = 0; r == 0 && i < m->pc->nr; i++)
+		r = drop_set(m, &m->pc->p[i], &pages);
+	if (r < 0)
+		return mig_fail(m, r, "marking stale pages: %s", strerror(-r));
+	m->st.pages_dropped = pages;
+	m->st.final_pages = m->pc->early_pages;
+	pr_info("final: %llu pages left to post-copy", (unsigned long long)pages);
+	return 0;
+}
+
+void precopy_stop(struct migration *m)
+{
+	struct precopy *pc = m->pc;
+
+	if (!pc)
+		return;
+	for (size_t i = 0; i < pc->nr; i++) {
+		if (pc->p[i].t)
+			tracker_close(pc->p[i].t);
+		pc->p[i].t = NULL;
+	}
+}
+
+void precopy_free(struct migration *m)
+{
+	struct precopy *pc = m->pc;
+
+	if (!pc)
+		return;
+	precopy_stop(m);
+	for (size_t i = 0; i < pc->nr; i++) {
+		procmem_close(&pc->p[i].mem);
+		rangeset_free(&pc->p[i].sent);
+		rangeset_free(&pc->p[i].pending);
+	}
+	free(pc->p);
+	free(pc->buf);
+	free(pc);
+	m->pc = NULL;
+}

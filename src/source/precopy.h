@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * precopy: live mode's rounds on the source. While the workload runs,
+ * each round asks the dirty-page trackers (src/track) which pages every
+ * process wrote since the last round and streams them (PageRun + data)
+ * to the destination's page store, until the convergence policy says
+ * stop. At CRIU's post-dump (frozen, dumped with lazy pages: CRIU wrote
+ * no anonymous memory), precopy_final() sends what is still missing
+ * there: pages written since the last round, and pages of CRIU's lazy
+ * runs that never went out (new processes, new mappings).
+ */
+#ifndef PHAUL_PRECOPY_H
+#define PHAUL_PRECOPY_H
+
+#include "engine/migration.h"
+#include "engine/converge.h"
+
+struct precopy;
+
+int precopy_start(struct migration *m, const struct policy *pol);
+/* Rounds until the policy stops them (or a failure). */
+int precopy_rounds(struct migration *m);
+/*
+ * CRIU has seized the whole tree (freeze.h's thread calls this while CRIU
+ * dumps): collect what was written since the last round. Live mode sends
+ * it, as a frozen round of its own; precopy_final() adds the rest. Hybrid
+ * mode sends nothing: it stays pending, for post-copy.
+ */
+int precopy_send_frozen(struct migration *m);
+/* While frozen: the final pages, read from the frozen tree. */
+int precopy_final(struct migration *m);
+/*
+ * Hybrid, while frozen: no pages; the destination learns which of those
+ * it holds are stale (PageDrop) and fetches them, with the ones it never
+ * got, after the restore (post-copy).
+ */
+int precopy_final_lazy(struct migration *m);
+/* Stop tracking; leaves nothing in the workload. Safe to call twice. */
+void precopy_stop(struct migration *m);
+void precopy_free(struct migration *m);
+
+#endif

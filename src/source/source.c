@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * source: `phaul migrate`. Prepare the drivers, connect, run the
+ * preflight on both sides, then the final dump, during which CRIU holds
+ * the tree frozen at post-dump while final.c moves the images,
+ * has the destination restore and commits.
+ */
+#define LOG_PREFIX "engine: "
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fault.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "criu/criu.h"
+#include "engine/migration.h"
+#include "source/precopy.h"
+#include "engine/restart.h"
+#include "engine/session.h"
+#include "source/source.h"
+#include "common/pidlock.h"
+#include "common/proc.h"
+#include "common/procmem.h"
+#include "proto/tls.h"
+
+static int send_hello(struct conn *c, const uint8_t *resume, uint64_t features)
+{
+	Phaul__Hello h = PHAUL__HELLO__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+	char host[HOST_NAME_MAX + 1] = "";
+
+	gethostname(host, sizeof(host) - 1);
+	h.version = PHAUL_PROTO_VERSION;
+	h.host = host;
+	h.has_features = features != 0;
+	h.features = features;
+	if (resume) {
+		h.has_resume = true;
+		h.resume.data = (uint8_t *)resume;
+		h.resume.len = PHAUL_SESSION_ID_LEN;
+	}
+	msg.body_case = PHAUL__MSG__BODY_HELLO;
+	msg.hello = &h;
+	return msg_send(c, &msg);
+}
+
+int source_connect(struct migration *m, const uint8_t *resume, uint64_t features)
+{
+	const struct mig_opts *o = m->opts;
+	int r;
+
+	if (m->conn) {
+		m->st.bytes_before += m->conn->bytes_out;
+		conn_free(m->conn);
+		m->conn = NULL;
+	}
+	r = tls_connect(o->to, &o->key, o->connect_timeout_s * 1000, &m->conn);
+	if (r == -EACCES)
+		return mig_fail(m, r, "the destination %s refused our key (wrong key?)", o->to);
+	if (r < 0)
+		return mig_fail(m, r, "cannot reach the destination %s: %s", o->to, strerror(-r));
+	conn_set_timeout(m->conn, 60000);
+	conn_set_rate(m->conn, o->bandwidth_mbit);
+	return send_hello(m->conn, resume, features);
+}
+
+int source_hello(struct migration *m)
+{
+	_cleanup_msg_ Msg *msg = NULL;
+	int r;
+
+	mig_step(m, "connect");
+	r = fault_point("src.connect");
+	if (r == 0)
+		r = source_connect(m, NULL, 0);
+	if (r < 0)
+		return m->error[0] ? r : mig_fail(m, r, "%s", strerror(-r));
+	r = expect_msg(m, PHAUL__MSG__BODY_HELLO_REPLY, &msg);
+	if (r < 0)
+		return r;
+	if (msg->hello_reply->version != PHAUL_PROTO_VERSION)
+		return mig_fail(m, -EPROTONOSUPPORT,
+				"the destination speaks protocol version %u, we speak %u",
+				msg->hello_reply->version, PHAUL_PROTO_VERSION);
+	if (!msg->hello_reply->has_session_id)
+		return mig_fail(m, -EPROTO, "the destination sent no session id");
+	memcpy(m->session_id, msg->hello_reply->session_id.data, PHAUL_SESSION_ID_LEN);
+	pr_info("connected to %s (%s), protocol %u", m->opts->to,
+		msg->hello_reply->host ? msg->hello_reply->host : "?", PHAUL_PROTO_VERSION);
+	return 0;
+}
+
+/* cpuinfo.img of this host, for the destination's CPU check. */
+int source_read_cpuinfo(struct migration *m, uint8_t **ret, size_t *ret_len)
+{
+	char dir[4096], path[4200];
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int r;
+
+	snprintf(dir, sizeof(dir), "%s/cpu", m->dir);
+	if (mkdir(dir, 0700) < 0)
+		return mig_fail(m, -errno, "cannot create %s: %m", dir);
+	r = criu_cpuinfo(dir, true);
+	if (r < 0)
+		return mig_fail(m, r, "criu cpuinfo dump failed (see %s)", dir);
+	snprintf(path, sizeof(path), "%s/cpuinfo.img", dir);
+	r = read_file(path, MSG_CPUINFO_MAX, &buf, &len);
+	if (r < 0)
+		return mig_fail(m, r, "cannot read %s: %s", path, strerror(-r));
+	*ret = (uint8_t *)TAKE_PTR(buf);
+	*ret_len = len;
+	return 0;
+}
+
+/*
+ * Live, lazy and hybrid modes read the tree's memory themselves: pages
+ * of mappings the process cannot read (PROT_NONE, write-only) only
+ * through /proc/PID/mem (common/procmem.h). Where the kernel refuses
+ * that, such a tree must not freeze: the destination would lack pages.
+ */
+static int check_memory_readable(struct migration *m)
+{
+	uint64_t start, end;
+	int r;
+
+	if (strcmp(m->mode, "live") && strcmp(m->mode, "lazy") && strcmp(m->mode, "hybrid"))
+		return 0;
+	/* the fault: as on a kernel that refuses (the tests) */
+	if (procmem_can_force() && fault_point("src.memforce") == 0)
+		return 0;
+	for (size_t i = 0; i < m->nr_procs; i++) {
+		r = procmem_find_unreadable(m->pids[i], &start, &end);
+		if (r > 0)
+			return mig_fail(m, -EPERM,
+					"PID %d has pages in %#llx-%#llx, a mapping it cannot read, and "
+					"this kernel does not let phaul read them (/proc/PID/mem, "
+					"proc_mem.force_override): --mode stop moves it",
+					m->pids[i], (unsigned long long)start, (unsigned long long)end);
+	}
+	return 0;
+}
+
+int source_local_checks(struct migration *m, uint32_t *ver)
+{
+	char why[256];
+	int r = criu_version(ver);
+
+	if (r < 0)
+		return mig_fail(m, r, "CRIU is not usable on the source");
+	if (*ver < 40000)
+		return mig_fail(m, -ENOTSUP, "CRIU %u.%u on the source is too old (need >= 4.0)",
+				*ver / 10000, *ver / 100 % 100);
+	r = criu_check(m->dir, why, sizeof(why));
+	if (r < 0)
+		return mig_fail(m, r, "'criu check' fails on the source: %s", why);
+	r = check_memory_readable(m);
+	if (r < 0)
+		return r;
+	return source_check_locks(m);
+}
+
+int source_send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_t cpulen,
+			  bool check)
+{
+	Phaul__Preflight p = PHAUL__PREFLIGHT__INIT;
+	Msg msg = PHAUL__MSG__INIT;
+	char comm[32];
+	char *fs[MSG_FS_MAX];
+
+	p.mode = m->mode;
+	p.htype = (char *)m->drv[0]->ops->name;
+	for (size_t i = 1; i < m->nr_drv; i++)
+		fs[i - 1] = (char *)m->opts->fs[i - 1];
+	p.fs = fs;
+	p.n_fs = m->nr_drv - 1;
+	p.criu_version = ver;
+	p.has_cpuinfo = cpu != NULL;
+	p.cpuinfo.data = cpu;
+	p.cpuinfo.len = cpulen;
+	p.pids = m->img_pids ? m->img_pids : m->pids;
+	p.n_pids = m->nr_pids;
+	p.has_nr_procs = true;
+	p.nr_procs = m->nr_procs;
+	p.est_bytes = m->est_bytes;
+	proc_comm(m->root_pid, comm, sizeof(comm));
+	p.root_cmd = comm;
+	p.has_shell_job = true;
+	p.shell_job = m->shell_job;
+	if (check) {
+		msg.body_case = PHAUL__MSG__BODY_CHECK;
+		msg.check = &p;
+	} else {
+		msg.body_case = PHAUL__MSG__BODY_PREFLIGHT;
+		msg.preflight = &p;
+	}
+	return msg_send(m->conn, &msg);
+}
+
+static int preflight(struct migration *m)
+{
+	_cleanup_msg_ Msg *reply = NULL;
+	_cleanup_free_ uint8_t *cpu = NULL;
+	size_t cpulen = 0;
+	uint32_t ver = 0;
+	int r;
+
+	mig_step(m, "preflight");
+	r = fault_point("src.preflight");
+	if (r < 0)
+		return mig_fail(m, r, "injected fault");
+	/* restart mode does without CRIU */
+	if (strcmp(m->mode, "restart")) {
+		r = source_local_checks(m, &ver);
+		if (r == 0)
+			r = source_read_cpuinfo(m, &cpu, &cpulen);
+	}
+	for (size_t i = 0; r == 0 && i < m->nr_drv; i++)
+		if (m->drv[i]->ops->send_info)
+			r = m->drv[i]->ops->send_info(m->drv[i], m);
+	if (r == 0)
+		r = source_send_preflight(m, ver, cpu, cpulen, false);
+	if (r < 0)
+		return m->error[0] ? r : mig_fail(m, r, "cannot send the preflight: %s", strerror(-r));
+	conn_set_timeout(m->conn, 120000);
+	r = expect_msg(m, PHAUL__MSG__BODY_PREFLIGHT_REPLY, &reply);
+	if (r < 0)
+		return r;
+	if (!reply->preflight_reply->ok)
+		return mig_fail(m, -EAGAIN, "destination: %s",
+				reply->preflight_reply->error ?: "refused");
+	for (size_t i = 0; i < reply->preflight_reply->n_in_place; i++) {
+		r = mig_add_in_place(m, reply->preflight_reply->in_place[i]);
+		if (r < 0)
+			return mig_fail(m, r, "cannot note what the destination uses in place");
+		pr_info("the destination uses %s in place", m->in_place[i]);
+	}
+	pr_info("preflight passed: CRIU %u.%u.%u here, %u.%u.%u there", ver / 10000,
+		ver / 100 % 100, ver % 100, reply->preflight_reply->criu_version / 10000,
+		reply->preflight_reply->criu_version / 100 % 100,
+		reply->preflight_reply->criu_version % 100);
+	return 0;
+}
+
+int source_setup_drivers(struct migration *m, bool prepare)
+{
+	const struct mig_opts *o = m->opts;
+	int r;
+
+	mig_step(m, "prepare");
+	r = driver_new(DRV_HTYPE, o->htype, &m->drv[m->nr_drv]);
+	if (r < 0)
+		return mig_fail(m, r, "bad workload '%s'", o->htype);
+	m->nr_drv++;
+	for (size_t i = 0; i < o->nr_fs; i++) {
+		r = driver_new(DRV_FS, o->fs[i], &m->drv[m->nr_drv]);
+		if (r < 0)
+			return mig_fail(m, r, "bad storage '%s'", o->fs[i]);
+		m->nr_drv++;
+	}
+	return prepare ? mig_hook(m, HOOK_PREPARE) : 0;
+}
+
+int source_lock_tree(struct migration *m, int *fd)
+{
+	pid_t holder;
+	int r = pidlock_take(pidlock_dir(), m->root_pid, &holder);
+
+	if (r == -EBUSY)
+		return mig_fail(m, r, "PID %d is being migrated already (by phaul PID %d)",
+				m->root_pid, holder);
+	if (r < 0)
+		return mig_fail(m, r, "cannot lock PID %d: %s", m->root_pid, strerror(-r));
+	*fd = r;
+	return 0;
+}
+
+int migrate_source(struct migration *m)
+{
+	int r, lock = -1;
+
+	m->st.start_ms = now_ms();
+	m->imgfd = -1;
+	r = source_setup_drivers(m, true);
+	if (r == 0)
+		r = source_lock_tree(m, &lock);
+	if (r == 0)
+		r = source_hello(m);
+	if (r == 0) {
+		session_sweep(m->opts->workdir, "out-");
+		r = session_mkdirs(m, m->opts->workdir, "out-");
+		m->logdir = m->opts->logdir;
+	}
+	if (r == 0)
+		r = session_write_owner(m);
+	if (r == 0)
+		r = preflight(m);
+	if (r == 0) {
+		mig_step(m, "start");
+		r = mig_hook(m, HOOK_START_MIGRATION);
+	}
+	if (r == 0 && mode_has_rounds(m->mode))
+		r = precopy_start(m, &m->opts->policy);
+	if (r == 0 && m->pc)
+		r = precopy_rounds(m);
+	if (r == 0 && !strcmp(m->mode, "restart")) {
+		r = source_restart(m);
+	} else if (r == 0) {
+		r = source_final_dump(m);
+	} else {
+		precopy_stop(m);
+		session_peer_reason(m, 2000);
+		if (m->conn && !m->peer_said)
+			msg_send_abort(m->conn, m->error[0] ? m->error : "source failed");
+		mig_hook(m, HOOK_MIGRATION_FAILED);
+	}
+	if (m->outcome == OUTCOME_COMMITTED)
+		r = 0;
+	m->st.total_ms = now_ms() - m->st.start_ms;
+	m->st.bytes_sent = m->st.bytes_before + (m->conn ? m->conn->bytes_out : 0);
+	session_rmdirs(m);
+	pidlock_release(pidlock_dir(), m->root_pid, lock);
+	return r;
+}

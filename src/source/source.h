@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * source internals: the steps of `phaul migrate` split across files.
+ */
+#ifndef PHAUL_SOURCE_H
+#define PHAUL_SOURCE_H
+
+#include "engine/migration.h"
+
+/* The workload and storage drivers of m->opts; HOOK_PREPARE if @prepare. */
+int source_setup_drivers(struct migration *m, bool prepare);
+/* One migration of a tree at a time (common/pidlock.h); the lock's fd in *@fd. */
+int source_lock_tree(struct migration *m, int *fd);
+/* Connect, Hello, HelloReply: the session id in m->session_id. */
+int source_hello(struct migration *m);
+/* CRIU usable here and >= 4.0 (its version in *@ver); the tree's locks. */
+int source_local_checks(struct migration *m, uint32_t *ver);
+/*
+ * With --file-locks, refuse a tree holding a lock on a file both hosts see
+ * (not under a storage spec's `sync:DIR` or `disk:` mount point, which
+ * storage_is_private() tells): the destination could not take it while
+ * the source's frozen copy holds it (source/locks.c).
+ */
+int source_check_locks(struct migration *m);
+bool storage_is_private(const char *const *fs, size_t nr_fs, const char *path);
+/* CRIU's cpuinfo.img of this host (under m->dir), for the peer's CPU check. */
+int source_read_cpuinfo(struct migration *m, uint8_t **ret, size_t *ret_len);
+/* Preflight (or, with @check, the same as Msg.check: `phaul check`). */
+int source_send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_t cpulen,
+			  bool check);
+/*
+ * TLS connection plus Hello (with @resume: an outcome query, or with
+ * PHAUL_FEAT_PAGES_RESUME in @features, reattaching a post-copy session).
+ * The connection it replaces is closed and its bytes counted.
+ */
+int source_connect(struct migration *m, const uint8_t *resume, uint64_t features);
+/* Freeze, dump, move the images, restore there, commit or roll back. */
+int source_final_dump(struct migration *m);
+struct criu;
+/* After post-dump: images out, restore there, commit. 0 = committed. */
+int source_switch_over(struct migration *m, struct criu *c);
+/* The link broke after Commit was sent: ask the destination's decision. */
+enum mig_outcome source_resolve(struct migration *m);
+/* After sending Commit (or Restart) with result @r: wait for Committed,
+ * resolve a broken link; sets m->outcome. 0 = committed. */
+int source_await_committed(struct migration *m, int r);
+
+#endif
