@@ -172,7 +172,7 @@ int cmd_check(int argc, char **argv)
 		o.fs[o.nr_fs++] = "shared";
 	snprintf(htype, sizeof(htype), pid ? "pid:%s" : "pid", pid);
 	o.htype = htype;
-	snprintf(m.mode, sizeof(m.mode), "%s", o.mode);
+	m.mode = mode_parse(o.mode);
 	if (key_load(key, &o.key) < 0)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);

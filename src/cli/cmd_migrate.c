@@ -190,7 +190,7 @@ int cmd_migrate(int argc, char **argv)
 		migrate_usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (!mode_known(o.mode)) {
+	if (mode_parse(o.mode) < 0) {
 		fprintf(stderr, "phaul: unknown mode '%s': use live, stop, lazy, hybrid or restart\n",
 			o.mode);
 		return EXIT_USAGE;
@@ -205,7 +205,7 @@ int cmd_migrate(int argc, char **argv)
 		snprintf(htype, sizeof(htype), "pid:%.30s", argv[argc - 1]);
 	o.htype = htype;
 	o.progress = !json || isatty(STDERR_FILENO);
-	snprintf(m.mode, sizeof(m.mode), "%s", o.mode);
+	m.mode = mode_parse(o.mode);
 	if (key_load(key, &o.key) < 0)
 		return EXIT_FAILED;
 	signal(SIGPIPE, SIG_IGN);

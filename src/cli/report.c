@@ -67,7 +67,7 @@ void report_json(const struct migration *m, bool ok)
 	const struct mig_stats *s = &m->st;
 
 	json_object_object_add(o, "ok", json_object_new_boolean(ok));
-	json_object_object_add(o, "mode", json_object_new_string(m->mode));
+	json_object_object_add(o, "mode", json_object_new_string(mode_name(m->mode)));
 	json_object_object_add(o, "error", ok ? NULL : json_object_new_string(m->error));
 	json_object_object_add(o, "pid", json_object_new_int(m->root_pid));
 	json_object_object_add(o, "outcome", json_object_new_string(outcome_name(m->outcome)));
@@ -111,7 +111,7 @@ void report_human(const struct migration *m, bool ok)
 		"  frozen   %llu ms (dump %llu ms, restore %llu ms)\n"
 		"  total    %llu ms\n"
 		"  sent     %.1f MiB (%.1f MiB of CRIU images), %.1f MB/s on average\n",
-		m->root_pid, m->nr_pids, m->mode, (unsigned long long)s->frozen_ms,
+		m->root_pid, m->nr_pids, mode_name(m->mode), (unsigned long long)s->frozen_ms,
 		(unsigned long long)s->dump_ms, (unsigned long long)s->restore_ms,
 		(unsigned long long)s->total_ms, s->bytes_sent / 1048576.0,
 		s->bytes_images / 1048576.0, secs > 0 ? s->bytes_sent / secs / 1e6 : 0.0);

@@ -11,35 +11,6 @@
 #include "source/postcopy.h"
 #include "source/precopy.h"
 
-static bool is_one_of(const char *mode, const char *const *set)
-{
-	for (; *set; set++)
-		if (!strcmp(mode, *set))
-			return true;
-	return false;
-}
-
-bool mode_known(const char *mode)
-{
-	return is_one_of(mode,
-			 (const char *const[]){ "stop", "live", "lazy", "hybrid", "restart", NULL });
-}
-
-bool mode_has_rounds(const char *mode)
-{
-	return is_one_of(mode, (const char *const[]){ "live", "hybrid", NULL });
-}
-
-bool mode_lazy_dump(const char *mode)
-{
-	return is_one_of(mode, (const char *const[]){ "live", "lazy", "hybrid", NULL });
-}
-
-bool mode_postcopy(const char *mode)
-{
-	return is_one_of(mode, (const char *const[]){ "lazy", "hybrid", NULL });
-}
-
 int mig_fail(struct migration *m, int err, const char *fmt, ...)
 {
 	char text[400];

@@ -21,6 +21,7 @@
 #include "engine/converge.h"
 #include "proto/conn.h"
 #include "proto/key.h"
+#include "proto/mode.h"
 #include "proto/msg.h"
 
 #define PHAUL_DEFAULT_WORKDIR "/var/lib/phaul"
@@ -88,7 +89,7 @@ enum mig_outcome { OUTCOME_NONE, OUTCOME_ABORTED, OUTCOME_COMMITTED, OUTCOME_IN_
 struct migration {
 	bool source;
 	const struct mig_opts *opts;	/* source only */
-	char mode[17];
+	enum mig_mode mode;
 	struct conn *conn;
 	struct driver *drv[1 + MSG_FS_MAX];	/* [0] is the workload driver */
 	size_t nr_drv;
@@ -126,16 +127,6 @@ struct migration {
 	char error[512];		/* the first failure, for the user */
 	char reason[400];		/* the same without the step */
 };
-
-/*
- * Modes: stop (dump everything while frozen), live (pre-copy rounds, the
- * rest while frozen), lazy (nothing before the restore: post-copy), hybrid
- * (pre-copy rounds, then post-copy for what is still dirty).
- */
-bool mode_known(const char *mode);
-bool mode_has_rounds(const char *mode);	/* live, hybrid */
-bool mode_lazy_dump(const char *mode);	/* CRIU leaves memory to us */
-bool mode_postcopy(const char *mode);	/* pages move after the commit */
 
 /* Record the first failure (later ones are only logged). Returns @err. */
 int mig_fail(struct migration *m, int err, const char *fmt, ...)

@@ -128,7 +128,7 @@ static int check_memory_readable(struct migration *m)
 	uint64_t start, end;
 	int r;
 
-	if (strcmp(m->mode, "live") && strcmp(m->mode, "lazy") && strcmp(m->mode, "hybrid"))
+	if (!mode_lazy_dump(m->mode))
 		return 0;
 	/* the fault: as on a kernel that refuses (the tests) */
 	if (procmem_can_force() && fault_point("src.memforce") == 0)
@@ -172,7 +172,7 @@ int source_send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_
 	char comm[32];
 	char *fs[MSG_FS_MAX];
 
-	p.mode = m->mode;
+	p.mode = (char *)mode_name(m->mode);
 	p.htype = (char *)m->drv[0]->ops->name;
 	for (size_t i = 1; i < m->nr_drv; i++)
 		fs[i - 1] = (char *)m->opts->fs[i - 1];
@@ -214,7 +214,7 @@ static int preflight(struct migration *m)
 	if (r < 0)
 		return mig_fail(m, r, "injected fault");
 	/* restart mode does without CRIU */
-	if (strcmp(m->mode, "restart")) {
+	if (m->mode != MODE_RESTART) {
 		r = source_local_checks(m, &ver);
 		if (r == 0)
 			r = source_read_cpuinfo(m, &cpu, &cpulen);
@@ -307,7 +307,7 @@ int migrate_source(struct migration *m)
 		r = precopy_start(m, &m->opts->policy);
 	if (r == 0 && m->pc)
 		r = precopy_rounds(m);
-	if (r == 0 && !strcmp(m->mode, "restart")) {
+	if (r == 0 && m->mode == MODE_RESTART) {
 		r = source_restart(m);
 	} else if (r == 0) {
 		r = source_final_dump(m);

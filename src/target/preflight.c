@@ -24,10 +24,12 @@
 
 static int check_mode(struct target *t, const char *mode)
 {
-	if (!mode_known(mode))
+	int r = mode_parse(mode);
+
+	if (r < 0)
 		return mig_fail(&t->m, -ENOTSUP, "mode '%s' is not supported by this destination",
 				mode);
-	snprintf(t->m.mode, sizeof(t->m.mode), "%s", mode);
+	t->m.mode = r;
 	return 0;
 }
 
@@ -190,7 +192,7 @@ static int run_checks(struct target *t, Phaul__Preflight *p, uint32_t *ver, char
 	if (r == 0)
 		r = mig_note(m, copy_pids(m, p), errs, len);
 	/* restart mode does without CRIU */
-	if (r == 0 && strcmp(m->mode, "restart"))
+	if (r == 0 && m->mode != MODE_RESTART)
 		r = mig_note(m, check_criu(t, p->criu_version, ver), errs, len);
 	if (r == 0 && p->has_cpuinfo)
 		r = mig_note(m, check_cpu(t, &p->cpuinfo), errs, len);
@@ -217,11 +219,11 @@ int target_preflight(struct target *t, Phaul__Preflight *p)
 		return r;
 	}
 	/* the restore's CRIU starts now: its exec is off the frozen path */
-	if (strcmp(m->mode, "restart") && criu_start(&t->criu) < 0)
+	if (m->mode != MODE_RESTART && criu_start(&t->criu) < 0)
 		pr_warn("could not start CRIU ahead of the restore; it starts then");
 	if (t->live)
 		target_lazy_prestart(t);
-	pr_info("preflight passed: %s of '%s' (%zu tasks, %llu MiB)", m->mode,
+	pr_info("preflight passed: %s of '%s' (%zu tasks, %llu MiB)", mode_name(m->mode),
 		p->root_cmd ? p->root_cmd : "?", m->nr_pids,
 		(unsigned long long)(p->est_bytes >> 20));
 	return reply(t, NULL, ver);

@@ -42,8 +42,8 @@ int target_restart(struct target *t, Phaul__Restart *rq)
 		return -ENOMEM;
 	mig_step(&t->m, "restart");
 	t->st = ST_DONE;
-	if (strcmp(t->m.mode, "restart"))
-		return mig_fail(&t->m, -EPROTO, "Restart in %s mode", t->m.mode);
+	if (t->m.mode != MODE_RESTART)
+		return mig_fail(&t->m, -EPROTO, "Restart in %s mode", mode_name(t->m.mode));
 	snprintf(rs.cwd, sizeof(rs.cwd), "%s", rq->cwd);
 	snprintf(rs.out, sizeof(rs.out), "%s", rq->stdout ? rq->stdout : "");
 	if (rs.out[0] && admit_path(t->so->admit, ROOT_STDIO, "restart stdout file", rs.out, why,

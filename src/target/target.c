@@ -147,7 +147,7 @@ static int receive_pages(struct target *t, Msg *msg)
 	int r;
 
 	if (!t->live)
-		return mig_fail(&t->m, -EPROTO, "pages sent in %s mode", t->m.mode);
+		return mig_fail(&t->m, -EPROTO, "pages sent in %s mode", mode_name(t->m.mode));
 	if (msg->body_case == PHAUL__MSG__BODY_NEW_PIDS) {
 		r = pagestore_add_pids(&t->ps, msg->new_pids->pids, msg->new_pids->n_pids);
 		if (r == 0)
@@ -161,7 +161,7 @@ static int receive_pages(struct target *t, Msg *msg)
 	if (msg->body_case == PHAUL__MSG__BODY_PAGE_DROP) {
 		const Phaul__PageDrop *pd = msg->page_drop;
 		if (!t->remote)
-			return mig_fail(&t->m, -EPROTO, "stale pages marked in %s mode", t->m.mode);
+			return mig_fail(&t->m, -EPROTO, "stale pages marked in %s mode", mode_name(t->m.mode));
 		r = pagestore_drop(&t->ps, pd->pid, pd->vaddr,
 				   pd->vaddr + (uint64_t)pd->nr_pages * 4096);
 		return r < 0 ? mig_fail(&t->m, r, "marking stale pages: %s", strerror(-r)) : 0;
@@ -282,7 +282,7 @@ static int run(struct target *t)
 		return r;
 	if (restore->body_case == PHAUL__MSG__BODY_RESTART)
 		return target_restart(t, restore->restart);
-	if (!strcmp(t->m.mode, "restart"))
+	if (t->m.mode == MODE_RESTART)
 		return mig_fail(&t->m, -EPROTO, "Restore in restart mode");
 	return target_restore(t, restore->restore);
 }

@@ -87,13 +87,13 @@ static int check_userns(struct migration *m, const struct lxcconf *c)
 {
 	_cleanup_free_ char *v = NULL;
 
-	if ((c->root_uid < 0 && c->root_gid < 0) || !strcmp(m->mode, "stop"))
+	if ((c->root_uid < 0 && c->root_gid < 0) || m->mode == MODE_STOP)
 		return 0;
 	if (read_file("/proc/sys/vm/unprivileged_userfaultfd", 64, &v, NULL) == 0 && v[0] == '1')
 		return 0;
 	return mig_fail(m, -ENOTSUP, "a container in a user namespace needs "
 			"vm.unprivileged_userfaultfd = 1 on the destination for --mode %s "
-			"(or use --mode stop)", m->mode);
+			"(or use --mode stop)", mode_name(m->mode));
 }
 
 /*

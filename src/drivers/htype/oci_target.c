@@ -128,7 +128,7 @@ static int check_userns(struct migration *m, struct oci_priv *p)
 	return mig_fail(m, -EPERM, "container %s has a user namespace of its own: %s mode "
 			"restores its memory with userfaultfd from inside it, which this kernel "
 			"allows only with vm.unprivileged_userfaultfd=1 (or use --mode stop)",
-			p->id, m->mode);
+			p->id, mode_name(m->mode));
 }
 
 int oci_target_restore(struct driver *d, struct migration *m)

@@ -41,7 +41,7 @@ static int pid_init(struct driver *d, const char *arg)
  */
 static int check_sysv_shm(struct migration *m)
 {
-	if (!strcmp(m->mode, "restart"))
+	if (m->mode == MODE_RESTART)
 		return 0;	/* no CRIU: a new process there */
 	for (size_t i = 0; i < m->nr_procs; i++) {
 		unsigned long key;
@@ -100,7 +100,7 @@ static int pid_dump_opts(struct driver *d, struct migration *m, CriuOpts *o)
 /* Every PID of the tree must be free here, or CRIU's restore fails late. */
 static int pid_target_check(struct driver *d, struct migration *m)
 {
-	if (!strcmp(m->mode, "restart"))
+	if (m->mode == MODE_RESTART)
 		return 0;	/* a new process, a new PID */
 	for (size_t i = 0; i < m->nr_pids; i++) {
 		pid_t pid = m->pids[i];
