@@ -38,7 +38,7 @@ XCFLAGS += -DPHAUL_FAULT_INJECTION
 endif
 XCFLAGS += $(CFLAGS)
 XLDFLAGS += $(LDFLAGS)
-LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 
 GEN_C := $(BUILD)/gen/phaul.pb-c.c $(BUILD)/gen/criu-rpc.pb-c.c $(BUILD)/gen/criu-image.pb-c.c
 GEN_H := $(GEN_C:.c=.h)
