@@ -93,6 +93,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libphaul.a
 	@mkdir -p $(@D)
 	$(CC) $(XCFLAGS) -o $@ $^ $(XLDFLAGS) $(LDLIBS) -lcmocka
 
+# phaul report's model and page live in src/cli, outside libphaul.a: its
+# unit test and fuzz target link them (they need libc, libm, json-c only).
+REPORT_OBJ := src/cli/report_model.o src/cli/report_html.o
+$(BUILD)/tests/test_report: tests/unit/test_report.c $(REPORT_OBJ:%=$(BUILD)/%)
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -o $@ $^ $(XLDFLAGS) $(LDLIBS) -lcmocka
+
 # test clients built on phaul's own code (a hostile source: 70-policy.bats)
 $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libphaul.a
 	@mkdir -p $(@D)

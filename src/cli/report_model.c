@@ -240,13 +240,12 @@ int rpt_parse(const char *json, size_t len, struct rpt *r, char *err, size_t err
 	}
 	top = json_tokener_parse_ex(tok, json, (int)len);
 	e = json_tokener_get_error(tok);
-	if (!top && e == json_tokener_continue)
-		top = json_tokener_parse_ex(tok, "", 1);	/* a bare number at the end */
-	e = json_tokener_get_error(tok);
 	if (!top || e != json_tokener_success) {
-		snprintf(err, errlen, "not JSON: %s at byte %zu",
-			 e == json_tokener_continue ? "it ends too early" : json_tokener_error_desc(e),
-			 json_tokener_get_parse_end(tok));
+		if (e == json_tokener_continue)
+			snprintf(err, errlen, "not JSON: it ends too early, at byte %zu", len);
+		else
+			snprintf(err, errlen, "not JSON: %s at byte %zu",
+				 json_tokener_error_desc(e), json_tokener_get_parse_end(tok));
 		json_object_put(top);
 		json_tokener_free(tok);
 		return -EINVAL;
