@@ -8,11 +8,13 @@
 #   make apps       real applications in every mode (writes docs/APPS.md)
 #   make compat     CRIU's zdtm tests moved by CRIU alone and by phaul in
 #                   each mode (writes docs/COMPAT.md)
-#   make install    install to $(DESTDIR)$(PREFIX), the systemd unit to $(UNITDIR)
+#   make install    install to $(DESTDIR)$(PREFIX), the systemd unit to $(UNITDIR),
+#                   the man page phaul(1) to $(MANDIR)/man1
 #                   (a release build, FAULTS=0: no fault injection)
 
 PREFIX ?= /usr/local
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+MANDIR ?= $(PREFIX)/share/man
 BUILD ?= build
 CC ?= cc
 SAN ?=
@@ -56,7 +58,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-all: $(BUILD)/phaul
+all: $(BUILD)/phaul $(BUILD)/phaul.1
 
 $(BUILD)/gen/phaul.pb-c.c: src/proto/phaul.proto
 	@mkdir -p $(@D)
@@ -88,6 +90,10 @@ $(BUILD)/libphaul.a: $(LIB_OBJ)
 
 $(BUILD)/phaul: $(CLI_OBJ) $(BUILD)/libphaul.a
 	$(CC) $(XLDFLAGS) -o $@ $^ $(LDLIBS)
+
+# phaul(1) is made from the binary's --help texts (one source for both).
+$(BUILD)/phaul.1: $(BUILD)/phaul scripts/manpage
+	bash scripts/manpage $< >$@.tmp && mv $@.tmp $@
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libphaul.a
 	@mkdir -p $(@D)
@@ -180,7 +186,7 @@ bench: setup
 # build of their own, FAULTS=0, apart from the test build in $(BUILD).
 RELEASE_BUILD ?= $(BUILD)/release
 release:
-	$(MAKE) BUILD=$(RELEASE_BUILD) FAULTS=0 $(RELEASE_BUILD)/phaul
+	$(MAKE) BUILD=$(RELEASE_BUILD) FAULTS=0 $(RELEASE_BUILD)/phaul $(RELEASE_BUILD)/phaul.1
 
 # The unit tests against a FAULTS=0 build too (CI): fault points compiled out.
 release-unit:
@@ -201,6 +207,7 @@ install: release
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' contrib/systemd/phaul.service \
 		>$(DESTDIR)$(UNITDIR)/phaul.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/phaul.service
+	install -D -m 644 $(RELEASE_BUILD)/phaul.1 $(DESTDIR)$(MANDIR)/man1/phaul.1
 
 clean:
 	rm -rf $(BUILD)
