@@ -122,7 +122,8 @@ FUZZ_SECONDS ?= 60
 
 fuzz-build:
 	$(MAKE) BUILD=$(FUZZ_BUILD)/lib CC=clang SAN=address,undefined \
-		OPT="-O1 -g" CFLAGS="-fsanitize=fuzzer-no-link" $(FUZZ_BUILD)/lib/libphaul.a
+		OPT="-O1 -g" CFLAGS="-fsanitize=fuzzer-no-link" $(FUZZ_BUILD)/lib/libphaul.a \
+		$(REPORT_OBJ:%=$(FUZZ_BUILD)/lib/%)
 	$(MAKE) $(FUZZ_BIN)
 
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_BUILD)/lib/libphaul.a
@@ -130,6 +131,8 @@ $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_BUILD)/lib/libphaul.a
 	clang -O1 -g -std=gnu11 -D_GNU_SOURCE -I src -I $(FUZZ_BUILD)/lib/gen \
 		$(shell pkg-config --cflags $(PKGS)) \
 		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
+$(FUZZ_BUILD)/fuzz_report: $(REPORT_OBJ:%=$(FUZZ_BUILD)/lib/%)
 
 fuzz: fuzz-build
 	@bash tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_BIN)

@@ -9,6 +9,7 @@
 
 #include "cli/report_html.h"
 
+__attribute__((format(printf, 2, 3)))
 static void warn(struct rpt *r, const char *fmt, ...)
 {
 	va_list ap;
