@@ -25,19 +25,18 @@ teardown() {
 	hosts_teardown
 }
 
-# render NAME: $SCRATCH/NAME.html through headless Chromium into NAME.dom
-# (the DOM after loading), NAME.png (a 900x1400 screenshot) and NAME.log
-# (Chromium's log, console messages included). Fails on a console message.
+# render NAME: $SCRATCH/NAME.html through headless Chromium, in one run,
+# into NAME.dom (the DOM after loading), NAME.png (a 900x1100 screenshot)
+# and NAME.log (Chromium's log, console messages included). Fails on a
+# console message.
 render() {
 	local base=$SCRATCH/$1
-	local chrome=(timeout -k 5 60 "$CHROMIUM" --headless --no-sandbox --disable-gpu
-		--user-data-dir="$SCRATCH/chromium" --enable-logging=stderr --log-level=0
-		--hide-scrollbars)
-	"${chrome[@]}" --dump-dom "file://$base.html" >"$base.dom" 2>"$base.log" ||
-		{ echo "chromium --dump-dom failed:" >&2; cat "$base.log" >&2; return 1; }
-	"${chrome[@]}" --screenshot="$base.png" --window-size=900,1400 "file://$base.html" \
-		>/dev/null 2>>"$base.log" ||
-		{ echo "chromium --screenshot failed:" >&2; cat "$base.log" >&2; return 1; }
+	timeout -k 5 60 "$CHROMIUM" --headless --no-sandbox --disable-gpu \
+		--user-data-dir="$SCRATCH/chromium" --enable-logging=stderr --log-level=0 \
+		--hide-scrollbars --window-size=900,1100 --screenshot="$base.png" \
+		--dump-dom "file://$base.html" >"$base.dom" 2>"$base.log" ||
+		{ echo "chromium failed:" >&2; cat "$base.log" >&2; return 1; }
+	[ -s "$base.png" ] || { echo "chromium wrote no screenshot:" >&2; cat "$base.log" >&2; return 1; }
 	if grep ':CONSOLE' "$base.log" >&2; then
 		echo "the page logged console messages (above)" >&2
 		return 1
