@@ -8,11 +8,13 @@
 #   make apps       real applications in every mode (writes docs/APPS.md)
 #   make compat     CRIU's zdtm tests moved by CRIU alone and by phaul in
 #                   each mode (writes docs/COMPAT.md)
-#   make install    install to $(DESTDIR)$(PREFIX), the systemd unit to $(UNITDIR)
+#   make install    install to $(DESTDIR)$(PREFIX), the systemd unit to $(UNITDIR),
+#                   the man page phaul(1) to $(MANDIR)/man1
 #                   (a release build, FAULTS=0: no fault injection)
 
 PREFIX ?= /usr/local
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+MANDIR ?= $(PREFIX)/share/man
 BUILD ?= build
 CC ?= cc
 SAN ?=
@@ -38,7 +40,7 @@ XCFLAGS += -DPHAUL_FAULT_INJECTION
 endif
 XCFLAGS += $(CFLAGS)
 XLDFLAGS += $(LDFLAGS)
-LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 
 GEN_C := $(BUILD)/gen/phaul.pb-c.c $(BUILD)/gen/criu-rpc.pb-c.c $(BUILD)/gen/criu-image.pb-c.c
 GEN_H := $(GEN_C:.c=.h)
@@ -56,7 +58,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-all: $(BUILD)/phaul
+all: $(BUILD)/phaul $(BUILD)/phaul.1
 
 $(BUILD)/gen/phaul.pb-c.c: src/proto/phaul.proto
 	@mkdir -p $(@D)
@@ -89,7 +91,18 @@ $(BUILD)/libphaul.a: $(LIB_OBJ)
 $(BUILD)/phaul: $(CLI_OBJ) $(BUILD)/libphaul.a
 	$(CC) $(XLDFLAGS) -o $@ $^ $(LDLIBS)
 
+# phaul(1) is made from the binary's --help texts (one source for both).
+$(BUILD)/phaul.1: $(BUILD)/phaul scripts/manpage
+	bash scripts/manpage $< >$@.tmp && mv $@.tmp $@
+
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libphaul.a
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -o $@ $^ $(XLDFLAGS) $(LDLIBS) -lcmocka
+
+# phaul report's model and page live in src/cli, outside libphaul.a: its
+# unit test and fuzz target link them (they need libc, libm, json-c only).
+REPORT_OBJ := src/cli/report_model.o src/cli/report_html.o
+$(BUILD)/tests/test_report: tests/unit/test_report.c $(REPORT_OBJ:%=$(BUILD)/%)
 	@mkdir -p $(@D)
 	$(CC) $(XCFLAGS) -o $@ $^ $(XLDFLAGS) $(LDLIBS) -lcmocka
 
@@ -109,7 +122,8 @@ FUZZ_SECONDS ?= 60
 
 fuzz-build:
 	$(MAKE) BUILD=$(FUZZ_BUILD)/lib CC=clang SAN=address,undefined \
-		OPT="-O1 -g" CFLAGS="-fsanitize=fuzzer-no-link" $(FUZZ_BUILD)/lib/libphaul.a
+		OPT="-O1 -g" CFLAGS="-fsanitize=fuzzer-no-link" $(FUZZ_BUILD)/lib/libphaul.a \
+		$(REPORT_OBJ:%=$(FUZZ_BUILD)/lib/%)
 	$(MAKE) $(FUZZ_BIN)
 
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_BUILD)/lib/libphaul.a
@@ -117,6 +131,8 @@ $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_BUILD)/lib/libphaul.a
 	clang -O1 -g -std=gnu11 -D_GNU_SOURCE -I src -I $(FUZZ_BUILD)/lib/gen \
 		$(shell pkg-config --cflags $(PKGS)) \
 		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
+$(FUZZ_BUILD)/fuzz_report: $(REPORT_OBJ:%=$(FUZZ_BUILD)/lib/%)
 
 fuzz: fuzz-build
 	@bash tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_BIN)
@@ -173,7 +189,7 @@ bench: setup
 # build of their own, FAULTS=0, apart from the test build in $(BUILD).
 RELEASE_BUILD ?= $(BUILD)/release
 release:
-	$(MAKE) BUILD=$(RELEASE_BUILD) FAULTS=0 $(RELEASE_BUILD)/phaul
+	$(MAKE) BUILD=$(RELEASE_BUILD) FAULTS=0 $(RELEASE_BUILD)/phaul $(RELEASE_BUILD)/phaul.1
 
 # The unit tests against a FAULTS=0 build too (CI): fault points compiled out.
 release-unit:
@@ -194,6 +210,7 @@ install: release
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' contrib/systemd/phaul.service \
 		>$(DESTDIR)$(UNITDIR)/phaul.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/phaul.service
+	install -D -m 644 $(RELEASE_BUILD)/phaul.1 $(DESTDIR)$(MANDIR)/man1/phaul.1
 
 clean:
 	rm -rf $(BUILD)

@@ -14,6 +14,8 @@ int cmd_migrate(int argc, char **argv);
 /* Internal: the remote shell of the sync driver's rsync client. */
 int cmd_fdpipe(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+/* An HTML page of a migration's JSON (report_html.h). */
+int cmd_report(int argc, char **argv);
 
 /* getopt options migrate and check share (mode, fs, workdir, verbose):
  * 1 handled, 0 not one of them, -EINVAL bad. */

@@ -25,6 +25,7 @@ static void usage(FILE *f)
 		"                                     move the process tree rooted at PID\n"
 		"  check --to ADDR:PORT --key FILE [--pid PID] [--json]\n"
 		"                                     what would block a migration (preflight only)\n"
+		"  report RESULT.json                 an HTML page of a migration's --json output\n"
 		"  faults                             list the fault-injection points (tests)\n"
 		"  version\n"
 		"\n"
@@ -52,6 +53,8 @@ int main(int argc, char **argv)
 		return cmd_fdpipe(argc - 1, argv + 1);
 	if (!strcmp(cmd, "check"))
 		return cmd_check(argc - 1, argv + 1);
+	if (!strcmp(cmd, "report"))
+		return cmd_report(argc - 1, argv + 1);
 	if (!strcmp(cmd, "faults")) {
 		fault_list();
 		return 0;
