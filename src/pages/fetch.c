@@ -123,14 +123,11 @@ static uint32_t missing_span(const struct page_server *srv, const struct ps_iov 
 static int ask(struct page_server *srv, const struct ps_iov *pi, uint32_t n)
 {
 	Phaul__PageReq rq = PHAUL__PAGE_REQ__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 
 	rq.pid = pi->dst_id;
 	rq.vaddr = pi->vaddr;
 	rq.nr_pages = n;
-	msg.body_case = PHAUL__MSG__BODY_PAGE_REQ;
-	msg.page_req = &rq;
-	return msg_send(srv->conn, &msg);
+	return msg_send_page_req(srv->conn, &rq);
 }
 
 /* The source's PageData for our request; control messages on the way are passed on. */

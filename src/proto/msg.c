@@ -361,6 +361,17 @@ int msg_recv(struct conn *c, Msg **ret)
 	return 0;
 }
 
+#define MSG_SENDER(field, CASE, Type)			\
+	int msg_send_##field(struct conn *c, Type *body)	\
+	{							\
+		Msg m = PHAUL__MSG__INIT;			\
+								\
+		msg_set_##field(&m, body);			\
+		return msg_send(c, &m);				\
+	}
+MSG_SENT_BODIES(MSG_SENDER)
+#undef MSG_SENDER
+
 int msg_send_error(struct conn *c, int err, const char *step, const char *fmt, ...)
 {
 	Phaul__Error e = PHAUL__ERROR__INIT;
@@ -376,8 +387,7 @@ int msg_send_error(struct conn *c, int err, const char *step, const char *fmt, .
 		e.code = EIO;
 	e.message = text;
 	e.step = (char *)step;
-	m.body_case = PHAUL__MSG__BODY_ERROR;
-	m.error = &e;
+	msg_set_error(&m, &e);
 	return msg_send(c, &m);
 }
 
@@ -389,7 +399,6 @@ int msg_send_abort(struct conn *c, const char *reason)
 
 	snprintf(text, sizeof(text), "%s", reason);
 	a.reason = text;
-	m.body_case = PHAUL__MSG__BODY_ABORT;
-	m.abort = &a;
+	msg_set_abort(&m, &a);
 	return msg_send(c, &m);
 }

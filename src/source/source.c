@@ -30,7 +30,6 @@
 static int send_hello(struct conn *c, const uint8_t *resume, uint64_t features)
 {
 	Phaul__Hello h = PHAUL__HELLO__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 	char host[HOST_NAME_MAX + 1] = "";
 
 	gethostname(host, sizeof(host) - 1);
@@ -43,9 +42,7 @@ static int send_hello(struct conn *c, const uint8_t *resume, uint64_t features)
 		h.resume.data = (uint8_t *)resume;
 		h.resume.len = PHAUL_SESSION_ID_LEN;
 	}
-	msg.body_case = PHAUL__MSG__BODY_HELLO;
-	msg.hello = &h;
-	return msg_send(c, &msg);
+	return msg_send_hello(c, &h);
 }
 
 int source_connect(struct migration *m, const uint8_t *resume, uint64_t features)
@@ -168,7 +165,6 @@ int source_send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_
 			  bool check)
 {
 	Phaul__Preflight p = PHAUL__PREFLIGHT__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 	char comm[32];
 	char *fs[MSG_FS_MAX];
 
@@ -191,14 +187,7 @@ int source_send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_
 	p.root_cmd = comm;
 	p.has_shell_job = true;
 	p.shell_job = m->shell_job;
-	if (check) {
-		msg.body_case = PHAUL__MSG__BODY_CHECK;
-		msg.check = &p;
-	} else {
-		msg.body_case = PHAUL__MSG__BODY_PREFLIGHT;
-		msg.preflight = &p;
-	}
-	return msg_send(m->conn, &msg);
+	return check ? msg_send_check(m->conn, &p) : msg_send_preflight(m->conn, &p);
 }
 
 static int preflight(struct migration *m)

@@ -67,7 +67,6 @@ static Phaul__Outcome__State decide(const char *state, int pid, uint64_t start)
 int target_outcome(struct target *t, const uint8_t *id)
 {
 	Phaul__Outcome o = PHAUL__OUTCOME__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 	char hex[2 * PHAUL_SESSION_ID_LEN + 1], state[32];
 	uint64_t start = 0;
 	int pid = 0;
@@ -80,9 +79,7 @@ int target_outcome(struct target *t, const uint8_t *id)
 		o.state == PHAUL__OUTCOME__STATE__COMMITTED ? "committed" :
 		o.state == PHAUL__OUTCOME__STATE__ABORTED   ? "aborted" :
 		o.state == PHAUL__OUTCOME__STATE__PENDING   ? "pending" : "unknown");
-	msg.body_case = PHAUL__MSG__BODY_OUTCOME;
-	msg.outcome = &o;
-	return msg_send(t->m.conn, &msg);
+	return msg_send_outcome(t->m.conn, &o);
 }
 
 /* Leftovers of sessions that died (a committed session may outlive a

@@ -56,7 +56,6 @@ int target_recv(struct target *t, Msg **ret)
 static int reply_hello(struct target *t)
 {
 	Phaul__HelloReply h = PHAUL__HELLO_REPLY__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 	char host[256] = "";
 
 	gethostname(host, sizeof(host) - 1);
@@ -65,9 +64,7 @@ static int reply_hello(struct target *t)
 	h.session_id.data = t->m.session_id;
 	h.session_id.len = PHAUL_SESSION_ID_LEN;
 	h.host = host;
-	msg.body_case = PHAUL__MSG__BODY_HELLO_REPLY;
-	msg.hello_reply = &h;
-	return msg_send(t->m.conn, &msg);
+	return msg_send_hello_reply(t->m.conn, &h);
 }
 
 /*
