@@ -16,7 +16,7 @@
 #include "common/util.h"
 #include "criu/pagemap.h"
 #include "engine/session.h"
-#include "source/source.h"
+#include "source/connect.h"
 #include "proto/wire.h"
 
 #define PAGE 4096u

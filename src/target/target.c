@@ -14,7 +14,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pages/reconnect.h"
-#include "target/children.h"
+#include "target/gate.h"
+#include "target/outcome.h"
 #include "engine/session.h"
 #include "proto/tls.h"
 #include "proto/xfer.h"
@@ -120,7 +121,7 @@ static int hello(struct target *t)
 		return 1;
 	}
 	if (msg->hello->has_resume) {
-		target_outcome(t, msg->hello->resume.data);
+		outcome_answer(t->m.conn, t->so->workdir, msg->hello->resume.data);
 		return 1;
 	}
 	if (getrandom(t->m.session_id, PHAUL_SESSION_ID_LEN, 0) != PHAUL_SESSION_ID_LEN)
@@ -303,7 +304,7 @@ int target_session(int fd, const struct serve_opts *so)
 		return 1;
 	}
 	/* authenticated: now a session slot, or a busy answer (target/children.h) */
-	if (kids_gate_child(t.m.conn, so) != 0) {
+	if (gate_child(t.m.conn, so) != 0) {
 		mig_free(&t.m);
 		return 0;
 	}
