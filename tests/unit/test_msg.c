@@ -1316,7 +1316,7 @@ static void test_set_body_case(void **state)
 {
 	unsigned listed = 0, oneof = 0;
 
-#define CHECK_SETTER(field, CASE, Type)						\
+#define CHECK_SETTER(field, CASE, Type, name)					\
 	do {									\
 		const ProtobufCFieldDescriptor *fd = body_field(#field);	\
 		Msg m = PHAUL__MSG__INIT;					\
@@ -1347,7 +1347,7 @@ static void test_set_body_case(void **state)
  * frame unpacks (unvalidated: empty bodies) to that case, and packs back
  * to the same bytes as the message built by hand.
  */
-#define COUNT_BODY(field, CASE, Type) + 1
+#define COUNT_BODY(field, CASE, Type, name) + 1
 static void test_senders_body_case(void **state)
 {
 	struct conn *a, *b;
@@ -1356,7 +1356,7 @@ static void test_senders_body_case(void **state)
 
 	assert_non_null(buf);
 	open_pair(&a, &b);
-#define CHECK_SENDER(field, CASE, Type)						\
+#define CHECK_SENDER(field, CASE, Type, name)					\
 	do {									\
 		const ProtobufCFieldDescriptor *fd = body_field(#field);	\
 		Msg want = PHAUL__MSG__INIT;					\
