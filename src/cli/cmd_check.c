@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "source/migrate.h"
 
 static void check_usage(FILE *f)
 {
@@ -181,6 +182,6 @@ int cmd_check(int argc, char **argv)
 		print_json(&o, pid, &rep);
 	else
 		print_human(&o, pid, &rep);
-	mig_free(&m);
+	migrate_free(&m);
 	return r == 0 ? 0 : 1;
 }

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "source/migrate.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_IN_DOUBT = 3, EXIT_LOST = 4 };
 
@@ -223,6 +224,6 @@ int cmd_migrate(int argc, char **argv)
 	    m.outcome == OUTCOME_IN_DOUBT ? EXIT_IN_DOUBT :
 	    m.outcome == OUTCOME_LOST	 ? EXIT_LOST :
 					   EXIT_FAILED;
-	mig_free(&m);
+	migrate_free(&m);
 	return r;
 }

@@ -8,6 +8,7 @@
 #include "common/util.h"
 #include "target/admit.h"
 #include "target/children.h"
+#include "target/serve.h"
 
 static void serve_usage(FILE *f)
 {

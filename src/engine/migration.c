@@ -8,8 +8,6 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "source/postcopy.h"
-#include "source/precopy.h"
 
 int mig_fail(struct migration *m, int err, const char *fmt, ...)
 {
@@ -104,8 +102,6 @@ void mig_free(struct migration *m)
 	for (size_t i = 0; i < m->nr_in_place; i++)
 		free(m->in_place[i]);
 	m->nr_in_place = 0;
-	precopy_free(m);
-	postcopy_end(m);
 	free(m->st.rounds);
 	m->st.rounds = NULL;
 	if (m->ps_sk >= 0)

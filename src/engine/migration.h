@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * migration: the state of one migration on either side, and the two
- * entry points of the engine.
+ * migration: the state of one migration on either side. The entry
+ * points are the sides' own: source/migrate.h and target/serve.h.
  *
  * A migration is a transaction (docs/DESIGN.md). The source holds the
  * frozen tree at CRIU's post-dump notification while the destination
@@ -145,36 +145,8 @@ bool mig_in_place(const struct migration *m, const char *path);
 int mig_hook(struct migration *m, enum driver_hook hook);
 /* The same, on the drivers of one kind (enum driver_kind) only. */
 int mig_hook_kind(struct migration *m, enum driver_hook hook, int kind);
+/* Free what either side holds; the source's own state goes first
+ * (migrate_free, source/migrate.h). */
 void mig_free(struct migration *m);
-
-/* The source side: `phaul migrate`. 0 only when committed. */
-int migrate_source(struct migration *m);
-
-/* `phaul check`: what would block a migration, on each side. */
-struct check_report {
-	bool reached;			/* connected and authenticated */
-	uint32_t criu_src, criu_dst;	/* CRIU versions, 0 if unknown */
-	char src[1024], dst[1024];	/* problems, "; "-separated; "" none */
-};
-/*
- * The preflight of a migration of m->opts->htype ("pid" alone: no tree)
- * on both sides, every check run, nothing frozen, nothing left behind.
- * 0 nothing blocks, -EAGAIN something does (see @rep).
- */
-int migrate_check(struct migration *m, struct check_report *rep);
-
-struct serve_opts {
-	const char *listen;
-	struct psk_key key;
-	const char *workdir;
-	const char *logdir;		/* failed CRIUs' logs kept here */
-	unsigned int max_parallel;
-	unsigned int auth_timeout_s;
-	unsigned int max_unauth;		/* connections before authentication */
-	unsigned int max_unauth_per_host;	/* ... from one address */
-	const struct admit *admit;	/* what the daemon accepts (target/admit.h) */
-};
-/* The destination daemon: `phaul serve`; returns at SIGTERM. */
-int serve(const struct serve_opts *o);
 
 #endif

@@ -17,7 +17,6 @@
 #include "common/proc.h"
 #include "common/util.h"
 #include "engine/session.h"
-#include "source/source.h"
 
 static int proc_list(pid_t pid, const char *what, size_t max, char ***ret, size_t *n)
 {

@@ -46,7 +46,4 @@ void restart_spec_free(struct restart_spec *rs);
 /* Start it (new session, stdin /dev/null, stdout+stderr to rs->out). */
 int restart_spawn(const struct restart_spec *rs, pid_t *ret);
 
-/* The source's side after start_migration; 0 only when committed. */
-int source_restart(struct migration *m);
-
 #endif

@@ -123,14 +123,11 @@ static uint32_t missing_span(const struct page_server *srv, const struct ps_iov 
 static int ask(struct page_server *srv, const struct ps_iov *pi, uint32_t n)
 {
 	Phaul__PageReq rq = PHAUL__PAGE_REQ__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 
 	rq.pid = pi->dst_id;
 	rq.vaddr = pi->vaddr;
 	rq.nr_pages = n;
-	msg.body_case = PHAUL__MSG__BODY_PAGE_REQ;
-	msg.page_req = &rq;
-	return msg_send(srv->conn, &msg);
+	return msg_send_page_req(srv->conn, &rq);
 }
 
 /* The source's PageData for our request; control messages on the way are passed on. */
@@ -295,15 +292,6 @@ int page_fetch(struct page_server *srv, struct ps_iov *pi)
 	return 0;
 }
 
-void page_server_set_resume(struct page_server *srv, int lfd)
-{
-	pthread_mutex_lock(&srv->lock);
-	if (srv->resume_fd >= 0)
-		close(srv->resume_fd);
-	srv->resume_fd = lfd;
-	pthread_mutex_unlock(&srv->lock);
-}
-
 static void kill_tree(struct page_server *srv)
 {
 	for (size_t i = 0; i < srv->nr_pids; i++)
@@ -330,49 +318,4 @@ void page_fetch_end(struct page_server *srv, int err)
 	srv->ctl_final = true;
 	pthread_cond_broadcast(&srv->cond);
 	pthread_mutex_unlock(&srv->lock);
-}
-
-int page_server_recv(struct page_server *srv, int timeout_ms, Msg **ret)
-{
-	struct timespec ts;
-	int r = 0;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	pthread_mutex_lock(&srv->lock);
-	while (!srv->ctl && !srv->ctl_err && r == 0)
-		r = pthread_cond_timedwait(&srv->cond, &srv->lock, &ts);
-	if (srv->ctl) {
-		*ret = srv->ctl;
-		srv->ctl = NULL;
-		r = 0;
-	} else {
-		r = srv->ctl_err ? srv->ctl_err : -ETIMEDOUT;
-	}
-	pthread_mutex_unlock(&srv->lock);
-	return r;
-}
-
-void page_server_set_tree(struct page_server *srv, const int32_t *pids, size_t nr)
-{
-	pthread_mutex_lock(&srv->lock);
-	srv->pids = pids;
-	srv->nr_pids = nr;
-	pthread_mutex_unlock(&srv->lock);
-}
-
-int page_server_set_committed(struct page_server *srv)
-{
-	int r;
-
-	pthread_mutex_lock(&srv->lock);
-	srv->committed = true;
-	r = srv->failed ? -EIO : 0;
-	pthread_mutex_unlock(&srv->lock);
-	return r;
 }

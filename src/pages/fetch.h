@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pages/fetch: the post-copy half of the page server (pages/server.h), in
- * its thread. A page the store lacks is asked of the source (PageReq) and
+ * its thread (the state: pages/server_state.h). A page the store lacks is asked of the source (PageReq) and
  * its answer (PageData + data frames) is relayed to CRIU as it arrives,
  * never held whole. Messages that are not page data go to the main
  * thread's mailbox. Internal to the page server.
@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#include "pages/server.h"
+#include "pages/server_state.h"
 
 /* CRIU's page-server request header (criu/include/page-xfer.h) */
 struct ps_iov {

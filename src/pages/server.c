@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -197,4 +198,58 @@ int page_server_join(struct page_server *srv)
 struct conn *page_server_conn(struct page_server *srv)
 {
 	return srv->conn;
+}
+
+void page_server_set_resume(struct page_server *srv, int lfd)
+{
+	pthread_mutex_lock(&srv->lock);
+	if (srv->resume_fd >= 0)
+		close(srv->resume_fd);
+	srv->resume_fd = lfd;
+	pthread_mutex_unlock(&srv->lock);
+}
+
+int page_server_recv(struct page_server *srv, int timeout_ms, Msg **ret)
+{
+	struct timespec ts;
+	int r = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&srv->lock);
+	while (!srv->ctl && !srv->ctl_err && r == 0)
+		r = pthread_cond_timedwait(&srv->cond, &srv->lock, &ts);
+	if (srv->ctl) {
+		*ret = srv->ctl;
+		srv->ctl = NULL;
+		r = 0;
+	} else {
+		r = srv->ctl_err ? srv->ctl_err : -ETIMEDOUT;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return r;
+}
+
+void page_server_set_tree(struct page_server *srv, const int32_t *pids, size_t nr)
+{
+	pthread_mutex_lock(&srv->lock);
+	srv->pids = pids;
+	srv->nr_pids = nr;
+	pthread_mutex_unlock(&srv->lock);
+}
+
+int page_server_set_committed(struct page_server *srv)
+{
+	int r;
+
+	pthread_mutex_lock(&srv->lock);
+	srv->committed = true;
+	r = srv->failed ? -EIO : 0;
+	pthread_mutex_unlock(&srv->lock);
+	return r;
 }

@@ -283,35 +283,9 @@ void msg_free(Msg *m)
 
 const char *msg_name(int body_case)
 {
-	static const char *const names[] = {
-		[PHAUL__MSG__BODY_HELLO] = "Hello",
-		[PHAUL__MSG__BODY_HELLO_REPLY] = "HelloReply",
-		[PHAUL__MSG__BODY_PREFLIGHT] = "Preflight",
-		[PHAUL__MSG__BODY_PREFLIGHT_REPLY] = "PreflightReply",
-		[PHAUL__MSG__BODY_FILE_BEGIN] = "FileBegin",
-		[PHAUL__MSG__BODY_FILE_END] = "FileEnd",
-		[PHAUL__MSG__BODY_RESTORE] = "Restore",
-		[PHAUL__MSG__BODY_RESTORE_READY] = "RestoreReady",
-		[PHAUL__MSG__BODY_COMMIT] = "Commit",
-		[PHAUL__MSG__BODY_COMMITTED] = "Committed",
-		[PHAUL__MSG__BODY_ABORT] = "Abort",
-		[PHAUL__MSG__BODY_OUTCOME] = "Outcome",
-		[PHAUL__MSG__BODY_ERROR] = "Error",
-		[PHAUL__MSG__BODY_PAGE_RUN] = "PageRun",
-		[PHAUL__MSG__BODY_ROUND_END] = "RoundEnd",
-		[PHAUL__MSG__BODY_PAGE_REQ] = "PageReq",
-		[PHAUL__MSG__BODY_PAGE_DATA] = "PageData",
-		[PHAUL__MSG__BODY_PAGE_DROP] = "PageDrop",
-		[PHAUL__MSG__BODY_PAGES_DONE] = "PagesDone",
-		[PHAUL__MSG__BODY_FS_SYNC] = "FsSync",
-		[PHAUL__MSG__BODY_FS_DATA] = "FsData",
-		[PHAUL__MSG__BODY_FS_SYNC_DONE] = "FsSyncDone",
-		[PHAUL__MSG__BODY_RESTART] = "Restart",
-		[PHAUL__MSG__BODY_OCI] = "OciContainer",
-		[PHAUL__MSG__BODY_LXC] = "LxcContainer",
-		[PHAUL__MSG__BODY_NEW_PIDS] = "NewPids",
-		[PHAUL__MSG__BODY_CHECK] = "Check",
-	};
+#define MSG_NAME(field, CASE, Type, name) [PHAUL__MSG__BODY_##CASE] = name,
+	static const char *const names[] = { MSG_BODIES(MSG_NAME) };
+#undef MSG_NAME
 
 	if (body_case <= 0 || (size_t)body_case >= ARRAY_SIZE(names) || !names[body_case])
 		return "unknown";
@@ -361,6 +335,17 @@ int msg_recv(struct conn *c, Msg **ret)
 	return 0;
 }
 
+#define MSG_SENDER(field, CASE, Type, name)		\
+	int msg_send_##field(struct conn *c, Type *body)	\
+	{							\
+		Msg m = PHAUL__MSG__INIT;			\
+								\
+		msg_set_##field(&m, body);			\
+		return msg_send(c, &m);				\
+	}
+MSG_SENT_BODIES(MSG_SENDER)
+#undef MSG_SENDER
+
 int msg_send_error(struct conn *c, int err, const char *step, const char *fmt, ...)
 {
 	Phaul__Error e = PHAUL__ERROR__INIT;
@@ -376,8 +361,7 @@ int msg_send_error(struct conn *c, int err, const char *step, const char *fmt, .
 		e.code = EIO;
 	e.message = text;
 	e.step = (char *)step;
-	m.body_case = PHAUL__MSG__BODY_ERROR;
-	m.error = &e;
+	msg_set_error(&m, &e);
 	return msg_send(c, &m);
 }
 
@@ -389,7 +373,6 @@ int msg_send_abort(struct conn *c, const char *reason)
 
 	snprintf(text, sizeof(text), "%s", reason);
 	a.reason = text;
-	m.body_case = PHAUL__MSG__BODY_ABORT;
-	m.abort = &a;
+	msg_set_abort(&m, &a);
 	return msg_send(c, &m);
 }

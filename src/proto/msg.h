@@ -71,9 +71,66 @@ int msg_send(struct conn *c, Msg *m);
 /* Receive the next frame, which must be a valid FRAME_MSG. */
 int msg_recv(struct conn *c, Msg **ret);
 
-/* Convenience senders. */
+/*
+ * Every message body, once: (field in Msg, PHAUL__MSG__BODY_<CASE>, type,
+ * name in logs).
+ * The typed builders below are generated from it, so a body and its
+ * body_case cannot disagree and the compiler checks the body's type.
+ * MSG_SENT_BODIES have a plain sender msg_send_<field>(conn, body); Abort
+ * and Error are sent with the formatting senders further down.
+ */
+#define MSG_SENT_BODIES(X)									\
+	X(hello,		HELLO,		Phaul__Hello,		"Hello")		\
+	X(hello_reply,		HELLO_REPLY,	Phaul__HelloReply,	"HelloReply")		\
+	X(preflight,		PREFLIGHT,	Phaul__Preflight,	"Preflight")		\
+	X(preflight_reply,	PREFLIGHT_REPLY, Phaul__PreflightReply,	"PreflightReply")	\
+	X(file_begin,		FILE_BEGIN,	Phaul__FileBegin,	"FileBegin")		\
+	X(file_end,		FILE_END,	Phaul__FileEnd,		"FileEnd")		\
+	X(restore,		RESTORE,	Phaul__Restore,		"Restore")		\
+	X(restore_ready,	RESTORE_READY,	Phaul__RestoreReady,	"RestoreReady")		\
+	X(commit,		COMMIT,		Phaul__Commit,		"Commit")		\
+	X(committed,		COMMITTED,	Phaul__Committed,	"Committed")		\
+	X(outcome,		OUTCOME,	Phaul__Outcome,		"Outcome")		\
+	X(page_run,		PAGE_RUN,	Phaul__PageRun,		"PageRun")		\
+	X(round_end,		ROUND_END,	Phaul__RoundEnd,	"RoundEnd")		\
+	X(page_req,		PAGE_REQ,	Phaul__PageReq,		"PageReq")		\
+	X(page_data,		PAGE_DATA,	Phaul__PageData,	"PageData")		\
+	X(page_drop,		PAGE_DROP,	Phaul__PageDrop,	"PageDrop")		\
+	X(pages_done,		PAGES_DONE,	Phaul__PagesDone,	"PagesDone")		\
+	X(fs_sync,		FS_SYNC,	Phaul__FsSync,		"FsSync")		\
+	X(fs_data,		FS_DATA,	Phaul__FsData,		"FsData")		\
+	X(fs_sync_done,		FS_SYNC_DONE,	Phaul__FsSyncDone,	"FsSyncDone")		\
+	X(restart,		RESTART,	Phaul__Restart,		"Restart")		\
+	X(oci,			OCI,		Phaul__OciContainer,	"OciContainer")		\
+	X(new_pids,		NEW_PIDS,	Phaul__NewPids,		"NewPids")		\
+	X(lxc,			LXC,		Phaul__LxcContainer,	"LxcContainer")		\
+	X(check,		CHECK,		Phaul__Preflight,	"Check")
+
+#define MSG_BODIES(X)										\
+	MSG_SENT_BODIES(X)									\
+	X(abort,		ABORT,		Phaul__Abort,		"Abort")		\
+	X(error,		ERROR,		Phaul__Error,		"Error")
+
+/* msg_set_<field>(m, body): make body the one body of m. */
+#define MSG_SETTER(field, CASE, Type, name)					\
+	static inline void msg_set_##field(Msg *m, Type *body)		\
+	{								\
+		m->body_case = PHAUL__MSG__BODY_##CASE;			\
+		m->field = body;					\
+	}
+MSG_BODIES(MSG_SETTER)
+#undef MSG_SETTER
+
+/* msg_send_<field>(conn, body): send a message whose one body is body. */
+#define MSG_SENDER(field, CASE, Type, name) \
+	int msg_send_##field(struct conn *c, Type *body);
+MSG_SENT_BODIES(MSG_SENDER)
+#undef MSG_SENDER
+
+/* Error{code = |err| (EIO if 0 or out of range), step, printf text}. */
 int msg_send_error(struct conn *c, int err, const char *step, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* Abort{reason}, the reason cut to MSG_TEXT_MAX. */
 int msg_send_abort(struct conn *c, const char *reason);
 
 #endif

@@ -20,26 +20,20 @@ static void xxh_freep(XXH64_state_t **s)
 static int send_begin(struct conn *c, const char *name, uint64_t size, uint32_t mode)
 {
 	Phaul__FileBegin fb = PHAUL__FILE_BEGIN__INIT;
-	Msg m = PHAUL__MSG__INIT;
 
 	fb.name = (char *)name;
 	fb.size = size;
 	fb.has_mode = true;
 	fb.mode = mode & 07777;
-	m.body_case = PHAUL__MSG__BODY_FILE_BEGIN;
-	m.file_begin = &fb;
-	return msg_send(c, &m);
+	return msg_send_file_begin(c, &fb);
 }
 
 static int send_end(struct conn *c, uint64_t hash)
 {
 	Phaul__FileEnd fe = PHAUL__FILE_END__INIT;
-	Msg m = PHAUL__MSG__INIT;
 
 	fe.xxh64 = hash;
-	m.body_case = PHAUL__MSG__BODY_FILE_END;
-	m.file_end = &fe;
-	return msg_send(c, &m);
+	return msg_send_file_end(c, &fe);
 }
 
 int xfer_send_file(struct conn *c, int dirfd, const char *name,

@@ -16,6 +16,7 @@
 #include "common/util.h"
 #include "engine/session.h"
 #include "source/source.h"
+#include "source/migrate.h"
 
 /* The tree (if any) exists, and no migration of it runs now. */
 static void check_tree(struct migration *m, bool has_pid, struct check_report *rep)

@@ -88,7 +88,6 @@ static int send_images(struct migration *m)
 static int remote_restore(struct migration *m)
 {
 	Phaul__Restore rs = PHAUL__RESTORE__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 	_cleanup_msg_ Msg *reply = NULL;
 	int r;
 
@@ -102,9 +101,7 @@ static int remote_restore(struct migration *m)
 	rs.tcp_close = m->opts->tcp_close;
 	rs.has_recover_timeout_s = true;
 	rs.recover_timeout_s = m->opts->recover_timeout_s;
-	msg.body_case = PHAUL__MSG__BODY_RESTORE;
-	msg.restore = &rs;
-	r = msg_send(m->conn, &msg);
+	r = msg_send_restore(m->conn, &rs);
 	if (r < 0)
 		return mig_fail(m, r, "cannot ask for the restore: %s", strerror(-r));
 	conn_set_timeout(m->conn, RESTORE_TIMEOUT_MS);
@@ -138,7 +135,6 @@ static void stop_tree(struct migration *m, int sig)
 
 static int remote_commit(struct migration *m, struct criu *c)
 {
-	Msg msg = PHAUL__MSG__INIT;
 	Phaul__Commit cm = PHAUL__COMMIT__INIT;
 	int r;
 
@@ -149,9 +145,7 @@ static int remote_commit(struct migration *m, struct criu *c)
 	if (!criu_holds_tree(c))
 		return mig_fail(m, -ESRCH, "CRIU let go of the frozen tree before the commit");
 	stop_tree(m, SIGSTOP);
-	msg.body_case = PHAUL__MSG__BODY_COMMIT;
-	msg.commit = &cm;
-	r = msg_send(m->conn, &msg);
+	r = msg_send_commit(m->conn, &cm);
 	return source_await_committed(m, r);
 }
 

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/session.h"
+#include "source/connect.h"
 #include "source/source.h"
 
 static int ask_once(struct migration *m, Phaul__Outcome__State *ret)

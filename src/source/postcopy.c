@@ -16,7 +16,7 @@
 #include "common/util.h"
 #include "criu/pagemap.h"
 #include "engine/session.h"
-#include "source/source.h"
+#include "source/connect.h"
 #include "proto/wire.h"
 
 #define PAGE 4096u
@@ -117,16 +117,13 @@ static int check_lazy_mapped(struct migration *m, pid_t host, int32_t ipid)
 static int send_data(struct migration *m, const Phaul__PageReq *rq, uint32_t nr)
 {
 	Phaul__PageData pd = PHAUL__PAGE_DATA__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 	uint64_t off = 0, bytes = (uint64_t)nr * PAGE;
 	int r;
 
 	pd.pid = rq->pid;
 	pd.vaddr = rq->vaddr;
 	pd.nr_pages = nr;
-	msg.body_case = PHAUL__MSG__BODY_PAGE_DATA;
-	msg.page_data = &pd;
-	r = msg_send(m->conn, &msg);
+	r = msg_send_page_data(m->conn, &pd);
 	while (r == 0 && off < bytes) {
 		size_t n = MIN(bytes - off, (uint64_t)FRAME_DATA_MAX);
 		r = frame_send(m->conn, FRAME_DATA, m->post->buf + off, n);

@@ -136,15 +136,12 @@ static int send_run(struct migration *m, struct pc_proc *p, uint64_t vaddr, size
 		    const uint8_t *buf)
 {
 	Phaul__PageRun pr = PHAUL__PAGE_RUN__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 	int r;
 
 	pr.pid = p->ipid;
 	pr.vaddr = vaddr;
 	pr.nr_pages = bytes / PAGE;
-	msg.body_case = PHAUL__MSG__BODY_PAGE_RUN;
-	msg.page_run = &pr;
-	r = msg_send(m->conn, &msg);
+	r = msg_send_page_run(m->conn, &pr);
 	if (r == 0)
 		r = frame_send(m->conn, FRAME_DATA, buf, bytes);
 	if (r == 0)
@@ -181,15 +178,12 @@ static int send_set(struct migration *m, struct pc_proc *p, const struct rangese
 static int send_round_end(struct migration *m, unsigned int round, uint64_t pages, bool final)
 {
 	Phaul__RoundEnd re = PHAUL__ROUND_END__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 
 	re.round = round;
 	re.pages = pages;
 	re.has_final = true;
 	re.final = final;
-	msg.body_case = PHAUL__MSG__BODY_ROUND_END;
-	msg.round_end = &re;
-	return msg_send(m->conn, &msg);
+	return msg_send_round_end(m->conn, &re);
 }
 
 static int to_rangeset(const struct track_set *ts, struct rangeset *out)
@@ -387,7 +381,6 @@ static bool named_in_preflight(const struct migration *m, pid_t ipid)
 static int send_new_pids(struct migration *m)
 {
 	Phaul__NewPids np = PHAUL__NEW_PIDS__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 	_cleanup_free_ int32_t *v = calloc(m->pc->nr + 1, sizeof(*v));
 
 	if (!v)
@@ -399,9 +392,7 @@ static int send_new_pids(struct migration *m)
 		return 0;
 	pr_info("%zu processes forked since the preflight", np.n_pids);
 	np.pids = v;
-	msg.body_case = PHAUL__MSG__BODY_NEW_PIDS;
-	msg.new_pids = &np;
-	return msg_send(m->conn, &msg);
+	return msg_send_new_pids(m->conn, &np);
 }
 
 int precopy_send_frozen(struct migration *m)
@@ -487,14 +478,11 @@ int precopy_final(struct migration *m)
 static int send_drop(struct migration *m, pid_t pid, uint64_t vaddr, uint32_t nr)
 {
 	Phaul__PageDrop pd = PHAUL__PAGE_DROP__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 
 	pd.pid = pid;
 	pd.vaddr = vaddr;
 	pd.nr_pages = nr;
-	msg.body_case = PHAUL__MSG__BODY_PAGE_DROP;
-	msg.page_drop = &pd;
-	return msg_send(m->conn, &msg);
+	return msg_send_page_drop(m->conn, &pd);
 }
 
 /* Tell the destination which of its pages are stale: one process's set. */

@@ -60,7 +60,6 @@ static int stop_workload(struct migration *m)
 static int send_restart(struct migration *m, const struct restart_spec *rs)
 {
 	Phaul__Restart rq = PHAUL__RESTART__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 
 	rq.argv = rs->argv;
 	rq.n_argv = rs->argc;
@@ -68,9 +67,7 @@ static int send_restart(struct migration *m, const struct restart_spec *rs)
 	rq.n_env = rs->nenv;
 	rq.cwd = (char *)rs->cwd;
 	rq.stdout = rs->out[0] ? (char *)rs->out : NULL;
-	msg.body_case = PHAUL__MSG__BODY_RESTART;
-	msg.restart = &rq;
-	return msg_send(m->conn, &msg);
+	return msg_send_restart(m->conn, &rq);
 }
 
 /* Restart there; 0 when the destination says it runs. */

@@ -21,78 +21,13 @@
 #include "source/precopy.h"
 #include "engine/restart.h"
 #include "engine/session.h"
+#include "source/connect.h"
+#include "source/migrate.h"
+#include "source/postcopy.h"
 #include "source/source.h"
 #include "common/pidlock.h"
 #include "common/proc.h"
 #include "common/procmem.h"
-#include "proto/tls.h"
-
-static int send_hello(struct conn *c, const uint8_t *resume, uint64_t features)
-{
-	Phaul__Hello h = PHAUL__HELLO__INIT;
-	Msg msg = PHAUL__MSG__INIT;
-	char host[HOST_NAME_MAX + 1] = "";
-
-	gethostname(host, sizeof(host) - 1);
-	h.version = PHAUL_PROTO_VERSION;
-	h.host = host;
-	h.has_features = features != 0;
-	h.features = features;
-	if (resume) {
-		h.has_resume = true;
-		h.resume.data = (uint8_t *)resume;
-		h.resume.len = PHAUL_SESSION_ID_LEN;
-	}
-	msg.body_case = PHAUL__MSG__BODY_HELLO;
-	msg.hello = &h;
-	return msg_send(c, &msg);
-}
-
-int source_connect(struct migration *m, const uint8_t *resume, uint64_t features)
-{
-	const struct mig_opts *o = m->opts;
-	int r;
-
-	if (m->conn) {
-		m->st.bytes_before += m->conn->bytes_out;
-		conn_free(m->conn);
-		m->conn = NULL;
-	}
-	r = tls_connect(o->to, &o->key, o->connect_timeout_s * 1000, &m->conn);
-	if (r == -EACCES)
-		return mig_fail(m, r, "the destination %s refused our key (wrong key?)", o->to);
-	if (r < 0)
-		return mig_fail(m, r, "cannot reach the destination %s: %s", o->to, strerror(-r));
-	conn_set_timeout(m->conn, 60000);
-	conn_set_rate(m->conn, o->bandwidth_mbit);
-	return send_hello(m->conn, resume, features);
-}
-
-int source_hello(struct migration *m)
-{
-	_cleanup_msg_ Msg *msg = NULL;
-	int r;
-
-	mig_step(m, "connect");
-	r = fault_point("src.connect");
-	if (r == 0)
-		r = source_connect(m, NULL, 0);
-	if (r < 0)
-		return m->error[0] ? r : mig_fail(m, r, "%s", strerror(-r));
-	r = expect_msg(m, PHAUL__MSG__BODY_HELLO_REPLY, &msg);
-	if (r < 0)
-		return r;
-	if (msg->hello_reply->version != PHAUL_PROTO_VERSION)
-		return mig_fail(m, -EPROTONOSUPPORT,
-				"the destination speaks protocol version %u, we speak %u",
-				msg->hello_reply->version, PHAUL_PROTO_VERSION);
-	if (!msg->hello_reply->has_session_id)
-		return mig_fail(m, -EPROTO, "the destination sent no session id");
-	memcpy(m->session_id, msg->hello_reply->session_id.data, PHAUL_SESSION_ID_LEN);
-	pr_info("connected to %s (%s), protocol %u", m->opts->to,
-		msg->hello_reply->host ? msg->hello_reply->host : "?", PHAUL_PROTO_VERSION);
-	return 0;
-}
 
 /* cpuinfo.img of this host, for the destination's CPU check. */
 int source_read_cpuinfo(struct migration *m, uint8_t **ret, size_t *ret_len)
@@ -168,7 +103,6 @@ int source_send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_
 			  bool check)
 {
 	Phaul__Preflight p = PHAUL__PREFLIGHT__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 	char comm[32];
 	char *fs[MSG_FS_MAX];
 
@@ -191,14 +125,7 @@ int source_send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_
 	p.root_cmd = comm;
 	p.has_shell_job = true;
 	p.shell_job = m->shell_job;
-	if (check) {
-		msg.body_case = PHAUL__MSG__BODY_CHECK;
-		msg.check = &p;
-	} else {
-		msg.body_case = PHAUL__MSG__BODY_PREFLIGHT;
-		msg.preflight = &p;
-	}
-	return msg_send(m->conn, &msg);
+	return check ? msg_send_check(m->conn, &p) : msg_send_preflight(m->conn, &p);
 }
 
 static int preflight(struct migration *m)
@@ -325,4 +252,11 @@ int migrate_source(struct migration *m)
 	session_rmdirs(m);
 	pidlock_release(pidlock_dir(), m->root_pid, lock);
 	return r;
+}
+
+void migrate_free(struct migration *m)
+{
+	precopy_free(m);
+	postcopy_end(m);
+	mig_free(m);
 }

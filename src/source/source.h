@@ -6,13 +6,12 @@
 #define PHAUL_SOURCE_H
 
 #include "engine/migration.h"
+#include "source/connect.h"
 
 /* The workload and storage drivers of m->opts; HOOK_PREPARE if @prepare. */
 int source_setup_drivers(struct migration *m, bool prepare);
 /* One migration of a tree at a time (common/pidlock.h); the lock's fd in *@fd. */
 int source_lock_tree(struct migration *m, int *fd);
-/* Connect, Hello, HelloReply: the session id in m->session_id. */
-int source_hello(struct migration *m);
 /* CRIU usable here and >= 4.0 (its version in *@ver); the tree's locks. */
 int source_local_checks(struct migration *m, uint32_t *ver);
 /*
@@ -28,12 +27,9 @@ int source_read_cpuinfo(struct migration *m, uint8_t **ret, size_t *ret_len);
 /* Preflight (or, with @check, the same as Msg.check: `phaul check`). */
 int source_send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_t cpulen,
 			  bool check);
-/*
- * TLS connection plus Hello (with @resume: an outcome query, or with
- * PHAUL_FEAT_PAGES_RESUME in @features, reattaching a post-copy session).
- * The connection it replaces is closed and its bytes counted.
- */
-int source_connect(struct migration *m, const uint8_t *resume, uint64_t features);
+/* --mode restart (engine/restart.h), after start_migration; 0 only when
+ * committed (source/restart.c). */
+int source_restart(struct migration *m);
 /* Freeze, dump, move the images, restore there, commit or roll back. */
 int source_final_dump(struct migration *m);
 struct criu;

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/session.h"
+#include "target/gate.h"
 #include "target/target.h"
 #include "proto/tls.h"
 
@@ -62,9 +63,6 @@ void kids_fini(struct kids *k)
 	k->tab = NULL;
 	k->pfd = NULL;
 }
-
-/* The child's end of its gate socket (in a child only). */
-static int gate_fd = -1;
 
 static void addr_key(const struct sockaddr_storage *ss, uint8_t key[16])
 {
@@ -144,7 +142,7 @@ static void spawn(int fd, const struct serve_opts *o, int lfd, struct kids *k,
 			if (k->tab[i].gate >= 0)
 				close(k->tab[i].gate);
 		close(sp[0]);
-		gate_fd = sp[1];
+		gate_set_child_fd(sp[1]);
 		_exit(target_session(fd, o));
 	}
 	close(sp[1]);
@@ -243,38 +241,6 @@ void kids_close_gates(struct kids *k)
 			close(k->tab[i].gate);
 			k->tab[i].gate = -1;
 		}
-}
-
-/* Read the Hello, answer Error EBUSY: the client says why. */
-static void answer_busy(struct conn *c, const struct serve_opts *o)
-{
-	Msg *msg = NULL;
-
-	conn_set_timeout(c, 5000);
-	if (msg_recv(c, &msg) < 0)
-		return;
-	msg_free(msg);
-	msg_send_error(c, EBUSY, "handshake",
-		       "busy: %u migrations running there (--max-parallel %u); try again later",
-		       o->max_parallel, o->max_parallel);
-	session_drain(c, 1000);
-}
-
-int kids_gate_child(struct conn *c, const struct serve_opts *o)
-{
-	char verdict = 0;
-
-	if (gate_fd < 0) /* not a child of the daemon (tests) */
-		return 0;
-	if (send(gate_fd, "A", 1, MSG_NOSIGNAL) != 1 || recv(gate_fd, &verdict, 1, 0) != 1)
-		verdict = 'X'; /* the daemon is shutting down */
-	close(gate_fd);
-	gate_fd = -1;
-	if (verdict == 'G')
-		return 0;
-	if (verdict == 'B')
-		answer_busy(c, o);
-	return 1;
 }
 
 /*

@@ -28,6 +28,7 @@
 #include <sys/types.h>
 
 #include "engine/migration.h"
+#include "target/serve.h"
 #include "proto/conn.h"
 
 #define BUSY_MAX 4
@@ -66,10 +67,5 @@ int kids_poll(struct kids *k, const struct serve_opts *o, int lfd, int ms);
 void kids_close_gates(struct kids *k);
 /* Reap ended children without waiting; clean up after killed sessions. */
 void kids_reap(const char *workdir, struct kids *k);
-/*
- * The child's side, right after its handshake: ask for a session slot.
- * 0: go on with the session; 1: refused (the client was told, or closed).
- */
-int kids_gate_child(struct conn *c, const struct serve_opts *o);
 
 #endif

@@ -34,6 +34,7 @@
 #include "common/util.h"
 #include "engine/session.h"
 #include "target/children.h"
+#include "target/serve.h"
 #include "target/target.h"
 #include "proto/tls.h"
 
@@ -45,44 +46,6 @@ static void on_term(int sig)
 {
 	(void)sig;
 	stopping = 1;
-}
-
-static Phaul__Outcome__State decide(const char *state, int pid, uint64_t start)
-{
-	if (!strcmp(state, "committed"))
-		return PHAUL__OUTCOME__STATE__COMMITTED;
-	if (!strcmp(state, "aborted"))
-		return PHAUL__OUTCOME__STATE__ABORTED;
-	/* committing: CRIU was told to resume; the tree's life tells */
-	if (!strcmp(state, "committing"))
-		return outcome_pid_alive(pid, start) ? PHAUL__OUTCOME__STATE__COMMITTED
-						     : PHAUL__OUTCOME__STATE__ABORTED;
-	/* pending: the session still runs, or died and CRIU rolled back */
-	if (!strcmp(state, "pending"))
-		return outcome_pid_alive(pid, start) ? PHAUL__OUTCOME__STATE__PENDING
-						     : PHAUL__OUTCOME__STATE__ABORTED;
-	return PHAUL__OUTCOME__STATE__UNKNOWN;
-}
-
-int target_outcome(struct target *t, const uint8_t *id)
-{
-	Phaul__Outcome o = PHAUL__OUTCOME__INIT;
-	Msg msg = PHAUL__MSG__INIT;
-	char hex[2 * PHAUL_SESSION_ID_LEN + 1], state[32];
-	uint64_t start = 0;
-	int pid = 0;
-
-	session_hex(id, hex);
-	o.state = PHAUL__OUTCOME__STATE__UNKNOWN;
-	if (outcome_read(t->so->workdir, hex, state, sizeof(state), &pid, &start) == 0)
-		o.state = decide(state, pid, start);
-	pr_info("outcome query for session %s: %s", hex,
-		o.state == PHAUL__OUTCOME__STATE__COMMITTED ? "committed" :
-		o.state == PHAUL__OUTCOME__STATE__ABORTED   ? "aborted" :
-		o.state == PHAUL__OUTCOME__STATE__PENDING   ? "pending" : "unknown");
-	msg.body_case = PHAUL__MSG__BODY_OUTCOME;
-	msg.outcome = &o;
-	return msg_send(t->m.conn, &msg);
 }
 
 /* Leftovers of sessions that died (a committed session may outlive a

@@ -155,7 +155,6 @@ static int open_pagestore(struct target *t)
 static int reply(struct target *t, const char *error, uint32_t ver)
 {
 	Phaul__PreflightReply pr = PHAUL__PREFLIGHT_REPLY__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 
 	pr.ok = error == NULL;
 	pr.error = (char *)error;
@@ -165,9 +164,7 @@ static int reply(struct target *t, const char *error, uint32_t ver)
 		pr.n_in_place = t->m.nr_in_place;
 		pr.in_place = t->m.in_place;
 	}
-	msg.body_case = PHAUL__MSG__BODY_PREFLIGHT_REPLY;
-	msg.preflight_reply = &pr;
-	return msg_send(t->m.conn, &msg);
+	return msg_send_preflight_reply(t->m.conn, &pr);
 }
 
 /*

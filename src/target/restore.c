@@ -32,25 +32,19 @@ static int wait_lazy(struct target *t, bool kill_it);
 static int send_ready(struct target *t, pid_t root)
 {
 	Phaul__RestoreReady rr = PHAUL__RESTORE_READY__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 
 	rr.root_pid = root;
 	rr.restore_ms = t->m.st.restore_ms;
-	msg.body_case = PHAUL__MSG__BODY_RESTORE_READY;
-	msg.restore_ready = &rr;
-	return msg_send(t->m.conn, &msg);
+	return msg_send_restore_ready(t->m.conn, &rr);
 }
 
 int target_send_committed(struct target *t, pid_t root)
 {
 	Phaul__Committed c = PHAUL__COMMITTED__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 
 	c.root_pid = root;
 	c.restore_ms = t->m.st.restore_ms;
-	msg.body_case = PHAUL__MSG__BODY_COMMITTED;
-	msg.committed = &c;
-	return msg_send(t->m.conn, &msg);
+	return msg_send_committed(t->m.conn, &c);
 }
 
 /*
@@ -254,15 +248,12 @@ static int restore_by_driver(struct target *t, CriuOpts *o, pid_t *root)
 static int send_pages_done(struct target *t, uint64_t t0)
 {
 	Phaul__PagesDone pd = PHAUL__PAGES_DONE__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 
 	pd.pages_remote = t->srv.pages_remote;
 	pd.pages_local = t->srv.pages;
 	pd.pages_fault = t->srv.pages_fault;
 	pd.last_page_ms = t->srv.last_ms > t0 ? t->srv.last_ms - t0 : 0;
-	msg.body_case = PHAUL__MSG__BODY_PAGES_DONE;
-	msg.pages_done = &pd;
-	return msg_send(t->m.conn, &msg);
+	return msg_send_pages_done(t->m.conn, &pd);
 }
 
 static int finish_commit(struct target *t, pid_t root)

@@ -14,7 +14,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pages/reconnect.h"
-#include "target/children.h"
+#include "target/gate.h"
+#include "target/outcome.h"
 #include "engine/session.h"
 #include "proto/tls.h"
 #include "proto/xfer.h"
@@ -56,7 +57,6 @@ int target_recv(struct target *t, Msg **ret)
 static int reply_hello(struct target *t)
 {
 	Phaul__HelloReply h = PHAUL__HELLO_REPLY__INIT;
-	Msg msg = PHAUL__MSG__INIT;
 	char host[256] = "";
 
 	gethostname(host, sizeof(host) - 1);
@@ -65,9 +65,7 @@ static int reply_hello(struct target *t)
 	h.session_id.data = t->m.session_id;
 	h.session_id.len = PHAUL_SESSION_ID_LEN;
 	h.host = host;
-	msg.body_case = PHAUL__MSG__BODY_HELLO_REPLY;
-	msg.hello_reply = &h;
-	return msg_send(t->m.conn, &msg);
+	return msg_send_hello_reply(t->m.conn, &h);
 }
 
 /*
@@ -123,7 +121,7 @@ static int hello(struct target *t)
 		return 1;
 	}
 	if (msg->hello->has_resume) {
-		target_outcome(t, msg->hello->resume.data);
+		outcome_answer(t->m.conn, t->so->workdir, msg->hello->resume.data);
 		return 1;
 	}
 	if (getrandom(t->m.session_id, PHAUL_SESSION_ID_LEN, 0) != PHAUL_SESSION_ID_LEN)
@@ -306,7 +304,7 @@ int target_session(int fd, const struct serve_opts *so)
 		return 1;
 	}
 	/* authenticated: now a session slot, or a busy answer (target/children.h) */
-	if (kids_gate_child(t.m.conn, so) != 0) {
+	if (gate_child(t.m.conn, so) != 0) {
 		mig_free(&t.m);
 		return 0;
 	}

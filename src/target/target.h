@@ -12,6 +12,7 @@
 #include "pages/store.h"
 #include "pages/server.h"
 #include "proto/state.h"
+#include "target/serve.h"
 
 struct target {
 	struct migration m;
@@ -54,7 +55,5 @@ void target_lazy_cancel(struct target *t);
 int target_send_committed(struct target *t, pid_t root);
 /* --mode restart: start the workload from its command line (restart.h). */
 int target_restart(struct target *t, Phaul__Restart *rq);
-/* Answer an outcome query (a Hello with `resume`). */
-int target_outcome(struct target *t, const uint8_t *id);
 
 #endif

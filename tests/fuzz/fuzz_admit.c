@@ -70,8 +70,7 @@ static void lxc_case(char *s)
 	lc.name = "fuzz";
 	lc.lxcpath = ROOT "/lxc";
 	lc.config = s;
-	info.body_case = PHAUL__MSG__BODY_LXC;
-	info.lxc = &lc;
+	msg_set_lxc(&info, &lc);
 	r = admit_preflight(&a, &p, &info, why, sizeof(why));
 	CHECK(r == 0 || r == -EPERM || r == -ENOMEM);
 	if (has_hook(s))

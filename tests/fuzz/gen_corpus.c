@@ -138,8 +138,7 @@ static void gen_msgs(void)
 	hello.host = "source-host";
 	hello.has_features = 1;
 	hello.features = 3;
-	m.body_case = PHAUL__MSG__BODY_HELLO;
-	m.hello = &hello;
+	msg_set_hello(&m, &hello);
 	save_msg("hello", &m);
 	hello.has_resume = 1;
 	hello.resume.data = sid;
@@ -151,8 +150,7 @@ static void gen_msgs(void)
 	hr.session_id.data = sid;
 	hr.session_id.len = sizeof(sid);
 	hr.host = "dest-host";
-	m.body_case = PHAUL__MSG__BODY_HELLO_REPLY;
-	m.hello_reply = &hr;
+	msg_set_hello_reply(&m, &hr);
 	save_msg("hello-reply", &m);
 
 	pf.mode = "stop";
@@ -169,8 +167,7 @@ static void gen_msgs(void)
 	pf.root_cmd = "counter";
 	pf.has_shell_job = 1;
 	pf.shell_job = 1;
-	m.body_case = PHAUL__MSG__BODY_PREFLIGHT;
-	m.preflight = &pf;
+	msg_set_preflight(&m, &pf);
 	save_msg("preflight", &m);
 
 	pr.ok = 0;
@@ -179,75 +176,63 @@ static void gen_msgs(void)
 	pr.criu_version = 31700;
 	pr.has_free_bytes = 1;
 	pr.free_bytes = 1 << 30;
-	m.body_case = PHAUL__MSG__BODY_PREFLIGHT_REPLY;
-	m.preflight_reply = &pr;
+	msg_set_preflight_reply(&m, &pr);
 	save_msg("preflight-reply", &m);
 
 	fb.name = "pages-1.img";
 	fb.size = 4096;
 	fb.has_mode = 1;
 	fb.mode = 0600;
-	m.body_case = PHAUL__MSG__BODY_FILE_BEGIN;
-	m.file_begin = &fb;
+	msg_set_file_begin(&m, &fb);
 	save_msg("file-begin", &m);
 
 	fe.xxh64 = 0x0123456789abcdefull;
-	m.body_case = PHAUL__MSG__BODY_FILE_END;
-	m.file_end = &fe;
+	msg_set_file_end(&m, &fe);
 	save_msg("file-end", &m);
 
 	rs.has_shell_job = 1;
 	rs.shell_job = 0;
-	m.body_case = PHAUL__MSG__BODY_RESTORE;
-	m.restore = &rs;
+	msg_set_restore(&m, &rs);
 	save_msg("restore", &m);
 
 	rr.root_pid = 1234;
 	rr.restore_ms = 250;
-	m.body_case = PHAUL__MSG__BODY_RESTORE_READY;
-	m.restore_ready = &rr;
+	msg_set_restore_ready(&m, &rr);
 	save_msg("restore-ready", &m);
 
-	m.body_case = PHAUL__MSG__BODY_COMMIT;
-	m.commit = &cm;
+	msg_set_commit(&m, &cm);
 	save_msg("commit", &m);
 
 	cd.root_pid = 1234;
 	cd.restore_ms = 260;
-	m.body_case = PHAUL__MSG__BODY_COMMITTED;
-	m.committed = &cd;
+	msg_set_committed(&m, &cd);
 	save_msg("committed", &m);
 
 	ab.reason = "interrupted\n\x1b[1m";
-	m.body_case = PHAUL__MSG__BODY_ABORT;
-	m.abort = &ab;
+	msg_set_abort(&m, &ab);
 	save_msg("abort", &m);
 
 	oc.state = PHAUL__OUTCOME__STATE__COMMITTED;
-	m.body_case = PHAUL__MSG__BODY_OUTCOME;
-	m.outcome = &oc;
+	msg_set_outcome(&m, &oc);
 	save_msg("outcome", &m);
 
 	pg.pid = 1234;
 	pg.vaddr = 0x7ffc12345000ull;
 	pg.nr_pages = 16;
-	m.body_case = PHAUL__MSG__BODY_PAGE_RUN;
-	m.page_run = &pg;
+	msg_set_page_run(&m, &pg);
 	save_msg("page-run", &m);
 
 	re.round = 2;
 	re.pages = 4096;
 	re.has_final = 1;
 	re.final = 1;
-	m.body_case = PHAUL__MSG__BODY_ROUND_END;
-	m.round_end = &re;
+	msg_set_round_end(&m, &re);
 	save_msg("round-end", &m);
 
 	er.code = ENOSPC;
 	er.message = "no space left for images";
 	er.step = "dst.transfer";
-	m.body_case = PHAUL__MSG__BODY_ERROR;
-	m.error = &er;
+	msg_set_error(&m, &er);
 	save_msg("error", &m);
 }
 
@@ -264,15 +249,13 @@ static void gen_page_msgs(void)
 	rq.pid = 1234;
 	rq.vaddr = 0x7ffc12345000ull;
 	rq.nr_pages = MSG_REQ_PAGES_MAX;
-	m.body_case = PHAUL__MSG__BODY_PAGE_REQ;
-	m.page_req = &rq;
+	msg_set_page_req(&m, &rq);
 	save_msg("page-req", &m);
 
 	pd.pid = 1234;
 	pd.vaddr = 0x7ffc12345000ull;
 	pd.nr_pages = 3;
-	m.body_case = PHAUL__MSG__BODY_PAGE_DATA;
-	m.page_data = &pd;
+	msg_set_page_data(&m, &pd);
 	save_msg("page-data", &m);
 	pd.nr_pages = 0;	/* the source cannot read them */
 	save_msg("page-data-none", &m);
@@ -280,22 +263,19 @@ static void gen_page_msgs(void)
 	dr.pid = 4194304;
 	dr.vaddr = 0x400000ull;
 	dr.nr_pages = 1u << 20;
-	m.body_case = PHAUL__MSG__BODY_PAGE_DROP;
-	m.page_drop = &dr;
+	msg_set_page_drop(&m, &dr);
 	save_msg("page-drop", &m);
 
 	done.pages_remote = 1500;
 	done.pages_local = 250000;
 	done.pages_fault = 12;
 	done.last_page_ms = 830;
-	m.body_case = PHAUL__MSG__BODY_PAGES_DONE;
-	m.pages_done = &done;
+	msg_set_pages_done(&m, &done);
 	save_msg("pages-done", &m);
 
 	rs.has_recover_timeout_s = 1;
 	rs.recover_timeout_s = 30;
-	m.body_case = PHAUL__MSG__BODY_RESTORE;
-	m.restore = &rs;
+	msg_set_restore(&m, &rs);
 	save_msg("restore-recover", &m);
 }
 
@@ -333,8 +313,7 @@ static void gen_frames(void)
 		data[i] = i * 7;
 	hello.version = 1;
 	hello.host = "h";
-	m.body_case = PHAUL__MSG__BODY_HELLO;
-	m.hello = &hello;
+	msg_set_hello(&m, &hello);
 
 	put_byte(&s, 0);
 	put_byte(&s, 0);
@@ -348,8 +327,7 @@ static void gen_frames(void)
 	put_frame(&s, FRAME_DATA, data, sizeof(data));
 	put_frame(&s, FRAME_DATA, NULL, 0);
 	fe.xxh64 = XXH64(data, sizeof(data), 0);
-	m.body_case = PHAUL__MSG__BODY_FILE_END;
-	m.file_end = &fe;
+	msg_set_file_end(&m, &fe);
 	put_msg_frame(&s, &m);
 	save("fuzz_frame", "msg-data-empty-msg", &s);
 
@@ -387,8 +365,7 @@ static void xfer_body(struct buf *s, const uint8_t *data, size_t len, size_t chu
 	for (size_t off = 0; off < len; off += chunk)
 		put_frame(s, FRAME_DATA, data + off, MIN(chunk, len - off));
 	fe.xxh64 = XXH64(data, len, 0);
-	m.body_case = PHAUL__MSG__BODY_FILE_END;
-	m.file_end = &fe;
+	msg_set_file_end(&m, &fe);
 	put_msg_frame(s, &m);
 }
 

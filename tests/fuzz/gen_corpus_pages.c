@@ -224,8 +224,7 @@ static void put_run_msg(struct buf *s, int32_t pid, uint64_t vaddr, uint32_t nr)
 	pr.pid = pid;
 	pr.vaddr = vaddr;
 	pr.nr_pages = nr;
-	m.body_case = PHAUL__MSG__BODY_PAGE_RUN;
-	m.page_run = &pr;
+	msg_set_page_run(&m, &pr);
 	put_msg(s, &m);
 }
 
@@ -255,8 +254,7 @@ static void put_round_end(struct buf *s, uint32_t round, uint64_t pages)
 
 	re.round = round;
 	re.pages = pages;
-	m.body_case = PHAUL__MSG__BODY_ROUND_END;
-	m.round_end = &re;
+	msg_set_round_end(&m, &re);
 	put_msg(s, &m);
 }
 

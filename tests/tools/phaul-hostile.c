@@ -77,8 +77,7 @@ static void hello(struct conn *c)
 
 	h.version = PHAUL_PROTO_VERSION;
 	h.host = "hostile";
-	m.body_case = PHAUL__MSG__BODY_HELLO;
-	m.hello = &h;
+	msg_set_hello(&m, &h);
 	send_or_die(c, &m);
 	r = recv_one(c);
 	if (r->body_case != PHAUL__MSG__BODY_HELLO_REPLY) {
@@ -115,8 +114,7 @@ static void send_oci(struct conn *c, const struct opts *o)
 		oc.stdio = iop;
 		oc.n_stdio = 1;
 	}
-	m.body_case = PHAUL__MSG__BODY_OCI;
-	m.oci = &oc;
+	msg_set_oci(&m, &oc);
 	send_or_die(c, &m);
 }
 
@@ -133,8 +131,7 @@ static void send_lxc(struct conn *c, const struct opts *o)
 	lc.name = "hostile";
 	lc.lxcpath = (char *)o->lxc_path;
 	lc.config = config;
-	m.body_case = PHAUL__MSG__BODY_LXC;
-	m.lxc = &lc;
+	msg_set_lxc(&m, &lc);
 	send_or_die(c, &m);
 }
 
@@ -157,8 +154,7 @@ static int preflight(struct conn *c, const struct opts *o)
 	p.root_cmd = "hostile";
 	p.has_shell_job = true;
 	p.shell_job = o->shell_job;
-	m.body_case = PHAUL__MSG__BODY_PREFLIGHT;
-	m.preflight = &p;
+	msg_set_preflight(&m, &p);
 	send_or_die(c, &m);
 	r = recv_one(c);
 	if (r->body_case == PHAUL__MSG__BODY_PREFLIGHT_REPLY) {
@@ -189,8 +185,7 @@ static int restart(struct conn *c, const struct opts *o)
 	rs.n_argv = o->nr_argv;
 	rs.cwd = "/";
 	rs.stdout = (char *)o->restart_stdout;
-	m.body_case = PHAUL__MSG__BODY_RESTART;
-	m.restart = &rs;
+	msg_set_restart(&m, &rs);
 	send_or_die(c, &m);
 	r = recv_one(c);
 	ok = r->body_case == PHAUL__MSG__BODY_COMMITTED;

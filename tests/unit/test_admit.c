@@ -238,8 +238,7 @@ static void oci_rules(void **s)
 
 	p.mode = "stop";
 	p.htype = "oci";
-	info.body_case = PHAUL__MSG__BODY_OCI;
-	info.oci = &oc;
+	msg_set_oci(&info, &oc);
 	snprintf(b, sizeof(b), "%s/root/bundle", tmp);
 	snprintf(r, sizeof(r), "%s/root/bundle/rootfs", tmp);
 	snprintf(rt, sizeof(rt), "%s/root/runc", tmp);
@@ -290,8 +289,7 @@ static void lxc_rules(void **s)
 
 	p.mode = "stop";
 	p.htype = "lxc";
-	info.body_case = PHAUL__MSG__BODY_LXC;
-	info.lxc = &lc;
+	msg_set_lxc(&info, &lc);
 	lc.name = "ct";
 	snprintf(path, sizeof(path), "%s/root", tmp);
 	lc.lxcpath = path;

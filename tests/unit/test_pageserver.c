@@ -103,8 +103,7 @@ static void send_run(struct sender *s, int32_t pid, uint64_t vaddr, uint32_t nr,
 	pr.pid = pid;
 	pr.vaddr = vaddr;
 	pr.nr_pages = nr;
-	m.body_case = PHAUL__MSG__BODY_PAGE_RUN;
-	m.page_run = &pr;
+	msg_set_page_run(&m, &pr);
 	for (uint32_t i = 0; i < nr; i++)
 		fill_page(buf + i * P, pid, vaddr + i * P, round);
 	if (s->err == 0)
@@ -120,8 +119,7 @@ static void send_round_end(struct sender *s, unsigned int round)
 	Msg m = PHAUL__MSG__INIT;
 
 	re.round = round;
-	m.body_case = PHAUL__MSG__BODY_ROUND_END;
-	m.round_end = &re;
+	msg_set_round_end(&m, &re);
 	if (s->err == 0)
 		s->err = msg_send(s->c, &m);
 }

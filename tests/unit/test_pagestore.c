@@ -110,8 +110,7 @@ static void send_run_msg(struct sender *s, int32_t pid, uint64_t vaddr, uint32_t
 	pr.pid = pid;
 	pr.vaddr = vaddr;
 	pr.nr_pages = nr;
-	m.body_case = PHAUL__MSG__BODY_PAGE_RUN;
-	m.page_run = &pr;
+	msg_set_page_run(&m, &pr);
 	send_msg(s, &m);
 }
 
@@ -149,8 +148,7 @@ static void send_round_end(struct sender *s, unsigned int round)
 
 	re.round = round;
 	re.pages = 0;
-	m.body_case = PHAUL__MSG__BODY_ROUND_END;
-	m.round_end = &re;
+	msg_set_round_end(&m, &re);
 	send_msg(s, &m);
 }
 

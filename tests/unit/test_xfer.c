@@ -274,8 +274,7 @@ static void st_begin(struct stream *s, const char *name, uint64_t size)
 
 	fb.name = (char *)name;
 	fb.size = size;
-	m.body_case = PHAUL__MSG__BODY_FILE_BEGIN;
-	m.file_begin = &fb;
+	msg_set_file_begin(&m, &fb);
 	st_msg(s, &m);
 }
 
@@ -285,8 +284,7 @@ static void st_end(struct stream *s, uint64_t hash)
 	Msg m = PHAUL__MSG__INIT;
 
 	fe.xxh64 = hash;
-	m.body_case = PHAUL__MSG__BODY_FILE_END;
-	m.file_end = &fe;
+	msg_set_file_end(&m, &fe);
 	st_msg(s, &m);
 }
 
@@ -295,8 +293,7 @@ static void st_commit(struct stream *s)
 	Phaul__Commit cm = PHAUL__COMMIT__INIT;
 	Msg m = PHAUL__MSG__INIT;
 
-	m.body_case = PHAUL__MSG__BODY_COMMIT;
-	m.commit = &cm;
+	msg_set_commit(&m, &cm);
 	st_msg(s, &m);
 }
 
