@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/page.h"
 #include "common/rangeset.h"
 #include "common/util.h"
 
@@ -128,14 +129,14 @@ bool procmem_can_force(void)
 
 	if (ok >= 0)
 		return ok;
-	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	page = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (page == MAP_FAILED)
 		return false; /* not known: asked again next time */
 	*page = want;
-	ok = mprotect(page, 4096, PROT_NONE) == 0 &&
+	ok = mprotect(page, PAGE, PROT_NONE) == 0 &&
 	     procmem_read(&pm, (uintptr_t)page, &got, sizeof(got)) == sizeof(got) && got == want;
 	procmem_close(&pm);
-	munmap(page, 4096);
+	munmap(page, PAGE);
 	if (!ok)
 		pr_warn("/proc/PID/mem does not read pages of mappings without read permission here");
 	return ok;

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/page.h"
+
 static int grow(struct rangeset *s)
 {
 	size_t cap = s->cap ? s->cap * 2 : 16;
@@ -17,14 +19,13 @@ static int grow(struct rangeset *s)
 	return 0;
 }
 
-/* First index whose end >= start (ranges that may touch or follow it). */
-static size_t lower(const struct rangeset *s, uint64_t start)
+size_t range_after(const struct range *r, size_t nr, uint64_t addr)
 {
-	size_t lo = 0, hi = s->nr;
+	size_t lo = 0, hi = nr;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (s->r[mid].end < start)
+		if (r[mid].end <= addr)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -32,17 +33,12 @@ static size_t lower(const struct rangeset *s, uint64_t start)
 	return lo;
 }
 
-int rangeset_add(struct rangeset *s, uint64_t start, uint64_t end)
+/* The general case: merge [start, end) with every range it touches. */
+static int insert(struct rangeset *s, uint64_t start, uint64_t end)
 {
-	size_t i, j;
+	/* the first range that ends at or after start: it may touch */
+	size_t i = start ? range_after(s->r, s->nr, start - 1) : 0, j;
 
-	if (start >= end)
-		return 0;
-	if (s->nr && s->r[s->nr - 1].end == start) { /* the common append */
-		s->r[s->nr - 1].end = end;
-		return 0;
-	}
-	i = lower(s, start);
 	for (j = i; j < s->nr && s->r[j].start <= end; j++) {
 		if (s->r[j].start < start)
 			start = s->r[j].start;
@@ -62,6 +58,26 @@ int rangeset_add(struct rangeset *s, uint64_t start, uint64_t end)
 	return 0;
 }
 
+int rangeset_add(struct rangeset *s, uint64_t start, uint64_t end)
+{
+	struct range *last = s->nr ? &s->r[s->nr - 1] : NULL;
+
+	if (start > end || (start | end) % PAGE)
+		return -EINVAL;
+	if (start == end)
+		return 0;
+	if (last && start < last->end)
+		return insert(s, start, end); /* overlaps or out of order */
+	if (last && start == last->end) { /* the common append */
+		last->end = end;
+		return 0;
+	}
+	if (s->nr == s->cap && grow(s) < 0)
+		return -ENOMEM;
+	s->r[s->nr++] = (struct range){ start, end };
+	return 0;
+}
+
 int rangeset_union(struct rangeset *a, const struct rangeset *b)
 {
 	for (size_t i = 0; i < b->nr; i++) {
@@ -72,9 +88,16 @@ int rangeset_union(struct rangeset *a, const struct rangeset *b)
 	return 0;
 }
 
+bool rangeset_contains(const struct rangeset *s, uint64_t addr)
+{
+	size_t i = range_after(s->r, s->nr, addr);
+
+	return i < s->nr && s->r[i].start <= addr;
+}
+
 bool rangeset_covers(const struct rangeset *s, uint64_t start, uint64_t end)
 {
-	size_t i = lower(s, start + 1);
+	size_t i = range_after(s->r, s->nr, start);
 
 	if (start >= end)
 		return true;
@@ -87,7 +110,8 @@ int rangeset_missing(const struct rangeset *s, uint64_t start, uint64_t end,
 	uint64_t pos = start;
 	int r = 0;
 
-	for (size_t i = lower(s, start + 1); r == 0 && i < s->nr && s->r[i].start < end; i++) {
+	for (size_t i = range_after(s->r, s->nr, start); r == 0 && i < s->nr && s->r[i].start < end;
+	     i++) {
 		if (s->r[i].start > pos)
 			r = rangeset_add(out, pos, s->r[i].start);
 		if (s->r[i].end > pos)

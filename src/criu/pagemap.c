@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "common/log.h"
+#include "common/page.h"
 #include "common/util.h"
 #include "criu-image.pb-c.h"
 
@@ -28,7 +29,7 @@ int pagemap_add(struct pagemap *pm, uint64_t vaddr, uint32_t nr_pages, uint32_t 
 	struct pm_entry *last = pm->nr ? &pm->e[pm->nr - 1] : NULL;
 
 	if (last && last->flags == flags &&
-	    last->vaddr + (uint64_t)last->nr_pages * PAGEMAP_PAGE_SIZE == vaddr &&
+	    last->vaddr + (uint64_t)last->nr_pages * PAGE == vaddr &&
 	    (uint64_t)last->nr_pages + nr_pages <= UINT32_MAX) {
 		last->nr_pages += nr_pages;
 		return 0;
@@ -53,12 +54,12 @@ static int check_entry(const struct pagemap *pm, const Cimg__PagemapEntry *pe)
 	const struct pm_entry *last = pm->nr ? &pm->e[pm->nr - 1] : NULL;
 	uint64_t end;
 
-	if (pe->vaddr % PAGEMAP_PAGE_SIZE || pe->nr_pages == 0)
+	if (pe->vaddr % PAGE || pe->nr_pages == 0)
 		return -EINVAL;
-	end = pe->vaddr + (uint64_t)pe->nr_pages * PAGEMAP_PAGE_SIZE;
+	end = pe->vaddr + (uint64_t)pe->nr_pages * PAGE;
 	if (end <= pe->vaddr || end > (1ULL << 57))
 		return -EINVAL;
-	if (last && pe->vaddr < last->vaddr + (uint64_t)last->nr_pages * PAGEMAP_PAGE_SIZE)
+	if (last && pe->vaddr < last->vaddr + (uint64_t)last->nr_pages * PAGE)
 		return -EINVAL;
 	if (pe->flags & ~(PE_PARENT | PE_LAZY | PE_PRESENT))
 		return -EINVAL;
@@ -234,7 +235,7 @@ int pagemap_split_lazy(struct pagemap *pm, uint32_t max_pages)
 		while (lazy_only(&run) && run.nr_pages > max_pages) {
 			e[k] = run;
 			e[k++].nr_pages = max_pages;
-			run.vaddr += (uint64_t)max_pages * PAGEMAP_PAGE_SIZE;
+			run.vaddr += (uint64_t)max_pages * PAGE;
 			run.nr_pages -= max_pages;
 		}
 		e[k++] = run;

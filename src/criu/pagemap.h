@@ -22,7 +22,6 @@
 #define CRIU_IMG_COMMON_MAGIC 0x54564319u
 #define CRIU_PAGEMAP_MAGIC 0x56084025u
 #define PAGEMAP_MAX_ENTRIES (4u << 20)
-#define PAGEMAP_PAGE_SIZE 4096u
 
 struct pm_entry {
 	uint64_t vaddr;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "engine/converge.h"
 
-#define PAGE 4096u
+#include "common/page.h"
 
 double policy_bandwidth(const struct round_stat *r, size_t n)
 {

@@ -11,6 +11,7 @@
 
 #include "common/fault.h"
 #include "common/log.h"
+#include "common/page.h"
 #include "common/util.h"
 #include "criu/criu.h"
 #include "pages/reconnect.h"
@@ -109,12 +110,12 @@ int page_take_control(struct page_server *srv)
  */
 static uint32_t missing_span(const struct page_server *srv, const struct ps_iov *pi)
 {
-	uint64_t room = (MSG_VADDR_LIMIT - pi->vaddr) / 4096;
+	uint64_t room = (MSG_VADDR_LIMIT - pi->vaddr) / PAGE;
 	uint32_t max = MIN(MIN(pi->nr_pages, FETCH_PAGES), room), n = 1, nr;
 	uint64_t off;
 	int fd;
 
-	while (n < max && pagestore_lookup(srv->ps, pi->dst_id, pi->vaddr + (uint64_t)n * 4096, 1,
+	while (n < max && pagestore_lookup(srv->ps, pi->dst_id, pi->vaddr + (uint64_t)n * PAGE, 1,
 					   &fd, &off, &nr) == -ENOENT)
 		n++;
 	return n;
@@ -168,7 +169,7 @@ static int relay(struct page_server *srv, uint64_t bytes, uint64_t *done)
 		r = frame_recv(srv->conn, &type, srv->buf, FRAME_DATA_MAX, &len);
 		if (r < 0)
 			return r;
-		if (type != FRAME_DATA || len == 0 || len > bytes - *done || len % 4096) {
+		if (type != FRAME_DATA || len == 0 || len > bytes - *done || len % PAGE) {
 			pr_err("page stream from the source broken: %u bytes where %llu were due", len,
 			       (unsigned long long)(bytes - *done));
 			return -EPROTO;
@@ -192,7 +193,7 @@ struct fetch {
 static int check_answer(const struct fetch *f, const Phaul__PageData *pd)
 {
 	uint64_t at = f->pi->vaddr + f->done;
-	uint32_t want = f->nr ? f->nr - (uint32_t)(f->done / 4096) : f->asked;
+	uint32_t want = f->nr ? f->nr - (uint32_t)(f->done / PAGE) : f->asked;
 
 	if (pd->pid != (int32_t)f->pi->dst_id || pd->vaddr != at || pd->nr_pages > want ||
 	    (f->nr && pd->nr_pages != want)) {
@@ -216,7 +217,7 @@ static int fetch_once(struct page_server *srv, struct fetch *f)
 	int r;
 
 	hdr.vaddr += f->done;
-	r = ask(srv, &hdr, f->nr ? f->nr - (uint32_t)(f->done / 4096) : f->asked);
+	r = ask(srv, &hdr, f->nr ? f->nr - (uint32_t)(f->done / PAGE) : f->asked);
 	if (r == 0)
 		r = await_answer(srv, &msg);
 	if (r == 0)
@@ -231,7 +232,7 @@ static int fetch_once(struct page_server *srv, struct fetch *f)
 		if (write_full(srv->sk, &hdr, sizeof(hdr)) < 0)
 			return -ECANCELED;
 	}
-	return relay(srv, (uint64_t)f->nr * 4096, &f->done);
+	return relay(srv, (uint64_t)f->nr * PAGE, &f->done);
 }
 
 /* Whether a failed exchange may be retried on a connection that comes back. */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/page.h"
 #include "common/util.h"
 #include "pages/fetch.h"
 #include "proto/wire.h"
@@ -26,17 +27,17 @@
 
 static int send_pages(int sk, int fd, uint64_t off, uint32_t nr)
 {
-	uint8_t buf[CHUNK_PAGES * 4096];
+	uint8_t buf[CHUNK_PAGES * PAGE];
 
 	while (nr > 0) {
 		uint32_t n = nr < CHUNK_PAGES ? nr : CHUNK_PAGES;
-		ssize_t got = pread(fd, buf, n * 4096, off);
-		if (got != (ssize_t)n * 4096)
+		ssize_t got = pread(fd, buf, n * PAGE, off);
+		if (got != (ssize_t)(n * PAGE))
 			return got < 0 ? -errno : -EIO;
-		int r = write_full(sk, buf, n * 4096);
+		int r = write_full(sk, buf, n * PAGE);
 		if (r < 0)
 			return r;
-		off += n * 4096;
+		off += n * PAGE;
 		nr -= n;
 	}
 	return 0;
@@ -49,7 +50,7 @@ static int answer_get(struct page_server *srv, struct ps_iov *pi)
 	int fd, r;
 
 	if (pi->nr_pages == 0 || pi->nr_pages > (1u << 20) || pi->dst_id > (1u << 22) ||
-	    pi->vaddr % 4096 || pi->vaddr >= MSG_VADDR_LIMIT) {
+	    pi->vaddr % PAGE || pi->vaddr >= MSG_VADDR_LIMIT) {
 		pr_err("bad request: %u pages at 0x%llx for %llu", pi->nr_pages,
 		       (unsigned long long)pi->vaddr, (unsigned long long)pi->dst_id);
 		return -EPROTO;

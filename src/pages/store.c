@@ -11,12 +11,12 @@
 #include <sys/stat.h>
 
 #include "common/log.h"
+#include "common/page.h"
 #include "common/util.h"
 #include "criu/pagemap.h"
 #include "proto/msg.h"
 #include "proto/wire.h"
 
-#define PAGE 4096u
 /*
  * The longest lazy run criu lazy-pages is given (64 MiB). It allocates a
  * buffer the size of its longest run (it never reads more than 4 MiB at
@@ -133,8 +133,6 @@ static int recv_data(struct pagestore *ps, struct conn *c, int fd, uint64_t byte
 	return 0;
 }
 
-static size_t first_after(const struct ps_round *rd, uint64_t vaddr);
-
 /* Punch [s, e) of run @i out of round @rd's file. */
 static bool punch(const struct ps_round *rd, size_t i, uint64_t s, uint64_t e)
 {
@@ -158,7 +156,7 @@ static uint64_t release_older(struct ps_proc *p, uint64_t a, uint64_t b)
 
 	for (size_t k = p->nr_rounds; k-- > 0;) {
 		const struct ps_round *rd = &p->rounds[k];
-		for (size_t i = first_after(rd, a); i < rd->nr && rd->r[i].start < b; i++) {
+		for (size_t i = range_after(rd->r, rd->nr, a); i < rd->nr && rd->r[i].start < b; i++) {
 			uint64_t s = MAX(rd->r[i].start, a), e = MIN(rd->r[i].end, b);
 			rangeset_clear(&fresh);
 			if (rangeset_missing(&seen, s, e, &fresh) < 0 || rangeset_add(&seen, s, e) < 0)
@@ -385,25 +383,10 @@ int pagestore_assemble(struct pagestore *ps, int imgfd, bool lazy)
 	return r;
 }
 
-/* The first run of @rd that ends after @vaddr (rd->nr if none). */
-static size_t first_after(const struct ps_round *rd, uint64_t vaddr)
-{
-	size_t lo = 0, hi = rd->nr;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (rd->r[mid].end <= vaddr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 /* The run of @rd holding @vaddr, or -1. */
 static ssize_t round_find(const struct ps_round *rd, uint64_t vaddr)
 {
-	size_t i = first_after(rd, vaddr);
+	size_t i = range_after(rd->r, rd->nr, vaddr);
 
 	return i < rd->nr && rd->r[i].start <= vaddr ? (ssize_t)i : -1;
 }
@@ -417,30 +400,17 @@ int pagestore_drop(struct pagestore *ps, pid_t pid, uint64_t vaddr, uint64_t end
 	return rangeset_add(&p->stale, vaddr, end);
 }
 
-/* The first stale run that ends after @vaddr, or NULL. */
-static const struct range *stale_after(const struct ps_proc *p, uint64_t vaddr)
-{
-	size_t lo = 0, hi = p->stale.nr;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (p->stale.r[mid].end <= vaddr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < p->stale.nr ? &p->stale.r[lo] : NULL;
-}
-
 int pagestore_lookup(const struct pagestore *ps, pid_t pid, uint64_t vaddr, uint32_t max,
 		     int *fd, uint64_t *off, uint32_t *nr)
 {
 	const struct ps_proc *p = proc_find(ps, pid);
 	const struct range *st;
+	size_t si;
 
 	if (!p || vaddr % PAGE)
 		return -ENOENT;
-	st = stale_after(p, vaddr);
+	si = range_after(p->stale.r, p->stale.nr, vaddr); /* the first stale run after */
+	st = si < p->stale.nr ? &p->stale.r[si] : NULL;
 	if (st && st->start <= vaddr)
 		return -ENOENT;
 	if (st && st->start < vaddr + (uint64_t)max * PAGE)
@@ -455,7 +425,7 @@ int pagestore_lookup(const struct pagestore *ps, pid_t pid, uint64_t vaddr, uint
 		stop = rd->r[i].end;
 		for (size_t n = k + 1; n < p->nr_rounds; n++) {
 			const struct ps_round *nd = &p->rounds[n];
-			size_t j = first_after(nd, vaddr);
+			size_t j = range_after(nd->r, nd->nr, vaddr);
 			if (j < nd->nr && nd->r[j].start < stop)
 				stop = nd->r[j].start;
 		}

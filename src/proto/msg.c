@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/page.h"
 #include "common/util.h"
 #include "proto/wire.h"
 
@@ -87,8 +88,8 @@ static int check_preflight(Phaul__Preflight *p)
 /* A run of pages of one process: in range, page aligned, not wrapping. */
 static int check_run(int32_t pid, uint64_t vaddr, uint32_t nr, uint32_t min, uint32_t max)
 {
-	if (pid <= 0 || pid > (1 << 22) || vaddr % 4096 || nr < min || nr > max ||
-	    vaddr >= MSG_VADDR_LIMIT || (uint64_t)nr * 4096 > MSG_VADDR_LIMIT - vaddr)
+	if (pid <= 0 || pid > (1 << 22) || vaddr % PAGE || nr < min || nr > max ||
+	    vaddr >= MSG_VADDR_LIMIT || (uint64_t)nr * PAGE > MSG_VADDR_LIMIT - vaddr)
 		return -EPROTO;
 	return 0;
 }

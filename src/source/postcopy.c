@@ -9,6 +9,7 @@
 
 #include "common/fault.h"
 #include "common/log.h"
+#include "common/page.h"
 #include "common/proc.h"
 #include "common/procmem.h"
 #include "common/rangeset.h"
@@ -19,7 +20,6 @@
 #include "source/connect.h"
 #include "proto/wire.h"
 
-#define PAGE 4096u
 
 struct postcopy {
 	uint8_t *buf;			/* one request's pages */

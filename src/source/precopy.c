@@ -11,6 +11,7 @@
 
 #include "common/fault.h"
 #include "common/log.h"
+#include "common/page.h"
 #include "common/proc.h"
 #include "common/procmem.h"
 #include "common/rangeset.h"
@@ -19,7 +20,6 @@
 #include "proto/wire.h"
 #include "track/track.h"
 
-#define PAGE 4096u
 #define RUN_PAGES MSG_RUN_PAGES_MAX
 #define DEFAULT_FIXED_MS 150
 
@@ -186,17 +186,6 @@ static int send_round_end(struct migration *m, unsigned int round, uint64_t page
 	return msg_send_round_end(m->conn, &re);
 }
 
-static int to_rangeset(const struct track_set *ts, struct rangeset *out)
-{
-	rangeset_clear(out);
-	for (size_t i = 0; i < ts->nr; i++) {
-		int r = rangeset_add(out, ts->r[i].start, ts->r[i].end);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
 /* Collect every process's dirty pages into its pending set. */
 static int collect(struct migration *m, uint64_t *dirty, uint64_t *scanned)
 {
@@ -206,27 +195,24 @@ static int collect(struct migration *m, uint64_t *dirty, uint64_t *scanned)
 	*dirty = *scanned = 0;
 	for (size_t i = 0; r == 0 && i < pc->nr; i++) {
 		struct pc_proc *p = &pc->p[i];
-		struct track_set ts = { 0 };
 		struct rangeset fresh = { 0 };
 		uint64_t sc = 0;
 		if (!p->t)
 			continue;
-		r = tracker_collect(p->t, &ts, &sc);
+		r = tracker_collect(p->t, &fresh, &sc);
 		if (r < 0 && !proc_alive(p->pid)) {
 			/* exited: CRIU will not dump it, its pages are moot */
 			tracker_close(p->t);
 			p->t = NULL;
 			rangeset_free(&p->pending);
+			rangeset_free(&fresh);
 			r = 0;
 			continue;
 		}
 		if (r == 0)
-			r = to_rangeset(&ts, &fresh);
-		if (r == 0)
 			r = rangeset_union(&p->pending, &fresh);
 		*dirty += rangeset_bytes(&fresh) / PAGE;
 		*scanned += sc;
-		track_set_free(&ts);
 		rangeset_free(&fresh);
 		if (r < 0)
 			mig_fail(m, r, "tracking PID %d: %s", p->pid, strerror(-r));

@@ -12,6 +12,7 @@
 
 #include "common/fault.h"
 #include "common/log.h"
+#include "common/page.h"
 #include "common/util.h"
 #include "pages/reconnect.h"
 #include "target/gate.h"
@@ -161,7 +162,7 @@ static int receive_pages(struct target *t, Msg *msg)
 		if (!t->remote)
 			return mig_fail(&t->m, -EPROTO, "stale pages marked in %s mode", mode_name(t->m.mode));
 		r = pagestore_drop(&t->ps, pd->pid, pd->vaddr,
-				   pd->vaddr + (uint64_t)pd->nr_pages * 4096);
+				   pd->vaddr + (uint64_t)pd->nr_pages * PAGE);
 		return r < 0 ? mig_fail(&t->m, r, "marking stale pages: %s", strerror(-r)) : 0;
 	}
 	mig_step(&t->m, "round");

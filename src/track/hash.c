@@ -52,7 +52,7 @@ struct hash {
 	struct procmem mem;   /* the process's memory, kept across rounds */
 	/* This round: */
 	int pagemap; /* /proc/PID/pagemap */
-	struct track_set *dirty;
+	struct rangeset *dirty;
 	uint64_t *scanned;
 	uint64_t base;		   /* the chunk being filled, if have */
 	bool have;
@@ -93,7 +93,7 @@ static int wins_push(struct wins *ws, const struct hwin *w)
 
 static uint64_t page_hash(const void *p)
 {
-	uint64_t h = XXH3_64bits(p, TRACK_PAGE);
+	uint64_t h = XXH3_64bits(p, PAGE);
 
 	return h ? h : 1; /* 0 stays free for "no hash" */
 }
@@ -117,9 +117,9 @@ static struct hwin *old_window(struct hash *h, uint64_t addr)
 }
 
 /* Hash window @wi of the chunk at @base, report the pages that changed. */
-static int update_window(struct hash *h, uint64_t base, int wi, struct track_set *dirty)
+static int update_window(struct hash *h, uint64_t base, int wi, struct rangeset *dirty)
 {
-	uint64_t addr = base + wi * WIN * TRACK_PAGE, mask = h->want[wi];
+	uint64_t addr = base + wi * WIN * PAGE, mask = h->want[wi];
 	struct hwin *o = old_window(h, addr), n = { addr, mask, NULL };
 	bool reuse = o && o->mask == mask && mask;
 	int k = 0, r = 0;
@@ -129,7 +129,7 @@ static int update_window(struct hash *h, uint64_t base, int wi, struct track_set
 	else if (mask && !(n.h = malloc(__builtin_popcountll(mask) * sizeof(uint64_t))))
 		r = -ENOMEM;
 	for (int b = 0; r == 0 && b < WIN; b++) {
-		const uint8_t *page = h->buf + (wi * WIN + b) * TRACK_PAGE;
+		const uint8_t *page = h->buf + (wi * WIN + b) * PAGE;
 		uint64_t v, prev;
 
 		if (!(mask & (1ULL << b)))
@@ -137,7 +137,7 @@ static int update_window(struct hash *h, uint64_t base, int wi, struct track_set
 		v = page_hash(page);
 		prev = reuse ? n.h[k] : old_hash(o, b);
 		if (v != prev)
-			r = track_set_add(dirty, addr + b * TRACK_PAGE, addr + (b + 1) * TRACK_PAGE);
+			r = rangeset_add(dirty, addr + b * PAGE, addr + (b + 1) * PAGE);
 		n.h[k++] = v;
 	}
 	if (o)
@@ -163,13 +163,13 @@ static int chunk_iovs(struct hash *h, uint64_t base, int k)
 		if (!wanted(h, k))
 			continue;
 		if (n && (uint8_t *)h->liov[n - 1].iov_base + h->liov[n - 1].iov_len ==
-				 h->buf + k * TRACK_PAGE) {
-			h->liov[n - 1].iov_len += TRACK_PAGE;
-			h->riov[n - 1].iov_len += TRACK_PAGE;
+				 h->buf + k * PAGE) {
+			h->liov[n - 1].iov_len += PAGE;
+			h->riov[n - 1].iov_len += PAGE;
 			continue;
 		}
-		h->liov[n] = (struct iovec){ h->buf + k * TRACK_PAGE, TRACK_PAGE };
-		h->riov[n++] = (struct iovec){ (void *)(uintptr_t)(base + k * TRACK_PAGE), TRACK_PAGE };
+		h->liov[n] = (struct iovec){ h->buf + k * PAGE, PAGE };
+		h->riov[n++] = (struct iovec){ (void *)(uintptr_t)(base + k * PAGE), PAGE };
 	}
 	return n;
 }
@@ -194,7 +194,7 @@ static int read_chunk(struct hash *h, uint64_t base)
 
 		if (got < 0)
 			return (int)got;
-		k = skip_wanted(h, k, (uint64_t)got / TRACK_PAGE);
+		k = skip_wanted(h, k, (uint64_t)got / PAGE);
 		if (k == CHUNK)
 			break;
 		h->want[k / WIN] &= ~(1ULL << (k % WIN));
@@ -224,7 +224,7 @@ static int flush_chunk(struct hash *h)
 /* Populated pages [start, end), in increasing order across a round. */
 static int add_range(void *arg, uint64_t start, uint64_t end)
 {
-	const uint64_t csize = CHUNK * TRACK_PAGE;
+	const uint64_t csize = CHUNK * PAGE;
 	struct hash *h = arg;
 	int r;
 
@@ -238,7 +238,7 @@ static int add_range(void *arg, uint64_t start, uint64_t end)
 			h->have = true;
 			memset(h->want, 0, sizeof(h->want));
 		}
-		for (uint64_t p = (start - base) / TRACK_PAGE; p < (stop - base) / TRACK_PAGE; p++)
+		for (uint64_t p = (start - base) / PAGE; p < (stop - base) / PAGE; p++)
 			h->want[p / WIN] |= 1ULL << (p % WIN);
 		start = stop;
 	}
@@ -248,18 +248,18 @@ static int add_range(void *arg, uint64_t start, uint64_t end)
 /* Without PAGEMAP_SCAN: /proc/PID/pagemap, 8 bytes a page, holes too. */
 static int pagemap_populated(struct hash *h, const struct track_vma *v)
 {
-	const uint64_t csize = CHUNK * TRACK_PAGE;
+	const uint64_t csize = CHUNK * PAGE;
 	int r;
 
 	for (uint64_t a = v->start; a < v->end;) {
 		uint64_t stop = MIN(v->end, a / csize * csize + csize);
-		size_t n = (stop - a) / TRACK_PAGE;
+		size_t n = (stop - a) / PAGE;
 
-		if (pread(h->pagemap, h->pm, n * 8, a / TRACK_PAGE * 8) != (ssize_t)(n * 8))
+		if (pread(h->pagemap, h->pm, n * 8, a / PAGE * 8) != (ssize_t)(n * 8))
 			return -ESRCH;
 		for (size_t i = 0; i < n; i++)
 			if ((h->pm[i] & (PM_PRESENT | PM_SWAP)) && !(h->pm[i] & PM_FILE) &&
-			    (r = add_range(h, a + i * TRACK_PAGE, a + (i + 1) * TRACK_PAGE)) < 0)
+			    (r = add_range(h, a + i * PAGE, a + (i + 1) * PAGE)) < 0)
 				return r;
 		a = stop;
 	}
@@ -313,7 +313,7 @@ static int hash_try(struct tracker *t, struct hash *h)
 	return r < 0 ? r : 0;
 }
 
-static int hash_collect(struct tracker *t, struct track_set *dirty, uint64_t *scanned)
+static int hash_collect(struct tracker *t, struct rangeset *dirty, uint64_t *scanned)
 {
 	struct hash *h = t->priv;
 	int r;
@@ -322,7 +322,7 @@ static int hash_collect(struct tracker *t, struct track_set *dirty, uint64_t *sc
 	h->scanned = scanned;
 	/* Twice: an exec during the round shows as -ESRCH, the process alive. */
 	for (int i = 0; i < 2; i++) {
-		track_set_reset(dirty);
+		rangeset_clear(dirty);
 		*scanned = 0;
 		r = hash_try(t, h);
 		if (r != -ESRCH || !track_alive(t->pid, t->pidfd))
@@ -338,7 +338,7 @@ static int hash_open(struct tracker *t)
 
 	if (fd < 0)
 		return fd;
-	if (!(h = calloc(1, sizeof(*h))) || !(h->buf = malloc(CHUNK * TRACK_PAGE))) {
+	if (!(h = calloc(1, sizeof(*h))) || !(h->buf = malloc(CHUNK * PAGE))) {
 		free(h);
 		return -ENOMEM;
 	}

@@ -121,7 +121,7 @@ static int ignore(void *arg, uint64_t start, uint64_t end)
 
 int pm_scan_probe(int pagemap)
 {
-	const struct track_vma none = { 0, TRACK_PAGE, 0 };
+	const struct track_vma none = { 0, PAGE, 0 };
 	int r = pm_scan(pagemap, &none, PM_POPULATED, ignore, NULL);
 
 	return r == -ENOTTY || r == -EINVAL ? -EOPNOTSUPP : r;

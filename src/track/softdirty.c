@@ -27,7 +27,7 @@ static bool softdirty_works(void)
 {
 	_cleanup_close_ int cr = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
 	_cleanup_close_ int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	volatile char *p = mmap(NULL, TRACK_PAGE, PROT_READ | PROT_WRITE,
+	volatile char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
 				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	uint64_t e = 0;
 	bool ok;
@@ -37,9 +37,9 @@ static bool softdirty_works(void)
 	p[0] = 1;
 	ok = cr >= 0 && pm >= 0 && write(cr, "4", 1) == 1;
 	p[0] = 2;
-	ok = ok && pread(pm, &e, sizeof(e), (uintptr_t)p / TRACK_PAGE * 8) == sizeof(e) &&
+	ok = ok && pread(pm, &e, sizeof(e), (uintptr_t)p / PAGE * 8) == sizeof(e) &&
 	     (e & PM_SOFT_DIRTY);
-	munmap((void *)p, TRACK_PAGE);
+	munmap((void *)p, PAGE);
 	return ok;
 }
 
@@ -53,7 +53,7 @@ static int softdirty_open(struct tracker *t)
 	return -EOPNOTSUPP;
 }
 
-static int softdirty_collect(struct tracker *t, struct track_set *dirty, uint64_t *scanned)
+static int softdirty_collect(struct tracker *t, struct rangeset *dirty, uint64_t *scanned)
 {
 	(void)t, (void)dirty, (void)scanned;
 	return -EOPNOTSUPP;

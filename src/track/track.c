@@ -79,20 +79,21 @@ int tracker_open(pid_t pid, unsigned allowed, struct tracker **ret)
 	return 0;
 }
 
-int tracker_collect(struct tracker *t, struct track_set *dirty, uint64_t *pages_scanned)
+int tracker_collect(struct tracker *t, struct rangeset *dirty, uint64_t *pages_scanned)
 {
 	uint64_t scanned = 0;
 	int r;
 
-	track_set_reset(dirty);
+	rangeset_clear(dirty);
 	if (!t || !t->ops)
 		return -EINVAL;
 	r = t->ops->collect(t, dirty, &scanned);
 	if (r < 0)
-		track_set_reset(dirty);
-	else
+		rangeset_clear(dirty);
+	else if (log_get_level() >= LOG_DEBUG) /* counting is O(ranges) */
 		pr_debug("process %d: %llu pages written, %llu scanned", (int)t->pid,
-			 (unsigned long long)dirty->pages, (unsigned long long)scanned);
+			 (unsigned long long)(rangeset_bytes(dirty) / PAGE),
+			 (unsigned long long)scanned);
 	if (pages_scanned)
 		*pages_scanned = r < 0 ? 0 : scanned;
 	return r;

@@ -45,6 +45,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/rangeset.h"
+
 enum track_method {
 	TRACK_NONE = 0,
 	TRACK_UFFD_WP = 1,    /* exact; needs Linux >= 6.7 (PAGEMAP_SCAN, WP_ASYNC) */
@@ -52,18 +54,6 @@ enum track_method {
 	TRACK_HASH = 4,       /* portable: xxh3-64 of every populated page */
 };
 #define TRACK_ALL (TRACK_UFFD_WP | TRACK_SOFT_DIRTY | TRACK_HASH)
-
-/* [start, end), page-aligned. */
-struct track_range {
-	uint64_t start, end;
-};
-
-/* A set of pages: ranges sorted, disjoint and never adjacent (merged). */
-struct track_set {
-	struct track_range *r;
-	size_t nr, cap;
-	uint64_t pages; /* total pages in the set */
-};
 
 struct tracker;
 
@@ -90,7 +80,7 @@ const char *track_method_name(enum track_method m);
  * and hashed (hash). On error @dirty is emptied; the next collect still
  * reports everything written since the last successful one.
  */
-int tracker_collect(struct tracker *t, struct track_set *dirty, uint64_t *pages_scanned);
+int tracker_collect(struct tracker *t, struct rangeset *dirty, uint64_t *pages_scanned);
 
 /*
  * Stop tracking and free @t (NULL is fine). Leaves nothing in the workload:
@@ -99,18 +89,11 @@ int tracker_collect(struct tracker *t, struct track_set *dirty, uint64_t *pages_
  */
 void tracker_close(struct tracker *t);
 
-/* Add [start, end) (page-aligned, start < end), keeping the set merged. */
-int track_set_add(struct track_set *s, uint64_t start, uint64_t end);
-bool track_set_contains(const struct track_set *s, uint64_t addr);
-/* Empty the set, keep its memory. */
-void track_set_reset(struct track_set *s);
-void track_set_free(struct track_set *s);
-
 #ifdef TRACK_INTERNAL
 /* ---- Internal to src/track/: not part of the contract. ---- */
 #include <sys/uio.h>
 
-#define TRACK_PAGE 4096ULL
+#include "common/page.h"
 
 /* A tracked mapping from /proc/PID/maps. */
 enum { TV_READ = 1, TV_WRITE = 2, TV_FILE = 4 };
@@ -180,7 +163,7 @@ struct tracker {
 struct track_ops {
 	enum track_method method;
 	int (*open)(struct tracker *t);
-	int (*collect)(struct tracker *t, struct track_set *dirty, uint64_t *scanned);
+	int (*collect)(struct tracker *t, struct rangeset *dirty, uint64_t *scanned);
 	void (*close)(struct tracker *t);
 };
 extern const struct track_ops track_uffd_ops, track_softdirty_ops, track_hash_ops;

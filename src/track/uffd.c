@@ -35,25 +35,21 @@
 #define PIDFD_THREAD O_EXCL
 #endif
 
-struct uffd_range {
-	uint64_t start, end;
-	bool armed; /* registered and write-protected by us */
-};
-
 struct uffd {
 	int fd;	     /* our copy of the process's userfaultfd */
 	int pagemap; /* /proc/PID/pagemap, bound to the armed address space */
-	struct uffd_range *r; /* the tracked mappings as of the last collect */
+	struct range *r; /* the tracked mappings as of the last collect */
+	bool *armed;	 /* r[i] registered and write-protected by us */
 	size_t nr;
 };
 
 static int add_range(void *set, uint64_t start, uint64_t end)
 {
-	return track_set_add(set, start, end);
+	return rangeset_add(set, start, end);
 }
 
 static int scan(struct uffd *u, const struct track_vma *v, enum pm_want want,
-		struct track_set *dirty)
+		struct rangeset *dirty)
 {
 	return pm_scan(u->pagemap, v, want, add_range, dirty);
 }
@@ -68,31 +64,15 @@ static int uffd_register(struct uffd *u, const struct track_vma *v)
 	return ioctl(u->fd, UFFDIO_REGISTER, &reg) < 0 ? -errno : 0;
 }
 
-/* First range of the last collect that ends after @addr. */
-static size_t range_after(const struct uffd *u, uint64_t addr)
-{
-	size_t lo = 0, hi = u->nr;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (u->r[mid].end <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 /* Is [v->start, v->end) covered by ranges armed at the previous collect? */
 static bool covered(const struct uffd *u, const struct track_vma *v, bool *was_unarmed)
 {
 	uint64_t at = v->start;
 
 	*was_unarmed = false;
-	for (size_t i = range_after(u, at); i < u->nr && at < v->end; i++) {
-		if (u->r[i].start > at || !u->r[i].armed) {
-			*was_unarmed = !u->r[i].armed && u->r[i].start == v->start;
+	for (size_t i = range_after(u->r, u->nr, at); i < u->nr && at < v->end; i++) {
+		if (u->r[i].start > at || !u->armed[i]) {
+			*was_unarmed = !u->armed[i] && u->r[i].start == v->start;
 			return false;
 		}
 		at = u->r[i].end;
@@ -102,7 +82,7 @@ static bool covered(const struct uffd *u, const struct track_vma *v, bool *was_u
 
 /* A new or replaced mapping: register it, then protect and report it. */
 static int collect_new(struct uffd *u, const struct track_vma *v, bool was_unarmed,
-		       struct track_set *dirty, bool *armed)
+		       struct rangeset *dirty, bool *armed)
 {
 	int r = uffd_register(u, v);
 
@@ -117,7 +97,7 @@ static int collect_new(struct uffd *u, const struct track_vma *v, bool was_unarm
 	return scan(u, v, PM_POPULATED, dirty);
 }
 
-static int collect_vma(struct uffd *u, const struct track_vma *v, struct track_set *dirty,
+static int collect_vma(struct uffd *u, const struct track_vma *v, struct rangeset *dirty,
 		       bool *armed)
 {
 	bool was_unarmed;
@@ -276,21 +256,23 @@ static int check_mm(struct tracker *t, struct uffd *u)
 }
 
 /* The tracked mappings of this round become the reference for the next. */
-static int save_ranges(struct uffd *u, const struct track_vmas *vmas, const bool *armed)
+static int save_ranges(struct uffd *u, const struct track_vmas *vmas, bool **armed)
 {
-	struct uffd_range *n = realloc(u->r, (vmas->nr + 1) * sizeof(*n));
+	struct range *n = realloc(u->r, (vmas->nr + 1) * sizeof(*n));
 
 	if (!n)
 		return -ENOMEM;
 	for (size_t i = 0; i < vmas->nr; i++)
-		n[i] = (struct uffd_range){ vmas->v[i].start, vmas->v[i].end, armed[i] };
+		n[i] = (struct range){ vmas->v[i].start, vmas->v[i].end };
 	u->r = n;
+	free(u->armed);
+	u->armed = TAKE_PTR(*armed);
 	u->nr = vmas->nr;
 	return 0;
 }
 
 static int collect_all(struct tracker *t, struct uffd *u, struct track_vmas *vmas,
-		       struct track_set *dirty, uint64_t *scanned)
+		       struct rangeset *dirty, uint64_t *scanned)
 {
 	_cleanup_free_ bool *armed = NULL;
 	int r;
@@ -302,14 +284,14 @@ static int collect_all(struct tracker *t, struct uffd *u, struct track_vmas *vma
 	for (size_t i = 0; i < vmas->nr; i++) {
 		if ((r = collect_vma(u, &vmas->v[i], dirty, &armed[i])) < 0)
 			return r;
-		*scanned += (vmas->v[i].end - vmas->v[i].start) / TRACK_PAGE;
+		*scanned += (vmas->v[i].end - vmas->v[i].start) / PAGE;
 	}
 	if (!track_alive(t->pid, t->pidfd))
 		return -ESRCH;
-	return save_ranges(u, vmas, armed);
+	return save_ranges(u, vmas, &armed);
 }
 
-static int uffd_collect(struct tracker *t, struct track_set *dirty, uint64_t *scanned)
+static int uffd_collect(struct tracker *t, struct rangeset *dirty, uint64_t *scanned)
 {
 	struct uffd *u = t->priv;
 	struct track_vmas vmas = { 0 };
@@ -319,7 +301,7 @@ static int uffd_collect(struct tracker *t, struct track_set *dirty, uint64_t *sc
 		return r;
 	/* Twice: an exec between check_mm() and the scans shows as -ESRCH. */
 	for (int i = 0; i < 2; i++) {
-		track_set_reset(dirty);
+		rangeset_clear(dirty);
 		*scanned = 0;
 		if ((r = check_mm(t, u)) == 0)
 			r = collect_all(t, u, &vmas, dirty, scanned);
@@ -342,6 +324,7 @@ static void uffd_close(struct tracker *t)
 		return;
 	disarm(u);
 	free(u->r);
+	free(u->armed);
 	free(u);
 	t->priv = NULL;
 }

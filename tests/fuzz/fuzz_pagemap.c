@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/page.h"
 #include "common/util.h"
 #include "criu-image.pb-c.h"
 #include "criu/pagemap.h"
@@ -206,7 +207,7 @@ static void split_check(const struct pagemap *pm, uint32_t max)
 		while (left) {
 			CHECK(k < cp.nr && cp.e[k].vaddr == at && cp.e[k].flags == e->flags);
 			CHECK(cp.e[k].nr_pages == (lazy ? (left < max ? left : max) : left));
-			at += (uint64_t)cp.e[k].nr_pages * PAGEMAP_PAGE_SIZE;
+			at += (uint64_t)cp.e[k].nr_pages * PAGE;
 			left -= cp.e[k++].nr_pages;
 		}
 	}

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/page.h"
 #include "common/util.h"
 #include "criu/pagemap.h"
 #include "pages/store.h"
@@ -47,7 +48,7 @@
 
 #define CHECK(x) do { if (!(x)) __builtin_trap(); } while (0)
 #define HDR 3
-#define P 4096u
+#define P PAGE
 #define MAX_ROUNDS 64
 
 static const int32_t pid_choice[4] = { 1, 100, 200, 4194304 };

@@ -22,13 +22,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/page.h"
 #include "common/util.h"
 #include "criu-image.pb-c.h"
 #include "criu/pagemap.h"
 #include "proto/msg.h"
 #include "proto/wire.h"
 
-#define P 4096u
+#define P PAGE
 
 struct buf {
 	uint8_t *b;

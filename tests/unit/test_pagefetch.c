@@ -37,6 +37,7 @@
 #include <cmocka.h>
 
 #include "common/log.h"
+#include "common/page.h"
 #include "common/util.h"
 #include "pages/server.h"
 #include "pages/store.h"
@@ -44,7 +45,7 @@
 #include "proto/msg.h"
 #include "proto/wire.h"
 
-#define P 4096ull
+#define P PAGE
 #define TIMEOUT_MS 10000
 
 #define PS_IOV_GET 7

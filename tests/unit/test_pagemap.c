@@ -21,11 +21,12 @@
 #include <cmocka.h>
 
 #include "common/log.h"
+#include "common/page.h"
 #include "common/util.h"
 #include "criu-image.pb-c.h"
 #include "criu/pagemap.h"
 
-#define P 4096ull
+#define P PAGE
 #define ALL_FLAGS (PE_PARENT | PE_LAZY | PE_PRESENT)
 
 /* --- an image built by hand -------------------------------------------- */

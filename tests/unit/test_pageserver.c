@@ -32,6 +32,7 @@
 #include <cmocka.h>
 
 #include "common/log.h"
+#include "common/page.h"
 #include "common/util.h"
 #include "pages/server.h"
 #include "pages/store.h"
@@ -39,7 +40,7 @@
 #include "proto/msg.h"
 #include "proto/wire.h"
 
-#define P 4096ull
+#define P PAGE
 #define TIMEOUT_MS 10000
 
 /* CRIU's page-server protocol */

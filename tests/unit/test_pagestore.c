@@ -30,6 +30,7 @@
 #include <cmocka.h>
 
 #include "common/log.h"
+#include "common/page.h"
 #include "common/util.h"
 #include "criu/pagemap.h"
 #include "pages/store.h"
@@ -37,7 +38,7 @@
 #include "proto/msg.h"
 #include "proto/wire.h"
 
-#define P 4096ull
+#define P PAGE
 #define TIMEOUT_MS 10000
 
 #define PID_A 100

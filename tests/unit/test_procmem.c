@@ -21,10 +21,11 @@
 #include <cmocka.h>
 
 #include "common/log.h"
+#include "common/page.h"
 #include "common/procmem.h"
 #include "common/rangeset.h"
 
-#define P 4096u
+#define P PAGE
 #define NPAGES 8
 
 /*

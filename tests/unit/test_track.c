@@ -35,7 +35,6 @@
 
 #include <cmocka.h>
 
-#define PAGE 4096ULL
 #define AREA_PAGES 16384 /* 64 MiB */
 
 /* ---- the kid ---- */
@@ -319,7 +318,7 @@ static int count_vmflag(pid_t pid, const char *flag)
 }
 
 /* Pages of @s in [lo, hi). */
-static uint64_t pages_in(const struct track_set *s, uint64_t lo, uint64_t hi)
+static uint64_t pages_in(const struct rangeset *s, uint64_t lo, uint64_t hi)
 {
 	uint64_t n = 0;
 
@@ -333,11 +332,11 @@ static uint64_t pages_in(const struct track_set *s, uint64_t lo, uint64_t hi)
 }
 
 /* Exactly the pages @want[0..n) of [lo, hi) are in @s. */
-static void assert_exact(const struct track_set *s, uint64_t lo, uint64_t hi,
+static void assert_exact(const struct rangeset *s, uint64_t lo, uint64_t hi,
 			 const uint64_t *want, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!track_set_contains(s, want[i]))
+		if (!rangeset_contains(s, want[i]))
 			fail_msg("page %#llx not reported", (unsigned long long)want[i]);
 	if (pages_in(s, lo, hi) != n)
 		fail_msg("%llu pages reported in %#llx-%#llx, %zu expected",
@@ -362,41 +361,6 @@ static int open_or_skip(pid_t pid, unsigned allowed, struct tracker **t)
 /* ---- tests ---- */
 
 static void file_mapping(enum track_method m);
-
-static void test_set(void **state)
-{
-	struct track_set s = { 0 };
-
-	(void)state;
-	assert_int_equal(track_set_add(&s, 0x10000, 0x12000), 0);
-	assert_int_equal(track_set_add(&s, 0x12000, 0x13000), 0); /* adjacent: merged */
-	assert_int_equal(track_set_add(&s, 0x20000, 0x21000), 0);
-	assert_int_equal(track_set_add(&s, 0x5000, 0x6000), 0); /* before: sorted */
-	assert_int_equal(s.nr, 3);
-	assert_int_equal(s.pages, 5);
-	assert_int_equal(track_set_add(&s, 0x6000, 0x20000), 0); /* bridges all */
-	assert_int_equal(s.nr, 1);
-	assert_int_equal(s.r[0].start, 0x5000);
-	assert_int_equal(s.r[0].end, 0x21000);
-	assert_int_equal(s.pages, 0x1c);
-	assert_int_equal(track_set_add(&s, 0x7000, 0x8000), 0); /* inside */
-	assert_int_equal(s.pages, 0x1c);
-	assert_true(track_set_contains(&s, 0x5000));
-	assert_true(track_set_contains(&s, 0x20fff));
-	assert_false(track_set_contains(&s, 0x21000));
-	assert_false(track_set_contains(&s, 0x4fff));
-	assert_int_equal(track_set_add(&s, 0x1000, 0x1000), -EINVAL);
-	assert_int_equal(track_set_add(&s, 0x1001, 0x2000), -EINVAL);
-	for (uint64_t a = 0x100000; a < 0x100000 + 1000 * 0x2000; a += 0x2000)
-		assert_int_equal(track_set_add(&s, a, a + 0x1000), 0);
-	assert_int_equal(s.nr, 1001);
-	assert_int_equal(s.pages, 0x1c + 1000);
-	track_set_reset(&s);
-	assert_int_equal(s.nr, 0);
-	assert_int_equal(s.pages, 0);
-	track_set_free(&s);
-	assert_null(s.r);
-}
 
 static void test_names(void **state)
 {
@@ -426,7 +390,7 @@ static void test_soft_dirty_unavailable(void **state)
 	kid_stop(&k);
 }
 
-static void collect(struct tracker *t, struct track_set *s)
+static void collect(struct tracker *t, struct rangeset *s)
 {
 	uint64_t scanned = 0;
 
@@ -438,7 +402,7 @@ static void collect(struct tracker *t, struct track_set *s)
 struct scenario {
 	struct kid k;
 	struct tracker *t;
-	struct track_set s;
+	struct rangeset s;
 	uint64_t lo, hi; /* the kid's area */
 	uint64_t want[64 + 100];
 };
@@ -532,12 +496,12 @@ static void rounds(enum track_method m)
 
 	collect(sc.t, &sc.s); /* round 1: everything populated */
 	assert_int_equal(pages_in(&sc.s, sc.lo, sc.hi), AREA_PAGES);
-	assert_true(track_set_contains(&sc.s, kid_spin));
+	assert_true(rangeset_contains(&sc.s, kid_spin));
 	assert_true(m != TRACK_UFFD_WP || count_vmflag(sc.k.pid, " uw") > 0);
 	usleep(20000); /* let the spinner run */
 	collect(sc.t, &sc.s); /* nothing written */
 	assert_exact(&sc.s, sc.lo, sc.hi, NULL, 0);
-	assert_true(track_set_contains(&sc.s, kid_spin)); /* a running thread writes */
+	assert_true(rangeset_contains(&sc.s, kid_spin)); /* a running thread writes */
 
 	rounds_writes(&sc);
 	rounds_mremap(&sc, rounds_mmap(&sc));
@@ -546,7 +510,7 @@ static void rounds(enum track_method m)
 	tracker_close(sc.t);
 	assert_int_equal(count_fds(sc.k.pid), fds);
 	assert_int_equal(count_vmflag(sc.k.pid, " uw"), 0);
-	track_set_free(&sc.s);
+	rangeset_free(&sc.s);
 	kid_stop(&sc.k);
 }
 
@@ -610,7 +574,7 @@ static void unreadable(enum track_method m)
 	collect(sc.t, &sc.s);
 	assert_exact(&sc.s, sc.lo, sc.hi, NULL, 0);
 	tracker_close(sc.t);
-	track_set_free(&sc.s);
+	rangeset_free(&sc.s);
 	kid_stop(&sc.k);
 }
 
@@ -667,7 +631,7 @@ static void test_fallback_own_uffd(void **state)
 
 static void dead(enum track_method m)
 {
-	struct track_set s = { 0 };
+	struct rangeset s = { 0 };
 	struct tracker *t = NULL;
 	uint64_t scanned = 1;
 	struct kid k;
@@ -688,7 +652,7 @@ static void dead(enum track_method m)
 	assert_int_equal(tracker_collect(t, &s, &scanned), -ESRCH);
 	tracker_close(t);
 	assert_int_equal(tracker_open(k.pid, m, &t), -ESRCH);
-	track_set_free(&s);
+	rangeset_free(&s);
 	close(k.cmd);
 	close(k.rep);
 }
@@ -708,7 +672,7 @@ static void test_dead_hash(void **state)
 /* exec replaces the address space: the next round is a first round. */
 static void exec_rounds(enum track_method m)
 {
-	struct track_set s = { 0 };
+	struct rangeset s = { 0 };
 	struct tracker *t = NULL;
 	struct cmd c = { .op = OP_EXEC };
 	char exe[64], path[64];
@@ -734,7 +698,7 @@ static void exec_rounds(enum track_method m)
 	assert_non_null(strstr(exe, "sleep"));
 	usleep(50000);
 	collect(t, &s);
-	assert_true(s.pages > 0);
+	assert_true(rangeset_bytes(&s) > 0);
 	assert_int_equal(pages_in(&s, k.area, k.area + AREA_PAGES * PAGE), 0);
 	assert_true(m != TRACK_UFFD_WP || count_vmflag(k.pid, " uw") > 0);
 	fds = count_fds(k.pid);
@@ -742,7 +706,7 @@ static void exec_rounds(enum track_method m)
 	tracker_close(t);
 	assert_int_equal(count_fds(k.pid), fds);
 	assert_int_equal(count_vmflag(k.pid, " uw"), 0);
-	track_set_free(&s);
+	rangeset_free(&s);
 	kid_stop(&k);
 }
 
@@ -763,7 +727,7 @@ static void file_mapping(enum track_method m)
 {
 	char path[] = "/tmp/test_track.XXXXXX", buf[PAGE];
 	struct cmd c = { .op = OP_MMAP_FILE, .b = 64 * PAGE };
-	struct track_set s = { 0 };
+	struct rangeset s = { 0 };
 	struct tracker *t = NULL;
 	uint64_t addr, want[2];
 	struct kid k;
@@ -792,7 +756,7 @@ static void file_mapping(enum track_method m)
 	collect(t, &s);
 	assert_exact(&s, addr, addr + 64 * PAGE, NULL, 0);
 	tracker_close(t);
-	track_set_free(&s);
+	rangeset_free(&s);
 	kid_stop(&k);
 }
 
@@ -837,7 +801,7 @@ static bool all_threads_stopped(pid_t pid)
 static void test_stopped_uffd(void **state)
 {
 	struct cmd c = { .op = OP_STATUS };
-	struct track_set s = { 0 };
+	struct rangeset s = { 0 };
 	struct tracker *t = NULL;
 	struct kid k;
 
@@ -860,7 +824,7 @@ static void test_stopped_uffd(void **state)
 	assert_int_equal(kid_cmd(&k, &c, NULL), 0);
 	tracker_close(t);
 	assert_int_equal(count_vmflag(k.pid, " uw"), 0);
-	track_set_free(&s);
+	rangeset_free(&s);
 	kid_stop(&k);
 }
 
@@ -877,7 +841,7 @@ static double now_s(void)
 /* @dirty_pages pages written each round: spread (one in each stride) or in one run. */
 static void bench(enum track_method m, uint64_t area_pages, uint64_t dirty_pages, bool spread)
 {
-	struct track_set s = { 0 };
+	struct rangeset s = { 0 };
 	struct tracker *t = NULL;
 	struct cmd c = { 0 };
 	double t0, first, sum = 0, max = 0, wr_sum = 0;
@@ -924,7 +888,7 @@ static void bench(enum track_method m, uint64_t area_pages, uint64_t dirty_pages
 		      wr_sum / rounds_n * 1e3,
 		      ((double)mallinfo2().uordblks - heap0 - s.cap * sizeof(s.r[0])) / area_pages);
 	tracker_close(t);
-	track_set_free(&s);
+	rangeset_free(&s);
 	kid_stop(&k);
 }
 
@@ -944,7 +908,6 @@ static void test_bench(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_set),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_soft_dirty_unavailable),
 		cmocka_unit_test(test_rounds_uffd),
