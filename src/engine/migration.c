@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/drvctx.h"
 #include "source/postcopy.h"
 #include "source/precopy.h"
 
@@ -70,7 +71,7 @@ int mig_hook_kind(struct migration *m, enum driver_hook hook, int kind)
 
 		if (kind >= 0 && m->drv[k]->ops->kind != (enum driver_kind)kind)
 			continue;
-		r = driver_call(m->drv[k], hook, m);
+		r = mig_drv_call(m, k, hook);
 		if (r < 0 && ret == 0)
 			ret = r;
 		/* rollback and cleanup hooks all run, whatever one of them says */
