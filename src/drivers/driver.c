@@ -2,25 +2,15 @@
 #define LOG_PREFIX "driver: "
 #include "drivers/driver.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/fault.h"
 #include "common/log.h"
-#include "common/util.h"
-#include "drivers/fs/fs.h"
-#include "drivers/htype/htype.h"
-
-static const struct driver_ops *const registry[] = {
-	&htype_pid_ops,
-	&htype_oci_ops,
-	&htype_lxc_ops,
-	&fs_shared_ops,
-	&fs_sync_ops,
-	&fs_disk_ops,
-};
 
 static const char *const hook_names[HOOK__MAX] = {
 	[HOOK_PREPARE] = "prepare",
@@ -51,10 +41,10 @@ int driver_new(enum driver_kind kind, const char *spec, struct driver **ret)
 	struct driver *d;
 	int r;
 
-	for (size_t i = 0; i < ARRAY_SIZE(registry); i++)
-		if (registry[i]->kind == kind && strlen(registry[i]->name) == len &&
-		    !strncmp(registry[i]->name, spec, len))
-			ops = registry[i];
+	for (size_t i = 0; driver_registry[i]; i++)
+		if (driver_registry[i]->kind == kind && strlen(driver_registry[i]->name) == len &&
+		    !strncmp(driver_registry[i]->name, spec, len))
+			ops = driver_registry[i];
 	if (!ops) {
 		pr_err("unknown %s driver '%.*s'", kind == DRV_HTYPE ? "workload" : "storage",
 		       (int)len, spec);

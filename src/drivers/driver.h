@@ -193,7 +193,10 @@ struct driver {
 	char *arg;
 };
 
-/* "name" or "name:arg"; -ENOENT for an unknown driver. */
+/* Every driver, NULL-terminated (registry.c). */
+extern const struct driver_ops *const driver_registry[];
+
+/* "name" or "name:arg"; -ENOENT for an unknown driver (driver_registry). */
 int driver_new(enum driver_kind kind, const char *spec, struct driver **ret);
 void driver_free(struct driver *d);
 /*

@@ -123,7 +123,7 @@ static void take_tree(struct migration *m, struct drv_tree *t)
 	m->shell_job = m->shell_job || t->shell_job;
 }
 
-int mig_drv_call(struct migration *m, size_t i, enum driver_hook hook)
+static int hook_one(struct migration *m, size_t i, enum driver_hook hook)
 {
 	struct drv_tree tree = { 0 };
 	struct mig_drvctx b;
@@ -137,4 +137,34 @@ int mig_drv_call(struct migration *m, size_t i, enum driver_hook hook)
 	if (htype && m->drv[i]->ops->prepare)
 		take_tree(m, &tree);
 	return r;
+}
+
+static bool hook_is_rollback(enum driver_hook hook)
+{
+	return hook == HOOK_MIGRATION_FAILED || hook == HOOK_TARGET_ABORT;
+}
+
+int mig_hook(struct migration *m, enum driver_hook hook)
+{
+	return mig_hook_kind(m, hook, -1);
+}
+
+int mig_hook_kind(struct migration *m, enum driver_hook hook, int kind)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < m->nr_drv; i++) {
+		size_t k = hook_is_rollback(hook) ? m->nr_drv - 1 - i : i;
+		int r;
+
+		if (kind >= 0 && m->drv[k]->ops->kind != (enum driver_kind)kind)
+			continue;
+		r = hook_one(m, k, hook);
+		if (r < 0 && ret == 0)
+			ret = r;
+		/* rollback and cleanup hooks all run, whatever one of them says */
+		if (r < 0 && !hook_is_rollback(hook) && !driver_hook_after_commit(hook))
+			break;
+	}
+	return ret;
 }

@@ -4,8 +4,9 @@
  * A driver sees a migration only through the struct drv_ctx built here
  * for each call: facts copied out of struct migration, and the engine's
  * services (failure, the driver's message channel, CRIU fds, in-place
- * files, ...) as callbacks on it. What prepare returns (the tree) is
- * taken into struct migration here.
+ * files, ...) as callbacks on it. mig_hook() (declared in migration.h)
+ * runs the hooks here; what prepare returns (the tree) is taken into
+ * struct migration (m->root_pid, m->pids, ...).
  */
 #ifndef PHAUL_DRVCTX_H
 #define PHAUL_DRVCTX_H
@@ -25,8 +26,5 @@ struct mig_drvctx {
 
 /* The context of m->drv[@i]. */
 void mig_drvctx_init(struct migration *m, size_t i, struct mig_drvctx *b);
-/* Run @hook of m->drv[@i] (prepare too: the workload driver's tree goes
- * to m->root_pid, m->pids, ...). */
-int mig_drv_call(struct migration *m, size_t i, enum driver_hook hook);
 
 #endif

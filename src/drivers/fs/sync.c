@@ -82,7 +82,7 @@ static int sync_prepare(struct driver *d, const struct drv_ctx *ctx, struct drv_
 	return 0;
 }
 
-static int send_sync(const struct drv_ctx *ctx, struct driver *d, uint32_t round, bool final)
+static int send_sync(const struct drv_ctx *ctx, uint32_t round, bool final)
 {
 	Phaul__FsSync s = PHAUL__FS_SYNC__INIT;
 	Msg msg = PHAUL__MSG__INIT;
@@ -156,7 +156,7 @@ static int sync_round(struct driver *d, const struct drv_ctx *ctx, bool final)
 		return drv_fail(ctx, -errno, "cannot create %s: %m", path);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
 		return drv_fail(ctx, -errno, "socketpair: %m");
-	r = send_sync(ctx, d, p->nr_rounds + 1, final);
+	r = send_sync(ctx, p->nr_rounds + 1, final);
 	if (r == 0)
 		r = start_client(p, sp[1], out, &pid);
 	close(sp[1]);
@@ -315,8 +315,9 @@ static int sync_target_msg(struct driver *d, const struct drv_ctx *ctx, Phaul__M
 	r = drv_send(ctx, &reply);
 	if (r < 0)
 		return drv_fail(ctx, r, "cannot report the copy");
-	return status == 0 ? 0 : drv_fail(ctx, -EIO,
-					  "rsync into %s failed (status %d)", p->dir, status);
+	if (status != 0)
+		return drv_fail(ctx, -EIO, "rsync into %s failed (status %d)", p->dir, status);
+	return 0;
 }
 
 /* Destination, failed: remove whatever the migration put into DIR. */

@@ -254,8 +254,8 @@ static int write_hook(const struct drv_ctx *ctx, struct lxc_priv *p)
 	else
 		r = write_text(script, text, 0700);
 	if (r < 0)
-		return drv_fail(ctx, r,
-				"cannot write the restore hook %s: %s", script, strerror(-r));
+		return drv_fail(ctx, r, "cannot write the restore hook %s: %s", script,
+				strerror(-r));
 	return 0;
 }
 

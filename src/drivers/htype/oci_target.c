@@ -153,9 +153,8 @@ int oci_target_check(struct driver *d, const struct drv_ctx *ctx)
 		return drv_fail(ctx, -ENOENT, "%s is not installed on the destination",
 				oci_runtime_name(p->rt));
 	if (access(dir, F_OK) == 0)
-		return drv_fail(ctx, -EEXIST,
-				"a container %s exists on the destination (%s)", p->id,
-				dir);
+		return drv_fail(ctx, -EEXIST, "a container %s exists on the destination (%s)",
+				p->id, dir);
 	r = check_paths(ctx, p, false);
 	if (r == 0)
 		r = check_userns(ctx, p);
@@ -348,9 +347,8 @@ int oci_target_restored(struct driver *d, const struct drv_ctx *ctx)
 	umount_root(p);
 	r = proc_start_time(ctx->tree->root, &start);
 	if (r < 0)
-		return drv_fail(ctx, r,
-				"restored init %d of container %s: %s", ctx->tree->root, p->id,
-				strerror(-r));
+		return drv_fail(ctx, r, "restored init %d of container %s: %s", ctx->tree->root,
+				p->id, strerror(-r));
 	r = register_container(ctx, p, start);
 	if (r == 0)
 		pr_info("container %s registered with %s: init %d", p->id, oci_runtime_name(p->rt),

@@ -69,8 +69,8 @@ static int pid_prepare(struct driver *d, const struct drv_ctx *ctx, struct drv_t
 	if (r == -ESRCH)
 		return drv_fail(ctx, r, "no process with PID %d", p->root);
 	if (r < 0)
-		return drv_fail(ctx, r,
-				"cannot list the tree of PID %d: %s", p->root, strerror(-r));
+		return drv_fail(ctx, r, "cannot list the tree of PID %d: %s", p->root,
+				strerror(-r));
 	for (size_t i = 0; i < tree->nr_pids; i++)
 		if (tree->pids[i] == getpid())
 			return drv_fail(ctx, -EINVAL, "PID %d is phaul's own ancestor", p->root);
