@@ -93,6 +93,15 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libphaul.a
 	@mkdir -p $(@D)
 	$(CC) $(XCFLAGS) -o $@ $^ $(XLDFLAGS) $(LDLIBS) -lcmocka
 
+# test clients built on phaul's own code (a hostile source: 70-policy.bats)
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libphaul.a
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -o $@ $^ $(XLDFLAGS) $(LDLIBS)
+
+$(BUILD)/workloads/%: tests/workloads/%.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -D_GNU_SOURCE -o $@ $< $(shell pkg-config --cflags --libs libxxhash) -lpthread
+
 # Drivers without the engine: test_driver_* link the objects of drivers/
 # and of what drivers may use (common/, proto/, criu/), nothing of engine/,
 # source/, target/ or pages/; a driver reaching into those fails the link.
@@ -103,15 +112,6 @@ DRV_OBJ := $(DRV_SRC:%.c=$(BUILD)/%.o) $(GEN_C:.c=.o)
 $(BUILD)/tests/test_driver_%: tests/unit/test_driver_%.c $(DRV_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(XCFLAGS) -o $@ $^ $(XLDFLAGS) $(LDLIBS) -lcmocka
-
-# test clients built on phaul's own code (a hostile source: 70-policy.bats)
-$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libphaul.a
-	@mkdir -p $(@D)
-	$(CC) $(XCFLAGS) -o $@ $^ $(XLDFLAGS) $(LDLIBS)
-
-$(BUILD)/workloads/%: tests/workloads/%.c
-	@mkdir -p $(@D)
-	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -D_GNU_SOURCE -o $@ $< $(shell pkg-config --cflags --libs libxxhash) -lpthread
 
 # libFuzzer targets: clang, ASan+UBSan, the library built alongside.
 FUZZ_BUILD := $(BUILD)/fuzz
