@@ -109,12 +109,13 @@ struct drv_opts {
 struct drv_host {
 	/* Record the migration's first failure (later ones are logged). */
 	int (*fail)(void *arg, int err, const char *text);
-	/* The driver's channel: messages on the migration's connection. */
+	/* The driver's channel: messages on the migration's connection;
+	 * send may run on another thread while recv waits (the tunnel). */
 	int (*send)(void *arg, Msg *msg);
 	int (*recv)(void *arg, Msg **msg);
 	int (*expect)(void *arg, int want, Msg **msg);
-	/* Destination: @fd goes to CRIU's restore (inherit_fd); closed with
-	 * the migration, or at once if it cannot be kept (-E2BIG). */
+	/* Destination: @fd goes to CRIU's restore (inherit_fd) and is closed
+	 * with the migration; refused (-E2BIG), drv_add_criu_fd closes it. */
 	int (*add_criu_fd)(void *arg, int fd);
 	/* Files the destination uses where they are (PreflightReply.in_place). */
 	int (*add_in_place)(void *arg, const char *path);
