@@ -2,24 +2,15 @@
 #define LOG_PREFIX "driver: "
 #include "drivers/driver.h"
 
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/fault.h"
 #include "common/log.h"
-#include "common/util.h"
-#include "drivers/fs/fs.h"
-#include "drivers/htype/htype.h"
-#include "engine/migration.h"
-
-static const struct driver_ops *const registry[] = {
-	&htype_pid_ops,
-	&htype_oci_ops,
-	&htype_lxc_ops,
-	&fs_shared_ops,
-	&fs_sync_ops,
-	&fs_disk_ops,
-};
 
 static const char *const hook_names[HOOK__MAX] = {
 	[HOOK_PREPARE] = "prepare",
@@ -50,10 +41,10 @@ int driver_new(enum driver_kind kind, const char *spec, struct driver **ret)
 	struct driver *d;
 	int r;
 
-	for (size_t i = 0; i < ARRAY_SIZE(registry); i++)
-		if (registry[i]->kind == kind && strlen(registry[i]->name) == len &&
-		    !strncmp(registry[i]->name, spec, len))
-			ops = registry[i];
+	for (size_t i = 0; driver_registry[i]; i++)
+		if (driver_registry[i]->kind == kind && strlen(driver_registry[i]->name) == len &&
+		    !strncmp(driver_registry[i]->name, spec, len))
+			ops = driver_registry[i];
 	if (!ops) {
 		pr_err("unknown %s driver '%.*s'", kind == DRV_HTYPE ? "workload" : "storage",
 		       (int)len, spec);
@@ -89,14 +80,6 @@ void driver_free(struct driver *d)
 	free(d);
 }
 
-int driver_fs_index(const struct migration *m, const struct driver *d)
-{
-	for (size_t i = 1; i < m->nr_drv; i++)
-		if (m->drv[i] == d)
-			return i - 1;
-	return -ENOENT;
-}
-
 /* Whether @path is @dir or below it. */
 static bool path_under(const char *path, const char *dir)
 {
@@ -107,11 +90,11 @@ static bool path_under(const char *path, const char *dir)
 	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
 }
 
-bool driver_storage_brings(const struct migration *m, const char *path)
+bool driver_storage_brings(struct driver *const *drv, size_t nr, const char *path)
 {
-	for (size_t i = 0; i < m->nr_drv; i++)
-		if (m->drv[i]->ops->kind == DRV_FS && m->drv[i]->arg &&
-		    m->drv[i]->arg[0] == '/' && path_under(path, m->drv[i]->arg))
+	for (size_t i = 0; i < nr; i++)
+		if (drv[i]->ops->kind == DRV_FS && drv[i]->arg && drv[i]->arg[0] == '/' &&
+		    path_under(path, drv[i]->arg))
 			return true;
 	return false;
 }
@@ -133,20 +116,101 @@ static int fs_fault(enum driver_hook hook)
 	return fault_point(name);
 }
 
-int driver_call(struct driver *d, enum driver_hook hook, struct migration *m)
+/* The hook's outcome: the first failure is the migration's, unless the
+ * commit is past. */
+static int hook_result(struct driver *d, enum driver_hook hook, const struct drv_ctx *ctx, int r)
 {
-	driver_hook_fn fn = (unsigned)hook < HOOK__MAX ? d->ops->hooks[hook] : NULL;
+	if (r < 0 && !driver_hook_after_commit(hook))
+		drv_fail(ctx, r, "%s driver: %s failed", d->ops->name, hook_names[hook]);
+	else if (r < 0)
+		pr_err("%s driver: %s failed", d->ops->name, hook_names[hook]);
+	return r;
+}
+
+int driver_call(struct driver *d, enum driver_hook hook, const struct drv_ctx *ctx)
+{
+	driver_hook_fn fn = (unsigned)hook < HOOK__MAX && hook != HOOK_PREPARE ?
+				    d->ops->hooks[hook] : NULL;
 	int r = d->ops->kind == DRV_FS ? fs_fault(hook) : 0;
 
 	if (r == 0 && !fn)
 		return 0;
 	pr_debug("%s: %s", d->ops->name, hook_names[hook]);
 	if (r == 0)
-		r = fn(d, m);
-	/* the first failure is the migration's, unless the commit is past */
-	if (r < 0 && !m->error[0] && !driver_hook_after_commit(hook))
-		mig_fail(m, r, "%s driver: %s failed", d->ops->name, hook_names[hook]);
-	else if (r < 0)
-		pr_err("%s driver: %s failed", d->ops->name, hook_names[hook]);
+		r = fn(d, ctx);
+	return hook_result(d, hook, ctx, r);
+}
+
+int driver_prepare(struct driver *d, const struct drv_ctx *ctx, struct drv_tree *tree)
+{
+	int r = d->ops->kind == DRV_FS ? fs_fault(HOOK_PREPARE) : 0;
+
+	if (r == 0 && !d->ops->prepare)
+		return 0;
+	pr_debug("%s: %s", d->ops->name, hook_names[HOOK_PREPARE]);
+	if (r == 0)
+		r = d->ops->prepare(d, ctx, tree);
+	return hook_result(d, HOOK_PREPARE, ctx, r);
+}
+
+int drv_fail(const struct drv_ctx *ctx, int err, const char *fmt, ...)
+{
+	char text[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (ctx->host && ctx->host->fail)
+		return ctx->host->fail(ctx->arg, err, text);
+	pr_err("%s", text);
+	return err < 0 ? err : -EIO;
+}
+
+#define HOST_CALL(ctx, fn, none, ...) \
+	((ctx)->host && (ctx)->host->fn ? (ctx)->host->fn((ctx)->arg, __VA_ARGS__) : (none))
+
+int drv_send(const struct drv_ctx *ctx, Msg *msg)
+{
+	return HOST_CALL(ctx, send, -ENOTSUP, msg);
+}
+
+int drv_recv(const struct drv_ctx *ctx, Msg **msg)
+{
+	return HOST_CALL(ctx, recv, -ENOTSUP, msg);
+}
+
+int drv_expect(const struct drv_ctx *ctx, int want, Msg **msg)
+{
+	return HOST_CALL(ctx, expect, -ENOTSUP, want, msg);
+}
+
+int drv_add_criu_fd(const struct drv_ctx *ctx, int fd)
+{
+	int r = HOST_CALL(ctx, add_criu_fd, -ENOTSUP, fd);
+
+	if (r < 0)
+		close(fd);
 	return r;
+}
+
+int drv_add_in_place(const struct drv_ctx *ctx, const char *path)
+{
+	return HOST_CALL(ctx, add_in_place, -ENOTSUP, path);
+}
+
+bool drv_in_place(const struct drv_ctx *ctx, const char *path)
+{
+	return HOST_CALL(ctx, in_place, false, path);
+}
+
+bool drv_storage_brings(const struct drv_ctx *ctx, const char *path)
+{
+	return HOST_CALL(ctx, storage_brings, false, path);
+}
+
+int drv_criu_failed(const struct drv_ctx *ctx, const char *log, const char *what)
+{
+	return HOST_CALL(ctx, criu_failed, drv_fail(ctx, -EIO, "CRIU failed at %s", what), log,
+			   what);
 }

@@ -48,36 +48,6 @@ void mig_step(struct migration *m, const char *step)
 	pr_info("step: %s", step);
 }
 
-static bool hook_is_rollback(enum driver_hook hook)
-{
-	return hook == HOOK_MIGRATION_FAILED || hook == HOOK_TARGET_ABORT;
-}
-
-int mig_hook(struct migration *m, enum driver_hook hook)
-{
-	return mig_hook_kind(m, hook, -1);
-}
-
-int mig_hook_kind(struct migration *m, enum driver_hook hook, int kind)
-{
-	int ret = 0;
-
-	for (size_t i = 0; i < m->nr_drv; i++) {
-		size_t k = hook_is_rollback(hook) ? m->nr_drv - 1 - i : i;
-		int r;
-
-		if (kind >= 0 && m->drv[k]->ops->kind != (enum driver_kind)kind)
-			continue;
-		r = driver_call(m->drv[k], hook, m);
-		if (r < 0 && ret == 0)
-			ret = r;
-		/* rollback and cleanup hooks all run, whatever one of them says */
-		if (r < 0 && !hook_is_rollback(hook) && !driver_hook_after_commit(hook))
-			break;
-	}
-	return ret;
-}
-
 int mig_add_in_place(struct migration *m, const char *path)
 {
 	if (m->nr_in_place == MSG_IN_PLACE_MAX)

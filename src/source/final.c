@@ -24,6 +24,7 @@
 #include "source/freeze.h"
 #include "source/postcopy.h"
 #include "source/precopy.h"
+#include "engine/drvctx.h"
 #include "engine/progress.h"
 #include "engine/session.h"
 #include "source/source.h"
@@ -342,7 +343,11 @@ static int dump_opts(struct migration *m, CriuOpts *o)
 	fill_dump_opts(m, o);
 	for (size_t i = 0; i < m->nr_drv; i++) {
 		const struct driver_ops *ops = m->drv[i]->ops;
-		int r = ops->dump_opts ? ops->dump_opts(m->drv[i], m, o) : 0;
+		struct mig_drvctx b;
+		int r;
+
+		mig_drvctx_init(m, i, &b);
+		r = ops->dump_opts ? ops->dump_opts(m->drv[i], &b.ctx, o) : 0;
 		if (r < 0)
 			return mig_fail(m, r, "%s driver: dump options", ops->name);
 	}

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "criu/criu.h"
+#include "engine/drvctx.h"
 #include "engine/migration.h"
 #include "source/precopy.h"
 #include "engine/restart.h"
@@ -146,9 +147,13 @@ static int preflight(struct migration *m)
 		if (r == 0)
 			r = source_read_cpuinfo(m, &cpu, &cpulen);
 	}
-	for (size_t i = 0; r == 0 && i < m->nr_drv; i++)
+	for (size_t i = 0; r == 0 && i < m->nr_drv; i++) {
+		struct mig_drvctx b;
+
+		mig_drvctx_init(m, i, &b);
 		if (m->drv[i]->ops->send_info)
-			r = m->drv[i]->ops->send_info(m->drv[i], m);
+			r = m->drv[i]->ops->send_info(m->drv[i], &b.ctx);
+	}
 	if (r == 0)
 		r = source_send_preflight(m, ver, cpu, cpulen, false);
 	if (r < 0)

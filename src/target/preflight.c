@@ -17,6 +17,7 @@
 #include "common/util.h"
 #include "criu/criu.h"
 #include "target/admit.h"
+#include "engine/drvctx.h"
 #include "engine/session.h"
 #include "target/target.h"
 
@@ -58,7 +59,10 @@ static int setup_drivers(struct target *t, Phaul__Preflight *p)
 	}
 	for (size_t i = 0; i < m->nr_drv; i++) {
 		const struct driver_ops *ops = m->drv[i]->ops;
-		r = ops->recv_info ? ops->recv_info(m->drv[i], m, t->info) : 0;
+		struct mig_drvctx b;
+
+		mig_drvctx_init(m, i, &b);
+		r = ops->recv_info ? ops->recv_info(m->drv[i], &b.ctx, t->info) : 0;
 		if (r < 0)
 			return r;
 	}

@@ -22,6 +22,7 @@
 #include "common/util.h"
 #include "criu/criu.h"
 #include "pages/reconnect.h"
+#include "engine/drvctx.h"
 #include "engine/session.h"
 #include "target/target.h"
 
@@ -153,7 +154,11 @@ static int restore_opts(struct target *t, Phaul__Restore *rq, CriuOpts *o)
 	fill_restore_opts(t, rq, o);
 	for (size_t i = 0; i < t->m.nr_drv; i++) {
 		const struct driver_ops *ops = t->m.drv[i]->ops;
-		int r = ops->restore_opts ? ops->restore_opts(t->m.drv[i], &t->m, o) : 0;
+		struct mig_drvctx b;
+		int r;
+
+		mig_drvctx_init(&t->m, i, &b);
+		r = ops->restore_opts ? ops->restore_opts(t->m.drv[i], &b.ctx, o) : 0;
 		if (r < 0)
 			return mig_fail(&t->m, r, "%s driver: restore options", ops->name);
 	}
@@ -236,10 +241,12 @@ static int held_for_driver(void *arg, pid_t root)
 static int restore_by_driver(struct target *t, CriuOpts *o, pid_t *root)
 {
 	struct driver *d = t->m.drv[0];
+	struct mig_drvctx b;
 	int r;
 
 	criu_stop(&t->criu);
-	r = d->ops->restore_exec(d, &t->m, o, held_for_driver, t, root);
+	mig_drvctx_init(&t->m, 0, &b);
+	r = d->ops->restore_exec(d, &b.ctx, o, held_for_driver, t, root);
 	if (r < 0 && !t->m.error[0])
 		mig_fail(&t->m, r, "%s driver: the restore failed", d->ops->name);
 	return r;

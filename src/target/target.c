@@ -17,6 +17,7 @@
 #include "pages/reconnect.h"
 #include "target/gate.h"
 #include "target/outcome.h"
+#include "engine/drvctx.h"
 #include "engine/session.h"
 #include "proto/tls.h"
 #include "proto/xfer.h"
@@ -183,13 +184,15 @@ static int receive_fs(struct target *t, Msg *msg)
 {
 	uint32_t i = msg->fs_sync->driver + 1;
 	struct driver *d = i < t->m.nr_drv ? t->m.drv[i] : NULL;
+	struct mig_drvctx b;
 	int r;
 
 	if (!d || !d->ops->target_msg)
 		return mig_fail(&t->m, -EPROTO, "storage message for driver %u, which takes none",
 				msg->fs_sync->driver);
 	mig_step(&t->m, "storage");
-	r = d->ops->target_msg(d, &t->m, msg);
+	mig_drvctx_init(&t->m, i, &b);
+	r = d->ops->target_msg(d, &b.ctx, msg);
 	if (r < 0)
 		return t->m.error[0] ? r : mig_fail(&t->m, r, "%s driver failed", d->ops->name);
 	mig_step(&t->m, "transfer");

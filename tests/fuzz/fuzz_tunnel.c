@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target: tunnel_run (the sync driver's rsync tunnel) reading a
- * forged message stream from memory; its local end is a socket whose
+ * forged message stream from memory (the driver's channel, struct drv_ctx,
+ * over a memconn, as the engine gives it); its local end is a socket whose
  * other end is drained by a thread (and sends nothing: end of file).
  *
  * Whatever the stream, tunnel_run must return (no hang, no crash), and
@@ -17,6 +18,7 @@
 #include "common/log.h"
 #include "drivers/fs/tunnel.h"
 #include "proto/conn.h"
+#include "proto/msg.h"
 #include "memconn.h"
 
 #define CHECK(x) do { if (!(x)) __builtin_trap(); } while (0)
@@ -36,6 +38,18 @@ static void *drain(void *arg)
 		d->bytes += n;
 	return NULL;
 }
+
+static int chan_send(void *arg, Msg *msg)
+{
+	return msg_send(arg, msg);
+}
+
+static int chan_recv(void *arg, Msg **msg)
+{
+	return msg_recv(arg, msg);
+}
+
+static const struct drv_host chan = { .send = chan_send, .recv = chan_recv };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -58,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	d.bytes = 0;
 	CHECK(pthread_create(&th, NULL, drain, &d) == 0);
 	CHECK(conn_new(&memconn_ops, &m, &c) == 0);
-	r = tunnel_run(c, sp[0], &ts);
+	r = tunnel_run(&(struct drv_ctx){ .host = &chan, .arg = c, .fs_index = 0 }, sp[0], &ts);
 	close(sp[0]);
 	pthread_join(th, NULL);
 	close(sp[1]);

@@ -49,7 +49,6 @@
 #include "common/util.h"
 #include "drivers/fs/disk_spec.h"
 #include "drivers/fs/fs.h"
-#include "engine/migration.h"
 
 struct disk_priv {
 	char image[1100];
@@ -86,7 +85,7 @@ static void disk_fini(struct driver *d)
 }
 
 /* The loop device mounted at MOUNTPOINT must have IMAGE behind it. */
-static int check_loop(struct migration *m, struct disk_priv *p)
+static int check_loop(const struct drv_ctx *ctx, struct disk_priv *p)
 {
 	_cleanup_free_ char *info = NULL;
 	_cleanup_close_ int fd = -1;
@@ -96,27 +95,27 @@ static int check_loop(struct migration *m, struct disk_priv *p)
 	int r = read_file("/proc/self/mountinfo", 4 << 20, &info, NULL);
 
 	if (r < 0)
-		return mig_fail(m, r, "cannot read mountinfo");
+		return drv_fail(ctx, r, "cannot read mountinfo");
 	if (disk_mountinfo_find(info, p->mnt, p->loopdev, sizeof(p->loopdev), fstype,
 				sizeof(fstype)) < 0)
-		return mig_fail(m, -ENOENT, "nothing is mounted at %s", p->mnt);
+		return drv_fail(ctx, -ENOENT, "nothing is mounted at %s", p->mnt);
 	fd = open(p->loopdev, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || ioctl(fd, LOOP_GET_STATUS64, &li) < 0)
-		return mig_fail(m, -ENODEV, "%s at %s is not a loop device", p->loopdev, p->mnt);
+		return drv_fail(ctx, -ENODEV, "%s at %s is not a loop device", p->loopdev, p->mnt);
 	if (stat(p->image, &st) < 0 || st.st_ino != li.lo_inode || st.st_dev != li.lo_device)
-		return mig_fail(m, -ENODEV, "%s is not the image behind %s", p->image, p->mnt);
+		return drv_fail(ctx, -ENODEV, "%s is not the image behind %s", p->image, p->mnt);
 	return 0;
 }
 
-static int disk_prepare(struct driver *d, struct migration *m)
+static int disk_prepare(struct driver *d, const struct drv_ctx *ctx, struct drv_tree *tree)
 {
 	struct disk_priv *p = d->priv;
 	struct stat st;
 
 	if (lstat(p->snap, &st) == 0)
-		return mig_fail(m, -EEXIST, "%s exists: a migration left it? Remove it first",
+		return drv_fail(ctx, -EEXIST, "%s exists: a migration left it? Remove it first",
 				p->snap);
-	return check_loop(m, p);
+	return check_loop(ctx, p);
 }
 
 /* A sparse copy of @in into @out: data extents only. */
@@ -143,29 +142,29 @@ static int copy_sparse(int in, int out)
 }
 
 /* IMAGE copied to the snapshot's name: a reflink if possible. */
-static int snapshot(struct migration *m, struct disk_priv *p, bool *reflinked)
+static int snapshot(const struct drv_ctx *ctx, struct disk_priv *p, bool *reflinked)
 {
 	_cleanup_close_ int in = open(p->image, O_RDONLY | O_CLOEXEC);
 	_cleanup_close_ int out = -1;
 	int r;
 
 	if (in < 0)
-		return mig_fail(m, -errno, "cannot open %s: %m", p->image);
+		return drv_fail(ctx, -errno, "cannot open %s: %m", p->image);
 	out = open(p->snap, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out < 0)
-		return mig_fail(m, -errno, "cannot create %s: %m", p->snap);
+		return drv_fail(ctx, -errno, "cannot create %s: %m", p->snap);
 	*reflinked = ioctl(out, FICLONE, in) == 0;
 	r = *reflinked ? 0 : copy_sparse(in, out);
 	if (r == 0 && fchmod(out, 0600) < 0)
 		r = -errno;
 	if (r < 0) {
 		unlink(p->snap);
-		return mig_fail(m, r, "cannot copy %s: %s", p->image, strerror(-r));
+		return drv_fail(ctx, r, "cannot copy %s: %s", p->image, strerror(-r));
 	}
 	return 0;
 }
 
-static int disk_frozen(struct driver *d, struct migration *m)
+static int disk_frozen(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct disk_priv *p = d->priv;
 	uint64_t t0 = now_ms();
@@ -174,22 +173,22 @@ static int disk_frozen(struct driver *d, struct migration *m)
 
 	p->rootfd = open(p->mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (p->rootfd < 0)
-		return mig_fail(m, -errno, "cannot open %s: %m", p->mnt);
+		return drv_fail(ctx, -errno, "cannot open %s: %m", p->mnt);
 	if (syncfs(p->rootfd) < 0 || ioctl(p->rootfd, FIFREEZE, 0) < 0)
-		return mig_fail(m, -errno, "cannot freeze the file system at %s: %m", p->mnt);
+		return drv_fail(ctx, -errno, "cannot freeze the file system at %s: %m", p->mnt);
 	p->frozen = true;
-	r = snapshot(m, p, &reflinked);
+	r = snapshot(ctx, p, &reflinked);
 	if (r < 0)
 		return r;
 	if (renameat2(AT_FDCWD, p->snap, AT_FDCWD, p->image, RENAME_EXCHANGE) < 0) {
-		r = mig_fail(m, -errno, "cannot exchange %s and its copy: %m", p->image);
+		r = drv_fail(ctx, -errno, "cannot exchange %s and its copy: %m", p->image);
 		unlink(p->snap);
 		return r;
 	}
 	p->exchanged = true;
 	p->treefd = syscall(SYS_open_tree, AT_FDCWD, p->mnt, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
 	if (p->treefd < 0 || umount2(p->mnt, MNT_DETACH) < 0)
-		return mig_fail(m, -errno, "cannot detach %s: %m", p->mnt);
+		return drv_fail(ctx, -errno, "cannot detach %s: %m", p->mnt);
 	p->detached = true;
 	pr_info("%s: frozen, %s copy, handed over in %llu ms", p->image,
 		reflinked ? "reflink" : "full", (unsigned long long)(now_ms() - t0));
@@ -197,7 +196,7 @@ static int disk_frozen(struct driver *d, struct migration *m)
 }
 
 /* Put everything back as it was at the freeze; the workload resumes next. */
-static int disk_failed(struct driver *d, struct migration *m)
+static int disk_failed(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct disk_priv *p = d->priv;
 	int r = 0;
@@ -205,20 +204,20 @@ static int disk_failed(struct driver *d, struct migration *m)
 	if (p->exchanged) {
 		if (renameat2(AT_FDCWD, p->snap, AT_FDCWD, p->image, RENAME_EXCHANGE) < 0 ||
 		    unlink(p->snap) < 0)
-			r = mig_fail(m, -errno, "cannot put %s back: %m", p->image);
+			r = drv_fail(ctx, -errno, "cannot put %s back: %m", p->image);
 		else
 			p->exchanged = false;
 	}
 	if (p->detached) {
 		if (syscall(SYS_move_mount, p->treefd, "", AT_FDCWD, p->mnt,
 			    MOVE_MOUNT_F_EMPTY_PATH) < 0)
-			r = mig_fail(m, -errno, "cannot mount %s again: %m", p->mnt);
+			r = drv_fail(ctx, -errno, "cannot mount %s again: %m", p->mnt);
 		else
 			p->detached = false;
 	}
 	if (p->frozen) {
 		if (ioctl(p->rootfd, FITHAW, 0) < 0)
-			r = mig_fail(m, -errno, "cannot thaw %s: %m", p->mnt);
+			r = drv_fail(ctx, -errno, "cannot thaw %s: %m", p->mnt);
 		else
 			p->frozen = false;
 	}
@@ -228,7 +227,7 @@ static int disk_failed(struct driver *d, struct migration *m)
 }
 
 /* Committed: release the source's file system, drop the snapshot. */
-static int disk_complete(struct driver *d, struct migration *m)
+static int disk_complete(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct disk_priv *p = d->priv;
 	_cleanup_close_ int loop = -1;
@@ -244,11 +243,11 @@ static int disk_complete(struct driver *d, struct migration *m)
 	if (loop >= 0 && ioctl(loop, LOOP_CLR_FD, 0) < 0 && errno != ENXIO)
 		pr_debug("%s: %m (cleared when its last user goes)", p->loopdev);
 	if (p->exchanged && unlink(p->snap) < 0)
-		return mig_fail(m, -errno, "cannot remove %s: %m", p->snap);
+		return drv_fail(ctx, -errno, "cannot remove %s: %m", p->snap);
 	return 0;
 }
 
-static int disk_target_check(struct driver *d, struct migration *m)
+static int disk_target_check(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct disk_priv *p = d->priv;
 	_cleanup_free_ char *info = NULL;
@@ -256,36 +255,36 @@ static int disk_target_check(struct driver *d, struct migration *m)
 	struct stat st;
 
 	if (stat(p->image, &st) < 0 || !S_ISREG(st.st_mode))
-		return mig_fail(m, -ENOENT, "image %s is not visible here", p->image);
+		return drv_fail(ctx, -ENOENT, "image %s is not visible here", p->image);
 	if (stat(p->mnt, &st) < 0 || !S_ISDIR(st.st_mode))
-		return mig_fail(m, -ENOTDIR, "mount point %s is not a directory here", p->mnt);
+		return drv_fail(ctx, -ENOTDIR, "mount point %s is not a directory here", p->mnt);
 	if (read_file("/proc/self/mountinfo", 4 << 20, &info, NULL) == 0 &&
 	    disk_mountinfo_find(info, p->mnt, src, sizeof(src), fstype, sizeof(fstype)) == 0)
-		return mig_fail(m, -EBUSY, "%s is already a mount point here", p->mnt);
+		return drv_fail(ctx, -EBUSY, "%s is already a mount point here", p->mnt);
 	return 0;
 }
 
-static int disk_target_restore(struct driver *d, struct migration *m)
+static int disk_target_restore(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct disk_priv *p = d->priv;
 	char *const argv[] = { "mount", "-o", "loop", p->image, p->mnt, NULL };
 	int r = run_cmd(argv);
 
 	if (r < 0)
-		return mig_fail(m, r, "cannot mount %s at %s", p->image, p->mnt);
+		return drv_fail(ctx, r, "cannot mount %s at %s", p->image, p->mnt);
 	p->mounted = true;
 	pr_info("%s mounted at %s", p->image, p->mnt);
 	return 0;
 }
 
-static int disk_target_abort(struct driver *d, struct migration *m)
+static int disk_target_abort(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct disk_priv *p = d->priv;
 
 	if (!p->mounted)
 		return 0;
 	if (umount2(p->mnt, 0) < 0 && umount2(p->mnt, MNT_DETACH) < 0)
-		return mig_fail(m, -errno, "cannot unmount %s: %m", p->mnt);
+		return drv_fail(ctx, -errno, "cannot unmount %s: %m", p->mnt);
 	p->mounted = false;
 	return 0;
 }
@@ -296,8 +295,8 @@ const struct driver_ops fs_disk_ops = {
 	.priv_size = sizeof(struct disk_priv),
 	.init = disk_init,
 	.fini = disk_fini,
+	.prepare = disk_prepare,
 	.hooks = {
-		[HOOK_PREPARE] = disk_prepare,
 		[HOOK_FROZEN] = disk_frozen,
 		[HOOK_MIGRATION_COMPLETE] = disk_complete,
 		[HOOK_MIGRATION_FAILED] = disk_failed,

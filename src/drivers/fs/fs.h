@@ -17,6 +17,10 @@
  * (a round of copying: FsSync), target_restore (before CRIU restores),
  * target_restored (held until the commit).
  *
+ * Storage messages (FsSync, FsData, ...) go over the driver's channel
+ * (drv_send(), drv_expect() of struct drv_ctx); ctx->fs_index is the
+ * driver's index among the storage drivers, which the messages carry.
+ *
  * Each hook has a fault point "fs.HOOK" (driver.c), for tests.
  *
  * Drivers: shared (shared.c: both hosts see the same paths), sync

@@ -36,8 +36,6 @@
 #include "drivers/fs/fs.h"
 #include "drivers/fs/sync_policy.h"
 #include "drivers/fs/tunnel.h"
-#include "engine/migration.h"
-#include "engine/session.h"
 
 struct sync_priv {
 	const char *dir;
@@ -74,28 +72,28 @@ static void sync_fini(struct driver *d)
 		close(p->dirfd);
 }
 
-static int sync_prepare(struct driver *d, struct migration *m)
+static int sync_prepare(struct driver *d, const struct drv_ctx *ctx, struct drv_tree *tree)
 {
 	struct sync_priv *p = d->priv;
 	struct stat st;
 
 	if (stat(p->dir, &st) < 0 || !S_ISDIR(st.st_mode))
-		return mig_fail(m, -ENOTDIR, "sync:%s is not a directory here", p->dir);
+		return drv_fail(ctx, -ENOTDIR, "sync:%s is not a directory here", p->dir);
 	return 0;
 }
 
-static int send_sync(struct migration *m, struct driver *d, uint32_t round, bool final)
+static int send_sync(const struct drv_ctx *ctx, uint32_t round, bool final)
 {
 	Phaul__FsSync s = PHAUL__FS_SYNC__INIT;
 	Msg msg = PHAUL__MSG__INIT;
 
-	s.driver = driver_fs_index(m, d);
+	s.driver = ctx->fs_index;
 	s.round = round;
 	s.has_final = true;
 	s.final = final;
 	msg.body_case = PHAUL__MSG__BODY_FS_SYNC;
 	msg.fs_sync = &s;
-	return msg_send(m->conn, &msg);
+	return drv_send(ctx, &msg);
 }
 
 /* The rsync client, talking through fd 3 of `phaul __fdpipe 3`. */
@@ -115,10 +113,10 @@ static int start_client(struct sync_priv *p, int sk, int out, pid_t *pid)
 }
 
 /* Carry rsync's stream on @sk (closed) until both ends are done; reap it. */
-static int tunnel_rsync(struct migration *m, int sk, pid_t pid, struct tunnel_stats *ts,
+static int tunnel_rsync(const struct drv_ctx *ctx, int sk, pid_t pid, struct tunnel_stats *ts,
 			int *status)
 {
-	int r = tunnel_run(m->conn, sk, ts);
+	int r = tunnel_run(ctx, sk, ts);
 
 	close(sk);
 	if (r < 0)
@@ -137,7 +135,7 @@ static int read_stats(const char *path, struct sync_stats *st)
 }
 
 /* One rsync pass over the tunnel; the destination answers FsSyncDone. */
-static int sync_round(struct driver *d, struct migration *m, bool final)
+static int sync_round(struct driver *d, const struct drv_ctx *ctx, bool final)
 {
 	struct sync_priv *p = d->priv;
 	_cleanup_msg_ Msg *done = NULL;
@@ -151,32 +149,32 @@ static int sync_round(struct driver *d, struct migration *m, bool final)
 
 	r = fault_point("fs.sync_round");
 	if (r < 0)
-		return mig_fail(m, r, "injected fault");
-	snprintf(path, sizeof(path), "%s/rsync-%d.out", m->dir, driver_fs_index(m, d));
+		return drv_fail(ctx, r, "injected fault");
+	snprintf(path, sizeof(path), "%s/rsync-%d.out", ctx->dir, ctx->fs_index);
 	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (out < 0)
-		return mig_fail(m, -errno, "cannot create %s: %m", path);
+		return drv_fail(ctx, -errno, "cannot create %s: %m", path);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-		return mig_fail(m, -errno, "socketpair: %m");
-	r = send_sync(m, d, p->nr_rounds + 1, final);
+		return drv_fail(ctx, -errno, "socketpair: %m");
+	r = send_sync(ctx, p->nr_rounds + 1, final);
 	if (r == 0)
 		r = start_client(p, sp[1], out, &pid);
 	close(sp[1]);
 	if (r < 0) {
 		close(sp[0]);
-		return mig_fail(m, r, "cannot start rsync: %s", strerror(-r));
+		return drv_fail(ctx, r, "cannot start rsync: %s", strerror(-r));
 	}
-	r = tunnel_rsync(m, sp[0], pid, &ts, &status);
+	r = tunnel_rsync(ctx, sp[0], pid, &ts, &status);
 	if (r < 0)
-		return mig_fail(m, r, "storage copy of %s broken", p->dir);
-	r = expect_msg(m, PHAUL__MSG__BODY_FS_SYNC_DONE, &done);
+		return drv_fail(ctx, r, "storage copy of %s broken", p->dir);
+	r = drv_expect(ctx, PHAUL__MSG__BODY_FS_SYNC_DONE, &done);
 	if (r < 0)
 		return r;
 	if (status != 0 || done->fs_sync_done->status != 0)
-		return mig_fail(m, -EIO, "rsync of %s failed: status %d here, %d there", p->dir,
+		return drv_fail(ctx, -EIO, "rsync of %s failed: status %d here, %d there", p->dir,
 				status, done->fs_sync_done->status);
 	if (read_stats(path, &st) < 0)
-		return mig_fail(m, -EIO, "rsync printed no statistics");
+		return drv_fail(ctx, -EIO, "rsync printed no statistics");
 	p->wire_bytes += ts.bytes_out + ts.bytes_in;
 	if (p->nr_rounds < ARRAY_SIZE(p->rounds))
 		p->rounds[p->nr_rounds] = st;
@@ -190,13 +188,13 @@ static int sync_round(struct driver *d, struct migration *m, bool final)
 	return 0;
 }
 
-static int sync_start(struct driver *d, struct migration *m)
+static int sync_start(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct sync_priv *p = d->priv;
 	enum sync_verdict v = SYNC_CONTINUE;
 
 	while (v == SYNC_CONTINUE) {
-		int r = sync_round(d, m, false);
+		int r = sync_round(d, ctx, false);
 		if (r < 0)
 			return r;
 		v = sync_decide(p->rounds, p->nr_rounds);
@@ -205,9 +203,9 @@ static int sync_start(struct driver *d, struct migration *m)
 	return 0;
 }
 
-static int sync_stop(struct driver *d, struct migration *m)
+static int sync_stop(struct driver *d, const struct drv_ctx *ctx)
 {
-	return sync_round(d, m, true);
+	return sync_round(d, ctx, true);
 }
 
 /* The highest missing directory of @dir (absent itself) into @top. */
@@ -243,46 +241,46 @@ static int rmdir_up(const char *dir, const char *top)
 }
 
 /* Destination: DIR absent (we create it) or empty, and the daemon's config. */
-static int sync_target_check(struct driver *d, struct migration *m)
+static int sync_target_check(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct sync_priv *p = d->priv;
 	_cleanup_free_ char *conf = NULL;
 	DIR *dir;
 	struct dirent *de;
-	int fd, r, idx = driver_fs_index(m, d);
+	int fd, r, idx = ctx->fs_index;
 
 	if (access(p->dir, F_OK) < 0 && errno == ENOENT) {
 		missing_top(p->dir, p->top, sizeof(p->top));
 		r = mkdir_p(p->dir, 0755);
 		if (r < 0)
-			return mig_fail(m, r, "cannot create %s: %s", p->dir, strerror(-r));
+			return drv_fail(ctx, r, "cannot create %s: %s", p->dir, strerror(-r));
 		p->created = true;
 	}
 	p->dirfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (p->dirfd < 0)
-		return mig_fail(m, -errno, "sync:%s: %m", p->dir);
+		return drv_fail(ctx, -errno, "sync:%s: %m", p->dir);
 	dir = opendir_at(p->dirfd);
 	if (!dir)
-		return mig_fail(m, -errno, "sync:%s: %m", p->dir);
+		return drv_fail(ctx, -errno, "sync:%s: %m", p->dir);
 	while ((de = readdir(dir)) && (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")))
 		;
 	closedir(dir);
 	if (de)
-		return mig_fail(m, -EEXIST, "sync:%s is not empty on the destination", p->dir);
+		return drv_fail(ctx, -EEXIST, "sync:%s is not empty on the destination", p->dir);
 	if (asprintf(&conf, "use chroot = yes\nnumeric ids = yes\nmunge symlinks = no\n"
 		     "log file = %s/rsyncd-%d.log\n[sync]\npath = %s\nread only = no\n"
-		     "uid = 0\ngid = 0\n", m->dir, idx, p->dir) < 0)
+		     "uid = 0\ngid = 0\n", ctx->dir, idx, p->dir) < 0)
 		return -ENOMEM;
-	snprintf(p->conf, sizeof(p->conf), "%s/rsyncd-%d.conf", m->dir, idx);
+	snprintf(p->conf, sizeof(p->conf), "%s/rsyncd-%d.conf", ctx->dir, idx);
 	fd = open(p->conf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	r = fd < 0 ? -errno : write_full(fd, conf, strlen(conf));
 	if (fd >= 0)
 		close(fd);
-	return r < 0 ? mig_fail(m, r, "cannot write %s: %s", p->conf, strerror(-r)) : 0;
+	return r < 0 ? drv_fail(ctx, r, "cannot write %s: %s", p->conf, strerror(-r)) : 0;
 }
 
 /* Destination: one round, rsync's daemon end confined to DIR. */
-static int sync_target_msg(struct driver *d, struct migration *m, Phaul__Msg *msg)
+static int sync_target_msg(struct driver *d, const struct drv_ctx *ctx, Phaul__Msg *msg)
 {
 	struct sync_priv *p = d->priv;
 	Phaul__FsSyncDone dn = PHAUL__FS_SYNC_DONE__INIT;
@@ -293,35 +291,37 @@ static int sync_target_msg(struct driver *d, struct migration *m, Phaul__Msg *ms
 	pid_t pid;
 
 	if (msg->body_case != PHAUL__MSG__BODY_FS_SYNC)
-		return mig_fail(m, -EPROTO, "unexpected %s", msg_name(msg->body_case));
+		return drv_fail(ctx, -EPROTO, "unexpected %s", msg_name(msg->body_case));
 	snprintf(confarg, sizeof(confarg), "--config=%s", p->conf);
 	char *const argv[] = { "rsync", "--server", "--daemon", confarg, ".", NULL };
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-		return mig_fail(m, -errno, "socketpair: %m");
+		return drv_fail(ctx, -errno, "socketpair: %m");
 	p->touched = true;
 	r = spawn(argv, sp[1], sp[1], -1, &pid);
 	close(sp[1]);
 	if (r < 0) {
 		close(sp[0]);
-		return mig_fail(m, r, "cannot start rsync");
+		return drv_fail(ctx, r, "cannot start rsync");
 	}
-	r = tunnel_rsync(m, sp[0], pid, &ts, &status);
+	r = tunnel_rsync(ctx, sp[0], pid, &ts, &status);
 	if (r < 0)
-		return mig_fail(m, r, "storage copy into %s broken", p->dir);
+		return drv_fail(ctx, r, "storage copy into %s broken", p->dir);
 	pr_info("%s round %u%s: rsync status %d, %llu bytes in", p->dir, msg->fs_sync->round,
 		msg->fs_sync->final ? " (frozen)" : "", status,
 		(unsigned long long)ts.bytes_in);
 	dn.status = status < 0 ? 255 : status;
 	reply.body_case = PHAUL__MSG__BODY_FS_SYNC_DONE;
 	reply.fs_sync_done = &dn;
-	r = msg_send(m->conn, &reply);
+	r = drv_send(ctx, &reply);
 	if (r < 0)
-		return mig_fail(m, r, "cannot report the copy");
-	return status == 0 ? 0 : mig_fail(m, -EIO, "rsync into %s failed (status %d)", p->dir, status);
+		return drv_fail(ctx, r, "cannot report the copy");
+	if (status != 0)
+		return drv_fail(ctx, -EIO, "rsync into %s failed (status %d)", p->dir, status);
+	return 0;
 }
 
 /* Destination, failed: remove whatever the migration put into DIR. */
-static int sync_target_abort(struct driver *d, struct migration *m)
+static int sync_target_abort(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct sync_priv *p = d->priv;
 	int r = 0;
@@ -341,8 +341,8 @@ const struct driver_ops fs_sync_ops = {
 	.priv_size = sizeof(struct sync_priv),
 	.init = sync_init,
 	.fini = sync_fini,
+	.prepare = sync_prepare,
 	.hooks = {
-		[HOOK_PREPARE] = sync_prepare,
 		[HOOK_START_MIGRATION] = sync_start,
 		[HOOK_STOP_MIGRATION] = sync_stop,
 		[HOOK_TARGET_CHECK] = sync_target_check,

@@ -11,13 +11,13 @@
 #include "proto/msg.h"
 
 struct pump {
-	struct conn *c;
+	const struct drv_ctx *ctx;
 	int fd;
 	uint64_t bytes;
 	int err;
 };
 
-static int send_data(struct conn *c, const uint8_t *buf, size_t len, bool eof)
+static int send_data(const struct drv_ctx *ctx, const uint8_t *buf, size_t len, bool eof)
 {
 	Phaul__FsData d = PHAUL__FS_DATA__INIT;
 	Msg msg = PHAUL__MSG__INIT;
@@ -29,10 +29,10 @@ static int send_data(struct conn *c, const uint8_t *buf, size_t len, bool eof)
 	d.eof = eof;
 	msg.body_case = PHAUL__MSG__BODY_FS_DATA;
 	msg.fs_data = &d;
-	return msg_send(c, &msg);
+	return drv_send(ctx, &msg);
 }
 
-/* fd -> conn, until end of file (or a read error: then eof too). */
+/* fd -> channel, until end of file (or a read error: then eof too). */
 static void *pump_out(void *arg)
 {
 	struct pump *p = arg;
@@ -49,23 +49,23 @@ static void *pump_out(void *arg)
 				p->err = -errno;
 			break;
 		}
-		r = send_data(p->c, buf, n, false);
+		r = send_data(p->ctx, buf, n, false);
 		p->bytes += n;
 	}
 	if (r == 0)
-		r = send_data(p->c, NULL, 0, true);
+		r = send_data(p->ctx, NULL, 0, true);
 	if (r < 0 && !p->err)
 		p->err = r;
 	free(buf);
 	return NULL;
 }
 
-/* conn -> fd, until the peer's eof. */
-static int pump_in(struct conn *c, int fd, uint64_t *bytes)
+/* channel -> fd, until the peer's eof. */
+static int pump_in(const struct drv_ctx *ctx, int fd, uint64_t *bytes)
 {
 	for (;;) {
 		_cleanup_msg_ Msg *msg = NULL;
-		int r = msg_recv(c, &msg);
+		int r = drv_recv(ctx, &msg);
 
 		if (r < 0)
 			return r;
@@ -93,9 +93,9 @@ static int pump_in(struct conn *c, int fd, uint64_t *bytes)
 	}
 }
 
-int tunnel_run(struct conn *c, int fd, struct tunnel_stats *st)
+int tunnel_run(const struct drv_ctx *ctx, int fd, struct tunnel_stats *st)
 {
-	struct pump out = { .c = c, .fd = fd };
+	struct pump out = { .ctx = ctx, .fd = fd };
 	pthread_t th;
 	int r;
 
@@ -104,7 +104,7 @@ int tunnel_run(struct conn *c, int fd, struct tunnel_stats *st)
 		pr_err("cannot start the sending thread: %s", strerror(-r));
 		return r;
 	}
-	r = pump_in(c, fd, &st->bytes_in);
+	r = pump_in(ctx, fd, &st->bytes_in);
 	if (r < 0)
 		shutdown(fd, SHUT_RDWR);	/* the local end ends: so does the thread */
 	pthread_join(th, NULL);

@@ -11,27 +11,27 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "drivers/htype/htype.h"
-#include "engine/migration.h"
 
-int htype_container_tree(struct migration *m, pid_t init, const char *name)
+int htype_container_tree(const struct drv_ctx *ctx, struct drv_tree *tree, pid_t init,
+			 const char *name)
 {
-	int r = proctree_tasks(init, &m->pids, &m->nr_pids, &m->nr_procs);
+	int r = proctree_tasks(init, &tree->pids, &tree->nr_pids, &tree->nr_procs);
 
 	if (r < 0)
-		return mig_fail(m, r, "cannot list the processes of container %s: %s", name,
+		return drv_fail(ctx, r, "cannot list the processes of container %s: %s", name,
 				strerror(-r));
-	m->img_pids = calloc(m->nr_pids, sizeof(int32_t));
-	if (!m->img_pids)
+	tree->img_pids = calloc(tree->nr_pids, sizeof(int32_t));
+	if (!tree->img_pids)
 		return -ENOMEM;
-	for (size_t i = 0; i < m->nr_pids; i++) {
+	for (size_t i = 0; i < tree->nr_pids; i++) {
 		pid_t v;
-		r = proc_nspid(m->pids[i], &v);
+		r = proc_nspid(tree->pids[i], &v);
 		if (r < 0)
-			return mig_fail(m, r, "task %d of container %s: no NSpid", m->pids[i],
+			return drv_fail(ctx, r, "task %d of container %s: no NSpid", tree->pids[i],
 					name);
-		m->img_pids[i] = v;
+		tree->img_pids[i] = v;
 	}
-	m->root_pid = init;
-	m->est_bytes = proctree_rss(m->pids, m->nr_procs);
+	tree->root = init;
+	tree->est_bytes = proctree_rss(tree->pids, tree->nr_procs);
 	return 0;
 }

@@ -15,7 +15,6 @@
 #include "common/proc.h"
 #include "common/spawn.h"
 #include "common/util.h"
-#include "engine/migration.h"
 
 char *lxc_path(const struct lxc_priv *p, const char *file)
 {
@@ -80,18 +79,19 @@ int lxc_ask_init(const struct lxc_priv *p, pid_t *ret)
 
 /* CRIU 4.1 creates a restored veth from inside the container's user
  * namespace, where the kernel refuses it (EPERM from rtnetlink). */
-static int check_userns_net(struct migration *m, struct lxc_priv *p)
+static int check_userns_net(const struct drv_ctx *ctx, struct lxc_priv *p)
 {
 	if (p->conf.root_uid < 0 && p->conf.root_gid < 0)
 		return 0;
 	for (size_t i = 0; i < p->conf.nr_net; i++)
 		if (p->conf.net[i].type == LXCNET_VETH)
-			return mig_fail(m, -ENOTSUP, "container %s: a veth in a user namespace is "
+			return drv_fail(ctx, -ENOTSUP,
+					"container %s: a veth in a user namespace is "
 					"not supported (CRIU cannot recreate it there)", p->name);
 	return 0;
 }
 
-static int read_config(struct migration *m, struct lxc_priv *p)
+static int read_config(const struct drv_ctx *ctx, struct lxc_priv *p)
 {
 	_cleanup_free_ char *file = lxc_path(p, "config");
 	struct stat st;
@@ -105,18 +105,18 @@ static int read_config(struct migration *m, struct lxc_priv *p)
 	}
 	r = read_file(file, MSG_LXC_CONFIG_MAX, &p->config, NULL);
 	if (r == -ENOENT)
-		return mig_fail(m, r, "no container %s in %s", p->name, p->lxcpath);
+		return drv_fail(ctx, r, "no container %s in %s", p->name, p->lxcpath);
 	if (r < 0)
-		return mig_fail(m, r, "cannot read %s: %s", file, strerror(-r));
+		return drv_fail(ctx, r, "cannot read %s: %s", file, strerror(-r));
 	r = lxcconf_parse(p->config, &p->conf);
 	if (r < 0)
-		return mig_fail(m, r, "%s: %s", file,
+		return drv_fail(ctx, r, "%s: %s", file,
 				r == -ENOTSUP ? "not supported" : "not valid");
-	return check_userns_net(m, p);
+	return check_userns_net(ctx, p);
 }
 
 /* The console's pty, as CRIU keys it: tty[RDEV:DEV] of /dev/console. */
-static int read_console(struct migration *m, struct lxc_priv *p)
+static int read_console(const struct drv_ctx *ctx, struct lxc_priv *p)
 {
 	char path[64];
 	struct stat st;
@@ -125,40 +125,40 @@ static int read_console(struct migration *m, struct lxc_priv *p)
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/root/dev/console", p->init);
 	if (stat(path, &st) < 0)
-		return mig_fail(m, -errno, "the console of container %s: %m", p->name);
+		return drv_fail(ctx, -errno, "the console of container %s: %m", p->name);
 	snprintf(p->tty_id, sizeof(p->tty_id), "tty[%llx:%llx]", (unsigned long long)st.st_rdev,
 		 (unsigned long long)st.st_dev);
 	return 0;
 }
 
-static int lxc_prepare(struct driver *d, struct migration *m)
+static int lxc_prepare(struct driver *d, const struct drv_ctx *ctx, struct drv_tree *tree)
 {
 	struct lxc_priv *p = d->priv;
 	int r;
 
-	p->lxcpath = strdup(m->opts->lxc_path ?: LXC_DEFAULT_PATH);
+	p->lxcpath = strdup(ctx->opts->lxc_path ?: LXC_DEFAULT_PATH);
 	if (!p->lxcpath)
 		return -ENOMEM;
 	if (!path_is_safe(p->lxcpath))
-		return mig_fail(m, -EINVAL, "lxcpath %s is not an absolute path", p->lxcpath);
-	r = read_config(m, p);
+		return drv_fail(ctx, -EINVAL, "lxcpath %s is not an absolute path", p->lxcpath);
+	r = read_config(ctx, p);
 	if (r < 0)
 		return r;
 	r = lxc_ask_init(p, &p->init);
 	if (r < 0)
-		return mig_fail(m, r, "container %s is not running (lxc-info shows no init)",
+		return drv_fail(ctx, r, "container %s is not running (lxc-info shows no init)",
 				p->name);
-	r = read_console(m, p);
+	r = read_console(ctx, p);
 	if (r == 0)
-		r = htype_container_tree(m, p->init, p->name);
+		r = htype_container_tree(ctx, tree, p->init, p->name);
 	if (r < 0)
 		return r;
 	pr_info("container %s: init %d, %zu processes, rootfs %s, %zu network devices", p->name,
-		p->init, m->nr_procs, p->conf.rootfs, p->conf.nr_net);
+		p->init, tree->nr_procs, p->conf.rootfs, p->conf.nr_net);
 	return 0;
 }
 
-static int lxc_send_info(struct driver *d, struct migration *m)
+static int lxc_send_info(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct lxc_priv *p = d->priv;
 	Phaul__LxcContainer lc = PHAUL__LXC_CONTAINER__INIT;
@@ -173,9 +173,9 @@ static int lxc_send_info(struct driver *d, struct migration *m)
 	lc.config_mtime_ns = p->config_mtime_ns;
 	msg.body_case = PHAUL__MSG__BODY_LXC;
 	msg.lxc = &lc;
-	r = msg_send(m->conn, &msg);
+	r = drv_send(ctx, &msg);
 	if (r < 0)
-		return mig_fail(m, r, "cannot describe container %s: %s", p->name, strerror(-r));
+		return drv_fail(ctx, r, "cannot describe container %s: %s", p->name, strerror(-r));
 	return 0;
 }
 
@@ -183,7 +183,7 @@ static int lxc_send_info(struct driver *d, struct migration *m)
  * As LXC's own dump: mounts from outside the container are detected as
  * external (LXC's restore maps them back with --ext-mount-map auto).
  */
-static int lxc_dump_opts(struct driver *d, struct migration *m, CriuOpts *o)
+static int lxc_dump_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o)
 {
 	struct lxc_priv *p = d->priv;
 
@@ -217,7 +217,7 @@ static int lxc_dump_opts(struct driver *d, struct migration *m, CriuOpts *o)
 }
 
 /* LXC's restore finds the console's key in the images' tty.info. */
-static int lxc_frozen(struct driver *d, struct migration *m)
+static int lxc_frozen(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct lxc_priv *p = d->priv;
 	_cleanup_close_ int fd = -1;
@@ -225,10 +225,10 @@ static int lxc_frozen(struct driver *d, struct migration *m)
 
 	if (!p->tty_id[0])
 		return 0;
-	fd = openat(m->imgfd, LXC_TTY_INFO, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = openat(ctx->imgfd, LXC_TTY_INFO, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	r = fd < 0 ? -errno : write_full(fd, p->tty_id, strlen(p->tty_id));
 	if (r < 0)
-		return mig_fail(m, r, "cannot write %s to the images: %s", LXC_TTY_INFO,
+		return drv_fail(ctx, r, "cannot write %s to the images: %s", LXC_TTY_INFO,
 				strerror(-r));
 	return 0;
 }
@@ -239,7 +239,7 @@ static int lxc_frozen(struct driver *d, struct migration *m)
  * it. Its directory goes only when empty (the rootfs may live in it).
  * On an lxcpath both hosts see, the config is the destination's now: kept.
  */
-static int lxc_migration_complete(struct driver *d, struct migration *m)
+static int lxc_migration_complete(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct lxc_priv *p = d->priv;
 	_cleanup_free_ char *file = lxc_path(p, "config");
@@ -249,7 +249,7 @@ static int lxc_migration_complete(struct driver *d, struct migration *m)
 		return -ENOMEM;
 	if (proc_alive(p->init))
 		pr_warn("init %d of container %s still runs on the source", p->init, p->name);
-	if (mig_in_place(m, file)) {
+	if (drv_in_place(ctx, file)) {
 		pr_info("%s is the destination's too (a shared lxcpath): kept", file);
 		return 0;
 	}
@@ -268,8 +268,8 @@ const struct driver_ops htype_lxc_ops = {
 	.priv_size = sizeof(struct lxc_priv),
 	.init = lxc_init,
 	.fini = lxc_fini,
+	.prepare = lxc_prepare,
 	.hooks = {
-		[HOOK_PREPARE] = lxc_prepare,
 		[HOOK_FROZEN] = lxc_frozen,
 		[HOOK_MIGRATION_COMPLETE] = lxc_migration_complete,
 		[HOOK_TARGET_CHECK] = lxc_target_check,

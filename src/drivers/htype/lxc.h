@@ -89,12 +89,12 @@ char *lxc_path(const struct lxc_priv *p, const char *file);
 /* The init's PID as LXC knows it (`lxc-info -p -H`); -ESRCH: not running. */
 int lxc_ask_init(const struct lxc_priv *p, pid_t *ret);
 
-int lxc_target_recv_info(struct driver *d, struct migration *m, const Msg *msg);
-int lxc_target_check(struct driver *d, struct migration *m);
-int lxc_target_restore(struct driver *d, struct migration *m);
-int lxc_restore_opts(struct driver *d, struct migration *m, CriuOpts *o);
-int lxc_restore_exec(struct driver *d, struct migration *m, CriuOpts *o, driver_held_fn held,
+int lxc_target_recv_info(struct driver *d, const struct drv_ctx *ctx, const Msg *msg);
+int lxc_target_check(struct driver *d, const struct drv_ctx *ctx);
+int lxc_target_restore(struct driver *d, const struct drv_ctx *ctx);
+int lxc_restore_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o);
+int lxc_restore_exec(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o, driver_held_fn held,
 		     void *arg, pid_t *root);
-int lxc_target_abort(struct driver *d, struct migration *m);
+int lxc_target_abort(struct driver *d, const struct drv_ctx *ctx);
 
 #endif

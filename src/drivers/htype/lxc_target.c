@@ -23,8 +23,6 @@
 #include "common/util.h"
 #include "criu/criu.h"
 #include "criu/criuconf.h"
-#include "engine/migration.h"
-#include "engine/session.h"
 
 #define HOOK_SCRIPT "lxc-hook"
 #define HOOK_PID_FIFO "lxc-hook.pid"
@@ -43,7 +41,7 @@
 	"exit 1\n"
 #define HOOK_TIMEOUT_S 600	/* far beyond the commit's own timeout */
 
-int lxc_target_recv_info(struct driver *d, struct migration *m, const Msg *msg)
+int lxc_target_recv_info(struct driver *d, const struct drv_ctx *ctx, const Msg *msg)
 {
 	struct lxc_priv *p = d->priv;
 	const Phaul__LxcContainer *lc = msg && msg->body_case == PHAUL__MSG__BODY_LXC ?
@@ -51,7 +49,7 @@ int lxc_target_recv_info(struct driver *d, struct migration *m, const Msg *msg)
 	int r;
 
 	if (!lc)
-		return mig_fail(m, -EPROTO, "the source did not describe the container");
+		return drv_fail(ctx, -EPROTO, "the source did not describe the container");
 	snprintf(p->name, sizeof(p->name), "%s", lc->name);
 	p->lxcpath = strdup(lc->lxcpath);
 	p->config = strdup(lc->config);
@@ -63,18 +61,18 @@ int lxc_target_recv_info(struct driver *d, struct migration *m, const Msg *msg)
 	}
 	r = lxcconf_parse(p->config, &p->conf);
 	if (r < 0)
-		return mig_fail(m, r, "the config of container %s is not usable here", p->name);
+		return drv_fail(ctx, r, "the config of container %s is not usable here", p->name);
 	return 0;
 }
 
-static int check_net(struct migration *m, const struct lxcconf_net *n)
+static int check_net(const struct drv_ctx *ctx, const struct lxcconf_net *n)
 {
 	if (n->type != LXCNET_VETH)
 		return 0;
 	if (n->link[0] && !if_nametoindex(n->link))
-		return mig_fail(m, -ENOENT, "no bridge %s on the destination", n->link);
+		return drv_fail(ctx, -ENOENT, "no bridge %s on the destination", n->link);
 	if (n->pair[0] && if_nametoindex(n->pair))
-		return mig_fail(m, -EEXIST, "interface %s exists on the destination", n->pair);
+		return drv_fail(ctx, -EEXIST, "interface %s exists on the destination", n->pair);
 	return 0;
 }
 
@@ -83,17 +81,17 @@ static int check_net(struct migration *m, const struct lxcconf_net *n)
  * container's user namespace, which the kernel allows only with
  * vm.unprivileged_userfaultfd = 1 (stop mode needs none).
  */
-static int check_userns(struct migration *m, const struct lxcconf *c)
+static int check_userns(const struct drv_ctx *ctx, const struct lxcconf *c)
 {
 	_cleanup_free_ char *v = NULL;
 
-	if ((c->root_uid < 0 && c->root_gid < 0) || m->mode == MODE_STOP)
+	if ((c->root_uid < 0 && c->root_gid < 0) || ctx->mode == MODE_STOP)
 		return 0;
 	if (read_file("/proc/sys/vm/unprivileged_userfaultfd", 64, &v, NULL) == 0 && v[0] == '1')
 		return 0;
-	return mig_fail(m, -ENOTSUP, "a container in a user namespace needs "
+	return drv_fail(ctx, -ENOTSUP, "a container in a user namespace needs "
 			"vm.unprivileged_userfaultfd = 1 on the destination for --mode %s "
-			"(or use --mode stop)", mode_name(m->mode));
+			"(or use --mode stop)", mode_name(ctx->mode));
 }
 
 /*
@@ -101,7 +99,7 @@ static int check_userns(struct migration *m, const struct lxcconf *c)
  * source's own file (its text, inode and mtime), which is used in place
  * unless LXC runs the container here too; else another container.
  */
-static int check_existing(struct migration *m, struct lxc_priv *p, const char *file)
+static int check_existing(const struct drv_ctx *ctx, struct lxc_priv *p, const char *file)
 {
 	_cleanup_free_ char *text = NULL;
 	struct stat st;
@@ -111,34 +109,34 @@ static int check_existing(struct migration *m, struct lxc_priv *p, const char *f
 	if (stat(file, &st) < 0 || !p->config_ino || st.st_ino != p->config_ino ||
 	    st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != p->config_mtime_ns ||
 	    read_file(file, MSG_LXC_CONFIG_MAX, &text, NULL) < 0 || strcmp(text, p->config))
-		return mig_fail(m, -EEXIST, "a container %s exists on the destination (%s, not "
+		return drv_fail(ctx, -EEXIST, "a container %s exists on the destination (%s, not "
 				"the source's config file)", p->name, file);
 	if (lxc_ask_init(p, &pid) == 0)
-		return mig_fail(m, -EEXIST, "container %s runs on the destination too (init %d; "
+		return drv_fail(ctx, -EEXIST, "container %s runs on the destination too (init %d; "
 				"its lxcpath %s is on storage both hosts see)", p->name, pid,
 				p->lxcpath);
-	r = mig_add_in_place(m, file);
+	r = drv_add_in_place(ctx, file);
 	if (r < 0)
-		return mig_fail(m, r, "cannot use %s in place", file);
+		return drv_fail(ctx, r, "cannot use %s in place", file);
 	p->config_in_place = true;
 	pr_info("%s is the source's (an lxcpath both hosts see): used in place", file);
 	return 0;
 }
 
 /* The rootfs is here, or (all false) comes with the storage. */
-static int check_rootfs(struct migration *m, const struct lxc_priv *p, bool all)
+static int check_rootfs(const struct drv_ctx *ctx, const struct lxc_priv *p, bool all)
 {
 	struct stat st;
 
 	if (stat(p->conf.rootfs, &st) == 0 && S_ISDIR(st.st_mode))
 		return 0;
-	if (!all && driver_storage_brings(m, p->conf.rootfs))
+	if (!all && drv_storage_brings(ctx, p->conf.rootfs))
 		return 0;
-	return mig_fail(m, -ENOENT, "the container's rootfs %s is not on the destination",
+	return drv_fail(ctx, -ENOENT, "the container's rootfs %s is not on the destination",
 			p->conf.rootfs);
 }
 
-int lxc_target_check(struct driver *d, struct migration *m)
+int lxc_target_check(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct lxc_priv *p = d->priv;
 	_cleanup_free_ char *file = lxc_path(p, "config"), *dir = lxc_path(p, NULL);
@@ -147,30 +145,30 @@ int lxc_target_check(struct driver *d, struct migration *m)
 	if (!file || !dir)
 		return -ENOMEM;
 	if (!prog_installed("lxc-checkpoint"))
-		return mig_fail(m, -ENOENT,
+		return drv_fail(ctx, -ENOENT,
 				"LXC (lxc-checkpoint) is not installed on the destination");
 	if (access(file, F_OK) == 0)
-		r = check_existing(m, p, file);
+		r = check_existing(ctx, p, file);
 	/* a storage driver (sync:LXCPATH/NAME/rootfs) may make it next */
 	if (r == 0 && access(dir, F_OK) < 0 && errno == ENOENT)
 		p->made_dir = true;
 	if (r == 0)
-		r = check_rootfs(m, p, false);
+		r = check_rootfs(ctx, p, false);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; r == 0 && i < p->conf.nr_net; i++)
-		r = check_net(m, &p->conf.net[i]);
-	return r < 0 ? r : check_userns(m, &p->conf);
+		r = check_net(ctx, &p->conf.net[i]);
+	return r < 0 ? r : check_userns(ctx, &p->conf);
 }
 
 /* Storage is through: the rootfs must be here now. */
-int lxc_target_restore(struct driver *d, struct migration *m)
+int lxc_target_restore(struct driver *d, const struct drv_ctx *ctx)
 {
-	return check_rootfs(m, d->priv, true);
+	return check_rootfs(ctx, d->priv, true);
 }
 
 /* LXCPATH/NAME/config, as the source has it (unless it is that file). */
-static int write_config(struct migration *m, struct lxc_priv *p)
+static int write_config(const struct drv_ctx *ctx, struct lxc_priv *p)
 {
 	_cleanup_free_ char *dir = lxc_path(p, NULL);
 	_cleanup_free_ char *file = lxc_path(p, "config");
@@ -195,7 +193,7 @@ static int write_config(struct migration *m, struct lxc_priv *p)
 	if (r == 0)
 		r = write_full(fd, p->config, strlen(p->config));
 	if (r < 0)
-		return mig_fail(m, r, "cannot write %s: %s", file, strerror(-r));
+		return drv_fail(ctx, r, "cannot write %s: %s", file, strerror(-r));
 	return 0;
 }
 
@@ -234,7 +232,7 @@ static int write_text(const char *path, const char *text, mode_t mode)
  * the config we wrote: CRIU kills the tree, and LXC must not list a
  * container we may no longer be alive to remove.
  */
-static int write_hook(struct migration *m, struct lxc_priv *p)
+static int write_hook(const struct drv_ctx *ctx, struct lxc_priv *p)
 {
 	_cleanup_free_ char *script = NULL, *text = NULL, *pidf = NULL, *ansf = NULL;
 	_cleanup_free_ char *file = lxc_path(p, "config"), *dir = lxc_path(p, NULL);
@@ -242,11 +240,11 @@ static int write_hook(struct migration *m, struct lxc_priv *p)
 
 	if (!file || !dir)
 		return -ENOMEM;
-	if (strchr(m->dir, '\'') || strchr(file, '\'')) /* they are quoted below */
-		return mig_fail(m, -EINVAL, "%s or %s holds a quote", m->dir, file);
-	if (asprintf(&script, "%s/" HOOK_SCRIPT, m->dir) < 0 ||
-	    asprintf(&pidf, "%s/" HOOK_PID_FIFO, m->dir) < 0 ||
-	    asprintf(&ansf, "%s/" HOOK_ANS_FIFO, m->dir) < 0 ||
+	if (strchr(ctx->dir, '\'') || strchr(file, '\'')) /* they are quoted below */
+		return drv_fail(ctx, -EINVAL, "%s or %s holds a quote", ctx->dir, file);
+	if (asprintf(&script, "%s/" HOOK_SCRIPT, ctx->dir) < 0 ||
+	    asprintf(&pidf, "%s/" HOOK_PID_FIFO, ctx->dir) < 0 ||
+	    asprintf(&ansf, "%s/" HOOK_ANS_FIFO, ctx->dir) < 0 ||
 	    asprintf(&text, HOOK_FMT, pidf, HOOK_TIMEOUT_S, ansf,
 		     p->wrote_config ? "rm -f " : ": ", file,
 		     p->made_dir ? "rmdir " : ": ", dir) < 0)
@@ -256,23 +254,24 @@ static int write_hook(struct migration *m, struct lxc_priv *p)
 	else
 		r = write_text(script, text, 0700);
 	if (r < 0)
-		return mig_fail(m, r, "cannot write the restore hook %s: %s", script, strerror(-r));
+		return drv_fail(ctx, r, "cannot write the restore hook %s: %s", script,
+				strerror(-r));
 	return 0;
 }
 
-static int write_criu_conf(struct migration *m, const CriuOpts *o)
+static int write_criu_conf(const struct drv_ctx *ctx, const CriuOpts *o)
 {
 	_cleanup_free_ char *conf = NULL, *path = NULL, *script = NULL;
 	int r;
 
-	if (asprintf(&path, "%s/" CRIU_CONF, m->dir) < 0 ||
-	    asprintf(&script, "%s/" HOOK_SCRIPT, m->dir) < 0)
+	if (asprintf(&path, "%s/" CRIU_CONF, ctx->dir) < 0 ||
+	    asprintf(&script, "%s/" HOOK_SCRIPT, ctx->dir) < 0)
 		return -ENOMEM;
-	r = criuconf_render(o, m->dir, script, &conf);
+	r = criuconf_render(o, ctx->dir, script, &conf);
 	if (r == 0)
 		r = write_text(path, conf, 0600);
 	if (r < 0)
-		return mig_fail(m, r, "cannot write CRIU's options for LXC: %s", strerror(-r));
+		return drv_fail(ctx, r, "cannot write CRIU's options for LXC: %s", strerror(-r));
 	return 0;
 }
 
@@ -282,7 +281,7 @@ static int write_criu_conf(struct migration *m, const CriuOpts *o)
  * / is, which CRIU's newer mount engine fails to restore: "Failed to
  * make mount shared", with LXC's own checkpoints too).
  */
-int lxc_restore_opts(struct driver *d, struct migration *m, CriuOpts *o)
+int lxc_restore_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o)
 {
 	o->has_network_lock = true;
 	o->network_lock = CRIU_NETWORK_LOCK_METHOD__NFTABLES;
@@ -298,7 +297,7 @@ int lxc_restore_opts(struct driver *d, struct migration *m, CriuOpts *o)
  * directory searchable. Its parent, the session's directory, stays 0700:
  * only who holds the images directory open reaches them.
  */
-static int images_readable(struct migration *m, const struct lxcconf *c)
+static int images_readable(const struct drv_ctx *ctx, const struct lxcconf *c)
 {
 	int fd, r = 0;
 	struct dirent *de;
@@ -306,13 +305,13 @@ static int images_readable(struct migration *m, const struct lxcconf *c)
 
 	if (c->root_uid < 0 && c->root_gid < 0)
 		return 0;
-	fd = openat(m->imgfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(ctx->imgfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d = fd < 0 ? NULL : fdopendir(fd);
 	if (!d) {
 		r = -errno;
 		if (fd >= 0)
 			close(fd);
-		return mig_fail(m, r, "cannot list the images: %s", strerror(-r));
+		return drv_fail(ctx, r, "cannot list the images: %s", strerror(-r));
 	}
 	if (fchmod(dirfd(d), 0711) < 0)
 		r = -errno;
@@ -324,18 +323,18 @@ static int images_readable(struct migration *m, const struct lxcconf *c)
 	}
 	closedir(d);
 	if (r < 0)
-		return mig_fail(m, r, "cannot make the images readable in the container's user "
+		return drv_fail(ctx, r, "cannot make the images readable in the container's user "
 				"namespace: %s", strerror(-r));
 	return 0;
 }
 
-static int start_restore(struct migration *m, struct lxc_priv *p, pid_t *pid)
+static int start_restore(const struct drv_ctx *ctx, struct lxc_priv *p, pid_t *pid)
 {
 	_cleanup_free_ char *env = NULL, *img = NULL;
 	int r;
 
-	if (asprintf(&env, "CRIU_CONFIG_FILE=%s/" CRIU_CONF, m->dir) < 0 ||
-	    asprintf(&img, "%s/img", m->dir) < 0)
+	if (asprintf(&env, "CRIU_CONFIG_FILE=%s/" CRIU_CONF, ctx->dir) < 0 ||
+	    asprintf(&img, "%s/img", ctx->dir) < 0)
 		return -ENOMEM;
 	char *argv[] = { "env", env, CRIU_ENV_NO_BREAKPOINTS, CRIU_ENV_FIFO_SHARED_CHECK,
 			 "lxc-checkpoint", "-r",
@@ -343,7 +342,7 @@ static int start_restore(struct migration *m, struct lxc_priv *p, pid_t *pid)
 			 "-D", img, NULL };
 	r = spawn(argv, -1, -1, -1, pid);
 	if (r < 0)
-		return mig_fail(m, r, "cannot run lxc-checkpoint: %s", strerror(-r));
+		return drv_fail(ctx, r, "cannot run lxc-checkpoint: %s", strerror(-r));
 	return 0;
 }
 
@@ -351,7 +350,7 @@ static int start_restore(struct migration *m, struct lxc_priv *p, pid_t *pid)
  * Wait for the hook's report (the restored init's PID) while
  * lxc-checkpoint runs; 0 with *root, or the restore's failure.
  */
-static int wait_report(struct migration *m, int fd, pid_t lxc, pid_t *root)
+static int wait_report(const struct drv_ctx *ctx, int fd, pid_t lxc, pid_t *root)
 {
 	char buf[32];
 	ssize_t n = 0;
@@ -370,40 +369,40 @@ static int wait_report(struct migration *m, int fd, pid_t lxc, pid_t *root)
 			char what[96];
 			snprintf(what, sizeof(what), "lxc-checkpoint -r failed before the tree "
 				 "was restored (status 0x%x)", status);
-			session_criu_failed(m, "img/restore.log", what);
+			drv_criu_failed(ctx, "img/restore.log", what);
 			return -ECHILD;
 		}
 	}
 	buf[n] = '\0';
 	if (sscanf(buf, "%ld", &v) != 1 || v <= 1 || v > (1 << 22))
-		return mig_fail(m, -EIO, "the restore hook reported no PID ('%.16s')", buf);
+		return drv_fail(ctx, -EIO, "the restore hook reported no PID ('%.16s')", buf);
 	*root = v;
 	return 0;
 }
 
 /* O_RDWR: opening never blocks, and the FIFO has a reader and a writer
  * for as long as we hold it. */
-static int open_fifo(struct migration *m, const char *name, int *fd)
+static int open_fifo(const struct drv_ctx *ctx, const char *name, int *fd)
 {
 	_cleanup_free_ char *path = NULL;
 
-	if (asprintf(&path, "%s/%s", m->dir, name) < 0)
+	if (asprintf(&path, "%s/%s", ctx->dir, name) < 0)
 		return -ENOMEM;
 	*fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (*fd < 0)
-		return mig_fail(m, -errno, "cannot open %s: %m", path);
+		return drv_fail(ctx, -errno, "cannot open %s: %m", path);
 	return 0;
 }
 
 /* Tell the hook, and close: its read ends either way. */
-static int answer(struct migration *m, int *fd, bool yes)
+static int answer(const struct drv_ctx *ctx, int *fd, bool yes)
 {
 	int r = write_full(*fd, yes ? "yes\n" : "no\n", yes ? 4 : 3);
 
 	close(*fd);
 	*fd = -1;
 	if (r < 0)
-		return mig_fail(m, r, "cannot answer the restore hook: %s", strerror(-r));
+		return drv_fail(ctx, r, "cannot answer the restore hook: %s", strerror(-r));
 	return 0;
 }
 
@@ -434,40 +433,40 @@ static void confirm_running(struct lxc_priv *p, pid_t root)
 			root);
 }
 
-int lxc_restore_exec(struct driver *d, struct migration *m, CriuOpts *o, driver_held_fn held,
+int lxc_restore_exec(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o, driver_held_fn held,
 		     void *arg, pid_t *root)
 {
 	struct lxc_priv *p = d->priv;
 	_cleanup_close_ int rep = -1, ans = -1;
 	pid_t lxc = -1, pid = -1;
-	int status, r = write_config(m, p);
+	int status, r = write_config(ctx, p);
 
 	if (r == 0)
-		r = write_hook(m, p);
+		r = write_hook(ctx, p);
 	if (r == 0)
-		r = write_criu_conf(m, o);
+		r = write_criu_conf(ctx, o);
 	if (r == 0)
-		r = images_readable(m, &p->conf);
+		r = images_readable(ctx, &p->conf);
 	if (r == 0)
-		r = open_fifo(m, HOOK_PID_FIFO, &rep);
+		r = open_fifo(ctx, HOOK_PID_FIFO, &rep);
 	if (r == 0)
-		r = open_fifo(m, HOOK_ANS_FIFO, &ans);
+		r = open_fifo(ctx, HOOK_ANS_FIFO, &ans);
 	if (r == 0)
-		r = start_restore(m, p, &lxc);
+		r = start_restore(ctx, p, &lxc);
 	if (r < 0)
 		return r;
-	r = wait_report(m, rep, lxc, &pid);
+	r = wait_report(ctx, rep, lxc, &pid);
 	if (r == -ECHILD)
 		return -EIO; /* lxc-checkpoint is gone, and nothing was restored */
 	r = r < 0 ? r : held(arg, pid);
-	if (answer(m, &ans, r == 0) < 0 && r == 0)
+	if (answer(ctx, &ans, r == 0) < 0 && r == 0)
 		r = -EIO;
 	status = spawn_wait(lxc);
 	if (r == 0 && status != 0) {
 		char what[96];
 		snprintf(what, sizeof(what), "lxc-checkpoint -r failed after the restore (status %d)",
 			 status);
-		r = session_criu_failed(m, "img/restore.log", what);
+		r = drv_criu_failed(ctx, "img/restore.log", what);
 	}
 	if (r == 0)
 		confirm_running(p, pid);
@@ -478,7 +477,7 @@ int lxc_restore_exec(struct driver *d, struct migration *m, CriuOpts *o, driver_
 	return r;
 }
 
-int lxc_target_abort(struct driver *d, struct migration *m)
+int lxc_target_abort(struct driver *d, const struct drv_ctx *ctx)
 {
 	remove_config(d->priv);
 	return 0;

@@ -15,7 +15,6 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/util.h"
-#include "engine/migration.h"
 
 #define STATE_MAX (4u << 20)
 
@@ -73,24 +72,24 @@ static void oci_fini(struct driver *d)
 }
 
 /* The init named by the state must be the process running now. */
-static int check_init(struct migration *m, struct oci_priv *p)
+static int check_init(const struct drv_ctx *ctx, struct oci_priv *p)
 {
 	uint64_t start;
 
 	if (proc_start_time(p->st.pid, &start) < 0 || start != p->st.start)
-		return mig_fail(m, -ESRCH, "container %s is not running (its init %d is gone)",
+		return drv_fail(ctx, -ESRCH, "container %s is not running (its init %d is gone)",
 				p->id, p->st.pid);
 	return 0;
 }
 
-static int read_state(struct migration *m, struct oci_priv *p)
+static int read_state(const struct drv_ctx *ctx, struct oci_priv *p)
 {
-	const struct mig_opts *o = m->opts;
+	const struct drv_opts *o = ctx->opts;
 	_cleanup_free_ char *file = NULL;
 	int r = oci_runtime_parse(o->oci_runtime ?: "runc", &p->rt);
 
 	if (r < 0)
-		return mig_fail(m, r, "runtime '%s' is not supported: runc or crun",
+		return drv_fail(ctx, r, "runtime '%s' is not supported: runc or crun",
 				o->oci_runtime);
 	p->root = strdup(o->oci_root ?: p->rt == OCI_CRUN ? "/run/crun" : "/run/runc");
 	file = p->root ? oci_path(p, oci_state_file(p->rt)) : NULL;
@@ -98,17 +97,17 @@ static int read_state(struct migration *m, struct oci_priv *p)
 		return -ENOMEM;
 	r = read_file(file, STATE_MAX, &p->state_json, NULL);
 	if (r == -ENOENT)
-		return mig_fail(m, r, "no container %s in %s's state (%s)", p->id,
+		return drv_fail(ctx, r, "no container %s in %s's state (%s)", p->id,
 				oci_runtime_name(p->rt), file);
 	if (r < 0)
-		return mig_fail(m, r, "cannot read %s: %s", file, strerror(-r));
+		return drv_fail(ctx, r, "cannot read %s: %s", file, strerror(-r));
 	r = oci_state_parse(p->rt, p->state_json, &p->st);
 	if (r < 0)
-		return mig_fail(m, r, "%s: not a %s state file", file, oci_runtime_name(p->rt));
-	return check_init(m, p);
+		return drv_fail(ctx, r, "%s: not a %s state file", file, oci_runtime_name(p->rt));
+	return check_init(ctx, p);
 }
 
-static int read_mounts(struct migration *m, struct oci_priv *p)
+static int read_mounts(const struct drv_ctx *ctx, struct oci_priv *p)
 {
 	_cleanup_free_ char *host = NULL;
 	char path[64];
@@ -123,7 +122,7 @@ static int read_mounts(struct migration *m, struct oci_priv *p)
 	if (r == 0 && p->nr_mnt > MSG_OCI_MOUNTS_MAX)
 		r = -E2BIG;
 	if (r < 0)
-		return mig_fail(m, r, "mounts of container %s: %s", p->id, strerror(-r));
+		return drv_fail(ctx, r, "mounts of container %s: %s", p->id, strerror(-r));
 	for (size_t i = 0; i < p->nr_mnt; i++)
 		pr_debug("external mount %s <- %s", p->mnt[i].dest, p->mnt[i].source);
 	return 0;
@@ -160,7 +159,7 @@ static struct oci_stdio *find_key(struct oci_priv *p, const char *key)
  * destination by path; a pipe on the init's 0-2 leads outside (nothing
  * reads it there: it ends in /dev/null). Everything else is CRIU's.
  */
-static int scan_fd(struct migration *m, struct oci_priv *p, pid_t pid, int fd)
+static int scan_fd(const struct drv_ctx *ctx, struct oci_priv *p, pid_t pid, int fd)
 {
 	struct oci_stdio *s = &p->stdio[p->nr_stdio];
 	char path[64], link[PATH_MAX], key[65];
@@ -178,7 +177,8 @@ static int scan_fd(struct migration *m, struct oci_priv *p, pid_t pid, int fd)
 	} else if (link[0] == '/' && stat(path, &st) == 0 &&
 		   fd_info(pid, fd, &mnt, &flags) == 0 && !mountinfo_has_id(p->mountinfo, mnt)) {
 		if (strstr(link, " (deleted)"))
-			return mig_fail(m, -ENOTSUP, "fd %d of task %d of container %s is a deleted "
+			return drv_fail(ctx, -ENOTSUP,
+					"fd %d of task %d of container %s is a deleted "
 					"file outside the container: %s", fd, pid, p->id, link);
 		snprintf(key, sizeof(key), "file[%x:%llx]", mnt, (unsigned long long)st.st_ino);
 	} else {
@@ -187,7 +187,7 @@ static int scan_fd(struct migration *m, struct oci_priv *p, pid_t pid, int fd)
 	if (find_key(p, key))
 		return 0;
 	if (p->nr_stdio >= OCI_EXT_FILES_MAX)
-		return mig_fail(m, -E2BIG, "container %s holds more than %d files from outside",
+		return drv_fail(ctx, -E2BIG, "container %s holds more than %d files from outside",
 				p->id, OCI_EXT_FILES_MAX);
 	snprintf(s->key, sizeof(s->key), "%s", key);
 	s->fd = fd;
@@ -202,49 +202,49 @@ static int scan_fd(struct migration *m, struct oci_priv *p, pid_t pid, int fd)
 	return 0;
 }
 
-static int scan_fds(struct migration *m, struct oci_priv *p)
+static int scan_fds(const struct drv_ctx *ctx, const struct drv_tree *tree, struct oci_priv *p)
 {
 	int r = 0;
 
-	for (size_t i = 0; r == 0 && i < m->nr_procs; i++) {
+	for (size_t i = 0; r == 0 && i < tree->nr_procs; i++) {
 		char dir[64];
 		DIR *d;
 		struct dirent *de;
 
-		snprintf(dir, sizeof(dir), "/proc/%d/fd", m->pids[i]);
+		snprintf(dir, sizeof(dir), "/proc/%d/fd", tree->pids[i]);
 		d = opendir(dir);
 		if (!d)
 			continue; /* exited meanwhile */
 		while (r == 0 && (de = readdir(d)))
 			if (de->d_name[0] != '.')
-				r = scan_fd(m, p, m->pids[i], atoi(de->d_name));
+				r = scan_fd(ctx, p, tree->pids[i], atoi(de->d_name));
 		closedir(d);
 	}
 	return r;
 }
 
-static int oci_prepare(struct driver *d, struct migration *m)
+static int oci_prepare(struct driver *d, const struct drv_ctx *ctx, struct drv_tree *tree)
 {
 	struct oci_priv *p = d->priv;
-	int r = read_state(m, p);
+	int r = read_state(ctx, p);
 
 	if (r == 0)
-		r = read_mounts(m, p);
+		r = read_mounts(ctx, p);
 	if (r == 0)
-		r = htype_container_tree(m, p->st.pid, p->id);
+		r = htype_container_tree(ctx, tree, p->st.pid, p->id);
 	if (r == 0)
-		r = scan_fds(m, p);
+		r = scan_fds(ctx, tree, p);
 	if (r == 0)
-		r = oci_read_veths(m, p);
+		r = oci_read_veths(ctx, p);
 	if (r < 0)
 		return r;
 	p->userns = oci_own_ns(p->st.pid, "user");
 	pr_info("container %s (%s): init %d, %zu processes, %zu external mounts, rootfs %s",
-		p->id, oci_runtime_name(p->rt), p->st.pid, m->nr_procs, p->nr_mnt, p->st.rootfs);
+		p->id, oci_runtime_name(p->rt), p->st.pid, tree->nr_procs, p->nr_mnt, p->st.rootfs);
 	return 0;
 }
 
-static int oci_send_info(struct driver *d, struct migration *m)
+static int oci_send_info(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct oci_priv *p = d->priv;
 	Phaul__OciContainer oc = PHAUL__OCI_CONTAINER__INIT;
@@ -291,13 +291,13 @@ static int oci_send_info(struct driver *d, struct migration *m)
 	oc.userns = p->userns;
 	msg.body_case = PHAUL__MSG__BODY_OCI;
 	msg.oci = &oc;
-	r = msg_send(m->conn, &msg);
+	r = drv_send(ctx, &msg);
 	if (r < 0)
-		return mig_fail(m, r, "cannot describe container %s: %s", p->id, strerror(-r));
+		return drv_fail(ctx, r, "cannot describe container %s: %s", p->id, strerror(-r));
 	return 0;
 }
 
-static int oci_dump_opts(struct driver *d, struct migration *m, CriuOpts *o)
+static int oci_dump_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o)
 {
 	struct oci_priv *p = d->priv;
 	size_t n = 0;
@@ -336,7 +336,7 @@ static int oci_dump_opts(struct driver *d, struct migration *m, CriuOpts *o)
 }
 
 /* The runtime's state goes with the images (crun's config too). */
-static int copy_to_images(struct migration *m, const char *src, const char *name)
+static int copy_to_images(const struct drv_ctx *ctx, const char *src, const char *name)
 {
 	_cleanup_free_ char *buf = NULL;
 	_cleanup_close_ int fd = -1;
@@ -344,15 +344,15 @@ static int copy_to_images(struct migration *m, const char *src, const char *name
 	int r = read_file(src, STATE_MAX, &buf, &len);
 
 	if (r == 0) {
-		fd = openat(m->imgfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		fd = openat(ctx->imgfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		r = fd < 0 ? -errno : write_full(fd, buf, len);
 	}
 	if (r < 0)
-		return mig_fail(m, r, "cannot copy %s to the images: %s", src, strerror(-r));
+		return drv_fail(ctx, r, "cannot copy %s to the images: %s", src, strerror(-r));
 	return 0;
 }
 
-static int oci_frozen(struct driver *d, struct migration *m)
+static int oci_frozen(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct oci_priv *p = d->priv;
 	_cleanup_free_ char *state = oci_path(p, oci_state_file(p->rt));
@@ -361,14 +361,14 @@ static int oci_frozen(struct driver *d, struct migration *m)
 
 	if (!state || !config)
 		return -ENOMEM;
-	r = copy_to_images(m, state, OCI_STATE_IMG);
+	r = copy_to_images(ctx, state, OCI_STATE_IMG);
 	if (r == 0 && p->rt == OCI_CRUN)
-		r = copy_to_images(m, config, OCI_CONFIG_IMG);
+		r = copy_to_images(ctx, config, OCI_CONFIG_IMG);
 	return r;
 }
 
 /* Committed: CRIU killed the container here; the runtime forgets it. */
-static int oci_migration_complete(struct driver *d, struct migration *m)
+static int oci_migration_complete(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct oci_priv *p = d->priv;
 	_cleanup_free_ char *dir = oci_path(p, NULL);
@@ -389,8 +389,8 @@ const struct driver_ops htype_oci_ops = {
 	.priv_size = sizeof(struct oci_priv),
 	.init = oci_init,
 	.fini = oci_fini,
+	.prepare = oci_prepare,
 	.hooks = {
-		[HOOK_PREPARE] = oci_prepare,
 		[HOOK_FROZEN] = oci_frozen,
 		[HOOK_MIGRATION_COMPLETE] = oci_migration_complete,
 		[HOOK_TARGET_CHECK] = oci_target_check,

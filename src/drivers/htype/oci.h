@@ -102,7 +102,7 @@ struct oci_priv {
 bool oci_own_ns(pid_t pid, const char *ns);
 
 /* The container's veths (none when it shares our network namespace). */
-int oci_read_veths(struct migration *m, struct oci_priv *p);
+int oci_read_veths(const struct drv_ctx *ctx, struct oci_priv *p);
 /* Delete our interface @name (a veth: both ends go); 0 if there is none. */
 int oci_link_delete(const char *name);
 
@@ -114,18 +114,18 @@ int oci_remove_cgroups(const struct oci_priv *p);
 /* Gratuitous ARP for each IPv4 address in the restored container's
  * network namespace (none if it has no veth), sent by a detached process;
  * -ENOENT, logged, when arping is missing. */
-int oci_announce(struct migration *m, struct oci_priv *p);
+int oci_announce(const struct drv_ctx *ctx, struct oci_priv *p);
 
 /* RUNTIME_ROOT/ID[/NAME] */
 char *oci_path(const struct oci_priv *p, const char *name);
 
-int oci_target_recv_info(struct driver *d, struct migration *m, const Msg *msg);
-int oci_target_check(struct driver *d, struct migration *m);
-int oci_target_restore(struct driver *d, struct migration *m);
-int oci_restore_opts(struct driver *d, struct migration *m, CriuOpts *o);
-int oci_target_restored(struct driver *d, struct migration *m);
-int oci_target_resumed(struct driver *d, struct migration *m);
-int oci_target_cleanup(struct driver *d, struct migration *m);
-int oci_target_abort(struct driver *d, struct migration *m);
+int oci_target_recv_info(struct driver *d, const struct drv_ctx *ctx, const Msg *msg);
+int oci_target_check(struct driver *d, const struct drv_ctx *ctx);
+int oci_target_restore(struct driver *d, const struct drv_ctx *ctx);
+int oci_restore_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o);
+int oci_target_restored(struct driver *d, const struct drv_ctx *ctx);
+int oci_target_resumed(struct driver *d, const struct drv_ctx *ctx);
+int oci_target_cleanup(struct driver *d, const struct drv_ctx *ctx);
+int oci_target_abort(struct driver *d, const struct drv_ctx *ctx);
 
 #endif

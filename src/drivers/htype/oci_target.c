@@ -17,7 +17,6 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/util.h"
-#include "engine/migration.h"
 
 #define STATE_MAX (4u << 20)
 
@@ -35,22 +34,22 @@ static int dup_str(char **dst, const char *src)
  * images directory is reopened in it: CRIU mounts its cgroup yard there,
  * which the kernel refuses under a mount of another namespace (EINVAL).
  */
-static int private_mounts(struct migration *m)
+static int private_mounts(const struct drv_ctx *ctx)
 {
 	_cleanup_free_ char *img = NULL;
 	_cleanup_close_ int fd = -1;
 
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		return mig_fail(m, -errno, "cannot make a private mount namespace: %m");
-	if (asprintf(&img, "%s/img", m->dir) < 0)
+		return drv_fail(ctx, -errno, "cannot make a private mount namespace: %m");
+	if (asprintf(&img, "%s/img", ctx->dir) < 0)
 		return -ENOMEM;
 	fd = open(img, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || dup3(fd, m->imgfd, O_CLOEXEC) < 0)
-		return mig_fail(m, -errno, "cannot reopen %s: %m", img);
+	if (fd < 0 || dup3(fd, ctx->imgfd, O_CLOEXEC) < 0)
+		return drv_fail(ctx, -errno, "cannot reopen %s: %m", img);
 	return 0;
 }
 
-int oci_target_recv_info(struct driver *d, struct migration *m, const Msg *msg)
+int oci_target_recv_info(struct driver *d, const struct drv_ctx *ctx, const Msg *msg)
 {
 	struct oci_priv *p = d->priv;
 	const Phaul__OciContainer *oc = msg && msg->body_case == PHAUL__MSG__BODY_OCI ?
@@ -58,7 +57,7 @@ int oci_target_recv_info(struct driver *d, struct migration *m, const Msg *msg)
 	int r;
 
 	if (!oc)
-		return mig_fail(m, -EPROTO, "the source did not describe the container");
+		return drv_fail(ctx, -EPROTO, "the source did not describe the container");
 	r = oci_runtime_parse(oc->runtime, &p->rt);
 	snprintf(p->id, sizeof(p->id), "%s", oc->id);
 	if (r == 0)
@@ -90,9 +89,9 @@ int oci_target_recv_info(struct driver *d, struct migration *m, const Msg *msg)
 	}
 	p->userns = oc->has_userns && oc->userns;
 	if (r < 0)
-		return mig_fail(m, r, "container description: %s", strerror(-r));
+		return drv_fail(ctx, r, "container description: %s", strerror(-r));
 	p->have_info = true;
-	return private_mounts(m);
+	return private_mounts(ctx);
 }
 
 static bool is_dir(const char *path)
@@ -103,45 +102,46 @@ static bool is_dir(const char *path)
 }
 
 /* What CRIU needs from this host: the rootfs and the binds' sources. */
-static int check_paths(struct migration *m, struct oci_priv *p, bool all)
+static int check_paths(const struct drv_ctx *ctx, struct oci_priv *p, bool all)
 {
-	if (!is_dir(p->st.rootfs) && (all || !driver_storage_brings(m, p->st.rootfs)))
-		return mig_fail(m, -ENOENT, "the container's rootfs %s is not on the destination",
+	if (!is_dir(p->st.rootfs) && (all || !drv_storage_brings(ctx, p->st.rootfs)))
+		return drv_fail(ctx, -ENOENT, "the container's rootfs %s is not on the destination",
 				p->st.rootfs);
 	for (size_t i = 0; i < p->nr_mnt; i++)
 		if (access(p->mnt[i].source, F_OK) < 0 && !oci_in_cgroupfs(p->mnt[i].source) &&
-		    (all || !driver_storage_brings(m, p->mnt[i].source)))
-			return mig_fail(m, -ENOENT, "%s, mounted at %s in the container, is not on "
+		    (all || !drv_storage_brings(ctx, p->mnt[i].source)))
+			return drv_fail(ctx, -ENOENT,
+					"%s, mounted at %s in the container, is not on "
 					"the destination", p->mnt[i].source, p->mnt[i].dest);
 	return 0;
 }
 
 /* A lazy restore in a user namespace needs userfaultfd there. */
-static int check_userns(struct migration *m, struct oci_priv *p)
+static int check_userns(const struct drv_ctx *ctx, struct oci_priv *p)
 {
 	_cleanup_free_ char *v = NULL;
 
-	if (!p->userns || !mode_lazy_dump(m->mode))
+	if (!p->userns || !mode_lazy_dump(ctx->mode))
 		return 0;
 	if (read_file("/proc/sys/vm/unprivileged_userfaultfd", 64, &v, NULL) == 0 && v[0] == '1')
 		return 0;
-	return mig_fail(m, -EPERM, "container %s has a user namespace of its own: %s mode "
+	return drv_fail(ctx, -EPERM, "container %s has a user namespace of its own: %s mode "
 			"restores its memory with userfaultfd from inside it, which this kernel "
 			"allows only with vm.unprivileged_userfaultfd=1 (or use --mode stop)",
-			p->id, mode_name(m->mode));
+			p->id, mode_name(ctx->mode));
 }
 
-int oci_target_restore(struct driver *d, struct migration *m)
+int oci_target_restore(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct oci_priv *p = d->priv;
-	int r = check_paths(m, p, true);
+	int r = check_paths(ctx, p, true);
 
 	if (r == 0)
 		p->veths_made = true;
 	return r;
 }
 
-int oci_target_check(struct driver *d, struct migration *m)
+int oci_target_check(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct oci_priv *p = d->priv;
 	_cleanup_free_ char *dir = oci_path(p, NULL);
@@ -150,38 +150,39 @@ int oci_target_check(struct driver *d, struct migration *m)
 	if (!dir)
 		return -ENOMEM;
 	if (!prog_installed(oci_runtime_name(p->rt)))
-		return mig_fail(m, -ENOENT, "%s is not installed on the destination",
+		return drv_fail(ctx, -ENOENT, "%s is not installed on the destination",
 				oci_runtime_name(p->rt));
 	if (access(dir, F_OK) == 0)
-		return mig_fail(m, -EEXIST, "a container %s exists on the destination (%s)", p->id,
-				dir);
-	r = check_paths(m, p, false);
+		return drv_fail(ctx, -EEXIST, "a container %s exists on the destination (%s)",
+				p->id, dir);
+	r = check_paths(ctx, p, false);
 	if (r == 0)
-		r = check_userns(m, p);
+		r = check_userns(ctx, p);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < p->nr_veth; i++) {
 		if (if_nametoindex(p->veth[i].outer))
-			return mig_fail(m, -EEXIST, "interface %s (the container's %s) exists on the "
+			return drv_fail(ctx, -EEXIST,
+					"interface %s (the container's %s) exists on the "
 					"destination", p->veth[i].outer, p->veth[i].inner);
 		if (p->veth[i].bridge[0] && !if_nametoindex(p->veth[i].bridge))
-			return mig_fail(m, -ENOENT, "no bridge %s on the destination for the "
+			return drv_fail(ctx, -ENOENT, "no bridge %s on the destination for the "
 					"container's %s", p->veth[i].bridge, p->veth[i].inner);
 	}
 	for (size_t i = 0; i < p->nr_stdio; i++)
 		if (p->stdio[i].path && access(p->stdio[i].path, F_OK) < 0)
-			return mig_fail(m, -ENOENT, "the container's fd %d, %s, is not on the "
+			return drv_fail(ctx, -ENOENT, "the container's fd %d, %s, is not on the "
 					"destination", p->stdio[i].fd, p->stdio[i].path);
 	return 0;
 }
 
-static int mount_root(struct migration *m, struct oci_priv *p)
+static int mount_root(const struct drv_ctx *ctx, struct oci_priv *p)
 {
-	if (asprintf(&p->rootdir, "%s/oci-root", m->dir) < 0)
+	if (asprintf(&p->rootdir, "%s/oci-root", ctx->dir) < 0)
 		return -ENOMEM;
 	if (mkdir(p->rootdir, 0700) < 0 ||
 	    mount(p->st.rootfs, p->rootdir, NULL, MS_BIND | MS_REC, NULL) < 0)
-		return mig_fail(m, -errno, "cannot bind %s for CRIU: %m", p->st.rootfs);
+		return drv_fail(ctx, -errno, "cannot bind %s for CRIU: %m", p->st.rootfs);
 	p->mounted = true;
 	return 0;
 }
@@ -196,22 +197,22 @@ static void umount_root(struct oci_priv *p)
 }
 
 /* One fd per distinct key (stdout and stderr often share a file). */
-static int open_stdio(struct migration *m, struct oci_priv *p, const struct oci_stdio *s)
+static int open_stdio(const struct drv_ctx *ctx, struct oci_priv *p, const struct oci_stdio *s)
 {
 	const char *path = s->path ?: "/dev/null"; /* a pipe has no reader here */
-	int fd, flags = s->path ? (int)s->flags : O_RDWR;
+	int fd, r, flags = s->path ? (int)s->flags : O_RDWR;
 	InheritFd *in;
 
 	for (size_t k = 0; k < p->nr_inh; k++)
 		if (!strcmp(p->inh[k].key, s->key))
 			return 0;
-	if (m->nr_criu_fds >= MIG_CRIU_FDS_MAX)
-		return -E2BIG;
 	fd = open(path, flags | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
-		return mig_fail(m, -errno, "cannot open %s for the container's fd %d: %m", path,
+		return drv_fail(ctx, -errno, "cannot open %s for the container's fd %d: %m", path,
 				s->fd);
-	m->criu_fds[m->nr_criu_fds++] = fd;
+	r = drv_add_criu_fd(ctx, fd);
+	if (r < 0)
+		return r;
 	in = &p->inh[p->nr_inh];
 	inherit_fd__init(in);
 	in->key = (char *)s->key;
@@ -220,7 +221,7 @@ static int open_stdio(struct migration *m, struct oci_priv *p, const struct oci_
 	return 0;
 }
 
-static int build_opts(struct migration *m, struct oci_priv *p, CriuOpts *o)
+static int build_opts(const struct drv_ctx *ctx, struct oci_priv *p, CriuOpts *o)
 {
 	int r = 0;
 
@@ -239,7 +240,7 @@ static int build_opts(struct migration *m, struct oci_priv *p, CriuOpts *o)
 	o->ext_mnt = p->extp;
 	o->n_ext_mnt = p->nr_mnt;
 	for (size_t i = 0; r == 0 && i < p->nr_stdio; i++)
-		r = open_stdio(m, p, &p->stdio[i]);
+		r = open_stdio(ctx, p, &p->stdio[i]);
 	o->inherit_fd = p->inhp;
 	o->n_inherit_fd = p->nr_inh;
 	p->exts = calloc(p->nr_veth + 1, sizeof(char *));
@@ -256,13 +257,13 @@ static int build_opts(struct migration *m, struct oci_priv *p, CriuOpts *o)
 	return r;
 }
 
-int oci_restore_opts(struct driver *d, struct migration *m, CriuOpts *o)
+int oci_restore_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o)
 {
 	struct oci_priv *p = d->priv;
-	int r = mount_root(m, p);
+	int r = mount_root(ctx, p);
 
 	if (r == 0)
-		r = build_opts(m, p, o);
+		r = build_opts(ctx, p, o);
 	if (r < 0)
 		return r;
 	o->root = p->rootdir;
@@ -298,45 +299,45 @@ static int write_state_file(struct oci_priv *p, const char *name, const char *te
 	return r;
 }
 
-static int read_image(struct migration *m, const char *name, char **ret)
+static int read_image(const struct drv_ctx *ctx, const char *name, char **ret)
 {
 	_cleanup_free_ char *path = NULL;
 
-	if (asprintf(&path, "%s/img/%s", m->dir, name) < 0)
+	if (asprintf(&path, "%s/img/%s", ctx->dir, name) < 0)
 		return -ENOMEM;
 	return read_file(path, STATE_MAX, ret, NULL);
 }
 
 /* The runtime's state for the restored init, under the same ID. */
-static int register_container(struct migration *m, struct oci_priv *p, uint64_t start)
+static int register_container(const struct drv_ctx *ctx, struct oci_priv *p, uint64_t start)
 {
 	_cleanup_free_ char *dir = oci_path(p, NULL);
 	_cleanup_free_ char *old = NULL, *state = NULL, *config = NULL;
-	int r = dir ? read_image(m, OCI_STATE_IMG, &old) : -ENOMEM;
+	int r = dir ? read_image(ctx, OCI_STATE_IMG, &old) : -ENOMEM;
 
 	if (r == 0)
-		r = oci_state_update(p->rt, old, m->root_pid, start, &state);
+		r = oci_state_update(p->rt, old, ctx->tree->root, start, &state);
 	if (r == 0 && p->rt == OCI_CRUN)
-		r = read_image(m, OCI_CONFIG_IMG, &config);
+		r = read_image(ctx, OCI_CONFIG_IMG, &config);
 	if (r < 0)
-		return mig_fail(m, r, "the runtime's state of container %s: %s", p->id,
+		return drv_fail(ctx, r, "the runtime's state of container %s: %s", p->id,
 				strerror(-r));
 	r = mkdir_p(p->root, 0700);
 	if (r == 0 && mkdir(dir, 0711) < 0)
 		r = -errno;
 	if (r < 0)
-		return mig_fail(m, r, "cannot create %s: %s", dir, strerror(-r));
+		return drv_fail(ctx, r, "cannot create %s: %s", dir, strerror(-r));
 	p->registered = true;
 	r = write_state_file(p, oci_state_file(p->rt), state);
 	if (r == 0 && config)
 		r = write_state_file(p, "config.json", config);
 	if (r < 0)
-		return mig_fail(m, r, "cannot write the state of container %s: %s", p->id,
+		return drv_fail(ctx, r, "cannot write the state of container %s: %s", p->id,
 				strerror(-r));
 	return 0;
 }
 
-int oci_target_restored(struct driver *d, struct migration *m)
+int oci_target_restored(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct oci_priv *p = d->priv;
 	uint64_t start;
@@ -344,29 +345,29 @@ int oci_target_restored(struct driver *d, struct migration *m)
 
 	/* CRIU is done with the root: the container has its own mounts now */
 	umount_root(p);
-	r = proc_start_time(m->root_pid, &start);
+	r = proc_start_time(ctx->tree->root, &start);
 	if (r < 0)
-		return mig_fail(m, r, "restored init %d of container %s: %s", m->root_pid, p->id,
-				strerror(-r));
-	r = register_container(m, p, start);
+		return drv_fail(ctx, r, "restored init %d of container %s: %s", ctx->tree->root,
+				p->id, strerror(-r));
+	r = register_container(ctx, p, start);
 	if (r == 0)
 		pr_info("container %s registered with %s: init %d", p->id, oci_runtime_name(p->rt),
-			m->root_pid);
+			ctx->tree->root);
 	return r;
 }
 
-int oci_target_resumed(struct driver *d, struct migration *m)
+int oci_target_resumed(struct driver *d, const struct drv_ctx *ctx)
 {
-	return oci_announce(m, d->priv);
+	return oci_announce(ctx, d->priv);
 }
 
-int oci_target_cleanup(struct driver *d, struct migration *m)
+int oci_target_cleanup(struct driver *d, const struct drv_ctx *ctx)
 {
 	umount_root(d->priv);
 	return 0;
 }
 
-int oci_target_abort(struct driver *d, struct migration *m)
+int oci_target_abort(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct oci_priv *p = d->priv;
 	_cleanup_free_ char *dir = NULL;

@@ -26,7 +26,6 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "drivers/htype/oci.h"
-#include "engine/migration.h"
 
 #define ARPING "arping"
 #define ANNOUNCE_COUNT "2"
@@ -70,7 +69,7 @@ static void announce_all(int nsfd)
 	_exit(0);
 }
 
-int oci_announce(struct migration *m, struct oci_priv *p)
+int oci_announce(const struct drv_ctx *ctx, struct oci_priv *p)
 {
 	_cleanup_close_ int nsfd = -1;
 	char path[64];
@@ -84,7 +83,7 @@ int oci_announce(struct migration *m, struct oci_priv *p)
 		       ARPING, p->id);
 		return -ENOENT;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/ns/net", m->root_pid);
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", ctx->tree->root);
 	nsfd = open(path, O_RDONLY | O_CLOEXEC);
 	pid = nsfd < 0 ? -1 : fork();
 	if (pid < 0) {

@@ -30,7 +30,6 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "drivers/htype/oci.h"
-#include "engine/migration.h"
 
 static int ethtool(int sk, const char *ifname, void *data)
 {
@@ -166,7 +165,7 @@ static int outer_end(int peer, unsigned int inner, struct oci_veth *v)
 	return 0;
 }
 
-int oci_read_veths(struct migration *m, struct oci_priv *p)
+int oci_read_veths(const struct drv_ctx *ctx, struct oci_priv *p)
 {
 	char path[64], inner[IF_NAMESIZE];
 	_cleanup_close_ int nsfd = -1;
@@ -180,7 +179,7 @@ int oci_read_veths(struct migration *m, struct oci_priv *p)
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", p->st.pid);
 	nsfd = open(path, O_RDONLY | O_CLOEXEC);
 	if (nsfd < 0 || pipe2(fds, O_CLOEXEC) < 0)
-		return mig_fail(m, -errno, "network namespace of container %s: %m", p->id);
+		return drv_fail(ctx, -errno, "network namespace of container %s: %m", p->id);
 	pid = fork();
 	if (pid == 0) {
 		close(fds[0]);
@@ -193,7 +192,8 @@ int oci_read_veths(struct migration *m, struct oci_priv *p)
 		struct oci_veth *v = &p->veth[p->nr_veth];
 		snprintf(v->inner, sizeof(v->inner), "%s", inner);
 		if (outer_end(peer, idx, v) < 0)
-			return mig_fail(m, -ENOTSUP, "container %s: the other end of %s is not in "
+			return drv_fail(ctx, -ENOTSUP,
+					"container %s: the other end of %s is not in "
 					"this network namespace", p->id, inner);
 		pr_info("container %s: veth %s, outer end %s on bridge %s", p->id, inner,
 			v->outer, v->bridge[0] ? v->bridge : "(none)");
@@ -204,6 +204,6 @@ int oci_read_veths(struct migration *m, struct oci_priv *p)
 	else
 		close(fds[0]);
 	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
-		return mig_fail(m, -EIO, "cannot list the interfaces of container %s", p->id);
+		return drv_fail(ctx, -EIO, "cannot list the interfaces of container %s", p->id);
 	return 0;
 }
