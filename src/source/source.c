@@ -184,6 +184,8 @@ int source_setup_drivers(struct migration *m, bool prepare)
 	int r;
 
 	mig_step(m, "prepare");
+	/* --shell-job; the workload driver may also find a terminal */
+	m->shell_job = o->shell_job;
 	r = driver_new(DRV_HTYPE, o->htype, &m->drv[m->nr_drv]);
 	if (r < 0)
 		return mig_fail(m, r, "bad workload '%s'", o->htype);
