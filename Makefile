@@ -226,8 +226,12 @@ install: release
 clean:
 	rm -rf $(BUILD)
 
+# clang-format on every C file (CI runs it once .ci/format-enforced exists)
+check-format:
+	@bash scripts/check-format
+
 .PHONY: all setup units workloads unit e2e check demo bench apps compat install release \
-	release-unit clean fuzz fuzz-build \
+	release-unit clean fuzz fuzz-build check-format \
 	asan-unit asan-e2e
 .SECONDARY:
 
