@@ -226,7 +226,7 @@ install: release
 clean:
 	rm -rf $(BUILD)
 
-# clang-format on every C file (CI runs it once .ci/format-enforced exists)
+# clang-format on every C file (CI runs it)
 check-format:
 	@bash scripts/check-format
 
