@@ -17,20 +17,19 @@
 
 static void check_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: phaul check --to ADDR:PORT --key FILE [options]\n"
-		"  --pid PID          check for the tree rooted at PID (its PIDs free there,\n"
-		"                     room for its memory, no migration of it running)\n"
-		"  --mode live|stop   the mode to check for (default live)\n"
-		"  --fs SPEC          storage driver, repeatable (default: shared)\n"
-		"  --workdir DIR      scratch space (default " PHAUL_DEFAULT_WORKDIR ")\n"
-		"  --json             one JSON object on stdout\n"
-		"  -v, --verbose      log each step\n"
-		"exit status: 0 nothing blocks a migration, 1 something does, 2 usage\n");
+	fprintf(f, "usage: phaul check --to ADDR:PORT --key FILE [options]\n"
+		   "  --pid PID          check for the tree rooted at PID (its PIDs free there,\n"
+		   "                     room for its memory, no migration of it running)\n"
+		   "  --mode live|stop   the mode to check for (default live)\n"
+		   "  --fs SPEC          storage driver, repeatable (default: shared)\n"
+		   "  --workdir DIR      scratch space (default " PHAUL_DEFAULT_WORKDIR ")\n"
+		   "  --json             one JSON object on stdout\n"
+		   "  -v, --verbose      log each step\n"
+		   "exit status: 0 nothing blocks a migration, 1 something does, 2 usage\n");
 }
 
-static int parse_args(int argc, char **argv, struct mig_opts *o, const char **key,
-		      const char **pid, bool *json)
+static int parse_args(int argc, char **argv, struct mig_opts *o, const char **key, const char **pid,
+		      bool *json)
 {
 	static const struct option lo[] = {
 		{ "to", required_argument, NULL, 't' },
@@ -151,7 +150,8 @@ static void print_human(const struct mig_opts *o, const char *pid, const struct 
 
 int cmd_check(int argc, char **argv)
 {
-	struct mig_opts o = { .mode = "live", .workdir = PHAUL_DEFAULT_WORKDIR,
+	struct mig_opts o = { .mode = "live",
+			      .workdir = PHAUL_DEFAULT_WORKDIR,
 			      .connect_timeout_s = 10 };
 	struct migration m = { .source = true, .opts = &o, .imgfd = -1, .ps_sk = -1 };
 	struct check_report rep;

@@ -13,7 +13,9 @@ int cmd_keygen(int argc, char **argv)
 	}
 	if (key_generate(argv[1]) < 0)
 		return 1;
-	fprintf(stderr, "wrote a new key to %s; copy it to the other host over a "
-		"trusted channel\n", argv[1]);
+	fprintf(stderr,
+		"wrote a new key to %s; copy it to the other host over a "
+		"trusted channel\n",
+		argv[1]);
 	return 0;
 }

@@ -37,7 +37,8 @@ static void migrate_usage(FILE *f)
 		"  --lxc NAME             migrate the LXC container NAME (not a PID)\n"
 		"  --lxcpath DIR          its lxcpath (default /var/lib/lxc)\n"
 		"  --json                 print one JSON object with the statistics on stdout\n"
-		"  --workdir DIR          scratch space for images (default " PHAUL_DEFAULT_WORKDIR ")\n"
+		"  --workdir DIR          scratch space for images (default " PHAUL_DEFAULT_WORKDIR
+		")\n"
 		"  --log-dir DIR          the log of a CRIU that failed is kept here\n"
 		"                         (default " PHAUL_DEFAULT_LOGDIR ", the newest 20)\n"
 		"  --shell-job            the tree was started from a shell (auto-detected)\n"
@@ -75,8 +76,8 @@ int cli_common_opt(int c, struct mig_opts *o)
 	}
 }
 
-static int parse_args(int argc, char **argv, struct mig_opts *o, const char **key,
-		      const char **oci, const char **lxc, bool *json)
+static int parse_args(int argc, char **argv, struct mig_opts *o, const char **key, const char **oci,
+		      const char **lxc, bool *json)
 {
 	static const struct option lo[] = {
 		{ "to", required_argument, NULL, 't' },
@@ -175,9 +176,11 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 
 int cmd_migrate(int argc, char **argv)
 {
-	struct mig_opts o = { .mode = "live", .workdir = PHAUL_DEFAULT_WORKDIR,
+	struct mig_opts o = { .mode = "live",
+			      .workdir = PHAUL_DEFAULT_WORKDIR,
 			      .logdir = PHAUL_DEFAULT_LOGDIR,
-			      .recover_timeout_s = 60, .connect_timeout_s = 10,
+			      .recover_timeout_s = 60,
+			      .connect_timeout_s = 10,
 			      .policy = { .downtime_ms = POLICY_DEFAULT_DOWNTIME_MS,
 					  .max_iters = POLICY_DEFAULT_MAX_ITERS } };
 	struct migration m = { .source = true, .opts = &o, .imgfd = -1, .ps_sk = -1 };
@@ -192,7 +195,8 @@ int cmd_migrate(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (mode_parse(o.mode) < 0) {
-		fprintf(stderr, "phaul: unknown mode '%s': use live, stop, lazy, hybrid or restart\n",
+		fprintf(stderr,
+			"phaul: unknown mode '%s': use live, stop, lazy, hybrid or restart\n",
 			o.mode);
 		return EXIT_USAGE;
 	}
@@ -220,10 +224,10 @@ int cmd_migrate(int argc, char **argv)
 			m.outcome == OUTCOME_IN_DOUBT ? "" :
 			m.outcome == OUTCOME_LOST     ? "; the workload is lost" :
 							"; the workload runs on the source");
-	r = r == 0				 ? EXIT_OK :
+	r = r == 0			  ? EXIT_OK :
 	    m.outcome == OUTCOME_IN_DOUBT ? EXIT_IN_DOUBT :
-	    m.outcome == OUTCOME_LOST	 ? EXIT_LOST :
-					   EXIT_FAILED;
+	    m.outcome == OUTCOME_LOST	  ? EXIT_LOST :
+					    EXIT_FAILED;
 	migrate_free(&m);
 	return r;
 }

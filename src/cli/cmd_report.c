@@ -12,13 +12,12 @@
 
 static void report_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: phaul report RESULT.json > REPORT.html\n"
-		"  RESULT.json  what 'phaul migrate --json' printed ('-': standard input)\n"
-		"Writes one self-contained HTML page (inline SVG charts, no script) on\n"
-		"stdout: the summary, each pre-copy round's dirty and sent pages and rate,\n"
-		"where the frozen time went, and post-copy's page totals.\n"
-		"exit status: 0 written, 1 unreadable or not a migration's JSON, 2 usage\n");
+	fprintf(f, "usage: phaul report RESULT.json > REPORT.html\n"
+		   "  RESULT.json  what 'phaul migrate --json' printed ('-': standard input)\n"
+		   "Writes one self-contained HTML page (inline SVG charts, no script) on\n"
+		   "stdout: the summary, each pre-copy round's dirty and sent pages and rate,\n"
+		   "where the frozen time went, and post-copy's page totals.\n"
+		   "exit status: 0 written, 1 unreadable or not a migration's JSON, 2 usage\n");
 }
 
 int cmd_report(int argc, char **argv)

@@ -53,8 +53,10 @@ int cmd_serve(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct serve_opts o = { .workdir = PHAUL_DEFAULT_WORKDIR, .logdir = PHAUL_DEFAULT_LOGDIR,
-				.max_parallel = 4, .auth_timeout_s = 10,
+	struct serve_opts o = { .workdir = PHAUL_DEFAULT_WORKDIR,
+				.logdir = PHAUL_DEFAULT_LOGDIR,
+				.max_parallel = 4,
+				.auth_timeout_s = 10,
 				.max_unauth = UNAUTH_MAX_DEFAULT,
 				.max_unauth_per_host = UNAUTH_PER_HOST_DEFAULT };
 	const char *key = NULL, *policy = NULL;
@@ -70,10 +72,22 @@ int cmd_serve(int argc, char **argv)
 		case 'P': policy = optarg; break;
 		case 'w': o.workdir = optarg; break;
 		case 'g': o.logdir = optarg; break;
-		case 'p': if (opt_uint(optarg, 1024, &o.max_parallel) < 0) goto bad; break;
-		case 'a': if (opt_uint(optarg, 3600, &o.auth_timeout_s) < 0) goto bad; break;
-		case 'U': if (opt_uint(optarg, 1024, &o.max_unauth) < 0) goto bad; break;
-		case 'H': if (opt_uint(optarg, 1024, &o.max_unauth_per_host) < 0) goto bad; break;
+		case 'p':
+			if (opt_uint(optarg, 1024, &o.max_parallel) < 0)
+				goto bad;
+			break;
+		case 'a':
+			if (opt_uint(optarg, 3600, &o.auth_timeout_s) < 0)
+				goto bad;
+			break;
+		case 'U':
+			if (opt_uint(optarg, 1024, &o.max_unauth) < 0)
+				goto bad;
+			break;
+		case 'H':
+			if (opt_uint(optarg, 1024, &o.max_unauth_per_host) < 0)
+				goto bad;
+			break;
 		case 'v': log_set_level(log_get_level() + 1); break;
 		case 'h': serve_usage(stdout); return 0;
 		default: goto bad;

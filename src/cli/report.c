@@ -36,14 +36,10 @@ static json_object *round_json(const struct round_stat *r)
 static const char *outcome_name(enum mig_outcome o)
 {
 	switch (o) {
-	case OUTCOME_COMMITTED:
-		return "committed";
-	case OUTCOME_IN_DOUBT:
-		return "in-doubt";
-	case OUTCOME_LOST:
-		return "lost";
-	default:
-		return "rolled-back";
+	case OUTCOME_COMMITTED: return "committed";
+	case OUTCOME_IN_DOUBT: return "in-doubt";
+	case OUTCOME_LOST: return "lost";
+	default: return "rolled-back";
 	}
 }
 
@@ -85,7 +81,8 @@ void report_json(const struct migration *m, bool ok)
 		json_object *iters = json_object_new_array();
 		json_object_object_add(o, "tracking", json_object_new_string(s->tracking));
 		json_object_object_add(o, "stop_reason",
-				       s->stop_reason ? json_object_new_string(s->stop_reason) : NULL);
+				       s->stop_reason ? json_object_new_string(s->stop_reason) :
+							NULL);
 		add_u64(o, "predicted_frozen_ms", s->predicted_ms);
 		add_u64(o, "final_pages", s->final_pages);
 		for (size_t i = 0; i < s->nr_rounds; i++)

@@ -12,8 +12,8 @@
 
 #include "cli/report_html.h"
 
-#define W 760		/* chart width, px */
-#define ML 70		/* margins: left, right, top, bottom */
+#define W 760 /* chart width, px */
+#define ML 70 /* margins: left, right, top, bottom */
 #define MR 70
 #define MT 30
 #define MB 46
@@ -92,26 +92,28 @@ static const char style[] =
 
 static void svg_open(FILE *f, const char *id, int h, const char *title)
 {
-	fprintf(f, "<svg id=\"%s\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-		   "viewBox=\"0 0 %d %d\" role=\"img\"><title>%s</title>\n",
+	fprintf(f,
+		"<svg id=\"%s\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+		"viewBox=\"0 0 %d %d\" role=\"img\"><title>%s</title>\n",
 		id, W, h, W, h, title);
 }
 
 /* A legend entry at (@x, @y): a swatch of class @cls and its label. */
 static void legend(FILE *f, int x, int y, const char *cls, const char *label)
 {
-	fprintf(f, "<rect class=\"swatch %s\" x=\"%d\" y=\"%d\" width=\"12\" height=\"12\"/>"
-		   "<text x=\"%d\" y=\"%d\">%s</text>\n", cls, x, y - 10, x + 16, y, label);
+	fprintf(f,
+		"<rect class=\"swatch %s\" x=\"%d\" y=\"%d\" width=\"12\" height=\"12\"/>"
+		"<text x=\"%d\" y=\"%d\">%s</text>\n",
+		cls, x, y - 10, x + 16, y, label);
 }
 
 /* A vertical axis with three ticks (0, half, @max) at x = @x. */
-static void y_axis(FILE *f, int x, int h, double max, const char *anchor, int dx,
-		   const char *unit)
+static void y_axis(FILE *f, int x, int h, double max, const char *anchor, int dx, const char *unit)
 {
 	int y0 = h - MB, ph = h - MB - MT;
 
-	fprintf(f, "<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>\n",
-		x, MT, x, y0);
+	fprintf(f, "<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>\n", x, MT, x,
+		y0);
 	for (int i = 0; i <= 2; i++) {
 		int y = y0 - ph * i / 2;
 
@@ -120,11 +122,12 @@ static void y_axis(FILE *f, int x, int h, double max, const char *anchor, int dx
 		fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"%s\">", x + dx, y + 4, anchor);
 		fprintf(f, v == floor(v) && v < 1e15 ? "%.0f</text>\n" : "%.3g</text>\n", v);
 		if (i && dx < 0)
-			fprintf(f, "<line class=\"grid\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>\n",
+			fprintf(f,
+				"<line class=\"grid\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>\n",
 				x, y, W - MR, y);
 	}
-	fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"%s\">%s</text>\n",
-		x + dx, MT - 12, anchor, unit);
+	fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"%s\">%s</text>\n", x + dx, MT - 12,
+		anchor, unit);
 }
 
 static double bar_h(uint64_t v, double max, int ph)
@@ -144,9 +147,11 @@ static void chart_rounds(FILE *f, const struct rpt *r)
 
 	fprintf(f, "<section id=\"rounds\"><h2>Pre-copy rounds</h2>\n");
 	if (!n) {
-		fprintf(f, "<p class=\"note\" id=\"no-rounds\">No pre-copy rounds in this "
-			   "migration%s.</p></section>\n",
-			r->has_tracking ? "" : " (its mode copies nothing while the workload runs)");
+		fprintf(f,
+			"<p class=\"note\" id=\"no-rounds\">No pre-copy rounds in this "
+			"migration%s.</p></section>\n",
+			r->has_tracking ? "" :
+					  " (its mode copies nothing while the workload runs)");
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -166,27 +171,30 @@ static void chart_rounds(FILE *f, const struct rpt *r)
 	y_axis(f, ML, h, pmax, "end", -6, "pages");
 	if (any_rate)
 		y_axis(f, W - MR, h, rmax, "start", 6, "MB/s");
-	fprintf(f, "<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>\n",
-		ML, y0, W - MR, y0);
+	fprintf(f, "<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>\n", ML, y0,
+		W - MR, y0);
 	for (size_t i = 0; i < n; i++) {
 		const struct rpt_round *rd = &r->rounds[i];
 		double x = ML + gw * i + gw * 0.12;
 		double hd = bar_h(rd->dirty, pmax, ph), hs = bar_h(rd->sent, pmax, ph);
 		const char *fz = rd->frozen ? " frozen" : "";
 
-		fprintf(f, "<rect class=\"bar dirty%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
-			   "height=\"%.1f\"><title>round %zu%s: %llu pages dirty of %llu scanned"
-			   "</title></rect>\n",
+		fprintf(f,
+			"<rect class=\"bar dirty%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+			"height=\"%.1f\"><title>round %zu%s: %llu pages dirty of %llu scanned"
+			"</title></rect>\n",
 			fz, x, y0 - hd, bw, hd, i + 1, rd->frozen ? " (frozen)" : "",
 			(unsigned long long)rd->dirty, (unsigned long long)rd->scanned);
-		fprintf(f, "<rect class=\"bar sent%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
-			   "height=\"%.1f\"><title>round %zu%s: %llu pages sent, %llu bytes in "
-			   "%llu ms</title></rect>\n",
+		fprintf(f,
+			"<rect class=\"bar sent%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+			"height=\"%.1f\"><title>round %zu%s: %llu pages sent, %llu bytes in "
+			"%llu ms</title></rect>\n",
 			fz, x + bw, y0 - hs, bw, hs, i + 1, rd->frozen ? " (frozen)" : "",
 			(unsigned long long)rd->sent, (unsigned long long)rd->bytes,
 			(unsigned long long)rd->ms);
 		if (n <= 40 || i % (n / 20) == 0)
-			fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%zu%s</text>\n",
+			fprintf(f,
+				"<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%zu%s</text>\n",
 				x + bw, y0 + 16, i + 1, rd->frozen ? " F" : "");
 	}
 	if (any_rate) {
@@ -198,8 +206,9 @@ static void chart_rounds(FILE *f, const struct rpt *r)
 		fprintf(f, "\"/>\n");
 		for (size_t i = 0; i < n; i++)
 			if (r->rounds[i].mb_per_s >= 0)
-				fprintf(f, "<circle class=\"ratept\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\">"
-					   "<title>round %zu: %.1f MB/s</title></circle>\n",
+				fprintf(f,
+					"<circle class=\"ratept\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\">"
+					"<title>round %zu: %.1f MB/s</title></circle>\n",
 					ML + gw * (i + 0.5),
 					y0 - fmin(r->rounds[i].mb_per_s / rmax, 1) * ph, i + 1,
 					r->rounds[i].mb_per_s);
@@ -231,14 +240,16 @@ static void stacked_bar(FILE *f, const struct seg *s, size_t n, double total, co
 	for (size_t i = 0; i < n; i++) {
 		double w = s[i].ms / total * pw;
 
-		fprintf(f, "<rect class=\"seg %s\" x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"36\">"
-			   "<title>%s: %llu %s</title></rect>\n",
+		fprintf(f,
+			"<rect class=\"seg %s\" x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"36\">"
+			"<title>%s: %llu %s</title></rect>\n",
 			s[i].cls, x, MT, w, s[i].label, (unsigned long long)s[i].ms, unit);
 		x += w;
 	}
 	for (size_t i = 0; i < n; i++)
-		fprintf(f, "<rect class=\"swatch %s\" x=\"%zu\" y=\"%d\" width=\"12\" height=\"12\"/>"
-			   "<text x=\"%zu\" y=\"%d\">%s %llu %s</text>\n",
+		fprintf(f,
+			"<rect class=\"swatch %s\" x=\"%zu\" y=\"%d\" width=\"12\" height=\"12\"/>"
+			"<text x=\"%zu\" y=\"%d\">%s %llu %s</text>\n",
 			s[i].cls, ML + i * 165, MT + 50, ML + i * 165 + 16, MT + 60, s[i].label,
 			(unsigned long long)s[i].ms, unit);
 }
@@ -267,8 +278,9 @@ static void chart_frozen(FILE *f, const struct rpt *r)
 	stacked_bar(f, s, 4, (double)(sum > r->frozen_ms ? sum : r->frozen_ms), "ms");
 	fprintf(f, "</svg>\n");
 	if (sum > r->frozen_ms)
-		fprintf(f, "<p class=\"note\">The phases add up to %llu ms, more than the "
-			   "frozen time: they overlap, or the report is inconsistent.</p>\n",
+		fprintf(f,
+			"<p class=\"note\">The phases add up to %llu ms, more than the "
+			"frozen time: they overlap, or the report is inconsistent.</p>\n",
 			(unsigned long long)sum);
 	fprintf(f, "<p class=\"note\">Dump: CRIU's final dump, the tree frozen; transfer: "
 		   "its images sent; restore: from the destination's restore request to "
@@ -298,11 +310,12 @@ static void chart_postcopy(FILE *f, const struct rpt *r)
 	}
 	svg_open(f, "chart-postcopy", MT + 70, "Post-copy: where the pages came from");
 	stacked_bar(f, s, 3, (double)total, "pages");
-	fprintf(f, "</svg>\n<p class=\"note\">%llu pages fetched from the source after the "
-		   "commit (%llu because the workload faulted on them, the rest pushed in the "
-		   "background), %llu served from the pre-copy store, %llu left stale at the "
-		   "freeze; the last page was in place %llu ms after the commit. phaul records "
-		   "totals only: no time series of the fill.</p></section>\n",
+	fprintf(f,
+		"</svg>\n<p class=\"note\">%llu pages fetched from the source after the "
+		"commit (%llu because the workload faulted on them, the rest pushed in the "
+		"background), %llu served from the pre-copy store, %llu left stale at the "
+		"freeze; the last page was in place %llu ms after the commit. phaul records "
+		"totals only: no time series of the fill.</p></section>\n",
 		(unsigned long long)p->fetched, (unsigned long long)p->on_fault,
 		(unsigned long long)p->local, (unsigned long long)p->left_at_freeze,
 		(unsigned long long)p->last_page_ms);
@@ -365,8 +378,10 @@ int rpt_html(FILE *f, const struct rpt *r)
 	html_escape(f, r->mode ? r->mode : "?");
 	fputs(" migration, ", f);
 	html_escape(f, r->outcome ? r->outcome : "?");
-	fprintf(f, "</title>\n<style>%s</style></head><body>\n"
-		   "<h1>phaul migration report</h1>\n", style);
+	fprintf(f,
+		"</title>\n<style>%s</style></head><body>\n"
+		"<h1>phaul migration report</h1>\n",
+		style);
 	summary(f, r);
 	chart_rounds(f, r);
 	chart_frozen(f, r);

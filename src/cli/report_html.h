@@ -24,13 +24,13 @@
 #define RPT_MAX_ROUNDS 1000
 #define RPT_MAX_STR 1024
 #define RPT_MAX_WARN 16
-#define RPT_MAX_INPUT (16u << 20)	/* bytes of JSON read */
+#define RPT_MAX_INPUT (16u << 20) /* bytes of JSON read */
 /* Larger numbers are not believed (2^53: exact in a double). */
 #define RPT_MAX_NUM (1ull << 53)
 
 struct rpt_round {
 	uint64_t scanned, dirty, sent, bytes, ms;
-	double mb_per_s;	/* < 0: absent or invalid */
+	double mb_per_s; /* < 0: absent or invalid */
 	bool frozen;
 };
 
@@ -40,14 +40,14 @@ struct rpt_postcopy {
 
 struct rpt {
 	bool ok, ok_known;
-	char *mode, *outcome, *error, *tracking, *stop_reason;	/* NULL: absent */
+	char *mode, *outcome, *error, *tracking, *stop_reason; /* NULL: absent */
 	uint64_t pid, tasks, iterations;
 	uint64_t frozen_ms, total_ms, dump_ms, transfer_ms, restore_ms;
 	uint64_t bytes_sent, image_bytes, max_rss_kb, predicted_ms, final_pages;
-	bool has_tracking;		/* the pre-copy fields were there */
+	bool has_tracking; /* the pre-copy fields were there */
 	struct rpt_round *rounds;
 	size_t nr_rounds;
-	size_t rounds_in_json;		/* > nr_rounds: cut */
+	size_t rounds_in_json; /* > nr_rounds: cut */
 	bool has_postcopy;
 	struct rpt_postcopy pc;
 	char *warn[RPT_MAX_WARN];

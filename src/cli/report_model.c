@@ -9,8 +9,7 @@
 
 #include "cli/report_html.h"
 
-__attribute__((format(printf, 2, 3)))
-static void warn(struct rpt *r, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void warn(struct rpt *r, const char *fmt, ...)
 {
 	va_list ap;
 	char *s;
@@ -48,8 +47,7 @@ static bool num_value(json_object *v, uint64_t *out)
 			return false;
 		*out = (uint64_t)d;
 		return true;
-	default:
-		return false;
+	default: return false;
 	}
 }
 
@@ -130,7 +128,8 @@ static void parse_round(struct rpt *r, json_object *o, size_t i, struct rpt_roun
 	get_bool(r, o, "frozen", &rd->frozen, NULL);
 	if (json_object_object_get_ex(o, "mb_per_s", &v)) {
 		d = json_object_get_double(v);
-		if ((json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int)) &&
+		if ((json_object_is_type(v, json_type_double) ||
+		     json_object_is_type(v, json_type_int)) &&
 		    isfinite(d) && d >= 0 && d <= 1e9)
 			rd->mb_per_s = d;
 		else
@@ -195,11 +194,18 @@ static int parse_top(struct rpt *r, json_object *top)
 		size_t off;
 	} nums[] = {
 #define N(k, f) { k, offsetof(struct rpt, f) }
-		N("pid", pid), N("tasks", tasks), N("iterations", iterations),
-		N("frozen_ms", frozen_ms), N("total_ms", total_ms), N("dump_ms", dump_ms),
-		N("transfer_ms", transfer_ms), N("restore_ms", restore_ms),
-		N("bytes_sent", bytes_sent), N("image_bytes", image_bytes),
-		N("max_rss_kb", max_rss_kb), N("predicted_frozen_ms", predicted_ms),
+		N("pid", pid),
+		N("tasks", tasks),
+		N("iterations", iterations),
+		N("frozen_ms", frozen_ms),
+		N("total_ms", total_ms),
+		N("dump_ms", dump_ms),
+		N("transfer_ms", transfer_ms),
+		N("restore_ms", restore_ms),
+		N("bytes_sent", bytes_sent),
+		N("image_bytes", image_bytes),
+		N("max_rss_kb", max_rss_kb),
+		N("predicted_frozen_ms", predicted_ms),
 		N("final_pages", final_pages),
 #undef N
 	};

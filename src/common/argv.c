@@ -5,8 +5,7 @@
 
 #include "common/util.h"
 
-int nul_split(const char *buf, size_t len, size_t max, size_t elem_max, char ***ret,
-	      size_t *ret_n)
+int nul_split(const char *buf, size_t len, size_t max, size_t elem_max, char ***ret, size_t *ret_n)
 {
 	size_t n = 0, i, start;
 	char **v, *s;

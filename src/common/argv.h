@@ -13,7 +13,6 @@
 
 #include <stddef.h>
 
-int nul_split(const char *buf, size_t len, size_t max, size_t elem_max, char ***ret,
-	      size_t *ret_n);
+int nul_split(const char *buf, size_t len, size_t max, size_t elem_max, char ***ret, size_t *ret_n);
 
 #endif

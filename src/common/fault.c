@@ -14,17 +14,16 @@
 static const char *const fault_points[] = {
 	/* source side, in the order a migration reaches them */
 	"src.connect", "src.preflight", "src.memforce", "src.round", "src.dump", "src.transfer",
-	"src.stop", "src.restart",
-	"src.restore", "src.commit", "src.committed", "src.postcopy", "src.pageread",
-	"src.lazymapped", "src.cleanup",
+	"src.stop", "src.restart", "src.restore", "src.commit", "src.committed", "src.postcopy",
+	"src.pageread", "src.lazymapped", "src.cleanup",
 	/* destination side */
-	"dst.handshake", "dst.preflight", "dst.round", "dst.transfer",
-	"dst.restore", "dst.restored", "dst.commit", "dst.postcopy", "dst.cleanup", "dst.restart",
+	"dst.handshake", "dst.preflight", "dst.round", "dst.transfer", "dst.restore",
+	"dst.restored", "dst.commit", "dst.postcopy", "dst.cleanup", "dst.restart",
 	/* storage drivers: one per hook (drivers/driver.c), either side */
 	"fs.start_migration", "fs.next_iteration", "fs.frozen", "fs.stop_migration",
-	"fs.migration_complete", "fs.migration_failed", "fs.target_check",
-	"fs.target_restore", "fs.target_restored", "fs.target_cleanup", "fs.target_abort",
-	"fs.sync_round",	/* sync: before each rsync round, source side */
+	"fs.migration_complete", "fs.migration_failed", "fs.target_check", "fs.target_restore",
+	"fs.target_restored", "fs.target_cleanup", "fs.target_abort",
+	"fs.sync_round", /* sync: before each rsync round, source side */
 };
 
 #ifdef PHAUL_FAULT_INJECTION
@@ -61,8 +60,7 @@ static int parse_one(const char *tok)
 		armed[idx].action = FA_FAIL;
 	} else if (!strcmp(act, "kill")) {
 		armed[idx].action = FA_KILL;
-	} else if (!strncmp(act, "delay=", 6) &&
-		   !parse_u64(act + 6, 0, 3600 * 1000, &ms)) {
+	} else if (!strncmp(act, "delay=", 6) && !parse_u64(act + 6, 0, 3600 * 1000, &ms)) {
 		armed[idx].action = FA_DELAY;
 		armed[idx].delay_ms = ms;
 	} else {
@@ -103,9 +101,7 @@ int fault_point(const char *name)
 	if (idx < 0 || armed[idx].action == FA_NONE)
 		return 0;
 	switch (armed[idx].action) {
-	case FA_FAIL:
-		pr_warn("injected failure at %s", name);
-		return -EIO;
+	case FA_FAIL: pr_warn("injected failure at %s", name); return -EIO;
 	case FA_DELAY:
 		pr_warn("injected delay of %u ms at %s", armed[idx].delay_ms, name);
 		ts.tv_sec = armed[idx].delay_ms / 1000;
@@ -117,8 +113,7 @@ int fault_point(const char *name)
 		pr_warn("injected SIGKILL at %s", name);
 		kill(getpid(), SIGKILL);
 		return -EIO;
-	default:
-		return 0;
+	default: return 0;
 	}
 #else
 	(void)name;

@@ -57,9 +57,18 @@ static int log_head(char *line, size_t len, enum log_level lvl)
 			(long)tv.tv_usec / 1000);
 }
 
-void log_set_level(enum log_level level) { log_level = level; }
-enum log_level log_get_level(void) { return log_level; }
-void log_set_fd(int fd) { log_fd = fd; }
+void log_set_level(enum log_level level)
+{
+	log_level = level;
+}
+enum log_level log_get_level(void)
+{
+	return log_level;
+}
+void log_set_fd(int fd)
+{
+	log_fd = fd;
+}
 
 static const char *level_tag(enum log_level lvl)
 {

@@ -37,7 +37,6 @@ void log_msg(enum log_level lvl, const char *prefix, const char *fmt, ...)
 #define pr_warn(fmt, ...) log_msg(LOG_WARN, LOG_PREFIX, fmt, ##__VA_ARGS__)
 #define pr_info(fmt, ...) log_msg(LOG_INFO, LOG_PREFIX, fmt, ##__VA_ARGS__)
 #define pr_debug(fmt, ...) log_msg(LOG_DEBUG, LOG_PREFIX, fmt, ##__VA_ARGS__)
-#define pr_perror(fmt, ...) \
-	log_msg(LOG_ERROR, LOG_PREFIX, fmt ": %m", ##__VA_ARGS__)
+#define pr_perror(fmt, ...) log_msg(LOG_ERROR, LOG_PREFIX, fmt ": %m", ##__VA_ARGS__)
 
 #endif

@@ -62,7 +62,8 @@ int pidlock_take(const char *dir, pid_t pid, pid_t *holder)
 		return r;
 	}
 	for (int tries = 0; tries < 100; tries++) {
-		_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+					      0600);
 		if (fd < 0) {
 			r = -errno;
 			pr_perror("cannot open %s", path);

@@ -80,7 +80,7 @@ int proc_host_sysv_shm(pid_t pid, unsigned long *key)
 		return -errno;
 	ours[n] = '\0';
 	if (strcmp(ns, ours))
-		return 0;	/* its own namespace: CRIU dumps it with its segments */
+		return 0; /* its own namespace: CRIU dumps it with its segments */
 	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
 	n = read_file(path, 64u << 20, &maps, NULL);
 	if (n < 0)
@@ -94,8 +94,10 @@ int proc_stat_start_time(const char *stat, uint64_t *ret)
 	unsigned long long v;
 
 	/* after "pid (comm)": state is field 3, starttime field 22 */
-	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
-			 "%*d %*d %*d %*d %llu", &v) != 1)
+	if (!p || sscanf(p + 1,
+			 " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+			 "%*d %*d %*d %*d %llu",
+			 &v) != 1)
 		return -EINVAL;
 	*ret = v;
 	return 0;
@@ -342,7 +344,7 @@ bool fdinfo_lock_conflicts(const char *fdinfo)
 		/* "lock:\t1: POSIX  ADVISORY  WRITE 42 08:01:1234 0 EOF",
 		 * "lock:\t1: LEASE  ACTIVE    READ ..." */
 		if (sscanf(l + 5, " %*d: %15s %15s %15s", kind, state, type) != 3)
-			return true;	/* unknown: take it as a lock */
+			return true; /* unknown: take it as a lock */
 		if (strcmp(kind, "LEASE") || strcmp(type, "READ"))
 			return true;
 	}

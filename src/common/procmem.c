@@ -169,7 +169,8 @@ static bool has_anon(const char *line)
 {
 	unsigned long kb;
 
-	return (sscanf(line, "Anonymous: %lu kB", &kb) == 1 || sscanf(line, "Swap: %lu kB", &kb) == 1) &&
+	return (sscanf(line, "Anonymous: %lu kB", &kb) == 1 ||
+		sscanf(line, "Swap: %lu kB", &kb) == 1) &&
 	       kb > 0;
 }
 

@@ -27,11 +27,14 @@
 
 struct procmem {
 	pid_t pid;
-	int memfd;		/* /proc/PID/mem, or -1 until a fallback */
-	uint64_t forced;	/* bytes read through it */
+	int memfd;	 /* /proc/PID/mem, or -1 until a fallback */
+	uint64_t forced; /* bytes read through it */
 };
 
-#define PROCMEM_INIT(p) { .pid = (p), .memfd = -1 }
+#define PROCMEM_INIT(p)                 \
+	{                               \
+		.pid = (p), .memfd = -1 \
+	}
 
 void procmem_init(struct procmem *pm, pid_t pid);
 /*

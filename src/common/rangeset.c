@@ -68,7 +68,7 @@ int rangeset_add(struct rangeset *s, uint64_t start, uint64_t end)
 		return 0;
 	if (last && start < last->end)
 		return insert(s, start, end); /* overlaps or out of order */
-	if (last && start == last->end) { /* the common append */
+	if (last && start == last->end) {     /* the common append */
 		last->end = end;
 		return 0;
 	}
@@ -104,8 +104,7 @@ bool rangeset_covers(const struct rangeset *s, uint64_t start, uint64_t end)
 	return i < s->nr && s->r[i].start <= start && s->r[i].end >= end;
 }
 
-int rangeset_missing(const struct rangeset *s, uint64_t start, uint64_t end,
-		     struct rangeset *out)
+int rangeset_missing(const struct rangeset *s, uint64_t start, uint64_t end, struct rangeset *out)
 {
 	uint64_t pos = start;
 	int r = 0;

@@ -23,11 +23,14 @@
 #include <sys/types.h>
 
 struct reaper {
-	pid_t pid;			/* 0: not armed */
-	int fd;				/* our end of its pipe */
+	pid_t pid; /* 0: not armed */
+	int fd;	   /* our end of its pipe */
 };
 
-#define REAPER_INIT { .pid = 0, .fd = -1 }
+#define REAPER_INIT                \
+	{                          \
+		.pid = 0, .fd = -1 \
+	}
 
 int reaper_arm(struct reaper *rp, const int32_t *pids, size_t nr);
 /* Let the processes live on; waits for the reaper. Safe to call twice. */

@@ -136,8 +136,8 @@ int rm_rf_at(int dirfd)
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if (de->d_type == DT_DIR) {
-			_cleanup_close_ int sub = openat(dirfd, de->d_name,
-				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			_cleanup_close_ int sub = openat(
+				dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub >= 0 && rm_rf_at(sub) < 0)
 				r = -EIO;
 			if (unlinkat(dirfd, de->d_name, AT_REMOVEDIR) < 0)
@@ -171,9 +171,18 @@ static uint64_t clock_us(clockid_t id)
 	return (uint64_t)ts.tv_sec * 1000000ULL + ts.tv_nsec / 1000;
 }
 
-uint64_t now_us(void) { return clock_us(CLOCK_MONOTONIC); }
-uint64_t now_ms(void) { return clock_us(CLOCK_MONOTONIC) / 1000; }
-uint64_t wall_ms(void) { return clock_us(CLOCK_REALTIME) / 1000; }
+uint64_t now_us(void)
+{
+	return clock_us(CLOCK_MONOTONIC);
+}
+uint64_t now_ms(void)
+{
+	return clock_us(CLOCK_MONOTONIC) / 1000;
+}
+uint64_t wall_ms(void)
+{
+	return clock_us(CLOCK_REALTIME) / 1000;
+}
 
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 {
@@ -229,7 +238,7 @@ int parse_hostport(const char *s, struct sockaddr_storage *ret, unsigned int *re
 bool prog_installed(const char *name)
 {
 	static const char *const dirs[] = { "/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
-					    "/usr/bin", "/sbin", "/bin" };
+					    "/usr/bin",	       "/sbin",		 "/bin" };
 	char path[256];
 
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {

@@ -347,7 +347,8 @@ static void append(char *buf, size_t len, const char *sep, const char *s, size_t
 
 static void log_cause(const char *log, size_t size, char *buf, size_t len)
 {
-	struct errline first = { 0 }, last[2] = { { 0 } }, any = { 0 }, tail = { 0 }, failed = { 0 };
+	struct errline first = { 0 }, last[2] = { { 0 } }, any = { 0 }, tail = { 0 },
+		       failed = { 0 };
 	size_t nr = 0;
 
 	buf[0] = '\0';
@@ -503,14 +504,12 @@ static pid_t spawn_lazy_pages(const char *imgdir, const char *workdir, int ps_fd
 	if (log_get_level() < LOG_DEBUG)
 		dup2(devnull, STDERR_FILENO);
 	execle(criu_binary(), "criu", "lazy-pages", "--images-dir", imgdir, "--work-dir", workdir,
-	       "--log-file", "lazy-pages.log", "--page-server", "--ps-socket", "100",
-	       "--status-fd", "101",
-	       log_get_level() >= LOG_DEBUG ? "-v4" : "-v2", (char *)NULL, env);
+	       "--log-file", "lazy-pages.log", "--page-server", "--ps-socket", "100", "--status-fd",
+	       "101", log_get_level() >= LOG_DEBUG ? "-v4" : "-v2", (char *)NULL, env);
 	_exit(127);
 }
 
-int criu_lazy_pages_spawn(const char *imgdir, const char *workdir, int ps_fd,
-			  struct criu_lazy *l)
+int criu_lazy_pages_spawn(const char *imgdir, const char *workdir, int ps_fd, struct criu_lazy *l)
 {
 	int st[2], go[2] = { -1, -1 };
 

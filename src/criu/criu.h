@@ -22,15 +22,18 @@
 struct criu {
 	pid_t pid;
 	int sk;
-	int pass_fd;	/* handed to CRIU as CRIU_PASS_FD, or -1 */
-	const int *keep_fds;	/* inherited by CRIU under their own numbers */
-	size_t nr_keep_fds;	/* (InheritFd options name them) */
+	int pass_fd;	     /* handed to CRIU as CRIU_PASS_FD, or -1 */
+	const int *keep_fds; /* inherited by CRIU under their own numbers */
+	size_t nr_keep_fds;  /* (InheritFd options name them) */
 	/* a lazy dump leaves the lazy pages in the frozen tree, for us to
 	 * serve (scripts/criu-patches/0002; an unpatched CRIU ignores it) */
 	bool lazy_in_place;
 };
 
-#define CRIU_INIT { .pid = -1, .sk = -1, .pass_fd = -1 }
+#define CRIU_INIT                                  \
+	{                                          \
+		.pid = -1, .sk = -1, .pass_fd = -1 \
+	}
 /*
  * criu lazy-pages asks for this many pages from a faulting page on
  * (scripts/criu-patches/0003; an unpatched CRIU asks one).
@@ -99,14 +102,16 @@ int criu_lazy_pages_start(const char *imgdir, const char *workdir, int ps_fd, pi
  */
 struct criu_lazy {
 	pid_t pid;
-	int go;		/* a byte here lets it go on; closing it ends it */
-	int status;	/* it writes a byte here once it listens */
+	int go;	    /* a byte here lets it go on; closing it ends it */
+	int status; /* it writes a byte here once it listens */
 };
 
-#define CRIU_LAZY_INIT { .pid = 0, .go = -1, .status = -1 }
+#define CRIU_LAZY_INIT                           \
+	{                                        \
+		.pid = 0, .go = -1, .status = -1 \
+	}
 
-int criu_lazy_pages_spawn(const char *imgdir, const char *workdir, int ps_fd,
-			  struct criu_lazy *l);
+int criu_lazy_pages_spawn(const char *imgdir, const char *workdir, int ps_fd, struct criu_lazy *l);
 int criu_lazy_pages_go(struct criu_lazy *l);
 void criu_lazy_pages_cancel(struct criu_lazy *l);
 

@@ -20,8 +20,7 @@ static bool value_ok(const char *v)
 	if (!v || !*v)
 		return false;
 	for (const char *p = v; *p; p++)
-		if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '"' || *p == '#' ||
-		    *p == '\\')
+		if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '"' || *p == '#' || *p == '\\')
 			return false;
 	return true;
 }
@@ -47,15 +46,10 @@ static int put_lock(FILE *f, const CriuOpts *o)
 	if (!o->has_network_lock)
 		return 0;
 	switch (o->network_lock) {
-	case CRIU_NETWORK_LOCK_METHOD__IPTABLES:
-		return put(f, "network-lock", "iptables");
-	case CRIU_NETWORK_LOCK_METHOD__NFTABLES:
-		return put(f, "network-lock", "nftables");
-	case CRIU_NETWORK_LOCK_METHOD__SKIP:
-		return put(f, "network-lock", "skip");
-	default:
-		pr_err("unknown network lock method %d", o->network_lock);
-		return -EINVAL;
+	case CRIU_NETWORK_LOCK_METHOD__IPTABLES: return put(f, "network-lock", "iptables");
+	case CRIU_NETWORK_LOCK_METHOD__NFTABLES: return put(f, "network-lock", "nftables");
+	case CRIU_NETWORK_LOCK_METHOD__SKIP: return put(f, "network-lock", "skip");
+	default: pr_err("unknown network lock method %d", o->network_lock); return -EINVAL;
 	}
 }
 
@@ -65,8 +59,8 @@ static int put_lists(FILE *f, const CriuOpts *o)
 	int r = 0;
 
 	for (size_t i = 0; r == 0 && i < o->n_ext_mnt; i++) {
-		if (snprintf(map, sizeof(map), "%s:%s", o->ext_mnt[i]->key,
-			     o->ext_mnt[i]->val) >= (int)sizeof(map))
+		if (snprintf(map, sizeof(map), "%s:%s", o->ext_mnt[i]->key, o->ext_mnt[i]->val) >=
+		    (int)sizeof(map))
 			return -ENAMETOOLONG;
 		r = put(f, "ext-mount-map", map);
 	}
@@ -105,8 +99,7 @@ static int render(FILE *f, const CriuOpts *o, const char *work_dir, const char *
 	return r;
 }
 
-int criuconf_render(const CriuOpts *o, const char *work_dir, const char *action_script,
-		    char **ret)
+int criuconf_render(const CriuOpts *o, const char *work_dir, const char *action_script, char **ret)
 {
 	char *buf = NULL;
 	size_t len = 0;

@@ -18,7 +18,6 @@
 
 #include "criu-rpc.pb-c.h"
 
-int criuconf_render(const CriuOpts *o, const char *work_dir, const char *action_script,
-		    char **ret);
+int criuconf_render(const CriuOpts *o, const char *work_dir, const char *action_script, char **ret);
 
 #endif

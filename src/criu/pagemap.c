@@ -103,7 +103,8 @@ static int parse_entries(const uint8_t *buf, size_t len, size_t off, struct page
 		r = check_entry(pm, pe);
 		if (r == 0)
 			r = pm->nr < PAGEMAP_MAX_ENTRIES ?
-				    pagemap_add(pm, pe->vaddr, pe->nr_pages, entry_flags(pe)) : -E2BIG;
+				    pagemap_add(pm, pe->vaddr, pe->nr_pages, entry_flags(pe)) :
+				    -E2BIG;
 		cimg__pagemap_entry__free_unpacked(pe, NULL);
 		if (r < 0)
 			return r;
@@ -120,7 +121,8 @@ int pagemap_parse(const uint8_t *buf, size_t len, struct pagemap *ret)
 	size_t off = 8;
 	int r;
 
-	if (len < 8 || get_u32(buf) != CRIU_IMG_COMMON_MAGIC || get_u32(buf + 4) != CRIU_PAGEMAP_MAGIC)
+	if (len < 8 || get_u32(buf) != CRIU_IMG_COMMON_MAGIC ||
+	    get_u32(buf + 4) != CRIU_PAGEMAP_MAGIC)
 		return -EINVAL;
 	if (next_record(buf, len, &off, &rec, &rlen) <= 0)
 		return -EINVAL;
@@ -195,8 +197,8 @@ static int write_all(int fd, const struct pagemap *pm)
 
 int pagemap_write(int dirfd, const char *name, const struct pagemap *pm)
 {
-	_cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-					0600);
+	_cleanup_close_ int fd =
+		openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	int r;
 
 	if (fd < 0) {

@@ -129,8 +129,8 @@ static int hook_result(struct driver *d, enum driver_hook hook, const struct drv
 
 int driver_call(struct driver *d, enum driver_hook hook, const struct drv_ctx *ctx)
 {
-	driver_hook_fn fn = (unsigned)hook < HOOK__MAX && hook != HOOK_PREPARE ?
-				    d->ops->hooks[hook] : NULL;
+	driver_hook_fn fn =
+		(unsigned)hook < HOOK__MAX && hook != HOOK_PREPARE ? d->ops->hooks[hook] : NULL;
 	int r = d->ops->kind == DRV_FS ? fs_fault(hook) : 0;
 
 	if (r == 0 && !fn)
@@ -212,5 +212,5 @@ bool drv_storage_brings(const struct drv_ctx *ctx, const char *path)
 int drv_criu_failed(const struct drv_ctx *ctx, const char *log, const char *what)
 {
 	return HOST_CALL(ctx, criu_failed, drv_fail(ctx, -EIO, "CRIU failed at %s", what), log,
-			   what);
+			 what);
 }

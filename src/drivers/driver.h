@@ -83,22 +83,22 @@ enum driver_hook {
 
 /* The tree a workload driver's prepare finds; the engine owns it after. */
 struct drv_tree {
-	pid_t root;			/* on the destination: once restored */
-	int32_t *pids;			/* processes first, then threads */
-	int32_t *img_pids;		/* the same tasks as CRIU's images number
+	pid_t root;	   /* on the destination: once restored */
+	int32_t *pids;	   /* processes first, then threads */
+	int32_t *img_pids; /* the same tasks as CRIU's images number
 					 * them (inside the workload's PID
 					 * namespace), or NULL: the same as pids */
 	size_t nr_pids;
 	size_t nr_procs;
-	uint64_t est_bytes;		/* resident memory, an estimate */
-	bool shell_job;			/* it has a controlling terminal */
+	uint64_t est_bytes; /* resident memory, an estimate */
+	bool shell_job;	    /* it has a controlling terminal */
 };
 
 /* What drivers read of the user's options (source only; else NULL). */
 struct drv_opts {
-	const char *oci_runtime;	/* runc (default) or crun */
-	const char *oci_root;		/* the runtime's --root, or its default */
-	const char *lxc_path;		/* LXC's lxcpath, or its default */
+	const char *oci_runtime; /* runc (default) or crun */
+	const char *oci_root;	 /* the runtime's --root, or its default */
+	const char *lxc_path;	 /* LXC's lxcpath, or its default */
 };
 
 /*
@@ -133,14 +133,14 @@ struct drv_host {
  * no pointer into it past the call.
  */
 struct drv_ctx {
-	bool source;			/* the source side (else the destination) */
+	bool source; /* the source side (else the destination) */
 	enum mig_mode mode;
-	const char *dir;		/* this migration's scratch directory */
-	int imgfd;			/* its images directory */
-	int fs_index;			/* a storage driver's index among them
+	const char *dir;	     /* this migration's scratch directory */
+	int imgfd;		     /* its images directory */
+	int fs_index;		     /* a storage driver's index among them
 					 * (the Preflight's fs list), else -1 */
-	const struct drv_opts *opts;	/* source only, else NULL */
-	const struct drv_tree *tree;	/* the tree, all zero until known */
+	const struct drv_opts *opts; /* source only, else NULL */
+	const struct drv_tree *tree; /* the tree, all zero until known */
 	const struct drv_host *host;
 	void *arg;
 };
@@ -163,7 +163,7 @@ struct driver_ops {
 	 * a storage driver gets @tree NULL and reads ctx->tree.
 	 */
 	int (*prepare)(struct driver *d, const struct drv_ctx *ctx, struct drv_tree *tree);
-	driver_hook_fn hooks[HOOK__MAX];	/* all but HOOK_PREPARE */
+	driver_hook_fn hooks[HOOK__MAX]; /* all but HOOK_PREPARE */
 	/*
 	 * What the destination's driver needs beyond its name (a container's
 	 * ID, paths, ...): the source's send_info sends one message of its

@@ -20,19 +20,19 @@
 #include <stdint.h>
 
 struct policy {
-	uint64_t downtime_ms;		/* --downtime-ms, default 300 */
-	unsigned int max_iters;		/* --max-iters, default 8 */
-	uint64_t max_time_ms;		/* --max-time, 0 = none */
-	uint64_t fixed_ms;		/* measured or estimated fixed frozen cost */
+	uint64_t downtime_ms;	/* --downtime-ms, default 300 */
+	unsigned int max_iters; /* --max-iters, default 8 */
+	uint64_t max_time_ms;	/* --max-time, 0 = none */
+	uint64_t fixed_ms;	/* measured or estimated fixed frozen cost */
 };
 
 struct round_stat {
 	uint64_t pages_scanned;
-	uint64_t pages_dirty;		/* written during this round: next round's work */
+	uint64_t pages_dirty; /* written during this round: next round's work */
 	uint64_t pages_sent;
 	uint64_t bytes_sent;
-	uint64_t ms;			/* duration of the round */
-	bool frozen;			/* sent while the workload was frozen */
+	uint64_t ms; /* duration of the round */
+	bool frozen; /* sent while the workload was frozen */
 };
 
 enum policy_verdict {

@@ -21,8 +21,8 @@ int mig_fail(struct migration *m, int err, const char *fmt, ...)
 	va_end(ap);
 	pr_err("%s: %s", m->step ? m->step : "migration", text);
 	if (!m->error[0]) {
-		snprintf(m->error, sizeof(m->error), "%s failed: %s", m->step ? m->step : "migration",
-			 text);
+		snprintf(m->error, sizeof(m->error), "%s failed: %s",
+			 m->step ? m->step : "migration", text);
 		snprintf(m->reason, sizeof(m->reason), "%s", text);
 		m->err = err;
 	}

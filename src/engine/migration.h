@@ -30,72 +30,78 @@
 #define MIG_CRIU_FDS_MAX 16
 
 struct mig_opts {
-	const char *to;			/* ADDR:PORT of the destination */
+	const char *to; /* ADDR:PORT of the destination */
 	struct psk_key key;
-	const char *mode;		/* "stop" */
-	const char *htype;		/* "pid:1234", "oci:ID", "lxc:NAME" */
-	const char *oci_runtime;	/* runc (default) or crun */
-	const char *oci_root;		/* the runtime's --root, or its default */
-	const char *lxc_path;		/* LXC's lxcpath, or its default */
-	const char *fs[MSG_FS_MAX];	/* storage driver specs */
+	const char *mode;	    /* "stop" */
+	const char *htype;	    /* "pid:1234", "oci:ID", "lxc:NAME" */
+	const char *oci_runtime;    /* runc (default) or crun */
+	const char *oci_root;	    /* the runtime's --root, or its default */
+	const char *lxc_path;	    /* LXC's lxcpath, or its default */
+	const char *fs[MSG_FS_MAX]; /* storage driver specs */
 	size_t nr_fs;
-	const char *workdir;		/* source scratch space */
-	const char *logdir;		/* failed CRIUs' logs kept here */
+	const char *workdir; /* source scratch space */
+	const char *logdir;  /* failed CRIUs' logs kept here */
 	bool shell_job;
 	bool tcp_established;
-	bool tcp_close;			/* close established TCP on dst */
+	bool tcp_close; /* close established TCP on dst */
 	bool ext_unix_sk;
 	bool file_locks;
 	bool link_remap;		/* CRIU --link-remap */
 	uint32_t ghost_limit_mib;	/* CRIU --ghost-limit; 0: CRIU's 1 MiB */
 	bool progress;			/* progress line on stderr */
 	uint64_t bandwidth_mbit;	/* 0: no cap */
-	unsigned int recover_timeout_s;	/* in-doubt resolution window */
+	unsigned int recover_timeout_s; /* in-doubt resolution window */
 	unsigned int connect_timeout_s;
-	struct policy policy;		/* live mode */
+	struct policy policy; /* live mode */
 };
 
 struct mig_stats {
 	uint64_t start_ms;
-	uint64_t freeze_ms;		/* when the final dump started */
-	uint64_t frozen_ms;		/* workload not running anywhere */
+	uint64_t freeze_ms; /* when the final dump started */
+	uint64_t frozen_ms; /* workload not running anywhere */
 	uint64_t total_ms;
 	uint64_t bytes_sent;
-	uint64_t bytes_before;		/* sent on connections closed since */
+	uint64_t bytes_before; /* sent on connections closed since */
 	uint64_t bytes_images;
-	uint64_t restore_ms;		/* as the destination measured it */
+	uint64_t restore_ms; /* as the destination measured it */
 	uint64_t dump_ms;
-	uint64_t commit_ms;		/* when Committed arrived */
+	uint64_t commit_ms; /* when Committed arrived */
 	uint64_t transfer_ms;
 	unsigned int iterations;
 	/* live mode */
-	const char *tracking;		/* dirty-page tracking method */
-	struct round_stat *rounds;	/* per round, the final one last */
+	const char *tracking;	   /* dirty-page tracking method */
+	struct round_stat *rounds; /* per round, the final one last */
 	size_t nr_rounds;
-	uint64_t predicted_ms;		/* the policy's frozen-time prediction */
-	const char *stop_reason;	/* why the rounds stopped */
-	uint64_t final_pages;		/* pages sent while frozen */
+	uint64_t predicted_ms;	 /* the policy's frozen-time prediction */
+	const char *stop_reason; /* why the rounds stopped */
+	uint64_t final_pages;	 /* pages sent while frozen */
 	/* post-copy: pages moved after the commit */
-	uint64_t pages_remote;		/* fetched from the frozen source */
-	uint64_t pages_fault;		/* of those, because the workload faulted */
-	uint64_t pages_local;		/* hybrid: served from the pre-copy store */
-	uint64_t postcopy_ms;		/* the commit to the last page in place */
-	uint64_t pages_dropped;		/* hybrid: stale at the freeze, left to post-copy */
+	uint64_t pages_remote;	/* fetched from the frozen source */
+	uint64_t pages_fault;	/* of those, because the workload faulted */
+	uint64_t pages_local;	/* hybrid: served from the pre-copy store */
+	uint64_t postcopy_ms;	/* the commit to the last page in place */
+	uint64_t pages_dropped; /* hybrid: stale at the freeze, left to post-copy */
 };
 
 /* LOST: committed, then post-copy could not complete the memory. */
-enum mig_outcome { OUTCOME_NONE, OUTCOME_ABORTED, OUTCOME_COMMITTED, OUTCOME_IN_DOUBT, OUTCOME_LOST };
+enum mig_outcome {
+	OUTCOME_NONE,
+	OUTCOME_ABORTED,
+	OUTCOME_COMMITTED,
+	OUTCOME_IN_DOUBT,
+	OUTCOME_LOST
+};
 
 struct migration {
 	bool source;
-	const struct mig_opts *opts;	/* source only */
+	const struct mig_opts *opts; /* source only */
 	enum mig_mode mode;
 	struct conn *conn;
-	struct driver *drv[1 + MSG_FS_MAX];	/* [0] is the workload driver */
+	struct driver *drv[1 + MSG_FS_MAX]; /* [0] is the workload driver */
 	size_t nr_drv;
 	pid_t root_pid;
-	int32_t *pids;			/* processes first, then threads */
-	int32_t *img_pids;		/* the same tasks as CRIU's images number
+	int32_t *pids;	   /* processes first, then threads */
+	int32_t *img_pids; /* the same tasks as CRIU's images number
 					 * them (inside the workload's PID
 					 * namespace), or NULL: the same as pids */
 	size_t nr_pids;
@@ -103,29 +109,29 @@ struct migration {
 	uint64_t est_bytes;
 	bool shell_job;
 	uint8_t session_id[PHAUL_SESSION_ID_LEN];
-	char *dir;			/* this migration's scratch directory */
-	const char *logdir;		/* where a failed CRIU's log is kept */
-	int imgfd;			/* its images directory */
-	struct precopy *pc;		/* live mode's state on the source */
-	int ps_sk;			/* our end of CRIU's lazy page-server socket */
-	struct postcopy *post;		/* post-copy's state on the source */
-	struct freeze_watch *fw;	/* during the final dump */
+	char *dir;		 /* this migration's scratch directory */
+	const char *logdir;	 /* where a failed CRIU's log is kept */
+	int imgfd;		 /* its images directory */
+	struct precopy *pc;	 /* live mode's state on the source */
+	int ps_sk;		 /* our end of CRIU's lazy page-server socket */
+	struct postcopy *post;	 /* post-copy's state on the source */
+	struct freeze_watch *fw; /* during the final dump */
 	/* set while the source answers the destination's page requests */
 	int (*on_page_req)(struct migration *m, const Phaul__PageReq *rq);
-	int criu_fds[MIG_CRIU_FDS_MAX];	/* drivers' fds for CRIU (inherit_fd) */
+	int criu_fds[MIG_CRIU_FDS_MAX]; /* drivers' fds for CRIU (inherit_fd) */
 	size_t nr_criu_fds;
 	enum mig_outcome outcome;
-	bool peer_said;			/* the failure came as the peer's Error/Abort */
-	bool rolled_back;		/* migration_failed hooks have run */
+	bool peer_said;	  /* the failure came as the peer's Error/Abort */
+	bool rolled_back; /* migration_failed hooks have run */
 	/* files the destination uses where they are (PreflightReply.in_place):
 	 * its drivers add them at target_check, the source's keep them */
 	char *in_place[MSG_IN_PLACE_MAX];
 	size_t nr_in_place;
 	struct mig_stats st;
-	const char *step;		/* the step running now, for errors */
+	const char *step; /* the step running now, for errors */
 	int err;
-	char error[512];		/* the first failure, for the user */
-	char reason[400];		/* the same without the step */
+	char error[512];  /* the first failure, for the user */
+	char reason[400]; /* the same without the step */
 };
 
 /* Record the first failure (later ones are only logged). Returns @err. */

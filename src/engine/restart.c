@@ -43,7 +43,7 @@ int restart_capture(pid_t pid, struct restart_spec *rs)
 	if (r == 0)
 		r = proc_list(pid, "environ", MSG_ENV_MAX, &rs->env, &rs->nenv);
 	if (r == 0 && rs->argc == 0)
-		r = -ENOEXEC;	/* a kernel thread, or a zombie */
+		r = -ENOEXEC; /* a kernel thread, or a zombie */
 	if (r < 0)
 		return r;
 	snprintf(path, sizeof(path), "/proc/%d/cwd", pid);
@@ -69,8 +69,9 @@ void restart_spec_free(struct restart_spec *rs)
 static void child(const struct restart_spec *rs, int errfd)
 {
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	int out = rs->out[0] ? open(rs->out, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NOCTTY |
-						   O_CLOEXEC) : -1;
+	int out = rs->out[0] ?
+			  open(rs->out, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC) :
+			  -1;
 	int err;
 
 	if (out < 0)

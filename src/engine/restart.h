@@ -37,7 +37,7 @@ struct restart_spec {
 	char **env;
 	size_t nenv;
 	char cwd[PATH_MAX];
-	char out[PATH_MAX];	/* "" when stdout is no regular file */
+	char out[PATH_MAX]; /* "" when stdout is no regular file */
 };
 
 /* The command line, environment, cwd and stdout file of @pid. */

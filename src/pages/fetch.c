@@ -17,7 +17,7 @@
 #include "pages/reconnect.h"
 #include "proto/wire.h"
 
-#define FETCH_PAGES 128u		/* 512 KiB: 4 ms at 1 Gbit/s */
+#define FETCH_PAGES 128u /* 512 KiB: 4 ms at 1 Gbit/s */
 
 int page_wait_input(struct page_server *srv, bool criu, bool conn, int timeout_ms, int *ready)
 {
@@ -81,8 +81,7 @@ static int control(struct page_server *srv, Msg *msg)
 	switch (msg->body_case) {
 	case PHAUL__MSG__BODY_COMMIT:
 	case PHAUL__MSG__BODY_ABORT:
-	case PHAUL__MSG__BODY_ERROR:
-		return post_control(srv, msg);
+	case PHAUL__MSG__BODY_ERROR: return post_control(srv, msg);
 	default:
 		pr_err("%s not allowed while pages are served", msg_name(msg->body_case));
 		msg_free(msg);
@@ -170,8 +169,8 @@ static int relay(struct page_server *srv, uint64_t bytes, uint64_t *done)
 		if (r < 0)
 			return r;
 		if (type != FRAME_DATA || len == 0 || len > bytes - *done || len % PAGE) {
-			pr_err("page stream from the source broken: %u bytes where %llu were due", len,
-			       (unsigned long long)(bytes - *done));
+			pr_err("page stream from the source broken: %u bytes where %llu were due",
+			       len, (unsigned long long)(bytes - *done));
 			return -EPROTO;
 		}
 		r = write_full(srv->sk, srv->buf, len);
@@ -185,9 +184,9 @@ static int relay(struct page_server *srv, uint64_t bytes, uint64_t *done)
 /* One exchange for what is left of the run; the CRIU header goes once. */
 struct fetch {
 	struct ps_iov *pi;
-	uint32_t asked;			/* pages asked first */
-	uint32_t nr;			/* pages promised to CRIU, 0: not yet */
-	uint64_t done;			/* bytes relayed to CRIU */
+	uint32_t asked; /* pages asked first */
+	uint32_t nr;	/* pages promised to CRIU, 0: not yet */
+	uint64_t done;	/* bytes relayed to CRIU */
 };
 
 static int check_answer(const struct fetch *f, const Phaul__PageData *pd)
@@ -204,7 +203,8 @@ static int check_answer(const struct fetch *f, const Phaul__PageData *pd)
 	}
 	if (pd->nr_pages == 0) {
 		pr_err("the source sent none of PID %d's pages at 0x%llx: it could not read them "
-		       "(its log says why)", pd->pid, (unsigned long long)pd->vaddr);
+		       "(its log says why)",
+		       pd->pid, (unsigned long long)pd->vaddr);
 		return -EFAULT;
 	}
 	return 0;

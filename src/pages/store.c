@@ -156,10 +156,12 @@ static uint64_t release_older(struct ps_proc *p, uint64_t a, uint64_t b)
 
 	for (size_t k = p->nr_rounds; k-- > 0;) {
 		const struct ps_round *rd = &p->rounds[k];
-		for (size_t i = range_after(rd->r, rd->nr, a); i < rd->nr && rd->r[i].start < b; i++) {
+		for (size_t i = range_after(rd->r, rd->nr, a); i < rd->nr && rd->r[i].start < b;
+		     i++) {
 			uint64_t s = MAX(rd->r[i].start, a), e = MIN(rd->r[i].end, b);
 			rangeset_clear(&fresh);
-			if (rangeset_missing(&seen, s, e, &fresh) < 0 || rangeset_add(&seen, s, e) < 0)
+			if (rangeset_missing(&seen, s, e, &fresh) < 0 ||
+			    rangeset_add(&seen, s, e) < 0)
 				break;
 			if (punch(rd, i, s, e))
 				freed += rangeset_bytes(&fresh);
@@ -400,8 +402,8 @@ int pagestore_drop(struct pagestore *ps, pid_t pid, uint64_t vaddr, uint64_t end
 	return rangeset_add(&p->stale, vaddr, end);
 }
 
-int pagestore_lookup(const struct pagestore *ps, pid_t pid, uint64_t vaddr, uint32_t max,
-		     int *fd, uint64_t *off, uint32_t *nr)
+int pagestore_lookup(const struct pagestore *ps, pid_t pid, uint64_t vaddr, uint32_t max, int *fd,
+		     uint64_t *off, uint32_t *nr)
 {
 	const struct ps_proc *p = proc_find(ps, pid);
 	const struct range *st;

@@ -35,34 +35,34 @@
 /* One process's pages of one finished round: runs and where they are. */
 struct ps_round {
 	struct range *r;
-	uint64_t *first;		/* page index in the file of r[i].start */
+	uint64_t *first; /* page index in the file of r[i].start */
 	size_t nr;
-	int fd;				/* the round's pages file, kept open */
+	int fd; /* the round's pages file, kept open */
 };
 
 struct ps_proc {
 	pid_t pid;
-	struct rangeset known;		/* pages received in any round */
-	struct rangeset round;		/* pages received in this round */
-	struct rangeset stale;		/* hybrid: written after they were sent */
-	int pages_fd;			/* this round's pages file, or -1 */
-	struct ps_round *rounds;	/* finished rounds, oldest first */
+	struct rangeset known;	 /* pages received in any round */
+	struct rangeset round;	 /* pages received in this round */
+	struct rangeset stale;	 /* hybrid: written after they were sent */
+	int pages_fd;		 /* this round's pages file, or -1 */
+	struct ps_round *rounds; /* finished rounds, oldest first */
 	size_t nr_rounds;
 };
 
 struct pagestore {
-	int dirfd;			/* SESSION/rounds */
-	unsigned int round;		/* the round being received, from 1 */
-	int round_fd;			/* its directory, or -1 */
+	int dirfd;	    /* SESSION/rounds */
+	unsigned int round; /* the round being received, from 1 */
+	int round_fd;	    /* its directory, or -1 */
 	struct ps_proc *p;
 	size_t nr;
-	const int32_t *pids;		/* the processes the preflight named */
+	const int32_t *pids; /* the processes the preflight named */
 	size_t nr_pids;
-	int32_t *more;			/* and those NewPids named since */
+	int32_t *more; /* and those NewPids named since */
 	size_t nr_more;
-	uint64_t pages;			/* received, all rounds */
-	uint64_t freed;			/* bytes older copies gave back, not yet credited */
-	bool remote;			/* post-copy: what is missing is at the source */
+	uint64_t pages; /* received, all rounds */
+	uint64_t freed; /* bytes older copies gave back, not yet credited */
+	bool remote;	/* post-copy: what is missing is at the source */
 	uint8_t *buf;
 };
 
@@ -91,8 +91,8 @@ int pagestore_assemble(struct pagestore *ps, int imgfd, bool lazy);
  * -ENOENT if the page never arrived or is stale. Thread-safe once the
  * rounds are over.
  */
-int pagestore_lookup(const struct pagestore *ps, pid_t pid, uint64_t vaddr, uint32_t max,
-		     int *fd, uint64_t *off, uint32_t *nr);
+int pagestore_lookup(const struct pagestore *ps, pid_t pid, uint64_t vaddr, uint32_t max, int *fd,
+		     uint64_t *off, uint32_t *nr);
 void pagestore_fini(struct pagestore *ps);
 
 #endif

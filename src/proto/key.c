@@ -55,7 +55,8 @@ int key_parse(const char *text, struct psk_key *ret)
  */
 int key_load(const char *path, struct psk_key *ret)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	_cleanup_close_ int fd = open(path,
+				      O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	char text[257];
 	struct stat st;
 	ssize_t n;
@@ -71,8 +72,8 @@ int key_load(const char *path, struct psk_key *ret)
 		return -EPERM;
 	}
 	if (st.st_mode & 077) {
-		pr_err("key file %s is accessible by group or others (mode %o); chmod 600 it",
-		       path, st.st_mode & 0777);
+		pr_err("key file %s is accessible by group or others (mode %o); chmod 600 it", path,
+		       st.st_mode & 0777);
 		return -EPERM;
 	}
 	n = read(fd, text, sizeof(text) - 1);

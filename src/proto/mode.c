@@ -5,7 +5,7 @@
 #include <string.h>
 
 static const char *const names[MODE__MAX] = {
-	[MODE_STOP] = "stop",	[MODE_LIVE] = "live",	    [MODE_LAZY] = "lazy",
+	[MODE_STOP] = "stop",	  [MODE_LIVE] = "live",	      [MODE_LAZY] = "lazy",
 	[MODE_HYBRID] = "hybrid", [MODE_RESTART] = "restart",
 };
 

@@ -21,8 +21,8 @@ enum mig_mode { MODE_STOP, MODE_LIVE, MODE_LAZY, MODE_HYBRID, MODE_RESTART, MODE
 int mode_parse(const char *name);
 const char *mode_name(enum mig_mode mode);
 
-bool mode_has_rounds(enum mig_mode mode);	/* live, hybrid */
-bool mode_lazy_dump(enum mig_mode mode);	/* CRIU leaves memory to us */
-bool mode_postcopy(enum mig_mode mode);		/* pages move after the commit */
+bool mode_has_rounds(enum mig_mode mode); /* live, hybrid */
+bool mode_lazy_dump(enum mig_mode mode);  /* CRIU leaves memory to us */
+bool mode_postcopy(enum mig_mode mode);	  /* pages move after the commit */
 
 #endif

@@ -21,8 +21,8 @@ bool name_is_safe(const char *name)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
 			return false;
 	}
 	return true;
@@ -101,7 +101,8 @@ static int check_restart(Phaul__Restart *r)
 		return -EPROTO;
 	if (!r->argv[0][0] || strnlen(r->cwd, MSG_PATH_MAX + 1) > MSG_PATH_MAX || r->cwd[0] != '/')
 		return -EPROTO;
-	if (r->stdout && (strnlen(r->stdout, MSG_PATH_MAX + 1) > MSG_PATH_MAX || r->stdout[0] != '/'))
+	if (r->stdout &&
+	    (strnlen(r->stdout, MSG_PATH_MAX + 1) > MSG_PATH_MAX || r->stdout[0] != '/'))
 		return -EPROTO;
 	for (size_t i = 0; i < r->n_env; i++)
 		if (!strchr(r->env[i], '=') || r->env[i][0] == '=')
@@ -148,7 +149,8 @@ static int check_oci(Phaul__OciContainer *o)
 	if (!name_is_safe(o->id) || (strcmp(o->runtime, "runc") && strcmp(o->runtime, "crun")))
 		return -EPROTO;
 	if (!path_is_safe(o->runtime_root) || !path_is_safe(o->bundle) ||
-	    !path_is_safe(o->rootfs) || o->n_mounts > MSG_OCI_MOUNTS_MAX || o->n_stdio > MSG_OCI_FILES_MAX)
+	    !path_is_safe(o->rootfs) || o->n_mounts > MSG_OCI_MOUNTS_MAX ||
+	    o->n_stdio > MSG_OCI_FILES_MAX)
 		return -EPROTO;
 	for (size_t i = 0; i < o->n_mounts; i++)
 		if (!path_is_safe(o->mounts[i]->dest) || !path_is_safe(o->mounts[i]->source))
@@ -161,7 +163,8 @@ static int check_oci(Phaul__OciContainer *o)
 			return -EPROTO;
 	for (size_t i = 0; i < o->n_stdio; i++) {
 		Phaul__OciStdio *s = o->stdio[i];
-		if (s->fd > (1u << 20) || !stdio_key_ok(s->key) || (s->path && !path_is_safe(s->path)))
+		if (s->fd > (1u << 20) || !stdio_key_ok(s->key) ||
+		    (s->path && !path_is_safe(s->path)))
 			return -EPROTO;
 		if (s->has_flags && (s->flags & ~(uint32_t)(O_ACCMODE | O_APPEND)))
 			return -EPROTO;
@@ -180,16 +183,11 @@ static int check_lxc(const Phaul__LxcContainer *l)
 static int check_body(Msg *m)
 {
 	switch (m->body_case) {
-	case PHAUL__MSG__BODY_HELLO:
-		return check_hello(m->hello);
-	case PHAUL__MSG__BODY_HELLO_REPLY:
-		return check_hello_reply(m->hello_reply);
-	case PHAUL__MSG__BODY_PREFLIGHT:
-		return check_preflight(m->preflight);
-	case PHAUL__MSG__BODY_CHECK:
-		return check_preflight(m->check);
-	case PHAUL__MSG__BODY_PREFLIGHT_REPLY:
-		return check_preflight_reply(m->preflight_reply);
+	case PHAUL__MSG__BODY_HELLO: return check_hello(m->hello);
+	case PHAUL__MSG__BODY_HELLO_REPLY: return check_hello_reply(m->hello_reply);
+	case PHAUL__MSG__BODY_PREFLIGHT: return check_preflight(m->preflight);
+	case PHAUL__MSG__BODY_CHECK: return check_preflight(m->check);
+	case PHAUL__MSG__BODY_PREFLIGHT_REPLY: return check_preflight_reply(m->preflight_reply);
 	case PHAUL__MSG__BODY_FILE_BEGIN:
 		if (!name_is_safe(m->file_begin->name) || m->file_begin->size > MSG_FILE_MAX ||
 		    m->file_begin->mode > 07777)
@@ -197,11 +195,13 @@ static int check_body(Msg *m)
 		return 0;
 	case PHAUL__MSG__BODY_RESTORE_READY:
 		return m->restore_ready->root_pid > 0 && m->restore_ready->root_pid <= (1 << 22) ?
-			       0 : -EPROTO;
+			       0 :
+			       -EPROTO;
 	case PHAUL__MSG__BODY_COMMITTED:
-		return m->committed->root_pid > 0 && m->committed->root_pid <= (1 << 22) ? 0 : -EPROTO;
-	case PHAUL__MSG__BODY_ABORT:
-		return text_ok(m->abort->reason, MSG_TEXT_MAX);
+		return m->committed->root_pid > 0 && m->committed->root_pid <= (1 << 22) ?
+			       0 :
+			       -EPROTO;
+	case PHAUL__MSG__BODY_ABORT: return text_ok(m->abort->reason, MSG_TEXT_MAX);
 	case PHAUL__MSG__BODY_OUTCOME:
 		return (uint32_t)m->outcome->state <= PHAUL__OUTCOME__STATE__PENDING ? 0 : -EPROTO;
 	case PHAUL__MSG__BODY_ERROR:
@@ -222,23 +222,21 @@ static int check_body(Msg *m)
 	case PHAUL__MSG__BODY_PAGE_DROP:
 		return check_run(m->page_drop->pid, m->page_drop->vaddr, m->page_drop->nr_pages, 1,
 				 MSG_DROP_PAGES_MAX);
-	case PHAUL__MSG__BODY_PAGES_DONE:
-		return 0;
-	case PHAUL__MSG__BODY_ROUND_END:
-		return m->round_end->round <= MSG_ROUNDS_MAX ? 0 : -EPROTO;
+	case PHAUL__MSG__BODY_PAGES_DONE: return 0;
+	case PHAUL__MSG__BODY_ROUND_END: return m->round_end->round <= MSG_ROUNDS_MAX ? 0 : -EPROTO;
 	case PHAUL__MSG__BODY_FS_SYNC:
 		return m->fs_sync->driver < MSG_FS_MAX && m->fs_sync->round <= MSG_ROUNDS_MAX ?
-			       0 : -EPROTO;
+			       0 :
+			       -EPROTO;
 	case PHAUL__MSG__BODY_FS_DATA:
-		return !m->fs_data->has_data || m->fs_data->data.len <= MSG_FSDATA_MAX ? 0 : -EPROTO;
+		return !m->fs_data->has_data || m->fs_data->data.len <= MSG_FSDATA_MAX ?
+			       0 :
+			       -EPROTO;
 	case PHAUL__MSG__BODY_FS_SYNC_DONE:
 		return m->fs_sync_done->status >= 0 && m->fs_sync_done->status <= 255 ? 0 : -EPROTO;
-	case PHAUL__MSG__BODY_RESTART:
-		return check_restart(m->restart);
-	case PHAUL__MSG__BODY_OCI:
-		return check_oci(m->oci);
-	case PHAUL__MSG__BODY_LXC:
-		return check_lxc(m->lxc);
+	case PHAUL__MSG__BODY_RESTART: return check_restart(m->restart);
+	case PHAUL__MSG__BODY_OCI: return check_oci(m->oci);
+	case PHAUL__MSG__BODY_LXC: return check_lxc(m->lxc);
 	case PHAUL__MSG__BODY_NEW_PIDS:
 		if (m->new_pids->n_pids > MSG_PIDS_MAX)
 			return -EPROTO;
@@ -248,10 +246,8 @@ static int check_body(Msg *m)
 		return 0;
 	case PHAUL__MSG__BODY_FILE_END:
 	case PHAUL__MSG__BODY_RESTORE:
-	case PHAUL__MSG__BODY_COMMIT:
-		return 0;
-	default:
-		return -EPROTO;
+	case PHAUL__MSG__BODY_COMMIT: return 0;
+	default: return -EPROTO;
 	}
 }
 
@@ -336,13 +332,13 @@ int msg_recv(struct conn *c, Msg **ret)
 	return 0;
 }
 
-#define MSG_SENDER(field, CASE, Type, name)		\
-	int msg_send_##field(struct conn *c, Type *body)	\
-	{							\
-		Msg m = PHAUL__MSG__INIT;			\
-								\
-		msg_set_##field(&m, body);			\
-		return msg_send(c, &m);				\
+#define MSG_SENDER(field, CASE, Type, name)              \
+	int msg_send_##field(struct conn *c, Type *body) \
+	{                                                \
+		Msg m = PHAUL__MSG__INIT;                \
+                                                         \
+		msg_set_##field(&m, body);               \
+		return msg_send(c, &m);                  \
 	}
 MSG_SENT_BODIES(MSG_SENDER)
 #undef MSG_SENDER

@@ -32,12 +32,12 @@
 #define MSG_FS_MAX 16
 #define MSG_IN_PLACE_MAX 4
 #define MSG_FILE_MAX (1ULL << 40)
-#define MSG_RUN_PAGES_MAX 64u		/* one FRAME_DATA_MAX of pages */
-#define MSG_REQ_PAGES_MAX 1024u	/* one post-copy request: 4 MiB */
+#define MSG_RUN_PAGES_MAX 64u	/* one FRAME_DATA_MAX of pages */
+#define MSG_REQ_PAGES_MAX 1024u /* one post-copy request: 4 MiB */
 #define MSG_DROP_PAGES_MAX (1u << 24)
 #define MSG_VADDR_LIMIT (1ULL << 57)
 #define MSG_ROUNDS_MAX 1000u
-#define MSG_FSDATA_MAX (60u * 1024)	/* bytes of one FsData */
+#define MSG_FSDATA_MAX (60u * 1024) /* bytes of one FsData */
 #define MSG_ARGV_MAX 256u
 #define MSG_ENV_MAX 1024u
 #define MSG_PATH_MAX 4096u
@@ -79,6 +79,7 @@ int msg_recv(struct conn *c, Msg **ret);
  * MSG_SENT_BODIES have a plain sender msg_send_<field>(conn, body); Abort
  * and Error are sent with the formatting senders further down.
  */
+/* clang-format off */
 #define MSG_SENT_BODIES(X)									\
 	X(hello,		HELLO,		Phaul__Hello,		"Hello")		\
 	X(hello_reply,		HELLO_REPLY,	Phaul__HelloReply,	"HelloReply")		\
@@ -110,20 +111,20 @@ int msg_recv(struct conn *c, Msg **ret);
 	MSG_SENT_BODIES(X)									\
 	X(abort,		ABORT,		Phaul__Abort,		"Abort")		\
 	X(error,		ERROR,		Phaul__Error,		"Error")
+/* clang-format on */
 
 /* msg_set_<field>(m, body): make body the one body of m. */
-#define MSG_SETTER(field, CASE, Type, name)					\
-	static inline void msg_set_##field(Msg *m, Type *body)		\
-	{								\
-		m->body_case = PHAUL__MSG__BODY_##CASE;			\
-		m->field = body;					\
+#define MSG_SETTER(field, CASE, Type, name)                    \
+	static inline void msg_set_##field(Msg *m, Type *body) \
+	{                                                      \
+		m->body_case = PHAUL__MSG__BODY_##CASE;        \
+		m->field = body;                               \
 	}
 MSG_BODIES(MSG_SETTER)
 #undef MSG_SETTER
 
 /* msg_send_<field>(conn, body): send a message whose one body is body. */
-#define MSG_SENDER(field, CASE, Type, name) \
-	int msg_send_##field(struct conn *c, Type *body);
+#define MSG_SENDER(field, CASE, Type, name) int msg_send_##field(struct conn *c, Type *body);
 MSG_SENT_BODIES(MSG_SENDER)
 #undef MSG_SENDER
 

@@ -9,8 +9,7 @@
 static const unsigned long long allowed[ST__MAX] = {
 	[ST_HELLO] = BIT(PHAUL__MSG__BODY_HELLO),
 	[ST_PREFLIGHT] = BIT(PHAUL__MSG__BODY_PREFLIGHT) | BIT(PHAUL__MSG__BODY_OCI) |
-			 BIT(PHAUL__MSG__BODY_LXC) |
-			 BIT(PHAUL__MSG__BODY_CHECK) |
+			 BIT(PHAUL__MSG__BODY_LXC) | BIT(PHAUL__MSG__BODY_CHECK) |
 			 BIT(PHAUL__MSG__BODY_ABORT),
 	[ST_TRANSFER] = BIT(PHAUL__MSG__BODY_FILE_BEGIN) | BIT(PHAUL__MSG__BODY_RESTORE) |
 			BIT(PHAUL__MSG__BODY_PAGE_RUN) | BIT(PHAUL__MSG__BODY_ROUND_END) |
@@ -31,7 +30,7 @@ bool state_allows(enum sess_state st, int body_case)
 const char *state_name(enum sess_state st)
 {
 	static const char *const names[ST__MAX] = {
-		[ST_HELLO] = "hello",       [ST_PREFLIGHT] = "preflight",
+		[ST_HELLO] = "hello",	    [ST_PREFLIGHT] = "preflight",
 		[ST_TRANSFER] = "transfer", [ST_RESTORED] = "restored",
 		[ST_DONE] = "done",
 	};

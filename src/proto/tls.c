@@ -18,14 +18,14 @@
 #include "common/util.h"
 
 #define PSK_IDENTITY "phaul"
-#define TLS_PRIORITY \
+#define TLS_PRIORITY                                                    \
 	"SECURE128:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-PSK:+DHE-PSK:" \
 	"-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305"
 #define TCP_USER_TIMEOUT_MS 30000
 
 struct tls_priv {
 	int fd;
-	int io_errno;	/* the transport's last errno (custom push/pull) */
+	int io_errno; /* the transport's last errno (custom push/pull) */
 	gnutls_session_t session;
 	gnutls_psk_client_credentials_t ccred;
 	gnutls_psk_server_credentials_t scred;
@@ -109,21 +109,16 @@ static int gnutls_to_errno(const struct tls_priv *t, int r)
 {
 	switch (r) {
 	case GNUTLS_E_AGAIN:
-	case GNUTLS_E_TIMEDOUT:
-		return -ETIMEDOUT;
+	case GNUTLS_E_TIMEDOUT: return -ETIMEDOUT;
 	case GNUTLS_E_PUSH_ERROR:
-	case GNUTLS_E_PULL_ERROR:
-		return t->io_errno > 0 ? -t->io_errno : -ECONNRESET;
-	case GNUTLS_E_PREMATURE_TERMINATION:
-		return -ECONNRESET;
+	case GNUTLS_E_PULL_ERROR: return t->io_errno > 0 ? -t->io_errno : -ECONNRESET;
+	case GNUTLS_E_PREMATURE_TERMINATION: return -ECONNRESET;
 	case GNUTLS_E_DECRYPTION_FAILED:
 		/* a record that fails its integrity check: forged or corrupted */
 		return -EBADMSG;
 	case GNUTLS_E_INSUFFICIENT_CREDENTIALS:
-	case GNUTLS_E_KEYFILE_ERROR:
-		return -EACCES;
-	default:
-		return -EIO;
+	case GNUTLS_E_KEYFILE_ERROR: return -EACCES;
+	default: return -EIO;
 	}
 }
 
@@ -162,8 +157,8 @@ static int tls_set_timeout(void *priv, int timeout_ms)
 {
 	struct tls_priv *t = priv;
 
-	gnutls_record_set_timeout(t->session,
-				  timeout_ms > 0 ? (unsigned)timeout_ms : GNUTLS_INDEFINITE_TIMEOUT);
+	gnutls_record_set_timeout(t->session, timeout_ms > 0 ? (unsigned)timeout_ms :
+							       GNUTLS_INDEFINITE_TIMEOUT);
 	return 0;
 }
 
@@ -278,7 +273,8 @@ static int handshake(struct tls_priv *t, int timeout_ms, const char *who)
 	if (r == GNUTLS_E_FATAL_ALERT_RECEIVED) {
 		gnutls_alert_description_t a = gnutls_alert_get(t->session);
 		if (wrong_key_alert(a)) {
-			pr_err("%s refused our key (wrong key?): %s", who, gnutls_alert_get_name(a));
+			pr_err("%s refused our key (wrong key?): %s", who,
+			       gnutls_alert_get_name(a));
 			return -EACCES;
 		}
 		pr_err("TLS handshake with %s failed: alert %s", who, gnutls_alert_get_name(a));
@@ -363,8 +359,7 @@ static int tcp_connect(const char *hostport, int timeout_ms, int *ret_fd)
 	return 0;
 }
 
-int tls_connect(const char *hostport, const struct psk_key *key, int timeout_ms,
-		struct conn **ret)
+int tls_connect(const char *hostport, const struct psk_key *key, int timeout_ms, struct conn **ret)
 {
 	struct tls_priv *t = calloc(1, sizeof(*t));
 	gnutls_datum_t k = { (unsigned char *)key->bytes, PHAUL_KEY_LEN };
@@ -378,8 +373,7 @@ int tls_connect(const char *hostport, const struct psk_key *key, int timeout_ms,
 		goto fail;
 	r = -ENOMEM;
 	if (gnutls_psk_allocate_client_credentials(&t->ccred) < 0 ||
-	    gnutls_psk_set_client_credentials(t->ccred, PSK_IDENTITY, &k,
-					      GNUTLS_PSK_KEY_RAW) < 0)
+	    gnutls_psk_set_client_credentials(t->ccred, PSK_IDENTITY, &k, GNUTLS_PSK_KEY_RAW) < 0)
 		goto fail;
 	r = session_init(t, GNUTLS_CLIENT);
 	if (r < 0)

@@ -15,8 +15,7 @@
 #include "proto/key.h"
 
 /* Connect to "ADDR:PORT" and run the client handshake. */
-int tls_connect(const char *hostport, const struct psk_key *key, int timeout_ms,
-		struct conn **ret);
+int tls_connect(const char *hostport, const struct psk_key *key, int timeout_ms, struct conn **ret);
 /* Bind and listen on "ADDR:PORT"; returns the listening fd. */
 int tls_listen(const char *hostport, int *ret_fd);
 /* Run the server handshake on an accepted socket (taken over). */

@@ -36,8 +36,7 @@ int frame_hdr_decode(const uint8_t in[FRAME_HDR_LEN], enum frame_type *type, uin
 		if (l > FRAME_DATA_MAX)
 			return -EPROTO;
 		break;
-	default:
-		return -EPROTO;
+	default: return -EPROTO;
 	}
 	*type = in[2];
 	*len = l;

@@ -36,8 +36,7 @@ static int send_end(struct conn *c, uint64_t hash)
 	return msg_send_file_end(c, &fe);
 }
 
-int xfer_send_file(struct conn *c, int dirfd, const char *name,
-		   const struct xfer_progress *p)
+int xfer_send_file(struct conn *c, int dirfd, const char *name, const struct xfer_progress *p)
 {
 	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	_cleanup_free_ uint8_t *buf = malloc(FRAME_DATA_MAX);

@@ -16,13 +16,12 @@
 #include "proto/msg.h"
 
 struct xfer_progress {
-	void (*cb)(void *arg, uint64_t bytes);	/* called after each chunk */
+	void (*cb)(void *arg, uint64_t bytes); /* called after each chunk */
 	void *arg;
 };
 
 /* Send the file @name from @dirfd. */
-int xfer_send_file(struct conn *c, int dirfd, const char *name,
-		   const struct xfer_progress *p);
+int xfer_send_file(struct conn *c, int dirfd, const char *name, const struct xfer_progress *p);
 /*
  * Receive the file announced by @fb (already validated) into @dirfd.
  * *budget is the number of bytes still allowed; decremented on success.

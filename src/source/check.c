@@ -68,8 +68,8 @@ static void ask_peer(struct migration *m, struct check_report *rep, uint8_t *cpu
 		mig_note(m, r, rep->dst, sizeof(rep->dst));
 		return;
 	}
-	rep->criu_dst = reply->preflight_reply->has_criu_version ?
-				reply->preflight_reply->criu_version : 0;
+	rep->criu_dst =
+		reply->preflight_reply->has_criu_version ? reply->preflight_reply->criu_version : 0;
 	if (!reply->preflight_reply->ok)
 		snprintf(rep->dst, sizeof(rep->dst), "%s",
 			 reply->preflight_reply->error ?: "refused (no reason given)");

@@ -363,7 +363,8 @@ static int dump_loop(struct migration *m, struct criu *c, bool *ok)
 	for (;;) {
 		r = criu_recv(c, &resp);
 		if (r < 0)
-			return ret ? ret : mig_fail(m, r, "CRIU died during the dump (see dump.log)");
+			return ret ? ret :
+				     mig_fail(m, r, "CRIU died during the dump (see dump.log)");
 		if (resp->type != CRIU_REQ_TYPE__NOTIFY)
 			break;
 		if (resp->notify && resp->notify->script &&
@@ -388,7 +389,8 @@ static int dump_loop(struct migration *m, struct criu *c, bool *ok)
 		who = criu_log_failed_pid(log);
 		if (who > 0) {
 			proc_comm(who, comm, sizeof(comm));
-			snprintf(what, sizeof(what), "CRIU could not dump process %d (%s)", who, comm);
+			snprintf(what, sizeof(what), "CRIU could not dump process %d (%s)", who,
+				 comm);
 		} else {
 			snprintf(what, sizeof(what), "CRIU could not dump the tree");
 		}

@@ -23,9 +23,9 @@ struct freeze_watch {
 	bool running;
 	atomic_bool stop;
 	struct migration *m;
-	int (*then)(struct migration *m);	/* run once seized, or NULL */
-	_Atomic uint64_t seized_ms;		/* 0: not seen (yet) */
-	int err;				/* @then's */
+	int (*then)(struct migration *m); /* run once seized, or NULL */
+	_Atomic uint64_t seized_ms;	  /* 0: not seen (yet) */
+	int err;			  /* @then's */
 };
 
 int freeze_watch_start(struct freeze_watch *w, struct migration *m,

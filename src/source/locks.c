@@ -44,7 +44,8 @@ bool storage_is_private(const char *const *fs, size_t nr_fs, const char *path)
 		if (!strncmp(fs[i], "sync:", 5) && path_under(path, fs[i] + 5))
 			return true;
 		if (!strncmp(fs[i], "disk:", 5) &&
-		    disk_parse_spec(fs[i] + 5, image, mnt, sizeof(mnt)) == 0 && path_under(path, mnt))
+		    disk_parse_spec(fs[i] + 5, image, mnt, sizeof(mnt)) == 0 &&
+		    path_under(path, mnt))
 			return true;
 	}
 	return false;
@@ -59,7 +60,7 @@ static int check_fd(struct migration *m, pid_t pid, const char *fd)
 
 	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", pid, fd);
 	if (read_file(path, 65536, &info, NULL) < 0 || !fdinfo_lock_conflicts(info))
-		return 0;	/* gone meanwhile, or no lock */
+		return 0; /* gone meanwhile, or no lock */
 	snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, fd);
 	n = readlink(path, target, sizeof(target) - 1);
 	if (n < 0)
@@ -70,13 +71,14 @@ static int check_fd(struct migration *m, pid_t pid, const char *fd)
 	return mig_fail(m, -EDEADLK,
 			"PID %d holds a file lock on %s, which both hosts see: the "
 			"destination could not take it while the source's frozen copy "
-			"holds it until the commit", pid, target);
+			"holds it until the commit",
+			pid, target);
 }
 
 int source_check_locks(struct migration *m)
 {
 	if (!m->opts || !m->opts->file_locks || strcmp(m->drv[0]->ops->name, "pid"))
-		return 0;	/* without --file-locks CRIU refuses locks itself */
+		return 0; /* without --file-locks CRIU refuses locks itself */
 	for (size_t i = 0; i < m->nr_procs; i++) {
 		char dir[64];
 		DIR *d;

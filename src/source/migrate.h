@@ -16,9 +16,9 @@ int migrate_source(struct migration *m);
 
 /* `phaul check`: what would block a migration, on each side. */
 struct check_report {
-	bool reached;			/* connected and authenticated */
-	uint32_t criu_src, criu_dst;	/* CRIU versions, 0 if unknown */
-	char src[1024], dst[1024];	/* problems, "; "-separated; "" none */
+	bool reached;		     /* connected and authenticated */
+	uint32_t criu_src, criu_dst; /* CRIU versions, 0 if unknown */
+	char src[1024], dst[1024];   /* problems, "; "-separated; "" none */
 };
 /*
  * The preflight of a migration of m->opts->htype ("pid" alone: no tree)

@@ -20,12 +20,11 @@
 #include "source/connect.h"
 #include "proto/wire.h"
 
-
 struct postcopy {
-	uint8_t *buf;			/* one request's pages */
-	int32_t *host;			/* the frozen tree's processes */
-	int32_t *img;			/* the same as CRIU's images number them */
-	struct procmem *mem;		/* each one's memory */
+	uint8_t *buf;	     /* one request's pages */
+	int32_t *host;	     /* the frozen tree's processes */
+	int32_t *img;	     /* the same as CRIU's images number them */
+	struct procmem *mem; /* each one's memory */
 	size_t nr;
 	struct reaper reaper;
 	uint64_t pages;
@@ -101,7 +100,8 @@ static int check_lazy_mapped(struct migration *m, pid_t host, int32_t ipid)
 		if (r < 0)
 			break;
 		procmem_explain(host, hole.r[0].start, why, sizeof(why));
-		r = mig_fail(m, -EFAULT, "PID %d's lazy pages at 0x%llx-0x%llx are in no mapping of "
+		r = mig_fail(m, -EFAULT,
+			     "PID %d's lazy pages at 0x%llx-0x%llx are in no mapping of "
 			     "the frozen process (%s): post-copy could not complete it",
 			     (int)ipid, (unsigned long long)hole.r[0].start,
 			     (unsigned long long)hole.r[0].end, why);
@@ -210,9 +210,7 @@ static int serve_until_done(struct migration *m, Msg **done, bool *broken)
 			r = answer(m, msg->page_req);
 			*broken = r < 0 && r != -EPROTO;
 			break;
-		case PHAUL__MSG__BODY_PAGES_DONE:
-			*done = msg;
-			return 0;
+		case PHAUL__MSG__BODY_PAGES_DONE: *done = msg; return 0;
 		case PHAUL__MSG__BODY_ERROR:
 			r = -(int)msg->error->code;
 			mig_fail(m, r, "the destination failed: %s", msg->error->message);
@@ -296,9 +294,9 @@ int postcopy_serve(struct migration *m)
 	m->st.pages_fault = pd->pages_fault;
 	m->st.postcopy_ms = pd->last_page_ms;
 	pr_info("every page is in place %llu ms after the commit: %llu fetched (%llu on a fault), "
-		"%llu from pre-copy", (unsigned long long)pd->last_page_ms,
-		(unsigned long long)pd->pages_remote, (unsigned long long)pd->pages_fault,
-		(unsigned long long)pd->pages_local);
+		"%llu from pre-copy",
+		(unsigned long long)pd->last_page_ms, (unsigned long long)pd->pages_remote,
+		(unsigned long long)pd->pages_fault, (unsigned long long)pd->pages_local);
 	return 0;
 }
 

@@ -25,11 +25,11 @@
 
 struct pc_proc {
 	pid_t pid;
-	pid_t ipid;			/* its PID in CRIU's images and on the wire */
-	struct tracker *t;		/* NULL: not tracked (appeared later) */
-	struct procmem mem;		/* its memory, unreadable pages included */
-	struct rangeset sent;		/* pages the destination holds */
-	struct rangeset pending;	/* collected, not sent yet */
+	pid_t ipid;		 /* its PID in CRIU's images and on the wire */
+	struct tracker *t;	 /* NULL: not tracked (appeared later) */
+	struct procmem mem;	 /* its memory, unreadable pages included */
+	struct rangeset sent;	 /* pages the destination holds */
+	struct rangeset pending; /* collected, not sent yet */
 };
 
 struct precopy {
@@ -42,7 +42,7 @@ struct precopy {
 	enum track_method method;
 	/* the final pages sent while CRIU dumps (precopy_send_frozen) */
 	uint64_t early_pages;
-	bool early_round;		/* sent, as a round of its own */
+	bool early_round; /* sent, as a round of its own */
 };
 
 static struct pc_proc *pc_find(struct precopy *pc, pid_t pid, bool create)
@@ -421,7 +421,8 @@ static int plan(struct migration *m, uint64_t *dirty, uint64_t *scanned)
 	if (r == 0)
 		r = send_new_pids(m);
 	if (r < 0)
-		return m->error[0] ? r : mig_fail(m, r, "planning the final pages: %s", strerror(-r));
+		return m->error[0] ? r :
+				     mig_fail(m, r, "planning the final pages: %s", strerror(-r));
 	/* The trackers stay until the end: releasing uffd-wp walks the whole
 	 * memory (~40 ms/GiB), and after a commit the tree dies anyway. */
 	return 0;

@@ -72,11 +72,12 @@ static int check_memory_readable(struct migration *m)
 	for (size_t i = 0; i < m->nr_procs; i++) {
 		r = procmem_find_unreadable(m->pids[i], &start, &end);
 		if (r > 0)
-			return mig_fail(m, -EPERM,
-					"PID %d has pages in %#llx-%#llx, a mapping it cannot read, and "
-					"this kernel does not let phaul read them (/proc/PID/mem, "
-					"proc_mem.force_override): --mode stop moves it",
-					m->pids[i], (unsigned long long)start, (unsigned long long)end);
+			return mig_fail(
+				m, -EPERM,
+				"PID %d has pages in %#llx-%#llx, a mapping it cannot read, and "
+				"this kernel does not let phaul read them (/proc/PID/mem, "
+				"proc_mem.force_override): --mode stop moves it",
+				m->pids[i], (unsigned long long)start, (unsigned long long)end);
 	}
 	return 0;
 }
@@ -157,7 +158,8 @@ static int preflight(struct migration *m)
 	if (r == 0)
 		r = source_send_preflight(m, ver, cpu, cpulen, false);
 	if (r < 0)
-		return m->error[0] ? r : mig_fail(m, r, "cannot send the preflight: %s", strerror(-r));
+		return m->error[0] ? r :
+				     mig_fail(m, r, "cannot send the preflight: %s", strerror(-r));
 	conn_set_timeout(m->conn, 120000);
 	r = expect_msg(m, PHAUL__MSG__BODY_PREFLIGHT_REPLY, &reply);
 	if (r < 0)

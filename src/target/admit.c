@@ -21,12 +21,15 @@
 #define POLICY_MAX (64u * 1024)
 
 static const char *const admit_modes[] = { "stop", "live", "lazy", "hybrid", "restart", NULL };
-#define DEFAULT_MODES 0xfu	/* all but restart */
+#define DEFAULT_MODES 0xfu /* all but restart */
 
 static const char *const root_keys[ROOT__MAX] = {
-	[ROOT_SYNC] = "sync_root",		[ROOT_DISK_IMAGE] = "disk_image_root",
-	[ROOT_DISK_MOUNT] = "disk_mount_root",	[ROOT_OCI] = "oci_root",
-	[ROOT_LXC] = "lxc_root",		[ROOT_BIND] = "bind_root",
+	[ROOT_SYNC] = "sync_root",
+	[ROOT_DISK_IMAGE] = "disk_image_root",
+	[ROOT_DISK_MOUNT] = "disk_mount_root",
+	[ROOT_OCI] = "oci_root",
+	[ROOT_LXC] = "lxc_root",
+	[ROOT_BIND] = "bind_root",
 	[ROOT_STDIO] = "stdio_root",
 };
 
@@ -193,7 +196,8 @@ int admit_parse(struct admit *a, const char *file, const char *text, char *why, 
  * group or others, and reached without a symlink at its last component. */
 int admit_load(struct admit *a, const char *file)
 {
-	_cleanup_close_ int fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	_cleanup_close_ int fd = open(file,
+				      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	_cleanup_free_ char *text = NULL;
 	char why[1024];
 	struct stat st;
@@ -210,7 +214,8 @@ int admit_load(struct admit *a, const char *file)
 	if (!S_ISREG(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()) ||
 	    (st.st_mode & 022) || st.st_size > POLICY_MAX) {
 		pr_err("%s must be a regular file of at most %u bytes, owned by root, "
-		       "not writable by group or others", file, POLICY_MAX);
+		       "not writable by group or others",
+		       file, POLICY_MAX);
 		return -EPERM;
 	}
 	text = calloc(1, st.st_size + 1);
@@ -233,10 +238,10 @@ void admit_describe(const struct admit *a, char *buf, size_t len)
 {
 	size_t off = 0;
 
-#define OUT(...)                                                                   \
-	do {                                                                       \
-		if (off < len)                                                     \
-			off += snprintf(buf + off, len - off, __VA_ARGS__);        \
+#define OUT(...)                                                            \
+	do {                                                                \
+		if (off < len)                                              \
+			off += snprintf(buf + off, len - off, __VA_ARGS__); \
 	} while (0)
 	buf[0] = '\0';
 	OUT("mode =");
@@ -335,17 +340,18 @@ int admit_path(const struct admit *a, enum admit_root kind, const char *what, co
 	a = pick(a);
 	if (r < 0) {
 		snprintf(why, len, "policy: %s '%.256s' is refused: %s", what, path ? path : "",
-			 r == -EINVAL ? "not an absolute path of plain names (no '.', '..', '//')"
-				      : strerror(-r));
+			 r == -EINVAL ? "not an absolute path of plain names (no '.', '..', '//')" :
+					strerror(-r));
 		return -EPERM;
 	}
 	for (size_t i = 0; i < a->nr_roots[kind]; i++)
 		if (under(a->roots[kind][i], res))
 			return 0;
-	snprintf(why, len, "policy: %s %.256s%s%.256s%s is not under any %s (allow it with "
-		 "'%s = DIR' in %s)", what, path, strcmp(path, res) ? " (resolved: " : "",
-		 strcmp(path, res) ? res : "", strcmp(path, res) ? ")" : "", root_keys[kind],
-		 root_keys[kind], policy_name(a));
+	snprintf(why, len,
+		 "policy: %s %.256s%s%.256s%s is not under any %s (allow it with "
+		 "'%s = DIR' in %s)",
+		 what, path, strcmp(path, res) ? " (resolved: " : "", strcmp(path, res) ? res : "",
+		 strcmp(path, res) ? ")" : "", root_keys[kind], root_keys[kind], policy_name(a));
 	return -EPERM;
 }
 
@@ -370,7 +376,8 @@ static int check_mode(const struct admit *a, const char *mode, char *why, size_t
 	/* the modes allowed now, and this one */
 	for (int j = 0; admit_modes[j]; j++)
 		if ((a->modes | 1u << i) & (1u << j))
-			off += snprintf(setting + off, sizeof(setting) - off, " %s", admit_modes[j]);
+			off += snprintf(setting + off, sizeof(setting) - off, " %s",
+					admit_modes[j]);
 	return refuse(a, why, len, rule, setting);
 }
 
@@ -383,8 +390,10 @@ static int check_fs(const struct admit *a, const char *spec, char *why, size_t l
 		return admit_path(a, ROOT_SYNC, "sync: directory", spec + 5, why, len);
 	if (!strncmp(spec, "disk:", 5)) {
 		if (disk_parse_spec(spec + 5, img, mnt, sizeof(img)) < 0) {
-			snprintf(why, len, "policy: %.300s is not disk:IMAGE:MOUNTPOINT of two "
-				 "absolute paths of plain names", spec);
+			snprintf(why, len,
+				 "policy: %.300s is not disk:IMAGE:MOUNTPOINT of two "
+				 "absolute paths of plain names",
+				 spec);
 			return -EPERM;
 		}
 		r = admit_path(a, ROOT_DISK_IMAGE, "disk: image", img, why, len);
@@ -398,9 +407,9 @@ static int check_fs(const struct admit *a, const char *spec, char *why, size_t l
  * bind from the host where they cannot mknod (a user namespace), and
  * /dev/null, which they also bind over masked paths (/proc/kcore, ...).
  */
-static const char *const default_devices[] = { "/dev/null", "/dev/zero", "/dev/full",
-					       "/dev/random", "/dev/urandom", "/dev/tty",
-					       NULL };
+static const char *const default_devices[] = {
+	"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", NULL
+};
 
 static int check_bind(const struct admit *a, const char *src, char *why, size_t len)
 {
@@ -457,10 +466,11 @@ static int check_lxc_line(const struct admit *a, const char *line, char *why, si
 	const char *v;
 	char src[PATH_MAX];
 
-	if ((conf_value(line, "lxc.hook.") || conf_value(line, "lxc.mount.fstab")) &&
-	    !a->lxc_hooks)
-		return refuse(a, why, len, "LXC hooks and fstab files run or mount as root "
-			      "on the destination", "lxc_hooks = yes");
+	if ((conf_value(line, "lxc.hook.") || conf_value(line, "lxc.mount.fstab")) && !a->lxc_hooks)
+		return refuse(a, why, len,
+			      "LXC hooks and fstab files run or mount as root "
+			      "on the destination",
+			      "lxc_hooks = yes");
 	v = conf_value(line, "lxc.mount.entry");
 	if (v && *v == '/') {
 		snprintf(src, sizeof(src), "%.*s", (int)strcspn(v, " \t\n"), v);
@@ -478,7 +488,8 @@ static int check_lxc(const struct admit *a, const Phaul__LxcContainer *lc, char 
 		return -ENOMEM;
 	if (r == 0 && lxcconf_parse(lc->config, c) == 0)
 		r = admit_path(a, ROOT_LXC, "LXC rootfs", c->rootfs, why, len);
-	for (const char *l = lc->config; r == 0 && l && *l; l = strchr(l, '\n'), l = l ? l + 1 : l) {
+	for (const char *l = lc->config; r == 0 && l && *l;
+	     l = strchr(l, '\n'), l = l ? l + 1 : l) {
 		char line[4096];
 
 		snprintf(line, sizeof(line), "%.*s", (int)strcspn(l, "\n"), l);

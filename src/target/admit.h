@@ -51,9 +51,9 @@ enum admit_root {
 #define ADMIT_ROOTS_MAX 16
 
 struct admit {
-	const char *file;		/* the policy file, NULL for the defaults */
-	unsigned int modes;		/* bit i: admit_modes[i] */
-	char *roots[ROOT__MAX][ADMIT_ROOTS_MAX];	/* resolved, no trailing '/' */
+	const char *file;			 /* the policy file, NULL for the defaults */
+	unsigned int modes;			 /* bit i: admit_modes[i] */
+	char *roots[ROOT__MAX][ADMIT_ROOTS_MAX]; /* resolved, no trailing '/' */
 	size_t nr_roots[ROOT__MAX];
 	bool shell_job;
 	bool lxc_hooks;

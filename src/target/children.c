@@ -112,8 +112,10 @@ static bool may_handshake(struct kids *k, const struct serve_opts *o, const uint
 	for (size_t i = 0; i < k->len; i++)
 		same += k->tab[i].state == KID_HANDSHAKE && !memcmp(k->tab[i].addr, addr, 16);
 	if (same >= o->max_unauth_per_host) {
-		closed_unread(k, "too many unauthenticated connections from this address "
-			      "(--max-unauth-per-host)", addr);
+		closed_unread(k,
+			      "too many unauthenticated connections from this address "
+			      "(--max-unauth-per-host)",
+			      addr);
 		return false;
 	}
 	return true;
@@ -197,8 +199,8 @@ static void answer_gate(struct kids *k, const struct serve_opts *o, struct kid *
 			verdict = nr_busy(k) < BUSY_MAX ? 'B' : 'X';
 			c->state = KID_BUSY;
 			pr_warn("refusing a connection: %u migrations already running%s", k->nr,
-				verdict == 'X' ? " (closed unanswered: too many refusals at once)"
-					       : "");
+				verdict == 'X' ? " (closed unanswered: too many refusals at once)" :
+						 "");
 		}
 		if (send(c->gate, &verdict, 1, MSG_NOSIGNAL) != 1)
 			pr_warn("session process %d did not get its answer", c->pid);

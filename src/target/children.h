@@ -39,21 +39,21 @@ enum kid_state { KID_HANDSHAKE, KID_SESSION, KID_BUSY };
 
 struct kid {
 	pid_t pid;
-	int gate;			/* the daemon's end while it may still ask, else -1 */
+	int gate; /* the daemon's end while it may still ask, else -1 */
 	enum kid_state state;
-	uint8_t addr[16];		/* the client's address (IPv4 as ::ffff:a.b.c.d) */
+	uint8_t addr[16]; /* the client's address (IPv4 as ::ffff:a.b.c.d) */
 };
 
 /* The daemon's children. */
 struct kids {
-	unsigned int nr;		/* sessions (authenticated, with a slot) */
-	unsigned int nr_handshake;	/* not authenticated yet */
+	unsigned int nr;	   /* sessions (authenticated, with a slot) */
+	unsigned int nr_handshake; /* not authenticated yet */
 	struct kid *tab;
 	size_t len, cap;
-	struct pollfd *pfd;		/* cap + 1 */
-	uint64_t warned_ms;		/* last "closed unread" warning */
-	unsigned int unwarned;		/* connections closed since, not logged */
-	int stop_rd, stop_wr;		/* shutdown pipe */
+	struct pollfd *pfd;    /* cap + 1 */
+	uint64_t warned_ms;    /* last "closed unread" warning */
+	unsigned int unwarned; /* connections closed since, not logged */
+	int stop_rd, stop_wr;  /* shutdown pipe */
 };
 
 int kids_init(struct kids *k, const struct serve_opts *o);

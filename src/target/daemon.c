@@ -64,7 +64,8 @@ static void sweep_workdir(const char *workdir)
 	d = opendir(path);
 	while (d && (de = readdir(d))) {
 		snprintf(path, sizeof(path), "%s/outcomes/%s", workdir, de->d_name);
-		if (de->d_name[0] != '.' && stat(path, &st) == 0 && now - st.st_mtime > OUTCOME_TTL_S)
+		if (de->d_name[0] != '.' && stat(path, &st) == 0 &&
+		    now - st.st_mtime > OUTCOME_TTL_S)
 			unlink(path);
 	}
 	if (d)

@@ -19,12 +19,12 @@ static Phaul__Outcome__State decide(const char *state, int pid, uint64_t start)
 		return PHAUL__OUTCOME__STATE__ABORTED;
 	/* committing: CRIU was told to resume; the tree's life tells */
 	if (!strcmp(state, "committing"))
-		return outcome_pid_alive(pid, start) ? PHAUL__OUTCOME__STATE__COMMITTED
-						     : PHAUL__OUTCOME__STATE__ABORTED;
+		return outcome_pid_alive(pid, start) ? PHAUL__OUTCOME__STATE__COMMITTED :
+						       PHAUL__OUTCOME__STATE__ABORTED;
 	/* pending: the session still runs, or died and CRIU rolled back */
 	if (!strcmp(state, "pending"))
-		return outcome_pid_alive(pid, start) ? PHAUL__OUTCOME__STATE__PENDING
-						     : PHAUL__OUTCOME__STATE__ABORTED;
+		return outcome_pid_alive(pid, start) ? PHAUL__OUTCOME__STATE__PENDING :
+						       PHAUL__OUTCOME__STATE__ABORTED;
 	return PHAUL__OUTCOME__STATE__UNKNOWN;
 }
 
@@ -42,6 +42,7 @@ int outcome_answer(struct conn *c, const char *workdir, const uint8_t *id)
 	pr_info("outcome query for session %s: %s", hex,
 		o.state == PHAUL__OUTCOME__STATE__COMMITTED ? "committed" :
 		o.state == PHAUL__OUTCOME__STATE__ABORTED   ? "aborted" :
-		o.state == PHAUL__OUTCOME__STATE__PENDING   ? "pending" : "unknown");
+		o.state == PHAUL__OUTCOME__STATE__PENDING   ? "pending" :
+							      "unknown");
 	return msg_send_outcome(c, &o);
 }

@@ -77,9 +77,9 @@ static int check_criu(struct target *t, uint32_t theirs, uint32_t *ours)
 	if (r < 0)
 		return mig_fail(&t->m, r, "CRIU is not usable on the destination");
 	if (*ours / 100 < theirs / 100)
-		return mig_fail(&t->m, -ENOTSUP,
-				"CRIU %u.%u here is older than the source's %u.%u",
-				*ours / 10000, *ours / 100 % 100, theirs / 10000, theirs / 100 % 100);
+		return mig_fail(&t->m, -ENOTSUP, "CRIU %u.%u here is older than the source's %u.%u",
+				*ours / 10000, *ours / 100 % 100, theirs / 10000,
+				theirs / 100 % 100);
 	if (criu_check(t->m.dir, why, sizeof(why)) < 0)
 		return mig_fail(&t->m, -ENOTSUP, "'criu check' fails on the destination: %s", why);
 	return 0;
@@ -100,7 +100,8 @@ static int check_cpu(struct target *t, const ProtobufCBinaryData *img)
 		return mig_fail(&t->m, -EIO, "cannot write %s", path);
 	r = criu_cpuinfo(dir, false);
 	if (r < 0)
-		return mig_fail(&t->m, r, "this CPU lacks features the source's CPU has "
+		return mig_fail(&t->m, r,
+				"this CPU lacks features the source's CPU has "
 				"(criu cpuinfo check failed)");
 	return 0;
 }
@@ -115,8 +116,8 @@ static int check_space(struct target *t, uint64_t need)
 	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
 	/* the peer's estimate: saturate rather than wrap (2 * need + reserve
 	 * bounds the sum) */
-	want = need > (UINT64_MAX - SPACE_RESERVE) / 2 ? UINT64_MAX
-						       : need + need / 10 + SPACE_RESERVE;
+	want = need > (UINT64_MAX - SPACE_RESERVE) / 2 ? UINT64_MAX :
+							 need + need / 10 + SPACE_RESERVE;
 	if (avail < want)
 		return mig_fail(&t->m, -ENOSPC,
 				"not enough space in %s: %llu MiB free, about %llu MiB needed",
@@ -175,8 +176,7 @@ static int reply(struct target *t, const char *error, uint32_t ver)
  * Every check in order. With @errs (check-only) a failure is noted there
  * and the next check runs; without, the first failure ends the chain.
  */
-static int run_checks(struct target *t, Phaul__Preflight *p, uint32_t *ver, char *errs,
-		      size_t len)
+static int run_checks(struct target *t, Phaul__Preflight *p, uint32_t *ver, char *errs, size_t len)
 {
 	struct migration *m = &t->m;
 	int r = fault_point("dst.preflight");

@@ -31,7 +31,9 @@ int target_restart(struct target *t, Phaul__Restart *rq)
 {
 	_cleanup_free_ char **argv = vec(rq->argv, rq->n_argv);
 	_cleanup_free_ char **env = vec(rq->env, rq->n_env);
-	struct restart_spec rs = { .argv = argv, .argc = rq->n_argv, .env = env,
+	struct restart_spec rs = { .argv = argv,
+				   .argc = rq->n_argv,
+				   .env = env,
 				   .nenv = rq->n_env };
 	uint64_t t0 = now_ms();
 	char why[1024];

@@ -199,7 +199,8 @@ static int restore_loop(struct target *t, struct criu *c, pid_t *root)
 			return ret ? ret : mig_fail(&t->m, r, "CRIU died during the restore");
 		if (resp->type != CRIU_REQ_TYPE__NOTIFY)
 			break;
-		pr_debug("CRIU: %s", resp->notify && resp->notify->script ? resp->notify->script : "?");
+		pr_debug("CRIU: %s",
+			 resp->notify && resp->notify->script ? resp->notify->script : "?");
 		if (resp->notify && resp->notify->script &&
 		    !strcmp(resp->notify->script, "post-restore")) {
 			pid_t pid = resp->notify->has_pid ? resp->notify->pid : t->m.root_pid;
@@ -218,7 +219,8 @@ static int restore_loop(struct target *t, struct criu *c, pid_t *root)
 		criu_resp__free_unpacked(resp, NULL);
 	}
 	if (resp->type == CRIU_REQ_TYPE__RESTORE && resp->success) {
-		*root = resp->restore && resp->restore->pid > 0 ? resp->restore->pid : t->m.root_pid;
+		*root = resp->restore && resp->restore->pid > 0 ? resp->restore->pid :
+								  t->m.root_pid;
 	} else if (!ret) {
 		/* a lazy restore logs in its work directory, above the images */
 		ret = session_criu_failed(&t->m, t->live ? "restore.log" : "img/restore.log",
@@ -274,8 +276,10 @@ static int finish_commit(struct target *t, pid_t root)
 	if (r < 0) {
 		outcome_write(t->so->workdir, t->hex, "lost", 0);
 		if (t->remote)
-			msg_send_error(t->m.conn, -r, "post-copy", "the memory could not be completed");
-		return mig_fail(&t->m, r, "the workload's memory could not be completed: it is lost");
+			msg_send_error(t->m.conn, -r, "post-copy",
+				       "the memory could not be completed");
+		return mig_fail(&t->m, r,
+				"the workload's memory could not be completed: it is lost");
 	}
 	reaper_disarm(&t->reaper);
 	if (t->live && send_pages_done(t, t0) < 0)
@@ -352,7 +356,9 @@ static int lazy_pages_ready(struct target *t, int *sk)
 static int prepare_lazy(struct target *t, Phaul__Restore *rq, CriuOpts *o, int *workfd)
 {
 	int link_ms = (rq->has_recover_timeout_s && rq->recover_timeout_s ?
-			       (int)MIN(rq->recover_timeout_s, 3600u) : 60) * 1000;
+			       (int)MIN(rq->recover_timeout_s, 3600u) :
+			       60) *
+		      1000;
 	int sk = -1, r, lfd;
 
 	t->ps.remote = t->remote;
@@ -366,8 +372,7 @@ static int prepare_lazy(struct target *t, Phaul__Restore *rq, CriuOpts *o, int *
 	if (t->remote)
 		conn_set_link_timeout(t->m.conn, link_ms);
 	/* nothing to kill until the commit names the restored tree */
-	r = page_server_start(&t->srv, &t->ps, sk, t->remote ? t->m.conn : NULL, NULL, 0,
-			      link_ms);
+	r = page_server_start(&t->srv, &t->ps, sk, t->remote ? t->m.conn : NULL, NULL, 0, link_ms);
 	if (r < 0)
 		return mig_fail(&t->m, r, "cannot start the page server");
 	t->srv.client = t->lazy_pid;
@@ -432,8 +437,9 @@ static int wait_lazy(struct target *t, bool kill_it)
 		return r < 0 ? r : -EIO;
 	}
 	pr_info("all memory in place %llu ms after the commit (%llu pages from the store, "
-		"%llu from the source)", (unsigned long long)(now_ms() - t0),
-		(unsigned long long)t->srv.pages, (unsigned long long)t->srv.pages_remote);
+		"%llu from the source)",
+		(unsigned long long)(now_ms() - t0), (unsigned long long)t->srv.pages,
+		(unsigned long long)t->srv.pages_remote);
 	return 0;
 }
 

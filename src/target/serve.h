@@ -14,12 +14,12 @@ struct serve_opts {
 	const char *listen;
 	struct psk_key key;
 	const char *workdir;
-	const char *logdir;		/* failed CRIUs' logs kept here */
+	const char *logdir; /* failed CRIUs' logs kept here */
 	unsigned int max_parallel;
 	unsigned int auth_timeout_s;
-	unsigned int max_unauth;		/* connections before authentication */
-	unsigned int max_unauth_per_host;	/* ... from one address */
-	const struct admit *admit;	/* what the daemon accepts (target/admit.h) */
+	unsigned int max_unauth;	  /* connections before authentication */
+	unsigned int max_unauth_per_host; /* ... from one address */
+	const struct admit *admit;	  /* what the daemon accepts (target/admit.h) */
 };
 /* The destination daemon: `phaul serve`; returns at SIGTERM. */
 int serve(const struct serve_opts *o);

@@ -161,7 +161,8 @@ static int receive_pages(struct target *t, Msg *msg)
 	if (msg->body_case == PHAUL__MSG__BODY_PAGE_DROP) {
 		const Phaul__PageDrop *pd = msg->page_drop;
 		if (!t->remote)
-			return mig_fail(&t->m, -EPROTO, "stale pages marked in %s mode", mode_name(t->m.mode));
+			return mig_fail(&t->m, -EPROTO, "stale pages marked in %s mode",
+					mode_name(t->m.mode));
 		r = pagestore_drop(&t->ps, pd->pid, pd->vaddr,
 				   pd->vaddr + (uint64_t)pd->nr_pages * PAGE);
 		return r < 0 ? mig_fail(&t->m, r, "marking stale pages: %s", strerror(-r)) : 0;
@@ -173,8 +174,8 @@ static int receive_pages(struct target *t, Msg *msg)
 	if (r < 0)
 		return mig_fail(&t->m, r, "round %u: %s", msg->round_end->round, strerror(-r));
 	pr_info("round %u%s: %llu pages, %llu in all", msg->round_end->round,
-		msg->round_end->final ? " (final)" : "",
-		(unsigned long long)msg->round_end->pages, (unsigned long long)t->ps.pages);
+		msg->round_end->final ? " (final)" : "", (unsigned long long)msg->round_end->pages,
+		(unsigned long long)t->ps.pages);
 	mig_step(&t->m, "transfer");
 	return 0;
 }
@@ -291,8 +292,12 @@ static int run(struct target *t)
 
 int target_session(int fd, const struct serve_opts *so)
 {
-	struct target t = { .so = so, .st = ST_HELLO, .reaper = REAPER_INIT, .criu = CRIU_INIT,
-			    .lazy = CRIU_LAZY_INIT, .lazy_sk = -1 };
+	struct target t = { .so = so,
+			    .st = ST_HELLO,
+			    .reaper = REAPER_INIT,
+			    .criu = CRIU_INIT,
+			    .lazy = CRIU_LAZY_INIT,
+			    .lazy_sk = -1 };
 	struct rusage ru;
 	int r;
 

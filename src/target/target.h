@@ -19,22 +19,22 @@ struct target {
 	const struct serve_opts *so;
 	char hex[2 * PHAUL_SESSION_ID_LEN + 1];
 	enum sess_state st;
-	uint64_t budget;		/* bytes the peer may still write */
+	uint64_t budget; /* bytes the peer may still write */
 	bool committed;
-	bool resumed;			/* CRIU let the tree run: the commit stands */
-	bool told;			/* an Error went to the source already */
-	bool live;			/* restored lazily from the page store */
-	bool remote;			/* post-copy: what the store lacks is fetched */
+	bool resumed; /* CRIU let the tree run: the commit stands */
+	bool told;    /* an Error went to the source already */
+	bool live;    /* restored lazily from the page store */
+	bool remote;  /* post-copy: what the store lacks is fetched */
 	struct pagestore ps;
-	pid_t lazy_pid;			/* criu lazy-pages filling memory, or 0 */
-	struct criu_lazy lazy;		/* one started at the preflight, not let go yet */
-	int lazy_sk;			/* our end of its page-server socket, or -1 */
-	struct page_server srv;		/* answering it from the page store */
-	struct reaper reaper;		/* kills the tree if we die before it is whole */
-	struct criu criu;		/* the restore's CRIU, started at the preflight */
-	int32_t *tree;			/* the restored tree, as this host numbers it */
+	pid_t lazy_pid;		/* criu lazy-pages filling memory, or 0 */
+	struct criu_lazy lazy;	/* one started at the preflight, not let go yet */
+	int lazy_sk;		/* our end of its page-server socket, or -1 */
+	struct page_server srv; /* answering it from the page store */
+	struct reaper reaper;	/* kills the tree if we die before it is whole */
+	struct criu criu;	/* the restore's CRIU, started at the preflight */
+	int32_t *tree;		/* the restored tree, as this host numbers it */
 	size_t nr_tree, nr_tree_procs;
-	Msg *info;			/* a driver's message before the Preflight */
+	Msg *info; /* a driver's message before the Preflight */
 };
 
 /* Serve one accepted connection (fd taken over); exit status for the child. */

@@ -26,8 +26,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define WIN 64	   /* pages a window holds: one bit each in a uint64_t */
-#define CHUNK 256  /* pages read at a time: 1 MiB */
+#define WIN 64	  /* pages a window holds: one bit each in a uint64_t */
+#define CHUNK 256 /* pages read at a time: 1 MiB */
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAP (1ULL << 62)
 #define PM_FILE (1ULL << 61) /* page cache (or shared) page: not dumped */
@@ -54,7 +54,7 @@ struct hash {
 	int pagemap; /* /proc/PID/pagemap */
 	struct rangeset *dirty;
 	uint64_t *scanned;
-	uint64_t base;		   /* the chunk being filled, if have */
+	uint64_t base; /* the chunk being filled, if have */
 	bool have;
 	uint64_t want[CHUNK / WIN]; /* its pages to read */
 	uint64_t pm[CHUNK];
@@ -62,11 +62,11 @@ struct hash {
 	struct iovec liov[CHUNK / 2 + 1], riov[CHUNK / 2 + 1];
 };
 
-#define SWAP(a, b)                      \
-	do {                            \
+#define SWAP(a, b)                        \
+	do {                              \
 		__typeof__(a) _tmp = (a); \
-		(a) = (b);              \
-		(b) = _tmp;             \
+		(a) = (b);                \
+		(b) = _tmp;               \
 	} while (0)
 
 static void wins_free(struct wins *ws, size_t from)

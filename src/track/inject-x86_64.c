@@ -77,8 +77,8 @@ void arch_regs_restart(struct arch_regs *r)
 	x->orig_rax = (unsigned long long)-1;
 }
 
-void arch_regs_syscall(struct arch_regs *r, const struct arch_regs *saved, uint64_t pc,
-		       long nr, const uint64_t args[6])
+void arch_regs_syscall(struct arch_regs *r, const struct arch_regs *saved, uint64_t pc, long nr,
+		       const uint64_t args[6])
 {
 	struct user_regs_struct *x = X(r);
 

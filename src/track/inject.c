@@ -26,14 +26,14 @@
 #include <sys/wait.h>
 
 struct inject {
-	pid_t pid, tid;		/* process; the thread running the syscalls */
-	pid_t *tids;		/* every thread seized and stopped */
+	pid_t pid, tid; /* process; the thread running the syscalls */
+	pid_t *tids;	/* every thread seized and stopped */
 	size_t nr, cap;
 	struct arch_regs saved; /* tid's registers, restart applied */
 	uint64_t sigmask;	/* tid's signal mask */
 	bool regs_saved, mask_saved;
-	uint64_t pc;		/* address of a syscall instruction */
-	uint64_t resend;	/* signals caught while running, to re-raise */
+	uint64_t pc;	 /* address of a syscall instruction */
+	uint64_t resend; /* signals caught while running, to re-raise */
 };
 
 static int wait_tid(pid_t tid, int *status)
@@ -165,8 +165,9 @@ static int find_syscall_in(struct inject *in, FILE *maps, int memfd, int pass)
 	rewind(maps);
 	while (fgets(line, sizeof(line), maps)) {
 		name = 0;
-		if (sscanf(line, "%llx-%llx %4s %*x %*x:%*x %*u %n", &start, &end, perms,
-			   &name) < 3 || !name || perms[2] != 'x')
+		if (sscanf(line, "%llx-%llx %4s %*x %*x:%*x %*u %n", &start, &end, perms, &name) <
+			    3 ||
+		    !name || perms[2] != 'x')
 			continue;
 		if ((pass == 0) != !strncmp(line + name, "[vdso]", 6) ||
 		    !strncmp(line + name, "[vsyscall]", 10))
@@ -225,8 +226,7 @@ int inject_begin(pid_t pid, struct inject **ret)
 	if (!in)
 		return -ENOMEM;
 	in->pid = pid;
-	if ((r = seize_all(in)) < 0 || (r = find_syscall(in)) < 0 ||
-	    (r = prepare_thread(in)) < 0) {
+	if ((r = seize_all(in)) < 0 || (r = find_syscall(in)) < 0 || (r = prepare_thread(in)) < 0) {
 		if (r == -EPERM)
 			pr_info("cannot ptrace process %d: traced by another, or not allowed",
 				(int)pid);

@@ -77,11 +77,10 @@ static struct scan scan_for(enum pm_want w, const struct track_vma *v)
 
 	switch (w) {
 	case PM_WRITTEN:
-		return (struct scan){ WP, PAGE_IS_WRITTEN, POPULATED, PAGE_IS_WRITTEN | skip, skip };
-	case PM_ARM:
-		return (struct scan){ WP, 0, POPULATED, POPULATED | skip, skip };
-	default:
-		return (struct scan){ 0, 0, POPULATED, POPULATED | skip, skip };
+		return (struct scan){ WP, PAGE_IS_WRITTEN, POPULATED, PAGE_IS_WRITTEN | skip,
+				      skip };
+	case PM_ARM: return (struct scan){ WP, 0, POPULATED, POPULATED | skip, skip };
+	default: return (struct scan){ 0, 0, POPULATED, POPULATED | skip, skip };
 	}
 }
 
@@ -90,9 +89,14 @@ int pm_scan(int pagemap, const struct track_vma *v, enum pm_want want, pm_range_
 	const struct scan s = scan_for(want, v);
 	struct page_region vec[256];
 	struct pm_scan_arg a = {
-		.size = sizeof(a), .flags = s.flags, .start = v->start, .end = v->end,
-		.vec = (uintptr_t)vec, .vec_len = ARRAY_SIZE(vec),
-		.category_mask = s.mask, .category_anyof_mask = s.anyof,
+		.size = sizeof(a),
+		.flags = s.flags,
+		.start = v->start,
+		.end = v->end,
+		.vec = (uintptr_t)vec,
+		.vec_len = ARRAY_SIZE(vec),
+		.category_mask = s.mask,
+		.category_anyof_mask = s.anyof,
 		.return_mask = s.ret,
 	};
 	int r;

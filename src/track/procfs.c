@@ -61,8 +61,9 @@ static int vma_parse(char *line, struct track_vma *v, bool *keep)
 	char perms[5];
 	int name = 0;
 
-	if (sscanf(line, "%llx-%llx %4s %*x %*x:%*x %llu %n", &start, &end, perms, &ino,
-		   &name) < 4 || !name || start >= end)
+	if (sscanf(line, "%llx-%llx %4s %*x %*x:%*x %llu %n", &start, &end, perms, &ino, &name) <
+		    4 ||
+	    !name || start >= end)
 		return -EIO;
 	line += name;
 	line[strcspn(line, "\n")] = 0;

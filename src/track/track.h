@@ -51,7 +51,7 @@ enum track_method {
 	TRACK_NONE = 0,
 	TRACK_UFFD_WP = 1,    /* exact; needs Linux >= 6.7 (PAGEMAP_SCAN, WP_ASYNC) */
 	TRACK_SOFT_DIRTY = 2, /* probed only: not implemented (docs/TRACKING.md) */
-	TRACK_HASH = 4,       /* portable: xxh3-64 of every populated page */
+	TRACK_HASH = 4,	      /* portable: xxh3-64 of every populated page */
 };
 #define TRACK_ALL (TRACK_UFFD_WP | TRACK_SOFT_DIRTY | TRACK_HASH)
 
@@ -148,8 +148,8 @@ int arch_regs_set(pid_t tid, const struct arch_regs *r);
 /* Turn registers stopped inside an interrupted syscall into a restart. */
 void arch_regs_restart(struct arch_regs *r);
 /* Registers that run syscall @nr(@args) at @pc, from @saved. */
-void arch_regs_syscall(struct arch_regs *r, const struct arch_regs *saved, uint64_t pc,
-		       long nr, const uint64_t args[6]);
+void arch_regs_syscall(struct arch_regs *r, const struct arch_regs *saved, uint64_t pc, long nr,
+		       const uint64_t args[6]);
 extern const uint8_t arch_syscall_insn[];
 extern const size_t arch_syscall_insn_len;
 

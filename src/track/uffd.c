@@ -36,8 +36,8 @@
 #endif
 
 struct uffd {
-	int fd;	     /* our copy of the process's userfaultfd */
-	int pagemap; /* /proc/PID/pagemap, bound to the armed address space */
+	int fd;		 /* our copy of the process's userfaultfd */
+	int pagemap;	 /* /proc/PID/pagemap, bound to the armed address space */
 	struct range *r; /* the tracked mappings as of the last collect */
 	bool *armed;	 /* r[i] registered and write-protected by us */
 	size_t nr;
@@ -139,8 +139,8 @@ static int close_in(struct inject *in, pid_t pid, long tfd)
 			return 0;
 	r = r < 0 ? r : (int)rv;
 	if (r != -ESRCH)
-		pr_err("process %d keeps a userfaultfd as fd %ld: close failed: %s", (int)pid,
-		       tfd, strerror(-r));
+		pr_err("process %d keeps a userfaultfd as fd %ld: close failed: %s", (int)pid, tfd,
+		       strerror(-r));
 	return r;
 }
 

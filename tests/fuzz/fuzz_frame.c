@@ -19,7 +19,11 @@
 #include "proto/msg.h"
 #include "proto/wire.h"
 
-#define CHECK(x) do { if (!(x)) __builtin_trap(); } while (0)
+#define CHECK(x)                          \
+	do {                              \
+		if (!(x))                 \
+			__builtin_trap(); \
+	} while (0)
 
 struct mem {
 	const uint8_t *p;

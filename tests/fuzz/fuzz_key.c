@@ -12,7 +12,11 @@
 #include "common/log.h"
 #include "proto/key.h"
 
-#define CHECK(x) do { if (!(x)) __builtin_trap(); } while (0)
+#define CHECK(x)                          \
+	do {                              \
+		if (!(x))                 \
+			__builtin_trap(); \
+	} while (0)
 
 static int hex(char c)
 {

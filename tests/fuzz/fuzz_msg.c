@@ -21,7 +21,11 @@
 #include "proto/state.h"
 #include "proto/wire.h"
 
-#define CHECK(x) do { if (!(x)) __builtin_trap(); } while (0)
+#define CHECK(x)                          \
+	do {                              \
+		if (!(x))                 \
+			__builtin_trap(); \
+	} while (0)
 
 static void check_text(const char *s, size_t max)
 {
@@ -48,9 +52,7 @@ static void check_msg(Msg *m)
 		check_text(m->hello->host, 255);
 		CHECK(!m->hello->has_resume || m->hello->resume.len == PHAUL_SESSION_ID_LEN);
 		break;
-	case PHAUL__MSG__BODY_HELLO_REPLY:
-		check_text(m->hello_reply->host, 255);
-		break;
+	case PHAUL__MSG__BODY_HELLO_REPLY: check_text(m->hello_reply->host, 255); break;
 	case PHAUL__MSG__BODY_PREFLIGHT:
 		check_text(m->preflight->mode, 16);
 		check_text(m->preflight->htype, 32);
@@ -68,9 +70,7 @@ static void check_msg(Msg *m)
 		CHECK(m->file_begin->size <= MSG_FILE_MAX);
 		break;
 	}
-	case PHAUL__MSG__BODY_ABORT:
-		check_text(m->abort->reason, MSG_TEXT_MAX);
-		break;
+	case PHAUL__MSG__BODY_ABORT: check_text(m->abort->reason, MSG_TEXT_MAX); break;
 	case PHAUL__MSG__BODY_ERROR:
 		CHECK(m->error->code >= 1 && m->error->code <= 4095);
 		check_text(m->error->message, MSG_TEXT_MAX);
@@ -79,22 +79,15 @@ static void check_msg(Msg *m)
 	case PHAUL__MSG__BODY_OUTCOME:
 		CHECK((unsigned)m->outcome->state <= PHAUL__OUTCOME__STATE__PENDING);
 		break;
-	case PHAUL__MSG__BODY_RESTORE_READY:
-		CHECK(m->restore_ready->root_pid > 0);
-		break;
-	case PHAUL__MSG__BODY_COMMITTED:
-		CHECK(m->committed->root_pid > 0);
-		break;
+	case PHAUL__MSG__BODY_RESTORE_READY: CHECK(m->restore_ready->root_pid > 0); break;
+	case PHAUL__MSG__BODY_COMMITTED: CHECK(m->committed->root_pid > 0); break;
 	case PHAUL__MSG__BODY_PAGE_RUN:
 		CHECK(m->page_run->pid >= 1 && m->page_run->pid <= 4194304);
 		CHECK(m->page_run->vaddr % 4096 == 0 && m->page_run->vaddr < MSG_VADDR_LIMIT);
 		CHECK(m->page_run->nr_pages >= 1 && m->page_run->nr_pages <= MSG_RUN_PAGES_MAX);
 		break;
-	case PHAUL__MSG__BODY_ROUND_END:
-		CHECK(m->round_end->round <= MSG_ROUNDS_MAX);
-		break;
-	default:
-		break;
+	case PHAUL__MSG__BODY_ROUND_END: CHECK(m->round_end->round <= MSG_ROUNDS_MAX); break;
+	default: break;
 	}
 }
 

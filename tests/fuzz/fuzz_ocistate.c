@@ -15,7 +15,11 @@
 #include "common/log.h"
 #include "drivers/htype/ocistate.h"
 
-#define CHECK(x) do { if (!(x)) __builtin_trap(); } while (0)
+#define CHECK(x)                          \
+	do {                              \
+		if (!(x))                 \
+			__builtin_trap(); \
+	} while (0)
 
 static void state(enum oci_runtime rt, const char *s)
 {

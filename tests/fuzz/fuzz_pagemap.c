@@ -33,7 +33,11 @@
 #include "criu-image.pb-c.h"
 #include "criu/pagemap.h"
 
-#define CHECK(x) do { if (!(x)) __builtin_trap(); } while (0)
+#define CHECK(x)                          \
+	do {                              \
+		if (!(x))                 \
+			__builtin_trap(); \
+	} while (0)
 
 static char dir[4096];
 static int dirfd_ = -1;
@@ -119,8 +123,9 @@ static int oracle(const uint8_t *b, size_t len, uint32_t *pages_id, struct pm_en
 			flags = e->flags;
 		else
 			flags = e->has_in_parent && e->in_parent ? 1 : 4;
-		bool bad = e->vaddr % 4096 || e->nr_pages == 0 || end > ((unsigned __int128)1 << 57) ||
-			   (n && start < last_end) || flags > 7;
+		bool bad = e->vaddr % 4096 || e->nr_pages == 0 ||
+			   end > ((unsigned __int128)1 << 57) || (n && start < last_end) ||
+			   flags > 7;
 		uint32_t nr = e->nr_pages;
 		cimg__pagemap_entry__free_unpacked(e, NULL);
 		if (bad)
@@ -129,7 +134,7 @@ static int oracle(const uint8_t *b, size_t len, uint32_t *pages_id, struct pm_en
 		    (uint64_t)out[n - 1].nr_pages + nr <= UINT32_MAX) {
 			out[n - 1].nr_pages += nr;
 		} else {
-			CHECK(n < len / 4);	/* a record takes 4 bytes at least */
+			CHECK(n < len / 4); /* a record takes 4 bytes at least */
 			out[n++] = (struct pm_entry){ (uint64_t)start, nr, flags };
 		}
 		last_end = end;
@@ -138,8 +143,7 @@ static int oracle(const uint8_t *b, size_t len, uint32_t *pages_id, struct pm_en
 	return 0;
 }
 
-static void same_map(const struct pagemap *a, uint32_t pages_id, const struct pm_entry *e,
-		     size_t n)
+static void same_map(const struct pagemap *a, uint32_t pages_id, const struct pm_entry *e, size_t n)
 {
 	CHECK(a->pages_id == pages_id);
 	CHECK(a->nr == n);

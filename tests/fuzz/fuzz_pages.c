@@ -46,7 +46,11 @@
 #include "proto/msg.h"
 #include "proto/wire.h"
 
-#define CHECK(x) do { if (!(x)) __builtin_trap(); } while (0)
+#define CHECK(x)                          \
+	do {                              \
+		if (!(x))                 \
+			__builtin_trap(); \
+	} while (0)
 #define HDR 3
 #define P PAGE
 #define MAX_ROUNDS 64
@@ -96,14 +100,14 @@ struct page {
 	int32_t pid;
 	uint64_t vaddr;
 	unsigned int round;
-	const uint8_t *data;	/* P bytes in model.bytes */
+	const uint8_t *data; /* P bytes in model.bytes */
 };
 
 struct model {
-	struct page *v;		/* every accepted page, in order of arrival */
+	struct page *v; /* every accepted page, in order of arrival */
 	size_t nr, cap;
-	size_t done;		/* v[0..done) are in finished rounds */
-	uint8_t *bytes;		/* their contents */
+	size_t done;	/* v[0..done) are in finished rounds */
+	uint8_t *bytes; /* their contents */
 	size_t nbytes, bcap;
 };
 
@@ -191,7 +195,8 @@ static void check_lookups(const struct pagestore *ps, const struct model *m)
 		if (pg != &m->v[i])
 			continue; /* an older copy */
 		while (want < 4096) {
-			const struct page *q = newest(m, pg->pid, pg->vaddr + (uint64_t)want * P, last);
+			const struct page *q = newest(m, pg->pid, pg->vaddr + (uint64_t)want * P,
+						      last);
 			if (!q || q->round != pg->round)
 				break;
 			want++;
@@ -350,7 +355,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint64_t b0 = budget;
 			r = pagestore_recv_run(&ps, c, pr, &budget);
 			if (r == 0) {
-				const uint8_t *d = frames_payload(&m, mm.p + before, mm.pos - before,
+				const uint8_t *d = frames_payload(&m, mm.p + before,
+								  mm.pos - before,
 								  (size_t)pr->nr_pages * P);
 				for (uint32_t i = 0; i < pr->nr_pages; i++)
 					model_add(&m, pr->pid, pr->vaddr + (uint64_t)i * P,

@@ -21,7 +21,11 @@
 #include "proto/msg.h"
 #include "memconn.h"
 
-#define CHECK(x) do { if (!(x)) __builtin_trap(); } while (0)
+#define CHECK(x)                          \
+	do {                              \
+		if (!(x))                 \
+			__builtin_trap(); \
+	} while (0)
 
 struct drain {
 	int fd;
@@ -67,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int sp[2], r;
 
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0);
-	shutdown(sp[1], SHUT_WR);	/* the local end has nothing to send */
+	shutdown(sp[1], SHUT_WR); /* the local end has nothing to send */
 	d.fd = sp[1];
 	d.bytes = 0;
 	CHECK(pthread_create(&th, NULL, drain, &d) == 0);

@@ -36,7 +36,11 @@
 #include "proto/msg.h"
 #include "proto/xfer.h"
 
-#define CHECK(x) do { if (!(x)) __builtin_trap(); } while (0)
+#define CHECK(x)                          \
+	do {                              \
+		if (!(x))                 \
+			__builtin_trap(); \
+	} while (0)
 #define HDR 8
 
 static const char *const names[] = { "img", "pages-1.img", "core-1.img", "x" };

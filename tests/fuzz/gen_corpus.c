@@ -257,7 +257,7 @@ static void gen_page_msgs(void)
 	pd.nr_pages = 3;
 	msg_set_page_data(&m, &pd);
 	save_msg("page-data", &m);
-	pd.nr_pages = 0;	/* the source cannot read them */
+	pd.nr_pages = 0; /* the source cannot read them */
 	save_msg("page-data-none", &m);
 
 	dr.pid = 4194304;
@@ -284,11 +284,11 @@ static void gen_packed_pids(void)
 {
 	struct buf pre = { 0 }, msg = { 0 };
 	static const uint8_t head[] = {
-		0x0a, 4, 's', 't', 'o', 'p',	/* mode */
-		0x12, 3, 'p', 'i', 'd',		/* htype */
-		0x20, 0x01,			/* criu_version */
-		0x38, 0x10,			/* est_bytes */
-		0x32, 4, 1, 2, 3, 0x7f,		/* pids, packed */
+		0x0a, 4,    's', 't', 'o', 'p',	 /* mode */
+		0x12, 3,    'p', 'i', 'd',	 /* htype */
+		0x20, 0x01,			 /* criu_version */
+		0x38, 0x10,			 /* est_bytes */
+		0x32, 4,    1,	 2,   3,   0x7f, /* pids, packed */
 	};
 
 	put(&pre, head, sizeof(head));
@@ -321,8 +321,8 @@ static void gen_frames(void)
 	save("fuzz_frame", "hello", &s);
 
 	s.len = 0;
-	put_byte(&s, 3);	/* three bytes per read */
-	put_byte(&s, 1);	/* cap FRAME_MSG_MAX */
+	put_byte(&s, 3); /* three bytes per read */
+	put_byte(&s, 1); /* cap FRAME_MSG_MAX */
 	put_msg_frame(&s, &m);
 	put_frame(&s, FRAME_DATA, data, sizeof(data));
 	put_frame(&s, FRAME_DATA, NULL, 0);
@@ -333,7 +333,7 @@ static void gen_frames(void)
 
 	s.len = 0;
 	put_byte(&s, 0);
-	put_byte(&s, 10);	/* cap 160: the data frame does not fit */
+	put_byte(&s, 10); /* cap 160: the data frame does not fit */
 	put_frame(&s, FRAME_DATA, data, 100);
 	put_frame(&s, FRAME_DATA, data, 200);
 	save("fuzz_frame", "over-cap", &s);
@@ -342,7 +342,7 @@ static void gen_frames(void)
 	put_byte(&s, 0);
 	put_byte(&s, 0);
 	put_frame(&s, FRAME_MSG, data, 10);
-	s.b[s.len - 10 - 5] = 1;	/* flags */
+	s.b[s.len - 10 - 5] = 1; /* flags */
 	save("fuzz_frame", "bad-flags", &s);
 	free(s.b);
 }
@@ -382,7 +382,7 @@ static void gen_xfer(void)
 	save("fuzz_xfer", "valid-3-chunks", &s);
 
 	s.len = 0;
-	xfer_hdr(&s, 1 | 8, 100, 1, 7);		/* budget exactly size, 7-byte reads */
+	xfer_hdr(&s, 1 | 8, 100, 1, 7); /* budget exactly size, 7-byte reads */
 	xfer_body(&s, data, 100, 100);
 	save("fuzz_xfer", "valid-one-chunk", &s);
 
@@ -392,19 +392,19 @@ static void gen_xfer(void)
 	save("fuzz_xfer", "valid-empty", &s);
 
 	s.len = 0;
-	xfer_hdr(&s, 3 | 4, 100, 0, 0);	/* the file exists already */
+	xfer_hdr(&s, 3 | 4, 100, 0, 0); /* the file exists already */
 	xfer_body(&s, data, 100, 50);
 	save("fuzz_xfer", "exists", &s);
 
 	s.len = 0;
-	xfer_hdr(&s, 0, 100, 2, 0);		/* budget one byte short */
+	xfer_hdr(&s, 0, 100, 2, 0); /* budget one byte short */
 	xfer_body(&s, data, 100, 50);
 	save("fuzz_xfer", "over-budget", &s);
 
 	s.len = 0;
 	xfer_hdr(&s, 0, 300, 0, 0);
 	xfer_body(&s, data, 300, 100);
-	s.b[8 + 8 + 10] ^= 1;		/* corrupted byte */
+	s.b[8 + 8 + 10] ^= 1; /* corrupted byte */
 	save("fuzz_xfer", "corrupted", &s);
 	free(s.b);
 }
@@ -418,14 +418,16 @@ static void save_text(const char *name, const char *text)
 
 static void gen_keys(void)
 {
-	save_text("valid-newline",
-		  "phaul-psk-v1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+	save_text(
+		"valid-newline",
+		"phaul-psk-v1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
 	save_text("valid-upper",
 		  "phaul-psk-v1 00112233445566778899AABBCCDDEEFF00112233445566778899AaBbCcDdEeFf");
 	save_text("short",
 		  "phaul-psk-v1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeF\n");
-	save_text("trailing",
-		  "phaul-psk-v1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n\n");
+	save_text(
+		"trailing",
+		"phaul-psk-v1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n\n");
 }
 
 int main(int argc, char **argv)

@@ -166,7 +166,8 @@ static void gen_pagemaps(void)
 
 	pm_head(&s, 3);
 	for (uint64_t i = 0; i < 200; i++)
-		pm_entry(&s, 0x7f0000000000ull + i * 3 * P, 1 + i % 2, i % 3 ? PE_LAZY : PE_PRESENT);
+		pm_entry(&s, 0x7f0000000000ull + i * 3 * P, 1 + i % 2,
+			 i % 3 ? PE_LAZY : PE_PRESENT);
 	save("fuzz_pagemap", "many", &s);
 
 	/* refused: unsorted, unknown flag, unaligned, past 2^57 */
@@ -185,11 +186,11 @@ static void gen_pagemaps(void)
 	save("fuzz_pagemap", "bad-past-limit", &s);
 	pm_head(&s, 1);
 	pm_entry(&s, 0x1000, 1, PE_PRESENT);
-	pm_entry(&s, UINT64_MAX - P + 1, 2, PE_PRESENT);	/* wraps to 0x1000 */
+	pm_entry(&s, UINT64_MAX - P + 1, 2, PE_PRESENT); /* wraps to 0x1000 */
 	save("fuzz_pagemap", "bad-wrap", &s);
 	pm_head(&s, 1);
 	pm_entry(&s, 0x10000, 4, PE_PRESENT);
-	pm_entry(&s, 0x12000, 1, PE_PARENT);		/* overlaps */
+	pm_entry(&s, 0x12000, 1, PE_PARENT); /* overlaps */
 	save("fuzz_pagemap", "bad-overlap", &s);
 	free(s.b);
 }

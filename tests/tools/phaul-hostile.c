@@ -201,12 +201,11 @@ static int restart(struct conn *c, const struct opts *o)
 
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: phaul-hostile --to ADDR:PORT --key FILE [--mode M] [--htype H]\n"
-		"  [--fs SPEC]... [--shell-job] [--est-bytes N] [--pid N]\n"
-		"  [--oci-bundle P [--oci-rootfs P] [--oci-root P] [--oci-mount SRC]...\n"
-		"   [--oci-stdio PATH]] [--lxc-path P --lxc-config FILE]\n"
-		"  [--restart-stdout PATH] [--restart-arg ARG]...\n");
+	fprintf(stderr, "usage: phaul-hostile --to ADDR:PORT --key FILE [--mode M] [--htype H]\n"
+			"  [--fs SPEC]... [--shell-job] [--est-bytes N] [--pid N]\n"
+			"  [--oci-bundle P [--oci-rootfs P] [--oci-root P] [--oci-mount SRC]...\n"
+			"   [--oci-stdio PATH]] [--lxc-path P --lxc-config FILE]\n"
+			"  [--restart-stdout PATH] [--restart-arg ARG]...\n");
 	exit(2);
 }
 

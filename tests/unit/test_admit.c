@@ -15,7 +15,7 @@
 
 #include "target/admit.h"
 
-static char tmp[256];	/* a scratch tree: tmp/root, tmp/out, tmp/root/link -> ../out */
+static char tmp[256]; /* a scratch tree: tmp/root, tmp/out, tmp/root/link -> ../out */
 
 static int make_tree(void **s)
 {
@@ -69,17 +69,19 @@ static void defaults_are_closed(void **s)
 			 -EPERM);
 	assert_non_null(strstr(why, "sync_root = DIR"));
 	/* a NULL policy is the defaults */
-	assert_int_equal(admit_path(NULL, ROOT_STDIO, "stdio", "/tmp/x", why, sizeof(why)),
-			 -EPERM);
+	assert_int_equal(admit_path(NULL, ROOT_STDIO, "stdio", "/tmp/x", why, sizeof(why)), -EPERM);
 }
 
 static void parses_keys(void **s)
 {
 	struct admit a;
 
-	assert_int_equal(parse(&a, "# comment\n\nmode = stop restart  # trailing\n"
-				   "sync_root = %s/root\nsync_root=%s/out/\n"
-				   "shell_job = yes\nlxc_hooks = no\n", tmp, tmp), 0);
+	assert_int_equal(parse(&a,
+			       "# comment\n\nmode = stop restart  # trailing\n"
+			       "sync_root = %s/root\nsync_root=%s/out/\n"
+			       "shell_job = yes\nlxc_hooks = no\n",
+			       tmp, tmp),
+			 0);
 	assert_int_equal(a.modes, (1u << 0) | (1u << 4));
 	assert_int_equal(a.nr_roots[ROOT_SYNC], 2);
 	assert_true(a.shell_job);
@@ -182,7 +184,8 @@ static void confines_paths(void **s)
 	/* another kind of root does not count */
 	snprintf(path, sizeof(path), "%s/root/app", tmp);
 	assert_int_equal(admit_path(&a, ROOT_DISK_MOUNT, "disk: mount point", path, why,
-				    sizeof(why)), -EPERM);
+				    sizeof(why)),
+			 -EPERM);
 	assert_non_null(strstr(why, "disk_mount_root"));
 	admit_free(&a);
 }
@@ -216,8 +219,8 @@ static void preflight_rules(void **s)
 	snprintf(fs0, sizeof(fs0), "shared");
 	assert_int_equal(admit_preflight(&a, &p, NULL, why, sizeof(why)), 0);
 
-	assert_int_equal(parse(&a, "disk_image_root = %s/out\ndisk_mount_root = %s/root\n",
-			       tmp, tmp), 0);
+	assert_int_equal(
+		parse(&a, "disk_image_root = %s/out\ndisk_mount_root = %s/root\n", tmp, tmp), 0);
 	snprintf(fs0, sizeof(fs0), "disk:%s/out/a.img:%s/root/mnt", tmp, tmp);
 	assert_int_equal(admit_preflight(&a, &p, NULL, why, sizeof(why)), 0);
 	/* image and mount point swapped */
@@ -297,12 +300,16 @@ static void lxc_rules(void **s)
 	lc.config = conf;
 	assert_int_equal(parse(&a, "lxc_root = %s/root\n", tmp), 0);
 	assert_int_equal(admit_preflight(&a, &p, &info, why, sizeof(why)), 0);
-	snprintf(conf, sizeof(conf), "lxc.rootfs.path = dir:%s/root/ct/rootfs\n"
-		 "  lxc.hook.pre-start = /bin/sh -c 'id > /tmp/x'\n", tmp);
+	snprintf(conf, sizeof(conf),
+		 "lxc.rootfs.path = dir:%s/root/ct/rootfs\n"
+		 "  lxc.hook.pre-start = /bin/sh -c 'id > /tmp/x'\n",
+		 tmp);
 	assert_int_equal(admit_preflight(&a, &p, &info, why, sizeof(why)), -EPERM);
 	assert_non_null(strstr(why, "lxc_hooks = yes"));
-	snprintf(conf, sizeof(conf), "lxc.rootfs.path = dir:%s/root/ct/rootfs\n"
-		 "lxc.mount.entry = /etc etc none bind 0 0\n", tmp);
+	snprintf(conf, sizeof(conf),
+		 "lxc.rootfs.path = dir:%s/root/ct/rootfs\n"
+		 "lxc.mount.entry = /etc etc none bind 0 0\n",
+		 tmp);
 	assert_int_equal(admit_preflight(&a, &p, &info, why, sizeof(why)), -EPERM);
 	assert_non_null(strstr(why, "lxc.mount.entry source /etc"));
 	snprintf(conf, sizeof(conf), "lxc.rootfs.path = dir:/usr\n");
@@ -314,8 +321,10 @@ static void lxc_rules(void **s)
 	admit_free(&a);
 	assert_int_equal(parse(&a, "lxc_root = %s/root\nlxc_hooks = yes\n", tmp), 0);
 	lc.lxcpath = path;
-	snprintf(conf, sizeof(conf), "lxc.rootfs.path = dir:%s/root/ct/rootfs\n"
-		 "lxc.hook.pre-start = /bin/true\n", tmp);
+	snprintf(conf, sizeof(conf),
+		 "lxc.rootfs.path = dir:%s/root/ct/rootfs\n"
+		 "lxc.hook.pre-start = /bin/true\n",
+		 tmp);
 	assert_int_equal(admit_preflight(&a, &p, &info, why, sizeof(why)), 0);
 	admit_free(&a);
 }
@@ -323,14 +332,10 @@ static void lxc_rules(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(defaults_are_closed),
-		cmocka_unit_test(parses_keys),
-		cmocka_unit_test(rejects_bad_lines),
-		cmocka_unit_test(resolves_paths),
-		cmocka_unit_test(long_names),
-		cmocka_unit_test(confines_paths),
-		cmocka_unit_test(preflight_rules),
-		cmocka_unit_test(oci_rules),
+		cmocka_unit_test(defaults_are_closed), cmocka_unit_test(parses_keys),
+		cmocka_unit_test(rejects_bad_lines),   cmocka_unit_test(resolves_paths),
+		cmocka_unit_test(long_names),	       cmocka_unit_test(confines_paths),
+		cmocka_unit_test(preflight_rules),     cmocka_unit_test(oci_rules),
 		cmocka_unit_test(lxc_rules),
 	};
 	return cmocka_run_group_tests(tests, make_tree, remove_tree);

@@ -248,10 +248,8 @@ static void test_network_lock(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_go),
-		cmocka_unit_test(test_cancel),
-		cmocka_unit_test(test_unpatched),
-		cmocka_unit_test(test_start_not_waiting),
+		cmocka_unit_test(test_go),	     cmocka_unit_test(test_cancel),
+		cmocka_unit_test(test_unpatched),    cmocka_unit_test(test_start_not_waiting),
 		cmocka_unit_test(test_network_lock),
 	};
 

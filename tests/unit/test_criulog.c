@@ -73,25 +73,27 @@ static void test_cause(void **state)
 	/* one real error, three */
 	cause_is("(0.1) Error (a.c:1): x\n(0.2) Error (b.c:2): Restoring FAILED.\n", 0, "x");
 	cause_is("Error (a.c:1): x\nError (a.c:2): y\nError (a.c:3): z\n"
-		 "Error (b.c:2): Dumping FAILED.\n", 0, "x; y; z");
+		 "Error (b.c:2): Dumping FAILED.\n",
+		 0, "x; y; z");
 	/* no FAILED line (CRIU killed): every error counts */
 	cause_is("Error (a.c:1): x\ninfo\nError (a.c:2): y\n", 0, "x; y");
 	/* only the harmless line: it is all there is, so it is said */
 	cause_is("Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: EPERM\n"
-		 "Error (b.c:2): Restoring FAILED.\n", 0,
-		 "rlimit: Can't setup RLIMIT_NOFILE for self: EPERM");
+		 "Error (b.c:2): Restoring FAILED.\n",
+		 0, "rlimit: Can't setup RLIMIT_NOFILE for self: EPERM");
 	/* nothing but the FAILED line */
 	cause_is("(0.1) ok\n(0.2) Error (b.c:2): Restoring FAILED.\n", 0, "Restoring FAILED.");
 	/* no error line: the last line, trailing newlines dropped */
-	cause_is("(00.001) x\nThe sock diag infrastructure is incomplete.\n\n",
-		 0, "The sock diag infrastructure is incomplete.");
+	cause_is("(00.001) x\nThe sock diag infrastructure is incomplete.\n\n", 0,
+		 "The sock diag infrastructure is incomplete.");
 	cause_is("one line, no newline", 0, "one line, no newline");
 	cause_is("", 0, "");
 	/* cut to the buffer */
 	cause_is(dump_chr, 20, "Can't dump file 3 o");
 	/* an error whose cause CRIU does not name gets a hint */
 	cause_is("Error (criu/cr-dump.c:371): Can't get rlimit 0: Operation not permitted\n"
-		 "Error (b.c:2): Dumping FAILED.\n", 0,
+		 "Error (b.c:2): Dumping FAILED.\n",
+		 0,
 		 "Can't get rlimit 0: Operation not permitted (the limits of another uid's process "
 		 "need CAP_SYS_RESOURCE, or a CRIU with phaul's patch 0012)");
 }
@@ -116,7 +118,8 @@ static void test_log_error(void **state)
 	snprintf(path, sizeof(path), "%s/restore.log", dir);
 	write_text(path, restore_fifo);
 	criu_log_error(path, why, sizeof(why));
-	assert_string_equal(why, "0xa78393: Error splicing data: Resource temporarily "
+	assert_string_equal(why,
+			    "0xa78393: Error splicing data: Resource temporarily "
 			    "unavailable; ...; Unable to open fd=3 id=0x6; 10002 exited, status=1");
 	/* a log larger than what is scanned: its end is read */
 	f = fopen(path, "w");
@@ -128,7 +131,7 @@ static void test_log_error(void **state)
 	criu_log_error(path, why, sizeof(why));
 	assert_null(strstr(why, "early 00000000000000000000;"));
 	assert_non_null(strstr(why, "; ...; Can't dump file 3 of that type [20600] (chr 10:237); "
-				"Dump files (pid: 9657) failed with -1"));
+				    "Dump files (pid: 9657) failed with -1"));
 	/* no log, an empty one: it names the file */
 	unlink(path);
 	criu_log_error(path, why, sizeof(why));
@@ -197,22 +200,26 @@ static void test_failed_pid_text(void **state)
 {
 	(void)state;
 	/* CRIU 4.1.1 dumping redis-server with a client connected */
-	assert_int_equal(criu_log_text_failed_pid(
-		"(00.016546) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: "
-		"Operation not permitted\n"
-		"(00.020000) Dumping mm (pid: 7)\n"
-		"(00.041202) Error (criu/sk-inet.c:191): inet: Connected TCP socket, consider "
-		"using --tcp-established option.\n"
-		"(00.041208) Error (criu/cr-dump.c:1681): Dump files (pid: 10002) failed with -1\n"
-		"(00.041552) Error (criu/cr-dump.c:2115): Dumping FAILED.\n"), 10002);
+	assert_int_equal(
+		criu_log_text_failed_pid(
+			"(00.016546) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: "
+			"Operation not permitted\n"
+			"(00.020000) Dumping mm (pid: 7)\n"
+			"(00.041202) Error (criu/sk-inet.c:191): inet: Connected TCP socket, consider "
+			"using --tcp-established option.\n"
+			"(00.041208) Error (criu/cr-dump.c:1681): Dump files (pid: 10002) failed with -1\n"
+			"(00.041552) Error (criu/cr-dump.c:2115): Dumping FAILED.\n"),
+		10002);
 	/* an error naming none, or a malformed number: 0 */
 	assert_int_equal(criu_log_text_failed_pid("(0.1) Error (a.c:1): Dumping FAILED.\n"), 0);
 	assert_int_equal(criu_log_text_failed_pid("(0.1) Error (a.c:1): x (pid: 12x)\n"), 0);
 	assert_int_equal(criu_log_text_failed_pid("(0.1) Error (a.c:1): x (pid: -3)\n"), 0);
-	assert_int_equal(criu_log_text_failed_pid("(0.1) Error (a.c:1): x (pid: 99999999999)\n"), 0);
+	assert_int_equal(criu_log_text_failed_pid("(0.1) Error (a.c:1): x (pid: 99999999999)\n"),
+			 0);
 	assert_int_equal(criu_log_text_failed_pid(""), 0);
 	/* the first error that names one */
-	assert_int_equal(criu_log_text_failed_pid("Error (a.c:1): (pid: 5) x\nError (b.c:2): (pid: 6)\n"),
+	assert_int_equal(criu_log_text_failed_pid(
+				 "Error (a.c:1): (pid: 5) x\nError (b.c:2): (pid: 6)\n"),
 			 5);
 }
 
@@ -224,7 +231,8 @@ static void test_failed_pid_file(void **state)
 	(void)state;
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
-	assert_int_equal(write(fd, "Error (c.c:9): Can't infect (pid: 42) with parasite\n", 52), 52);
+	assert_int_equal(write(fd, "Error (c.c:9): Can't infect (pid: 42) with parasite\n", 52),
+			 52);
 	close(fd);
 	assert_int_equal(criu_log_failed_pid(path), 42);
 	unlink(path);
@@ -247,10 +255,8 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cause),
-		cmocka_unit_test(test_log_error),
-		cmocka_unit_test(test_keep_log),
-		cmocka_unit_test(test_failed_pid_text),
+		cmocka_unit_test(test_cause),		cmocka_unit_test(test_log_error),
+		cmocka_unit_test(test_keep_log),	cmocka_unit_test(test_failed_pid_text),
 		cmocka_unit_test(test_failed_pid_file),
 	};
 

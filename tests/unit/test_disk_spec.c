@@ -30,21 +30,21 @@ static void spec_rejects(void **s)
 	assert_int_equal(disk_parse_spec("/a.img:/b", img, mnt, 4), -EINVAL);
 }
 
-static const char INFO[] =
-	"22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
-	"40 22 7:3 / /srv/vm1 rw,relatime shared:20 - ext4 /dev/loop3 rw\n"
-	"41 22 7:4 / /srv/with\\040space rw - xfs /dev/loop4 rw\n"
-	"42 40 0:50 / /srv/vm1 rw - tmpfs tmpfs rw\n";
+static const char INFO[] = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
+			   "40 22 7:3 / /srv/vm1 rw,relatime shared:20 - ext4 /dev/loop3 rw\n"
+			   "41 22 7:4 / /srv/with\\040space rw - xfs /dev/loop4 rw\n"
+			   "42 40 0:50 / /srv/vm1 rw - tmpfs tmpfs rw\n";
 
 static void finds_top_mount(void **s)
 {
 	char src[64], fs[64];
 
-	assert_int_equal(disk_mountinfo_find(INFO, "/srv/vm1", src, sizeof(src), fs, sizeof(fs)), 0);
-	assert_string_equal(src, "tmpfs");	/* the last one is on top */
+	assert_int_equal(disk_mountinfo_find(INFO, "/srv/vm1", src, sizeof(src), fs, sizeof(fs)),
+			 0);
+	assert_string_equal(src, "tmpfs"); /* the last one is on top */
 	assert_string_equal(fs, "tmpfs");
-	assert_int_equal(disk_mountinfo_find(INFO, "/srv/with space", src, sizeof(src), fs,
-					     sizeof(fs)), 0);
+	assert_int_equal(
+		disk_mountinfo_find(INFO, "/srv/with space", src, sizeof(src), fs, sizeof(fs)), 0);
 	assert_string_equal(src, "/dev/loop4");
 	assert_string_equal(fs, "xfs");
 }
@@ -56,7 +56,8 @@ static void absent_or_truncated(void **s)
 	assert_int_equal(disk_mountinfo_find(INFO, "/srv", src, sizeof(src), fs, sizeof(fs)),
 			 -ENOENT);
 	assert_int_equal(disk_mountinfo_find("40 22 7:3 / /srv/vm1 rw", "/srv/vm1", src,
-					     sizeof(src), fs, sizeof(fs)), -ENOENT);
+					     sizeof(src), fs, sizeof(fs)),
+			 -ENOENT);
 	assert_int_equal(disk_mountinfo_find("", "/", src, sizeof(src), fs, sizeof(fs)), -ENOENT);
 	assert_int_equal(disk_mountinfo_find(INFO, "/srv/with space", src, 4, fs, sizeof(fs)),
 			 -ENOENT);

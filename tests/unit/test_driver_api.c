@@ -86,9 +86,14 @@ static const struct drv_tree no_tree;
 
 static struct drv_ctx ctx_of(struct fake_engine *e, bool source, enum mig_mode mode)
 {
-	return (struct drv_ctx){ .source = source, .mode = mode, .dir = "/nonexistent",
-				 .imgfd = -1, .fs_index = -1, .tree = &no_tree,
-				 .host = &fake_host, .arg = e };
+	return (struct drv_ctx){ .source = source,
+				 .mode = mode,
+				 .dir = "/nonexistent",
+				 .imgfd = -1,
+				 .fs_index = -1,
+				 .tree = &no_tree,
+				 .host = &fake_host,
+				 .arg = e };
 }
 
 /* A child in a session of its own (no controlling terminal) that waits. */
@@ -103,7 +108,7 @@ static pid_t spawn_sleeper(void)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		setsid();
-		close(p[1]);	/* there: the parent's read returns */
+		close(p[1]); /* there: the parent's read returns */
 		for (;;)
 			pause();
 	}
@@ -144,9 +149,9 @@ static void pid_prepare_returns_the_tree(void **s)
 	assert_int_equal(t.nr_pids, 1);
 	assert_non_null(t.pids);
 	assert_int_equal(t.pids[0], child);
-	assert_null(t.img_pids);	/* no PID namespace of its own */
+	assert_null(t.img_pids); /* no PID namespace of its own */
 	assert_true(t.est_bytes > 0);
-	assert_false(t.shell_job);	/* setsid(): no controlling terminal */
+	assert_false(t.shell_job); /* setsid(): no controlling terminal */
 	free_tree(&t);
 	driver_free(d);
 	reap(child);
@@ -197,13 +202,13 @@ static void pid_target_check_reads_the_tree(void **s)
 	assert_non_null(strstr(e.text, "is taken on the destination"));
 
 	memset(&e, 0, sizeof(e));
-	ctx.mode = MODE_RESTART;	/* no CRIU: the PIDs do not matter */
+	ctx.mode = MODE_RESTART; /* no CRIU: the PIDs do not matter */
 	assert_int_equal(driver_call(d, HOOK_TARGET_CHECK, &ctx), 0);
 	assert_int_equal(e.nr_fail, 0);
 
 	ctx.mode = MODE_STOP;
 	pids[0] = spawn_sleeper();
-	reap(pids[0]);		/* free now (PIDs are not reused this fast) */
+	reap(pids[0]); /* free now (PIDs are not reused this fast) */
 	assert_int_equal(driver_call(d, HOOK_TARGET_CHECK, &ctx), 0);
 	assert_int_equal(e.nr_fail, 0);
 	driver_free(d);
@@ -344,7 +349,7 @@ static void sync_target_msg_refuses_other_messages(void **s)
 struct side {
 	struct fake_engine e;
 	struct drv_ctx ctx;
-	int local[2];		/* [0] the tunnel's, [1] the test's */
+	int local[2]; /* [0] the tunnel's, [1] the test's */
 	struct tunnel_stats ts;
 	int r;
 };

@@ -241,8 +241,10 @@ static void test_parse_valid(void **state)
 	for (int i = 0; i < PHAUL_KEY_LEN; i++)
 		assert_int_equal(k.bytes[i], i);
 	assert_int_equal(key_parse(TAG HEX64 "\n", &k), 0);
-	assert_int_equal(key_parse(TAG "FFfe0102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E",
-				   &upper), 0);
+	assert_int_equal(
+		key_parse(TAG "FFfe0102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E",
+			  &upper),
+		0);
 	assert_int_equal(upper.bytes[0], 0xff);
 	assert_int_equal(upper.bytes[1], 0xfe);
 	assert_int_equal(upper.bytes[31], 0x1e);
@@ -284,7 +286,8 @@ static void test_parse_short_hex(void **state)
 
 static void test_parse_non_hex(void **state)
 {
-	static const char badc[] = { 'g', 'G', 'x', ' ', '\n', '-', '+', ':', 'z', '\x7f', (char)0xc3 };
+	static const char badc[] = { 'g', 'G', 'x', ' ',    '\n',      '-',
+				     '+', ':', 'z', '\x7f', (char)0xc3 };
 	char text[sizeof(TAG HEX64)];
 	struct psk_key k;
 
@@ -297,8 +300,10 @@ static void test_parse_non_hex(void **state)
 					 pos);
 		}
 	}
-	assert_int_equal(key_parse(TAG "0x0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", &k),
-			 -EINVAL);
+	assert_int_equal(
+		key_parse(TAG "0x0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+			  &k),
+		-EINVAL);
 }
 
 static void test_parse_trailing_garbage(void **state)

@@ -25,23 +25,23 @@ static void test_fdinfo(void **state)
 	(void)state;
 	assert_false(fdinfo_lock_conflicts(FDINFO));
 	assert_false(fdinfo_lock_conflicts(""));
-	assert_true(fdinfo_lock_conflicts(FDINFO
-		"lock:\t1: POSIX  ADVISORY  WRITE 23875 fe:00:10952831 0 EOF\n"));
-	assert_true(fdinfo_lock_conflicts(FDINFO
-		"lock:\t1: FLOCK  ADVISORY  WRITE 23692 fe:00:10953201 0 EOF\n"));
-	assert_true(fdinfo_lock_conflicts(FDINFO
-		"lock:\t1: OFDLCK ADVISORY  READ -1 fe:00:10953201 0 EOF\n"));
+	assert_true(fdinfo_lock_conflicts(
+		FDINFO "lock:\t1: POSIX  ADVISORY  WRITE 23875 fe:00:10952831 0 EOF\n"));
+	assert_true(fdinfo_lock_conflicts(
+		FDINFO "lock:\t1: FLOCK  ADVISORY  WRITE 23692 fe:00:10953201 0 EOF\n"));
+	assert_true(fdinfo_lock_conflicts(
+		FDINFO "lock:\t1: OFDLCK ADVISORY  READ -1 fe:00:10953201 0 EOF\n"));
 	/* a read lease stays when the file is opened again for reading */
-	assert_false(fdinfo_lock_conflicts(FDINFO
-		"lock:\t1: LEASE  ACTIVE    READ 11 fe:00:10953201 0 EOF\n"));
+	assert_false(fdinfo_lock_conflicts(
+		FDINFO "lock:\t1: LEASE  ACTIVE    READ 11 fe:00:10953201 0 EOF\n"));
 	/* a write lease does not; nor a lease being broken */
-	assert_true(fdinfo_lock_conflicts(FDINFO
-		"lock:\t1: LEASE  ACTIVE    WRITE 11 fe:00:10953201 0 EOF\n"));
-	assert_true(fdinfo_lock_conflicts(FDINFO
-		"lock:\t1: LEASE  ACTIVE    READ 11 fe:00:1 0 EOF\n"
-		"lock:\t2: POSIX  ADVISORY  READ 11 fe:00:1 0 EOF\n"));
-	assert_true(fdinfo_lock_conflicts(FDINFO
-		"lock:\t1: LEASE  BREAKING  UNLCK 11 fe:00:1 0 EOF\n"));
+	assert_true(fdinfo_lock_conflicts(
+		FDINFO "lock:\t1: LEASE  ACTIVE    WRITE 11 fe:00:10953201 0 EOF\n"));
+	assert_true(fdinfo_lock_conflicts(
+		FDINFO "lock:\t1: LEASE  ACTIVE    READ 11 fe:00:1 0 EOF\n"
+		       "lock:\t2: POSIX  ADVISORY  READ 11 fe:00:1 0 EOF\n"));
+	assert_true(fdinfo_lock_conflicts(
+		FDINFO "lock:\t1: LEASE  BREAKING  UNLCK 11 fe:00:1 0 EOF\n"));
 	/* a line it cannot read is a lock */
 	assert_true(fdinfo_lock_conflicts("lock:\tgarbage\n"));
 	/* "lock:" only at the start of a line */

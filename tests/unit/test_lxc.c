@@ -78,9 +78,13 @@ static void test_parse_rejects(void **state)
 	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.net.0.link = br0\n", &c),
 			 -EINVAL); /* no type */
 	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.net.0.type = veth\n"
-				       "lxc.net.0.link = a/b\n", &c), -EINVAL);
+				       "lxc.net.0.link = a/b\n",
+				       &c),
+			 -EINVAL);
 	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.net.0.type = veth\n"
-				       "lxc.net.0.link = 0123456789abcdef\n", &c), -EINVAL);
+				       "lxc.net.0.link = 0123456789abcdef\n",
+				       &c),
+			 -EINVAL);
 	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.network.type = veth\n", &c),
 			 -EINVAL);
 	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\njunk\n", &c), -EINVAL);
@@ -96,18 +100,21 @@ static void test_parse_idmap(void **state)
 	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\n"
 				       "lxc.idmap = u 0 100000 1000\n"
 				       "lxc.idmap = u 1000 1000 1\n" /* not root: ignored */
-				       "lxc.idmap = g 0 200000 65536\n", &c), 0);
+				       "lxc.idmap = g 0 200000 65536\n",
+				       &c),
+			 0);
 	assert_int_equal(c.root_uid, 100000);
 	assert_int_equal(c.root_gid, 200000);
-	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.idmap = b 0 300000 10\n", &c),
-			 0);
+	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.idmap = b 0 300000 10\n", &c), 0);
 	assert_int_equal(c.root_uid, 300000);
 	assert_int_equal(c.root_gid, 300000);
 	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.idmap = x 0 1 1\n", &c), -EINVAL);
 	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.idmap = u 0 1\n", &c), -EINVAL);
 	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.idmap = u 0 1 0\n", &c), -EINVAL);
-	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.idmap = u 0 -5 1\n", &c), -EINVAL);
-	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.idmap = u 0 1 1 x\n", &c), -EINVAL);
+	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.idmap = u 0 -5 1\n", &c),
+			 -EINVAL);
+	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\nlxc.idmap = u 0 1 1 x\n", &c),
+			 -EINVAL);
 }
 
 static void test_parse_too_big(void **state)

@@ -193,12 +193,14 @@ static int decode_outcome(int32_t state)
 }
 
 /* Message templates, filled in by each test. */
-#define MSG_OF(var, member, BODY, obj) \
-	Msg var = PHAUL__MSG__INIT; \
+#define MSG_OF(var, member, BODY, obj)           \
+	Msg var = PHAUL__MSG__INIT;              \
 	var.body_case = PHAUL__MSG__BODY_##BODY; \
 	var.member = &obj
 
-static uint8_t sid[PHAUL_SESSION_ID_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+static uint8_t sid[PHAUL_SESSION_ID_LEN] = {
+	1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
+};
 static uint8_t big[MSG_CPUINFO_MAX + 2];
 
 static void init_preflight(Phaul__Preflight *p, char **fs, size_t n_fs, int32_t *pids,
@@ -578,12 +580,12 @@ static void test_decode_garbage(void **state)
 	} bad[] = {
 		{ "\xff", 1 },
 		{ "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 11 },
-		{ "\x08\x01", 2 },		/* field 1 as a varint */
-		{ "\x0a\x05\x08\x01", 4 },	/* truncated submessage */
-		{ "\x0a\x80", 2 },		/* truncated length */
-		{ "\x0a\x00", 2 },		/* Hello without its required version */
-		{ "\x82\x7d\x02\x08\x01", 5 },	/* field 2000: unknown, no body */
-		{ "\x00\x00\x00\x00", 4 },	/* field 0 */
+		{ "\x08\x01", 2 },	       /* field 1 as a varint */
+		{ "\x0a\x05\x08\x01", 4 },     /* truncated submessage */
+		{ "\x0a\x80", 2 },	       /* truncated length */
+		{ "\x0a\x00", 2 },	       /* Hello without its required version */
+		{ "\x82\x7d\x02\x08\x01", 5 }, /* field 2000: unknown, no body */
+		{ "\x00\x00\x00\x00", 4 },     /* field 0 */
 		{ "PH\x01\x00\x00\x00\x00\x00", 8 },
 	};
 	Msg *m = NULL;
@@ -634,11 +636,11 @@ static void commit_padded(uint8_t *buf, size_t total)
 	size_t pad = total - 7;
 
 	memset(buf, 0, total);
-	buf[0] = 0x4a;	/* field 9 (commit), length-delimited, empty */
+	buf[0] = 0x4a; /* field 9 (commit), length-delimited, empty */
 	buf[1] = 0x00;
-	buf[2] = 0x82;	/* field 2000, length-delimited */
+	buf[2] = 0x82; /* field 2000, length-delimited */
 	buf[3] = 0x7d;
-	buf[4] = 0x80 | (pad & 0x7f);	/* 3-byte length */
+	buf[4] = 0x80 | (pad & 0x7f); /* 3-byte length */
 	buf[5] = 0x80 | ((pad >> 7) & 0x7f);
 	buf[6] = pad >> 14;
 }
@@ -890,8 +892,8 @@ static void test_preflight_cpuinfo(void **state)
 static void test_file_begin_names(void **state)
 {
 	static const char *const bad[] = {
-		"../x", "..", ".", "a/b", "/etc/passwd", ".hidden", "", "x\n", "a b",
-		"a\\b", "x:y", "\x01", "caf\xc3\xa9", "*", "a\tb", "~x",
+		"../x", "..",	".",   "a/b",  "/etc/passwd", ".hidden", "",	 "x\n",
+		"a b",	"a\\b", "x:y", "\x01", "caf\xc3\xa9", "*",	 "a\tb", "~x",
 	};
 	static const char *const good[] = {
 		"a", "pages-1.img", "A_b-c.d", "core-4242.img", "x..y", "0", "name.",
@@ -1159,12 +1161,12 @@ static void check_page_common(int body, uint32_t max)
 	page_ok(body, 4194304, 0x7f0000000000ull, max);
 	page_ok(body, 100, MSG_VADDR_LIMIT - 4096ull * max, max);
 	page_ok(body, 100, MSG_VADDR_LIMIT - 4096, 1);
-	page_bad(body, 100, MSG_VADDR_LIMIT - 4096, 2);		/* ends past the limit */
+	page_bad(body, 100, MSG_VADDR_LIMIT - 4096, 2); /* ends past the limit */
 	page_bad(body, 100, MSG_VADDR_LIMIT - 4096ull * max + 4096, max);
 	page_bad(body, 100, MSG_VADDR_LIMIT, 1);
-	page_bad(body, 100, UINT64_MAX & ~4095ull, 1);		/* would wrap */
+	page_bad(body, 100, UINT64_MAX & ~4095ull, 1); /* would wrap */
 	page_bad(body, 100, UINT64_MAX & ~4095ull, max);
-	page_bad(body, 100, 4096 + 1, 1);			/* not page aligned */
+	page_bad(body, 100, 4096 + 1, 1); /* not page aligned */
 	page_bad(body, 100, 4096 + 2048, 1);
 	page_bad(body, 0, 4096, 1);
 	page_bad(body, -1, 4096, 1);
@@ -1271,7 +1273,8 @@ static void test_control_chars_replaced(void **state)
 
 	e.code = EIO;
 	e.message = "line1\nline2\r\x1b[31mred\x7f\tend caf\xc3\xa9";
-	e.step = "st\x01" "ep";
+	e.step = "st\x01"
+		 "ep";
 	assert_int_equal(decode_packed(&me, &out), 0);
 	assert_string_equal(out->error->message, "line1?line2??[31mred??end caf\xc3\xa9");
 	assert_string_equal(out->error->step, "st?ep");
@@ -1316,22 +1319,23 @@ static void test_set_body_case(void **state)
 {
 	unsigned listed = 0, oneof = 0;
 
-#define CHECK_SETTER(field, CASE, Type, name)					\
-	do {									\
-		const ProtobufCFieldDescriptor *fd = body_field(#field);	\
-		Msg m = PHAUL__MSG__INIT;					\
-		Type body;							\
-										\
-		assert_non_null(fd);						\
-		assert_int_equal(fd->id, PHAUL__MSG__BODY_##CASE);		\
-		assert_int_equal(fd->type, PROTOBUF_C_TYPE_MESSAGE);		\
-		assert_int_equal(((const ProtobufCMessageDescriptor *)		\
-				  fd->descriptor)->sizeof_message, sizeof(Type)); \
-		msg_set_##field(&m, &body);					\
-		assert_int_equal(m.body_case, PHAUL__MSG__BODY_##CASE);	\
-		assert_ptr_equal(m.field, &body);				\
-		assert_string_not_equal(msg_name(m.body_case), "unknown");	\
-		listed++;							\
+#define CHECK_SETTER(field, CASE, Type, name)                                                 \
+	do {                                                                                  \
+		const ProtobufCFieldDescriptor *fd = body_field(#field);                      \
+		Msg m = PHAUL__MSG__INIT;                                                     \
+		Type body;                                                                    \
+                                                                                              \
+		assert_non_null(fd);                                                          \
+		assert_int_equal(fd->id, PHAUL__MSG__BODY_##CASE);                            \
+		assert_int_equal(fd->type, PROTOBUF_C_TYPE_MESSAGE);                          \
+		assert_int_equal(                                                             \
+			((const ProtobufCMessageDescriptor *)fd->descriptor)->sizeof_message, \
+			sizeof(Type));                                                        \
+		msg_set_##field(&m, &body);                                                   \
+		assert_int_equal(m.body_case, PHAUL__MSG__BODY_##CASE);                       \
+		assert_ptr_equal(m.field, &body);                                             \
+		assert_string_not_equal(msg_name(m.body_case), "unknown");                    \
+		listed++;                                                                     \
 	} while (0);
 	MSG_BODIES(CHECK_SETTER)
 #undef CHECK_SETTER
@@ -1347,7 +1351,7 @@ static void test_set_body_case(void **state)
  * frame unpacks (unvalidated: empty bodies) to that case, and packs back
  * to the same bytes as the message built by hand.
  */
-#define COUNT_BODY(field, CASE, Type, name) + 1
+#define COUNT_BODY(field, CASE, Type, name) +1
 static void test_senders_body_case(void **state)
 {
 	struct conn *a, *b;
@@ -1356,27 +1360,27 @@ static void test_senders_body_case(void **state)
 
 	assert_non_null(buf);
 	open_pair(&a, &b);
-#define CHECK_SENDER(field, CASE, Type, name)					\
-	do {									\
-		const ProtobufCFieldDescriptor *fd = body_field(#field);	\
-		Msg want = PHAUL__MSG__INIT;					\
-		enum frame_type type;						\
-		uint32_t len;							\
-		Msg *got;							\
-		Type body;							\
-										\
-		protobuf_c_message_init(fd->descriptor, &body);		\
-		assert_int_equal(msg_send_##field(a, &body), 0);		\
+#define CHECK_SENDER(field, CASE, Type, name)                                        \
+	do {                                                                         \
+		const ProtobufCFieldDescriptor *fd = body_field(#field);             \
+		Msg want = PHAUL__MSG__INIT;                                         \
+		enum frame_type type;                                                \
+		uint32_t len;                                                        \
+		Msg *got;                                                            \
+		Type body;                                                           \
+                                                                                     \
+		protobuf_c_message_init(fd->descriptor, &body);                      \
+		assert_int_equal(msg_send_##field(a, &body), 0);                     \
 		assert_int_equal(frame_recv(b, &type, buf, FRAME_MSG_MAX, &len), 0); \
-		assert_int_equal(type, FRAME_MSG);				\
-		got = phaul__msg__unpack(NULL, len, buf);			\
-		assert_non_null(got);						\
-		assert_int_equal(got->body_case, PHAUL__MSG__BODY_##CASE);	\
-		assert_non_null(got->field);					\
-		msg_set_##field(&want, &body);					\
-		assert_int_equal(phaul__msg__get_packed_size(&want), len);	\
-		msg_free(got);							\
-		sent++;								\
+		assert_int_equal(type, FRAME_MSG);                                   \
+		got = phaul__msg__unpack(NULL, len, buf);                            \
+		assert_non_null(got);                                                \
+		assert_int_equal(got->body_case, PHAUL__MSG__BODY_##CASE);           \
+		assert_non_null(got->field);                                         \
+		msg_set_##field(&want, &body);                                       \
+		assert_int_equal(phaul__msg__get_packed_size(&want), len);           \
+		msg_free(got);                                                       \
+		sent++;                                                              \
 	} while (0);
 	MSG_SENT_BODIES(CHECK_SENDER)
 #undef CHECK_SENDER
@@ -1429,9 +1433,9 @@ static void test_senders_roundtrip(void **state)
 static void test_msg_name(void **state)
 {
 	static const char *const names[] = {
-		"unknown", "Hello", "HelloReply", "Preflight", "PreflightReply", "FileBegin",
-		"FileEnd", "Restore", "RestoreReady", "Commit", "Committed", "Abort",
-		"Outcome", "Error",
+		"unknown",   "Hello",	"HelloReply", "Preflight",    "PreflightReply",
+		"FileBegin", "FileEnd", "Restore",    "RestoreReady", "Commit",
+		"Committed", "Abort",	"Outcome",    "Error",
 	};
 	const ProtobufCMessageDescriptor *d = &phaul__msg__descriptor;
 	unsigned max = 0;

@@ -48,11 +48,12 @@ static void test_parse_runc(void **state)
 /* Only directories below /sys/fs/cgroup/, each once. */
 static void test_parse_runc_cgroups(void **state)
 {
-	const char *j = "{\"init_process_pid\":9,\"init_process_start\":1,\"config\":"
-			"{\"rootfs\":\"/r\",\"labels\":[\"bundle=/b\"]},\"cgroup_paths\":{"
-			"\"cpu\":\"/sys/fs/cgroup/cpu,cpuacct/c\",\"cpuacct\":\"/sys/fs/cgroup/cpu,cpuacct/c\","
-			"\"memory\":\"/sys/fs/cgroup/memory/c\",\"x\":\"/etc\",\"y\":\"/sys/fs/cgroup/\","
-			"\"z\":\"/sys/fs/cgroup/memory/../../../etc\",\"n\":5}}";
+	const char *j =
+		"{\"init_process_pid\":9,\"init_process_start\":1,\"config\":"
+		"{\"rootfs\":\"/r\",\"labels\":[\"bundle=/b\"]},\"cgroup_paths\":{"
+		"\"cpu\":\"/sys/fs/cgroup/cpu,cpuacct/c\",\"cpuacct\":\"/sys/fs/cgroup/cpu,cpuacct/c\","
+		"\"memory\":\"/sys/fs/cgroup/memory/c\",\"x\":\"/etc\",\"y\":\"/sys/fs/cgroup/\","
+		"\"z\":\"/sys/fs/cgroup/memory/../../../etc\",\"n\":5}}";
 	struct oci_state st;
 
 	assert_int_equal(oci_state_parse(OCI_RUNC, j, &st), 0);
@@ -103,7 +104,10 @@ static void test_parse_crun_relative_rootfs(void **state)
 static void test_parse_rejects(void **state)
 {
 	static const char *const bad[] = {
-		"", "[]", "not json", "{\"init_process_pid\":13}",
+		"",
+		"[]",
+		"not json",
+		"{\"init_process_pid\":13}",
 		"{\"init_process_pid\":1,\"init_process_start\":1,\"config\":{\"rootfs\":\"/r\","
 		"\"labels\":[\"bundle=/b\"]}}",
 		"{\"init_process_pid\":-5,\"init_process_start\":1,\"config\":{\"rootfs\":\"/r\","
@@ -119,8 +123,11 @@ static void test_parse_rejects(void **state)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(oci_state_parse(OCI_RUNC, bad[i], &st), -EINVAL);
-	assert_int_equal(oci_state_parse(OCI_CRUN, "{\"pid\":8,\"process-start-time\":1,"
-				"\"rootfs\":\"rootfs\"}", &st), -EINVAL);
+	assert_int_equal(oci_state_parse(OCI_CRUN,
+					 "{\"pid\":8,\"process-start-time\":1,"
+					 "\"rootfs\":\"rootfs\"}",
+					 &st),
+			 -EINVAL);
 }
 
 static const char *str_at(json_object *o, const char *a, const char *b)

@@ -50,7 +50,7 @@
 
 #define PS_IOV_GET 7
 #define PS_IOV_CLOSE 0x1023
-#define PS_REPLY_CMD ((4u << 16) | 6)	/* PE_PRESENT << 16 | PS_IOV_ADD_F */
+#define PS_REPLY_CMD ((4u << 16) | 6) /* PE_PRESENT << 16 | PS_IOV_ADD_F */
 
 struct criu_iov {
 	uint32_t cmd;
@@ -61,7 +61,7 @@ struct criu_iov {
 
 #define PID_A 100
 #define BASE 0x7f0000000000ull
-#define SRC_ROUND 9	/* the tag of the pages the source sends */
+#define SRC_ROUND 9 /* the tag of the pages the source sends */
 #define MAX_REQS 16
 
 static const int32_t allowed[] = { PID_A };
@@ -113,20 +113,11 @@ static int send_body(struct conn *c, int body, void *obj)
 
 	m.body_case = body;
 	switch (body) {
-	case PHAUL__MSG__BODY_PAGE_RUN:
-		m.page_run = obj;
-		break;
-	case PHAUL__MSG__BODY_ROUND_END:
-		m.round_end = obj;
-		break;
-	case PHAUL__MSG__BODY_PAGE_DATA:
-		m.page_data = obj;
-		break;
-	case PHAUL__MSG__BODY_COMMIT:
-		m.commit = obj;
-		break;
-	default:
-		return -EINVAL;
+	case PHAUL__MSG__BODY_PAGE_RUN: m.page_run = obj; break;
+	case PHAUL__MSG__BODY_ROUND_END: m.round_end = obj; break;
+	case PHAUL__MSG__BODY_PAGE_DATA: m.page_data = obj; break;
+	case PHAUL__MSG__BODY_COMMIT: m.commit = obj; break;
+	default: return -EINVAL;
 	}
 	return msg_send(c, &m);
 }
@@ -191,28 +182,28 @@ static int fill_store(struct pagestore *ps)
 /* --- the fake source ------------------------------------------------------ */
 
 enum src_mode {
-	SRC_SERVE,		/* answer every request in full */
-	SRC_COMMIT_MID,		/* a Commit between the request and its PageData */
+	SRC_SERVE,	/* answer every request in full */
+	SRC_COMMIT_MID, /* a Commit between the request and its PageData */
 	SRC_WRONG_PID,
 	SRC_WRONG_VADDR,
-	SRC_TOO_MANY,		/* one page more than asked */
-	SRC_ZERO,		/* "cannot read them" */
-	SRC_TRUNCATED,		/* one page of the data, then the end of the stream */
-	SRC_OVERLONG,		/* a data frame longer than what is due */
-	SRC_MSG_IN_DATA,	/* a message where the data should be */
-	SRC_CLOSE,		/* the connection ends at the request */
-	SRC_SILENT,		/* never answers */
+	SRC_TOO_MANY,	 /* one page more than asked */
+	SRC_ZERO,	 /* "cannot read them" */
+	SRC_TRUNCATED,	 /* one page of the data, then the end of the stream */
+	SRC_OVERLONG,	 /* a data frame longer than what is due */
+	SRC_MSG_IN_DATA, /* a message where the data should be */
+	SRC_CLOSE,	 /* the connection ends at the request */
+	SRC_SILENT,	 /* never answers */
 };
 
 struct source {
 	struct conn *c;
 	pthread_t th;
 	enum src_mode mode;
-	int first;		/* a message body to send unasked first, or 0 */
+	int first; /* a message body to send unasked first, or 0 */
 	pthread_mutex_t lock;
 	Phaul__PageReq req[MAX_REQS];
 	int nreq;
-	int unexpected;		/* messages that were not PageReq */
+	int unexpected; /* messages that were not PageReq */
 };
 
 static int answer(struct source *s, const Phaul__PageReq *rq)
@@ -231,7 +222,9 @@ static int answer(struct source *s, const Phaul__PageReq *rq)
 	pd.pid = rq->pid + (s->mode == SRC_WRONG_PID);
 	pd.vaddr = rq->vaddr + (s->mode == SRC_WRONG_VADDR ? P : 0);
 	pd.nr_pages = s->mode == SRC_ZERO ? 0 : rq->nr_pages + (s->mode == SRC_TOO_MANY);
-	data = s->mode == SRC_TRUNCATED ? 1 : s->mode == SRC_OVERLONG ? pd.nr_pages + 1 : pd.nr_pages;
+	data = s->mode == SRC_TRUNCATED ? 1 :
+	       s->mode == SRC_OVERLONG	? pd.nr_pages + 1 :
+					  pd.nr_pages;
 	buf = make_pages(rq->pid, rq->vaddr, data, SRC_ROUND);
 	if (r == 0)
 		r = send_body(s->c, PHAUL__MSG__BODY_PAGE_DATA, &pd);
@@ -268,7 +261,7 @@ static void *source_main(void *arg)
 		r = m->body_case == PHAUL__MSG__BODY_PAGE_REQ ? answer(s, m->page_req) : -EPROTO;
 		msg_free(m);
 	}
-	conn_free(s->c);	/* the destination sees the end of the stream */
+	conn_free(s->c); /* the destination sees the end of the stream */
 	s->c = NULL;
 	return NULL;
 }
@@ -290,11 +283,11 @@ struct fixture {
 	int sessfd;
 	struct pagestore ps;
 	struct page_server srv;
-	struct conn *conn;	/* the destination's end, the page server's */
+	struct conn *conn; /* the destination's end, the page server's */
 	struct source src;
 	bool src_running;
-	int client;		/* our end: we are criu lazy-pages */
-	int32_t pids[1];	/* the "restored tree" */
+	int client;	 /* our end: we are criu lazy-pages */
+	int32_t pids[1]; /* the "restored tree" */
 	size_t nr_pids;
 };
 
@@ -474,7 +467,7 @@ static void test_local_pages(void **state)
 
 	start(f, SRC_SERVE, 0, TIMEOUT_MS);
 	get(f, 0, 4, 4, 1);
-	get(f, 2, 100, 2, 1);	/* the end of the run: the rest is not asked */
+	get(f, 2, 100, 2, 1); /* the end of the run: the rest is not asked */
 	get(f, 10, 2, 2, 1);
 	close_session(f);
 	assert_int_equal(page_server_join(&f->srv), 0);
@@ -490,11 +483,11 @@ static void test_fetch_missing(void **state)
 	struct fixture *f = *state;
 
 	start(f, SRC_SERVE, 0, TIMEOUT_MS);
-	get(f, 4, 20, 6, SRC_ROUND);		/* 4-9: page 10 is in the store */
-	get(f, 12, 3, 3, SRC_ROUND);		/* past the store's last page; fault-sized */
-	get(f, 9, 1, 1, SRC_ROUND);		/* a fault at the end of a run */
-	get(f, 0, 20, 4, 1);			/* local again */
-	get(f, 100, 2000, 128, SRC_ROUND);	/* at most 128 at once, in 64-page frames */
+	get(f, 4, 20, 6, SRC_ROUND);	   /* 4-9: page 10 is in the store */
+	get(f, 12, 3, 3, SRC_ROUND);	   /* past the store's last page; fault-sized */
+	get(f, 9, 1, 1, SRC_ROUND);	   /* a fault at the end of a run */
+	get(f, 0, 20, 4, 1);		   /* local again */
+	get(f, 100, 2000, 128, SRC_ROUND); /* at most 128 at once, in 64-page frames */
 	close_session(f);
 	assert_int_equal(page_server_join(&f->srv), 0);
 	stop(f);
@@ -515,8 +508,8 @@ static void test_stale_page_fetched(void **state)
 
 	assert_int_equal(pagestore_drop(&f->ps, PID_A, BASE + P, BASE + 2 * P), 0);
 	start(f, SRC_SERVE, 0, TIMEOUT_MS);
-	get(f, 0, 4, 1, 1);		/* page 1 is stale: not served from here */
-	get(f, 1, 4, 1, SRC_ROUND);	/* fetched; page 2 is the store's */
+	get(f, 0, 4, 1, 1);	    /* page 1 is stale: not served from here */
+	get(f, 1, 4, 1, SRC_ROUND); /* fetched; page 2 is the store's */
 	get(f, 2, 4, 2, 1);
 	close_session(f);
 	assert_int_equal(page_server_join(&f->srv), 0);
@@ -536,7 +529,7 @@ static void test_commit_idle(void **state)
 	assert_int_equal(m->body_case, PHAUL__MSG__BODY_COMMIT);
 	msg_free(m);
 	assert_int_equal(page_server_set_committed(&f->srv), 0);
-	get(f, 4, 1, 1, SRC_ROUND);		/* fetching goes on after it */
+	get(f, 4, 1, 1, SRC_ROUND); /* fetching goes on after it */
 	m = NULL;
 	assert_int_equal(page_server_recv(&f->srv, 100, &m), -ETIMEDOUT);
 	assert_null(m);
@@ -579,10 +572,10 @@ static void test_bad_answers(void **state)
 		enum src_mode mode;
 		int err;
 	} cases[] = {
-		{ SRC_WRONG_PID, -EPROTO },	{ SRC_WRONG_VADDR, -EPROTO },
-		{ SRC_TOO_MANY, -EPROTO },	{ SRC_ZERO, -EFAULT },
-		{ SRC_TRUNCATED, -EPIPE },	{ SRC_OVERLONG, -EPROTO },
-		{ SRC_MSG_IN_DATA, -EPROTO },	{ SRC_CLOSE, -EPIPE },
+		{ SRC_WRONG_PID, -EPROTO },   { SRC_WRONG_VADDR, -EPROTO },
+		{ SRC_TOO_MANY, -EPROTO },    { SRC_ZERO, -EFAULT },
+		{ SRC_TRUNCATED, -EPIPE },    { SRC_OVERLONG, -EPROTO },
+		{ SRC_MSG_IN_DATA, -EPROTO }, { SRC_CLOSE, -EPIPE },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -680,8 +673,7 @@ static void test_link_timeout(void **state)
 	request(f, 4, 1);
 	assert_int_equal(page_server_recv(&f->srv, TIMEOUT_MS, &m), -ETIMEDOUT);
 	if (elapsed_ms(t0) < 250 || elapsed_ms(t0) > 3000)
-		fail_msg("a 300 ms link timeout took %llu ms",
-			 (unsigned long long)elapsed_ms(t0));
+		fail_msg("a 300 ms link timeout took %llu ms", (unsigned long long)elapsed_ms(t0));
 	expect_hangup(f);
 	assert_int_equal(page_server_join(&f->srv), -ETIMEDOUT);
 	assert_int_equal(source_requests(&f->src), 1);

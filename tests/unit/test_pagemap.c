@@ -142,7 +142,8 @@ static int setup(void **state)
 
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "%s/phaul-test-pagemap.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	snprintf(f->dir, sizeof(f->dir), "%s/phaul-test-pagemap.XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(f->dir))
 		return -1;
 	f->dirfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -188,7 +189,7 @@ static void test_round_trip_many(void **state)
 		uint32_t nr = 1 + rnd() % 300;
 		if (i % 97 == 0)
 			nr = UINT32_MAX - rnd() % 3; /* huge runs too */
-		vaddr += (rnd() % 4) * P;	 /* adjacent sometimes, with gaps */
+		vaddr += (rnd() % 4) * P;	     /* adjacent sometimes, with gaps */
 		assert_int_equal(pagemap_add(&pm, vaddr, nr, flags), 0);
 		if (flags & PE_PRESENT)
 			present += nr;
@@ -307,10 +308,10 @@ static void test_add_merges(void **state)
 	struct pagemap pm = { 0 };
 
 	assert_int_equal(pagemap_add(&pm, 10 * P, 2, PE_PRESENT), 0);
-	assert_int_equal(pagemap_add(&pm, 12 * P, 3, PE_PRESENT), 0);	/* adjacent, alike */
+	assert_int_equal(pagemap_add(&pm, 12 * P, 3, PE_PRESENT), 0); /* adjacent, alike */
 	assert_entries(&pm, (struct pm_entry[]){ { 10 * P, 5, PE_PRESENT } }, 1);
-	assert_int_equal(pagemap_add(&pm, 15 * P, 1, PE_PARENT), 0);	/* adjacent, not alike */
-	assert_int_equal(pagemap_add(&pm, 17 * P, 1, PE_PARENT), 0);	/* alike, a gap */
+	assert_int_equal(pagemap_add(&pm, 15 * P, 1, PE_PARENT), 0); /* adjacent, not alike */
+	assert_int_equal(pagemap_add(&pm, 17 * P, 1, PE_PARENT), 0); /* alike, a gap */
 	assert_int_equal(pagemap_add(&pm, 18 * P, 4, PE_PARENT | PE_LAZY), 0);
 	assert_int_equal(pagemap_add(&pm, 22 * P, 4, PE_PARENT | PE_LAZY), 0);
 	assert_int_equal(pagemap_add(&pm, 26 * P, 1, 0), 0);
@@ -396,11 +397,12 @@ static void test_add_count_limit(void **state)
 
 	assert_int_equal(pagemap_add(&pm, v, UINT32_MAX - 1, PE_PRESENT), 0);
 	v += (uint64_t)(UINT32_MAX - 1) * P;
-	assert_int_equal(pagemap_add(&pm, v, 1, PE_PRESENT), 0);	/* exactly UINT32_MAX */
+	assert_int_equal(pagemap_add(&pm, v, 1, PE_PRESENT), 0); /* exactly UINT32_MAX */
 	v += P;
 	assert_entries(&pm, (struct pm_entry[]){ { 0, UINT32_MAX, PE_PRESENT } }, 1);
-	assert_int_equal(pagemap_add(&pm, v, 1, PE_PRESENT), 0);	/* would overflow */
-	assert_entries(&pm, (struct pm_entry[]){ { 0, UINT32_MAX, PE_PRESENT }, { v, 1, PE_PRESENT } },
+	assert_int_equal(pagemap_add(&pm, v, 1, PE_PRESENT), 0); /* would overflow */
+	assert_entries(&pm,
+		       (struct pm_entry[]){ { 0, UINT32_MAX, PE_PRESENT }, { v, 1, PE_PRESENT } },
 		       2);
 	assert_int_equal(pagemap_present_pages(&pm), (uint64_t)UINT32_MAX + 1);
 	pagemap_free(&pm);
@@ -429,7 +431,7 @@ static void test_parse_valid(void **state)
 
 	put_head(&f->s, 77);
 	put_entry(&f->s, 0, 1, PE_PRESENT);
-	put_entry(&f->s, 1 * P, 2, PE_PRESENT);	/* merged with the previous */
+	put_entry(&f->s, 1 * P, 2, PE_PRESENT); /* merged with the previous */
 	put_entry(&f->s, 3 * P, 1, PE_LAZY);
 	put_entry(&f->s, 10 * P, 1, PE_LAZY | PE_PRESENT);
 	put_entry(&f->s, (1ull << 57) - P, 1, PE_PARENT);
@@ -464,9 +466,9 @@ static void test_parse_old_style(void **state)
 	struct pagemap pm = { 0 };
 
 	put_head(&f->s, 1);
-	put_old_entry(&f->s, 0x1000, 2, 1);	/* in_parent = true */
-	put_old_entry(&f->s, 0x5000, 1, 0);	/* in_parent = false */
-	put_old_entry(&f->s, 0x8000, 3, -1);	/* no in_parent at all */
+	put_old_entry(&f->s, 0x1000, 2, 1);  /* in_parent = true */
+	put_old_entry(&f->s, 0x5000, 1, 0);  /* in_parent = false */
+	put_old_entry(&f->s, 0x8000, 3, -1); /* no in_parent at all */
 	put_old_entry(&f->s, 0xb000, 1, 1);
 	assert_int_equal(pagemap_parse(f->s.b, f->s.len, &pm), 0);
 	assert_entries(&pm,
@@ -564,34 +566,34 @@ static void test_reject_bad_lengths(void **state)
 
 	put_head(&f->s, 1);
 	put_entry(&f->s, 0x1000, 1, PE_PRESENT);
-	for (int n = 1; n <= 3; n++) {	/* a truncated length prefix */
+	for (int n = 1; n <= 3; n++) { /* a truncated length prefix */
 		s.len = 0;
 		put(&s, f->s.b, f->s.len);
 		put(&s, zeros, n);
 		assert_rejected(&s, -EINVAL);
 	}
-	s.len = 0;			/* longer than the rest */
+	s.len = 0; /* longer than the rest */
 	put(&s, f->s.b, f->s.len);
 	put_u32(&s, 20);
 	put(&s, zeros, 19);
 	assert_rejected(&s, -EINVAL);
-	s.len = 0;			/* a head longer than the rest */
+	s.len = 0; /* a head longer than the rest */
 	put_u32(&s, CRIU_IMG_COMMON_MAGIC);
 	put_u32(&s, CRIU_PAGEMAP_MAGIC);
 	put_u32(&s, 100);
 	put(&s, zeros, 50);
 	assert_rejected(&s, -EINVAL);
-	s.len = 0;			/* length UINT32_MAX */
+	s.len = 0; /* length UINT32_MAX */
 	put(&s, f->s.b, f->s.len);
 	put_u32(&s, UINT32_MAX);
 	put(&s, zeros, 8);
 	assert_rejected(&s, -EINVAL);
-	s.len = 0;			/* an over-long record, all there */
+	s.len = 0; /* an over-long record, all there */
 	put(&s, f->s.b, f->s.len);
 	put_u32(&s, 1025);
 	put(&s, zeros, 1025);
 	assert_rejected(&s, -EINVAL);
-	s.len = 0;			/* an empty entry record: required fields missing */
+	s.len = 0; /* an empty entry record: required fields missing */
 	put(&s, f->s.b, f->s.len);
 	put_u32(&s, 0);
 	assert_rejected(&s, -EINVAL);
@@ -634,13 +636,16 @@ static void test_reject_unsorted_overlapping(void **state)
 {
 	struct fixture *f = *state;
 	static const struct {
-		uint64_t a; uint32_t an; uint64_t b; uint32_t bn;
+		uint64_t a;
+		uint32_t an;
+		uint64_t b;
+		uint32_t bn;
 	} cases[] = {
-		{ 0x10000, 1, 0x5000, 1 },	/* before */
-		{ 0x10000, 4, 0x10000, 1 },	/* same start */
-		{ 0x10000, 4, 0x13000, 2 },	/* overlaps the last page */
-		{ 0x10000, 4, 0x11000, 1 },	/* inside */
-		{ 0x10000, 1, 0xf000, 3 },	/* starts before, covers */
+		{ 0x10000, 1, 0x5000, 1 },  /* before */
+		{ 0x10000, 4, 0x10000, 1 }, /* same start */
+		{ 0x10000, 4, 0x13000, 2 }, /* overlaps the last page */
+		{ 0x10000, 4, 0x11000, 1 }, /* inside */
+		{ 0x10000, 1, 0xf000, 3 },  /* starts before, covers */
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -672,11 +677,12 @@ static void test_reject_vaddr_overflow(void **state)
 {
 	struct fixture *f = *state;
 	static const struct {
-		uint64_t vaddr; uint32_t nr;
+		uint64_t vaddr;
+		uint32_t nr;
 	} cases[] = {
 		{ UINT64_MAX - P + 1, 1 },		/* ends at 2^64: wraps to 0 */
 		{ UINT64_MAX - P + 1, 2 },		/* wraps past 0 */
-		{ UINT64_MAX - 2 * P + 1, UINT32_MAX },	/* wraps far */
+		{ UINT64_MAX - 2 * P + 1, UINT32_MAX }, /* wraps far */
 		{ 1ull << 57, 1 },			/* starts at the limit */
 		{ (1ull << 57) - P, 2 },		/* ends one page past it */
 		{ (1ull << 57) - P, UINT32_MAX },
@@ -711,14 +717,14 @@ static void test_reject_garbage_protobuf(void **state)
 		uint8_t b[12];
 		size_t len;
 	} bad[] = {
-		{ { 0xff, 0xff, 0xff }, 3 },			/* truncated varint key */
-		{ { 0x08 }, 1 },				/* key without value */
-		{ { 0x08, 0x80 }, 2 },				/* truncated varint */
-		{ { 0x0a, 0x05, 1, 2 }, 4 },			/* length-delimited, short */
-		{ { 0x10, 0x01 }, 2 },				/* nr_pages only: no vaddr */
-		{ { 0x08, 0x80, 0x20 }, 3 },			/* vaddr only: no nr_pages */
-		{ { 0x0f, 0, 0, 0 }, 4 },			/* wire type 7 */
-		{ { 0x08, 0x80, 0x20, 0x10, 1, 0x00 }, 6 },	/* field number 0 */
+		{ { 0xff, 0xff, 0xff }, 3 },		    /* truncated varint key */
+		{ { 0x08 }, 1 },			    /* key without value */
+		{ { 0x08, 0x80 }, 2 },			    /* truncated varint */
+		{ { 0x0a, 0x05, 1, 2 }, 4 },		    /* length-delimited, short */
+		{ { 0x10, 0x01 }, 2 },			    /* nr_pages only: no vaddr */
+		{ { 0x08, 0x80, 0x20 }, 3 },		    /* vaddr only: no nr_pages */
+		{ { 0x0f, 0, 0, 0 }, 4 },		    /* wire type 7 */
+		{ { 0x08, 0x80, 0x20, 0x10, 1, 0x00 }, 6 }, /* field number 0 */
 		{ { 0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01 }, 12 },
 	};
 
@@ -787,7 +793,7 @@ static void test_record_size_limit(void **state)
 	for (size_t n = 1024; n <= 1025; n++) {
 		uint8_t head[1025];
 		size_t pad = n - 2 - 3;
-		head[0] = 0x08;		/* pages_id = 5 */
+		head[0] = 0x08; /* pages_id = 5 */
 		head[1] = 0x05;
 		head[2] = 15 << 3 | 2;
 		head[3] = 0x80 | (pad & 0x7f);

@@ -48,7 +48,7 @@
 #define PS_IOV_GET 7
 #define PS_IOV_CLOSE 0x1023
 #define PS_IOV_FORCE_CLOSE 0x1024
-#define PS_REPLY_CMD ((4u << 16) | PS_IOV_ADD_F)	/* PE_PRESENT << PS_CMD_BITS */
+#define PS_REPLY_CMD ((4u << 16) | PS_IOV_ADD_F) /* PE_PRESENT << PS_CMD_BITS */
 
 struct ps_iov {
 	uint32_t cmd;
@@ -61,7 +61,7 @@ struct ps_iov {
 #define PID_B 4194304
 #define BASE_A 0x7f0000000000ull
 #define BASE_B 0x10000ull
-#define BIG_PAGES 1300		/* one round's run longer than a reply (1024) */
+#define BIG_PAGES 1300 /* one round's run longer than a reply (1024) */
 
 static const int32_t allowed[] = { PID_A, PID_B };
 
@@ -93,8 +93,7 @@ struct sender {
 	int err;
 };
 
-static void send_run(struct sender *s, int32_t pid, uint64_t vaddr, uint32_t nr,
-		     unsigned int round)
+static void send_run(struct sender *s, int32_t pid, uint64_t vaddr, uint32_t nr, unsigned int round)
 {
 	Phaul__PageRun pr = PHAUL__PAGE_RUN__INIT;
 	Msg m = PHAUL__MSG__INIT;
@@ -193,7 +192,7 @@ struct fixture {
 	int sessfd;
 	struct pagestore ps;
 	struct page_server srv;
-	int client;		/* our end: we are criu lazy-pages */
+	int client; /* our end: we are criu lazy-pages */
 };
 
 static int fill_store(struct fixture *f)
@@ -239,7 +238,7 @@ static int teardown(void **state)
 
 	if (f->client >= 0)
 		close(f->client);
-	page_server_join(&f->srv);	/* 0 when never started */
+	page_server_join(&f->srv); /* 0 when never started */
 	pagestore_fini(&f->ps);
 	if (f->sessfd >= 0)
 		close(f->sessfd);
@@ -272,10 +271,10 @@ static int setup(void **state)
 	if (!f)
 		return -1;
 	f->client = f->sessfd = -1;
-	f->ps.dirfd = f->ps.round_fd = -1;	/* pagestore_fini is safe from here */
+	f->ps.dirfd = f->ps.round_fd = -1; /* pagestore_fini is safe from here */
 	*state = f;
 	if (make_store(f) < 0) {
-		teardown(state);	/* cmocka runs none after a failed setup */
+		teardown(state); /* cmocka runs none after a failed setup */
 		return -1;
 	}
 	return 0;
@@ -367,7 +366,7 @@ static void test_whole_pages(void **state)
 	assert_int_equal(get(f, PID_B, BASE_B + 3 * P, 1), 1);
 	assert_int_equal(get(f, PID_B, BASE_B + 7 * P, 1), 1);
 	assert_int_equal(get(f, PID_A, BASE_A + 20 * P, 5), 5);
-	assert_int_equal(get(f, PID_A, BASE_A + 20 * P, 30), 30);	/* 20-49: round 1 */
+	assert_int_equal(get(f, PID_A, BASE_A + 20 * P, 30), 30); /* 20-49: round 1 */
 	close_session(f);
 	assert_int_equal(page_server_join(&f->srv), 0);
 	assert_int_equal(f->srv.requests, 8);
@@ -380,11 +379,11 @@ static void test_partial_replies(void **state)
 	struct fixture *f = *state;
 
 	start(f);
-	assert_int_equal(get(f, PID_A, BASE_A, 100), 10);		/* 10 is round 2's */
-	assert_int_equal(get(f, PID_A, BASE_A + 10 * P, 90), 10);	/* 10-19 of round 2 */
-	assert_int_equal(get(f, PID_A, BASE_A + 20 * P, 80), 30);	/* up to 50 */
+	assert_int_equal(get(f, PID_A, BASE_A, 100), 10);	  /* 10 is round 2's */
+	assert_int_equal(get(f, PID_A, BASE_A + 10 * P, 90), 10); /* 10-19 of round 2 */
+	assert_int_equal(get(f, PID_A, BASE_A + 20 * P, 80), 30); /* up to 50 */
 	assert_int_equal(get(f, PID_A, BASE_A + 50 * P, 50), 1);
-	assert_int_equal(get(f, PID_A, BASE_A + 51 * P, 49), 9);	/* up to 60 */
+	assert_int_equal(get(f, PID_A, BASE_A + 51 * P, 49), 9); /* up to 60 */
 	assert_int_equal(get(f, PID_A, BASE_A + 60 * P, 40), 2);
 	assert_int_equal(get(f, PID_A, BASE_A + 62 * P, 38), 38);
 	assert_int_equal(get(f, PID_B, BASE_B, 8), 3);
@@ -404,7 +403,7 @@ static void test_big_request(void **state)
 	assert_int_equal(get(f, PID_A, BASE_A + 200 * P, BIG_PAGES), 1024);
 	assert_int_equal(get(f, PID_A, BASE_A + 1224 * P, BIG_PAGES - 1024), BIG_PAGES - 1024);
 	assert_int_equal(get_all(f, PID_A, BASE_A + 200 * P, BIG_PAGES), 2);
-	assert_int_equal(get(f, PID_A, BASE_A + 300 * P, 1u << 20), 1024);	/* the largest ask */
+	assert_int_equal(get(f, PID_A, BASE_A + 300 * P, 1u << 20), 1024); /* the largest ask */
 	close_session(f);
 	assert_int_equal(page_server_join(&f->srv), 0);
 }
@@ -449,7 +448,7 @@ static void test_force_close_and_hangup(void **state)
 
 	start(f);
 	get(f, PID_B, BASE_B, 1);
-	close(f->client);	/* lazy-pages exits */
+	close(f->client); /* lazy-pages exits */
 	f->client = -1;
 	assert_int_equal(page_server_join(&f->srv), 0);
 	/* joining twice is harmless */
@@ -474,17 +473,17 @@ static void test_missing_page(void **state)
 		int32_t pid;
 		uint64_t vaddr;
 	} cases[] = {
-		{ PID_A, BASE_A + 100 * P },		/* the gap between runs */
+		{ PID_A, BASE_A + 100 * P }, /* the gap between runs */
 		{ PID_A, BASE_A - P },
 		{ PID_A, BASE_A + (200 + BIG_PAGES) * P },
 		{ PID_B, BASE_B + 8 * P },
-		{ 4242, BASE_A },			/* a process the store does not know */
+		{ 4242, BASE_A }, /* a process the store does not know */
 		{ 0, BASE_A },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		start(f);
-		get(f, PID_A, BASE_A, 1);	/* it works before */
+		get(f, PID_A, BASE_A, 1); /* it works before */
 		request(f, PS_IOV_GET, 1, cases[i].vaddr, cases[i].pid);
 		assert_int_equal(wait_stopped(f), -ENOENT);
 		close(f->client);
@@ -496,18 +495,18 @@ static void test_bogus_requests(void **state)
 {
 	struct fixture *f = *state;
 	static const struct ps_iov cases[] = {
-		{ PS_IOV_GET, 1, BASE_A + 8, PID_A },		/* not page-aligned */
-		{ PS_IOV_GET, 1, 1ull << 57, PID_A },		/* beyond any address */
+		{ PS_IOV_GET, 1, BASE_A + 8, PID_A }, /* not page-aligned */
+		{ PS_IOV_GET, 1, 1ull << 57, PID_A }, /* beyond any address */
 		{ PS_IOV_GET, 1, UINT64_MAX & ~4095ull, PID_A },
-		{ 0, 1, BASE_A, PID_A },			/* no such command */
-		{ 1, 1, BASE_A, PID_A },			/* PS_IOV_ADD: not to us */
+		{ 0, 1, BASE_A, PID_A }, /* no such command */
+		{ 1, 1, BASE_A, PID_A }, /* PS_IOV_ADD: not to us */
 		{ PS_IOV_ADD_F, 1, BASE_A, PID_A },
 		{ 0xffffffff, 1, BASE_A, PID_A },
-		{ 0x0107, 1, BASE_A, PID_A },			/* GET is all 16 bits */
-		{ PS_IOV_GET, 0, BASE_A, PID_A },		/* no pages */
-		{ PS_IOV_GET, (1u << 20) + 1, BASE_A, PID_A },	/* too many */
+		{ 0x0107, 1, BASE_A, PID_A },		       /* GET is all 16 bits */
+		{ PS_IOV_GET, 0, BASE_A, PID_A },	       /* no pages */
+		{ PS_IOV_GET, (1u << 20) + 1, BASE_A, PID_A }, /* too many */
 		{ PS_IOV_GET, UINT32_MAX, BASE_A, PID_A },
-		{ PS_IOV_GET, 1, BASE_A, (1u << 22) + 1 },	/* not a pid */
+		{ PS_IOV_GET, 1, BASE_A, (1u << 22) + 1 }, /* not a pid */
 		{ PS_IOV_GET, 1, BASE_A, (uint64_t)PID_A << 32 | PID_A },
 		{ PS_IOV_GET, 1, BASE_A, UINT64_MAX },
 	};

@@ -42,8 +42,8 @@
 #define TIMEOUT_MS 10000
 
 #define PID_A 100
-#define PID_B 4194304	/* the largest pid there is */
-#define PID_C 333	/* allowed, never sends */
+#define PID_B 4194304 /* the largest pid there is */
+#define PID_C 333     /* allowed, never sends */
 #define BASE_A 0x7f1234500000ull
 #define BASE_B 0x400000ull
 #define NPAGES 300
@@ -78,7 +78,8 @@ static void assert_page(const uint8_t *p, int32_t pid, uint64_t vaddr, unsigned 
 
 	fill_page(want, pid, vaddr, round);
 	if (memcmp(p, want, P))
-		fail_msg("page 0x%llx of %d is not round %u's", (unsigned long long)vaddr, pid, round);
+		fail_msg("page 0x%llx of %d is not round %u's", (unsigned long long)vaddr, pid,
+			 round);
 }
 
 /* --- the sending side ---------------------------------------------------- */
@@ -88,7 +89,7 @@ struct sender {
 	void (*fn)(struct sender *s);
 	const void *arg;
 	pthread_t th;
-	int err;	/* the first failure; later sends are skipped */
+	int err; /* the first failure; later sends are skipped */
 };
 
 static void send_msg(struct sender *s, Msg *m)
@@ -135,8 +136,8 @@ static void send_pages(struct sender *s, int32_t pid, uint64_t vaddr, uint32_t n
 	free(buf);
 }
 
-static void send_run(struct sender *s, int32_t pid, uint64_t vaddr, uint32_t nr,
-		     unsigned int round, size_t chunk)
+static void send_run(struct sender *s, int32_t pid, uint64_t vaddr, uint32_t nr, unsigned int round,
+		     size_t chunk)
 {
 	send_run_msg(s, pid, vaddr, nr);
 	send_pages(s, pid, vaddr, nr, round, chunk);
@@ -158,7 +159,7 @@ static void *sender_main(void *arg)
 	struct sender *s = arg;
 
 	s->fn(s);
-	conn_free(s->c);	/* the receiver sees the end of the stream */
+	conn_free(s->c); /* the receiver sees the end of the stream */
 	s->c = NULL;
 	return NULL;
 }
@@ -170,7 +171,7 @@ struct fixture {
 	int sessfd;
 	struct pagestore ps;
 	uint64_t budget;
-	struct conn *c;		/* receiving end, while a sender runs */
+	struct conn *c; /* receiving end, while a sender runs */
 	struct sender snd;
 };
 
@@ -229,7 +230,7 @@ static void start_sender(struct fixture *f, void (*fn)(struct sender *s), const 
 
 static void stop_sender(struct fixture *f)
 {
-	conn_free(f->c);	/* a sender still writing fails now */
+	conn_free(f->c); /* a sender still writing fails now */
 	f->c = NULL;
 	assert_int_equal(pthread_join(f->snd.th, NULL), 0);
 }
@@ -246,7 +247,7 @@ static int receive(struct fixture *f, int *nmsg)
 		Msg *m = NULL;
 		int r = msg_recv(f->c, &m);
 		if (r == -EPIPE)
-			r = 1;	/* the end of the stream, at a frame boundary */
+			r = 1; /* the end of the stream, at a frame boundary */
 		if (r != 0) {
 			if (nmsg)
 				*nmsg = n;
@@ -282,7 +283,7 @@ static int exchange(struct fixture *f, void (*fn)(struct sender *s), const void 
 /* --- the model ----------------------------------------------------------- */
 
 struct run {
-	int32_t pid;	/* 0: the end of a round */
+	int32_t pid; /* 0: the end of a round */
 	uint64_t vaddr;
 	uint32_t nr;
 	unsigned int round;
@@ -326,7 +327,7 @@ static void plan_runs(struct schedule *sc, int p, unsigned int round, struct run
 			sc->sent[round][p][i + k] = true;
 		sc->pages += nr;
 		i += nr;
-		if (rnd() % 3)	/* a gap, else the next run is adjacent */
+		if (rnd() % 3) /* a gap, else the next run is adjacent */
 			i += 1 + rnd() % (round == 1 ? 4 : 40);
 	}
 }
@@ -420,12 +421,13 @@ static void check_lookups(const struct fixture *f, const struct schedule *sc)
 			assert_int_equal(nr, want);
 			check_data(fd, off, spid[p], vaddr, nr, rounds);
 			/* at most what was asked */
-			assert_int_equal(pagestore_lookup(&f->ps, spid[p], vaddr, 1, &fd, &off, &nr),
-					 0);
+			assert_int_equal(
+				pagestore_lookup(&f->ps, spid[p], vaddr, 1, &fd, &off, &nr), 0);
 			assert_int_equal(nr, 1);
 			if (want > 2) {
-				assert_int_equal(
-					pagestore_lookup(&f->ps, spid[p], vaddr, 2, &fd, &off, &nr), 0);
+				assert_int_equal(pagestore_lookup(&f->ps, spid[p], vaddr, 2, &fd,
+								  &off, &nr),
+						 0);
 				assert_int_equal(nr, 2);
 			}
 		}
@@ -608,22 +610,15 @@ static void test_contiguity(void **state)
 {
 	struct fixture *f = *state;
 	static const struct expect ex[] = {
-		{ 0, 0, 4, 1 },		/* stops at page 4: round 2 has it */
-		{ 3, 0, 1, 1 },
-		{ 4, 0, 1, 2 },		/* round 2's page 4, then page 5 is only in round 1 */
-		{ 5, 0, 1, 1 },		/* stops at page 6 */
-		{ 6, 0, 2, 2 },		/* 6-7 of round 2: page 8 is round 1's */
-		{ 7, 0, 1, 2 },
-		{ 8, 0, 2, 1 },		/* 8-9: the end of round 1's run */
-		{ 10, 0, 2, 2 },
-		{ 12, -ENOENT, 0, 0 },
-		{ 19, -ENOENT, 0, 0 },
-		{ 20, 0, 5, 1 },	/* stops at 25, which round 4 has */
-		{ 24, 0, 1, 1 },
-		{ 25, 0, 1, 4 },
-		{ 26, 0, 4, 1 },
-		{ 30, -ENOENT, 0, 0 },
-		{ 40, -ENOENT, 0, 0 },	/* round 5 never ended */
+		{ 0, 0, 4, 1 },			       /* stops at page 4: round 2 has it */
+		{ 3, 0, 1, 1 },	       { 4, 0, 1, 2 }, /* round 2's page 4, then page 5 is only in round 1 */
+		{ 5, 0, 1, 1 },			       /* stops at page 6 */
+		{ 6, 0, 2, 2 },			       /* 6-7 of round 2: page 8 is round 1's */
+		{ 7, 0, 1, 2 },	       { 8, 0, 2, 1 }, /* 8-9: the end of round 1's run */
+		{ 10, 0, 2, 2 },       { 12, -ENOENT, 0, 0 }, { 19, -ENOENT, 0, 0 },
+		{ 20, 0, 5, 1 }, /* stops at 25, which round 4 has */
+		{ 24, 0, 1, 1 },       { 25, 0, 1, 4 },	      { 26, 0, 4, 1 },
+		{ 30, -ENOENT, 0, 0 }, { 40, -ENOENT, 0, 0 }, /* round 5 never ended */
 		{ -1, -ENOENT, 0, 0 },
 	};
 
@@ -635,7 +630,8 @@ static void test_contiguity(void **state)
 		uint32_t nr = 0;
 		int fd;
 
-		assert_int_equal(pagestore_lookup(&f->ps, PID_A, vaddr, 100, &fd, &off, &nr), ex[i].r);
+		assert_int_equal(pagestore_lookup(&f->ps, PID_A, vaddr, 100, &fd, &off, &nr),
+				 ex[i].r);
 		if (ex[i].r)
 			continue;
 		assert_int_equal(nr, ex[i].nr);
@@ -648,7 +644,7 @@ static void test_contiguity(void **state)
 /* A process first seen in a later round; a round with no pages at all. */
 static void send_late_and_empty(struct sender *s)
 {
-	send_round_end(s, 1);				/* nothing at all */
+	send_round_end(s, 1); /* nothing at all */
 	send_run(s, PID_B, BASE_B, 3, 2, 0);
 	send_round_end(s, 2);
 	send_run(s, PID_A, BASE_A, 1, 3, 0);
@@ -750,7 +746,7 @@ static void send_backwards(struct sender *s)
 	const uint64_t *v = s->arg;
 
 	send_run(s, PID_A, BASE_A + v[0] * P, v[1], 1, 0);
-	send_run(s, PID_B, BASE_B, 1, 1, 0);		/* another process: independent */
+	send_run(s, PID_B, BASE_B, 1, 1, 0); /* another process: independent */
 	send_run(s, PID_A, BASE_A + v[2] * P, v[3], 1, 0);
 }
 
@@ -758,10 +754,10 @@ static void test_out_of_order(void **state)
 {
 	struct fixture *f = *state;
 	static const uint64_t cases[][4] = {
-		{ 10, 1, 5, 1 },	/* before */
-		{ 10, 4, 10, 1 },	/* the same start */
-		{ 10, 4, 13, 1 },	/* inside the last run */
-		{ 10, 4, 12, 8 },	/* overlapping its end */
+		{ 10, 1, 5, 1 },  /* before */
+		{ 10, 4, 10, 1 }, /* the same start */
+		{ 10, 4, 13, 1 }, /* inside the last run */
+		{ 10, 4, 12, 8 }, /* overlapping its end */
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -803,13 +799,13 @@ static void test_adjacent_runs(void **state)
 }
 
 enum bad_data {
-	SHORT_THEN_MSG,		/* fewer bytes, then a message */
-	SHORT_THEN_EOF,		/* fewer bytes, then the stream ends */
-	LONG_FRAME,		/* one frame longer than what is due */
-	LONG_LAST_FRAME,	/* the last frame overshoots by one byte */
-	EXTRA_FRAME,		/* all bytes, then one data frame more */
-	EMPTY_FRAME,		/* a zero-length data frame */
-	MSG_IN_MIDDLE,		/* a PageRun while data is due */
+	SHORT_THEN_MSG,	 /* fewer bytes, then a message */
+	SHORT_THEN_EOF,	 /* fewer bytes, then the stream ends */
+	LONG_FRAME,	 /* one frame longer than what is due */
+	LONG_LAST_FRAME, /* the last frame overshoots by one byte */
+	EXTRA_FRAME,	 /* all bytes, then one data frame more */
+	EMPTY_FRAME,	 /* a zero-length data frame */
+	MSG_IN_MIDDLE,	 /* a PageRun while data is due */
 };
 
 static void send_bad_data(struct sender *s)
@@ -818,19 +814,15 @@ static void send_bad_data(struct sender *s)
 	uint8_t buf[3 * P + 1];
 
 	memset(buf, 0x5a, sizeof(buf));
-	send_run(s, PID_A, BASE_A, 2, 1, 0);	/* a good one first */
+	send_run(s, PID_A, BASE_A, 2, 1, 0); /* a good one first */
 	send_run_msg(s, PID_A, BASE_A + 10 * P, 2);
 	switch (how) {
 	case SHORT_THEN_MSG:
 		send_frame(s, FRAME_DATA, buf, P + 100);
 		send_round_end(s, 1);
 		break;
-	case SHORT_THEN_EOF:
-		send_frame(s, FRAME_DATA, buf, P);
-		break;
-	case LONG_FRAME:
-		send_frame(s, FRAME_DATA, buf, 3 * P);
-		break;
+	case SHORT_THEN_EOF: send_frame(s, FRAME_DATA, buf, P); break;
+	case LONG_FRAME: send_frame(s, FRAME_DATA, buf, 3 * P); break;
 	case LONG_LAST_FRAME:
 		send_frame(s, FRAME_DATA, buf, P);
 		send_frame(s, FRAME_DATA, buf, P + 1);
@@ -861,13 +853,10 @@ static void test_bad_data_frames(void **state)
 		int err;
 		int nmsg;
 	} cases[] = {
-		{ SHORT_THEN_MSG, -EPROTO, 2 },
-		{ SHORT_THEN_EOF, -EPIPE, 2 },
-		{ LONG_FRAME, -EPROTO, 2 },
-		{ LONG_LAST_FRAME, -EPROTO, 2 },
-		{ EXTRA_FRAME, -EPROTO, 2 },	/* msg_recv refuses the data frame */
-		{ EMPTY_FRAME, -EPROTO, 2 },
-		{ MSG_IN_MIDDLE, -EPROTO, 2 },
+		{ SHORT_THEN_MSG, -EPROTO, 2 }, { SHORT_THEN_EOF, -EPIPE, 2 },
+		{ LONG_FRAME, -EPROTO, 2 },	{ LONG_LAST_FRAME, -EPROTO, 2 },
+		{ EXTRA_FRAME, -EPROTO, 2 }, /* msg_recv refuses the data frame */
+		{ EMPTY_FRAME, -EPROTO, 2 },	{ MSG_IN_MIDDLE, -EPROTO, 2 },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -895,9 +884,9 @@ static void test_bad_data_frames(void **state)
 static void send_budget(struct sender *s)
 {
 	send_run(s, PID_A, BASE_A, 2, 1, 0);
-	send_run(s, PID_A, BASE_A + 2 * P, 1, 1, 0);	/* exactly what is left */
+	send_run(s, PID_A, BASE_A + 2 * P, 1, 1, 0); /* exactly what is left */
 	send_round_end(s, 1);
-	send_run(s, PID_B, BASE_B, 1, 2, 0);		/* one page over */
+	send_run(s, PID_B, BASE_B, 1, 2, 0); /* one page over */
 	send_round_end(s, 2);
 }
 
@@ -940,8 +929,8 @@ static void test_budget(void **state)
  */
 static void send_top(struct sender *s)
 {
-	send_run(s, PID_A, (1ull << 57) - 2 * P, 2, 1, 0);	/* ends at 2^57: fine */
-	send_run(s, PID_B, (1ull << 57) - P, 2, 1, 0);		/* ends a page beyond */
+	send_run(s, PID_A, (1ull << 57) - 2 * P, 2, 1, 0); /* ends at 2^57: fine */
+	send_run(s, PID_B, (1ull << 57) - P, 2, 1, 0);	   /* ends a page beyond */
 	send_round_end(s, 1);
 }
 
@@ -962,7 +951,8 @@ static void test_run_beyond_address_limit(void **state)
 		close(dfd);
 		if (r)
 			fail_msg("a PageRun ending past 2^57 was stored, and its round's pagemap "
-				 "is refused by pagemap_read (%d)", r);
+				 "is refused by pagemap_read (%d)",
+				 r);
 	} else {
 		close(dfd);
 		assert_int_equal(r, -EPROTO);
@@ -1110,7 +1100,7 @@ static void send_unfinished(struct sender *s)
 {
 	send_run(s, PID_A, BASE_A, 15, 1, 0);
 	send_round_end(s, 1);
-	send_run(s, PID_B, BASE_B, 4, 2, 0);	/* round 2 never ends */
+	send_run(s, PID_B, BASE_B, 4, 2, 0); /* round 2 never ends */
 }
 
 static void test_assemble_unknown_process(void **state)
@@ -1210,28 +1200,24 @@ static void test_drop(void **state)
 {
 	struct fixture *f = *state;
 	static const struct expect ex[] = {
-		{ 0, 0, 2, 1 },		/* 0-1: page 2 is stale */
-		{ 2, -ENOENT, 0, 0 },
-		{ 3, 0, 1, 1 },		/* round 1's page 3, then round 2's page 4 */
-		{ 4, 0, 1, 2 },
-		{ 20, 0, 2, 1 },	/* 20-21: 22-24 stale */
-		{ 22, -ENOENT, 0, 0 },
-		{ 24, -ENOENT, 0, 0 },
-		{ 25, -ENOENT, 0, 0 },	/* round 4's copy is dropped too */
-		{ 26, 0, 2, 1 },	/* 26-27: 28 stale */
-		{ 28, -ENOENT, 0, 0 },
-		{ 29, 0, 1, 1 },
-		{ 6, 0, 2, 2 },		/* untouched */
+		{ 0, 0, 2, 1 },			       /* 0-1: page 2 is stale */
+		{ 2, -ENOENT, 0, 0 },  { 3, 0, 1, 1 }, /* round 1's page 3, then round 2's page 4 */
+		{ 4, 0, 1, 2 },	       { 20, 0, 2, 1 }, /* 20-21: 22-24 stale */
+		{ 22, -ENOENT, 0, 0 }, { 24, -ENOENT, 0, 0 },
+		{ 25, -ENOENT, 0, 0 }, /* round 4's copy is dropped too */
+		{ 26, 0, 2, 1 },       /* 26-27: 28 stale */
+		{ 28, -ENOENT, 0, 0 }, { 29, 0, 1, 1 },
+		{ 6, 0, 2, 2 }, /* untouched */
 	};
 	uint32_t nr;
 
 	assert_int_equal(exchange(f, send_contiguity, NULL, NULL), 0);
 	drop(f, 2, 3);
 	drop(f, 22, 24);
-	drop(f, 24, 26);	/* adjacent to the previous drop */
+	drop(f, 24, 26); /* adjacent to the previous drop */
 	drop(f, 28, 29);
-	drop(f, 23, 25);	/* overlapping what is already stale */
-	drop(f, 100, 200);	/* nothing there: harmless */
+	drop(f, 23, 25);   /* overlapping what is already stale */
+	drop(f, 100, 200); /* nothing there: harmless */
 	for (size_t i = 0; i < ARRAY_SIZE(ex); i++) {
 		int r = lookup_n(f, PID_A, ex[i].page, 100, &nr);
 		if (r != ex[i].r || (r == 0 && nr != ex[i].nr))
@@ -1254,14 +1240,14 @@ static void test_drop_bad_ranges(void **state)
 		int32_t pid;
 		uint64_t vaddr, end;
 	} bad[] = {
-		{ 4242, BASE_A, BASE_A + P },			/* not part of the migration */
+		{ 4242, BASE_A, BASE_A + P }, /* not part of the migration */
 		{ 0, BASE_A, BASE_A + P },
 		{ -1, BASE_A, BASE_A + P },
-		{ PID_A, BASE_A + 8, BASE_A + P },		/* unaligned */
+		{ PID_A, BASE_A + 8, BASE_A + P }, /* unaligned */
 		{ PID_A, BASE_A, BASE_A + P + 8 },
-		{ PID_A, BASE_A, BASE_A },			/* empty */
-		{ PID_A, BASE_A + P, BASE_A },			/* backwards */
-		{ PID_A, MSG_VADDR_LIMIT - P, MSG_VADDR_LIMIT + P },	/* past the limit */
+		{ PID_A, BASE_A, BASE_A },			     /* empty */
+		{ PID_A, BASE_A + P, BASE_A },			     /* backwards */
+		{ PID_A, MSG_VADDR_LIMIT - P, MSG_VADDR_LIMIT + P }, /* past the limit */
 		{ PID_A, UINT64_MAX & ~4095ull, 0 },
 	};
 	uint32_t nr;

@@ -8,14 +8,18 @@
 
 #include "engine/converge.h"
 
-static const struct policy P = { .downtime_ms = 300, .max_iters = 8, .max_time_ms = 0,
+static const struct policy P = { .downtime_ms = 300,
+				 .max_iters = 8,
+				 .max_time_ms = 0,
 				 .fixed_ms = 50 };
 
 /* 125 000 bytes/ms = 1 Gbit/s */
 static struct round_stat rs(uint64_t dirty, uint64_t sent_pages, uint64_t ms)
 {
-	return (struct round_stat){ .pages_scanned = 262144, .pages_dirty = dirty,
-				    .pages_sent = sent_pages, .bytes_sent = sent_pages * 4096,
+	return (struct round_stat){ .pages_scanned = 262144,
+				    .pages_dirty = dirty,
+				    .pages_sent = sent_pages,
+				    .bytes_sent = sent_pages * 4096,
 				    .ms = ms };
 }
 
@@ -87,8 +91,8 @@ static void stops_at_max_iters_and_time(void **s)
 
 static void bandwidth_over_recent_rounds(void **s)
 {
-	struct round_stat r[] = { rs(1, 1000, 1000), rs(1, 250000, 8000),
-				  rs(1, 100, 1), rs(1, 2000, 100) };
+	struct round_stat r[] = { rs(1, 1000, 1000), rs(1, 250000, 8000), rs(1, 100, 1),
+				  rs(1, 2000, 100) };
 
 	/* the last three rounds together; the first is out of the window */
 	assert_float_equal(policy_bandwidth(r, 4), (250000.0 + 100 + 2000) * 4096 / 8101, 1);

@@ -35,7 +35,7 @@
  */
 struct fixture {
 	pid_t child;
-	uint8_t *mem;	/* the same address in the child (fork) */
+	uint8_t *mem; /* the same address in the child (fork) */
 };
 
 static int setup(void **state)
@@ -55,7 +55,8 @@ static int setup(void **state)
 	if (f->child == 0) {
 		for (int i = 0; i < NPAGES; i++)
 			memset(f->mem + i * P, 'a' + i, P);
-		if (mprotect(f->mem + 1 * P, P, PROT_NONE) || mprotect(f->mem + 3 * P, P, PROT_WRITE) ||
+		if (mprotect(f->mem + 1 * P, P, PROT_NONE) ||
+		    mprotect(f->mem + 3 * P, P, PROT_WRITE) ||
 		    mprotect(f->mem + 5 * P, P, PROT_EXEC) || munmap(f->mem + 7 * P, P))
 			_exit(1);
 		if (write(go[1], "x", 1) != 1)
@@ -250,14 +251,16 @@ static void test_maps_where(void **state)
 	assert_string_equal(buf, "unmapped, below 400000-401000 r--p 00000000 fe:00 10977295 "
 				 "/usr/bin/busybox");
 	assert_int_equal(procmem_maps_where(strstr(maps, "ffffffffff600000"), 0xfffffffffffff000,
-					    buf, sizeof(buf)), 0);
+					    buf, sizeof(buf)),
+			 0);
 	assert_string_equal(buf, "unmapped, above ffffffffff600000-ffffffffff601000 --xp "
 				 "00000000 00:00 0 [vsyscall]");
 	assert_int_equal(procmem_maps_where("", 0x1000, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "no mapping at all");
 	/* lines that are no mapping are skipped; a short buffer is cut */
 	assert_int_equal(procmem_maps_where("junk\n1000-2000 rw-p 0 0:0 0   \n", 0x1800, buf,
-					    sizeof(buf)), 1);
+					    sizeof(buf)),
+			 1);
 	assert_string_equal(buf, "in 1000-2000 rw-p 0 0:0 0");
 	assert_int_equal(procmem_maps_where("junk\n1000-2000 rw-p 0 0:0 0\n", 0x1800, buf, 8), 1);
 	assert_string_equal(buf, "in 1000");
@@ -275,7 +278,7 @@ static void test_maps_ranges(void **state)
 	(void)state;
 	assert_int_equal(procmem_maps_ranges(maps, &rs), 0);
 	assert_int_equal(rs.nr, 2);
-	assert_true(rangeset_covers(&rs, 0x1000, 0x3000)); /* a run across two mappings */
+	assert_true(rangeset_covers(&rs, 0x1000, 0x3000));  /* a run across two mappings */
 	assert_false(rangeset_covers(&rs, 0x2000, 0x4000)); /* into the gap */
 	assert_false(rangeset_covers(&rs, 0x0, 0x1000));
 	assert_true(rangeset_covers(&rs, 0x5000, 0x6000)); /* the last line, no newline */

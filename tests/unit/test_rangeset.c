@@ -44,14 +44,14 @@ static void add_merges_and_sorts(void **st)
 	struct rangeset s = { 0 };
 
 	assert_int_equal(rangeset_add(&s, 10 * P, 12 * P), 0);
-	assert_int_equal(rangeset_add(&s, 1 * P, 2 * P), 0);	/* before: sorted */
+	assert_int_equal(rangeset_add(&s, 1 * P, 2 * P), 0);   /* before: sorted */
 	assert_int_equal(rangeset_add(&s, 12 * P, 13 * P), 0); /* adjacent after: merged */
 	assert_int_equal(rangeset_add(&s, 5 * P, 6 * P), 0);
-	assert_int_equal(rangeset_add(&s, 4 * P, 5 * P), 0);	/* adjacent before: merged */
+	assert_int_equal(rangeset_add(&s, 4 * P, 5 * P), 0); /* adjacent before: merged */
 	assert_ranges(&s, (uint64_t[]){ 1, 2, 4, 6, 10, 13 }, 3);
 	assert_int_equal(rangeset_add(&s, 2 * P, 10 * P), 0); /* bridges everything */
 	assert_ranges(&s, (uint64_t[]){ 1, 13 }, 1);
-	assert_int_equal(rangeset_add(&s, 3 * P, 4 * P), 0); /* inside */
+	assert_int_equal(rangeset_add(&s, 3 * P, 4 * P), 0);  /* inside */
 	assert_int_equal(rangeset_add(&s, 1 * P, 13 * P), 0); /* equal */
 	assert_ranges(&s, (uint64_t[]){ 1, 13 }, 1);
 	assert_int_equal(rangeset_bytes(&s), 12 * P);
@@ -65,14 +65,14 @@ static void add_overlapping(void **st)
 	rangeset_add(&s, 10 * P, 20 * P);
 	rangeset_add(&s, 30 * P, 40 * P);
 	rangeset_add(&s, 50 * P, 60 * P);
-	rangeset_add(&s, 8 * P, 12 * P);	/* over the left edge */
-	rangeset_add(&s, 38 * P, 42 * P);	/* over the right edge */
+	rangeset_add(&s, 8 * P, 12 * P);  /* over the left edge */
+	rangeset_add(&s, 38 * P, 42 * P); /* over the right edge */
 	assert_ranges(&s, (uint64_t[]){ 8, 20, 30, 42, 50, 60 }, 3);
-	rangeset_add(&s, 20 * P, 30 * P);	/* fills a gap exactly: two become one */
+	rangeset_add(&s, 20 * P, 30 * P); /* fills a gap exactly: two become one */
 	assert_ranges(&s, (uint64_t[]){ 8, 42, 50, 60 }, 2);
-	rangeset_add(&s, 0, 100 * P);		/* a superset swallows them all */
+	rangeset_add(&s, 0, 100 * P); /* a superset swallows them all */
 	assert_ranges(&s, (uint64_t[]){ 0, 100 }, 1);
-	rangeset_add(&s, 99 * P, 101 * P);	/* overlaps the last: appends merge too */
+	rangeset_add(&s, 99 * P, 101 * P); /* overlaps the last: appends merge too */
 	assert_ranges(&s, (uint64_t[]){ 0, 101 }, 1);
 	rangeset_free(&s);
 }
@@ -84,10 +84,10 @@ static void add_rejects_and_empty(void **st)
 	assert_int_equal(rangeset_add(&s, 7 * P, 7 * P), 0); /* empty, empty set */
 	assert_int_equal(s.nr, 0);
 	assert_int_equal(rangeset_add(&s, 2 * P, 4 * P), 0);
-	assert_int_equal(rangeset_add(&s, 3 * P, 3 * P), 0);	 /* empty, inside */
-	assert_int_equal(rangeset_add(&s, 9 * P, 9 * P), 0);	 /* empty, after */
-	assert_int_equal(rangeset_add(&s, 4 * P, 2 * P), -EINVAL); /* backwards */
-	assert_int_equal(rangeset_add(&s, P + 1, 2 * P), -EINVAL); /* unaligned start */
+	assert_int_equal(rangeset_add(&s, 3 * P, 3 * P), 0);	       /* empty, inside */
+	assert_int_equal(rangeset_add(&s, 9 * P, 9 * P), 0);	       /* empty, after */
+	assert_int_equal(rangeset_add(&s, 4 * P, 2 * P), -EINVAL);     /* backwards */
+	assert_int_equal(rangeset_add(&s, P + 1, 2 * P), -EINVAL);     /* unaligned start */
 	assert_int_equal(rangeset_add(&s, 4 * P, 5 * P - 1), -EINVAL); /* unaligned end */
 	assert_int_equal(rangeset_add(&s, 0x1001, 0x1001), -EINVAL);
 	assert_ranges(&s, (uint64_t[]){ 2, 4 }, 1);
@@ -122,7 +122,7 @@ static void contains(void **st)
 	rangeset_add(&s, 5 * P, 6 * P);
 	assert_true(rangeset_contains(&s, 0));
 	assert_true(rangeset_contains(&s, P - 1));
-	assert_false(rangeset_contains(&s, P));		/* end is outside */
+	assert_false(rangeset_contains(&s, P)); /* end is outside */
 	assert_false(rangeset_contains(&s, 5 * P - 1));
 	assert_true(rangeset_contains(&s, 5 * P));
 	assert_true(rangeset_contains(&s, 6 * P - 1));
@@ -139,14 +139,14 @@ static void covers(void **st)
 	assert_false(rangeset_covers(&s, 0, P));
 	rangeset_add(&s, 2 * P, 4 * P);
 	rangeset_add(&s, 6 * P, 9 * P);
-	assert_true(rangeset_covers(&s, 2 * P, 4 * P));	/* exactly */
-	assert_true(rangeset_covers(&s, 7 * P, 8 * P));	/* inside */
-	assert_true(rangeset_covers(&s, 5 * P, 5 * P));	/* empty, in a gap */
-	assert_false(rangeset_covers(&s, 3 * P, 7 * P));	/* across a gap */
-	assert_false(rangeset_covers(&s, 2 * P, 5 * P));	/* past the end */
-	assert_false(rangeset_covers(&s, P, 3 * P));		/* before the start */
+	assert_true(rangeset_covers(&s, 2 * P, 4 * P));	 /* exactly */
+	assert_true(rangeset_covers(&s, 7 * P, 8 * P));	 /* inside */
+	assert_true(rangeset_covers(&s, 5 * P, 5 * P));	 /* empty, in a gap */
+	assert_false(rangeset_covers(&s, 3 * P, 7 * P)); /* across a gap */
+	assert_false(rangeset_covers(&s, 2 * P, 5 * P)); /* past the end */
+	assert_false(rangeset_covers(&s, P, 3 * P));	 /* before the start */
 	assert_false(rangeset_covers(&s, 0, P));
-	assert_false(rangeset_covers(&s, 9 * P, 10 * P));	/* adjacent after */
+	assert_false(rangeset_covers(&s, 9 * P, 10 * P)); /* adjacent after */
 	rangeset_free(&s);
 }
 
@@ -186,8 +186,8 @@ static void union_(void **st)
 	rangeset_add(&a, 10 * P, 12 * P);
 	assert_int_equal(rangeset_union(&a, &b), 0); /* with empty */
 	assert_ranges(&a, (uint64_t[]){ 0, 2, 10, 12 }, 2);
-	rangeset_add(&b, 2 * P, 3 * P);	/* adjacent */
-	rangeset_add(&b, 5 * P, 6 * P);	/* disjoint */
+	rangeset_add(&b, 2 * P, 3 * P);	  /* adjacent */
+	rangeset_add(&b, 5 * P, 6 * P);	  /* disjoint */
 	rangeset_add(&b, 11 * P, 14 * P); /* overlapping */
 	assert_int_equal(rangeset_union(&a, &b), 0);
 	assert_ranges(&a, (uint64_t[]){ 0, 3, 5, 6, 10, 14 }, 3);
@@ -304,7 +304,8 @@ static void random_against_bitmap(void **st)
 			assert_int_equal(rangeset_missing(&s, x * P, y * P, &miss), 0);
 			assert_int_equal(rangeset_bytes(&miss), n * P);
 			for (size_t i = 0; i < miss.nr; i++)
-				for (uint64_t pg = miss.r[i].start / P; pg < miss.r[i].end / P; pg++)
+				for (uint64_t pg = miss.r[i].start / P; pg < miss.r[i].end / P;
+				     pg++)
 					assert_false(bit[pg]);
 		}
 	}

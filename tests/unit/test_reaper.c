@@ -108,7 +108,7 @@ static pid_t spawn_armer(const int32_t *pids, size_t nr, enum armer_end how)
 	if (how == ARMER_SIGKILL)
 		raise(SIGKILL);
 	if (how == ARMER_GROUP_KILL) {
-		sleep_ms(200);	/* the reaper has left the group by now */
+		sleep_ms(200); /* the reaper has left the group by now */
 		kill(0, SIGKILL);
 	}
 	_exit(0);
@@ -141,7 +141,7 @@ static void test_disarm_spares(void **state)
 	reaper_disarm(&rp);
 	assert_int_equal(rp.pid, 0);
 	assert_int_equal(rp.fd, -1);
-	reaper_disarm(&rp);	/* twice is harmless */
+	reaper_disarm(&rp); /* twice is harmless */
 	assert_alive_then_kill(pid);
 }
 
@@ -196,7 +196,7 @@ static void test_no_inherited_fds(void **state)
 	int p[2], n;
 	char c;
 
-	assert_int_equal(pipe(p), 0);	/* not O_CLOEXEC: fork keeps it anyway */
+	assert_int_equal(pipe(p), 0); /* not O_CLOEXEC: fork keeps it anyway */
 	assert_int_equal(reaper_arm(&rp, &pid, 1), 0);
 	close(p[1]);
 	pfd = (struct pollfd){ .fd = p[0], .events = POLLIN };

@@ -58,7 +58,8 @@ static void parses_live(void **s)
 
 static void parses_postcopy(void **s)
 {
-	static const char j[] = "{\"ok\":true,\"mode\":\"lazy\",\"postcopy\":{\"last_page_ms\":700,"
+	static const char j[] =
+		"{\"ok\":true,\"mode\":\"lazy\",\"postcopy\":{\"last_page_ms\":700,"
 		"\"pages_fetched\":5000,\"pages_on_fault\":120,\"pages_pushed\":4880,"
 		"\"pages_local\":10,\"pages_left_at_freeze\":3}}";
 	struct rpt r;
@@ -80,7 +81,8 @@ static void parses_postcopy(void **s)
 /* Wrong types, negatives, fractions, huge numbers: dropped, one warning each. */
 static void drops_bad_fields(void **s)
 {
-	static const char j[] = "{\"ok\":\"yes\",\"mode\":42,\"pid\":\"1\",\"frozen_ms\":-5,"
+	static const char j[] =
+		"{\"ok\":\"yes\",\"mode\":42,\"pid\":\"1\",\"frozen_ms\":-5,"
 		"\"total_ms\":1.5,\"bytes_sent\":1e300,\"dump_ms\":12.0,\"tasks\":9007199254740993,"
 		"\"iters\":[7,{\"pages_dirty\":-1,\"pages_sent\":3,\"mb_per_s\":\"fast\"},"
 		"{\"mb_per_s\":-2}],\"postcopy\":[]}";
@@ -94,7 +96,7 @@ static void drops_bad_fields(void **s)
 	assert_int_equal(r.frozen_ms, 0);
 	assert_int_equal(r.total_ms, 0);
 	assert_int_equal(r.bytes_sent, 0);
-	assert_int_equal(r.dump_ms, 12);	/* an integral double is a count */
+	assert_int_equal(r.dump_ms, 12); /* an integral double is a count */
 	assert_int_equal(r.tasks, 0);
 	assert_int_equal(r.nr_rounds, 3);
 	assert_int_equal(r.rounds[0].dirty, 0);
@@ -115,12 +117,12 @@ static void drops_bad_fields(void **s)
 static void drops_non_finite(void **s)
 {
 	static const char j[] = "{\"frozen_ms\":NaN,\"total_ms\":Infinity,"
-		"\"iters\":[{\"mb_per_s\":NaN,\"ms\":-Infinity}]}";
+				"\"iters\":[{\"mb_per_s\":NaN,\"ms\":-Infinity}]}";
 	struct rpt r;
 	char err[128];
 	int ret = rpt_parse(j, strlen(j), &r, err, sizeof(err));
 
-	if (ret == -EINVAL)	/* a json-c without them: refused, fine too */
+	if (ret == -EINVAL) /* a json-c without them: refused, fine too */
 		return;
 	assert_int_equal(ret, 0);
 	assert_int_equal(r.frozen_ms, 0);
@@ -299,7 +301,7 @@ static void page_of_hostile_json(void **s)
 	assert_null(strstr(h, "nan"));
 	assert_null(strstr(h, "inf"));
 	assert_null(strstr(h, "-"
-			   "1"));	/* no negative coordinate or width */
+			      "1")); /* no negative coordinate or width */
 	free(h);
 }
 

@@ -97,10 +97,10 @@ static void test_sweep_dead(void **state)
 
 	(void)state;
 	new_session(&live);
-	make_left("out-dead", true, 5);		/* an owner nobody holds */
-	make_left("out-old", false, 3600);	/* no owner, long ago */
-	make_left("out-young", false, 5);	/* no owner yet: being made */
-	make_left("in-other", true, 3600);	/* another prefix */
+	make_left("out-dead", true, 5);	   /* an owner nobody holds */
+	make_left("out-old", false, 3600); /* no owner, long ago */
+	make_left("out-young", false, 5);  /* no owner yet: being made */
+	make_left("in-other", true, 3600); /* another prefix */
 	session_sweep(workdir, "out-");
 	snprintf(path, sizeof(path), "%s/out-dead", workdir);
 	assert_false(exists(path));

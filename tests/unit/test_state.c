@@ -28,7 +28,7 @@ static const char *const allowed[ST__MAX][10] = {
 	[ST_HELLO] = { "hello" },
 	[ST_PREFLIGHT] = { "preflight", "oci", "lxc", "check", "abort" },
 	[ST_TRANSFER] = { "file_begin", "page_run", "round_end", "page_drop", "restore", "fs_sync",
-			   "restart", "new_pids", "abort" },
+			  "restart", "new_pids", "abort" },
 	[ST_RESTORED] = { "commit", "abort" },
 	[ST_DONE] = { NULL },
 };
@@ -69,8 +69,8 @@ static void test_table_names_exist(void **state)
 {
 	for (int st = 0; st < ST__MAX; st++)
 		for (int i = 0; allowed[st][i]; i++)
-			if (!protobuf_c_message_descriptor_get_field_by_name(&phaul__msg__descriptor,
-									      allowed[st][i]))
+			if (!protobuf_c_message_descriptor_get_field_by_name(
+				    &phaul__msg__descriptor, allowed[st][i]))
 				fail_msg("phaul.proto has no message body '%s'", allowed[st][i]);
 }
 
@@ -82,11 +82,26 @@ static void check_row(enum sess_state st)
 				 msg_name(body), body, state_allows(st, body), expected(st, body));
 }
 
-static void test_hello(void **state) { check_row(ST_HELLO); }
-static void test_preflight(void **state) { check_row(ST_PREFLIGHT); }
-static void test_transfer(void **state) { check_row(ST_TRANSFER); }
-static void test_restored(void **state) { check_row(ST_RESTORED); }
-static void test_done(void **state) { check_row(ST_DONE); }
+static void test_hello(void **state)
+{
+	check_row(ST_HELLO);
+}
+static void test_preflight(void **state)
+{
+	check_row(ST_PREFLIGHT);
+}
+static void test_transfer(void **state)
+{
+	check_row(ST_TRANSFER);
+}
+static void test_restored(void **state)
+{
+	check_row(ST_RESTORED);
+}
+static void test_done(void **state)
+{
+	check_row(ST_DONE);
+}
 
 /* The count of allowed cells, over the whole table. */
 static void test_table_size(void **state)
@@ -104,9 +119,9 @@ static void test_table_size(void **state)
 static void test_replies_never_allowed(void **state)
 {
 	static const int replies[] = {
-		PHAUL__MSG__BODY_HELLO_REPLY, PHAUL__MSG__BODY_PREFLIGHT_REPLY,
+		PHAUL__MSG__BODY_HELLO_REPLY,	PHAUL__MSG__BODY_PREFLIGHT_REPLY,
 		PHAUL__MSG__BODY_RESTORE_READY, PHAUL__MSG__BODY_COMMITTED,
-		PHAUL__MSG__BODY_OUTCOME, PHAUL__MSG__BODY_FILE_END,
+		PHAUL__MSG__BODY_OUTCOME,	PHAUL__MSG__BODY_FILE_END,
 	};
 
 	for (int st = 0; st < ST__MAX; st++)
@@ -116,8 +131,8 @@ static void test_replies_never_allowed(void **state)
 
 static void test_out_of_range(void **state)
 {
-	const int bodies[] = { -1, -64, max_body() + 1, max_body() + 2, 63, 64, 65, 127, 1 << 20,
-			       INT32_MIN, INT32_MAX };
+	const int bodies[] = { -1, -64, max_body() + 1, max_body() + 2, 63,	  64,
+			       65, 127, 1 << 20,	INT32_MIN,	INT32_MAX };
 
 	for (int st = 0; st < ST__MAX; st++) {
 		assert_false(state_allows(st, PHAUL__MSG__BODY__NOT_SET));
@@ -127,7 +142,7 @@ static void test_out_of_range(void **state)
 	for (int body = 0; body <= max_body(); body++) {
 		assert_false(state_allows(ST__MAX, body));
 		assert_false(state_allows(ST__MAX + 1, body));
-		assert_false(state_allows((enum sess_state)-1, body));
+		assert_false(state_allows((enum sess_state) - 1, body));
 		assert_false(state_allows((enum sess_state)1000, body));
 	}
 }
@@ -140,7 +155,7 @@ static void test_state_names(void **state)
 	assert_string_equal(state_name(ST_RESTORED), "restored");
 	assert_string_equal(state_name(ST_DONE), "done");
 	assert_string_equal(state_name(ST__MAX), "invalid");
-	assert_string_equal(state_name((enum sess_state)-1), "invalid");
+	assert_string_equal(state_name((enum sess_state) - 1), "invalid");
 	assert_string_equal(state_name((enum sess_state)12345), "invalid");
 }
 

@@ -47,7 +47,9 @@ static void huge_number_is_refused(void **s)
 	struct sync_stats st;
 
 	assert_int_equal(sync_parse_stats("Number of files: 99999999999999999999999\n"
-					  "Total bytes sent: 5\n", &st), 0);
+					  "Total bytes sent: 5\n",
+					  &st),
+			 0);
 	assert_int_equal(st.files, 0);
 	assert_int_equal(st.bytes_sent, 5);
 }

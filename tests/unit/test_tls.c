@@ -40,8 +40,8 @@ static void *client_main(void *arg)
 }
 
 /* A client with @ckey connected to a server with @skey; returns accept's result. */
-static int connect_pair(const struct psk_key *ckey, const struct psk_key *skey,
-			struct client *cli, struct conn **srv)
+static int connect_pair(const struct psk_key *ckey, const struct psk_key *skey, struct client *cli,
+			struct conn **srv)
 {
 	struct sockaddr_in sa;
 	socklen_t len = sizeof(sa);
@@ -183,10 +183,8 @@ static void test_peer_gone(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip),
-		cmocka_unit_test(test_wrong_key),
-		cmocka_unit_test(test_timeout),
-		cmocka_unit_test(test_forged_record),
+		cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_wrong_key),
+		cmocka_unit_test(test_timeout),	  cmocka_unit_test(test_forged_record),
 		cmocka_unit_test(test_peer_gone),
 	};
 

@@ -39,8 +39,21 @@
 
 /* ---- the kid ---- */
 
-enum { OP_WRITE = 1, OP_WRITE_RANGE, OP_MMAP, OP_MMAP_FILE, OP_MUNMAP, OP_MREMAP, OP_READ_INTO,
-       OP_UFFD, OP_STATUS, OP_EXEC, OP_PROTECT, OP_WRITE_PROT, OP_EXIT };
+enum {
+	OP_WRITE = 1,
+	OP_WRITE_RANGE,
+	OP_MMAP,
+	OP_MMAP_FILE,
+	OP_MUNMAP,
+	OP_MREMAP,
+	OP_READ_INTO,
+	OP_UFFD,
+	OP_STATUS,
+	OP_EXEC,
+	OP_PROTECT,
+	OP_WRITE_PROT,
+	OP_EXIT
+};
 
 struct cmd {
 	int op;
@@ -95,7 +108,9 @@ static int64_t kid_read_into(uint64_t addr)
 	if (pipe(p) < 0)
 		return -errno;
 	r = write(p[1], buf, sizeof(buf)) == sizeof(buf) &&
-			    read(p[0], (void *)(uintptr_t)addr, PAGE) == PAGE ? 0 : -EIO;
+			    read(p[0], (void *)(uintptr_t)addr, PAGE) == PAGE ?
+		    0 :
+		    -EIO;
 	close(p[0]);
 	close(p[1]);
 	return r;
@@ -104,7 +119,8 @@ static int64_t kid_read_into(uint64_t addr)
 static int64_t kid_uffd(uint64_t addr, uint64_t len)
 {
 	struct uffdio_api api = { .api = UFFD_API };
-	struct uffdio_register reg = { .range = { addr, len }, .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_register reg = { .range = { addr, len },
+				       .mode = UFFDIO_REGISTER_MODE_MISSING };
 	int fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
 
 	if (fd < 0 || ioctl(fd, UFFDIO_API, &api) < 0 || ioctl(fd, UFFDIO_REGISTER, &reg) < 0)
@@ -153,33 +169,26 @@ static void kid_do(const struct cmd *c, struct reply *r)
 		for (uint32_t i = 0; p != MAP_FAILED && i < c->n; i++)
 			((volatile char *)p)[i * PAGE] = 1;
 		break;
-	case OP_MMAP_FILE:
-		r->rc = kid_mmap_file((const char *)c->addr, c->b, &r->addr);
-		break;
-	case OP_MUNMAP:
-		r->rc = munmap((void *)(uintptr_t)c->a, c->b) < 0 ? -errno : 0;
-		break;
+	case OP_MMAP_FILE: r->rc = kid_mmap_file((const char *)c->addr, c->b, &r->addr); break;
+	case OP_MUNMAP: r->rc = munmap((void *)(uintptr_t)c->a, c->b) < 0 ? -errno : 0; break;
 	case OP_MREMAP: /* move [a, a + b) elsewhere */
 		p = mmap(NULL, c->b, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p != MAP_FAILED)
-			p = mremap((void *)(uintptr_t)c->a, c->b, c->b, MREMAP_MAYMOVE | MREMAP_FIXED, p);
+			p = mremap((void *)(uintptr_t)c->a, c->b, c->b,
+				   MREMAP_MAYMOVE | MREMAP_FIXED, p);
 		r->rc = p == MAP_FAILED ? -errno : 0;
 		r->addr = (uintptr_t)p;
 		break;
-	case OP_READ_INTO:
-		r->rc = kid_read_into(c->a);
-		break;
-	case OP_UFFD:
-		r->rc = kid_uffd(c->a, c->b);
-		break;
-	case OP_STATUS:
-		r->rc = kid_bad;
-		break;
+	case OP_READ_INTO: r->rc = kid_read_into(c->a); break;
+	case OP_UFFD: r->rc = kid_uffd(c->a, c->b); break;
+	case OP_STATUS: r->rc = kid_bad; break;
 	case OP_PROTECT: /* page a gets protection n */
 		r->rc = mprotect((void *)(uintptr_t)c->a, PAGE, (int)c->n) < 0 ? -errno : 0;
 		break;
 	case OP_WRITE_PROT: /* write page a, of protection n, and protect it again */
-		r->rc = mprotect((void *)(uintptr_t)c->a, PAGE, PROT_READ | PROT_WRITE) < 0 ? -errno : 0;
+		r->rc = mprotect((void *)(uintptr_t)c->a, PAGE, PROT_READ | PROT_WRITE) < 0 ?
+				-errno :
+				0;
 		(*(volatile uint64_t *)(uintptr_t)c->a)++;
 		if (mprotect((void *)(uintptr_t)c->a, PAGE, (int)c->n) < 0)
 			r->rc = -errno;
@@ -188,8 +197,7 @@ static void kid_do(const struct cmd *c, struct reply *r)
 		execl("/bin/sleep", "sleep", "60", (char *)NULL);
 		r->rc = -errno;
 		break;
-	default:
-		_exit(0);
+	default: _exit(0);
 	}
 }
 
@@ -332,8 +340,8 @@ static uint64_t pages_in(const struct rangeset *s, uint64_t lo, uint64_t hi)
 }
 
 /* Exactly the pages @want[0..n) of [lo, hi) are in @s. */
-static void assert_exact(const struct rangeset *s, uint64_t lo, uint64_t hi,
-			 const uint64_t *want, size_t n)
+static void assert_exact(const struct rangeset *s, uint64_t lo, uint64_t hi, const uint64_t *want,
+			 size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!rangeset_contains(s, want[i]))
@@ -411,7 +419,9 @@ struct scenario {
 static void rounds_writes(struct scenario *sc)
 {
 	const uint64_t pages[] = { 0, 1, 2, 100, 4095, 4096, 9000, 16383 };
-	struct cmd c = { .op = OP_WRITE_RANGE, .a = sc->lo + 5000 * PAGE, .b = sc->lo + 5100 * PAGE };
+	struct cmd c = { .op = OP_WRITE_RANGE,
+			 .a = sc->lo + 5000 * PAGE,
+			 .b = sc->lo + 5100 * PAGE };
 	uint64_t nw = 0;
 
 	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
@@ -498,7 +508,7 @@ static void rounds(enum track_method m)
 	assert_int_equal(pages_in(&sc.s, sc.lo, sc.hi), AREA_PAGES);
 	assert_true(rangeset_contains(&sc.s, kid_spin));
 	assert_true(m != TRACK_UFFD_WP || count_vmflag(sc.k.pid, " uw") > 0);
-	usleep(20000); /* let the spinner run */
+	usleep(20000);	      /* let the spinner run */
 	collect(sc.t, &sc.s); /* nothing written */
 	assert_exact(&sc.s, sc.lo, sc.hi, NULL, 0);
 	assert_true(rangeset_contains(&sc.s, kid_spin)); /* a running thread writes */

@@ -51,7 +51,7 @@ static int teardown(void **state)
 	char cmd[1100];
 	int r = rm_rf(f->dir);
 
-	if (r < 0) {	/* do not leave litter behind even if rm_rf is broken */
+	if (r < 0) { /* do not leave litter behind even if rm_rf is broken */
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 		(void)!system(cmd);
 	}
@@ -142,10 +142,10 @@ static void test_hostport_v6(void **state)
 static void test_hostport_bad(void **state)
 {
 	static const char *const bad[] = {
-		"127.0.0.1",		/* missing colon */
-		"::1",			/* bare v6: the port would be "1" of "::" */
+		"127.0.0.1", /* missing colon */
+		"::1",	     /* bare v6: the port would be "1" of "::" */
 		"[::1]",
-		"127.0.0.1:",		/* empty port */
+		"127.0.0.1:", /* empty port */
 		"127.0.0.1:0",
 		"127.0.0.1:65536",
 		"127.0.0.1:99999999999999999999",
@@ -157,7 +157,7 @@ static void test_hostport_bad(void **state)
 		"[]:80",
 		"[::1:80",
 		"::1]:80",
-		"localhost:80",		/* addresses only, no name lookup */
+		"localhost:80", /* addresses only, no name lookup */
 		"256.0.0.1:80",
 		"1.2.3:80",
 		"[::g]:80",
@@ -227,8 +227,9 @@ static void test_u64_untouched_on_error(void **state)
 static void test_u64_malformed(void **state)
 {
 	static const char *const bad[] = {
-		"", "-1", "+1", "-0", "1x", "x1", "0x10", "1.5", "1e3", "1 ", "1\n", "--1",
-		"- 1", "1,000", "\xef\xbc\x91" /* fullwidth 1 */,
+		"",    "-1",   "+1",  "-0",    "1x",
+		"x1",  "0x10", "1.5", "1e3",   "1 ",
+		"1\n", "--1",  "- 1", "1,000", "\xef\xbc\x91" /* fullwidth 1 */,
 	};
 	uint64_t v;
 
@@ -398,7 +399,9 @@ static void test_proc_start_time(void **state)
 	(void)state;
 	/* a ')' in the command name: the last one ends it */
 	assert_int_equal(proc_stat_start_time("13 (a) b) S 1 13 13 0 -1 4194560 1 0 0 0 0 0 0 0 "
-					      "20 0 1 0 1094497 1000 100", &v), 0);
+					      "20 0 1 0 1094497 1000 100",
+					      &v),
+			 0);
 	assert_int_equal(v, 1094497);
 	assert_int_equal(proc_stat_start_time("13 (sh) S 1 2", &v), -EINVAL);
 	assert_int_equal(proc_stat_start_time("no paren", &v), -EINVAL);
@@ -415,10 +418,14 @@ static void test_maps_sysv(void **state)
 	unsigned long key = 0;
 
 	(void)state;
-	assert_int_equal(proc_maps_sysv("55d0c1a00000-55d0c1a2b000 r--p 00000000 fe:01 123 /usr/bin/x\n"
-					"7f6cc8b38000-7f6cc8b39000 rw-s 00000000 00:01 32768                      "
-					"/SYSV0052e2c1 (deleted)\n"
-					"7ffd1000-7ffd2000 rw-p 00000000 00:00 0 [stack]\n", &key), 0);
+	assert_int_equal(
+		proc_maps_sysv(
+			"55d0c1a00000-55d0c1a2b000 r--p 00000000 fe:01 123 /usr/bin/x\n"
+			"7f6cc8b38000-7f6cc8b39000 rw-s 00000000 00:01 32768                      "
+			"/SYSV0052e2c1 (deleted)\n"
+			"7ffd1000-7ffd2000 rw-p 00000000 00:00 0 [stack]\n",
+			&key),
+		0);
 	assert_int_equal(key, 0x0052e2c1);
 	/* IPC_PRIVATE */
 	assert_int_equal(proc_maps_sysv("1-2 rw-s 0 00:01 5 /SYSV00000000 (deleted)", &key), 0);
@@ -426,7 +433,8 @@ static void test_maps_sysv(void **state)
 	/* a file whose name starts so, anonymous maps, nothing */
 	assert_int_equal(proc_maps_sysv("1-2 r--p 0 fe:01 9 /SYSVfoo\n1-2 rw-p 0 00:00 0\n", &key),
 			 -ENOENT);
-	assert_int_equal(proc_maps_sysv("1-2 r--p 0 fe:01 9 /dev/shm/SYSV0052e2c1\n", &key), -ENOENT);
+	assert_int_equal(proc_maps_sysv("1-2 r--p 0 fe:01 9 /dev/shm/SYSV0052e2c1\n", &key),
+			 -ENOENT);
 	assert_int_equal(proc_maps_sysv("", &key), -ENOENT);
 	/* this process maps none */
 	assert_int_equal(proc_host_sysv_shm(getpid(), &key), 0);

@@ -26,8 +26,8 @@
 #define TIMEOUT_MS 5000
 
 struct pair {
-	struct conn *a;	/* our end, as a conn */
-	struct conn *b;	/* the peer, as a conn (NULL when raw is used) */
+	struct conn *a; /* our end, as a conn */
+	struct conn *b; /* the peer, as a conn (NULL when raw is used) */
 	int raw;	/* the peer as a plain fd (-1 when b is used) */
 };
 

@@ -42,11 +42,11 @@ struct stream {
 
 struct fixture {
 	char dir[1024];
-	int srcfd;	/* files to send */
-	int dstfd;	/* where the receiver creates them */
-	int outfd;	/* the parent of both: nothing may appear here */
-	struct stream *s;	/* a forged stream */
-	void *mem[16];	/* freed by teardown, even when a test fails */
+	int srcfd;	  /* files to send */
+	int dstfd;	  /* where the receiver creates them */
+	int outfd;	  /* the parent of both: nothing may appear here */
+	struct stream *s; /* a forged stream */
+	void *mem[16];	  /* freed by teardown, even when a test fails */
 	int nmem;
 };
 
@@ -160,7 +160,7 @@ static int count_entries(int dirfd)
 static void assert_no_file(struct fixture *f)
 {
 	assert_int_equal(count_entries(f->dstfd), 0);
-	assert_int_equal(count_entries(f->outfd), 2);	/* src and dst only */
+	assert_int_equal(count_entries(f->outfd), 2); /* src and dst only */
 }
 
 static void open_pair(struct conn **a, struct conn **b)
@@ -323,7 +323,7 @@ static void *forger_main(void *arg)
 	while (off < fg->s->len) {
 		ssize_t n = send(fg->fd, fg->s->b + off, fg->s->len - off, MSG_NOSIGNAL);
 		if (n <= 0)
-			break;	/* the receiver gave up and closed: fine */
+			break; /* the receiver gave up and closed: fine */
 		off += n;
 	}
 	close(fg->fd);
@@ -343,7 +343,7 @@ static int recv_forged(struct fixture *f, const struct stream *s, uint64_t *budg
 	assert_int_equal(conn_set_timeout(c, TIMEOUT_MS), 0);
 	assert_int_equal(pthread_create(&fg.th, NULL, forger_main, &fg), 0);
 	r = recv_one(c, f->dstfd, budget, NULL, 0);
-	conn_free(c);	/* unblocks the forger if it is still writing */
+	conn_free(c); /* unblocks the forger if it is still writing */
 	assert_int_equal(pthread_join(fg.th, NULL), 0);
 	return r;
 }
@@ -371,8 +371,7 @@ static void capture_send(struct fixture *f, const char *name, struct stream *out
 }
 
 /* Offset of the payload of the @idx-th frame in a captured stream. */
-static size_t frame_payload(const struct stream *s, int idx, enum frame_type *type,
-			    uint32_t *len)
+static size_t frame_payload(const struct stream *s, int idx, enum frame_type *type, uint32_t *len)
 {
 	size_t off = 0;
 
@@ -426,8 +425,9 @@ static void test_send_recv_big_file(void **state)
 
 static void test_send_recv_several(void **state)
 {
-	static const size_t sizes[] = { 0, 1, FRAME_DATA_MAX - 1, FRAME_DATA_MAX,
-					FRAME_DATA_MAX + 1, 3 * FRAME_DATA_MAX + 7 };
+	static const size_t sizes[] = {
+		0, 1, FRAME_DATA_MAX - 1, FRAME_DATA_MAX, FRAME_DATA_MAX + 1, 3 * FRAME_DATA_MAX + 7
+	};
 	static const char *const names[] = { "empty", "one", "a-1", "a.2", "A_3", "core-77.img" };
 	struct fixture *f = *state;
 	struct sender s = { .dirfd = f->srcfd };
@@ -445,7 +445,7 @@ static void test_send_recv_several(void **state)
 		s.names[i] = names[i];
 		total += sizes[i];
 	}
-	budget = total;	/* exactly enough */
+	budget = total; /* exactly enough */
 	open_pair(&s.c, &rc);
 	sender_start(&s);
 	for (int i = 0; i < 6; i++) {
@@ -460,7 +460,7 @@ static void test_send_recv_several(void **state)
 		got = keep(f, read_back(f->dstfd, names[i], &len));
 		assert_int_equal(len, sizes[i]);
 		assert_memory_equal(got, data[i], sizes[i]);
-		}
+	}
 	conn_free(s.c);
 	conn_free(rc);
 }
@@ -481,7 +481,7 @@ static void test_budget_too_small(void **state)
 	assert_int_equal(recv_one(rc, f->dstfd, &budget, NULL, 0), -ENOSPC);
 	assert_int_equal(budget, BIG_SIZE - 1);
 	assert_no_file(f);
-	conn_free(rc);	/* the sender fails with EPIPE and ends */
+	conn_free(rc); /* the sender fails with EPIPE and ends */
 	sender_join(&s);
 	assert_true(s.ret < 0);
 	conn_free(s.c);
@@ -543,7 +543,6 @@ static void test_corrupted_byte(void **state)
 	s->b[s->len - 1] ^= 0x01;
 	assert_int_equal(recv_forged(f, s, &budget), -EBADMSG);
 	assert_no_file(f);
-
 }
 
 static void test_forged_valid(void **state)
@@ -612,7 +611,6 @@ static void test_more_data_than_announced(void **state)
 	assert_int_equal(recv_forged(f, s, &budget), -EPROTO);
 	assert_no_file(f);
 	assert_int_equal(budget, UINT64_MAX);
-
 }
 
 /*
@@ -699,8 +697,8 @@ static void test_peer_closes_mid_file(void **state)
 	fill_random(data, sizeof(data));
 	st_begin(s, "img", 3000);
 	st_data(s, data, 1000, 1000);
-	st_put(s, "PH\x02\x00\x00\x00\x03\xe8", 8);	/* a frame of 1000 bytes, */
-	st_put(s, data, 10);				/* only 10 of them sent */
+	st_put(s, "PH\x02\x00\x00\x00\x03\xe8", 8); /* a frame of 1000 bytes, */
+	st_put(s, data, 10);			    /* only 10 of them sent */
 	assert_int_equal(recv_forged(f, s, &budget), -EPIPE);
 	assert_no_file(f);
 

@@ -80,9 +80,10 @@ static off_t append_line(const char *path, off_t expect, const char *line)
 	if (expect >= 0 && st.st_size != expect) {
 		char msg[160];
 
-		snprintf(msg, sizeof(msg),
-			 "FAIL size mismatch: expected %lld bytes, found %lld (another writer? split brain?)\n",
-			 (long long)expect, (long long)st.st_size);
+		snprintf(
+			msg, sizeof(msg),
+			"FAIL size mismatch: expected %lld bytes, found %lld (another writer? split brain?)\n",
+			(long long)expect, (long long)st.st_size);
 		write_all(fd, msg, strlen(msg));
 		fprintf(stderr, "counter: %s", msg);
 		ret = -EEXIST;
@@ -124,8 +125,8 @@ int main(int argc, char **argv)
 	while (!stop) {
 		char line[64];
 
-		snprintf(line, sizeof(line), "%llu %lld\n",
-			 (unsigned long long)++tick, (long long)wall_ms());
+		snprintf(line, sizeof(line), "%llu %lld\n", (unsigned long long)++tick,
+			 (long long)wall_ms());
 		size = append_line(argv[1], size < 0 ? 0 : size, line);
 		if (size == -EEXIST)
 			return 3;

@@ -103,7 +103,8 @@ static int check(int rfd, unsigned int gen)
 	for (size_t i = 0; i < bytes; i++)
 		if (buf[i] != pattern(gen, i))
 			return log_line("VERIFY FAIL byte=%zu expected=0x%02x got=0x%02x", i,
-					pattern(gen, i), buf[i]), -1;
+					pattern(gen, i), buf[i]),
+			       -1;
 	return log_line("VERIFY PASS bytes=%zu", bytes);
 }
 

@@ -37,7 +37,7 @@ static void shutdown_ns(void)
 {
 	struct timespec ts = { 0, 10 * 1000 * 1000 };
 
-	for (int i = 0; i < 500; i++) {	/* 5 s at most */
+	for (int i = 0; i < 500; i++) { /* 5 s at most */
 		kill(-1, SIGKILL);
 		reap_all();
 		if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD)

@@ -65,9 +65,9 @@
 
 struct opts {
 	unsigned long size_mib, hot_mib, rate_mib;
-	unsigned long verify_every;	/* seconds, 0 = never */
-	unsigned long threads;		/* writer threads, 0 = the main thread writes */
-	unsigned long nr_prot[3];	/* pages made PROT_NONE, PROT_WRITE, PROT_EXEC */
+	unsigned long verify_every; /* seconds, 0 = never */
+	unsigned long threads;	    /* writer threads, 0 = the main thread writes */
+	unsigned long nr_prot[3];   /* pages made PROT_NONE, PROT_WRITE, PROT_EXEC */
 	uint64_t seed;
 	const char *log;
 };
@@ -155,8 +155,7 @@ static int write_all(int fd, const char *buf, size_t len)
  * Append a line to the log after checking its size is what we left.
  * Returns 0, -EEXIST on a size mismatch (FAIL line written), or -errno.
  */
-__attribute__((format(printf, 1, 2)))
-static int log_line(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static int log_line(const char *fmt, ...)
 {
 	char line[512];
 	struct stat st;
@@ -179,7 +178,8 @@ static int log_line(const char *fmt, ...)
 		goto out;
 	}
 	if (st.st_size != log_size) {
-		dprintf(fd, "FAIL log is %lld bytes, expected %lld (another writer? split brain?)\n",
+		dprintf(fd,
+			"FAIL log is %lld bytes, expected %lld (another writer? split brain?)\n",
 			(long long)st.st_size, (long long)log_size);
 		fprintf(stderr, "mtouch: FAIL log size mismatch\n");
 		ret = -EEXIST;
@@ -277,7 +277,8 @@ static int verify_prots(const uint8_t *mem)
 
 		if (sscanf(line, "%lx-%lx %7s", &start, &end, perms) != 3 || start < want)
 			continue;
-		if (start == want && end == want + PAGE && !strcmp(perms, perms_of(prots[k].prot))) {
+		if (start == want && end == want + PAGE &&
+		    !strcmp(perms, perms_of(prots[k].prot))) {
 			k++;
 			continue;
 		}
@@ -376,9 +377,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	if (o->hot_mib == ~0UL)
 		o->hot_mib = o->size_mib;
 	o->seed = seed;
-	if (bad || optind != argc || !o->log || o->size_mib == 0 ||
-	    o->size_mib > (1UL << 20) || o->hot_mib > o->size_mib ||
-	    (o->rate_mib > 0 && o->hot_mib == 0) || o->threads > 64 ||
+	if (bad || optind != argc || !o->log || o->size_mib == 0 || o->size_mib > (1UL << 20) ||
+	    o->hot_mib > o->size_mib || (o->rate_mib > 0 && o->hot_mib == 0) || o->threads > 64 ||
 	    (o->threads && o->hot_mib * MIB / PAGE < o->threads) ||
 	    o->nr_prot[0] + o->nr_prot[1] + o->nr_prot[2] > o->size_mib * MIB / PAGE / 4)
 		return -1;
@@ -427,7 +427,7 @@ static int protect_pages(const struct opts *o, uint8_t *mem, size_t pages)
 
 struct writer {
 	pthread_t th;
-	uint8_t *mem;			/* its slice of the hot set */
+	uint8_t *mem; /* its slice of the hot set */
 	uint64_t *shadow;
 	size_t pages;
 	double pages_per_ns;
@@ -524,19 +524,20 @@ static int run(const struct opts *o, uint8_t *mem, uint64_t *shadow)
 			carry -= (double)(uint64_t)carry;
 		}
 		ret = log_line("%" PRIu64 " %lld", ++tick, (long long)clock_ms(CLOCK_REALTIME));
-		if (ret == 0 && o->verify_every &&
-		    clock_ms(CLOCK_MONOTONIC) >= next_verify) {
+		if (ret == 0 && o->verify_every && clock_ms(CLOCK_MONOTONIC) >= next_verify) {
 			verify_req = 1;
 			next_verify = clock_ms(CLOCK_MONOTONIC) + (int64_t)o->verify_every * 1000;
 		}
 		if (ret == 0 && verify_req) {
 			verify_req = 0;
-			ret = o->threads ? verify_locked(mem, shadow, pages) : verify(mem, shadow, pages);
+			ret = o->threads ? verify_locked(mem, shadow, pages) :
+					   verify(mem, shadow, pages);
 		}
 		if (ret == -EEXIST)
 			return 3;
 		if (ret < 0) {
-			fprintf(stderr, "mtouch: FAIL append to %s: %s\n", log_path, strerror(-ret));
+			fprintf(stderr, "mtouch: FAIL append to %s: %s\n", log_path,
+				strerror(-ret));
 			return 1;
 		}
 		nanosleep(&period, NULL);

@@ -38,14 +38,14 @@
 #include <unistd.h>
 
 #define TICK_MS 10
-#define FULL_CHECK_EVERY 100	/* ticks */
+#define FULL_CHECK_EVERY 100 /* ticks */
 
 struct state {
 	const char *dir;
-	int data;		/* DIR/data */
-	int lsk;		/* listening socket */
+	int data; /* DIR/data */
+	int lsk;  /* listening socket */
 	uint64_t counter;
-	off_t size;		/* bytes appended so far */
+	off_t size; /* bytes appended so far */
 	char fail[256];
 };
 
@@ -107,8 +107,7 @@ static int path_in(char *buf, size_t size, const char *dir, const char *name)
 }
 
 /* Record the first failure: DIR/status, stderr. */
-__attribute__((format(printf, 2, 3)))
-static void set_fail(struct state *s, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void set_fail(struct state *s, const char *fmt, ...)
 {
 	char path[4096];
 	va_list ap;

@@ -35,7 +35,7 @@
 #include <unistd.h>
 
 static const char *log_path;
-static off_t log_size;		/* parent only: size FILE must have */
+static off_t log_size; /* parent only: size FILE must have */
 static volatile sig_atomic_t stop;
 
 static void on_stop(int sig)
@@ -99,8 +99,7 @@ static int read_all(int fd, void *buf, size_t len)
 	return 0;
 }
 
-__attribute__((format(printf, 2, 3)))
-static void append_fail(const char *who, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void append_fail(const char *who, const char *fmt, ...)
 {
 	char msg[256];
 	int len;
@@ -130,8 +129,8 @@ static int append_round(uint64_t round)
 	struct stat st;
 	int ret, fd;
 
-	snprintf(line, sizeof(line), "ROUND %llu %lld\n",
-		 (unsigned long long)round, (long long)wall_ms());
+	snprintf(line, sizeof(line), "ROUND %llu %lld\n", (unsigned long long)round,
+		 (long long)wall_ms());
 	fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
@@ -169,7 +168,7 @@ static int child_loop(int k, int in, int out)
 		int ret = read_all(in, &v, sizeof(v));
 
 		if (ret == 1)
-			return 0;	/* upstream closed: the parent is gone */
+			return 0; /* upstream closed: the parent is gone */
 		if (ret < 0) {
 			append_fail(who, "read: %s", strerror(-ret));
 			return 1;
@@ -185,8 +184,8 @@ static int child_loop(int k, int in, int out)
 		v++;
 		ret = write_all(out, &v, sizeof(v));
 		if (ret < 0) {
-			append_fail(who, "round %llu: write: %s",
-				    (unsigned long long)round, strerror(-ret));
+			append_fail(who, "round %llu: write: %s", (unsigned long long)round,
+				    strerror(-ret));
 			return 1;
 		}
 	}
@@ -269,7 +268,7 @@ static int parent_loop(int out, int in, pid_t c1, pid_t c2)
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_stop };
-	int p0[2], p1[2], p2[2];	/* parent->c1, c1->c2, c2->parent */
+	int p0[2], p1[2], p2[2]; /* parent->c1, c1->c2, c2->parent */
 	struct stat st;
 	pid_t c1, c2;
 

@@ -55,10 +55,10 @@ struct disk_priv {
 	char mnt[1100];
 	char snap[1200];
 	char loopdev[64];
-	int rootfd;		/* the source's mounted file system */
-	int treefd;		/* a clone of its mount, once detached */
+	int rootfd; /* the source's mounted file system */
+	int treefd; /* a clone of its mount, once detached */
 	bool frozen, exchanged, detached;
-	bool mounted;		/* destination */
+	bool mounted; /* destination */
 };
 
 static int disk_init(struct driver *d, const char *arg)

@@ -32,10 +32,10 @@ static int unescape(const char *in, size_t n, char *out, size_t len)
 
 	for (size_t i = 0; i < n; i++) {
 		char c = in[i];
-		if (c == '\\' && i + 3 < n && in[i + 1] >= '0' &&
-		    in[i + 1] <= '3' && in[i + 2] >= '0' && in[i + 2] <= '7' &&
-		    in[i + 3] >= '0' && in[i + 3] <= '7') {
-			c = (char)((in[i + 1] - '0') * 64 + (in[i + 2] - '0') * 8 + (in[i + 3] - '0'));
+		if (c == '\\' && i + 3 < n && in[i + 1] >= '0' && in[i + 1] <= '3' &&
+		    in[i + 2] >= '0' && in[i + 2] <= '7' && in[i + 3] >= '0' && in[i + 3] <= '7') {
+			c = (char)((in[i + 1] - '0') * 64 + (in[i + 2] - '0') * 8 +
+				   (in[i + 3] - '0'));
 			i += 3;
 		}
 		if (o + 1 >= len)
@@ -61,8 +61,8 @@ static const char *field(const char *line, const char *end, int k, size_t *n)
 	return p + *n <= end ? p : NULL;
 }
 
-static int match_line(const char *line, const char *end, const char *mnt, char *src,
-		      size_t srclen, char *fstype, size_t fslen)
+static int match_line(const char *line, const char *end, const char *mnt, char *src, size_t srclen,
+		      char *fstype, size_t fslen)
 {
 	char point[4096], s[4096], t[64];
 	const char *f, *dash = NULL;
@@ -91,8 +91,8 @@ static int match_line(const char *line, const char *end, const char *mnt, char *
 	return 0;
 }
 
-int disk_mountinfo_find(const char *text, const char *mnt, char *src, size_t srclen,
-			char *fstype, size_t fslen)
+int disk_mountinfo_find(const char *text, const char *mnt, char *src, size_t srclen, char *fstype,
+			size_t fslen)
 {
 	int found = -ENOENT;
 

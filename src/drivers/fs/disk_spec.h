@@ -16,7 +16,7 @@
 #include <stddef.h>
 
 int disk_parse_spec(const char *spec, char *image, char *mnt, size_t len);
-int disk_mountinfo_find(const char *text, const char *mnt, char *src, size_t srclen,
-			char *fstype, size_t fslen);
+int disk_mountinfo_find(const char *text, const char *mnt, char *src, size_t srclen, char *fstype,
+			size_t fslen);
 
 #endif

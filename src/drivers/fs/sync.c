@@ -46,7 +46,7 @@ struct sync_priv {
 	/* destination */
 	int dirfd;
 	bool created;
-	char top[PATH_MAX];	/* the highest directory created for DIR */
+	char top[PATH_MAX]; /* the highest directory created for DIR */
 	bool touched;
 	char conf[PATH_MAX];
 };
@@ -107,8 +107,8 @@ static int start_client(struct sync_priv *p, int sk, int out, pid_t *pid)
 	exe[n] = '\0';
 	snprintf(rsh, sizeof(rsh), "%s __fdpipe 3", exe);
 	snprintf(src, sizeof(src), "%s/", p->dir);
-	char *const argv[] = { "rsync", "-aHAXS", "--numeric-ids", "--delete", "--stats",
-			       "-e", rsh, src, "phaul::sync/", NULL };
+	char *const argv[] = { "rsync", "-aHAXS", "--numeric-ids", "--delete", "--stats", "-e",
+			       rsh,	src,	  "phaul::sync/",  NULL };
 	return spawn(argv, -1, out, sk, pid);
 }
 
@@ -180,10 +180,10 @@ static int sync_round(struct driver *d, const struct drv_ctx *ctx, bool final)
 		p->rounds[p->nr_rounds] = st;
 	p->nr_rounds++;
 	pr_info("%s round %zu%s: %llu of %llu files changed (%llu bytes), %llu deleted, "
-		"%llu bytes on the wire, %llu ms", p->dir, p->nr_rounds, final ? " (frozen)" : "",
-		(unsigned long long)st.transferred, (unsigned long long)st.files,
-		(unsigned long long)st.changed_bytes, (unsigned long long)st.deleted,
-		(unsigned long long)(ts.bytes_out + ts.bytes_in),
+		"%llu bytes on the wire, %llu ms",
+		p->dir, p->nr_rounds, final ? " (frozen)" : "", (unsigned long long)st.transferred,
+		(unsigned long long)st.files, (unsigned long long)st.changed_bytes,
+		(unsigned long long)st.deleted, (unsigned long long)(ts.bytes_out + ts.bytes_in),
 		(unsigned long long)(now_ms() - t0));
 	return 0;
 }
@@ -233,7 +233,9 @@ static int rmdir_up(const char *dir, const char *top)
 	snprintf(path, sizeof(path), "%s", dir);
 	for (;;) {
 		if (rmdir(path) < 0)
-			return errno == ENOENT || (errno == ENOTEMPTY && strcmp(path, dir)) ? 0 : -errno;
+			return errno == ENOENT || (errno == ENOTEMPTY && strcmp(path, dir)) ?
+				       0 :
+				       -errno;
 		if (!strcmp(path, top) || !(slash = strrchr(path, '/')) || slash == path)
 			return 0;
 		*slash = '\0';
@@ -267,9 +269,11 @@ static int sync_target_check(struct driver *d, const struct drv_ctx *ctx)
 	closedir(dir);
 	if (de)
 		return drv_fail(ctx, -EEXIST, "sync:%s is not empty on the destination", p->dir);
-	if (asprintf(&conf, "use chroot = yes\nnumeric ids = yes\nmunge symlinks = no\n"
+	if (asprintf(&conf,
+		     "use chroot = yes\nnumeric ids = yes\nmunge symlinks = no\n"
 		     "log file = %s/rsyncd-%d.log\n[sync]\npath = %s\nread only = no\n"
-		     "uid = 0\ngid = 0\n", ctx->dir, idx, p->dir) < 0)
+		     "uid = 0\ngid = 0\n",
+		     ctx->dir, idx, p->dir) < 0)
 		return -ENOMEM;
 	snprintf(p->conf, sizeof(p->conf), "%s/rsyncd-%d.conf", ctx->dir, idx);
 	fd = open(p->conf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -307,8 +311,7 @@ static int sync_target_msg(struct driver *d, const struct drv_ctx *ctx, Phaul__M
 	if (r < 0)
 		return drv_fail(ctx, r, "storage copy into %s broken", p->dir);
 	pr_info("%s round %u%s: rsync status %d, %llu bytes in", p->dir, msg->fs_sync->round,
-		msg->fs_sync->final ? " (frozen)" : "", status,
-		(unsigned long long)ts.bytes_in);
+		msg->fs_sync->final ? " (frozen)" : "", status, (unsigned long long)ts.bytes_in);
 	dn.status = status < 0 ? 255 : status;
 	reply.body_case = PHAUL__MSG__BODY_FS_SYNC_DONE;
 	reply.fs_sync_done = &dn;

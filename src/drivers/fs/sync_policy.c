@@ -61,7 +61,8 @@ int sync_parse_stats(const char *text, struct sync_stats *st)
 		size_t off;
 	} fields[] = {
 		{ "Number of files:", offsetof(struct sync_stats, files) },
-		{ "Number of regular files transferred:", offsetof(struct sync_stats, transferred) },
+		{ "Number of regular files transferred:",
+		  offsetof(struct sync_stats, transferred) },
 		{ "Number of deleted files:", offsetof(struct sync_stats, deleted) },
 		{ "Total transferred file size:", offsetof(struct sync_stats, changed_bytes) },
 		{ "Total bytes sent:", offsetof(struct sync_stats, bytes_sent) },

@@ -24,10 +24,10 @@
 #define SYNC_SMALL_FILES 16
 
 struct sync_stats {
-	uint64_t files;		/* entries in the tree */
-	uint64_t transferred;	/* regular files (re)transferred */
+	uint64_t files;	      /* entries in the tree */
+	uint64_t transferred; /* regular files (re)transferred */
 	uint64_t deleted;
-	uint64_t changed_bytes;	/* "Total transferred file size" */
+	uint64_t changed_bytes; /* "Total transferred file size" */
 	uint64_t bytes_sent;	/* on the wire, from the sender */
 };
 

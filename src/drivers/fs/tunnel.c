@@ -106,7 +106,7 @@ int tunnel_run(const struct drv_ctx *ctx, int fd, struct tunnel_stats *st)
 	}
 	r = pump_in(ctx, fd, &st->bytes_in);
 	if (r < 0)
-		shutdown(fd, SHUT_RDWR);	/* the local end ends: so does the thread */
+		shutdown(fd, SHUT_RDWR); /* the local end ends: so does the thread */
 	pthread_join(th, NULL);
 	st->bytes_out = out.bytes;
 	if (r == 0 && out.err < 0) {

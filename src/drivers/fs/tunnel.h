@@ -20,8 +20,8 @@
 #include "drivers/driver.h"
 
 struct tunnel_stats {
-	uint64_t bytes_out;	/* sent to the peer */
-	uint64_t bytes_in;	/* received from the peer */
+	uint64_t bytes_out; /* sent to the peer */
+	uint64_t bytes_in;  /* received from the peer */
 };
 
 int tunnel_run(const struct drv_ctx *ctx, int fd, struct tunnel_stats *st);

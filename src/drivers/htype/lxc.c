@@ -87,7 +87,8 @@ static int check_userns_net(const struct drv_ctx *ctx, struct lxc_priv *p)
 		if (p->conf.net[i].type == LXCNET_VETH)
 			return drv_fail(ctx, -ENOTSUP,
 					"container %s: a veth in a user namespace is "
-					"not supported (CRIU cannot recreate it there)", p->name);
+					"not supported (CRIU cannot recreate it there)",
+					p->name);
 	return 0;
 }
 

@@ -64,24 +64,24 @@
 #include "drivers/htype/lxcconf.h"
 
 #define LXC_DEFAULT_PATH "/var/lib/lxc"
-#define LXC_TTY_INFO "tty.info"	/* LXC reads it from the images */
+#define LXC_TTY_INFO "tty.info" /* LXC reads it from the images */
 
 struct lxc_priv {
 	char name[129];
 	char *lxcpath;
-	char *config;		/* the config file's text */
-	uint64_t config_ino;	/* the config file's inode and mtime (ns), */
-	int64_t config_mtime_ns;	/* 0 when unknown */
+	char *config;		 /* the config file's text */
+	uint64_t config_ino;	 /* the config file's inode and mtime (ns), */
+	int64_t config_mtime_ns; /* 0 when unknown */
 	struct lxcconf conf;
-	pid_t init;		/* source: the container's init */
-	char tty_id[64];	/* source: CRIU's key of its console, "" without */
-	ExtMountMap console;	/* source: /dev/console, external as LXC names it */
+	pid_t init;	     /* source: the container's init */
+	char tty_id[64];     /* source: CRIU's key of its console, "" without */
+	ExtMountMap console; /* source: /dev/console, external as LXC names it */
 	ExtMountMap *consolep;
 	char *ttyp;
 	/* destination */
-	bool made_dir;		/* LXCPATH/NAME created here */
+	bool made_dir; /* LXCPATH/NAME created here */
 	bool wrote_config;
-	bool config_in_place;	/* the source's own config, on storage both see */
+	bool config_in_place; /* the source's own config, on storage both see */
 };
 
 /* LXCPATH/NAME[/FILE] */

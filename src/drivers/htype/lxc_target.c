@@ -29,23 +29,23 @@
 #define HOOK_ANS_FIFO "lxc-hook.ans"
 #define CRIU_CONF "lxc-criu.conf"
 /* FIFO of the report, timeout, FIFO of the answer, config, rmdir, dir */
-#define HOOK_FMT                                                                                   \
-	"#!/bin/sh\n"                                                                              \
-	"[ \"$CRTOOLS_SCRIPT_ACTION\" = post-restore ] || exit 0\n"                                \
-	"exec 3<>'%s' || exit 1\n"                                                                 \
-	"answer=$(timeout %d sh -c 'exec <\"$0\" && echo \"$1\" >&3 && head -n 1' "                \
-	"'%s' \"$CRTOOLS_INIT_PID\")\n"                                                            \
-	"[ \"$answer\" = yes ] && exit 0\n"                                                        \
-	"%s'%s'\n"                                                                                 \
-	"%s'%s' 2>/dev/null\n"                                                                     \
+#define HOOK_FMT                                                                    \
+	"#!/bin/sh\n"                                                               \
+	"[ \"$CRTOOLS_SCRIPT_ACTION\" = post-restore ] || exit 0\n"                 \
+	"exec 3<>'%s' || exit 1\n"                                                  \
+	"answer=$(timeout %d sh -c 'exec <\"$0\" && echo \"$1\" >&3 && head -n 1' " \
+	"'%s' \"$CRTOOLS_INIT_PID\")\n"                                             \
+	"[ \"$answer\" = yes ] && exit 0\n"                                         \
+	"%s'%s'\n"                                                                  \
+	"%s'%s' 2>/dev/null\n"                                                      \
 	"exit 1\n"
-#define HOOK_TIMEOUT_S 600	/* far beyond the commit's own timeout */
+#define HOOK_TIMEOUT_S 600 /* far beyond the commit's own timeout */
 
 int lxc_target_recv_info(struct driver *d, const struct drv_ctx *ctx, const Msg *msg)
 {
 	struct lxc_priv *p = d->priv;
-	const Phaul__LxcContainer *lc = msg && msg->body_case == PHAUL__MSG__BODY_LXC ?
-						msg->lxc : NULL;
+	const Phaul__LxcContainer *lc =
+		msg && msg->body_case == PHAUL__MSG__BODY_LXC ? msg->lxc : NULL;
 	int r;
 
 	if (!lc)
@@ -89,9 +89,11 @@ static int check_userns(const struct drv_ctx *ctx, const struct lxcconf *c)
 		return 0;
 	if (read_file("/proc/sys/vm/unprivileged_userfaultfd", 64, &v, NULL) == 0 && v[0] == '1')
 		return 0;
-	return drv_fail(ctx, -ENOTSUP, "a container in a user namespace needs "
+	return drv_fail(ctx, -ENOTSUP,
+			"a container in a user namespace needs "
 			"vm.unprivileged_userfaultfd = 1 on the destination for --mode %s "
-			"(or use --mode stop)", mode_name(ctx->mode));
+			"(or use --mode stop)",
+			mode_name(ctx->mode));
 }
 
 /*
@@ -109,12 +111,15 @@ static int check_existing(const struct drv_ctx *ctx, struct lxc_priv *p, const c
 	if (stat(file, &st) < 0 || !p->config_ino || st.st_ino != p->config_ino ||
 	    st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != p->config_mtime_ns ||
 	    read_file(file, MSG_LXC_CONFIG_MAX, &text, NULL) < 0 || strcmp(text, p->config))
-		return drv_fail(ctx, -EEXIST, "a container %s exists on the destination (%s, not "
-				"the source's config file)", p->name, file);
+		return drv_fail(ctx, -EEXIST,
+				"a container %s exists on the destination (%s, not "
+				"the source's config file)",
+				p->name, file);
 	if (lxc_ask_init(p, &pid) == 0)
-		return drv_fail(ctx, -EEXIST, "container %s runs on the destination too (init %d; "
-				"its lxcpath %s is on storage both hosts see)", p->name, pid,
-				p->lxcpath);
+		return drv_fail(ctx, -EEXIST,
+				"container %s runs on the destination too (init %d; "
+				"its lxcpath %s is on storage both hosts see)",
+				p->name, pid, p->lxcpath);
 	r = drv_add_in_place(ctx, file);
 	if (r < 0)
 		return drv_fail(ctx, r, "cannot use %s in place", file);
@@ -245,9 +250,8 @@ static int write_hook(const struct drv_ctx *ctx, struct lxc_priv *p)
 	if (asprintf(&script, "%s/" HOOK_SCRIPT, ctx->dir) < 0 ||
 	    asprintf(&pidf, "%s/" HOOK_PID_FIFO, ctx->dir) < 0 ||
 	    asprintf(&ansf, "%s/" HOOK_ANS_FIFO, ctx->dir) < 0 ||
-	    asprintf(&text, HOOK_FMT, pidf, HOOK_TIMEOUT_S, ansf,
-		     p->wrote_config ? "rm -f " : ": ", file,
-		     p->made_dir ? "rmdir " : ": ", dir) < 0)
+	    asprintf(&text, HOOK_FMT, pidf, HOOK_TIMEOUT_S, ansf, p->wrote_config ? "rm -f " : ": ",
+		     file, p->made_dir ? "rmdir " : ": ", dir) < 0)
 		return -ENOMEM;
 	if (mkfifo(pidf, 0600) < 0 || mkfifo(ansf, 0600) < 0)
 		r = -errno;
@@ -323,8 +327,10 @@ static int images_readable(const struct drv_ctx *ctx, const struct lxcconf *c)
 	}
 	closedir(d);
 	if (r < 0)
-		return drv_fail(ctx, r, "cannot make the images readable in the container's user "
-				"namespace: %s", strerror(-r));
+		return drv_fail(ctx, r,
+				"cannot make the images readable in the container's user "
+				"namespace: %s",
+				strerror(-r));
 	return 0;
 }
 
@@ -336,10 +342,19 @@ static int start_restore(const struct drv_ctx *ctx, struct lxc_priv *p, pid_t *p
 	if (asprintf(&env, "CRIU_CONFIG_FILE=%s/" CRIU_CONF, ctx->dir) < 0 ||
 	    asprintf(&img, "%s/img", ctx->dir) < 0)
 		return -ENOMEM;
-	char *argv[] = { "env", env, CRIU_ENV_NO_BREAKPOINTS, CRIU_ENV_FIFO_SHARED_CHECK,
-			 "lxc-checkpoint", "-r",
-			 "-n", p->name, "-P", p->lxcpath,
-			 "-D", img, NULL };
+	char *argv[] = { "env",
+			 env,
+			 CRIU_ENV_NO_BREAKPOINTS,
+			 CRIU_ENV_FIFO_SHARED_CHECK,
+			 "lxc-checkpoint",
+			 "-r",
+			 "-n",
+			 p->name,
+			 "-P",
+			 p->lxcpath,
+			 "-D",
+			 img,
+			 NULL };
 	r = spawn(argv, -1, -1, -1, pid);
 	if (r < 0)
 		return drv_fail(ctx, r, "cannot run lxc-checkpoint: %s", strerror(-r));
@@ -367,8 +382,10 @@ static int wait_report(const struct drv_ctx *ctx, int fd, pid_t lxc, pid_t *root
 		}
 		if (waitpid(lxc, &status, WNOHANG) == lxc) {
 			char what[96];
-			snprintf(what, sizeof(what), "lxc-checkpoint -r failed before the tree "
-				 "was restored (status 0x%x)", status);
+			snprintf(what, sizeof(what),
+				 "lxc-checkpoint -r failed before the tree "
+				 "was restored (status 0x%x)",
+				 status);
 			drv_criu_failed(ctx, "img/restore.log", what);
 			return -ECHILD;
 		}
@@ -427,7 +444,8 @@ static void confirm_running(struct lxc_priv *p, pid_t root)
 	}
 	if (r < 0)
 		pr_warn("LXC does not list container %s running after its restore: its init %d "
-			"runs here without LXC's monitor", p->name, root);
+			"runs here without LXC's monitor",
+			p->name, root);
 	else if (init != root)
 		pr_warn("LXC lists container %s with init %d, not the restored %d", p->name, init,
 			root);
@@ -464,8 +482,8 @@ int lxc_restore_exec(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o, d
 	status = spawn_wait(lxc);
 	if (r == 0 && status != 0) {
 		char what[96];
-		snprintf(what, sizeof(what), "lxc-checkpoint -r failed after the restore (status %d)",
-			 status);
+		snprintf(what, sizeof(what),
+			 "lxc-checkpoint -r failed after the restore (status %d)", status);
 		r = drv_criu_failed(ctx, "img/restore.log", what);
 	}
 	if (r == 0)

@@ -20,24 +20,24 @@
 #include <stddef.h>
 
 #define LXCCONF_NET_MAX 8
-#define LXCCONF_MAX (64u * 1024)	/* bytes of a config we accept */
+#define LXCCONF_MAX (64u * 1024) /* bytes of a config we accept */
 
 enum lxcconf_net_type { LXCNET_UNSET, LXCNET_EMPTY, LXCNET_NONE, LXCNET_VETH };
 
 struct lxcconf_net {
 	enum lxcconf_net_type type;
-	char link[16];		/* the bridge the outer end joins, "" when none */
-	char name[16];		/* the inner name, "" for LXC's ethN */
-	char pair[16];		/* the outer name, "" for LXC's random one */
+	char link[16]; /* the bridge the outer end joins, "" when none */
+	char name[16]; /* the inner name, "" for LXC's ethN */
+	char pair[16]; /* the outer name, "" for LXC's random one */
 };
 
 struct lxcconf {
-	char rootfs[4096];	/* absolute directory */
-	bool console;		/* lxc.console.path is not "none" */
-	size_t nr_net;		/* highest lxc.net.N index + 1 */
+	char rootfs[4096]; /* absolute directory */
+	bool console;	   /* lxc.console.path is not "none" */
+	size_t nr_net;	   /* highest lxc.net.N index + 1 */
 	struct lxcconf_net net[LXCCONF_NET_MAX];
-	long root_uid;		/* the host's ID of its root (lxc.idmap u|g 0 ID N), */
-	long root_gid;		/* -1 without a user namespace */
+	long root_uid; /* the host's ID of its root (lxc.idmap u|g 0 ID N), */
+	long root_gid; /* -1 without a user namespace */
 };
 
 int lxcconf_parse(const char *text, struct lxcconf *c);

@@ -174,12 +174,13 @@ static int scan_fd(const struct drv_ctx *ctx, struct oci_priv *p, pid_t pid, int
 	link[n] = '\0';
 	if (!strncmp(link, "pipe:[", 6) && pid == p->st.pid && fd <= 2) {
 		snprintf(key, sizeof(key), "%.64s", link);
-	} else if (link[0] == '/' && stat(path, &st) == 0 &&
-		   fd_info(pid, fd, &mnt, &flags) == 0 && !mountinfo_has_id(p->mountinfo, mnt)) {
+	} else if (link[0] == '/' && stat(path, &st) == 0 && fd_info(pid, fd, &mnt, &flags) == 0 &&
+		   !mountinfo_has_id(p->mountinfo, mnt)) {
 		if (strstr(link, " (deleted)"))
 			return drv_fail(ctx, -ENOTSUP,
 					"fd %d of task %d of container %s is a deleted "
-					"file outside the container: %s", fd, pid, p->id, link);
+					"file outside the container: %s",
+					fd, pid, p->id, link);
 		snprintf(key, sizeof(key), "file[%x:%llx]", mnt, (unsigned long long)st.st_ino);
 	} else {
 		return 0;
@@ -239,8 +240,8 @@ static int oci_prepare(struct driver *d, const struct drv_ctx *ctx, struct drv_t
 	if (r < 0)
 		return r;
 	p->userns = oci_own_ns(p->st.pid, "user");
-	pr_info("container %s (%s): init %d, %zu processes, %zu external mounts, rootfs %s",
-		p->id, oci_runtime_name(p->rt), p->st.pid, tree->nr_procs, p->nr_mnt, p->st.rootfs);
+	pr_info("container %s (%s): init %d, %zu processes, %zu external mounts, rootfs %s", p->id,
+		oci_runtime_name(p->rt), p->st.pid, tree->nr_procs, p->nr_mnt, p->st.rootfs);
 	return 0;
 }
 

@@ -51,48 +51,48 @@
 
 #define OCI_STATE_IMG "oci-state.json"
 #define OCI_CONFIG_IMG "oci-config.json"
-#define OCI_EXT_FILES_MAX 16	/* MSG_OCI_FILES_MAX */
+#define OCI_EXT_FILES_MAX 16 /* MSG_OCI_FILES_MAX */
 
 struct oci_stdio {
 	int fd;
 	char key[65];
-	char *path;		/* NULL: not a file (a pipe) */
+	char *path; /* NULL: not a file (a pipe) */
 	unsigned int flags;
 };
 
-#define OCI_VETH_MAX 8		/* MSG_OCI_VETHS_MAX */
+#define OCI_VETH_MAX 8 /* MSG_OCI_VETHS_MAX */
 
 /* A veth of the container and its outer end here. */
 struct oci_veth {
 	char inner[16];
 	char outer[16];
-	char bridge[16];	/* "" when not on a bridge */
-	char ext[64];		/* CRIU's external veth[IN]:OUT[@BR] */
+	char bridge[16]; /* "" when not on a bridge */
+	char ext[64];	 /* CRIU's external veth[IN]:OUT[@BR] */
 };
 
 struct oci_priv {
 	enum oci_runtime rt;
 	char id[129];
-	char *root;		/* the runtime's state root */
-	struct oci_state st;	/* source: what its state says; dst: paths */
-	char *state_json;	/* source: the state file as read */
+	char *root;	     /* the runtime's state root */
+	struct oci_state st; /* source: what its state says; dst: paths */
+	char *state_json;    /* source: the state file as read */
 	struct oci_mount *mnt;
 	size_t nr_mnt;
-	char *mountinfo;	/* source: the container's */
-	struct oci_stdio stdio[OCI_EXT_FILES_MAX];	/* files from outside */
+	char *mountinfo;			   /* source: the container's */
+	struct oci_stdio stdio[OCI_EXT_FILES_MAX]; /* files from outside */
 	size_t nr_stdio;
 	struct oci_veth veth[OCI_VETH_MAX];
 	size_t nr_veth;
-	bool userns;		/* in a user namespace of its own */
+	bool userns; /* in a user namespace of its own */
 	/* destination */
 	bool have_info;
-	char *rootdir;		/* the rootfs bound here for CRIU */
+	char *rootdir; /* the rootfs bound here for CRIU */
 	bool mounted;
 	bool registered;
-	bool veths_made;	/* the restore began: the outer veth ends are CRIU's */
-	ExtMountMap *ext;	/* CRIU options built from the above */
+	bool veths_made;  /* the restore began: the outer veth ends are CRIU's */
+	ExtMountMap *ext; /* CRIU options built from the above */
 	ExtMountMap **extp;
-	char **exts;		/* source: CRIU's external file keys */
+	char **exts; /* source: CRIU's external file keys */
 	InheritFd *inh;
 	InheritFd **inhp;
 	size_t nr_inh;

@@ -52,8 +52,8 @@ static int private_mounts(const struct drv_ctx *ctx)
 int oci_target_recv_info(struct driver *d, const struct drv_ctx *ctx, const Msg *msg)
 {
 	struct oci_priv *p = d->priv;
-	const Phaul__OciContainer *oc = msg && msg->body_case == PHAUL__MSG__BODY_OCI ?
-						msg->oci : NULL;
+	const Phaul__OciContainer *oc =
+		msg && msg->body_case == PHAUL__MSG__BODY_OCI ? msg->oci : NULL;
 	int r;
 
 	if (!oc)
@@ -112,7 +112,8 @@ static int check_paths(const struct drv_ctx *ctx, struct oci_priv *p, bool all)
 		    (all || !drv_storage_brings(ctx, p->mnt[i].source)))
 			return drv_fail(ctx, -ENOENT,
 					"%s, mounted at %s in the container, is not on "
-					"the destination", p->mnt[i].source, p->mnt[i].dest);
+					"the destination",
+					p->mnt[i].source, p->mnt[i].dest);
 	return 0;
 }
 
@@ -125,7 +126,8 @@ static int check_userns(const struct drv_ctx *ctx, struct oci_priv *p)
 		return 0;
 	if (read_file("/proc/sys/vm/unprivileged_userfaultfd", 64, &v, NULL) == 0 && v[0] == '1')
 		return 0;
-	return drv_fail(ctx, -EPERM, "container %s has a user namespace of its own: %s mode "
+	return drv_fail(ctx, -EPERM,
+			"container %s has a user namespace of its own: %s mode "
 			"restores its memory with userfaultfd from inside it, which this kernel "
 			"allows only with vm.unprivileged_userfaultfd=1 (or use --mode stop)",
 			p->id, mode_name(ctx->mode));
@@ -164,15 +166,20 @@ int oci_target_check(struct driver *d, const struct drv_ctx *ctx)
 		if (if_nametoindex(p->veth[i].outer))
 			return drv_fail(ctx, -EEXIST,
 					"interface %s (the container's %s) exists on the "
-					"destination", p->veth[i].outer, p->veth[i].inner);
+					"destination",
+					p->veth[i].outer, p->veth[i].inner);
 		if (p->veth[i].bridge[0] && !if_nametoindex(p->veth[i].bridge))
-			return drv_fail(ctx, -ENOENT, "no bridge %s on the destination for the "
-					"container's %s", p->veth[i].bridge, p->veth[i].inner);
+			return drv_fail(ctx, -ENOENT,
+					"no bridge %s on the destination for the "
+					"container's %s",
+					p->veth[i].bridge, p->veth[i].inner);
 	}
 	for (size_t i = 0; i < p->nr_stdio; i++)
 		if (p->stdio[i].path && access(p->stdio[i].path, F_OK) < 0)
-			return drv_fail(ctx, -ENOENT, "the container's fd %d, %s, is not on the "
-					"destination", p->stdio[i].fd, p->stdio[i].path);
+			return drv_fail(ctx, -ENOENT,
+					"the container's fd %d, %s, is not on the "
+					"destination",
+					p->stdio[i].fd, p->stdio[i].path);
 	return 0;
 }
 

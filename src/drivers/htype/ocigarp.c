@@ -33,8 +33,8 @@
 /* In the detached child: arping for one address; the child waits. */
 static void arping(const char *ifname, const char *addr)
 {
-	char *const argv[] = { ARPING, "-q", "-U", "-c", ANNOUNCE_COUNT, "-I", (char *)ifname,
-			       (char *)addr, NULL };
+	char *const argv[] = { ARPING, "-q",	       "-U",	     "-c", ANNOUNCE_COUNT,
+			       "-I",   (char *)ifname, (char *)addr, NULL };
 	pid_t pid = fork();
 
 	if (pid == 0) {

@@ -20,7 +20,7 @@
 
 struct mi {
 	unsigned int major, minor;
-	bool path;	/* root is a path, not "net:[N]" and the like */
+	bool path; /* root is a path, not "net:[N]" and the like */
 	char root[4096];
 	char point[4096];
 };
@@ -44,8 +44,8 @@ static void unescape(char *s)
 
 static int parse_line(const char *line, struct mi *m)
 {
-	if (sscanf(line, "%*d %*d %u:%u %4095s %4095s", &m->major, &m->minor, m->root,
-		   m->point) != 4)
+	if (sscanf(line, "%*d %*d %u:%u %4095s %4095s", &m->major, &m->minor, m->root, m->point) !=
+	    4)
 		return -EINVAL;
 	unescape(m->root);
 	unescape(m->point);
@@ -142,8 +142,8 @@ static int add(struct oci_mount **v, size_t *n, const char *dest, char *src)
 	return nv[*n - 1].dest ? 0 : -ENOMEM;
 }
 
-int oci_ext_mounts(const char *cont_mountinfo, const char *host_mountinfo,
-		   struct oci_mount **ret, size_t *ret_nr)
+int oci_ext_mounts(const char *cont_mountinfo, const char *host_mountinfo, struct oci_mount **ret,
+		   size_t *ret_nr)
 {
 	_cleanup_free_ struct mi *c = NULL, *h = NULL;
 	struct oci_mount *v = NULL;

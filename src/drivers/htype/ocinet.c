@@ -63,7 +63,8 @@ static int veth_peer(int sk, const char *ifname)
 	if (ethtool(sk, ifname, gs) < 0 || ethtool(sk, ifname, st) < 0)
 		return -1;
 	for (uint32_t i = 0; i < di.n_stats; i++)
-		if (!strncmp((char *)gs->data + i * ETH_GSTRING_LEN, "peer_ifindex", ETH_GSTRING_LEN))
+		if (!strncmp((char *)gs->data + i * ETH_GSTRING_LEN, "peer_ifindex",
+			     ETH_GSTRING_LEN))
 			peer = st->data[i];
 	return peer;
 }
@@ -96,8 +97,10 @@ static int link_info(int idx, int *link, int *master)
 	struct {
 		struct nlmsghdr nh;
 		struct ifinfomsg ifi;
-	} req = { .nh = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETLINK,
-			  .nlmsg_flags = NLM_F_REQUEST }, .ifi = { .ifi_index = idx } };
+	} req = { .nh = { .nlmsg_len = sizeof(req),
+			  .nlmsg_type = RTM_GETLINK,
+			  .nlmsg_flags = NLM_F_REQUEST },
+		  .ifi = { .ifi_index = idx } };
 	_cleanup_close_ int sk = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	char buf[16384];
 	struct nlmsghdr *nh = (struct nlmsghdr *)buf;
@@ -126,7 +129,8 @@ int oci_link_delete(const char *name)
 	struct {
 		struct nlmsghdr nh;
 		struct ifinfomsg ifi;
-	} req = { .nh = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_DELLINK,
+	} req = { .nh = { .nlmsg_len = sizeof(req),
+			  .nlmsg_type = RTM_DELLINK,
 			  .nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK } };
 	_cleanup_close_ int sk = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	char buf[4096];
@@ -194,9 +198,10 @@ int oci_read_veths(const struct drv_ctx *ctx, struct oci_priv *p)
 		if (outer_end(peer, idx, v) < 0)
 			return drv_fail(ctx, -ENOTSUP,
 					"container %s: the other end of %s is not in "
-					"this network namespace", p->id, inner);
-		pr_info("container %s: veth %s, outer end %s on bridge %s", p->id, inner,
-			v->outer, v->bridge[0] ? v->bridge : "(none)");
+					"this network namespace",
+					p->id, inner);
+		pr_info("container %s: veth %s, outer end %s on bridge %s", p->id, inner, v->outer,
+			v->bridge[0] ? v->bridge : "(none)");
 		p->nr_veth++;
 	}
 	if (in)

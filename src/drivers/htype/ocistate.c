@@ -78,8 +78,8 @@ static const char *runc_bundle(json_object *cfg)
 
 	for (size_t i = 0; i < n; i++) {
 		json_object *l = json_object_array_get_idx(labels, i);
-		const char *s = json_object_is_type(l, json_type_string) ?
-					json_object_get_string(l) : "";
+		const char *s =
+			json_object_is_type(l, json_type_string) ? json_object_get_string(l) : "";
 		if (!strncmp(s, "bundle=", 7))
 			return s + 7;
 	}
@@ -139,7 +139,8 @@ static int parse_cgroups(enum oci_runtime rt, json_object *o, struct oci_state *
 		return path ? add_cgroup(st, "/sys/fs/cgroup", json_object_get_string(path)) : 0;
 	if (!paths)
 		return 0;
-	json_object_object_foreach(paths, key, val) {
+	json_object_object_foreach(paths, key, val)
+	{
 		(void)key;
 		if (r == 0 && json_object_is_type(val, json_type_string))
 			r = add_cgroup(st, "", json_object_get_string(val));
@@ -209,9 +210,11 @@ static int runc_ns_paths(json_object *o, pid_t pid)
 
 	if (!ns)
 		return 0;
-	json_object_object_foreach(ns, key, val) {
+	json_object_object_foreach(ns, key, val)
+	{
 		const char *old = json_object_is_type(val, json_type_string) ?
-					  json_object_get_string(val) : NULL;
+					  json_object_get_string(val) :
+					  NULL;
 		const char *name = old ? strrchr(old, '/') : NULL;
 		if (!name || strncmp(old, "/proc/", 6))
 			continue; /* a namespace joined by path stays as it is */
@@ -222,8 +225,7 @@ static int runc_ns_paths(json_object *o, pid_t pid)
 	return 0;
 }
 
-int oci_state_update(enum oci_runtime rt, const char *json, pid_t pid, uint64_t start,
-		     char **ret)
+int oci_state_update(enum oci_runtime rt, const char *json, pid_t pid, uint64_t start, char **ret)
 {
 	_cleanup_(json_putp) json_object *o = json_tokener_parse(json);
 	const char *kpid = rt == OCI_RUNC ? "init_process_pid" : "pid";
@@ -241,7 +243,7 @@ int oci_state_update(enum oci_runtime rt, const char *json, pid_t pid, uint64_t 
 	if (r < 0)
 		return r;
 	out = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-						  JSON_C_TO_STRING_NOSLASHESCAPE);
+							JSON_C_TO_STRING_NOSLASHESCAPE);
 	*ret = out ? strdup(out) : NULL;
 	return *ret ? 0 : -ENOMEM;
 }

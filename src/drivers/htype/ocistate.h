@@ -26,11 +26,11 @@
 enum oci_runtime { OCI_RUNC, OCI_CRUN };
 
 struct oci_state {
-	pid_t pid;		/* the container's init, as the host sees it */
-	uint64_t start;		/* its start time (/proc/PID/stat field 22) */
-	char *rootfs;		/* absolute */
-	char *bundle;		/* absolute */
-	char **cgroups;		/* its cgroup directories, under /sys/fs/cgroup/ */
+	pid_t pid;	/* the container's init, as the host sees it */
+	uint64_t start; /* its start time (/proc/PID/stat field 22) */
+	char *rootfs;	/* absolute */
+	char *bundle;	/* absolute */
+	char **cgroups; /* its cgroup directories, under /sys/fs/cgroup/ */
 	size_t nr_cgroups;
 };
 
@@ -42,12 +42,11 @@ const char *oci_state_file(enum oci_runtime rt);
 
 int oci_state_parse(enum oci_runtime rt, const char *json, struct oci_state *ret);
 void oci_state_free(struct oci_state *st);
-int oci_state_update(enum oci_runtime rt, const char *json, pid_t pid, uint64_t start,
-		     char **ret);
+int oci_state_update(enum oci_runtime rt, const char *json, pid_t pid, uint64_t start, char **ret);
 
 struct oci_mount {
-	char *dest;		/* mount point in the container */
-	char *source;		/* host path bound there */
+	char *dest;   /* mount point in the container */
+	char *source; /* host path bound there */
 };
 
 /*
@@ -57,8 +56,8 @@ struct oci_mount {
  * Mounts whose root is no path (nsfs: "net:[4026532174]") are none of
  * them. -EINVAL if a line is malformed or no "/" mount has a path root.
  */
-int oci_ext_mounts(const char *cont_mountinfo, const char *host_mountinfo,
-		   struct oci_mount **ret, size_t *ret_nr);
+int oci_ext_mounts(const char *cont_mountinfo, const char *host_mountinfo, struct oci_mount **ret,
+		   size_t *ret_nr);
 void oci_mounts_free(struct oci_mount *m, size_t nr);
 
 /* Whether a mount with ID @id is in @mountinfo. */

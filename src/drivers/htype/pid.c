@@ -41,7 +41,7 @@ static int pid_init(struct driver *d, const char *arg)
 static int check_sysv_shm(const struct drv_ctx *ctx, const struct drv_tree *tree)
 {
 	if (ctx->mode == MODE_RESTART)
-		return 0;	/* no CRIU: a new process there */
+		return 0; /* no CRIU: a new process there */
 	for (size_t i = 0; i < tree->nr_procs; i++) {
 		unsigned long key;
 		char comm[32];
@@ -49,11 +49,12 @@ static int check_sysv_shm(const struct drv_ctx *ctx, const struct drv_tree *tree
 		if (proc_host_sysv_shm(tree->pids[i], &key) != 1)
 			continue;
 		proc_comm(tree->pids[i], comm, sizeof(comm));
-		return drv_fail(ctx, -ENOTSUP,
-				"process %d (%s) maps SysV shared memory (key 0x%08lx) of the host's "
-				"IPC namespace, which CRIU cannot take along: run the application in "
-				"an IPC namespace of its own (unshare --ipc, systemd PrivateIPC=yes)",
-				tree->pids[i], comm, key);
+		return drv_fail(
+			ctx, -ENOTSUP,
+			"process %d (%s) maps SysV shared memory (key 0x%08lx) of the host's "
+			"IPC namespace, which CRIU cannot take along: run the application in "
+			"an IPC namespace of its own (unshare --ipc, systemd PrivateIPC=yes)",
+			tree->pids[i], comm, key);
 	}
 	return 0;
 }
@@ -101,7 +102,7 @@ static int pid_dump_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *
 static int pid_target_check(struct driver *d, const struct drv_ctx *ctx)
 {
 	if (ctx->mode == MODE_RESTART)
-		return 0;	/* a new process, a new PID */
+		return 0; /* a new process, a new PID */
 	for (size_t i = 0; i < ctx->tree->nr_pids; i++) {
 		pid_t pid = ctx->tree->pids[i];
 		char comm[32];
@@ -109,8 +110,7 @@ static int pid_target_check(struct driver *d, const struct drv_ctx *ctx)
 		if (kill(pid, 0) == 0 || errno != ESRCH) {
 			proc_comm(pid, comm, sizeof(comm));
 			return drv_fail(ctx, -EEXIST,
-					"PID %d is taken on the destination (by '%s')",
-					pid, comm);
+					"PID %d is taken on the destination (by '%s')", pid, comm);
 		}
 	}
 	return 0;
