@@ -110,7 +110,7 @@ int mkdir_p(const char *path, mode_t mode)
 
 DIR *opendir_at(int dirfd)
 {
-	int dfd = dup(dirfd);
+	int dfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
 	DIR *d;
 
 	if (dfd < 0)

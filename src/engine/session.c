@@ -167,7 +167,7 @@ void session_log_criu_errors(struct migration *m, const char *log, int max)
 /* Remove the oldest *.log files of @dir until @keep remain. */
 static void prune_logs(int dfd, unsigned int keep)
 {
-	_cleanup_close_ int fd = dup(dfd);
+	_cleanup_close_ int fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
 	DIR *d = fd < 0 ? NULL : fdopendir(fd);
 	struct dirent *de;
 	unsigned int n = 0;
