@@ -189,6 +189,35 @@ fds_of() { # HOST PID: fd numbers
 	[ "$status" -ne 0 ]
 }
 
+@test "mtouch --sweep: passes over all memory between ticks; a stalled pass is the largest gap" {
+	local pid log=$SCRATCH/mtouch.log gap pass t0 t1
+	run "$WORKLOADS/mtouch" --size 4 --sweep x --log "$SCRATCH/bad.log"
+	[ "$status" -eq 2 ]
+	pid=$(start_in_src "$WORKLOADS/mtouch" --size 64 --hot 16 --rate 64 --threads 1 \
+		--sweep 0 --log "$log")
+	wait_for 30 grep -q '^READY' "$log"
+	ticks_advance "$log" 20
+	# a pass held up (here: the process stopped while it runs) delays the
+	# next tick by as long: the gap between ticks is the stall it felt
+	t0=$(date +%s%3N)
+	in_src kill -STOP "$pid"
+	sleep 0.7
+	in_src kill -CONT "$pid"
+	t1=$(date +%s%3N)
+	ticks_advance "$log" 20
+	in_src kill -USR1 "$pid"
+	wait_for 10 grep -q '^VERIFY PASS pages=16384 ' "$log"
+	gap=$(check_ticks "$log")
+	# one pass at every tick, each of every page
+	[ "$(grep -c '^SWEEP pages=16384 ms=[0-9]*$' "$log")" -ge 40 ]
+	[ "$(grep -c '^SWEEP' "$log")" -eq "$(grep -c '^SWEEP pages=16384 ' "$log")" ]
+	# the pass runs between two ticks: no pass is longer than the largest gap
+	pass=$(awk '/^SWEEP/ { sub("ms=", "", $3); if ($3 > m) m = $3 } END { print m + 0 }' "$log")
+	echo "# largest gap ${gap} ms (stopped for $((t1 - t0)) ms), longest pass ${pass} ms" >&3
+	((gap >= 690 && gap <= t1 - t0 + 500))
+	((pass <= gap + 1))
+}
+
 @test "counter: a second copy running at once (split brain) is caught" {
 	local pid log=$SCRATCH/counter.log
 	pid=$(start_in_src "$WORKLOADS/counter" "$log")

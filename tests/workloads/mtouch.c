@@ -3,7 +3,7 @@
  *
  *   mtouch --size MiB --hot MiB --rate MiB/s --log FILE
  *          [--verify-signal] [--verify-every SEC] [--seed N] [--threads N]
- *          [--none N] [--wronly N] [--xonly N]
+ *          [--none N] [--wronly N] [--xonly N] [--sweep MS]
  *
  * Allocates SIZE MiB of anonymous memory and fills it with pseudo-random
  * data; keeps a shadow XXH3-64 checksum of every 4 KiB page in a separate
@@ -15,6 +15,19 @@
  * With --threads N, N writer threads share the rewriting (each its own
  * slice of the hot set, RATE/N each); the main thread only ticks and
  * verifies, with the writers held off for the check.
+ *
+ * --sweep MS: a sweeping workload (a GC, a cache scan, a checksum pass):
+ * besides rewriting the hot set, the main thread reads all of the memory
+ * (an XXH3 of every page not given another protection) in one pass
+ * between two ticks, a pass starting every MS ms (start to start; 0: one
+ * at every tick, i.e. continuously), and appends "SWEEP pages=N ms=T"
+ * (T: the pass's CLOCK_MONOTONIC duration). A pass that must wait for
+ * memory (pages not yet back after a migration) delays the next tick, so
+ * the largest gap between ticks is the longest stall the workload felt.
+ * Without --threads the main thread also rewrites the hot set, and a pass
+ * costs it up to 50 ms of writes (a pause is not made up for); with
+ * --threads N the writers go on at RATE during a pass (which then reads
+ * pages as they are being rewritten: it checks nothing, it only reads).
  *
  * --none, --wronly, --xonly: after the fill, that many single pages spread
  * over the memory (never two adjacent: each is a mapping of its own, so
@@ -67,6 +80,7 @@ struct opts {
 	unsigned long size_mib, hot_mib, rate_mib;
 	unsigned long verify_every; /* seconds, 0 = never */
 	unsigned long threads;	    /* writer threads, 0 = the main thread writes */
+	long sweep_ms;		    /* --sweep: a pass every sweep_ms, -1 = none */
 	unsigned long nr_prot[3];   /* pages made PROT_NONE, PROT_WRITE, PROT_EXEC */
 	uint64_t seed;
 	const char *log;
@@ -326,7 +340,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: mtouch --size MiB --hot MiB --rate MiB/s --log FILE\n"
 		"              [--verify-signal] [--verify-every SEC] [--seed N] [--threads N]\n"
-		"              [--none N] [--wronly N] [--xonly N]\n");
+		"              [--none N] [--wronly N] [--xonly N] [--sweep MS]\n");
 }
 
 static int parse_ulong(const char *s, unsigned long *ret)
@@ -352,12 +366,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "none", required_argument, NULL, 'N' },
 		{ "wronly", required_argument, NULL, 'W' },
 		{ "xonly", required_argument, NULL, 'X' },
+		{ "sweep", required_argument, NULL, 'w' },
 		{ 0 }
 	};
-	unsigned long seed = 1;
+	unsigned long seed = 1, sweep;
 	int c, bad = 0;
 
 	o->hot_mib = ~0UL;
+	o->sweep_ms = -1;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case 's': bad |= parse_ulong(optarg, &o->size_mib); break;
@@ -371,6 +387,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'N': bad |= parse_ulong(optarg, &o->nr_prot[0]); break;
 		case 'W': bad |= parse_ulong(optarg, &o->nr_prot[1]); break;
 		case 'X': bad |= parse_ulong(optarg, &o->nr_prot[2]); break;
+		case 'w':
+			bad |= parse_ulong(optarg, &sweep) | (sweep > 3600UL * 1000 ? -1 : 0);
+			o->sweep_ms = (long)sweep;
+			break;
 		default: return -1;
 		}
 	}
@@ -484,6 +504,23 @@ static int start_writers(const struct opts *o, uint8_t *mem, uint64_t *shadow)
 	return 0;
 }
 
+/* the sums of the passes, kept so that no pass can be optimised away */
+static volatile uint64_t sweep_sum;
+
+/* --sweep: one read of every page that has no other protection. */
+static int sweep(const uint8_t *mem, size_t pages)
+{
+	int64_t t0 = clock_ms(CLOCK_MONOTONIC);
+	uint64_t h = 0;
+
+	for (size_t i = 0; i < pages; i++)
+		if (prot_of(i) == PROT_RW)
+			h ^= XXH3_64bits(mem + i * PAGE, PAGE);
+	sweep_sum = h;
+	return log_line("SWEEP pages=%zu ms=%lld", pages,
+			(long long)(clock_ms(CLOCK_MONOTONIC) - t0));
+}
+
 static int verify_locked(uint8_t *mem, const uint64_t *shadow, size_t pages)
 {
 	int ret;
@@ -500,7 +537,7 @@ static int run(const struct opts *o, uint8_t *mem, uint64_t *shadow)
 	const size_t hot_pages = o->threads ? 0 : o->hot_mib * MIB / PAGE;
 	const double pages_per_ns = (double)o->rate_mib * MIB / PAGE / 1e9;
 	const struct timespec period = { 0, TICK_NS };
-	int64_t last = mono_ns(), next_verify = 0;
+	int64_t last = mono_ns(), next_verify = 0, next_sweep = 0, now_ms;
 	double carry = 0;
 	uint64_t tick = 0;
 	int ret;
@@ -527,6 +564,14 @@ static int run(const struct opts *o, uint8_t *mem, uint64_t *shadow)
 		if (ret == 0 && o->verify_every && clock_ms(CLOCK_MONOTONIC) >= next_verify) {
 			verify_req = 1;
 			next_verify = clock_ms(CLOCK_MONOTONIC) + (int64_t)o->verify_every * 1000;
+		}
+		/* (after a migration to another host, CLOCK_MONOTONIC may be
+		 * behind: a pass further off than a period is due now) */
+		now_ms = clock_ms(CLOCK_MONOTONIC);
+		if (ret == 0 && o->sweep_ms >= 0 &&
+		    (now_ms >= next_sweep || next_sweep - now_ms > o->sweep_ms)) {
+			next_sweep = now_ms + o->sweep_ms;
+			ret = sweep(mem, pages);
 		}
 		if (ret == 0 && verify_req) {
 			verify_req = 0;
