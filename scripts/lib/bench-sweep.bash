@@ -6,15 +6,22 @@
 #                    set rewritten by a thread, all memory read once a
 #                    second between two ticks) at 1 Gbit/s
 #   run_tree MODE    stop|live|criu: a tree of sleeping processes at 1 Gbit/s
+#   run_shm MODE     stop|live|lazy|hybrid|criu: mtouch with a child sharing
+#                    MAP_SHARED|MAP_ANONYMOUS memory and a memfd with it;
+#                    private-live: as much memory, all private, live
 #   sweep_report     their tables (nothing if neither ran)
 #
-# BENCH_QUICK=1: 128 MiB and 20 processes instead of 1 GiB and 200.
+# BENCH_QUICK=1: 128 MiB and 20 processes instead of 1 GiB and 200, shared
+# memory a quarter of its size.
 
 SWEEP_MIB=${BENCH_SWEEP_MIB:-$([ -n "${BENCH_QUICK:-}" ] && echo 128 || echo 1024)}
 SWEEP_HOT=16 SWEEP_RATE=64
 TREE_N=${BENCH_TREE_N:-$([ -n "${BENCH_QUICK:-}" ] && echo 20 || echo 200)}
+# shared anonymous, memfd, private MiB
+read -r SHM_SHARED SHM_MEMFD SHM_PRIVATE <<<"$([ -n "${BENCH_QUICK:-}" ] && echo 64 16 32 || echo 256 64 128)"
 SWEEP_ROWS=()
 TREE_ROWS=()
+SHM_ROWS=()
 
 # gaps_around LOG N: "BEFORE AFTER", the largest gap between ticks (ms) in
 # LOG's first N lines and from its N-th line on (the migration started
@@ -99,6 +106,25 @@ run_tree() {
 	stop_hosts
 }
 
+run_shm() {
+	local mode=$1 name=shm-$1 w pause
+	start_hosts 1gbit
+	if [ "$mode" = private-live ]; then
+		mode=live
+		w=$(start_workload $((SHM_SHARED + SHM_MEMFD + SHM_PRIVATE)) 16 64)
+	else
+		w=$(start_workload "$SHM_PRIVATE" 16 64 --shared "$SHM_SHARED" --memfd "$SHM_MEMFD")
+	fi
+	migrate_by "$mode" "$w" "$name"
+	ticks_advance "$SCRATCH/ticks.log" 50 60 || true
+	pause=$(check_ticks "$SCRATCH/ticks.log" 2>/dev/null || echo "?")
+	echo "$name: $(cat "$SCRATCH/result.json") pause=$pause" >&2
+	SHM_ROWS+=("$(jq -r --arg n "$name" --arg p "$pause" '
+		"| \($n) | \(.mode) | \(if .ok then "ok" else "FAILED: \(.error)" end) | \(.frozen_ms) | \($p) | \(.dump_ms // "-") / \(.transfer_ms // "-") / \(.restore_ms // "-") | \(.total_ms) | \(.bytes_sent / 1048576 | floor) MiB |"' \
+		"$SCRATCH/result.json")")
+	stop_hosts
+}
+
 sweep_report() {
 	if ((${#SWEEP_ROWS[@]})); then
 		echo
@@ -130,5 +156,19 @@ sweep_report() {
 		echo "| scenario | processes | result | frozen ms | pause ms | frozen ms per process | dump ms | transfer ms | restore ms | total ms |"
 		echo "|---|---|---|---|---|---|---|---|---|---|"
 		printf '%s\n' "${TREE_ROWS[@]}"
+	fi
+	if ((${#SHM_ROWS[@]})); then
+		echo
+		echo "## Shared memory"
+		echo
+		echo "mtouch --size $SHM_PRIVATE --hot 16 --rate 64 --shared $SHM_SHARED --memfd $SHM_MEMFD: a"
+		echo "parent and a sleeping child sharing $SHM_SHARED MiB of MAP_SHARED|MAP_ANONYMOUS"
+		echo "memory and a $SHM_MEMFD MiB memfd, and the parent's $SHM_PRIVATE MiB of private memory"
+		echo "(16 MiB of it rewritten at 64 MiB/s); shm-private-live: the same"
+		echo "$((SHM_SHARED + SHM_MEMFD + SHM_PRIVATE)) MiB all private, live. 1 Gbit/s."
+		echo
+		echo "| scenario | mode | result | frozen ms | pause ms | dump / transfer / restore ms | total ms | sent |"
+		echo "|---|---|---|---|---|---|---|---|"
+		printf '%s\n' "${SHM_ROWS[@]}"
 	fi
 }

@@ -4,6 +4,7 @@
  *   mtouch --size MiB --hot MiB --rate MiB/s --log FILE
  *          [--verify-signal] [--verify-every SEC] [--seed N] [--threads N]
  *          [--none N] [--wronly N] [--xonly N] [--sweep MS]
+ *          [--shared MiB] [--memfd MiB]
  *
  * Allocates SIZE MiB of anonymous memory and fills it with pseudo-random
  * data; keeps a shadow XXH3-64 checksum of every 4 KiB page in a separate
@@ -28,6 +29,15 @@
  * costs it up to 50 ms of writes (a pause is not made up for); with
  * --threads N the writers go on at RATE during a pass (which then reads
  * pages as they are being rewritten: it checks nothing, it only reads).
+ *
+ * --shared MiB, --memfd MiB: before anything else, that much memory
+ * MAP_SHARED|MAP_ANONYMOUS and of a memfd (mapped MAP_SHARED, its fd
+ * closed) is filled with random data, and a child is forked that keeps
+ * both mapped and sleeps until it is signalled (SIGTERM: it exits; it is
+ * also SIGKILLed when this process dies, and SIGTERMed when it exits).
+ * The SIZE MiB of private memory is allocated after the fork, the child
+ * has none of it. Nothing checks the shared memory: it is there to be
+ * moved (the shared-memory rows of make bench).
  *
  * --none, --wronly, --xonly: after the fill, that many single pages spread
  * over the memory (never two adjacent: each is a mapping of its own, so
@@ -61,11 +71,13 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -78,10 +90,11 @@
 
 struct opts {
 	unsigned long size_mib, hot_mib, rate_mib;
-	unsigned long verify_every; /* seconds, 0 = never */
-	unsigned long threads;	    /* writer threads, 0 = the main thread writes */
-	long sweep_ms;		    /* --sweep: a pass every sweep_ms, -1 = none */
-	unsigned long nr_prot[3];   /* pages made PROT_NONE, PROT_WRITE, PROT_EXEC */
+	unsigned long verify_every;	     /* seconds, 0 = never */
+	unsigned long threads;		     /* writer threads, 0 = the main thread writes */
+	long sweep_ms;			     /* --sweep: a pass every sweep_ms, -1 = none */
+	unsigned long shared_mib, memfd_mib; /* shared with a child */
+	unsigned long nr_prot[3];	     /* pages made PROT_NONE, PROT_WRITE, PROT_EXEC */
 	uint64_t seed;
 	const char *log;
 };
@@ -340,7 +353,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: mtouch --size MiB --hot MiB --rate MiB/s --log FILE\n"
 		"              [--verify-signal] [--verify-every SEC] [--seed N] [--threads N]\n"
-		"              [--none N] [--wronly N] [--xonly N] [--sweep MS]\n");
+		"              [--none N] [--wronly N] [--xonly N] [--sweep MS]\n"
+		"              [--shared MiB] [--memfd MiB]\n");
 }
 
 static int parse_ulong(const char *s, unsigned long *ret)
@@ -367,6 +381,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "wronly", required_argument, NULL, 'W' },
 		{ "xonly", required_argument, NULL, 'X' },
 		{ "sweep", required_argument, NULL, 'w' },
+		{ "shared", required_argument, NULL, 'A' },
+		{ "memfd", required_argument, NULL, 'M' },
 		{ 0 }
 	};
 	unsigned long seed = 1, sweep;
@@ -387,6 +403,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'N': bad |= parse_ulong(optarg, &o->nr_prot[0]); break;
 		case 'W': bad |= parse_ulong(optarg, &o->nr_prot[1]); break;
 		case 'X': bad |= parse_ulong(optarg, &o->nr_prot[2]); break;
+		case 'A': bad |= parse_ulong(optarg, &o->shared_mib); break;
+		case 'M': bad |= parse_ulong(optarg, &o->memfd_mib); break;
 		case 'w':
 			bad |= parse_ulong(optarg, &sweep) | (sweep > 3600UL * 1000 ? -1 : 0);
 			o->sweep_ms = (long)sweep;
@@ -398,7 +416,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		o->hot_mib = o->size_mib;
 	o->seed = seed;
 	if (bad || optind != argc || !o->log || o->size_mib == 0 || o->size_mib > (1UL << 20) ||
-	    o->hot_mib > o->size_mib || (o->rate_mib > 0 && o->hot_mib == 0) || o->threads > 64 ||
+	    o->hot_mib > o->size_mib || o->shared_mib > (1UL << 20) || o->memfd_mib > (1UL << 20) ||
+	    (o->rate_mib > 0 && o->hot_mib == 0) || o->threads > 64 ||
 	    (o->threads && o->hot_mib * MIB / PAGE < o->threads) ||
 	    o->nr_prot[0] + o->nr_prot[1] + o->nr_prot[2] > o->size_mib * MIB / PAGE / 4)
 		return -1;
@@ -590,6 +609,47 @@ static int run(const struct opts *o, uint8_t *mem, uint64_t *shadow)
 	return 0;
 }
 
+/* @mib MiB of random data in a shared mapping: anonymous, or of a memfd */
+static int map_shared(unsigned long mib, bool memfd)
+{
+	size_t bytes = mib * MIB;
+	uint8_t *p;
+	int fd = -1;
+
+	if (!mib)
+		return 0;
+	if (memfd && ((fd = memfd_create("mtouch", MFD_CLOEXEC)) < 0 || ftruncate(fd, bytes) < 0))
+		return -1;
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | (memfd ? 0 : MAP_ANONYMOUS), fd,
+		 0);
+	if (fd >= 0)
+		close(fd);
+	if (p == MAP_FAILED)
+		return -1;
+	for (size_t i = 0; i < bytes / PAGE; i++)
+		fill_page(p + i * PAGE);
+	return 0;
+}
+
+static pid_t shared_child;
+
+/* --shared, --memfd: the memory, and the child that shares it */
+static int share_with_child(const struct opts *o)
+{
+	if (!o->shared_mib && !o->memfd_mib)
+		return 0;
+	if (map_shared(o->shared_mib, false) < 0 || map_shared(o->memfd_mib, true) < 0)
+		return -1;
+	shared_child = fork();
+	if (shared_child == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		while (!stop)
+			pause();
+		_exit(0);
+	}
+	return shared_child < 0 ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa_stop = { .sa_handler = on_stop };
@@ -617,6 +677,10 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa_stop, NULL);
 	sigaction(SIGINT, &sa_stop, NULL);
 	sigaction(SIGUSR1, &sa_usr1, NULL);
+	if (share_with_child(&o) < 0) {
+		perror("mtouch: shared memory");
+		return 1;
+	}
 
 	bytes = o.size_mib * MIB;
 	pages = bytes / PAGE;
@@ -644,6 +708,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ret = run(&o, mem, shadow);
+	if (shared_child > 0)
+		kill(shared_child, SIGTERM);
 	/* writers may be mid-page: do not let them see the memory go */
 	_exit(ret);
 }
