@@ -22,6 +22,8 @@ read -r SHM_SHARED SHM_MEMFD SHM_PRIVATE <<<"$([ -n "${BENCH_QUICK:-}" ] && echo
 SWEEP_ROWS=()
 TREE_ROWS=()
 SHM_ROWS=()
+# by scenario: frozen ms, the workload's largest stall (ms)
+declare -A I15_FROZEN I15_STALL
 
 # gaps_around LOG N: "BEFORE AFTER", the largest gap between ticks (ms) in
 # LOG's first N lines and from its N-th line on (the migration started
@@ -68,6 +70,7 @@ run_sweep() {
 	ticks_advance "$SCRATCH/ticks.log" 250 120 || true
 	gaps=$(gaps_around "$SCRATCH/ticks.log" "$n")
 	echo "$name: $(cat "$SCRATCH/result.json") gaps=$gaps all_local_ms=$local_ms" >&2
+	i15_note "$name" "${gaps#* }"
 	SWEEP_ROWS+=("$(jq -r --arg n "$name" --arg mib "$SWEEP_MIB" --arg g "$gaps" --arg l "$local_ms" '
 		($g | split(" ")) as $g |
 		"| \($n) | \($mib) MiB | \(if .ok then "ok" else "FAILED: \(.error)" end) | \(.frozen_ms) | \($g[0]) | \($g[1]) | \($l) | \(.dump_ms // "-") / \(.transfer_ms // "-") / \(.restore_ms // "-") | \(.total_ms) | \(.bytes_sent / 1048576 | floor) MiB |"' \
@@ -100,6 +103,7 @@ run_tree() {
 	ticks_advance "$SCRATCH/ticks.log" 50 60 || true
 	pause=$(check_ticks "$SCRATCH/ticks.log" 2>/dev/null || echo "?")
 	echo "$name: $(cat "$SCRATCH/result.json") pause=$pause" >&2
+	i15_note tree-$1 "$pause"
 	TREE_ROWS+=("$(jq -r --arg n "$name" --arg p "$pause" --argjson k "$TREE_N" '
 		"| \($n) | \($k) | \(if .ok then "ok" else "FAILED: \(.error)" end) | \(.frozen_ms) | \($p) | \(.frozen_ms / $k * 10 | floor / 10) | \(.dump_ms // "-") | \(.transfer_ms // "-") | \(.restore_ms // "-") | \(.total_ms) |"' \
 		"$SCRATCH/result.json")")
@@ -119,10 +123,46 @@ run_shm() {
 	ticks_advance "$SCRATCH/ticks.log" 50 60 || true
 	pause=$(check_ticks "$SCRATCH/ticks.log" 2>/dev/null || echo "?")
 	echo "$name: $(cat "$SCRATCH/result.json") pause=$pause" >&2
+	i15_note "$name" "$pause"
 	SHM_ROWS+=("$(jq -r --arg n "$name" --arg p "$pause" '
 		"| \($n) | \(.mode) | \(if .ok then "ok" else "FAILED: \(.error)" end) | \(.frozen_ms) | \($p) | \(.dump_ms // "-") / \(.transfer_ms // "-") / \(.restore_ms // "-") | \(.total_ms) | \(.bytes_sent / 1048576 | floor) MiB |"' \
 		"$SCRATCH/result.json")")
 	stop_hosts
+}
+
+# i15_note NAME STALL: keep a successful run's frozen time and stall
+i15_note() {
+	[ "$(jq -r .ok "$SCRATCH/result.json")" = true ] || return 0
+	I15_FROZEN[$1]=$(jq -r .frozen_ms "$SCRATCH/result.json")
+	I15_STALL[$1]=$2
+}
+
+# i15_ratio TEXT A B TARGET: "- TEXT: A/B (TARGET)" when both ran
+i15_ratio() {
+	[ -n "$2" ] && [ -n "$3" ] || return 0
+	echo "- $1: $(awk -v a="$2" -v b="$3" 'BEGIN { if (b > 0 && a != "?") printf "%.2f", a / b; else print "-" }') ($4)"
+}
+
+# issue 15's targets, from this run's rows
+i15_ratios() {
+	local m
+	echo
+	echo "Issue 15's ratios from these rows (targets in parentheses):"
+	echo
+	for m in live hybrid; do
+		i15_ratio "sweeping, $m: the workload's stall / CRIU alone's" \
+			"${I15_STALL[sweep-$m]:-}" "${I15_STALL[sweep-criu]:-}" "<= 0.10"
+	done
+	i15_ratio "sweeping, stop frozen / CRIU alone frozen" "${I15_FROZEN[sweep-stop]:-}" \
+		"${I15_FROZEN[sweep-criu]:-}" "<= 1"
+	i15_ratio "sweeping, stop frozen / the floor ($SWEEP_MIB MiB at 125 MB/s)" \
+		"${I15_FROZEN[sweep-stop]:-}" $((SWEEP_MIB * 1048576 / 125000)) "<= 1.1"
+	i15_ratio "tree, live frozen / CRIU alone frozen" "${I15_FROZEN[tree-live]:-}" \
+		"${I15_FROZEN[tree-criu]:-}" "<= 1"
+	for m in live hybrid; do
+		i15_ratio "shared memory, $m frozen / all private, live" "${I15_FROZEN[shm-$m]:-}" \
+			"${I15_FROZEN[shm-private-live]:-}" "<= 1.5"
+	done
 }
 
 sweep_report() {
@@ -171,4 +211,5 @@ sweep_report() {
 		echo "|---|---|---|---|---|---|---|---|"
 		printf '%s\n' "${SHM_ROWS[@]}"
 	fi
+	if ((${#I15_FROZEN[@]})); then i15_ratios; fi
 }
