@@ -189,6 +189,63 @@ fds_of() { # HOST PID: fd numbers
 	[ "$status" -ne 0 ]
 }
 
+@test "mtouch --sweep: passes over all memory between ticks; a stalled pass is the largest gap" {
+	local pid log=$SCRATCH/mtouch.log gap pass t0 t1
+	run "$WORKLOADS/mtouch" --size 4 --sweep x --log "$SCRATCH/bad.log"
+	[ "$status" -eq 2 ]
+	pid=$(start_in_src "$WORKLOADS/mtouch" --size 64 --hot 16 --rate 64 --threads 1 \
+		--sweep 0 --log "$log")
+	wait_for 30 grep -q '^READY' "$log"
+	ticks_advance "$log" 20
+	# a pass held up (here: the process stopped while it runs) delays the
+	# next tick by as long: the gap between ticks is the stall it felt
+	t0=$(date +%s%3N)
+	in_src kill -STOP "$pid"
+	sleep 0.7
+	in_src kill -CONT "$pid"
+	t1=$(date +%s%3N)
+	ticks_advance "$log" 20
+	in_src kill -USR1 "$pid"
+	wait_for 10 grep -q '^VERIFY PASS pages=16384 ' "$log"
+	_complete_lines "$log" >"$SCRATCH/snap.log" # (it goes on growing)
+	gap=$(check_ticks "$SCRATCH/snap.log")
+	# one pass at every tick, each of every page
+	[ "$(grep -c '^SWEEP pages=16384 ms=[0-9]*$' "$SCRATCH/snap.log")" -ge 40 ]
+	[ "$(grep -c '^SWEEP' "$SCRATCH/snap.log")" -eq "$(grep -c '^SWEEP pages=16384 ' "$SCRATCH/snap.log")" ]
+	# the pass runs between two ticks: no pass is longer than the largest gap
+	pass=$(awk '/^SWEEP/ { sub("ms=", "", $3); if ($3 > m) m = $3 } END { print m + 0 }' "$SCRATCH/snap.log")
+	echo "# largest gap ${gap} ms (stopped for $((t1 - t0)) ms), longest pass ${pass} ms" >&3
+	((gap >= 690 && gap <= t1 - t0 + 500))
+	((pass <= gap + 1))
+}
+
+@test "mtouch --shared/--memfd: a child maps both shared regions, not the private memory; it exits with its parent" {
+	local pid kid log=$SCRATCH/mtouch.log maps base n range perms
+	pid=$(start_in_src "$WORKLOADS/mtouch" --size 8 --shared 16 --memfd 4 --log "$log")
+	wait_for 30 grep -q '^READY' "$log"
+	kid=$(children_in src "$pid")
+	[[ "$kid" =~ ^[0-9]+$ ]]
+	base=$(sed -n 's/^READY.* base=0x\([0-9a-f]*\).*/\1/p' "$log")
+	for p in "$pid" "$kid"; do
+		maps=$(cat "$(_hosts_proc src)/$p/maps")
+		# 16 MiB shared anonymous, 4 MiB of the memfd, the same in both
+		grep -Eq '^([0-9a-f]+)-([0-9a-f]+) rw-s .*/dev/zero' <<<"$maps"
+		grep -q 'rw-s .*/memfd:mtouch' <<<"$maps"
+		n=0
+		while read -r range perms _; do
+			[ "$perms" = rw-s ] && n=$((n + 0x${range#*-} - 0x${range%-*}))
+		done <<<"$maps"
+		[ "$n" -eq $((20 * 1024 * 1024)) ]
+	done
+	# the private memory came after the fork
+	grep -q "^$base-" "$(_hosts_proc src)/$pid/maps"
+	! grep -q "^$base-" "$(_hosts_proc src)/$kid/maps"
+	ticks_advance "$log" 10
+	in_src kill -TERM "$pid"
+	wait_for 5 bash -c "! kill -0 $kid 2>/dev/null"
+	check_ticks "$log"
+}
+
 @test "counter: a second copy running at once (split brain) is caught" {
 	local pid log=$SCRATCH/counter.log
 	pid=$(start_in_src "$WORKLOADS/counter" "$log")

@@ -3,7 +3,8 @@
  *
  *   mtouch --size MiB --hot MiB --rate MiB/s --log FILE
  *          [--verify-signal] [--verify-every SEC] [--seed N] [--threads N]
- *          [--none N] [--wronly N] [--xonly N]
+ *          [--none N] [--wronly N] [--xonly N] [--sweep MS]
+ *          [--shared MiB] [--memfd MiB]
  *
  * Allocates SIZE MiB of anonymous memory and fills it with pseudo-random
  * data; keeps a shadow XXH3-64 checksum of every 4 KiB page in a separate
@@ -15,6 +16,28 @@
  * With --threads N, N writer threads share the rewriting (each its own
  * slice of the hot set, RATE/N each); the main thread only ticks and
  * verifies, with the writers held off for the check.
+ *
+ * --sweep MS: a sweeping workload (a GC, a cache scan, a checksum pass):
+ * besides rewriting the hot set, the main thread reads all of the memory
+ * (an XXH3 of every page not given another protection) in one pass
+ * between two ticks, a pass starting every MS ms (start to start; 0: one
+ * at every tick, i.e. continuously), and appends "SWEEP pages=N ms=T"
+ * (T: the pass's CLOCK_MONOTONIC duration). A pass that must wait for
+ * memory (pages not yet back after a migration) delays the next tick, so
+ * the largest gap between ticks is the longest stall the workload felt.
+ * Without --threads the main thread also rewrites the hot set, and a pass
+ * costs it up to 50 ms of writes (a pause is not made up for); with
+ * --threads N the writers go on at RATE during a pass (which then reads
+ * pages as they are being rewritten: it checks nothing, it only reads).
+ *
+ * --shared MiB, --memfd MiB: before anything else, that much memory
+ * MAP_SHARED|MAP_ANONYMOUS and of a memfd (mapped MAP_SHARED, its fd
+ * closed) is filled with random data, and a child is forked that keeps
+ * both mapped and sleeps until it is signalled (SIGTERM: it exits; it is
+ * also SIGKILLed when this process dies, and SIGTERMed when it exits).
+ * The SIZE MiB of private memory is allocated after the fork, the child
+ * has none of it. Nothing checks the shared memory: it is there to be
+ * moved (the shared-memory rows of make bench).
  *
  * --none, --wronly, --xonly: after the fill, that many single pages spread
  * over the memory (never two adjacent: each is a mapping of its own, so
@@ -48,11 +71,13 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -65,9 +90,11 @@
 
 struct opts {
 	unsigned long size_mib, hot_mib, rate_mib;
-	unsigned long verify_every; /* seconds, 0 = never */
-	unsigned long threads;	    /* writer threads, 0 = the main thread writes */
-	unsigned long nr_prot[3];   /* pages made PROT_NONE, PROT_WRITE, PROT_EXEC */
+	unsigned long verify_every;	     /* seconds, 0 = never */
+	unsigned long threads;		     /* writer threads, 0 = the main thread writes */
+	long sweep_ms;			     /* --sweep: a pass every sweep_ms, -1 = none */
+	unsigned long shared_mib, memfd_mib; /* shared with a child */
+	unsigned long nr_prot[3];	     /* pages made PROT_NONE, PROT_WRITE, PROT_EXEC */
 	uint64_t seed;
 	const char *log;
 };
@@ -326,7 +353,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: mtouch --size MiB --hot MiB --rate MiB/s --log FILE\n"
 		"              [--verify-signal] [--verify-every SEC] [--seed N] [--threads N]\n"
-		"              [--none N] [--wronly N] [--xonly N]\n");
+		"              [--none N] [--wronly N] [--xonly N] [--sweep MS]\n"
+		"              [--shared MiB] [--memfd MiB]\n");
 }
 
 static int parse_ulong(const char *s, unsigned long *ret)
@@ -352,12 +380,16 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "none", required_argument, NULL, 'N' },
 		{ "wronly", required_argument, NULL, 'W' },
 		{ "xonly", required_argument, NULL, 'X' },
+		{ "sweep", required_argument, NULL, 'w' },
+		{ "shared", required_argument, NULL, 'A' },
+		{ "memfd", required_argument, NULL, 'M' },
 		{ 0 }
 	};
-	unsigned long seed = 1;
+	unsigned long seed = 1, sweep;
 	int c, bad = 0;
 
 	o->hot_mib = ~0UL;
+	o->sweep_ms = -1;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case 's': bad |= parse_ulong(optarg, &o->size_mib); break;
@@ -371,6 +403,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'N': bad |= parse_ulong(optarg, &o->nr_prot[0]); break;
 		case 'W': bad |= parse_ulong(optarg, &o->nr_prot[1]); break;
 		case 'X': bad |= parse_ulong(optarg, &o->nr_prot[2]); break;
+		case 'A': bad |= parse_ulong(optarg, &o->shared_mib); break;
+		case 'M': bad |= parse_ulong(optarg, &o->memfd_mib); break;
+		case 'w':
+			bad |= parse_ulong(optarg, &sweep) | (sweep > 3600UL * 1000 ? -1 : 0);
+			o->sweep_ms = (long)sweep;
+			break;
 		default: return -1;
 		}
 	}
@@ -378,7 +416,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		o->hot_mib = o->size_mib;
 	o->seed = seed;
 	if (bad || optind != argc || !o->log || o->size_mib == 0 || o->size_mib > (1UL << 20) ||
-	    o->hot_mib > o->size_mib || (o->rate_mib > 0 && o->hot_mib == 0) || o->threads > 64 ||
+	    o->hot_mib > o->size_mib || o->shared_mib > (1UL << 20) || o->memfd_mib > (1UL << 20) ||
+	    (o->rate_mib > 0 && o->hot_mib == 0) || o->threads > 64 ||
 	    (o->threads && o->hot_mib * MIB / PAGE < o->threads) ||
 	    o->nr_prot[0] + o->nr_prot[1] + o->nr_prot[2] > o->size_mib * MIB / PAGE / 4)
 		return -1;
@@ -484,6 +523,23 @@ static int start_writers(const struct opts *o, uint8_t *mem, uint64_t *shadow)
 	return 0;
 }
 
+/* the sums of the passes, kept so that no pass can be optimised away */
+static volatile uint64_t sweep_sum;
+
+/* --sweep: one read of every page that has no other protection. */
+static int sweep(const uint8_t *mem, size_t pages)
+{
+	int64_t t0 = clock_ms(CLOCK_MONOTONIC);
+	uint64_t h = 0;
+
+	for (size_t i = 0; i < pages; i++)
+		if (prot_of(i) == PROT_RW)
+			h ^= XXH3_64bits(mem + i * PAGE, PAGE);
+	sweep_sum = h;
+	return log_line("SWEEP pages=%zu ms=%lld", pages,
+			(long long)(clock_ms(CLOCK_MONOTONIC) - t0));
+}
+
 static int verify_locked(uint8_t *mem, const uint64_t *shadow, size_t pages)
 {
 	int ret;
@@ -500,7 +556,7 @@ static int run(const struct opts *o, uint8_t *mem, uint64_t *shadow)
 	const size_t hot_pages = o->threads ? 0 : o->hot_mib * MIB / PAGE;
 	const double pages_per_ns = (double)o->rate_mib * MIB / PAGE / 1e9;
 	const struct timespec period = { 0, TICK_NS };
-	int64_t last = mono_ns(), next_verify = 0;
+	int64_t last = mono_ns(), next_verify = 0, next_sweep = 0, now_ms;
 	double carry = 0;
 	uint64_t tick = 0;
 	int ret;
@@ -528,6 +584,14 @@ static int run(const struct opts *o, uint8_t *mem, uint64_t *shadow)
 			verify_req = 1;
 			next_verify = clock_ms(CLOCK_MONOTONIC) + (int64_t)o->verify_every * 1000;
 		}
+		/* (after a migration to another host, CLOCK_MONOTONIC may be
+		 * behind: a pass further off than a period is due now) */
+		now_ms = clock_ms(CLOCK_MONOTONIC);
+		if (ret == 0 && o->sweep_ms >= 0 &&
+		    (now_ms >= next_sweep || next_sweep - now_ms > o->sweep_ms)) {
+			next_sweep = now_ms + o->sweep_ms;
+			ret = sweep(mem, pages);
+		}
 		if (ret == 0 && verify_req) {
 			verify_req = 0;
 			ret = o->threads ? verify_locked(mem, shadow, pages) :
@@ -543,6 +607,47 @@ static int run(const struct opts *o, uint8_t *mem, uint64_t *shadow)
 		nanosleep(&period, NULL);
 	}
 	return 0;
+}
+
+/* @mib MiB of random data in a shared mapping: anonymous, or of a memfd */
+static int map_shared(unsigned long mib, bool memfd)
+{
+	size_t bytes = mib * MIB;
+	uint8_t *p;
+	int fd = -1;
+
+	if (!mib)
+		return 0;
+	if (memfd && ((fd = memfd_create("mtouch", MFD_CLOEXEC)) < 0 || ftruncate(fd, bytes) < 0))
+		return -1;
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | (memfd ? 0 : MAP_ANONYMOUS), fd,
+		 0);
+	if (fd >= 0)
+		close(fd);
+	if (p == MAP_FAILED)
+		return -1;
+	for (size_t i = 0; i < bytes / PAGE; i++)
+		fill_page(p + i * PAGE);
+	return 0;
+}
+
+static pid_t shared_child;
+
+/* --shared, --memfd: the memory, and the child that shares it */
+static int share_with_child(const struct opts *o)
+{
+	if (!o->shared_mib && !o->memfd_mib)
+		return 0;
+	if (map_shared(o->shared_mib, false) < 0 || map_shared(o->memfd_mib, true) < 0)
+		return -1;
+	shared_child = fork();
+	if (shared_child == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		while (!stop)
+			pause();
+		_exit(0);
+	}
+	return shared_child < 0 ? -1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -572,6 +677,10 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa_stop, NULL);
 	sigaction(SIGINT, &sa_stop, NULL);
 	sigaction(SIGUSR1, &sa_usr1, NULL);
+	if (share_with_child(&o) < 0) {
+		perror("mtouch: shared memory");
+		return 1;
+	}
 
 	bytes = o.size_mib * MIB;
 	pages = bytes / PAGE;
@@ -599,6 +708,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ret = run(&o, mem, shadow);
+	if (shared_child > 0)
+		kill(shared_child, SIGTERM);
 	/* writers may be mid-page: do not let them see the memory go */
 	_exit(ret);
 }
