@@ -17,6 +17,8 @@
 #include "common/rangeset.h"
 #include "common/util.h"
 #include "criu/pagemap.h"
+#include "engine/control.h"
+#include "engine/events.h"
 #include "proto/wire.h"
 #include "track/track.h"
 
@@ -271,10 +273,14 @@ int precopy_rounds(struct migration *m)
 			m->st.rounds[m->st.nr_rounds - 1].pages_dirty = dirty;
 			v = policy_decide(&pc->pol, m->st.rounds, m->st.nr_rounds,
 					  now_ms() - pc->start_ms, &predicted);
+			events_round(m->ev, m->st.nr_rounds, &m->st.rounds[m->st.nr_rounds - 1],
+				     predicted);
 			if (v != POLICY_CONTINUE)
 				break;
 		}
 		unsigned int n = pc->round + 1; /* send_round() counts it */
+		if (control_cancelled())
+			return mig_fail(m, -ECANCELED, "round %u: %s", n, CONTROL_CANCELLED);
 		r = fault_point("src.round");
 		if (r == 0)
 			r = send_round(m, scanned, false);
@@ -456,6 +462,9 @@ int precopy_final(struct migration *m)
 	if (r == 0) {
 		merge_frozen(m);
 		m->st.final_pages = m->st.rounds[m->st.nr_rounds - 1].pages_sent;
+		/* the rounds while running are reported by precopy_rounds(),
+		 * once their dirty pages are known */
+		events_round(m->ev, m->st.nr_rounds, &m->st.rounds[m->st.nr_rounds - 1], 0);
 		pr_info("final: %llu pages while frozen (%llu written since the last round)",
 			(unsigned long long)m->st.final_pages, (unsigned long long)dirty);
 	}
