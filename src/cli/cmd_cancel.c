@@ -21,9 +21,9 @@ enum { CANCEL_OK = 0, CANCEL_FAILED = 1, CANCEL_USAGE = 2, CANCEL_COMMITTED = 3 
 static void cancel_usage(FILE *f)
 {
 	fprintf(f, "usage: phaul cancel ID\n"
-		   "  roll back the migration with session ID (or a unique prefix of it, see\n"
-		   "  'phaul status'), on whichever side of it this host is, and wait until\n"
-		   "  it has ended\n"
+		   "Roll back the migration of session ID (or a unique prefix of it: see\n"
+		   "'phaul status'), on whichever side of it this host is, if it has not\n"
+		   "committed, and wait until it has ended.\n"
 		   "exit status: 0 cancelled and rolled back, 1 no such migration or failed,\n"
 		   "             2 usage, 3 refused: the migration has committed\n");
 }

@@ -121,8 +121,10 @@ int cmd_status(int argc, char **argv)
 		}
 		fprintf(c == 'h' ? stdout : stderr,
 			"usage: phaul status [--json]\n"
-			"  the migrations running on this host, source and destination side, with\n"
-			"  their session ID, phase and progress (root only; docs/EVENTS.md)\n");
+			"The migrations running on this host, source or destination side, with\n"
+			"their session ID, side, PIDs, mode, phase and progress (root only).\n"
+			"  --json                 one JSON object, {\"v\":1,\"migrations\":[...]}\n"
+			"                         (docs/EVENTS.md)\n");
 		return c == 'h' ? 0 : 2;
 	}
 	if (optind != argc) {
