@@ -131,6 +131,11 @@ int cmd_status(int argc, char **argv)
 		fprintf(stderr, "usage: phaul status [--json]\n");
 		return 2;
 	}
+	/* none there yet is no migration; not allowed in is not root */
+	if (access(control_dir(), R_OK | X_OK) < 0 && errno != ENOENT) {
+		fprintf(stderr, "phaul: status: %s: %m (root only)\n", control_dir());
+		return 1;
+	}
 	all = status_collect();
 	if (json) {
 		o = json_object_new_object();
