@@ -102,14 +102,10 @@ const char *control_dir(void)
 	return d && *d ? d : CONTROL_DIR;
 }
 
+/* lock-free: the page loops ask it for every run they send */
 bool control_cancelled(void)
 {
-	bool c;
-
-	pthread_mutex_lock(&ctl.lock);
-	c = ctl.cancelled;
-	pthread_mutex_unlock(&ctl.lock);
-	return c;
+	return __atomic_load_n(&ctl.cancelled, __ATOMIC_ACQUIRE);
 }
 
 int control_commit(void)
@@ -157,7 +153,7 @@ static json_object *cancel(const struct control_req *rq)
 	} else {
 		if (!ctl.cancelled && ctl.pipe[1] >= 0 && write(ctl.pipe[1], "c", 1) < 0)
 			pr_warn("cannot wake the migration: %m");
-		ctl.cancelled = true;
+		__atomic_store_n(&ctl.cancelled, true, __ATOMIC_RELEASE);
 		o = reply_new(true, NULL, "cancelled: rolling back");
 	}
 	pthread_mutex_unlock(&ctl.lock);

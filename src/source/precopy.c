@@ -162,6 +162,11 @@ static int send_set(struct migration *m, struct pc_proc *p, const struct rangese
 		uint64_t pos = s->r[i].start, end = s->r[i].end;
 		while (r == 0 && pos < end) {
 			size_t n = MIN((end - pos) / PAGE, RUN_PAGES);
+			/* a round of GiBs must not keep the operator waiting */
+			if (control_cancelled()) {
+				r = -ECANCELED;
+				break;
+			}
 			size_t got = read_remote(p, pos, n, buf);
 			if (got == 0) { /* unmapped since: nothing to move */
 				pos += PAGE;

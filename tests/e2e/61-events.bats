@@ -124,8 +124,12 @@ has_side() {
 	# the human table names it too
 	ctl dst status | grep -q "^$id  destination"
 	# cancel by a prefix of the id, from the source's host
+	local t0=$SECONDS
 	run ctl src cancel "${id:0:12}"
 	[ "$status" -eq 0 ] || { echo "cancel exited $status: $output" >&2; false; }
+	note "cancel to rollback: $((SECONDS - t0)) s"
+	# in the middle of a 20 s round: it stops within the round
+	((SECONDS - t0 <= 5)) || { echo "the cancel took $((SECONDS - t0)) s" >&2; false; }
 	bg_wait
 	[ "$status" -eq 1 ] || { echo "migrate exited $status: $stderr" >&2; false; }
 	grep -q "cancelled by the operator; the workload runs on the source" <<<"$stderr"
@@ -143,8 +147,11 @@ has_side() {
 	serve_start PHAUL_CONTROL_DIR="$CTL_dst"
 	fx_start_mtouch 256 16 64
 	bg_migrate --mode live --max-iters 20 "$PID"
-	wait_for 30 has_side dst destination round ||
+	wait_for 30 has_side dst destination ||
 		{ echo "no destination session in phaul status; last: $STATUS" >&2; false; }
+	# 256 MiB take 20 s on this link: the cancel comes well before the commit
+	sleep 2
+	[ "$(jq -r --arg id "$ID" '.migrations[] | select(.id == $id) | .committed' <<<"$STATUS")" = false ]
 	run ctl dst cancel "$ID"
 	[ "$status" -eq 0 ] || { echo "cancel exited $status: $output" >&2; false; }
 	bg_wait
