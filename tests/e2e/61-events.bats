@@ -156,8 +156,14 @@ has_side() {
 	[ "$status" -eq 0 ] || { echo "cancel exited $status: $output" >&2; false; }
 	bg_wait
 	[ "$status" -eq 1 ] || { echo "migrate exited $status: $stderr" >&2; false; }
-	grep -qi "cancelled by the operator" <<<"$stderr" ||
+	grep -q "runs on the source" <<<"$stderr"
+	# the session says why, and tells the source, which says it too unless
+	# the Error was lost with the connection it was still writing a round to
+	grep -q "session $ID: cancelled by the operator" "$SERVE_LOG"
+	grep -q "session $ID rolled back" "$SERVE_LOG"
+	grep -qiE "cancelled by the operator|connection|reset|closed" <<<"$stderr" ||
 		{ echo "the source does not say why: $stderr" >&2; false; }
+	note "source: $stderr"
 	assert_rolled_back "$LOG" "$PID"
 	fx_verify_mtouch src
 	assert_workdir_clean
