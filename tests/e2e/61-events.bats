@@ -207,3 +207,18 @@ s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"{\"v\":2,\"
 	bg_wait
 	[ "$status" -eq 0 ] || { echo "migrate exited $status: $stderr" >&2; false; }
 }
+
+@test "progress on a 100mbit link: a terminal gets a bar with the phase and an ETA" {
+	serve_start PHAUL_CONTROL_DIR="$CTL_dst"
+	fx_start_mtouch 96 4 16
+	# script(1) gives phaul migrate a terminal
+	in_src env PHAUL_CONTROL_DIR="$CTL_src" script -qec "'$PHAUL' migrate --to $DST_ADDR:$PHAUL_PORT \
+		--key '$KEY' --mode live '$PID'" /dev/null >"$SCRATCH/tty.out" 2>&1 ||
+		{ echo "migrate failed:" >&2; cat "$SCRATCH/tty.out" >&2; false; }
+	note "terminal: $(tr '\r' '\n' <"$SCRATCH/tty.out" | grep -m1 'ETA [0-9]')"
+	# 96 MiB at 100 Mbit/s: a first round of ~8 s, redrawn in place
+	tr '\r' '\n' <"$SCRATCH/tty.out" | grep -qE '^round 1 \[#+-*\] +[0-9]+% .* MB/s ETA [0-9]+:[0-9]{2}' ||
+		{ echo "no progress bar with an ETA:" >&2; cat -v "$SCRATCH/tty.out" >&2; false; }
+	grep -q "migrated PID $PID" "$SCRATCH/tty.out"
+	fx_verify_mtouch dst
+}
