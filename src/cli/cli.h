@@ -6,6 +6,8 @@
 #ifndef PHAUL_CLI_H
 #define PHAUL_CLI_H
 
+#include <json-c/json.h>
+
 #include "engine/migration.h"
 
 int cmd_keygen(int argc, char **argv);
@@ -16,13 +18,20 @@ int cmd_fdpipe(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 /* An HTML page of a migration's JSON (report_html.h). */
 int cmd_report(int argc, char **argv);
+/* The migrations on this host (engine/control.h), and the cancel of one. */
+int cmd_status(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
+/* Every migration's status (cmd_status.c), each with its "socket". */
+json_object *status_collect(void);
 
 /* getopt options migrate and check share (mode, fs, workdir, verbose):
  * 1 handled, 0 not one of them, -EINVAL bad. */
 int cli_common_opt(int c, struct mig_opts *o);
 
-/* The end-of-migration report: JSON on stdout, or a human summary. */
-void report_json(const struct migration *m, bool ok);
+/* The end-of-migration report: its JSON object (the caller puts it),
+ * printed on stdout; or a human summary. */
+json_object *report_object(const struct migration *m, bool ok);
+void report_json(json_object *o);
 void report_human(const struct migration *m, bool ok);
 
 #endif

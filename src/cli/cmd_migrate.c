@@ -8,6 +8,8 @@
 #include "cli/cli.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/control.h"
+#include "engine/events.h"
 #include "source/migrate.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_IN_DOUBT = 3, EXIT_LOST = 4 };
@@ -37,6 +39,8 @@ static void migrate_usage(FILE *f)
 		"  --lxc NAME             migrate the LXC container NAME (not a PID)\n"
 		"  --lxcpath DIR          its lxcpath (default /var/lib/lxc)\n"
 		"  --json                 print one JSON object with the statistics on stdout\n"
+		"  --events FILE|-        write each step, round and post-copy progress as\n"
+		"                         JSON lines to FILE (- for stdout): docs/EVENTS.md\n"
 		"  --workdir DIR          scratch space for images (default " PHAUL_DEFAULT_WORKDIR
 		")\n"
 		"  --log-dir DIR          the log of a CRIU that failed is kept here\n"
@@ -76,8 +80,13 @@ int cli_common_opt(int c, struct mig_opts *o)
 	}
 }
 
+struct cli_out {
+	bool json;
+	const char *events; /* --events FILE|- */
+};
+
 static int parse_args(int argc, char **argv, struct mig_opts *o, const char **key, const char **oci,
-		      const char **lxc, bool *json)
+		      const char **lxc, struct cli_out *out)
 {
 	static const struct option lo[] = {
 		{ "to", required_argument, NULL, 't' },
@@ -85,6 +94,7 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		{ "mode", required_argument, NULL, 'm' },
 		{ "fs", required_argument, NULL, 'f' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "events", required_argument, NULL, 'E' },
 		{ "workdir", required_argument, NULL, 'w' },
 		{ "log-dir", required_argument, NULL, 'g' },
 		{ "shell-job", no_argument, NULL, 's' },
@@ -115,7 +125,8 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		switch (c) {
 		case 't': o->to = optarg; break;
 		case 'k': *key = optarg; break;
-		case 'j': *json = true; break;
+		case 'j': out->json = true; break;
+		case 'E': out->events = optarg; break;
 		case 's': o->shell_job = true; break;
 		case 'T': o->tcp_established = true; break;
 		case 'K': o->tcp_close = true; break;
@@ -185,12 +196,13 @@ int cmd_migrate(int argc, char **argv)
 					  .max_iters = POLICY_DEFAULT_MAX_ITERS } };
 	struct migration m = { .source = true, .opts = &o, .imgfd = -1, .ps_sk = -1 };
 	const char *key = NULL, *oci = NULL, *lxc = NULL;
+	struct cli_out out = { 0 };
+	json_object *result;
 	char htype[160];
-	bool json = false;
 	int r;
 
 	log_init("phaul-migrate", LOG_QUIET);
-	if (parse_args(argc, argv, &o, &key, &oci, &lxc, &json) < 0) {
+	if (parse_args(argc, argv, &o, &key, &oci, &lxc, &out) < 0) {
 		migrate_usage(stderr);
 		return EXIT_USAGE;
 	}
@@ -209,16 +221,27 @@ int cmd_migrate(int argc, char **argv)
 	else
 		snprintf(htype, sizeof(htype), "pid:%.30s", argv[argc - 1]);
 	o.htype = htype;
-	o.progress = !json || isatty(STDERR_FILENO);
+	o.progress = !out.json || isatty(STDERR_FILENO);
 	m.mode = mode_parse(o.mode);
 	if (key_load(key, &o.key) < 0)
 		return EXIT_FAILED;
 	signal(SIGPIPE, SIG_IGN);
+	if (events_new(out.events, "source", &m.ev) < 0)
+		return EXIT_FAILED;
+	/* `phaul status` and `phaul cancel` reach us (a warning without) */
+	events_set_workload(m.ev, 0, mode_name(m.mode));
+	control_start(m.ev);
 	r = migrate_source(&m);
-	if (json)
-		report_json(&m, r == 0);
+	control_stop();
+	result = report_object(&m, r == 0);
+	/* the outcome is the last line, written before --json's object */
+	events_outcome(m.ev, result);
+	events_free(TAKE_PTR(m.ev));
+	if (out.json)
+		report_json(result);
 	else
 		report_human(&m, r == 0);
+	json_object_put(result);
 	if (r < 0)
 		fprintf(stderr, "phaul: %s%s\n", m.error[0] ? m.error : strerror(-r),
 			m.outcome == OUTCOME_IN_DOUBT ? "" :

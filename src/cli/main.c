@@ -26,6 +26,8 @@ static void usage(FILE *f)
 		"  check --to ADDR:PORT --key FILE [--pid PID] [--json]\n"
 		"                                     what would block a migration (preflight only)\n"
 		"  report RESULT.json                 an HTML page of a migration's --json output\n"
+		"  status [--json]                    the migrations running on this host\n"
+		"  cancel ID                          roll back a migration that has not committed\n"
 		"  faults                             list the fault-injection points (tests)\n"
 		"  version\n"
 		"\n"
@@ -55,6 +57,10 @@ int main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (!strcmp(cmd, "report"))
 		return cmd_report(argc - 1, argv + 1);
+	if (!strcmp(cmd, "status"))
+		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(cmd, "cancel"))
+		return cmd_cancel(argc - 1, argv + 1);
 	if (!strcmp(cmd, "faults")) {
 		fault_list();
 		return 0;

@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include "cli/cli.h"
+#include "engine/events.h"
 
 static void add_u64(json_object *o, const char *k, uint64_t v)
 {
@@ -16,21 +17,6 @@ static uint64_t max_rss_kb(void)
 	struct rusage ru;
 
 	return getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_maxrss : 0;
-}
-
-static json_object *round_json(const struct round_stat *r)
-{
-	json_object *o = json_object_new_object();
-
-	add_u64(o, "pages_scanned", r->pages_scanned);
-	add_u64(o, "pages_dirty", r->pages_dirty);
-	add_u64(o, "pages_sent", r->pages_sent);
-	add_u64(o, "bytes", r->bytes_sent);
-	add_u64(o, "ms", r->ms);
-	json_object_object_add(o, "mb_per_s",
-			       json_object_new_double(r->ms ? r->bytes_sent / 1000.0 / r->ms : 0));
-	json_object_object_add(o, "frozen", json_object_new_boolean(r->frozen));
-	return o;
 }
 
 static const char *outcome_name(enum mig_outcome o)
@@ -57,7 +43,7 @@ static json_object *postcopy_json(const struct mig_stats *s)
 	return o;
 }
 
-void report_json(const struct migration *m, bool ok)
+json_object *report_object(const struct migration *m, bool ok)
 {
 	json_object *o = json_object_new_object();
 	const struct mig_stats *s = &m->st;
@@ -86,14 +72,19 @@ void report_json(const struct migration *m, bool ok)
 		add_u64(o, "predicted_frozen_ms", s->predicted_ms);
 		add_u64(o, "final_pages", s->final_pages);
 		for (size_t i = 0; i < s->nr_rounds; i++)
-			json_object_array_add(iters, round_json(&s->rounds[i]));
+			json_object_array_add(iters, round_stat_fields(json_object_new_object(),
+								       &s->rounds[i]));
 		json_object_object_add(o, "iters", iters);
 	}
 	if (mode_postcopy(m->mode))
 		json_object_object_add(o, "postcopy", postcopy_json(s));
+	return o;
+}
+
+void report_json(json_object *o)
+{
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	fflush(stdout);
-	json_object_put(o);
 }
 
 void report_human(const struct migration *m, bool ok)

@@ -248,3 +248,12 @@ bool prog_installed(const char *name)
 	}
 	return false;
 }
+
+bool sock_peer_is_root(int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 &&
+	       (cr.uid == 0 || cr.uid == geteuid());
+}

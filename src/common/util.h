@@ -81,6 +81,10 @@ struct sockaddr_storage;
 int parse_hostport(const char *s, struct sockaddr_storage *ret, unsigned int *ret_len);
 
 /* Parse a decimal unsigned integer in [min, max]. */
+/* Whether the process at the other end of the unix socket @fd runs as
+ * root (or as us): SO_PEERCRED, as of its connect() or listen(). */
+bool sock_peer_is_root(int fd);
+
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
 
 #endif

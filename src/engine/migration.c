@@ -8,6 +8,8 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/control.h"
+#include "engine/events.h"
 
 int mig_fail(struct migration *m, int err, const char *fmt, ...)
 {
@@ -19,6 +21,8 @@ int mig_fail(struct migration *m, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	if (control_cancelled())
+		snprintf(text, sizeof(text), "%s", CONTROL_CANCELLED);
 	pr_err("%s: %s", m->step ? m->step : "migration", text);
 	if (!m->error[0]) {
 		snprintf(m->error, sizeof(m->error), "%s failed: %s",
@@ -44,8 +48,14 @@ int mig_note(struct migration *m, int r, char *buf, size_t len)
 
 void mig_step(struct migration *m, const char *step)
 {
+	static const uint8_t none[PHAUL_SESSION_ID_LEN];
+
 	m->step = step;
 	pr_info("step: %s", step);
+	if (memcmp(m->session_id, none, sizeof(none)))
+		events_set_id(m->ev, m->session_id, sizeof(m->session_id));
+	events_set_workload(m->ev, m->root_pid, mode_name(m->mode));
+	events_step(m->ev, step);
 }
 
 int mig_add_in_place(struct migration *m, const char *path)

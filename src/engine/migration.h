@@ -55,6 +55,8 @@ struct mig_opts {
 	struct policy policy; /* live mode */
 };
 
+struct events;
+
 struct mig_stats {
 	uint64_t start_ms;
 	uint64_t freeze_ms; /* when the final dump started */
@@ -128,13 +130,16 @@ struct migration {
 	char *in_place[MSG_IN_PLACE_MAX];
 	size_t nr_in_place;
 	struct mig_stats st;
-	const char *step; /* the step running now, for errors */
+	struct events *ev; /* status and --events (engine/events.h), or NULL */
+	const char *step;  /* the step running now, for errors */
 	int err;
 	char error[512];  /* the first failure, for the user */
 	char reason[400]; /* the same without the step */
 };
 
-/* Record the first failure (later ones are only logged). Returns @err. */
+/* Record the first failure (later ones are only logged). Returns @err.
+ * After the operator's cancel (engine/control.h), the reason recorded is
+ * CONTROL_CANCELLED, whatever woke the migration up. */
 int mig_fail(struct migration *m, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /*
@@ -143,6 +148,7 @@ int mig_fail(struct migration *m, int err, const char *fmt, ...)
  * return 0; without @buf (or when @r >= 0), return @r.
  */
 int mig_note(struct migration *m, int r, char *buf, size_t len);
+/* The step that runs now: logged, and an event (m->ev). */
 void mig_step(struct migration *m, const char *step);
 /* m->in_place: add @path (-ENOSPC when full), or whether it holds it. */
 int mig_add_in_place(struct migration *m, const char *path);

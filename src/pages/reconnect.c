@@ -36,16 +36,6 @@ static int resume_addr(const char *dir, int *dfd, struct sockaddr_un *sa, sockle
 	return 0;
 }
 
-/* Whether the process at the other end of @fd runs as root (or as us). */
-static bool peer_is_root(int fd)
-{
-	struct ucred cr;
-	socklen_t len = sizeof(cr);
-
-	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 &&
-	       (cr.uid == 0 || cr.uid == geteuid());
-}
-
 int resume_listen(const char *dir, int *ret_fd)
 {
 	struct sockaddr_un sa;
@@ -85,7 +75,7 @@ int resume_accept(int lfd, int wake, int timeout_ms, struct conn **ret)
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		if (!peer_is_root(fd)) {
+		if (!sock_peer_is_root(fd)) {
 			pr_warn("refused a resume connection from a process not run by root");
 			close(fd);
 			continue;
@@ -108,7 +98,7 @@ int resume_connect(const char *dir, int *ret_fd)
 		return errno == ECONNREFUSED ? -ENOENT : -errno;
 	/* the listener's credentials, as of its listen(): never relay a
 	 * source's pages to a process that is not root's */
-	if (!peer_is_root(fd)) {
+	if (!sock_peer_is_root(fd)) {
 		pr_err("the resume socket in %s is not a root process's: not relayed", dir);
 		return -EPERM;
 	}

@@ -42,6 +42,11 @@ void tls_set_cancel_fd(int fd)
 	cancel_fired = false;
 }
 
+int tls_get_cancel_fd(void)
+{
+	return cancel_fd;
+}
+
 /* One-shot: report a fired cancel once, as -ECANCELED. */
 static bool take_cancel(void)
 {

@@ -28,5 +28,7 @@ int tls_accept(int fd, const struct psk_key *key, int timeout_ms, struct conn **
  * The daemon closes the pipe's write end at SIGTERM.
  */
 void tls_set_cancel_fd(int fd);
+/* The fd set by tls_set_cancel_fd() (-1: none, or fired already). */
+int tls_get_cancel_fd(void);
 
 #endif

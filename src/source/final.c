@@ -26,6 +26,7 @@
 #include "source/precopy.h"
 #include "engine/drvctx.h"
 #include "engine/progress.h"
+#include "engine/control.h"
 #include "engine/session.h"
 #include "source/source.h"
 #include "proto/xfer.h"
@@ -145,6 +146,10 @@ static int remote_commit(struct migration *m, struct criu *c)
 		return mig_fail(m, r, "injected fault");
 	if (!criu_holds_tree(c))
 		return mig_fail(m, -ESRCH, "CRIU let go of the frozen tree before the commit");
+	/* the operator's cancel, or from now on none (engine/control.h) */
+	r = control_commit();
+	if (r < 0)
+		return mig_fail(m, r, CONTROL_CANCELLED);
 	stop_tree(m, SIGSTOP);
 	r = msg_send_commit(m->conn, &cm);
 	return source_await_committed(m, r);

@@ -16,6 +16,7 @@
 #include "common/reaper.h"
 #include "common/util.h"
 #include "criu/pagemap.h"
+#include "engine/events.h"
 #include "engine/session.h"
 #include "source/connect.h"
 #include "proto/wire.h"
@@ -28,6 +29,7 @@ struct postcopy {
 	size_t nr;
 	struct reaper reaper;
 	uint64_t pages;
+	uint64_t lazy; /* pages the images leave to post-copy: an upper bound */
 	uint64_t requests;
 };
 
@@ -70,7 +72,7 @@ static int list_tree(struct migration *m, struct postcopy *pc)
  * a page it cannot give loses the workload. Found now, before the
  * restore, the migration rolls back instead and the tree runs on here.
  */
-static int check_lazy_mapped(struct migration *m, pid_t host, int32_t ipid)
+static int check_lazy_mapped(struct migration *m, pid_t host, int32_t ipid, uint64_t *lazy)
 {
 	_cleanup_free_ char *maps = NULL;
 	struct rangeset vmas = { 0 }, hole = { 0 };
@@ -93,8 +95,10 @@ static int check_lazy_mapped(struct migration *m, pid_t host, int32_t ipid)
 	for (size_t i = 0; r == 0 && i < pm.nr; i++) {
 		const struct pm_entry *e = &pm.e[i];
 		uint64_t end = e->vaddr + (uint64_t)e->nr_pages * PAGE;
-		if (!(e->flags & PE_LAZY) || (e->flags & PE_PRESENT) ||
-		    rangeset_covers(&vmas, e->vaddr, end))
+		if (!(e->flags & PE_LAZY) || (e->flags & PE_PRESENT))
+			continue;
+		*lazy += e->nr_pages;
+		if (rangeset_covers(&vmas, e->vaddr, end))
 			continue;
 		r = rangeset_missing(&vmas, e->vaddr, end, &hole);
 		if (r < 0)
@@ -159,6 +163,8 @@ static int answer(struct migration *m, const Phaul__PageReq *rq)
 		       why);
 	}
 	m->post->pages += got > 0 ? (uint64_t)got / PAGE : 0;
+	events_postcopy(m->ev, m->post->pages,
+			m->post->lazy > m->post->pages ? m->post->lazy - m->post->pages : 0, false);
 	return send_data(m, rq, got > 0 ? (uint32_t)(got / PAGE) : 0);
 }
 
@@ -173,7 +179,7 @@ int postcopy_begin(struct migration *m)
 	if (r < 0)
 		mig_fail(m, r, "cannot list the frozen tree: %s", strerror(-r));
 	for (size_t i = 0; r == 0 && i < pc->nr; i++)
-		r = check_lazy_mapped(m, pc->host[i], pc->img[i]);
+		r = check_lazy_mapped(m, pc->host[i], pc->img[i], &pc->lazy);
 	if (r < 0) {
 		free(pc->host);
 		free(pc->img);
@@ -293,6 +299,7 @@ int postcopy_serve(struct migration *m)
 	m->st.pages_local = pd->pages_local;
 	m->st.pages_fault = pd->pages_fault;
 	m->st.postcopy_ms = pd->last_page_ms;
+	events_postcopy(m->ev, m->post->pages, 0, true);
 	pr_info("every page is in place %llu ms after the commit: %llu fetched (%llu on a fault), "
 		"%llu from pre-copy",
 		(unsigned long long)pd->last_page_ms, (unsigned long long)pd->pages_remote,

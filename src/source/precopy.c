@@ -17,6 +17,9 @@
 #include "common/rangeset.h"
 #include "common/util.h"
 #include "criu/pagemap.h"
+#include "engine/control.h"
+#include "engine/events.h"
+#include "engine/progress.h"
 #include "proto/wire.h"
 #include "track/track.h"
 
@@ -42,7 +45,9 @@ struct precopy {
 	enum track_method method;
 	/* the final pages sent while CRIU dumps (precopy_send_frozen) */
 	uint64_t early_pages;
-	bool early_round; /* sent, as a round of its own */
+	bool early_round;    /* sent, as a round of its own */
+	struct progress bar; /* a round's, on a terminal */
+	char label[24];
 };
 
 static struct pc_proc *pc_find(struct precopy *pc, pid_t pid, bool create)
@@ -160,12 +165,18 @@ static int send_set(struct migration *m, struct pc_proc *p, const struct rangese
 		uint64_t pos = s->r[i].start, end = s->r[i].end;
 		while (r == 0 && pos < end) {
 			size_t n = MIN((end - pos) / PAGE, RUN_PAGES);
+			/* a round of GiBs must not keep the operator waiting */
+			if (control_cancelled()) {
+				r = -ECANCELED;
+				break;
+			}
 			size_t got = read_remote(p, pos, n, buf);
 			if (got == 0) { /* unmapped since: nothing to move */
 				pos += PAGE;
 				continue;
 			}
 			r = send_run(m, p, pos, got, buf);
+			progress_add(&m->pc->bar, got);
 			*pages += got / PAGE;
 			pos += got;
 		}
@@ -231,6 +242,19 @@ static int add_round(struct migration *m, const struct round_stat *rs)
 	return 0;
 }
 
+/* A round while running shows a bar on a terminal (never while frozen). */
+static void begin_bar(struct migration *m, bool final)
+{
+	struct precopy *pc = m->pc;
+	uint64_t bytes = 0;
+
+	for (size_t i = 0; i < pc->nr; i++)
+		bytes += rangeset_bytes(&pc->p[i].pending);
+	snprintf(pc->label, sizeof(pc->label), "round %u", pc->round);
+	progress_begin(&pc->bar, !final && m->opts->progress && isatty(STDERR_FILENO), pc->label,
+		       bytes);
+}
+
 /* Send every pending page: one round. */
 static int send_round(struct migration *m, uint64_t scanned, bool final)
 {
@@ -240,6 +264,7 @@ static int send_round(struct migration *m, uint64_t scanned, bool final)
 	int r = 0;
 
 	pc->round++;
+	begin_bar(m, final);
 	for (size_t i = 0; r == 0 && i < pc->nr; i++) {
 		r = send_set(m, &pc->p[i], &pc->p[i].pending, &rs.pages_sent);
 		rangeset_clear(&pc->p[i].pending);
@@ -248,6 +273,7 @@ static int send_round(struct migration *m, uint64_t scanned, bool final)
 		r = send_round_end(m, pc->round, rs.pages_sent, final);
 	if (r < 0)
 		return m->error[0] ? r : mig_fail(m, r, "round %u: %s", pc->round, strerror(-r));
+	progress_end(&pc->bar);
 	rs.ms = now_ms() - t0;
 	rs.bytes_sent = m->conn->bytes_out - b0;
 	pr_info("round %u: %llu pages sent in %llu ms", pc->round,
@@ -271,10 +297,14 @@ int precopy_rounds(struct migration *m)
 			m->st.rounds[m->st.nr_rounds - 1].pages_dirty = dirty;
 			v = policy_decide(&pc->pol, m->st.rounds, m->st.nr_rounds,
 					  now_ms() - pc->start_ms, &predicted);
+			events_round(m->ev, m->st.nr_rounds, &m->st.rounds[m->st.nr_rounds - 1],
+				     predicted);
 			if (v != POLICY_CONTINUE)
 				break;
 		}
 		unsigned int n = pc->round + 1; /* send_round() counts it */
+		if (control_cancelled())
+			return mig_fail(m, -ECANCELED, "round %u: %s", n, CONTROL_CANCELLED);
 		r = fault_point("src.round");
 		if (r == 0)
 			r = send_round(m, scanned, false);
@@ -456,6 +486,9 @@ int precopy_final(struct migration *m)
 	if (r == 0) {
 		merge_frozen(m);
 		m->st.final_pages = m->st.rounds[m->st.nr_rounds - 1].pages_sent;
+		/* the rounds while running are reported by precopy_rounds(),
+		 * once their dirty pages are known */
+		events_round(m->ev, m->st.nr_rounds, &m->st.rounds[m->st.nr_rounds - 1], 0);
 		pr_info("final: %llu pages while frozen (%llu written since the last round)",
 			(unsigned long long)m->st.final_pages, (unsigned long long)dirty);
 	}

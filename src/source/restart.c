@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/util.h"
+#include "engine/control.h"
 #include "engine/restart.h"
 #include "engine/session.h"
 #include "source/source.h"
@@ -79,6 +80,10 @@ static int remote_restart(struct migration *m, const struct restart_spec *rs)
 	r = fault_point("src.restart");
 	if (r < 0)
 		return mig_fail(m, r, "injected fault");
+	/* the operator's cancel, or from now on none (engine/control.h) */
+	r = control_commit();
+	if (r < 0)
+		return mig_fail(m, r, CONTROL_CANCELLED);
 	conn_set_timeout(m->conn, RESTART_TIMEOUT_MS);
 	r = send_restart(m, rs);
 	if (r < 0)

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "target/admit.h"
+#include "engine/control.h"
 #include "engine/restart.h"
 #include "engine/session.h"
 #include "target/target.h"
@@ -46,6 +47,10 @@ int target_restart(struct target *t, Phaul__Restart *rq)
 	t->st = ST_DONE;
 	if (t->m.mode != MODE_RESTART)
 		return mig_fail(&t->m, -EPROTO, "Restart in %s mode", mode_name(t->m.mode));
+	/* the operator's cancel, or from now on none (engine/control.h) */
+	r = control_commit();
+	if (r < 0)
+		return mig_fail(&t->m, r, CONTROL_CANCELLED);
 	snprintf(rs.cwd, sizeof(rs.cwd), "%s", rq->cwd);
 	snprintf(rs.out, sizeof(rs.out), "%s", rq->stdout ? rq->stdout : "");
 	if (rs.out[0] && admit_path(t->so->admit, ROOT_STDIO, "restart stdout file", rs.out, why,

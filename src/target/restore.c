@@ -22,6 +22,7 @@
 #include "common/util.h"
 #include "criu/criu.h"
 #include "pages/reconnect.h"
+#include "engine/control.h"
 #include "engine/drvctx.h"
 #include "engine/session.h"
 #include "target/target.h"
@@ -103,6 +104,10 @@ static int hold_for_commit(struct target *t, pid_t root)
 	r = fault_point("dst.commit");
 	if (r < 0)
 		return mig_fail(&t->m, r, "injected fault");
+	/* the operator's cancel, or from now on none (engine/control.h) */
+	r = control_commit();
+	if (r < 0)
+		return mig_fail(&t->m, r, CONTROL_CANCELLED);
 	/* the restored processes as this host numbers them (a container's
 	 * are not the source's numbers): what a failure must kill */
 	r = proctree_tasks(root, &t->tree, &t->nr_tree, &t->nr_tree_procs);

@@ -17,7 +17,9 @@
 #include "pages/reconnect.h"
 #include "target/gate.h"
 #include "target/outcome.h"
+#include "engine/control.h"
 #include "engine/drvctx.h"
+#include "engine/events.h"
 #include "engine/session.h"
 #include "proto/tls.h"
 #include "proto/xfer.h"
@@ -318,6 +320,10 @@ int target_session(int fd, const struct serve_opts *so)
 		return 0;
 	}
 	conn_set_timeout(t.m.conn, 120000);
+	/* `phaul status` and `phaul cancel` reach the session (a warning
+	 * without them) */
+	if (events_new(NULL, "destination", &t.m.ev) == 0)
+		control_start(t.m.ev);
 	r = run(&t);
 	if (r < 0 && !t.committed) {
 		/* the workload's driver undoes what it set up here (a
@@ -348,6 +354,8 @@ int target_session(int fd, const struct serve_opts *so)
 	if (t.info)
 		msg_free(t.info);
 	session_rmdirs(&t.m);
+	control_stop();
+	events_free(t.m.ev);
 	mig_free(&t.m);
 	return r < 0 ? 1 : 0;
 }
