@@ -295,14 +295,38 @@ static int finish_commit(struct target *t, pid_t root)
 	return 0;
 }
 
+/*
+ * The socket between criu lazy-pages and our page server. CRIU sends its
+ * page requests without blocking (MSG_DONTWAIT) and gives up on EAGAIN:
+ * after a restore of many processes it asks for all of them at once, and
+ * a few hundred small requests fill a socket's default send buffer (each
+ * costs ~1 KiB of buffer, not 24 bytes). CRIU's end gets a send buffer
+ * big enough for tens of thousands (root may exceed wmem_max).
+ */
+#define LAZY_SNDBUF (32 << 20)
+
+static int lazy_socketpair(int sp[2])
+{
+	int size = LAZY_SNDBUF;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return -errno;
+	if (setsockopt(sp[1], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0 &&
+	    setsockopt(sp[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) < 0)
+		pr_warn("cannot grow criu lazy-pages' send buffer: %m");
+	return 0;
+}
+
 void target_lazy_prestart(struct target *t)
 {
 	char img[4200];
 	int sp[2], r;
 
 	snprintf(img, sizeof(img), "%s/img", t->m.dir);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
-		pr_warn("socketpair for criu lazy-pages: %m; it starts at the restore");
+	r = lazy_socketpair(sp);
+	if (r < 0) {
+		pr_warn("socketpair for criu lazy-pages: %s; it starts at the restore",
+			strerror(-r));
 		return;
 	}
 	r = criu_lazy_pages_spawn(img, t->m.dir, sp[1], &t->lazy);
@@ -339,8 +363,9 @@ static int lazy_pages_ready(struct target *t, int *sk)
 		return 0;
 	}
 	target_lazy_cancel(t);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-		return -errno;
+	r = lazy_socketpair(sp);
+	if (r < 0)
+		return r;
 	snprintf(img, sizeof(img), "%s/img", t->m.dir);
 	r = criu_lazy_pages_start(img, t->m.dir, sp[1], &t->lazy_pid);
 	close(sp[1]);
