@@ -40,6 +40,14 @@ static json_object *postcopy_json(const struct mig_stats *s)
 	add_u64(o, "pages_pushed", s->pages_remote - s->pages_fault);
 	add_u64(o, "pages_local", s->pages_local);
 	add_u64(o, "pages_left_at_freeze", s->pages_dropped);
+	json_object *fill = json_object_new_array();
+	for (size_t i = 0; i < s->nr_fill; i++) {
+		json_object *pt = json_object_new_array();
+		json_object_array_add(pt, json_object_new_uint64(s->fill[i].ms));
+		json_object_array_add(pt, json_object_new_uint64(s->fill[i].pages));
+		json_object_array_add(fill, pt);
+	}
+	json_object_object_add(o, "fill", fill);
 	return o;
 }
 

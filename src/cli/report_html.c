@@ -288,7 +288,38 @@ static void chart_frozen(FILE *f, const struct rpt *r)
 		   "the messages around it.</p></section>\n");
 }
 
-/* Post-copy: where the pages came from (totals; phaul keeps no time series). */
+/* Post-copy over time: the pages the source had sent, ms after the commit. */
+static void chart_fill(FILE *f, const struct rpt_postcopy *p)
+{
+	const int h = 260, ph = h - MT - MB, pw = W - ML - MR, y0 = h - MB;
+	const struct rpt_fill *last = &p->fill[p->nr_fill - 1];
+	double tmax = nice_max((double)last->ms), pmax = nice_max((double)last->pages);
+
+	svg_open(f, "chart-fill", h, "Post-copy over time: pages sent by the source");
+	y_axis(f, ML, h, pmax, "end", -6, "pages");
+	fprintf(f, "<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>\n", ML, y0,
+		W - MR, y0);
+	for (int i = 0; i <= 2; i++)
+		fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%.0f</text>\n",
+			ML + pw * i / 2, y0 + 16, tmax * i / 2);
+	fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">ms after the commit</text>\n",
+		W - MR, h - 6);
+	fprintf(f, "<polyline class=\"rate fill\" points=\"");
+	for (size_t i = 0; i < p->nr_fill; i++)
+		fprintf(f, "%.1f,%.1f ", ML + pw * fmin(p->fill[i].ms / tmax, 1),
+			y0 - bar_h(p->fill[i].pages, pmax, ph));
+	fprintf(f, "\"/>\n");
+	for (size_t i = 0; i < p->nr_fill; i++)
+		fprintf(f,
+			"<circle class=\"ratept fillpt\" cx=\"%.1f\" cy=\"%.1f\" r=\"2\">"
+			"<title>%llu ms: %llu pages</title></circle>\n",
+			ML + pw * fmin(p->fill[i].ms / tmax, 1),
+			y0 - bar_h(p->fill[i].pages, pmax, ph), (unsigned long long)p->fill[i].ms,
+			(unsigned long long)p->fill[i].pages);
+	fprintf(f, "</svg>\n");
+}
+
+/* Post-copy: where the pages came from, and the fill over time. */
 static void chart_postcopy(FILE *f, const struct rpt *r)
 {
 	const struct rpt_postcopy *p = &r->pc;
@@ -314,11 +345,16 @@ static void chart_postcopy(FILE *f, const struct rpt *r)
 		"</svg>\n<p class=\"note\">%llu pages fetched from the source after the "
 		"commit (%llu because the workload faulted on them, the rest pushed in the "
 		"background), %llu served from the pre-copy store, %llu left stale at the "
-		"freeze; the last page was in place %llu ms after the commit. phaul records "
-		"totals only: no time series of the fill.</p></section>\n",
+		"freeze; the last page was in place %llu ms after the commit.</p>\n",
 		(unsigned long long)p->fetched, (unsigned long long)p->on_fault,
 		(unsigned long long)p->local, (unsigned long long)p->left_at_freeze,
 		(unsigned long long)p->last_page_ms);
+	if (p->nr_fill)
+		chart_fill(f, p);
+	else
+		fprintf(f, "<p class=\"note\" id=\"no-fill\">No time series of the fill in "
+			   "this report (postcopy.fill).</p>\n");
+	fprintf(f, "</section>\n");
 }
 
 static void row_num(FILE *f, const char *name, uint64_t v, const char *unit)

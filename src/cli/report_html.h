@@ -34,8 +34,16 @@ struct rpt_round {
 	bool frozen;
 };
 
+#define RPT_MAX_FILL 1000 /* samples of postcopy.fill kept */
+
+struct rpt_fill {
+	uint64_t ms, pages;
+};
+
 struct rpt_postcopy {
 	uint64_t last_page_ms, fetched, on_fault, pushed, local, left_at_freeze;
+	struct rpt_fill *fill; /* postcopy.fill: time order, pages never fewer */
+	size_t nr_fill;
 };
 
 struct rpt {

@@ -165,6 +165,62 @@ static int parse_rounds(struct rpt *r, json_object *top)
 	return 0;
 }
 
+/* One [ms, pages] pair of postcopy.fill, or false. */
+static bool fill_point(json_object *pt, struct rpt_fill *out)
+{
+	uint64_t v[2];
+
+	if (!json_object_is_type(pt, json_type_array) || json_object_array_length(pt) != 2)
+		return false;
+	for (int k = 0; k < 2; k++) {
+		json_object *x = json_object_array_get_idx(pt, k);
+		if (!json_object_is_type(x, json_type_int) || json_object_get_int64(x) < 0)
+			return false;
+		v[k] = json_object_get_uint64(x);
+		if (v[k] > RPT_MAX_NUM)
+			return false;
+	}
+	*out = (struct rpt_fill){ v[0], v[1] };
+	return true;
+}
+
+/* postcopy.fill: kept only whole and in order (time and pages never go
+ * back); anything else is dropped with a warning. */
+static void parse_fill(struct rpt *r, json_object *o)
+{
+	json_object *a;
+	size_t n;
+
+	if (!json_object_object_get_ex(o, "fill", &a) || !a)
+		return;
+	if (!json_object_is_type(a, json_type_array)) {
+		warn(r, "postcopy.fill: not an array, ignored");
+		return;
+	}
+	n = json_object_array_length(a);
+	if (n > RPT_MAX_FILL) {
+		warn(r, "postcopy.fill: %zu samples, only the first %d shown", n, RPT_MAX_FILL);
+		n = RPT_MAX_FILL;
+	}
+	r->pc.fill = n ? calloc(n, sizeof(*r->pc.fill)) : NULL;
+	if (n && !r->pc.fill)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct rpt_fill *p = &r->pc.fill[i];
+		if (!fill_point(json_object_array_get_idx(a, i), p) ||
+		    (i && (p->ms < p[-1].ms || p->pages < p[-1].pages))) {
+			warn(r,
+			     "postcopy.fill: sample %zu is not [ms, pages] in order, "
+			     "the series ignored",
+			     i);
+			free(r->pc.fill);
+			r->pc.fill = NULL;
+			return;
+		}
+	}
+	r->pc.nr_fill = n;
+}
+
 static void parse_postcopy(struct rpt *r, json_object *top)
 {
 	json_object *o;
@@ -182,6 +238,7 @@ static void parse_postcopy(struct rpt *r, json_object *top)
 	get_num(r, o, "postcopy.", "pages_pushed", &r->pc.pushed);
 	get_num(r, o, "postcopy.", "pages_local", &r->pc.local);
 	get_num(r, o, "postcopy.", "pages_left_at_freeze", &r->pc.left_at_freeze);
+	parse_fill(r, o);
 	if (r->pc.on_fault > r->pc.fetched)
 		warn(r, "postcopy: more pages on a fault (%llu) than fetched (%llu)",
 		     (unsigned long long)r->pc.on_fault, (unsigned long long)r->pc.fetched);
@@ -284,6 +341,7 @@ int rpt_parse(const char *json, size_t len, struct rpt *r, char *err, size_t err
 void rpt_free(struct rpt *r)
 {
 	free(r->mode);
+	free(r->pc.fill);
 	free(r->outcome);
 	free(r->error);
 	free(r->tracking);

@@ -57,6 +57,13 @@ struct mig_opts {
 
 struct events;
 
+/* post-copy: pages the source had sent, @ms after the commit (0 before it) */
+struct fill_sample {
+	uint64_t ms;
+	uint64_t pages;
+};
+#define MIG_FILL_MAX 128
+
 struct mig_stats {
 	uint64_t start_ms;
 	uint64_t freeze_ms; /* when the final dump started */
@@ -83,6 +90,10 @@ struct mig_stats {
 	uint64_t pages_local;	/* hybrid: served from the pre-copy store */
 	uint64_t postcopy_ms;	/* the commit to the last page in place */
 	uint64_t pages_dropped; /* hybrid: stale at the freeze, left to post-copy */
+	/* the source's pages over time, evenly spaced, the last one at the end */
+	struct fill_sample fill[MIG_FILL_MAX];
+	size_t nr_fill;
+	uint64_t fill_step_ms; /* between two samples; doubles when full */
 };
 
 /* LOST: committed, then post-copy could not complete the memory. */

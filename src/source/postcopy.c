@@ -137,6 +137,29 @@ static int send_data(struct migration *m, const Phaul__PageReq *rq, uint32_t nr)
 }
 
 /*
+ * The fill over time, for --json's postcopy.fill: a sample at most every
+ * fill_step_ms; when the table is full every other one goes and the step
+ * doubles, so any length fits in MIG_FILL_MAX evenly spaced samples.
+ */
+static void fill_note(struct migration *m, bool last)
+{
+	struct mig_stats *s = &m->st;
+	uint64_t now = now_ms(), at = s->commit_ms && now > s->commit_ms ? now - s->commit_ms : 0;
+
+	if (!s->fill_step_ms)
+		s->fill_step_ms = 50;
+	if (!last && s->nr_fill && at < s->fill[s->nr_fill - 1].ms + s->fill_step_ms)
+		return;
+	if (s->nr_fill == MIG_FILL_MAX) {
+		for (size_t i = 1; i < MIG_FILL_MAX / 2; i++)
+			s->fill[i] = s->fill[2 * i];
+		s->nr_fill = MIG_FILL_MAX / 2;
+		s->fill_step_ms *= 2;
+	}
+	s->fill[s->nr_fill++] = (struct fill_sample){ at, m->post->pages };
+}
+
+/*
  * A PageReq: the pages, read from the frozen tree (unreadable ones
  * included: procmem.h), as far as they are mapped; none if unmapped.
  */
@@ -163,6 +186,7 @@ static int answer(struct migration *m, const Phaul__PageReq *rq)
 		       why);
 	}
 	m->post->pages += got > 0 ? (uint64_t)got / PAGE : 0;
+	fill_note(m, false);
 	events_postcopy(m->ev, m->post->pages,
 			m->post->lazy > m->post->pages ? m->post->lazy - m->post->pages : 0, false);
 	return send_data(m, rq, got > 0 ? (uint32_t)(got / PAGE) : 0);
@@ -299,6 +323,7 @@ int postcopy_serve(struct migration *m)
 	m->st.pages_local = pd->pages_local;
 	m->st.pages_fault = pd->pages_fault;
 	m->st.postcopy_ms = pd->last_page_ms;
+	fill_note(m, true);
 	events_postcopy(m->ev, m->post->pages, 0, true);
 	pr_info("every page is in place %llu ms after the commit: %llu fetched (%llu on a fault), "
 		"%llu from pre-copy",

@@ -140,7 +140,7 @@ report_of() {
 	assert_screenshot live 5000
 }
 
-@test "report: a lazy migration's post-copy totals are charted" {
+@test "report: a lazy migration's post-copy totals and its fill over time are charted" {
 	serve_start
 	fx_start_mtouch 64 8 32
 	migrate --key "$KEY" --mode lazy --json "$PID"
@@ -152,6 +152,15 @@ report_of() {
 	[ "$(count lazy "<title>on a fault: $(json .postcopy.pages_on_fault) pages</title>")" -eq 1 ]
 	[ "$(count lazy "<title>pre-copied: $(json .postcopy.pages_local) pages</title>")" -eq 1 ]
 	[ "$(count lazy 'id="no-rounds"')" -eq 1 ]
+	# the fill: one point per sample of postcopy.fill, the last one all
+	# the pages the source sent
+	local n last
+	n=$(json '.postcopy.fill | length')
+	last=$(json '.postcopy.fill[-1] | "\(.[0]) ms: \(.[1]) pages"')
+	[ "$n" -ge 2 ]
+	[ "$(json '.postcopy.fill[-1][1]')" -eq "$(json .postcopy.pages_fetched)" ]
+	[ "$(count lazy '<circle class="ratept fillpt"')" -eq "$n" ]
+	[ "$(count lazy "<title>$last</title>")" -ge 1 ]
 	[ "$(count lazy '<rect class="bar ')" -eq 0 ]
 	assert_screenshot lazy 2000
 }

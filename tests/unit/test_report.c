@@ -56,6 +56,47 @@ static void parses_live(void **s)
 	rpt_free(&r);
 }
 
+/* postcopy.fill: kept when every sample is [ms, pages] in order. */
+static void parses_fill(void **s)
+{
+	static const char good[] =
+		"{\"postcopy\":{\"pages_fetched\":400,\"fill\":[[0,10],[50,400],[100,400]]}}";
+	static const char *const bad[] = {
+		"{\"postcopy\":{\"fill\":[[0,10],[50,4]]}}",   /* pages go back */
+		"{\"postcopy\":{\"fill\":[[60,10],[50,40]]}}", /* time goes back */
+		"{\"postcopy\":{\"fill\":[[0,10],[50]]}}",     /* not a pair */
+		"{\"postcopy\":{\"fill\":[[0,-1]]}}",	       /* negative */
+		"{\"postcopy\":{\"fill\":[[0,\"7\"]]}}",       /* a string */
+		"{\"postcopy\":{\"fill\":[[0,1.5]]}}",	       /* not whole */
+		"{\"postcopy\":{\"fill\":{\"0\":1}}}",	       /* not an array */
+	};
+	struct rpt r;
+	char err[128];
+	FILE *f;
+	char *page = NULL;
+	size_t len = 0;
+
+	assert_int_equal(rpt_parse(good, strlen(good), &r, err, sizeof(err)), 0);
+	assert_int_equal(r.pc.nr_fill, 3);
+	assert_int_equal(r.pc.fill[1].ms, 50);
+	assert_int_equal(r.pc.fill[1].pages, 400);
+	assert_int_equal(r.nr_warn, 0);
+	f = open_memstream(&page, &len);
+	assert_int_equal(rpt_html(f, &r), 0);
+	fclose(f);
+	assert_non_null(strstr(page, "id=\"chart-fill\""));
+	assert_non_null(strstr(page, "<title>50 ms: 400 pages</title>"));
+	free(page);
+	rpt_free(&r);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		assert_int_equal(rpt_parse(bad[i], strlen(bad[i]), &r, err, sizeof(err)), 0);
+		assert_int_equal(r.pc.nr_fill, 0);
+		assert_null(r.pc.fill);
+		assert_int_equal(r.nr_warn, 1);
+		rpt_free(&r);
+	}
+}
+
 static void parses_postcopy(void **s)
 {
 	static const char j[] =
@@ -323,6 +364,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(parses_live),
 		cmocka_unit_test(parses_postcopy),
+		cmocka_unit_test(parses_fill),
 		cmocka_unit_test(drops_bad_fields),
 		cmocka_unit_test(drops_non_finite),
 		cmocka_unit_test(refuses_what_is_not_an_object),
