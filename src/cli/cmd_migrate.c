@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "proto/sshchan.h"
 #include "source/migrate.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_IN_DOUBT = 3, EXIT_LOST = 4 };
@@ -18,6 +19,13 @@ static void migrate_usage(FILE *f)
 		"usage: phaul migrate --to ADDR:PORT --key FILE [options] PID\n"
 		"       phaul migrate --to ADDR:PORT --key FILE [options] --oci ID\n"
 		"       phaul migrate --to ADDR:PORT --key FILE [options] --lxc NAME\n"
+		"       phaul migrate --to ssh://[USER@]HOST[:PORT] [options] PID|--oci ID|--lxc NAME\n"
+		"                         over ssh: no daemon and no key, ssh starts\n"
+		"                         `phaul serve --stdio` there for this migration\n"
+		"  --ssh-cmd CMD          ssh://: the ssh command, split at spaces (default\n"
+		"                         $PHAUL_SSH, or ssh); -o BatchMode=yes is added\n"
+		"  --ssh-remote CMD       ssh://: what runs there (default " SSH_DEFAULT_REMOTE
+		")\n"
 		"  --mode MODE            live (default): copy memory in rounds while the\n"
 		"                         workload runs, then a short freeze; stop: freeze,\n"
 		"                         copy everything, restore; lazy: restore first, the\n"
@@ -76,6 +84,18 @@ int cli_common_opt(int c, struct mig_opts *o)
 	}
 }
 
+static int ssh_check_url(const char *to)
+{
+	struct ssh_dest d;
+
+	if (ssh_url_parse(to, &d) == 0)
+		return 0;
+	fprintf(stderr, "phaul: bad destination '%s': use ssh://[USER@]HOST[:PORT]\n", to);
+	return -EINVAL;
+}
+
+enum { OPT_SSH_CMD = 0x100, OPT_SSH_REMOTE };
+
 static int parse_args(int argc, char **argv, struct mig_opts *o, const char **key, const char **oci,
 		      const char **lxc, bool *json)
 {
@@ -104,6 +124,8 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		{ "runtime-root", required_argument, NULL, 'X' },
 		{ "lxc", required_argument, NULL, 'C' },
 		{ "lxcpath", required_argument, NULL, 'P' },
+		{ "ssh-cmd", required_argument, NULL, OPT_SSH_CMD },
+		{ "ssh-remote", required_argument, NULL, OPT_SSH_REMOTE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -157,13 +179,16 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		case 'X': o->oci_root = optarg; break;
 		case 'C': *lxc = optarg; break;
 		case 'P': o->lxc_path = optarg; break;
+		case OPT_SSH_CMD: o->ssh_cmd = optarg; break;
+		case OPT_SSH_REMOTE: o->ssh_remote = optarg; break;
 		case 'h': migrate_usage(stdout); exit(0);
 		default:
 			if (cli_common_opt(c, o) <= 0)
 				return -EINVAL;
 		}
 	}
-	if (!o->to || !*key || optind != argc - (*oci || *lxc ? 0 : 1) || (*oci && *lxc))
+	if (!o->to || !*key != ssh_is_url(o->to) || optind != argc - (*oci || *lxc ? 0 : 1) ||
+	    (*oci && *lxc))
 		return -EINVAL;
 	if (!*oci && (o->oci_runtime || o->oci_root))
 		return -EINVAL;
@@ -211,7 +236,9 @@ int cmd_migrate(int argc, char **argv)
 	o.htype = htype;
 	o.progress = !json || isatty(STDERR_FILENO);
 	m.mode = mode_parse(o.mode);
-	if (key_load(key, &o.key) < 0)
+	if (!o.ssh_cmd)
+		o.ssh_cmd = getenv("PHAUL_SSH");
+	if (ssh_is_url(o.to) ? ssh_check_url(o.to) < 0 : key_load(key, &o.key) < 0)
 		return EXIT_FAILED;
 	signal(SIGPIPE, SIG_IGN);
 	r = migrate_source(&m);
