@@ -38,7 +38,8 @@ ssh_setup() {
 		echo "no $SSHD: install Debian's openssh-server (scripts/setup)" >&2
 		return 1
 	fi
-	mkdir -p "$SSH_DIR" /run/sshd
+	mkdir -p "$SSH_DIR"
+	in_dst mkdir -p /run/sshd # sshd's privilege separation directory
 	chmod 0700 "$SSH_DIR"
 	ssh-keygen -q -t ed25519 -N '' -C phaul-test-host -f "$SSH_DIR/host_key" || return 1
 	ssh-keygen -q -t ed25519 -N '' -C phaul-test-client -f "$SSH_DIR/id" || return 1
