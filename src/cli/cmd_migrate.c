@@ -78,23 +78,32 @@ int cli_common_opt(int c, struct mig_opts *o)
 		o->fs[o->nr_fs++] = optarg;
 		return 1;
 	case 'w': o->workdir = optarg; return 1;
+	case OPT_SSH_CMD: o->ssh_cmd = optarg; return 1;
+	case OPT_SSH_REMOTE: o->ssh_remote = optarg; return 1;
 	case 'g': o->logdir = optarg; return 1;
 	case 'v': log_set_level(log_get_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG); return 1;
 	default: return 0;
 	}
 }
 
-static int ssh_check_url(const char *to)
+bool cli_dest_ok(const char *to, const char *key)
+{
+	return to && !key == ssh_is_url(to);
+}
+
+int cli_dest_load(struct mig_opts *o, const char *key)
 {
 	struct ssh_dest d;
 
-	if (ssh_url_parse(to, &d) == 0)
+	if (!ssh_is_url(o->to))
+		return key_load(key, &o->key);
+	if (!o->ssh_cmd)
+		o->ssh_cmd = getenv("PHAUL_SSH");
+	if (ssh_url_parse(o->to, &d) == 0)
 		return 0;
-	fprintf(stderr, "phaul: bad destination '%s': use ssh://[USER@]HOST[:PORT]\n", to);
+	fprintf(stderr, "phaul: bad destination '%s': use ssh://[USER@]HOST[:PORT]\n", o->to);
 	return -EINVAL;
 }
-
-enum { OPT_SSH_CMD = 0x100, OPT_SSH_REMOTE };
 
 static int parse_args(int argc, char **argv, struct mig_opts *o, const char **key, const char **oci,
 		      const char **lxc, bool *json)
@@ -124,8 +133,7 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		{ "runtime-root", required_argument, NULL, 'X' },
 		{ "lxc", required_argument, NULL, 'C' },
 		{ "lxcpath", required_argument, NULL, 'P' },
-		{ "ssh-cmd", required_argument, NULL, OPT_SSH_CMD },
-		{ "ssh-remote", required_argument, NULL, OPT_SSH_REMOTE },
+		CLI_SSH_OPTIONS,
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -179,16 +187,13 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		case 'X': o->oci_root = optarg; break;
 		case 'C': *lxc = optarg; break;
 		case 'P': o->lxc_path = optarg; break;
-		case OPT_SSH_CMD: o->ssh_cmd = optarg; break;
-		case OPT_SSH_REMOTE: o->ssh_remote = optarg; break;
 		case 'h': migrate_usage(stdout); exit(0);
 		default:
 			if (cli_common_opt(c, o) <= 0)
 				return -EINVAL;
 		}
 	}
-	if (!o->to || !*key != ssh_is_url(o->to) || optind != argc - (*oci || *lxc ? 0 : 1) ||
-	    (*oci && *lxc))
+	if (!cli_dest_ok(o->to, *key) || optind != argc - (*oci || *lxc ? 0 : 1) || (*oci && *lxc))
 		return -EINVAL;
 	if (!*oci && (o->oci_runtime || o->oci_root))
 		return -EINVAL;
@@ -236,9 +241,7 @@ int cmd_migrate(int argc, char **argv)
 	o.htype = htype;
 	o.progress = !json || isatty(STDERR_FILENO);
 	m.mode = mode_parse(o.mode);
-	if (!o.ssh_cmd)
-		o.ssh_cmd = getenv("PHAUL_SSH");
-	if (ssh_is_url(o.to) ? ssh_check_url(o.to) < 0 : key_load(key, &o.key) < 0)
+	if (cli_dest_load(&o, key) < 0)
 		return EXIT_FAILED;
 	signal(SIGPIPE, SIG_IGN);
 	r = migrate_source(&m);

@@ -132,3 +132,14 @@ assert_moved() {
 	run --separate-stderr env SSH_CONNECTION="1 2 3 4" "$PHAUL" serve --stdio --key "$KEY"
 	[ "$status" -eq 2 ]
 }
+
+@test "ssh, check: phaul check --to ssh:// runs the preflight over ssh, freezes nothing" {
+	fx_start_counter
+	run --separate-stderr in_src "$PHAUL" check --to "$SSH_TO" --ssh-cmd "$SSH_CMD" \
+		--ssh-remote "$(ssh_remote)" --pid "$PID" --json
+	[ "$status" -eq 0 ] || { echo "check exited $status: $stderr $output" >&2; false; }
+	[ "$(json .ok)" = true ] || { echo "check: $output" >&2; false; }
+	assert_only_in src "$PID"
+	ticks_advance "$LOG" 20
+	assert_workdir_clean
+}

@@ -39,10 +39,11 @@ static void parses_urls(void **s)
 static void refuses_options_and_junk(void **s)
 {
 	static const char *bad[] = {
-		"10.0.0.2:7411",     "ssh://",		 "ssh://-oProxyCommand=x", "ssh://-x@host",
-		"ssh://host:0",	     "ssh://host:65536", "ssh://host:22x",	   "ssh://ho st",
-		"ssh://host;reboot", "ssh://@host",	 "ssh://[::1",		   "ssh://[::1]x",
-		"ssh://a@b@c",	     "ssh://host/path",	 "ssh://h:",
+		"10.0.0.2:7411",  "ssh://",	     "ssh://-oProxyCommand=x",
+		"ssh://-x@host",  "ssh://host:0",    "ssh://host:65536",
+		"ssh://host:22x", "ssh://ho st",     "ssh://host;reboot",
+		"ssh://@host",	  "ssh://[::1",	     "ssh://[::1]x",
+		"ssh://a@b@c",	  "ssh://host/path", "ssh://h:",
 	};
 	struct ssh_dest d;
 
