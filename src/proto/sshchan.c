@@ -284,5 +284,5 @@ int ssh_await(struct conn *c, int timeout_ms, char *why, size_t len)
 		snprintf(why, len, "the ssh channel closed before the destination answered");
 	else
 		snprintf(why, len, "%s: ssh exited with status %d", ssh_status_text(r), r);
-	return r == 127 ? -ENOENT : r == 255 ? -EHOSTUNREACH : -EPIPE;
+	return r == 127 ? -ENOEXEC : r == 255 ? -EHOSTUNREACH : -EPIPE;
 }

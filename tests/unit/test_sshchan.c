@@ -109,7 +109,7 @@ static void explains_why_ssh_ended(void **s)
 		int err;
 		const char *says;
 	} cases[] = {
-		{ "exit 127", -ENOENT, "no phaul on the far side" },
+		{ "exit 127", -ENOEXEC, "no phaul on the far side" },
 		{ "exit 255", -EHOSTUNREACH, "could not connect or log in" },
 		{ "exit 3", -EPIPE, "status 3" },
 	};

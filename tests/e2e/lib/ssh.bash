@@ -14,6 +14,8 @@
 # passwords) and an ssh_config for the client; then starts Debian's
 # /usr/sbin/sshd in dst on $DST_ADDR:22 and waits until it listens.
 #
+# SSH_CIPHERS=LIST before ssh_setup: the client's Ciphers (scripts/bench).
+#
 # Variables after ssh_setup:
 #   SSH_DIR     $SCRATCH/ssh
 #   SSH_CMD     "ssh -F $SSH_DIR/ssh_config": the client with that config
@@ -71,6 +73,7 @@ ssh_setup() {
 		    ConnectTimeout 10
 		    LogLevel ERROR
 	CONF
+	[ -z "${SSH_CIPHERS:-}" ] || echo "    Ciphers $SSH_CIPHERS" >>"$SSH_DIR/ssh_config"
 	start_in_dst -o "$SSHD_LOG" "$SSHD" -D -e -f "$SSH_DIR/sshd_config" >/dev/null || return 1
 	if ! wait_for 10 _sshd_listening; then
 		echo "sshd did not listen on $DST_ADDR:22 within 10 s; its log:" >&2
