@@ -24,7 +24,9 @@
 # Functions:
 #   ssh_remote [VAR=VAL...]   the --ssh-remote command: this build's phaul
 #                             serve --stdio with the test's work and log
-#                             dirs, -v, its stderr appended to $SERVE_LOG
+#                             dirs, its --policy file if there is one
+#                             (lib/phaul's policy_allow), -v, its stderr
+#                             appended to $SERVE_LOG
 #   migrate_ssh [VAR=VAL...] [--] ARGS...
 #                             migrate (lib/phaul) --to $SSH_TO with
 #                             --ssh-cmd "$SSH_CMD" --ssh-remote "$(ssh_remote)"
@@ -92,7 +94,9 @@ ssh_remote() {
 		envs+="$1 "
 		shift
 	done
-	echo "${envs}$PHAUL serve --stdio --workdir $WORKDIR --log-dir $DST_LOGDIR -v 2>>$SERVE_LOG"
+	local policy=""
+	[ ! -f "$SCRATCH/policy" ] || policy="--policy $SCRATCH/policy "
+	echo "${envs}$PHAUL serve --stdio --workdir $WORKDIR --log-dir $DST_LOGDIR ${policy}-v 2>>$SERVE_LOG"
 }
 
 migrate_ssh() {
