@@ -71,17 +71,25 @@ assert_moved() {
 	assert_moved
 }
 
-@test "ssh, lazy: the ssh process is killed during post-copy; phaul dials ssh again, the session resumes, every page verifies" {
+# cut_case SIDE: lazy over a 100 Mbit/s cap (about 10 s of post-copy to
+# cut into); after the commit, SIGKILL the ssh client (SIDE=src) or the
+# sshd serving the connection (dst); phaul must dial ssh again, a new
+# serve --stdio relay to the waiting session, and every page arrive.
+cut_case() {
+	local pids
 	fx_start_mtouch "$SIZE_MIB" 8 32
-	# 128 MiB at 100 Mbit/s: about 10 s of post-copy to cut into
 	start_migrate_ssh --mode lazy --bandwidth 100 -v --json "$PID"
 	wait_for 60 eval 'grep -q "committed: tree" "$SERVE_LOG" || ! _running "$MJOB"'
 	sleep 1
-	assert_job_running "$MJOB" "ssh could be killed"
-	local spid
-	spid=$(procs_in src ssh | awk '{ print $1 }')
-	[ "$(wc -w <<<"$spid")" -eq 1 ] || { echo "not one ssh in src: '$spid'" >&2; false; }
-	in_src kill -KILL "$spid"
+	assert_job_running "$MJOB" "the channel could be cut"
+	if [ "$1" = src ]; then
+		pids=$(procs_in src ssh | awk '{ print $1 }')
+	else # every sshd but the listener: the connection's monitor and child
+		pids=$(procs_in dst sshd | awk -v l="$SSHD_PID" '$1 != l { print $1 }')
+	fi
+	[ -n "$pids" ] || { echo "no ssh process to kill in $1" >&2; false; }
+	# shellcheck disable=SC2086
+	in_"$1" kill -KILL $pids
 	end_migrate
 	[ "$status" -eq 0 ] || { echo "migrate exited $status: $stderr" >&2; false; }
 	grep -q "reconnected: post-copy goes on" <<<"$stderr" ||
@@ -91,6 +99,14 @@ assert_moved() {
 	grep -q "relaying the resumed connection" "$SERVE_LOG" ||
 		{ echo "no serve --stdio relayed the new channel" >&2; false; }
 	assert_moved
+}
+
+@test "ssh, lazy: the ssh client is killed during post-copy; phaul dials ssh again, the session resumes, every page verifies" {
+	cut_case src
+}
+
+@test "ssh, lazy: the destination's sshd for the channel is killed during post-copy; it recovers the same way" {
+	cut_case dst
 }
 
 @test "ssh, failure: no phaul on the far side: a clear error before the freeze, the workload untouched" {

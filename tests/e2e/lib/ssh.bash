@@ -21,6 +21,7 @@
 #   SSH_CMD     "ssh -F $SSH_DIR/ssh_config": the client with that config
 #   SSH_TO      ssh://root@$DST_ADDR
 #   SSHD_LOG    sshd's log (-e)
+#   SSHD_PID    the listening sshd, as dst sees it
 # Functions:
 #   ssh_remote [VAR=VAL...]   the --ssh-remote command: this build's phaul
 #                             serve --stdio with the test's work and log
@@ -76,7 +77,7 @@ ssh_setup() {
 		    LogLevel ERROR
 	CONF
 	[ -z "${SSH_CIPHERS:-}" ] || echo "    Ciphers $SSH_CIPHERS" >>"$SSH_DIR/ssh_config"
-	start_in_dst -o "$SSHD_LOG" "$SSHD" -D -e -f "$SSH_DIR/sshd_config" >/dev/null || return 1
+	SSHD_PID=$(start_in_dst -o "$SSHD_LOG" "$SSHD" -D -e -f "$SSH_DIR/sshd_config") || return 1
 	if ! wait_for 10 _sshd_listening; then
 		echo "sshd did not listen on $DST_ADDR:22 within 10 s; its log:" >&2
 		cat "$SSHD_LOG" >&2
