@@ -201,6 +201,25 @@ static int build_argv(char *cmd, const struct ssh_dest *d, const char *remote, c
 	return 0;
 }
 
+/* Whether @cmd runs here: a path, or a name on $PATH (an ssh that is not
+ * there would exit 127 like a missing remote phaul, and be blamed on it). */
+static bool runnable(const char *cmd)
+{
+	_cleanup_free_ char *path = NULL;
+	char file[4096];
+
+	if (strchr(cmd, '/'))
+		return access(cmd, X_OK) == 0;
+	path = strdup(getenv("PATH") ?: "/usr/local/bin:/usr/bin:/bin");
+	for (char *save = NULL, *dir = path ? strtok_r(path, ":", &save) : NULL; dir;
+	     dir = strtok_r(NULL, ":", &save)) {
+		snprintf(file, sizeof(file), "%s/%s", dir, cmd);
+		if (access(file, X_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
 int ssh_dial(const struct ssh_dest *d, const char *ssh_cmd, const char *remote, struct conn **ret)
 {
 	_cleanup_free_ char *cmd = strdup(ssh_cmd && *ssh_cmd ? ssh_cmd : SSH_DEFAULT_CMD);
@@ -215,6 +234,10 @@ int ssh_dial(const struct ssh_dest *d, const char *ssh_cmd, const char *remote, 
 	if (r < 0) {
 		pr_err("bad ssh command \"%s\": %s", ssh_cmd, strerror(-r));
 		return r;
+	}
+	if (!runnable(av[0])) {
+		pr_err("cannot run %s here: install OpenSSH's client, or give --ssh-cmd", av[0]);
+		return -ENOENT;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
 		r = -errno;

@@ -127,6 +127,17 @@ static void explains_why_ssh_ended(void **s)
 	}
 }
 
+static void says_when_ssh_is_not_here(void **s)
+{
+	struct ssh_dest d;
+	struct conn *c = NULL;
+
+	assert_int_equal(ssh_url_parse("ssh://h", &d), 0);
+	assert_int_equal(ssh_dial(&d, "/nonexistent/ssh -v", NULL, &c), -ENOENT);
+	assert_int_equal(ssh_dial(&d, "no-such-ssh-here", NULL, &c), -ENOENT);
+	assert_null(c);
+}
+
 static void times_out_on_silence(void **s)
 {
 	char *ssh = fake_ssh("exec sleep 30");
@@ -149,6 +160,7 @@ int main(void)
 		cmocka_unit_test(passes_the_destination_as_arguments),
 		cmocka_unit_test(carries_bytes_both_ways),
 		cmocka_unit_test(explains_why_ssh_ended),
+		cmocka_unit_test(says_when_ssh_is_not_here),
 		cmocka_unit_test(times_out_on_silence),
 	};
 
