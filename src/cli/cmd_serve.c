@@ -107,6 +107,8 @@ int cmd_serve(int argc, char **argv)
 	}
 	if (stdio ? o.listen || key : !o.listen || !key)
 		goto bad;
+	if (stdio) /* its stderr is the source's terminal: warnings, errors; -v more */
+		log_set_level(log_get_level() - 1);
 	if (optind != argc)
 		goto bad;
 	if (!stdio && key_load(key, &o.key) < 0)
@@ -117,11 +119,8 @@ int cmd_serve(int argc, char **argv)
 	admit_describe(&admit, desc, sizeof(desc));
 	pr_info("policy (%s): %s", policy ? policy : "defaults, no --policy", desc);
 	o.admit = &admit;
-	if (stdio) {
-		/* its stderr is the source's terminal: warnings and errors, -v more */
-		log_set_level(log_get_level() - 1);
+	if (stdio)
 		return serve_stdio(&o) < 0 ? 1 : 0;
-	}
 	return serve(&o) < 0 ? 1 : 0;
 bad:
 	serve_usage(stderr);

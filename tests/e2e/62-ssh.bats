@@ -159,3 +159,13 @@ cut_case() {
 	ticks_advance "$LOG" 20
 	assert_workdir_clean
 }
+
+@test "ssh, stop: serve --stdio without -v keeps the source's terminal quiet (its stderr comes back over ssh)" {
+	fx_start_counter
+	SSH_REMOTE="$PHAUL serve --stdio --workdir $WORKDIR" migrate_ssh -- --mode stop "$PID"
+	[ "$status" -eq 0 ] || { echo "migrate failed: $stderr" >&2; false; }
+	refute grep -q "phaul-serve" <<<"$stderr"
+	assert_only_in dst "$PID"
+	ticks_advance "$LOG" 20
+	check_ticks "$LOG"
+}
