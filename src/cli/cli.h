@@ -27,6 +27,19 @@ json_object *status_collect(void);
 /* getopt options migrate and check share (mode, fs, workdir, verbose):
  * 1 handled, 0 not one of them, -EINVAL bad. */
 int cli_common_opt(int c, struct mig_opts *o);
+/* --ssh-cmd and --ssh-remote, for getopt tables; cli_common_opt takes them. */
+enum { OPT_SSH_CMD = 0x100, OPT_SSH_REMOTE };
+/* clang-format off */
+#define CLI_SSH_OPTIONS \
+	{ "ssh-cmd", required_argument, NULL, OPT_SSH_CMD }, \
+	{ "ssh-remote", required_argument, NULL, OPT_SSH_REMOTE }
+/* clang-format on */
+/* Whether @to and @key make a destination: an ssh:// URL without a key,
+ * or ADDR:PORT with one. */
+bool cli_dest_ok(const char *to, const char *key);
+/* The destination's credentials: the key file, or for ssh:// the URL's
+ * check and PHAUL_SSH; 0 or a negative errno (said on stderr). */
+int cli_dest_load(struct mig_opts *o, const char *key);
 
 /* The end-of-migration report: its JSON object (the caller puts it),
  * printed on stdout; or a human summary. */

@@ -17,15 +17,17 @@
 
 static void check_usage(FILE *f)
 {
-	fprintf(f, "usage: phaul check --to ADDR:PORT --key FILE [options]\n"
-		   "  --pid PID          check for the tree rooted at PID (its PIDs free there,\n"
-		   "                     room for its memory, no migration of it running)\n"
-		   "  --mode live|stop   the mode to check for (default live)\n"
-		   "  --fs SPEC          storage driver, repeatable (default: shared)\n"
-		   "  --workdir DIR      scratch space (default " PHAUL_DEFAULT_WORKDIR ")\n"
-		   "  --json             one JSON object on stdout\n"
-		   "  -v, --verbose      log each step\n"
-		   "exit status: 0 nothing blocks a migration, 1 something does, 2 usage\n");
+	fprintf(f,
+		"usage: phaul check --to ADDR:PORT --key FILE [options]\n"
+		"       phaul check --to ssh://[USER@]HOST[:PORT] [--ssh-cmd CMD] [--ssh-remote CMD]\n"
+		"  --pid PID          check for the tree rooted at PID (its PIDs free there,\n"
+		"                     room for its memory, no migration of it running)\n"
+		"  --mode live|stop   the mode to check for (default live)\n"
+		"  --fs SPEC          storage driver, repeatable (default: shared)\n"
+		"  --workdir DIR      scratch space (default " PHAUL_DEFAULT_WORKDIR ")\n"
+		"  --json             one JSON object on stdout\n"
+		"  -v, --verbose      log each step\n"
+		"exit status: 0 nothing blocks a migration, 1 something does, 2 usage\n");
 }
 
 static int parse_args(int argc, char **argv, struct mig_opts *o, const char **key, const char **pid,
@@ -41,6 +43,7 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_SSH_OPTIONS,
 		{ 0 },
 	};
 	uint64_t v;
@@ -62,7 +65,7 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 				return -EINVAL;
 		}
 	}
-	return o->to && *key && optind == argc ? 0 : -EINVAL;
+	return cli_dest_ok(o->to, *key) && optind == argc ? 0 : -EINVAL;
 }
 
 static json_object *version_json(uint32_t v)
@@ -174,7 +177,7 @@ int cmd_check(int argc, char **argv)
 	snprintf(htype, sizeof(htype), pid ? "pid:%s" : "pid", pid);
 	o.htype = htype;
 	m.mode = mode_parse(o.mode);
-	if (key_load(key, &o.key) < 0)
+	if (cli_dest_load(&o, key) < 0)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	r = migrate_check(&m, &rep);

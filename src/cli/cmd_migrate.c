@@ -10,6 +10,7 @@
 #include "common/util.h"
 #include "engine/control.h"
 #include "engine/events.h"
+#include "proto/sshchan.h"
 #include "source/migrate.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_IN_DOUBT = 3, EXIT_LOST = 4 };
@@ -20,6 +21,13 @@ static void migrate_usage(FILE *f)
 		"usage: phaul migrate --to ADDR:PORT --key FILE [options] PID\n"
 		"       phaul migrate --to ADDR:PORT --key FILE [options] --oci ID\n"
 		"       phaul migrate --to ADDR:PORT --key FILE [options] --lxc NAME\n"
+		"       phaul migrate --to ssh://[USER@]HOST[:PORT] [options] PID|--oci ID|--lxc NAME\n"
+		"                         over ssh: no daemon and no key, ssh starts\n"
+		"                         `phaul serve --stdio` there for this migration\n"
+		"  --ssh-cmd CMD          ssh://: the ssh command, split at spaces (default\n"
+		"                         $PHAUL_SSH, or ssh); -o BatchMode=yes is added\n"
+		"  --ssh-remote CMD       ssh://: what runs there (default " SSH_DEFAULT_REMOTE
+		")\n"
 		"  --mode MODE            live (default): copy memory in rounds while the\n"
 		"                         workload runs, then a short freeze; stop: freeze,\n"
 		"                         copy everything, restore; lazy: restore first, the\n"
@@ -74,6 +82,8 @@ int cli_common_opt(int c, struct mig_opts *o)
 		o->fs[o->nr_fs++] = optarg;
 		return 1;
 	case 'w': o->workdir = optarg; return 1;
+	case OPT_SSH_CMD: o->ssh_cmd = optarg; return 1;
+	case OPT_SSH_REMOTE: o->ssh_remote = optarg; return 1;
 	case 'g': o->logdir = optarg; return 1;
 	case 'v': log_set_level(log_get_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG); return 1;
 	default: return 0;
@@ -84,6 +94,25 @@ struct cli_out {
 	bool json;
 	const char *events; /* --events FILE|- */
 };
+
+bool cli_dest_ok(const char *to, const char *key)
+{
+	return to && !key == ssh_is_url(to);
+}
+
+int cli_dest_load(struct mig_opts *o, const char *key)
+{
+	struct ssh_dest d;
+
+	if (!ssh_is_url(o->to))
+		return key_load(key, &o->key);
+	if (!o->ssh_cmd)
+		o->ssh_cmd = getenv("PHAUL_SSH");
+	if (ssh_url_parse(o->to, &d) == 0)
+		return 0;
+	fprintf(stderr, "phaul: bad destination '%s': use ssh://[USER@]HOST[:PORT]\n", o->to);
+	return -EINVAL;
+}
 
 static int parse_args(int argc, char **argv, struct mig_opts *o, const char **key, const char **oci,
 		      const char **lxc, struct cli_out *out)
@@ -114,6 +143,7 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		{ "runtime-root", required_argument, NULL, 'X' },
 		{ "lxc", required_argument, NULL, 'C' },
 		{ "lxcpath", required_argument, NULL, 'P' },
+		CLI_SSH_OPTIONS,
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -174,7 +204,7 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 				return -EINVAL;
 		}
 	}
-	if (!o->to || !*key || optind != argc - (*oci || *lxc ? 0 : 1) || (*oci && *lxc))
+	if (!cli_dest_ok(o->to, *key) || optind != argc - (*oci || *lxc ? 0 : 1) || (*oci && *lxc))
 		return -EINVAL;
 	if (!*oci && (o->oci_runtime || o->oci_root))
 		return -EINVAL;
@@ -223,7 +253,7 @@ int cmd_migrate(int argc, char **argv)
 	o.htype = htype;
 	o.progress = !out.json || isatty(STDERR_FILENO);
 	m.mode = mode_parse(o.mode);
-	if (key_load(key, &o.key) < 0)
+	if (cli_dest_load(&o, key) < 0)
 		return EXIT_FAILED;
 	signal(SIGPIPE, SIG_IGN);
 	if (events_new(out.events, "source", &m.ev) < 0)

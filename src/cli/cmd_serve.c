@@ -13,6 +13,9 @@
 static void serve_usage(FILE *f)
 {
 	fprintf(f, "usage: phaul serve --listen ADDR:PORT --key FILE [options]\n"
+		   "       phaul serve --stdio [options]\n"
+		   "  --stdio              serve one migration on stdin/stdout, for\n"
+		   "                       `phaul migrate --to ssh://...` (run by sshd only)\n"
 		   "  --workdir DIR        images and state (default " PHAUL_DEFAULT_WORKDIR ")\n"
 		   "  --log-dir DIR        the log of a CRIU that failed is kept here\n"
 		   "                       (default " PHAUL_DEFAULT_LOGDIR ", the newest 20)\n"
@@ -49,6 +52,7 @@ int cmd_serve(int argc, char **argv)
 		{ "policy", required_argument, NULL, 'P' },
 		{ "max-unauth", required_argument, NULL, 'U' },
 		{ "max-unauth-per-host", required_argument, NULL, 'H' },
+		{ "stdio", no_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -62,6 +66,7 @@ int cmd_serve(int argc, char **argv)
 	const char *key = NULL, *policy = NULL;
 	static struct admit admit;
 	char desc[4096];
+	bool stdio = false;
 	int c;
 
 	log_init("phaul-serve", LOG_INFO);
@@ -70,6 +75,7 @@ int cmd_serve(int argc, char **argv)
 		case 'l': o.listen = optarg; break;
 		case 'k': key = optarg; break;
 		case 'P': policy = optarg; break;
+		case 'S': stdio = true; break;
 		case 'w': o.workdir = optarg; break;
 		case 'g': o.logdir = optarg; break;
 		case 'p':
@@ -99,9 +105,13 @@ int cmd_serve(int argc, char **argv)
 		       "unit: PHAUL_LISTEN in /etc/default/phaul)");
 		return 2;
 	}
-	if (!o.listen || !key || optind != argc)
+	if (stdio ? o.listen || key : !o.listen || !key)
 		goto bad;
-	if (key_load(key, &o.key) < 0)
+	if (stdio) /* its stderr is the source's terminal: warnings, errors; -v more */
+		log_set_level(log_get_level() - 1);
+	if (optind != argc)
+		goto bad;
+	if (!stdio && key_load(key, &o.key) < 0)
 		return 1;
 	admit_defaults(&admit);
 	if (policy && admit_load(&admit, policy) < 0)
@@ -109,6 +119,8 @@ int cmd_serve(int argc, char **argv)
 	admit_describe(&admit, desc, sizeof(desc));
 	pr_info("policy (%s): %s", policy ? policy : "defaults, no --policy", desc);
 	o.admit = &admit;
+	if (stdio)
+		return serve_stdio(&o) < 0 ? 1 : 0;
 	return serve(&o) < 0 ? 1 : 0;
 bad:
 	serve_usage(stderr);

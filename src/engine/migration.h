@@ -30,8 +30,10 @@
 #define MIG_CRIU_FDS_MAX 16
 
 struct mig_opts {
-	const char *to; /* ADDR:PORT of the destination */
+	const char *to; /* ADDR:PORT of the destination, or ssh://[USER@]HOST[:PORT] */
 	struct psk_key key;
+	const char *ssh_cmd;	    /* ssh://: the ssh command (--ssh-cmd, PHAUL_SSH) */
+	const char *ssh_remote;	    /* ssh://: the command run there (--ssh-remote) */
 	const char *mode;	    /* "stop" */
 	const char *htype;	    /* "pid:1234", "oci:ID", "lxc:NAME" */
 	const char *oci_runtime;    /* runc (default) or crun */

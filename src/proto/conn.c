@@ -133,9 +133,10 @@ void conn_set_rate(struct conn *c, uint64_t mbit)
 	c->bucket_ts_us = 0;
 }
 
-/* Plain fd transport, for tests. */
+/* Plain fd transport: one socket, or a pipe each way (serve --stdio). */
 struct fd_priv {
-	int fd;
+	int fd;	 /* read from */
+	int wfd; /* written to: fd itself, or a pipe of its own */
 	int timeout_ms;
 };
 
@@ -168,7 +169,7 @@ static ssize_t fd_write(void *priv, const void *buf, size_t len)
 	struct fd_priv *f = priv;
 
 	for (;;) {
-		ssize_t n = write(f->fd, buf, len);
+		ssize_t n = write(f->wfd, buf, len);
 		if (n >= 0)
 			return n;
 		if (errno != EINTR)
@@ -190,7 +191,11 @@ static int fd_poll_fd(void *priv, bool *buffered)
 
 static void fd_abort(void *priv)
 {
-	shutdown(((struct fd_priv *)priv)->fd, SHUT_RDWR);
+	struct fd_priv *f = priv;
+
+	shutdown(f->fd, SHUT_RDWR);
+	if (f->wfd != f->fd)
+		shutdown(f->wfd, SHUT_RDWR);
 }
 
 static void fd_close(void *priv)
@@ -198,6 +203,8 @@ static void fd_close(void *priv)
 	struct fd_priv *f = priv;
 
 	close(f->fd);
+	if (f->wfd != f->fd)
+		close(f->wfd);
 	free(f);
 }
 
@@ -210,14 +217,22 @@ static const struct conn_ops fd_ops = {
 	.abort = fd_abort,
 };
 
-int conn_from_fd(int fd, struct conn **ret)
+int conn_from_fds(int rfd, int wfd, struct conn **ret)
 {
 	struct fd_priv *f = calloc(1, sizeof(*f));
 
 	if (!f) {
-		close(fd);
+		close(rfd);
+		if (wfd != rfd)
+			close(wfd);
 		return -ENOMEM;
 	}
-	f->fd = fd;
+	f->fd = rfd;
+	f->wfd = wfd;
 	return conn_new(&fd_ops, f, ret);
+}
+
+int conn_from_fd(int fd, struct conn **ret)
+{
+	return conn_from_fds(fd, fd, ret);
 }

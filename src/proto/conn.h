@@ -50,6 +50,9 @@ struct conn {
 int conn_new(const struct conn_ops *ops, void *priv, struct conn **ret);
 /* A conn over a plain socket or pipe fd (taken over), for tests. */
 int conn_from_fd(int fd, struct conn **ret);
+/* A conn reading @rfd and writing @wfd (both taken over; may be equal):
+ * the two pipes of `phaul serve --stdio` under sshd. */
+int conn_from_fds(int rfd, int wfd, struct conn **ret);
 void conn_free(struct conn *c);
 static inline void conn_freep(struct conn **c)
 {

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -372,4 +373,16 @@ int msg_send_abort(struct conn *c, const char *reason)
 	a.reason = text;
 	msg_set_abort(&m, &a);
 	return msg_send(c, &m);
+}
+
+uint32_t proto_version(void)
+{
+#ifdef PHAUL_FAULT_INJECTION
+	const char *v = getenv("PHAUL_FAKE_PROTO_VERSION");
+	uint64_t n;
+
+	if (v && parse_u64(v, 0, UINT32_MAX, &n) == 0)
+		return n;
+#endif
+	return PHAUL_PROTO_VERSION;
 }

@@ -19,6 +19,9 @@
 #include "proto/conn.h"
 
 #define PHAUL_PROTO_VERSION 1
+/* The version this side speaks: PHAUL_PROTO_VERSION, or in fault-injection
+ * builds $PHAUL_FAKE_PROTO_VERSION (tests of a mismatch). */
+uint32_t proto_version(void);
 #define PHAUL_SESSION_ID_LEN 16
 /* Hello.features: with `resume`, reattach to a post-copy session whose
  * connection broke (instead of asking its outcome). */

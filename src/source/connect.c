@@ -6,6 +6,7 @@
 #include "source/connect.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/session.h"
+#include "proto/sshchan.h"
 #include "proto/tls.h"
 
 static int send_hello(struct conn *c, const uint8_t *resume, uint64_t features)
@@ -21,7 +23,7 @@ static int send_hello(struct conn *c, const uint8_t *resume, uint64_t features)
 	char host[HOST_NAME_MAX + 1] = "";
 
 	gethostname(host, sizeof(host) - 1);
-	h.version = PHAUL_PROTO_VERSION;
+	h.version = proto_version();
 	h.host = host;
 	h.has_features = features != 0;
 	h.features = features;
@@ -31,6 +33,36 @@ static int send_hello(struct conn *c, const uint8_t *resume, uint64_t features)
 		h.resume.len = PHAUL_SESSION_ID_LEN;
 	}
 	return msg_send_hello(c, &h);
+}
+
+static int conn_ready(struct migration *m, const uint8_t *resume, uint64_t features)
+{
+	conn_set_timeout(m->conn, 60000);
+	conn_set_rate(m->conn, m->opts->bandwidth_mbit);
+	return send_hello(m->conn, resume, features);
+}
+
+/* ssh://: a fresh ssh process and `phaul serve --stdio` behind it. */
+static int ssh_connect(struct migration *m, const uint8_t *resume, uint64_t features)
+{
+	const struct mig_opts *o = m->opts;
+	char why[256];
+	struct ssh_dest d;
+	int r = ssh_url_parse(o->to, &d);
+
+	if (r == 0)
+		r = ssh_dial(&d, o->ssh_cmd, o->ssh_remote, &m->conn);
+	if (r < 0)
+		return mig_fail(m, r, "cannot start ssh to %s: %s", o->to, strerror(-r));
+	r = conn_ready(m, resume, features);
+	/* the Hello may go out before ssh even logs in: wait for a word back */
+	if (r == 0 || r == -EPIPE || r == -ECONNRESET)
+		r = ssh_await(m->conn, (o->connect_timeout_s + 20) * 1000, why, sizeof(why));
+	else
+		snprintf(why, sizeof(why), "%s", strerror(-r));
+	if (r < 0)
+		return mig_fail(m, r, "%s: %s", o->to, why);
+	return 0;
 }
 
 int source_connect(struct migration *m, const uint8_t *resume, uint64_t features)
@@ -43,14 +75,14 @@ int source_connect(struct migration *m, const uint8_t *resume, uint64_t features
 		conn_free(m->conn);
 		m->conn = NULL;
 	}
+	if (ssh_is_url(o->to))
+		return ssh_connect(m, resume, features);
 	r = tls_connect(o->to, &o->key, o->connect_timeout_s * 1000, &m->conn);
 	if (r == -EACCES)
 		return mig_fail(m, r, "the destination %s refused our key (wrong key?)", o->to);
 	if (r < 0)
 		return mig_fail(m, r, "cannot reach the destination %s: %s", o->to, strerror(-r));
-	conn_set_timeout(m->conn, 60000);
-	conn_set_rate(m->conn, o->bandwidth_mbit);
-	return send_hello(m->conn, resume, features);
+	return conn_ready(m, resume, features);
 }
 
 int source_hello(struct migration *m)
@@ -67,14 +99,14 @@ int source_hello(struct migration *m)
 	r = expect_msg(m, PHAUL__MSG__BODY_HELLO_REPLY, &msg);
 	if (r < 0)
 		return r;
-	if (msg->hello_reply->version != PHAUL_PROTO_VERSION)
+	if (msg->hello_reply->version != proto_version())
 		return mig_fail(m, -EPROTONOSUPPORT,
 				"the destination speaks protocol version %u, we speak %u",
-				msg->hello_reply->version, PHAUL_PROTO_VERSION);
+				msg->hello_reply->version, proto_version());
 	if (!msg->hello_reply->has_session_id)
 		return mig_fail(m, -EPROTO, "the destination sent no session id");
 	memcpy(m->session_id, msg->hello_reply->session_id.data, PHAUL_SESSION_ID_LEN);
 	pr_info("connected to %s (%s), protocol %u", m->opts->to,
-		msg->hello_reply->host ? msg->hello_reply->host : "?", PHAUL_PROTO_VERSION);
+		msg->hello_reply->host ? msg->hello_reply->host : "?", proto_version());
 	return 0;
 }

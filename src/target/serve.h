@@ -23,5 +23,7 @@ struct serve_opts {
 };
 /* The destination daemon: `phaul serve`; returns at SIGTERM. */
 int serve(const struct serve_opts *o);
+/* `phaul serve --stdio`: one migration on stdin/stdout, under sshd. */
+int serve_stdio(const struct serve_opts *o);
 
 #endif

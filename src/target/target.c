@@ -64,7 +64,7 @@ static int reply_hello(struct target *t)
 	char host[256] = "";
 
 	gethostname(host, sizeof(host) - 1);
-	h.version = PHAUL_PROTO_VERSION;
+	h.version = proto_version();
 	h.has_session_id = true;
 	h.session_id.data = t->m.session_id;
 	h.session_id.len = PHAUL_SESSION_ID_LEN;
@@ -112,13 +112,13 @@ static int hello(struct target *t)
 	r = target_recv(t, &msg);
 	if (r < 0)
 		return r;
-	if (msg->hello->version != PHAUL_PROTO_VERSION) {
+	if (msg->hello->version != proto_version()) {
 		msg_send_error(t->m.conn, EPROTONOSUPPORT, "handshake",
 			       "protocol version %u not supported (this daemon speaks %u)",
-			       msg->hello->version, PHAUL_PROTO_VERSION);
+			       msg->hello->version, proto_version());
 		t->told = true;
 		return mig_fail(&t->m, -EPROTONOSUPPORT, "client speaks protocol version %u, we %u",
-				msg->hello->version, PHAUL_PROTO_VERSION);
+				msg->hello->version, proto_version());
 	}
 	if (msg->hello->has_resume && msg->hello->features & PHAUL_FEAT_PAGES_RESUME) {
 		relay_session(t, msg->hello->resume.data);
@@ -292,21 +292,28 @@ static int run(struct target *t)
 	return target_restore(t, restore->restore);
 }
 
+static void target_init(struct target *t, const struct serve_opts *so)
+{
+	*t = (struct target){ .so = so,
+			      .st = ST_HELLO,
+			      .reaper = REAPER_INIT,
+			      .criu = CRIU_INIT,
+			      .lazy = CRIU_LAZY_INIT,
+			      .lazy_sk = -1 };
+	t->ps.dirfd = t->ps.round_fd = -1;
+	t->m.ps_sk = -1;
+	t->m.imgfd = -1;
+	t->m.st.start_ms = now_ms();
+}
+
+static int session_run(struct target *t);
+
 int target_session(int fd, const struct serve_opts *so)
 {
-	struct target t = { .so = so,
-			    .st = ST_HELLO,
-			    .reaper = REAPER_INIT,
-			    .criu = CRIU_INIT,
-			    .lazy = CRIU_LAZY_INIT,
-			    .lazy_sk = -1 };
-	struct rusage ru;
+	struct target t;
 	int r;
 
-	t.ps.dirfd = t.ps.round_fd = -1;
-	t.m.ps_sk = -1;
-	t.m.imgfd = -1;
-	t.m.st.start_ms = now_ms();
+	target_init(&t, so);
 	mig_step(&t.m, "authentication");
 	r = tls_accept(fd, &so->key, so->auth_timeout_s * 1000, &t.m.conn);
 	if (r < 0) {
@@ -319,43 +326,60 @@ int target_session(int fd, const struct serve_opts *so)
 		mig_free(&t.m);
 		return 0;
 	}
-	conn_set_timeout(t.m.conn, 120000);
+	return session_run(&t);
+}
+
+int target_session_conn(struct conn *c, const struct serve_opts *so)
+{
+	struct target t;
+
+	target_init(&t, so);
+	t.m.conn = c;
+	return session_run(&t);
+}
+
+static int session_run(struct target *t)
+{
+	struct rusage ru;
+	int r;
+
+	conn_set_timeout(t->m.conn, 120000);
 	/* `phaul status` and `phaul cancel` reach the session (a warning
 	 * without them) */
-	if (events_new(NULL, "destination", &t.m.ev) == 0)
-		control_start(t.m.ev);
-	r = run(&t);
-	if (r < 0 && !t.committed) {
+	if (events_new(NULL, "destination", &t->m.ev) == 0)
+		control_start(t->m.ev);
+	r = run(t);
+	if (r < 0 && !t->committed) {
 		/* the workload's driver undoes what it set up here (a
 		 * container's veth on the bridge, its registration) before the
 		 * source, told, resumes its copy: a client of the workload must
 		 * not meet this half meanwhile. Storage is undone after: a
 		 * synced tree may take long to delete, the source waits not. */
-		mig_hook_kind(&t.m, HOOK_TARGET_ABORT, DRV_HTYPE);
-		if (t.m.conn && !t.m.peer_said) {
-			if (!t.told)
-				msg_send_error(t.m.conn, t.m.err ? t.m.err : r,
-					       t.m.step ?: "session", "%s",
-					       t.m.reason[0] ? t.m.reason : strerror(-r));
-			session_drain(t.m.conn, 2000);
+		mig_hook_kind(&t->m, HOOK_TARGET_ABORT, DRV_HTYPE);
+		if (t->m.conn && !t->m.peer_said) {
+			if (!t->told)
+				msg_send_error(t->m.conn, t->m.err ? t->m.err : r,
+					       t->m.step ?: "session", "%s",
+					       t->m.reason[0] ? t->m.reason : strerror(-r));
+			session_drain(t->m.conn, 2000);
 		}
-		mig_hook_kind(&t.m, HOOK_TARGET_ABORT, DRV_FS);
-		if (t.hex[0])
-			outcome_write(so->workdir, t.hex, "aborted", 0);
-		pr_info("session %s rolled back", t.hex[0] ? t.hex : "(none)");
+		mig_hook_kind(&t->m, HOOK_TARGET_ABORT, DRV_FS);
+		if (t->hex[0])
+			outcome_write(t->so->workdir, t->hex, "aborted", 0);
+		pr_info("session %s rolled back", t->hex[0] ? t->hex : "(none)");
 	}
-	criu_stop(&t.criu);
-	target_lazy_cancel(&t);
-	reaper_disarm(&t.reaper);
-	free(t.tree);
+	criu_stop(&t->criu);
+	target_lazy_cancel(t);
+	reaper_disarm(&t->reaper);
+	free(t->tree);
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
-		pr_info("session %s: peak memory %ld kB", t.hex[0] ? t.hex : "-", ru.ru_maxrss);
-	pagestore_fini(&t.ps);
-	if (t.info)
-		msg_free(t.info);
-	session_rmdirs(&t.m);
+		pr_info("session %s: peak memory %ld kB", t->hex[0] ? t->hex : "-", ru.ru_maxrss);
+	pagestore_fini(&t->ps);
+	if (t->info)
+		msg_free(t->info);
+	session_rmdirs(&t->m);
 	control_stop();
-	events_free(t.m.ev);
-	mig_free(&t.m);
+	events_free(t->m.ev);
+	mig_free(&t->m);
 	return r < 0 ? 1 : 0;
 }

@@ -39,6 +39,8 @@ struct target {
 
 /* Serve one accepted connection (fd taken over); exit status for the child. */
 int target_session(int fd, const struct serve_opts *so);
+/* Serve one already trusted stream (`serve --stdio` under sshd; taken over). */
+int target_session_conn(struct conn *c, const struct serve_opts *so);
 /* Receive the next message, which must be allowed in t->st. */
 int target_recv(struct target *t, Msg **ret);
 /* The preflight step: checks, drivers, answer. */

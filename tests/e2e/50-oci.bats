@@ -14,6 +14,7 @@ load lib/hosts
 load lib/phaul
 load lib/fixtures
 load lib/ctnet
+load lib/ssh
 
 setup() {
 	HOSTS_CGROUPNS=1
@@ -323,6 +324,14 @@ t_net_rollback() {
 	sleep 1
 	stop_client
 	note "TCP client: $CLIENT_RES"
+}
+
+@test "runc: live over ssh (sshd in dst, serve --stdio, no daemon): the container moves" {
+	start_container runc
+	ssh_setup
+	migrate_ssh -- --workdir "$SRC_WORKDIR" --oci "$CID" --runtime runc --json
+	check_migrated runc
+	grep -q "serving one migration over ssh" "$SERVE_LOG"
 }
 
 @test "runc: a container with its own network keeps its address, its veth on the bridge" {

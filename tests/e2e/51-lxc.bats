@@ -14,6 +14,7 @@ load lib/hosts
 load lib/phaul
 load lib/fixtures
 load lib/ctnet
+load lib/ssh
 
 setup() {
 	hosts_setup || return 1
@@ -324,6 +325,19 @@ t_mode() {
 	in_dst busybox ping -c1 -W2 "$CT_ADDR" >/dev/null ||
 		{ echo "the container's $CT_ADDR does not answer in dst" >&2; return 1; }
 	note "lxc $1 mode: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
+	lxc_tool dst lxc-stop -k
+}
+
+@test "lxc: lazy over ssh (sshd in dst, serve --stdio, no daemon): it migrates with its address" {
+	start_container
+	ssh_setup
+	migrate_ssh -- --workdir "$SRC_WORKDIR" --lxc "$CT" --lxcpath "$LXCPATH" --mode lazy --json
+	assert_migrated
+	ticks_advance "$TICKS" 20 10
+	check_ticks "$TICKS" >/dev/null
+	in_dst busybox ping -c1 -W2 "$CT_ADDR" >/dev/null ||
+		{ echo "the container's $CT_ADDR does not answer in dst" >&2; return 1; }
+	grep -q "serving one migration over ssh" "$SERVE_LOG"
 	lxc_tool dst lxc-stop -k
 }
 
