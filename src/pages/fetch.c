@@ -290,6 +290,7 @@ int page_fetch(struct page_server *srv, struct ps_iov *pi)
 	if (pi->nr_pages <= CRIU_FAULT_AROUND) /* a fault's block (criu.h) */
 		srv->pages_fault += f.nr;
 	srv->last_ms = now_ms();
+	page_server_progress(srv);
 	return 0;
 }
 

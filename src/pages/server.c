@@ -72,6 +72,7 @@ static int answer_get(struct page_server *srv, struct ps_iov *pi)
 		r = send_pages(srv->sk, fd, off, nr);
 	srv->pages += nr;
 	srv->last_ms = now_ms();
+	page_server_progress(srv);
 	return r;
 }
 
@@ -241,6 +242,21 @@ void page_server_set_tree(struct page_server *srv, const int32_t *pids, size_t n
 	pthread_mutex_lock(&srv->lock);
 	srv->pids = pids;
 	srv->nr_pids = nr;
+	pthread_mutex_unlock(&srv->lock);
+}
+
+void page_server_set_events(struct page_server *srv, struct events *ev)
+{
+	pthread_mutex_lock(&srv->lock);
+	srv->ev = ev;
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/* The destination does not know how many pages are left: 0. */
+void page_server_progress(struct page_server *srv)
+{
+	pthread_mutex_lock(&srv->lock);
+	events_postcopy(srv->ev, srv->pages + srv->pages_remote, 0, false);
 	pthread_mutex_unlock(&srv->lock);
 }
 

@@ -43,6 +43,8 @@ struct conn *page_server_conn(struct page_server *srv);
 int page_server_recv(struct page_server *srv, int timeout_ms, Msg **ret);
 /* The restored processes (host pids) a failure after the commit kills. */
 void page_server_set_tree(struct page_server *srv, const int32_t *pids, size_t nr);
+/* Where the pages moved so far are reported (`phaul status`), or NULL. */
+void page_server_set_events(struct page_server *srv, struct events *ev);
 /* Post-copy: the tree runs; from now on a lost page kills it. -EIO if
  * the page source already failed (then the tree must not run). */
 int page_server_set_committed(struct page_server *srv);

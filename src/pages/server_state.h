@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "engine/events.h"
 #include "pages/store.h"
 #include "proto/conn.h"
 #include "proto/msg.h"
@@ -48,8 +49,12 @@ struct page_server {
 	uint64_t pages_remote; /* fetched from the source */
 	uint64_t pages_fault;  /* of those, for a page fault */
 	uint64_t requests;
-	uint64_t last_ms; /* when the last page went to CRIU */
-	int err;	  /* 0, or why it stopped */
+	struct events *ev; /* `phaul status`'s progress (under lock) */
+	uint64_t last_ms;  /* when the last page went to CRIU */
+	int err;	   /* 0, or why it stopped */
 };
+
+/* Report the pages put in place so far to srv->ev (server.c). */
+void page_server_progress(struct page_server *srv);
 
 #endif

@@ -406,6 +406,7 @@ static int prepare_lazy(struct target *t, Phaul__Restore *rq, CriuOpts *o, int *
 	if (r < 0)
 		return mig_fail(&t->m, r, "cannot start the page server");
 	t->srv.client = t->lazy_pid;
+	page_server_set_events(&t->srv, t->m.ev);
 	if (t->remote && resume_listen(t->m.dir, &lfd) == 0)
 		page_server_set_resume(&t->srv, lfd);
 	*workfd = open(t->m.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -175,6 +175,10 @@ static int receive_pages(struct target *t, Msg *msg)
 		r = pagestore_end_round(&t->ps);
 	if (r < 0)
 		return mig_fail(&t->m, r, "round %u: %s", msg->round_end->round, strerror(-r));
+	events_round(t->m.ev, msg->round_end->round,
+		     &(struct round_stat){ .pages_sent = msg->round_end->pages,
+					   .frozen = msg->round_end->final },
+		     0);
 	pr_info("round %u%s: %llu pages, %llu in all", msg->round_end->round,
 		msg->round_end->final ? " (final)" : "", (unsigned long long)msg->round_end->pages,
 		(unsigned long long)t->ps.pages);

@@ -169,6 +169,13 @@ has_side() {
 	assert_workdir_clean
 }
 
+# dst_pages_moved: the destination's session reports post-copy pages moved.
+dst_pages_moved() {
+	status_in dst || return 1
+	[ "$(jq -r --arg id "$ID" '.migrations[] | select(.id == $id and .side == "destination") |
+		.progress.pages_moved // 0' <<<"$STATUS")" -gt 0 ]
+}
+
 @test "cancel after the commit on a 100mbit link (lazy): refused with exit 3; the migration completes" {
 	serve_start PHAUL_CONTROL_DIR="$CTL_dst"
 	fx_start_mtouch 256 16 64
@@ -176,6 +183,10 @@ has_side() {
 	wait_for 60 has_side src source post-copy ||
 		{ echo "never saw post-copy in phaul status; last: $STATUS" >&2; cat "$SCRATCH/m.err" >&2; false; }
 	[ "$(jq -r --arg id "$ID" '.migrations[] | select(.id == $id and .side == "source") | .committed' <<<"$STATUS")" = true ]
+	# the destination's status counts the pages it has put in place
+	wait_for 30 dst_pages_moved ||
+		{ echo "the destination's status shows no post-copy progress; last: $STATUS" >&2; false; }
+	note "status in dst: $(jq -c --arg id "$ID" '.migrations[] | select(.id == $id) | .progress' <<<"$STATUS")"
 	run ctl src cancel "$ID"
 	[ "$status" -eq 3 ] || { echo "cancel exited $status, not 3: $output" >&2; false; }
 	grep -q "committed" <<<"$output"
