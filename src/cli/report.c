@@ -57,6 +57,17 @@ static json_object *postcopy_json(const struct mig_stats *s)
 	return o;
 }
 
+/* Page data through the codec (pageframe.h): 0s with an older peer. */
+static json_object *pages_json(const struct mig_stats *s)
+{
+	json_object *o = json_object_new_object();
+
+	add_u64(o, "bytes_raw", s->pages.raw_bytes);
+	add_u64(o, "bytes_wire", s->pages.wire_bytes);
+	add_u64(o, "zero_pages", s->pages.zero_pages);
+	return o;
+}
+
 void report_json(const struct migration *m, bool ok)
 {
 	json_object *o = json_object_new_object();
@@ -91,6 +102,7 @@ void report_json(const struct migration *m, bool ok)
 	}
 	if (mode_postcopy(m->mode))
 		json_object_object_add(o, "postcopy", postcopy_json(s));
+	json_object_object_add(o, "pages", pages_json(s));
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	fflush(stdout);
 	json_object_put(o);

@@ -22,6 +22,7 @@
 #include "proto/conn.h"
 #include "proto/key.h"
 #include "proto/mode.h"
+#include "proto/pageframe.h"
 #include "proto/msg.h"
 
 #define PHAUL_DEFAULT_WORKDIR "/var/lib/phaul"
@@ -81,6 +82,7 @@ struct mig_stats {
 	uint64_t pages_local;	/* hybrid: served from the pre-copy store */
 	uint64_t postcopy_ms;	/* the commit to the last page in place */
 	uint64_t pages_dropped; /* hybrid: stale at the freeze, left to post-copy */
+	struct pf_stats pages;	/* page data through the codec (pageframe.h) */
 };
 
 /* LOST: committed, then post-copy could not complete the memory. */

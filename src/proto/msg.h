@@ -23,6 +23,9 @@
 /* Hello.features: with `resume`, reattach to a post-copy session whose
  * connection broke (instead of asking its outcome). */
 #define PHAUL_FEAT_PAGES_RESUME (1ULL << 0)
+/* Hello and HelloReply.features: page data as FRAME_PAGES (pageframe.h),
+ * used when both ends say it. */
+#define PHAUL_FEAT_PAGE_FRAMES (1ULL << 1)
 
 /* Limits on peer-controlled fields (documented in PROTOCOL.txt). */
 #define MSG_TEXT_MAX 1024

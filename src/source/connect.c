@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/session.h"
+#include "proto/pageframe.h"
 #include "proto/tls.h"
 
 static int send_hello(struct conn *c, const uint8_t *resume, uint64_t features)
@@ -61,7 +62,7 @@ int source_hello(struct migration *m)
 	mig_step(m, "connect");
 	r = fault_point("src.connect");
 	if (r == 0)
-		r = source_connect(m, NULL, 0);
+		r = source_connect(m, NULL, PHAUL_FEAT_PAGE_FRAMES);
 	if (r < 0)
 		return m->error[0] ? r : mig_fail(m, r, "%s", strerror(-r));
 	r = expect_msg(m, PHAUL__MSG__BODY_HELLO_REPLY, &msg);
@@ -74,6 +75,10 @@ int source_hello(struct migration *m)
 	if (!msg->hello_reply->has_session_id)
 		return mig_fail(m, -EPROTO, "the destination sent no session id");
 	memcpy(m->session_id, msg->hello_reply->session_id.data, PHAUL_SESSION_ID_LEN);
+	/* an older destination does not say it: raw pages then */
+	if (msg->hello_reply->features & PHAUL_FEAT_PAGE_FRAMES &&
+	    pf_attach(m->conn, &m->st.pages) < 0)
+		return mig_fail(m, -ENOMEM, "no memory for the page codec");
 	pr_info("connected to %s (%s), protocol %u", m->opts->to,
 		msg->hello_reply->host ? msg->hello_reply->host : "?", PHAUL_PROTO_VERSION);
 	return 0;
