@@ -65,6 +65,13 @@ static json_object *pages_json(const struct mig_stats *s)
 	add_u64(o, "bytes_raw", s->pages.raw_bytes);
 	add_u64(o, "bytes_wire", s->pages.wire_bytes);
 	add_u64(o, "zero_pages", s->pages.zero_pages);
+	add_u64(o, "zstd_frames", s->pages.zstd_frames);
+	json_object_object_add(o, "ratio",
+			       json_object_new_double(
+				       s->pages.wire_bytes ?
+					       (double)s->pages.raw_bytes / s->pages.wire_bytes :
+					       0));
+	add_u64(o, "compress_cpu_ms", s->pages.cpu_ns / 1000000);
 	return o;
 }
 

@@ -51,6 +51,7 @@ struct mig_opts {
 	uint32_t ghost_limit_mib;	/* CRIU --ghost-limit; 0: CRIU's 1 MiB */
 	bool progress;			/* progress line on stderr */
 	uint64_t bandwidth_mbit;	/* 0: no cap */
+	enum pf_compress compress;	/* --compress, auto by default */
 	unsigned int recover_timeout_s; /* in-doubt resolution window */
 	unsigned int connect_timeout_s;
 	struct policy policy; /* live mode */

@@ -5,7 +5,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <zstd.h>
 
+#include "common/fault.h"
 #include "common/log.h"
 #include "common/page.h"
 #include "common/util.h"
@@ -18,9 +21,12 @@ struct pf_ctx *pf_ctx_new(struct pf_stats *st)
 	if (!pf)
 		return NULL;
 	pf->st = st;
+	pf->level = 1;
+	pf->compress = PF_COMPRESS_OFF; /* the sender chooses */
 	pf->out = malloc(FRAME_PAGES_MAX);
 	pf->in = malloc(FRAME_PAGES_MAX);
-	if (!pf->out || !pf->in) {
+	pf->tmp = malloc(FRAME_DATA_MAX);
+	if (!pf->out || !pf->in || !pf->tmp) {
 		pf_ctx_free(pf);
 		return NULL;
 	}
@@ -33,6 +39,9 @@ void pf_ctx_free(struct pf_ctx *pf)
 		return;
 	free(pf->out);
 	free(pf->in);
+	free(pf->tmp);
+	ZSTD_freeCCtx(pf->cctx);
+	ZSTD_freeDCtx(pf->dctx);
 	free(pf);
 }
 
@@ -76,10 +85,90 @@ static uint64_t get_be(const uint8_t *p, int bytes)
 	return v;
 }
 
+bool pf_auto_decide(const struct pf_auto *a)
+{
+	if (a->ratio <= 0 || a->comp_Bpns <= 0 || a->link_Bpns <= 0)
+		return true;
+	return a->comp_Bpns * (1 - a->ratio) > 1.1 * a->link_Bpns;
+}
+
+static void ewma(double *v, double x)
+{
+	*v = *v > 0 ? 0.75 * *v + 0.25 * x : x;
+}
+
+/* A rate over the recent frames: @b bytes took @ns more. */
+static void rate_add(double *rate, double *sum_b, double *sum_ns, double b, double ns)
+{
+	*sum_b = 0.9 * *sum_b + b;
+	*sum_ns = 0.9 * *sum_ns + (ns > 0 ? ns : 1);
+	*rate = *sum_b / *sum_ns;
+}
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static bool want_zstd(struct pf_ctx *pf)
+{
+	switch (pf->compress) {
+	case PF_COMPRESS_OFF: return false;
+	case PF_COMPRESS_ZSTD: return true;
+	case PF_COMPRESS_AUTO: break;
+	}
+	return pf_auto_decide(&pf->a) || pf->a.off_frames >= PF_AUTO_PROBE_EVERY;
+}
+
+static int cctx_get(struct pf_ctx *pf)
+{
+	if (pf->cctx)
+		return 0;
+	pf->cctx = ZSTD_createCCtx();
+	if (!pf->cctx ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(pf->cctx, ZSTD_c_compressionLevel, pf->level)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(pf->cctx, ZSTD_c_checksumFlag, 1)))
+		return -ENOMEM;
+	return 0;
+}
+
+/*
+ * Compress the @n bytes of pf->tmp into @data when that makes them
+ * smaller (and measure it for auto); the compressed length, or 0.
+ */
+static size_t compress(struct pf_ctx *pf, uint8_t *data, size_t n)
+{
+	uint64_t c0, w0, wall;
+	size_t z;
+
+	if (cctx_get(pf) < 0)
+		return 0;
+	c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	w0 = clock_ns(CLOCK_MONOTONIC);
+	/* no room for as many bytes: an incompressible chunk fails fast */
+	z = ZSTD_compress2(pf->cctx, data, n - 1, pf->tmp, n);
+	wall = clock_ns(CLOCK_MONOTONIC) - w0;
+	if (pf->st)
+		pf->st->cpu_ns += clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+	ewma(&pf->a.ratio, ZSTD_isError(z) ? 1.0 : (double)z / n);
+	rate_add(&pf->a.comp_Bpns, &pf->a.comp_b, &pf->a.comp_ns, n, wall);
+	pf->a.off_frames = 0;
+	if (ZSTD_isError(z))
+		return 0;
+	if (fault_point("src.pagecorrupt") < 0)
+		data[z / 2] ^= 0x55;
+	return z;
+}
+
 size_t pf_encode(struct pf_ctx *pf, const uint8_t *raw, size_t len)
 {
 	uint8_t *data = pf->out + PF_HDR_LEN;
-	size_t pages = len / PAGE, kept = 0, n;
+	size_t pages = len / PAGE, kept = 0, n, z = 0;
+	bool zstd = want_zstd(pf);
+	uint8_t *to = zstd ? pf->tmp : data;
 	uint64_t zero = 0;
 
 	for (size_t i = 0; i < pages; i++) {
@@ -87,15 +176,22 @@ size_t pf_encode(struct pf_ctx *pf, const uint8_t *raw, size_t len)
 			zero |= 1ULL << i;
 			continue;
 		}
-		memcpy(data + kept * PAGE, raw + i * PAGE, PAGE);
+		memcpy(to + kept * PAGE, raw + i * PAGE, PAGE);
 		kept++;
 	}
+	if (zstd && kept)
+		z = compress(pf, data, kept * PAGE);
+	else if (!zstd)
+		pf->a.off_frames++;
+	if (zstd && !z)
+		memcpy(data, pf->tmp, kept * PAGE);
 	memset(pf->out, 0, PF_HDR_LEN);
-	pf->out[0] = PF_RAW;
+	pf->out[0] = z ? PF_ZSTD : PF_RAW;
 	put_be(pf->out + 4, len, 4);
 	put_be(pf->out + 8, zero, 8);
-	n = PF_HDR_LEN + kept * PAGE;
+	n = PF_HDR_LEN + (z ? z : kept * PAGE);
 	if (pf->st) {
+		pf->st->zstd_frames += z != 0;
 		pf->st->raw_bytes += len;
 		pf->st->wire_bytes += n;
 		pf->st->zero_pages += pages - kept;
@@ -117,12 +213,44 @@ static void expand(uint8_t *raw, size_t pages, size_t kept, uint64_t zero)
 	}
 }
 
+/* One zstd frame of exactly @want bytes (its checksum right) into @raw. */
+static int unzstd(struct pf_ctx *pf, const uint8_t *in, size_t n, uint8_t *raw, size_t want)
+{
+	unsigned long long size;
+	size_t r;
+
+	if (!pf->zstd_ok || want == 0) {
+		pr_err("a zstd page frame %s", want ? "that was not negotiated" : "of zero pages");
+		return -EPROTO;
+	}
+	size = ZSTD_getFrameContentSize(in, n);
+	if (size != want || ZSTD_findFrameCompressedSize(in, n) != n) {
+		pr_err("corrupt zstd page frame: it declares %lld bytes in %zu, %zu were due",
+		       (long long)size, n, want);
+		return -EBADMSG;
+	}
+	if (!pf->dctx) {
+		pf->dctx = ZSTD_createDCtx();
+		/* a window beyond one chunk is never needed */
+		if (!pf->dctx ||
+		    ZSTD_isError(ZSTD_DCtx_setParameter(pf->dctx, ZSTD_d_windowLogMax, 18)))
+			return -ENOMEM;
+	}
+	r = ZSTD_decompressDCtx(pf->dctx, raw, want, in, n);
+	if (ZSTD_isError(r) || r != want) {
+		pr_err("corrupt zstd page frame: %s",
+		       ZSTD_isError(r) ? ZSTD_getErrorName(r) : "short");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
 int pf_decode(struct pf_ctx *pf, const uint8_t *in, size_t n, uint8_t *raw, size_t cap,
 	      uint32_t *len, uint64_t *zero)
 {
 	uint64_t l, z, pages, kept;
+	int r;
 
-	(void)pf;
 	if (n < PF_HDR_LEN || in[1] || in[2] || in[3]) {
 		pr_err("malformed page frame header");
 		return -EPROTO;
@@ -147,6 +275,11 @@ int pf_decode(struct pf_ctx *pf, const uint8_t *in, size_t n, uint8_t *raw, size
 		}
 		memcpy(raw, in, n);
 		break;
+	case PF_ZSTD:
+		r = unzstd(pf, in, n, raw, kept * PAGE);
+		if (r < 0)
+			return r;
+		break;
 	default: pr_err("page frame in unknown encoding %u", in[-PF_HDR_LEN]); return -EPROTO;
 	}
 	expand(raw, pages, kept, z);
@@ -161,9 +294,14 @@ int pages_send(struct conn *c, const uint8_t *buf, size_t len)
 
 	for (size_t off = 0; r == 0 && off < len;) {
 		size_t n = MIN(len - off, (size_t)FRAME_DATA_MAX);
-		if (c->pf)
-			r = frame_send(c, FRAME_PAGES, c->pf->out, pf_encode(c->pf, buf + off, n));
-		else
+		if (c->pf) {
+			size_t w = pf_encode(c->pf, buf + off, n);
+			uint64_t t0 = clock_ns(CLOCK_MONOTONIC), dt;
+			r = frame_send(c, FRAME_PAGES, c->pf->out, w);
+			/* the link's rate as this thread sees it: TLS, the cap, the network */
+			dt = clock_ns(CLOCK_MONOTONIC) - t0;
+			rate_add(&c->pf->a.link_Bpns, &c->pf->a.link_b, &c->pf->a.link_ns, w, dt);
+		} else
 			r = frame_send(c, FRAME_DATA, buf + off, n);
 		off += n;
 	}

@@ -26,6 +26,8 @@
 /* A read cancelled by the daemon's shutdown says so (serve.c). */
 static const char *why(int r)
 {
+	if (r == -EBADMSG)
+		return "corrupt data on the connection (it failed its check)";
 	return r == -ECANCELED ? "the destination daemon is shutting down" : strerror(-r);
 }
 
@@ -140,10 +142,14 @@ static int hello(struct target *t)
 	if (r == 0)
 		r = outcome_write(t->so->workdir, t->hex, "pending", getpid());
 	if (r == 0)
-		r = reply_hello(t, msg->hello->features & PHAUL_FEAT_PAGE_FRAMES);
-	if (r == 0 && msg->hello->features & PHAUL_FEAT_PAGE_FRAMES &&
-	    pf_attach(t->m.conn, NULL) < 0)
-		r = mig_fail(&t->m, -ENOMEM, "no memory for the page codec");
+		r = reply_hello(t, msg->hello->features &
+					   (PHAUL_FEAT_PAGE_FRAMES | PHAUL_FEAT_PAGE_ZSTD));
+	if (r == 0 && msg->hello->features & PHAUL_FEAT_PAGE_FRAMES) {
+		if (pf_attach(t->m.conn, NULL) < 0)
+			r = mig_fail(&t->m, -ENOMEM, "no memory for the page codec");
+		else
+			t->m.conn->pf->zstd_ok = msg->hello->features & PHAUL_FEAT_PAGE_ZSTD;
+	}
 	t->st = ST_PREFLIGHT;
 	return r;
 }

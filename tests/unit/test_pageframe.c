@@ -135,6 +135,125 @@ static void test_malformed(void **state)
 	pf_ctx_free(pf);
 }
 
+/* Compressible pages: a few distinct words, like text. */
+static void fill_text(size_t pages)
+{
+	static const char w[] = "every page verifies on the destination; ";
+
+	for (size_t i = 0; i < pages * PAGE; i++)
+		raw[i] = w[(i * 7 / 5 + i / 4096) % (sizeof(w) - 1)];
+}
+
+static void test_zstd_roundtrip(void **state)
+{
+	struct pf_stats st = { 0 };
+	struct pf_ctx *tx = pf_ctx_new(&st), *rx = pf_ctx_new(NULL);
+	uint32_t len;
+	uint64_t z;
+	size_t n;
+
+	(void)state;
+	assert_non_null(tx);
+	assert_non_null(rx);
+	tx->compress = PF_COMPRESS_ZSTD;
+	rx->zstd_ok = true;
+	fill_text(NP);
+	memset(raw + 5 * PAGE, 0, PAGE); /* zero pages still go as a bit */
+	n = pf_encode(tx, raw, NP * PAGE);
+	assert_int_equal(tx->out[0], PF_ZSTD);
+	assert_true(n < NP * PAGE / 8);
+	assert_int_equal(st.zstd_frames, 1);
+	assert_int_equal(st.zero_pages, 1);
+	assert_int_equal(st.wire_bytes, n);
+	assert_int_equal(pf_decode(rx, tx->out, n, back, sizeof(back), &len, &z), 0);
+	assert_int_equal(len, NP * PAGE);
+	assert_int_equal(z, 1ULL << 5);
+	assert_memory_equal(back, raw, NP * PAGE);
+
+	/* not negotiated: refused */
+	rx->zstd_ok = false;
+	assert_int_equal(pf_decode(rx, tx->out, n, back, sizeof(back), &len, &z), -EPROTO);
+	rx->zstd_ok = true;
+	/* every byte flipped in turn: an error, never wrong pages */
+	for (size_t i = PF_HDR_LEN; i < n; i++) {
+		tx->out[i] ^= 0x20;
+		int r = pf_decode(rx, tx->out, n, back, sizeof(back), &len, &z);
+		if (r == 0)
+			assert_memory_equal(back, raw, NP * PAGE); /* (a flip zstd ignores) */
+		else
+			assert_true(r == -EBADMSG || r == -EPROTO);
+		tx->out[i] ^= 0x20;
+	}
+	/* cut short, or with bytes after the frame */
+	assert_int_equal(pf_decode(rx, tx->out, n - 1, back, sizeof(back), &len, &z), -EBADMSG);
+	assert_int_equal(pf_decode(rx, tx->out, n + 1, back, sizeof(back), &len, &z), -EBADMSG);
+	/* a frame declaring another size than the non-zero pages */
+	tx->out[15] = 0x30; /* pages 4, 5 zero: one page fewer due */
+	assert_int_equal(pf_decode(rx, tx->out, n, back, sizeof(back), &len, &z), -EBADMSG);
+
+	/* incompressible pages go raw, zero pages still skipped */
+	for (size_t i = 0; i < NP * PAGE; i++) {
+		uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ull;
+		x = (x ^ x >> 30) * 0xbf58476d1ce4e5b9ull;
+		raw[i] = (uint8_t)((x ^ x >> 27) * 0x94d049bb133111ebull >> 56);
+	}
+	memset(raw, 0, PAGE);
+	n = pf_encode(tx, raw, NP * PAGE);
+	assert_int_equal(tx->out[0], PF_RAW);
+	assert_int_equal(n, PF_HDR_LEN + (NP - 1) * PAGE);
+	assert_int_equal(pf_decode(rx, tx->out, n, back, sizeof(back), &len, &z), 0);
+	assert_memory_equal(back, raw, NP * PAGE);
+	assert_true(st.cpu_ns > 0);
+	pf_ctx_free(tx);
+	pf_ctx_free(rx);
+}
+
+static void test_auto_decide(void **state)
+{
+	struct pf_auto a = { 0 };
+
+	(void)state;
+	/* nothing measured: try */
+	assert_true(pf_auto_decide(&a));
+	/* 1 GB/s compression to a tenth, 125 MB/s link (1 Gbit/s): pays */
+	a = (struct pf_auto){ .ratio = 0.1, .comp_Bpns = 1.0, .link_Bpns = 0.125 };
+	assert_true(pf_auto_decide(&a));
+	/* the same on a 2 GB/s link (unshaped loopback): costs time */
+	a.link_Bpns = 2.0;
+	assert_false(pf_auto_decide(&a));
+	/* incompressible on a slow link: nothing to gain */
+	a = (struct pf_auto){ .ratio = 1.0, .comp_Bpns = 1.0, .link_Bpns = 0.01 };
+	assert_false(pf_auto_decide(&a));
+	/* a busy CPU: compression at 100 MB/s cannot beat a 125 MB/s link */
+	a = (struct pf_auto){ .ratio = 0.1, .comp_Bpns = 0.1, .link_Bpns = 0.125 };
+	assert_false(pf_auto_decide(&a));
+	/* the margin: a gain under 10 % is not taken */
+	a = (struct pf_auto){ .ratio = 0.5, .comp_Bpns = 0.21, .link_Bpns = 0.1 };
+	assert_false(pf_auto_decide(&a));
+	a.comp_Bpns = 0.23;
+	assert_true(pf_auto_decide(&a));
+}
+
+/* auto turns itself off on a fast link, and probes again later */
+static void test_auto_probes(void **state)
+{
+	struct pf_ctx *tx = pf_ctx_new(NULL);
+	unsigned int zstd = 0;
+
+	(void)state;
+	assert_non_null(tx);
+	tx->compress = PF_COMPRESS_AUTO;
+	fill_text(NP);
+	for (unsigned int i = 0; i < 3 * PF_AUTO_PROBE_EVERY; i++) {
+		tx->a.link_Bpns = 1e6; /* faster than any compressor */
+		pf_encode(tx, raw, NP * PAGE);
+		zstd += tx->out[0] == PF_ZSTD;
+	}
+	/* the first frame (nothing measured) and one probe every 64 */
+	assert_in_range(zstd, 3, 4);
+	pf_ctx_free(tx);
+}
+
 /* pages_send on one end of a socketpair, pages_recv on the other. */
 static void over_conn(bool framed)
 {
@@ -207,9 +326,10 @@ static void test_over_conn_raw(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip),     cmocka_unit_test(test_is_zero),
-		cmocka_unit_test(test_malformed),     cmocka_unit_test(test_over_conn_framed),
-		cmocka_unit_test(test_over_conn_raw),
+		cmocka_unit_test(test_roundtrip),	 cmocka_unit_test(test_is_zero),
+		cmocka_unit_test(test_malformed),	 cmocka_unit_test(test_zstd_roundtrip),
+		cmocka_unit_test(test_auto_decide),	 cmocka_unit_test(test_auto_probes),
+		cmocka_unit_test(test_over_conn_framed), cmocka_unit_test(test_over_conn_raw),
 	};
 
 	log_init("test", LOG_QUIET);
