@@ -120,6 +120,9 @@ static bool want_zstd(struct pf_ctx *pf)
 	case PF_COMPRESS_ZSTD: return true;
 	case PF_COMPRESS_AUTO: break;
 	}
+	/* the link first: compressing before that would hide its rate */
+	if (pf->a.link_frames < PF_AUTO_LINK_FRAMES)
+		return false;
 	return pf_auto_decide(&pf->a) || pf->a.off_frames >= PF_AUTO_PROBE_EVERY;
 }
 
@@ -161,6 +164,19 @@ static size_t compress(struct pf_ctx *pf, uint8_t *data, size_t n)
 	if (fault_point("src.pagecorrupt") < 0)
 		data[z / 2] ^= 0x55;
 	return z;
+}
+
+/*
+ * The link's rate as this thread sees it (TLS, the --bandwidth bucket,
+ * the network), from full raw frames only: while compression keeps the
+ * link below its capacity, the time a frame takes says nothing of it.
+ */
+static void link_sample(struct pf_auto *a, uint8_t codec, size_t w, uint64_t ns)
+{
+	if (codec != PF_RAW || w < FRAME_DATA_MAX / 2)
+		return;
+	rate_add(&a->link_Bpns, &a->link_b, &a->link_ns, w, ns);
+	a->link_frames++;
 }
 
 size_t pf_encode(struct pf_ctx *pf, const uint8_t *raw, size_t len)
@@ -298,9 +314,8 @@ int pages_send(struct conn *c, const uint8_t *buf, size_t len)
 			size_t w = pf_encode(c->pf, buf + off, n);
 			uint64_t t0 = clock_ns(CLOCK_MONOTONIC), dt;
 			r = frame_send(c, FRAME_PAGES, c->pf->out, w);
-			/* the link's rate as this thread sees it: TLS, the cap, the network */
 			dt = clock_ns(CLOCK_MONOTONIC) - t0;
-			rate_add(&c->pf->a.link_Bpns, &c->pf->a.link_b, &c->pf->a.link_ns, w, dt);
+			link_sample(&c->pf->a, c->pf->out[0], w, dt);
 		} else
 			r = frame_send(c, FRAME_DATA, buf + off, n);
 		off += n;

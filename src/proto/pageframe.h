@@ -53,12 +53,13 @@ enum pf_compress {
  * went into socket buffers at once).
  */
 struct pf_auto {
-	double ratio;		 /* compressed / raw, 0: not measured */
-	double comp_Bpns;	 /* raw bytes compressed per ns of compression */
-	double link_Bpns;	 /* wire bytes per ns spent sending */
-	double comp_b, comp_ns;	 /* the sums behind comp_Bpns */
-	double link_b, link_ns;	 /* and link_Bpns */
-	unsigned int off_frames; /* frames sent raw since compression went off */
+	double ratio;		  /* compressed / raw, 0: not measured */
+	double comp_Bpns;	  /* raw bytes compressed per ns of compression */
+	double link_Bpns;	  /* wire bytes per ns spent sending */
+	double comp_b, comp_ns;	  /* the sums behind comp_Bpns */
+	double link_b, link_ns;	  /* and link_Bpns */
+	unsigned int off_frames;  /* frames sent raw since compression went off */
+	unsigned int link_frames; /* raw frames behind link_Bpns */
 };
 
 /*
@@ -70,6 +71,8 @@ struct pf_auto {
 bool pf_auto_decide(const struct pf_auto *a);
 /* Frames sent raw before auto measures compression again. */
 #define PF_AUTO_PROBE_EVERY 64u
+/* Full raw frames auto measures the link with before it compresses. */
+#define PF_AUTO_LINK_FRAMES 16u
 
 /* What went through one side's codec (the source's --json). */
 struct pf_stats {

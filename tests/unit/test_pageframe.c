@@ -244,8 +244,12 @@ static void test_auto_probes(void **state)
 	assert_non_null(tx);
 	tx->compress = PF_COMPRESS_AUTO;
 	fill_text(NP);
+	/* the link is measured (on raw frames) before anything is compressed */
+	pf_encode(tx, raw, NP * PAGE);
+	assert_int_equal(tx->out[0], PF_RAW);
 	for (unsigned int i = 0; i < 3 * PF_AUTO_PROBE_EVERY; i++) {
 		tx->a.link_Bpns = 1e6; /* faster than any compressor */
+		tx->a.link_frames = PF_AUTO_LINK_FRAMES;
 		pf_encode(tx, raw, NP * PAGE);
 		zstd += tx->out[0] == PF_ZSTD;
 	}
