@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getFrameHeader() */
 #include <zstd.h>
 
 #include "common/fault.h"
@@ -232,6 +233,7 @@ static void expand(uint8_t *raw, size_t pages, size_t kept, uint64_t zero)
 /* One zstd frame of exactly @want bytes (its checksum right) into @raw. */
 static int unzstd(struct pf_ctx *pf, const uint8_t *in, size_t n, uint8_t *raw, size_t want)
 {
+	ZSTD_frameHeader fh;
 	unsigned long long size;
 	size_t r;
 
@@ -240,6 +242,10 @@ static int unzstd(struct pf_ctx *pf, const uint8_t *in, size_t n, uint8_t *raw, 
 		return -EPROTO;
 	}
 	size = ZSTD_getFrameContentSize(in, n);
+	if (ZSTD_getFrameHeader(&fh, in, n) != 0 || !fh.checksumFlag) {
+		pr_err("corrupt zstd page frame: no header with a checksum");
+		return -EBADMSG;
+	}
 	if (size != want || ZSTD_findFrameCompressedSize(in, n) != n) {
 		pr_err("corrupt zstd page frame: it declares %lld bytes in %zu, %zu were due",
 		       (long long)size, n, want);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <zstd.h>
 
 #include "common/log.h"
 #include "common/page.h"
@@ -187,6 +188,27 @@ static void test_zstd_roundtrip(void **state)
 	/* cut short, or with bytes after the frame */
 	assert_int_equal(pf_decode(rx, tx->out, n - 1, back, sizeof(back), &len, &z), -EBADMSG);
 	assert_int_equal(pf_decode(rx, tx->out, n + 1, back, sizeof(back), &len, &z), -EBADMSG);
+	/* a valid zstd frame without its checksum */
+	{
+		ZSTD_CCtx *cc = ZSTD_createCCtx();
+		uint8_t frame[PF_HDR_LEN + 4096];
+		size_t zn;
+
+		assert_non_null(cc);
+		memcpy(frame, tx->out, PF_HDR_LEN);
+		memset(frame + 12, 0, 4);
+		frame[15] = 0xfe; /* page 0 only */
+		memset(raw, 'a', PAGE);
+		zn = ZSTD_compressCCtx(cc, frame + PF_HDR_LEN, 4096, raw, PAGE, 1);
+		assert_false(ZSTD_isError(zn));
+		frame[7] = 0; /* raw length: 8 pages */
+		frame[6] = 0x80;
+		frame[5] = 0;
+		assert_int_equal(pf_decode(rx, frame, PF_HDR_LEN + zn, back, sizeof(back), &len,
+					   &z),
+				 -EBADMSG);
+		ZSTD_freeCCtx(cc);
+	}
 	/* a frame declaring another size than the non-zero pages */
 	tx->out[15] = 0x30; /* pages 4, 5 zero: one page fewer due */
 	assert_int_equal(pf_decode(rx, tx->out, n, back, sizeof(back), &len, &z), -EBADMSG);
