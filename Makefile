@@ -20,7 +20,7 @@ CC ?= cc
 SAN ?=
 CRIU_RPC_PROTO ?= $(firstword $(wildcard /usr/local/include/criu/rpc.proto /usr/include/criu/rpc.proto))
 
-PKGS := gnutls libprotobuf-c json-c libxxhash
+PKGS := gnutls libprotobuf-c json-c libxxhash libzstd
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 -Wvla
 OPT ?= -O2 -g
 # CFLAGS / LDFLAGS from the command line are added, never replace these.

@@ -63,7 +63,9 @@ static void migrate_usage(FILE *f)
 		"                         again for the restore (storage both hosts see)\n"
 		"  --ghost-limit MIB      carry deleted files the tree holds open, up to MIB\n"
 		"                         MiB each, in the images (default 1)\n"
-		"  --bandwidth MBIT       cap phaul's sending rate\n"
+		"  --bandwidth MBIT       cap phaul's sending rate (bytes on the wire)\n"
+		"  --compress MODE        page data: auto (zstd where it pays, the default),\n"
+		"                         zstd (always), off (zero pages are skipped in all)\n"
 		"  --recover-timeout SEC  how long to ask for an outcome left in doubt, and how\n"
 		"                         long post-copy waits for a silent link (default 60)\n"
 		"  -v, --verbose          log each step (twice: debug and CRIU logs)\n"
@@ -134,6 +136,7 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		{ "link-remap", no_argument, NULL, 'N' },
 		{ "ghost-limit", required_argument, NULL, 'G' },
 		{ "bandwidth", required_argument, NULL, 'b' },
+		{ "compress", required_argument, NULL, 'z' },
 		{ "recover-timeout", required_argument, NULL, 'r' },
 		{ "downtime-ms", required_argument, NULL, 'D' },
 		{ "max-iters", required_argument, NULL, 'I' },
@@ -172,6 +175,16 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 			if (parse_u64(optarg, 1, 1000000, &v) < 0)
 				return -EINVAL;
 			o->bandwidth_mbit = v;
+			break;
+		case 'z':
+			if (!strcmp(optarg, "auto"))
+				o->compress = PF_COMPRESS_AUTO;
+			else if (!strcmp(optarg, "zstd"))
+				o->compress = PF_COMPRESS_ZSTD;
+			else if (!strcmp(optarg, "off"))
+				o->compress = PF_COMPRESS_OFF;
+			else
+				return -EINVAL;
 			break;
 		case 'r':
 			if (parse_u64(optarg, 0, 86400, &v) < 0)

@@ -51,6 +51,24 @@ static json_object *postcopy_json(const struct mig_stats *s)
 	return o;
 }
 
+/* Page data through the codec (pageframe.h): 0s with an older peer. */
+static json_object *pages_json(const struct mig_stats *s)
+{
+	json_object *o = json_object_new_object();
+
+	add_u64(o, "bytes_raw", s->pages.raw_bytes);
+	add_u64(o, "bytes_wire", s->pages.wire_bytes);
+	add_u64(o, "zero_pages", s->pages.zero_pages);
+	add_u64(o, "zstd_frames", s->pages.zstd_frames);
+	json_object_object_add(o, "ratio",
+			       json_object_new_double(
+				       s->pages.wire_bytes ?
+					       (double)s->pages.raw_bytes / s->pages.wire_bytes :
+					       0));
+	add_u64(o, "compress_cpu_ms", s->pages.cpu_ns / 1000000);
+	return o;
+}
+
 json_object *report_object(const struct migration *m, bool ok)
 {
 	json_object *o = json_object_new_object();
@@ -86,6 +104,7 @@ json_object *report_object(const struct migration *m, bool ok)
 	}
 	if (mode_postcopy(m->mode))
 		json_object_object_add(o, "postcopy", postcopy_json(s));
+	json_object_object_add(o, "pages", pages_json(s));
 	return o;
 }
 

@@ -2,6 +2,7 @@
 #include "engine/converge.h"
 
 #include "common/page.h"
+#include "common/util.h"
 
 double policy_bandwidth(const struct round_stat *r, size_t n)
 {
@@ -16,9 +17,22 @@ double policy_bandwidth(const struct round_stat *r, size_t n)
 	return ms ? (double)bytes / ms : 0;
 }
 
-static uint64_t predict(const struct policy *p, const struct round_stat *last, double bw)
+double policy_wire_per_page(const struct round_stat *r, size_t n)
 {
-	double bytes = (double)last->pages_dirty * PAGE;
+	/* the same rounds as the bandwidth: zero pages and compression make
+	 * a page cost fewer bytes on the wire than PAGE */
+	uint64_t bytes = 0, pages = 0;
+
+	for (size_t i = n > 3 ? n - 3 : 0; i < n; i++) {
+		bytes += r[i].bytes_sent;
+		pages += r[i].pages_sent;
+	}
+	return pages ? MIN((double)bytes / pages, (double)PAGE) : (double)PAGE;
+}
+
+static uint64_t predict(const struct policy *p, const struct round_stat *r, size_t n, double bw)
+{
+	double bytes = (double)r[n - 1].pages_dirty * policy_wire_per_page(r, n);
 
 	if (bw <= 0)
 		return UINT64_MAX;
@@ -34,7 +48,7 @@ enum policy_verdict policy_decide(const struct policy *p, const struct round_sta
 	if (n == 0)
 		return POLICY_CONTINUE;
 	last = &r[n - 1];
-	*predicted_ms = predict(p, last, policy_bandwidth(r, n));
+	*predicted_ms = predict(p, r, n, policy_bandwidth(r, n));
 	if (last->pages_dirty <= POLICY_SMALL_PAGES)
 		return POLICY_SMALL;
 	if (*predicted_ms <= p->downtime_ms)

@@ -6,7 +6,9 @@
  * during that round, which the next step would have to send:
  *
  *   converged      predicted frozen time = dirty bytes / bandwidth +
- *                  fixed costs <= the downtime target (QEMU's rule)
+ *                  fixed costs <= the downtime target (QEMU's rule);
+ *                  bytes on the wire: dirty pages x the wire bytes a page
+ *                  cost in the last rounds (zero pages, compression)
  *   small          64 dirty pages or fewer (p.haul's rule)
  *   not shrinking  the dirty set grew by more than 10 % (p.haul's rule)
  *   max iters      --max-iters rounds done
@@ -56,6 +58,9 @@ enum policy_verdict policy_decide(const struct policy *p, const struct round_sta
 				  uint64_t elapsed_ms, uint64_t *predicted_ms);
 /* Bytes per millisecond the link showed in the last rounds (0: unknown). */
 double policy_bandwidth(const struct round_stat *r, size_t n);
+/* Wire bytes a sent page cost in the last rounds (PAGE at most; PAGE
+ * when none was sent). */
+double policy_wire_per_page(const struct round_stat *r, size_t n);
 const char *policy_verdict_name(enum policy_verdict v);
 
 #endif

@@ -22,6 +22,7 @@
 #include "proto/conn.h"
 #include "proto/key.h"
 #include "proto/mode.h"
+#include "proto/pageframe.h"
 #include "proto/msg.h"
 
 #define PHAUL_DEFAULT_WORKDIR "/var/lib/phaul"
@@ -52,6 +53,7 @@ struct mig_opts {
 	uint32_t ghost_limit_mib;	/* CRIU --ghost-limit; 0: CRIU's 1 MiB */
 	bool progress;			/* progress line on stderr */
 	uint64_t bandwidth_mbit;	/* 0: no cap */
+	enum pf_compress compress;	/* --compress, auto by default */
 	unsigned int recover_timeout_s; /* in-doubt resolution window */
 	unsigned int connect_timeout_s;
 	struct policy policy; /* live mode */
@@ -96,6 +98,7 @@ struct mig_stats {
 	struct fill_sample fill[MIG_FILL_MAX];
 	size_t nr_fill;
 	uint64_t fill_step_ms; /* between two samples; doubles when full */
+	struct pf_stats pages; /* page data through the codec (pageframe.h) */
 };
 
 /* LOST: committed, then post-copy could not complete the memory. */

@@ -15,6 +15,7 @@
 #include "common/util.h"
 #include "criu/criu.h"
 #include "pages/reconnect.h"
+#include "proto/pageframe.h"
 #include "proto/wire.h"
 
 #define FETCH_PAGES 128u /* 512 KiB: 4 ms at 1 Gbit/s */
@@ -160,17 +161,18 @@ static int await_answer(struct page_server *srv, Msg **ret)
 /* Relay the answer's data frames to CRIU; *done counts what went out. */
 static int relay(struct page_server *srv, uint64_t bytes, uint64_t *done)
 {
-	enum frame_type type;
+	uint64_t zero;
 	uint32_t len;
 	int r;
 
 	while (*done < bytes) {
-		r = frame_recv(srv->conn, &type, srv->buf, FRAME_DATA_MAX, &len);
+		r = pages_recv(srv->conn, srv->buf, MIN(bytes - *done, (uint64_t)FRAME_DATA_MAX),
+			       &len, &zero);
 		if (r < 0)
 			return r;
-		if (type != FRAME_DATA || len == 0 || len > bytes - *done || len % PAGE) {
-			pr_err("page stream from the source broken: %u bytes where %llu were due",
-			       len, (unsigned long long)(bytes - *done));
+		if (len % PAGE) {
+			pr_err("page stream from the source broken: %u bytes, not whole pages",
+			       len);
 			return -EPROTO;
 		}
 		r = write_full(srv->sk, srv->buf, len);

@@ -15,6 +15,7 @@
 #include "common/util.h"
 #include "criu/pagemap.h"
 #include "proto/msg.h"
+#include "proto/pageframe.h"
 #include "proto/wire.h"
 
 /*
@@ -110,72 +111,107 @@ static int open_pages(struct pagestore *ps, struct ps_proc *p)
 	return p->pages_fd < 0 ? -errno : 0;
 }
 
-static int recv_data(struct pagestore *ps, struct conn *c, int fd, uint64_t bytes)
+/*
+ * Write a chunk of pages at the file's offset, but not its zero pages:
+ * they stay holes (no space; CRIU reads them as zeros). Bytes written.
+ */
+static int64_t write_chunk(int fd, const uint8_t *buf, uint32_t len, uint64_t zero)
 {
-	enum frame_type type;
-	uint32_t len;
+	int64_t written = 0;
+	uint32_t i = 0;
 	int r;
 
-	while (bytes > 0) {
-		r = frame_recv(c, &type, ps->buf, FRAME_DATA_MAX, &len);
-		if (r < 0)
-			return r;
-		if (type != FRAME_DATA || len == 0 || len > bytes) {
-			pr_err("page stream broken: %u bytes where %llu were due", len,
-			       (unsigned long long)bytes);
-			return -EPROTO;
+	if (!zero) { /* FRAME_DATA chunks need not be whole pages */
+		r = write_full(fd, buf, len);
+		return r < 0 ? (int64_t)r : (int64_t)len;
+	}
+	while (i < len / PAGE) {
+		uint32_t j = i;
+		bool z = zero & 1ULL << i;
+		while (j < len / PAGE && !!(zero & 1ULL << j) == z)
+			j++;
+		if (z) {
+			if (lseek(fd, (off_t)(j - i) * PAGE, SEEK_CUR) < 0)
+				return -errno;
+		} else {
+			r = write_full(fd, buf + (size_t)i * PAGE, (size_t)(j - i) * PAGE);
+			if (r < 0)
+				return r;
+			written += (int64_t)(j - i) * PAGE;
 		}
-		r = write_full(fd, ps->buf, len);
+		i = j;
+	}
+	return written;
+}
+
+/* Receive a run's @bytes into @fd; *stored: the bytes that took space. */
+static int recv_data(struct pagestore *ps, struct conn *c, int fd, uint64_t bytes, uint64_t *stored)
+{
+	bool hole = false; /* the file ends in a skipped zero page */
+	uint64_t zero;
+	uint32_t len;
+	int64_t w;
+	int r;
+
+	*stored = 0;
+	while (bytes > 0) {
+		r = pages_recv(c, ps->buf, MIN(bytes, (uint64_t)FRAME_DATA_MAX), &len, &zero);
 		if (r < 0)
 			return r;
+		w = write_chunk(fd, ps->buf, len, zero);
+		if (w < 0)
+			return (int)w;
+		hole = len >= PAGE && zero >> (len / PAGE - 1) & 1;
+		*stored += w;
 		bytes -= len;
+	}
+	if (hole) { /* the file is as long as the pages it holds */
+		off_t end = lseek(fd, 0, SEEK_CUR);
+		if (end < 0 || ftruncate(fd, end) < 0)
+			return -errno;
 	}
 	return 0;
 }
 
-/* Punch [s, e) of run @i out of round @rd's file. */
-static bool punch(const struct ps_round *rd, size_t i, uint64_t s, uint64_t e)
+/*
+ * Punch [s, e) of run @i out of round @rd's file; the bytes of space it
+ * gave back (none where the file had a hole: a zero page, or a copy
+ * released before).
+ */
+static uint64_t punch(const struct ps_round *rd, size_t i, uint64_t s, uint64_t e)
 {
 	off_t off = (rd->first[i] + (s - rd->r[i].start) / PAGE) * PAGE;
+	struct stat before, after;
 
-	return rd->fd >= 0 &&
-	       fallocate(rd->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, e - s) == 0;
+	if (rd->fd < 0 || fstat(rd->fd, &before) < 0 ||
+	    fallocate(rd->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, e - s) < 0 ||
+	    fstat(rd->fd, &after) < 0 || after.st_blocks > before.st_blocks)
+		return 0;
+	return (uint64_t)(before.st_blocks - after.st_blocks) * 512;
 }
 
 /*
  * [a, b) came again in the round that ends now: the copies older rounds
  * hold are never read any more (the newest round wins), so their space
- * goes back. Only the newest
- * older copy of a page still holds space (the ones before it went when it
- * came): that is what is counted as freed. Returns the bytes freed.
+ * goes back. Returns the bytes freed.
  */
 static uint64_t release_older(struct ps_proc *p, uint64_t a, uint64_t b)
 {
-	struct rangeset seen = { 0 }, fresh = { 0 };
 	uint64_t freed = 0;
 
 	for (size_t k = p->nr_rounds; k-- > 0;) {
 		const struct ps_round *rd = &p->rounds[k];
 		for (size_t i = range_after(rd->r, rd->nr, a); i < rd->nr && rd->r[i].start < b;
-		     i++) {
-			uint64_t s = MAX(rd->r[i].start, a), e = MIN(rd->r[i].end, b);
-			rangeset_clear(&fresh);
-			if (rangeset_missing(&seen, s, e, &fresh) < 0 ||
-			    rangeset_add(&seen, s, e) < 0)
-				break;
-			if (punch(rd, i, s, e))
-				freed += rangeset_bytes(&fresh);
-		}
+		     i++)
+			freed += punch(rd, i, MAX(rd->r[i].start, a), MIN(rd->r[i].end, b));
 	}
-	rangeset_free(&seen);
-	rangeset_free(&fresh);
 	return freed;
 }
 
 int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRun *pr,
 		       uint64_t *budget)
 {
-	uint64_t bytes = (uint64_t)pr->nr_pages * PAGE, end = pr->vaddr + bytes;
+	uint64_t bytes = (uint64_t)pr->nr_pages * PAGE, end = pr->vaddr + bytes, stored = 0;
 	struct ps_proc *p = proc_get(ps, pr->pid);
 	int r;
 
@@ -196,12 +232,12 @@ int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRu
 	if (r == 0)
 		r = open_pages(ps, p);
 	if (r == 0)
-		r = recv_data(ps, c, p->pages_fd, bytes);
+		r = recv_data(ps, c, p->pages_fd, bytes, &stored);
 	if (r == 0)
 		r = rangeset_add(&p->round, pr->vaddr, end);
 	if (r < 0)
 		return r;
-	*budget -= bytes;
+	*budget -= stored; /* zero pages take no space */
 	/* what the rounds finished since gave back */
 	*budget += ps->freed;
 	ps->freed = 0;

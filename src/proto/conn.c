@@ -32,6 +32,8 @@ void conn_free(struct conn *c)
 	if (!c)
 		return;
 	c->ops->close(c->priv);
+	if (c->pf)
+		c->pf_free(c->pf);
 	pthread_mutex_destroy(&c->send_lock);
 	free(c);
 }

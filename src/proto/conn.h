@@ -42,6 +42,10 @@ struct conn {
 	uint64_t rate_Bps;
 	uint64_t bucket_ts_us;
 	double bucket;
+	/* page data as FRAME_PAGES (pageframe.h, negotiated); NULL: FRAME_DATA.
+	 * Set with pf_attach(), freed with the conn. */
+	struct pf_ctx *pf;
+	void (*pf_free)(struct pf_ctx *pf);
 	/* one thread may read while others send: each frame goes out whole */
 	pthread_mutex_t send_lock;
 };

@@ -26,6 +26,12 @@ uint32_t proto_version(void);
 /* Hello.features: with `resume`, reattach to a post-copy session whose
  * connection broke (instead of asking its outcome). */
 #define PHAUL_FEAT_PAGES_RESUME (1ULL << 0)
+/* Hello and HelloReply.features: page data as FRAME_PAGES (pageframe.h),
+ * used when both ends say it. */
+#define PHAUL_FEAT_PAGE_FRAMES (1ULL << 1)
+/* With PAGE_FRAMES: page frames may be zstd-compressed (the source asks
+ * when --compress is not off; the destination answers if it can). */
+#define PHAUL_FEAT_PAGE_ZSTD (1ULL << 2)
 
 /* Limits on peer-controlled fields (documented in PROTOCOL.txt). */
 #define MSG_TEXT_MAX 1024

@@ -36,6 +36,10 @@ int frame_hdr_decode(const uint8_t in[FRAME_HDR_LEN], enum frame_type *type, uin
 		if (l > FRAME_DATA_MAX)
 			return -EPROTO;
 		break;
+	case FRAME_PAGES:
+		if (l > FRAME_PAGES_MAX)
+			return -EPROTO;
+		break;
 	default: return -EPROTO;
 	}
 	*type = in[2];
@@ -43,10 +47,22 @@ int frame_hdr_decode(const uint8_t in[FRAME_HDR_LEN], enum frame_type *type, uin
 	return 0;
 }
 
+const char *frame_type_name(enum frame_type type)
+{
+	switch (type) {
+	case FRAME_MSG: return "message";
+	case FRAME_DATA: return "data";
+	case FRAME_PAGES: return "pages";
+	}
+	return "?";
+}
+
 int frame_send(struct conn *c, enum frame_type type, const void *buf, size_t len)
 {
 	uint8_t hdr[FRAME_HDR_LEN];
-	size_t max = type == FRAME_MSG ? FRAME_MSG_MAX : FRAME_DATA_MAX;
+	size_t max = type == FRAME_MSG	? FRAME_MSG_MAX :
+		     type == FRAME_DATA ? FRAME_DATA_MAX :
+					  FRAME_PAGES_MAX;
 	int r;
 
 	if (len > max)

@@ -7,7 +7,8 @@
  * followed by `length` bytes of payload. FRAME_MSG carries one packed
  * phaul.Msg (at most FRAME_MSG_MAX bytes), FRAME_DATA a chunk of the file
  * or page stream opened by the last control message (at most
- * FRAME_DATA_MAX). The header is checked before anything is allocated.
+ * FRAME_DATA_MAX), FRAME_PAGES one chunk of pages in pageframe.h's
+ * encoding (at most FRAME_PAGES_MAX: FRAME_DATA_MAX and its header). The header is checked before anything is allocated.
  */
 #ifndef PHAUL_WIRE_H
 #define PHAUL_WIRE_H
@@ -20,11 +21,16 @@
 enum frame_type {
 	FRAME_MSG = 1,
 	FRAME_DATA = 2,
+	FRAME_PAGES = 3,
 };
 
 #define FRAME_HDR_LEN 8
 #define FRAME_MSG_MAX (64u * 1024)
 #define FRAME_DATA_MAX (256u * 1024)
+#define FRAME_PAGES_MAX (FRAME_DATA_MAX + 16)
+
+/* "message", "data" or "pages", for logs. */
+const char *frame_type_name(enum frame_type type);
 
 void frame_hdr_encode(uint8_t out[FRAME_HDR_LEN], enum frame_type type, uint32_t len);
 /* -EPROTO for a bad magic, type, flags or an over-long frame. */

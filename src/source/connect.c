@@ -15,6 +15,7 @@
 #include "common/util.h"
 #include "engine/session.h"
 #include "proto/sshchan.h"
+#include "proto/pageframe.h"
 #include "proto/tls.h"
 
 static int send_hello(struct conn *c, const uint8_t *resume, uint64_t features)
@@ -93,7 +94,10 @@ int source_hello(struct migration *m)
 	mig_step(m, "connect");
 	r = fault_point("src.connect");
 	if (r == 0)
-		r = source_connect(m, NULL, 0);
+		r = source_connect(
+			m, NULL,
+			PHAUL_FEAT_PAGE_FRAMES |
+				(m->opts->compress != PF_COMPRESS_OFF ? PHAUL_FEAT_PAGE_ZSTD : 0));
 	if (r < 0)
 		return m->error[0] ? r : mig_fail(m, r, "%s", strerror(-r));
 	r = expect_msg(m, PHAUL__MSG__BODY_HELLO_REPLY, &msg);
@@ -106,6 +110,15 @@ int source_hello(struct migration *m)
 	if (!msg->hello_reply->has_session_id)
 		return mig_fail(m, -EPROTO, "the destination sent no session id");
 	memcpy(m->session_id, msg->hello_reply->session_id.data, PHAUL_SESSION_ID_LEN);
+	/* an older destination does not say it: raw pages then */
+	if (msg->hello_reply->features & PHAUL_FEAT_PAGE_FRAMES) {
+		if (pf_attach(m->conn, &m->st.pages) < 0)
+			return mig_fail(m, -ENOMEM, "no memory for the page codec");
+		/* an older destination does not say zstd: zero pages only then */
+		m->conn->pf->compress = msg->hello_reply->features & PHAUL_FEAT_PAGE_ZSTD ?
+						m->opts->compress :
+						PF_COMPRESS_OFF;
+	}
 	pr_info("connected to %s (%s), protocol %u", m->opts->to,
 		msg->hello_reply->host ? msg->hello_reply->host : "?", proto_version());
 	return 0;

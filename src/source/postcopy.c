@@ -19,6 +19,7 @@
 #include "engine/events.h"
 #include "engine/session.h"
 #include "source/connect.h"
+#include "proto/pageframe.h"
 #include "proto/wire.h"
 
 struct postcopy {
@@ -121,19 +122,13 @@ static int check_lazy_mapped(struct migration *m, pid_t host, int32_t ipid, uint
 static int send_data(struct migration *m, const Phaul__PageReq *rq, uint32_t nr)
 {
 	Phaul__PageData pd = PHAUL__PAGE_DATA__INIT;
-	uint64_t off = 0, bytes = (uint64_t)nr * PAGE;
 	int r;
 
 	pd.pid = rq->pid;
 	pd.vaddr = rq->vaddr;
 	pd.nr_pages = nr;
 	r = msg_send_page_data(m->conn, &pd);
-	while (r == 0 && off < bytes) {
-		size_t n = MIN(bytes - off, (uint64_t)FRAME_DATA_MAX);
-		r = frame_send(m->conn, FRAME_DATA, m->post->buf + off, n);
-		off += n;
-	}
-	return r;
+	return r == 0 ? pages_send(m->conn, m->post->buf, (size_t)nr * PAGE) : r;
 }
 
 /*

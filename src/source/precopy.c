@@ -20,6 +20,7 @@
 #include "engine/control.h"
 #include "engine/events.h"
 #include "engine/progress.h"
+#include "proto/pageframe.h"
 #include "proto/wire.h"
 #include "track/track.h"
 
@@ -148,7 +149,7 @@ static int send_run(struct migration *m, struct pc_proc *p, uint64_t vaddr, size
 	pr.nr_pages = bytes / PAGE;
 	r = msg_send_page_run(m->conn, &pr);
 	if (r == 0)
-		r = frame_send(m->conn, FRAME_DATA, buf, bytes);
+		r = pages_send(m->conn, buf, bytes);
 	if (r == 0)
 		r = rangeset_add(&p->sent, vaddr, vaddr + bytes);
 	return r;

@@ -21,12 +21,15 @@
 #include "engine/drvctx.h"
 #include "engine/events.h"
 #include "engine/session.h"
+#include "proto/pageframe.h"
 #include "proto/tls.h"
 #include "proto/xfer.h"
 
 /* A read cancelled by the daemon's shutdown says so (serve.c). */
 static const char *why(int r)
 {
+	if (r == -EBADMSG)
+		return "corrupt data on the connection (it failed its check)";
 	return r == -ECANCELED ? "the destination daemon is shutting down" : strerror(-r);
 }
 
@@ -58,7 +61,7 @@ int target_recv(struct target *t, Msg **ret)
 	return 0;
 }
 
-static int reply_hello(struct target *t)
+static int reply_hello(struct target *t, uint64_t features)
 {
 	Phaul__HelloReply h = PHAUL__HELLO_REPLY__INIT;
 	char host[256] = "";
@@ -69,6 +72,8 @@ static int reply_hello(struct target *t)
 	h.session_id.data = t->m.session_id;
 	h.session_id.len = PHAUL_SESSION_ID_LEN;
 	h.host = host;
+	h.has_features = features != 0;
+	h.features = features;
 	return msg_send_hello_reply(t->m.conn, &h);
 }
 
@@ -92,7 +97,7 @@ static void relay_session(struct target *t, const uint8_t *id)
 		return;
 	}
 	memcpy(t->m.session_id, id, PHAUL_SESSION_ID_LEN);
-	if (reply_hello(t) < 0)
+	if (reply_hello(t, 0) < 0) /* the resumed link carries raw pages */
 		return;
 	pr_info("relaying the resumed connection of session %s", hex);
 	r = resume_relay(t->m.conn, fd);
@@ -139,7 +144,14 @@ static int hello(struct target *t)
 	if (r == 0)
 		r = outcome_write(t->so->workdir, t->hex, "pending", getpid());
 	if (r == 0)
-		r = reply_hello(t);
+		r = reply_hello(t, msg->hello->features &
+					   (PHAUL_FEAT_PAGE_FRAMES | PHAUL_FEAT_PAGE_ZSTD));
+	if (r == 0 && msg->hello->features & PHAUL_FEAT_PAGE_FRAMES) {
+		if (pf_attach(t->m.conn, NULL) < 0)
+			r = mig_fail(&t->m, -ENOMEM, "no memory for the page codec");
+		else
+			t->m.conn->pf->zstd_ok = msg->hello->features & PHAUL_FEAT_PAGE_ZSTD;
+	}
 	t->st = ST_PREFLIGHT;
 	return r;
 }

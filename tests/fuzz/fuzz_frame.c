@@ -77,6 +77,8 @@ static int oracle(const uint8_t *h, uint32_t *len)
 		return l <= 65536 ? 1 : -1;
 	if (h[2] == 2)
 		return l <= 262144 ? 2 : -1;
+	if (h[2] == 3)
+		return l <= 262144 + 16 ? 3 : -1;
 	return -1;
 }
 
@@ -138,9 +140,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				CHECK(m.pos == start + FRAME_HDR_LEN);
 			break;
 		}
-		CHECK(type == FRAME_MSG || type == FRAME_DATA);
+		CHECK(type == FRAME_MSG || type == FRAME_DATA || type == FRAME_PAGES);
 		CHECK(len <= cap);
-		CHECK(len <= (type == FRAME_MSG ? FRAME_MSG_MAX : FRAME_DATA_MAX));
+		CHECK(len <= (type == FRAME_MSG	 ? FRAME_MSG_MAX :
+			      type == FRAME_DATA ? FRAME_DATA_MAX :
+						   FRAME_PAGES_MAX));
 		CHECK(m.pos == start + FRAME_HDR_LEN + len);
 		CHECK(c->bytes_in == m.pos);
 		if (type == FRAME_MSG) {

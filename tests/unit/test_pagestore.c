@@ -36,6 +36,7 @@
 #include "pages/store.h"
 #include "proto/conn.h"
 #include "proto/msg.h"
+#include "proto/pageframe.h"
 #include "proto/wire.h"
 
 #define P PAGE
@@ -924,6 +925,78 @@ static void test_budget(void **state)
 }
 
 /*
+ * Page frames (negotiated): 8 pages of which 1, 2 and 7 (the last) are
+ * zero, in round 1; the same pages again in round 2, all non-zero.
+ */
+#define ZMASK 0x86u
+static void zero_pages(uint8_t *buf, unsigned int round)
+{
+	for (uint32_t i = 0; i < 8; i++) {
+		fill_page(buf + i * P, PID_A, BASE_A + i * P, round);
+		if (round == 1 && ZMASK & 1u << i)
+			memset(buf + i * P, 0, P);
+	}
+}
+
+static void send_zero(struct sender *s)
+{
+	uint8_t buf[8 * P];
+
+	pf_attach(s->c, NULL);
+	for (unsigned int round = 1; round <= 2; round++) {
+		zero_pages(buf, round);
+		send_run_msg(s, PID_A, BASE_A, 8);
+		if (s->err == 0)
+			s->err = pages_send(s->c, buf, sizeof(buf));
+		send_round_end(s, round);
+	}
+}
+
+static void test_zero_pages(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t want[8 * P], got[P];
+	struct stat st;
+	uint64_t off;
+	uint32_t nr;
+	int fd, nmsg;
+
+	start_sender(f, send_zero, NULL);
+	assert_int_equal(pf_attach(f->c, NULL), 0);
+	f->budget = 100 * P;
+	/* round 1 only */
+	for (int i = 0; i < 2; i++) {
+		Msg *m = NULL;
+		assert_int_equal(msg_recv(f->c, &m), 0);
+		if (m->body_case == PHAUL__MSG__BODY_PAGE_RUN)
+			assert_int_equal(pagestore_recv_run(&f->ps, f->c, m->page_run, &f->budget),
+					 0);
+		else
+			assert_int_equal(pagestore_end_round(&f->ps), 0);
+		msg_free(m);
+	}
+	/* the zero pages took neither budget nor space, the file is whole */
+	assert_int_equal(f->budget, 95 * P);
+	fd = f->ps.p[0].rounds[0].fd;
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, 8 * P);
+	assert_true((uint64_t)st.st_blocks * 512 <= 5 * P);
+	/* and read back as zeros */
+	zero_pages(want, 1);
+	for (uint32_t i = 0; i < 8; i++) {
+		assert_int_equal(pagestore_lookup(&f->ps, PID_A, BASE_A + i * P, 1, &fd, &off, &nr),
+				 0);
+		assert_int_equal(pread(fd, got, P, off), P);
+		assert_memory_equal(got, want + i * P, P);
+	}
+	/* round 2 sends them all: only the 5 pages that held space give it back */
+	assert_int_equal(receive(f, &nmsg), 0);
+	assert_int_equal(nmsg, 2);
+	stop_sender(f);
+	assert_int_equal(f->budget + f->ps.freed, 95 * P - 8 * P + 5 * P);
+}
+
+/*
  * A run that msg_validate lets through must give a round pagemap that the
  * store's own reader (and CRIU) accepts: runs end at 2^57 at the latest.
  */
@@ -1314,6 +1387,7 @@ int main(void)
 		T(test_adjacent_runs),
 		T(test_bad_data_frames),
 		T(test_budget),
+		T(test_zero_pages),
 		T(test_run_beyond_address_limit),
 		T(test_assemble_lazy),
 		T(test_assemble_chain),

@@ -100,6 +100,28 @@ static void bandwidth_over_recent_rounds(void **s)
 	assert_float_equal(policy_bandwidth(r, 0), 0, 0);
 }
 
+/*
+ * Bytes on the wire, not pages: the 64 MiB dirty that did not fit at
+ * 1 Gbit/s fits when the rounds showed a page costs a tenth of PAGE on
+ * the wire (compression, zero pages).
+ */
+static void wire_bytes_per_page(void **s)
+{
+	/* 262144 pages in 26.2 MB (a tenth), at 125 kB/ms on the wire */
+	struct round_stat r[] = { rs(16384, 262144, 859) };
+	uint64_t pred;
+
+	r[0].bytes_sent = 262144 * 4096 / 10;
+	assert_float_equal(policy_wire_per_page(r, 1), 409.6, 0.1);
+	/* 16384 x 409.6 B / 125 kB/ms = 54 ms + 50 */
+	assert_int_equal(policy_decide(&P, r, 1, 859, &pred), POLICY_CONVERGED);
+	assert_in_range(pred, 100, 110);
+	/* never more than a page: framing of incompressible data */
+	r[0].bytes_sent = 262144 * 4100ull;
+	assert_float_equal(policy_wire_per_page(r, 1), 4096, 0);
+	assert_float_equal(policy_wire_per_page(r, 0), 4096, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -110,6 +132,7 @@ int main(void)
 		cmocka_unit_test(stops_when_small),
 		cmocka_unit_test(stops_at_max_iters_and_time),
 		cmocka_unit_test(bandwidth_over_recent_rounds),
+		cmocka_unit_test(wire_bytes_per_page),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -166,7 +166,7 @@ static void test_hdr_unknown_type(void **state)
 	uint32_t l;
 
 	for (int v = 0; v < 256; v++) {
-		if (v == FRAME_MSG || v == FRAME_DATA)
+		if (v == FRAME_MSG || v == FRAME_DATA || v == FRAME_PAGES)
 			continue;
 		frame_hdr_encode(hdr, FRAME_MSG, 0);
 		hdr[2] = v;
@@ -191,6 +191,11 @@ static void test_hdr_length_limits(void **state)
 	frame_hdr_encode(hdr, FRAME_DATA, FRAME_DATA_MAX);
 	assert_int_equal(frame_hdr_decode(hdr, &t, &l), 0);
 	frame_hdr_encode(hdr, FRAME_DATA, FRAME_DATA_MAX + 1);
+	assert_int_equal(frame_hdr_decode(hdr, &t, &l), -EPROTO);
+
+	frame_hdr_encode(hdr, FRAME_PAGES, FRAME_PAGES_MAX);
+	assert_int_equal(frame_hdr_decode(hdr, &t, &l), 0);
+	frame_hdr_encode(hdr, FRAME_PAGES, FRAME_PAGES_MAX + 1);
 	assert_int_equal(frame_hdr_decode(hdr, &t, &l), -EPROTO);
 
 	frame_hdr_encode(hdr, FRAME_DATA, 0xffffffffu);

@@ -4,7 +4,7 @@
  *   mtouch --size MiB --hot MiB --rate MiB/s --log FILE
  *          [--verify-signal] [--verify-every SEC] [--seed N] [--threads N]
  *          [--none N] [--wronly N] [--xonly N] [--sweep MS]
- *          [--shared MiB] [--memfd MiB]
+ *          [--shared MiB] [--memfd MiB] [--fill random|zero|text]
  *
  * Allocates SIZE MiB of anonymous memory and fills it with pseudo-random
  * data; keeps a shadow XXH3-64 checksum of every 4 KiB page in a separate
@@ -63,6 +63,11 @@
  * "FAIL ..." when FILE's size is not what this process left (another
  * writer, e.g. a second copy after a split-brain migration); then exit 3.
  * SIGTERM/SIGINT: exit 0.  Only fds 0-2 are inherited.
+ *
+ * --fill: what the pages hold (for the page codec's tests). random (the
+ * default): incompressible; zero: every page all zeros at first (the hot
+ * set's rewrites are random); text: words of a small vocabulary, about
+ * 4x compressible, for the fill and the rewrites.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -75,6 +80,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -220,12 +226,49 @@ out:
 	return ret;
 }
 
-static void fill_page(uint8_t *page)
+enum fill { FILL_RANDOM, FILL_ZERO, FILL_TEXT };
+static enum fill fill_kind;
+
+static void fill_text(uint8_t *page)
+{
+	static const char *const words[] = {
+		"the ",	  "page ", "moves ",   "live ", "while ", "it ", "runs, ",  "and ",
+		"every ", "byte ", "counts; ", "zstd ", "keeps ", "it ", "small. ", "memory "
+	};
+	size_t n = 0;
+
+	while (n < PAGE) {
+		uint64_t x = splitmix64();
+		for (int k = 0; k < 16 && n < PAGE; k++, x >>= 4) {
+			const char *w = words[x & 15];
+			size_t l = strlen(w);
+			l = l < PAGE - n ? l : PAGE - n;
+			memcpy(page + n, w, l);
+			n += l;
+		}
+	}
+}
+
+/* A page's contents: the first fill (@first) or a rewrite. */
+static void fill_page_as(uint8_t *page, bool first)
 {
 	uint64_t *w = (uint64_t *)(void *)page;
 
+	if (fill_kind == FILL_ZERO && first) {
+		memset(page, 0, PAGE);
+		return;
+	}
+	if (fill_kind == FILL_TEXT) {
+		fill_text(page);
+		return;
+	}
 	for (size_t i = 0; i < PAGE / sizeof(*w); i++)
 		w[i] = splitmix64();
+}
+
+static void fill_page(uint8_t *page)
+{
+	fill_page_as(page, false);
 }
 
 /* The protection of page @i. */
@@ -354,7 +397,7 @@ static void usage(void)
 		"usage: mtouch --size MiB --hot MiB --rate MiB/s --log FILE\n"
 		"              [--verify-signal] [--verify-every SEC] [--seed N] [--threads N]\n"
 		"              [--none N] [--wronly N] [--xonly N] [--sweep MS]\n"
-		"              [--shared MiB] [--memfd MiB]\n");
+		"              [--shared MiB] [--memfd MiB] [--fill random|zero|text]\n");
 }
 
 static int parse_ulong(const char *s, unsigned long *ret)
@@ -383,6 +426,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "sweep", required_argument, NULL, 'w' },
 		{ "shared", required_argument, NULL, 'A' },
 		{ "memfd", required_argument, NULL, 'M' },
+		{ "fill", required_argument, NULL, 'F' },
 		{ 0 }
 	};
 	unsigned long seed = 1, sweep;
@@ -408,6 +452,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'w':
 			bad |= parse_ulong(optarg, &sweep) | (sweep > 3600UL * 1000 ? -1 : 0);
 			o->sweep_ms = (long)sweep;
+			break;
+		case 'F':
+			if (!strcmp(optarg, "zero"))
+				fill_kind = FILL_ZERO;
+			else if (!strcmp(optarg, "text"))
+				fill_kind = FILL_TEXT;
+			else if (strcmp(optarg, "random"))
+				bad = 1;
 			break;
 		default: return -1;
 		}
@@ -693,7 +745,7 @@ int main(int argc, char **argv)
 	}
 	t0 = clock_ms(CLOCK_MONOTONIC);
 	for (size_t i = 0; i < pages; i++) {
-		fill_page(mem + i * PAGE);
+		fill_page_as(mem + i * PAGE, true);
 		shadow[i] = XXH3_64bits(mem + i * PAGE, PAGE);
 	}
 	if (protect_pages(&o, mem, pages) < 0) {

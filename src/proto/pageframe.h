@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pageframe: page data on the wire. Once both ends said
+ * PHAUL_FEAT_PAGE_FRAMES in the handshake, every chunk of page data
+ * (pre-copy runs, the frozen round, post-copy answers) travels as one
+ * FRAME_PAGES frame instead of a raw FRAME_DATA:
+ *
+ *   codec:u8 (0 raw)  flags:u8 (0)  reserved:u16 (0)  raw_len:u32 BE
+ *   zero:u64 BE       bit i set: page i of the chunk is all zero bytes
+ *   data              the chunk's other pages, in order, as the codec says
+ *
+ * raw_len is a multiple of PAGE, 1 page .. FRAME_DATA_MAX; bits past the
+ * chunk's pages are 0, and the data must be exactly the non-zero pages.
+ * A zero page thus costs one bit on the wire, and the receiver is told
+ * which pages are zero so that it need not store them. Without the
+ * feature (an older peer), pages go as raw FRAME_DATA as before.
+ *
+ * With PHAUL_FEAT_PAGE_ZSTD too, the data may be one zstd frame (codec 1)
+ * that must declare its content size (exactly the non-zero pages) and
+ * carry its checksum: a corrupt frame is an error, never a wrong page.
+ * The sender compresses a chunk only when that makes it smaller, and
+ * (--compress auto) only while the measured compression speed and ratio
+ * beat the link's measured rate (pf_auto_decide).
+ */
+#ifndef PHAUL_PAGEFRAME_H
+#define PHAUL_PAGEFRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/conn.h"
+
+#define PF_HDR_LEN 16
+#define PF_PAGES_MAX 64u /* FRAME_DATA_MAX / PAGE: one bit each in `zero` */
+
+enum pf_codec {
+	PF_RAW = 0,
+	PF_ZSTD = 1,
+};
+
+/* --compress */
+enum pf_compress {
+	PF_COMPRESS_AUTO = 0,
+	PF_COMPRESS_ZSTD, /* always try */
+	PF_COMPRESS_OFF,
+};
+
+/*
+ * What --compress auto measured so far: rates over the recent frames
+ * (decaying sums of bytes and of time, so that a slow frame weighs its
+ * time: one frame waiting for the --bandwidth bucket after many that
+ * went into socket buffers at once).
+ */
+struct pf_auto {
+	double ratio;		  /* compressed / raw, 0: not measured */
+	double comp_Bpns;	  /* raw bytes compressed per ns of compression */
+	double link_Bpns;	  /* wire bytes per ns spent sending */
+	double comp_b, comp_ns;	  /* the sums behind comp_Bpns */
+	double link_b, link_ns;	  /* and link_Bpns */
+	unsigned int off_frames;  /* frames sent raw since compression went off */
+	unsigned int link_frames; /* raw frames behind link_Bpns */
+};
+
+/*
+ * --compress auto's rule: compress when sending the compressed bytes
+ * plus compressing them takes less time than sending them raw:
+ * ratio / link + 1 / speed < 1 / link, i.e. speed * (1 - ratio) > link,
+ * with a 10 % margin. Unmeasured inputs (0) say: try it.
+ */
+bool pf_auto_decide(const struct pf_auto *a);
+/* Frames sent raw before auto measures compression again. */
+#define PF_AUTO_PROBE_EVERY 64u
+/* Full raw frames auto measures the link with before it compresses. */
+#define PF_AUTO_LINK_FRAMES 16u
+
+/* What went through one side's codec (the source's --json). */
+struct pf_stats {
+	uint64_t raw_bytes;   /* page bytes before encoding, zero pages included */
+	uint64_t wire_bytes;  /* frame payload bytes after, headers included */
+	uint64_t zero_pages;  /* sent as one bit each */
+	uint64_t zstd_frames; /* frames sent compressed */
+	uint64_t cpu_ns;      /* thread CPU time spent compressing */
+};
+
+/* One end's codec state; a conn with one (conn->pf) speaks FRAME_PAGES. */
+struct pf_ctx {
+	struct pf_stats *st;	   /* counted here when set (sender) */
+	enum pf_compress compress; /* sender: whether to compress (negotiated) */
+	bool zstd_ok;		   /* receiver: zstd frames allowed (negotiated) */
+	int level;
+	struct pf_auto a;
+	void *cctx, *dctx; /* ZSTD_CCtx, ZSTD_DCtx, made on first use */
+	uint8_t *tmp;	   /* FRAME_DATA_MAX: the non-zero pages, compacted */
+	uint8_t *out;	   /* FRAME_PAGES_MAX: the frame being sent */
+	uint8_t *in;	   /* FRAME_PAGES_MAX: the frame being received */
+};
+
+/* A codec counting into @st (may be NULL); freed with pf_ctx_free. */
+struct pf_ctx *pf_ctx_new(struct pf_stats *st);
+void pf_ctx_free(struct pf_ctx *pf);
+/* Page data on @c goes through a new codec from now on (freed with @c). */
+int pf_attach(struct conn *c, struct pf_stats *st);
+
+/* Whether the @len bytes at @p are all zero. */
+bool pf_is_zero(const void *p, size_t len);
+/*
+ * Encode @len bytes of pages (a multiple of PAGE, 1 page to
+ * FRAME_DATA_MAX) into pf->out; the payload's length (at most FRAME_PAGES_MAX).
+ */
+size_t pf_encode(struct pf_ctx *pf, const uint8_t *raw, size_t len);
+/*
+ * Decode one FRAME_PAGES payload into @raw (@cap bytes, a multiple of
+ * PAGE): *len gets the chunk's length and *zero its zero mask (the zero
+ * pages are zero-filled in @raw). -EPROTO for anything malformed, -EBADMSG
+ * for a corrupt zstd frame, with nothing trusted before it was checked.
+ */
+int pf_decode(struct pf_ctx *pf, const uint8_t *in, size_t n, uint8_t *raw, size_t cap,
+	      uint32_t *len, uint64_t *zero);
+
+/*
+ * Send @len bytes of pages (a multiple of PAGE): FRAME_PAGES frames of at
+ * most FRAME_DATA_MAX each when c->pf is set, else FRAME_DATA frames.
+ */
+int pages_send(struct conn *c, const uint8_t *buf, size_t len);
+/*
+ * Receive the next chunk of pages into @buf (FRAME_DATA_MAX bytes): *len
+ * its length, *zero its zero pages (0 for a FRAME_DATA chunk). -EPROTO
+ * for a frame of another type, an empty chunk or one longer than @cap,
+ * or a malformed FRAME_PAGES (whose chunks are whole pages; FRAME_DATA
+ * chunks need not be).
+ */
+int pages_recv(struct conn *c, uint8_t *buf, size_t cap, uint32_t *len, uint64_t *zero);
+
+#endif
