@@ -183,3 +183,34 @@ int lxcconf_parse(const char *text, struct lxcconf *c)
 		}
 	return r;
 }
+
+int lxcconf_info_long(const char *out, const char *key, long *v)
+{
+	size_t len = strlen(key);
+	char *end;
+	long n;
+
+	while (isspace((unsigned char)*out))
+		out++;
+	if (strncmp(out, key, len))
+		return -EINVAL;
+	out += len;
+	while (*out == ' ' || *out == '\t')
+		out++;
+	if (*out++ != '=')
+		return -EINVAL;
+	while (*out == ' ' || *out == '\t')
+		out++;
+	if (!*out || *out == '\n') {
+		*v = 0;
+		return 0;
+	}
+	errno = 0;
+	n = strtol(out, &end, 10);
+	while (isspace((unsigned char)*end))
+		end++;
+	if (errno || end == out || *end || n < 0 || n > 65536)
+		return -EINVAL;
+	*v = n;
+	return 0;
+}

@@ -42,4 +42,10 @@ struct lxcconf {
 
 int lxcconf_parse(const char *text, struct lxcconf *c);
 
+/*
+ * The value of @key in what `lxc-info -c KEY` prints ("KEY = VALUE"), a
+ * number >= 0; an empty value is 0 (LXC's default). -EINVAL otherwise.
+ */
+int lxcconf_info_long(const char *out, const char *key, long *v);
+
 #endif
