@@ -95,6 +95,16 @@ static void test_parse_idmap(void **state)
 	struct lxcconf c;
 
 	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\n", &c), 0);
+	assert_false(c.apparmor);
+	assert_int_equal(
+		lxcconf_parse("lxc.rootfs.path = /r\nlxc.apparmor.profile = generated\n", &c), 0);
+	assert_true(c.apparmor);
+	assert_int_equal(lxcconf_parse("lxc.apparmor.profile = x\nlxc.apparmor.profile =\n"
+				       "lxc.rootfs.path = /r\n",
+				       &c),
+			 0);
+	assert_false(c.apparmor); /* reset */
+	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\n", &c), 0);
 	assert_int_equal(c.root_uid, -1);
 	assert_int_equal(c.root_gid, -1);
 	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\n"

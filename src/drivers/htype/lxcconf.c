@@ -132,6 +132,10 @@ static int set(struct lxcconf *c, const char *key, const char *v)
 		return set_net(c, key + 8, v);
 	if (!strcmp(key, "lxc.idmap"))
 		return set_idmap(c, v);
+	if (!strcmp(key, "lxc.apparmor.profile")) {
+		c->apparmor = *v != '\0'; /* an empty value resets it */
+		return 0;
+	}
 	if (!strncmp(key, "lxc.network.", 12)) {
 		pr_err("legacy key %s: LXC 5 needs lxc.net.*", key);
 		return -EINVAL;

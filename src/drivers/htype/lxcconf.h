@@ -38,6 +38,8 @@ struct lxcconf {
 	struct lxcconf_net net[LXCCONF_NET_MAX];
 	long root_uid; /* the host's ID of its root (lxc.idmap u|g 0 ID N), */
 	long root_gid; /* -1 without a user namespace */
+	bool apparmor; /* lxc.apparmor.profile is set (LXC's restore passes
+			* it to CRIU as --lsm-profile) */
 };
 
 int lxcconf_parse(const char *text, struct lxcconf *c);
