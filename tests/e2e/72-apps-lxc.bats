@@ -67,7 +67,17 @@ state() {
 	lxc_tool "$1" lxc-info -s -H
 }
 
-@test "lxc: redis (LXC's default config) with ${APPS_REDIS_KEYS} keys; a client on a third host keeps its connection, no lost reply" {
+# restart_with CMD...: the container stopped, CMD run on src, started
+# again (with a new MAC address: the client forgets the old one)
+restart_with() {
+	lxc_tool src lxc-stop -k && in_src "$@" &&
+		lxc_tool src lxc-start -l DEBUG -o "$SCRATCH/lxc-start.log" || return 1
+	init=$(lxc_tool src lxc-info -p -H)
+	in_cli ip neigh flush all
+	wait_for 20 eval 'in_cli timeout 2 redis-cli -h "$CT_ADDR" PING | grep -q PONG'
+}
+
+@test "lxc: redis (LXC's default config) with ${APPS_REDIS_KEYS} keys: ttys and AppArmor refused before the freeze; without them (and no console) a client on a third host keeps its connection" {
 	local init a cmd=""
 	APP_ROW_APP=redis-lxc-tcp
 	# REDIS_CT_ARGS, the empty argument quoted for LXC's splitting
@@ -96,20 +106,38 @@ state() {
 	init=$(lxc_tool src lxc-info -p -H)
 	wait_for 20 eval 'in_cli redis-cli -h "$CT_ADDR" PING | grep -q PONG' ||
 		{ tail -n 20 "$SCRATCH/lxc-start.log" >&2; return 1; }
+	# Debian's default config (through its lxc.include of common.conf)
+	# gives the container LXC ttys (lxc.tty.max = 4): bind mounts of ptys
+	# whose masters LXC's monitor holds, which CRIU cannot dump (issue 14).
+	# Refused at the preflight, before anything froze, saying the config
+	# change that allows it; the container runs on.
+	fx_migrate -- --lxc "$CT" --lxcpath "$LXCPATH" --tcp-established --json
+	assert_failed_with "container $CT: its 4 LXC ttys .*set lxc.tty.max = 0"
+	[ "$(jq -r '"\(.frozen_ms) \(.iterations) \(.outcome)"' <<<"$output")" = "0 0 rolled-back" ] ||
+		{ echo "not refused before the freeze: $output" >&2; return 1; }
+	[ "$(state src)" = RUNNING ] && [ "$(state dst)" = none ]
+	pid_alive_in src "$init"
+	assert_workdir_clean 10
+	# a process of the container on one of them: named in the refusal
+	in_src nsenter -t "$init" -m -p sh -c 'exec sleep 600 </dev/lxc/tty2 &' || return 1
+	fx_migrate -- --lxc "$CT" --lxcpath "$LXCPATH" --tcp-established
+	assert_failed_with "container $CT: process [0-9]+ holds LXC tty 2 \\(fd 0\\).*lxc.tty.max = 0"
+	[ "$(state src)" = RUNNING ] && [ "$(state dst)" = none ]
+	# no ttys: the destination (no AppArmor in this kernel) refuses at its
+	# preflight the profile LXC's restore would ask CRIU for
+	restart_with sh -c 'echo "lxc.tty.max = 0" >>"$0"' "$LXCPATH/$CT/config" || return 1
+	fx_migrate -- --lxc "$CT" --lxcpath "$LXCPATH" --tcp-established --json
+	assert_failed_with "container $CT: its config sets lxc.apparmor.profile.*remove lxc.apparmor"
+	[ "$(jq -r '"\(.frozen_ms) \(.iterations)"' <<<"$output")" = "0 0" ]
+	[ "$(state src)" = RUNNING ] && [ "$(state dst)" = none ]
+	pid_alive_in src "$init"
+	# with both changes and no console (docs/CONTAINERS.md: with this
+	# config LXC's restore finds no console to give CRIU, "lxc.console.path
+	# configured on source host but not target"; not solved yet) it moves,
+	# its client keeps its connection
+	restart_with sed -i -e '/^lxc.apparmor/d' -e '$a lxc.console.path = none' "$LXCPATH/$CT/config" || return 1
 	ct_redis_before
 	fx_migrate -- --lxc "$CT" --lxcpath "$LXCPATH" --tcp-established --json
-	if [ "$status" -ne 0 ] && grep -qE "Unable to find a master for|lxc-checkpoint -r failed" <<<"$stderr"; then
-		# known (issue 14): phaul's LXC driver does not read lxc.include'd
-		# config nor LXC's ttys (lxc.tty.*).  What must hold meanwhile: one
-		# line, and the container untouched on src, its client connected.
-		assert_failed_with "."
-		[ "$(state src)" = RUNNING ] && [ "$(state dst)" = none ]
-		pid_alive_in src "$init"
-		ticks_advance "$ACKS" 50 30
-		assert_workdir_clean 10
-		APP_ROW_APP=""
-		skip "LXC's default config is not migrated yet (the container ran on, its client connected): $stderr"
-	fi
 	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
 	read -r APP_FROZEN APP_BYTES APP_TOTAL < <(jq -r '"\(.frozen_ms) \(.bytes_sent) \(.total_ms)"' \
 		<<<"$output")

@@ -95,6 +95,16 @@ static void test_parse_idmap(void **state)
 	struct lxcconf c;
 
 	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\n", &c), 0);
+	assert_false(c.apparmor);
+	assert_int_equal(
+		lxcconf_parse("lxc.rootfs.path = /r\nlxc.apparmor.profile = generated\n", &c), 0);
+	assert_true(c.apparmor);
+	assert_int_equal(lxcconf_parse("lxc.apparmor.profile = x\nlxc.apparmor.profile =\n"
+				       "lxc.rootfs.path = /r\n",
+				       &c),
+			 0);
+	assert_false(c.apparmor); /* reset */
+	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\n", &c), 0);
 	assert_int_equal(c.root_uid, -1);
 	assert_int_equal(c.root_gid, -1);
 	assert_int_equal(lxcconf_parse("lxc.rootfs.path = /r\n"
@@ -128,6 +138,30 @@ static void test_parse_too_big(void **state)
 	big[n - 1] = '\0';
 	assert_int_equal(lxcconf_parse(big, &c), -E2BIG);
 	free(big);
+}
+
+/* what `lxc-info -c KEY` prints, the effective value (includes followed) */
+static void test_info_long(void **state)
+{
+	long v = -1;
+
+	(void)state;
+	assert_int_equal(lxcconf_info_long("lxc.tty.max = 4\n", "lxc.tty.max", &v), 0);
+	assert_int_equal(v, 4);
+	assert_int_equal(lxcconf_info_long("lxc.tty.max = 0", "lxc.tty.max", &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(lxcconf_info_long("lxc.tty.max = \n", "lxc.tty.max", &v), 0);
+	assert_int_equal(v, 0); /* unset: LXC's default, none */
+	v = 7;
+	assert_int_equal(lxcconf_info_long("lxc.tty.maxx = 4\n", "lxc.tty.max", &v), -EINVAL);
+	assert_int_equal(lxcconf_info_long("lxc.tty.dir = lxc\n", "lxc.tty.max", &v), -EINVAL);
+	assert_int_equal(lxcconf_info_long("lxc.tty.max = -1\n", "lxc.tty.max", &v), -EINVAL);
+	assert_int_equal(lxcconf_info_long("lxc.tty.max = 4x\n", "lxc.tty.max", &v), -EINVAL);
+	assert_int_equal(lxcconf_info_long("lxc.tty.max = 4\nlxc.tty.max = 5\n", "lxc.tty.max", &v),
+			 -EINVAL);
+	assert_int_equal(lxcconf_info_long("lxc.tty.max 4\n", "lxc.tty.max", &v), -EINVAL);
+	assert_int_equal(lxcconf_info_long("", "lxc.tty.max", &v), -EINVAL);
+	assert_int_equal(v, 7);
 }
 
 static void test_criuconf(void **state)
@@ -246,13 +280,10 @@ static void test_msg_lxc(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse),
-		cmocka_unit_test(test_parse_defaults),
-		cmocka_unit_test(test_parse_rejects),
-		cmocka_unit_test(test_parse_idmap),
-		cmocka_unit_test(test_parse_too_big),
-		cmocka_unit_test(test_criuconf),
-		cmocka_unit_test(test_criuconf_rejects),
+		cmocka_unit_test(test_parse),	      cmocka_unit_test(test_parse_defaults),
+		cmocka_unit_test(test_parse_rejects), cmocka_unit_test(test_parse_idmap),
+		cmocka_unit_test(test_parse_too_big), cmocka_unit_test(test_info_long),
+		cmocka_unit_test(test_criuconf),      cmocka_unit_test(test_criuconf_rejects),
 		cmocka_unit_test(test_msg_lxc),
 	};
 

@@ -5,7 +5,10 @@
 #define LOG_PREFIX "lxc: "
 #include "drivers/htype/lxc.h"
 
+#include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -47,13 +50,17 @@ static void lxc_fini(struct driver *d)
 	free(p->config);
 }
 
-/* The init's PID, as `lxc-info -p -H` prints it (nothing: not running). */
-int lxc_ask_init(const struct lxc_priv *p, pid_t *ret)
+/*
+ * What `lxc-info -n NAME -P LXCPATH OPT [ARG]` prints, in @buf: -H (bare
+ * values) without ARG, "KEY = VALUE" lines with -c KEY.
+ */
+static int lxc_info(const struct lxc_priv *p, const char *opt, const char *arg, char *buf,
+		    size_t size)
 {
-	char *argv[] = { "lxc-info", "-n", (char *)p->name, "-P", p->lxcpath, "-p", "-H", NULL };
-	char buf[32] = "";
-	int fds[2], r, n = 0;
-	long v;
+	char *argv[] = { "lxc-info", "-n",	  (char *)p->name,	 "-P",
+			 p->lxcpath, (char *)opt, (char *)(arg ?: "-H"), NULL };
+	int fds[2], r;
+	size_t n = 0;
 	pid_t pid;
 
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -62,18 +69,116 @@ int lxc_ask_init(const struct lxc_priv *p, pid_t *ret)
 	close(fds[1]);
 	if (r == 0) {
 		ssize_t k;
-		while (n < (int)sizeof(buf) - 1 &&
-		       (k = read(fds[0], buf + n, sizeof(buf) - 1 - n)) > 0)
+		while (n < size - 1 && (k = read(fds[0], buf + n, size - 1 - n)) > 0)
 			n += k;
 		r = spawn_wait(pid);
 	}
 	close(fds[0]);
-	if (r != 0)
-		return r < 0 ? r : -ESRCH;
 	buf[n] = '\0';
+	return r < 0 ? r : r > 0 ? -ESRCH : 0;
+}
+
+/* The init's PID, as `lxc-info -p -H` prints it (nothing: not running). */
+int lxc_ask_init(const struct lxc_priv *p, pid_t *ret)
+{
+	char buf[32];
+	long v;
+	int r = lxc_info(p, "-p", NULL, buf, sizeof(buf));
+
+	if (r < 0)
+		return r;
 	if (sscanf(buf, "%ld", &v) != 1 || v <= 0 || v > (1 << 22))
 		return -ESRCH;
 	*ret = v;
+	return 0;
+}
+
+/* (st_dev, st_rdev) of the container's LXC tty N, as its init sees it. */
+static bool lxc_tty_stat(const struct lxc_priv *p, long n, struct stat *st)
+{
+	char path[96];
+
+	snprintf(path, sizeof(path), "/proc/%d/root/dev/lxc/tty%ld", p->init, n);
+	if (stat(path, st) == 0 && S_ISCHR(st->st_mode))
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/root/dev/tty%ld", p->init, n);
+	return stat(path, st) == 0 && S_ISCHR(st->st_mode);
+}
+
+/* Whether @pid has an fd on @tty: the fd, -1 when not. */
+static int fd_on(pid_t pid, const struct stat *tty)
+{
+	char path[64];
+	struct dirent *e;
+	DIR *dir;
+	int ret = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while (ret < 0 && (e = readdir(dir))) {
+		struct stat st;
+
+		if (e->d_name[0] == '.' || fstatat(dirfd(dir), e->d_name, &st, 0) < 0)
+			continue;
+		if (S_ISCHR(st.st_mode) && st.st_dev == tty->st_dev && st.st_rdev == tty->st_rdev)
+			ret = atoi(e->d_name);
+	}
+	closedir(dir);
+	return ret;
+}
+
+/* A process of @tree with an fd on @tty: its PID, 0 when none. */
+static pid_t tty_holder(const struct drv_tree *tree, const struct stat *tty, int *fdp)
+{
+	for (size_t i = 0; i < tree->nr_procs; i++) {
+		*fdp = fd_on(tree->pids[i], tty);
+		if (*fdp >= 0)
+			return tree->pids[i];
+	}
+	return 0;
+}
+
+/*
+ * LXC's ttys (lxc.tty.max, 4 in Debian's default config, often through an
+ * lxc.include) are ptys of the container's devpts bind-mounted on
+ * /dev/lxc/ttyN, their masters held by LXC's monitor, outside the tree:
+ * CRIU cannot dump those mounts ("Unable to find a master"), whether a
+ * process uses them or not. The effective value comes from LXC itself
+ * (`lxc-info -c`), which has followed the includes. Refused here, before
+ * anything freezes, with the process that holds one when there is.
+ */
+static int check_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, const struct drv_tree *tree)
+{
+	char buf[128];
+	long max = 0;
+	int r = lxc_info(p, "-c", "lxc.tty.max", buf, sizeof(buf));
+
+	if (r < 0 || lxcconf_info_long(buf, "lxc.tty.max", &max) < 0)
+		return drv_fail(ctx, r < 0 ? r : -EINVAL,
+				"container %s: cannot read its lxc.tty.max (lxc-info -c)", p->name);
+	for (long n = 1; n <= max; n++) {
+		struct stat tty;
+		pid_t pid;
+		int fd;
+
+		if (!lxc_tty_stat(p, n, &tty))
+			continue;
+		pid = tty_holder(tree, &tty, &fd);
+		if (pid)
+			return drv_fail(ctx, -ENOTSUP,
+					"container %s: process %d holds LXC tty %ld (fd %d), "
+					"which cannot be migrated; set lxc.tty.max = 0 in its "
+					"config (and stop what runs on its ttys)",
+					p->name, pid, n, fd);
+	}
+	if (max > 0)
+		return drv_fail(ctx, -ENOTSUP,
+				"container %s: its %ld LXC ttys (lxc.tty.max) are mounts whose "
+				"pty masters LXC holds, which CRIU cannot dump; set "
+				"lxc.tty.max = 0 in its config",
+				p->name, max);
 	return 0;
 }
 
@@ -152,6 +257,8 @@ static int lxc_prepare(struct driver *d, const struct drv_ctx *ctx, struct drv_t
 	r = read_console(ctx, p);
 	if (r == 0)
 		r = htype_container_tree(ctx, tree, p->init, p->name);
+	if (r == 0)
+		r = check_ttys(ctx, p, tree);
 	if (r < 0)
 		return r;
 	pr_info("container %s: init %d, %zu processes, rootfs %s, %zu network devices", p->name,

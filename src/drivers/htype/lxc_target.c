@@ -141,6 +141,29 @@ static int check_rootfs(const struct drv_ctx *ctx, const struct lxc_priv *p, boo
 			p->conf.rootfs);
 }
 
+/*
+ * LXC's restore passes lxc.apparmor.profile to CRIU (--lsm-profile
+ * apparmor:...), which fails on a kernel without AppArmor, after the
+ * freeze; LXC itself ran the container unconfined on such a kernel, and
+ * a command-line option cannot be taken back through CRIU's config file.
+ * Refused here instead, before anything freezes.
+ */
+static int check_apparmor(const struct drv_ctx *ctx, const struct lxc_priv *p)
+{
+	_cleanup_free_ char *on = NULL;
+
+	if (!p->conf.apparmor)
+		return 0;
+	if (read_file("/sys/module/apparmor/parameters/enabled", 16, &on, NULL) == 0 &&
+	    on[0] == 'Y')
+		return 0;
+	return drv_fail(ctx, -ENOTSUP,
+			"container %s: its config sets lxc.apparmor.profile, which LXC's "
+			"restore asks CRIU for, and the destination's kernel has no AppArmor; "
+			"remove lxc.apparmor.* from its config",
+			p->name);
+}
+
 int lxc_target_check(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct lxc_priv *p = d->priv;
@@ -159,6 +182,8 @@ int lxc_target_check(struct driver *d, const struct drv_ctx *ctx)
 		p->made_dir = true;
 	if (r == 0)
 		r = check_rootfs(ctx, p, false);
+	if (r == 0)
+		r = check_apparmor(ctx, p);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; r == 0 && i < p->conf.nr_net; i++)

@@ -132,6 +132,10 @@ static int set(struct lxcconf *c, const char *key, const char *v)
 		return set_net(c, key + 8, v);
 	if (!strcmp(key, "lxc.idmap"))
 		return set_idmap(c, v);
+	if (!strcmp(key, "lxc.apparmor.profile")) {
+		c->apparmor = *v != '\0'; /* an empty value resets it */
+		return 0;
+	}
 	if (!strncmp(key, "lxc.network.", 12)) {
 		pr_err("legacy key %s: LXC 5 needs lxc.net.*", key);
 		return -EINVAL;
@@ -182,4 +186,35 @@ int lxcconf_parse(const char *text, struct lxcconf *c)
 			r = -EINVAL;
 		}
 	return r;
+}
+
+int lxcconf_info_long(const char *out, const char *key, long *v)
+{
+	size_t len = strlen(key);
+	char *end;
+	long n;
+
+	while (isspace((unsigned char)*out))
+		out++;
+	if (strncmp(out, key, len))
+		return -EINVAL;
+	out += len;
+	while (*out == ' ' || *out == '\t')
+		out++;
+	if (*out++ != '=')
+		return -EINVAL;
+	while (*out == ' ' || *out == '\t')
+		out++;
+	if (!*out || *out == '\n') {
+		*v = 0;
+		return 0;
+	}
+	errno = 0;
+	n = strtol(out, &end, 10);
+	while (isspace((unsigned char)*end))
+		end++;
+	if (errno || end == out || *end || n < 0 || n > 65536)
+		return -EINVAL;
+	*v = n;
+	return 0;
 }

@@ -38,8 +38,16 @@ struct lxcconf {
 	struct lxcconf_net net[LXCCONF_NET_MAX];
 	long root_uid; /* the host's ID of its root (lxc.idmap u|g 0 ID N), */
 	long root_gid; /* -1 without a user namespace */
+	bool apparmor; /* lxc.apparmor.profile is set (LXC's restore passes
+			* it to CRIU as --lsm-profile) */
 };
 
 int lxcconf_parse(const char *text, struct lxcconf *c);
+
+/*
+ * The value of @key in what `lxc-info -c KEY` prints ("KEY = VALUE"), a
+ * number >= 0; an empty value is 0 (LXC's default). -EINVAL otherwise.
+ */
+int lxcconf_info_long(const char *out, const char *key, long *v);
 
 #endif
