@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,7 +26,8 @@
 
 #define CHUNK_PAGES 64u
 
-static int send_pages(int sk, int fd, uint64_t off, uint32_t nr)
+/* The fallback where sendfile() cannot move pages to this socket. */
+static int copy_pages(int sk, int fd, uint64_t off, uint32_t nr)
 {
 	uint8_t buf[CHUNK_PAGES * PAGE];
 
@@ -39,6 +41,30 @@ static int send_pages(int sk, int fd, uint64_t off, uint32_t nr)
 			return r;
 		off += n * PAGE;
 		nr -= n;
+	}
+	return 0;
+}
+
+/*
+ * sendfile() hands the store's page-cache pages to the socket (a unix
+ * socket takes them by reference since Linux 6.5): no copy into a buffer
+ * of ours and none into the socket, which was most of this thread's time
+ * while criu lazy-pages filled a live-mode restore.
+ */
+static int send_pages(int sk, int fd, uint64_t off, uint32_t nr)
+{
+	off_t pos = (off_t)off;
+	size_t left = (size_t)nr * PAGE;
+
+	while (left > 0) {
+		ssize_t n = sendfile(sk, fd, &pos, left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EINVAL || errno == ENOSYS) && left == (size_t)nr * PAGE)
+			return copy_pages(sk, fd, off, nr);
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO; /* the store file is short */
+		left -= (size_t)n;
 	}
 	return 0;
 }

@@ -555,6 +555,29 @@ static void test_client_gone_mid_reply(void **state)
 	assert_true(r == -EPIPE || r == -ECONNRESET);
 }
 
+/* A store file cut short under the server: an error, never a short reply. */
+static void test_store_file_short(void **state)
+{
+	struct fixture *f = *state;
+	struct ps_iov pi;
+	char path[sizeof(f->dir) + 64];
+	uint8_t byte;
+	int cut = 0;
+
+	for (int round = 1; round <= 4; round++) {
+		snprintf(path, sizeof(path), "%s/rounds/%d/pages-%d.img", f->dir, round, PID_A);
+		if (truncate(path, 0) == 0)
+			cut++;
+	}
+	assert_true(cut > 0);
+	start(f);
+	request(f, PS_IOV_GET, 1024, BASE_A + 200 * P, PID_A);
+	assert_int_equal(read_full(f->client, &pi, sizeof(pi)), 0);
+	assert_int_equal(pi.nr_pages, 1024);
+	assert_int_not_equal(read_full(f->client, &byte, 1), 0); /* no page follows */
+	assert_int_equal(page_server_join(&f->srv), -EIO);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -568,6 +591,7 @@ int main(void)
 		T(test_bogus_requests),
 		T(test_truncated_header),
 		T(test_client_gone_mid_reply),
+		T(test_store_file_short),
 	};
 #undef T
 
