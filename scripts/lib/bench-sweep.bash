@@ -81,15 +81,7 @@ run_sweep() {
 # N processes: a counter (the ticks) and N-1 sleeping children of it
 start_tree() {
 	local w
-	# (the sleeps get only fds 0-2, as the workloads keep: the shell closes
-	# what it inherited, a sleep started with & gets no fd of the shell's)
-	w=$(start_in_src -o "$SCRATCH/w.out" /bin/bash -c '
-		for fd in /proc/$$/fd/*; do
-			fd=${fd##*/}
-			[ "$fd" -le 2 ] || eval "exec $fd>&-"
-		done
-		for ((i = 1; i < $1; i++)); do sleep 100000 & done
-		exec "$2" "$3"' sh "$TREE_N" "$WORKLOADS/counter" "$SCRATCH/ticks.log")
+	w=$(start_tree_in_src "$TREE_N" "$SCRATCH/ticks.log")
 	ticks_advance "$SCRATCH/ticks.log" 50 60
 	[ "$(procs_in src | wc -l)" -ge "$TREE_N" ] || echo "tree: fewer than $TREE_N processes in src" >&2
 	echo "$w"

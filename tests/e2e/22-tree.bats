@@ -23,13 +23,7 @@ teardown() {
 # start_tree: TREE_N-1 sleeping processes under a counter; sets PID, LOG.
 start_tree() {
 	LOG=$SCRATCH/ticks.log
-	PID=$(start_in_src -o "$SCRATCH/w.out" /bin/bash -c '
-		for fd in /proc/$$/fd/*; do
-			fd=${fd##*/}
-			[ "$fd" -le 2 ] || eval "exec $fd>&-"
-		done
-		for ((i = 1; i < $1; i++)); do sleep 100000 & done
-		exec "$2" "$3"' sh "$TREE_N" "$WORKLOADS/counter" "$LOG")
+	PID=$(start_tree_in_src "$TREE_N" "$LOG")
 	ticks_advance "$LOG" 30
 	[ "$(procs_in src | wc -l)" -ge "$TREE_N" ]
 }

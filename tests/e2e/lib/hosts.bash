@@ -153,6 +153,20 @@ _hosts_start() {
 }
 
 start_in_src() { _hosts_start src "$@"; }
+
+# start_tree_in_src N LOG: a counter ticking into LOG under N-1 sleeping
+# processes, in src; prints its PID. (The sleeps get only fds 0-2, as the
+# workloads keep: the shell closes what it inherited, a sleep started
+# with & gets no fd of the shell's.)
+start_tree_in_src() {
+	start_in_src -o "$SCRATCH/tree.out" /bin/bash -c '
+		for fd in /proc/$$/fd/*; do
+			fd=${fd##*/}
+			[ "$fd" -le 2 ] || eval "exec $fd>&-"
+		done
+		for ((i = 1; i < $1; i++)); do sleep 100000 & done
+		exec "$2" "$3"' sh "$1" "$WORKLOADS/counter" "$2"
+}
 start_in_dst() { _hosts_start dst "$@"; }
 
 # /proc of the host, reached from the machine through PID 1's root.
