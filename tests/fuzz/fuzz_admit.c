@@ -17,12 +17,8 @@
 
 #include "common/log.h"
 #include "target/admit.h"
+#include "fuzz.h"
 
-#define CHECK(x)                          \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
-	} while (0)
 #define ROOT "/nonexistent-phaul-root"
 
 static void path_case(const char *s)

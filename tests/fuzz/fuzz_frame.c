@@ -18,12 +18,7 @@
 #include "proto/conn.h"
 #include "proto/msg.h"
 #include "proto/wire.h"
-
-#define CHECK(x)                          \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
-	} while (0)
+#include "fuzz.h"
 
 struct mem {
 	const uint8_t *p;

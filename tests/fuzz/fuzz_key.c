@@ -11,12 +11,7 @@
 
 #include "common/log.h"
 #include "proto/key.h"
-
-#define CHECK(x)                          \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
-	} while (0)
+#include "fuzz.h"
 
 static int hex(char c)
 {

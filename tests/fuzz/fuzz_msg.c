@@ -20,12 +20,7 @@
 #include "proto/msg.h"
 #include "proto/state.h"
 #include "proto/wire.h"
-
-#define CHECK(x)                          \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
-	} while (0)
+#include "fuzz.h"
 
 static void check_text(const char *s, size_t max)
 {

@@ -14,12 +14,7 @@
 
 #include "common/log.h"
 #include "drivers/htype/ocistate.h"
-
-#define CHECK(x)                          \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
-	} while (0)
+#include "fuzz.h"
 
 static void state(enum oci_runtime rt, const char *s)
 {

@@ -17,12 +17,7 @@
 #include "common/page.h"
 #include "proto/pageframe.h"
 #include "proto/wire.h"
-
-#define CHECK(x)                          \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
-	} while (0)
+#include "fuzz.h"
 
 static uint8_t space[FRAME_DATA_MAX], again[FRAME_DATA_MAX];
 static struct pf_ctx *rx, *tx;

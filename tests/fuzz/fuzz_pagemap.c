@@ -32,12 +32,7 @@
 #include "common/util.h"
 #include "criu-image.pb-c.h"
 #include "criu/pagemap.h"
-
-#define CHECK(x)                          \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
-	} while (0)
+#include "fuzz.h"
 
 static char dir[4096];
 static int dirfd_ = -1;

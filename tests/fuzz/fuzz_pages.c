@@ -45,12 +45,8 @@
 #include "proto/conn.h"
 #include "proto/msg.h"
 #include "proto/wire.h"
+#include "fuzz.h"
 
-#define CHECK(x)                          \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
-	} while (0)
 #define HDR 3
 #define P PAGE
 #define MAX_ROUNDS 64

@@ -20,12 +20,7 @@
 #include "proto/conn.h"
 #include "proto/msg.h"
 #include "memconn.h"
-
-#define CHECK(x)                          \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
-	} while (0)
+#include "fuzz.h"
 
 struct drain {
 	int fd;

@@ -35,12 +35,8 @@
 #include "proto/conn.h"
 #include "proto/msg.h"
 #include "proto/xfer.h"
+#include "fuzz.h"
 
-#define CHECK(x)                          \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
-	} while (0)
 #define HDR 8
 
 static const char *const names[] = { "img", "pages-1.img", "core-1.img", "x" };
