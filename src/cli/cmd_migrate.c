@@ -116,45 +116,46 @@ int cli_dest_load(struct mig_opts *o, const char *key)
 	return -EINVAL;
 }
 
+static const struct option migrate_opts[] = {
+	{ "to", required_argument, NULL, 't' },
+	{ "key", required_argument, NULL, 'k' },
+	{ "mode", required_argument, NULL, 'm' },
+	{ "fs", required_argument, NULL, 'f' },
+	{ "json", no_argument, NULL, 'j' },
+	{ "events", required_argument, NULL, 'E' },
+	{ "workdir", required_argument, NULL, 'w' },
+	{ "log-dir", required_argument, NULL, 'g' },
+	{ "shell-job", no_argument, NULL, 's' },
+	{ "tcp-established", no_argument, NULL, 'T' },
+	{ "tcp-close", no_argument, NULL, 'K' },
+	{ "ext-unix-sk", no_argument, NULL, 'U' },
+	{ "file-locks", no_argument, NULL, 'L' },
+	{ "link-remap", no_argument, NULL, 'N' },
+	{ "ghost-limit", required_argument, NULL, 'G' },
+	{ "bandwidth", required_argument, NULL, 'b' },
+	{ "compress", required_argument, NULL, 'z' },
+	{ "recover-timeout", required_argument, NULL, 'r' },
+	{ "downtime-ms", required_argument, NULL, 'D' },
+	{ "max-iters", required_argument, NULL, 'I' },
+	{ "max-time", required_argument, NULL, 'M' },
+	{ "oci", required_argument, NULL, 'O' },
+	{ "runtime", required_argument, NULL, 'R' },
+	{ "runtime-root", required_argument, NULL, 'X' },
+	{ "lxc", required_argument, NULL, 'C' },
+	{ "lxcpath", required_argument, NULL, 'P' },
+	CLI_SSH_OPTIONS,
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
 static int parse_args(int argc, char **argv, struct mig_opts *o, const char **key, const char **oci,
 		      const char **lxc, struct cli_out *out)
 {
-	static const struct option lo[] = {
-		{ "to", required_argument, NULL, 't' },
-		{ "key", required_argument, NULL, 'k' },
-		{ "mode", required_argument, NULL, 'm' },
-		{ "fs", required_argument, NULL, 'f' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "events", required_argument, NULL, 'E' },
-		{ "workdir", required_argument, NULL, 'w' },
-		{ "log-dir", required_argument, NULL, 'g' },
-		{ "shell-job", no_argument, NULL, 's' },
-		{ "tcp-established", no_argument, NULL, 'T' },
-		{ "tcp-close", no_argument, NULL, 'K' },
-		{ "ext-unix-sk", no_argument, NULL, 'U' },
-		{ "file-locks", no_argument, NULL, 'L' },
-		{ "link-remap", no_argument, NULL, 'N' },
-		{ "ghost-limit", required_argument, NULL, 'G' },
-		{ "bandwidth", required_argument, NULL, 'b' },
-		{ "compress", required_argument, NULL, 'z' },
-		{ "recover-timeout", required_argument, NULL, 'r' },
-		{ "downtime-ms", required_argument, NULL, 'D' },
-		{ "max-iters", required_argument, NULL, 'I' },
-		{ "max-time", required_argument, NULL, 'M' },
-		{ "oci", required_argument, NULL, 'O' },
-		{ "runtime", required_argument, NULL, 'R' },
-		{ "runtime-root", required_argument, NULL, 'X' },
-		{ "lxc", required_argument, NULL, 'C' },
-		{ "lxcpath", required_argument, NULL, 'P' },
-		CLI_SSH_OPTIONS,
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
 	uint64_t v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "t:k:m:f:jw:vh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:k:m:f:jw:vh", migrate_opts, NULL)) != -1) {
 		switch (c) {
 		case 't': o->to = optarg; break;
 		case 'k': *key = optarg; break;

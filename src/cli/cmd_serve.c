@@ -40,23 +40,24 @@ static int opt_uint(const char *arg, uint64_t max, unsigned int *ret)
 	return r;
 }
 
+static const struct option serve_opts_long[] = {
+	{ "listen", required_argument, NULL, 'l' },
+	{ "key", required_argument, NULL, 'k' },
+	{ "workdir", required_argument, NULL, 'w' },
+	{ "log-dir", required_argument, NULL, 'g' },
+	{ "max-parallel", required_argument, NULL, 'p' },
+	{ "auth-timeout", required_argument, NULL, 'a' },
+	{ "policy", required_argument, NULL, 'P' },
+	{ "max-unauth", required_argument, NULL, 'U' },
+	{ "max-unauth-per-host", required_argument, NULL, 'H' },
+	{ "stdio", no_argument, NULL, 'S' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
 int cmd_serve(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "key", required_argument, NULL, 'k' },
-		{ "workdir", required_argument, NULL, 'w' },
-		{ "log-dir", required_argument, NULL, 'g' },
-		{ "max-parallel", required_argument, NULL, 'p' },
-		{ "auth-timeout", required_argument, NULL, 'a' },
-		{ "policy", required_argument, NULL, 'P' },
-		{ "max-unauth", required_argument, NULL, 'U' },
-		{ "max-unauth-per-host", required_argument, NULL, 'H' },
-		{ "stdio", no_argument, NULL, 'S' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
 	struct serve_opts o = { .workdir = PHAUL_DEFAULT_WORKDIR,
 				.logdir = PHAUL_DEFAULT_LOGDIR,
 				.max_parallel = 4,
@@ -70,7 +71,7 @@ int cmd_serve(int argc, char **argv)
 	int c;
 
 	log_init("phaul-serve", LOG_INFO);
-	while ((c = getopt_long(argc, argv, "l:k:w:vh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:k:w:vh", serve_opts_long, NULL)) != -1) {
 		switch (c) {
 		case 'l': o.listen = optarg; break;
 		case 'k': key = optarg; break;

@@ -137,6 +137,25 @@ static double bar_h(uint64_t v, double max, int ph)
 	return h > ph ? ph : h;
 }
 
+/* The rounds' transfer rate: a line and a point per round (right axis). */
+static void rate_line(FILE *f, const struct rpt *r, double gw, double rmax, int ph, int y0)
+{
+	fprintf(f, "<polyline class=\"rate\" points=\"");
+	for (size_t i = 0; i < r->nr_rounds; i++)
+		if (r->rounds[i].mb_per_s >= 0)
+			fprintf(f, "%.1f,%.1f ", ML + gw * (i + 0.5),
+				y0 - fmin(r->rounds[i].mb_per_s / rmax, 1) * ph);
+	fprintf(f, "\"/>\n");
+	for (size_t i = 0; i < r->nr_rounds; i++)
+		if (r->rounds[i].mb_per_s >= 0)
+			fprintf(f,
+				"<circle class=\"ratept\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\">"
+				"<title>round %zu: %.1f MB/s</title></circle>\n",
+				ML + gw * (i + 0.5),
+				y0 - fmin(r->rounds[i].mb_per_s / rmax, 1) * ph, i + 1,
+				r->rounds[i].mb_per_s);
+}
+
 /* Per round: dirty and sent pages (bars, left axis), MB/s (line, right). */
 static void chart_rounds(FILE *f, const struct rpt *r)
 {
@@ -197,22 +216,8 @@ static void chart_rounds(FILE *f, const struct rpt *r)
 				"<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%zu%s</text>\n",
 				x + bw, y0 + 16, i + 1, rd->frozen ? " F" : "");
 	}
-	if (any_rate) {
-		fprintf(f, "<polyline class=\"rate\" points=\"");
-		for (size_t i = 0; i < n; i++)
-			if (r->rounds[i].mb_per_s >= 0)
-				fprintf(f, "%.1f,%.1f ", ML + gw * (i + 0.5),
-					y0 - fmin(r->rounds[i].mb_per_s / rmax, 1) * ph);
-		fprintf(f, "\"/>\n");
-		for (size_t i = 0; i < n; i++)
-			if (r->rounds[i].mb_per_s >= 0)
-				fprintf(f,
-					"<circle class=\"ratept\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\">"
-					"<title>round %zu: %.1f MB/s</title></circle>\n",
-					ML + gw * (i + 0.5),
-					y0 - fmin(r->rounds[i].mb_per_s / rmax, 1) * ph, i + 1,
-					r->rounds[i].mb_per_s);
-	}
+	if (any_rate)
+		rate_line(f, r, gw, rmax, ph, y0);
 	legend(f, ML, h - 6, "dirty", "pages dirty");
 	legend(f, ML + 120, h - 6, "sent", "pages sent");
 	if (any_rate)
