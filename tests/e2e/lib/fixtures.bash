@@ -252,6 +252,14 @@ fx_assert_no_strays() {
 	if ! wait_for "${1:-10}" _fx_no_strays; then
 		echo "processes left behind by the migration:" >&2
 		_fx_strays >&2
+		# which CRIU: its parent and command line tell swrk, a child
+		# of it and lazy-pages apart (RELIABILITY.md, BUG-13)
+		local host pid proc
+		_fx_strays | while read -r host pid _; do
+			proc=$(_hosts_proc "${host%:}") || continue
+			echo "${host%:} $pid: ppid $(awk '/^PPid:/ {print $2}' "$proc/$pid/status" 2>/dev/null)," \
+				"$(tr '\0' ' ' <"$proc/$pid/cmdline" 2>/dev/null)" >&2
+		done
 		return 1
 	fi
 }
