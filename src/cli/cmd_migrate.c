@@ -35,7 +35,9 @@ static void migrate_usage(FILE *f)
 		"                         rounds, then post-copy for what is still dirty;\n"
 		"                         restart: no CRIU: sync storage, stop the workload\n"
 		"                         (SIGTERM), start it there with the same command\n"
-		"                         line, env and cwd\n"
+		"                         line, env and cwd; auto: live rounds, then live\n"
+		"                         or hybrid, whichever the rounds showed keeps the\n"
+		"                         freeze within --downtime-ms (the summary says why)\n"
 		"  --downtime-ms MS       live: target frozen time (default 300)\n"
 		"  --max-iters N          live: at most N pre-copy rounds (default 8)\n"
 		"  --max-time SEC         live: at most SEC seconds of pre-copy\n"
@@ -250,9 +252,12 @@ int cmd_migrate(int argc, char **argv)
 		migrate_usage(stderr);
 		return EXIT_USAGE;
 	}
+	m.auto_mode = !strcmp(o.mode, "auto");
+	if (m.auto_mode)
+		o.mode = "hybrid"; /* on the wire: the destination can take either */
 	if (mode_parse(o.mode) < 0) {
 		fprintf(stderr,
-			"phaul: unknown mode '%s': use live, stop, lazy, hybrid or restart\n",
+			"phaul: unknown mode '%s': use live, stop, lazy, hybrid, auto or restart\n",
 			o.mode);
 		return EXIT_USAGE;
 	}
@@ -273,7 +278,7 @@ int cmd_migrate(int argc, char **argv)
 	if (events_new(out.events, "source", &m.ev) < 0)
 		return EXIT_FAILED;
 	/* `phaul status` and `phaul cancel` reach us (a warning without) */
-	events_set_workload(m.ev, 0, mode_name(m.mode));
+	events_set_workload(m.ev, 0, m.auto_mode ? "auto" : mode_name(m.mode));
 	control_start(m.ev);
 	r = migrate_source(&m);
 	control_stop();

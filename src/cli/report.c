@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <json-c/json.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/resource.h>
 
 #include "cli/cli.h"
@@ -69,13 +70,32 @@ static json_object *pages_json(const struct mig_stats *s)
 	return o;
 }
 
+/* The mode, "auto" until --mode auto chose one. */
+static const char *shown_mode(const struct migration *m)
+{
+	return m->auto_mode && !m->st.auto_why[0] ? "auto" : mode_name(m->mode);
+}
+
+/* --mode auto: what it chose and why ("" before the rounds ended) */
+static json_object *auto_json(const struct migration *m)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "chosen",
+			       json_object_new_string(m->st.auto_why[0] ? mode_name(m->mode) : ""));
+	json_object_object_add(o, "why", json_object_new_string(m->st.auto_why));
+	return o;
+}
+
 json_object *report_object(const struct migration *m, bool ok)
 {
 	json_object *o = json_object_new_object();
 	const struct mig_stats *s = &m->st;
 
 	json_object_object_add(o, "ok", json_object_new_boolean(ok));
-	json_object_object_add(o, "mode", json_object_new_string(mode_name(m->mode)));
+	json_object_object_add(o, "mode", json_object_new_string(shown_mode(m)));
+	if (m->auto_mode)
+		json_object_object_add(o, "auto", auto_json(m));
 	json_object_object_add(o, "error", ok ? NULL : json_object_new_string(m->error));
 	json_object_object_add(o, "pid", json_object_new_int(m->root_pid));
 	json_object_object_add(o, "outcome", json_object_new_string(outcome_name(m->outcome)));
@@ -102,7 +122,7 @@ json_object *report_object(const struct migration *m, bool ok)
 								       &s->rounds[i]));
 		json_object_object_add(o, "iters", iters);
 	}
-	if (mode_postcopy(m->mode))
+	if (mode_postcopy(m->mode) && strcmp(shown_mode(m), "auto"))
 		json_object_object_add(o, "postcopy", postcopy_json(s));
 	json_object_object_add(o, "pages", pages_json(s));
 	return o;
@@ -126,10 +146,12 @@ void report_human(const struct migration *m, bool ok)
 		"  frozen   %llu ms (dump %llu ms, restore %llu ms)\n"
 		"  total    %llu ms\n"
 		"  sent     %.1f MiB (%.1f MiB of CRIU images), %.1f MB/s on average\n",
-		m->root_pid, m->nr_pids, mode_name(m->mode), (unsigned long long)s->frozen_ms,
+		m->root_pid, m->nr_pids, shown_mode(m), (unsigned long long)s->frozen_ms,
 		(unsigned long long)s->dump_ms, (unsigned long long)s->restore_ms,
 		(unsigned long long)s->total_ms, s->bytes_sent / 1048576.0,
 		s->bytes_images / 1048576.0, secs > 0 ? s->bytes_sent / secs / 1e6 : 0.0);
+	if (m->auto_mode && s->auto_why[0])
+		fprintf(stderr, "  auto     %s: %s\n", mode_name(m->mode), s->auto_why);
 	if (s->tracking)
 		fprintf(stderr,
 			"  rounds   %u before the freeze (%s, tracking: %s), %llu pages while frozen\n",

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "engine/converge.h"
 
+#include <stdio.h>
+
 #include "common/page.h"
 #include "common/util.h"
 
@@ -71,6 +73,46 @@ const char *policy_verdict_name(enum policy_verdict v)
 	case POLICY_NOT_SHRINKING: return "dirty set not shrinking";
 	case POLICY_MAX_ITERS: return "max iterations";
 	case POLICY_MAX_TIME: return "max time";
+	case POLICY_OUTPACED: return "writes outpace the link";
 	}
 	return "?";
+}
+
+enum policy_verdict policy_auto_verdict(enum policy_verdict v, const struct round_stat *r, size_t n)
+{
+	const struct round_stat *last;
+	double dirtied;
+
+	if (v != POLICY_CONTINUE || n == 0)
+		return v;
+	last = &r[n - 1];
+	/* wire bytes the round's writes will cost against the bytes it sent
+	 * in the same time: the rate of each, compared without dividing.
+	 * Above 3/4, each round shaves less than a quarter off the dirty set:
+	 * the downtime target is more than --max-iters rounds away. */
+	dirtied = (double)last->pages_dirty * policy_wire_per_page(r, n);
+	if (last->bytes_sent && dirtied * 4 >= (double)last->bytes_sent * 3)
+		return POLICY_OUTPACED;
+	return v;
+}
+
+enum mig_mode policy_pick_mode(const struct policy *p, enum policy_verdict v, uint64_t predicted_ms,
+			       char *why, size_t len)
+{
+	if (v == POLICY_SMALL || v == POLICY_CONVERGED ||
+	    (predicted_ms != UINT64_MAX && predicted_ms <= p->downtime_ms)) {
+		snprintf(why, len, "%s: the last dirty pages move while frozen (~%llu ms)",
+			 policy_verdict_name(v), (unsigned long long)predicted_ms);
+		return MODE_LIVE;
+	}
+	if (predicted_ms == UINT64_MAX)
+		snprintf(why, len, "%s, link rate unknown: the dirty pages follow after the commit",
+			 policy_verdict_name(v));
+	else
+		snprintf(why, len,
+			 "%s: the dirty pages would keep it frozen ~%llu ms (target %llu): "
+			 "they follow after the commit",
+			 policy_verdict_name(v), (unsigned long long)predicted_ms,
+			 (unsigned long long)p->downtime_ms);
+	return MODE_HYBRID;
 }

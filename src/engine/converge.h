@@ -13,6 +13,15 @@
  *   not shrinking  the dirty set grew by more than 10 % (p.haul's rule)
  *   max iters      --max-iters rounds done
  *   max time       --max-time spent in rounds
+ *
+ * `--mode auto` (hybrid on the wire) adds one rule and a choice:
+ *
+ *   outpaced       the last round dirtied at least 3/4 of the bytes it
+ *                  sent: the workload writes nearly as fast as the link
+ *                  carries, more rounds barely shrink the dirty set
+ *   the choice     when the rounds stop, live if what is still dirty
+ *                  moves within the downtime target while frozen, else
+ *                  hybrid: those pages follow after the commit
  */
 #ifndef PHAUL_CONVERGE_H
 #define PHAUL_CONVERGE_H
@@ -20,6 +29,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "proto/mode.h"
 
 struct policy {
 	uint64_t downtime_ms;	/* --downtime-ms, default 300 */
@@ -44,6 +55,7 @@ enum policy_verdict {
 	POLICY_NOT_SHRINKING,
 	POLICY_MAX_ITERS,
 	POLICY_MAX_TIME,
+	POLICY_OUTPACED, /* --mode auto only */
 };
 
 #define POLICY_SMALL_PAGES 64
@@ -62,5 +74,17 @@ double policy_bandwidth(const struct round_stat *r, size_t n);
  * when none was sent). */
 double policy_wire_per_page(const struct round_stat *r, size_t n);
 const char *policy_verdict_name(enum policy_verdict v);
+
+/* --mode auto: whether the last of @n rounds dirtied at least 3/4 of the
+ * wire bytes it sent (POLICY_OUTPACED), else @v unchanged. */
+enum policy_verdict
+policy_auto_verdict(enum policy_verdict v, const struct round_stat *r, size_t n);
+/*
+ * --mode auto, once the rounds stopped with @v and a predicted frozen time
+ * of @predicted_ms: MODE_LIVE or MODE_HYBRID. @why (@len bytes) gets one
+ * line saying why, for the summary.
+ */
+enum mig_mode policy_pick_mode(const struct policy *p, enum policy_verdict v, uint64_t predicted_ms,
+			       char *why, size_t len);
 
 #endif

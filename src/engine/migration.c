@@ -54,7 +54,9 @@ void mig_step(struct migration *m, const char *step)
 	pr_info("step: %s", step);
 	if (memcmp(m->session_id, none, sizeof(none)))
 		events_set_id(m->ev, m->session_id, sizeof(m->session_id));
-	events_set_workload(m->ev, m->root_pid, mode_name(m->mode));
+	/* --mode auto: "auto" until the rounds chose */
+	events_set_workload(m->ev, m->root_pid,
+			    m->auto_mode && !m->st.auto_why[0] ? "auto" : mode_name(m->mode));
 	events_step(m->ev, step);
 }
 

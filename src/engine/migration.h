@@ -87,6 +87,7 @@ struct mig_stats {
 	size_t nr_rounds;
 	uint64_t predicted_ms;	 /* the policy's frozen-time prediction */
 	const char *stop_reason; /* why the rounds stopped */
+	char auto_why[160];	 /* --mode auto: why it chose the mode */
 	uint64_t final_pages;	 /* pages sent while frozen */
 	/* post-copy: pages moved after the commit */
 	uint64_t pages_remote;	/* fetched from the frozen source */
@@ -114,6 +115,7 @@ struct migration {
 	bool source;
 	const struct mig_opts *opts; /* source only */
 	enum mig_mode mode;
+	bool auto_mode; /* source: --mode auto (hybrid until the rounds end) */
 	struct conn *conn;
 	struct driver *drv[1 + MSG_FS_MAX]; /* [0] is the workload driver */
 	size_t nr_drv;

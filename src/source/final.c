@@ -103,6 +103,8 @@ static int remote_restore(struct migration *m)
 	rs.tcp_close = m->opts->tcp_close;
 	rs.has_recover_timeout_s = true;
 	rs.recover_timeout_s = m->opts->recover_timeout_s;
+	rs.has_no_postcopy = m->auto_mode;
+	rs.no_postcopy = !mode_postcopy(m->mode);
 	r = msg_send_restore(m->conn, &rs);
 	if (r < 0)
 		return mig_fail(m, r, "cannot ask for the restore: %s", strerror(-r));

@@ -298,6 +298,8 @@ int precopy_rounds(struct migration *m)
 			m->st.rounds[m->st.nr_rounds - 1].pages_dirty = dirty;
 			v = policy_decide(&pc->pol, m->st.rounds, m->st.nr_rounds,
 					  now_ms() - pc->start_ms, &predicted);
+			if (m->auto_mode)
+				v = policy_auto_verdict(v, m->st.rounds, m->st.nr_rounds);
 			events_round(m->ev, m->st.nr_rounds, &m->st.rounds[m->st.nr_rounds - 1],
 				     predicted);
 			if (v != POLICY_CONTINUE)
@@ -320,6 +322,11 @@ int precopy_rounds(struct migration *m)
 	pr_info("stopping pre-copy after %u rounds: %s; %llu pages dirty, predicted frozen %llu ms",
 		pc->round, m->st.stop_reason, (unsigned long long)dirty,
 		(unsigned long long)predicted);
+	if (m->auto_mode) {
+		m->mode = policy_pick_mode(&pc->pol, v, predicted, m->st.auto_why,
+					   sizeof(m->st.auto_why));
+		pr_info("--mode auto chose %s: %s", mode_name(m->mode), m->st.auto_why);
+	}
 	return 0;
 }
 

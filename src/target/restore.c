@@ -509,6 +509,11 @@ int target_restore(struct target *t, Phaul__Restore *rq)
 	r = fault_point("dst.restore");
 	if (r < 0)
 		return mig_fail(&t->m, r, "injected fault");
+	if (rq->has_no_postcopy && rq->no_postcopy && t->m.mode == MODE_HYBRID) {
+		pr_info("the source chose live mode (--mode auto): every page is here");
+		t->m.mode = MODE_LIVE;
+		t->remote = false;
+	}
 	r = mig_hook(&t->m, HOOK_TARGET_RESTORE);
 	if (r < 0)
 		return mig_fail(&t->m, r, "storage could not be made ready for the restore");

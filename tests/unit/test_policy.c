@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "engine/converge.h"
@@ -122,6 +123,54 @@ static void wire_bytes_per_page(void **s)
 	assert_float_equal(policy_wire_per_page(r, 0), 4096, 0);
 }
 
+/* --mode auto: a round that dirtied as many wire bytes as it sent */
+static void auto_outpaced(void **s)
+{
+	/* 1 GiB sent in 8.6 s while 300 000 pages were written: outpaced */
+	struct round_stat fast[] = { rs(300000, 262144, 8590) };
+	/* 80 % of what was sent: each round shaves a fifth off */
+	struct round_stat near[] = { rs(209715, 262144, 8590) };
+	/* a quarter of that: more rounds still shrink the dirty set */
+	struct round_stat slow[] = { rs(65536, 262144, 8590) };
+
+	(void)s;
+	assert_int_equal(policy_auto_verdict(POLICY_CONTINUE, fast, 1), POLICY_OUTPACED);
+	assert_int_equal(policy_auto_verdict(POLICY_CONTINUE, near, 1), POLICY_OUTPACED);
+	assert_int_equal(policy_auto_verdict(POLICY_CONTINUE, slow, 1), POLICY_CONTINUE);
+	/* a verdict already reached stands */
+	assert_int_equal(policy_auto_verdict(POLICY_MAX_ITERS, fast, 1), POLICY_MAX_ITERS);
+	assert_int_equal(policy_auto_verdict(POLICY_CONTINUE, NULL, 0), POLICY_CONTINUE);
+	/* compressed pages: the dirty pages cost what sent pages cost */
+	fast[0].bytes_sent /= 10;
+	slow[0].bytes_sent /= 10;
+	assert_int_equal(policy_auto_verdict(POLICY_CONTINUE, fast, 1), POLICY_OUTPACED);
+	assert_int_equal(policy_auto_verdict(POLICY_CONTINUE, slow, 1), POLICY_CONTINUE);
+}
+
+static void auto_picks_live_or_hybrid(void **s)
+{
+	char why[160];
+
+	(void)s;
+	assert_int_equal(policy_pick_mode(&P, POLICY_CONVERGED, 120, why, sizeof(why)), MODE_LIVE);
+	assert_non_null(strstr(why, "converged"));
+	assert_int_equal(policy_pick_mode(&P, POLICY_SMALL, 60, why, sizeof(why)), MODE_LIVE);
+	/* the rounds ran out, but what is left still fits the target */
+	assert_int_equal(policy_pick_mode(&P, POLICY_MAX_ITERS, 290, why, sizeof(why)), MODE_LIVE);
+	assert_int_equal(policy_pick_mode(&P, POLICY_MAX_ITERS, 900, why, sizeof(why)),
+			 MODE_HYBRID);
+	assert_non_null(strstr(why, "~900 ms (target 300)"));
+	assert_int_equal(policy_pick_mode(&P, POLICY_OUTPACED, 2400, why, sizeof(why)),
+			 MODE_HYBRID);
+	assert_non_null(strstr(why, "outpace"));
+	assert_int_equal(policy_pick_mode(&P, POLICY_NOT_SHRINKING, UINT64_MAX, why, sizeof(why)),
+			 MODE_HYBRID);
+	assert_non_null(strstr(why, "unknown"));
+	/* a short buffer is cut, never overrun */
+	policy_pick_mode(&P, POLICY_OUTPACED, 2400, why, 8);
+	assert_int_equal(strlen(why), 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -133,6 +182,8 @@ int main(void)
 		cmocka_unit_test(stops_at_max_iters_and_time),
 		cmocka_unit_test(bandwidth_over_recent_rounds),
 		cmocka_unit_test(wire_bytes_per_page),
+		cmocka_unit_test(auto_outpaced),
+		cmocka_unit_test(auto_picks_live_or_hybrid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
