@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/page.h"
 #include "common/util.h"
+#include "proto/tcprate.h"
 #include "proto/wire.h"
 
 struct pf_ctx *pf_ctx_new(struct pf_stats *st)
@@ -46,6 +47,19 @@ void pf_ctx_free(struct pf_ctx *pf)
 	free(pf);
 }
 
+/* The bytes TCP says the peer acknowledged on @c (tcprate.h); -ENOTSUP
+ * when @c has no TCP socket (a pipe, a test's memory stream). */
+static int link_acked(struct conn *c, uint64_t *acked)
+{
+	bool buffered;
+	int fd = conn_poll_fd(c, &buffered), r;
+
+	if (fd < 0)
+		return -ENOTSUP;
+	r = tcp_bytes_acked(fd, acked);
+	return r == -ENOTSOCK || r == -EOPNOTSUPP || r == -ENOPROTOOPT ? -ENOTSUP : r;
+}
+
 int pf_attach(struct conn *c, struct pf_stats *st)
 {
 	struct pf_ctx *pf = pf_ctx_new(st);
@@ -54,6 +68,7 @@ int pf_attach(struct conn *c, struct pf_stats *st)
 		return -ENOMEM;
 	if (c->pf)
 		c->pf_free(c->pf);
+	pf->a.tcp = link_acked(c, &pf->a.acked0) == 0;
 	c->pf = pf;
 	c->pf_free = pf_ctx_free;
 	return 0;
@@ -122,7 +137,7 @@ static bool want_zstd(struct pf_ctx *pf)
 	case PF_COMPRESS_AUTO: break;
 	}
 	/* the link first: compressing before that would hide its rate */
-	if (pf->a.link_frames < PF_AUTO_LINK_FRAMES)
+	if (pf->a.link_frames < (pf->a.tcp ? 1 : PF_AUTO_LINK_FRAMES))
 		return false;
 	return pf_auto_decide(&pf->a) || pf->a.off_frames >= PF_AUTO_PROBE_EVERY;
 }
@@ -178,6 +193,39 @@ static void link_sample(struct pf_auto *a, uint8_t codec, size_t w, uint64_t ns)
 		return;
 	rate_add(&a->link_Bpns, &a->link_b, &a->link_ns, w, ns);
 	a->link_frames++;
+}
+
+void pf_link_acked(struct pf_auto *a, bool raw, uint64_t acked, uint64_t now_ns, double cap_Bpns)
+{
+	uint64_t dt = now_ns - a->t0_ns;
+
+	/* a span counts only while we sent raw: compressing, we may be
+	 * what keeps the link below its rate */
+	if (!raw || !a->t0_ns || acked < a->acked0) {
+		a->acked0 = acked;
+		a->t0_ns = raw ? now_ns : 0;
+		return;
+	}
+	if (dt < PF_AUTO_TCP_SPAN_NS)
+		return;
+	ewma(&a->link_Bpns, (double)(acked - a->acked0) / dt);
+	if (cap_Bpns > 0 && a->link_Bpns > cap_Bpns)
+		a->link_Bpns = cap_Bpns;
+	a->link_frames++;
+	a->acked0 = acked;
+	a->t0_ns = now_ns;
+}
+
+/* The link's rate after a frame of @w bytes sent in @ns. */
+static void link_update(struct conn *c, uint8_t codec, size_t w, uint64_t ns)
+{
+	uint64_t acked;
+
+	if (!c->pf->a.tcp)
+		link_sample(&c->pf->a, codec, w, ns);
+	else if (link_acked(c, &acked) == 0)
+		pf_link_acked(&c->pf->a, codec == PF_RAW, acked, clock_ns(CLOCK_MONOTONIC),
+			      c->rate_Bps / 1e9);
 }
 
 size_t pf_encode(struct pf_ctx *pf, const uint8_t *raw, size_t len)
@@ -321,7 +369,7 @@ int pages_send(struct conn *c, const uint8_t *buf, size_t len)
 			uint64_t t0 = clock_ns(CLOCK_MONOTONIC), dt;
 			r = frame_send(c, FRAME_PAGES, c->pf->out, w);
 			dt = clock_ns(CLOCK_MONOTONIC) - t0;
-			link_sample(&c->pf->a, c->pf->out[0], w, dt);
+			link_update(c, c->pf->out[0], w, dt);
 		} else
 			r = frame_send(c, FRAME_DATA, buf + off, n);
 		off += n;

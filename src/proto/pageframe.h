@@ -59,7 +59,9 @@ struct pf_auto {
 	double comp_b, comp_ns;	  /* the sums behind comp_Bpns */
 	double link_b, link_ns;	  /* and link_Bpns */
 	unsigned int off_frames;  /* frames sent raw since compression went off */
-	unsigned int link_frames; /* raw frames behind link_Bpns */
+	unsigned int link_frames; /* samples behind link_Bpns */
+	bool tcp;		  /* link_Bpns from TCP's acknowledged bytes, not timing */
+	uint64_t acked0, t0_ns;	  /* tcp: where the current span began (0: none) */
 };
 
 /*
@@ -69,9 +71,21 @@ struct pf_auto {
  * with a 10 % margin. Unmeasured inputs (0) say: try it.
  */
 bool pf_auto_decide(const struct pf_auto *a);
+/*
+ * After a frame was sent (@raw: uncompressed), TCP had @acked bytes
+ * acknowledged (tcprate.h) at @now_ns: each span of at least
+ * PF_AUTO_TCP_SPAN_NS of raw frames gives a->link_Bpns a sample of the
+ * path's rate (a compressed frame ends the span: compressing, we may be
+ * what holds the link back). A --bandwidth cap @cap_Bpns (0: none) bounds
+ * the result.
+ */
+void pf_link_acked(struct pf_auto *a, bool raw, uint64_t acked, uint64_t now_ns, double cap_Bpns);
+#define PF_AUTO_TCP_SPAN_NS 20000000ull
 /* Frames sent raw before auto measures compression again. */
 #define PF_AUTO_PROBE_EVERY 64u
-/* Full raw frames auto measures the link with before it compresses. */
+/* Full raw frames auto measures the link with before it compresses, when
+ * the kernel cannot tell the link's rate (no TCP: ssh's pipes); over TCP
+ * one span of raw frames (PF_AUTO_TCP_SPAN_NS). */
 #define PF_AUTO_LINK_FRAMES 16u
 
 /* What went through one side's codec (the source's --json). */

@@ -256,6 +256,39 @@ static void test_auto_decide(void **state)
 	assert_true(pf_auto_decide(&a));
 }
 
+/* TCP's acknowledged bytes over spans of raw frames: the link's rate */
+static void test_link_acked(void **state)
+{
+	const uint64_t ms = 1000000;
+	struct pf_auto a = { .tcp = true };
+
+	(void)state;
+	/* the first frame starts a span; 10 ms is too short for a sample */
+	pf_link_acked(&a, true, 1000, 1000 * ms, 0);
+	pf_link_acked(&a, true, 1000 + 1250000, 1010 * ms, 0);
+	assert_int_equal(a.link_frames, 0);
+	/* 20 ms, 2.5 MB: 125 MB/s, 1 Gbit/s */
+	pf_link_acked(&a, true, 1000 + 2500000, 1020 * ms, 0);
+	assert_int_equal(a.link_frames, 1);
+	assert_true(a.link_Bpns > 0.1249 && a.link_Bpns < 0.1251);
+	/* compressed frames end the span: what they take says nothing */
+	pf_link_acked(&a, false, 3000000, 1030 * ms, 0);
+	pf_link_acked(&a, false, 3100000, 1090 * ms, 0);
+	assert_int_equal(a.link_frames, 1);
+	/* raw again: a new span from here, at 12.5 MB/s now */
+	pf_link_acked(&a, true, 3100000, 1100 * ms, 0);
+	for (int i = 1; i <= 20; i++)
+		pf_link_acked(&a, true, 3100000 + i * 250000, (1100 + 20 * i) * ms, 0);
+	assert_int_equal(a.link_frames, 21);
+	assert_true(a.link_Bpns < 0.013);
+	/* a --bandwidth cap bounds it */
+	pf_link_acked(&a, true, 9000000, 2000 * ms, 0.001);
+	assert_true(a.link_Bpns <= 0.001);
+	/* a counter going back (a new connection) starts over */
+	pf_link_acked(&a, true, 10, 2100 * ms, 0);
+	assert_int_equal(a.link_frames, 22);
+}
+
 /* auto turns itself off on a fast link, and probes again later */
 static void test_auto_probes(void **state)
 {
@@ -352,10 +385,11 @@ static void test_over_conn_raw(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip),	 cmocka_unit_test(test_is_zero),
-		cmocka_unit_test(test_malformed),	 cmocka_unit_test(test_zstd_roundtrip),
-		cmocka_unit_test(test_auto_decide),	 cmocka_unit_test(test_auto_probes),
-		cmocka_unit_test(test_over_conn_framed), cmocka_unit_test(test_over_conn_raw),
+		cmocka_unit_test(test_roundtrip),     cmocka_unit_test(test_is_zero),
+		cmocka_unit_test(test_malformed),     cmocka_unit_test(test_zstd_roundtrip),
+		cmocka_unit_test(test_auto_decide),   cmocka_unit_test(test_link_acked),
+		cmocka_unit_test(test_auto_probes),   cmocka_unit_test(test_over_conn_framed),
+		cmocka_unit_test(test_over_conn_raw),
 	};
 
 	log_init("test", LOG_QUIET);
