@@ -210,8 +210,12 @@ assert_counts_on() {
 	dk dst ps --format '{{.Names}} {{.Status}}' | grep -q "^$CT Up"
 	dk dst stop -t 1 "$CT" >/dev/null
 	[ "$(dk dst inspect -f '{{.State.Status}}' "$CT")" = exited ]
-	# the source keeps its stopped container and the checkpoint (its way back)
+	# the source keeps its stopped container and the checkpoint: its way
+	# back (log line N is N: the count goes on from LAST, none repeated)
 	[ "$(dk src inspect -f '{{.State.Status}}' "$CT")" = exited ]
+	dk src start --checkpoint cp1 "$CT"
+	wait_for 10 eval '[ "$(ct_lines src)" -ge $((LAST + 5)) ]'
+	[ -z "$(dk src logs "$CT" | awk 'NR != $1' | head -n3)" ]
 }
 
 @test "docker: a restore held at post-restore by runc.conf's action script: no keeps it created, yes runs it" {
