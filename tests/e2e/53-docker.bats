@@ -250,7 +250,9 @@ EOF
 	local pid
 	pid=$(cat "$hold/pid")
 	pid_alive_in dst "$pid"
-	[ "$(dk dst inspect -f '{{.State.Running}}' "$CT")" = false ]
+	# held: not running for Docker (`docker ps` reads a copy; `docker
+	# inspect` would wait for the start, which holds the container's lock)
+	[ "$(dk dst ps -a --filter name="^/$CT\$" --format '{{.Status}}')" = Created ]
 	echo 1 >"$hold/answer"
 	wait_for 20 test -s "$hold/start.rc"
 	[ "$(cat "$hold/start.rc")" != 0 ]
