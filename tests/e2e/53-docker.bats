@@ -268,3 +268,54 @@ EOF
 	assert_counts_on dst $((LAST + 1))
 	grep -q '^post-resume ' "$hold/log"
 }
+
+# Docker's own stop-and-copy of mtouch with 256 MiB, the checkpoint sent
+# over the hosts' link at 1 Gbit/s: its downtime, for docs/CONTAINERS.md.
+# Opt-in (PHAUL_DOCKER_BENCH=1): about 30 s.
+@test "docker: Docker's own stop-and-copy of a 256 MiB container over 1 Gbit/s (PHAUL_DOCKER_BENCH=1)" {
+	[ "${PHAUL_DOCKER_BENCH:-}" = 1 ] || skip "set PHAUL_DOCKER_BENCH=1 to measure"
+	docker_start src
+	docker_start dst
+	_hosts_rate 1gbit
+	local r=$SCRATCH/mtroot ticks=$SCRATCH/data/ticks
+	mkdir -p "$r/bin" "$r/data" "$SCRATCH/data" && cp -a "$SCRATCH/bbroot/." "$r/" &&
+		cc -O2 -static -std=gnu11 -D_GNU_SOURCE -o "$r/bin/mtouch" \
+			"$REPO_ROOT/tests/workloads/mtouch.c" -l:libxxhash.a
+	local h
+	for h in src dst; do
+		tar -C "$r" -c . | dk $h import - phaul-mt:1 >/dev/null
+	done
+	local args=(--name "$CT" --hostname "$CT" -v "$SCRATCH/data:/data" phaul-mt:1
+		/bin/mtouch --size 256 --hot 4 --rate 16 --log /data/ticks)
+	dk src run -d "${args[@]}" >/dev/null
+	wait_for 60 grep -q '^READY' "$ticks"
+	ticks_advance "$ticks" 30 10
+	SRC_ID=$(dk src inspect -f '{{.Id}}' "$CT")
+	# created beforehand: not part of the downtime
+	DST_ID=$(dk dst create "${args[@]}")
+	local sdir ddir t0 t1 t2 t3 size
+	sdir=$(dk src info -f '{{.DockerRootDir}}')/containers/$SRC_ID/checkpoints
+	ddir=$(dk dst info -f '{{.DockerRootDir}}')/containers/$DST_ID/checkpoints
+	mkdir -p "$ddir"
+	start_in_dst -o "$SCRATCH/nc.out" sh -c "busybox nc -l -p 7500 | tar -C $ddir -x" >/dev/null
+	wait_for 10 eval "in_dst ss -Hltn 'sport = :7500' | grep -q 7500"
+	t0=$EPOCHREALTIME
+	dk src checkpoint create "$CT" cp1 >/dev/null
+	t1=$EPOCHREALTIME
+	in_src bash -c "tar -C $sdir -c cp1 >/dev/tcp/$DST_ADDR/7500"
+	wait_for 30 eval "! in_dst ss -Htn 'sport = :7500' | grep -q ESTAB"
+	wait_for 30 eval "[ -z \"\$(in_dst pgrep -x tar)\" ]"
+	t2=$EPOCHREALTIME
+	docker_restore
+	t3=$EPOCHREALTIME
+	size=$(du -sm "$sdir/cp1" | cut -f1)
+	ticks_advance "$ticks" 30 10
+	local gap
+	gap=$(check_ticks "$ticks")
+	dk dst kill -s USR1 "$CT" >/dev/null
+	wait_for 30 grep -q '^VERIFY' "$ticks"
+	grep '^VERIFY' "$ticks" | tail -n1 | grep -q '^VERIFY PASS pages=65536 ' ||
+		{ echo "memory check on dst: $(grep '^VERIFY' "$ticks" | tail -n1)" >&2; return 1; }
+	ms() { echo "$1 $2" | awk '{ printf "%d", ($2 - $1) * 1000 }'; }
+	note "docker stop-and-copy 256 MiB at 1 Gbit/s: down $(ms "$t0" "$t3") ms (checkpoint $(ms "$t0" "$t1"), copy $(ms "$t1" "$t2") for $size MiB, docker start --checkpoint $(ms "$t2" "$t3")), workload pause $gap ms"
+}
