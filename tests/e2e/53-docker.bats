@@ -74,7 +74,10 @@ docker_start() {
 		mount -t tmpfs -o mode=0755 tmpfs /etc/docker &&
 		mkdir -p /run/containerd /run/docker' || return 1
 	DOCKER_UP+=("$h")
-	start_in_"$h" -o "$d/containerd.log" containerd --root "$d/containerd" \
+	# not the machine's /etc/containerd/config.toml: nothing of it outside $d
+	printf '%s\n' 'version = 2' 'disabled_plugins = ["io.containerd.grpc.v1.cri"]' \
+		'[plugins."io.containerd.internal.v1.opt"]' "  path = \"$d/opt\"" >"$d/containerd.toml"
+	start_in_"$h" -o "$d/containerd.log" containerd --config "$d/containerd.toml" --root "$d/containerd" \
 		--state /run/containerd --address /run/containerd/containerd.sock >"$d/containerd.pid" ||
 		return 1
 	wait_for 10 in_"$h" test -S /run/containerd/containerd.sock || return 1
@@ -114,12 +117,11 @@ docker_stop() {
 	done
 }
 
-# docker_restore: `docker start --checkpoint cp1` in dst; on a failure,
-# CRIU's errors from the restore log in the shim's work directory.
+# docker_restore: `docker start --checkpoint cp1` in dst; on a failure, the
+# end of containerd's log (CRIU's own log goes with the shim's bundle).
 docker_restore() {
 	dk dst start --checkpoint cp1 "$CT" && return 0
-	in_dst sh -c 'grep -h -B2 Error /run/containerd/io.containerd.runtime.v2.task/moby/*/work/restore.log' |
-		tail -n 12 >&2
+	tail -n 5 "$SCRATCH/docker-dst/containerd.log" >&2
 	return 1
 }
 
