@@ -14,6 +14,25 @@
 #include "source/migrate.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_IN_DOUBT = 3, EXIT_LOST = 4 };
+enum { OPT_DOCKER = 0x200 };
+
+/*
+ * dockerd 20.10 lists as running only a container that its containerd shim
+ * started or restored (`docker start --checkpoint`, images under its own
+ * data root, a container ID it chose at `docker create`): a tree phaul
+ * restores has no shim and no task, and no API sets an ID.  Refused before
+ * anything else is looked at: docs/CONTAINERS.md, "Docker", says why and
+ * what to do instead.
+ */
+static int docker_refuse(const char *name)
+{
+	fprintf(stderr,
+		"phaul: --docker %s: not supported: dockerd adopts only a container it restores "
+		"itself (docker start --checkpoint, under a new ID); Docker's own stop-and-copy: "
+		"docs/CONTAINERS.md, \"Docker\"\n",
+		name);
+	return -EOPNOTSUPP;
+}
 
 static void migrate_usage(FILE *f)
 {
@@ -48,6 +67,8 @@ static void migrate_usage(FILE *f)
 		"  --runtime-root DIR     the runtime's --root (default /run/runc, /run/crun)\n"
 		"  --lxc NAME             migrate the LXC container NAME (not a PID)\n"
 		"  --lxcpath DIR          its lxcpath (default /var/lib/lxc)\n"
+		"  --docker NAME|ID       refused: Docker restores its containers only itself\n"
+		"                         (docs/CONTAINERS.md, \"Docker\")\n"
 		"  --json                 print one JSON object with the statistics on stdout\n"
 		"  --events FILE|-        write each step, round and post-copy progress as\n"
 		"                         JSON lines to FILE (- for stdout): docs/EVENTS.md\n"
@@ -145,6 +166,7 @@ static const struct option migrate_opts[] = {
 	{ "runtime-root", required_argument, NULL, 'X' },
 	{ "lxc", required_argument, NULL, 'C' },
 	{ "lxcpath", required_argument, NULL, 'P' },
+	{ "docker", required_argument, NULL, OPT_DOCKER },
 	CLI_SSH_OPTIONS,
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -214,6 +236,7 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		case 'X': o->oci_root = optarg; break;
 		case 'C': *lxc = optarg; break;
 		case 'P': o->lxc_path = optarg; break;
+		case OPT_DOCKER: return docker_refuse(optarg);
 		case 'h': migrate_usage(stdout); exit(0);
 		default:
 			if (cli_common_opt(c, o) <= 0)
@@ -248,8 +271,10 @@ int cmd_migrate(int argc, char **argv)
 	int r;
 
 	log_init("phaul-migrate", LOG_QUIET);
-	if (parse_args(argc, argv, &o, &key, &oci, &lxc, &out) < 0) {
-		migrate_usage(stderr);
+	r = parse_args(argc, argv, &o, &key, &oci, &lxc, &out);
+	if (r < 0) {
+		if (r != -EOPNOTSUPP)
+			migrate_usage(stderr);
 		return EXIT_USAGE;
 	}
 	m.auto_mode = !strcmp(o.mode, "auto");
