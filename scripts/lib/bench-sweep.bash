@@ -23,7 +23,7 @@ SWEEP_ROWS=()
 TREE_ROWS=()
 SHM_ROWS=()
 # by scenario: frozen ms, the workload's largest stall (ms)
-declare -A I15_FROZEN I15_STALL
+declare -A I15_FROZEN=() I15_STALL=()
 
 # gaps_around LOG N: "BEFORE AFTER", the largest gap between ticks (ms) in
 # LOG's first N lines and from its N-th line on (the migration started
