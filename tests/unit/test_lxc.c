@@ -164,6 +164,27 @@ static void test_info_long(void **state)
 	assert_int_equal(v, 7);
 }
 
+static void test_info_str(void **state)
+{
+	char buf[8] = "x";
+
+	(void)state;
+	assert_int_equal(lxcconf_info_str("lxc.tty.dir = lxc\n", "lxc.tty.dir", buf, sizeof(buf)),
+			 0);
+	assert_string_equal(buf, "lxc");
+	assert_int_equal(lxcconf_info_str("lxc.tty.dir =\n", "lxc.tty.dir", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, ""); /* unset */
+	assert_int_equal(lxcconf_info_str("lxc.tty.dir = 1234567\n", "lxc.tty.dir", buf, 8), 0);
+	assert_string_equal(buf, "1234567");
+	strcpy(buf, "x");
+	assert_int_equal(lxcconf_info_str("lxc.tty.dir = 12345678\n", "lxc.tty.dir", buf, 8),
+			 -EINVAL);
+	assert_int_equal(lxcconf_info_str("lxc.tty.dir = a\nb = c\n", "lxc.tty.dir", buf, 8),
+			 -EINVAL);
+	assert_int_equal(lxcconf_info_str("lxc.tty.max = 4\n", "lxc.tty.dir", buf, 8), -EINVAL);
+	assert_string_equal(buf, "x");
+}
+
 static void test_criuconf(void **state)
 {
 	CriuOpts o = CRIU_OPTS__INIT;
@@ -280,10 +301,15 @@ static void test_msg_lxc(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse),	      cmocka_unit_test(test_parse_defaults),
-		cmocka_unit_test(test_parse_rejects), cmocka_unit_test(test_parse_idmap),
-		cmocka_unit_test(test_parse_too_big), cmocka_unit_test(test_info_long),
-		cmocka_unit_test(test_criuconf),      cmocka_unit_test(test_criuconf_rejects),
+		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_parse_defaults),
+		cmocka_unit_test(test_parse_rejects),
+		cmocka_unit_test(test_parse_idmap),
+		cmocka_unit_test(test_parse_too_big),
+		cmocka_unit_test(test_info_long),
+		cmocka_unit_test(test_info_str),
+		cmocka_unit_test(test_criuconf),
+		cmocka_unit_test(test_criuconf_rejects),
 		cmocka_unit_test(test_msg_lxc),
 	};
 

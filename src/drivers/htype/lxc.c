@@ -142,12 +142,13 @@ static pid_t tty_holder(const struct drv_tree *tree, const struct stat *tty, int
 
 /*
  * LXC's ttys (lxc.tty.max, 4 in Debian's default config, often through an
- * lxc.include) are ptys of the container's devpts bind-mounted on
- * /dev/lxc/ttyN, their masters held by LXC's monitor, outside the tree:
- * CRIU cannot dump those mounts ("Unable to find a master"), whether a
- * process uses them or not. The effective value comes from LXC itself
- * (`lxc-info -c`), which has followed the includes. Refused here, before
- * anything freezes, with the process that holds one when there is.
+ * lxc.include) are ptys bind-mounted on /dev/lxc/ttyN (lxc.tty.dir) or
+ * /dev/ttyN, their masters held by LXC's monitor, outside the tree. The
+ * effective value comes from LXC itself (`lxc-info -c`), which has
+ * followed the includes. Unused, they are dumped as mounts of ptys whose
+ * master is not ours (lxc_dump_opts); a process on one could not be
+ * restored (LXC's restore hands CRIU the console only): refused here,
+ * before anything freezes, naming it.
  */
 static int check_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, const struct drv_tree *tree)
 {
@@ -169,16 +170,11 @@ static int check_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, const struc
 		if (pid)
 			return drv_fail(ctx, -ENOTSUP,
 					"container %s: process %d holds LXC tty %ld (fd %d), "
-					"which cannot be migrated; set lxc.tty.max = 0 in its "
-					"config (and stop what runs on its ttys)",
+					"which LXC's restore cannot give back; stop what runs "
+					"on its ttys, or set lxc.tty.max = 0 in its config",
 					p->name, pid, n, fd);
 	}
-	if (max > 0)
-		return drv_fail(ctx, -ENOTSUP,
-				"container %s: its %ld LXC ttys (lxc.tty.max) are mounts whose "
-				"pty masters LXC holds, which CRIU cannot dump; set "
-				"lxc.tty.max = 0 in its config",
-				p->name, max);
+	p->nr_ttys = max;
 	return 0;
 }
 
@@ -221,10 +217,25 @@ static int read_config(const struct drv_ctx *ctx, struct lxc_priv *p)
 	return check_userns_net(ctx, p);
 }
 
-/* The console's pty, as CRIU keys it: tty[RDEV:DEV] of /dev/console. */
+/* @path in the container is a bind of the console's pty (@con). */
+static bool is_console(const struct lxc_priv *p, const char *path, const struct stat *con)
+{
+	char full[160];
+	struct stat st;
+
+	snprintf(full, sizeof(full), "/proc/%d/root%s", p->init, path);
+	return stat(full, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == con->st_rdev &&
+	       st.st_dev == con->st_dev;
+}
+
+/*
+ * The console's pty, as CRIU keys it: tty[RDEV:DEV] of /dev/console; its
+ * mounts: /dev/console, and with lxc.tty.dir = DIR /dev/DIR/console too
+ * (common.conf sets "lxc"), both external under LXC's key "console".
+ */
 static int read_console(const struct drv_ctx *ctx, struct lxc_priv *p)
 {
-	char path[64];
+	char path[64], buf[128], dir[64];
 	struct stat st;
 
 	if (!p->conf.console)
@@ -234,6 +245,22 @@ static int read_console(const struct drv_ctx *ctx, struct lxc_priv *p)
 		return drv_fail(ctx, -errno, "the console of container %s: %m", p->name);
 	snprintf(p->tty_id, sizeof(p->tty_id), "tty[%llx:%llx]", (unsigned long long)st.st_rdev,
 		 (unsigned long long)st.st_dev);
+	p->nr_console = 0;
+	ext_mount_map__init(&p->console[p->nr_console]);
+	p->console[p->nr_console++].key = "/dev/console";
+	if (lxc_info(p, "-c", "lxc.tty.dir", buf, sizeof(buf)) < 0 ||
+	    lxcconf_info_str(buf, "lxc.tty.dir", dir, sizeof(dir)) < 0)
+		return drv_fail(ctx, -EINVAL,
+				"container %s: cannot read its lxc.tty.dir (lxc-info -c)", p->name);
+	snprintf(p->console_dir, sizeof(p->console_dir), "/dev/%s/console", dir);
+	if (dir[0] && name_is_safe(dir) && is_console(p, p->console_dir, &st)) {
+		ext_mount_map__init(&p->console[p->nr_console]);
+		p->console[p->nr_console++].key = p->console_dir;
+	}
+	for (size_t i = 0; i < p->nr_console; i++) {
+		p->console[i].val = "console";
+		p->consolep[i] = &p->console[i];
+	}
 	return 0;
 }
 
@@ -310,14 +337,13 @@ static int lxc_dump_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *
 	o->link_remap = true;
 	o->has_network_lock = true;
 	o->network_lock = CRIU_NETWORK_LOCK_METHOD__NFTABLES;
+	/* unused LXC ttys: mounts of ptys whose masters LXC's monitor holds */
+	o->has_orphan_pts_master = p->nr_ttys > 0;
+	o->orphan_pts_master = p->nr_ttys > 0;
 	if (!p->tty_id[0])
 		return 0;
-	ext_mount_map__init(&p->console);
-	p->console.key = "/dev/console";
-	p->console.val = "console";
-	p->consolep = &p->console;
-	o->ext_mnt = &p->consolep;
-	o->n_ext_mnt = 1;
+	o->ext_mnt = p->consolep;
+	o->n_ext_mnt = p->nr_console;
 	p->ttyp = p->tty_id;
 	o->external = &p->ttyp;
 	o->n_external = 1;

@@ -40,10 +40,21 @@
  * Bind mounts of host paths (lxc.mount.entry ... bind) need nothing of
  * ours: CRIU finds them external at the dump (auto_ext_mnt) and LXC's
  * restore (--ext-mount-map auto) binds the same path again.
- * A console (a pty of LXC's monitor bound on /dev/console) is dumped as
- * LXC dumps it: the mount external under the key "console", the pty
- * CRIU's external tty[RDEV:DEV], that key in the images' tty.info; LXC's
- * restore binds its new console there and hands its fd to CRIU.
+ * A console (a pty of LXC's monitor bound on /dev/console, and on
+ * /dev/DIR/console with lxc.tty.dir) is dumped as LXC dumps it: its
+ * mounts external under the key "console", the pty CRIU's external
+ * tty[RDEV:DEV], that key in the images' tty.info; LXC's restore binds its
+ * new console there and hands its fd to CRIU. LXC makes that new console
+ * only on the host's devpts, i.e. with lxc.pty.max <= 1: the restore runs
+ * with the container's config plus lxc.pty.max = 1 and lxc.tty.max = 0
+ * (--rcfile; lxc_target.c says why).
+ * LXC's ttys (lxc.tty.max: ptys bound on /dev/lxc/ttyN whose masters its
+ * monitor holds) are dumped as mounts of ptys whose master is outside
+ * (CRIU's orphan_pts_master); CRIU restores them as new ptys of the
+ * container's devpts whose masters it closes: on the destination they are
+ * there but dead (EIO), and LXC's restored monitor serves none. A process
+ * holding one is refused at the preflight (LXC's restore could give it
+ * back no tty).
  *
  * In a user namespace the images are made readable for CRIU's restored
  * tasks, and a lazy restore (live, post-copy) needs the destination's
@@ -73,11 +84,16 @@ struct lxc_priv {
 	uint64_t config_ino;	 /* the config file's inode and mtime (ns), */
 	int64_t config_mtime_ns; /* 0 when unknown */
 	struct lxcconf conf;
-	pid_t init;	     /* source: the container's init */
-	char tty_id[64];     /* source: CRIU's key of its console, "" without */
-	ExtMountMap console; /* source: /dev/console, external as LXC names it */
-	ExtMountMap *consolep;
+	pid_t init;	 /* source: the container's init */
+	char tty_id[64]; /* source: CRIU's key of its console, "" without */
+	/* source: the console's mounts, /dev/console and (lxc.tty.dir)
+	 * /dev/DIR/console, external under LXC's key "console" */
+	ExtMountMap console[2];
+	ExtMountMap *consolep[2];
+	size_t nr_console;
+	char console_dir[96]; /* /dev/DIR/console */
 	char *ttyp;
+	long nr_ttys; /* source: LXC ttys (lxc.tty.max), none held */
 	/* destination */
 	bool made_dir; /* LXCPATH/NAME created here */
 	bool wrote_config;

@@ -28,6 +28,7 @@
 #define HOOK_PID_FIFO "lxc-hook.pid"
 #define HOOK_ANS_FIFO "lxc-hook.ans"
 #define CRIU_CONF "lxc-criu.conf"
+#define RCFILE "lxc-restore.conf"
 /* FIFO of the report, timeout, FIFO of the answer, config, rmdir, dir */
 #define HOOK_FMT                                                                    \
 	"#!/bin/sh\n"                                                               \
@@ -359,13 +360,50 @@ static int images_readable(const struct drv_ctx *ctx, const struct lxcconf *c)
 	return 0;
 }
 
+/*
+ * The config LXC's restore runs the container with (--rcfile): the
+ * container's, then what differs after a restore. LXC 5.0 allocates a
+ * console before the restore only from the host's devpts, which it does
+ * when lxc.pty.max <= 1; with more (1024 in common.conf, which Debian's
+ * templates include) it would make the console inside the container's
+ * devpts, in the container's start-up that a restore never runs, and it
+ * refuses to restore a console it has not got ("lxc.console.path
+ * configured on source host but not target"). The restored container's
+ * devpts is CRIU's, with its dumped options: pty.max no longer matters.
+ * Nor does the restore allocate LXC's ttys, and with lxc.tty.max > 0 its
+ * monitor (lxc-checkpoint -r) walks the array of them it never made and
+ * dies (LXC 5.0.2: a segfault right after the restore, seen here; the
+ * container then runs without a monitor). CRIU has restored their
+ * mounts, dead (lxc.h).
+ */
+#define RCFILE_TAIL                                                                \
+	"\n# phaul: after a restore, the console on a pty of the host's devpts,\n" \
+	"# and no LXC ttys (LXC's restore makes none)\n"                           \
+	"lxc.pty.max = 1\n"                                                        \
+	"lxc.tty.max = 0\n"
+
+static int write_rcfile(const struct drv_ctx *ctx, const struct lxc_priv *p)
+{
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	int r;
+
+	if (asprintf(&path, "%s/" RCFILE, ctx->dir) < 0 ||
+	    asprintf(&text, "%s" RCFILE_TAIL, p->config) < 0)
+		return -ENOMEM;
+	r = write_text(path, text, 0600);
+	if (r < 0)
+		return drv_fail(ctx, r, "cannot write %s: %s", path, strerror(-r));
+	return 0;
+}
+
 static int start_restore(const struct drv_ctx *ctx, struct lxc_priv *p, pid_t *pid)
 {
-	_cleanup_free_ char *env = NULL, *img = NULL;
+	_cleanup_free_ char *env = NULL, *img = NULL, *rc = NULL;
 	int r;
 
 	if (asprintf(&env, "CRIU_CONFIG_FILE=%s/" CRIU_CONF, ctx->dir) < 0 ||
-	    asprintf(&img, "%s/img", ctx->dir) < 0)
+	    asprintf(&img, "%s/img", ctx->dir) < 0 ||
+	    asprintf(&rc, "--rcfile=%s/" RCFILE, ctx->dir) < 0)
 		return -ENOMEM;
 	char *argv[] = { "env",
 			 env,
@@ -379,6 +417,7 @@ static int start_restore(const struct drv_ctx *ctx, struct lxc_priv *p, pid_t *p
 			 p->lxcpath,
 			 "-D",
 			 img,
+			 rc,
 			 NULL };
 	r = spawn(argv, -1, -1, -1, pid);
 	if (r < 0)
@@ -488,6 +527,8 @@ int lxc_restore_exec(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o, d
 		r = write_hook(ctx, p);
 	if (r == 0)
 		r = write_criu_conf(ctx, o);
+	if (r == 0)
+		r = write_rcfile(ctx, p);
 	if (r == 0)
 		r = images_readable(ctx, &p->conf);
 	if (r == 0)

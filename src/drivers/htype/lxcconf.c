@@ -188,33 +188,62 @@ int lxcconf_parse(const char *text, struct lxcconf *c)
 	return r;
 }
 
-int lxcconf_info_long(const char *out, const char *key, long *v)
+/* The value in "KEY = VALUE\n" (trailing blanks cut), or NULL (not that
+ * key, or more than one line). */
+static const char *info_value(const char *out, const char *key, size_t *len)
 {
-	size_t len = strlen(key);
-	char *end;
-	long n;
+	size_t klen = strlen(key);
+	const char *end;
 
 	while (isspace((unsigned char)*out))
 		out++;
-	if (strncmp(out, key, len))
-		return -EINVAL;
-	out += len;
+	if (strncmp(out, key, klen))
+		return NULL;
+	out += klen;
 	while (*out == ' ' || *out == '\t')
 		out++;
 	if (*out++ != '=')
-		return -EINVAL;
+		return NULL;
 	while (*out == ' ' || *out == '\t')
 		out++;
-	if (!*out || *out == '\n') {
+	end = out + strlen(out);
+	while (end > out && isspace((unsigned char)end[-1]))
+		end--;
+	*len = end - out;
+	return memchr(out, '\n', *len) ? NULL : out;
+}
+
+int lxcconf_info_long(const char *out, const char *key, long *v)
+{
+	size_t len;
+	const char *val = info_value(out, key, &len);
+	char num[16], *end;
+	long n;
+
+	if (!val || len >= sizeof(num))
+		return -EINVAL;
+	if (!len) {
 		*v = 0;
 		return 0;
 	}
+	memcpy(num, val, len);
+	num[len] = '\0';
 	errno = 0;
-	n = strtol(out, &end, 10);
-	while (isspace((unsigned char)*end))
-		end++;
-	if (errno || end == out || *end || n < 0 || n > 65536)
+	n = strtol(num, &end, 10);
+	if (errno || end == num || *end || n < 0 || n > 65536)
 		return -EINVAL;
 	*v = n;
+	return 0;
+}
+
+int lxcconf_info_str(const char *out, const char *key, char *buf, size_t size)
+{
+	size_t len;
+	const char *val = info_value(out, key, &len);
+
+	if (!val || len >= size)
+		return -EINVAL;
+	memcpy(buf, val, len);
+	buf[len] = '\0';
 	return 0;
 }

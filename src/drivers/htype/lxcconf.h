@@ -49,5 +49,8 @@ int lxcconf_parse(const char *text, struct lxcconf *c);
  * number >= 0; an empty value is 0 (LXC's default). -EINVAL otherwise.
  */
 int lxcconf_info_long(const char *out, const char *key, long *v);
+/* The same, a string value (empty when unset) in @buf; -EINVAL if it
+ * does not fit. */
+int lxcconf_info_str(const char *out, const char *key, char *buf, size_t size);
 
 #endif
