@@ -5,6 +5,7 @@
 #define LOG_PREFIX "lxc: "
 #include "drivers/htype/lxc.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -293,6 +294,25 @@ static int lxc_prepare(struct driver *d, const struct drv_ctx *ctx, struct drv_t
 	return 0;
 }
 
+/*
+ * Whether the init runs without an AppArmor profile: on a kernel without
+ * AppArmor (no /proc/PID/attr/apparmor; EINVAL when it is there but off)
+ * LXC ignored lxc.apparmor.profile; else its label says "unconfined".
+ */
+static bool unconfined(pid_t pid)
+{
+	_cleanup_free_ char *label = NULL;
+	char path[64];
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/attr/apparmor/current", pid);
+	r = read_file(path, 256, &label, NULL);
+	if (r == -ENOENT || r == -EINVAL)
+		return true;
+	return r == 0 && !strncmp(label, "unconfined", 10) &&
+	       (!label[10] || isspace((unsigned char)label[10]));
+}
+
 static int lxc_send_info(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct lxc_priv *p = d->priv;
@@ -306,6 +326,8 @@ static int lxc_send_info(struct driver *d, const struct drv_ctx *ctx)
 	lc.has_config_ino = lc.has_config_mtime_ns = p->config_ino != 0;
 	lc.config_ino = p->config_ino;
 	lc.config_mtime_ns = p->config_mtime_ns;
+	lc.has_unconfined = true;
+	lc.unconfined = unconfined(p->init);
 	msg.body_case = PHAUL__MSG__BODY_LXC;
 	msg.lxc = &lc;
 	r = drv_send(ctx, &msg);

@@ -98,6 +98,7 @@ struct lxc_priv {
 	bool made_dir; /* LXCPATH/NAME created here */
 	bool wrote_config;
 	bool config_in_place; /* the source's own config, on storage both see */
+	int unconfined;	      /* no AppArmor profile on the source: 1, 0, -1 unsaid */
 };
 
 /* LXCPATH/NAME[/FILE] */

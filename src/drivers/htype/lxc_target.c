@@ -56,6 +56,7 @@ int lxc_target_recv_info(struct driver *d, const struct drv_ctx *ctx, const Msg 
 	p->config = strdup(lc->config);
 	if (!p->lxcpath || !p->config)
 		return -ENOMEM;
+	p->unconfined = lc->has_unconfined ? lc->unconfined : -1;
 	if (lc->has_config_ino && lc->has_config_mtime_ns) {
 		p->config_ino = lc->config_ino;
 		p->config_mtime_ns = lc->config_mtime_ns;
@@ -142,22 +143,33 @@ static int check_rootfs(const struct drv_ctx *ctx, const struct lxc_priv *p, boo
 			p->conf.rootfs);
 }
 
-/*
- * LXC's restore passes lxc.apparmor.profile to CRIU (--lsm-profile
- * apparmor:...), which fails on a kernel without AppArmor, after the
- * freeze; LXC itself ran the container unconfined on such a kernel, and
- * a command-line option cannot be taken back through CRIU's config file.
- * Refused here instead, before anything freezes.
- */
-static int check_apparmor(const struct drv_ctx *ctx, const struct lxc_priv *p)
+static bool apparmor_here(void)
 {
 	_cleanup_free_ char *on = NULL;
 
-	if (!p->conf.apparmor)
+	return read_file("/sys/module/apparmor/parameters/enabled", 16, &on, NULL) == 0 &&
+	       on[0] == 'Y';
+}
+
+/*
+ * LXC's restore passes lxc.apparmor.profile to CRIU (--lsm-profile
+ * apparmor:...), which fails on a kernel without AppArmor, after the
+ * freeze. A container the source ran unconfined (LXC ignores the profile
+ * on a kernel without AppArmor) is restored without it (the rcfile resets
+ * it: write_rcfile); one confined there would lose its confinement here:
+ * refused, before anything freezes. A source that does not say is judged
+ * by the config file itself (a profile set only in an lxc.include'd file
+ * is not seen then, and fails at the restore, rolled back).
+ */
+static int check_apparmor(const struct drv_ctx *ctx, const struct lxc_priv *p)
+{
+	if (apparmor_here() || p->unconfined == 1 || (p->unconfined < 0 && !p->conf.apparmor))
 		return 0;
-	if (read_file("/sys/module/apparmor/parameters/enabled", 16, &on, NULL) == 0 &&
-	    on[0] == 'Y')
-		return 0;
+	if (p->unconfined == 0)
+		return drv_fail(ctx, -ENOTSUP,
+				"container %s: AppArmor confines it on the source, and the "
+				"destination's kernel has no AppArmor",
+				p->name);
 	return drv_fail(ctx, -ENOTSUP,
 			"container %s: its config sets lxc.apparmor.profile, which LXC's "
 			"restore asks CRIU for, and the destination's kernel has no AppArmor; "
@@ -382,13 +394,18 @@ static int images_readable(const struct drv_ctx *ctx, const struct lxcconf *c)
 	"lxc.pty.max = 1\n"                                                        \
 	"lxc.tty.max = 0\n"
 
+#define RCFILE_NO_APPARMOR                                              \
+	"# phaul: no AppArmor here, and the source ran it unconfined\n" \
+	"lxc.apparmor.profile =\n"
+
 static int write_rcfile(const struct drv_ctx *ctx, const struct lxc_priv *p)
 {
 	_cleanup_free_ char *path = NULL, *text = NULL;
+	bool no_aa = p->unconfined == 1 && !apparmor_here();
 	int r;
 
 	if (asprintf(&path, "%s/" RCFILE, ctx->dir) < 0 ||
-	    asprintf(&text, "%s" RCFILE_TAIL, p->config) < 0)
+	    asprintf(&text, "%s" RCFILE_TAIL "%s", p->config, no_aa ? RCFILE_NO_APPARMOR : "") < 0)
 		return -ENOMEM;
 	r = write_text(path, text, 0600);
 	if (r < 0)
