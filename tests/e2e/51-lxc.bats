@@ -348,6 +348,27 @@ t_fail() {
 	lxc_tool dst lxc-stop -k
 }
 
+# LXC's restore fails before it runs CRIU (the daemon's PATH finds a
+# fake criu, too old for LXC; phaul runs its own by absolute path): the
+# migration says LXC's own error, and the container runs on in src.
+@test "lxc: LXC failing before it runs CRIU is reported in LXC's words; the container runs on in src" {
+	local fake=$SCRATCH/fakebin
+	mkdir -p "$fake"
+	printf '#!/bin/sh\necho "Version: 1.0"\n' >"$fake/criu"
+	chmod +x "$fake/criu"
+	start_container
+	serve_start PATH="$fake:$PATH"
+	migrate_container
+	assert_failed_with "lxc-checkpoint -r failed before the tree was restored \\(status 1\\), before it ran CRIU: must have criu .* or greater"
+	assert_state src RUNNING
+	assert_state dst none
+	[ "$(lxc_tool src lxc-info -p -H)" = "$INIT" ] || { echo "src's init changed" >&2; return 1; }
+	ticks_advance "$TICKS" 20 10
+	check_ticks "$TICKS" >/dev/null
+	assert_workdir_clean 10
+	lxc_tool src lxc-stop -k
+}
+
 # t_mode MODE: $CT migrates in MODE, runs on dst only, answers there.
 t_mode() {
 	start_container

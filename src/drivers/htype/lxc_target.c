@@ -29,6 +29,7 @@
 #define HOOK_ANS_FIFO "lxc-hook.ans"
 #define CRIU_CONF "lxc-criu.conf"
 #define RCFILE "lxc-restore.conf"
+#define LXC_LOG "lxc-checkpoint.log" /* its errors (and its monitor's) */
 /* FIFO of the report, timeout, FIFO of the answer, config, rmdir, dir */
 #define HOOK_FMT                                                                    \
 	"#!/bin/sh\n"                                                               \
@@ -415,31 +416,60 @@ static int write_rcfile(const struct drv_ctx *ctx, const struct lxc_priv *p)
 
 static int start_restore(const struct drv_ctx *ctx, struct lxc_priv *p, pid_t *pid)
 {
-	_cleanup_free_ char *env = NULL, *img = NULL, *rc = NULL;
+	_cleanup_free_ char *env = NULL, *img = NULL, *rc = NULL, *log = NULL;
 	int r;
 
 	if (asprintf(&env, "CRIU_CONFIG_FILE=%s/" CRIU_CONF, ctx->dir) < 0 ||
 	    asprintf(&img, "%s/img", ctx->dir) < 0 ||
-	    asprintf(&rc, "--rcfile=%s/" RCFILE, ctx->dir) < 0)
+	    asprintf(&rc, "--rcfile=%s/" RCFILE, ctx->dir) < 0 ||
+	    asprintf(&log, "--logfile=%s/" LXC_LOG, ctx->dir) < 0)
 		return -ENOMEM;
-	char *argv[] = { "env",
-			 env,
-			 CRIU_ENV_NO_BREAKPOINTS,
-			 CRIU_ENV_FIFO_SHARED_CHECK,
-			 "lxc-checkpoint",
-			 "-r",
-			 "-n",
-			 p->name,
-			 "-P",
-			 p->lxcpath,
-			 "-D",
-			 img,
-			 rc,
-			 NULL };
+	char *argv[] = {
+		"env",
+		env,
+		CRIU_ENV_NO_BREAKPOINTS,
+		CRIU_ENV_FIFO_SHARED_CHECK,
+		"lxc-checkpoint",
+		"-r",
+		"-n",
+		p->name,
+		"-P",
+		p->lxcpath,
+		"-D",
+		img,
+		rc,
+		log,
+		"--logpriority=ERROR",
+		NULL
+	};
 	r = spawn(argv, -1, -1, -1, pid);
 	if (r < 0)
 		return drv_fail(ctx, r, "cannot run lxc-checkpoint: %s", strerror(-r));
 	return 0;
+}
+
+/*
+ * lxc-checkpoint -r exited before the tree was restored: CRIU's log says
+ * why, or, when LXC failed before it ran CRIU, LXC's own log.
+ */
+static void lxc_failed(const struct drv_ctx *ctx, int status)
+{
+	_cleanup_free_ char *path = NULL, *log = NULL;
+	char what[96], cause[256];
+
+	snprintf(what, sizeof(what),
+		 "lxc-checkpoint -r failed before the tree was restored (%s %d)",
+		 WIFEXITED(status) ? "status" : "signal",
+		 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	if (faccessat(ctx->imgfd, "restore.log", F_OK, 0) == 0) {
+		drv_criu_failed(ctx, "img/restore.log", what);
+		return;
+	}
+	if (asprintf(&path, "%s/" LXC_LOG, ctx->dir) < 0 ||
+	    read_file(path, 64 * 1024, &log, NULL) < 0 ||
+	    lxcconf_log_error(log, cause, sizeof(cause)) < 0)
+		snprintf(cause, sizeof(cause), "LXC says nothing (%s)", path ?: LXC_LOG);
+	drv_fail(ctx, -EIO, "%s, before it ran CRIU: %s", what, cause);
 }
 
 /*
@@ -462,12 +492,7 @@ static int wait_report(const struct drv_ctx *ctx, int fd, pid_t lxc, pid_t *root
 				break;
 		}
 		if (waitpid(lxc, &status, WNOHANG) == lxc) {
-			char what[96];
-			snprintf(what, sizeof(what),
-				 "lxc-checkpoint -r failed before the tree "
-				 "was restored (status 0x%x)",
-				 status);
-			drv_criu_failed(ctx, "img/restore.log", what);
+			lxc_failed(ctx, status);
 			return -ECHILD;
 		}
 	}

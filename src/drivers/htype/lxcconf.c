@@ -7,6 +7,7 @@
 #include "drivers/htype/lxcconf.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,4 +247,24 @@ int lxcconf_info_str(const char *out, const char *key, char *buf, size_t size)
 	memcpy(buf, val, len);
 	buf[len] = '\0';
 	return 0;
+}
+
+int lxcconf_log_error(const char *log, char *buf, size_t size)
+{
+	for (const char *l = log; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		const char *end = strchr(l, '\n') ?: l + strlen(l), *msg = NULL, *e;
+		int n;
+
+		e = memmem(l, end - l, " ERROR ", 7);
+		if (!e)
+			continue;
+		for (const char *s = e; (s = memmem(s, end - s, " - ", 3)); s += 3)
+			msg = s + 3;
+		if (!msg || msg == end)
+			continue;
+		n = end - msg < (ptrdiff_t)size ? (int)(end - msg) : (int)size - 1;
+		snprintf(buf, size, "%.*s", n, msg);
+		return 0;
+	}
+	return -ENOENT;
 }
