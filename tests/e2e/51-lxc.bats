@@ -633,9 +633,15 @@ busybox_moved() {
 # /dev/lxc/console, 4 LXC ttys, an AppArmor profile that LXC ignores on
 # this kernel) migrates in MODE; lxc-console on dst reaches its console.
 t_default() {
+	local conf
 	DEFAULT=1 start_container
 	[ "$(lxc_tool src lxc-info -c lxc.tty.max)" = "lxc.tty.max = 4" ] || return 1
+	# common.conf's seccomp profile and dropped capabilities: as they were
+	conf=$(in_src grep -E '^(Seccomp|CapBnd):' "/proc/$INIT/status")
+	grep -q '^Seccomp:.*2' <<<"$conf" || { echo "no seccomp filter in src: $conf" >&2; return 1; }
 	migrate_live --mode "$1"
+	[ "$(in_dst grep -E '^(Seccomp|CapBnd):' "/proc/$DST_INIT/status")" = "$conf" ] ||
+		{ echo "seccomp or capabilities changed in dst" >&2; return 1; }
 	console_on_dst
 	note "lxc, default config, $1 mode: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
 }
