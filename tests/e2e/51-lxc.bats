@@ -678,3 +678,38 @@ t_default() {
 	t_default hybrid
 	lxc_tool dst lxc-stop -k
 }
+
+# serve_in_src: a daemon in src too, for moving the container back.
+serve_in_src() {
+	mkdir -p "$SCRATCH/srcserve" "$SCRATCH/dstwork"
+	start_in_src -o "$SCRATCH/serve-src.log" "$PHAUL" serve --listen "$SRC_ADDR:$PHAUL_PORT" \
+		--key "$KEY" --workdir "$SCRATCH/srcserve" --log-dir "$SRC_LOGDIR" \
+		--policy "$SCRATCH/policy" >/dev/null &&
+		wait_for 10 eval 'in_src ss -Hltn "sport = :$PHAUL_PORT" | grep -q .'
+}
+
+# migrate_back [ARGS...]: $CT from dst to src.
+migrate_back() {
+	run --separate-stderr in_dst timeout -k 5 "$MIGRATE_TIMEOUT" "$PHAUL" migrate \
+		--to "$SRC_ADDR:$PHAUL_PORT" --key "$KEY" --workdir "$SCRATCH/dstwork" \
+		--lxc "$CT" --lxcpath "$LXCPATH" --json "$@"
+}
+
+@test "lxc: LXC's default config, moved once: its dead ttys are refused before the freeze; restarted, it moves back" {
+	t_default live
+	serve_in_src
+	migrate_back
+	[ "$status" -eq 1 ] && [[ "$stderr" == *"its LXC tty 1 is a pty without a master"*"restart the container"* ]] ||
+		{ echo "not refused: $status $stderr" >&2; return 1; }
+	[ "$(jq -r '"\(.frozen_ms) \(.outcome)"' <<<"$output")" = "0 rolled-back" ]
+	assert_state dst RUNNING
+	assert_state src none
+	# restarted on dst (its own LXC ttys again), it moves back
+	lxc_tool dst lxc-stop -k && lxc_tool dst lxc-start || return 1
+	wait_for 10 lxc_tool dst lxc-attach -- /bin/sh -c :
+	migrate_back
+	[ "$status" -eq 0 ] || { echo "migrate back failed ($status): $stderr" >&2; return 1; }
+	assert_state src RUNNING
+	[ "$(lxc_tool src lxc-info -c lxc.tty.max)" = "lxc.tty.max = 4" ]
+	lxc_tool src lxc-stop -k
+}

@@ -33,6 +33,7 @@ static int lxc_init(struct driver *d, const char *arg)
 {
 	struct lxc_priv *p = d->priv;
 
+	p->tty_master = -1;
 	if (!*arg)
 		return 0; /* destination: the container is described by the peer */
 	if (!name_is_safe(arg)) {
@@ -49,6 +50,25 @@ static void lxc_fini(struct driver *d)
 
 	free(p->lxcpath);
 	free(p->config);
+	free(p->ext);
+	free(p->maps);
+	free(p->mapp);
+	free(p->rst_ext);
+	if (p->tty_master >= 0)
+		close(p->tty_master);
+}
+
+/* @path in the container (a mount point) is dumped as external, @key. */
+static int add_ext(struct lxc_priv *p, const char *path, const char *key)
+{
+	struct lxc_ext *v = realloc(p->ext, (p->nr_ext + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	p->ext = v;
+	snprintf(v[p->nr_ext].path, sizeof(v->path), "%s", path);
+	v[p->nr_ext++].key = key;
+	return 0;
 }
 
 /*
@@ -94,16 +114,22 @@ int lxc_ask_init(const struct lxc_priv *p, pid_t *ret)
 	return 0;
 }
 
-/* (st_dev, st_rdev) of the container's LXC tty N, as its init sees it. */
-static bool lxc_tty_stat(const struct lxc_priv *p, long n, struct stat *st)
+/* Where LXC binds its tty N: /dev/DIR/ttyN (lxc.tty.dir), else /dev/ttyN. */
+static void lxc_tty_path(const struct lxc_priv *p, long n, char *buf, size_t size)
 {
-	char path[96];
+	if (p->tty_dir[0])
+		snprintf(buf, size, "/dev/%s/tty%ld", p->tty_dir, n);
+	else
+		snprintf(buf, size, "/dev/tty%ld", n);
+}
 
-	snprintf(path, sizeof(path), "/proc/%d/root/dev/lxc/tty%ld", p->init, n);
-	if (stat(path, st) == 0 && S_ISCHR(st->st_mode))
-		return true;
-	snprintf(path, sizeof(path), "/proc/%d/root/dev/tty%ld", p->init, n);
-	return stat(path, st) == 0 && S_ISCHR(st->st_mode);
+/* @path in the container, as its init sees it: a character device. */
+static bool ct_chr_stat(const struct lxc_priv *p, const char *path, struct stat *st)
+{
+	char full[160];
+
+	snprintf(full, sizeof(full), "/proc/%d/root%s", p->init, path);
+	return stat(full, st) == 0 && S_ISCHR(st->st_mode);
 }
 
 /* Whether @pid has an fd on @tty: the fd, -1 when not. */
@@ -146,14 +172,15 @@ static pid_t tty_holder(const struct drv_tree *tree, const struct stat *tty, int
  * lxc.include) are ptys bind-mounted on /dev/lxc/ttyN (lxc.tty.dir) or
  * /dev/ttyN, their masters held by LXC's monitor, outside the tree. The
  * effective value comes from LXC itself (`lxc-info -c`), which has
- * followed the includes. Unused, they are dumped as mounts of ptys whose
- * master is not ours (lxc_dump_opts); a process on one could not be
- * restored (LXC's restore hands CRIU the console only): refused here,
- * before anything freezes, naming it.
+ * followed the includes. Their mounts are dumped as external (key
+ * LXC_TTY_KEY). Refused here, before anything freezes: a process on one
+ * (LXC's restore hands CRIU the console only, it could not be given its
+ * tty back), and a dead one (restored by us before: a deleted pty, whose
+ * mount CRIU fails to restore, "Can't re-create deleted file").
  */
 static int check_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, const struct drv_tree *tree)
 {
-	char buf[128];
+	char buf[128], path[96];
 	long max = 0;
 	int r = lxc_info(p, "-c", "lxc.tty.max", buf, sizeof(buf));
 
@@ -165,7 +192,8 @@ static int check_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, const struc
 		pid_t pid;
 		int fd;
 
-		if (!lxc_tty_stat(p, n, &tty))
+		lxc_tty_path(p, n, path, sizeof(path));
+		if (!ct_chr_stat(p, path, &tty))
 			continue;
 		pid = tty_holder(tree, &tty, &fd);
 		if (pid)
@@ -174,8 +202,15 @@ static int check_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, const struc
 					"which LXC's restore cannot give back; stop what runs "
 					"on its ttys, or set lxc.tty.max = 0 in its config",
 					p->name, pid, n, fd);
+		if (tty.st_nlink == 0) /* its master closed: restored by us before */
+			return drv_fail(ctx, -ENOTSUP,
+					"container %s: its LXC tty %ld is a pty without a master "
+					"(LXC's restore makes none), which CRIU cannot restore "
+					"again; restart the container, or set lxc.tty.max = 0",
+					p->name, n);
+		if (add_ext(p, path, LXC_TTY_KEY) < 0)
+			return -ENOMEM;
 	}
-	p->nr_ttys = max;
 	return 0;
 }
 
@@ -221,12 +256,22 @@ static int read_config(const struct drv_ctx *ctx, struct lxc_priv *p)
 /* @path in the container is a bind of the console's pty (@con). */
 static bool is_console(const struct lxc_priv *p, const char *path, const struct stat *con)
 {
-	char full[160];
 	struct stat st;
 
-	snprintf(full, sizeof(full), "/proc/%d/root%s", p->init, path);
-	return stat(full, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == con->st_rdev &&
-	       st.st_dev == con->st_dev;
+	return ct_chr_stat(p, path, &st) && st.st_rdev == con->st_rdev && st.st_dev == con->st_dev;
+}
+
+/* lxc.tty.dir as LXC has it (includes followed), "" when unset. */
+static int read_tty_dir(const struct drv_ctx *ctx, struct lxc_priv *p)
+{
+	char buf[128];
+
+	if (lxc_info(p, "-c", "lxc.tty.dir", buf, sizeof(buf)) < 0 ||
+	    lxcconf_info_str(buf, "lxc.tty.dir", p->tty_dir, sizeof(p->tty_dir)) < 0 ||
+	    (p->tty_dir[0] && !name_is_safe(p->tty_dir)))
+		return drv_fail(ctx, -EINVAL,
+				"container %s: cannot read its lxc.tty.dir (lxc-info -c)", p->name);
+	return 0;
 }
 
 /*
@@ -236,32 +281,19 @@ static bool is_console(const struct lxc_priv *p, const char *path, const struct 
  */
 static int read_console(const struct drv_ctx *ctx, struct lxc_priv *p)
 {
-	char path[64], buf[128], dir[64];
+	char path[96];
 	struct stat st;
 
 	if (!p->conf.console)
 		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/root/dev/console", p->init);
-	if (stat(path, &st) < 0)
-		return drv_fail(ctx, -errno, "the console of container %s: %m", p->name);
+	if (!ct_chr_stat(p, "/dev/console", &st))
+		return drv_fail(ctx, -ENOENT, "container %s has no console /dev/console", p->name);
 	snprintf(p->tty_id, sizeof(p->tty_id), "tty[%llx:%llx]", (unsigned long long)st.st_rdev,
 		 (unsigned long long)st.st_dev);
-	p->nr_console = 0;
-	ext_mount_map__init(&p->console[p->nr_console]);
-	p->console[p->nr_console++].key = "/dev/console";
-	if (lxc_info(p, "-c", "lxc.tty.dir", buf, sizeof(buf)) < 0 ||
-	    lxcconf_info_str(buf, "lxc.tty.dir", dir, sizeof(dir)) < 0)
-		return drv_fail(ctx, -EINVAL,
-				"container %s: cannot read its lxc.tty.dir (lxc-info -c)", p->name);
-	snprintf(p->console_dir, sizeof(p->console_dir), "/dev/%s/console", dir);
-	if (dir[0] && name_is_safe(dir) && is_console(p, p->console_dir, &st)) {
-		ext_mount_map__init(&p->console[p->nr_console]);
-		p->console[p->nr_console++].key = p->console_dir;
-	}
-	for (size_t i = 0; i < p->nr_console; i++) {
-		p->console[i].val = "console";
-		p->consolep[i] = &p->console[i];
-	}
+	snprintf(path, sizeof(path), "/dev/%s/console", p->tty_dir);
+	if (add_ext(p, "/dev/console", "console") < 0 ||
+	    (p->tty_dir[0] && is_console(p, path, &st) && add_ext(p, path, "console") < 0))
+		return -ENOMEM;
 	return 0;
 }
 
@@ -282,7 +314,9 @@ static int lxc_prepare(struct driver *d, const struct drv_ctx *ctx, struct drv_t
 	if (r < 0)
 		return drv_fail(ctx, r, "container %s is not running (lxc-info shows no init)",
 				p->name);
-	r = read_console(ctx, p);
+	r = read_tty_dir(ctx, p);
+	if (r == 0)
+		r = read_console(ctx, p);
 	if (r == 0)
 		r = htype_container_tree(ctx, tree, p->init, p->name);
 	if (r == 0)
@@ -359,13 +393,22 @@ static int lxc_dump_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *
 	o->link_remap = true;
 	o->has_network_lock = true;
 	o->network_lock = CRIU_NETWORK_LOCK_METHOD__NFTABLES;
-	/* unused LXC ttys: mounts of ptys whose masters LXC's monitor holds */
-	o->has_orphan_pts_master = p->nr_ttys > 0;
-	o->orphan_pts_master = p->nr_ttys > 0;
+	free(p->maps);
+	free(p->mapp);
+	p->maps = calloc(p->nr_ext, sizeof(*p->maps));
+	p->mapp = calloc(p->nr_ext, sizeof(*p->mapp));
+	if (p->nr_ext && (!p->maps || !p->mapp))
+		return -ENOMEM;
+	for (size_t i = 0; i < p->nr_ext; i++) {
+		ext_mount_map__init(&p->maps[i]);
+		p->maps[i].key = p->ext[i].path;
+		p->maps[i].val = (char *)p->ext[i].key;
+		p->mapp[i] = &p->maps[i];
+	}
+	o->ext_mnt = p->mapp;
+	o->n_ext_mnt = p->nr_ext;
 	if (!p->tty_id[0])
 		return 0;
-	o->ext_mnt = p->consolep;
-	o->n_ext_mnt = p->nr_console;
 	p->ttyp = p->tty_id;
 	o->external = &p->ttyp;
 	o->n_external = 1;

@@ -49,12 +49,11 @@
  * with the container's config plus lxc.pty.max = 1 and lxc.tty.max = 0
  * (--rcfile; lxc_target.c says why).
  * LXC's ttys (lxc.tty.max: ptys bound on /dev/lxc/ttyN whose masters its
- * monitor holds) are dumped as mounts of ptys whose master is outside
- * (CRIU's orphan_pts_master); CRIU restores them as new ptys of the
- * container's devpts whose masters it closes: on the destination they are
- * there but dead (EIO), and LXC's restored monitor serves none. A process
- * holding one is refused at the preflight (LXC's restore could give it
- * back no tty).
+ * monitor holds) are dumped as external mounts (key LXC_TTY_KEY); the
+ * destination binds them to a pty it opens for the restore and closes
+ * after: there they are, dead (EIO), and LXC's restored monitor serves
+ * none, as many times as the container moves. A process holding one is
+ * refused at the preflight (LXC's restore could give it back no tty).
  *
  * In a user namespace the images are made readable for CRIU's restored
  * tasks, and a lazy restore (live, post-copy) needs the destination's
@@ -77,6 +76,15 @@
 #define LXC_DEFAULT_PATH "/var/lib/lxc"
 #define LXC_TTY_INFO "tty.info" /* LXC reads it from the images */
 
+/* A mount dumped as external: its mount point, CRIU's key for it. */
+struct lxc_ext {
+	char path[96];
+	const char *key;
+};
+
+/* CRIU's key of the LXC ttys' mounts; bound to a dead pty on restore. */
+#define LXC_TTY_KEY "phaul-lxc-tty"
+
 struct lxc_priv {
 	char name[129];
 	char *lxcpath;
@@ -84,21 +92,25 @@ struct lxc_priv {
 	uint64_t config_ino;	 /* the config file's inode and mtime (ns), */
 	int64_t config_mtime_ns; /* 0 when unknown */
 	struct lxcconf conf;
-	pid_t init;	 /* source: the container's init */
-	char tty_id[64]; /* source: CRIU's key of its console, "" without */
-	/* source: the console's mounts, /dev/console and (lxc.tty.dir)
-	 * /dev/DIR/console, external under LXC's key "console" */
-	ExtMountMap console[2];
-	ExtMountMap *consolep[2];
-	size_t nr_console;
-	char console_dir[96]; /* /dev/DIR/console */
+	pid_t init;	  /* source: the container's init */
+	char tty_id[64];  /* source: CRIU's key of its console, "" without */
+	char tty_dir[64]; /* source: lxc.tty.dir, "" when unset */
 	char *ttyp;
-	long nr_ttys; /* source: LXC ttys (lxc.tty.max), none held */
+	/* source: mounts dumped as external: the console's (/dev/console,
+	 * /dev/DIR/console; LXC's key "console") and the LXC ttys' */
+	struct lxc_ext *ext;
+	size_t nr_ext;
+	ExtMountMap *maps;
+	ExtMountMap **mapp;
 	/* destination */
 	bool made_dir; /* LXCPATH/NAME created here */
 	bool wrote_config;
 	bool config_in_place; /* the source's own config, on storage both see */
 	int unconfined;	      /* no AppArmor profile on the source: 1, 0, -1 unsaid */
+	int tty_master;	      /* the pty LXC's ttys are bound to for the restore, */
+	char tty_pts[32];     /* its path; the master closed after it */
+	ExtMountMap tty_map;
+	ExtMountMap **rst_ext; /* CRIU's restore ext_mnt, with tty_map */
 };
 
 /* LXCPATH/NAME[/FILE] */

@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <net/if.h>
 #include <poll.h>
 #include <stdio.h>
@@ -319,17 +320,59 @@ static int write_criu_conf(const struct drv_ctx *ctx, const CriuOpts *o)
 }
 
 /*
- * Beyond LXC's command line: the dump's network lock, and mount
- * namespace compatibility mode (LXC's mounts are shared on a host whose
- * / is, which CRIU's newer mount engine fails to restore: "Failed to
- * make mount shared", with LXC's own checkpoints too).
+ * The pty the LXC ttys' mounts (dumped external, LXC_TTY_KEY) are bound
+ * to: a new one of this host's devpts, whose master we close once CRIU
+ * has bound it (lxc_restore_exec). LXC's restore makes no ttys and its
+ * monitor serves none; this gives back what a restore can: the mounts,
+ * dead (EIO), whichever devpts they came from.
+ */
+static int open_tty_pty(const struct drv_ctx *ctx, struct lxc_priv *p)
+{
+	p->tty_master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (p->tty_master < 0 || unlockpt(p->tty_master) < 0 ||
+	    ptsname_r(p->tty_master, p->tty_pts, sizeof(p->tty_pts)) != 0)
+		return drv_fail(ctx, -errno, "cannot open a pty for the LXC ttys: %m");
+	return 0;
+}
+
+/* The master of open_tty_pty(): the ttys' mounts are bound, or never. */
+static void close_tty_pty(struct lxc_priv *p)
+{
+	if (p->tty_master >= 0)
+		close(p->tty_master);
+	p->tty_master = -1;
+}
+
+/*
+ * Beyond LXC's command line: the dump's network lock, mount namespace
+ * compatibility mode (LXC's mounts are shared on a host whose / is, which
+ * CRIU's newer mount engine fails to restore: "Failed to make mount
+ * shared", with LXC's own checkpoints too), and where the LXC ttys'
+ * mounts go.
  */
 int lxc_restore_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o)
 {
+	struct lxc_priv *p = d->priv;
+	int r;
+
 	o->has_network_lock = true;
 	o->network_lock = CRIU_NETWORK_LOCK_METHOD__NFTABLES;
 	o->has_mntns_compat_mode = true;
 	o->mntns_compat_mode = true;
+	r = open_tty_pty(ctx, p);
+	if (r < 0)
+		return r;
+	free(p->rst_ext);
+	p->rst_ext = calloc(o->n_ext_mnt + 1, sizeof(*p->rst_ext));
+	if (!p->rst_ext)
+		return -ENOMEM;
+	for (size_t i = 0; i < o->n_ext_mnt; i++)
+		p->rst_ext[i] = o->ext_mnt[i];
+	ext_mount_map__init(&p->tty_map);
+	p->tty_map.key = LXC_TTY_KEY;
+	p->tty_map.val = p->tty_pts;
+	p->rst_ext[o->n_ext_mnt++] = &p->tty_map;
+	o->ext_mnt = p->rst_ext;
 	return 0;
 }
 
@@ -582,6 +625,7 @@ int lxc_restore_exec(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o, d
 	if (r < 0)
 		return r;
 	r = wait_report(ctx, rep, lxc, &pid);
+	close_tty_pty(p); /* bound by now (post-restore), or never */
 	if (r == -ECHILD)
 		return -EIO; /* lxc-checkpoint is gone, and nothing was restored */
 	r = r < 0 ? r : held(arg, pid);
@@ -605,6 +649,7 @@ int lxc_restore_exec(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o, d
 
 int lxc_target_abort(struct driver *d, const struct drv_ctx *ctx)
 {
+	close_tty_pty(d->priv);
 	remove_config(d->priv);
 	return 0;
 }
