@@ -8,8 +8,8 @@
 # third host holds one TCP connection across a live migration
 # (--tcp-established).  The config is not changed: its console (a pty of
 # the container's devpts) comes back as LXC's new console, its 4 LXC ttys
-# as dead ptys, its AppArmor profile (which LXC ignores on this kernel)
-# unused (docs/CONTAINERS.md).  A process on one of its ttys is refused
+# as new ptys LXC's monitor holds, its AppArmor profile (which LXC ignores
+# on this kernel) unused (docs/CONTAINERS.md).  A process on one of its ttys is refused
 # before the freeze.  Container tests share LXC's state and bridges:
 #
 #   flock /tmp/phaul-ctr.lock bats tests/e2e/72-apps-lxc.bats

@@ -33,7 +33,8 @@ static int lxc_init(struct driver *d, const char *arg)
 {
 	struct lxc_priv *p = d->priv;
 
-	p->tty_master = -1;
+	for (size_t i = 0; i < LXC_TTYS_MAX; i++)
+		p->tty_master[i] = -1;
 	if (!*arg)
 		return 0; /* destination: the container is described by the peer */
 	if (!name_is_safe(arg)) {
@@ -54,8 +55,9 @@ static void lxc_fini(struct driver *d)
 	free(p->maps);
 	free(p->mapp);
 	free(p->rst_ext);
-	if (p->tty_master >= 0)
-		close(p->tty_master);
+	for (size_t i = 0; i < LXC_TTYS_MAX; i++)
+		if (p->tty_master[i] >= 0)
+			close(p->tty_master[i]);
 }
 
 /* @path in the container (a mount point) is dumped as external, @key. */
@@ -67,7 +69,7 @@ static int add_ext(struct lxc_priv *p, const char *path, const char *key)
 		return -ENOMEM;
 	p->ext = v;
 	snprintf(v[p->nr_ext].path, sizeof(v->path), "%s", path);
-	v[p->nr_ext++].key = key;
+	snprintf(v[p->nr_ext++].key, sizeof(v->key), "%s", key);
 	return 0;
 }
 
@@ -173,14 +175,13 @@ static pid_t tty_holder(const struct drv_tree *tree, const struct stat *tty, int
  * /dev/ttyN, their masters held by LXC's monitor, outside the tree. The
  * effective value comes from LXC itself (`lxc-info -c`), which has
  * followed the includes. Their mounts are dumped as external (key
- * LXC_TTY_KEY). Refused here, before anything freezes: a process on one
- * (LXC's restore hands CRIU the console only, it could not be given its
- * tty back), and a dead one (restored by us before: a deleted pty, whose
- * mount CRIU fails to restore, "Can't re-create deleted file").
+ * LXC_TTY_KEY N, their count in the images). A process on one is refused
+ * here, before anything freezes, naming it: LXC's restore hands CRIU the
+ * console only, it could not be given its tty back.
  */
 static int check_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, const struct drv_tree *tree)
 {
-	char buf[128], path[96];
+	char buf[128], path[96], key[32];
 	long max = 0;
 	int r = lxc_info(p, "-c", "lxc.tty.max", buf, sizeof(buf));
 
@@ -202,14 +203,14 @@ static int check_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, const struc
 					"which LXC's restore cannot give back; stop what runs "
 					"on its ttys, or set lxc.tty.max = 0 in its config",
 					p->name, pid, n, fd);
-		if (tty.st_nlink == 0) /* its master closed: restored by us before */
+		if (n > LXC_TTYS_MAX)
 			return drv_fail(ctx, -ENOTSUP,
-					"container %s: its LXC tty %ld is a pty without a master "
-					"(LXC's restore makes none), which CRIU cannot restore "
-					"again; restart the container, or set lxc.tty.max = 0",
-					p->name, n);
-		if (add_ext(p, path, LXC_TTY_KEY) < 0)
+					"container %s: more than %d LXC ttys are not supported",
+					p->name, LXC_TTYS_MAX);
+		snprintf(key, sizeof(key), LXC_TTY_KEY "%ld", n);
+		if (add_ext(p, path, key) < 0)
 			return -ENOMEM;
+		p->nr_ttys = n;
 	}
 	return 0;
 }
@@ -402,7 +403,7 @@ static int lxc_dump_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *
 	for (size_t i = 0; i < p->nr_ext; i++) {
 		ext_mount_map__init(&p->maps[i]);
 		p->maps[i].key = p->ext[i].path;
-		p->maps[i].val = (char *)p->ext[i].key;
+		p->maps[i].val = p->ext[i].key;
 		p->mapp[i] = &p->maps[i];
 	}
 	o->ext_mnt = p->mapp;
@@ -415,21 +416,33 @@ static int lxc_dump_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *
 	return 0;
 }
 
-/* LXC's restore finds the console's key in the images' tty.info. */
-static int lxc_frozen(struct driver *d, const struct drv_ctx *ctx)
+/* @name in the images: @text. */
+static int write_image(const struct drv_ctx *ctx, const char *name, const char *text)
 {
-	struct lxc_priv *p = d->priv;
 	_cleanup_close_ int fd = -1;
 	int r;
 
-	if (!p->tty_id[0])
-		return 0;
-	fd = openat(ctx->imgfd, LXC_TTY_INFO, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	r = fd < 0 ? -errno : write_full(fd, p->tty_id, strlen(p->tty_id));
+	fd = openat(ctx->imgfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	r = fd < 0 ? -errno : write_full(fd, text, strlen(text));
 	if (r < 0)
-		return drv_fail(ctx, r, "cannot write %s to the images: %s", LXC_TTY_INFO,
-				strerror(-r));
+		return drv_fail(ctx, r, "cannot write %s to the images: %s", name, strerror(-r));
 	return 0;
+}
+
+/* LXC's restore finds the console's key in the images' tty.info; the
+ * destination's driver how many ttys to bind in LXC_TTYS_IMG. */
+static int lxc_frozen(struct driver *d, const struct drv_ctx *ctx)
+{
+	struct lxc_priv *p = d->priv;
+	char ttys[48];
+	int r = 0;
+
+	if (p->tty_id[0])
+		r = write_image(ctx, LXC_TTY_INFO, p->tty_id);
+	snprintf(ttys, sizeof(ttys), "lxc.tty.max = %ld\n", p->nr_ttys);
+	if (r == 0 && p->nr_ttys)
+		r = write_image(ctx, LXC_TTYS_IMG, ttys);
+	return r;
 }
 
 /*

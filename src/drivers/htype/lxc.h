@@ -49,11 +49,13 @@
  * with the container's config plus lxc.pty.max = 1 and lxc.tty.max = 0
  * (--rcfile; lxc_target.c says why).
  * LXC's ttys (lxc.tty.max: ptys bound on /dev/lxc/ttyN whose masters its
- * monitor holds) are dumped as external mounts (key LXC_TTY_KEY); the
- * destination binds them to a pty it opens for the restore and closes
- * after: there they are, dead (EIO), and LXC's restored monitor serves
- * none, as many times as the container moves. A process holding one is
- * refused at the preflight (LXC's restore could give it back no tty).
+ * monitor holds) are dumped as external mounts (key LXC_TTY_KEY N), their
+ * count in the images (LXC_TTYS_IMG); the destination binds each to a
+ * new pty of its devpts whose master the restored monitor inherits (an fd
+ * of lxc-checkpoint, which LXC's restore keeps): unused ttys, alive as on
+ * the source, though LXC's monitor serves none (lxc-console -t N). A
+ * process holding one is refused at the preflight (LXC's restore could
+ * give it back no tty).
  *
  * In a user namespace the images are made readable for CRIU's restored
  * tasks, and a lazy restore (live, post-copy) needs the destination's
@@ -79,11 +81,14 @@
 /* A mount dumped as external: its mount point, CRIU's key for it. */
 struct lxc_ext {
 	char path[96];
-	const char *key;
+	char key[32];
 };
 
-/* CRIU's key of the LXC ttys' mounts; bound to a dead pty on restore. */
+/* CRIU's key of LXC tty N's mount: LXC_TTY_KEY "N" */
 #define LXC_TTY_KEY "phaul-lxc-tty"
+/* The images' file saying how many: "lxc.tty.max = N" */
+#define LXC_TTYS_IMG "phaul-lxc-ttys"
+#define LXC_TTYS_MAX 64 /* each an fd of lxc-checkpoint (spawn_fds) */
 
 struct lxc_priv {
 	char name[129];
@@ -107,10 +112,14 @@ struct lxc_priv {
 	bool wrote_config;
 	bool config_in_place; /* the source's own config, on storage both see */
 	int unconfined;	      /* no AppArmor profile on the source: 1, 0, -1 unsaid */
-	int tty_master;	      /* the pty LXC's ttys are bound to for the restore, */
-	char tty_pts[32];     /* its path; the master closed after it */
-	ExtMountMap tty_map;
-	ExtMountMap **rst_ext; /* CRIU's restore ext_mnt, with tty_map */
+	long nr_ttys;	      /* source: the highest LXC tty dumped, 0 without */
+	/* destination: the ptys LXC's ttys are bound to (masters, their
+	 * paths, CRIU's maps), and CRIU's restore ext_mnt with them */
+	int tty_master[LXC_TTYS_MAX];
+	char tty_pts[LXC_TTYS_MAX][32];
+	char tty_key[LXC_TTYS_MAX][32];
+	ExtMountMap tty_map[LXC_TTYS_MAX];
+	ExtMountMap **rst_ext;
 };
 
 /* LXCPATH/NAME[/FILE] */

@@ -320,60 +320,87 @@ static int write_criu_conf(const struct drv_ctx *ctx, const CriuOpts *o)
 }
 
 /*
- * The pty the LXC ttys' mounts (dumped external, LXC_TTY_KEY) are bound
- * to: a new one of this host's devpts, whose master we close once CRIU
- * has bound it (lxc_restore_exec). LXC's restore makes no ttys and its
- * monitor serves none; this gives back what a restore can: the mounts,
- * dead (EIO), whichever devpts they came from.
- */
-static int open_tty_pty(const struct drv_ctx *ctx, struct lxc_priv *p)
-{
-	p->tty_master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (p->tty_master < 0 || unlockpt(p->tty_master) < 0 ||
-	    ptsname_r(p->tty_master, p->tty_pts, sizeof(p->tty_pts)) != 0)
-		return drv_fail(ctx, -errno, "cannot open a pty for the LXC ttys: %m");
-	return 0;
-}
-
-/* The master of open_tty_pty(): the ttys' mounts are bound, or never. */
-static void close_tty_pty(struct lxc_priv *p)
-{
-	if (p->tty_master >= 0)
-		close(p->tty_master);
-	p->tty_master = -1;
-}
-
-/*
- * Beyond LXC's command line: the dump's network lock, mount namespace
+ * Beyond LXC's command line: the dump's network lock, and mount namespace
  * compatibility mode (LXC's mounts are shared on a host whose / is, which
  * CRIU's newer mount engine fails to restore: "Failed to make mount
- * shared", with LXC's own checkpoints too), and where the LXC ttys'
- * mounts go.
+ * shared", with LXC's own checkpoints too).
  */
 int lxc_restore_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o)
 {
-	struct lxc_priv *p = d->priv;
-	int r;
-
 	o->has_network_lock = true;
 	o->network_lock = CRIU_NETWORK_LOCK_METHOD__NFTABLES;
 	o->has_mntns_compat_mode = true;
 	o->mntns_compat_mode = true;
-	r = open_tty_pty(ctx, p);
+	return 0;
+}
+
+/* How many LXC ttys the source dumped (LXC_TTYS_IMG; untrusted), 0 without. */
+static int read_nr_ttys(const struct drv_ctx *ctx, long *n)
+{
+	_cleanup_close_ int fd = openat(ctx->imgfd, LXC_TTYS_IMG,
+					O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	char buf[64];
+	ssize_t k;
+
+	*n = 0;
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	k = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (k < 0)
+		return drv_fail(ctx, -errno, "cannot read %s in the images: %m", LXC_TTYS_IMG);
+	buf[k] = '\0';
+	if (lxcconf_info_long(buf, "lxc.tty.max", n) < 0 || *n > LXC_TTYS_MAX)
+		return drv_fail(ctx, -EPROTO, "%s in the images is not valid", LXC_TTYS_IMG);
+	return 0;
+}
+
+/*
+ * The ptys LXC's ttys 1..N are bound to (their mounts dumped external,
+ * LXC_TTY_KEY N): new ones of this host's devpts, whose masters
+ * lxc-checkpoint inherits (start_restore) and its restored monitor keeps,
+ * as the source's monitor kept the old ones. LXC's restore closes no fd it
+ * inherits; its monitor serves none of them (lxc-console -t N).
+ */
+static int open_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, CriuOpts *o)
+{
+	long n;
+	int r = read_nr_ttys(ctx, &n);
+
 	if (r < 0)
 		return r;
 	free(p->rst_ext);
-	p->rst_ext = calloc(o->n_ext_mnt + 1, sizeof(*p->rst_ext));
+	p->rst_ext = calloc(o->n_ext_mnt + n + 1, sizeof(*p->rst_ext));
 	if (!p->rst_ext)
 		return -ENOMEM;
 	for (size_t i = 0; i < o->n_ext_mnt; i++)
 		p->rst_ext[i] = o->ext_mnt[i];
-	ext_mount_map__init(&p->tty_map);
-	p->tty_map.key = LXC_TTY_KEY;
-	p->tty_map.val = p->tty_pts;
-	p->rst_ext[o->n_ext_mnt++] = &p->tty_map;
+	for (long i = 0; i < n; i++) {
+		int fd = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+		p->tty_master[i] = fd;
+		if (fd < 0 || unlockpt(fd) < 0 ||
+		    ptsname_r(fd, p->tty_pts[i], sizeof(p->tty_pts[i])) != 0)
+			return drv_fail(ctx, -errno, "cannot open a pty for LXC tty %ld: %m",
+					i + 1);
+		snprintf(p->tty_key[i], sizeof(p->tty_key[i]), LXC_TTY_KEY "%ld", i + 1);
+		ext_mount_map__init(&p->tty_map[i]);
+		p->tty_map[i].key = p->tty_key[i];
+		p->tty_map[i].val = p->tty_pts[i];
+		p->rst_ext[o->n_ext_mnt++] = &p->tty_map[i];
+	}
+	p->nr_ttys = n;
 	o->ext_mnt = p->rst_ext;
 	return 0;
+}
+
+/* Our copies of the ttys' masters: lxc-checkpoint has its own. */
+static void close_ttys(struct lxc_priv *p)
+{
+	for (size_t i = 0; i < LXC_TTYS_MAX; i++) {
+		if (p->tty_master[i] >= 0)
+			close(p->tty_master[i]);
+		p->tty_master[i] = -1;
+	}
 }
 
 /*
@@ -485,7 +512,7 @@ static int start_restore(const struct drv_ctx *ctx, struct lxc_priv *p, pid_t *p
 		"--logpriority=ERROR",
 		NULL
 	};
-	r = spawn(argv, -1, -1, -1, pid);
+	r = spawn_fds(argv, -1, -1, p->tty_master, p->nr_ttys, pid);
 	if (r < 0)
 		return drv_fail(ctx, r, "cannot run lxc-checkpoint: %s", strerror(-r));
 	return 0;
@@ -611,6 +638,8 @@ int lxc_restore_exec(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o, d
 	if (r == 0)
 		r = write_hook(ctx, p);
 	if (r == 0)
+		r = open_ttys(ctx, p, o);
+	if (r == 0)
 		r = write_criu_conf(ctx, o);
 	if (r == 0)
 		r = write_rcfile(ctx, p);
@@ -625,7 +654,7 @@ int lxc_restore_exec(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o, d
 	if (r < 0)
 		return r;
 	r = wait_report(ctx, rep, lxc, &pid);
-	close_tty_pty(p); /* bound by now (post-restore), or never */
+	close_ttys(p);
 	if (r == -ECHILD)
 		return -EIO; /* lxc-checkpoint is gone, and nothing was restored */
 	r = r < 0 ? r : held(arg, pid);
@@ -649,7 +678,7 @@ int lxc_restore_exec(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o, d
 
 int lxc_target_abort(struct driver *d, const struct drv_ctx *ctx)
 {
-	close_tty_pty(d->priv);
+	close_ttys(d->priv);
 	remove_config(d->priv);
 	return 0;
 }
