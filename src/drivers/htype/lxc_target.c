@@ -456,8 +456,8 @@ static int images_readable(const struct drv_ctx *ctx, const struct lxcconf *c)
  * Nor does the restore allocate LXC's ttys, and with lxc.tty.max > 0 its
  * monitor (lxc-checkpoint -r) walks the array of them it never made and
  * dies (LXC 5.0.2: a segfault right after the restore, seen here; the
- * container then runs without a monitor). CRIU has restored their
- * mounts, dead (lxc.h).
+ * container then runs without a monitor). Their mounts are bound to new
+ * ptys whose masters that monitor inherits (open_ttys).
  */
 #define RCFILE_TAIL                                                                \
 	"\n# phaul: after a restore, the console on a pty of the host's devpts,\n" \
