@@ -10,15 +10,18 @@
 #include "common/log.h"
 #include "common/util.h"
 
-static void child(char *const argv[], int in, int out, int fd3)
+static void child(char *const argv[], int in, int out, const int *fds, size_t nr)
 {
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC), tmp[SPAWN_FDS_MAX];
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (fd3 == 3)
-		fcntl(3, F_SETFD, 0);
-	else if (fd3 >= 0 && dup2(fd3, 3) < 0)
-		_exit(127);
+	/* through copies above the targets: a target may be another's source */
+	for (size_t i = 0; i < nr; i++)
+		if ((tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + (int)nr)) < 0)
+			_exit(127);
+	for (size_t i = 0; i < nr; i++)
+		if (dup2(tmp[i], 3 + (int)i) < 0)
+			_exit(127);
 	if (dup2(in >= 0 ? in : null, 0) < 0 || dup2(out >= 0 ? out : null, 1) < 0)
 		_exit(127);
 	signal(SIGPIPE, SIG_DFL);
@@ -26,18 +29,26 @@ static void child(char *const argv[], int in, int out, int fd3)
 	_exit(127);
 }
 
-int spawn(char *const argv[], int in, int out, int fd3, pid_t *ret)
+int spawn_fds(char *const argv[], int in, int out, const int *fds, size_t nr, pid_t *ret)
 {
-	pid_t pid = fork();
+	pid_t pid;
 
+	if (nr > SPAWN_FDS_MAX)
+		return -EMFILE;
+	pid = fork();
 	if (pid < 0) {
 		pr_perror("fork for %s", argv[0]);
 		return -errno;
 	}
 	if (pid == 0)
-		child(argv, in, out, fd3);
+		child(argv, in, out, fds, nr);
 	*ret = pid;
 	return 0;
+}
+
+int spawn(char *const argv[], int in, int out, int fd3, pid_t *ret)
+{
+	return spawn_fds(argv, in, out, &fd3, fd3 >= 0, ret);
 }
 
 int spawn_wait(pid_t pid)

@@ -68,7 +68,7 @@ make_rootfs() {
 	cat >"$RDIR/init.sh" <<'EOF'
 #!/bin/sh
 # hold the console (when there is one), as a getty would
-if [ -c /dev/console ]; then exec 5<>/dev/console; fi
+if [ -c /dev/console ]; then exec 5<>/dev/console; cat <&5 >>/data/console.in & fi
 nc -l -p 7000 -e cat &
 mkfifo /tmp/f; exec 3<>/tmp/f; i=0
 while :; do
@@ -109,6 +109,15 @@ start_container() {
 lxc.net.0.flags = up\nlxc.net.0.ipv4.address = '"$CT_ADDR/24"
 	[ "${NET:-}" != empty ] || net='lxc.net.0.type = empty'
 	[ -z "${CONSOLE:-}" ] || console='# a console: LXC default'
+	if [ -n "${DEFAULT:-}" ]; then
+		# LXC's default config: /etc/lxc/default.conf (on phbr0), and
+		# common.conf as LXC's distribution templates include it
+		console='# a console: LXC default'
+		net="$(grep -v '^lxc.net.0.link' /etc/lxc/default.conf)
+lxc.net.0.link = phbr0
+lxc.net.0.ipv4.address = $CT_ADDR/24
+lxc.include = /usr/share/lxc/config/common.conf"
+	fi
 	if [ -n "${USERNS:-}" ]; then
 		idmap=$'lxc.idmap = u 0 100000 65536\nlxc.idmap = g 0 100000 65536\nlxc.mount.auto = proc:mixed'
 	fi
@@ -215,6 +224,26 @@ migrate_container() {
 	fx_migrate -- --lxc "$CT" --lxcpath "$LXCPATH" --tcp-established "$@"
 }
 
+# console_on_dst: lxc-console on dst reaches the container's console both
+# ways: what the container writes on /dev/console shows, what is typed
+# reaches init.sh's reader (/data/console.in).
+console_on_dst() {
+	local fifo=$SCRATCH/console.fifo out=$SCRATCH/console.out pid
+	mkfifo "$fifo" || return 1
+	# stdin opened read-write: never at EOF
+	pid=$(start_in_dst -o "$out" sh -c 'exec timeout 30 lxc-console -n "$0" -P "$1" -t 0 0<>"$2"' \
+		"$CT" "$LXCPATH" "$fifo") || return 1
+	wait_for 5 grep -q "Connected to tty 0" "$out" ||
+		{ echo "lxc-console did not connect in dst: $(cat "$out")" >&2; return 1; }
+	lxc_tool dst lxc-attach -- /bin/sh -c 'echo out-$((6 * 7)) >/dev/console' || return 1
+	wait_for 5 grep -q "out-42" "$out" ||
+		{ echo "lxc-console in dst did not show the console's output: $(cat "$out")" >&2; return 1; }
+	echo "in-$((6 * 7))" >"$fifo"
+	wait_for 5 grep -qx "in-42" "$RDIR/data/console.in" ||
+		{ echo "the container did not read what lxc-console typed" >&2; return 1; }
+	in_dst kill "$pid"
+}
+
 @test "lxc: a container migrates live with its address and a TCP connection; LXC shows it on dst only" {
 	start_container
 	start_client
@@ -289,6 +318,7 @@ t_fail() {
 		{ echo "no devpts console in the migrated container" >&2; return 1; }
 	in_dst readlink "/proc/$pid/fd/5" | grep -q '^/dev/pts/' ||
 		{ echo "the init's fd 5 is not on a pty: $(in_dst readlink /proc/$pid/fd/5)" >&2; return 1; }
+	console_on_dst
 	note "lxc with a console: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
 	lxc_tool dst lxc-stop -k
 }
@@ -316,6 +346,27 @@ t_fail() {
 	ticks_advance "$TICKS" 20 10
 	check_ticks "$TICKS" >/dev/null
 	lxc_tool dst lxc-stop -k
+}
+
+# LXC's restore fails before it runs CRIU (the daemon's PATH finds a
+# fake criu, too old for LXC; phaul runs its own by absolute path): the
+# migration says LXC's own error, and the container runs on in src.
+@test "lxc: LXC failing before it runs CRIU is reported in LXC's words; the container runs on in src" {
+	local fake=$SCRATCH/fakebin
+	mkdir -p "$fake"
+	printf '#!/bin/sh\necho "Version: 1.0"\n' >"$fake/criu"
+	chmod +x "$fake/criu"
+	start_container
+	serve_start PATH="$fake:$PATH"
+	migrate_container
+	assert_failed_with "lxc-checkpoint -r failed before the tree was restored \\(status 1\\), before it ran CRIU: must have criu .* or greater"
+	assert_state src RUNNING
+	assert_state dst none
+	[ "$(lxc_tool src lxc-info -p -H)" = "$INIT" ] || { echo "src's init changed" >&2; return 1; }
+	ticks_advance "$TICKS" 20 10
+	check_ticks "$TICKS" >/dev/null
+	assert_workdir_clean 10
+	lxc_tool src lxc-stop -k
 }
 
 # t_mode MODE: $CT migrates in MODE, runs on dst only, answers there.
@@ -466,13 +517,11 @@ busybox_container() {
 	done
 	in_src lxc-create -t busybox -n "$CT" -P "$LXCPATH" >"$SCRATCH/lxc-create.log" 2>&1 ||
 		{ tail -n 20 "$SCRATCH/lxc-create.log" >&2; return 1; }
-	# Two changes the test machine needs: no ttys (lxc.tty.max): CRIU
-	# cannot dump a pty whose master is LXC's monitor (phaul handles the
-	# console alone), so no getty on tty1 either; no AppArmor profile (the
-	# kernel has none: LXC's restore would ask CRIU for it, which fails).
-	in_src sed -i '/getty/d' "$LXCPATH/$CT/rootfs/etc/inittab" &&
-		in_src sed -i -e 's/^lxc.tty.max = .*/lxc.tty.max = 0/' -e '/^lxc.apparmor/d' \
-			"$LXCPATH/$CT/config" || return 1
+	# One change: no getty on tty1 (a process on an LXC tty cannot be
+	# restored: LXC's restore hands CRIU the console only; its 5 ttys
+	# stay, and so does default.conf's AppArmor profile, which LXC ignored
+	# on this kernel: the restore does too).
+	in_src sed -i '/getty/d' "$LXCPATH/$CT/rootfs/etc/inittab" || return 1
 	lxc_tool src lxc-start -l DEBUG -o "$SCRATCH/lxc-start.log" ||
 		{ tail -n 20 "$SCRATCH/lxc-start.log" >&2; return 1; }
 	wait_for 10 lxc_tool src lxc-attach -- true || return 1
@@ -576,5 +625,87 @@ busybox_moved() {
 	[ "$(lxc_tool src lxc-info -p -H)" = "$INIT" ] || { echo "src's init changed" >&2; return 1; }
 	[ -f "$LXCPATH/$CT/config" ] || { echo "the shared config is gone" >&2; return 1; }
 	lxc_tool dst lxc-stop -k
+	lxc_tool src lxc-stop -k
+}
+
+# t_default MODE: a container with LXC's default config (DEFAULT=1: its
+# console a pty of its own devpts, bound on /dev/console and
+# /dev/lxc/console, 4 LXC ttys, an AppArmor profile that LXC ignores on
+# this kernel) migrates in MODE; lxc-console on dst reaches its console.
+t_default() {
+	local conf
+	DEFAULT=1 start_container
+	[ "$(lxc_tool src lxc-info -c lxc.tty.max)" = "lxc.tty.max = 4" ] || return 1
+	# common.conf's seccomp profile and dropped capabilities: as they were
+	conf=$(in_src grep -E '^(Seccomp|CapBnd):' "/proc/$INIT/status")
+	grep -q '^Seccomp:.*2' <<<"$conf" || { echo "no seccomp filter in src: $conf" >&2; return 1; }
+	migrate_live --mode "$1"
+	[ "$(in_dst grep -E '^(Seccomp|CapBnd):' "/proc/$DST_INIT/status")" = "$conf" ] ||
+		{ echo "seccomp or capabilities changed in dst" >&2; return 1; }
+	console_on_dst
+	note "lxc, default config, $1 mode: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
+}
+
+@test "lxc: LXC's default config (console, ttys) migrates live; lxc-console reaches its console on dst" {
+	local con mon
+	t_default live
+	# both of the console's mounts are the new console's pty
+	con=$(lxc_tool dst lxc-attach -- /bin/sh -c 'stat -c %t:%T:%d /dev/console /dev/lxc/console')
+	[ "$(sort -u <<<"$con" | wc -l)" = 1 ] ||
+		{ echo "/dev/console and /dev/lxc/console differ: $con" >&2; return 1; }
+	# its 4 ttys: new ptys whose masters LXC's restored monitor holds (it
+	# serves none: lxc-console -t 1 is refused), usable from inside
+	mon=$(in_dst cat "/proc/$DST_INIT/stat" | sed 's/^.*) . \([0-9]*\) .*/\1/')
+	[ "$(in_dst sh -c 'ls -l /proc/$0/fd' "$mon" | grep -c /dev/ptmx)" -ge 5 ] ||
+		{ echo "LXC's monitor $mon does not hold the ttys' and console's ptys" >&2; return 1; }
+	lxc_tool dst lxc-attach -- /bin/sh -c 'echo x >/dev/lxc/tty1 && echo y >/dev/tty4' ||
+		{ echo "the ttys do not take a write in dst" >&2; return 1; }
+	run lxc_tool dst lxc-console -t 1 </dev/null
+	[ "$status" -ne 0 ] || { echo "lxc-console -t 1 in dst: $output" >&2; return 1; }
+	assert_state dst RUNNING
+	lxc_tool dst lxc-stop -k
+}
+
+@test "lxc: LXC's default config (console, ttys) migrates in stop mode" {
+	t_default stop
+	lxc_tool dst lxc-stop -k
+}
+
+@test "lxc: LXC's default config (console, ttys) migrates in lazy mode" {
+	t_default lazy
+	lxc_tool dst lxc-stop -k
+}
+
+@test "lxc: LXC's default config (console, ttys) migrates in hybrid mode" {
+	t_default hybrid
+	lxc_tool dst lxc-stop -k
+}
+
+# serve_in_src: a daemon in src too, for moving the container back.
+serve_in_src() {
+	mkdir -p "$SCRATCH/srcserve" "$SCRATCH/dstwork"
+	start_in_src -o "$SCRATCH/serve-src.log" "$PHAUL" serve --listen "$SRC_ADDR:$PHAUL_PORT" \
+		--key "$KEY" --workdir "$SCRATCH/srcserve" --log-dir "$SRC_LOGDIR" \
+		--policy "$SCRATCH/policy" >/dev/null &&
+		wait_for 10 eval 'in_src ss -Hltn "sport = :$PHAUL_PORT" | grep -q .'
+}
+
+# migrate_back [ARGS...]: $CT from dst to src.
+migrate_back() {
+	run --separate-stderr in_dst timeout -k 5 "$MIGRATE_TIMEOUT" "$PHAUL" migrate \
+		--to "$SRC_ADDR:$PHAUL_PORT" --key "$KEY" --workdir "$SCRATCH/dstwork" \
+		--lxc "$CT" --lxcpath "$LXCPATH" --json "$@"
+}
+
+@test "lxc: LXC's default config moves there and back again, its ttys alive" {
+	t_default live
+	serve_in_src
+	migrate_back
+	[ "$status" -eq 0 ] || { echo "migrate back failed ($status): $stderr" >&2; return 1; }
+	assert_state src RUNNING
+	assert_state dst none
+	lxc_tool src lxc-attach -- /bin/sh -c 'echo x >/dev/lxc/tty2 && echo out >/dev/console' ||
+		{ echo "tty2 or the console does not take a write in src" >&2; return 1; }
+	ticks_advance "$TICKS" 20 10
 	lxc_tool src lxc-stop -k
 }

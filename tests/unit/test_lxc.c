@@ -164,6 +164,51 @@ static void test_info_long(void **state)
 	assert_int_equal(v, 7);
 }
 
+static void test_info_str(void **state)
+{
+	char buf[8] = "x";
+
+	(void)state;
+	assert_int_equal(lxcconf_info_str("lxc.tty.dir = lxc\n", "lxc.tty.dir", buf, sizeof(buf)),
+			 0);
+	assert_string_equal(buf, "lxc");
+	assert_int_equal(lxcconf_info_str("lxc.tty.dir =\n", "lxc.tty.dir", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, ""); /* unset */
+	assert_int_equal(lxcconf_info_str("lxc.tty.dir = 1234567\n", "lxc.tty.dir", buf, 8), 0);
+	assert_string_equal(buf, "1234567");
+	strcpy(buf, "x");
+	assert_int_equal(lxcconf_info_str("lxc.tty.dir = 12345678\n", "lxc.tty.dir", buf, 8),
+			 -EINVAL);
+	assert_int_equal(lxcconf_info_str("lxc.tty.dir = a\nb = c\n", "lxc.tty.dir", buf, 8),
+			 -EINVAL);
+	assert_int_equal(lxcconf_info_str("lxc.tty.max = 4\n", "lxc.tty.dir", buf, 8), -EINVAL);
+	assert_string_equal(buf, "x");
+}
+
+/* LXC's log as `lxc-checkpoint -r -o FILE -l ERROR` writes it */
+static void test_log_error(void **state)
+{
+	const char *log =
+		"lxc-checkpoint ct 20261207085113.749 ERROR    criu - ../src/lxc/criu.c:"
+		"exec_criu:467 - lxc.console.path configured on source host but not target\n"
+		"lxc-checkpoint ct 20261207085113.750 ERROR    criu - ../src/lxc/criu.c:"
+		"do_restore:1038 - Failed to execute criu\n";
+	char buf[64] = "x", small[8];
+
+	(void)state;
+	assert_int_equal(lxcconf_log_error(log, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "lxc.console.path configured on source host but not target");
+	assert_int_equal(lxcconf_log_error(log, small, sizeof(small)), 0);
+	assert_string_equal(small, "lxc.con");
+	strcpy(buf, "x");
+	assert_int_equal(lxcconf_log_error("", buf, sizeof(buf)), -ENOENT);
+	assert_int_equal(lxcconf_log_error("lxc-checkpoint ct 1 INFO x - y - z\n", buf, 8),
+			 -ENOENT);
+	assert_int_equal(lxcconf_log_error("a ERROR b - \n", buf, 8), -ENOENT); /* no message */
+	assert_int_equal(lxcconf_log_error("a ERROR b\nc ERROR d - e", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "e");
+}
+
 static void test_criuconf(void **state)
 {
 	CriuOpts o = CRIU_OPTS__INIT;
@@ -283,6 +328,7 @@ int main(void)
 		cmocka_unit_test(test_parse),	      cmocka_unit_test(test_parse_defaults),
 		cmocka_unit_test(test_parse_rejects), cmocka_unit_test(test_parse_idmap),
 		cmocka_unit_test(test_parse_too_big), cmocka_unit_test(test_info_long),
+		cmocka_unit_test(test_info_str),      cmocka_unit_test(test_log_error),
 		cmocka_unit_test(test_criuconf),      cmocka_unit_test(test_criuconf_rejects),
 		cmocka_unit_test(test_msg_lxc),
 	};

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for common/util: parse_hostport, parse_u64, mkdir_p, rm_rf
- * (and the small file helpers they lean on).
+ * (and the small file helpers they lean on); common/spawn's spawn_fds.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,6 +23,7 @@
 
 #include "common/log.h"
 #include "common/proc.h"
+#include "common/spawn.h"
 #include "common/util.h"
 
 struct fixture {
@@ -474,6 +475,40 @@ static void test_read_write_full(void **state)
 	close(p[0]);
 }
 
+/* spawn_fds: each fd at 3 + its index in the child, whatever its number
+ * here (given in decreasing order) */
+static void test_spawn_fds(void **state)
+{
+	char *argv[] = { "sh", "-c", "echo a >&3; echo b >&4", NULL };
+	int a[2], b[2], fds[2];
+	char buf[8] = "";
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(pipe2(a, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(b, O_CLOEXEC), 0);
+	fds[0] = fcntl(a[1], F_DUPFD_CLOEXEC, 40);
+	fds[1] = fcntl(b[1], F_DUPFD_CLOEXEC, 41);
+	assert_true(dup3(fds[0], 44, O_CLOEXEC) == 44 && dup3(fds[1], 43, O_CLOEXEC) == 43);
+	close(fds[0]);
+	close(fds[1]);
+	fds[0] = 44;
+	fds[1] = 43;
+	assert_int_equal(spawn_fds(argv, -1, -1, fds, 2, &pid), 0);
+	assert_int_equal(spawn_wait(pid), 0);
+	close(a[1]);
+	close(b[1]);
+	close(43);
+	close(44);
+	assert_int_equal(read(a[0], buf, sizeof(buf)), 2);
+	assert_memory_equal(buf, "a\n", 2);
+	assert_int_equal(read(b[0], buf, sizeof(buf)), 2);
+	assert_memory_equal(buf, "b\n", 2);
+	close(a[0]);
+	close(b[0]);
+	assert_int_equal(spawn_fds(argv, -1, -1, fds, SPAWN_FDS_MAX + 1, &pid), -EMFILE);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -497,6 +532,7 @@ int main(void)
 		T(test_rm_rf_at_keeps_dir),
 		T(test_read_file),
 		cmocka_unit_test(test_read_write_full),
+		cmocka_unit_test(test_spawn_fds),
 	};
 #undef T
 

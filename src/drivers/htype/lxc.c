@@ -5,6 +5,7 @@
 #define LOG_PREFIX "lxc: "
 #include "drivers/htype/lxc.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -32,6 +33,8 @@ static int lxc_init(struct driver *d, const char *arg)
 {
 	struct lxc_priv *p = d->priv;
 
+	for (size_t i = 0; i < LXC_TTYS_MAX; i++)
+		p->tty_master[i] = -1;
 	if (!*arg)
 		return 0; /* destination: the container is described by the peer */
 	if (!name_is_safe(arg)) {
@@ -48,6 +51,26 @@ static void lxc_fini(struct driver *d)
 
 	free(p->lxcpath);
 	free(p->config);
+	free(p->ext);
+	free(p->maps);
+	free(p->mapp);
+	free(p->rst_ext);
+	for (size_t i = 0; i < LXC_TTYS_MAX; i++)
+		if (p->tty_master[i] >= 0)
+			close(p->tty_master[i]);
+}
+
+/* @path in the container (a mount point) is dumped as external, @key. */
+static int add_ext(struct lxc_priv *p, const char *path, const char *key)
+{
+	struct lxc_ext *v = realloc(p->ext, (p->nr_ext + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	p->ext = v;
+	snprintf(v[p->nr_ext].path, sizeof(v->path), "%s", path);
+	snprintf(v[p->nr_ext++].key, sizeof(v->key), "%s", key);
+	return 0;
 }
 
 /*
@@ -93,16 +116,22 @@ int lxc_ask_init(const struct lxc_priv *p, pid_t *ret)
 	return 0;
 }
 
-/* (st_dev, st_rdev) of the container's LXC tty N, as its init sees it. */
-static bool lxc_tty_stat(const struct lxc_priv *p, long n, struct stat *st)
+/* Where LXC binds its tty N: /dev/DIR/ttyN (lxc.tty.dir), else /dev/ttyN. */
+static void lxc_tty_path(const struct lxc_priv *p, long n, char *buf, size_t size)
 {
-	char path[96];
+	if (p->tty_dir[0])
+		snprintf(buf, size, "/dev/%s/tty%ld", p->tty_dir, n);
+	else
+		snprintf(buf, size, "/dev/tty%ld", n);
+}
 
-	snprintf(path, sizeof(path), "/proc/%d/root/dev/lxc/tty%ld", p->init, n);
-	if (stat(path, st) == 0 && S_ISCHR(st->st_mode))
-		return true;
-	snprintf(path, sizeof(path), "/proc/%d/root/dev/tty%ld", p->init, n);
-	return stat(path, st) == 0 && S_ISCHR(st->st_mode);
+/* @path in the container, as its init sees it: a character device. */
+static bool ct_chr_stat(const struct lxc_priv *p, const char *path, struct stat *st)
+{
+	char full[160];
+
+	snprintf(full, sizeof(full), "/proc/%d/root%s", p->init, path);
+	return stat(full, st) == 0 && S_ISCHR(st->st_mode);
 }
 
 /* Whether @pid has an fd on @tty: the fd, -1 when not. */
@@ -142,16 +171,17 @@ static pid_t tty_holder(const struct drv_tree *tree, const struct stat *tty, int
 
 /*
  * LXC's ttys (lxc.tty.max, 4 in Debian's default config, often through an
- * lxc.include) are ptys of the container's devpts bind-mounted on
- * /dev/lxc/ttyN, their masters held by LXC's monitor, outside the tree:
- * CRIU cannot dump those mounts ("Unable to find a master"), whether a
- * process uses them or not. The effective value comes from LXC itself
- * (`lxc-info -c`), which has followed the includes. Refused here, before
- * anything freezes, with the process that holds one when there is.
+ * lxc.include) are ptys bind-mounted on /dev/lxc/ttyN (lxc.tty.dir) or
+ * /dev/ttyN, their masters held by LXC's monitor, outside the tree. The
+ * effective value comes from LXC itself (`lxc-info -c`), which has
+ * followed the includes. Their mounts are dumped as external (key
+ * LXC_TTY_KEY N, their count in the images). A process on one is refused
+ * here, before anything freezes, naming it: LXC's restore hands CRIU the
+ * console only, it could not be given its tty back.
  */
 static int check_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, const struct drv_tree *tree)
 {
-	char buf[128];
+	char buf[128], path[96], key[32];
 	long max = 0;
 	int r = lxc_info(p, "-c", "lxc.tty.max", buf, sizeof(buf));
 
@@ -163,22 +193,25 @@ static int check_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, const struc
 		pid_t pid;
 		int fd;
 
-		if (!lxc_tty_stat(p, n, &tty))
+		lxc_tty_path(p, n, path, sizeof(path));
+		if (!ct_chr_stat(p, path, &tty))
 			continue;
 		pid = tty_holder(tree, &tty, &fd);
 		if (pid)
 			return drv_fail(ctx, -ENOTSUP,
 					"container %s: process %d holds LXC tty %ld (fd %d), "
-					"which cannot be migrated; set lxc.tty.max = 0 in its "
-					"config (and stop what runs on its ttys)",
+					"which LXC's restore cannot give back; stop what runs "
+					"on its ttys, or set lxc.tty.max = 0 in its config",
 					p->name, pid, n, fd);
+		if (n > LXC_TTYS_MAX)
+			return drv_fail(ctx, -ENOTSUP,
+					"container %s: more than %d LXC ttys are not supported",
+					p->name, LXC_TTYS_MAX);
+		snprintf(key, sizeof(key), LXC_TTY_KEY "%ld", n);
+		if (add_ext(p, path, key) < 0)
+			return -ENOMEM;
+		p->nr_ttys = n;
 	}
-	if (max > 0)
-		return drv_fail(ctx, -ENOTSUP,
-				"container %s: its %ld LXC ttys (lxc.tty.max) are mounts whose "
-				"pty masters LXC holds, which CRIU cannot dump; set "
-				"lxc.tty.max = 0 in its config",
-				p->name, max);
 	return 0;
 }
 
@@ -221,19 +254,47 @@ static int read_config(const struct drv_ctx *ctx, struct lxc_priv *p)
 	return check_userns_net(ctx, p);
 }
 
-/* The console's pty, as CRIU keys it: tty[RDEV:DEV] of /dev/console. */
+/* @path in the container is a bind of the console's pty (@con). */
+static bool is_console(const struct lxc_priv *p, const char *path, const struct stat *con)
+{
+	struct stat st;
+
+	return ct_chr_stat(p, path, &st) && st.st_rdev == con->st_rdev && st.st_dev == con->st_dev;
+}
+
+/* lxc.tty.dir as LXC has it (includes followed), "" when unset. */
+static int read_tty_dir(const struct drv_ctx *ctx, struct lxc_priv *p)
+{
+	char buf[128];
+
+	if (lxc_info(p, "-c", "lxc.tty.dir", buf, sizeof(buf)) < 0 ||
+	    lxcconf_info_str(buf, "lxc.tty.dir", p->tty_dir, sizeof(p->tty_dir)) < 0 ||
+	    (p->tty_dir[0] && !name_is_safe(p->tty_dir)))
+		return drv_fail(ctx, -EINVAL,
+				"container %s: cannot read its lxc.tty.dir (lxc-info -c)", p->name);
+	return 0;
+}
+
+/*
+ * The console's pty, as CRIU keys it: tty[RDEV:DEV] of /dev/console; its
+ * mounts: /dev/console, and with lxc.tty.dir = DIR /dev/DIR/console too
+ * (common.conf sets "lxc"), both external under LXC's key "console".
+ */
 static int read_console(const struct drv_ctx *ctx, struct lxc_priv *p)
 {
-	char path[64];
+	char path[96];
 	struct stat st;
 
 	if (!p->conf.console)
 		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/root/dev/console", p->init);
-	if (stat(path, &st) < 0)
-		return drv_fail(ctx, -errno, "the console of container %s: %m", p->name);
+	if (!ct_chr_stat(p, "/dev/console", &st))
+		return drv_fail(ctx, -ENOENT, "container %s has no console /dev/console", p->name);
 	snprintf(p->tty_id, sizeof(p->tty_id), "tty[%llx:%llx]", (unsigned long long)st.st_rdev,
 		 (unsigned long long)st.st_dev);
+	snprintf(path, sizeof(path), "/dev/%s/console", p->tty_dir);
+	if (add_ext(p, "/dev/console", "console") < 0 ||
+	    (p->tty_dir[0] && is_console(p, path, &st) && add_ext(p, path, "console") < 0))
+		return -ENOMEM;
 	return 0;
 }
 
@@ -254,7 +315,9 @@ static int lxc_prepare(struct driver *d, const struct drv_ctx *ctx, struct drv_t
 	if (r < 0)
 		return drv_fail(ctx, r, "container %s is not running (lxc-info shows no init)",
 				p->name);
-	r = read_console(ctx, p);
+	r = read_tty_dir(ctx, p);
+	if (r == 0)
+		r = read_console(ctx, p);
 	if (r == 0)
 		r = htype_container_tree(ctx, tree, p->init, p->name);
 	if (r == 0)
@@ -264,6 +327,25 @@ static int lxc_prepare(struct driver *d, const struct drv_ctx *ctx, struct drv_t
 	pr_info("container %s: init %d, %zu processes, rootfs %s, %zu network devices", p->name,
 		p->init, tree->nr_procs, p->conf.rootfs, p->conf.nr_net);
 	return 0;
+}
+
+/*
+ * Whether the init runs without an AppArmor profile: on a kernel without
+ * AppArmor (no /proc/PID/attr/apparmor; EINVAL when it is there but off)
+ * LXC ignored lxc.apparmor.profile; else its label says "unconfined".
+ */
+static bool unconfined(pid_t pid)
+{
+	_cleanup_free_ char *label = NULL;
+	char path[64];
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/attr/apparmor/current", pid);
+	r = read_file(path, 256, &label, NULL);
+	if (r == -ENOENT || r == -EINVAL)
+		return true;
+	return r == 0 && !strncmp(label, "unconfined", 10) &&
+	       (!label[10] || isspace((unsigned char)label[10]));
 }
 
 static int lxc_send_info(struct driver *d, const struct drv_ctx *ctx)
@@ -279,6 +361,8 @@ static int lxc_send_info(struct driver *d, const struct drv_ctx *ctx)
 	lc.has_config_ino = lc.has_config_mtime_ns = p->config_ino != 0;
 	lc.config_ino = p->config_ino;
 	lc.config_mtime_ns = p->config_mtime_ns;
+	lc.has_unconfined = true;
+	lc.unconfined = unconfined(p->init);
 	msg.body_case = PHAUL__MSG__BODY_LXC;
 	msg.lxc = &lc;
 	r = drv_send(ctx, &msg);
@@ -310,35 +394,55 @@ static int lxc_dump_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *
 	o->link_remap = true;
 	o->has_network_lock = true;
 	o->network_lock = CRIU_NETWORK_LOCK_METHOD__NFTABLES;
+	free(p->maps);
+	free(p->mapp);
+	p->maps = calloc(p->nr_ext, sizeof(*p->maps));
+	p->mapp = calloc(p->nr_ext, sizeof(*p->mapp));
+	if (p->nr_ext && (!p->maps || !p->mapp))
+		return -ENOMEM;
+	for (size_t i = 0; i < p->nr_ext; i++) {
+		ext_mount_map__init(&p->maps[i]);
+		p->maps[i].key = p->ext[i].path;
+		p->maps[i].val = p->ext[i].key;
+		p->mapp[i] = &p->maps[i];
+	}
+	o->ext_mnt = p->mapp;
+	o->n_ext_mnt = p->nr_ext;
 	if (!p->tty_id[0])
 		return 0;
-	ext_mount_map__init(&p->console);
-	p->console.key = "/dev/console";
-	p->console.val = "console";
-	p->consolep = &p->console;
-	o->ext_mnt = &p->consolep;
-	o->n_ext_mnt = 1;
 	p->ttyp = p->tty_id;
 	o->external = &p->ttyp;
 	o->n_external = 1;
 	return 0;
 }
 
-/* LXC's restore finds the console's key in the images' tty.info. */
-static int lxc_frozen(struct driver *d, const struct drv_ctx *ctx)
+/* @name in the images: @text. */
+static int write_image(const struct drv_ctx *ctx, const char *name, const char *text)
 {
-	struct lxc_priv *p = d->priv;
 	_cleanup_close_ int fd = -1;
 	int r;
 
-	if (!p->tty_id[0])
-		return 0;
-	fd = openat(ctx->imgfd, LXC_TTY_INFO, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	r = fd < 0 ? -errno : write_full(fd, p->tty_id, strlen(p->tty_id));
+	fd = openat(ctx->imgfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	r = fd < 0 ? -errno : write_full(fd, text, strlen(text));
 	if (r < 0)
-		return drv_fail(ctx, r, "cannot write %s to the images: %s", LXC_TTY_INFO,
-				strerror(-r));
+		return drv_fail(ctx, r, "cannot write %s to the images: %s", name, strerror(-r));
 	return 0;
+}
+
+/* LXC's restore finds the console's key in the images' tty.info; the
+ * destination's driver how many ttys to bind in LXC_TTYS_IMG. */
+static int lxc_frozen(struct driver *d, const struct drv_ctx *ctx)
+{
+	struct lxc_priv *p = d->priv;
+	char ttys[48];
+	int r = 0;
+
+	if (p->tty_id[0])
+		r = write_image(ctx, LXC_TTY_INFO, p->tty_id);
+	snprintf(ttys, sizeof(ttys), "lxc.tty.max = %ld\n", p->nr_ttys);
+	if (r == 0 && p->nr_ttys)
+		r = write_image(ctx, LXC_TTYS_IMG, ttys);
+	return r;
 }
 
 /*

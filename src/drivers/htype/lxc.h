@@ -40,10 +40,22 @@
  * Bind mounts of host paths (lxc.mount.entry ... bind) need nothing of
  * ours: CRIU finds them external at the dump (auto_ext_mnt) and LXC's
  * restore (--ext-mount-map auto) binds the same path again.
- * A console (a pty of LXC's monitor bound on /dev/console) is dumped as
- * LXC dumps it: the mount external under the key "console", the pty
- * CRIU's external tty[RDEV:DEV], that key in the images' tty.info; LXC's
- * restore binds its new console there and hands its fd to CRIU.
+ * A console (a pty of LXC's monitor bound on /dev/console, and on
+ * /dev/DIR/console with lxc.tty.dir) is dumped as LXC dumps it: its
+ * mounts external under the key "console", the pty CRIU's external
+ * tty[RDEV:DEV], that key in the images' tty.info; LXC's restore binds its
+ * new console there and hands its fd to CRIU. LXC makes that new console
+ * only on the host's devpts, i.e. with lxc.pty.max <= 1: the restore runs
+ * with the container's config plus lxc.pty.max = 1 and lxc.tty.max = 0
+ * (--rcfile; lxc_target.c says why).
+ * LXC's ttys (lxc.tty.max: ptys bound on /dev/lxc/ttyN whose masters its
+ * monitor holds) are dumped as external mounts (key LXC_TTY_KEY N), their
+ * count in the images (LXC_TTYS_IMG); the destination binds each to a
+ * new pty of its devpts whose master the restored monitor inherits (an fd
+ * of lxc-checkpoint, which LXC's restore keeps): unused ttys, alive as on
+ * the source, though LXC's monitor serves none (lxc-console -t N). A
+ * process holding one is refused at the preflight (LXC's restore could
+ * give it back no tty).
  *
  * In a user namespace the images are made readable for CRIU's restored
  * tasks, and a lazy restore (live, post-copy) needs the destination's
@@ -66,6 +78,18 @@
 #define LXC_DEFAULT_PATH "/var/lib/lxc"
 #define LXC_TTY_INFO "tty.info" /* LXC reads it from the images */
 
+/* A mount dumped as external: its mount point, CRIU's key for it. */
+struct lxc_ext {
+	char path[96];
+	char key[32];
+};
+
+/* CRIU's key of LXC tty N's mount: LXC_TTY_KEY "N" */
+#define LXC_TTY_KEY "phaul-lxc-tty"
+/* The images' file saying how many: "lxc.tty.max = N" */
+#define LXC_TTYS_IMG "phaul-lxc-ttys"
+#define LXC_TTYS_MAX 64 /* each an fd of lxc-checkpoint (spawn_fds) */
+
 struct lxc_priv {
 	char name[129];
 	char *lxcpath;
@@ -73,15 +97,29 @@ struct lxc_priv {
 	uint64_t config_ino;	 /* the config file's inode and mtime (ns), */
 	int64_t config_mtime_ns; /* 0 when unknown */
 	struct lxcconf conf;
-	pid_t init;	     /* source: the container's init */
-	char tty_id[64];     /* source: CRIU's key of its console, "" without */
-	ExtMountMap console; /* source: /dev/console, external as LXC names it */
-	ExtMountMap *consolep;
+	pid_t init;	  /* source: the container's init */
+	char tty_id[64];  /* source: CRIU's key of its console, "" without */
+	char tty_dir[64]; /* source: lxc.tty.dir, "" when unset */
 	char *ttyp;
+	/* source: mounts dumped as external: the console's (/dev/console,
+	 * /dev/DIR/console; LXC's key "console") and the LXC ttys' */
+	struct lxc_ext *ext;
+	size_t nr_ext;
+	ExtMountMap *maps;
+	ExtMountMap **mapp;
 	/* destination */
 	bool made_dir; /* LXCPATH/NAME created here */
 	bool wrote_config;
 	bool config_in_place; /* the source's own config, on storage both see */
+	int unconfined;	      /* no AppArmor profile on the source: 1, 0, -1 unsaid */
+	long nr_ttys;	      /* source: the highest LXC tty dumped, 0 without */
+	/* destination: the ptys LXC's ttys are bound to (masters, their
+	 * paths, CRIU's maps), and CRIU's restore ext_mnt with them */
+	int tty_master[LXC_TTYS_MAX];
+	char tty_pts[LXC_TTYS_MAX][32];
+	char tty_key[LXC_TTYS_MAX][32];
+	ExtMountMap tty_map[LXC_TTYS_MAX];
+	ExtMountMap **rst_ext;
 };
 
 /* LXCPATH/NAME[/FILE] */

@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <net/if.h>
 #include <poll.h>
 #include <stdio.h>
@@ -28,6 +29,8 @@
 #define HOOK_PID_FIFO "lxc-hook.pid"
 #define HOOK_ANS_FIFO "lxc-hook.ans"
 #define CRIU_CONF "lxc-criu.conf"
+#define RCFILE "lxc-restore.conf"
+#define LXC_LOG "lxc-checkpoint.log" /* its errors (and its monitor's) */
 /* FIFO of the report, timeout, FIFO of the answer, config, rmdir, dir */
 #define HOOK_FMT                                                                    \
 	"#!/bin/sh\n"                                                               \
@@ -55,6 +58,7 @@ int lxc_target_recv_info(struct driver *d, const struct drv_ctx *ctx, const Msg 
 	p->config = strdup(lc->config);
 	if (!p->lxcpath || !p->config)
 		return -ENOMEM;
+	p->unconfined = lc->has_unconfined ? lc->unconfined : -1;
 	if (lc->has_config_ino && lc->has_config_mtime_ns) {
 		p->config_ino = lc->config_ino;
 		p->config_mtime_ns = lc->config_mtime_ns;
@@ -141,22 +145,33 @@ static int check_rootfs(const struct drv_ctx *ctx, const struct lxc_priv *p, boo
 			p->conf.rootfs);
 }
 
-/*
- * LXC's restore passes lxc.apparmor.profile to CRIU (--lsm-profile
- * apparmor:...), which fails on a kernel without AppArmor, after the
- * freeze; LXC itself ran the container unconfined on such a kernel, and
- * a command-line option cannot be taken back through CRIU's config file.
- * Refused here instead, before anything freezes.
- */
-static int check_apparmor(const struct drv_ctx *ctx, const struct lxc_priv *p)
+static bool apparmor_here(void)
 {
 	_cleanup_free_ char *on = NULL;
 
-	if (!p->conf.apparmor)
+	return read_file("/sys/module/apparmor/parameters/enabled", 16, &on, NULL) == 0 &&
+	       on[0] == 'Y';
+}
+
+/*
+ * LXC's restore passes lxc.apparmor.profile to CRIU (--lsm-profile
+ * apparmor:...), which fails on a kernel without AppArmor, after the
+ * freeze. A container the source ran unconfined (LXC ignores the profile
+ * on a kernel without AppArmor) is restored without it (the rcfile resets
+ * it: write_rcfile); one confined there would lose its confinement here:
+ * refused, before anything freezes. A source that does not say is judged
+ * by the config file itself (a profile set only in an lxc.include'd file
+ * is not seen then, and fails at the restore, rolled back).
+ */
+static int check_apparmor(const struct drv_ctx *ctx, const struct lxc_priv *p)
+{
+	if (apparmor_here() || p->unconfined == 1 || (p->unconfined < 0 && !p->conf.apparmor))
 		return 0;
-	if (read_file("/sys/module/apparmor/parameters/enabled", 16, &on, NULL) == 0 &&
-	    on[0] == 'Y')
-		return 0;
+	if (p->unconfined == 0)
+		return drv_fail(ctx, -ENOTSUP,
+				"container %s: AppArmor confines it on the source, and the "
+				"destination's kernel has no AppArmor",
+				p->name);
 	return drv_fail(ctx, -ENOTSUP,
 			"container %s: its config sets lxc.apparmor.profile, which LXC's "
 			"restore asks CRIU for, and the destination's kernel has no AppArmor; "
@@ -305,10 +320,10 @@ static int write_criu_conf(const struct drv_ctx *ctx, const CriuOpts *o)
 }
 
 /*
- * Beyond LXC's command line: the dump's network lock, and mount
- * namespace compatibility mode (LXC's mounts are shared on a host whose
- * / is, which CRIU's newer mount engine fails to restore: "Failed to
- * make mount shared", with LXC's own checkpoints too).
+ * Beyond LXC's command line: the dump's network lock, and mount namespace
+ * compatibility mode (LXC's mounts are shared on a host whose / is, which
+ * CRIU's newer mount engine fails to restore: "Failed to make mount
+ * shared", with LXC's own checkpoints too).
  */
 int lxc_restore_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o)
 {
@@ -317,6 +332,75 @@ int lxc_restore_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o)
 	o->has_mntns_compat_mode = true;
 	o->mntns_compat_mode = true;
 	return 0;
+}
+
+/* How many LXC ttys the source dumped (LXC_TTYS_IMG; untrusted), 0 without. */
+static int read_nr_ttys(const struct drv_ctx *ctx, long *n)
+{
+	_cleanup_close_ int fd = openat(ctx->imgfd, LXC_TTYS_IMG,
+					O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	char buf[64];
+	ssize_t k;
+
+	*n = 0;
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	k = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (k < 0)
+		return drv_fail(ctx, -errno, "cannot read %s in the images: %m", LXC_TTYS_IMG);
+	buf[k] = '\0';
+	if (lxcconf_info_long(buf, "lxc.tty.max", n) < 0 || *n > LXC_TTYS_MAX)
+		return drv_fail(ctx, -EPROTO, "%s in the images is not valid", LXC_TTYS_IMG);
+	return 0;
+}
+
+/*
+ * The ptys LXC's ttys 1..N are bound to (their mounts dumped external,
+ * LXC_TTY_KEY N): new ones of this host's devpts, whose masters
+ * lxc-checkpoint inherits (start_restore) and its restored monitor keeps,
+ * as the source's monitor kept the old ones. LXC's restore closes no fd it
+ * inherits; its monitor serves none of them (lxc-console -t N).
+ */
+static int open_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, CriuOpts *o)
+{
+	long n;
+	int r = read_nr_ttys(ctx, &n);
+
+	if (r < 0)
+		return r;
+	free(p->rst_ext);
+	p->rst_ext = calloc(o->n_ext_mnt + n + 1, sizeof(*p->rst_ext));
+	if (!p->rst_ext)
+		return -ENOMEM;
+	for (size_t i = 0; i < o->n_ext_mnt; i++)
+		p->rst_ext[i] = o->ext_mnt[i];
+	for (long i = 0; i < n; i++) {
+		int fd = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+		p->tty_master[i] = fd;
+		if (fd < 0 || unlockpt(fd) < 0 ||
+		    ptsname_r(fd, p->tty_pts[i], sizeof(p->tty_pts[i])) != 0)
+			return drv_fail(ctx, -errno, "cannot open a pty for LXC tty %ld: %m",
+					i + 1);
+		snprintf(p->tty_key[i], sizeof(p->tty_key[i]), LXC_TTY_KEY "%ld", i + 1);
+		ext_mount_map__init(&p->tty_map[i]);
+		p->tty_map[i].key = p->tty_key[i];
+		p->tty_map[i].val = p->tty_pts[i];
+		p->rst_ext[o->n_ext_mnt++] = &p->tty_map[i];
+	}
+	p->nr_ttys = n;
+	o->ext_mnt = p->rst_ext;
+	return 0;
+}
+
+/* Our copies of the ttys' masters: lxc-checkpoint has its own. */
+static void close_ttys(struct lxc_priv *p)
+{
+	for (size_t i = 0; i < LXC_TTYS_MAX; i++) {
+		if (p->tty_master[i] >= 0)
+			close(p->tty_master[i]);
+		p->tty_master[i] = -1;
+	}
 }
 
 /*
@@ -359,31 +443,103 @@ static int images_readable(const struct drv_ctx *ctx, const struct lxcconf *c)
 	return 0;
 }
 
+/*
+ * The config LXC's restore runs the container with (--rcfile): the
+ * container's, then what differs after a restore. LXC 5.0 allocates a
+ * console before the restore only from the host's devpts, which it does
+ * when lxc.pty.max <= 1; with more (1024 in common.conf, which Debian's
+ * templates include) it would make the console inside the container's
+ * devpts, in the container's start-up that a restore never runs, and it
+ * refuses to restore a console it has not got ("lxc.console.path
+ * configured on source host but not target"). The restored container's
+ * devpts is CRIU's, with its dumped options: pty.max no longer matters.
+ * Nor does the restore allocate LXC's ttys, and with lxc.tty.max > 0 its
+ * monitor (lxc-checkpoint -r) walks the array of them it never made and
+ * dies (LXC 5.0.2: a segfault right after the restore, seen here; the
+ * container then runs without a monitor). Their mounts are bound to new
+ * ptys whose masters that monitor inherits (open_ttys).
+ */
+#define RCFILE_TAIL                                                                \
+	"\n# phaul: after a restore, the console on a pty of the host's devpts,\n" \
+	"# and no LXC ttys (LXC's restore makes none)\n"                           \
+	"lxc.pty.max = 1\n"                                                        \
+	"lxc.tty.max = 0\n"
+
+#define RCFILE_NO_APPARMOR                                              \
+	"# phaul: no AppArmor here, and the source ran it unconfined\n" \
+	"lxc.apparmor.profile =\n"
+
+static int write_rcfile(const struct drv_ctx *ctx, const struct lxc_priv *p)
+{
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	bool no_aa = p->unconfined == 1 && !apparmor_here();
+	int r;
+
+	if (asprintf(&path, "%s/" RCFILE, ctx->dir) < 0 ||
+	    asprintf(&text, "%s" RCFILE_TAIL "%s", p->config, no_aa ? RCFILE_NO_APPARMOR : "") < 0)
+		return -ENOMEM;
+	r = write_text(path, text, 0600);
+	if (r < 0)
+		return drv_fail(ctx, r, "cannot write %s: %s", path, strerror(-r));
+	return 0;
+}
+
 static int start_restore(const struct drv_ctx *ctx, struct lxc_priv *p, pid_t *pid)
 {
-	_cleanup_free_ char *env = NULL, *img = NULL;
+	_cleanup_free_ char *env = NULL, *img = NULL, *rc = NULL, *log = NULL;
 	int r;
 
 	if (asprintf(&env, "CRIU_CONFIG_FILE=%s/" CRIU_CONF, ctx->dir) < 0 ||
-	    asprintf(&img, "%s/img", ctx->dir) < 0)
+	    asprintf(&img, "%s/img", ctx->dir) < 0 ||
+	    asprintf(&rc, "--rcfile=%s/" RCFILE, ctx->dir) < 0 ||
+	    asprintf(&log, "--logfile=%s/" LXC_LOG, ctx->dir) < 0)
 		return -ENOMEM;
-	char *argv[] = { "env",
-			 env,
-			 CRIU_ENV_NO_BREAKPOINTS,
-			 CRIU_ENV_FIFO_SHARED_CHECK,
-			 "lxc-checkpoint",
-			 "-r",
-			 "-n",
-			 p->name,
-			 "-P",
-			 p->lxcpath,
-			 "-D",
-			 img,
-			 NULL };
-	r = spawn(argv, -1, -1, -1, pid);
+	char *argv[] = {
+		"env",
+		env,
+		CRIU_ENV_NO_BREAKPOINTS,
+		CRIU_ENV_FIFO_SHARED_CHECK,
+		"lxc-checkpoint",
+		"-r",
+		"-n",
+		p->name,
+		"-P",
+		p->lxcpath,
+		"-D",
+		img,
+		rc,
+		log,
+		"--logpriority=ERROR",
+		NULL
+	};
+	r = spawn_fds(argv, -1, -1, p->tty_master, p->nr_ttys, pid);
 	if (r < 0)
 		return drv_fail(ctx, r, "cannot run lxc-checkpoint: %s", strerror(-r));
 	return 0;
+}
+
+/*
+ * lxc-checkpoint -r exited before the tree was restored: CRIU's log says
+ * why, or, when LXC failed before it ran CRIU, LXC's own log.
+ */
+static void lxc_failed(const struct drv_ctx *ctx, int status)
+{
+	_cleanup_free_ char *path = NULL, *log = NULL;
+	char what[96], cause[256];
+
+	snprintf(what, sizeof(what),
+		 "lxc-checkpoint -r failed before the tree was restored (%s %d)",
+		 WIFEXITED(status) ? "status" : "signal",
+		 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	if (faccessat(ctx->imgfd, "restore.log", F_OK, 0) == 0) {
+		drv_criu_failed(ctx, "img/restore.log", what);
+		return;
+	}
+	if (asprintf(&path, "%s/" LXC_LOG, ctx->dir) < 0 ||
+	    read_file(path, 64 * 1024, &log, NULL) < 0 ||
+	    lxcconf_log_error(log, cause, sizeof(cause)) < 0)
+		snprintf(cause, sizeof(cause), "LXC says nothing (%s)", path ?: LXC_LOG);
+	drv_fail(ctx, -EIO, "%s, before it ran CRIU: %s", what, cause);
 }
 
 /*
@@ -406,12 +562,7 @@ static int wait_report(const struct drv_ctx *ctx, int fd, pid_t lxc, pid_t *root
 				break;
 		}
 		if (waitpid(lxc, &status, WNOHANG) == lxc) {
-			char what[96];
-			snprintf(what, sizeof(what),
-				 "lxc-checkpoint -r failed before the tree "
-				 "was restored (status 0x%x)",
-				 status);
-			drv_criu_failed(ctx, "img/restore.log", what);
+			lxc_failed(ctx, status);
 			return -ECHILD;
 		}
 	}
@@ -487,7 +638,11 @@ int lxc_restore_exec(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o, d
 	if (r == 0)
 		r = write_hook(ctx, p);
 	if (r == 0)
+		r = open_ttys(ctx, p, o);
+	if (r == 0)
 		r = write_criu_conf(ctx, o);
+	if (r == 0)
+		r = write_rcfile(ctx, p);
 	if (r == 0)
 		r = images_readable(ctx, &p->conf);
 	if (r == 0)
@@ -499,6 +654,7 @@ int lxc_restore_exec(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o, d
 	if (r < 0)
 		return r;
 	r = wait_report(ctx, rep, lxc, &pid);
+	close_ttys(p);
 	if (r == -ECHILD)
 		return -EIO; /* lxc-checkpoint is gone, and nothing was restored */
 	r = r < 0 ? r : held(arg, pid);
@@ -522,6 +678,7 @@ int lxc_restore_exec(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o, d
 
 int lxc_target_abort(struct driver *d, const struct drv_ctx *ctx)
 {
+	close_ttys(d->priv);
 	remove_config(d->priv);
 	return 0;
 }

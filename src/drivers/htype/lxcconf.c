@@ -7,6 +7,7 @@
 #include "drivers/htype/lxcconf.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,33 +189,82 @@ int lxcconf_parse(const char *text, struct lxcconf *c)
 	return r;
 }
 
-int lxcconf_info_long(const char *out, const char *key, long *v)
+/* The value in "KEY = VALUE\n" (trailing blanks cut), or NULL (not that
+ * key, or more than one line). */
+static const char *info_value(const char *out, const char *key, size_t *len)
 {
-	size_t len = strlen(key);
-	char *end;
-	long n;
+	size_t klen = strlen(key);
+	const char *end;
 
 	while (isspace((unsigned char)*out))
 		out++;
-	if (strncmp(out, key, len))
-		return -EINVAL;
-	out += len;
+	if (strncmp(out, key, klen))
+		return NULL;
+	out += klen;
 	while (*out == ' ' || *out == '\t')
 		out++;
 	if (*out++ != '=')
-		return -EINVAL;
+		return NULL;
 	while (*out == ' ' || *out == '\t')
 		out++;
-	if (!*out || *out == '\n') {
+	end = out + strlen(out);
+	while (end > out && isspace((unsigned char)end[-1]))
+		end--;
+	*len = end - out;
+	return memchr(out, '\n', *len) ? NULL : out;
+}
+
+int lxcconf_info_long(const char *out, const char *key, long *v)
+{
+	size_t len;
+	const char *val = info_value(out, key, &len);
+	char num[16], *end;
+	long n;
+
+	if (!val || len >= sizeof(num))
+		return -EINVAL;
+	if (!len) {
 		*v = 0;
 		return 0;
 	}
+	memcpy(num, val, len);
+	num[len] = '\0';
 	errno = 0;
-	n = strtol(out, &end, 10);
-	while (isspace((unsigned char)*end))
-		end++;
-	if (errno || end == out || *end || n < 0 || n > 65536)
+	n = strtol(num, &end, 10);
+	if (errno || end == num || *end || n < 0 || n > 65536)
 		return -EINVAL;
 	*v = n;
 	return 0;
+}
+
+int lxcconf_info_str(const char *out, const char *key, char *buf, size_t size)
+{
+	size_t len;
+	const char *val = info_value(out, key, &len);
+
+	if (!val || len >= size)
+		return -EINVAL;
+	memcpy(buf, val, len);
+	buf[len] = '\0';
+	return 0;
+}
+
+int lxcconf_log_error(const char *log, char *buf, size_t size)
+{
+	for (const char *l = log; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		const char *end = strchr(l, '\n') ?: l + strlen(l), *msg = NULL, *e;
+		int n;
+
+		e = memmem(l, end - l, " ERROR ", 7);
+		if (!e)
+			continue;
+		for (const char *s = e; (s = memmem(s, end - s, " - ", 3)); s += 3)
+			msg = s + 3;
+		if (!msg || msg == end)
+			continue;
+		n = end - msg < (ptrdiff_t)size ? (int)(end - msg) : (int)size - 1;
+		snprintf(buf, size, "%.*s", n, msg);
+		return 0;
+	}
+	return -ENOENT;
 }

@@ -49,5 +49,15 @@ int lxcconf_parse(const char *text, struct lxcconf *c);
  * number >= 0; an empty value is 0 (LXC's default). -EINVAL otherwise.
  */
 int lxcconf_info_long(const char *out, const char *key, long *v);
+/* The same, a string value (empty when unset) in @buf; -EINVAL if it
+ * does not fit. */
+int lxcconf_info_str(const char *out, const char *key, char *buf, size_t size);
+
+/*
+ * The message of the first ERROR line of an LXC log (`-o FILE -l ERROR`:
+ * "lxc-checkpoint NAME TIME ERROR CATEGORY - FILE:FUNC:LINE - MESSAGE"), in
+ * @buf (cut to fit); -ENOENT when there is none.
+ */
+int lxcconf_log_error(const char *log, char *buf, size_t size);
 
 #endif
