@@ -88,6 +88,8 @@ json_object *report_object(const struct migration *m, bool ok)
 	add_u64(o, "transfer_ms", s->transfer_ms);
 	add_u64(o, "image_bytes", s->bytes_images);
 	add_u64(o, "tasks", m->nr_pids);
+	add_u64(o, "cow_pages", s->cow_pages);
+	add_u64(o, "cow_sent_pages", s->cow_sent);
 	add_u64(o, "max_rss_kb", max_rss_kb());
 	if (s->tracking) {
 		json_object *iters = json_object_new_array();
