@@ -174,8 +174,7 @@ int cow_find(struct migration *m, struct cow_set *cs)
 		cs->pages += rangeset_bytes(&cs->p[i].shared) / PAGE;
 	if (r == 0)
 		pr_info("%llu pages of %zu processes shared copy-on-write (found in %llu ms)",
-			(unsigned long long)cs->pages, cs->nr,
-			(unsigned long long)(now_ms() - t0));
+			(unsigned long long)cs->pages, cs->nr, (unsigned long long)(now_ms() - t0));
 	return r;
 }
 

@@ -54,7 +54,6 @@ void cow_free(struct cow_set *cs);
  * entries @a[i] and @b[i] (/proc/PID/pagemap) map one page: both present
  * with the same non-zero frame number, or both swapped to the same slot.
  */
-int cow_match(uint64_t vaddr, const uint64_t *a, const uint64_t *b, size_t n,
-	      struct rangeset *out);
+int cow_match(uint64_t vaddr, const uint64_t *a, const uint64_t *b, size_t n, struct rangeset *out);
 
 #endif

@@ -149,8 +149,7 @@ int main(int argc, char **argv)
 		pages = strtoul(argv[2], NULL, 10);
 	if (pages == 0 || pages > (1u << 20))
 		return 2;
-	area = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		    0);
+	area = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (area == MAP_FAILED)
 		return 3;
 	for (size_t i = 0; i < pages; i++)
