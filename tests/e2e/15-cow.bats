@@ -15,7 +15,7 @@ load lib/hosts
 load lib/phaul
 load lib/fixtures
 
-COW_PAGES=256
+COW_PAGES=${COW_PAGES:-256}	# more: the cost of a bigger fork (e.g. 65536: 256 MiB)
 
 setup() {
 	hosts_setup
