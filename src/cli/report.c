@@ -143,4 +143,9 @@ void report_human(const struct migration *m, bool ok)
 			"the last %llu ms after the commit\n",
 			(unsigned long long)s->pages_remote, (unsigned long long)s->pages_fault,
 			(unsigned long long)s->pages_local, (unsigned long long)s->postcopy_ms);
+	if (s->cow_pages)
+		fprintf(stderr,
+			"  shared   %llu pages a fork shares, restored with the tree to stay "
+			"shared (%llu sent while frozen)\n",
+			(unsigned long long)s->cow_pages, (unsigned long long)s->cow_sent);
 }
