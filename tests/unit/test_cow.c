@@ -24,18 +24,20 @@
 static void test_match(void **state)
 {
 	/* child, parent: shared frames, flags aside; then what is not */
+	/* clang-format off */
 	const uint64_t a[] = {
-		PRESENT | 10,	      PRESENT | 11 | UFFD_WP, PRESENT | 12,	   /* shared */
-		PRESENT | EXCL | 13,  0,		      PRESENT | 0,	   /* copy, none, hidden */
-		SWAP | 0x4a0,	      SWAP | 0x4a1,	      PRESENT | 0x4a2, /* swap slot, kinds */
+		PRESENT | 10, PRESENT | 11 | UFFD_WP, PRESENT | 12,	/* shared */
+		PRESENT | EXCL | 13, 0, PRESENT | 0,		/* copy, none, hidden */
+		SWAP | 0x4a0, SWAP | 0x4a1, PRESENT | 0x4a2,	/* a slot; others, kinds */
 		PRESENT | 20,
 	};
 	const uint64_t b[] = {
-		PRESENT | 10,	      PRESENT | 11,	     PRESENT | 12 | UFFD_WP,
-		PRESENT | EXCL | 14,  0,		     PRESENT | 0,
-		SWAP | 0x4a0,	      SWAP | 0x4a2,	     SWAP | 0x4a2,
+		PRESENT | 10, PRESENT | 11, PRESENT | 12 | UFFD_WP,
+		PRESENT | EXCL | 14, 0, PRESENT | 0,
+		SWAP | 0x4a0, SWAP | 0x4a2, SWAP | 0x4a2,
 		PRESENT | 20,
 	};
+	/* clang-format on */
 	struct rangeset out = { 0 };
 
 	(void)state;
