@@ -606,13 +606,16 @@ static int send_shared_round(struct migration *m, const struct cow_set *cs,
 
 int precopy_send_shared(struct migration *m, const struct cow_set *cs)
 {
+	uint64_t bytes = 0, dirty, scanned;
 	struct rangeset *need;
-	uint64_t bytes = 0;
 	int r;
 
 	if (!cs->pages || !m->peer_shared)
 		return 0;
 	r = attach(m);
+	/* hybrid: what was written last, if the freeze's collect missed it */
+	if (r == 0 && (r = collect(m, &dirty, &scanned)) < 0)
+		return r;
 	need = r == 0 ? calloc(cs->nr, sizeof(*need)) : NULL;
 	if (!need)
 		return mig_fail(m, -ENOMEM, "no memory for the shared pages");
