@@ -627,7 +627,9 @@ int precopy_send_shared(struct migration *m, const struct cow_set *cs)
 	}
 	if (r == 0)
 		r = send_new_pids(m);
-	if (r == 0 && bytes)
+	/* the fault: a source naming pages it never sent (the destination
+	 * must refuse them) */
+	if (r == 0 && bytes && fault_point("src.cowsend") == 0)
 		r = send_shared_round(m, cs, need);
 	for (size_t i = 0; r == 0 && i < cs->nr; i++)
 		r = send_shared_marks(m, cs->p[i].ipid, &cs->p[i].shared);

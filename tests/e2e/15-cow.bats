@@ -84,3 +84,23 @@ cow_migrates() {
 	cow_migrates hybrid
 	[ "$(json .cow_pages)" -ge $((2 * COW_PAGES)) ]
 }
+
+# src.cowsend: the source names shared pages but never sends them. The
+# destination refuses to restore from what it lacks: rolled back before
+# the commit, the workload runs on in src, its pages still shared there.
+@test "cow, failure: shared pages named but never sent: refused on dst, rolled back, still shared on src" {
+	require_fault src.cowsend
+	serve_start
+	LOG=$SCRATCH/cow.log
+	PID=$(start_in_src "$WORKLOADS/cowtree" "$LOG" "$COW_PAGES")
+	ticks_advance "$LOG" 20
+	PIDS="$PID $(children_in src "$PID")"
+	migrate PHAUL_FAULT=src.cowsend -- --mode lazy --key "$KEY" --json "$PID"
+	[ "$status" -eq 1 ] || { echo "migrate exited $status, not 1: $stderr" >&2; false; }
+	[ "$(json .outcome)" = rolled-back ]
+	assert_failed_with "cannot assemble the images: No data available"
+	# shellcheck disable=SC2086
+	assert_rolled_back "$LOG" $PIDS
+	cow_check src
+	[ "$SHARED" -eq "$COW_PAGES" ] || { echo "only $SHARED pages shared on src" >&2; false; }
+}
