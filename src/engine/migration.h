@@ -96,7 +96,8 @@ struct mig_stats {
 	uint64_t pages_dropped; /* hybrid: stale at the freeze, left to post-copy */
 	/* pages a fork shares copy-on-write: restored with the tree (cow.h) */
 	uint64_t cow_pages;
-	uint64_t cow_sent; /* of those, sent while frozen */
+	uint64_t cow_sent;   /* of those, sent while frozen */
+	uint64_t cow_copied; /* and copied there from the parent's, not sent */
 	/* the source's pages over time, evenly spaced, the last one at the end */
 	struct fill_sample fill[MIG_FILL_MAX];
 	size_t nr_fill;

@@ -2,12 +2,14 @@
 #define LOG_PREFIX "pagestore: "
 #include "pages/store.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/page.h"
@@ -244,6 +246,75 @@ int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRu
 	return 0;
 }
 
+static const struct ps_proc *proc_find(const struct pagestore *ps, pid_t pid)
+{
+	for (size_t i = 0; i < ps->nr; i++)
+		if (ps->p[i].pid == pid)
+			return &ps->p[i];
+	return NULL;
+}
+
+/* @len bytes of @in at @off appended to @out (a copy in the kernel where it can). */
+static int copy_bytes(int in, uint64_t off, int out, uint8_t *buf, uint64_t len)
+{
+	while (len > 0) {
+		loff_t o = (loff_t)off;
+		ssize_t n = copy_file_range(in, &o, out, NULL, len, 0);
+		if (n < 0 &&
+		    (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+			n = pread(in, buf, MIN(len, (uint64_t)FRAME_DATA_MAX), (off_t)off);
+			if (n > 0 && write_full(out, buf, (size_t)n) < 0)
+				return -errno;
+		}
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ENODATA; /* the file is shorter than its runs say */
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+int pagestore_copy(struct pagestore *ps, pid_t pid, pid_t from, uint64_t vaddr, uint64_t end,
+		   uint64_t *budget)
+{
+	/* both of the migration (@from first: proc_get() may move @p) */
+	struct ps_proc *p = from != pid && proc_get(ps, from) ? proc_get(ps, pid) : NULL;
+	int r = p ? 0 : -EPROTO;
+	uint64_t off, bytes = end - vaddr;
+	uint32_t nr;
+	int fd;
+
+	if (r == 0 && (vaddr % PAGE || end % PAGE || end <= vaddr || end > MSG_VADDR_LIMIT ||
+		       (p->round.nr && vaddr < p->round.r[p->round.nr - 1].end)))
+		r = -EPROTO;
+	if (r == 0 && bytes > *budget)
+		r = -ENOSPC;
+	if (r == 0)
+		r = open_round(ps);
+	if (r == 0)
+		r = open_pages(ps, p);
+	for (uint64_t pos = vaddr; r == 0 && pos < end; pos += (uint64_t)nr * PAGE) {
+		r = pagestore_lookup(ps, from, pos, (uint32_t)MIN((end - pos) / PAGE, 1u << 20),
+				     &fd, &off, &nr);
+		if (r < 0) {
+			pr_err("PID %d's pages at 0x%llx are PID %d's, which the store does not hold",
+			       pid, (unsigned long long)pos, from);
+			r = -ENODATA;
+		} else {
+			r = copy_bytes(fd, off, p->pages_fd, ps->buf, (uint64_t)nr * PAGE);
+		}
+	}
+	if (r == 0)
+		r = rangeset_add(&p->round, vaddr, end);
+	if (r < 0)
+		return r;
+	*budget -= bytes;
+	ps->pages += bytes / PAGE;
+	return 0;
+}
+
 /* Round K's pagemap: every known page, present if it came in round K. */
 static int build_pagemap(struct ps_proc *p, struct pagemap *pm)
 {
@@ -349,14 +420,6 @@ int pagestore_end_round(struct pagestore *ps)
 	ps->round_fd = -1;
 	ps->round++;
 	return 0;
-}
-
-static const struct ps_proc *proc_find(const struct pagestore *ps, pid_t pid)
-{
-	for (size_t i = 0; i < ps->nr; i++)
-		if (ps->p[i].pid == pid)
-			return &ps->p[i];
-	return NULL;
 }
 
 /* Whether the store holds a fresh copy of every page of [a, b). */

@@ -85,6 +85,15 @@ int pagestore_drop(struct pagestore *ps, pid_t pid, uint64_t vaddr, uint64_t end
  * the tree, instead of lazily.
  */
 int pagestore_share(struct pagestore *ps, pid_t pid, uint64_t vaddr, uint64_t end);
+/*
+ * @pid's [vaddr, end) is @from's, one page on the source (PageShared with
+ * from_pid): copied from the store's newest copy of @from's, which must
+ * be in a finished round and not stale (-ENODATA), into this round for
+ * @pid, as pagestore_recv_run() would store it (same order rule, same
+ * budget).
+ */
+int pagestore_copy(struct pagestore *ps, pid_t pid, pid_t from, uint64_t vaddr, uint64_t end,
+		   uint64_t *budget);
 /* Write the round's pagemaps and open the next round. */
 int pagestore_end_round(struct pagestore *ps);
 /*

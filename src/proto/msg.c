@@ -224,6 +224,10 @@ static int check_body(Msg *m)
 		return check_run(m->page_drop->pid, m->page_drop->vaddr, m->page_drop->nr_pages, 1,
 				 MSG_DROP_PAGES_MAX);
 	case PHAUL__MSG__BODY_PAGE_SHARED:
+		if (m->page_shared->has_from_pid &&
+		    (m->page_shared->from_pid <= 0 || m->page_shared->from_pid > (1 << 22) ||
+		     m->page_shared->from_pid == m->page_shared->pid))
+			return -EPROTO;
 		return check_run(m->page_shared->pid, m->page_shared->vaddr,
 				 m->page_shared->nr_pages, 1, MSG_DROP_PAGES_MAX);
 	case PHAUL__MSG__BODY_PAGES_DONE: return 0;

@@ -109,7 +109,8 @@ static int match_pair(struct cow_proc *c, struct cow_proc *p, uint64_t *buf)
 	if (r == 0)
 		r = rangeset_union(&p->shared, &found);
 	rangeset_free(&both);
-	rangeset_free(&found);
+	rangeset_free(&c->with_parent);
+	c->with_parent = found;
 	return r;
 }
 
@@ -152,6 +153,19 @@ static struct cow_proc *find_host(struct cow_set *cs, pid_t pid)
 	return NULL;
 }
 
+/* Each process's depth below its first ancestor outside the tree. */
+static void set_depths(struct cow_set *cs)
+{
+	for (size_t i = 0; i < cs->nr; i++) {
+		unsigned int d = 0;
+		/* at most nr steps: a cycle (PIDs reused) cannot hang us */
+		for (ssize_t a = cs->p[i].parent; a >= 0 && d < cs->nr; a = cs->p[a].parent)
+			d++;
+		cs->p[i].depth = d;
+		cs->depth = MAX(cs->depth, d);
+	}
+}
+
 int cow_find(struct migration *m, struct cow_set *cs)
 {
 	_cleanup_free_ uint64_t *buf = NULL;
@@ -165,11 +179,14 @@ int cow_find(struct migration *m, struct cow_set *cs)
 	buf = malloc(2 * CHUNK * sizeof(*buf));
 	if (!buf)
 		return -ENOMEM;
-	for (size_t i = 0; r == 0 && i < cs->nr; i++) {
-		struct cow_proc *parent = find_host(cs, cs->p[i].ppid);
-		if (parent && cs->p[i].pid > 0)
-			r = match_pair(&cs->p[i], parent, buf);
+	for (size_t i = 0; i < cs->nr; i++) {
+		struct cow_proc *parent = cs->p[i].pid > 0 ? find_host(cs, cs->p[i].ppid) : NULL;
+		cs->p[i].parent = parent ? parent - cs->p : -1;
 	}
+	for (size_t i = 0; r == 0 && i < cs->nr; i++)
+		if (cs->p[i].parent >= 0)
+			r = match_pair(&cs->p[i], &cs->p[cs->p[i].parent], buf);
+	set_depths(cs);
 	for (size_t i = 0; r == 0 && i < cs->nr; i++)
 		cs->pages += rangeset_bytes(&cs->p[i].shared) / PAGE;
 	if (r == 0)
@@ -183,6 +200,7 @@ void cow_free(struct cow_set *cs)
 	for (size_t i = 0; i < cs->nr; i++) {
 		rangeset_free(&cs->p[i].lazy);
 		rangeset_free(&cs->p[i].shared);
+		rangeset_free(&cs->p[i].with_parent);
 	}
 	free(cs->p);
 	memset(cs, 0, sizeof(*cs));

@@ -37,12 +37,17 @@ struct cow_proc {
 	pid_t ppid;		/* its parent on this host */
 	struct rangeset lazy;	/* CRIU's lazy runs */
 	struct rangeset shared; /* the pages it shares with a parent or child */
+	/* of those, the ones it shares with its parent: cs->p[parent] */
+	struct rangeset with_parent;
+	ssize_t parent;	    /* -1: none in the tree */
+	unsigned int depth; /* below the first ancestor with none */
 };
 
 struct cow_set {
 	struct cow_proc *p;
 	size_t nr;
-	uint64_t pages; /* in all the shared sets */
+	uint64_t pages;	    /* in all the shared sets */
+	unsigned int depth; /* the deepest process's */
 };
 
 /* The shared pages of every dumped process of @m (CRIU's images). */

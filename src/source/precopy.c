@@ -563,12 +563,17 @@ static int shared_needs(struct pc_proc *p, const struct rangeset *shared, struct
 	return r;
 }
 
-static int send_shared_marks(struct migration *m, int32_t ipid, const struct rangeset *s)
+/* PageShared for every run of @s; with @from (> 0), the destination
+ * copies them from its copy of @from's. */
+static int send_shared_marks(struct migration *m, int32_t ipid, const struct rangeset *s,
+			     int32_t from)
 {
 	Phaul__PageShared ps = PHAUL__PAGE_SHARED__INIT;
 	int r = 0;
 
 	ps.pid = ipid;
+	ps.has_from_pid = from > 0;
+	ps.from_pid = from;
 	for (size_t i = 0; r == 0 && i < s->nr; i++) {
 		for (uint64_t pos = s->r[i].start; r == 0 && pos < s->r[i].end;) {
 			ps.vaddr = pos;
@@ -576,6 +581,58 @@ static int send_shared_marks(struct migration *m, int32_t ipid, const struct ran
 			r = msg_send_page_shared(m->conn, &ps);
 			pos += (uint64_t)ps.nr_pages * PAGE;
 		}
+	}
+	return r;
+}
+
+/*
+ * What a process needs of the pages it shares with its parent is the
+ * parent's: @need[i] loses them to @copy[i], which the destination
+ * copies from its copy of the parent's instead of receiving them again.
+ */
+static int split_copies(const struct cow_set *cs, struct rangeset *need, struct rangeset *copy)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < cs->nr; i++) {
+		struct rangeset rest = { 0 };
+		if (cs->p[i].parent < 0 || !need[i].nr)
+			continue;
+		for (size_t k = 0; r == 0 && k < need[i].nr; k++) {
+			r = rangeset_intersect(&cs->p[i].with_parent, need[i].r[k].start,
+					       need[i].r[k].end, &copy[i]);
+			if (r == 0)
+				r = rangeset_missing(&cs->p[i].with_parent, need[i].r[k].start,
+						     need[i].r[k].end, &rest);
+		}
+		rangeset_free(&need[i]);
+		need[i] = rest;
+	}
+	return r;
+}
+
+/*
+ * The copies, one round per depth in the tree: a process's parent holds
+ * the pages it copies in a finished round (sent in the data round, or
+ * copied from its own parent the round before).
+ */
+static int send_copy_rounds(struct migration *m, const struct cow_set *cs,
+			    const struct rangeset *copy)
+{
+	int r = 0;
+
+	for (unsigned int d = 1; r == 0 && d <= cs->depth; d++) {
+		uint64_t pages = 0;
+		for (size_t i = 0; r == 0 && i < cs->nr; i++) {
+			if (cs->p[i].depth != d || !copy[i].nr)
+				continue;
+			r = send_shared_marks(m, cs->p[i].ipid, &copy[i],
+					      cs->p[cs->p[i].parent].ipid);
+			pages += rangeset_bytes(&copy[i]) / PAGE;
+		}
+		if (r == 0 && pages)
+			r = send_round_end(m, ++m->pc->round, 0, true);
+		m->st.cow_copied += pages;
 	}
 	return r;
 }
@@ -607,7 +664,7 @@ static int send_shared_round(struct migration *m, const struct cow_set *cs,
 int precopy_send_shared(struct migration *m, const struct cow_set *cs)
 {
 	uint64_t bytes = 0, dirty, scanned;
-	struct rangeset *need;
+	struct rangeset *need, *copy;
 	int r;
 
 	if (!cs->pages || !m->peer_shared)
@@ -616,29 +673,38 @@ int precopy_send_shared(struct migration *m, const struct cow_set *cs)
 	/* hybrid: what was written last, if the freeze's collect missed it */
 	if (r == 0 && (r = collect(m, &dirty, &scanned)) < 0)
 		return r;
-	need = r == 0 ? calloc(cs->nr, sizeof(*need)) : NULL;
+	need = r == 0 ? calloc(2 * cs->nr, sizeof(*need)) : NULL;
 	if (!need)
 		return mig_fail(m, -ENOMEM, "no memory for the shared pages");
+	copy = need + cs->nr;
 	for (size_t i = 0; r == 0 && i < cs->nr; i++) {
 		struct pc_proc *p = cs->p[i].shared.nr ? pc_find_img(m, cs->p[i].ipid) : NULL;
 		if (cs->p[i].shared.nr)
 			r = p ? shared_needs(p, &cs->p[i].shared, &need[i]) : -ESRCH;
-		bytes += rangeset_bytes(&need[i]);
 	}
+	if (r == 0)
+		r = split_copies(cs, need, copy);
+	for (size_t i = 0; i < cs->nr; i++)
+		bytes += rangeset_bytes(&need[i]);
 	if (r == 0)
 		r = send_new_pids(m);
 	/* the fault: a source naming pages it never sent (the destination
 	 * must refuse them) */
 	if (r == 0 && bytes && fault_point("src.cowsend") == 0)
 		r = send_shared_round(m, cs, need);
+	if (r == 0)
+		r = send_copy_rounds(m, cs, copy);
 	for (size_t i = 0; r == 0 && i < cs->nr; i++)
-		r = send_shared_marks(m, cs->p[i].ipid, &cs->p[i].shared);
-	for (size_t i = 0; i < cs->nr; i++)
+		r = send_shared_marks(m, cs->p[i].ipid, &cs->p[i].shared, 0);
+	for (size_t i = 0; i < 2 * cs->nr; i++)
 		rangeset_free(&need[i]);
 	free(need);
 	if (r < 0)
 		return m->error[0] ? r : mig_fail(m, r, "shared pages: %s", strerror(-r));
 	m->st.cow_pages = cs->pages;
+	if (m->st.cow_copied)
+		pr_info("%llu shared pages copied on the destination, not sent",
+			(unsigned long long)m->st.cow_copied);
 	return 0;
 }
 

@@ -184,9 +184,13 @@ static int receive_pages(struct target *t, Msg *msg)
 	}
 	if (msg->body_case == PHAUL__MSG__BODY_PAGE_SHARED) {
 		const Phaul__PageShared *sh = msg->page_shared;
-		r = pagestore_share(&t->ps, sh->pid, sh->vaddr,
-				    sh->vaddr + (uint64_t)sh->nr_pages * PAGE);
-		return r < 0 ? mig_fail(&t->m, r, "marking shared pages: %s", strerror(-r)) : 0;
+		uint64_t end = sh->vaddr + (uint64_t)sh->nr_pages * PAGE;
+		r = sh->has_from_pid ? pagestore_copy(&t->ps, sh->pid, sh->from_pid, sh->vaddr, end,
+						      &t->budget) :
+				       0;
+		if (r == 0)
+			r = pagestore_share(&t->ps, sh->pid, sh->vaddr, end);
+		return r < 0 ? mig_fail(&t->m, r, "marking shared pages: %s", why(r)) : 0;
 	}
 	mig_step(&t->m, "round");
 	r = fault_point("dst.round");

@@ -1221,6 +1221,29 @@ static void test_page_shared_limits(void **state)
 	page_bad(PHAUL__MSG__BODY_PAGE_SHARED, 100, 4096, (1u << 24) + 1);
 }
 
+/* PageShared's from_pid: another process of the migration, when set. */
+static void test_page_shared_from(void **state)
+{
+	Phaul__PageShared sh = PHAUL__PAGE_SHARED__INIT;
+	Msg m = PHAUL__MSG__INIT;
+
+	msg_set_page_shared(&m, &sh);
+	sh.pid = 100;
+	sh.vaddr = 4096;
+	sh.nr_pages = 1;
+	sh.has_from_pid = true;
+	sh.from_pid = 99;
+	assert_int_equal(decode_packed(&m, NULL), 0);
+	sh.from_pid = 100; /* itself */
+	assert_int_equal(decode_packed(&m, NULL), -EPROTO);
+	sh.from_pid = 0;
+	assert_int_equal(decode_packed(&m, NULL), -EPROTO);
+	sh.from_pid = (1 << 22) + 1;
+	assert_int_equal(decode_packed(&m, NULL), -EPROTO);
+	sh.has_from_pid = false;
+	assert_int_equal(decode_packed(&m, NULL), 0);
+}
+
 static void test_roundtrip_page_messages(void **state)
 {
 	Phaul__PageReq rq = PHAUL__PAGE_REQ__INIT;
@@ -1569,6 +1592,7 @@ int main(void)
 		cmocka_unit_test(test_page_data_limits),
 		cmocka_unit_test(test_page_drop_limits),
 		cmocka_unit_test(test_page_shared_limits),
+		cmocka_unit_test(test_page_shared_from),
 		cmocka_unit_test(test_roundtrip_page_messages),
 		cmocka_unit_test(test_restore_recover_timeout),
 		cmocka_unit_test(test_page_names),

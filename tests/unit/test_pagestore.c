@@ -1245,6 +1245,67 @@ static void test_share_bad(void **state)
 	assert_int_equal(pagestore_share(&f->ps, PID_A, 0, MSG_VADDR_LIMIT + P), -EPROTO);
 }
 
+/* B's page at @vaddr, looked up: A's newest copy, of round @round. */
+static void assert_copied(const struct fixture *f, uint64_t vaddr, unsigned int round)
+{
+	uint8_t buf[P];
+	uint64_t off;
+	uint32_t nr;
+	int fd;
+
+	assert_int_equal(pagestore_lookup(&f->ps, PID_B, vaddr, 1, &fd, &off, &nr), 0);
+	assert_int_equal(pread(fd, buf, P, (off_t)off), P);
+	assert_page(buf, PID_A, vaddr, round);
+}
+
+/*
+ * PageShared with from_pid: B's pages at A's addresses are A's, copied
+ * from the store's newest copy of each into the round being received.
+ */
+static void test_copy_from(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t budget = 8 * P;
+
+	assert_int_equal(exchange(f, send_for_assemble, NULL, NULL), 0);
+	assert_int_equal(
+		pagestore_copy(&f->ps, PID_B, PID_A, BASE_A + 3 * P, BASE_A + 7 * P, &budget), 0);
+	assert_int_equal(budget, 4 * P);
+	/* in order within the round, as received runs are */
+	assert_int_equal(pagestore_copy(&f->ps, PID_B, PID_A, BASE_A, BASE_A + P, &budget),
+			 -EPROTO);
+	assert_int_equal(pagestore_copy(&f->ps, PID_B, PID_A, BASE_A + 8 * P, BASE_A + 13 * P,
+					&budget),
+			 -ENOSPC);
+	assert_int_equal(pagestore_end_round(&f->ps), 0);
+	for (int i = 3; i < 7; i++)
+		assert_copied(f, BASE_A + i * P, i < 5 ? 1 : 2);
+	/* B's round file holds them, and its pagemap says so */
+	assert_true(rangeset_covers(&f->ps.p[1].known, BASE_A + 3 * P, BASE_A + 7 * P));
+}
+
+/* What cannot be copied: A's pages the store lacks or holds stale; oneself. */
+static void test_copy_refused(void **state)
+{
+	struct fixture *f = *state;
+
+	f->ps.remote = true;
+	assert_int_equal(exchange(f, send_for_assemble, NULL, NULL), 0);
+	assert_int_equal(pagestore_copy(&f->ps, PID_B, PID_A, BASE_A + 14 * P, BASE_A + 16 * P,
+					&f->budget),
+			 -ENODATA);
+	assert_int_equal(pagestore_drop(&f->ps, PID_A, BASE_A + 20 * P, BASE_A + 30 * P), 0);
+	assert_int_equal(pagestore_drop(&f->ps, PID_A, BASE_A + 2 * P, BASE_A + 3 * P), 0);
+	assert_int_equal(pagestore_copy(&f->ps, PID_C, PID_A, BASE_A, BASE_A + 4 * P, &f->budget),
+			 -ENODATA);
+	assert_int_equal(pagestore_copy(&f->ps, PID_A, PID_A, BASE_A, BASE_A + P, &f->budget),
+			 -EPROTO);
+	assert_int_equal(pagestore_copy(&f->ps, PID_A, 999, BASE_A, BASE_A + P, &f->budget),
+			 -EPROTO);
+	assert_int_equal(pagestore_copy(&f->ps, 999, PID_A, BASE_A, BASE_A + P, &f->budget),
+			 -EPROTO);
+}
+
 /* A lazy run of a process that sent nothing, or only in an unfinished round. */
 static void send_unfinished(struct sender *s)
 {
@@ -1479,6 +1540,8 @@ int main(void)
 		T(test_assemble_shared_missing),
 		T(test_assemble_shared_stale),
 		T(test_share_bad),
+		T(test_copy_from),
+		T(test_copy_refused),
 		T(test_assemble_remote_no_rounds),
 	};
 #undef T
