@@ -97,8 +97,11 @@ static int match_pair(struct cow_proc *c, struct cow_proc *p, uint64_t *buf)
 		r = rangeset_intersect(&p->lazy, c->lazy.r[i].start, c->lazy.r[i].end, &both);
 	for (size_t i = 0; r == 0 && i < both.nr; i++)
 		r = match_range(cfd, pfd, both.r[i].start, both.r[i].end, buf, &found);
-	if (r == -ENOMEM)
+	rangeset_free(&both);
+	if (r == -ENOMEM) {
+		rangeset_free(&found);
 		return r;
+	}
 	if (r < 0) {
 		pr_warn("reading the pagemaps of PID %d and %d: %s; their shared pages will be "
 			"copies",
@@ -108,7 +111,6 @@ static int match_pair(struct cow_proc *c, struct cow_proc *p, uint64_t *buf)
 	r = rangeset_union(&c->shared, &found);
 	if (r == 0)
 		r = rangeset_union(&p->shared, &found);
-	rangeset_free(&both);
 	rangeset_free(&c->with_parent);
 	c->with_parent = found;
 	return r;
