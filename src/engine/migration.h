@@ -51,6 +51,7 @@ struct mig_opts {
 	bool file_locks;
 	bool link_remap;		/* CRIU --link-remap */
 	uint32_t ghost_limit_mib;	/* CRIU --ghost-limit; 0: CRIU's 1 MiB */
+	bool cow_copies;		/* --cow-copies: shared pages restored lazily */
 	bool progress;			/* progress line on stderr */
 	uint64_t bandwidth_mbit;	/* 0: no cap */
 	enum pf_compress compress;	/* --compress, auto by default */

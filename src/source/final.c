@@ -216,7 +216,8 @@ static int final_pages(struct migration *m)
 	struct cow_set cs = { 0 };
 	int r = 0;
 
-	if (mode_lazy_dump(m->mode) && m->peer_shared && (r = cow_find(m, &cs)) < 0)
+	if (mode_lazy_dump(m->mode) && m->peer_shared && !m->opts->cow_copies &&
+	    (r = cow_find(m, &cs)) < 0)
 		mig_fail(m, r, "finding the pages shared copy-on-write: %s", strerror(-r));
 	if (r == 0 && m->mode != MODE_LIVE)
 		r = precopy_send_shared(m, &cs);

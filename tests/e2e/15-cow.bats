@@ -42,8 +42,11 @@ cow_check() {
 	SHARED=${BASH_REMATCH[1]}
 }
 
-# cow_migrates MODE
-cow_migrates() {
+# cow_move MODE [ARGS...]: migrate the tree, then the child's check on dst
+# (SHARED)
+cow_move() {
+	local mode=$1
+	shift
 	serve_start
 	LOG=$SCRATCH/cow.log
 	PID=$(start_in_src "$WORKLOADS/cowtree" "$LOG" "$COW_PAGES")
@@ -51,13 +54,18 @@ cow_migrates() {
 	PIDS="$PID $(children_in src "$PID")"
 	cow_check src
 	[ "$SHARED" -eq "$COW_PAGES" ] || { echo "only $SHARED pages shared on src" >&2; false; }
-	fx_migrate --mode "$1" --json "$PID"
+	fx_migrate --mode "$mode" --json "$@" "$PID"
 	[ "$status" -eq 0 ] || { echo "migrate failed: $stderr" >&2; false; }
 	fx_assert_migrated
 	cow_check dst
-	note "$1: $SHARED of $COW_PAGES pages shared on dst, $(json .cow_pages) marked," \
+	note "$mode${*:+ $*}: $SHARED of $COW_PAGES pages shared on dst, $(json .cow_pages) marked," \
 		"$(json .cow_sent_pages) sent while frozen, $(json .cow_copied_pages) copied there," \
 		"frozen $(json .frozen_ms) ms"
+}
+
+# cow_migrates MODE: every shared page still shared on dst
+cow_migrates() {
+	cow_move "$1"
 	[ "$SHARED" -eq "$COW_PAGES" ] ||
 		{ echo "$1: $SHARED of $COW_PAGES pages still shared on dst" >&2; false; }
 }
@@ -86,6 +94,14 @@ cow_migrates() {
 @test "cow: pages a fork shares stay shared, hybrid mode" {
 	cow_migrates hybrid
 	[ "$(json .cow_pages)" -ge $((2 * COW_PAGES)) ]
+}
+
+# --cow-copies: the operator prefers a shorter freeze to the memory; each
+# process gets a copy of its own, as a lazy restore does by itself.
+@test "cow: --cow-copies restores them lazily, a copy in each process, lazy mode" {
+	cow_move lazy --cow-copies
+	[ "$SHARED" -eq 0 ] || { echo "$SHARED pages shared on dst" >&2; false; }
+	[ "$(json .cow_pages)" -eq 0 ]
 }
 
 # src.cowsend: the source names shared pages but never sends them. The
