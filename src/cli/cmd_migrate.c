@@ -86,6 +86,11 @@ static void migrate_usage(FILE *f)
 		"                         again for the restore (storage both hosts see)\n"
 		"  --ghost-limit MIB      carry deleted files the tree holds open, up to MIB\n"
 		"                         MiB each, in the images (default 1)\n"
+		"  --cow-copies           live, lazy, hybrid: give each process of a forked\n"
+		"                         tree its own copy of the pages it shares\n"
+		"                         copy-on-write (they are restored lazily: a shorter\n"
+		"                         freeze when there are many, more memory on the\n"
+		"                         destination); by default they stay shared\n"
 		"  --bandwidth MBIT       cap phaul's sending rate (bytes on the wire)\n"
 		"  --compress MODE        page data: auto (zstd where it pays, the default),\n"
 		"                         zstd (always), off (zero pages are skipped in all)\n"
@@ -155,6 +160,7 @@ static const struct option migrate_opts[] = {
 	{ "file-locks", no_argument, NULL, 'L' },
 	{ "link-remap", no_argument, NULL, 'N' },
 	{ "ghost-limit", required_argument, NULL, 'G' },
+	{ "cow-copies", no_argument, NULL, 'Y' },
 	{ "bandwidth", required_argument, NULL, 'b' },
 	{ "compress", required_argument, NULL, 'z' },
 	{ "recover-timeout", required_argument, NULL, 'r' },
@@ -191,6 +197,7 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 		case 'U': o->ext_unix_sk = true; break;
 		case 'L': o->file_locks = true; break;
 		case 'N': o->link_remap = true; break;
+		case 'Y': o->cow_copies = true; break;
 		case 'G':
 			if (parse_u64(optarg, 1, 4095, &v) < 0)
 				return -EINVAL;

@@ -108,6 +108,9 @@ json_object *report_object(const struct migration *m, bool ok)
 	add_u64(o, "transfer_ms", s->transfer_ms);
 	add_u64(o, "image_bytes", s->bytes_images);
 	add_u64(o, "tasks", m->nr_pids);
+	add_u64(o, "cow_pages", s->cow_pages);
+	add_u64(o, "cow_sent_pages", s->cow_sent);
+	add_u64(o, "cow_copied_pages", s->cow_copied);
 	add_u64(o, "max_rss_kb", max_rss_kb());
 	if (s->tracking) {
 		json_object *iters = json_object_new_array();
@@ -163,4 +166,10 @@ void report_human(const struct migration *m, bool ok)
 			"the last %llu ms after the commit\n",
 			(unsigned long long)s->pages_remote, (unsigned long long)s->pages_fault,
 			(unsigned long long)s->pages_local, (unsigned long long)s->postcopy_ms);
+	if (s->cow_pages)
+		fprintf(stderr,
+			"  shared   %llu pages a fork shares, restored with the tree to stay "
+			"shared (%llu sent while frozen, %llu copied on arrival)\n",
+			(unsigned long long)s->cow_pages, (unsigned long long)s->cow_sent,
+			(unsigned long long)s->cow_copied);
 }

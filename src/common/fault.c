@@ -16,6 +16,7 @@ static const char *const fault_points[] = {
 	"src.connect", "src.preflight", "src.memforce", "src.round", "src.dump", "src.transfer",
 	"src.stop", "src.restart", "src.restore", "src.commit", "src.committed", "src.postcopy",
 	"src.pageread", "src.lazymapped", "src.cleanup",
+	"src.cowsend",	   /* shared pages named, their data never sent */
 	"src.pagecorrupt", /* every zstd page frame goes out with a byte flipped */
 	/* destination side */
 	"dst.handshake", "dst.preflight", "dst.round", "dst.transfer", "dst.restore",

@@ -74,43 +74,23 @@ static ssize_t forced_read(struct procmem *pm, uint64_t addr, uint8_t *buf, size
 ssize_t procmem_readv(struct procmem *pm, const struct iovec *local, const struct iovec *remote,
 		      size_t n)
 {
-	size_t total = 0, i = 0, end = 0, off, want;
-	ssize_t got, f;
+	size_t total = 0;
 
-	while (i < n) {
-		if (i >= end) /* a batch: process_vm_readv takes IOV_MAX at most */
-			end = i + MIN(n - i, (size_t)IOV_MAX);
-		got = process_vm_readv(pm->pid, local + i, end - i, remote + i, end - i, 0);
-		if (got < 0 && errno == ESRCH)
-			return -ESRCH;
-		if (got < 0 && errno != EFAULT && errno != EIO)
-			return -errno;
-		/* skip the ranges read whole */
-		for (off = got > 0 ? (size_t)got : 0; i < end && off >= remote[i].iov_len; i++) {
-			off -= remote[i].iov_len;
-			total += remote[i].iov_len;
-		}
-		if (i == end)
-			continue;
-		/* range i was refused from @off on: the rest of it the other way */
-		want = remote[i].iov_len - off;
-		f = forced_read(pm, (uint64_t)(uintptr_t)remote[i].iov_base + off,
-				(uint8_t *)local[i].iov_base + off, want);
-		if (f < 0)
-			return f;
-		total += off + (size_t)f;
-		if ((size_t)f < want)
+	for (size_t i = 0; i < n; i++) {
+		ssize_t got = forced_read(pm, (uint64_t)(uintptr_t)remote[i].iov_base,
+					  local[i].iov_base, remote[i].iov_len);
+		if (got < 0)
+			return got;
+		total += (size_t)got;
+		if ((size_t)got < remote[i].iov_len)
 			break; /* not mapped */
-		i++;
 	}
 	return (ssize_t)total;
 }
 
 ssize_t procmem_read(struct procmem *pm, uint64_t addr, void *buf, size_t len)
 {
-	struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
-
-	return procmem_readv(pm, &local, &remote, 1);
+	return forced_read(pm, addr, buf, len);
 }
 
 void procmem_close(struct procmem *pm)

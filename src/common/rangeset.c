@@ -121,6 +121,17 @@ int rangeset_missing(const struct rangeset *s, uint64_t start, uint64_t end, str
 	return r;
 }
 
+int rangeset_intersect(const struct rangeset *s, uint64_t start, uint64_t end, struct rangeset *out)
+{
+	int r = 0;
+
+	for (size_t i = range_after(s->r, s->nr, start); r == 0 && i < s->nr && s->r[i].start < end;
+	     i++)
+		r = rangeset_add(out, s->r[i].start > start ? s->r[i].start : start,
+				 s->r[i].end < end ? s->r[i].end : end);
+	return r;
+}
+
 uint64_t rangeset_bytes(const struct rangeset *s)
 {
 	uint64_t n = 0;

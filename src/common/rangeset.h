@@ -42,6 +42,9 @@ bool rangeset_contains(const struct rangeset *s, uint64_t addr);
 bool rangeset_covers(const struct rangeset *s, uint64_t start, uint64_t end);
 /* Add to @out the parts of [start, end) that are NOT in @s. */
 int rangeset_missing(const struct rangeset *s, uint64_t start, uint64_t end, struct rangeset *out);
+/* Add to @out the parts of [start, end) that ARE in @s. */
+int rangeset_intersect(const struct rangeset *s, uint64_t start, uint64_t end,
+		       struct rangeset *out);
 /* Bytes in the set: O(nr). */
 uint64_t rangeset_bytes(const struct rangeset *s);
 /* Empty the set, keep its memory. */

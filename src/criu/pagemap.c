@@ -2,7 +2,10 @@
 #define LOG_PREFIX "pagemap: "
 #include "criu/pagemap.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,4 +267,21 @@ uint64_t pagemap_present_pages(const struct pagemap *pm)
 		if (pm->e[i].flags & PE_PRESENT)
 			n += pm->e[i].nr_pages;
 	return n;
+}
+
+int pagemap_each(int dirfd, int (*fn)(void *arg, int pid, const char *name), void *arg)
+{
+	DIR *d = opendir_at(dirfd);
+	struct dirent *de;
+	int r = 0, pid;
+
+	if (!d)
+		return -errno;
+	while (r == 0 && (de = readdir(d))) {
+		char tail;
+		if (sscanf(de->d_name, "pagemap-%d.im%c", &pid, &tail) == 2 && tail == 'g')
+			r = fn(arg, pid, de->d_name);
+	}
+	closedir(d);
+	return r;
 }

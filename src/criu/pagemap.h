@@ -49,6 +49,11 @@ int pagemap_add(struct pagemap *pm, uint64_t vaddr, uint32_t nr_pages, uint32_t 
  */
 int pagemap_split_lazy(struct pagemap *pm, uint32_t max_pages);
 void pagemap_free(struct pagemap *pm);
+/*
+ * Call @fn for every pagemap-PID.img of the image directory @dirfd, with
+ * the PID and the file's name, until one returns non-zero (returned).
+ */
+int pagemap_each(int dirfd, int (*fn)(void *arg, int pid, const char *name), void *arg);
 /* Pages with PE_PRESENT, i.e. the size of pages-N.img in pages. */
 uint64_t pagemap_present_pages(const struct pagemap *pm);
 

@@ -51,6 +51,7 @@ struct mig_opts {
 	bool file_locks;
 	bool link_remap;		/* CRIU --link-remap */
 	uint32_t ghost_limit_mib;	/* CRIU --ghost-limit; 0: CRIU's 1 MiB */
+	bool cow_copies;		/* --cow-copies: shared pages restored lazily */
 	bool progress;			/* progress line on stderr */
 	uint64_t bandwidth_mbit;	/* 0: no cap */
 	enum pf_compress compress;	/* --compress, auto by default */
@@ -95,6 +96,10 @@ struct mig_stats {
 	uint64_t pages_local;	/* hybrid: served from the pre-copy store */
 	uint64_t postcopy_ms;	/* the commit to the last page in place */
 	uint64_t pages_dropped; /* hybrid: stale at the freeze, left to post-copy */
+	/* pages a fork shares copy-on-write: restored with the tree (cow.h) */
+	uint64_t cow_pages;
+	uint64_t cow_sent;   /* of those, sent while frozen */
+	uint64_t cow_copied; /* and copied there from the parent's, not sent */
 	/* the source's pages over time, evenly spaced, the last one at the end */
 	struct fill_sample fill[MIG_FILL_MAX];
 	size_t nr_fill;
@@ -133,6 +138,7 @@ struct migration {
 	const char *logdir;	 /* where a failed CRIU's log is kept */
 	int imgfd;		 /* its images directory */
 	struct precopy *pc;	 /* live mode's state on the source */
+	bool peer_shared;	 /* the destination takes PageShared */
 	int ps_sk;		 /* our end of CRIU's lazy page-server socket */
 	struct postcopy *post;	 /* post-copy's state on the source */
 	struct freeze_watch *fw; /* during the final dump */

@@ -2,13 +2,14 @@
 #define LOG_PREFIX "pagestore: "
 #include "pages/store.h"
 
-#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/page.h"
@@ -245,6 +246,75 @@ int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRu
 	return 0;
 }
 
+static const struct ps_proc *proc_find(const struct pagestore *ps, pid_t pid)
+{
+	for (size_t i = 0; i < ps->nr; i++)
+		if (ps->p[i].pid == pid)
+			return &ps->p[i];
+	return NULL;
+}
+
+/* @len bytes of @in at @off appended to @out (a copy in the kernel where it can). */
+static int copy_bytes(int in, uint64_t off, int out, uint8_t *buf, uint64_t len)
+{
+	while (len > 0) {
+		loff_t o = (loff_t)off;
+		ssize_t n = copy_file_range(in, &o, out, NULL, len, 0);
+		if (n < 0 &&
+		    (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+			n = pread(in, buf, MIN(len, (uint64_t)FRAME_DATA_MAX), (off_t)off);
+			if (n > 0 && write_full(out, buf, (size_t)n) < 0)
+				return -errno;
+		}
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ENODATA; /* the file is shorter than its runs say */
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+int pagestore_copy(struct pagestore *ps, pid_t pid, pid_t from, uint64_t vaddr, uint64_t end,
+		   uint64_t *budget)
+{
+	/* both of the migration (@from first: proc_get() may move @p) */
+	struct ps_proc *p = from != pid && proc_get(ps, from) ? proc_get(ps, pid) : NULL;
+	int r = p ? 0 : -EPROTO;
+	uint64_t off, bytes = end - vaddr;
+	uint32_t nr;
+	int fd;
+
+	if (r == 0 && (vaddr % PAGE || end % PAGE || end <= vaddr || end > MSG_VADDR_LIMIT ||
+		       (p->round.nr && vaddr < p->round.r[p->round.nr - 1].end)))
+		r = -EPROTO;
+	if (r == 0 && bytes > *budget)
+		r = -ENOSPC;
+	if (r == 0)
+		r = open_round(ps);
+	if (r == 0)
+		r = open_pages(ps, p);
+	for (uint64_t pos = vaddr; r == 0 && pos < end; pos += (uint64_t)nr * PAGE) {
+		r = pagestore_lookup(ps, from, pos, (uint32_t)MIN((end - pos) / PAGE, 1u << 20),
+				     &fd, &off, &nr);
+		if (r < 0) {
+			pr_err("PID %d's pages at 0x%llx are PID %d's, which the store does not hold",
+			       pid, (unsigned long long)pos, from);
+			r = -ENODATA;
+		} else {
+			r = copy_bytes(fd, off, p->pages_fd, ps->buf, (uint64_t)nr * PAGE);
+		}
+	}
+	if (r == 0)
+		r = rangeset_add(&p->round, vaddr, end);
+	if (r < 0)
+		return r;
+	*budget -= bytes;
+	ps->pages += bytes / PAGE;
+	return 0;
+}
+
 /* Round K's pagemap: every known page, present if it came in round K. */
 static int build_pagemap(struct ps_proc *p, struct pagemap *pm)
 {
@@ -352,20 +422,77 @@ int pagestore_end_round(struct pagestore *ps)
 	return 0;
 }
 
-static const struct ps_proc *proc_find(const struct pagestore *ps, pid_t pid)
+/* Whether the store holds a fresh copy of every page of [a, b). */
+static bool holds_fresh(const struct ps_proc *p, uint64_t a, uint64_t b)
 {
-	for (size_t i = 0; i < ps->nr; i++)
-		if (ps->p[i].pid == pid)
-			return &ps->p[i];
-	return NULL;
+	size_t i = range_after(p->stale.r, p->stale.nr, a);
+
+	return rangeset_covers(&p->known, a, b) && !(i < p->stale.nr && p->stale.r[i].start < b);
+}
+
+/*
+ * Append lazy run @e to @out, its pages @p shares (pagestore_share) as
+ * PE_PARENT: CRIU restores those from the chain before it forks the
+ * children, which keeps them shared. -ENODATA if one is not held fresh.
+ */
+static int add_split(const struct ps_proc *p, const struct pm_entry *e, struct pagemap *out,
+		     bool *linked)
+{
+	const struct rangeset *s = &p->shared;
+	uint64_t pos = e->vaddr, end = pos + (uint64_t)e->nr_pages * PAGE;
+	size_t i = range_after(s->r, s->nr, pos);
+	int r = 0;
+
+	while (r == 0 && pos < end) {
+		uint64_t a = i < s->nr ? MIN(MAX(s->r[i].start, pos), end) : end;
+		uint64_t b = i < s->nr ? MIN(s->r[i].end, end) : end;
+		if (a > pos)
+			r = pagemap_add(out, pos, (a - pos) / PAGE, e->flags);
+		if (r == 0 && b > a) {
+			if (!holds_fresh(p, a, b)) {
+				pr_err("PID %d: shared pages at 0x%llx (%llu) are not in the store",
+				       p->pid, (unsigned long long)a,
+				       (unsigned long long)((b - a) / PAGE));
+				return -ENODATA;
+			}
+			r = pagemap_add(out, a, (b - a) / PAGE, PE_PARENT);
+			*linked = true;
+		}
+		pos = MAX(a, b);
+		i++;
+	}
+	return r;
+}
+
+/* Lazy runs split where @p has shared pages, into @pm. */
+static int split_shared(const struct ps_proc *p, struct pagemap *pm, bool *linked)
+{
+	struct pagemap out = { .pages_id = pm->pages_id };
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < pm->nr; i++) {
+		const struct pm_entry *e = &pm->e[i];
+		if ((e->flags & PE_LAZY) && !(e->flags & PE_PRESENT))
+			r = add_split(p, e, &out, linked);
+		else
+			r = pagemap_add(&out, e->vaddr, e->nr_pages, e->flags);
+	}
+	if (r < 0) {
+		pagemap_free(&out);
+		return r;
+	}
+	pagemap_free(pm);
+	*pm = out;
+	return 0;
 }
 
 /*
  * CRIU's lazy runs (no data in its pages file) now come from the chain;
- * with @lazy they stay lazy, cut to LAZY_RUN_PAGES at most.
+ * with @lazy they stay lazy, cut to LAZY_RUN_PAGES at most, but for the
+ * shared pages (*@linked then).
  */
 static int relink_lazy(const struct pagestore *ps, int imgfd, const char *name, pid_t pid,
-		       bool lazy)
+		       bool lazy, bool *linked)
 {
 	const struct ps_proc *p = proc_find(ps, pid);
 	struct pagemap pm = { 0 };
@@ -388,6 +515,10 @@ static int relink_lazy(const struct pagestore *ps, int imgfd, const char *name, 
 			changed = true;
 		}
 	}
+	if (r == 0 && lazy && p && p->shared.nr) {
+		r = split_shared(p, &pm, linked);
+		changed = true;
+	}
 	if (r == 0 && lazy && (r = pagemap_split_lazy(&pm, LAZY_RUN_PAGES)) > 0) {
 		changed = true;
 		r = 0;
@@ -398,22 +529,27 @@ static int relink_lazy(const struct pagestore *ps, int imgfd, const char *name, 
 	return r;
 }
 
+struct relinker {
+	const struct pagestore *ps;
+	int imgfd;
+	bool lazy;
+	bool linked;
+};
+
+static int relink_one(void *arg, int pid, const char *name)
+{
+	struct relinker *rl = arg;
+
+	return relink_lazy(rl->ps, rl->imgfd, name, pid, rl->lazy, &rl->linked);
+}
+
 int pagestore_assemble(struct pagestore *ps, int imgfd, bool lazy)
 {
-	DIR *d = opendir_at(imgfd);
-	struct dirent *de;
+	struct relinker rl = { ps, imgfd, lazy, !lazy };
 	char parent[32];
-	int r = 0, pid;
+	int r = pagemap_each(imgfd, relink_one, &rl);
 
-	if (!d)
-		return -errno;
-	while (r == 0 && (de = readdir(d))) {
-		char tail;
-		if (sscanf(de->d_name, "pagemap-%d.im%c", &pid, &tail) == 2 && tail == 'g')
-			r = relink_lazy(ps, imgfd, de->d_name, pid, lazy);
-	}
-	closedir(d);
-	if (r == 0 && !lazy && ps->round > 1) {
+	if (r == 0 && rl.linked && ps->round > 1) {
 		snprintf(parent, sizeof(parent), "../rounds/%u", ps->round - 1);
 		if (symlinkat(parent, imgfd, "parent") < 0)
 			r = -errno;
@@ -436,6 +572,15 @@ int pagestore_drop(struct pagestore *ps, pid_t pid, uint64_t vaddr, uint64_t end
 	if (!p || vaddr % PAGE || end % PAGE || end <= vaddr || end > MSG_VADDR_LIMIT)
 		return -EPROTO;
 	return rangeset_add(&p->stale, vaddr, end);
+}
+
+int pagestore_share(struct pagestore *ps, pid_t pid, uint64_t vaddr, uint64_t end)
+{
+	struct ps_proc *p = proc_get(ps, pid);
+
+	if (!p || vaddr % PAGE || end % PAGE || end <= vaddr || end > MSG_VADDR_LIMIT)
+		return -EPROTO;
+	return rangeset_add(&p->shared, vaddr, end);
 }
 
 int pagestore_lookup(const struct pagestore *ps, pid_t pid, uint64_t vaddr, uint32_t max, int *fd,
@@ -491,6 +636,7 @@ void pagestore_fini(struct pagestore *ps)
 		rangeset_free(&ps->p[i].known);
 		rangeset_free(&ps->p[i].round);
 		rangeset_free(&ps->p[i].stale);
+		rangeset_free(&ps->p[i].shared);
 	}
 	free(ps->p);
 	free(ps->more);

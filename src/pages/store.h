@@ -45,6 +45,7 @@ struct ps_proc {
 	struct rangeset known;	 /* pages received in any round */
 	struct rangeset round;	 /* pages received in this round */
 	struct rangeset stale;	 /* hybrid: written after they were sent */
+	struct rangeset shared;	 /* restored with the tree (PageShared) */
 	int pages_fd;		 /* this round's pages file, or -1 */
 	struct ps_round *rounds; /* finished rounds, oldest first */
 	size_t nr_rounds;
@@ -78,11 +79,28 @@ int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRu
  * there from now on (the page server fetches them from the source).
  */
 int pagestore_drop(struct pagestore *ps, pid_t pid, uint64_t vaddr, uint64_t end);
+/*
+ * @pid's [vaddr, end) is shared copy-on-write with its parent on the
+ * source: pagestore_assemble() has CRIU restore it from the chain, with
+ * the tree, instead of lazily.
+ */
+int pagestore_share(struct pagestore *ps, pid_t pid, uint64_t vaddr, uint64_t end);
+/*
+ * @pid's [vaddr, end) is @from's, one page on the source (PageShared with
+ * from_pid): copied from the store's newest copy of @from's, which must
+ * be in a finished round and not stale (-ENODATA), into this round for
+ * @pid, as pagestore_recv_run() would store it (same order rule, same
+ * budget).
+ */
+int pagestore_copy(struct pagestore *ps, pid_t pid, pid_t from, uint64_t vaddr, uint64_t end,
+		   uint64_t *budget);
 /* Write the round's pagemaps and open the next round. */
 int pagestore_end_round(struct pagestore *ps);
 /*
  * Rewrite the lazy runs of the pagemaps in @imgfd to the chain and link
- * it; with @lazy they stay lazy (criu lazy-pages serves them from there).
+ * it; with @lazy they stay lazy (criu lazy-pages serves them from there),
+ * but for the shared ones (pagestore_share), which must be in the store
+ * and not stale (-ENODATA otherwise): those come from the chain.
  */
 int pagestore_assemble(struct pagestore *ps, int imgfd, bool lazy);
 /*

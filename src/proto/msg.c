@@ -223,6 +223,13 @@ static int check_body(Msg *m)
 	case PHAUL__MSG__BODY_PAGE_DROP:
 		return check_run(m->page_drop->pid, m->page_drop->vaddr, m->page_drop->nr_pages, 1,
 				 MSG_DROP_PAGES_MAX);
+	case PHAUL__MSG__BODY_PAGE_SHARED:
+		if (m->page_shared->has_from_pid &&
+		    (m->page_shared->from_pid <= 0 || m->page_shared->from_pid > (1 << 22) ||
+		     m->page_shared->from_pid == m->page_shared->pid))
+			return -EPROTO;
+		return check_run(m->page_shared->pid, m->page_shared->vaddr,
+				 m->page_shared->nr_pages, 1, MSG_DROP_PAGES_MAX);
 	case PHAUL__MSG__BODY_PAGES_DONE: return 0;
 	case PHAUL__MSG__BODY_ROUND_END: return m->round_end->round <= MSG_ROUNDS_MAX ? 0 : -EPROTO;
 	case PHAUL__MSG__BODY_FS_SYNC:

@@ -32,6 +32,9 @@ uint32_t proto_version(void);
 /* With PAGE_FRAMES: page frames may be zstd-compressed (the source asks
  * when --compress is not off; the destination answers if it can). */
 #define PHAUL_FEAT_PAGE_ZSTD (1ULL << 2)
+/* Hello and HelloReply.features: the destination takes PageShared (the
+ * pages a fork shares copy-on-write are restored with the tree). */
+#define PHAUL_FEAT_PAGE_SHARED (1ULL << 3)
 
 /* Limits on peer-controlled fields (documented in PROTOCOL.txt). */
 #define MSG_TEXT_MAX 1024
@@ -106,6 +109,7 @@ int msg_recv(struct conn *c, Msg **ret);
 	X(page_req,		PAGE_REQ,	Phaul__PageReq,		"PageReq")		\
 	X(page_data,		PAGE_DATA,	Phaul__PageData,	"PageData")		\
 	X(page_drop,		PAGE_DROP,	Phaul__PageDrop,	"PageDrop")		\
+	X(page_shared,		PAGE_SHARED,	Phaul__PageShared,	"PageShared")		\
 	X(pages_done,		PAGES_DONE,	Phaul__PagesDone,	"PagesDone")		\
 	X(fs_sync,		FS_SYNC,	Phaul__FsSync,		"FsSync")		\
 	X(fs_data,		FS_DATA,	Phaul__FsData,		"FsData")		\

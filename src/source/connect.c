@@ -96,7 +96,7 @@ int source_hello(struct migration *m)
 	if (r == 0)
 		r = source_connect(
 			m, NULL,
-			PHAUL_FEAT_PAGE_FRAMES |
+			PHAUL_FEAT_PAGE_FRAMES | PHAUL_FEAT_PAGE_SHARED |
 				(m->opts->compress != PF_COMPRESS_OFF ? PHAUL_FEAT_PAGE_ZSTD : 0));
 	if (r < 0)
 		return m->error[0] ? r : mig_fail(m, r, "%s", strerror(-r));
@@ -119,6 +119,8 @@ int source_hello(struct migration *m)
 						m->opts->compress :
 						PF_COMPRESS_OFF;
 	}
+	/* an older destination restores COW-shared pages lazily: unshared */
+	m->peer_shared = msg->hello_reply->features & PHAUL_FEAT_PAGE_SHARED;
 	pr_info("connected to %s (%s), protocol %u", m->opts->to,
 		msg->hello_reply->host ? msg->hello_reply->host : "?", proto_version());
 	return 0;

@@ -21,6 +21,7 @@
 #include "common/proc.h"
 #include "common/util.h"
 #include "criu/criu.h"
+#include "source/cow.h"
 #include "source/freeze.h"
 #include "source/postcopy.h"
 #include "source/precopy.h"
@@ -207,12 +208,29 @@ static int freeze_end(struct migration *m)
 	return r;
 }
 
-/* What still has to move while frozen, by mode. */
+/*
+ * What still has to move while frozen, by mode. The pages a fork shares
+ * (cow.h) go first in hybrid mode (sent, they are not dropped), after
+ * the final round in live mode (which sent them already).
+ */
 static int final_pages(struct migration *m)
 {
-	if (!m->pc)
-		return 0;
-	return mode_postcopy(m->mode) ? precopy_final_lazy(m) : precopy_final(m);
+	struct cow_set cs = { 0 };
+	int r = 0;
+
+	if (mode_lazy_dump(m->mode) && m->peer_shared && !m->opts->cow_copies &&
+	    (r = cow_find(m, &cs)) < 0)
+		mig_fail(m, r, "finding the pages shared copy-on-write: %s", strerror(-r));
+	if (r == 0 && m->mode != MODE_LIVE)
+		r = precopy_send_shared(m, &cs);
+	if (r == 0 && m->pc && mode_has_rounds(m->mode))
+		r = mode_postcopy(m->mode) ? precopy_final_lazy(m) : precopy_final(m);
+	if (r == 0 && m->mode == MODE_LIVE)
+		r = precopy_send_shared(m, &cs);
+	if (r == 0 && m->mode == MODE_LAZY)
+		m->st.final_pages = m->st.cow_sent;
+	cow_free(&cs);
+	return r;
 }
 
 int source_switch_over(struct migration *m, struct criu *c)

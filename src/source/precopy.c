@@ -2,7 +2,6 @@
 #define LOG_PREFIX "precopy: "
 #include "source/precopy.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -17,6 +16,7 @@
 #include "common/rangeset.h"
 #include "common/util.h"
 #include "criu/pagemap.h"
+#include "source/cow.h"
 #include "engine/control.h"
 #include "engine/events.h"
 #include "engine/progress.h"
@@ -34,6 +34,7 @@ struct pc_proc {
 	struct procmem mem;	 /* its memory, unreadable pages included */
 	struct rangeset sent;	 /* pages the destination holds */
 	struct rangeset pending; /* collected, not sent yet */
+	bool announced;		 /* in NewPids already */
 };
 
 struct precopy {
@@ -91,16 +92,29 @@ static struct pc_proc *pc_find_img(struct migration *m, pid_t ipid)
 	return p;
 }
 
-int precopy_start(struct migration *m, const struct policy *pol)
+static int attach(struct migration *m)
 {
-	struct precopy *pc = calloc(1, sizeof(*pc));
-	int r = 0;
+	struct precopy *pc;
 
+	if (m->pc)
+		return 0;
+	pc = calloc(1, sizeof(*pc));
 	if (!pc || !(pc->buf = malloc(FRAME_DATA_MAX))) {
 		free(pc);
 		return -ENOMEM;
 	}
 	m->pc = pc;
+	return 0;
+}
+
+int precopy_start(struct migration *m, const struct policy *pol)
+{
+	struct precopy *pc;
+	int r = attach(m);
+
+	if (r < 0)
+		return r;
+	pc = m->pc;
 	pc->pol = *pol;
 	if (!pc->pol.fixed_ms)
 		pc->pol.fixed_ms = DEFAULT_FIXED_MS;
@@ -330,20 +344,6 @@ int precopy_rounds(struct migration *m)
 	return 0;
 }
 
-/* pending ∩ [start, end) into @out */
-static int add_intersection(const struct rangeset *s, uint64_t start, uint64_t end,
-			    struct rangeset *out)
-{
-	int r = 0;
-
-	for (size_t i = 0; r == 0 && i < s->nr; i++) {
-		uint64_t a = MAX(s->r[i].start, start), b = MIN(s->r[i].end, end);
-		if (a < b)
-			r = rangeset_add(out, a, b);
-	}
-	return r;
-}
-
 /* What of CRIU's lazy runs for @pid the destination lacks. */
 static int final_needs(struct migration *m, pid_t pid, const struct pagemap *pm)
 {
@@ -358,7 +358,7 @@ static int final_needs(struct migration *m, pid_t pid, const struct pagemap *pm)
 			continue;
 		r = rangeset_missing(&p->sent, e->vaddr, end, &need);
 		if (r == 0)
-			r = add_intersection(&p->pending, e->vaddr, end, &need);
+			r = rangeset_intersect(&p->pending, e->vaddr, end, &need);
 	}
 	if (r == 0) {
 		rangeset_free(&p->pending);
@@ -369,26 +369,21 @@ static int final_needs(struct migration *m, pid_t pid, const struct pagemap *pm)
 	return r;
 }
 
+static int plan_one(void *arg, int pid, const char *name)
+{
+	struct migration *m = arg;
+	struct pagemap pm;
+	int r = pagemap_read(m->imgfd, name, &pm);
+
+	if (r == 0)
+		r = final_needs(m, pid, &pm);
+	pagemap_free(&pm);
+	return r;
+}
+
 static int plan_final(struct migration *m)
 {
-	DIR *d = opendir_at(m->imgfd);
-	struct dirent *de;
-	int r = 0, pid;
-
-	if (!d)
-		return -errno;
-	while (r == 0 && (de = readdir(d))) {
-		struct pagemap pm;
-		char tail;
-		if (sscanf(de->d_name, "pagemap-%d.im%c", &pid, &tail) != 2 || tail != 'g')
-			continue;
-		r = pagemap_read(m->imgfd, de->d_name, &pm);
-		if (r == 0)
-			r = final_needs(m, pid, &pm);
-		pagemap_free(&pm);
-	}
-	closedir(d);
-	return r;
+	return pagemap_each(m->imgfd, plan_one, m);
 }
 
 static bool named_in_preflight(const struct migration *m, pid_t ipid)
@@ -410,8 +405,10 @@ static int send_new_pids(struct migration *m)
 	if (!v)
 		return -ENOMEM;
 	for (size_t i = 0; i < m->pc->nr; i++)
-		if (!named_in_preflight(m, m->pc->p[i].ipid))
+		if (!m->pc->p[i].announced && !named_in_preflight(m, m->pc->p[i].ipid)) {
 			v[np.n_pids++] = m->pc->p[i].ipid;
+			m->pc->p[i].announced = true;
+		}
 	if (!np.n_pids)
 		return 0;
 	pr_info("%zu processes forked since the preflight", np.n_pids);
@@ -543,6 +540,178 @@ int precopy_final_lazy(struct migration *m)
 	m->st.pages_dropped = pages;
 	m->st.final_pages = m->pc->early_pages;
 	pr_info("final: %llu pages left to post-copy", (unsigned long long)pages);
+	return 0;
+}
+
+/*
+ * @p's shared pages the destination lacks, or holds stale: those not
+ * sent, and those written since (pending) in @need; the pending ones no
+ * longer are (sent now, never dropped).
+ */
+static int shared_needs(struct pc_proc *p, const struct rangeset *shared, struct rangeset *need)
+{
+	struct rangeset rest = { 0 };
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < shared->nr; i++) {
+		r = rangeset_missing(&p->sent, shared->r[i].start, shared->r[i].end, need);
+		if (r == 0)
+			r = rangeset_intersect(&p->pending, shared->r[i].start, shared->r[i].end,
+					       need);
+	}
+	for (size_t i = 0; r == 0 && i < p->pending.nr; i++)
+		r = rangeset_missing(shared, p->pending.r[i].start, p->pending.r[i].end, &rest);
+	if (r == 0) {
+		rangeset_free(&p->pending);
+		p->pending = rest;
+	} else {
+		rangeset_free(&rest);
+	}
+	return r;
+}
+
+/* PageShared for every run of @s; with @from (> 0), the destination
+ * copies them from its copy of @from's. */
+static int send_shared_marks(struct migration *m, int32_t ipid, const struct rangeset *s,
+			     int32_t from)
+{
+	Phaul__PageShared ps = PHAUL__PAGE_SHARED__INIT;
+	int r = 0;
+
+	ps.pid = ipid;
+	ps.has_from_pid = from > 0;
+	ps.from_pid = from;
+	for (size_t i = 0; r == 0 && i < s->nr; i++) {
+		for (uint64_t pos = s->r[i].start; r == 0 && pos < s->r[i].end;) {
+			ps.vaddr = pos;
+			ps.nr_pages = MIN((s->r[i].end - pos) / PAGE, (uint64_t)MSG_DROP_PAGES_MAX);
+			r = msg_send_page_shared(m->conn, &ps);
+			pos += (uint64_t)ps.nr_pages * PAGE;
+		}
+	}
+	return r;
+}
+
+/*
+ * What a process needs of the pages it shares with its parent is the
+ * parent's: @need[i] loses them to @copy[i], which the destination
+ * copies from its copy of the parent's instead of receiving them again.
+ */
+static int split_copies(const struct cow_set *cs, struct rangeset *need, struct rangeset *copy)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < cs->nr; i++) {
+		struct rangeset rest = { 0 };
+		if (cs->p[i].parent < 0 || !need[i].nr)
+			continue;
+		for (size_t k = 0; r == 0 && k < need[i].nr; k++) {
+			r = rangeset_intersect(&cs->p[i].with_parent, need[i].r[k].start,
+					       need[i].r[k].end, &copy[i]);
+			if (r == 0)
+				r = rangeset_missing(&cs->p[i].with_parent, need[i].r[k].start,
+						     need[i].r[k].end, &rest);
+		}
+		rangeset_free(&need[i]);
+		need[i] = rest;
+	}
+	return r;
+}
+
+/*
+ * The copies, one round per depth in the tree: a process's parent holds
+ * the pages it copies in a finished round (sent in the data round, or
+ * copied from its own parent the round before).
+ */
+static int send_copy_rounds(struct migration *m, const struct cow_set *cs,
+			    const struct rangeset *copy)
+{
+	int r = 0;
+
+	for (unsigned int d = 1; r == 0 && d <= cs->depth; d++) {
+		uint64_t pages = 0;
+		for (size_t i = 0; r == 0 && i < cs->nr; i++) {
+			if (cs->p[i].depth != d || !copy[i].nr)
+				continue;
+			r = send_shared_marks(m, cs->p[i].ipid, &copy[i],
+					      cs->p[cs->p[i].parent].ipid);
+			pages += rangeset_bytes(&copy[i]) / PAGE;
+		}
+		if (r == 0 && pages)
+			r = send_round_end(m, ++m->pc->round, 0, true);
+		m->st.cow_copied += pages;
+	}
+	return r;
+}
+
+/* One frozen round of @need[i], the pages of @cs->p[i]. */
+static int send_shared_round(struct migration *m, const struct cow_set *cs,
+			     const struct rangeset *need)
+{
+	struct round_stat rs = { .frozen = true };
+	uint64_t t0 = now_ms(), b0 = m->conn->bytes_out;
+	int r = 0;
+
+	m->pc->round++;
+	for (size_t i = 0; r == 0 && i < cs->nr; i++)
+		if (need[i].nr)
+			r = send_set(m, pc_find_img(m, cs->p[i].ipid), &need[i], &rs.pages_sent);
+	if (r == 0)
+		r = send_round_end(m, m->pc->round, rs.pages_sent, true);
+	if (r < 0)
+		return m->error[0] ? r : mig_fail(m, r, "shared pages: %s", strerror(-r));
+	rs.ms = now_ms() - t0;
+	rs.bytes_sent = m->conn->bytes_out - b0;
+	m->st.cow_sent = rs.pages_sent;
+	pr_info("%llu shared pages sent while frozen in %llu ms", (unsigned long long)rs.pages_sent,
+		(unsigned long long)rs.ms);
+	return add_round(m, &rs);
+}
+
+int precopy_send_shared(struct migration *m, const struct cow_set *cs)
+{
+	uint64_t bytes = 0, dirty, scanned;
+	struct rangeset *need, *copy;
+	int r;
+
+	if (!cs->pages || !m->peer_shared)
+		return 0;
+	r = attach(m);
+	/* hybrid: what was written last, if the freeze's collect missed it */
+	if (r == 0 && (r = collect(m, &dirty, &scanned)) < 0)
+		return r;
+	need = r == 0 ? calloc(2 * cs->nr, sizeof(*need)) : NULL;
+	if (!need)
+		return mig_fail(m, -ENOMEM, "no memory for the shared pages");
+	copy = need + cs->nr;
+	for (size_t i = 0; r == 0 && i < cs->nr; i++) {
+		struct pc_proc *p = cs->p[i].shared.nr ? pc_find_img(m, cs->p[i].ipid) : NULL;
+		if (cs->p[i].shared.nr)
+			r = p ? shared_needs(p, &cs->p[i].shared, &need[i]) : -ESRCH;
+	}
+	if (r == 0)
+		r = split_copies(cs, need, copy);
+	for (size_t i = 0; i < cs->nr; i++)
+		bytes += rangeset_bytes(&need[i]);
+	if (r == 0)
+		r = send_new_pids(m);
+	/* the fault: a source naming pages it never sent (the destination
+	 * must refuse them) */
+	if (r == 0 && bytes && fault_point("src.cowsend") == 0)
+		r = send_shared_round(m, cs, need);
+	if (r == 0)
+		r = send_copy_rounds(m, cs, copy);
+	for (size_t i = 0; r == 0 && i < cs->nr; i++)
+		r = send_shared_marks(m, cs->p[i].ipid, &cs->p[i].shared, 0);
+	for (size_t i = 0; i < 2 * cs->nr; i++)
+		rangeset_free(&need[i]);
+	free(need);
+	if (r < 0)
+		return m->error[0] ? r : mig_fail(m, r, "shared pages: %s", strerror(-r));
+	m->st.cow_pages = cs->pages;
+	if (m->st.cow_copied)
+		pr_info("%llu shared pages copied on the destination, not sent",
+			(unsigned long long)m->st.cow_copied);
 	return 0;
 }
 

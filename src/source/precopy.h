@@ -16,6 +16,7 @@
 #include "engine/converge.h"
 
 struct precopy;
+struct cow_set;
 
 int precopy_start(struct migration *m, const struct policy *pol);
 /* Rounds until the policy stops them (or a failure). */
@@ -35,6 +36,14 @@ int precopy_final(struct migration *m);
  * got, after the restore (post-copy).
  */
 int precopy_final_lazy(struct migration *m);
+/*
+ * Live, lazy, hybrid, while frozen: the pages of @cs (cow.h) are restored
+ * with the tree. Sends those the destination lacks or holds stale, as a
+ * frozen round (lazy mode: all of them), then PageShared for each run;
+ * hybrid's pending sets lose them (sent, not dropped). Nothing without
+ * a destination that takes PageShared.
+ */
+int precopy_send_shared(struct migration *m, const struct cow_set *cs);
 /* Stop tracking; leaves nothing in the workload. Safe to call twice. */
 void precopy_stop(struct migration *m);
 void precopy_free(struct migration *m);

@@ -145,7 +145,8 @@ static int hello(struct target *t)
 		r = outcome_write(t->so->workdir, t->hex, "pending", getpid());
 	if (r == 0)
 		r = reply_hello(t, msg->hello->features &
-					   (PHAUL_FEAT_PAGE_FRAMES | PHAUL_FEAT_PAGE_ZSTD));
+					   (PHAUL_FEAT_PAGE_FRAMES | PHAUL_FEAT_PAGE_ZSTD |
+					    PHAUL_FEAT_PAGE_SHARED));
 	if (r == 0 && msg->hello->features & PHAUL_FEAT_PAGE_FRAMES) {
 		if (pf_attach(t->m.conn, NULL) < 0)
 			r = mig_fail(&t->m, -ENOMEM, "no memory for the page codec");
@@ -180,6 +181,16 @@ static int receive_pages(struct target *t, Msg *msg)
 		r = pagestore_drop(&t->ps, pd->pid, pd->vaddr,
 				   pd->vaddr + (uint64_t)pd->nr_pages * PAGE);
 		return r < 0 ? mig_fail(&t->m, r, "marking stale pages: %s", strerror(-r)) : 0;
+	}
+	if (msg->body_case == PHAUL__MSG__BODY_PAGE_SHARED) {
+		const Phaul__PageShared *sh = msg->page_shared;
+		uint64_t end = sh->vaddr + (uint64_t)sh->nr_pages * PAGE;
+		r = sh->has_from_pid ? pagestore_copy(&t->ps, sh->pid, sh->from_pid, sh->vaddr, end,
+						      &t->budget) :
+				       0;
+		if (r == 0)
+			r = pagestore_share(&t->ps, sh->pid, sh->vaddr, end);
+		return r < 0 ? mig_fail(&t->m, r, "marking shared pages: %s", why(r)) : 0;
 	}
 	mig_step(&t->m, "round");
 	r = fault_point("dst.round");
@@ -236,6 +247,7 @@ static int receive_images(struct target *t, Msg **ret_restore)
 		}
 		if (msg->body_case == PHAUL__MSG__BODY_PAGE_RUN ||
 		    msg->body_case == PHAUL__MSG__BODY_PAGE_DROP ||
+		    msg->body_case == PHAUL__MSG__BODY_PAGE_SHARED ||
 		    msg->body_case == PHAUL__MSG__BODY_ROUND_END ||
 		    msg->body_case == PHAUL__MSG__BODY_NEW_PIDS) {
 			r = receive_pages(t, msg);

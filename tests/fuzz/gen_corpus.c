@@ -243,6 +243,7 @@ static void gen_page_msgs(void)
 	Phaul__PageReq rq = PHAUL__PAGE_REQ__INIT;
 	Phaul__PageData pd = PHAUL__PAGE_DATA__INIT;
 	Phaul__PageDrop dr = PHAUL__PAGE_DROP__INIT;
+	Phaul__PageShared sh = PHAUL__PAGE_SHARED__INIT;
 	Phaul__PagesDone done = PHAUL__PAGES_DONE__INIT;
 	Phaul__Restore rs = PHAUL__RESTORE__INIT;
 
@@ -265,6 +266,12 @@ static void gen_page_msgs(void)
 	dr.nr_pages = 1u << 20;
 	msg_set_page_drop(&m, &dr);
 	save_msg("page-drop", &m);
+
+	sh.pid = 2;
+	sh.vaddr = 0x7f0000000000ull;
+	sh.nr_pages = 256;
+	msg_set_page_shared(&m, &sh);
+	save_msg("page-shared", &m);
 
 	done.pages_remote = 1500;
 	done.pages_local = 250000;

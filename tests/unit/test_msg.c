@@ -1122,7 +1122,7 @@ static void test_round_end_limits(void **state)
 
 /* --- post-copy page messages ------------------------------------------------ */
 
-/* PageReq, PageData and PageDrop share one layout: {pid, vaddr, nr_pages}. */
+/* PageReq, PageData, PageDrop, PageShared: one layout {pid, vaddr, nr_pages}. */
 struct page_args {
 	int32_t pid;
 	uint64_t vaddr;
@@ -1134,16 +1134,19 @@ static int decode_page_msg(int body, struct page_args a)
 	Phaul__PageReq rq = PHAUL__PAGE_REQ__INIT;
 	Phaul__PageData pd = PHAUL__PAGE_DATA__INIT;
 	Phaul__PageDrop dr = PHAUL__PAGE_DROP__INIT;
+	Phaul__PageShared sh = PHAUL__PAGE_SHARED__INIT;
 	Msg m = PHAUL__MSG__INIT;
 
 	m.body_case = body;
-	rq.pid = pd.pid = dr.pid = a.pid;
-	rq.vaddr = pd.vaddr = dr.vaddr = a.vaddr;
-	rq.nr_pages = pd.nr_pages = dr.nr_pages = a.nr;
+	rq.pid = pd.pid = dr.pid = sh.pid = a.pid;
+	rq.vaddr = pd.vaddr = dr.vaddr = sh.vaddr = a.vaddr;
+	rq.nr_pages = pd.nr_pages = dr.nr_pages = sh.nr_pages = a.nr;
 	if (body == PHAUL__MSG__BODY_PAGE_REQ)
 		m.page_req = &rq;
 	else if (body == PHAUL__MSG__BODY_PAGE_DATA)
 		m.page_data = &pd;
+	else if (body == PHAUL__MSG__BODY_PAGE_SHARED)
+		m.page_shared = &sh;
 	else
 		m.page_drop = &dr;
 	return decode_packed(&m, NULL);
@@ -1207,6 +1210,40 @@ static void test_page_drop_limits(void **state)
 	page_bad(PHAUL__MSG__BODY_PAGE_DROP, 100, 4096, (1u << 24) + 1);
 }
 
+static void test_page_shared_limits(void **state)
+{
+	check_page_common(PHAUL__MSG__BODY_PAGE_SHARED, MSG_DROP_PAGES_MAX);
+	page_bad(PHAUL__MSG__BODY_PAGE_SHARED, 100, 4096, 0);
+	page_bad(PHAUL__MSG__BODY_PAGE_SHARED, 0, 4096, 1);
+	page_bad(PHAUL__MSG__BODY_PAGE_SHARED, 100, 4097, 1);
+	page_bad(PHAUL__MSG__BODY_PAGE_SHARED, 100, MSG_VADDR_LIMIT - 4096, 2);
+	page_ok(PHAUL__MSG__BODY_PAGE_SHARED, 100, 4096, 1u << 24);
+	page_bad(PHAUL__MSG__BODY_PAGE_SHARED, 100, 4096, (1u << 24) + 1);
+}
+
+/* PageShared's from_pid: another process of the migration, when set. */
+static void test_page_shared_from(void **state)
+{
+	Phaul__PageShared sh = PHAUL__PAGE_SHARED__INIT;
+	Msg m = PHAUL__MSG__INIT;
+
+	msg_set_page_shared(&m, &sh);
+	sh.pid = 100;
+	sh.vaddr = 4096;
+	sh.nr_pages = 1;
+	sh.has_from_pid = true;
+	sh.from_pid = 99;
+	assert_int_equal(decode_packed(&m, NULL), 0);
+	sh.from_pid = 100; /* itself */
+	assert_int_equal(decode_packed(&m, NULL), -EPROTO);
+	sh.from_pid = 0;
+	assert_int_equal(decode_packed(&m, NULL), -EPROTO);
+	sh.from_pid = (1 << 22) + 1;
+	assert_int_equal(decode_packed(&m, NULL), -EPROTO);
+	sh.has_from_pid = false;
+	assert_int_equal(decode_packed(&m, NULL), 0);
+}
+
 static void test_roundtrip_page_messages(void **state)
 {
 	Phaul__PageReq rq = PHAUL__PAGE_REQ__INIT;
@@ -1253,6 +1290,7 @@ static void test_page_names(void **state)
 	assert_string_equal(msg_name(PHAUL__MSG__BODY_PAGE_REQ), "PageReq");
 	assert_string_equal(msg_name(PHAUL__MSG__BODY_PAGE_DATA), "PageData");
 	assert_string_equal(msg_name(PHAUL__MSG__BODY_PAGE_DROP), "PageDrop");
+	assert_string_equal(msg_name(PHAUL__MSG__BODY_PAGE_SHARED), "PageShared");
 	assert_string_equal(msg_name(PHAUL__MSG__BODY_PAGES_DONE), "PagesDone");
 }
 
@@ -1553,6 +1591,8 @@ int main(void)
 		cmocka_unit_test(test_page_req_limits),
 		cmocka_unit_test(test_page_data_limits),
 		cmocka_unit_test(test_page_drop_limits),
+		cmocka_unit_test(test_page_shared_limits),
+		cmocka_unit_test(test_page_shared_from),
 		cmocka_unit_test(test_roundtrip_page_messages),
 		cmocka_unit_test(test_restore_recover_timeout),
 		cmocka_unit_test(test_page_names),

@@ -1120,11 +1120,19 @@ static void test_assemble_lazy(void **state)
 	close(imgfd);
 }
 
+static void assert_parent(int imgfd, const char *want)
+{
+	char link[64];
+	ssize_t n = readlinkat(imgfd, "parent", link, sizeof(link) - 1);
+
+	assert_true(n > 0);
+	link[n] = '\0';
+	assert_string_equal(link, want);
+}
+
 static void test_assemble_chain(void **state)
 {
 	struct fixture *f = *state;
-	char link[64];
-	ssize_t n;
 	int imgfd;
 
 	assert_int_equal(exchange(f, send_for_assemble, NULL, NULL), 0);
@@ -1142,10 +1150,7 @@ static void test_assemble_chain(void **state)
 	assert_pagemap(imgfd, "pagemap-555.img", 3,
 		       (struct pm_entry[]){ { 0x1000, 1, PE_PRESENT } }, 1);
 	/* parent -> ../rounds/2, where CRIU finds the whole chain */
-	n = readlinkat(imgfd, "parent", link, sizeof(link) - 1);
-	assert_true(n > 0);
-	link[n] = '\0';
-	assert_string_equal(link, "../rounds/2");
+	assert_parent(imgfd, "../rounds/2");
 	assert_pagemap(imgfd, "parent/pagemap-100.img", PID_A,
 		       (struct pm_entry[]){ { BASE_A, 5, PE_PARENT },
 					    { BASE_A + 5 * P, 10, PE_PRESENT } },
@@ -1166,6 +1171,139 @@ static void test_assemble_missing(void **state)
 	assert_int_equal(pagestore_assemble(&f->ps, imgfd, false), -ENODATA);
 	assert_int_equal(faccessat(imgfd, "parent", F_OK, AT_SYMLINK_NOFOLLOW), -1);
 	close(imgfd);
+}
+
+/*
+ * Shared pages (PageShared): A's 1-2 and 6-8, B's 0-3 come from the chain,
+ * the rest of the lazy runs stays lazy; the store links `parent`.
+ */
+static void test_assemble_shared(void **state)
+{
+	struct fixture *f = *state;
+	int imgfd;
+
+	assert_int_equal(exchange(f, send_for_assemble, NULL, NULL), 0);
+	imgfd = make_images(f, false);
+	assert_int_equal(pagestore_share(&f->ps, PID_A, BASE_A + P, BASE_A + 3 * P), 0);
+	assert_int_equal(pagestore_share(&f->ps, PID_A, BASE_A + 6 * P, BASE_A + 9 * P), 0);
+	assert_int_equal(pagestore_share(&f->ps, PID_B, BASE_B, BASE_B + 4 * P), 0);
+	/* a shared run outside every lazy run: CRIU's images say how */
+	assert_int_equal(pagestore_share(&f->ps, PID_A, BASE_A - 16 * P, BASE_A - 15 * P), 0);
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, true), 0);
+	assert_pagemap(imgfd, "pagemap-100.img", 1,
+		       (struct pm_entry[]){ { BASE_A - 16 * P, 2, PE_PRESENT },
+					    { BASE_A, 1, PE_LAZY },
+					    { BASE_A + P, 2, PE_PARENT },
+					    { BASE_A + 3 * P, 2, PE_LAZY | PE_PRESENT },
+					    { BASE_A + 5 * P, 1, PE_LAZY },
+					    { BASE_A + 6 * P, 3, PE_PARENT },
+					    { BASE_A + 9 * P, 6, PE_LAZY } },
+		       7);
+	assert_pagemap(imgfd, "pagemap-4194304.img", 2,
+		       (struct pm_entry[]){ { BASE_B, 4, PE_PARENT } }, 1);
+	assert_parent(imgfd, "../rounds/2");
+	close(imgfd);
+}
+
+/* A shared page the store lacks, or holds stale: the restore fails. */
+static void test_assemble_shared_missing(void **state)
+{
+	struct fixture *f = *state;
+	int imgfd;
+
+	f->ps.remote = true; /* post-copy: lazy runs may lack pages */
+	assert_int_equal(exchange(f, send_for_assemble, NULL, NULL), 0);
+	imgfd = make_images(f, true);
+	/* page 20 is lazy in the images, never sent */
+	assert_int_equal(pagestore_share(&f->ps, PID_A, BASE_A + 20 * P, BASE_A + 21 * P), 0);
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, true), -ENODATA);
+	assert_int_equal(faccessat(imgfd, "parent", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+	close(imgfd);
+}
+
+static void test_assemble_shared_stale(void **state)
+{
+	struct fixture *f = *state;
+	int imgfd;
+
+	f->ps.remote = true;
+	assert_int_equal(exchange(f, send_for_assemble, NULL, NULL), 0);
+	imgfd = make_images(f, false);
+	assert_int_equal(pagestore_drop(&f->ps, PID_B, BASE_B + 2 * P, BASE_B + 3 * P), 0);
+	assert_int_equal(pagestore_share(&f->ps, PID_B, BASE_B, BASE_B + 4 * P), 0);
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, true), -ENODATA);
+	close(imgfd);
+}
+
+static void test_share_bad(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(pagestore_share(&f->ps, 999, BASE_A, BASE_A + P), -EPROTO);
+	assert_int_equal(pagestore_share(&f->ps, PID_A, BASE_A + 1, BASE_A + P), -EPROTO);
+	assert_int_equal(pagestore_share(&f->ps, PID_A, BASE_A, BASE_A), -EPROTO);
+	assert_int_equal(pagestore_share(&f->ps, PID_A, 0, MSG_VADDR_LIMIT + P), -EPROTO);
+}
+
+/* B's page at @vaddr, looked up: A's newest copy, of round @round. */
+static void assert_copied(const struct fixture *f, uint64_t vaddr, unsigned int round)
+{
+	uint8_t buf[P];
+	uint64_t off;
+	uint32_t nr;
+	int fd;
+
+	assert_int_equal(pagestore_lookup(&f->ps, PID_B, vaddr, 1, &fd, &off, &nr), 0);
+	assert_int_equal(pread(fd, buf, P, (off_t)off), P);
+	assert_page(buf, PID_A, vaddr, round);
+}
+
+/*
+ * PageShared with from_pid: B's pages at A's addresses are A's, copied
+ * from the store's newest copy of each into the round being received.
+ */
+static void test_copy_from(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t budget = 8 * P;
+
+	assert_int_equal(exchange(f, send_for_assemble, NULL, NULL), 0);
+	assert_int_equal(
+		pagestore_copy(&f->ps, PID_B, PID_A, BASE_A + 3 * P, BASE_A + 7 * P, &budget), 0);
+	assert_int_equal(budget, 4 * P);
+	/* in order within the round, as received runs are */
+	assert_int_equal(pagestore_copy(&f->ps, PID_B, PID_A, BASE_A, BASE_A + P, &budget),
+			 -EPROTO);
+	assert_int_equal(pagestore_copy(&f->ps, PID_B, PID_A, BASE_A + 8 * P, BASE_A + 13 * P,
+					&budget),
+			 -ENOSPC);
+	assert_int_equal(pagestore_end_round(&f->ps), 0);
+	for (int i = 3; i < 7; i++)
+		assert_copied(f, BASE_A + i * P, i < 5 ? 1 : 2);
+	/* B's round file holds them, and its pagemap says so */
+	assert_true(rangeset_covers(&f->ps.p[1].known, BASE_A + 3 * P, BASE_A + 7 * P));
+}
+
+/* What cannot be copied: A's pages the store lacks or holds stale; oneself. */
+static void test_copy_refused(void **state)
+{
+	struct fixture *f = *state;
+
+	f->ps.remote = true;
+	assert_int_equal(exchange(f, send_for_assemble, NULL, NULL), 0);
+	assert_int_equal(pagestore_copy(&f->ps, PID_B, PID_A, BASE_A + 14 * P, BASE_A + 16 * P,
+					&f->budget),
+			 -ENODATA);
+	assert_int_equal(pagestore_drop(&f->ps, PID_A, BASE_A + 20 * P, BASE_A + 30 * P), 0);
+	assert_int_equal(pagestore_drop(&f->ps, PID_A, BASE_A + 2 * P, BASE_A + 3 * P), 0);
+	assert_int_equal(pagestore_copy(&f->ps, PID_C, PID_A, BASE_A, BASE_A + 4 * P, &f->budget),
+			 -ENODATA);
+	assert_int_equal(pagestore_copy(&f->ps, PID_A, PID_A, BASE_A, BASE_A + P, &f->budget),
+			 -EPROTO);
+	assert_int_equal(pagestore_copy(&f->ps, PID_A, 999, BASE_A, BASE_A + P, &f->budget),
+			 -EPROTO);
+	assert_int_equal(pagestore_copy(&f->ps, 999, PID_A, BASE_A, BASE_A + P, &f->budget),
+			 -EPROTO);
 }
 
 /* A lazy run of a process that sent nothing, or only in an unfinished round. */
@@ -1398,6 +1536,12 @@ int main(void)
 		T(test_drop),
 		T(test_drop_bad_ranges),
 		T(test_assemble_remote),
+		T(test_assemble_shared),
+		T(test_assemble_shared_missing),
+		T(test_assemble_shared_stale),
+		T(test_share_bad),
+		T(test_copy_from),
+		T(test_copy_refused),
 		T(test_assemble_remote_no_rounds),
 	};
 #undef T

@@ -92,17 +92,18 @@ static void assert_page(const uint8_t *buf, int i)
 			fail_msg("page %d byte %zu is 0x%02x, not '%c'", i, k, buf[k], 'a' + i);
 }
 
-/* Readable pages: process_vm_readv alone, /proc/PID/mem never opened. */
+/* Readable pages: through /proc/PID/mem, opened on the first read. */
 static void test_readable(void **state)
 {
 	struct fixture *f = *state;
 	struct procmem pm = PROCMEM_INIT(f->child);
 	uint8_t buf[P];
 
+	assert_int_equal(pm.memfd, -1);
 	assert_int_equal(procmem_read(&pm, (uintptr_t)f->mem, buf, P), P);
 	assert_page(buf, 0);
-	assert_int_equal(pm.memfd, -1);
-	assert_int_equal(pm.forced, 0);
+	assert_true(pm.memfd >= 0);
+	assert_int_equal(pm.forced, P);
 	procmem_close(&pm);
 }
 
@@ -118,7 +119,7 @@ static void test_unreadable_pages(void **state)
 	for (int i = 0; i < 7; i++)
 		assert_page(buf + i * P, i);
 	assert_true(pm.memfd >= 0);
-	assert_true(pm.forced >= P && pm.forced <= 6 * P);
+	assert_int_equal(pm.forced, 7 * P);
 	/* each protection alone, the fd kept */
 	for (int i = 1; i <= 5; i += 2) {
 		int fd = pm.memfd;
@@ -315,6 +316,58 @@ static void test_explain(void **state)
 	f->child = 0;
 }
 
+static uint64_t frame_of(pid_t pid, const void *addr)
+{
+	char path[40];
+	uint64_t e = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	f = fopen(path, "re");
+	assert_non_null(f);
+	assert_int_equal(fseeko(f, (off_t)((uintptr_t)addr / P * sizeof(e)), SEEK_SET), 0);
+	assert_int_equal(fread(&e, sizeof(e), 1, f), 1);
+	fclose(f);
+	assert_true(e >> 63); /* present */
+	return e & ((UINT64_C(1) << 55) - 1);
+}
+
+/*
+ * A page shared copy-on-write with the parent stays shared when read
+ * (process_vm_readv pins it, and the kernel copies it for the child).
+ */
+static void test_keeps_cow_shared(void **state)
+{
+	uint8_t *page = mmap(NULL, P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct procmem pm;
+	uint8_t buf[P];
+	pid_t kid;
+
+	(void)state;
+	assert_true(page != MAP_FAILED);
+	memset(page, 'c', P);
+	kid = fork();
+	assert_true(kid >= 0);
+	if (kid == 0) {
+		pause();
+		_exit(0);
+	}
+	if (frame_of(getpid(), page) == 0) { /* frame numbers need CAP_SYS_ADMIN */
+		kill(kid, SIGKILL);
+		waitpid(kid, NULL, 0);
+		skip();
+	}
+	assert_int_equal(frame_of(kid, page), frame_of(getpid(), page));
+	procmem_init(&pm, kid);
+	assert_int_equal(procmem_read(&pm, (uintptr_t)page, buf, P), P);
+	assert_int_equal(buf[0], 'c');
+	assert_int_equal(frame_of(kid, page), frame_of(getpid(), page));
+	procmem_close(&pm);
+	kill(kid, SIGKILL);
+	waitpid(kid, NULL, 0);
+	munmap(page, P);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -329,6 +382,7 @@ int main(void)
 		cmocka_unit_test(test_maps_where),
 		cmocka_unit_test(test_maps_ranges),
 		T(test_explain),
+		cmocka_unit_test(test_keeps_cow_shared),
 	};
 #undef T
 

@@ -176,6 +176,28 @@ static void missing(void **st)
 	rangeset_free(&miss);
 }
 
+static void intersect(void **st)
+{
+	struct rangeset s = { 0 }, out = { 0 };
+
+	assert_int_equal(rangeset_intersect(&s, P, 3 * P, &out), 0); /* empty set: none */
+	assert_int_equal(out.nr, 0);
+	rangeset_add(&s, 2 * P, 4 * P);
+	rangeset_add(&s, 6 * P, 9 * P);
+	assert_int_equal(rangeset_intersect(&s, 0, 12 * P, &out), 0);
+	assert_ranges(&out, (uint64_t[]){ 2, 4, 6, 9 }, 2);
+	rangeset_clear(&out);
+	/* from inside a range to inside the next */
+	assert_int_equal(rangeset_intersect(&s, 3 * P, 7 * P, &out), 0);
+	assert_ranges(&out, (uint64_t[]){ 3, 4, 6, 7 }, 2);
+	rangeset_clear(&out);
+	assert_int_equal(rangeset_intersect(&s, 4 * P, 6 * P, &out), 0); /* a gap exactly */
+	assert_int_equal(rangeset_intersect(&s, 5 * P, 5 * P, &out), 0); /* empty */
+	assert_int_equal(out.nr, 0);
+	rangeset_free(&s);
+	rangeset_free(&out);
+}
+
 static void union_(void **st)
 {
 	struct rangeset a = { 0 }, b = { 0 };
@@ -334,6 +356,7 @@ int main(void)
 		cmocka_unit_test(contains),
 		cmocka_unit_test(covers),
 		cmocka_unit_test(missing),
+		cmocka_unit_test(intersect),
 		cmocka_unit_test(union_),
 		cmocka_unit_test(clear_keeps_memory),
 		cmocka_unit_test(range_after_),

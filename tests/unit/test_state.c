@@ -24,11 +24,11 @@
  * What PROTOCOL.txt allows from the source in each state, by the names of
  * the Msg body fields in phaul.proto (so renumbering cannot hide a change).
  */
-static const char *const allowed[ST__MAX][10] = {
+static const char *const allowed[ST__MAX][11] = {
 	[ST_HELLO] = { "hello" },
 	[ST_PREFLIGHT] = { "preflight", "oci", "lxc", "check", "abort" },
-	[ST_TRANSFER] = { "file_begin", "page_run", "round_end", "page_drop", "restore", "fs_sync",
-			  "restart", "new_pids", "abort" },
+	[ST_TRANSFER] = { "file_begin", "page_run", "round_end", "page_drop", "page_shared",
+			  "restore", "fs_sync", "restart", "new_pids", "abort" },
 	[ST_RESTORED] = { "commit", "abort" },
 	[ST_DONE] = { NULL },
 };
@@ -111,7 +111,7 @@ static void test_table_size(void **state)
 	for (int st = 0; st < ST__MAX; st++)
 		for (int body = 0; body <= max_body(); body++)
 			n += state_allows(st, body);
-	assert_int_equal(n, 1 + 5 + 9 + 2 + 0);
+	assert_int_equal(n, 1 + 5 + 10 + 2 + 0);
 	assert_int_equal(ST__MAX, 5);
 }
 
