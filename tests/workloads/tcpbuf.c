@@ -139,8 +139,11 @@ static int check(int sk)
 	if (shutdown(sk, SHUT_WR) < 0)
 		return log_line("VERIFY FAIL %s shutdown: %s", role, strerror(errno)), -1;
 	for (;;) {
-		if (poll(&p, 1, READ_TIMEOUT_MS) == 0)
-			return log_line("VERIFY FAIL %s no EOF after bytes=%llu", role, (unsigned long long)got), -1;
+		if (poll(&p, 1, READ_TIMEOUT_MS) == 0) {
+			log_line("VERIFY FAIL %s no EOF after bytes=%llu", role,
+				 (unsigned long long)got);
+			return -1;
+		}
 		n = recv(sk, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n == 0)
 			break;
@@ -148,12 +151,13 @@ static int check(int sk)
 			continue;
 		if (n < 0)
 			return log_line("VERIFY FAIL %s read: %s", role, strerror(errno)), -1;
-		for (ssize_t i = 0; i < n; i++)
-			if (buf[i] != pattern(peer, got + i))
-				return log_line("VERIFY FAIL %s byte=%llu expected=0x%02x got=0x%02x", role,
-						(unsigned long long)(got + i), pattern(peer, got + i), buf[i]),
-				       -1;
-		got += n;
+		for (ssize_t i = 0; i < n; i++, got++) {
+			if (buf[i] == pattern(peer, got))
+				continue;
+			log_line("VERIFY FAIL %s byte=%llu expected=0x%02x got=0x%02x", role,
+				 (unsigned long long)got, pattern(peer, got), buf[i]);
+			return -1;
+		}
 	}
 	return log_line("VERIFY PASS %s bytes=%llu", role, (unsigned long long)got);
 }
@@ -162,7 +166,8 @@ static int check(int sk)
 static int pair(int family, int *a, int *b)
 {
 	struct sockaddr_storage ss = { .ss_family = family };
-	socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+					     sizeof(struct sockaddr_in);
 	int l;
 
 	if (family == AF_INET6)
@@ -198,7 +203,8 @@ static int run(int sk, pid_t child)
 		} else if (healthy(sk) < 0) {
 			return 3;
 		}
-		if (child > 0 && log_line("%llu %lld", (unsigned long long)++n, (long long)wall_ms()) < 0)
+		if (child > 0 &&
+		    log_line("%llu %lld", (unsigned long long)++n, (long long)wall_ms()) < 0)
 			return 3;
 		nanosleep(&tick, NULL);
 	}
