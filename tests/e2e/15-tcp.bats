@@ -14,7 +14,8 @@
 # (CRIU_RESTORE_TCP_LOCK, set by phaul) takes that lock on dst before the
 # restore and CRIU's unlock drops it as the tree resumes.
 #
-# TCPBUF_RUNS (default 2) migrations per mode.
+# TCPBUF_RUNS (default 2) migrations per mode. Also: a rollback after the
+# restore and a daemon killed there leave no lock in dst; the nftables lock.
 
 load lib/hosts
 load lib/phaul
@@ -115,4 +116,43 @@ tcpbuf_migrates() {
 	assert_rolled_back "$LOG" $PIDS
 	no_tcp_lock dst
 	tcpbuf_verify src
+}
+
+# The daemon dies with the tree restored and held (dst.restored:kill): its
+# CRIU sees its socket close, kills the restored copy and removes the lock.
+@test "tcp, failure: the daemon dies after the restore (dst.restored:kill): no lock left in dst, the connection whole in src" {
+	require_fault dst.restored
+	serve_start PHAUL_FAULT=dst.restored:kill
+	tcpbuf_start
+	fx_migrate --mode stop --tcp-established "$PID"
+	assert_failed_with '.'
+	assert_fault_hit dst.restored
+	serve_restart_if_dead
+	# shellcheck disable=SC2086
+	assert_rolled_back "$LOG" $PIDS
+	wait_for 10 no_tcp_lock dst || no_tcp_lock dst
+	tcpbuf_verify src
+}
+
+# A source without iptables-restore makes phaul ask CRIU for the nftables
+# lock (criu_pick_network_lock); the restore takes it the same way, from the
+# method the dump wrote in the images.
+@test "tcp: locked with nftables (no iptables-restore on src), hybrid mode" {
+	local shim=$SCRATCH/sbin f
+	mkdir "$shim"
+	for f in /usr/sbin/* /sbin/*; do
+		case ${f##*/} in iptables-restore | ip6tables-restore) continue ;; esac
+		[ -e "$shim/${f##*/}" ] || ln -s "$f" "$shim/${f##*/}"
+	done
+	serve_start
+	tcpbuf_start
+	fx_migrate PATH="$shim:/usr/local/sbin:/usr/local/bin:/usr/bin:/bin" -- \
+		--mode hybrid --tcp-established -v "$PID"
+	[ "$status" -eq 0 ] || { echo "migrate failed: $stderr" >&2; false; }
+	fx_assert_migrated
+	tcpbuf_verify dst
+	no_tcp_lock dst
+	# the dump locked with nftables: no iptables rule of CRIU's on src
+	# (where the dump's lock stays after the commit: RELIABILITY.md BUG-15)
+	[ -z "$(in_src iptables -S | grep -i 0xc114)" ]
 }
