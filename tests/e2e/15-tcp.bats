@@ -12,7 +12,8 @@
 # not restored yet, and dst resets it ("Can't restore not-sent send queue
 # data: Broken pipe"; zdtm socket-tcpbuf-local). CRIU patch 0013
 # (CRIU_RESTORE_TCP_LOCK, set by phaul) takes that lock on dst before the
-# restore and CRIU's unlock drops it as the tree resumes.
+# restore and CRIU's unlock drops it as the tree resumes. Patch 0014
+# (CRIU_RESTORE_TCP_MSS) gives the restored connections their MSS.
 #
 # TCPBUF_RUNS (default 2) migrations per mode. Also: a rollback after the
 # restore and a daemon killed there leave no lock in dst; the nftables lock.
@@ -66,6 +67,17 @@ no_tcp_lock() {
 	! grep -i -e 0xc114 -e CRIU <<<"$rules" || { echo "left in $1's netfilter (above)" >&2; return 1; }
 }
 
+# restored_mss_ok HOST: the restored loopback connections send segments
+# as large as their route allows, not the kernel's default MSS (536 less
+# the timestamp option): CRIU patch 0014
+restored_mss_ok() {
+	local mss
+	mss=$(in_"$1" ss -tinH state established '( src 127.0.0.1 or src [::1] )' |
+		grep -o ' mss:[0-9]*' | cut -d: -f2 | sort -n | head -n1)
+	[ -n "$mss" ] && [ "$mss" -gt 1000 ] ||
+		{ echo "restored connections in $1: MSS '${mss:-none}'" >&2; return 1; }
+}
+
 # tcpbuf_migrates MODE [4|6]
 tcpbuf_migrates() {
 	local tcpbuf_run
@@ -75,6 +87,7 @@ tcpbuf_migrates() {
 		fx_migrate --mode "$1" --tcp-established "$PID"
 		[ "$status" -eq 0 ] || { echo "run $tcpbuf_run: migrate failed: $stderr" >&2; false; }
 		fx_assert_migrated
+		restored_mss_ok dst
 		tcpbuf_verify dst
 		no_tcp_lock dst
 		in_dst kill "$PID"
