@@ -92,9 +92,11 @@ int criu_start(struct criu *c)
 {
 	int sp[2];
 	char fdstr[16];
-	char *const extra[] = { CRIU_ENV_NO_BREAKPOINTS, CRIU_ENV_SMAPS_PREFETCH,
-				CRIU_ENV_FIFO_SHARED_CHECK,
-				c->lazy_in_place ? "CRIU_LAZY_NO_DRAIN=1" : NULL };
+	char *const extra[] = {
+		CRIU_ENV_NO_BREAKPOINTS,    CRIU_ENV_SMAPS_PREFETCH,
+		CRIU_ENV_FIFO_SHARED_CHECK, CRIU_ENV_RESTORE_TCP_LOCK,
+		CRIU_ENV_RESTORE_TCP_MSS,   c->lazy_in_place ? "CRIU_LAZY_NO_DRAIN=1" : NULL
+	};
 	char **env = env_with(extra, ARRAY_SIZE(extra));
 	pid_t pid;
 

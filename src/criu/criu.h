@@ -62,6 +62,22 @@ struct criu {
  * data does not fit in the pipe).
  */
 #define CRIU_ENV_FIFO_SHARED_CHECK "CRIU_FIFO_SHARED_CHECK=1"
+/*
+ * For every restore: lock the tree's TCP connections (those its dump
+ * locked on the source) on this host before any socket is restored, until
+ * CRIU's own unlock as the tasks resume; without it a socket restored
+ * first sends to its peer, not restored yet, and is reset
+ * (scripts/criu-patches/0013; an unpatched CRIU takes no lock there).
+ */
+#define CRIU_ENV_RESTORE_TCP_LOCK "CRIU_RESTORE_TCP_LOCK=1"
+/*
+ * For every restore: a restored TCP connection gets its MSS from its route
+ * and dumped MSS clamp, not the kernel's default 536; with 524-byte
+ * segments a peer whose receive buffer is fixed (SO_RCVBUF) could run out
+ * of it and the pair deadlock (scripts/criu-patches/0014; an unpatched
+ * CRIU restores every connection with an MSS of 524).
+ */
+#define CRIU_ENV_RESTORE_TCP_MSS "CRIU_RESTORE_TCP_MSS=1"
 /* The number the passed fd has in CRIU (its config file names it). */
 #define CRIU_PASS_FD 100
 /* The fd criu lazy-pages started ahead waits on (criu_lazy_pages_spawn) */
