@@ -499,6 +499,7 @@ static int start_restore(const struct drv_ctx *ctx, struct lxc_priv *p, pid_t *p
 		env,
 		CRIU_ENV_NO_BREAKPOINTS,
 		CRIU_ENV_FIFO_SHARED_CHECK,
+		CRIU_ENV_RESTORE_TCP_MSS, /* its connections' MSS, as with phaul's CRIU */
 		"lxc-checkpoint",
 		"-r",
 		"-n",
