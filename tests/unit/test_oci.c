@@ -163,6 +163,20 @@ static void test_update_runc(void **state)
 	assert_int_equal(st.pid, 4321);
 	oci_state_free(&st);
 	free(out);
+	/* a manager's restore: its rootfs and network namespace */
+	assert_int_equal(oci_state_rewrite(OCI_RUNC, runc_state, 4321, 777,
+					   &(struct oci_state_change){ .rootfs = "/new/root",
+								       .netns = "/run/netns/n2" },
+					   &out),
+			 0);
+	assert_int_equal(oci_state_parse(OCI_RUNC, out, &st), 0);
+	assert_string_equal(st.rootfs, "/new/root");
+	oci_state_free(&st);
+	o = json_tokener_parse(out);
+	assert_string_equal(str_at(o, "namespace_paths", "NEWNET"), "/run/netns/n2");
+	assert_string_equal(str_at(o, "namespace_paths", "NEWPID"), "/proc/4321/ns/pid");
+	json_object_put(o);
+	free(out);
 }
 
 static void test_update_crun(void **state)

@@ -1,0 +1,169 @@
+#!/usr/bin/env bats
+# Podman containers migrated between the two test hosts with `phaul
+# migrate --podman NAME`.  Each host has its own podman: its own
+# /var/lib/containers (a directory of the test bound there), /run and
+# /dev/shm (tmpfs), cgroup tree (a cgroup namespace), and a containers.conf
+# of the test (runc, cgroupfs: crun fails on this machine's hybrid cgroup
+# layout; rlimits this machine's root may set).  The image is made
+# offline: `podman import` of a busybox-static rootfs, in both hosts.
+#
+# The container runs mtouch (the workload checks every page of its memory
+# against a shadow checksum on SIGUSR1) from the machine's build tree, and
+# a busybox echo server; it is on podman's default network, whose bridge
+# podman0 in each host also carries the hosts' link (so the container
+# keeps its address wherever it runs), and a TCP client on a third host
+# on that bridge keeps one connection across the migration.
+#
+#   flock /tmp/phaul-ctr.lock bats tests/e2e/52-podman.bats
+#
+# PODMAN_MIB (default 64) sizes the container's memory.
+
+load lib/hosts
+load lib/phaul
+load lib/fixtures
+load lib/ctnet
+load lib/apps
+
+: "${PODMAN_MIB:=64}"
+PODMAN_ADDR=10.88.0.2 # the first address of podman's default network
+PODMAN_CLI_ADDR=10.88.0.200
+
+setup() {
+	command -v podman >/dev/null || skip "podman is not installed"
+	HOSTS_CGROUPNS=1
+	hosts_setup "${PODMAN_RATE:-1gbit}" || return 1
+	phaul_setup || return 1
+	fx_setup
+	NAME=php$$-$BATS_TEST_NUMBER
+	DATA=$SCRATCH/data
+	mkdir -p "$DATA"
+	podman_conf || return 1
+	local h
+	for h in src dst; do
+		mkdir -p "$SCRATCH/$h-containers" || return 1
+		in_$h mount -t tmpfs -o mode=0755 tmpfs /run &&
+			in_$h mount -t tmpfs tmpfs /dev/shm &&
+			in_$h mount --bind "$SCRATCH/$h-containers" /var/lib/containers &&
+			own_cgroups $h || return 1
+	done
+	podman_image || return 1
+	# podman0, podman's default network's bridge, with its gateway, made
+	# ahead in each host, takes the hosts' link: one layer-2 segment
+	bridge_hosts podman0 10.88.0.1/16 || return 1
+	# the daemon's policy: podman's storage and runtime state, the binds
+	# of the build tree, /usr, the data dir and the cgroup tree
+	policy_allow "podman = yes" "oci_root = $SCRATCH/src-containers" \
+		"oci_root = $SCRATCH/dst-containers" "oci_root = /var/lib/containers" \
+		"oci_root = /run/runc" "bind_root = /var/lib/containers" \
+		"bind_root = /run/containers" "bind_root = /usr" "bind_root = $WORKLOADS" \
+		"bind_root = $DATA" "bind_root = /sys/fs/cgroup"
+}
+
+teardown() {
+	[ -z "${CLIENT:-}" ] || kill "$CLIENT" 2>/dev/null
+	third_host_stop
+	local h
+	for h in src dst; do
+		in_$h podman rm --force --time 0 --all >/dev/null 2>&1
+	done
+	hosts_teardown
+}
+
+# podman_conf: the test's containers.conf, for podman and phaul alike.
+podman_conf() {
+	export CONTAINERS_CONF=$SCRATCH/containers.conf
+	cat >"$CONTAINERS_CONF" <<-'EOF'
+		[containers]
+		default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+		[engine]
+		runtime = "runc"
+		cgroup_manager = "cgroupfs"
+		events_logger = "file"
+	EOF
+}
+
+# podman_image: localhost/phaul-bb:1 in both hosts, from a busybox-static
+# rootfs whose /lib and /lib64 lead into /usr (bound from the machine).
+podman_image() {
+	local bb root=$SCRATCH/rootfs h a
+	bb=$(command -v busybox) || { echo "busybox-static is not installed" >&2; return 1; }
+	mkdir -p "$root/bin" "$root"/{proc,sys,dev,tmp,etc,data,w,usr} || return 1
+	cp "$bb" "$root/bin/busybox" || return 1
+	for a in sh nc cat sleep; do ln -s busybox "$root/bin/$a" || return 1; done
+	ln -s usr/lib "$root/lib" && ln -s usr/lib64 "$root/lib64" &&
+		tar -C "$root" -cf "$SCRATCH/rootfs.tar" . || return 1
+	for h in src dst; do
+		in_$h podman import -q "$SCRATCH/rootfs.tar" localhost/phaul-bb:1 >/dev/null || return 1
+	done
+}
+
+
+# start_podman [MIB]: the container in src: mtouch of MIB MiB (its log
+# $LOG, its init $PID in src) and an echo server on port 7000.
+start_podman() {
+	local mib=${1:-$PODMAN_MIB}
+	LOG=$DATA/mtouch.log
+	FX_MTOUCH_PAGES=$((mib * 256))
+	in_src podman run -d --name "$NAME" -v /usr:/usr:ro -v "$WORKLOADS:/w:ro" \
+		-v "$DATA:/data" localhost/phaul-bb:1 sh -c \
+		"nc -l -p 7000 -e cat & exec /w/mtouch --size $mib --hot 4 --rate 16 --log /data/mtouch.log" \
+		>/dev/null || return 1
+	wait_for 60 grep -q '^READY' "$LOG" || { echo "mtouch never got READY" >&2; return 1; }
+	ticks_advance "$LOG" 30 || return 1
+	PID=$(in_src podman inspect --format '{{.State.Pid}}' "$NAME")
+	CID=$(in_src podman inspect --format '{{.Id}}' "$NAME")
+	[ "$(in_src podman inspect --format '{{.NetworkSettings.IPAddress}}' "$NAME")" = "$PODMAN_ADDR" ] ||
+		{ echo "the container is not at $PODMAN_ADDR" >&2; return 1; }
+}
+
+# start_podman_client: a third host on src's podman0 holds a connection to
+# the container's echo server (lib/ctnet's client).
+start_podman_client() {
+	CLI_BRIDGE=podman0 CLI_ADDR=$PODMAN_CLI_ADDR/16 CLI_PING=$PODMAN_ADDR third_host || return 1
+	CLIENT_IN=cli CT_ADDR=$PODMAN_ADDR start_client ||
+		{ echo "client: $(cat "$SCRATCH/client.res" 2>&1)" >&2; return 1; }
+}
+
+# podman_state HOST: "STATUS ID IMAGE" of $NAME in HOST, or "none".
+podman_state() {
+	in_"$1" podman container exists "$NAME" || { echo none; return 0; }
+	in_"$1" podman inspect --format '{{.State.Status}} {{.Id}} {{.ImageName}}' "$NAME"
+}
+
+# assert_on_dst: podman in dst runs the container (same name, ID and image)
+# and its commands work on it; src has it no more.
+assert_on_dst() {
+	local st
+	st=$(podman_state dst)
+	[ "$st" = "running $CID localhost/phaul-bb:1" ] ||
+		{ echo "podman ps in dst: '$st'" >&2; return 1; }
+	[ "$(podman_state src)" = none ] || { echo "src still has it: $(podman_state src)" >&2; return 1; }
+	# the init podman knows is the one running mtouch (mtouch's PID now)
+	PID=$(in_dst podman inspect --format '{{.State.Pid}}' "$NAME")
+	[ "$(in_dst cat "/proc/$PID/comm")" = mtouch ] ||
+		{ echo "podman inspect in dst names $PID, not mtouch" >&2; return 1; }
+	[ "$(in_dst podman exec "$NAME" cat /proc/1/comm)" = mtouch ] ||
+		{ echo "podman exec in dst failed" >&2; return 1; }
+	[ "$(in_dst podman inspect --format '{{.NetworkSettings.IPAddress}}' "$NAME")" = "$PODMAN_ADDR" ] ||
+		{ echo "the container lost its address" >&2; return 1; }
+	in_dst podman logs "$NAME" >/dev/null || { echo "podman logs in dst failed" >&2; return 1; }
+}
+
+migrate_podman() {
+	fx_migrate -- --podman "$NAME" --tcp-established "$@"
+}
+
+@test "podman: live over 1 Gbit/s, every page verified, the TCP client stays, podman adopts it" {
+	serve_start
+	start_podman
+	start_podman_client
+	migrate_podman --json
+	[ "$status" -eq 0 ] || { echo "migrate failed: $stderr" >&2; cat "$SERVE_LOG" >&2; return 1; }
+	assert_on_dst
+	fx_verify_mtouch dst
+	ticks_advance "$LOG" 20
+	stop_client
+	in_dst podman stop --time 2 "$NAME" >/dev/null
+	[ "$(podman_state dst)" = "exited $CID localhost/phaul-bb:1" ]
+	note "frozen $(json .frozen_ms) ms; workload's largest gap $(check_ticks "$LOG") ms; client: $CLIENT_RES"
+}
