@@ -52,23 +52,37 @@ static const char *opt_value(int argc, char **argv, const char *name)
 	return NULL;
 }
 
+/* An empty file @name in @dir (none: nothing to do). */
+static int touch(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (!dir)
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		perror(path);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* What podman looks for after a checkpoint: CRIU's inventory, and the
+ * statistics file it exports. */
 static int fake_checkpoint(int argc, char **argv)
 {
 	const char *dir = opt_value(argc, argv, "--image-path");
-	char path[PATH_MAX];
-	int fd;
 
 	if (mkdir_p(dir, 0700) < 0) {
 		perror(dir);
 		return 1;
 	}
-	snprintf(path, sizeof(path), "%s/inventory.img", dir);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		perror(path);
+	if (touch(dir, "inventory.img") < 0 ||
+	    touch(opt_value(argc, argv, "--work-path"), "stats-dump") < 0)
 		return 1;
-	}
-	close(fd);
 	return 0;
 }
 

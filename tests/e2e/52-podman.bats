@@ -167,3 +167,57 @@ migrate_podman() {
 	[ "$(podman_state dst)" = "exited $CID localhost/phaul-bb:1" ]
 	note "frozen $(json .frozen_ms) ms; workload's largest gap $(check_ticks "$LOG") ms; client: $CLIENT_RES"
 }
+
+# mode_case MODE: a smaller container in MODE, adopted by podman in dst.
+mode_case() {
+	serve_start
+	start_podman 32
+	migrate_podman --mode "$1" --json
+	[ "$status" -eq 0 ] || { echo "migrate --mode $1 failed: $stderr" >&2; return 1; }
+	assert_on_dst
+	fx_verify_mtouch dst
+	ticks_advance "$LOG" 20
+	note "$1: frozen $(json .frozen_ms) ms; workload's largest gap $(check_ticks "$LOG") ms"
+}
+
+@test "podman: stop mode" { mode_case stop; }
+@test "podman: lazy mode" { mode_case lazy; }
+@test "podman: hybrid mode" { mode_case hybrid; }
+
+@test "podman: a failure after the freeze leaves it running on the source, untouched" {
+	serve_start PHAUL_FAULT=dst.restored:fail
+	start_podman 32
+	start_podman_client
+	local before
+	before=$(podman_state src)
+	migrate_podman
+	[ "$status" -ne 0 ]
+	assert_fault_hit dst.restored
+	# the same container, the same init, running on; nothing of it in dst
+	[ "$(podman_state src)" = "$before" ]
+	[ "$(in_src podman inspect --format '{{.State.Pid}}' "$NAME")" = "$PID" ]
+	[ "$(podman_state dst)" = none ]
+	refute in_dst test -e "/run/runc/$CID"
+	ticks_advance "$LOG" 20
+	fx_verify_mtouch src
+	stop_client
+	# and it migrates after all
+	serve_stop
+	serve_start
+	migrate_podman
+	[ "$status" -eq 0 ] || { echo "migrate after the rollback failed: $stderr" >&2; return 1; }
+	assert_on_dst
+}
+
+@test "podman: the preflight refuses a destination without the image, and says so" {
+	serve_start
+	start_podman 16
+	in_dst podman rmi localhost/phaul-bb:1 >/dev/null
+	migrate_podman
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"image localhost/phaul-bb:1 "*"is not on the destination"* ]] ||
+		{ echo "stderr: $stderr" >&2; return 1; }
+	[ "$(podman_state src)" = "running $CID localhost/phaul-bb:1" ]
+	[ "$(podman_state dst)" = none ]
+	ticks_advance "$LOG" 20
+}
