@@ -124,7 +124,9 @@ static int hand_over(const char *id, const char *bundle, const char *pidfile, in
 	int fds[PODMAN_FDS_MAX];
 	char cbuf[CMSG_SPACE(sizeof(fds))];
 	struct iovec iov = { .iov_base = num, .iov_len = sizeof(num) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = cbuf,
 			     .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *cm;
 	size_t nr = 0, len = strlen(bundle) + strlen(pidfile) + 2;

@@ -94,11 +94,11 @@ int podman_setup(const struct drv_ctx *ctx)
 		return r;
 	/* a CRIU of the user's choice goes with it: conmon passes podman's
 	 * environment on to the runtime only in part */
-	if (asprintf(&script,
-		     "#!/bin/sh\n# written by phaul (docs/CONTAINERS.md): runc, except for "
-		     "phaul's checkpoint and restore\nexec env %s%s '%s' __podman-runtime '%s' \"$@\"\n",
-		     criu && *criu ? "PHAUL_CRIU=" : "", criu && *criu ? criu : "", self,
-		     runc) < 0)
+	if (asprintf(
+		    &script,
+		    "#!/bin/sh\n# written by phaul (docs/CONTAINERS.md): runc, except for "
+		    "phaul's checkpoint and restore\nexec env %s%s '%s' __podman-runtime '%s' \"$@\"\n",
+		    criu && *criu ? "PHAUL_CRIU=" : "", criu && *criu ? criu : "", self, runc) < 0)
 		return -ENOMEM;
 	r = mkdir_p(PODMAN_RUN_DIR, 0700);
 	if (r == 0)
@@ -188,7 +188,8 @@ static int parse_inspect(const struct drv_ctx *ctx, struct podman_priv *p, json_
 	json_object *st = get(c, "State", json_type_object);
 	json_object *nets = get(get(c, "NetworkSettings", json_type_object), "Networks",
 				json_type_object);
-	const char *id = get_str(c, "Id"), *name = get_str(c, "Name"), *rt = get_str(c, "OCIRuntime");
+	const char *id = get_str(c, "Id"), *name = get_str(c, "Name"),
+		   *rt = get_str(c, "OCIRuntime");
 	const char *img = get_str(c, "Image"), *pidf = get_str(c, "ConmonPidFile");
 	_cleanup_free_ char *rundir = pidf ? strdup(pidf) : NULL;
 	int r;
@@ -214,8 +215,8 @@ static int parse_inspect(const struct drv_ctx *ctx, struct podman_priv *p, json_
 	{
 		(void)v;
 		if (p->nr_nets >= MSG_PODMAN_NETS_MAX || !name_is_safe(net))
-			return drv_fail(ctx, -ENOTSUP, "container %s: network %s not supported", name,
-					net);
+			return drv_fail(ctx, -ENOTSUP, "container %s: network %s not supported",
+					name, net);
 		p->nets[p->nr_nets] = strdup(net);
 		if (!p->nets[p->nr_nets++])
 			return -ENOMEM;
@@ -248,8 +249,7 @@ static int podman_prepare(struct driver *d, const struct drv_ctx *ctx, struct dr
 	j = json_tokener_parse(out);
 	r = json_object_is_type(j, json_type_array) && json_object_array_length(j) == 1 ?
 		    parse_inspect(ctx, p, json_object_array_get_idx(j, 0)) :
-		    drv_fail(ctx, -EPROTO, "podman's description of %s is not understood",
-			     p->name);
+		    drv_fail(ctx, -EPROTO, "podman's description of %s is not understood", p->name);
 	json_object_put(j);
 	if (r == 0)
 		r = oci_prepare_container(ctx, &p->oci, tree);
@@ -290,13 +290,12 @@ static int podman_frozen(struct driver *d, const struct drv_ctx *ctx)
 	if (asprintf(&tar, "%s/img/" PODMAN_EXPORT_IMG, ctx->dir) < 0)
 		return -ENOMEM;
 	char *args[] = { "container", "checkpoint", "--leave-running", "--export", tar,
-			 p->oci.id, NULL };
+			 p->oci.id,   NULL };
 	r = podman_run(args, &out);
 	if (r != 0)
 		return drv_fail(ctx, r < 0 ? r : -EIO,
 				"podman could not export container %s (status %d)", p->name, r);
-	pr_info("podman's export of %s took %llu ms", p->name,
-		(unsigned long long)(now_ms() - t0));
+	pr_info("podman's export of %s took %llu ms", p->name, (unsigned long long)(now_ms() - t0));
 	return 0;
 }
 

@@ -65,11 +65,11 @@ struct podman_priv {
 	char *nets[MSG_PODMAN_NETS_MAX];
 	size_t nr_nets;
 	/* destination */
-	pid_t restore;	/* `podman container restore`, or 0 */
-	int lsk;	/* PODMAN_RUN_DIR/ID.sock, listening, or -1 */
-	int rsk;	/* the runtime's connection, or -1 */
-	char *pidfile;	/* conmon's --pid-file */
-	bool imported;	/* the container may exist here */
+	pid_t restore; /* `podman container restore`, or 0 */
+	int lsk;       /* PODMAN_RUN_DIR/ID.sock, listening, or -1 */
+	int rsk;       /* the runtime's connection, or -1 */
+	char *pidfile; /* conmon's --pid-file */
+	bool imported; /* the container may exist here */
 };
 
 /* Write PODMAN_RUN_DIR's runtime and containers.conf (again). */

@@ -83,8 +83,8 @@ int podman_target_check(struct driver *d, const struct drv_ctx *ctx)
 		return drv_fail(ctx, -EEXIST, "a podman container %.12s exists on the destination",
 				p->oci.id);
 	if (podman_yes(named) == 0)
-		return drv_fail(ctx, -EEXIST, "a podman container named %s exists on the destination",
-				p->name);
+		return drv_fail(ctx, -EEXIST,
+				"a podman container named %s exists on the destination", p->name);
 	if (podman_yes(img) != 0)
 		return drv_fail(ctx, -ENOENT,
 				"the container's image %s (%.12s) is not on the destination: "
@@ -132,10 +132,10 @@ static int start_restore(const struct drv_ctx *ctx, struct podman_priv *p)
 	if (asprintf(&tar, "%s/img/" PODMAN_EXPORT_IMG, ctx->dir) < 0 ||
 	    asprintf(&log, "%s/podman-restore.log", ctx->dir) < 0)
 		return -ENOMEM;
-	char *argv[] = { "env",	      "CONTAINERS_CONF=" PODMAN_RUN_DIR "/" PODMAN_CONF,
-			 "podman",    "container",
-			 "restore",   "--import",
-			 tar,	      "--tcp-established",
+	char *argv[] = { "env",	    "CONTAINERS_CONF=" PODMAN_RUN_DIR "/" PODMAN_CONF,
+			 "podman",  "container",
+			 "restore", "--import",
+			 tar,	    "--tcp-established",
 			 NULL };
 	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -260,8 +260,8 @@ static int make_mountpoint(int root, const char *dest, bool dir)
 static int make_mountpoints(const struct drv_ctx *ctx, const char *rootfs, json_object *mounts)
 {
 	_cleanup_close_ int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	size_t nr = json_object_is_type(mounts, json_type_array) ? json_object_array_length(mounts) :
-								    0;
+	size_t nr =
+		json_object_is_type(mounts, json_type_array) ? json_object_array_length(mounts) : 0;
 
 	if (root < 0)
 		return drv_fail(ctx, -errno, "cannot open podman's rootfs %s: %m", rootfs);
@@ -270,12 +270,10 @@ static int make_mountpoints(const struct drv_ctx *ctx, const char *rootfs, json_
 		const char *dest = json_object_object_get_ex(m, "destination", &v) ?
 					   json_object_get_string(v) :
 					   NULL;
-		const char *type = json_object_object_get_ex(m, "type", &v) ?
-					   json_object_get_string(v) :
-					   "";
-		const char *src = json_object_object_get_ex(m, "source", &v) ?
-					  json_object_get_string(v) :
-					  "";
+		const char *type =
+			json_object_object_get_ex(m, "type", &v) ? json_object_get_string(v) : "";
+		const char *src =
+			json_object_object_get_ex(m, "source", &v) ? json_object_get_string(v) : "";
 		bool on_tmpfs = false;
 		struct stat st;
 		int r;
@@ -294,8 +292,8 @@ static int make_mountpoints(const struct drv_ctx *ctx, const char *rootfs, json_
 			continue;
 		r = make_mountpoint(root, dest, stat(src, &st) == 0 && S_ISDIR(st.st_mode));
 		if (r < 0)
-			return drv_fail(ctx, r, "cannot make mount point %s in %s: %s", dest, rootfs,
-					strerror(-r));
+			return drv_fail(ctx, r, "cannot make mount point %s in %s: %s", dest,
+					rootfs, strerror(-r));
 	}
 	return 0;
 }
