@@ -25,7 +25,6 @@ load lib/ctnet
 load lib/apps
 
 : "${PODMAN_MIB:=64}"
-PODMAN_ADDR=10.88.0.2 # the first address of podman's default network
 PODMAN_CLI_ADDR=10.88.0.200
 
 setup() {
@@ -98,29 +97,30 @@ podman_image() {
 }
 
 
-# start_podman [MIB]: the container in src: mtouch of MIB MiB (its log
-# $LOG, its init $PID in src) and an echo server on port 7000.
+# start_podman [MIB [TAG]]: the container in src: mtouch of MIB MiB (its
+# log $LOG, mtouchTAG.log; its init $PID in src) and an echo server on
+# port 7000.
 start_podman() {
-	local mib=${1:-$PODMAN_MIB}
-	LOG=$DATA/mtouch.log
+	local mib=${1:-$PODMAN_MIB} log=mtouch${2:-}.log
+	LOG=$DATA/$log
 	FX_MTOUCH_PAGES=$((mib * 256))
 	in_src podman run -d --name "$NAME" -v /usr:/usr:ro -v "$WORKLOADS:/w:ro" \
 		-v "$DATA:/data" localhost/phaul-bb:1 sh -c \
-		"nc -l -p 7000 -e cat & exec /w/mtouch --size $mib --hot 4 --rate 16 --log /data/mtouch.log" \
+		"nc -l -p 7000 -e cat & exec /w/mtouch --size $mib --hot 4 --rate 16 --log /data/$log" \
 		>/dev/null || return 1
 	wait_for 60 grep -q '^READY' "$LOG" || { echo "mtouch never got READY" >&2; return 1; }
 	ticks_advance "$LOG" 30 || return 1
 	PID=$(in_src podman inspect --format '{{.State.Pid}}' "$NAME")
 	CID=$(in_src podman inspect --format '{{.Id}}' "$NAME")
-	[ "$(in_src podman inspect --format '{{.NetworkSettings.IPAddress}}' "$NAME")" = "$PODMAN_ADDR" ] ||
-		{ echo "the container is not at $PODMAN_ADDR" >&2; return 1; }
+	IP=$(in_src podman inspect --format '{{.NetworkSettings.IPAddress}}' "$NAME")
+	[[ "$IP" == 10.88.* ]] || { echo "the container has no address: '$IP'" >&2; return 1; }
 }
 
 # start_podman_client: a third host on src's podman0 holds a connection to
 # the container's echo server (lib/ctnet's client).
 start_podman_client() {
-	CLI_BRIDGE=podman0 CLI_ADDR=$PODMAN_CLI_ADDR/16 CLI_PING=$PODMAN_ADDR third_host || return 1
-	CLIENT_IN=cli CT_ADDR=$PODMAN_ADDR start_client ||
+	CLI_BRIDGE=podman0 CLI_ADDR=$PODMAN_CLI_ADDR/16 CLI_PING=$IP third_host || return 1
+	CLIENT_IN=cli CT_ADDR=$IP start_client ||
 		{ echo "client: $(cat "$SCRATCH/client.res" 2>&1)" >&2; return 1; }
 }
 
@@ -144,7 +144,7 @@ assert_on_dst() {
 		{ echo "podman inspect in dst names $PID, not mtouch" >&2; return 1; }
 	[ "$(in_dst podman exec "$NAME" cat /proc/1/comm)" = mtouch ] ||
 		{ echo "podman exec in dst failed" >&2; return 1; }
-	[ "$(in_dst podman inspect --format '{{.NetworkSettings.IPAddress}}' "$NAME")" = "$PODMAN_ADDR" ] ||
+	[ "$(in_dst podman inspect --format '{{.NetworkSettings.IPAddress}}' "$NAME")" = "$IP" ] ||
 		{ echo "the container lost its address" >&2; return 1; }
 	in_dst podman logs "$NAME" >/dev/null || { echo "podman logs in dst failed" >&2; return 1; }
 }
@@ -220,4 +220,65 @@ mode_case() {
 	[ "$(podman_state src)" = "running $CID localhost/phaul-bb:1" ]
 	[ "$(podman_state dst)" = none ]
 	ticks_advance "$LOG" 20
+}
+
+# ---------------------------------------------------------------- measurement
+
+# max_gap_after FILE N: the longest wall-clock gap (ms) between ticks of
+# mtouch's log FILE after tick N.
+max_gap_after() {
+	awk -v from="$2" 'NF == 2 && $1 ~ /^[0-9]+$/ && $2 ~ /^[0-9]+$/ {
+		if ($1 > from && last) { g = $2 - last; if (g > max) max = g }
+		last = $2 } END { print max + 0 }' "$1"
+}
+
+ms() { date +%s%3N; }
+
+# PHAUL_BENCH=1: two containers of 256 MiB (PODMAN_BENCH_MIB), the same
+# workload, from src to dst over 1 Gbit/s in one run: the first the way
+# Podman offers (`podman container checkpoint --export`, the file over the
+# link, `podman container restore --import`), the second live with phaul.
+# The container's own stall for each: the largest gap between mtouch's
+# ticks (its wall clock).
+@test "bench: podman 256 MiB over 1 Gbit/s, phaul live vs podman checkpoint/restore" {
+	[ -n "${PHAUL_BENCH:-}" ] || skip "measurement: run with PHAUL_BENCH=1"
+	local mib=${PODMAN_BENCH_MIB:-256} base=$NAME n t0 t1 t2 t3 tar=$SCRATCH/ck.tar rx left
+	serve_start
+	# Podman's way
+	NAME=$base-a
+	start_podman "$mib" a
+	n=$(last_tick "$LOG")
+	in_src mkdir -p "$SCRATCH/src-local"
+	t0=$(ms)
+	in_src podman container checkpoint --export "$SCRATCH/src-local/ck.tar" "$NAME" >/dev/null
+	t1=$(ms)
+	in_dst busybox nc -l -p 9000 >"$tar" &
+	rx=$!
+	wait_for 5 eval 'in_dst ss -Hltn "sport = :9000" | grep -q 9000'
+	in_src bash -c 'cat "$1" >"/dev/tcp/$2/9000"' sh "$SCRATCH/src-local/ck.tar" "$DST_ADDR"
+	wait "$rx"
+	t2=$(ms)
+	in_dst podman container restore --import "$tar" >/dev/null
+	t3=$(ms)
+	left=$(podman_state src)
+	PID=$(in_dst podman inspect --format '{{.State.Pid}}' "$NAME")
+	fx_verify_mtouch dst
+	ticks_advance "$LOG" 30
+	local podman_gap
+	podman_gap=$(max_gap_after "$LOG" "$n")
+	note "podman container, $mib MiB, 1 Gbit/s; podman's export: $(stat -c %s "$tar") bytes"
+	note "podman's way: checkpoint --export $((t1 - t0)) ms + copy $((t2 - t1)) ms + restore --import $((t3 - t2)) ms = $((t3 - t0)) ms; workload's largest gap $podman_gap ms"
+	note "podman's export leaves the container on its source as: ${left%% *}"
+	in_src podman rm --force "$NAME" >/dev/null
+	in_dst podman rm --force --time 0 "$NAME" >/dev/null
+	# phaul's
+	NAME=$base-b
+	start_podman "$mib" b
+	n=$(last_tick "$LOG")
+	migrate_podman --json
+	[ "$status" -eq 0 ] || { echo "migrate failed: $stderr" >&2; return 1; }
+	assert_on_dst
+	fx_verify_mtouch dst
+	ticks_advance "$LOG" 30
+	note "phaul live:   frozen $(json .frozen_ms) ms, workload's largest gap $(max_gap_after "$LOG" "$n") ms (migration $(json .total_ms) ms, $(json .iterations) rounds)"
 }
