@@ -275,10 +275,11 @@ ms() { date +%s%3N; }
 	NAME=$base-b
 	start_podman "$mib" b
 	n=$(last_tick "$LOG")
-	migrate_podman --json
+	migrate_podman --json -v
 	[ "$status" -eq 0 ] || { echo "migrate failed: $stderr" >&2; return 1; }
 	assert_on_dst
 	fx_verify_mtouch dst
 	ticks_advance "$LOG" 30
+	note "of phaul's frozen time: $(grep -o "podman's export of .*" <<<"$stderr"); $(grep -o 'podman made container .* in [0-9]* ms' "$SERVE_LOG")"
 	note "phaul live:   frozen $(json .frozen_ms) ms, workload's largest gap $(max_gap_after "$LOG" "$n") ms (migration $(json .total_ms) ms, $(json .iterations) rounds)"
 }
