@@ -157,6 +157,16 @@ static int check_podman(Phaul__PodmanInfo *p)
 	for (size_t i = 0; i < p->n_dirs; i++)
 		if (!path_is_safe(p->dirs[i]))
 			return -EPROTO;
+	if (p->n_macs > MSG_PODMAN_NETS_MAX)
+		return -EPROTO;
+	for (size_t i = 0; i < p->n_macs; i++) {
+		unsigned int b[6];
+		int n = 0;
+		if (sscanf(p->macs[i], "%2x:%2x:%2x:%2x:%2x:%2x%n", &b[0], &b[1], &b[2], &b[3],
+			   &b[4], &b[5], &n) != 6 ||
+		    n != 17 || p->macs[i][n])
+			return -EPROTO;
+	}
 	return 0;
 }
 

@@ -231,6 +231,7 @@ static int apply_change(enum oci_runtime rt, json_object *o, const struct oci_st
 {
 	json_object *cfg = rt == OCI_RUNC ? get(o, "config", json_type_object) : o;
 	json_object *ns = get(o, "namespace_paths", json_type_object);
+	json_object *list = rt == OCI_RUNC ? get(cfg, "namespaces", json_type_array) : NULL;
 
 	if (ch->rootfs && cfg &&
 	    json_object_object_add(cfg, "rootfs", json_object_new_string(ch->rootfs)) < 0)
@@ -238,6 +239,15 @@ static int apply_change(enum oci_runtime rt, json_object *o, const struct oci_st
 	if (ch->netns && ns &&
 	    json_object_object_add(ns, "NEWNET", json_object_new_string(ch->netns)) < 0)
 		return -ENOMEM;
+	/* the namespace runc joined by path (checkpoint marks it external) */
+	for (size_t i = 0; ch->netns && list && i < json_object_array_length(list); i++) {
+		json_object *n = json_object_array_get_idx(list, i);
+		json_object *type = get(n, "type", json_type_string);
+		if (type && !strcmp(json_object_get_string(type), "NEWNET") &&
+		    get(n, "path", json_type_string) &&
+		    json_object_object_add(n, "path", json_object_new_string(ch->netns)) < 0)
+			return -ENOMEM;
+	}
 	return 0;
 }
 

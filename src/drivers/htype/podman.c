@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "common/log.h"
 #include "common/spawn.h"
@@ -129,6 +131,8 @@ void podman_fini(struct driver *d)
 	free(p->image);
 	for (size_t i = 0; i < p->nr_nets; i++)
 		free(p->nets[i]);
+	for (size_t i = 0; i < p->nr_macs; i++)
+		free(p->macs[i]);
 	free(p->pidfile);
 	if (p->lsk > 0)
 		close(p->lsk);
@@ -271,7 +275,75 @@ static int podman_send_info(struct driver *d, const struct drv_ctx *ctx)
 	pi.n_networks = p->nr_nets;
 	pi.dirs = p->oci.manager_dirs;
 	pi.n_dirs = p->oci.nr_manager_dirs;
+	pi.macs = p->macs;
+	pi.n_macs = p->nr_macs;
 	return oci_send_container(ctx, &p->oci, &pi);
+}
+
+/*
+ * `nft -f -` of @script in the network namespace of @pid (0: ours): 0 when
+ * it exited 0.
+ */
+int podman_nft(pid_t pid, const char *script)
+{
+	char ns[64];
+	int fds[2], status, r = 0;
+	pid_t child;
+
+	snprintf(ns, sizeof(ns), "/proc/%d/ns/net", pid);
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -errno;
+	child = fork();
+	if (child == 0) {
+		int fd = pid ? open(ns, O_RDONLY | O_CLOEXEC) : -1;
+		if ((pid && (fd < 0 || setns(fd, CLONE_NEWNET) < 0)) || dup2(fds[0], 0) < 0)
+			_exit(126);
+		execlp("nft", "nft", "-f", "-", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[0]);
+	if (child < 0)
+		r = -errno;
+	if (r == 0)
+		r = write_full(fds[1], script, strlen(script));
+	close(fds[1]);
+	while (child > 0 && waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	if (r == 0 && child > 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+		r = -EIO;
+	return r;
+}
+
+#define NETNS_LOCK "inet phaul_lock"
+
+/*
+ * The container's network namespace drops every packet from just before
+ * the final dump on. CRIU locks a network namespace it dumps, not
+ * podman's (external): without this, a peer's packet arriving while CRIU
+ * holds the TCP sockets in repair mode, or once the tree is gone, is
+ * answered with a reset.
+ */
+static int lock_netns(const struct drv_ctx *ctx, struct podman_priv *p, bool on)
+{
+	static const char lock[] = "add table " NETNS_LOCK "\n"
+				   "add chain " NETNS_LOCK
+				   " in { type filter hook input priority -300; policy drop; }\n"
+				   "add chain " NETNS_LOCK
+				   " out { type filter hook output priority -300; policy drop; }\n";
+	int r;
+
+	if (!p->oci.netns_key[0] || on == p->netns_locked)
+		return 0;
+	r = podman_nft(p->oci.st.pid, on ? lock : "delete table " NETNS_LOCK "\n");
+	if (r < 0 && on)
+		return drv_fail(ctx, r, "cannot lock the network of container %s (nft): %s",
+				p->name, strerror(-r));
+	if (r < 0)
+		pr_err("cannot unlock the network of container %s (nft): %s", p->name,
+		       strerror(-r));
+	else
+		p->netns_locked = on;
+	return r;
 }
 
 /*
@@ -299,6 +371,20 @@ static int podman_frozen(struct driver *d, const struct drv_ctx *ctx)
 	return 0;
 }
 
+/* The final dump: its network is locked first (lock_netns). */
+static int podman_dump_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o)
+{
+	int r = oci_dump_opts(d, ctx, o);
+
+	return r < 0 ? r : lock_netns(ctx, d->priv, true);
+}
+
+/* Rolled back: the container's network works again. */
+static int podman_migration_failed(struct driver *d, const struct drv_ctx *ctx)
+{
+	return lock_netns(ctx, d->priv, false);
+}
+
 /* Committed: the container died here with CRIU's dump; podman forgets it. */
 static int podman_migration_complete(struct driver *d, const struct drv_ctx *ctx)
 {
@@ -324,16 +410,17 @@ const struct driver_ops htype_podman_ops = {
 	.hooks = {
 		[HOOK_FROZEN] = podman_frozen,
 		[HOOK_MIGRATION_COMPLETE] = podman_migration_complete,
+		[HOOK_MIGRATION_FAILED] = podman_migration_failed,
 		[HOOK_TARGET_CHECK] = podman_target_check,
 		[HOOK_TARGET_RESTORE] = podman_target_restore,
 		[HOOK_TARGET_RESTORED] = podman_target_restored,
-		[HOOK_TARGET_RESUMED] = oci_target_resumed,
+		[HOOK_TARGET_RESUMED] = podman_target_resumed,
 		[HOOK_TARGET_CLEANUP] = podman_target_cleanup,
 		[HOOK_TARGET_ABORT] = podman_target_abort,
 	},
 	.send_info = podman_send_info,
 	.recv_info = podman_target_recv_info,
-	.dump_opts = oci_dump_opts,
+	.dump_opts = podman_dump_opts,
 	.restore_opts = oci_restore_opts,
 	.restore_criu = podman_restore_criu,
 };

@@ -35,6 +35,18 @@
  * a failure CRIU exits non-zero, podman's restore fails, and the driver
  * removes what podman created (`podman rm -f`).
  *
+ * From just before the final dump on, the container's network namespace
+ * on the source drops every packet (an nftables table there; removed on
+ * a rollback): CRIU locks a network namespace it dumps, not an external
+ * one, and a peer's packet arriving while CRIU holds the TCP sockets in
+ * repair mode, or once the tree is gone, would be answered with a reset.
+ * From before podman's restore until the tree runs (post-resume) the
+ * destination's bridges drop the container's frames (an nftables bridge
+ * table): podman brings its new interface up with the old MAC, and its
+ * first IPv6 packets would teach the bridges that the container is here
+ * while its TCP sockets are not, whose peers would then get resets.
+ * After that the container is announced (gratuitous ARP, oci driver).
+ *
  * Podman picks the runtime by name from containers.conf, and conmon
  * passes CONTAINERS_CONF on to the container's exit command: phaul's
  * containers.conf (the one podman would read, plus runc = phaul's
@@ -64,16 +76,22 @@ struct podman_priv {
 	char *image;
 	char *nets[MSG_PODMAN_NETS_MAX];
 	size_t nr_nets;
+	char *macs[MSG_PODMAN_NETS_MAX];
+	size_t nr_macs;
 	/* destination */
-	pid_t restore; /* `podman container restore`, or 0 */
-	int lsk;       /* PODMAN_RUN_DIR/ID.sock, listening, or -1 */
-	int rsk;       /* the runtime's connection, or -1 */
-	char *pidfile; /* conmon's --pid-file */
-	bool imported; /* the container may exist here */
+	pid_t restore;	   /* `podman container restore`, or 0 */
+	int lsk;	   /* PODMAN_RUN_DIR/ID.sock, listening, or -1 */
+	int rsk;	   /* the runtime's connection, or -1 */
+	char *pidfile;	   /* conmon's --pid-file */
+	bool imported;	   /* the container may exist here */
+	bool fenced;	   /* the bridges here drop its frames (below) */
+	bool netns_locked; /* source: its network namespace drops everything */
 };
 
 /* Write PODMAN_RUN_DIR's runtime and containers.conf (again). */
 int podman_setup(const struct drv_ctx *ctx);
+/* `nft -f -` of @script in @pid's network namespace (0: ours). */
+int podman_nft(pid_t pid, const char *script);
 /* `podman ARGS...` with phaul's containers.conf; its stdout in *out
  * (may be NULL), at most 1 MiB. Its exit status, or a negative errno. */
 int podman_run(char *const args[], char **out);
@@ -85,6 +103,7 @@ int podman_target_restore(struct driver *d, const struct drv_ctx *ctx);
 int podman_restore_criu(struct driver *d, const struct drv_ctx *ctx, const int *fds, size_t nr,
 			int *sk);
 int podman_target_restored(struct driver *d, const struct drv_ctx *ctx);
+int podman_target_resumed(struct driver *d, const struct drv_ctx *ctx);
 int podman_target_cleanup(struct driver *d, const struct drv_ctx *ctx);
 int podman_target_abort(struct driver *d, const struct drv_ctx *ctx);
 

@@ -53,6 +53,9 @@ int podman_target_recv_info(struct driver *d, const struct drv_ctx *ctx, const M
 	for (size_t i = 0; i < pi->n_dirs && i < MSG_PODMAN_DIRS_MAX; i++)
 		if (!(p->oci.manager_dirs[p->oci.nr_manager_dirs++] = strdup(pi->dirs[i])))
 			return -ENOMEM;
+	for (size_t i = 0; i < pi->n_macs && i < MSG_PODMAN_NETS_MAX; i++)
+		if (!(p->macs[p->nr_macs++] = strdup(pi->macs[i])))
+			return -ENOMEM;
 	return 0;
 }
 
@@ -90,6 +93,10 @@ int podman_target_check(struct driver *d, const struct drv_ctx *ctx)
 				"the container's image %s (%.12s) is not on the destination: "
 				"pull, load or import it there first",
 				p->image ?: "", p->image_id);
+	if (p->nr_macs && !prog_installed("nft"))
+		pr_warn("nft (nftables) is not installed: the bridges here may learn container %s "
+			"too early, and its TCP peers get resets",
+			p->name);
 	for (size_t i = 0; i < p->nr_nets; i++) {
 		char *net[] = { "network", "exists", p->nets[i], NULL };
 		if (podman_yes(net) != 0)
@@ -349,6 +356,34 @@ static int read_bundle(const struct drv_ctx *ctx, struct podman_priv *p, const c
 	return 0;
 }
 
+/* The bridges here drop the container's frames (podman.h), or stop. */
+static void fence(struct podman_priv *p, bool on)
+{
+	char script[1024];
+	size_t n;
+
+	if (on == p->fenced || !p->nr_macs || !prog_installed("nft"))
+		return;
+	n = snprintf(script, sizeof(script), "%s table bridge phaul_%.12s\n", on ? "add" : "delete",
+		     p->oci.id);
+	if (on) {
+		n += snprintf(script + n, sizeof(script) - n,
+			      "add chain bridge phaul_%.12s pre { type filter hook prerouting "
+			      "priority -300; }\n",
+			      p->oci.id);
+		for (size_t i = 0; i < p->nr_macs && n < sizeof(script); i++)
+			n += snprintf(script + n, sizeof(script) - n,
+				      "add rule bridge phaul_%.12s pre ether saddr %s drop\n"
+				      "add rule bridge phaul_%.12s pre ether daddr %s drop\n",
+				      p->oci.id, p->macs[i], p->oci.id, p->macs[i]);
+	}
+	if (n >= sizeof(script) || podman_nft(0, script) < 0)
+		pr_warn("nft could not %s the frames of container %s", on ? "stop" : "let go",
+			p->name);
+	else
+		p->fenced = on;
+}
+
 int podman_target_restore(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct podman_priv *p = d->priv;
@@ -356,6 +391,7 @@ int podman_target_restore(struct driver *d, const struct drv_ctx *ctx)
 	uint64_t t0 = now_ms();
 	int r = listen_runtime(ctx, p);
 
+	fence(p, true);
 	if (r == 0)
 		r = start_restore(ctx, p);
 	if (r == 0)
@@ -435,6 +471,14 @@ int podman_target_restored(struct driver *d, const struct drv_ctx *ctx)
 	return 0;
 }
 
+/* The tree runs, its TCP sockets too: its frames may pass, and it says where
+ * it is. */
+int podman_target_resumed(struct driver *d, const struct drv_ctx *ctx)
+{
+	fence(d->priv, false);
+	return oci_target_resumed(d, ctx);
+}
+
 /* podman's restore ends: its status, or -ETIMEDOUT (then killed). */
 static int wait_restore(struct podman_priv *p, int ms)
 {
@@ -464,6 +508,7 @@ int podman_target_cleanup(struct driver *d, const struct drv_ctx *ctx)
 	struct podman_priv *p = d->priv;
 	int r = wait_restore(p, RESTORE_WAIT_MS);
 
+	fence(p, false);
 	oci_target_cleanup(d, ctx);
 	if (r != 0) {
 		pr_err("podman container restore of %s ended with %d after the commit: see "
@@ -491,5 +536,6 @@ int podman_target_abort(struct driver *d, const struct drv_ctx *ctx)
 	if (p->imported && podman_run(rm, NULL) != 0)
 		pr_warn("podman rm %s failed", p->name);
 	p->imported = false;
+	fence(p, false);
 	return oci_target_abort(d, ctx);
 }
