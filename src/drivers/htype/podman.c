@@ -47,35 +47,75 @@ static int put_file(const char *dir, const char *name, const char *text, mode_t 
 }
 
 /*
- * The containers.conf podman would read (CONTAINERS_CONF's, else
- * /etc/containers/containers.conf, else none), with phaul's runtime as
- * runc. A config that names runtimes itself is not merged: refused.
+ * The containers.conf podman would read (CONTAINERS_CONF's; else the
+ * administrator's /etc/containers/containers.conf, else the distribution's
+ * /usr/share/containers/containers.conf: not both, a TOML table may not
+ * be given twice), with phaul's runtime as runc. A config that names
+ * runtimes itself is not merged: refused.
  */
+/* The line of @text that is @line (spaces around it aside), or NULL. */
+static const char *find_line(const char *text, const char *line)
+{
+	size_t n = strlen(line);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		const char *c = l + strspn(l, " \t");
+		if (!strncmp(c, line, n) && strspn(c + n, " \t\r") == strcspn(c + n, "\n"))
+			return l;
+	}
+	return NULL;
+}
+
+/* Whether the table starting after @from names a runtime "runc". */
+static bool table_has_runc(const char *from)
+{
+	for (const char *l = from; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		const char *c = l + strspn(l, " \t");
+		if (*c == '[')
+			return false;
+		if (!strncmp(c, PODMAN_RUNTIME, strlen(PODMAN_RUNTIME)) &&
+		    strchr(" \t=", c[strlen(PODMAN_RUNTIME)]))
+			return true;
+	}
+	return false;
+}
+
 static int make_conf(const struct drv_ctx *ctx, char **ret)
 {
-	const char *base = getenv("CONTAINERS_CONF");
+	const char *env = getenv("CONTAINERS_CONF"), *base = env, *table, *rest;
+	static const char entry[] = PODMAN_RUNTIME
+		" = [\"" PODMAN_RUN_DIR "/" PODMAN_RUNTIME "\"]\n";
 	_cleanup_free_ char *text = NULL;
 	int r;
 
 	if (!base || !*base)
-		base = "/etc/containers/containers.conf";
+		base = access("/etc/containers/containers.conf", F_OK) == 0 ?
+			       "/etc/containers/containers.conf" :
+			       "/usr/share/containers/containers.conf";
 	r = read_file(base, CONF_MAX, &text, NULL);
-	if (r == -ENOENT && base != getenv("CONTAINERS_CONF"))
+	if (r == -ENOENT && base != env)
 		r = 0;
 	if (r < 0)
 		return drv_fail(ctx, r, "cannot read %s: %s", base, strerror(-r));
-	if (text && strstr(text, "[engine.runtimes]"))
+	table = text ? find_line(text, "[engine.runtimes]") : NULL;
+	rest = table && strchr(table, '\n') ? strchr(table, '\n') + 1 : NULL;
+	if (table && (!rest || table_has_runc(rest)))
 		return drv_fail(ctx, -ENOTSUP,
-				"%s names OCI runtimes ([engine.runtimes]): phaul's "
-				"runc cannot be added to it",
+				"%s names its own runc ([engine.runtimes]): phaul's cannot "
+				"be added to it",
 				base);
-	if (asprintf(ret,
-		     "# written by phaul (docs/CONTAINERS.md): %s, and phaul's runtime\n"
-		     "%s\n[engine.runtimes]\n" PODMAN_RUNTIME " = [\"" PODMAN_RUN_DIR
-		     "/" PODMAN_RUNTIME "\"]\n",
-		     base, text ?: "") < 0)
-		return -ENOMEM;
-	return 0;
+	/* into the table the file has (TOML has each once), else a new one */
+	if (rest)
+		r = asprintf(ret,
+			     "# written by phaul (docs/CONTAINERS.md): %s, and phaul's runc\n"
+			     "%.*s%s%s",
+			     base, (int)(rest - text), text, entry, rest);
+	else
+		r = asprintf(ret,
+			     "# written by phaul (docs/CONTAINERS.md): %s, and phaul's runc\n"
+			     "%s\n[engine.runtimes]\n%s",
+			     base, text ?: "", entry);
+	return r < 0 ? -ENOMEM : 0;
 }
 
 int podman_setup(const struct drv_ctx *ctx)
