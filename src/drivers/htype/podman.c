@@ -257,12 +257,14 @@ static int parse_inspect(const struct drv_ctx *ctx, struct podman_priv *p, json_
 		return -ENOMEM;
 	json_object_object_foreach(nets, net, v)
 	{
-		(void)v;
+		const char *mac = get_str(v, "MacAddress");
 		if (p->nr_nets >= MSG_PODMAN_NETS_MAX || !name_is_safe(net))
 			return drv_fail(ctx, -ENOTSUP, "container %s: network %s not supported",
 					name, net);
 		p->nets[p->nr_nets] = strdup(net);
 		if (!p->nets[p->nr_nets++])
+			return -ENOMEM;
+		if (mac && strlen(mac) == 17 && !(p->macs[p->nr_macs++] = strdup(mac)))
 			return -ENOMEM;
 	}
 	/* podman's directories of the container: its userdata here and in /run */

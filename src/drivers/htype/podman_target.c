@@ -377,11 +377,14 @@ static void fence(struct podman_priv *p, bool on)
 				      "add rule bridge phaul_%.12s pre ether daddr %s drop\n",
 				      p->oci.id, p->macs[i], p->oci.id, p->macs[i]);
 	}
-	if (n >= sizeof(script) || podman_nft(0, script) < 0)
+	if (n >= sizeof(script) || podman_nft(0, script) < 0) {
 		pr_warn("nft could not %s the frames of container %s", on ? "stop" : "let go",
 			p->name);
-	else
+	} else {
 		p->fenced = on;
+		pr_info("this host's bridges %s the frames of container %s", on ? "drop" : "pass",
+			p->name);
+	}
 }
 
 int podman_target_restore(struct driver *d, const struct drv_ctx *ctx)
