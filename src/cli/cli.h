@@ -15,6 +15,8 @@ int cmd_serve(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 /* Internal: the remote shell of the sync driver's rsync client. */
 int cmd_fdpipe(int argc, char **argv);
+/* The runtime podman runs for the podman driver (drivers/htype/podman.h). */
+int cmd_podman_runtime(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 /* An HTML page of a migration's JSON (report_html.h). */
 int cmd_report(int argc, char **argv);

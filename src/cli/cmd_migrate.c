@@ -40,7 +40,9 @@ static void migrate_usage(FILE *f)
 		"usage: phaul migrate --to ADDR:PORT --key FILE [options] PID\n"
 		"       phaul migrate --to ADDR:PORT --key FILE [options] --oci ID\n"
 		"       phaul migrate --to ADDR:PORT --key FILE [options] --lxc NAME\n"
-		"       phaul migrate --to ssh://[USER@]HOST[:PORT] [options] PID|--oci ID|--lxc NAME\n"
+		"       phaul migrate --to ADDR:PORT --key FILE [options] --podman NAME|ID\n"
+		"       phaul migrate --to ssh://[USER@]HOST[:PORT] [options] PID|--oci ID|--lxc NAME|\n"
+		"                         --podman NAME|ID\n"
 		"                         over ssh: no daemon and no key, ssh starts\n"
 		"                         `phaul serve --stdio` there for this migration\n"
 		"  --ssh-cmd CMD          ssh://: the ssh command, split at spaces (default\n"
@@ -69,6 +71,7 @@ static void migrate_usage(FILE *f)
 		"  --lxcpath DIR          its lxcpath (default /var/lib/lxc)\n"
 		"  --docker NAME|ID       refused: Docker restores its containers only itself\n"
 		"                         (docs/CONTAINERS.md, \"Docker\")\n"
+		"  --podman NAME|ID       migrate the Podman container NAME or ID (not a PID)\n"
 		"  --json                 print one JSON object with the statistics on stdout\n"
 		"  --events FILE|-        write each step, round and post-copy progress as\n"
 		"                         JSON lines to FILE (- for stdout): docs/EVENTS.md\n"
@@ -173,14 +176,20 @@ static const struct option migrate_opts[] = {
 	{ "lxc", required_argument, NULL, 'C' },
 	{ "lxcpath", required_argument, NULL, 'P' },
 	{ "docker", required_argument, NULL, OPT_DOCKER },
+	{ "podman", required_argument, NULL, 'Q' },
 	CLI_SSH_OPTIONS,
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
 
-static int parse_args(int argc, char **argv, struct mig_opts *o, const char **key, const char **oci,
-		      const char **lxc, struct cli_out *out)
+/* The container named: --oci, --lxc, --podman (at most one). */
+struct ctr_arg {
+	const char *oci, *lxc, *podman;
+};
+
+static int parse_args(int argc, char **argv, struct mig_opts *o, const char **key,
+		      struct ctr_arg *ct, struct cli_out *out)
 {
 	uint64_t v;
 	int c;
@@ -238,10 +247,11 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 				return -EINVAL;
 			o->policy.max_time_ms = v * 1000;
 			break;
-		case 'O': *oci = optarg; break;
+		case 'O': ct->oci = optarg; break;
 		case 'R': o->oci_runtime = optarg; break;
 		case 'X': o->oci_root = optarg; break;
-		case 'C': *lxc = optarg; break;
+		case 'C': ct->lxc = optarg; break;
+		case 'Q': ct->podman = optarg; break;
 		case 'P': o->lxc_path = optarg; break;
 		case OPT_DOCKER: return docker_refuse(optarg);
 		case 'h': migrate_usage(stdout); exit(0);
@@ -250,11 +260,13 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 				return -EINVAL;
 		}
 	}
-	if (!cli_dest_ok(o->to, *key) || optind != argc - (*oci || *lxc ? 0 : 1) || (*oci && *lxc))
+	int nr_ctr = !!ct->oci + !!ct->lxc + !!ct->podman;
+
+	if (!cli_dest_ok(o->to, *key) || optind != argc - (nr_ctr ? 0 : 1) || nr_ctr > 1)
 		return -EINVAL;
-	if (!*oci && (o->oci_runtime || o->oci_root))
+	if (!ct->oci && (o->oci_runtime || o->oci_root))
 		return -EINVAL;
-	if (!*lxc && o->lxc_path)
+	if (!ct->lxc && o->lxc_path)
 		return -EINVAL;
 	if (o->tcp_established && o->tcp_close)
 		return -EINVAL;
@@ -271,14 +283,15 @@ int cmd_migrate(int argc, char **argv)
 			      .policy = { .downtime_ms = POLICY_DEFAULT_DOWNTIME_MS,
 					  .max_iters = POLICY_DEFAULT_MAX_ITERS } };
 	struct migration m = { .source = true, .opts = &o, .imgfd = -1, .ps_sk = -1 };
-	const char *key = NULL, *oci = NULL, *lxc = NULL;
+	const char *key = NULL;
+	struct ctr_arg ct = { 0 };
 	struct cli_out out = { 0 };
 	json_object *result;
 	char htype[160];
 	int r;
 
 	log_init("phaul-migrate", LOG_QUIET);
-	r = parse_args(argc, argv, &o, &key, &oci, &lxc, &out);
+	r = parse_args(argc, argv, &o, &key, &ct, &out);
 	if (r < 0) {
 		if (r != -EOPNOTSUPP)
 			migrate_usage(stderr);
@@ -295,10 +308,12 @@ int cmd_migrate(int argc, char **argv)
 	}
 	if (o.nr_fs == 0)
 		o.fs[o.nr_fs++] = "shared";
-	if (oci)
-		snprintf(htype, sizeof(htype), "oci:%.128s", oci);
-	else if (lxc)
-		snprintf(htype, sizeof(htype), "lxc:%.128s", lxc);
+	if (ct.oci)
+		snprintf(htype, sizeof(htype), "oci:%.128s", ct.oci);
+	else if (ct.lxc)
+		snprintf(htype, sizeof(htype), "lxc:%.128s", ct.lxc);
+	else if (ct.podman)
+		snprintf(htype, sizeof(htype), "podman:%.128s", ct.podman);
 	else
 		snprintf(htype, sizeof(htype), "pid:%.30s", argv[argc - 1]);
 	o.htype = htype;

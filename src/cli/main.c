@@ -53,6 +53,8 @@ int main(int argc, char **argv)
 		return cmd_migrate(argc - 1, argv + 1);
 	if (!strcmp(cmd, "__fdpipe"))
 		return cmd_fdpipe(argc - 1, argv + 1);
+	if (!strcmp(cmd, "__podman-runtime"))
+		return cmd_podman_runtime(argc - 1, argv + 1);
 	if (!strcmp(cmd, "check"))
 		return cmd_check(argc - 1, argv + 1);
 	if (!strcmp(cmd, "report"))

@@ -77,3 +77,35 @@ int run_cmd(char *const argv[])
 	}
 	return 0;
 }
+
+int run_output(char *const argv[], size_t max, char **out)
+{
+	_cleanup_free_ char *buf = malloc(max + 1);
+	int fds[2], r;
+	size_t n = 0;
+	pid_t pid = -1;
+
+	if (!buf)
+		return -ENOMEM;
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -errno;
+	r = spawn(argv, -1, fds[1], -1, &pid);
+	close(fds[1]);
+	while (r == 0) {
+		char sink[4096];
+		ssize_t k = n < max ? read(fds[0], buf + n, max - n) :
+				      read(fds[0], sink, sizeof(sink));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		n += n < max ? (size_t)k : 0;
+	}
+	if (r == 0)
+		r = spawn_wait(pid);
+	close(fds[0]);
+	buf[n] = '\0';
+	if (r >= 0 && out)
+		*out = TAKE_PTR(buf);
+	return r;
+}

@@ -18,5 +18,8 @@ int spawn_fds(char *const argv[], int in, int out, const int *fds, size_t nr, pi
 int spawn_wait(pid_t pid);
 /* spawn + spawn_wait, stdin and stdout /dev/null; 0 only when it exited 0. */
 int run_cmd(char *const argv[]);
+/* spawn + spawn_wait with stdout read into *out (at most @max bytes, NUL
+ * terminated; the rest is dropped when the buffer is full): the exit status. */
+int run_output(char *const argv[], size_t max, char **out);
 
 #endif

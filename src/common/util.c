@@ -235,18 +235,24 @@ int parse_hostport(const char *s, struct sockaddr_storage *ret, unsigned int *re
 	return 0;
 }
 
-bool prog_installed(const char *name)
+int prog_path(const char *name, char *path, size_t len)
 {
 	static const char *const dirs[] = { "/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
 					    "/usr/bin",	       "/sbin",		 "/bin" };
-	char path[256];
 
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dirs[i], name);
+		snprintf(path, len, "%s/%s", dirs[i], name);
 		if (access(path, X_OK) == 0)
-			return true;
+			return 0;
 	}
-	return false;
+	return -ENOENT;
+}
+
+bool prog_installed(const char *name)
+{
+	char path[256];
+
+	return prog_path(name, path, sizeof(path)) == 0;
 }
 
 bool sock_peer_is_root(int fd)

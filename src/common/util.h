@@ -64,6 +64,8 @@ int mkdir_p(const char *path, mode_t mode);
 int rm_rf(const char *path);
 /* An executable @name in /usr/local/{s,}bin, /usr/{s,}bin or /{s,}bin. */
 bool prog_installed(const char *name);
+/* The same, its path in @path; -ENOENT if there is none. */
+int prog_path(const char *name, char *path, size_t len);
 /* Remove everything below the directory open at @dirfd (kept itself). */
 int rm_rf_at(int dirfd);
 

@@ -80,8 +80,7 @@ void driver_free(struct driver *d)
 	free(d);
 }
 
-/* Whether @path is @dir or below it. */
-static bool path_under(const char *path, const char *dir)
+bool driver_path_under(const char *path, const char *dir)
 {
 	size_t n = strlen(dir);
 
@@ -94,7 +93,7 @@ bool driver_storage_brings(struct driver *const *drv, size_t nr, const char *pat
 {
 	for (size_t i = 0; i < nr; i++)
 		if (drv[i]->ops->kind == DRV_FS && drv[i]->arg && drv[i]->arg[0] == '/' &&
-		    path_under(path, drv[i]->arg))
+		    driver_path_under(path, drv[i]->arg))
 			return true;
 	return false;
 }

@@ -28,6 +28,8 @@
  *   target_abort       failed: kill, unmount, delete what was restored
  *   restore_exec       (htype only, optional) the restore is run by the
  *                      workload's manager, which execs CRIU itself
+ *   restore_criu       (htype only, optional) the manager starts the CRIU
+ *                      the engine drives (its RPC socket comes from the driver)
  *
  * Each kind's contract is in its own header: htype/htype.h, fs/fs.h.
  *
@@ -184,6 +186,15 @@ struct driver_ops {
 	 */
 	int (*restore_exec)(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o,
 			    driver_held_fn held, void *arg, pid_t *root);
+	/*
+	 * Destination, htype, optional: the CRIU that restores is started by
+	 * the workload's manager (podman's conmon runs it as its runtime), not
+	 * by us: hand it @fds (for it to inherit under the same numbers) and
+	 * return our end of its RPC socket in *sk; the engine then drives the
+	 * restore as with a CRIU of its own. NULL: the engine starts CRIU.
+	 */
+	int (*restore_criu)(struct driver *d, const struct drv_ctx *ctx, const int *fds, size_t nr,
+			    int *sk);
 	/* Destination: a storage message addressed to this driver. */
 	int (*target_msg)(struct driver *d, const struct drv_ctx *ctx, Phaul__Msg *msg);
 };
@@ -217,6 +228,8 @@ bool driver_hook_after_commit(enum driver_hook hook);
  * then only exist once the storage is through, before the restore.
  */
 bool driver_storage_brings(struct driver *const *drv, size_t nr, const char *path);
+/* Whether @path is @dir or below it. */
+bool driver_path_under(const char *path, const char *dir);
 
 /* A driver's use of its context (struct drv_host). */
 int drv_fail(const struct drv_ctx *ctx, int err, const char *fmt, ...)

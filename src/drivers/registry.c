@@ -5,6 +5,6 @@
 #include "drivers/htype/htype.h"
 
 const struct driver_ops *const driver_registry[] = {
-	&htype_pid_ops, &htype_oci_ops, &htype_lxc_ops, &fs_shared_ops,
-	&fs_sync_ops,	&fs_disk_ops,	NULL,
+	&htype_pid_ops, &htype_oci_ops, &htype_lxc_ops, &htype_podman_ops,
+	&fs_shared_ops, &fs_sync_ops,	&fs_disk_ops,	NULL,
 };

@@ -145,8 +145,35 @@ static bool ifname_ok(const char *s)
 	return s && strlen(s) < 16 && name_is_safe(s);
 }
 
+static int check_podman(Phaul__PodmanInfo *p)
+{
+	if (!name_is_safe(p->name) || strlen(p->image_id) != 64 ||
+	    strspn(p->image_id, "0123456789abcdef") != 64 || p->n_networks > MSG_PODMAN_NETS_MAX ||
+	    p->n_dirs > MSG_PODMAN_DIRS_MAX || text_ok(p->image, 512) < 0)
+		return -EPROTO;
+	for (size_t i = 0; i < p->n_networks; i++)
+		if (!name_is_safe(p->networks[i]))
+			return -EPROTO;
+	for (size_t i = 0; i < p->n_dirs; i++)
+		if (!path_is_safe(p->dirs[i]))
+			return -EPROTO;
+	if (p->n_macs > MSG_PODMAN_NETS_MAX)
+		return -EPROTO;
+	for (size_t i = 0; i < p->n_macs; i++) {
+		unsigned int b[6];
+		int n = 0;
+		if (sscanf(p->macs[i], "%2x:%2x:%2x:%2x:%2x:%2x%n", &b[0], &b[1], &b[2], &b[3],
+			   &b[4], &b[5], &n) != 6 ||
+		    n != 17 || p->macs[i][n])
+			return -EPROTO;
+	}
+	return 0;
+}
+
 static int check_oci(Phaul__OciContainer *o)
 {
+	if (o->podman && check_podman(o->podman) < 0)
+		return -EPROTO;
 	if (!name_is_safe(o->id) || (strcmp(o->runtime, "runc") && strcmp(o->runtime, "crun")))
 		return -EPROTO;
 	if (!path_is_safe(o->runtime_root) || !path_is_safe(o->bundle) ||

@@ -55,6 +55,8 @@ uint32_t proto_version(void);
 #define MSG_PATH_MAX 4096u
 #define MSG_OCI_MOUNTS_MAX 64
 #define MSG_OCI_FILES_MAX 16
+#define MSG_PODMAN_NETS_MAX 8
+#define MSG_PODMAN_DIRS_MAX 4
 #define MSG_OCI_VETHS_MAX 8
 #define MSG_LXC_CONFIG_MAX (32u * 1024)
 

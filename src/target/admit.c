@@ -157,6 +157,8 @@ static int parse_line(struct admit *a, char *line, char *why, size_t len)
 		return parse_bool(val, &a->shell_job, why, len);
 	if (!strcmp(key, "lxc_hooks"))
 		return parse_bool(val, &a->lxc_hooks, why, len);
+	if (!strcmp(key, "podman"))
+		return parse_bool(val, &a->podman, why, len);
 	for (int k = 0; k < ROOT__MAX; k++)
 		if (!strcmp(key, root_keys[k]))
 			return add_root(a, k, val, why, len);
@@ -255,8 +257,8 @@ void admit_describe(const struct admit *a, char *buf, size_t len)
 		for (size_t i = 0; i < a->nr_roots[k]; i++)
 			OUT(" %s", a->roots[k][i]);
 	}
-	OUT("; shell_job = %s; lxc_hooks = %s", a->shell_job ? "yes" : "no",
-	    a->lxc_hooks ? "yes" : "no");
+	OUT("; shell_job = %s; lxc_hooks = %s; podman = %s", a->shell_job ? "yes" : "no",
+	    a->lxc_hooks ? "yes" : "no", a->podman ? "yes" : "no");
 #undef OUT
 }
 
@@ -426,6 +428,11 @@ static int check_oci(const struct admit *a, const Phaul__OciContainer *oc, char 
 {
 	int r = admit_path(a, ROOT_OCI, "OCI bundle", oc->bundle, why, len);
 
+	if (r == 0 && oc->podman && !a->podman)
+		r = refuse(a, why, len,
+			   "Podman containers are not allowed: podman's restore runs them as "
+			   "the source describes them (privileges, mounts)",
+			   "podman = yes");
 	if (r == 0)
 		r = admit_path(a, ROOT_OCI, "OCI rootfs", oc->rootfs, why, len);
 	if (r == 0)

@@ -24,10 +24,12 @@
  *   stdio_root      = DIR   files reopened by path for a workload's stdio
  *   shell_job       = no | yes
  *   lxc_hooks       = no | yes   lxc.hook.* and lxc.mount.fstab
+ *   podman          = no | yes   Podman containers (podman's restore runs
+ *                           them as the source's podman describes them)
  *
  * Without a file (the defaults): modes stop, live, lazy and hybrid; no
  * root of any kind (so no sync:, disk:, OCI or LXC), no shell job, no
- * stdio by path, no LXC hooks. contrib/policy.example explains each key.
+ * stdio by path, no LXC hooks, no Podman. contrib/policy.example explains each key.
  */
 #ifndef PHAUL_ADMIT_H
 #define PHAUL_ADMIT_H
@@ -57,6 +59,7 @@ struct admit {
 	size_t nr_roots[ROOT__MAX];
 	bool shell_job;
 	bool lxc_hooks;
+	bool podman;
 };
 
 /* The defaults (no file). */

@@ -474,6 +474,17 @@ static int wait_lazy(struct target *t, bool kill_it)
 	return 0;
 }
 
+/* The CRIU the workload's manager started (restore_criu in driver.h). */
+static int manager_criu(struct target *t, struct criu *c)
+{
+	struct driver *d = t->m.drv[0];
+	struct mig_drvctx b;
+
+	criu_stop(c);
+	mig_drvctx_init(&t->m, 0, &b);
+	return d->ops->restore_criu(d, &b.ctx, t->m.criu_fds, t->m.nr_criu_fds, &c->sk);
+}
+
 static int restore_by_criu(struct target *t, CriuOpts *o, pid_t *root)
 {
 	struct criu *c = &t->criu;
@@ -488,7 +499,13 @@ static int restore_by_criu(struct target *t, CriuOpts *o, pid_t *root)
 		criu_stop(c);
 	c->keep_fds = t->m.criu_fds;
 	c->nr_keep_fds = t->m.nr_criu_fds;
-	r = c->pid > 0 ? criu_send(c, &req) : criu_begin(c, &req);
+	if (t->m.drv[0]->ops->restore_criu) {
+		r = manager_criu(t, c);
+		if (r == 0)
+			r = criu_send(c, &req);
+	} else {
+		r = c->pid > 0 ? criu_send(c, &req) : criu_begin(c, &req);
+	}
 	if (r < 0)
 		return mig_fail(&t->m, r, "cannot start CRIU");
 	r = restore_loop(t, c, root);

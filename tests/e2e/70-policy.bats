@@ -216,7 +216,7 @@ dst_state() {
 	install -m 600 "$REPO_ROOT/contrib/policy.example" "$SCRATCH/policy"
 	serve_start
 	out=$(grep 'policy (' "$SERVE_LOG")
-	[[ "$out" == *"mode = stop live lazy hybrid; sync_root = (none)"*"shell_job = no; lxc_hooks = no" ]]
+	[[ "$out" == *"mode = stop live lazy hybrid; sync_root = (none)"*"shell_job = no; lxc_hooks = no; podman = no" ]]
 }
 
 @test "policy: a local user squatting on the resume socket's names during post-copy is never relayed to; the migration completes" {

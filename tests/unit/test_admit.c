@@ -279,6 +279,14 @@ static void oci_rules(void **s)
 	assert_non_null(strstr(why, "stdio_root"));
 	io.path = NULL; /* a pipe: nothing reopened */
 	assert_int_equal(admit_preflight(&a, &p, &info, why, sizeof(why)), 0);
+	/* a Podman container: only with podman = yes */
+	Phaul__PodmanInfo pi = PHAUL__PODMAN_INFO__INIT;
+	oc.podman = &pi;
+	assert_int_equal(admit_preflight(&a, &p, &info, why, sizeof(why)), -EPERM);
+	assert_non_null(strstr(why, "podman = yes"));
+	admit_free(&a);
+	assert_int_equal(parse(&a, "oci_root = %s/root\npodman = yes\n", tmp), 0);
+	assert_int_equal(admit_preflight(&a, &p, &info, why, sizeof(why)), 0);
 	admit_free(&a);
 }
 

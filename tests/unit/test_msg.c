@@ -707,6 +707,64 @@ static void test_preflight_reply_in_place(void **state)
 	free(p4097);
 }
 
+/* PodmanInfo (in OciContainer): names, image ID, MACs, dirs checked */
+static void test_podman_limits(void **state)
+{
+	Phaul__OciContainer oc = PHAUL__OCI_CONTAINER__INIT;
+	Phaul__PodmanInfo pi = PHAUL__PODMAN_INFO__INIT;
+	char *nets[] = { "podman" }, *dirs[] = { "/var/lib/containers/x" };
+	char *macs[] = { "0a:1b:2c:3d:4e:5f" };
+	char id[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	Msg m = PHAUL__MSG__INIT;
+
+	(void)state;
+	m.body_case = PHAUL__MSG__BODY_OCI;
+	m.oci = &oc;
+	oc.id = id;
+	oc.runtime = "runc";
+	oc.runtime_root = "/run/runc";
+	oc.bundle = "/var/lib/containers/b";
+	oc.rootfs = "/var/lib/containers/r";
+	oc.podman = &pi;
+	pi.name = "web";
+	pi.image_id = id;
+	pi.image = "localhost/bb:1";
+	pi.networks = nets;
+	pi.n_networks = 1;
+	pi.dirs = dirs;
+	pi.n_dirs = 1;
+	pi.macs = macs;
+	pi.n_macs = 1;
+	assert_valid(&m);
+	pi.name = "../x";
+	assert_invalid(&m);
+	pi.name = "web";
+	pi.image_id = "0123";
+	assert_invalid(&m);
+	id[3] = 'G';
+	pi.image_id = id;
+	assert_invalid(&m);
+	id[3] = '3';
+	macs[0] = "0a:1b:2c:3d:4e";
+	assert_invalid(&m);
+	macs[0] = "0a:1b:2c:3d:4e:5f:00";
+	assert_invalid(&m);
+	macs[0] = "0a:1b:2c:3d:4e:5f";
+	nets[0] = "a/b";
+	assert_invalid(&m);
+	nets[0] = "podman";
+	dirs[0] = "relative";
+	assert_invalid(&m);
+	dirs[0] = "/ok";
+	assert_valid(&m);
+	char *many[MSG_PODMAN_NETS_MAX + 1];
+	for (size_t i = 0; i < MSG_PODMAN_NETS_MAX + 1; i++)
+		many[i] = "n";
+	pi.networks = many;
+	pi.n_networks = MSG_PODMAN_NETS_MAX + 1;
+	assert_invalid(&m);
+}
+
 static void test_hello_limits(void **state)
 {
 	Phaul__Hello h = PHAUL__HELLO__INIT;
@@ -1573,6 +1631,7 @@ int main(void)
 		cmocka_unit_test(test_decode_two_bodies),
 		cmocka_unit_test(test_preflight_reply_in_place),
 		cmocka_unit_test(test_hello_limits),
+		cmocka_unit_test(test_podman_limits),
 		cmocka_unit_test(test_hello_reply_limits),
 		cmocka_unit_test(test_preflight_strings),
 		cmocka_unit_test(test_preflight_fs_count),

@@ -163,6 +163,37 @@ static void test_update_runc(void **state)
 	assert_int_equal(st.pid, 4321);
 	oci_state_free(&st);
 	free(out);
+	/* a manager's restore (podman's): its rootfs and the network namespace
+	 * the container joined by path, in the list runc checkpoint reads too */
+	static const char joined[] =
+		"{\"id\":\"c1\",\"init_process_pid\":13,\"init_process_start\":1,"
+		"\"config\":{\"rootfs\":\"/old/root\",\"labels\":[\"bundle=/srv/b\"],"
+		"\"namespaces\":[{\"type\":\"NEWPID\"},{\"type\":\"NEWNET\","
+		"\"path\":\"/run/netns/n1\"}]},\"namespace_paths\":{\"NEWNET\":"
+		"\"/run/netns/n1\",\"NEWPID\":\"/proc/13/ns/pid\"}}";
+	assert_int_equal(oci_state_rewrite(OCI_RUNC, joined, 4321, 777,
+					   &(struct oci_state_change){ .rootfs = "/new/root",
+								       .netns = "/run/netns/n2" },
+					   &out),
+			 0);
+	assert_int_equal(oci_state_parse(OCI_RUNC, out, &st), 0);
+	assert_string_equal(st.rootfs, "/new/root");
+	oci_state_free(&st);
+	o = json_tokener_parse(out);
+	assert_string_equal(str_at(o, "namespace_paths", "NEWNET"), "/run/netns/n2");
+	assert_string_equal(str_at(o, "namespace_paths", "NEWPID"), "/proc/4321/ns/pid");
+	{
+		json_object *cfg, *list, *path;
+		assert_true(json_object_object_get_ex(o, "config", &cfg));
+		assert_true(json_object_object_get_ex(cfg, "namespaces", &list));
+		assert_true(json_object_object_get_ex(json_object_array_get_idx(list, 1), "path",
+						      &path));
+		assert_string_equal(json_object_get_string(path), "/run/netns/n2");
+		assert_false(json_object_object_get_ex(json_object_array_get_idx(list, 0), "path",
+						       &path));
+	}
+	json_object_put(o);
+	free(out);
 }
 
 static void test_update_crun(void **state)

@@ -17,7 +17,8 @@
  *                    registration with a manager (runc, lxc) moves or stays
  *
  * Drivers: pid (a process tree, pid.c), oci (a runc or crun container,
- * oci.h), lxc (an LXC container, lxc.h).
+ * oci.h), lxc (an LXC container, lxc.h), podman (a Podman container, the
+ * oci driver under podman, podman.h).
  *
  * htype_container_tree() is the prepare step the container drivers share:
  * fills @tree with the tree under the container's init @init (img_pids as
@@ -33,6 +34,7 @@
 extern const struct driver_ops htype_pid_ops;
 extern const struct driver_ops htype_oci_ops;
 extern const struct driver_ops htype_lxc_ops;
+extern const struct driver_ops htype_podman_ops;
 
 int htype_container_tree(const struct drv_ctx *ctx, struct drv_tree *tree, pid_t init,
 			 const char *name);

@@ -82,22 +82,10 @@ static int lxc_info(const struct lxc_priv *p, const char *opt, const char *arg, 
 {
 	char *argv[] = { "lxc-info", "-n",	  (char *)p->name,	 "-P",
 			 p->lxcpath, (char *)opt, (char *)(arg ?: "-H"), NULL };
-	int fds[2], r;
-	size_t n = 0;
-	pid_t pid;
+	_cleanup_free_ char *out = NULL;
+	int r = run_output(argv, size - 1, &out);
 
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return -errno;
-	r = spawn(argv, -1, fds[1], -1, &pid);
-	close(fds[1]);
-	if (r == 0) {
-		ssize_t k;
-		while (n < size - 1 && (k = read(fds[0], buf + n, size - 1 - n)) > 0)
-			n += k;
-		r = spawn_wait(pid);
-	}
-	close(fds[0]);
-	buf[n] = '\0';
+	snprintf(buf, size, "%s", out ?: "");
 	return r < 0 ? r : r > 0 ? -ESRCH : 0;
 }
 

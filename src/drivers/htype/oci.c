@@ -52,7 +52,7 @@ static int oci_init(struct driver *d, const char *arg)
 	return 0;
 }
 
-static void oci_fini(struct driver *d)
+void oci_fini(struct driver *d)
 {
 	struct oci_priv *p = d->priv;
 
@@ -69,6 +69,9 @@ static void oci_fini(struct driver *d)
 	free(p->exts);
 	free(p->inh);
 	free(p->inhp);
+	for (size_t i = 0; i < p->nr_manager_dirs; i++)
+		free(p->manager_dirs[i]);
+	free(p->netns_path);
 }
 
 /* The init named by the state must be the process running now. */
@@ -84,15 +87,9 @@ static int check_init(const struct drv_ctx *ctx, struct oci_priv *p)
 
 static int read_state(const struct drv_ctx *ctx, struct oci_priv *p)
 {
-	const struct drv_opts *o = ctx->opts;
-	_cleanup_free_ char *file = NULL;
-	int r = oci_runtime_parse(o->oci_runtime ?: "runc", &p->rt);
+	_cleanup_free_ char *file = oci_path(p, oci_state_file(p->rt));
+	int r;
 
-	if (r < 0)
-		return drv_fail(ctx, r, "runtime '%s' is not supported: runc or crun",
-				o->oci_runtime);
-	p->root = strdup(o->oci_root ?: p->rt == OCI_CRUN ? "/run/crun" : "/run/runc");
-	file = p->root ? oci_path(p, oci_state_file(p->rt)) : NULL;
 	if (!file)
 		return -ENOMEM;
 	r = read_file(file, STATE_MAX, &p->state_json, NULL);
@@ -224,9 +221,22 @@ static int scan_fds(const struct drv_ctx *ctx, const struct drv_tree *tree, stru
 	return r;
 }
 
-static int oci_prepare(struct driver *d, const struct drv_ctx *ctx, struct drv_tree *tree)
+/* The network namespace is the manager's: CRIU's external net[INO]:KEY. */
+static int netns_external(const struct drv_ctx *ctx, struct oci_priv *p)
 {
-	struct oci_priv *p = d->priv;
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", p->st.pid);
+	if (stat(path, &st) < 0)
+		return drv_fail(ctx, -errno, "network namespace of container %s: %m", p->id);
+	snprintf(p->netns_key, sizeof(p->netns_key), "net[%llu]:" OCI_NETNS_KEY,
+		 (unsigned long long)st.st_ino);
+	return 0;
+}
+
+int oci_prepare_container(const struct drv_ctx *ctx, struct oci_priv *p, struct drv_tree *tree)
+{
 	int r = read_state(ctx, p);
 
 	if (r == 0)
@@ -235,7 +245,9 @@ static int oci_prepare(struct driver *d, const struct drv_ctx *ctx, struct drv_t
 		r = htype_container_tree(ctx, tree, p->st.pid, p->id);
 	if (r == 0)
 		r = scan_fds(ctx, tree, p);
-	if (r == 0)
+	if (r == 0 && p->under_manager && oci_own_ns(p->st.pid, "net"))
+		r = netns_external(ctx, p);
+	else if (r == 0 && !p->under_manager)
 		r = oci_read_veths(ctx, p);
 	if (r < 0)
 		return r;
@@ -245,9 +257,23 @@ static int oci_prepare(struct driver *d, const struct drv_ctx *ctx, struct drv_t
 	return 0;
 }
 
-static int oci_send_info(struct driver *d, const struct drv_ctx *ctx)
+static int oci_prepare(struct driver *d, const struct drv_ctx *ctx, struct drv_tree *tree)
 {
+	const struct drv_opts *o = ctx->opts;
 	struct oci_priv *p = d->priv;
+	int r = oci_runtime_parse(o->oci_runtime ?: "runc", &p->rt);
+
+	if (r < 0)
+		return drv_fail(ctx, r, "runtime '%s' is not supported: runc or crun",
+				o->oci_runtime);
+	p->root = strdup(o->oci_root ?: p->rt == OCI_CRUN ? "/run/crun" : "/run/runc");
+	if (!p->root)
+		return -ENOMEM;
+	return oci_prepare_container(ctx, p, tree);
+}
+
+int oci_send_container(const struct drv_ctx *ctx, struct oci_priv *p, Phaul__PodmanInfo *podman)
+{
 	Phaul__OciContainer oc = PHAUL__OCI_CONTAINER__INIT;
 	Phaul__OciMount mv[MSG_OCI_MOUNTS_MAX], *mp[MSG_OCI_MOUNTS_MAX];
 	Phaul__OciStdio sv[OCI_EXT_FILES_MAX], *sp[OCI_EXT_FILES_MAX];
@@ -290,6 +316,7 @@ static int oci_send_info(struct driver *d, const struct drv_ctx *ctx)
 	oc.n_veths = p->nr_veth;
 	oc.has_userns = true;
 	oc.userns = p->userns;
+	oc.podman = podman;
 	msg.body_case = PHAUL__MSG__BODY_OCI;
 	msg.oci = &oc;
 	r = drv_send(ctx, &msg);
@@ -298,7 +325,12 @@ static int oci_send_info(struct driver *d, const struct drv_ctx *ctx)
 	return 0;
 }
 
-static int oci_dump_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o)
+static int oci_send_info(struct driver *d, const struct drv_ctx *ctx)
+{
+	return oci_send_container(ctx, d->priv, NULL);
+}
+
+int oci_dump_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o)
 {
 	struct oci_priv *p = d->priv;
 	size_t n = 0;
@@ -317,7 +349,7 @@ static int oci_dump_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *
 	p->ext = calloc(p->nr_mnt + 1, sizeof(*p->ext));
 	p->extp = calloc(p->nr_mnt + 1, sizeof(*p->extp));
 	free(p->exts);
-	p->exts = calloc(OCI_EXT_FILES_MAX, sizeof(char *));
+	p->exts = calloc(OCI_EXT_FILES_MAX + 1, sizeof(char *));
 	if (!p->ext || !p->extp || !p->exts)
 		return -ENOMEM;
 	for (size_t i = 0; i < p->nr_mnt; i++) {
@@ -331,6 +363,8 @@ static int oci_dump_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *
 	for (size_t i = 0; i < p->nr_stdio; i++)
 		if (!strncmp(p->stdio[i].key, "file[", 5))
 			p->exts[n++] = p->stdio[i].key;
+	if (p->netns_key[0])
+		p->exts[n++] = p->netns_key;
 	o->external = p->exts;
 	o->n_external = n;
 	return 0;
@@ -353,7 +387,7 @@ static int copy_to_images(const struct drv_ctx *ctx, const char *src, const char
 	return 0;
 }
 
-static int oci_frozen(struct driver *d, const struct drv_ctx *ctx)
+int oci_frozen(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct oci_priv *p = d->priv;
 	_cleanup_free_ char *state = oci_path(p, oci_state_file(p->rt));

@@ -84,6 +84,19 @@ struct oci_priv {
 	struct oci_veth veth[OCI_VETH_MAX];
 	size_t nr_veth;
 	bool userns; /* in a user namespace of its own */
+	/*
+	 * Podman's container (podman.h): its network namespace is podman's,
+	 * external to CRIU (not dumped; the restore joins the one podman's
+	 * restore made), and the restore runs under podman's runtime call:
+	 * in the host's mount namespace, on the rootfs podman mounted, the
+	 * init's stdio pipes those podman gave that CRIU as its own fd 0-2.
+	 */
+	bool under_manager;
+	char netns_key[64]; /* source: CRIU's external net[INO]:KEY */
+	int netns_fd;	    /* destination: podman's, CRIU's (drv_add_criu_fd) once > 0 */
+	char *netns_path;   /* destination: its path, or NULL */
+	char *manager_dirs[MSG_PODMAN_DIRS_MAX]; /* binds from below: the manager's */
+	size_t nr_manager_dirs;
 	/* destination */
 	bool have_info;
 	char *rootdir; /* the rootfs bound here for CRIU */
@@ -97,6 +110,21 @@ struct oci_priv {
 	InheritFd **inhp;
 	size_t nr_inh;
 };
+
+/* CRIU's key of an external network namespace (runc's too). */
+#define OCI_NETNS_KEY "extRootNetNS"
+
+/* Source: the container named by p->rt, p->root and p->id: its tree in
+ * @tree, its mounts, files from outside and veths in @p. */
+int oci_prepare_container(const struct drv_ctx *ctx, struct oci_priv *p, struct drv_tree *tree);
+/* Source: the OciContainer message (with @podman when not NULL). */
+int oci_send_container(const struct drv_ctx *ctx, struct oci_priv *p, Phaul__PodmanInfo *podman);
+int oci_dump_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o);
+int oci_frozen(struct driver *d, const struct drv_ctx *ctx);
+void oci_fini(struct driver *d);
+/* Destination: @oc into @p. */
+int oci_recv_container(const struct drv_ctx *ctx, struct oci_priv *p,
+		       const Phaul__OciContainer *oc);
 
 /* Whether @pid's namespace @ns ("net", "user") is not ours. */
 bool oci_own_ns(pid_t pid, const char *ns);

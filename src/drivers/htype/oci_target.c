@@ -49,11 +49,8 @@ static int private_mounts(const struct drv_ctx *ctx)
 	return 0;
 }
 
-int oci_target_recv_info(struct driver *d, const struct drv_ctx *ctx, const Msg *msg)
+int oci_recv_container(const struct drv_ctx *ctx, struct oci_priv *p, const Phaul__OciContainer *oc)
 {
-	struct oci_priv *p = d->priv;
-	const Phaul__OciContainer *oc =
-		msg && msg->body_case == PHAUL__MSG__BODY_OCI ? msg->oci : NULL;
 	int r;
 
 	if (!oc)
@@ -91,7 +88,15 @@ int oci_target_recv_info(struct driver *d, const struct drv_ctx *ctx, const Msg 
 	if (r < 0)
 		return drv_fail(ctx, r, "container description: %s", strerror(-r));
 	p->have_info = true;
-	return private_mounts(ctx);
+	return 0;
+}
+
+int oci_target_recv_info(struct driver *d, const struct drv_ctx *ctx, const Msg *msg)
+{
+	int r = oci_recv_container(ctx, d->priv,
+				   msg && msg->body_case == PHAUL__MSG__BODY_OCI ? msg->oci : NULL);
+
+	return r < 0 ? r : private_mounts(ctx);
 }
 
 static bool is_dir(const char *path)
@@ -101,15 +106,30 @@ static bool is_dir(const char *path)
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* What CRIU needs from this host: the rootfs and the binds' sources. */
+/* Below a directory of the container's manager: made by its restore. */
+static bool managers(const struct oci_priv *p, const char *path)
+{
+	for (size_t i = 0; i < p->nr_manager_dirs; i++)
+		if (driver_path_under(path, p->manager_dirs[i]))
+			return true;
+	return false;
+}
+
+/*
+ * What CRIU needs from this host: the rootfs and the binds' sources; before
+ * the restore (!@all) not what storage brings, nor what the manager makes.
+ */
 static int check_paths(const struct drv_ctx *ctx, struct oci_priv *p, bool all)
 {
-	if (!is_dir(p->st.rootfs) && (all || !drv_storage_brings(ctx, p->st.rootfs)))
+	if (!all && p->under_manager)
+		; /* podman mounts a rootfs of its own */
+	else if (!is_dir(p->st.rootfs) && (all || !drv_storage_brings(ctx, p->st.rootfs)))
 		return drv_fail(ctx, -ENOENT, "the container's rootfs %s is not on the destination",
 				p->st.rootfs);
 	for (size_t i = 0; i < p->nr_mnt; i++)
 		if (access(p->mnt[i].source, F_OK) < 0 && !oci_in_cgroupfs(p->mnt[i].source) &&
-		    (all || !drv_storage_brings(ctx, p->mnt[i].source)))
+		    (all ||
+		     !(drv_storage_brings(ctx, p->mnt[i].source) || managers(p, p->mnt[i].source))))
 			return drv_fail(ctx, -ENOENT,
 					"%s, mounted at %s in the container, is not on "
 					"the destination",
@@ -203,16 +223,29 @@ static void umount_root(struct oci_priv *p)
 	p->mounted = false;
 }
 
+static void add_inherit(struct oci_priv *p, const char *key, int fd)
+{
+	InheritFd *in = &p->inh[p->nr_inh];
+
+	inherit_fd__init(in);
+	in->key = (char *)key;
+	in->fd = fd;
+	p->inhp[p->nr_inh++] = in;
+}
+
 /* One fd per distinct key (stdout and stderr often share a file). */
 static int open_stdio(const struct drv_ctx *ctx, struct oci_priv *p, const struct oci_stdio *s)
 {
 	const char *path = s->path ?: "/dev/null"; /* a pipe has no reader here */
 	int fd, r, flags = s->path ? (int)s->flags : O_RDWR;
-	InheritFd *in;
 
 	for (size_t k = 0; k < p->nr_inh; k++)
 		if (!strcmp(p->inh[k].key, s->key))
 			return 0;
+	if (!s->path && p->under_manager) {
+		fd = s->fd; /* the manager's pipe, that CRIU's own fd */
+		goto add;
+	}
 	fd = open(path, flags | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
 		return drv_fail(ctx, -errno, "cannot open %s for the container's fd %d: %m", path,
@@ -220,11 +253,8 @@ static int open_stdio(const struct drv_ctx *ctx, struct oci_priv *p, const struc
 	r = drv_add_criu_fd(ctx, fd);
 	if (r < 0)
 		return r;
-	in = &p->inh[p->nr_inh];
-	inherit_fd__init(in);
-	in->key = (char *)s->key;
-	in->fd = fd;
-	p->inhp[p->nr_inh++] = in;
+add:
+	add_inherit(p, s->key, fd);
 	return 0;
 }
 
@@ -234,8 +264,8 @@ static int build_opts(const struct drv_ctx *ctx, struct oci_priv *p, CriuOpts *o
 
 	p->ext = calloc(p->nr_mnt + 1, sizeof(*p->ext));
 	p->extp = calloc(p->nr_mnt + 1, sizeof(*p->extp));
-	p->inh = calloc(OCI_EXT_FILES_MAX, sizeof(*p->inh));
-	p->inhp = calloc(OCI_EXT_FILES_MAX, sizeof(*p->inhp));
+	p->inh = calloc(OCI_EXT_FILES_MAX + 1, sizeof(*p->inh));
+	p->inhp = calloc(OCI_EXT_FILES_MAX + 1, sizeof(*p->inhp));
 	if (!p->ext || !p->extp || !p->inh || !p->inhp)
 		return -ENOMEM;
 	for (size_t i = 0; i < p->nr_mnt; i++) {
@@ -248,6 +278,8 @@ static int build_opts(const struct drv_ctx *ctx, struct oci_priv *p, CriuOpts *o
 	o->n_ext_mnt = p->nr_mnt;
 	for (size_t i = 0; r == 0 && i < p->nr_stdio; i++)
 		r = open_stdio(ctx, p, &p->stdio[i]);
+	if (p->netns_fd > 0)
+		add_inherit(p, OCI_NETNS_KEY, p->netns_fd);
 	o->inherit_fd = p->inhp;
 	o->n_inherit_fd = p->nr_inh;
 	p->exts = calloc(p->nr_veth + 1, sizeof(char *));
@@ -267,13 +299,17 @@ static int build_opts(const struct drv_ctx *ctx, struct oci_priv *p, CriuOpts *o
 int oci_restore_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o)
 {
 	struct oci_priv *p = d->priv;
-	int r = mount_root(ctx, p);
+	int r = p->under_manager ? 0 : mount_root(ctx, p);
 
 	if (r == 0)
 		r = build_opts(ctx, p, o);
 	if (r < 0)
 		return r;
-	o->root = p->rootdir;
+	/* under the manager CRIU runs in the host's mount namespace, where
+	 * the manager mounted the rootfs; the tree is the manager's child */
+	o->root = p->under_manager ? p->st.rootfs : p->rootdir;
+	o->has_rst_sibling = p->under_manager;
+	o->rst_sibling = p->under_manager;
 	o->has_manage_cgroups = true;
 	o->manage_cgroups = true;
 	o->has_evasive_devices = true;
@@ -323,7 +359,12 @@ static int register_container(const struct drv_ctx *ctx, struct oci_priv *p, uin
 	int r = dir ? read_image(ctx, OCI_STATE_IMG, &old) : -ENOMEM;
 
 	if (r == 0)
-		r = oci_state_update(p->rt, old, ctx->tree->root, start, &state);
+		r = oci_state_rewrite(p->rt, old, ctx->tree->root, start,
+				      p->under_manager ?
+					      &(struct oci_state_change){ .rootfs = p->st.rootfs,
+									  .netns = p->netns_path } :
+					      NULL,
+				      &state);
 	if (r == 0 && p->rt == OCI_CRUN)
 		r = read_image(ctx, OCI_CONFIG_IMG, &config);
 	if (r < 0)

@@ -76,7 +76,7 @@ int oci_announce(const struct drv_ctx *ctx, struct oci_priv *p)
 	pid_t pid;
 	int status;
 
-	if (!p->nr_veth)
+	if (!p->nr_veth && p->netns_fd <= 0)
 		return 0; /* the host's network: the host's business */
 	if (!prog_installed(ARPING)) {
 		pr_err("%s (iputils-arping) is not installed: container %s is not announced",

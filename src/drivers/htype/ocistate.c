@@ -225,7 +225,39 @@ static int runc_ns_paths(json_object *o, pid_t pid)
 	return 0;
 }
 
+/* The rootfs and network namespace path @ch names (runc: config.rootfs
+ * and namespace_paths.NEWNET; crun: rootfs). */
+static int apply_change(enum oci_runtime rt, json_object *o, const struct oci_state_change *ch)
+{
+	json_object *cfg = rt == OCI_RUNC ? get(o, "config", json_type_object) : o;
+	json_object *ns = get(o, "namespace_paths", json_type_object);
+	json_object *list = rt == OCI_RUNC ? get(cfg, "namespaces", json_type_array) : NULL;
+
+	if (ch->rootfs && cfg &&
+	    json_object_object_add(cfg, "rootfs", json_object_new_string(ch->rootfs)) < 0)
+		return -ENOMEM;
+	if (ch->netns && ns &&
+	    json_object_object_add(ns, "NEWNET", json_object_new_string(ch->netns)) < 0)
+		return -ENOMEM;
+	/* the namespace runc joined by path (checkpoint marks it external) */
+	for (size_t i = 0; ch->netns && list && i < json_object_array_length(list); i++) {
+		json_object *n = json_object_array_get_idx(list, i);
+		json_object *type = get(n, "type", json_type_string);
+		if (type && !strcmp(json_object_get_string(type), "NEWNET") &&
+		    get(n, "path", json_type_string) &&
+		    json_object_object_add(n, "path", json_object_new_string(ch->netns)) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 int oci_state_update(enum oci_runtime rt, const char *json, pid_t pid, uint64_t start, char **ret)
+{
+	return oci_state_rewrite(rt, json, pid, start, NULL, ret);
+}
+
+int oci_state_rewrite(enum oci_runtime rt, const char *json, pid_t pid, uint64_t start,
+		      const struct oci_state_change *ch, char **ret)
 {
 	_cleanup_(json_putp) json_object *o = json_tokener_parse(json);
 	const char *kpid = rt == OCI_RUNC ? "init_process_pid" : "pid";
@@ -240,6 +272,8 @@ int oci_state_update(enum oci_runtime rt, const char *json, pid_t pid, uint64_t 
 		return -ENOMEM;
 	if (rt == OCI_RUNC)
 		r = runc_ns_paths(o, pid);
+	if (r == 0 && ch)
+		r = apply_change(rt, o, ch);
 	if (r < 0)
 		return r;
 	out = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |

@@ -43,6 +43,13 @@ const char *oci_state_file(enum oci_runtime rt);
 int oci_state_parse(enum oci_runtime rt, const char *json, struct oci_state *ret);
 void oci_state_free(struct oci_state *st);
 int oci_state_update(enum oci_runtime rt, const char *json, pid_t pid, uint64_t start, char **ret);
+/* The same, and what the destination changed (NULL: nothing else). */
+struct oci_state_change {
+	const char *rootfs; /* another rootfs (a manager's mount) */
+	const char *netns;  /* runc: the network namespace's path */
+};
+int oci_state_rewrite(enum oci_runtime rt, const char *json, pid_t pid, uint64_t start,
+		      const struct oci_state_change *ch, char **ret);
 
 struct oci_mount {
 	char *dest;   /* mount point in the container */

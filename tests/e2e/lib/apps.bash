@@ -208,18 +208,22 @@ CLI_ADDR=192.0.2.60
 
 # third_host: a network namespace (held by a sleep of this test) whose
 # veth is on src's phbr0, address $CLI_ADDR; in_cli runs a command there.
+# CLI_BRIDGE, CLI_ADDR (ADDR/PREFIX) and CLI_PING (an address it must
+# reach) choose another bridge and network.
 third_host() {
+	local addr=$CLI_ADDR
+	[[ "$addr" == */* ]] || addr=$addr/24
 	unshare --net sleep 3600 </dev/null >/dev/null 2>&1 3>&- 4>&- &
 	CLI_NS=$!
 	wait_for 5 eval '[ "$(readlink /proc/$CLI_NS/ns/net)" != "$(readlink /proc/$$/ns/net)" ]'
 	CLI_IF=pc$BATS_TEST_NUMBER$((RANDOM % 1000))
 	ip link add "$CLI_IF" type veth peer name eth0 netns "$CLI_NS" &&
 		ip link set "$CLI_IF" netns "$SRC_PID1" &&
-		in_src ip link set "$CLI_IF" master phbr0 up &&
-		in_cli ip addr add "$CLI_ADDR/24" dev eth0 &&
+		in_src ip link set "$CLI_IF" master "${CLI_BRIDGE:-phbr0}" up &&
+		in_cli ip addr add "$addr" dev eth0 &&
 		in_cli ip link set eth0 up &&
 		in_cli ip link set lo up || return 1
-	wait_for 10 in_cli busybox ping -c1 -W1 "$SRC_ADDR"
+	wait_for 10 in_cli busybox ping -c1 -W1 "${CLI_PING:-$SRC_ADDR}"
 }
 
 in_cli() { nsenter -t "$CLI_NS" -n -- "$@"; }

@@ -5,24 +5,28 @@
 #   own_cgroups HOST
 #                   the machine's cgroup hierarchies mounted again in
 #                   HOST (in its cgroup namespace), as runc wants them
-#   bridge_hosts    phbr0 in each host takes the host's link and address:
-#                   a container on phbr0 keeps $CT_ADDR wherever it runs
+#   bridge_hosts [BRIDGE [ADDR/PREFIX]]
+#                   phbr0 (or BRIDGE, with ADDR too) in each host takes the
+#                   host's link and address: a container on it keeps
+#                   $CT_ADDR wherever it runs
 #   start_client    a client in dst: a numbered line every 20 ms to
-#                   $CT_ADDR:7000, each echo checked
+#                   $CT_ADDR:7000, each echo checked (CLIENT_IN=cli: on
+#                   lib/apps' third host instead)
 #   stop_client     stop it; fails unless it saw every echo, in order, no
 #                   reset; CLIENT_RES is "OK N MAXGAP_MS"
 
 CT_ADDR=192.0.2.50
 
 bridge_hosts() {
-	local h if addr
+	local br=${1:-phbr0} gw=${2:-} h if addr
 	for h in src dst; do
 		[ $h = src ] && if=$HOSTS_IF_SRC addr=$SRC_ADDR || if=$HOSTS_IF_DST addr=$DST_ADDR
-		in_$h ip link add phbr0 type bridge &&
-			in_$h ip link set phbr0 up &&
+		in_$h ip link add "$br" type bridge &&
+			in_$h ip link set "$br" up &&
+			{ [ -z "$gw" ] || in_$h ip addr add "$gw" dev "$br"; } &&
 			in_$h ip addr del "$addr/24" dev "$if" &&
-			in_$h ip link set "$if" master phbr0 &&
-			in_$h ip addr add "$addr/24" dev phbr0 || return 1
+			in_$h ip link set "$if" master "$br" &&
+			in_$h ip addr add "$addr/24" dev "$br" || return 1
 	done
 	wait_for 10 in_src busybox ping -c1 -W1 "$DST_ADDR"
 }
@@ -57,8 +61,14 @@ except Exception as e:
     say("FAIL %s: %s" % (type(e).__name__, e))
     sys.exit(1)
 PY
-	CLIENT=$(start_in_dst python3 "$SCRATCH/client.py" "$CT_ADDR" "$SCRATCH/client.stop" \
-		"$SCRATCH/client.res") || return 1
+	if [ "${CLIENT_IN:-dst}" = cli ]; then
+		in_cli setsid python3 "$SCRATCH/client.py" "$CT_ADDR" "$SCRATCH/client.stop" \
+			"$SCRATCH/client.res" </dev/null >/dev/null 2>&1 3>&- 4>&- &
+		CLIENT=$!
+	else
+		CLIENT=$(start_in_dst python3 "$SCRATCH/client.py" "$CT_ADDR" \
+			"$SCRATCH/client.stop" "$SCRATCH/client.res") || return 1
+	fi
 	wait_for 20 test -e "$SCRATCH/client.res.ready"
 }
 
