@@ -329,7 +329,9 @@ void target_lazy_prestart(struct target *t)
 			strerror(-r));
 		return;
 	}
-	r = criu_lazy_pages_spawn(img, t->m.dir, sp[1], &t->lazy);
+	/* live mode: every page is in the store (hybrid may become live at
+	 * the restore: then it fills as hybrid would) */
+	r = criu_lazy_pages_spawn(img, t->m.dir, sp[1], t->m.mode == MODE_LIVE, &t->lazy);
 	close(sp[1]);
 	if (r < 0) {
 		close(sp[0]);
@@ -367,7 +369,7 @@ static int lazy_pages_ready(struct target *t, int *sk)
 	if (r < 0)
 		return r;
 	snprintf(img, sizeof(img), "%s/img", t->m.dir);
-	r = criu_lazy_pages_start(img, t->m.dir, sp[1], &t->lazy_pid);
+	r = criu_lazy_pages_start(img, t->m.dir, sp[1], !t->remote, &t->lazy_pid);
 	close(sp[1]);
 	if (r < 0) {
 		close(sp[0]);
