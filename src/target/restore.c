@@ -304,6 +304,11 @@ static int finish_commit(struct target *t, pid_t root)
  * big enough for tens of thousands (root may exceed wmem_max).
  */
 #define LAZY_SNDBUF (32 << 20)
+/*
+ * Ours holds a whole answer to its largest request (4 MiB, patch 0015),
+ * so that lazy-pages reads it in one go, not a wake-up per 200 KiB.
+ */
+#define LAZY_ANSWER_SNDBUF (8 << 20)
 
 static int lazy_socketpair(int sp[2])
 {
@@ -314,6 +319,10 @@ static int lazy_socketpair(int sp[2])
 	if (setsockopt(sp[1], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0 &&
 	    setsockopt(sp[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) < 0)
 		pr_warn("cannot grow criu lazy-pages' send buffer: %m");
+	size = LAZY_ANSWER_SNDBUF;
+	if (setsockopt(sp[0], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0 &&
+	    setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) < 0)
+		pr_warn("cannot grow the page server's send buffer: %m");
 	return 0;
 }
 
