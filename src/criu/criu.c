@@ -479,10 +479,11 @@ int criu_cpuinfo(const char *dir, bool dump)
 
 /* fds 100 (page server), 101 (status) and, if @go_fd >= 0, 102 (go) */
 static pid_t spawn_lazy_pages(const char *imgdir, const char *workdir, int ps_fd, int status_fd,
-			      int go_fd)
+			      int go_fd, bool bulk)
 {
 	char *const extra[] = { "CRIU_LAZY_FAULT_AROUND=" STR(CRIU_FAULT_AROUND),
-				go_fd >= 0 ? "CRIU_LAZY_WAIT_FD=" STR(CRIU_LAZY_GO_FD) : NULL };
+				go_fd >= 0 ? "CRIU_LAZY_WAIT_FD=" STR(CRIU_LAZY_GO_FD) : NULL,
+				bulk ? CRIU_ENV_LAZY_BULK : NULL };
 	char **env = env_with(extra, ARRAY_SIZE(extra));
 	pid_t pid;
 
@@ -511,7 +512,8 @@ static pid_t spawn_lazy_pages(const char *imgdir, const char *workdir, int ps_fd
 	_exit(127);
 }
 
-int criu_lazy_pages_spawn(const char *imgdir, const char *workdir, int ps_fd, struct criu_lazy *l)
+int criu_lazy_pages_spawn(const char *imgdir, const char *workdir, int ps_fd, bool bulk,
+			  struct criu_lazy *l)
 {
 	int st[2], go[2] = { -1, -1 };
 
@@ -523,7 +525,7 @@ int criu_lazy_pages_spawn(const char *imgdir, const char *workdir, int ps_fd, st
 		close(st[1]);
 		return r;
 	}
-	l->pid = spawn_lazy_pages(imgdir, workdir, ps_fd, st[1], go[0]);
+	l->pid = spawn_lazy_pages(imgdir, workdir, ps_fd, st[1], go[0], bulk);
 	close(st[1]);
 	close(go[0]);
 	if (l->pid < 0) {
@@ -583,14 +585,14 @@ int criu_lazy_pages_go(struct criu_lazy *l)
 	return 0;
 }
 
-int criu_lazy_pages_start(const char *imgdir, const char *workdir, int ps_fd, pid_t *ret)
+int criu_lazy_pages_start(const char *imgdir, const char *workdir, int ps_fd, bool bulk, pid_t *ret)
 {
 	int p[2], status;
 	pid_t pid;
 
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
-	pid = spawn_lazy_pages(imgdir, workdir, ps_fd, p[1], -1);
+	pid = spawn_lazy_pages(imgdir, workdir, ps_fd, p[1], -1, bulk);
 	close(p[1]);
 	if (pid < 0) {
 		close(p[0]);

@@ -42,6 +42,16 @@ struct criu {
  */
 #define CRIU_FAULT_AROUND 8
 /*
+ * @bulk of criu_lazy_pages_spawn/start, for a page server that answers
+ * every page from the local store (live mode): the background transfer
+ * asks 4 MiB at a time, faults or not, from the last fault on, and
+ * lazy-pages sleeps while it waits for an answer instead of polling
+ * (scripts/criu-patches/0015; an unpatched CRIU ignores it and fills in
+ * 64 KiB requests while the workload faults). Not across a link: there a
+ * fault would wait behind 4 MiB in flight.
+ */
+#define CRIU_ENV_LAZY_BULK "CRIU_LAZY_BULK=1"
+/*
  * For every CRIU phaul runs: leave parasite and restorer code by tracing
  * syscalls, not with a hardware breakpoint, whose registration can cost
  * the kernel 5-13 ms per task while the tree is frozen
@@ -106,7 +116,8 @@ int criu_cpuinfo(const char *dir, bool dump);
  * asks for over @ps_fd, in CRIU's page-server protocol (pages/server.c
  * answers); returns once it listens. It exits when every page is in place.
  */
-int criu_lazy_pages_start(const char *imgdir, const char *workdir, int ps_fd, pid_t *ret);
+int criu_lazy_pages_start(const char *imgdir, const char *workdir, int ps_fd, bool bulk,
+			  pid_t *ret);
 
 /*
  * The same, started ahead (at the preflight, before the images exist):
@@ -127,7 +138,8 @@ struct criu_lazy {
 		.pid = 0, .go = -1, .status = -1 \
 	}
 
-int criu_lazy_pages_spawn(const char *imgdir, const char *workdir, int ps_fd, struct criu_lazy *l);
+int criu_lazy_pages_spawn(const char *imgdir, const char *workdir, int ps_fd, bool bulk,
+			  struct criu_lazy *l);
 int criu_lazy_pages_go(struct criu_lazy *l);
 void criu_lazy_pages_cancel(struct criu_lazy *l);
 

@@ -304,6 +304,11 @@ static int finish_commit(struct target *t, pid_t root)
  * big enough for tens of thousands (root may exceed wmem_max).
  */
 #define LAZY_SNDBUF (32 << 20)
+/*
+ * Ours holds a whole answer to its largest request (4 MiB, patch 0015),
+ * so that lazy-pages reads it in one go, not a wake-up per 200 KiB.
+ */
+#define LAZY_ANSWER_SNDBUF (8 << 20)
 
 static int lazy_socketpair(int sp[2])
 {
@@ -314,6 +319,10 @@ static int lazy_socketpair(int sp[2])
 	if (setsockopt(sp[1], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0 &&
 	    setsockopt(sp[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) < 0)
 		pr_warn("cannot grow criu lazy-pages' send buffer: %m");
+	size = LAZY_ANSWER_SNDBUF;
+	if (setsockopt(sp[0], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0 &&
+	    setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) < 0)
+		pr_warn("cannot grow the page server's send buffer: %m");
 	return 0;
 }
 
@@ -329,7 +338,9 @@ void target_lazy_prestart(struct target *t)
 			strerror(-r));
 		return;
 	}
-	r = criu_lazy_pages_spawn(img, t->m.dir, sp[1], &t->lazy);
+	/* live mode: every page is in the store (hybrid may become live at
+	 * the restore: then it fills as hybrid would) */
+	r = criu_lazy_pages_spawn(img, t->m.dir, sp[1], t->m.mode == MODE_LIVE, &t->lazy);
 	close(sp[1]);
 	if (r < 0) {
 		close(sp[0]);
@@ -367,7 +378,7 @@ static int lazy_pages_ready(struct target *t, int *sk)
 	if (r < 0)
 		return r;
 	snprintf(img, sizeof(img), "%s/img", t->m.dir);
-	r = criu_lazy_pages_start(img, t->m.dir, sp[1], &t->lazy_pid);
+	r = criu_lazy_pages_start(img, t->m.dir, sp[1], !t->remote, &t->lazy_pid);
 	close(sp[1]);
 	if (r < 0) {
 		close(sp[0]);

@@ -34,8 +34,8 @@ static char dir[] = "/tmp/phaul-criulazy.XXXXXX";
 static char note[4200];
 
 /*
- * patched: wait for the go byte on $CRIU_LAZY_WAIT_FD, note "go" or
- * "eof", and on "go" say it listens on fd 101 and stay until killed.
+ * patched: wait for the go byte on $CRIU_LAZY_WAIT_FD, note "go" (and
+ * " bulk" if told CRIU_LAZY_BULK=1, patch 0015) or "eof", and on "go" say it listens on fd 101 and stay until killed.
  * unpatched: ignore the variable, fail at once as with no images.
  */
 static const char fake_patched[] =
@@ -43,7 +43,7 @@ static const char fake_patched[] =
 	"[ \"$1\" = lazy-pages ] || exit 2\n"
 	"[ \"$CRIU_LAZY_WAIT_FD\" = 102 ] || { echo noenv >\"$NOTE\"; exit 3; }\n"
 	"b=$(head -c 1 <&102)\n"
-	"if [ \"$b\" = g ]; then echo go >\"$NOTE\"; else echo eof >\"$NOTE\"; exit 1; fi\n"
+	"if [ \"$b\" = g ]; then echo \"go${CRIU_LAZY_BULK:+ bulk=$CRIU_LAZY_BULK}\" >\"$NOTE\"; else echo eof >\"$NOTE\"; exit 1; fi\n"
 	"printf x >&101\n"
 	"exec sleep 60\n";
 static const char fake_unpatched[] = "#!/bin/bash\necho started >\"$NOTE\"\nexit 1\n";
@@ -97,27 +97,26 @@ static int teardown(void **state)
 }
 
 /* a socketpair standing for the page server's; *ours kept, theirs given */
-static int spawn_fake(struct criu_lazy *l, int *ours)
+static int spawn_fake(struct criu_lazy *l, bool bulk, int *ours)
 {
 	int sp[2], r;
 
 	unlink(note);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
-	r = criu_lazy_pages_spawn(dir, dir, sp[1], l);
+	r = criu_lazy_pages_spawn(dir, dir, sp[1], bulk, l);
 	close(sp[1]);
 	*ours = sp[0];
 	return r;
 }
 
-static void test_go(void **state)
+static void go_and_check(bool bulk, const char *noted)
 {
 	struct criu_lazy l = CRIU_LAZY_INIT;
 	int sk, status;
 	pid_t pid;
 
-	(void)state;
 	write_fake(fake_patched);
-	assert_int_equal(spawn_fake(&l, &sk), 0);
+	assert_int_equal(spawn_fake(&l, bulk, &sk), 0);
 	assert_true(l.pid > 0);
 	/* it waits: nothing noted before the go */
 	usleep(100 * 1000);
@@ -127,12 +126,25 @@ static void test_go(void **state)
 	assert_int_equal(l.pid, pid);
 	assert_int_equal(l.go, -1);
 	assert_int_equal(l.status, -1);
-	assert_string_equal(read_note(), "go");
+	assert_string_equal(read_note(), noted);
 	/* still running: it serves the restore from now on */
 	assert_int_equal(waitpid(pid, &status, WNOHANG), 0);
 	kill(pid, SIGKILL);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	close(sk);
+}
+
+static void test_go(void **state)
+{
+	(void)state;
+	go_and_check(false, "go");
+}
+
+/* live mode's fill from the local store: the bulk transfer asked for */
+static void test_go_bulk(void **state)
+{
+	(void)state;
+	go_and_check(true, "go bulk=1");
 }
 
 static void test_cancel(void **state)
@@ -143,7 +155,7 @@ static void test_cancel(void **state)
 
 	(void)state;
 	write_fake(fake_patched);
-	assert_int_equal(spawn_fake(&l, &sk), 0);
+	assert_int_equal(spawn_fake(&l, false, &sk), 0);
 	pid = l.pid;
 	criu_lazy_pages_cancel(&l);
 	assert_int_equal(l.pid, 0);
@@ -165,7 +177,7 @@ static void test_unpatched(void **state)
 
 	(void)state;
 	write_fake(fake_unpatched);
-	assert_int_equal(spawn_fake(&l, &sk), 0);
+	assert_int_equal(spawn_fake(&l, false, &sk), 0);
 	pid = l.pid;
 	usleep(100 * 1000); /* it has exited by now: the go byte finds no reader */
 	assert_int_equal(criu_lazy_pages_go(&l), -EIO);
@@ -185,7 +197,7 @@ static void test_start_not_waiting(void **state)
 	write_fake(fake_patched);
 	unlink(note);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
-	assert_int_equal(criu_lazy_pages_start(dir, dir, sp[1], &pid), -EIO);
+	assert_int_equal(criu_lazy_pages_start(dir, dir, sp[1], true, &pid), -EIO);
 	assert_string_equal(read_note(), "noenv");
 	close(sp[0]);
 	close(sp[1]);
@@ -248,8 +260,11 @@ static void test_network_lock(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_go),	     cmocka_unit_test(test_cancel),
-		cmocka_unit_test(test_unpatched),    cmocka_unit_test(test_start_not_waiting),
+		cmocka_unit_test(test_go),
+		cmocka_unit_test(test_go_bulk),
+		cmocka_unit_test(test_cancel),
+		cmocka_unit_test(test_unpatched),
+		cmocka_unit_test(test_start_not_waiting),
 		cmocka_unit_test(test_network_lock),
 	};
 
