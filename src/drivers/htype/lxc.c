@@ -195,7 +195,7 @@ static int check_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, const struc
 			return drv_fail(ctx, -ENOTSUP,
 					"container %s: more than %d LXC ttys are not supported",
 					p->name, LXC_TTYS_MAX);
-		snprintf(key, sizeof(key), LXC_TTY_KEY "%ld", n);
+		snprintf(key, sizeof(key), LXC_TTY_KEY "%u", (unsigned int)n); /* 1..64 */
 		if (add_ext(p, path, key) < 0)
 			return -ENOMEM;
 		p->nr_ttys = n;

@@ -382,7 +382,8 @@ static int open_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, CriuOpts *o)
 		    ptsname_r(fd, p->tty_pts[i], sizeof(p->tty_pts[i])) != 0)
 			return drv_fail(ctx, -errno, "cannot open a pty for LXC tty %ld: %m",
 					i + 1);
-		snprintf(p->tty_key[i], sizeof(p->tty_key[i]), LXC_TTY_KEY "%ld", i + 1);
+		snprintf(p->tty_key[i], sizeof(p->tty_key[i]), LXC_TTY_KEY "%u",
+			 (unsigned int)(i + 1)); /* n <= LXC_TTYS_MAX */
 		ext_mount_map__init(&p->tty_map[i]);
 		p->tty_map[i].key = p->tty_key[i];
 		p->tty_map[i].val = p->tty_pts[i];
