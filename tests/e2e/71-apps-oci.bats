@@ -123,9 +123,6 @@ listed() {
 }
 
 ct_migrate() { ct_migrate_with --oci "$CID" --runtime "$CT_RUNTIME"; }
-	read -r APP_FROZEN APP_BYTES APP_TOTAL < <(jq -r '"\(.frozen_ms) \(.bytes_sent) \(.total_ms)"' \
-		<<<"$output")
-}
 
 ct_moved() {
 	[ "$(listed dst "$CT_RUNTIME")" = running ] && [ "$(listed src "$CT_RUNTIME")" = none ] ||

@@ -110,9 +110,6 @@ ct_start() {
 ct_log() { tail -n 20 "$SCRATCH/lxc-start.log"; }
 
 ct_migrate() { ct_migrate_with --lxc "$CT" --lxcpath "$LXCPATH"; }
-	read -r APP_FROZEN APP_BYTES APP_TOTAL < <(jq -r '"\(.frozen_ms) \(.bytes_sent) \(.total_ms)"' \
-		<<<"$output")
-}
 
 ct_moved() {
 	[ "$(state dst)" = RUNNING ] && [ "$(state src)" = none ] ||
