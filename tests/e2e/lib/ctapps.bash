@@ -158,7 +158,7 @@ t_ct() {
 # ---------------------------------------------------------------- redis
 
 ctapp_redis_prep() {
-	CT_ARGS=(redis-server --port 6379 --bind 0.0.0.0 --protected-mode no --save ""
+	CT_ARGS=(/usr/bin/redis-server --port 6379 --bind 0.0.0.0 --protected-mode no --save ""
 		--appendonly no --dir /data --enable-debug-command yes --daemonize no)
 	CT_PORT=6379 CT_COMMS=redis-server
 }
@@ -185,7 +185,7 @@ ctapp_redis_after() {
 
 ctapp_nginx_prep() {
 	nginx_site "$SCRATCH/data/nginx" /data/nginx
-	CT_ARGS=(nginx -p /data/nginx -c /data/nginx/nginx.conf -e /data/nginx/error.log)
+	CT_ARGS=(/usr/sbin/nginx -p /data/nginx -c /data/nginx/nginx.conf -e /data/nginx/error.log)
 	CT_PORT=8080 CT_COMMS=nginx CT_NPROCS=3
 }
 
@@ -228,7 +228,7 @@ ctapp_python_after() {
 
 ctapp_memcached_prep() {
 	# runc spec's RLIMIT_NOFILE is 1024: fewer connections than in 70-apps
-	CT_ARGS=(memcached -u root -l 0.0.0.0 -p 11211 -m 1024 -t 4 -c 256)
+	CT_ARGS=(/usr/bin/memcached -u root -l 0.0.0.0 -p 11211 -m 1024 -t 4 -c 256)
 	CT_PORT=11211 CT_COMMS=memcached
 }
 
