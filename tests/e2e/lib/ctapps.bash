@@ -137,6 +137,8 @@ t_ct() {
 	third_host
 	ct_rootfs "$CT_ROOTFS"
 	ctapp_"$app"_prep
+	# no network client (the JVM): no -tcp in its row's name
+	[ -n "$CT_PORT" ] || APP_ROW_APP=$app-$CT_RUNTIME
 	ct_start
 	if [ -n "$CT_PORT" ]; then
 		wait_for 60 _ct_port_open ||
