@@ -89,20 +89,20 @@ ct_load_start() {
 # ct_load_stop KIND PORT: 100 more writes on dst, then the client stops;
 # it never reconnected, lost no reply, every acknowledged write is there
 ct_load_stop() {
-	local done out
+	local fin out
 	ticks_advance "$ACKS" 100 60 || { tail -n 3 "$ACKS" "$SCRATCH/load.out" >&2; return 1; }
 	touch "$SCRATCH/load.stop"
 	wait_for 30 grep -q '^DONE ' "$ACKS" || { cat "$SCRATCH/load.out" "$ACKS" | tail >&2; return 1; }
 	wait "$CLI_LOAD" || { cat "$SCRATCH/load.out" >&2; return 1; }
 	CLI_LOAD=""
-	done=$(grep '^DONE ' "$ACKS")
-	[ "${done##* }" = 0 ] || { echo "the client reconnected: $done" >&2; return 1; }
+	fin=$(grep '^DONE ' "$ACKS")
+	[ "${fin##* }" = 0 ] || { echo "the client reconnected: $fin" >&2; return 1; }
 	check_ticks "$ACKS" >/dev/null || return 1
 	APP_STALL=$(max_gap_at "$ACKS" | cut -d' ' -f1)
 	out=$(APP_MANIFEST="${APP_MANIFEST:-}" in_cli "$APPS_PY" "$APPS_DIR/load.py" verify "$1" \
 		"$ACKS" "$CT_ADDR:$2")
 	[[ "$out" == "VERIFY PASS"* ]] || { echo "$out" >&2; return 1; }
-	note "$out on one connection ($done)"
+	note "$out on one connection ($fin)"
 }
 
 # ct_migrate_with ARGS...: the container (ARGS: the driver's options) to
