@@ -190,6 +190,8 @@ static int send_set(struct migration *m, struct pc_proc *p, const struct rangese
 				pos += PAGE;
 				continue;
 			}
+			/* the next round compares with what goes now */
+			tracker_sent(p->t, pos, buf, got);
 			r = send_run(m, p, pos, got, buf);
 			progress_add(&m->pc->bar, got);
 			*pages += got / PAGE;

@@ -7,7 +7,11 @@
  * page, in windows of 64 pages that hold hashes only for the pages present
  * (a sorted array of windows, 24 bytes each), plus a 1 MiB buffer. Never a
  * copy of the workload's memory. A page reads as written if its contents
- * differ (a 2^-64 chance per page and round to miss a change).
+ * differ (a 2^-64 chance per page and round to miss a change). Pages
+ * the caller read after a collect (to send them) get the hash of what it
+ * read (tracker_sent): a page written after the collect and written back
+ * before the next one (a counter up and down again) differs from the
+ * copy sent, not from the last hash.
  */
 #define LOG_PREFIX "track: "
 #define TRACK_INTERNAL
@@ -331,6 +335,41 @@ static int hash_collect(struct tracker *t, struct rangeset *dirty, uint64_t *sca
 	return r;
 }
 
+/* Last collect's window at @addr (WIN-aligned), if any. */
+static struct hwin *find_window(struct wins *ws, uint64_t addr)
+{
+	size_t lo = 0, hi = ws->nr;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ws->w[mid].addr == addr)
+			return &ws->w[mid];
+		if (ws->w[mid].addr < addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* What the caller read is what the next collect compares with. */
+static void hash_sent(struct tracker *t, uint64_t vaddr, const uint8_t *data, size_t bytes)
+{
+	struct hash *h = t->priv;
+
+	for (size_t off = 0; off + PAGE <= bytes; off += PAGE) {
+		uint64_t a = vaddr + off, waddr = a / (WIN * PAGE) * (WIN * PAGE);
+		struct hwin *w = find_window(&h->old, waddr);
+		int bit = (int)((a - waddr) / PAGE);
+
+		/* a page not hashed then is reported by the next collect anyway */
+		if (w && (w->mask & (1ULL << bit)))
+			w->h[__builtin_popcountll(w->mask & ((1ULL << bit) - 1))] = page_hash(
+				data + off);
+	}
+}
+
 static int hash_open(struct tracker *t)
 {
 	_cleanup_close_ int fd = open_proc(t->pid, "pagemap");
@@ -372,5 +411,6 @@ const struct track_ops track_hash_ops = {
 	.method = TRACK_HASH,
 	.open = hash_open,
 	.collect = hash_collect,
+	.sent = hash_sent,
 	.close = hash_close,
 };

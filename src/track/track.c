@@ -99,6 +99,12 @@ int tracker_collect(struct tracker *t, struct rangeset *dirty, uint64_t *pages_s
 	return r;
 }
 
+void tracker_sent(struct tracker *t, uint64_t vaddr, const void *data, size_t bytes)
+{
+	if (t && t->ops && t->ops->sent)
+		t->ops->sent(t, vaddr, data, bytes);
+}
+
 void tracker_close(struct tracker *t)
 {
 	if (!t)

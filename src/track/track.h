@@ -83,6 +83,16 @@ const char *track_method_name(enum track_method m);
 int tracker_collect(struct tracker *t, struct rangeset *dirty, uint64_t *pages_scanned);
 
 /*
+ * The caller read pages [@vaddr, @vaddr + @bytes) of the process after
+ * the last collect, as @data (to send them): the next collect reports
+ * each of them whose contents then differ from @data, even if it was
+ * written and then written back to what it held at the last collect (the
+ * hash method compares contents: without this it would miss that page,
+ * and the copy sent would stay stale). uffd-wp sees every write: nothing
+ * to do. @t NULL is fine.
+ */
+void tracker_sent(struct tracker *t, uint64_t vaddr, const void *data, size_t bytes);
+/*
  * Stop tracking and free @t (NULL is fine). Leaves nothing in the workload:
  * no fd, no userfaultfd-registered range, no write-protected page. Safe
  * after the process died and after any failed collect.
@@ -164,6 +174,8 @@ struct track_ops {
 	enum track_method method;
 	int (*open)(struct tracker *t);
 	int (*collect)(struct tracker *t, struct rangeset *dirty, uint64_t *scanned);
+	/* optional: tracker_sent() */
+	void (*sent)(struct tracker *t, uint64_t vaddr, const uint8_t *data, size_t bytes);
 	void (*close)(struct tracker *t);
 };
 extern const struct track_ops track_uffd_ops, track_softdirty_ops, track_hash_ops;

@@ -23,6 +23,7 @@ load lib/phaul
 load lib/fixtures
 load lib/ctnet
 load lib/apps
+load lib/ctapps
 
 : "${PODMAN_MIB:=64}"
 PODMAN_CLI_ADDR=10.88.0.200

@@ -89,39 +89,10 @@ t_memcached() {
 
 # ---------------------------------------------------------------- nginx
 
-: "${APPS_NGINX_FILES:=200}"	# of 64 KiB, plus one of 8 MiB
-
 t_nginx() {
-	local user=$1 dir=$SCRATCH/nginx i n out
+	local user=$1 dir=$SCRATCH/nginx out n
 	APP_ROW_APP=nginx${user:+-$user}
-	mkdir -p "$dir/www" "$dir/tmp"
-	for ((i = 0; i < APPS_NGINX_FILES; i++)); do
-		head -c 65536 /dev/urandom >"$dir/www/f$i"
-	done
-	head -c $((8 << 20)) /dev/urandom >"$dir/www/big"
-	(cd "$dir/www" && sha256sum -- * | awk '{ print $2, $1 }') >"$dir/manifest"
-	cat >"$dir/nginx.conf" <<CONF
-daemon off;
-master_process on;
-worker_processes 2;
-user ${user:-root};
-pid $dir/nginx.pid;
-error_log $dir/error.log;
-events { worker_connections 256; }
-http {
-	access_log off;
-	client_body_temp_path $dir/tmp;
-	proxy_temp_path $dir/tmp;
-	fastcgi_temp_path $dir/tmp;
-	uwsgi_temp_path $dir/tmp;
-	scgi_temp_path $dir/tmp;
-	server {
-		listen 8080 reuseport;
-		root $dir/www;
-	}
-}
-CONF
-	[ -z "$user" ] || chown -R "$user" "$dir/tmp"
+	nginx_site "$dir" "$dir" "$user"
 	app_start nginx nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
 	app_wait_port 8080
 	wait_for 10 eval '[ "$(children_in src "$APP_PID" | wc -l)" = 2 ]' ||
@@ -135,12 +106,7 @@ CONF
 	app_assert_moved nginx
 	load_stop
 	# after: from the other host (now src), every file intact
-	n=0
-	while read -r f sum; do
-		out=$(in_src curl -sf "http://$DST_ADDR:8080/$f" | sha256sum | cut -d' ' -f1)
-		[ "$out" = "$sum" ] || { echo "$f served wrong after the migration" >&2; return 1; }
-		n=$((n + 1))
-	done <"$dir/manifest"
+	n=$(nginx_files_intact src "$DST_ADDR" "$dir")
 	note "$n files served intact from dst; the client: $LOAD_DONE"
 	[ "$(in_dst cat "$dir/nginx.pid")" = "$APP_PID" ]
 	app_assert_moved nginx

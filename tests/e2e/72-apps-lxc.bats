@@ -1,24 +1,34 @@
 #!/usr/bin/env bats
-# A real application in an LXC container whose client stays connected:
-# redis-server (Debian's) as the container's init, with LXC's default
-# configuration (/etc/lxc/default.conf's lines, the bridge phbr0 instead of
-# lxcbr0, and /usr/share/lxc/config/common.conf as LXC's templates include
-# it: capabilities dropped, device cgroup, seccomp, a console, ttys), plus
+# Real applications in LXC containers whose clients stay connected (see
+# lib/ctapps.bash): Debian's redis-server, nginx, the Python HTTP server,
+# memcached, PostgreSQL 15 (its own user: lxc.init.uid) and a JVM as the
+# container's init, with LXC's default configuration
+# (/etc/lxc/default.conf's lines, the bridge phbr0 instead of lxcbr0, and
+# /usr/share/lxc/config/common.conf as LXC's templates include it:
+# capabilities dropped, device cgroup, seccomp, a console, ttys), plus
 # binds of the machine's /usr (read-only) and a data dir.  A client on a
 # third host holds one TCP connection across a live migration
 # (--tcp-established).  The config is not changed: its console (a pty of
 # the container's devpts) comes back as LXC's new console, its 4 LXC ttys
 # as new ptys LXC's monitor holds, its AppArmor profile (which LXC ignores
-# on this kernel) unused (docs/CONTAINERS.md).  A process on one of its ttys is refused
-# before the freeze.  Container tests share LXC's state and bridges:
+# on this kernel) unused (docs/CONTAINERS.md).  A process on one of its
+# ttys is refused before the freeze.
+#
+# The default run: redis, nginx, python.  APPS_CT_HEAVY=1 adds memcached
+# (256 MiB), PostgreSQL and the JVM (1 GiB heap: hold
+# /tmp/phaul-bigmem.lock).  Container tests share LXC's state and bridges:
 #
 #   flock /tmp/phaul-ctr.lock bats tests/e2e/72-apps-lxc.bats
+
+# PostgreSQL's and the JVM's start on a busy machine
+: "${BATS_TEST_TIMEOUT:=300}"
 
 load lib/hosts
 load lib/phaul
 load lib/fixtures
 load lib/ctnet
 load lib/apps
+load lib/ctapps
 
 # the daemon's policy: the lxcpath and rootfs, the binds of /usr and the data dir
 apps_policy() {
@@ -29,7 +39,8 @@ apps_policy() {
 setup() {
 	apps_setup || return 1
 	CT=pha$$-$BATS_TEST_NUMBER
-	ROOTFS=$SCRATCH/rootfs
+	CT_RUNTIME=lxc
+	CT_ROOTFS=$SCRATCH/rootfs
 	LXCPATH=$SCRATCH/lxcpath
 	mkdir -p "$LXCPATH"
 	local h d
@@ -67,17 +78,14 @@ state() {
 	lxc_tool "$1" lxc-info -s -H
 }
 
-@test "lxc: redis (LXC's default config) with ${APPS_REDIS_KEYS} keys: a process on a tty refused before the freeze; then a client on a third host keeps its connection" {
-	local init a cmd=""
-	APP_ROW_APP=redis-lxc-tcp
-	# REDIS_CT_ARGS, the empty argument quoted for LXC's splitting
-	for a in "${REDIS_CT_ARGS[@]}"; do
+# ct_start: /etc/lxc/default.conf on phbr0, then what LXC's templates
+# add; the command CT_ARGS (the empty argument quoted for LXC's
+# splitting) as CT_USER; started in src
+ct_start() {
+	local a cmd=""
+	for a in "${CT_ARGS[@]}"; do
 		cmd+=" ${a:-\'\'}"
 	done
-	redis_rootfs "$ROOTFS"
-	bridge_hosts
-	third_host
-	# /etc/lxc/default.conf on phbr0, then what LXC's templates add
 	in_src mkdir -p "$LXCPATH/$CT"
 	{
 		grep -v '^lxc.net.0.link' /etc/lxc/default.conf
@@ -85,46 +93,75 @@ state() {
 		echo "lxc.net.0.ipv4.address = $CT_ADDR/24"
 		echo "lxc.include = /usr/share/lxc/config/common.conf"
 		echo "lxc.uts.name = $CT"
-		echo "lxc.rootfs.path = dir:$ROOTFS"
+		echo "lxc.rootfs.path = dir:$CT_ROOTFS"
 		echo "lxc.mount.entry = /usr usr none bind,ro 0 0"
 		echo "lxc.mount.entry = $SCRATCH/data data none bind 0 0"
 		echo "lxc.init.cmd =$cmd"
+		if [ -n "${CT_USER:-}" ]; then
+			echo "lxc.init.uid = $(id -u "$CT_USER")"
+			echo "lxc.init.gid = $(id -g "$CT_USER")"
+		fi
 	} >"$SCRATCH/lxc.config"
 	in_src sh -c 'cat "$0" >"$1"' "$SCRATCH/lxc.config" "$LXCPATH/$CT/config"
-	lxc_tool src lxc-start -l DEBUG -o "$SCRATCH/lxc-start.log" ||
-		{ tail -n 20 "$SCRATCH/lxc-start.log" >&2; return 1; }
-	init=$(lxc_tool src lxc-info -p -H)
-	wait_for 20 eval 'in_cli redis-cli -h "$CT_ADDR" PING | grep -q PONG' ||
-		{ tail -n 20 "$SCRATCH/lxc-start.log" >&2; return 1; }
-	# Debian's default config (through its lxc.include of common.conf)
-	# gives the container 4 LXC ttys, ptys whose masters LXC's monitor
-	# holds: a process on one could not be given it back on dst.  Refused
-	# at the preflight, before anything froze, naming it; the container
-	# runs on.
-	in_src nsenter -t "$init" -m -p sh -c 'exec sleep 600 </dev/lxc/tty2 &' || return 1
+	lxc_tool src lxc-start -l DEBUG -o "$SCRATCH/lxc-start.log" || { ct_log >&2; return 1; }
+	CT_INIT=$(lxc_tool src lxc-info -p -H)
+}
+
+ct_log() { tail -n 20 "$SCRATCH/lxc-start.log"; }
+
+ct_migrate() { ct_migrate_with --lxc "$CT" --lxcpath "$LXCPATH"; }
+
+ct_moved() {
+	[ "$(state dst)" = RUNNING ] && [ "$(state src)" = none ] ||
+		{ echo "LXC state: src $(state src), dst $(state dst)" >&2; return 1; }
+	! pid_alive_in src "$CT_INIT" || { echo "the init $CT_INIT runs on in src" >&2; return 1; }
+}
+
+ct_stop() { lxc_tool dst lxc-stop -k; }
+
+# Debian's default config (through its lxc.include of common.conf) gives
+# the container 4 LXC ttys, ptys whose masters LXC's monitor holds: a
+# process on one could not be given it back on dst.  Refused at the
+# preflight, before anything froze, naming it; the container runs on.
+@test "lxc: redis (LXC's default config), a process on one of its ttys: refused before the freeze, naming it; it runs on" {
+	bridge_hosts
+	ct_rootfs "$CT_ROOTFS"
+	ctapp_redis_prep
+	ct_start
+	in_src nsenter -t "$CT_INIT" -m -p sh -c 'exec sleep 600 </dev/lxc/tty2 &'
 	fx_migrate -- --lxc "$CT" --lxcpath "$LXCPATH" --tcp-established --json
 	assert_failed_with "container $CT: process [0-9]+ holds LXC tty 2 \\(fd 0\\).*stop what runs on its ttys"
 	[ "$(jq -r '"\(.frozen_ms) \(.iterations) \(.outcome)"' <<<"$output")" = "0 0 rolled-back" ] ||
 		{ echo "not refused before the freeze: $output" >&2; return 1; }
 	[ "$(state src)" = RUNNING ] && [ "$(state dst)" = none ]
-	pid_alive_in src "$init"
+	pid_alive_in src "$CT_INIT"
 	assert_workdir_clean 10
-	# restarted without it (redis reaps no orphan), unchanged, it moves
-	# with its client on one connection
-	lxc_tool src lxc-stop -k && lxc_tool src lxc-start -l DEBUG -o "$SCRATCH/lxc-start.log" ||
-		return 1
-	init=$(lxc_tool src lxc-info -p -H)
-	in_cli ip neigh flush all # a new MAC address
-	wait_for 20 eval 'in_cli timeout 2 redis-cli -h "$CT_ADDR" PING | grep -q PONG' || return 1
-	ct_redis_before
-	fx_migrate -- --lxc "$CT" --lxcpath "$LXCPATH" --tcp-established --json
-	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
-	read -r APP_FROZEN APP_BYTES APP_TOTAL < <(jq -r '"\(.frozen_ms) \(.bytes_sent) \(.total_ms)"' \
-		<<<"$output")
-	[ "$(state dst)" = RUNNING ]
-	[ "$(state src)" = none ]
-	refute pid_alive_in src "$init"
-	ct_redis_after
-	lxc_tool dst lxc-stop -k
-	app_result "$APP_ROW_APP"
+	lxc_tool src lxc-stop -k
+}
+
+@test "lxc: redis (LXC's default config) with ${APPS_REDIS_KEYS} keys; a client on a third host keeps its connection, no lost reply" {
+	t_ct redis
+}
+
+@test "lxc: nginx, master and 2 workers; files intact from the third host before and after, one keep-alive connection across" {
+	t_ct nginx
+}
+
+@test "lxc: python, threads and an HTTP server; every acknowledged PUT on one connection, its own check on dst" {
+	t_ct python
+}
+
+@test "lxc: memcached, $((APPS_MC_ITEMS * 4 / 1024)) MiB of items; every item and acknowledged set on one connection" {
+	heavy "$((APPS_MC_ITEMS * 4 / 1024)) MiB"
+	t_ct memcached
+}
+
+@test "lxc: postgresql 15 as user postgres (lxc.init.uid), ${APPS_CT_PG_ROWS} rows; a client inserting on one connection, every committed row on dst" {
+	heavy "initdb, a postmaster"
+	t_ct postgresql
+}
+
+@test "lxc: jvm, OpenJDK 17 checking its 1 GiB heap; its full check passes on dst" {
+	heavy "a 1 GiB heap"
+	t_ct jvm
 }

@@ -29,6 +29,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -616,6 +617,65 @@ static void test_rounds_hash_pagemap(void **state)
 }
 
 /* A workload that uses userfaultfd itself keeps it to itself. */
+/* @len bytes of the kid's memory at @addr read or written, from here. */
+static void kid_mem(pid_t pid, uint64_t addr, void *buf, size_t len, bool write)
+{
+	struct iovec l = { buf, len }, r = { (void *)(uintptr_t)addr, len };
+	ssize_t n = write ? process_vm_writev(pid, &l, 1, &r, 1, 0) :
+			    process_vm_readv(pid, &l, 1, &r, 1, 0);
+
+	assert_int_equal(n, (ssize_t)len);
+}
+
+/*
+ * A page written after a collect, read then (sent), and written back to
+ * what it held at the collect before the next one: the copy sent is stale,
+ * the next collect reports it (the hash method through tracker_sent).
+ */
+static void written_back(enum track_method m)
+{
+	struct scenario sc = { 0 };
+	static uint8_t page[PAGE];
+	uint64_t a, v;
+
+	kid_start(&sc.k, false);
+	sc.lo = sc.k.area;
+	sc.hi = sc.lo + AREA_PAGES * PAGE;
+	if (open_or_skip(sc.k.pid, m, &sc.t) < 0) {
+		kid_stop(&sc.k);
+		skip();
+	}
+	collect(sc.t, &sc.s); /* round 1: every page */
+	a = sc.lo + 4242 * PAGE;
+	kid_mem(sc.k.pid, a, &v, sizeof(v), false);
+	kid_write(&sc.k, &a, 1);
+	kid_mem(sc.k.pid, a, page, PAGE, false);
+	tracker_sent(sc.t, a, page, PAGE);
+	kid_mem(sc.k.pid, a, &v, sizeof(v), true);
+	collect(sc.t, &sc.s);
+	assert_exact(&sc.s, sc.lo, sc.hi, &a, 1);
+	/* sent as it is now: nothing more */
+	kid_mem(sc.k.pid, a, page, PAGE, false);
+	tracker_sent(sc.t, a, page, PAGE);
+	collect(sc.t, &sc.s);
+	assert_exact(&sc.s, sc.lo, sc.hi, NULL, 0);
+	tracker_close(sc.t);
+	rangeset_free(&sc.s);
+	kid_stop(&sc.k);
+}
+
+static void test_written_back_uffd(void **state)
+{
+	(void)state;
+	written_back(TRACK_UFFD_WP);
+}
+
+static void test_written_back_hash(void **state)
+{
+	(void)state;
+	written_back(TRACK_HASH);
+}
+
 static void test_fallback_own_uffd(void **state)
 {
 	struct cmd c = { .op = OP_MMAP, .b = 16 * PAGE };
@@ -925,6 +985,8 @@ int main(void)
 		cmocka_unit_test(test_rounds_hash_pagemap),
 		cmocka_unit_test(test_unreadable_uffd),
 		cmocka_unit_test(test_unreadable_hash),
+		cmocka_unit_test(test_written_back_uffd),
+		cmocka_unit_test(test_written_back_hash),
 		cmocka_unit_test(test_fallback_own_uffd),
 		cmocka_unit_test(test_dead_uffd),
 		cmocka_unit_test(test_dead_hash),

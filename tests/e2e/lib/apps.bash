@@ -200,89 +200,55 @@ require_foreign_uid_dump() {
 
 criu_path() { echo "${PHAUL_CRIU:-$(command -v criu)}"; }
 
-# ---------------------------------------------------------------- containers
-# (with lib/ctnet: a container on phbr0 at $CT_ADDR)
+# nginx_site DIR SERVED USER: APPS_NGINX_FILES files of 64 KiB and one of
+# 8 MiB in DIR/www, their "NAME SHA256" list in DIR/manifest, and
+# DIR/nginx.conf: master, 2 workers (as USER, default root), port 8080,
+# its paths under SERVED (where nginx sees DIR: DIR itself for a process
+# tree, a bind in a container); keep-alive connections last.
+: "${APPS_NGINX_FILES:=200}"
 
-: "${APPS_REDIS_KEYS:=1000000}"
-CLI_ADDR=192.0.2.60
-
-# third_host: a network namespace (held by a sleep of this test) whose
-# veth is on src's phbr0, address $CLI_ADDR; in_cli runs a command there.
-# CLI_BRIDGE, CLI_ADDR (ADDR/PREFIX) and CLI_PING (an address it must
-# reach) choose another bridge and network.
-third_host() {
-	local addr=$CLI_ADDR
-	[[ "$addr" == */* ]] || addr=$addr/24
-	unshare --net sleep 3600 </dev/null >/dev/null 2>&1 3>&- 4>&- &
-	CLI_NS=$!
-	wait_for 5 eval '[ "$(readlink /proc/$CLI_NS/ns/net)" != "$(readlink /proc/$$/ns/net)" ]'
-	CLI_IF=pc$BATS_TEST_NUMBER$((RANDOM % 1000))
-	ip link add "$CLI_IF" type veth peer name eth0 netns "$CLI_NS" &&
-		ip link set "$CLI_IF" netns "$SRC_PID1" &&
-		in_src ip link set "$CLI_IF" master "${CLI_BRIDGE:-phbr0}" up &&
-		in_cli ip addr add "$addr" dev eth0 &&
-		in_cli ip link set eth0 up &&
-		in_cli ip link set lo up || return 1
-	wait_for 10 in_cli busybox ping -c1 -W1 "${CLI_PING:-$SRC_ADDR}"
-}
-
-in_cli() { nsenter -t "$CLI_NS" -n -- "$@"; }
-
-third_host_stop() {
-	[ -n "${CLI_NS:-}" ] || return 0
-	[ -z "${CLI_LOAD:-}" ] || { kill "$CLI_LOAD" 2>/dev/null; wait "$CLI_LOAD" 2>/dev/null; }
-	kill "$CLI_NS" 2>/dev/null
-	wait "$CLI_NS" 2>/dev/null
-	CLI_NS=""
-}
-
-# ct_redis_before: redis in the container at $CT_ADDR gets its keys
-# (DIGEST), and a client on the third host starts writing on one
-# connection, never another (LOAD_RECONNECT=0: any error is fatal).
-ct_redis_before() {
-	in_cli redis-cli -h "$CT_ADDR" DEBUG POPULATE "$APPS_REDIS_KEYS" key 64 >/dev/null
-	[ "$(in_cli redis-cli -h "$CT_ADDR" DBSIZE)" = "$APPS_REDIS_KEYS" ] || return 1
-	DIGEST=$(in_cli redis-cli -h "$CT_ADDR" DEBUG DIGEST)
-	ACKS=$SCRATCH/acks
-	LOAD_RECONNECT=0 in_cli "$APPS_PY" "$APPS_DIR/load.py" load redis "$ACKS" \
-		"$SCRATCH/load.stop" "$CT_ADDR:6379" </dev/null >"$SCRATCH/load.out" 2>&1 3>&- 4>&- &
-	CLI_LOAD=$!
-	wait_ticks "$ACKS" 50 30
-}
-
-# ct_redis_after: the client wrote on, never reconnected, lost no reply;
-# every acknowledged SET and the populated keys (DIGEST) are there.
-ct_redis_after() {
-	local done out after
-	ticks_advance "$ACKS" 100 30 || return 1
-	touch "$SCRATCH/load.stop"
-	wait_for 30 grep -q '^DONE ' "$ACKS" || { cat "$SCRATCH/load.out" "$ACKS" | tail >&2; return 1; }
-	wait "$CLI_LOAD" || { cat "$SCRATCH/load.out" >&2; return 1; }
-	CLI_LOAD=""
-	done=$(grep '^DONE ' "$ACKS")
-	[ "${done##* }" = 0 ] || { echo "the client reconnected: $done" >&2; return 1; }
-	check_ticks "$ACKS" >/dev/null || return 1
-	APP_STALL=$(max_gap_at "$ACKS" | cut -d' ' -f1)
-	out=$(in_cli "$APPS_PY" "$APPS_DIR/load.py" verify redis "$ACKS" "$CT_ADDR:6379")
-	[[ "$out" == "VERIFY PASS"* ]] || { echo "$out" >&2; return 1; }
-	in_cli redis-cli -h "$CT_ADDR" EVAL \
-		"for _, k in ipairs(redis.call('KEYS', 'ack:*')) do redis.call('DEL', k) end" 0 >/dev/null
-	after=$(in_cli redis-cli -h "$CT_ADDR" DEBUG DIGEST)
-	[ "$after" = "$DIGEST" ] || { echo "DEBUG DIGEST $DIGEST before, $after after" >&2; return 1; }
-	note "$out on one connection ($done); DEBUG DIGEST as before"
-}
-
-# redis_rootfs DIR: the machine's /usr is bound there by the container's
-# config; the merged-/usr links, /etc's passwd, group, nsswitch.conf.
-redis_rootfs() {
-	local r=$1 d
-	mkdir -p "$r"/{usr,etc,data,proc,sys,dev,tmp,run} "$SCRATCH/data"
-	for d in bin sbin lib lib64; do
-		ln -s "usr/$d" "$r/$d"
+nginx_site() {
+	local dir=$1 srv=$2 user=${3:-root} i
+	mkdir -p "$dir/www" "$dir/tmp"
+	for ((i = 0; i < APPS_NGINX_FILES; i++)); do
+		head -c 65536 /dev/urandom >"$dir/www/f$i"
 	done
-	cp /etc/passwd /etc/group /etc/nsswitch.conf "$r/etc/"
+	head -c $((8 << 20)) /dev/urandom >"$dir/www/big"
+	(cd "$dir/www" && sha256sum -- * | awk '{ print $2, $1 }') >"$dir/manifest"
+	cat >"$dir/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes 2;
+user $user;
+pid $srv/nginx.pid;
+error_log $srv/error.log;
+events { worker_connections 256; }
+http {
+	access_log off;
+	keepalive_requests 1000000;
+	keepalive_timeout 600s;
+	client_body_temp_path $srv/tmp;
+	proxy_temp_path $srv/tmp;
+	fastcgi_temp_path $srv/tmp;
+	uwsgi_temp_path $srv/tmp;
+	scgi_temp_path $srv/tmp;
+	server {
+		listen 8080 reuseport;
+		root $srv/www;
+	}
+}
+CONF
+	[ "$user" = root ] || chown -R "$user" "$dir/tmp"
 }
 
-# The container's command.
-REDIS_CT_ARGS=(redis-server --port 6379 --bind 0.0.0.0 --protected-mode no --save ""
-	--appendonly no --dir /data --enable-debug-command yes --daemonize no)
+# nginx_files_intact HOST ADDR DIR: every file of DIR/manifest, fetched
+# from HOST (in_HOST), as listed; prints how many
+nginx_files_intact() {
+	local host=$1 addr=$2 f sum out n=0
+	while read -r f sum; do
+		out=$(in_"$host" curl -sf "http://$addr:8080/$f" | sha256sum | cut -d' ' -f1)
+		[ "$out" = "$sum" ] || { echo "$f served wrong by $addr" >&2; return 1; }
+		n=$((n + 1))
+	done <"$3/manifest"
+	echo "$n"
+}
