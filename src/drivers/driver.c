@@ -23,6 +23,7 @@ static const char *const hook_names[HOOK__MAX] = {
 	[HOOK_TARGET_CHECK] = "target_check",
 	[HOOK_TARGET_RESTORE] = "target_restore",
 	[HOOK_TARGET_RESTORED] = "target_restored",
+	[HOOK_TARGET_COMMITTED] = "target_committed",
 	[HOOK_TARGET_RESUMED] = "target_resumed",
 	[HOOK_TARGET_CLEANUP] = "target_cleanup",
 	[HOOK_TARGET_ABORT] = "target_abort",
@@ -100,13 +101,13 @@ bool driver_storage_brings(struct driver *const *drv, size_t nr, const char *pat
 
 bool driver_hook_after_commit(enum driver_hook hook)
 {
-	return hook == HOOK_MIGRATION_COMPLETE || hook == HOOK_TARGET_RESUMED ||
-	       hook == HOOK_TARGET_CLEANUP;
+	return hook == HOOK_MIGRATION_COMPLETE || hook == HOOK_TARGET_COMMITTED ||
+	       hook == HOOK_TARGET_RESUMED || hook == HOOK_TARGET_CLEANUP;
 }
 
 /* Every storage hook has its fault point, "fs.HOOK" (fault.c's table),
- * armed whether or not the driver implements the hook; target_resumed,
- * which no storage driver has, has none. */
+ * armed whether or not the driver implements the hook; target_committed
+ * and target_resumed, which no storage driver has, have none. */
 static int fs_fault(enum driver_hook hook)
 {
 	char name[64];

@@ -22,6 +22,12 @@
  *   target_restore     all images are here, CRIU restores next (mount)
  *   restore_opts       CRIU options for the restore
  *   target_restored    restored, held stopped until the commit
+ *   target_committed   the source committed: the tree runs here next. CRIU
+ *                      unlocks the network (its network-unlock moment),
+ *                      then takes the sockets out of repair mode, whose
+ *                      first packets (window probes, ARP) go out before
+ *                      post-resume: a driver's own network fence is
+ *                      lifted here; a failure is only reported
  *   target_resumed     committed, the tree runs and its network is unlocked
  *                      (CRIU's post-resume); a failure is only reported
  *   target_cleanup     committed: drop what only served the migration
@@ -47,7 +53,8 @@
  *
  * Every hook returns 0 or a negative errno and logs why it failed (or
  * says it with drv_fail()); after the commit point (migration_complete,
- * target_resumed, target_cleanup) a failure is reported but never undoes
+ * target_committed, target_resumed, target_cleanup) a failure is reported
+ * but never undoes
  * the migration.
  */
 #ifndef PHAUL_DRIVER_H
@@ -77,6 +84,7 @@ enum driver_hook {
 	HOOK_TARGET_CHECK,
 	HOOK_TARGET_RESTORE,
 	HOOK_TARGET_RESTORED,
+	HOOK_TARGET_COMMITTED,
 	HOOK_TARGET_RESUMED,
 	HOOK_TARGET_CLEANUP,
 	HOOK_TARGET_ABORT,
@@ -219,8 +227,8 @@ int driver_call(struct driver *d, enum driver_hook hook, const struct drv_ctx *c
 /* prepare, the same way; @tree as in struct driver_ops. */
 int driver_prepare(struct driver *d, const struct drv_ctx *ctx, struct drv_tree *tree);
 const char *driver_hook_name(enum driver_hook hook);
-/* migration_complete, target_resumed, target_cleanup: past the commit, a
- * failure is reported but undoes nothing. */
+/* migration_complete, target_committed, target_resumed, target_cleanup:
+ * past the commit, a failure is reported but undoes nothing. */
 bool driver_hook_after_commit(enum driver_hook hook);
 /*
  * Whether a storage driver among @drv copies @path here (its argument is

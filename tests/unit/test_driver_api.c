@@ -236,6 +236,8 @@ static const struct driver_ops fake_ops = {
 	.hooks = {
 		[HOOK_FROZEN] = fake_hook,
 		[HOOK_MIGRATION_COMPLETE] = fake_hook,
+		[HOOK_TARGET_RESTORED] = fake_hook,
+		[HOOK_TARGET_COMMITTED] = fake_hook,
 	},
 };
 
@@ -255,6 +257,16 @@ static void driver_call_reports_failures_before_the_commit(void **s)
 	memset(&e, 0, sizeof(e));
 	assert_int_equal(driver_call(&d, HOOK_MIGRATION_COMPLETE, &ctx), -EIO);
 	assert_int_equal(e.nr_fail, 0);
+	/* the destination: held, the failure is the migration's; once the
+	 * source committed, it is only logged */
+	ctx.source = false;
+	assert_int_equal(driver_call(&d, HOOK_TARGET_RESTORED, &ctx), -EIO);
+	assert_int_equal(e.nr_fail, 1);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(driver_call(&d, HOOK_TARGET_COMMITTED, &ctx), -EIO);
+	assert_int_equal(e.nr_fail, 0);
+	assert_string_equal(driver_hook_name(HOOK_TARGET_COMMITTED), "target_committed");
+	ctx.source = true;
 
 	/* no hook: nothing to do */
 	assert_int_equal(driver_call(&d, HOOK_TARGET_CHECK, &ctx), 0);

@@ -40,12 +40,15 @@
  * a rollback): CRIU locks a network namespace it dumps, not an external
  * one, and a peer's packet arriving while CRIU holds the TCP sockets in
  * repair mode, or once the tree is gone, would be answered with a reset.
- * From before podman's restore until the tree runs (post-resume) the
- * destination's bridges drop the container's frames (an nftables bridge
- * table): podman brings its new interface up with the old MAC, and its
- * first IPv6 packets would teach the bridges that the container is here
- * while its TCP sockets are not, whose peers would then get resets.
- * After that the container is announced (gratuitous ARP, oci driver).
+ * From before podman's restore until the commit (target_committed, just
+ * before CRIU unlocks the network and takes the TCP sockets out of repair
+ * mode) the destination's bridges drop the container's frames (an
+ * nftables bridge table): podman brings its new interface up with the old
+ * MAC, and its first IPv6 packets would teach the bridges that the
+ * container is here while its TCP sockets are not, whose peers would then
+ * get resets. Lifted any later, the first ARP request of the restored
+ * sockets is lost and the peers wait a second more. At post-resume the
+ * container is announced (gratuitous ARP, oci driver).
  *
  * Podman picks the runtime by name from containers.conf, and conmon
  * passes CONTAINERS_CONF on to the container's exit command: phaul's
@@ -103,7 +106,7 @@ int podman_target_restore(struct driver *d, const struct drv_ctx *ctx);
 int podman_restore_criu(struct driver *d, const struct drv_ctx *ctx, const int *fds, size_t nr,
 			int *sk);
 int podman_target_restored(struct driver *d, const struct drv_ctx *ctx);
-int podman_target_resumed(struct driver *d, const struct drv_ctx *ctx);
+int podman_target_committed(struct driver *d, const struct drv_ctx *ctx);
 int podman_target_cleanup(struct driver *d, const struct drv_ctx *ctx);
 int podman_target_abort(struct driver *d, const struct drv_ctx *ctx);
 

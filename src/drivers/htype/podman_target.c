@@ -474,12 +474,19 @@ int podman_target_restored(struct driver *d, const struct drv_ctx *ctx)
 	return 0;
 }
 
-/* The tree runs, its TCP sockets too: its frames may pass, and it says where
- * it is. */
-int podman_target_resumed(struct driver *d, const struct drv_ctx *ctx)
+/*
+ * Committed: the container runs here next. Its frames pass from now on,
+ * before CRIU takes its TCP sockets out of repair mode: the window probe
+ * each sends then, and the ARP request for its peer's address that this
+ * fresh network namespace sends first, reach the bridges. Lifted at
+ * post-resume instead, that ARP request was dropped, the kernel asked
+ * again only a second later, and the peers' retransmissions were
+ * answered into its queue meanwhile (docs/BENCHMARKS.md).
+ */
+int podman_target_committed(struct driver *d, const struct drv_ctx *ctx)
 {
 	fence(d->priv, false);
-	return oci_target_resumed(d, ctx);
+	return 0;
 }
 
 /* podman's restore ends: its status, or -ETIMEDOUT (then killed). */
