@@ -47,16 +47,16 @@ void pf_ctx_free(struct pf_ctx *pf)
 	free(pf);
 }
 
-/* The bytes TCP says the peer acknowledged on @c (tcprate.h); -ENOTSUP
- * when @c has no TCP socket (a pipe, a test's memory stream). */
-static int link_acked(struct conn *c, uint64_t *acked)
+/* What TCP says of @c's socket (tcprate.h); -ENOTSUP when @c has none
+ * (a pipe, a test's memory stream). */
+static int link_acked(struct conn *c, uint64_t *acked, uint32_t *queued)
 {
 	bool buffered;
 	int fd = conn_poll_fd(c, &buffered), r;
 
 	if (fd < 0)
 		return -ENOTSUP;
-	r = tcp_bytes_acked(fd, acked);
+	r = tcp_link_state(fd, acked, queued);
 	return r == -ENOTSOCK || r == -EOPNOTSUPP || r == -ENOPROTOOPT ? -ENOTSUP : r;
 }
 
@@ -68,7 +68,9 @@ int pf_attach(struct conn *c, struct pf_stats *st)
 		return -ENOMEM;
 	if (c->pf)
 		c->pf_free(c->pf);
-	pf->a.tcp = link_acked(c, &pf->a.acked0) == 0;
+	uint32_t queued;
+
+	pf->a.tcp = link_acked(c, &pf->a.acked0, &queued) == 0;
 	c->pf = pf;
 	c->pf_free = pf_ctx_free;
 	return 0;
@@ -195,15 +197,18 @@ static void link_sample(struct pf_auto *a, uint8_t codec, size_t w, uint64_t ns)
 	a->link_frames++;
 }
 
-void pf_link_acked(struct pf_auto *a, bool raw, uint64_t acked, uint64_t now_ns, double cap_Bpns)
+void pf_link_acked(struct pf_auto *a, bool raw, uint64_t acked, uint32_t queued, uint64_t now_ns,
+		   double cap_Bpns)
 {
 	uint64_t dt = now_ns - a->t0_ns;
+	bool busy = raw && queued >= PF_AUTO_TCP_BUSY;
 
-	/* a span counts only while we sent raw: compressing, we may be
-	 * what keeps the link below its rate */
-	if (!raw || !a->t0_ns || acked < a->acked0) {
+	/* a span counts only while we sent raw (compressing, we may be what
+	 * keeps the link below its rate) and the socket never ran dry (else
+	 * it measured our pauses: a round's reading, the time between two) */
+	if (!busy || !a->t0_ns || acked < a->acked0) {
 		a->acked0 = acked;
-		a->t0_ns = raw ? now_ns : 0;
+		a->t0_ns = busy ? now_ns : 0;
 		return;
 	}
 	if (dt < PF_AUTO_TCP_SPAN_NS)
@@ -220,11 +225,12 @@ void pf_link_acked(struct pf_auto *a, bool raw, uint64_t acked, uint64_t now_ns,
 static void link_update(struct conn *c, uint8_t codec, size_t w, uint64_t ns)
 {
 	uint64_t acked;
+	uint32_t queued;
 
 	if (!c->pf->a.tcp)
 		link_sample(&c->pf->a, codec, w, ns);
-	else if (link_acked(c, &acked) == 0)
-		pf_link_acked(&c->pf->a, codec == PF_RAW, acked, clock_ns(CLOCK_MONOTONIC),
+	else if (link_acked(c, &acked, &queued) == 0)
+		pf_link_acked(&c->pf->a, codec == PF_RAW, acked, queued, clock_ns(CLOCK_MONOTONIC),
 			      c->rate_Bps / 1e9);
 }
 

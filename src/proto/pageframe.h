@@ -73,14 +73,20 @@ struct pf_auto {
 bool pf_auto_decide(const struct pf_auto *a);
 /*
  * After a frame was sent (@raw: uncompressed), TCP had @acked bytes
- * acknowledged (tcprate.h) at @now_ns: each span of at least
- * PF_AUTO_TCP_SPAN_NS of raw frames gives a->link_Bpns a sample of the
- * path's rate (a compressed frame ends the span: compressing, we may be
- * what holds the link back). A --bandwidth cap @cap_Bpns (0: none) bounds
- * the result.
+ * acknowledged and @queued bytes not acknowledged yet (tcprate.h) at
+ * @now_ns: each span of at least PF_AUTO_TCP_SPAN_NS of raw frames, after
+ * each of which the socket still held PF_AUTO_TCP_BUSY bytes or more,
+ * gives a->link_Bpns a sample of the path's rate. A compressed frame ends
+ * the span (compressing, we may be what holds the link back), and so
+ * does a socket that ran dry (the span would measure our pauses). A link
+ * that raw frames never keep busy is never measured: auto then sends
+ * raw, which is the faster then. A --bandwidth cap @cap_Bpns (0: none)
+ * bounds the result.
  */
-void pf_link_acked(struct pf_auto *a, bool raw, uint64_t acked, uint64_t now_ns, double cap_Bpns);
+void pf_link_acked(struct pf_auto *a, bool raw, uint64_t acked, uint32_t queued, uint64_t now_ns,
+		   double cap_Bpns);
 #define PF_AUTO_TCP_SPAN_NS 20000000ull
+#define PF_AUTO_TCP_BUSY (64u << 10)
 /* Frames sent raw before auto measures compression again. */
 #define PF_AUTO_PROBE_EVERY 64u
 /* Full raw frames auto measures the link with before it compresses, when

@@ -260,33 +260,55 @@ static void test_auto_decide(void **state)
 static void test_link_acked(void **state)
 {
 	const uint64_t ms = 1000000;
+	const uint32_t busy = 1 << 20;
 	struct pf_auto a = { .tcp = true };
 
 	(void)state;
 	/* the first frame starts a span; 10 ms is too short for a sample */
-	pf_link_acked(&a, true, 1000, 1000 * ms, 0);
-	pf_link_acked(&a, true, 1000 + 1250000, 1010 * ms, 0);
+	pf_link_acked(&a, true, 1000, busy, 1000 * ms, 0);
+	pf_link_acked(&a, true, 1000 + 1250000, busy, 1010 * ms, 0);
 	assert_int_equal(a.link_frames, 0);
 	/* 20 ms, 2.5 MB: 125 MB/s, 1 Gbit/s */
-	pf_link_acked(&a, true, 1000 + 2500000, 1020 * ms, 0);
+	pf_link_acked(&a, true, 1000 + 2500000, busy, 1020 * ms, 0);
 	assert_int_equal(a.link_frames, 1);
 	assert_true(a.link_Bpns > 0.1249 && a.link_Bpns < 0.1251);
 	/* compressed frames end the span: what they take says nothing */
-	pf_link_acked(&a, false, 3000000, 1030 * ms, 0);
-	pf_link_acked(&a, false, 3100000, 1090 * ms, 0);
+	pf_link_acked(&a, false, 3000000, busy, 1030 * ms, 0);
+	pf_link_acked(&a, false, 3100000, busy, 1090 * ms, 0);
 	assert_int_equal(a.link_frames, 1);
 	/* raw again: a new span from here, at 12.5 MB/s now */
-	pf_link_acked(&a, true, 3100000, 1100 * ms, 0);
+	pf_link_acked(&a, true, 3100000, busy, 1100 * ms, 0);
 	for (int i = 1; i <= 20; i++)
-		pf_link_acked(&a, true, 3100000 + i * 250000, (1100 + 20 * i) * ms, 0);
+		pf_link_acked(&a, true, 3100000 + i * 250000, busy, (1100 + 20 * i) * ms, 0);
 	assert_int_equal(a.link_frames, 21);
 	assert_true(a.link_Bpns < 0.013);
 	/* a --bandwidth cap bounds it */
-	pf_link_acked(&a, true, 9000000, 2000 * ms, 0.001);
+	pf_link_acked(&a, true, 9000000, busy, 2000 * ms, 0.001);
 	assert_true(a.link_Bpns <= 0.001);
 	/* a counter going back (a new connection) starts over */
-	pf_link_acked(&a, true, 10, 2100 * ms, 0);
+	pf_link_acked(&a, true, 10, busy, 2100 * ms, 0);
 	assert_int_equal(a.link_frames, 22);
+}
+
+/* a socket that ran dry between frames: the span measured our pause */
+static void test_link_acked_idle(void **state)
+{
+	const uint64_t ms = 1000000;
+	struct pf_auto a = { .tcp = true };
+
+	(void)state;
+	/* a round's one frame, everything acknowledged by the next, 300 ms
+	 * later (the freeze): no sample, the link stays unmeasured */
+	pf_link_acked(&a, true, 0, 0, 1000 * ms, 0);
+	pf_link_acked(&a, true, 94600, 0, 1300 * ms, 0);
+	pf_link_acked(&a, true, 100000, 0, 1301 * ms, 0);
+	assert_int_equal(a.link_frames, 0);
+	assert_true(a.link_Bpns == 0);
+	/* a frame that left the queue short ends a busy span too */
+	pf_link_acked(&a, true, 200000, 1 << 20, 1400 * ms, 0);
+	pf_link_acked(&a, true, 300000, 4096, 1415 * ms, 0);
+	pf_link_acked(&a, true, 400000, 1 << 20, 1430 * ms, 0);
+	assert_int_equal(a.link_frames, 0);
 }
 
 /* auto turns itself off on a fast link, and probes again later */
@@ -385,11 +407,11 @@ static void test_over_conn_raw(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip),     cmocka_unit_test(test_is_zero),
-		cmocka_unit_test(test_malformed),     cmocka_unit_test(test_zstd_roundtrip),
-		cmocka_unit_test(test_auto_decide),   cmocka_unit_test(test_link_acked),
-		cmocka_unit_test(test_auto_probes),   cmocka_unit_test(test_over_conn_framed),
-		cmocka_unit_test(test_over_conn_raw),
+		cmocka_unit_test(test_roundtrip),	 cmocka_unit_test(test_is_zero),
+		cmocka_unit_test(test_malformed),	 cmocka_unit_test(test_zstd_roundtrip),
+		cmocka_unit_test(test_auto_decide),	 cmocka_unit_test(test_link_acked),
+		cmocka_unit_test(test_link_acked_idle),	 cmocka_unit_test(test_auto_probes),
+		cmocka_unit_test(test_over_conn_framed), cmocka_unit_test(test_over_conn_raw),
 	};
 
 	log_init("test", LOG_QUIET);
