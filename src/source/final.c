@@ -21,6 +21,7 @@
 #include "common/proc.h"
 #include "common/util.h"
 #include "criu/criu.h"
+#include "criu/tcplock.h"
 #include "source/cow.h"
 #include "source/freeze.h"
 #include "source/postcopy.h"
@@ -425,6 +426,28 @@ static int dump_loop(struct migration *m, struct criu *c, bool *ok)
 	return ret;
 }
 
+/*
+ * The tree is gone after a commit; CRIU's dump left the lock it took on
+ * the tree's TCP connections in this host's netfilter (criu/tcplock.h),
+ * for a restore here that will not come: remove exactly that lock. Until
+ * now it dropped, without a reset, what a peer outside the tree still
+ * sent to this host's address; from now such a peer gets resets (BUG-16
+ * in docs/RELIABILITY.md). Only when the tree shared our network
+ * namespace (@host_lock): a tree in its own is locked there, whole, and
+ * its namespace goes with it.
+ */
+static void unlock_tcp(struct migration *m, bool host_lock)
+{
+	struct tcplock l;
+
+	if (!host_lock)
+		return;
+	if (tcplock_read(m->imgfd, &l) < 0 || tcplock_remove(&l) < 0)
+		pr_warn("the dump's TCP connection lock may be left in this host's netfilter "
+			"(see above)");
+	tcplock_free(&l);
+}
+
 int source_final_dump(struct migration *m)
 {
 	struct criu c = CRIU_INIT;
@@ -432,7 +455,7 @@ int source_final_dump(struct migration *m)
 	CriuOpts o = CRIU_OPTS__INIT;
 	struct freeze_watch fw;
 	char conf[4200];
-	bool ok = false;
+	bool ok = false, host_lock;
 	int r;
 
 	mig_step(m, "dump");
@@ -448,6 +471,8 @@ int source_final_dump(struct migration *m)
 	}
 	req.type = CRIU_REQ_TYPE__DUMP;
 	req.opts = &o;
+	/* as CRIU decides where it locks connections: its netns is ours */
+	host_lock = proc_shares_ns(m->root_pid, "net") > 0;
 	m->st.freeze_ms = now_ms();
 	r = criu_begin(&c, &req);
 	if (c.pass_fd >= 0)
@@ -465,6 +490,7 @@ int source_final_dump(struct migration *m)
 	postcopy_end(m);
 	if (m->outcome == OUTCOME_LOST) {
 		m->st.frozen_ms = m->st.commit_ms - m->st.freeze_ms;
+		unlock_tcp(m, host_lock);
 		return r < 0 ? r : -EIO;
 	}
 	if (m->outcome == OUTCOME_COMMITTED) {
@@ -472,6 +498,7 @@ int source_final_dump(struct migration *m)
 		mig_step(m, "cleanup");
 		if (fault_point("src.cleanup") < 0 || mig_hook(m, HOOK_MIGRATION_COMPLETE) < 0)
 			pr_warn("cleanup after the commit failed; the migration stands");
+		unlock_tcp(m, host_lock);
 		return 0;
 	}
 	if (r < 0 && m->error[0] == '\0')
