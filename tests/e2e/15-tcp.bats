@@ -75,6 +75,7 @@ no_tcp_lock() {
 # migration's: iptables rules of another connection (v4 and v6) and another
 # dump's nftables table
 decoy_lock() {
+	# shellcheck disable=SC2016
 	in_"$1" sh -e -c '
 		rule() { "$1" -w -t filter -I "$2" --protocol tcp -m mark ! --mark 0xc114 \
 			--source "$3" --sport "$4" --destination "$5" --dport "$6" -j DROP; }
