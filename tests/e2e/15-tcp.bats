@@ -88,9 +88,24 @@ decoy_lock() {
 		nft add element inet CRIU-00000000-decoy conns4 "{ 127.0.0.1 . 1 . 127.0.0.1 . 2 }"'
 }
 
-# netfilter_rules HOST: all of HOST's netfilter rules
+# twin_lock: in src, the very rules CRIU's dump will add for the tree's
+# connections (PIDS, IPv4), added once already: another lock of the same
+# connections, which phaul must not take for its dump's
+twin_lock() {
+	local l r n=0
+	while read -r l r; do
+		in_src iptables -w -t filter -I INPUT --protocol tcp -m mark ! --mark 0xc114 \
+			--source "${r%:*}" --sport "${r##*:}" --destination "${l%:*}" --dport "${l##*:}" -j DROP
+		in_src iptables -w -t filter -I OUTPUT --protocol tcp -m mark ! --mark 0xc114 \
+			--source "${l%:*}" --sport "${l##*:}" --destination "${r%:*}" --dport "${r##*:}" -j DROP
+		n=$((n + 1))
+	done < <(in_src ss -tnHp state established | grep -E "pid=(${PIDS// /|})," | awk '{ print $3, $4 }')
+	[ "$n" -ge 2 ] || { echo "twin_lock: $n connections of '$PIDS' in src" >&2; return 1; }
+}
+
+# netfilter_rules HOST: all of HOST's netfilter rules, without counters
 netfilter_rules() {
-	in_"$1" sh -c 'iptables -S && ip6tables -S && nft list ruleset'
+	in_"$1" sh -c 'iptables -S && ip6tables -S && nft -s list ruleset'
 }
 
 # restored_mss_ok HOST: the restored loopback connections send segments
@@ -160,6 +175,31 @@ tcpbuf_migrates() {
 	[ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after") >&2; false; }
 	grep -q "removed the dump's iptables rules of 2 connections (0 failed)" <<<"$stderr" ||
 		{ echo "no removal logged: $stderr" >&2; false; }
+}
+
+# The same connections locked twice (CRIU's dump adds its rules on top of
+# identical ones): the source removes one copy, its dump's, after the
+# commit; when CRIU did not take the commit (src.committed:fail) CRIU
+# removes its copy itself as on a failure and the source removes none.
+# Either way src's netfilter is as before the migration.
+@test "tcp: src removes only its dump's copy of rules another lock also holds; none when CRIU unlocked itself (src.committed:fail)" {
+	local before after fault
+	require_fault src.committed
+	serve_start
+	for fault in "" PHAUL_FAULT=src.committed:fail; do
+		tcpbuf_start
+		twin_lock
+		before=$(netfilter_rules src)
+		fx_migrate $fault -- --mode stop --tcp-established -v "$PID"
+		[ "$status" -eq 0 ] || { echo "${fault:-no fault}: migrate failed: $stderr" >&2; false; }
+		fx_assert_migrated
+		after=$(netfilter_rules src)
+		[ "$before" = "$after" ] ||
+			{ echo "${fault:-no fault}: src's netfilter changed:" >&2; diff <(echo "$before") <(echo "$after") >&2; false; }
+		in_dst kill "$PID"
+		wait_for 5 eval '! pid_alive_in dst '"$PID"
+		in_src sh -c 'iptables -F INPUT && iptables -F OUTPUT'
+	done
 }
 
 # dst fails once the tree is restored and held, its connections locked
