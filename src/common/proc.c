@@ -64,23 +64,33 @@ int proc_maps_sysv(const char *maps, unsigned long *key)
 	return -ENOENT;
 }
 
-int proc_host_sysv_shm(pid_t pid, unsigned long *key)
+int proc_shares_ns(pid_t pid, const char *ns)
 {
-	_cleanup_free_ char *maps = NULL;
-	char path[64], ns[64], ours[64];
+	char path[64], theirs[64], ours[64];
 	ssize_t n;
 
-	snprintf(path, sizeof(path), "/proc/%d/ns/ipc", pid);
-	n = readlink(path, ns, sizeof(ns) - 1);
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, ns);
+	n = readlink(path, theirs, sizeof(theirs) - 1);
 	if (n < 0)
 		return -errno;
-	ns[n] = '\0';
-	n = readlink("/proc/self/ns/ipc", ours, sizeof(ours) - 1);
+	theirs[n] = '\0';
+	snprintf(path, sizeof(path), "/proc/self/ns/%s", ns);
+	n = readlink(path, ours, sizeof(ours) - 1);
 	if (n < 0)
 		return -errno;
 	ours[n] = '\0';
-	if (strcmp(ns, ours))
-		return 0; /* its own namespace: CRIU dumps it with its segments */
+	return !strcmp(theirs, ours);
+}
+
+int proc_host_sysv_shm(pid_t pid, unsigned long *key)
+{
+	_cleanup_free_ char *maps = NULL;
+	char path[64];
+	ssize_t n;
+	int r = proc_shares_ns(pid, "ipc");
+
+	if (r <= 0)
+		return r; /* its own namespace: CRIU dumps it with its segments */
 	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
 	n = read_file(path, 64u << 20, &maps, NULL);
 	if (n < 0)

@@ -47,6 +47,8 @@ int proc_maps_sysv(const char *maps, unsigned long *key);
  * 1 and its key in @key, 0 if not, negative errno if /proc said nothing.
  */
 int proc_host_sysv_shm(pid_t pid, unsigned long *key);
+/* Whether @pid is in our namespace of kind @ns ("net", "ipc"): 1, 0, -errno. */
+int proc_shares_ns(pid_t pid, const char *ns);
 /*
  * Whether the text of a /proc/PID/fdinfo/FD file shows a lock that
  * another process opening the file again would conflict with: a POSIX,

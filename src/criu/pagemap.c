@@ -14,18 +14,11 @@
 #include "common/log.h"
 #include "common/page.h"
 #include "common/util.h"
+#include "criu/imgfile.h"
 #include "criu-image.pb-c.h"
 
 #define RECORD_MAX 1024u
 #define FILE_MAX (256u << 20)
-
-static uint32_t get_u32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4); /* CRIU images are host-endian */
-	return v;
-}
 
 int pagemap_add(struct pagemap *pm, uint64_t vaddr, uint32_t nr_pages, uint32_t flags)
 {
@@ -76,30 +69,13 @@ static uint32_t entry_flags(const Cimg__PagemapEntry *pe)
 	return pe->has_in_parent && pe->in_parent ? PE_PARENT : PE_PRESENT;
 }
 
-/* The next u32-prefixed record; 0 at the end of the buffer. */
-static int next_record(const uint8_t *buf, size_t len, size_t *off, const uint8_t **rec,
-		       uint32_t *rlen)
-{
-	if (*off == len)
-		return 0;
-	if (len - *off < 4)
-		return -EINVAL;
-	*rlen = get_u32(buf + *off);
-	*off += 4;
-	if (*rlen > RECORD_MAX || *rlen > len - *off)
-		return -EINVAL;
-	*rec = buf + *off;
-	*off += *rlen;
-	return 1;
-}
-
 static int parse_entries(const uint8_t *buf, size_t len, size_t off, struct pagemap *pm)
 {
 	const uint8_t *rec;
 	uint32_t rlen;
 	int r;
 
-	while ((r = next_record(buf, len, &off, &rec, &rlen)) > 0) {
+	while ((r = img_next_record(buf, len, &off, &rec, &rlen, RECORD_MAX)) > 0) {
 		Cimg__PagemapEntry *pe = cimg__pagemap_entry__unpack(NULL, rlen, rec);
 		if (!pe)
 			return -EINVAL;
@@ -124,10 +100,8 @@ int pagemap_parse(const uint8_t *buf, size_t len, struct pagemap *ret)
 	size_t off = 8;
 	int r;
 
-	if (len < 8 || get_u32(buf) != CRIU_IMG_COMMON_MAGIC ||
-	    get_u32(buf + 4) != CRIU_PAGEMAP_MAGIC)
-		return -EINVAL;
-	if (next_record(buf, len, &off, &rec, &rlen) <= 0)
+	if (!img_has_magic(buf, len, CRIU_PAGEMAP_MAGIC) ||
+	    img_next_record(buf, len, &off, &rec, &rlen, RECORD_MAX) <= 0)
 		return -EINVAL;
 	h = cimg__pagemap_head__unpack(NULL, rlen, rec);
 	if (!h)
@@ -145,22 +119,13 @@ int pagemap_parse(const uint8_t *buf, size_t len, struct pagemap *ret)
 
 int pagemap_read(int dirfd, const char *name, struct pagemap *ret)
 {
-	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	_cleanup_free_ uint8_t *buf = NULL;
-	struct stat st;
-	int r;
+	size_t len;
+	int r = img_read_file(dirfd, name, FILE_MAX, &buf, &len);
 
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return -errno;
-	if (st.st_size > FILE_MAX)
-		return -EFBIG;
-	buf = malloc(st.st_size ? st.st_size : 1);
-	if (!buf)
-		return -ENOMEM;
-	r = read_full(fd, buf, st.st_size);
 	if (r < 0)
 		return r;
-	r = pagemap_parse(buf, st.st_size, ret);
+	r = pagemap_parse(buf, len, ret);
 	if (r < 0)
 		pr_err("%s is not a valid CRIU pagemap", name);
 	return r;

@@ -15,11 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "criu/imgfile.h"
+
 #define PE_PARENT (1u << 0)
 #define PE_LAZY (1u << 1)
 #define PE_PRESENT (1u << 2)
 
-#define CRIU_IMG_COMMON_MAGIC 0x54564319u
 #define CRIU_PAGEMAP_MAGIC 0x56084025u
 #define PAGEMAP_MAX_ENTRIES (4u << 20)
 

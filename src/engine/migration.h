@@ -140,6 +140,7 @@ struct migration {
 	struct precopy *pc;	 /* live mode's state on the source */
 	bool peer_shared;	 /* the destination takes PageShared */
 	int ps_sk;		 /* our end of CRIU's lazy page-server socket */
+	bool tcp_lock_left;	 /* src: CRIU's dump leaves its TCP lock to us */
 	struct postcopy *post;	 /* post-copy's state on the source */
 	struct freeze_watch *fw; /* during the final dump */
 	/* set while the source answers the destination's page requests */

@@ -21,6 +21,7 @@
 #include "common/proc.h"
 #include "common/util.h"
 #include "criu/criu.h"
+#include "criu/tcplock.h"
 #include "source/cow.h"
 #include "source/freeze.h"
 #include "source/postcopy.h"
@@ -274,7 +275,8 @@ static int on_post_dump(struct migration *m, struct criu *c)
 		/* the destination's copy is gone or will be: so must this one */
 		pr_err("post-copy failed after the commit: the workload is lost");
 		stop_tree(m, SIGKILL);
-		criu_notify_reply(c, true);
+		if (criu_notify_reply(c, true) < 0)
+			m->tcp_lock_left = false; /* CRIU unlocks as on a failure */
 		return r;
 	}
 	if (m->outcome == OUTCOME_COMMITTED) {
@@ -284,6 +286,7 @@ static int on_post_dump(struct migration *m, struct criu *c)
 			pr_warn("CRIU did not take the commit: killing the source tree");
 			stop_tree(m, SIGKILL);
 			shutdown(c->sk, SHUT_RDWR);
+			m->tcp_lock_left = false; /* CRIU unlocks as on a failure */
 		}
 		return 0;
 	}
@@ -425,6 +428,29 @@ static int dump_loop(struct migration *m, struct criu *c, bool *ok)
 	return ret;
 }
 
+/*
+ * The tree is gone after a commit; CRIU's dump left the lock it took on
+ * the tree's TCP connections in this host's netfilter (criu/tcplock.h),
+ * for a restore here that will not come: remove exactly that lock. Until
+ * now it dropped, without a reset, what a peer outside the tree still
+ * sent to this host's address; from now such a peer gets resets (BUG-16
+ * in docs/RELIABILITY.md). Only when the tree shared our network
+ * namespace: a tree in its own is locked there, whole, and its namespace
+ * goes with it; and only when CRIU took our "yes" (else it unlocked).
+ */
+static void unlock_tcp(struct migration *m)
+{
+	struct tcplock l;
+
+	if (!m->tcp_lock_left)
+		return;
+	m->tcp_lock_left = false;
+	if (tcplock_read(m->imgfd, &l) < 0 || tcplock_remove(&l) < 0)
+		pr_warn("the dump's TCP connection lock may be left in this host's netfilter "
+			"(see above)");
+	tcplock_free(&l);
+}
+
 int source_final_dump(struct migration *m)
 {
 	struct criu c = CRIU_INIT;
@@ -448,6 +474,8 @@ int source_final_dump(struct migration *m)
 	}
 	req.type = CRIU_REQ_TYPE__DUMP;
 	req.opts = &o;
+	/* as CRIU decides where it locks connections: its netns is ours */
+	m->tcp_lock_left = proc_shares_ns(m->root_pid, "net") > 0;
 	m->st.freeze_ms = now_ms();
 	r = criu_begin(&c, &req);
 	if (c.pass_fd >= 0)
@@ -465,6 +493,7 @@ int source_final_dump(struct migration *m)
 	postcopy_end(m);
 	if (m->outcome == OUTCOME_LOST) {
 		m->st.frozen_ms = m->st.commit_ms - m->st.freeze_ms;
+		unlock_tcp(m);
 		return r < 0 ? r : -EIO;
 	}
 	if (m->outcome == OUTCOME_COMMITTED) {
@@ -472,6 +501,7 @@ int source_final_dump(struct migration *m)
 		mig_step(m, "cleanup");
 		if (fault_point("src.cleanup") < 0 || mig_hook(m, HOOK_MIGRATION_COMPLETE) < 0)
 			pr_warn("cleanup after the commit failed; the migration stands");
+		unlock_tcp(m);
 		return 0;
 	}
 	if (r < 0 && m->error[0] == '\0')

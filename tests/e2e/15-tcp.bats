@@ -17,6 +17,10 @@
 #
 # TCPBUF_RUNS (default 2) migrations per mode. Also: a rollback after the
 # restore and a daemon killed there leave no lock in dst; the nftables lock.
+#
+# After a commit CRIU's dump leaves its lock on src (for a restore on the
+# same host); phaul's source removes it then, exactly it (criu/tcplock.h):
+# no lock is left on src, and another lock of CRIU's kind there is untouched.
 
 load lib/hosts
 load lib/phaul
@@ -67,6 +71,43 @@ no_tcp_lock() {
 	! grep -i -e 0xc114 -e CRIU <<<"$rules" || { echo "left in $1's netfilter (above)" >&2; return 1; }
 }
 
+# decoy_lock HOST: a lock of CRIU's kind in HOST that is not this
+# migration's: iptables rules of another connection (v4 and v6) and another
+# dump's nftables table
+decoy_lock() {
+	# shellcheck disable=SC2016
+	in_"$1" sh -e -c '
+		rule() { "$1" -w -t filter -I "$2" --protocol tcp -m mark ! --mark 0xc114 \
+			--source "$3" --sport "$4" --destination "$5" --dport "$6" -j DROP; }
+		rule iptables INPUT 127.0.0.1 2 127.0.0.1 1
+		rule iptables OUTPUT 127.0.0.1 1 127.0.0.1 2
+		rule ip6tables INPUT ::1 2 ::1 1
+		nft add table inet CRIU-00000000-decoy
+		nft add set inet CRIU-00000000-decoy conns4 \
+			"{ type ipv4_addr . inet_service . ipv4_addr . inet_service; }"
+		nft add element inet CRIU-00000000-decoy conns4 "{ 127.0.0.1 . 1 . 127.0.0.1 . 2 }"'
+}
+
+# twin_lock: in src, the very rules CRIU's dump will add for the tree's
+# connections (PIDS, IPv4), added once already: another lock of the same
+# connections, which phaul must not take for its dump's
+twin_lock() {
+	local l r n=0
+	while read -r l r; do
+		in_src iptables -w -t filter -I INPUT --protocol tcp -m mark ! --mark 0xc114 \
+			--source "${r%:*}" --sport "${r##*:}" --destination "${l%:*}" --dport "${l##*:}" -j DROP
+		in_src iptables -w -t filter -I OUTPUT --protocol tcp -m mark ! --mark 0xc114 \
+			--source "${l%:*}" --sport "${l##*:}" --destination "${r%:*}" --dport "${r##*:}" -j DROP
+		n=$((n + 1))
+	done < <(in_src ss -tnHp state established | grep -E "pid=(${PIDS// /|})," | awk '{ print $3, $4 }')
+	[ "$n" -ge 2 ] || { echo "twin_lock: $n connections of '$PIDS' in src" >&2; return 1; }
+}
+
+# netfilter_rules HOST: all of HOST's netfilter rules, without counters
+netfilter_rules() {
+	in_"$1" sh -c 'iptables -S && ip6tables -S && nft -s list ruleset'
+}
+
 # restored_mss_ok HOST: the restored loopback connections send segments
 # as large as their route allows, not the kernel's default MSS (536 less
 # the timestamp option): CRIU patch 0014
@@ -90,6 +131,7 @@ tcpbuf_migrates() {
 		restored_mss_ok dst
 		tcpbuf_verify dst
 		no_tcp_lock dst
+		no_tcp_lock src
 		in_dst kill "$PID"
 		wait_for 5 eval '! pid_alive_in dst '"$PID"
 	done
@@ -115,6 +157,51 @@ tcpbuf_migrates() {
 	TCPBUF_RUNS=1 tcpbuf_migrates stop 6
 }
 
+# The source removes its dump's iptables rules after the commit, and only
+# those: src's netfilter is as it was before the migration, another
+# lock included.
+@test "tcp: after a commit src has no lock of the migration's left, another lock untouched (iptables)" {
+	local before after
+	decoy_lock src
+	before=$(netfilter_rules src)
+	[[ "$before" == *0xc114* && "$before" == *CRIU-00000000-decoy* ]]
+	serve_start
+	tcpbuf_start
+	fx_migrate --mode live --tcp-established -v "$PID"
+	[ "$status" -eq 0 ] || { echo "migrate failed: $stderr" >&2; false; }
+	fx_assert_migrated
+	tcpbuf_verify dst
+	after=$(netfilter_rules src)
+	[ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after") >&2; false; }
+	grep -q "removed the dump's iptables rules of 2 connections (0 failed)" <<<"$stderr" ||
+		{ echo "no removal logged: $stderr" >&2; false; }
+}
+
+# The same connections locked twice (CRIU's dump adds its rules on top of
+# identical ones): the source removes one copy, its dump's, after the
+# commit; when CRIU did not take the commit (src.committed:fail) CRIU
+# removes its copy itself as on a failure and the source removes none.
+# Either way src's netfilter is as before the migration.
+@test "tcp: src removes only its dump's copy of rules another lock also holds; none when CRIU unlocked itself (src.committed:fail)" {
+	local before after fault
+	require_fault src.committed
+	serve_start
+	for fault in "" PHAUL_FAULT=src.committed:fail; do
+		tcpbuf_start
+		twin_lock
+		before=$(netfilter_rules src)
+		fx_migrate $fault -- --mode stop --tcp-established -v "$PID"
+		[ "$status" -eq 0 ] || { echo "${fault:-no fault}: migrate failed: $stderr" >&2; false; }
+		fx_assert_migrated
+		after=$(netfilter_rules src)
+		[ "$before" = "$after" ] ||
+			{ echo "${fault:-no fault}: src's netfilter changed:" >&2; diff <(echo "$before") <(echo "$after") >&2; false; }
+		in_dst kill "$PID"
+		wait_for 5 eval '! pid_alive_in dst '"$PID"
+		in_src sh -c 'iptables -F INPUT && iptables -F OUTPUT'
+	done
+}
+
 # dst fails once the tree is restored and held, its connections locked
 # there: CRIU kills the restored copy and removes the lock it took; the
 # tree goes on in src with its connection whole.
@@ -128,6 +215,7 @@ tcpbuf_migrates() {
 	# shellcheck disable=SC2086
 	assert_rolled_back "$LOG" $PIDS
 	no_tcp_lock dst
+	no_tcp_lock src
 	tcpbuf_verify src
 }
 
@@ -151,12 +239,14 @@ tcpbuf_migrates() {
 # lock (criu_pick_network_lock); the restore takes it the same way, from the
 # method the dump wrote in the images.
 @test "tcp: locked with nftables (no iptables-restore on src), hybrid mode" {
-	local shim=$SCRATCH/sbin f
+	local shim=$SCRATCH/sbin f before after
 	mkdir "$shim"
 	for f in /usr/sbin/* /sbin/*; do
 		case ${f##*/} in iptables-restore | ip6tables-restore) continue ;; esac
 		[ -e "$shim/${f##*/}" ] || ln -s "$f" "$shim/${f##*/}"
 	done
+	decoy_lock src
+	before=$(netfilter_rules src)
 	serve_start
 	tcpbuf_start
 	fx_migrate PATH="$shim:/usr/local/sbin:/usr/local/bin:/usr/bin:/bin" -- \
@@ -165,7 +255,10 @@ tcpbuf_migrates() {
 	fx_assert_migrated
 	tcpbuf_verify dst
 	no_tcp_lock dst
-	# the dump locked with nftables: no iptables rule of CRIU's on src
-	# (where the dump's lock stays after the commit: RELIABILITY.md BUG-16)
-	[ -z "$(in_src iptables -S | grep -i 0xc114)" ]
+	# the dump locked with nftables (its table named in the images): the
+	# source deleted that table after the commit, nothing else
+	grep -q "removed the dump's table inet CRIU-" <<<"$stderr" ||
+		{ echo "no removal logged: $stderr" >&2; false; }
+	after=$(netfilter_rules src)
+	[ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after") >&2; false; }
 }
