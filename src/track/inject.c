@@ -34,6 +34,7 @@ struct inject {
 	bool regs_saved, mask_saved;
 	uint64_t pc;	 /* address of a syscall instruction */
 	uint64_t resend; /* signals caught while running, to re-raise */
+	long opts;	 /* PTRACE_SEIZE options */
 };
 
 static int wait_tid(pid_t tid, int *status)
@@ -79,7 +80,7 @@ static int seize_one(struct inject *in, pid_t tid)
 		in->tids = n;
 		in->cap = cap;
 	}
-	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)PTRACE_O_TRACESYSGOOD) < 0)
+	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)in->opts) < 0)
 		return errno == ESRCH ? 1 : -errno;
 	in->tids[in->nr++] = tid;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
@@ -226,10 +227,19 @@ int inject_begin(pid_t pid, struct inject **ret)
 	if (!in)
 		return -ENOMEM;
 	in->pid = pid;
+	in->opts = PTRACE_O_TRACESYSGOOD;
+	/* a seccomp filter could refuse the syscalls we run, or kill the
+	 * process for them: it is suspended while we hold the threads, as
+	 * CRIU suspends it for its parasite (needs CAP_SYS_ADMIN) */
+	if (track_seccomp_mode(pid) != 0)
+		in->opts |= PTRACE_O_SUSPEND_SECCOMP;
 	if ((r = seize_all(in)) < 0 || (r = find_syscall(in)) < 0 || (r = prepare_thread(in)) < 0) {
-		if (r == -EPERM)
-			pr_info("cannot ptrace process %d: traced by another, or not allowed",
-				(int)pid);
+		if (r == -EPERM || r == -EINVAL)
+			pr_info("cannot ptrace process %d%s: traced by another, or not allowed",
+				(int)pid,
+				in->opts & PTRACE_O_SUSPEND_SECCOMP ?
+					" with its seccomp suspended" :
+					"");
 		inject_end(in);
 		return r;
 	}

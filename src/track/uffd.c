@@ -216,15 +216,12 @@ static int arm(struct tracker *t, struct uffd *u)
 static int uffd_open(struct tracker *t)
 {
 	struct uffd *u = calloc(1, sizeof(*u));
-	int mode = track_seccomp_mode(t->pid), r = -EBUSY;
+	int r = -EBUSY;
 
 	if (!u)
 		return -ENOMEM;
 	u->fd = u->pagemap = -1;
-	if (mode != 0)
-		pr_info("uffd-wp: process %d runs under seccomp (mode %d): not injecting",
-			(int)t->pid, mode);
-	else if (track_uses_uffd(t->pid))
+	if (track_uses_uffd(t->pid))
 		pr_info("uffd-wp: process %d uses userfaultfd itself", (int)t->pid);
 	else if ((r = arm(t, u)) == 0) {
 		t->priv = u;
@@ -232,7 +229,7 @@ static int uffd_open(struct tracker *t)
 	}
 	disarm(u);
 	free(u);
-	return mode > 0 ? -EPERM : mode < 0 ? mode : r;
+	return r;
 }
 
 /*

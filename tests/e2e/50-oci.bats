@@ -383,11 +383,14 @@ t_net_rollback() {
 	in_src test -f "$BUNDLE/config.json"
 }
 
-@test "runc: a container with a seccomp filter keeps it" {
+@test "runc: a container with a seccomp filter keeps it; its writes are tracked by uffd-wp" {
 	make_bundle
+	# a filter that kills the process for the very syscall the uffd-wp
+	# tracker runs in it: phaul suspends the filter while it does
 	bundle_edit '.linux.seccomp = {defaultAction: "SCMP_ACT_ALLOW",
 		architectures: ["SCMP_ARCH_X86_64"],
-		syscalls: [{names: ["sethostname"], action: "SCMP_ACT_ERRNO"}]}'
+		syscalls: [{names: ["sethostname"], action: "SCMP_ACT_ERRNO"},
+			{names: ["userfaultfd"], action: "SCMP_ACT_KILL_PROCESS"}]}'
 	run_container runc
 	local before after pid
 	before=$(seccomp_of src "$INIT")
@@ -398,6 +401,8 @@ t_net_rollback() {
 	pid=$(rt dst runc state "$CID" | jq -r .pid)
 	after=$(seccomp_of dst "$pid")
 	[ "$after" = "$before" ] || { echo "seccomp on dst: '$after', on src: '$before'" >&2; return 1; }
+	[ "$(json .tracking)" = uffd-wp ] ||
+		{ echo "tracking under seccomp: $(json .tracking), not uffd-wp" >&2; return 1; }
 	check_migrated runc
 }
 
