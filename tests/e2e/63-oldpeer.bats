@@ -1,0 +1,169 @@
+#!/usr/bin/env bats
+# Migrations between phaul versions: a host upgraded before its peer.
+# Every wire feature added since the protocol's version was fixed is
+# negotiated (PROTOCOL.txt, "Features"): PAGE_FRAMES (zero pages),
+# PAGE_ZSTD (--compress), PAGE_SHARED (COW pages), Restore.no_postcopy
+# (--mode auto). An older peer must get what it understands: every page
+# verified on dst, or a refusal before the freeze; never a lost workload.
+#
+# The old phaul is built from this repository's own history, once, into
+# $OLDPEER_CACHE/<commit> (default /var/cache/phaul-oldpeer): commit
+# OLDPEER_COMMIT predates all four features but speaks protocol version 1
+# with PAGES_RESUME (post-copy reconnects). Without that commit in the
+# clone (a shallow one), every test is skipped, saying so.
+
+load lib/hosts
+load lib/phaul
+load lib/fixtures
+
+# "Copies of directory fds are close-on-exec", the parent of the commit
+# that added PAGE_FRAMES: Hello carries PAGES_RESUME only.
+OLDPEER_COMMIT=${OLDPEER_COMMIT:-204b6055e8830415587510118d8a50fcabf80100}
+OLDPEER_CACHE=${OLDPEER_CACHE:-/var/cache/phaul-oldpeer}
+MIB=64
+
+# Build the old phaul into the cache unless it is there (flock: bats -j).
+_oldpeer_build() {
+	local dir=$OLDPEER_CACHE/$OLDPEER_COMMIT tmp
+	[ ! -x "$dir/build/phaul" ] || return 0
+	mkdir -p "$OLDPEER_CACHE" || return 1
+	(
+		flock 9
+		[ ! -x "$dir/build/phaul" ] || exit 0
+		tmp=$(mktemp -d "$OLDPEER_CACHE/.build.XXXXXX") || exit 1
+		git -C "$REPO_ROOT" archive "$OLDPEER_COMMIT" | tar -C "$tmp" -x || exit 1
+		if ! make -C "$tmp" -j"$(nproc)" all >"$tmp/build.log" 2>&1; then
+			echo "building phaul $OLDPEER_COMMIT in $tmp failed:" >&2
+			tail -n 30 "$tmp/build.log" >&2
+			exit 1
+		fi
+		mv -T "$tmp" "$dir"
+	) 9>"$OLDPEER_CACHE/.lock"
+}
+
+setup_file() {
+	export OLDPEER_SKIP=
+	if ! git -C "$REPO_ROOT" cat-file -e "$OLDPEER_COMMIT^{commit}" 2>/dev/null; then
+		OLDPEER_SKIP="commit $OLDPEER_COMMIT (the old phaul) is not in $REPO_ROOT's history (a shallow clone?)"
+		return 0
+	fi
+	_oldpeer_build
+}
+
+setup() {
+	[ -z "$OLDPEER_SKIP" ] || skip "$OLDPEER_SKIP"
+	OLD=$OLDPEER_CACHE/$OLDPEER_COMMIT/build/phaul
+	hosts_setup
+	phaul_setup
+	fx_setup
+}
+
+teardown() {
+	hosts_teardown
+}
+
+old_serve() { PHAUL=$OLD serve_start "$@"; }
+old_migrate() { PHAUL=$OLD fx_migrate "$@"; }
+
+# moved: the migration succeeded, mtouch runs only on dst, every page
+# verifies there, its ticks went on with none lost
+moved() {
+	[ "$status" -eq 0 ] || { echo "migrate exited $status: $stderr" >&2; return 1; }
+	assert_only_in dst "$PID"
+	ticks_advance "$LOG" 30
+	fx_verify_mtouch dst
+	note "$1: frozen $(json .frozen_ms) ms, $(json .bytes_sent) bytes, pause $(check_ticks "$LOG") ms"
+	assert_workdir_clean
+}
+
+# reconnected WHAT: the link broke in post-copy, the source dialled again
+# (Hello{resume}, PAGES_RESUME), the session took it, and WHAT moved
+reconnected() {
+	grep -q "reconnected: post-copy goes on" <<<"$stderr" ||
+		{ echo "the source never reconnected (exit $status): $stderr" >&2; return 1; }
+	grep -q "the source is back" "$SERVE_LOG" ||
+		{ echo "the session never took the resumed connection" >&2; return 1; }
+	moved "$1"
+}
+
+# text memory: what zstd would shrink, had the peer agreed to it
+start_text() { fx_start_mtouch "$MIB" 1 4 --fill text; }
+
+# ------------------------------------------- old source, new destination
+
+@test "oldpeer: old source -> new destination, live: every page verifies; the daemon agreed to no feature" {
+	serve_start
+	start_text
+	old_migrate --mode live --json "$PID"
+	moved "old->new live"
+	grep -q "features agreed with the source: none" "$SERVE_LOG" ||
+		{ echo "the daemon does not say it agreed to nothing:" >&2; tail "$SERVE_LOG" >&2; false; }
+}
+
+@test "oldpeer: old source -> new destination, lazy: every page verifies" {
+	serve_start
+	start_text
+	old_migrate --mode lazy --json "$PID"
+	moved "old->new lazy"
+	(($(json .postcopy.pages_fetched) > 0))
+}
+
+@test "oldpeer: old source -> new destination, hybrid: every page verifies" {
+	serve_start
+	start_text
+	old_migrate --mode hybrid --json "$PID"
+	moved "old->new hybrid"
+}
+
+@test "oldpeer: old source -> new destination, lazy, the connection breaks: the old source resumes (PAGES_RESUME)" {
+	serve_start
+	start_text
+	old_migrate PHAUL_FAULT=src.postcopy -- --mode lazy --bandwidth 400 -v --json "$PID"
+	reconnected "old->new lazy, reconnected"
+}
+
+# ------------------------------------------- new source, old destination
+
+@test "oldpeer: new source -> old destination, live --compress zstd: raw pages, no zstd frame; every page verifies" {
+	old_serve
+	start_text
+	fx_migrate -- --mode live --compress zstd -v --json "$PID"
+	grep -q "protocol 1, features none" <<<"$stderr" ||
+		{ echo "the source does not say the peer agreed to nothing: $stderr" >&2; false; }
+	moved "new->old live zstd"
+	[ "$(json .pages.zstd_frames)" = 0 ]
+	[ "$(json .pages.zero_pages)" = 0 ]
+	# raw: the whole text memory crossed the wire (with zstd ~1/4 of it)
+	(($(json .bytes_sent) >= MIB << 20)) || { echo "only $(json .bytes_sent) bytes sent" >&2; false; }
+}
+
+@test "oldpeer: new source -> old destination, lazy (compress auto): every page verifies" {
+	old_serve
+	start_text
+	fx_migrate -- --mode lazy --json "$PID"
+	moved "new->old lazy"
+	[ "$(json .pages.zstd_frames)" = 0 ]
+	(($(json .postcopy.pages_fetched) > 0))
+}
+
+@test "oldpeer: new source -> old destination, hybrid: every page verifies" {
+	old_serve
+	start_text
+	fx_migrate -- --mode hybrid --json "$PID"
+	moved "new->old hybrid"
+}
+
+@test "oldpeer: new source -> old destination, lazy, the connection breaks there: the new source resumes" {
+	old_serve PHAUL_FAULT=dst.postcopy
+	start_text
+	fx_migrate -- --mode lazy --bandwidth 400 -v --json "$PID"
+	reconnected "new->old lazy, reconnected"
+}
+
+@test "oldpeer: new source -> old destination, --mode auto choosing live: every page verifies" {
+	old_serve
+	start_text
+	fx_migrate -- --mode auto --json "$PID"
+	moved "new->old auto ($(json .mode): $(json .auto.why))"
+	[ "$(json .auto.chosen)" = live ]
+}
