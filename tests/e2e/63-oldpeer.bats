@@ -167,3 +167,58 @@ start_text() { fx_start_mtouch "$MIB" 1 4 --fill text; }
 	moved "new->old auto ($(json .mode): $(json .auto.why))"
 	[ "$(json .auto.chosen)" = live ]
 }
+
+# ------------------------------------ stop mode, COW pages (PAGE_SHARED)
+
+@test "oldpeer: old source -> new destination, stop: every page verifies" {
+	serve_start
+	start_text
+	old_migrate --mode stop --json "$PID"
+	moved "old->new stop"
+}
+
+@test "oldpeer: new source -> old destination, stop: every page verifies" {
+	old_serve
+	start_text
+	fx_migrate -- --mode stop --json "$PID"
+	moved "new->old stop"
+}
+
+_cow_reported() { [ "$(grep -c '^COW' "$LOG")" -gt "$1" ]; }
+
+# cow_data_ok HOST: cowtree's child finds every page's data right there
+# (whether it is still shared with the parent is PAGE_SHARED's business:
+# an old peer restores those pages lazily, a copy in each process)
+cow_data_ok() {
+	local n line
+	n=$(grep -c '^COW' "$LOG" || true)
+	in_"$1" kill -USR1 "$PID"
+	wait_for 10 _cow_reported "$n" || { echo "no COW line in $1" >&2; return 1; }
+	line=$(grep '^COW' "$LOG" | tail -n1)
+	note "$1: $line"
+	[[ "$line" =~ ^COW\ shared=[0-9]+\ of=256\ data=ok$ ]] || { echo "in $1: $line" >&2; return 1; }
+}
+
+# cow_lazy MIGRATE_FN: a fork sharing 256 pages moves in lazy mode with
+# MIGRATE_FN; both processes run on dst with their data intact
+cow_lazy() {
+	LOG=$SCRATCH/cow.log
+	PID=$(start_in_src "$WORKLOADS/cowtree" "$LOG" 256)
+	ticks_advance "$LOG" 20
+	PIDS="$PID $(children_in src "$PID")"
+	"$1" -- --mode lazy --json "$PID"
+	[ "$status" -eq 0 ] || { echo "migrate exited $status: $stderr" >&2; return 1; }
+	fx_assert_migrated
+	cow_data_ok dst
+}
+
+@test "oldpeer: new source -> old destination, lazy, pages a fork shares: no PageShared sent; data intact" {
+	old_serve
+	cow_lazy fx_migrate
+	[ "$(json .cow_pages)" = 0 ] || { echo "PageShared sent to an old peer: $output" >&2; false; }
+}
+
+@test "oldpeer: old source -> new destination, lazy, pages a fork shares: data intact" {
+	serve_start
+	cow_lazy old_migrate
+}
