@@ -409,6 +409,25 @@ int msg_send_abort(struct conn *c, const char *reason)
 	return msg_send(c, &m);
 }
 
+const char *proto_features_str(uint64_t f, char *buf, size_t len)
+{
+	static const char *const names[] = { "resume", "frames", "zstd", "shared" };
+	size_t n = 0;
+
+	if (!len)
+		return buf;
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (f & (1ULL << i) && n < len)
+			n += snprintf(buf + n, len - n, "%s%s", n ? " " : "", names[i]);
+	f &= ~((1ULL << (sizeof(names) / sizeof(names[0]))) - 1);
+	if (f && n < len)
+		n += snprintf(buf + n, len - n, "%s0x%llx", n ? " " : "", (unsigned long long)f);
+	if (!n)
+		snprintf(buf, len, "none");
+	return buf;
+}
+
 uint32_t proto_version(void)
 {
 #ifdef PHAUL_FAULT_INJECTION

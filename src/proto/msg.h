@@ -35,6 +35,10 @@ uint32_t proto_version(void);
 /* Hello and HelloReply.features: the destination takes PageShared (the
  * pages a fork shares copy-on-write are restored with the tree). */
 #define PHAUL_FEAT_PAGE_SHARED (1ULL << 3)
+/* The feature bits in @f as words ("frames zstd", "none", unknown bits in
+ * hex) in @buf of @len bytes (64 hold them all); returns @buf. For the logs:
+ * what a peer of another version agreed to. */
+const char *proto_features_str(uint64_t f, char *buf, size_t len);
 
 /* Limits on peer-controlled fields (documented in PROTOCOL.txt). */
 #define MSG_TEXT_MAX 1024

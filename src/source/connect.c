@@ -89,6 +89,7 @@ int source_connect(struct migration *m, const uint8_t *resume, uint64_t features
 int source_hello(struct migration *m)
 {
 	_cleanup_msg_ Msg *msg = NULL;
+	char fs[64];
 	int r;
 
 	mig_step(m, "connect");
@@ -121,7 +122,8 @@ int source_hello(struct migration *m)
 	}
 	/* an older destination restores COW-shared pages lazily: unshared */
 	m->peer_shared = msg->hello_reply->features & PHAUL_FEAT_PAGE_SHARED;
-	pr_info("connected to %s (%s), protocol %u", m->opts->to,
-		msg->hello_reply->host ? msg->hello_reply->host : "?", proto_version());
+	pr_info("connected to %s (%s), protocol %u, features %s", m->opts->to,
+		msg->hello_reply->host ? msg->hello_reply->host : "?", proto_version(),
+		proto_features_str(msg->hello_reply->features, fs, sizeof(fs)));
 	return 0;
 }

@@ -108,6 +108,8 @@ static void relay_session(struct target *t, const uint8_t *id)
 static int hello(struct target *t)
 {
 	_cleanup_msg_ Msg *msg = NULL;
+	uint64_t agreed;
+	char fs[64];
 	int r;
 
 	mig_step(&t->m, "handshake");
@@ -143,10 +145,14 @@ static int hello(struct target *t)
 		r = session_write_owner(&t->m);
 	if (r == 0)
 		r = outcome_write(t->so->workdir, t->hex, "pending", getpid());
+	/* an older source asks for fewer: it gets only what it asked */
+	agreed = msg->hello->features &
+		 (PHAUL_FEAT_PAGE_FRAMES | PHAUL_FEAT_PAGE_ZSTD | PHAUL_FEAT_PAGE_SHARED);
 	if (r == 0)
-		r = reply_hello(t, msg->hello->features &
-					   (PHAUL_FEAT_PAGE_FRAMES | PHAUL_FEAT_PAGE_ZSTD |
-					    PHAUL_FEAT_PAGE_SHARED));
+		r = reply_hello(t, agreed);
+	if (r == 0)
+		pr_info("features agreed with the source: %s",
+			proto_features_str(agreed, fs, sizeof(fs)));
 	if (r == 0 && msg->hello->features & PHAUL_FEAT_PAGE_FRAMES) {
 		if (pf_attach(t->m.conn, NULL) < 0)
 			r = mig_fail(&t->m, -ENOMEM, "no memory for the page codec");

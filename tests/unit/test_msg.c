@@ -1599,6 +1599,26 @@ static void test_fs_limits(void **state)
 	free(chunk);
 }
 
+/* The feature names logged by both sides (what an older peer agreed to). */
+static void test_features_str(void **state)
+{
+	char b[64], tiny[8];
+
+	(void)state;
+	assert_string_equal(proto_features_str(0, b, sizeof(b)), "none");
+	assert_string_equal(proto_features_str(PHAUL_FEAT_PAGE_FRAMES | PHAUL_FEAT_PAGE_SHARED, b,
+					       sizeof(b)),
+			    "frames shared");
+	assert_string_equal(proto_features_str(PHAUL_FEAT_PAGES_RESUME | PHAUL_FEAT_PAGE_ZSTD |
+						       (1ULL << 40),
+					       b, sizeof(b)),
+			    "resume zstd 0x10000000000");
+	assert_string_equal(proto_features_str(~0ULL, b, sizeof(b)),
+			    "resume frames zstd shared 0xfffffffffffffff0");
+	/* truncated, still terminated */
+	assert_string_equal(proto_features_str(~0ULL, tiny, sizeof(tiny)), "resume ");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1661,6 +1681,7 @@ int main(void)
 		cmocka_unit_test(test_senders_body_case),
 		cmocka_unit_test(test_senders_roundtrip),
 		cmocka_unit_test(test_fs_limits),
+		cmocka_unit_test(test_features_str),
 	};
 
 	log_init("test", LOG_QUIET);
