@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/util.h"
 #include "engine/control.h"
 #include "engine/events.h"
@@ -273,6 +274,21 @@ static int parse_args(int argc, char **argv, struct mig_opts *o, const char **ke
 	return 0;
 }
 
+/* What became of the workload, after the failure's reason. A rollback
+ * leaves it running here, unless it died on its own meanwhile (killed,
+ * exited): then say that rather than a comfort that is not true. */
+static const char *failure_said(const struct migration *m)
+{
+	if (m->outcome == OUTCOME_IN_DOUBT)
+		return "";
+	if (m->outcome == OUTCOME_LOST)
+		return "; the workload is lost";
+	if (m->root_pid > 0 && !proc_alive(m->root_pid))
+		return "; the workload's process is gone from the source too (it exited or was "
+		       "killed during the migration)";
+	return "; the workload runs on the source";
+}
+
 int cmd_migrate(int argc, char **argv)
 {
 	struct mig_opts o = { .mode = "live",
@@ -340,9 +356,7 @@ int cmd_migrate(int argc, char **argv)
 	json_object_put(result);
 	if (r < 0)
 		fprintf(stderr, "phaul: %s%s\n", m.error[0] ? m.error : strerror(-r),
-			m.outcome == OUTCOME_IN_DOUBT ? "" :
-			m.outcome == OUTCOME_LOST     ? "; the workload is lost" :
-							"; the workload runs on the source");
+			failure_said(&m));
 	r = r == 0			  ? EXIT_OK :
 	    m.outcome == OUTCOME_IN_DOUBT ? EXIT_IN_DOUBT :
 	    m.outcome == OUTCOME_LOST	  ? EXIT_LOST :

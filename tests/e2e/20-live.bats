@@ -148,3 +148,19 @@ check_live_json() {
 	((gap < 1000)) || { echo "the workload was paused ${gap} ms although it was never frozen for the final dump" >&2; false; }
 	verify_in src
 }
+
+@test "live, failure: the workload is killed during pre-copy: the error says it is gone, not that it runs on src" {
+	serve_start
+	start_mtouch
+	# the first round waits 3 s (a fault point's delay); the workload dies in it
+	local killer
+	(sleep 1 && in_src kill -KILL "$PID") 3>&- 4>&- &
+	killer=$!
+	migrate PHAUL_FAULT=src.round:delay=3000 --key "$KEY" --mode live "$PID"
+	wait "$killer"
+	[ "$status" -eq 1 ] || { echo "exit $status: $stderr" >&2; false; }
+	[[ "$stderr" == *"gone from the source too"* ]] ||
+		{ echo "the error does not say the workload is gone: $stderr" >&2; false; }
+	[[ "$stderr" != *"the workload runs on the source"* ]]
+	! pid_alive_in dst "$PID"
+}
