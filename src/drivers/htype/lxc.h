@@ -88,6 +88,8 @@ struct lxc_ext {
 #define LXC_TTY_KEY "phaul-lxc-tty"
 /* The images' file saying how many: "lxc.tty.max = N" */
 #define LXC_TTYS_IMG "phaul-lxc-ttys"
+/* The images' file LXC_TTY_KEY "N", when a process holds tty N: CRIU's
+ * key of its pty, "tty[RDEV:DEV]" (dumped as an external tty) */
 #define LXC_TTYS_MAX 64 /* each an fd of lxc-checkpoint (spawn_fds) */
 
 struct lxc_priv {
@@ -100,7 +102,6 @@ struct lxc_priv {
 	pid_t init;	  /* source: the container's init */
 	char tty_id[64];  /* source: CRIU's key of its console, "" without */
 	char tty_dir[64]; /* source: lxc.tty.dir, "" when unset */
-	char *ttyp;
 	/* source: mounts dumped as external: the console's (/dev/console,
 	 * /dev/DIR/console; LXC's key "console") and the LXC ttys' */
 	struct lxc_ext *ext;
@@ -113,6 +114,15 @@ struct lxc_priv {
 	bool config_in_place; /* the source's own config, on storage both see */
 	int unconfined;	      /* no AppArmor profile on the source: 1, 0, -1 unsaid */
 	long nr_ttys;	      /* source: the highest LXC tty dumped, 0 without */
+	/* CRIU's key of LXC tty N + 1 when a process holds it, else "": the
+	 * source dumps it as an external tty, the destination has CRIU
+	 * inherit the new pty's slave for it (tty_slave) */
+	char tty_ext[LXC_TTYS_MAX][32];
+	char *extp[LXC_TTYS_MAX + 1]; /* source: CRIU's externals */
+	int tty_slave[LXC_TTYS_MAX];
+	/* destination: the fds lxc-checkpoint inherits, from fd 3: the
+	 * masters, then the slaves of the held ttys */
+	int tty_fds[2 * LXC_TTYS_MAX];
 	/* destination: the ptys LXC's ttys are bound to (masters, their
 	 * paths, CRIU's maps), and CRIU's restore ext_mnt with them */
 	int tty_master[LXC_TTYS_MAX];
