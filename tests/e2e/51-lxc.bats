@@ -527,10 +527,11 @@ busybox_container() {
 	done
 	in_src lxc-create -t busybox -n "$CT" -P "$LXCPATH" >"$SCRATCH/lxc-create.log" 2>&1 ||
 		{ tail -n 20 "$SCRATCH/lxc-create.log" >&2; return 1; }
-	# One change: no getty on tty1 (a process on an LXC tty cannot be
-	# restored: LXC's restore hands CRIU the console only; its 5 ttys
+	# One change: no getty on tty1 (its init starts it only once rcS is
+	# done, which waits on udhcpc, with no DHCP server here: at a random
+	# point of the test; t_tty_held has gettys on LXC's ttys). Its 5 ttys
 	# stay, and so does default.conf's AppArmor profile, which LXC ignored
-	# on this kernel: the restore does too).
+	# on this kernel: the restore does too.
 	in_src sed -i '/getty/d' "$LXCPATH/$CT/rootfs/etc/inittab" || return 1
 	lxc_tool src lxc-start -l DEBUG -o "$SCRATCH/lxc-start.log" ||
 		{ tail -n 20 "$SCRATCH/lxc-start.log" >&2; return 1; }

@@ -166,11 +166,12 @@ static pid_t tty_holder(const struct drv_tree *tree, const struct stat *tty, int
  * /dev/ttyN, their masters held by LXC's monitor, outside the tree. The
  * effective value comes from LXC itself (`lxc-info -c`), which has
  * followed the includes. Their mounts are dumped as external (key
- * LXC_TTY_KEY N, their count in the images). A tty a process holds (a
- * getty) is dumped as CRIU's external tty[RDEV:DEV] too, as LXC dumps the
- * console (LXC's own checkpoint knows no ttys but the console): its key
- * goes in the images (LXC_TTY_KEY N), and the destination has CRIU give
- * the process the slave of the new pty it binds there.
+ * LXC_TTY_KEY N, their count in the images). Each pty is CRIU's
+ * external tty[RDEV:DEV] too, as LXC dumps the console (LXC's own
+ * checkpoint knows no ttys but the console): a process holding it (a
+ * getty, maybe respawned after this check) is restored on the slave of
+ * the new pty the destination binds there. The keys go in the images
+ * (LXC_TTY_KEY N); the holders found now are logged.
  */
 static int check_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, const struct drv_tree *tree)
 {
@@ -193,13 +194,12 @@ static int check_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, const struc
 			return drv_fail(ctx, -ENOTSUP,
 					"container %s: more than %d LXC ttys are not supported",
 					p->name, LXC_TTYS_MAX);
+		snprintf(p->tty_ext[n - 1], sizeof(p->tty_ext[n - 1]), "tty[%llx:%llx]",
+			 (unsigned long long)tty.st_rdev, (unsigned long long)tty.st_dev);
 		pid = tty_holder(tree, &tty, &fd);
-		if (pid) {
-			snprintf(p->tty_ext[n - 1], sizeof(p->tty_ext[n - 1]), "tty[%llx:%llx]",
-				 (unsigned long long)tty.st_rdev, (unsigned long long)tty.st_dev);
-			pr_info("container %s: process %d holds LXC tty %ld (fd %d): %s, external",
-				p->name, pid, n, fd, p->tty_ext[n - 1]);
-		}
+		if (pid)
+			pr_info("container %s: process %d holds LXC tty %ld (fd %d): %s", p->name,
+				pid, n, fd, p->tty_ext[n - 1]);
 		snprintf(key, sizeof(key), LXC_TTY_KEY "%u", (unsigned int)n); /* 1..64 */
 		if (add_ext(p, path, key) < 0)
 			return -ENOMEM;

@@ -306,8 +306,8 @@ static int write_hook(const struct drv_ctx *ctx, struct lxc_priv *p)
 
 /*
  * CRIU's options for LXC's restore: phaul's (criuconf_render), and for
- * each LXC tty a process holds, the pty's slave as the external tty of
- * the source's key: fd 3 + nr_ttys + k of lxc-checkpoint, the k-th held
+ * each LXC tty with a key, the new pty's slave as the external tty of the
+ * source's key: fd 3 + nr_ttys + k of lxc-checkpoint, the k-th with one
  * (start_restore), which LXC's restore passes on to CRIU.
  */
 static int write_criu_conf(const struct drv_ctx *ctx, const struct lxc_priv *p, const CriuOpts *o)
@@ -372,9 +372,9 @@ static int read_nr_ttys(const struct drv_ctx *ctx, long *n)
 }
 
 /*
- * CRIU's key of LXC tty @n's pty on the source when a process holds it
- * (the images' LXC_TTY_KEY N; untrusted): its slave here is opened for
- * CRIU to inherit, O_NOCTTY (CRIU makes it the holder's controlling tty
+ * CRIU's key of LXC tty @n's pty on the source (the images' LXC_TTY_KEY
+ * N; untrusted; none from an older source): its slave here is opened for
+ * CRIU to inherit, O_NOCTTY (CRIU makes it a holder's controlling tty
  * when it was).
  */
 static int read_tty_ext(const struct drv_ctx *ctx, struct lxc_priv *p, long n)
@@ -405,9 +405,9 @@ static int read_tty_ext(const struct drv_ctx *ctx, struct lxc_priv *p, long n)
  * LXC_TTY_KEY N): new ones of this host's devpts, whose masters
  * lxc-checkpoint inherits (start_restore) and its restored monitor keeps,
  * as the source's monitor kept the old ones. LXC's restore closes no fd it
- * inherits; its monitor serves none of them (lxc-console -t N). The slave
- * of one a process held goes to CRIU too (read_tty_ext); the monitor keeps
- * a copy of it as well.
+ * inherits; its monitor serves none of them (lxc-console -t N). The
+ * slaves go to CRIU too, for the processes that held the ttys
+ * (read_tty_ext); the monitor keeps a copy of them as well.
  */
 static int open_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, CriuOpts *o)
 {
