@@ -12,7 +12,7 @@
 
 int spawn(char *const argv[], int in, int out, int fd3, pid_t *ret);
 /* The same with @fds[i] as fd 3 + i (at most SPAWN_FDS_MAX). */
-#define SPAWN_FDS_MAX 72
+#define SPAWN_FDS_MAX 136
 int spawn_fds(char *const argv[], int in, int out, const int *fds, size_t nr, pid_t *ret);
 /* Wait for @pid: its exit status (0..255), 128+N when killed by signal N. */
 int spawn_wait(pid_t pid);

@@ -502,12 +502,22 @@ refused() {
 }
 
 # busybox_container: $CT made by `lxc-create -t busybox` in $LXCPATH, in
+# attach_detached SCRIPT: SCRIPT runs in $CT in src, in a session of its
+# own, with only the container's own files open: fds 0-2 on its /dev/null,
+# no other (lxc-attach passes on what it was given).
+attach_detached() {
+	# shellcheck disable=SC2016
+	lxc_tool src lxc-attach -- /bin/sh -c 'exec </dev/null >/dev/null 2>&1; setsid sh -c "$0" &' \
+		'exec 2>/dev/null; for f in /proc/self/fd/*; do n=${f##*/}
+		[ "$n" -le 2 ] || eval "exec $n>&-"; done; exec 2>&1; '"$1"
+}
+
 # src, with the stock /etc/lxc/default.conf (a veth on lxcbr0: a bridge of
 # each host's own) and LXC's own rootfs $LXCPATH/$CT/rootfs; started, and
 # a tick loop added with lxc-attach (appending to /ticks in the rootfs;
 # TICKS as the machine sees it from src).
 busybox_container() {
-	local h loop
+	local h
 	# this lxcpath, and the rootfs a sync brings into it
 	policy_allow "lxc_root = $LXCPATH" "sync_root = $LXCPATH"
 	# the template's read-only binds of the host's libraries
@@ -517,22 +527,18 @@ busybox_container() {
 	done
 	in_src lxc-create -t busybox -n "$CT" -P "$LXCPATH" >"$SCRATCH/lxc-create.log" 2>&1 ||
 		{ tail -n 20 "$SCRATCH/lxc-create.log" >&2; return 1; }
-	# One change: no getty on tty1 (a process on an LXC tty cannot be
-	# restored: LXC's restore hands CRIU the console only; its 5 ttys
+	# One change: no getty on tty1 (its init starts it only once rcS is
+	# done, which waits on udhcpc, with no DHCP server here: at a random
+	# point of the test; t_tty_held has gettys on LXC's ttys). Its 5 ttys
 	# stay, and so does default.conf's AppArmor profile, which LXC ignored
-	# on this kernel: the restore does too).
+	# on this kernel: the restore does too.
 	in_src sed -i '/getty/d' "$LXCPATH/$CT/rootfs/etc/inittab" || return 1
 	lxc_tool src lxc-start -l DEBUG -o "$SCRATCH/lxc-start.log" ||
 		{ tail -n 20 "$SCRATCH/lxc-start.log" >&2; return 1; }
 	wait_for 10 lxc_tool src lxc-attach -- true || return 1
-	# only the container's own files open: fds 0-2 on its /dev/null, no
-	# other (lxc-attach passes on what it was given)
-	loop='exec 2>/dev/null; for f in /proc/self/fd/*; do n=${f##*/}
-		[ "$n" -le 2 ] || eval "exec $n>&-"; done; i=0; while :; do i=$((i+1)); t=$EPOCHREALTIME; s=${t%.*}
-		u=${t#*.}; echo "$i $s${u%???}" >>/ticks; sleep 0.1; done'
 	# shellcheck disable=SC2016
-	lxc_tool src lxc-attach -- /bin/sh -c 'exec </dev/null >/dev/null 2>&1; setsid sh -c "$0" &' \
-		"$loop" || return 1
+	attach_detached 'i=0; while :; do i=$((i+1)); t=$EPOCHREALTIME; s=${t%.*}
+		u=${t#*.}; echo "$i $s${u%???}" >>/ticks; sleep 0.1; done' || return 1
 	TICKS=/proc/$SRC_PID1/root$LXCPATH/$CT/rootfs/ticks
 	wait_ticks "$TICKS" 20 || return 1
 	INIT=$(lxc_tool src lxc-info -p -H)
@@ -663,6 +669,53 @@ t_default() {
 	run lxc_tool dst lxc-console -t 1 </dev/null
 	[ "$status" -ne 0 ] || { echo "lxc-console -t 1 in dst: $output" >&2; return 1; }
 	assert_state dst RUNNING
+	lxc_tool dst lxc-stop -k
+}
+
+# on_tty HOST PATTERN N: the process of $CT whose command line matches
+# PATTERN has its fd 0 on the pty bound on /dev/lxc/ttyN in HOST.
+on_tty() {
+	local pid init got want
+	init=$(lxc_tool "$1" lxc-info -p -H)
+	pid=$(in_"$1" pgrep -f -- "$2" | head -n 1)
+	[ -n "$pid" ] || { echo "no process '$2' in $1" >&2; return 1; }
+	want=$(in_"$1" stat -L -c %t:%T:%d "/proc/$init/root/dev/lxc/tty$3") &&
+		got=$(in_"$1" stat -L -c %t:%T:%d "/proc/$pid/fd/0") || return 1
+	[ "$got" = "$want" ] ||
+		{ echo "'$2' ($pid) in $1: fd 0 on $got, not tty$3's pty $want" >&2; return 1; }
+}
+
+# t_tty_held MODE: LXC's default config, two processes on its ttys: a
+# shell loop whose stdio is tty1 (a session leader: tty1 its controlling
+# tty) writing on it and counting the writes that succeeded, and busybox's
+# getty on tty2.  Both migrate in MODE, alive on dst with their fds on the
+# new ptys bound on /dev/lxc/tty1 and tty2 (whose masters LXC's monitor
+# holds), and the loop's writes on tty1 go on succeeding there.
+t_tty_held() {
+	local w=$RDIR/data/tty1.w loop n
+	DEFAULT=1 start_container
+	ln -s busybox "$RDIR/bin/getty"
+	# shellcheck disable=SC2016
+	loop='exec <>/dev/lxc/tty1 >&0 2>&0; i=0; while :; do i=$((i+1)); echo "w$i" && echo "$i" >>/data/tty1.w; sleep 0.1; done'
+	attach_detached "$loop" && attach_detached 'exec getty 38400 tty2' || return 1
+	wait_for 5 test -s "$w" || { echo "the loop on tty1 does not write in src" >&2; return 1; }
+	on_tty src "getty 38400 tty2" 2 && on_tty src "tty1.w" 1 || return 1
+	migrate_live --mode "$1" || return 1
+	# the loop: its writes on tty1 go on in dst
+	n=$(wc -l <"$w")
+	wait_for 5 eval '[ "$(wc -l <"$w")" -ge $((n + 10)) ]' ||
+		{ echo "the writes on tty1 stopped in dst at $(wc -l <"$w")" >&2; return 1; }
+	on_tty dst "getty 38400 tty2" 2 && on_tty dst "tty1.w" 1 || return 1
+	note "lxc, default config, processes on tty1 and tty2, $1 mode: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
+}
+
+@test "lxc: LXC's default config, a shell on tty1 and a getty on tty2, migrates live; both on the new ttys in dst" {
+	t_tty_held live
+	lxc_tool dst lxc-stop -k
+}
+
+@test "lxc: LXC's default config, a shell on tty1 and a getty on tty2, migrates in stop mode" {
+	t_tty_held stop
 	lxc_tool dst lxc-stop -k
 }
 

@@ -4,6 +4,8 @@
  * source sends (drivers/htype/lxcconf.h). The input, NUL-terminated, is
  * a config; what parses must hold the parser's promises: an absolute
  * rootfs, at most LXCCONF_NET_MAX typed devices, interface names that fit.
+ * The same input as a tty's key from the images (lxcconf_tty_key): what
+ * passes is "tty[" hex ":" hex "]", a value CRIU's config file can hold.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,7 +18,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct lxcconf c;
-	char *s;
+	char key[40], *s;
 
 	if (size > 65536)
 		return 0;
@@ -32,6 +34,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(c.net[i].type != LXCNET_UNSET);
 			CHECK(strlen(c.net[i].link) < 16 && strlen(c.net[i].pair) < 16);
 		}
+	}
+	if (lxcconf_tty_key(s, key, sizeof(key)) == 0) {
+		CHECK(!strncmp(key, "tty[", 4) && key[strlen(key) - 1] == ']');
+		CHECK(strspn(key + 4, "0123456789abcdef:") == strlen(key) - 5);
+		CHECK(!strncmp(s, key, strlen(key)));
 	}
 	free(s);
 	return 0;

@@ -185,6 +185,33 @@ static void test_info_str(void **state)
 	assert_string_equal(buf, "x");
 }
 
+/* CRIU's key of an LXC tty's pty, as the source writes it in the images */
+static void test_tty_key(void **state)
+{
+	char buf[40] = "x";
+
+	(void)state;
+	assert_int_equal(lxcconf_tty_key("tty[8801:18]", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "tty[8801:18]");
+	assert_int_equal(lxcconf_tty_key("tty[ffffffffffffffff:0]\n", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "tty[ffffffffffffffff:0]");
+	strcpy(buf, "x");
+	assert_int_equal(lxcconf_tty_key("tty[8801:18]", buf, 12), -EINVAL); /* no room for NUL */
+	assert_int_equal(lxcconf_tty_key("tty[8801:18]\n\n", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(lxcconf_tty_key("tty[8801:18] ", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(lxcconf_tty_key("tty[8801:18]x", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(lxcconf_tty_key("tty[8801]", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(lxcconf_tty_key("tty[:18]", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(lxcconf_tty_key("tty[8801:]", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(lxcconf_tty_key("tty[8801:18", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(lxcconf_tty_key("tty[8801:1G]", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(lxcconf_tty_key("tty[880A:18]", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(lxcconf_tty_key("tty[1ffffffffffffffff:0]", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(lxcconf_tty_key("pipe[8801:18]", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(lxcconf_tty_key("", buf, sizeof(buf)), -EINVAL);
+	assert_string_equal(buf, "x");
+}
+
 /* LXC's log as `lxc-checkpoint -r -o FILE -l ERROR` writes it */
 static void test_log_error(void **state)
 {
@@ -325,11 +352,17 @@ static void test_msg_lxc(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse),	      cmocka_unit_test(test_parse_defaults),
-		cmocka_unit_test(test_parse_rejects), cmocka_unit_test(test_parse_idmap),
-		cmocka_unit_test(test_parse_too_big), cmocka_unit_test(test_info_long),
-		cmocka_unit_test(test_info_str),      cmocka_unit_test(test_log_error),
-		cmocka_unit_test(test_criuconf),      cmocka_unit_test(test_criuconf_rejects),
+		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_parse_defaults),
+		cmocka_unit_test(test_parse_rejects),
+		cmocka_unit_test(test_parse_idmap),
+		cmocka_unit_test(test_parse_too_big),
+		cmocka_unit_test(test_info_long),
+		cmocka_unit_test(test_info_str),
+		cmocka_unit_test(test_log_error),
+		cmocka_unit_test(test_tty_key),
+		cmocka_unit_test(test_criuconf),
+		cmocka_unit_test(test_criuconf_rejects),
 		cmocka_unit_test(test_msg_lxc),
 	};
 

@@ -34,7 +34,7 @@ static int lxc_init(struct driver *d, const char *arg)
 	struct lxc_priv *p = d->priv;
 
 	for (size_t i = 0; i < LXC_TTYS_MAX; i++)
-		p->tty_master[i] = -1;
+		p->tty_master[i] = p->tty_slave[i] = -1;
 	if (!*arg)
 		return 0; /* destination: the container is described by the peer */
 	if (!name_is_safe(arg)) {
@@ -55,9 +55,12 @@ static void lxc_fini(struct driver *d)
 	free(p->maps);
 	free(p->mapp);
 	free(p->rst_ext);
-	for (size_t i = 0; i < LXC_TTYS_MAX; i++)
+	for (size_t i = 0; i < LXC_TTYS_MAX; i++) {
 		if (p->tty_master[i] >= 0)
 			close(p->tty_master[i]);
+		if (p->tty_slave[i] >= 0)
+			close(p->tty_slave[i]);
+	}
 }
 
 /* @path in the container (a mount point) is dumped as external, @key. */
@@ -163,9 +166,12 @@ static pid_t tty_holder(const struct drv_tree *tree, const struct stat *tty, int
  * /dev/ttyN, their masters held by LXC's monitor, outside the tree. The
  * effective value comes from LXC itself (`lxc-info -c`), which has
  * followed the includes. Their mounts are dumped as external (key
- * LXC_TTY_KEY N, their count in the images). A process on one is refused
- * here, before anything freezes, naming it: LXC's restore hands CRIU the
- * console only, it could not be given its tty back.
+ * LXC_TTY_KEY N, their count in the images). Each pty is CRIU's
+ * external tty[RDEV:DEV] too, as LXC dumps the console (LXC's own
+ * checkpoint knows no ttys but the console): a process holding it (a
+ * getty, maybe respawned after this check) is restored on the slave of
+ * the new pty the destination binds there. The keys go in the images
+ * (LXC_TTY_KEY N); the holders found now are logged.
  */
 static int check_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, const struct drv_tree *tree)
 {
@@ -184,17 +190,16 @@ static int check_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, const struc
 		lxc_tty_path(p, n, path, sizeof(path));
 		if (!ct_chr_stat(p, path, &tty))
 			continue;
-		pid = tty_holder(tree, &tty, &fd);
-		if (pid)
-			return drv_fail(ctx, -ENOTSUP,
-					"container %s: process %d holds LXC tty %ld (fd %d), "
-					"which LXC's restore cannot give back; stop what runs "
-					"on its ttys, or set lxc.tty.max = 0 in its config",
-					p->name, pid, n, fd);
 		if (n > LXC_TTYS_MAX)
 			return drv_fail(ctx, -ENOTSUP,
 					"container %s: more than %d LXC ttys are not supported",
 					p->name, LXC_TTYS_MAX);
+		snprintf(p->tty_ext[n - 1], sizeof(p->tty_ext[n - 1]), "tty[%llx:%llx]",
+			 (unsigned long long)tty.st_rdev, (unsigned long long)tty.st_dev);
+		pid = tty_holder(tree, &tty, &fd);
+		if (pid)
+			pr_info("container %s: process %d holds LXC tty %ld (fd %d): %s", p->name,
+				pid, n, fd, p->tty_ext[n - 1]);
 		snprintf(key, sizeof(key), LXC_TTY_KEY "%u", (unsigned int)n); /* 1..64 */
 		if (add_ext(p, path, key) < 0)
 			return -ENOMEM;
@@ -396,11 +401,13 @@ static int lxc_dump_opts(struct driver *d, const struct drv_ctx *ctx, CriuOpts *
 	}
 	o->ext_mnt = p->mapp;
 	o->n_ext_mnt = p->nr_ext;
-	if (!p->tty_id[0])
-		return 0;
-	p->ttyp = p->tty_id;
-	o->external = &p->ttyp;
-	o->n_external = 1;
+	o->n_external = 0;
+	if (p->tty_id[0])
+		p->extp[o->n_external++] = p->tty_id;
+	for (long i = 0; i < p->nr_ttys && o->n_external < LXC_TTYS_MAX + 1; i++)
+		if (p->tty_ext[i][0])
+			p->extp[o->n_external++] = p->tty_ext[i];
+	o->external = o->n_external ? p->extp : NULL;
 	return 0;
 }
 
@@ -418,11 +425,12 @@ static int write_image(const struct drv_ctx *ctx, const char *name, const char *
 }
 
 /* LXC's restore finds the console's key in the images' tty.info; the
- * destination's driver how many ttys to bind in LXC_TTYS_IMG. */
+ * destination's driver how many ttys to bind in LXC_TTYS_IMG, and the
+ * keys of those a process holds in LXC_TTY_KEY N. */
 static int lxc_frozen(struct driver *d, const struct drv_ctx *ctx)
 {
 	struct lxc_priv *p = d->priv;
-	char ttys[48];
+	char ttys[48], name[32];
 	int r = 0;
 
 	if (p->tty_id[0])
@@ -430,6 +438,11 @@ static int lxc_frozen(struct driver *d, const struct drv_ctx *ctx)
 	snprintf(ttys, sizeof(ttys), "lxc.tty.max = %ld\n", p->nr_ttys);
 	if (r == 0 && p->nr_ttys)
 		r = write_image(ctx, LXC_TTYS_IMG, ttys);
+	for (long i = 0; r == 0 && i < p->nr_ttys; i++) {
+		snprintf(name, sizeof(name), LXC_TTY_KEY "%u", (unsigned int)(i + 1));
+		if (p->tty_ext[i][0])
+			r = write_image(ctx, name, p->tty_ext[i]);
+	}
 	return r;
 }
 

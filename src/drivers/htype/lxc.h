@@ -52,10 +52,12 @@
  * monitor holds) are dumped as external mounts (key LXC_TTY_KEY N), their
  * count in the images (LXC_TTYS_IMG); the destination binds each to a
  * new pty of its devpts whose master the restored monitor inherits (an fd
- * of lxc-checkpoint, which LXC's restore keeps): unused ttys, alive as on
- * the source, though LXC's monitor serves none (lxc-console -t N). A
- * process holding one is refused at the preflight (LXC's restore could
- * give it back no tty).
+ * of lxc-checkpoint, which LXC's restore keeps): the ttys are alive as on
+ * the source, though LXC's monitor serves none (lxc-console -t N). Each
+ * pty is also CRIU's external tty[RDEV:DEV] (its key in the images,
+ * LXC_TTY_KEY N): a process holding one (a getty) is given the new pty's
+ * slave, which lxc-checkpoint passes on to CRIU (--inherit-fd in the
+ * config file); LXC's own checkpoint does that for the console only.
  *
  * In a user namespace the images are made readable for CRIU's restored
  * tasks, and a lazy restore (live, post-copy) needs the destination's
@@ -88,6 +90,8 @@ struct lxc_ext {
 #define LXC_TTY_KEY "phaul-lxc-tty"
 /* The images' file saying how many: "lxc.tty.max = N" */
 #define LXC_TTYS_IMG "phaul-lxc-ttys"
+/* The images' file LXC_TTY_KEY "N": CRIU's key of tty N's pty,
+ * "tty[RDEV:DEV]" (dumped as an external tty) */
 #define LXC_TTYS_MAX 64 /* each an fd of lxc-checkpoint (spawn_fds) */
 
 struct lxc_priv {
@@ -100,7 +104,6 @@ struct lxc_priv {
 	pid_t init;	  /* source: the container's init */
 	char tty_id[64];  /* source: CRIU's key of its console, "" without */
 	char tty_dir[64]; /* source: lxc.tty.dir, "" when unset */
-	char *ttyp;
 	/* source: mounts dumped as external: the console's (/dev/console,
 	 * /dev/DIR/console; LXC's key "console") and the LXC ttys' */
 	struct lxc_ext *ext;
@@ -113,6 +116,15 @@ struct lxc_priv {
 	bool config_in_place; /* the source's own config, on storage both see */
 	int unconfined;	      /* no AppArmor profile on the source: 1, 0, -1 unsaid */
 	long nr_ttys;	      /* source: the highest LXC tty dumped, 0 without */
+	/* CRIU's key of LXC tty N + 1's pty on the source ("" when not
+	 * there): the source dumps it as an external tty, the destination
+	 * has CRIU inherit the new pty's slave for it (tty_slave) */
+	char tty_ext[LXC_TTYS_MAX][32];
+	char *extp[LXC_TTYS_MAX + 1]; /* source: CRIU's externals */
+	int tty_slave[LXC_TTYS_MAX];
+	/* destination: the fds lxc-checkpoint inherits, from fd 3: the
+	 * masters, then the slaves of the ttys with a key */
+	int tty_fds[2 * LXC_TTYS_MAX];
 	/* destination: the ptys LXC's ttys are bound to (masters, their
 	 * paths, CRIU's maps), and CRIU's restore ext_mnt with them */
 	int tty_master[LXC_TTYS_MAX];

@@ -43,6 +43,7 @@
 	"%s'%s' 2>/dev/null\n"                                                      \
 	"exit 1\n"
 #define HOOK_TIMEOUT_S 600 /* far beyond the commit's own timeout */
+_Static_assert(2 * LXC_TTYS_MAX <= SPAWN_FDS_MAX, "lxc-checkpoint inherits 2 fds a tty");
 
 int lxc_target_recv_info(struct driver *d, const struct drv_ctx *ctx, const Msg *msg)
 {
@@ -303,15 +304,31 @@ static int write_hook(const struct drv_ctx *ctx, struct lxc_priv *p)
 	return 0;
 }
 
-static int write_criu_conf(const struct drv_ctx *ctx, const CriuOpts *o)
+/*
+ * CRIU's options for LXC's restore: phaul's (criuconf_render), and for
+ * each LXC tty with a key, the new pty's slave as the external tty of the
+ * source's key: fd 3 + nr_ttys + k of lxc-checkpoint, the k-th with one
+ * (start_restore), which LXC's restore passes on to CRIU.
+ */
+static int write_criu_conf(const struct drv_ctx *ctx, const struct lxc_priv *p, const CriuOpts *o)
 {
 	_cleanup_free_ char *conf = NULL, *path = NULL, *script = NULL;
-	int r;
+	int r, fd = 3 + (int)p->nr_ttys;
 
 	if (asprintf(&path, "%s/" CRIU_CONF, ctx->dir) < 0 ||
 	    asprintf(&script, "%s/" HOOK_SCRIPT, ctx->dir) < 0)
 		return -ENOMEM;
 	r = criuconf_render(o, ctx->dir, script, &conf);
+	for (long i = 0; r == 0 && i < p->nr_ttys; i++) {
+		char *more;
+
+		if (!p->tty_ext[i][0])
+			continue;
+		if (asprintf(&more, "%sinherit-fd fd[%d]:%s\n", conf, fd++, p->tty_ext[i]) < 0)
+			return -ENOMEM;
+		free(conf);
+		conf = more;
+	}
 	if (r == 0)
 		r = write_text(path, conf, 0600);
 	if (r < 0)
@@ -355,11 +372,42 @@ static int read_nr_ttys(const struct drv_ctx *ctx, long *n)
 }
 
 /*
+ * CRIU's key of LXC tty @n's pty on the source (the images' LXC_TTY_KEY
+ * N; untrusted; none from an older source): its slave here is opened for
+ * CRIU to inherit, O_NOCTTY (CRIU makes it a holder's controlling tty
+ * when it was).
+ */
+static int read_tty_ext(const struct drv_ctx *ctx, struct lxc_priv *p, long n)
+{
+	_cleanup_close_ int fd = -1;
+	char name[32], buf[64];
+	ssize_t k;
+
+	snprintf(name, sizeof(name), LXC_TTY_KEY "%u", (unsigned int)n); /* n <= LXC_TTYS_MAX */
+	fd = openat(ctx->imgfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	k = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (k < 0)
+		return drv_fail(ctx, -errno, "cannot read %s in the images: %m", name);
+	buf[k] = '\0';
+	if (lxcconf_tty_key(buf, p->tty_ext[n - 1], sizeof(p->tty_ext[n - 1])) < 0)
+		return drv_fail(ctx, -EPROTO, "%s in the images is not valid", name);
+	p->tty_slave[n - 1] = open(p->tty_pts[n - 1], O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (p->tty_slave[n - 1] < 0)
+		return drv_fail(ctx, -errno, "cannot open %s for LXC tty %ld: %m",
+				p->tty_pts[n - 1], n);
+	return 0;
+}
+
+/*
  * The ptys LXC's ttys 1..N are bound to (their mounts dumped external,
  * LXC_TTY_KEY N): new ones of this host's devpts, whose masters
  * lxc-checkpoint inherits (start_restore) and its restored monitor keeps,
  * as the source's monitor kept the old ones. LXC's restore closes no fd it
- * inherits; its monitor serves none of them (lxc-console -t N).
+ * inherits; its monitor serves none of them (lxc-console -t N). The
+ * slaves go to CRIU too, for the processes that held the ttys
+ * (read_tty_ext); the monitor keeps a copy of them as well.
  */
 static int open_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, CriuOpts *o)
 {
@@ -388,19 +436,24 @@ static int open_ttys(const struct drv_ctx *ctx, struct lxc_priv *p, CriuOpts *o)
 		p->tty_map[i].key = p->tty_key[i];
 		p->tty_map[i].val = p->tty_pts[i];
 		p->rst_ext[o->n_ext_mnt++] = &p->tty_map[i];
+		r = read_tty_ext(ctx, p, i + 1);
+		if (r < 0)
+			return r;
 	}
 	p->nr_ttys = n;
 	o->ext_mnt = p->rst_ext;
 	return 0;
 }
 
-/* Our copies of the ttys' masters: lxc-checkpoint has its own. */
+/* Our copies of the ttys' masters and slaves: lxc-checkpoint has its own. */
 static void close_ttys(struct lxc_priv *p)
 {
 	for (size_t i = 0; i < LXC_TTYS_MAX; i++) {
 		if (p->tty_master[i] >= 0)
 			close(p->tty_master[i]);
-		p->tty_master[i] = -1;
+		if (p->tty_slave[i] >= 0)
+			close(p->tty_slave[i]);
+		p->tty_master[i] = p->tty_slave[i] = -1;
 	}
 }
 
@@ -514,7 +567,14 @@ static int start_restore(const struct drv_ctx *ctx, struct lxc_priv *p, pid_t *p
 		"--logpriority=ERROR",
 		NULL
 	};
-	r = spawn_fds(argv, -1, -1, p->tty_master, p->nr_ttys, pid);
+	size_t nr = 0;
+
+	for (long i = 0; i < p->nr_ttys; i++)
+		p->tty_fds[nr++] = p->tty_master[i];
+	for (long i = 0; i < p->nr_ttys; i++)
+		if (p->tty_slave[i] >= 0)
+			p->tty_fds[nr++] = p->tty_slave[i];
+	r = spawn_fds(argv, -1, -1, p->tty_fds, nr, pid);
 	if (r < 0)
 		return drv_fail(ctx, r, "cannot run lxc-checkpoint: %s", strerror(-r));
 	return 0;
@@ -642,7 +702,7 @@ int lxc_restore_exec(struct driver *d, const struct drv_ctx *ctx, CriuOpts *o, d
 	if (r == 0)
 		r = open_ttys(ctx, p, o);
 	if (r == 0)
-		r = write_criu_conf(ctx, o);
+		r = write_criu_conf(ctx, p, o);
 	if (r == 0)
 		r = write_rcfile(ctx, p);
 	if (r == 0)

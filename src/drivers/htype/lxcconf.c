@@ -249,6 +249,37 @@ int lxcconf_info_str(const char *out, const char *key, char *buf, size_t size)
 	return 0;
 }
 
+static size_t hex_run(const char *s)
+{
+	size_t n = 0;
+
+	while ((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f'))
+		n++;
+	return n;
+}
+
+int lxcconf_tty_key(const char *text, char *buf, size_t size)
+{
+	size_t a, b, len;
+
+	if (strncmp(text, "tty[", 4))
+		return -EINVAL;
+	a = hex_run(text + 4);
+	if (!a || a > 16 || text[4 + a] != ':')
+		return -EINVAL;
+	b = hex_run(text + 5 + a);
+	if (!b || b > 16 || text[5 + a + b] != ']')
+		return -EINVAL;
+	len = 6 + a + b;
+	if (strcmp(text + len, "") && strcmp(text + len, "\n"))
+		return -EINVAL;
+	if (len >= size)
+		return -EINVAL;
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	return 0;
+}
+
 int lxcconf_log_error(const char *log, char *buf, size_t size)
 {
 	for (const char *l = log; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {

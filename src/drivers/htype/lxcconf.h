@@ -54,6 +54,14 @@ int lxcconf_info_long(const char *out, const char *key, long *v);
 int lxcconf_info_str(const char *out, const char *key, char *buf, size_t size);
 
 /*
+ * @text (read from the images: untrusted) is CRIU's key of a tty,
+ * "tty[RDEV:DEV]" in lower-case hex as CRIU prints it, with nothing
+ * around it but a final newline; copied to @buf without it. -EINVAL
+ * otherwise (or when it does not fit).
+ */
+int lxcconf_tty_key(const char *text, char *buf, size_t size);
+
+/*
  * The message of the first ERROR line of an LXC log (`-o FILE -l ERROR`:
  * "lxc-checkpoint NAME TIME ERROR CATEGORY - FILE:FUNC:LINE - MESSAGE"), in
  * @buf (cut to fit); -ENOENT when there is none.
