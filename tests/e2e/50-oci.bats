@@ -15,6 +15,7 @@ load lib/phaul
 load lib/fixtures
 load lib/ctnet
 load lib/ssh
+load lib/oldpeer
 
 setup() {
 	HOSTS_CGROUPNS=1
@@ -326,6 +327,24 @@ t_net_rollback() {
 	note "TCP client: $CLIENT_RES"
 }
 
+# t_oldpeer RUNTIME new-old|old-new: the container moves live between
+# this phaul and an older one (lib/oldpeer), either way round
+t_oldpeer() {
+	local runtime=$1
+	oldpeer_init || return 1
+	[ -z "$OLDPEER_SKIP" ] || skip "$OLDPEER_SKIP"
+	start_container "$runtime"
+	if [ "$2" = new-old ]; then
+		old_serve
+		migrate_container "$runtime" --json
+	else
+		serve_start
+		PHAUL=$OLD migrate_container "$runtime" --json
+	fi
+	check_migrated "$runtime"
+	note "$runtime $2 live: $(jq -c '{frozen_ms, total_ms, bytes_sent}' <<<"$output")"
+}
+
 @test "runc: live over ssh (sshd in dst, serve --stdio, no daemon): the container moves" {
 	start_container runc
 	ssh_setup
@@ -499,4 +518,16 @@ start_mtouch_container() {
 
 @test "crun: a failure at dst.restored leaves it running and listed on src only" {
 	t_rollback crun
+}
+
+@test "runc, old peer: a new source moves the container live to an older destination" {
+	t_oldpeer runc new-old
+}
+
+@test "runc, old peer: an older source moves the container live to a new destination" {
+	t_oldpeer runc old-new
+}
+
+@test "crun, old peer: a new source moves the container live to an older destination" {
+	t_oldpeer crun new-old
 }

@@ -15,6 +15,7 @@ load lib/phaul
 load lib/fixtures
 load lib/ctnet
 load lib/ssh
+load lib/oldpeer
 
 setup() {
 	hosts_setup || return 1
@@ -760,5 +761,53 @@ migrate_back() {
 	lxc_tool src lxc-attach -- /bin/sh -c 'echo x >/dev/lxc/tty2 && echo out >/dev/console' ||
 		{ echo "tty2 or the console does not take a write in src" >&2; return 1; }
 	ticks_advance "$TICKS" 20 10
+	lxc_tool src lxc-stop -k
+}
+
+# t_oldpeer new-old|old-new: the container moves live between this phaul
+# and an older one (lib/oldpeer), either way round, with its address
+t_oldpeer() {
+	oldpeer_init || return 1
+	[ -z "$OLDPEER_SKIP" ] || skip "$OLDPEER_SKIP"
+	start_container
+	if [ "$1" = new-old ]; then
+		old_serve
+		migrate_container --json
+	else
+		serve_start
+		PHAUL=$OLD migrate_container --json
+	fi
+	assert_migrated || return 1
+	ticks_advance "$TICKS" 20 10 || return 1
+	check_ticks "$TICKS" >/dev/null || return 1
+	in_dst busybox ping -c1 -W2 "$CT_ADDR" >/dev/null ||
+		{ echo "the container's $CT_ADDR does not answer in dst" >&2; return 1; }
+	note "lxc $1 live: $(jq -c '{frozen_ms, total_ms}' <<<"$output")"
+	lxc_tool dst lxc-stop -k
+}
+
+@test "lxc, old peer: a new source moves the container live to an older destination" {
+	t_oldpeer new-old
+}
+
+@test "lxc, old peer: an older source moves the container live to a new destination" {
+	t_oldpeer old-new
+}
+
+@test "lxc, old peer: LXC's default config to an older destination (no LXC ttys there) rolls back; it runs on in src" {
+	oldpeer_init || return 1
+	[ -z "$OLDPEER_SKIP" ] || skip "$OLDPEER_SKIP"
+	DEFAULT=1 start_container
+	old_serve
+	migrate_container --json
+	[ "$status" -eq 1 ] || { echo "migrate exited $status, not 1: $stderr" >&2; false; }
+	fx_assert_outcome false rolled-back live
+	note "error: $(json .error)"
+	assert_state src RUNNING
+	assert_state dst none
+	[ "$(lxc_tool src lxc-info -p -H)" = "$INIT" ] || { echo "src's init changed" >&2; false; }
+	ticks_advance "$TICKS" 20 10
+	check_ticks "$TICKS" >/dev/null
+	assert_workdir_clean 10
 	lxc_tool src lxc-stop -k
 }

@@ -15,55 +15,16 @@
 load lib/hosts
 load lib/phaul
 load lib/fixtures
+load lib/oldpeer
 
-# "Copies of directory fds are close-on-exec", the parent of the commit
-# that added PAGE_FRAMES: Hello carries PAGES_RESUME only.
-OLDPEER_COMMIT=${OLDPEER_COMMIT:-204b6055e8830415587510118d8a50fcabf80100}
-OLDPEER_CACHE=${OLDPEER_CACHE:-/var/cache/phaul-oldpeer}
 MIB=64
 
-# Build the old phaul into the cache unless it is there (flock: bats -j).
-_oldpeer_build() {
-	local dir=$OLDPEER_CACHE/$OLDPEER_COMMIT tmp
-	[ ! -x "$dir/build/phaul" ] || return 0
-	mkdir -p "$OLDPEER_CACHE" || return 1
-	(
-		flock 9
-		[ ! -x "$dir/build/phaul" ] || exit 0
-		tmp=$(mktemp -d "$OLDPEER_CACHE/.build.XXXXXX") || exit 1
-		git -C "$REPO_ROOT" archive "$OLDPEER_COMMIT" | tar -C "$tmp" -x || exit 1
-		if ! make -C "$tmp" -j"$(nproc)" all >"$tmp/build.log" 2>&1; then
-			echo "building phaul $OLDPEER_COMMIT in $tmp failed:" >&2
-			tail -n 30 "$tmp/build.log" >&2
-			exit 1
-		fi
-		mv -T "$tmp" "$dir"
-	) 9>"$OLDPEER_CACHE/.lock"
-}
-
 setup_file() {
-	export OLDPEER_SKIP=
-	if ! git -C "$REPO_ROOT" cat-file -e "$OLDPEER_COMMIT^{commit}" 2>/dev/null; then
-		OLDPEER_SKIP="commit $OLDPEER_COMMIT (the old phaul) is not in $REPO_ROOT's history (a shallow clone?)"
-		return 0
-	fi
-	_oldpeer_build || return 1
-	# what the handshake agrees with it: the page features it knows, as
-	# both sides log them (proto_features_str), "none" for 204b605
-	local f
-	export OLD_FEATS=
-	for f in FRAMES ZSTD SHARED; do
-		git -C "$REPO_ROOT" grep -q "PHAUL_FEAT_PAGE_$f" "$OLDPEER_COMMIT" -- src/proto/msg.h &&
-			OLD_FEATS+="${OLD_FEATS:+ }${f,,}"
-	done
-	OLD_FEATS=${OLD_FEATS:-none}
+	oldpeer_init
 }
-
-old_has() { [[ " $OLD_FEATS " == *" $1 "* ]]; }
 
 setup() {
 	[ -z "$OLDPEER_SKIP" ] || skip "$OLDPEER_SKIP"
-	OLD=$OLDPEER_CACHE/$OLDPEER_COMMIT/build/phaul
 	hosts_setup
 	phaul_setup
 	fx_setup
@@ -72,9 +33,6 @@ setup() {
 teardown() {
 	hosts_teardown
 }
-
-old_serve() { PHAUL=$OLD serve_start "$@"; }
-old_migrate() { PHAUL=$OLD fx_migrate "$@"; }
 
 # moved: the migration succeeded, mtouch runs only on dst, every page
 # verifies there, its ticks went on with none lost
