@@ -470,11 +470,14 @@ start_mtouch_container() {
 	ticks_advance "$TICKS" 30 10
 }
 
-@test "runc: a 256 MiB container migrates live over 1 Gbit/s, every page intact" {
-	_hosts_rate 1gbit
-	start_mtouch_container 256
+# t_mtouch MIB MODE [LINK]: a runc container running mtouch over MIB MiB
+# migrates in MODE (over LINK, e.g. 1gbit); on dst every page verifies
+t_mtouch() {
+	local mib=$1 mode=$2
+	[ -z "${3:-}" ] || _hosts_rate "$3"
+	start_mtouch_container "$mib"
 	serve_start
-	migrate_container runc --json
+	migrate_container runc --mode "$mode" --json
 	[ "$status" -eq 0 ] || { echo "migrate failed ($status): $stderr" >&2; return 1; }
 	assert_listed dst runc running
 	assert_listed src runc none
@@ -482,10 +485,23 @@ start_mtouch_container() {
 	check_ticks "$TICKS" >/dev/null
 	rt dst runc kill "$CID" USR1
 	wait_for 30 grep -q '^VERIFY' "$TICKS"
-	grep '^VERIFY' "$TICKS" | tail -n1 | grep -q '^VERIFY PASS pages=65536 ' ||
+	grep '^VERIFY' "$TICKS" | tail -n1 | grep -q "^VERIFY PASS pages=$((mib * 256)) " ||
 		{ echo "memory check on dst: $(grep '^VERIFY' "$TICKS" | tail -n1)" >&2; return 1; }
-	note "runc 256 MiB at 1 Gbit/s: $(jq -c '{frozen_ms, total_ms, iterations, bytes_sent,
-		final_pages}' <<<"$output"), workload pause $(check_ticks "$TICKS") ms"
+	note "runc $mib MiB $mode${3:+ at $3}: $(jq -c '{frozen_ms, total_ms, iterations, bytes_sent,
+		final_pages, fetched: .postcopy.pages_fetched}' <<<"$output"), workload pause $(check_ticks "$TICKS") ms"
+}
+
+@test "runc: a 256 MiB container migrates live over 1 Gbit/s, every page intact" {
+	t_mtouch 256 live 1gbit
+}
+
+@test "runc: a 64 MiB container migrates in lazy mode (post-copy from the source), every page intact" {
+	t_mtouch 64 lazy 1gbit
+	(($(json .postcopy.pages_fetched) > 0)) || { echo "no page came by post-copy: $output" >&2; false; }
+}
+
+@test "runc: a 64 MiB container migrates in hybrid mode, every page intact" {
+	t_mtouch 64 hybrid 1gbit
 }
 
 @test "runc: a container that forks a process every 100 ms migrates live" {
