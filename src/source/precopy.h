@@ -19,6 +19,12 @@ struct precopy;
 struct cow_set;
 
 int precopy_start(struct migration *m, const struct policy *pol);
+/*
+ * Stop mode that streams (m->stream): no rounds and no trackers; the
+ * frozen round (precopy_send_frozen) sends every populated page of the
+ * tree, precopy_final() the rest of CRIU's lazy runs.
+ */
+int precopy_stream_start(struct migration *m);
 /* Rounds until the policy stops them (or a failure). */
 int precopy_rounds(struct migration *m);
 /*
