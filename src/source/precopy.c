@@ -444,7 +444,7 @@ int precopy_stream_start(struct migration *m)
  * mappings, processes the scan missed). A scan that fails leaves all to
  * precopy_final(): slower, never wrong.
  */
-static int stream_pending(struct migration *m)
+static void stream_pending(struct migration *m)
 {
 	struct precopy *pc = m->pc;
 	int r = 0;
@@ -462,18 +462,20 @@ static int stream_pending(struct migration *m)
 		for (size_t i = 0; i < pc->nr; i++)
 			rangeset_clear(&pc->p[i].pending);
 	}
-	return 0;
 }
 
 int precopy_send_frozen(struct migration *m)
 {
 	struct precopy *pc = m->pc;
 	uint64_t dirty = 0, scanned = 0;
-	int r;
+	int r = 0;
 
 	if (!pc)
 		return 0;
-	r = m->stream ? stream_pending(m) : collect(m, &dirty, &scanned);
+	if (m->stream)
+		stream_pending(m);
+	else
+		r = collect(m, &dirty, &scanned);
 	if (r == 0 && mode_postcopy(m->mode)) {
 		/* hybrid: post-copy moves these. Sent now, they would fill the
 		 * link (and every socket buffer on the way) with data that
