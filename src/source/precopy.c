@@ -259,7 +259,11 @@ static int add_round(struct migration *m, const struct round_stat *rs)
 	return 0;
 }
 
-/* A round while running shows a bar on a terminal (never while frozen). */
+/*
+ * A round while running shows a bar on a terminal (never while frozen),
+ * and so does stop mode's stream, which is the whole memory, as its
+ * images did.
+ */
 static void begin_bar(struct migration *m, bool final)
 {
 	struct precopy *pc = m->pc;
@@ -267,9 +271,13 @@ static void begin_bar(struct migration *m, bool final)
 
 	for (size_t i = 0; i < pc->nr; i++)
 		bytes += rangeset_bytes(&pc->p[i].pending);
-	snprintf(pc->label, sizeof(pc->label), "round %u", pc->round);
-	progress_begin(&pc->bar, !final && m->opts->progress && isatty(STDERR_FILENO), pc->label,
-		       bytes);
+	if (m->stream)
+		snprintf(pc->label, sizeof(pc->label), "memory");
+	else
+		snprintf(pc->label, sizeof(pc->label), "round %u", pc->round);
+	progress_begin(&pc->bar,
+		       (!final || m->stream) && m->opts->progress && isatty(STDERR_FILENO),
+		       pc->label, bytes);
 }
 
 /* Send every pending page: one round. */
