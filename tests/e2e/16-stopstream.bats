@@ -84,3 +84,19 @@ stop_moved() {
 	stop_moved images 64
 	[[ "$(json .stop_path_why)" =~ ^PID\ $PID\ has\ pages\ in\ 0x[0-9a-f]+-0x[0-9a-f]+\ that\ this\ kernel ]]
 }
+
+@test "stop: the summary says how the memory moved: streamed, or in CRIU's images and why" {
+	serve_start
+	fx_start_counter
+	fx_migrate -- --mode stop "$PID"
+	[ "$status" -eq 0 ] || { echo "migrate failed (exit $status): $stderr" >&2; false; }
+	[[ "$stderr" =~ memory\ +streamed\ while\ CRIU\ dumped\;\ all\ in\ place\ [0-9]+\ ms\ after\ the\ commit ]] ||
+		{ echo "no streamed line in the summary: $stderr" >&2; false; }
+	fx_assert_migrated
+	fx_start_mtouch 16 4 16
+	fx_migrate PHAUL_STOP_STREAM=0 -- --mode stop "$PID"
+	[ "$status" -eq 0 ] || { echo "migrate failed (exit $status): $stderr" >&2; false; }
+	[[ "$stderr" == *"memory   in CRIU's images: PHAUL_STOP_STREAM=0 here"* ]] ||
+		{ echo "no images line in the summary: $stderr" >&2; false; }
+	fx_assert_migrated
+}
