@@ -100,3 +100,17 @@ stop_moved() {
 		{ echo "no images line in the summary: $stderr" >&2; false; }
 	fx_assert_migrated
 }
+
+@test "stop, streamed: a terminal gets a progress bar for the memory, as it did for the images" {
+	serve_start
+	fx_start_mtouch 48 4 16
+	# script(1) gives phaul migrate a terminal; 48 MiB at 100 Mbit/s: ~4 s
+	in_src script -qec "'$PHAUL' migrate --to $DST_ADDR:$PHAUL_PORT --key '$KEY' \
+		--mode stop --bandwidth 100 '$PID'" /dev/null >"$SCRATCH/tty.out" 2>&1 ||
+		{ echo "migrate failed:" >&2; cat "$SCRATCH/tty.out" >&2; false; }
+	tr '\r' '\n' <"$SCRATCH/tty.out" | grep -qE '^memory \[#+-*\] +[0-9]+% .* MB/s ETA [0-9]+:[0-9]{2}' ||
+		{ echo "no progress bar for the memory:" >&2; cat -v "$SCRATCH/tty.out" >&2; false; }
+	grep -q "memory   streamed while CRIU dumped" "$SCRATCH/tty.out"
+	fx_assert_migrated
+	fx_verify_mtouch dst
+}
