@@ -158,14 +158,15 @@ asan-unit:
 # with the stderr lines the tests check):
 # stop and live, the fault matrix (every fault point in every mode),
 # post-copy (its reconnection and relay), a forked tree's shared pages
-# (15-cow, 12 s), the daemon's concurrency and
+# (15-cow, 12 s), stop mode streaming its memory (16-stopstream, 20 s
+# under ASan), the daemon's concurrency and
 # shutdown, the policy against a hostile source, the events and the
 # control socket's threads (status, cancel). Any sanitizer report
 # fails. Measured here (2 cores, shared): 30-faults 7.2 min, 60-postcopy
 # 4 min, 70-policy under 1 min, 61-events under 1 min on top of the four
 # files before.
 ASAN_E2E_FILES ?= tests/e2e/10-stop.bats tests/e2e/11-live-fixtures.bats \
-	tests/e2e/15-cow.bats \
+	tests/e2e/15-cow.bats tests/e2e/16-stopstream.bats \
 	tests/e2e/20-live.bats tests/e2e/30-faults.bats tests/e2e/60-ops.bats \
 	tests/e2e/60-postcopy.bats tests/e2e/61-events.bats tests/e2e/70-policy.bats
 asan-e2e: workloads

@@ -36,13 +36,16 @@ gaps_around() {
 	echo "$before $after"
 }
 
-# ms from the commit until every page is on the destination: stop mode and
-# CRIU restore all of it before the resume; live, lazy and hybrid fill it
-# after (criu lazy-pages, from the local store or the source): post-copy's
-# report says when, and for live mode the destination's log.
+# ms from the commit until every page is on the destination: CRIU alone,
+# and stop mode moving CRIU's images, restore all of it before the resume;
+# live, lazy, hybrid and stop mode streaming fill it after (criu
+# lazy-pages, from the local store or the source): phaul's report says
+# when (.fill, .postcopy), for live mode the destination's log.
 all_local_ms() {
 	case "$1" in
-	stop | criu) echo 0 ;;
+	criu) echo 0 ;;
+	# streamed: filled from the destination's store, as live (its report)
+	stop) jq -r '.fill.last_page_ms // 0' "$SCRATCH/result.json" ;;
 	lazy | hybrid) jq -r '.postcopy.last_page_ms // "?"' "$SCRATCH/result.json" ;;
 	*) sed -n 's/.*all memory in place \([0-9]*\) ms after the commit.*/\1/p' \
 		"$SCRATCH/serve.log" | tail -n 1 | grep . || echo "?" ;;

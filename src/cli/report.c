@@ -127,6 +127,13 @@ json_object *report_object(const struct migration *m, bool ok)
 	}
 	if (mode_postcopy(m->mode) && strcmp(shown_mode(m), "auto"))
 		json_object_object_add(o, "postcopy", postcopy_json(s));
+	if (s->stop_path) {
+		json_object_object_add(o, "stop_path", json_object_new_string(s->stop_path));
+		json_object_object_add(o, "stop_path_why", json_object_new_string(s->stop_why));
+	}
+	/* stop mode that streams: the fill from the store after the commit */
+	if (m->stream)
+		json_object_object_add(o, "fill", postcopy_json(s));
 	json_object_object_add(o, "pages", pages_json(s));
 	return o;
 }
@@ -166,6 +173,13 @@ void report_human(const struct migration *m, bool ok)
 			"the last %llu ms after the commit\n",
 			(unsigned long long)s->pages_remote, (unsigned long long)s->pages_fault,
 			(unsigned long long)s->pages_local, (unsigned long long)s->postcopy_ms);
+	if (s->stop_path && m->stream)
+		fprintf(stderr,
+			"  memory   streamed while CRIU dumped; all in place %llu ms after the "
+			"commit (%llu pages from the destination's store)\n",
+			(unsigned long long)s->postcopy_ms, (unsigned long long)s->pages_local);
+	else if (s->stop_path)
+		fprintf(stderr, "  memory   in CRIU's images: %s\n", s->stop_why);
 	if (s->cow_pages)
 		fprintf(stderr,
 			"  shared   %llu pages a fork shares, restored with the tree to stay "

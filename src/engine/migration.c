@@ -60,6 +60,11 @@ void mig_step(struct migration *m, const char *step)
 	events_step(m->ev, step);
 }
 
+bool mig_lazy_dump(const struct migration *m)
+{
+	return mode_lazy_dump(m->mode) || (m->mode == MODE_STOP && m->stream);
+}
+
 int mig_add_in_place(struct migration *m, const char *path)
 {
 	if (m->nr_in_place == MSG_IN_PLACE_MAX)

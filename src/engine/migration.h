@@ -89,7 +89,10 @@ struct mig_stats {
 	uint64_t predicted_ms;	 /* the policy's frozen-time prediction */
 	const char *stop_reason; /* why the rounds stopped */
 	char auto_why[160];	 /* --mode auto: why it chose the mode */
-	uint64_t final_pages;	 /* pages sent while frozen */
+	/* stop mode: "streamed" (m->stream) or "images", and why not streamed */
+	const char *stop_path;
+	char stop_why[200];
+	uint64_t final_pages; /* pages sent while frozen */
 	/* post-copy: pages moved after the commit */
 	uint64_t pages_remote;	/* fetched from the frozen source */
 	uint64_t pages_fault;	/* of those, because the workload faulted */
@@ -134,11 +137,15 @@ struct migration {
 	uint64_t est_bytes;
 	bool shell_job;
 	uint8_t session_id[PHAUL_SESSION_ID_LEN];
-	char *dir;		 /* this migration's scratch directory */
-	const char *logdir;	 /* where a failed CRIU's log is kept */
-	int imgfd;		 /* its images directory */
-	struct precopy *pc;	 /* live mode's state on the source */
-	bool peer_shared;	 /* the destination takes PageShared */
+	char *dir;	    /* this migration's scratch directory */
+	const char *logdir; /* where a failed CRIU's log is kept */
+	int imgfd;	    /* its images directory */
+	struct precopy *pc; /* live mode's state on the source */
+	bool peer_shared;   /* the destination takes PageShared */
+	/* stop mode moves private anonymous memory as page runs while CRIU
+	 * dumps, restored lazily from the destination's store, as live mode's
+	 * frozen round (mig_lazy_dump()); false: CRIU's images carry it */
+	bool stream;
 	int ps_sk;		 /* our end of CRIU's lazy page-server socket */
 	bool tcp_lock_left;	 /* src: CRIU's dump leaves its TCP lock to us */
 	struct postcopy *post;	 /* post-copy's state on the source */
@@ -161,6 +168,10 @@ struct migration {
 	char error[512];  /* the first failure, for the user */
 	char reason[400]; /* the same without the step */
 };
+
+/* CRIU leaves private anonymous memory to phaul: the lazy dump of live,
+ * lazy and hybrid modes, and of stop mode when it streams. */
+bool mig_lazy_dump(const struct migration *m);
 
 /* Record the first failure (later ones are only logged). Returns @err.
  * After the operator's cancel (engine/control.h), the reason recorded is

@@ -52,6 +52,8 @@ static int check_preflight_reply(Phaul__PreflightReply *r)
 	for (size_t i = 0; i < r->n_in_place; i++)
 		if (text_ok(r->in_place[i], 4096) || r->in_place[i][0] != '/')
 			return -EPROTO;
+	if (text_ok(r->stream_why, MSG_TEXT_MAX))
+		return -EPROTO;
 	return text_ok(r->error, MSG_TEXT_MAX);
 }
 

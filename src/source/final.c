@@ -216,17 +216,19 @@ static int freeze_end(struct migration *m)
  */
 static int final_pages(struct migration *m)
 {
+	/* stop mode that streams moves memory as live mode does */
+	bool live = m->mode == MODE_LIVE || m->stream;
 	struct cow_set cs = { 0 };
 	int r = 0;
 
-	if (mode_lazy_dump(m->mode) && m->peer_shared && !m->opts->cow_copies &&
+	if (mig_lazy_dump(m) && m->peer_shared && !m->opts->cow_copies &&
 	    (r = cow_find(m, &cs)) < 0)
 		mig_fail(m, r, "finding the pages shared copy-on-write: %s", strerror(-r));
-	if (r == 0 && m->mode != MODE_LIVE)
+	if (r == 0 && !live)
 		r = precopy_send_shared(m, &cs);
-	if (r == 0 && m->pc && mode_has_rounds(m->mode))
+	if (r == 0 && m->pc && (mode_has_rounds(m->mode) || m->stream))
 		r = mode_postcopy(m->mode) ? precopy_final_lazy(m) : precopy_final(m);
-	if (r == 0 && m->mode == MODE_LIVE)
+	if (r == 0 && live)
 		r = precopy_send_shared(m, &cs);
 	if (r == 0 && m->mode == MODE_LAZY)
 		m->st.final_pages = m->st.cow_sent;
@@ -249,7 +251,7 @@ int source_switch_over(struct migration *m, struct criu *c)
 		r = final_pages(m);
 	if (r == 0)
 		r = send_images(m);
-	if (r == 0 && mode_lazy_dump(m->mode))
+	if (r == 0 && mig_lazy_dump(m))
 		r = postcopy_begin(m);
 	if (r == 0)
 		r = remote_restore(m);
@@ -466,7 +468,9 @@ int source_final_dump(struct migration *m)
 	if (r < 0)
 		return mig_fail(m, r, "injected fault");
 	r = dump_opts(m, &o);
-	if (r == 0 && mode_lazy_dump(m->mode))
+	if (r == 0 && m->stream)
+		r = precopy_stream_start(m);
+	if (r == 0 && mig_lazy_dump(m))
 		r = lazy_opts(m, &c, &o, conf, sizeof(conf));
 	if (r < 0) {
 		precopy_stop(m);

@@ -5,8 +5,9 @@
  * tree: until then the workload runs. A thread watches the tree's threads
  * and notes when all of them are in a tracing stop; that is the start of
  * the frozen time phaul reports. From then on nothing in the tree writes,
- * so in live mode the same thread sends the final pages while CRIU is
- * still dumping (precopy_send_frozen), off the rest of the frozen path.
+ * so in live mode the same thread sends the final pages (in stop mode
+ * that streams, all of them) while CRIU is still dumping
+ * (precopy_send_frozen), off the rest of the frozen path.
  */
 #ifndef PHAUL_FREEZE_H
 #define PHAUL_FREEZE_H

@@ -259,7 +259,11 @@ static int add_round(struct migration *m, const struct round_stat *rs)
 	return 0;
 }
 
-/* A round while running shows a bar on a terminal (never while frozen). */
+/*
+ * A round while running shows a bar on a terminal (never while frozen),
+ * and so does stop mode's stream, which is the whole memory, as its
+ * images did.
+ */
 static void begin_bar(struct migration *m, bool final)
 {
 	struct precopy *pc = m->pc;
@@ -267,9 +271,13 @@ static void begin_bar(struct migration *m, bool final)
 
 	for (size_t i = 0; i < pc->nr; i++)
 		bytes += rangeset_bytes(&pc->p[i].pending);
-	snprintf(pc->label, sizeof(pc->label), "round %u", pc->round);
-	progress_begin(&pc->bar, !final && m->opts->progress && isatty(STDERR_FILENO), pc->label,
-		       bytes);
+	if (m->stream)
+		snprintf(pc->label, sizeof(pc->label), "memory");
+	else
+		snprintf(pc->label, sizeof(pc->label), "round %u", pc->round);
+	progress_begin(&pc->bar,
+		       (!final || m->stream) && m->opts->progress && isatty(STDERR_FILENO),
+		       pc->label, bytes);
 }
 
 /* Send every pending page: one round. */
@@ -418,15 +426,64 @@ static int send_new_pids(struct migration *m)
 	return msg_send_new_pids(m->conn, &np);
 }
 
+int precopy_stream_start(struct migration *m)
+{
+	struct precopy *pc;
+	int r = attach(m);
+
+	if (r < 0)
+		return mig_fail(m, r, "no memory for the pages");
+	pc = m->pc;
+	pc->start_ms = now_ms();
+	for (size_t i = 0; i < m->nr_procs; i++) {
+		struct pc_proc *p = pc_find(pc, m->pids[i], true);
+		if (!p)
+			return mig_fail(m, -ENOMEM, "no memory for the pages");
+		if (m->img_pids)
+			p->ipid = m->img_pids[i];
+	}
+	m->st.tracking = track_method_name(TRACK_NONE);
+	return 0;
+}
+
+/*
+ * Stop mode, the tree seized: every populated page goes now, while CRIU
+ * dumps; precopy_final() sends what CRIU's lazy runs add (executable
+ * mappings, processes the scan missed). A scan that fails leaves all to
+ * precopy_final(): slower, never wrong.
+ */
+static void stream_pending(struct migration *m)
+{
+	struct precopy *pc = m->pc;
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < pc->nr; i++) {
+		r = track_populated(pc->p[i].pid, &pc->p[i].pending);
+		if (r == -ESRCH) { /* exited: CRIU will not dump it */
+			rangeset_clear(&pc->p[i].pending);
+			r = 0;
+		}
+	}
+	if (r < 0) {
+		pr_warn("cannot list the frozen tree's pages (%s): they go after CRIU's dump",
+			strerror(-r));
+		for (size_t i = 0; i < pc->nr; i++)
+			rangeset_clear(&pc->p[i].pending);
+	}
+}
+
 int precopy_send_frozen(struct migration *m)
 {
 	struct precopy *pc = m->pc;
-	uint64_t dirty, scanned;
-	int r;
+	uint64_t dirty = 0, scanned = 0;
+	int r = 0;
 
 	if (!pc)
 		return 0;
-	r = collect(m, &dirty, &scanned);
+	if (m->stream)
+		stream_pending(m);
+	else
+		r = collect(m, &dirty, &scanned);
 	if (r == 0 && mode_postcopy(m->mode)) {
 		/* hybrid: post-copy moves these. Sent now, they would fill the
 		 * link (and every socket buffer on the way) with data that

@@ -19,13 +19,20 @@ struct precopy;
 struct cow_set;
 
 int precopy_start(struct migration *m, const struct policy *pol);
+/*
+ * Stop mode that streams (m->stream): no rounds and no trackers; the
+ * frozen round (precopy_send_frozen) sends every populated page of the
+ * tree, precopy_final() the rest of CRIU's lazy runs.
+ */
+int precopy_stream_start(struct migration *m);
 /* Rounds until the policy stops them (or a failure). */
 int precopy_rounds(struct migration *m);
 /*
  * CRIU has seized the whole tree (freeze.h's thread calls this while CRIU
  * dumps): collect what was written since the last round. Live mode sends
  * it, as a frozen round of its own; precopy_final() adds the rest. Hybrid
- * mode sends nothing: it stays pending, for post-copy.
+ * mode sends nothing: it stays pending, for post-copy. Stop mode that
+ * streams sends every populated page (track_populated()).
  */
 int precopy_send_frozen(struct migration *m);
 /* While frozen: the final pages, read from the frozen tree. */

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,32 +55,86 @@ int source_read_cpuinfo(struct migration *m, uint8_t **ret, size_t *ret_len)
 }
 
 /*
- * Live, lazy and hybrid modes read the tree's memory themselves: pages
- * of mappings the process cannot read (PROT_NONE, write-only) only
- * through /proc/PID/mem (common/procmem.h). Where the kernel refuses
- * that, such a tree must not freeze: the destination would lack pages.
+ * Live, lazy and hybrid modes, and stop mode when it streams, read the
+ * tree's memory themselves: pages of mappings the process cannot read
+ * (PROT_NONE, write-only) only through /proc/PID/mem (common/procmem.h).
+ * 1 where the kernel refuses that and such pages exist (the first, in
+ * *@pid, *@start, *@end), else 0.
  */
-static int check_memory_readable(struct migration *m)
+static int find_unreadable(struct migration *m, pid_t *pid, uint64_t *start, uint64_t *end)
 {
-	uint64_t start, end;
-	int r;
-
-	if (!mode_lazy_dump(m->mode))
-		return 0;
 	/* the fault: as on a kernel that refuses (the tests) */
 	if (procmem_can_force() && fault_point("src.memforce") == 0)
 		return 0;
-	for (size_t i = 0; i < m->nr_procs; i++) {
-		r = procmem_find_unreadable(m->pids[i], &start, &end);
-		if (r > 0)
-			return mig_fail(
-				m, -EPERM,
-				"PID %d has pages in %#llx-%#llx, a mapping it cannot read, and "
-				"this kernel does not let phaul read them (/proc/PID/mem, "
-				"proc_mem.force_override): --mode stop moves it",
-				m->pids[i], (unsigned long long)start, (unsigned long long)end);
-	}
+	for (size_t i = 0; i < m->nr_procs; i++)
+		if (procmem_find_unreadable(m->pids[i], start, end) > 0) {
+			*pid = m->pids[i];
+			return 1;
+		}
 	return 0;
+}
+
+/* Such a tree must not freeze: the destination would lack pages. */
+static int check_memory_readable(struct migration *m)
+{
+	uint64_t start, end;
+	pid_t pid;
+
+	if (!mode_lazy_dump(m->mode) || !find_unreadable(m, &pid, &start, &end))
+		return 0;
+	return mig_fail(m, -EPERM,
+			"PID %d has pages in %#llx-%#llx, a mapping it cannot read, and "
+			"this kernel does not let phaul read them (/proc/PID/mem, "
+			"proc_mem.force_override): --mode stop moves it",
+			pid, (unsigned long long)start, (unsigned long long)end);
+}
+
+/*
+ * Stop mode streams memory (m->stream) unless PHAUL_STOP_STREAM=0 or the
+ * tree has pages phaul cannot read: then CRIU's images carry it, and
+ * m->st.stop_why says why. The destination has the last word.
+ */
+static bool stop_stream_wanted(struct migration *m)
+{
+	const char *env = getenv("PHAUL_STOP_STREAM");
+	uint64_t start, end;
+	pid_t pid;
+
+	if (m->mode != MODE_STOP)
+		return false;
+	if (env && !strcmp(env, "0")) {
+		snprintf(m->st.stop_why, sizeof(m->st.stop_why), "PHAUL_STOP_STREAM=0 here");
+		return false;
+	}
+	if (find_unreadable(m, &pid, &start, &end)) {
+		snprintf(m->st.stop_why, sizeof(m->st.stop_why),
+			 "PID %d has pages in %#llx-%#llx that this kernel does not let "
+			 "phaul read (/proc/PID/mem)",
+			 pid, (unsigned long long)start, (unsigned long long)end);
+		return false;
+	}
+	return true;
+}
+
+/* The destination's answer to Preflight.stream: the path stop mode takes. */
+static void stop_path(struct migration *m, const Phaul__PreflightReply *pr)
+{
+	if (m->mode != MODE_STOP)
+		return;
+	if (m->stream && !(pr->has_stream && pr->stream)) {
+		m->stream = false;
+		snprintf(m->st.stop_why, sizeof(m->st.stop_why), "%s",
+			 !pr->has_stream ? "the destination does not take streamed memory "
+					   "(an older phaul)" :
+			 pr->stream_why	 ? pr->stream_why :
+					   "the destination declined streamed memory");
+	}
+	m->st.stop_path = m->stream ? "streamed" : "images";
+	if (m->stream)
+		pr_info("stop mode streams memory while CRIU dumps; the restore is lazy from "
+			"the destination's store");
+	else
+		pr_info("stop mode moves CRIU's images: %s", m->st.stop_why);
 }
 
 int source_local_checks(struct migration *m, uint32_t *ver)
@@ -127,6 +182,8 @@ int source_send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_
 	p.root_cmd = comm;
 	p.has_shell_job = true;
 	p.shell_job = m->shell_job;
+	p.has_stream = m->stream;
+	p.stream = m->stream;
 	return check ? msg_send_check(m->conn, &p) : msg_send_preflight(m->conn, &p);
 }
 
@@ -155,8 +212,10 @@ static int preflight(struct migration *m)
 		if (m->drv[i]->ops->send_info)
 			r = m->drv[i]->ops->send_info(m->drv[i], &b.ctx);
 	}
-	if (r == 0)
+	if (r == 0) {
+		m->stream = stop_stream_wanted(m);
 		r = source_send_preflight(m, ver, cpu, cpulen, false);
+	}
 	if (r < 0)
 		return m->error[0] ? r :
 				     mig_fail(m, r, "cannot send the preflight: %s", strerror(-r));
@@ -167,6 +226,7 @@ static int preflight(struct migration *m)
 	if (!reply->preflight_reply->ok)
 		return mig_fail(m, -EAGAIN, "destination: %s",
 				reply->preflight_reply->error ?: "refused");
+	stop_path(m, reply->preflight_reply);
 	for (size_t i = 0; i < reply->preflight_reply->n_in_place; i++) {
 		r = mig_add_in_place(m, reply->preflight_reply->in_place[i]);
 		if (r < 0)

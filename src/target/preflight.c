@@ -8,6 +8,7 @@
 #define LOG_PREFIX "session: "
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -157,6 +158,36 @@ static int open_pagestore(struct target *t)
 	return 0;
 }
 
+/*
+ * Stop mode: the source asks to stream the memory (Preflight.stream); the
+ * restore is then lazy, as in live mode. Declined with PHAUL_STOP_STREAM=0,
+ * and for a workload driver other than pid where userfaultfd is for root
+ * only: a container may be restored in a user namespace of its own,
+ * where a lazy restore needs vm.unprivileged_userfaultfd = 1.
+ */
+static void stream_decide(struct target *t, const Phaul__Preflight *p)
+{
+	struct migration *m = &t->m;
+	const char *env = getenv("PHAUL_STOP_STREAM"), *drv = m->drv[0]->ops->name;
+	_cleanup_free_ char *v = NULL;
+
+	if (m->mode != MODE_STOP || !p->has_stream || !p->stream)
+		return;
+	if (env && !strcmp(env, "0"))
+		snprintf(m->st.stop_why, sizeof(m->st.stop_why),
+			 "PHAUL_STOP_STREAM=0 on the destination");
+	else if (strcmp(drv, "pid") &&
+		 !(read_file("/proc/sys/vm/unprivileged_userfaultfd", 64, &v, NULL) == 0 &&
+		   v[0] == '1'))
+		snprintf(m->st.stop_why, sizeof(m->st.stop_why),
+			 "a %s workload may be restored in a user namespace, where a lazy "
+			 "restore needs vm.unprivileged_userfaultfd = 1 on the destination",
+			 drv);
+	else
+		m->stream = true;
+	m->st.stop_path = m->stream ? "streamed" : "images";
+}
+
 static int reply(struct target *t, const char *error, uint32_t ver)
 {
 	Phaul__PreflightReply pr = PHAUL__PREFLIGHT_REPLY__INIT;
@@ -168,6 +199,9 @@ static int reply(struct target *t, const char *error, uint32_t ver)
 	if (!error) {
 		pr.n_in_place = t->m.nr_in_place;
 		pr.in_place = t->m.in_place;
+		pr.has_stream = t->m.mode == MODE_STOP;
+		pr.stream = t->m.stream;
+		pr.stream_why = t->m.stream || !t->m.st.stop_why[0] ? NULL : t->m.st.stop_why;
 	}
 	return msg_send_preflight_reply(t->m.conn, &pr);
 }
@@ -211,7 +245,9 @@ int target_preflight(struct target *t, Phaul__Preflight *p)
 	int r;
 
 	r = run_checks(t, p, &ver, NULL, 0);
-	if (r == 0 && mode_lazy_dump(m->mode))
+	if (r == 0)
+		stream_decide(t, p);
+	if (r == 0 && mig_lazy_dump(m))
 		r = open_pagestore(t);
 	if (r < 0) {
 		/* say why, then end the session: the source has frozen nothing */
@@ -224,7 +260,8 @@ int target_preflight(struct target *t, Phaul__Preflight *p)
 		pr_warn("could not start CRIU ahead of the restore; it starts then");
 	if (t->live)
 		target_lazy_prestart(t);
-	pr_info("preflight passed: %s of '%s' (%zu tasks, %llu MiB)", mode_name(m->mode),
+	pr_info("preflight passed: %s%s of '%s' (%zu tasks, %llu MiB)", mode_name(m->mode),
+		m->stream ? " (memory streamed, lazy restore)" : "",
 		p->root_cmd ? p->root_cmd : "?", m->nr_pids,
 		(unsigned long long)(p->est_bytes >> 20));
 	return reply(t, NULL, ver);

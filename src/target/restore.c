@@ -342,9 +342,11 @@ void target_lazy_prestart(struct target *t)
 			strerror(-r));
 		return;
 	}
-	/* live mode: every page is in the store (hybrid may become live at
-	 * the restore: then it fills as hybrid would) */
-	r = criu_lazy_pages_spawn(img, t->m.dir, sp[1], t->m.mode == MODE_LIVE, &t->lazy);
+	/* live mode and stop mode that streams: every page is in the store
+	 * (hybrid may become live at the restore: then it fills as hybrid
+	 * would) */
+	r = criu_lazy_pages_spawn(img, t->m.dir, sp[1], t->m.mode == MODE_LIVE || t->m.stream,
+				  &t->lazy);
 	close(sp[1]);
 	if (r < 0) {
 		close(sp[0]);

@@ -71,7 +71,7 @@ static int vma_parse(char *line, struct track_vma *v, bool *keep)
 	v->start = start;
 	v->end = end;
 	v->flags = (perms[0] == 'r' ? TV_READ : 0) | (perms[1] == 'w' ? TV_WRITE : 0) |
-		   (ino ? TV_FILE : 0);
+		   (perms[2] == 'x' ? TV_EXEC : 0) | (ino ? TV_FILE : 0);
 	return 0;
 }
 

@@ -99,6 +99,17 @@ void tracker_sent(struct tracker *t, uint64_t vaddr, const void *data, size_t by
  */
 void tracker_close(struct tracker *t);
 
+/*
+ * Without a tracker: the pages of @pid the first collect would report
+ * (populated private anonymous pages, as CRIU dumps them), but for those
+ * of executable mappings, added to @out in address order. For a process
+ * that does not run (frozen by CRIU): stop mode's pages while CRIU
+ * dumps. Executable mappings are left out because CRIU's infection
+ * writes a syscall instruction into one of them while it dumps.
+ * -EOPNOTSUPP without PAGEMAP_SCAN (Linux < 6.7).
+ */
+int track_populated(pid_t pid, struct rangeset *out);
+
 #ifdef TRACK_INTERNAL
 /* ---- Internal to src/track/: not part of the contract. ---- */
 #include <sys/uio.h>
@@ -106,7 +117,7 @@ void tracker_close(struct tracker *t);
 #include "common/page.h"
 
 /* A tracked mapping from /proc/PID/maps. */
-enum { TV_READ = 1, TV_WRITE = 2, TV_FILE = 4 };
+enum { TV_READ = 1, TV_WRITE = 2, TV_FILE = 4, TV_EXEC = 8 };
 struct track_vma {
 	uint64_t start, end;
 	unsigned flags;

@@ -356,7 +356,8 @@ committed_kill_case() {
 	assert_rolled_back "$LOG" $PIDS
 }
 
-# After the commit, live mode's workload runs while `criu lazy-pages` fills
+# dies_after_commit_case MODE: after the commit, live mode's workload (and
+# stop mode's when its memory streamed) runs while `criu lazy-pages` fills
 # its memory from the session process's page server.  Kill that process in
 # this window (a crash, the OOM killer, the daemon's death through
 # PDEATHSIG): the memory not yet in place must not silently become zeros.
@@ -364,9 +365,9 @@ committed_kill_case() {
 # for PagesDone before it lets CRIU kill its frozen copy, says the
 # workload is lost (exit 4) and kills that copy too: never a tree with
 # holes in its memory, never a stopped copy left behind (was BUG-7).
-@test "live: the dst session process dies right after the commit: the workload is reported lost, no copy with holes survives" {
+dies_after_commit_case() {
 	local spid
-	MIGRATE_MODE=live
+	MIGRATE_MODE=$1
 	serve_start
 	fx_start_mtouch 256 4 16
 	fx_migrate_bg -- --json "$PID"
@@ -389,6 +390,15 @@ committed_kill_case() {
 	fx_assert_no_strays 10
 }
 
+@test "live: the dst session process dies right after the commit: the workload is reported lost, no copy with holes survives" {
+	dies_after_commit_case live
+}
+
+# Stop mode that streams restores lazily too, and ends as live mode does.
+@test "stop: the dst session process dies right after the commit: the workload is reported lost, no copy with holes survives" {
+	dies_after_commit_case stop
+}
+
 @test "live: src.dump:fail: --json marks no round frozen (the freeze never moved a page)" {
 	require_fault src.dump
 	MIGRATE_MODE=live
@@ -409,19 +419,21 @@ committed_kill_case() {
 # pre-copy round; stop, the image files (the tree is frozen then).
 wait_bulk_transfer() {
 	local what='recv PageRun'
-	[ "$1" = stop ] && what='recv FileBegin'
-	wait_for 60 eval 'grep -q "$what" "$SERVE_LOG" || ! _running "$MJOB"' ||
+	# stop mode: its memory as pages, or CRIU's images (PHAUL_STOP_STREAM=0)
+	[ "$1" = stop ] && what='recv (PageRun|FileBegin)'
+	wait_for 60 eval 'grep -qE "$what" "$SERVE_LOG" || ! _running "$MJOB"' ||
 		{ echo "the daemon never logged '$what'" >&2; return 1; }
 	assert_job_running "$MJOB" "the transfer started"
 }
 
-# link_cut_case MODE: the veth goes down during the pre-copy rounds (live)
-# or the image transfer (stop) and never comes back.
+# link_cut_case MODE [VAR=VAL...]: the veth goes down during the pre-copy
+# rounds (live) or the memory's transfer (stop) and never comes back; the
+# daemon runs with VAR=VAL.
 link_cut_case() {
 	local mode=$1
 	MIGRATE_MODE=$mode
 	MIGRATE_TIMEOUT=150
-	serve_start
+	serve_start "${@:2}"
 	fx_start_mtouch 32
 	# 32 MiB at 40 Mbit/s: about 7 s on the wire, plenty of time to cut
 	fx_migrate_bg -- --bandwidth 40 --json "$PID"
@@ -448,8 +460,12 @@ link_cut_case() {
 	pid_alive_in dst "$DAEMON_PID"
 }
 
-@test "stop, external: the link is cut for good during the image transfer: migrate fails in bounded time, rolled back on both sides" {
+@test "stop, external: the link is cut for good during the memory's transfer: migrate fails in bounded time, rolled back on both sides" {
 	link_cut_case stop
+}
+
+@test "stop (images), external: the link is cut for good during the image transfer: migrate fails in bounded time, rolled back on both sides" {
+	link_cut_case stop PHAUL_STOP_STREAM=0
 }
 
 @test "live, external: the link is cut for good during the pre-copy rounds: migrate fails in bounded time, rolled back on both sides" {
@@ -501,7 +517,7 @@ proxy_case() {
 serve_on_tmpfs() {
 	in_dst mount -t tmpfs -o "size=$1,mode=0700" phaul-test "$WORKDIR" ||
 		{ echo "cannot mount a tmpfs on $WORKDIR in dst" >&2; return 1; }
-	serve_start || return 1
+	serve_start "${@:2}" || return 1
 	DST_WORKDIR=$WORKDIR
 	WORKDIR=/proc/$DST_PID1/root$DST_WORKDIR
 	[ "$(stat -f -c %T "$WORKDIR")" = tmpfs ] ||
@@ -536,12 +552,13 @@ serve_on_tmpfs() {
 	fx_verify_mtouch src
 }
 
-# full_during_case MODE ERROR_RE: the work dir passes the preflight, then
-# something else fills it while the migration writes there.
+# full_during_case MODE ERROR_RE [VAR=VAL...]: the work dir passes the
+# preflight, then something else fills it while the migration writes
+# there (the daemon runs with VAR=VAL).
 full_during_case() {
 	local mode=$1 re=$2
 	MIGRATE_MODE=$mode
-	serve_on_tmpfs 96m
+	serve_on_tmpfs 96m "${@:3}"
 	fx_start_mtouch 48
 	fx_migrate_bg -- --bandwidth 80 --json "$PID"
 	wait_bulk_transfer "$mode"
@@ -574,6 +591,10 @@ full_during_case() {
 
 @test "stop, external: the dst work dir fills up during the transfer: the error says it is about space" {
 	full_during_case stop 'space'
+}
+
+@test "stop (images), external: the dst work dir fills up during the image transfer: the error says it is about space" {
+	full_during_case stop 'space' PHAUL_STOP_STREAM=0
 }
 
 @test "live, external: the dst work dir fills up during the rounds: the error says it is about space" {

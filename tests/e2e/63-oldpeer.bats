@@ -152,6 +152,9 @@ start_text() { fx_start_mtouch "$MIB" 1 4 --fill text; }
 	start_text
 	fx_migrate -- --mode stop --json "$PID"
 	moved "new->old stop"
+	# it never answers Preflight.stream: today's stop path, the images
+	[ "$(json .stop_path)" = images ]
+	[[ "$(json .stop_path_why)" == *"older phaul"* ]]
 }
 
 _cow_reported() { [ "$(grep -c '^COW' "$LOG")" -gt "$1" ]; }

@@ -92,11 +92,12 @@ delay_case() {
 link_flap_case() {
 	local mode=$1 what='recv PageRun'
 	MIGRATE_MODE=$mode
-	[ "$mode" = stop ] && what='recv FileBegin'
+	# stop mode: its memory as pages, or CRIU's images (PHAUL_STOP_STREAM=0)
+	[ "$mode" = stop ] && what='recv (PageRun|FileBegin)'
 	serve_start
 	fx_start_mtouch 32
 	fx_migrate_bg -- --bandwidth 40 --json "$PID"
-	wait_for 60 eval 'grep -q "$what" "$SERVE_LOG" || ! _running "$MJOB"'
+	wait_for 60 eval 'grep -qE "$what" "$SERVE_LOG" || ! _running "$MJOB"'
 	sleep 1
 	assert_job_running "$MJOB" "the link could be cut"
 	link_down both

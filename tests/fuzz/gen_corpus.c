@@ -167,6 +167,8 @@ static void gen_msgs(void)
 	pf.root_cmd = "counter";
 	pf.has_shell_job = 1;
 	pf.shell_job = 1;
+	pf.has_stream = 1;
+	pf.stream = 1;
 	msg_set_preflight(&m, &pf);
 	save_msg("preflight", &m);
 
@@ -176,6 +178,9 @@ static void gen_msgs(void)
 	pr.criu_version = 31700;
 	pr.has_free_bytes = 1;
 	pr.free_bytes = 1 << 30;
+	pr.has_stream = 1;
+	pr.stream = 0;
+	pr.stream_why = "PHAUL_STOP_STREAM=0 on the destination";
 	msg_set_preflight_reply(&m, &pr);
 	save_msg("preflight-reply", &m);
 

@@ -262,6 +262,8 @@ static void test_roundtrip_preflight(void **state)
 	p.root_cmd = "counter";
 	p.has_shell_job = true;
 	p.shell_job = true;
+	p.has_stream = true;
+	p.stream = true;
 	roundtrip(&m);
 
 	init_preflight(&p, NULL, 0, NULL, 0);
@@ -298,6 +300,13 @@ static void test_roundtrip_preflight_reply(void **state)
 	roundtrip(&m);
 	p.ok = false;
 	p.error = "not enough space";
+	roundtrip(&m);
+	/* stop mode's answer to Preflight.stream */
+	p.ok = true;
+	p.error = NULL;
+	p.has_stream = true;
+	p.stream = false;
+	p.stream_why = "PHAUL_STOP_STREAM=0 on the destination";
 	roundtrip(&m);
 }
 
@@ -1088,6 +1097,11 @@ static void test_text_limits(void **state)
 	p.error = t1024;
 	assert_valid(&mp);
 	p.error = t1025;
+	assert_invalid(&mp);
+	p.error = NULL;
+	p.stream_why = t1024;
+	assert_valid(&mp);
+	p.stream_why = t1025;
 	assert_invalid(&mp);
 	free(t1024);
 	free(t1025);

@@ -962,6 +962,41 @@ static void bench(enum track_method m, uint64_t area_pages, uint64_t dirty_pages
 	kid_stop(&k);
 }
 
+/*
+ * track_populated(): the populated private pages of a process, without a
+ * tracker, but none of an executable mapping (stop mode's frozen round).
+ */
+static void test_populated(void **state)
+{
+	const size_t P = 4096;
+	struct rangeset s = { 0 }, in = { 0 };
+	uint8_t *a, *x;
+	int r;
+
+	(void)state;
+	a = mmap(NULL, 64 * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	x = mmap(NULL, 4 * P, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		 0);
+	assert_true(a != MAP_FAILED && x != MAP_FAILED);
+	a[3 * P] = a[4 * P] = a[10 * P] = 1;
+	x[0] = 0xc3;
+	r = track_populated(getpid(), &s);
+	if (r == -EOPNOTSUPP)
+		skip();
+	assert_int_equal(r, 0);
+	assert_int_equal(rangeset_intersect(&s, (uintptr_t)a, (uintptr_t)a + 64 * P, &in), 0);
+	assert_int_equal(in.nr, 2);
+	assert_true(rangeset_covers(&in, (uintptr_t)a + 3 * P, (uintptr_t)a + 5 * P));
+	assert_true(rangeset_covers(&in, (uintptr_t)a + 10 * P, (uintptr_t)a + 11 * P));
+	assert_int_equal(rangeset_bytes(&in), 3 * P);
+	assert_false(rangeset_contains(&s, (uintptr_t)x));
+	assert_int_equal(track_populated(0x7ffffff0, &s), -ESRCH);
+	rangeset_free(&s);
+	rangeset_free(&in);
+	munmap(a, 64 * P);
+	munmap(x, 4 * P);
+}
+
 static void test_bench(void **state)
 {
 	(void)state;
@@ -995,6 +1030,7 @@ int main(void)
 		cmocka_unit_test(test_file_mapping_uffd),
 		cmocka_unit_test(test_file_mapping_hash),
 		cmocka_unit_test(test_stopped_uffd),
+		cmocka_unit_test(test_populated),
 		cmocka_unit_test(test_bench),
 	};
 
