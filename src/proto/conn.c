@@ -34,6 +34,8 @@ void conn_free(struct conn *c)
 	c->ops->close(c->priv);
 	if (c->pf)
 		c->pf_free(c->pf);
+	if (c->xf)
+		c->xf_free(c->xf);
 	pthread_mutex_destroy(&c->send_lock);
 	free(c);
 }

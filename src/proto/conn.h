@@ -46,6 +46,10 @@ struct conn {
 	 * Set with pf_attach(), freed with the conn. */
 	struct pf_ctx *pf;
 	void (*pf_free)(struct pf_ctx *pf);
+	/* image chunks with a header, maybe compressed (xfer.h, negotiated);
+	 * NULL: raw. Set with xfer_attach(), freed with the conn. */
+	struct xfer_codec *xf;
+	void (*xf_free)(struct xfer_codec *xf);
 	/* one thread may read while others send: each frame goes out whole */
 	pthread_mutex_t send_lock;
 };
