@@ -2,13 +2,14 @@
 # Migrations between phaul versions: a host upgraded before its peer.
 # Every wire feature added since the protocol's version was fixed is
 # negotiated (PROTOCOL.txt, "Features"): PAGE_FRAMES (zero pages),
-# PAGE_ZSTD (--compress), PAGE_SHARED (COW pages), Restore.no_postcopy
-# (--mode auto). An older peer must get what it understands: every page
-# verified on dst, or a refusal before the freeze; never a lost workload.
+# PAGE_ZSTD (--compress), PAGE_SHARED (COW pages), IMG_ZSTD (compressed
+# image files), Restore.no_postcopy (--mode auto). An older peer must get
+# what it understands: every page verified on dst, or a refusal before the
+# freeze; never a lost workload.
 #
 # The old phaul is built from this repository's own history, once, into
 # $OLDPEER_CACHE/<commit> (default /var/cache/phaul-oldpeer): commit
-# OLDPEER_COMMIT predates all four features but speaks protocol version 1
+# OLDPEER_COMMIT predates all five features but speaks protocol version 1
 # with PAGES_RESUME (post-copy reconnects). Without that commit in the
 # clone (a shallow one), every test is skipped, saying so.
 
@@ -52,11 +53,18 @@ setup_file() {
 	# both sides log them (proto_features_str), "none" for 204b605
 	local f
 	export OLD_FEATS=
-	for f in FRAMES ZSTD SHARED; do
-		git -C "$REPO_ROOT" grep -q "PHAUL_FEAT_PAGE_$f" "$OLDPEER_COMMIT" -- src/proto/msg.h &&
-			OLD_FEATS+="${OLD_FEATS:+ }${f,,}"
+	for f in PAGE_FRAMES PAGE_ZSTD PAGE_SHARED IMG_ZSTD; do
+		git -C "$REPO_ROOT" grep -q "PHAUL_FEAT_$f" "$OLDPEER_COMMIT" -- src/proto/msg.h &&
+			OLD_FEATS+="${OLD_FEATS:+ }$(feat_name "$f")"
 	done
 	OLD_FEATS=${OLD_FEATS:-none}
+}
+
+# the name proto_features_str() logs for PHAUL_FEAT_$1
+feat_name() {
+	local n=${1#PAGE_}
+	[ "$1" = IMG_ZSTD ] && n=imgzstd
+	echo "${n,,}"
 }
 
 old_has() { [[ " $OLD_FEATS " == *" $1 "* ]]; }
@@ -194,6 +202,17 @@ start_text() { fx_start_mtouch "$MIB" 1 4 --fill text; }
 	start_text
 	fx_migrate -- --mode stop --json "$PID"
 	moved "new->old stop"
+}
+
+@test "oldpeer: new source -> old destination, stop --compress zstd: the images go raw; every page verifies" {
+	old_serve
+	start_text
+	fx_migrate -- --mode stop --compress zstd --json "$PID"
+	moved "new->old stop zstd"
+	old_has imgzstd && skip "the old peer ($OLDPEER_COMMIT) has compressed images"
+	[ "$(json .images.zstd_chunks)" = 0 ]
+	# the pages are in the images: all of the text memory crossed raw
+	(($(json .images.bytes_wire) >= MIB << 20)) || { echo "images: $(json .images.bytes_wire) bytes" >&2; false; }
 }
 
 _cow_reported() { [ "$(grep -c '^COW' "$LOG")" -gt "$1" ]; }
