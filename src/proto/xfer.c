@@ -119,7 +119,7 @@ static size_t compress(struct xfer_codec *x, const uint8_t *raw, size_t n, uint8
 {
 	ZSTD_inBuffer in = { raw, n, 0 };
 	ZSTD_outBuffer o = { out, cap, 0 };
-	uint64_t c0, w0;
+	uint64_t c0, cpu;
 	size_t left;
 
 	if (cctx_get(x) < 0) {
@@ -128,18 +128,18 @@ static size_t compress(struct xfer_codec *x, const uint8_t *raw, size_t n, uint8
 		return 0;
 	}
 	c0 = pf_clock_ns(CLOCK_THREAD_CPUTIME_ID);
-	w0 = pf_clock_ns(CLOCK_MONOTONIC);
 	left = ZSTD_compressStream2(x->cctx, &o, &in, ZSTD_e_flush);
+	cpu = pf_clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
 	/* the first chunk pays for the context's tables: not a rate */
 	if (x->warm) {
-		x->z_ns += pf_clock_ns(CLOCK_MONOTONIC) - w0 + 1;
+		x->z_ns += cpu + 1;
 		x->z_raw += n;
 		x->z_out += MIN(o.pos, n);
 	}
 	x->warm = true;
 	x->off_chunks = 0;
 	if (x->st)
-		x->st->cpu_ns += pf_clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+		x->st->cpu_ns += cpu;
 	if (ZSTD_isError(left) || left || in.pos != n || !o.pos) {
 		pr_warn("compressing an image chunk failed (%s): images go raw",
 			ZSTD_isError(left) ? ZSTD_getErrorName(left) : "not flushed");

@@ -57,9 +57,10 @@ struct xfer_codec {
 	struct xfer_stats *st;	   /* counted here when set (sender) */
 	enum pf_compress compress; /* sender: whether to compress (negotiated) */
 	int level;
-	/* auto: what compressing the images cost and gave so far, in all
-	 * (one batch of like files: no decay, and a small file's fixed cost
-	 * weighs what it weighs) */
+	/* auto: what compressing the images cost (thread CPU time: a chunk
+	 * preempted on a busy machine is not a slow compressor) and gave so
+	 * far, in all (one batch of like files: no decay, and a small file's
+	 * fixed cost weighs what it weighs) */
 	double z_raw, z_out, z_ns;
 	unsigned int off_chunks; /* sent raw since the last compressed one */
 	bool warm;		 /* the compressor ran once */
