@@ -78,7 +78,9 @@ static uint32_t get_be32(const uint8_t *p)
  * --compress auto weighs the images' own ratio and speed (they compress
  * far better than most memory) against the link's rate as the page codec
  * measured it, with pf_auto_decide's rule; with either unmeasured, it
- * compresses.
+ * compresses, unless what it compressed so far gained less than
+ * XF_AUTO_GAIN_MIN (a stop-mode dump's random pages: nothing to win on any
+ * link). Once off, every PF_AUTO_PROBE_EVERY-th chunk measures again.
  */
 static bool want_zstd(struct xfer_codec *x, double link_Bpns)
 {
@@ -91,11 +93,15 @@ static bool want_zstd(struct xfer_codec *x, double link_Bpns)
 	case PF_COMPRESS_ZSTD: return true;
 	case PF_COMPRESS_AUTO: break;
 	}
+	if (x->off_chunks >= PF_AUTO_PROBE_EVERY)
+		return true;
 	if (x->z_raw > 0) {
 		a.ratio = x->z_out / x->z_raw;
 		a.comp_Bpns = x->z_raw / x->z_ns;
+		if (a.ratio > 1 - XF_AUTO_GAIN_MIN)
+			return false;
 	}
-	return pf_auto_decide(&a) || x->off_chunks >= PF_AUTO_PROBE_EVERY;
+	return pf_auto_decide(&a);
 }
 
 static int cctx_get(struct xfer_codec *x)

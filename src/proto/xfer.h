@@ -38,6 +38,8 @@
 #define XF_CHUNK_MAX (128u * 1024)
 #define XF_WINDOW_LOG 21     /* the sender's window: 2 MiB of earlier images */
 #define XF_WINDOW_LOG_MAX 23 /* the largest a receiver accepts */
+/* auto: compressing that saves less than this share is not worth it */
+#define XF_AUTO_GAIN_MIN 0.1
 
 enum xf_codec {
 	XF_RAW = 0,
@@ -60,7 +62,9 @@ struct xfer_codec {
 	/* auto: what compressing the images cost (thread CPU time: a chunk
 	 * preempted on a busy machine is not a slow compressor) and gave so
 	 * far, in all (one batch of like files: no decay, and a small file's
-	 * fixed cost weighs what it weighs) */
+	 * fixed cost weighs what it weighs; a moving average over the last
+	 * chunks turned compression off in a stretch of tiny files and missed
+	 * the pages after them) */
 	double z_raw, z_out, z_ns;
 	unsigned int off_chunks; /* sent raw since the last compressed one */
 	bool warm;		 /* the compressor ran once */

@@ -893,6 +893,22 @@ static void test_codec_auto(void **state)
 	}
 	assert_int_equal(xf_encode(x, raw, XF_CHUNK_MAX, 1000, &len), 0);
 	assert_int_equal(x->buf[0], XF_ZSTD);
+	xf_free(x);
+	/* data that does not shrink: raw whatever the link, probes aside */
+	x = xf_new(PF_COMPRESS_AUTO, NULL);
+	assert_non_null(x);
+	for (int i = 0; i < 2; i++) {		/* the first warms the context up */
+		fill_random(raw, XF_CHUNK_MAX); /* new data: the window has the old */
+		assert_int_equal(xf_encode(x, raw, XF_CHUNK_MAX, 0, &len), 0);
+		assert_int_equal(x->buf[0], XF_ZSTD);
+	}
+	for (unsigned int i = 0; i < PF_AUTO_PROBE_EVERY; i++) {
+		fill_random(raw, XF_CHUNK_MAX);
+		assert_int_equal(xf_encode(x, raw, XF_CHUNK_MAX, 0, &len), 0);
+		assert_int_equal(x->buf[0], XF_RAW);
+	}
+	assert_int_equal(xf_encode(x, raw, XF_CHUNK_MAX, 0, &len), 0);
+	assert_int_equal(x->buf[0], XF_ZSTD);
 	/* off: never */
 	x->compress = PF_COMPRESS_OFF;
 	assert_int_equal(xf_encode(x, raw, XF_CHUNK_MAX, 0, &len), 0);
