@@ -5,7 +5,9 @@
 #   run_sweep MODE   stop|live|lazy|hybrid|criu: mtouch --sweep (the hot
 #                    set rewritten by a thread, all memory read once a
 #                    second between two ticks) at 1 Gbit/s
-#   run_tree MODE    stop|live|criu: a tree of sleeping processes at 1 Gbit/s
+#   run_tree MODE    stop|live|criu: a tree of sleeping processes at 1 Gbit/s;
+#                    live-tmpfs: live, the destination's work directory on a
+#                    tmpfs (where its images are created)
 #   run_shm MODE     stop|live|lazy|hybrid|criu: mtouch with a child sharing
 #                    MAP_SHARED|MAP_ANONYMOUS memory and a memfd with it;
 #                    private-live: as much memory, all private, live
@@ -91,7 +93,7 @@ start_tree() {
 }
 
 run_tree() {
-	local mode=$1 name=tree$TREE_N-$1 w pause
+	local mode=${1%-tmpfs} name=tree$TREE_N-$1 w pause
 	start_hosts 1gbit
 	w=$(start_tree)
 	migrate_by "$mode" "$w" "$name"

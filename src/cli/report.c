@@ -70,6 +70,22 @@ static json_object *pages_json(const struct mig_stats *s)
 	return o;
 }
 
+/* Image files through their codec (xfer.h): raw on the wire with an
+ * older peer or --compress off, the header's 8 bytes a chunk aside. */
+static json_object *images_json(const struct mig_stats *s)
+{
+	json_object *o = json_object_new_object();
+	uint64_t wire = s->images.wire_bytes ? s->images.wire_bytes : s->bytes_images;
+
+	add_u64(o, "bytes_raw", s->bytes_images);
+	add_u64(o, "bytes_wire", wire);
+	add_u64(o, "zstd_chunks", s->images.zstd_chunks);
+	json_object_object_add(o, "ratio",
+			       json_object_new_double(wire ? (double)s->bytes_images / wire : 0));
+	add_u64(o, "compress_cpu_ms", s->images.cpu_ns / 1000000);
+	return o;
+}
+
 /* The mode, "auto" until --mode auto chose one. */
 static const char *shown_mode(const struct migration *m)
 {
@@ -135,6 +151,7 @@ json_object *report_object(const struct migration *m, bool ok)
 	if (m->stream)
 		json_object_object_add(o, "fill", postcopy_json(s));
 	json_object_object_add(o, "pages", pages_json(s));
+	json_object_object_add(o, "images", images_json(s));
 	return o;
 }
 
@@ -155,11 +172,13 @@ void report_human(const struct migration *m, bool ok)
 		"migrated PID %d (%zu tasks) in %s mode\n"
 		"  frozen   %llu ms (dump %llu ms, restore %llu ms)\n"
 		"  total    %llu ms\n"
-		"  sent     %.1f MiB (%.1f MiB of CRIU images), %.1f MB/s on average\n",
+		"  sent     %.1f MiB (%.1f MiB of CRIU images as %.1f MiB), %.1f MB/s on average\n",
 		m->root_pid, m->nr_pids, shown_mode(m), (unsigned long long)s->frozen_ms,
 		(unsigned long long)s->dump_ms, (unsigned long long)s->restore_ms,
 		(unsigned long long)s->total_ms, s->bytes_sent / 1048576.0,
-		s->bytes_images / 1048576.0, secs > 0 ? s->bytes_sent / secs / 1e6 : 0.0);
+		s->bytes_images / 1048576.0,
+		(s->images.wire_bytes ? s->images.wire_bytes : s->bytes_images) / 1048576.0,
+		secs > 0 ? s->bytes_sent / secs / 1e6 : 0.0);
 	if (m->auto_mode && s->auto_why[0])
 		fprintf(stderr, "  auto     %s: %s\n", mode_name(m->mode), s->auto_why);
 	if (s->tracking)

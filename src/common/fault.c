@@ -18,6 +18,7 @@ static const char *const fault_points[] = {
 	"src.pageread", "src.lazymapped", "src.cleanup",
 	"src.cowsend",	   /* shared pages named, their data never sent */
 	"src.pagecorrupt", /* every zstd page frame goes out with a byte flipped */
+	"src.imgcorrupt",  /* every zstd image chunk goes out with a byte flipped */
 	/* destination side */
 	"dst.handshake", "dst.preflight", "dst.round", "dst.transfer", "dst.restore",
 	"dst.restored", "dst.commit", "dst.postcopy", "dst.cleanup", "dst.restart",

@@ -185,22 +185,18 @@ static int add_threads(struct pidvec *pv, pid_t pid)
 	return r;
 }
 
-/* Append the children of @pid (by scanning every process's ppid). */
-static int add_children(struct pidvec *procs, pid_t pid)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	int r = 0;
+/* A process and its parent, as one scan of /proc saw them. */
+struct pidpair {
+	int32_t ppid, pid;
+};
 
-	if (!d)
-		return -errno;
-	while (r == 0 && (de = readdir(d))) {
-		int p = atoi(de->d_name);
-		if (p > 0 && p != pid && proc_ppid(p) == pid)
-			r = pidvec_push(procs, p);
-	}
-	closedir(d);
-	return r;
+static int cmp_pair(const void *a, const void *b)
+{
+	const struct pidpair *x = a, *y = b;
+
+	if (x->ppid != y->ppid)
+		return x->ppid < y->ppid ? -1 : 1;
+	return (x->pid > y->pid) - (x->pid < y->pid);
 }
 
 static int cmp_i32(const void *a, const void *b)
@@ -208,16 +204,82 @@ static int cmp_i32(const void *a, const void *b)
 	return *(const int32_t *)a - *(const int32_t *)b;
 }
 
+/*
+ * Every process's parent, from one pass over /proc (a process gone
+ * meanwhile is left out), sorted by parent: a tree of N processes on a
+ * host of M costs M reads of /proc/PID/stat, not N * M.
+ */
+static int scan_parents(struct pidpair **ret, size_t *ret_nr)
+{
+	DIR *d = opendir("/proc");
+	struct pidpair *v = NULL;
+	size_t nr = 0, cap = 0;
+	struct dirent *de;
+	int r = 0;
+
+	if (!d)
+		return -errno;
+	while (r == 0 && (de = readdir(d))) {
+		int p = atoi(de->d_name);
+		pid_t ppid = p > 0 ? proc_ppid(p) : -1;
+		if (ppid < 0)
+			continue;
+		if (nr == cap) {
+			size_t c = cap ? cap * 2 : 256;
+			struct pidpair *n = realloc(v, c * sizeof(*v));
+			if (!n) {
+				r = -ENOMEM;
+				break;
+			}
+			v = n;
+			cap = c;
+		}
+		v[nr++] = (struct pidpair){ ppid, p };
+	}
+	closedir(d);
+	if (r < 0) {
+		free(v);
+		return r;
+	}
+	qsort(v, nr, sizeof(*v), cmp_pair);
+	*ret = v;
+	*ret_nr = nr;
+	return 0;
+}
+
+/* Append the children of @pid (in @pp, sorted by parent), by PID. */
+static int add_children(struct pidvec *procs, const struct pidpair *pp, size_t nr, pid_t pid)
+{
+	size_t lo = 0, hi = nr;
+	int r = 0;
+
+	while (lo < hi) { /* the first entry whose parent is @pid or later */
+		size_t mid = lo + (hi - lo) / 2;
+		if (pp[mid].ppid < pid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; r == 0 && lo < nr && pp[lo].ppid == pid; lo++)
+		if (pp[lo].pid != pid)
+			r = pidvec_push(procs, pp[lo].pid);
+	return r;
+}
+
 int proctree_tasks(pid_t root, int32_t **ret, size_t *ret_nr, size_t *ret_nr_procs)
 {
 	struct pidvec procs = { 0 }, all = { 0 };
+	_cleanup_free_ struct pidpair *pp = NULL;
+	size_t nr_pp = 0;
 	int r;
 
 	if (proc_ppid(root) < 0)
 		return -ESRCH;
-	r = pidvec_push(&procs, root);
+	r = scan_parents(&pp, &nr_pp);
+	if (r == 0)
+		r = pidvec_push(&procs, root);
 	for (size_t i = 0; r == 0 && i < procs.nr; i++)
-		r = add_children(&procs, procs.v[i]);
+		r = add_children(&procs, pp, nr_pp, procs.v[i]);
 	for (size_t i = 0; r == 0 && i < procs.nr; i++)
 		r = pidvec_push(&all, procs.v[i]);
 	for (size_t i = 0; r == 0 && i < procs.nr; i++) {

@@ -24,6 +24,7 @@
 #include "proto/mode.h"
 #include "proto/pageframe.h"
 #include "proto/msg.h"
+#include "proto/xfer.h"
 
 #define PHAUL_DEFAULT_WORKDIR "/var/lib/phaul"
 /* where the log of a CRIU that failed is kept (--log-dir) */
@@ -106,8 +107,9 @@ struct mig_stats {
 	/* the source's pages over time, evenly spaced, the last one at the end */
 	struct fill_sample fill[MIG_FILL_MAX];
 	size_t nr_fill;
-	uint64_t fill_step_ms; /* between two samples; doubles when full */
-	struct pf_stats pages; /* page data through the codec (pageframe.h) */
+	uint64_t fill_step_ms;	  /* between two samples; doubles when full */
+	struct pf_stats pages;	  /* page data through the codec (pageframe.h) */
+	struct xfer_stats images; /* image files through theirs (xfer.h) */
 };
 
 /* LOST: committed, then post-copy could not complete the memory. */

@@ -22,6 +22,7 @@ int conn_new(const struct conn_ops *ops, void *priv, struct conn **ret)
 	}
 	c->ops = ops;
 	c->priv = priv;
+	c->sendbuf = malloc(CONN_SENDBUF); /* without, frames cost a write more */
 	pthread_mutex_init(&c->send_lock, NULL);
 	*ret = c;
 	return 0;
@@ -34,7 +35,10 @@ void conn_free(struct conn *c)
 	c->ops->close(c->priv);
 	if (c->pf)
 		c->pf_free(c->pf);
+	if (c->xf)
+		c->xf_free(c->xf);
 	pthread_mutex_destroy(&c->send_lock);
+	free(c->sendbuf);
 	free(c);
 }
 

@@ -46,9 +46,19 @@ struct conn {
 	 * Set with pf_attach(), freed with the conn. */
 	struct pf_ctx *pf;
 	void (*pf_free)(struct pf_ctx *pf);
+	/* image chunks with a header, maybe compressed (xfer.h, negotiated);
+	 * NULL: raw. Set with xfer_attach(), freed with the conn. */
+	struct xfer_codec *xf;
+	void (*xf_free)(struct xfer_codec *xf);
 	/* one thread may read while others send: each frame goes out whole */
 	pthread_mutex_t send_lock;
+	/* CONN_SENDBUF bytes under send_lock: a frame's header and the start
+	 * of its payload in one write (NULL: two writes) */
+	uint8_t *sendbuf;
 };
+
+/* The plaintext of one TLS record. */
+#define CONN_SENDBUF (16u * 1024)
 
 /* Wrap @ops/@priv (taken over: closed by conn_free). */
 int conn_new(const struct conn_ops *ops, void *priv, struct conn **ret);

@@ -413,7 +413,7 @@ int msg_send_abort(struct conn *c, const char *reason)
 
 const char *proto_features_str(uint64_t f, char *buf, size_t len)
 {
-	static const char *const names[] = { "resume", "frames", "zstd", "shared" };
+	static const char *const names[] = { "resume", "frames", "zstd", "shared", "imgzstd" };
 	size_t n = 0;
 
 	if (!len)

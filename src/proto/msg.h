@@ -35,6 +35,10 @@ uint32_t proto_version(void);
 /* Hello and HelloReply.features: the destination takes PageShared (the
  * pages a fork shares copy-on-write are restored with the tree). */
 #define PHAUL_FEAT_PAGE_SHARED (1ULL << 3)
+/* Hello and HelloReply.features: the data chunks of image files carry a
+ * header and may be zstd-compressed (xfer.h). The source asks when
+ * --compress is not off; the destination answers if it can. */
+#define PHAUL_FEAT_IMG_ZSTD (1ULL << 4)
 /* The feature bits in @f as words ("frames zstd", "none", unknown bits in
  * hex) in @buf of @len bytes (64 hold them all); returns @buf. For the logs:
  * what a peer of another version agreed to. */

@@ -123,7 +123,7 @@ static void rate_add(double *rate, double *sum_b, double *sum_ns, double b, doub
 	*rate = *sum_b / *sum_ns;
 }
 
-static uint64_t clock_ns(clockid_t id)
+uint64_t pf_clock_ns(clockid_t id)
 {
 	struct timespec ts;
 
@@ -167,13 +167,13 @@ static size_t compress(struct pf_ctx *pf, uint8_t *data, size_t n)
 
 	if (cctx_get(pf) < 0)
 		return 0;
-	c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-	w0 = clock_ns(CLOCK_MONOTONIC);
+	c0 = pf_clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	w0 = pf_clock_ns(CLOCK_MONOTONIC);
 	/* no room for as many bytes: an incompressible chunk fails fast */
 	z = ZSTD_compress2(pf->cctx, data, n - 1, pf->tmp, n);
-	wall = clock_ns(CLOCK_MONOTONIC) - w0;
+	wall = pf_clock_ns(CLOCK_MONOTONIC) - w0;
 	if (pf->st)
-		pf->st->cpu_ns += clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+		pf->st->cpu_ns += pf_clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
 	ewma(&pf->a.ratio, ZSTD_isError(z) ? 1.0 : (double)z / n);
 	rate_add(&pf->a.comp_Bpns, &pf->a.comp_b, &pf->a.comp_ns, n, wall);
 	pf->a.off_frames = 0;
@@ -230,8 +230,8 @@ static void link_update(struct conn *c, uint8_t codec, size_t w, uint64_t ns)
 	if (!c->pf->a.tcp)
 		link_sample(&c->pf->a, codec, w, ns);
 	else if (link_acked(c, &acked, &queued) == 0)
-		pf_link_acked(&c->pf->a, codec == PF_RAW, acked, queued, clock_ns(CLOCK_MONOTONIC),
-			      c->rate_Bps / 1e9);
+		pf_link_acked(&c->pf->a, codec == PF_RAW, acked, queued,
+			      pf_clock_ns(CLOCK_MONOTONIC), c->rate_Bps / 1e9);
 }
 
 size_t pf_encode(struct pf_ctx *pf, const uint8_t *raw, size_t len)
@@ -372,9 +372,9 @@ int pages_send(struct conn *c, const uint8_t *buf, size_t len)
 		size_t n = MIN(len - off, (size_t)FRAME_DATA_MAX);
 		if (c->pf) {
 			size_t w = pf_encode(c->pf, buf + off, n);
-			uint64_t t0 = clock_ns(CLOCK_MONOTONIC), dt;
+			uint64_t t0 = pf_clock_ns(CLOCK_MONOTONIC), dt;
 			r = frame_send(c, FRAME_PAGES, c->pf->out, w);
-			dt = clock_ns(CLOCK_MONOTONIC) - t0;
+			dt = pf_clock_ns(CLOCK_MONOTONIC) - t0;
 			link_update(c, c->pf->out[0], w, dt);
 		} else
 			r = frame_send(c, FRAME_DATA, buf + off, n);

@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "proto/conn.h"
 
@@ -87,6 +88,8 @@ void pf_link_acked(struct pf_auto *a, bool raw, uint64_t acked, uint32_t queued,
 		   double cap_Bpns);
 #define PF_AUTO_TCP_SPAN_NS 20000000ull
 #define PF_AUTO_TCP_BUSY (64u << 10)
+/* clock_gettime(@id) in ns. */
+uint64_t pf_clock_ns(clockid_t id);
 /* Frames sent raw before auto measures compression again. */
 #define PF_AUTO_PROBE_EVERY 64u
 /* Full raw frames auto measures the link with before it compresses, when

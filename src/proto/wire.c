@@ -3,8 +3,10 @@
 #include "proto/wire.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "common/log.h"
+#include "common/util.h"
 
 #define MAGIC0 'P'
 #define MAGIC1 'H'
@@ -69,9 +71,21 @@ int frame_send(struct conn *c, enum frame_type type, const void *buf, size_t len
 		return -EMSGSIZE;
 	frame_hdr_encode(hdr, type, len);
 	pthread_mutex_lock(&c->send_lock);
-	r = conn_write(c, hdr, sizeof(hdr));
-	if (r == 0 && len > 0)
-		r = conn_write(c, buf, len);
+	if (c->sendbuf) {
+		/* the header in the write (the TLS record) of the payload's
+		 * start: a small frame is one record and one syscall, not two */
+		size_t head = MIN(len, (size_t)CONN_SENDBUF - FRAME_HDR_LEN);
+		memcpy(c->sendbuf, hdr, FRAME_HDR_LEN);
+		if (head)
+			memcpy(c->sendbuf + FRAME_HDR_LEN, buf, head);
+		r = conn_write(c, c->sendbuf, FRAME_HDR_LEN + head);
+		if (r == 0 && len > head)
+			r = conn_write(c, (const uint8_t *)buf + head, len - head);
+	} else {
+		r = conn_write(c, hdr, sizeof(hdr));
+		if (r == 0 && len > 0)
+			r = conn_write(c, buf, len);
+	}
 	pthread_mutex_unlock(&c->send_lock);
 	return r;
 }

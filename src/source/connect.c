@@ -16,6 +16,7 @@
 #include "engine/session.h"
 #include "proto/sshchan.h"
 #include "proto/pageframe.h"
+#include "proto/xfer.h"
 #include "proto/tls.h"
 
 static int send_hello(struct conn *c, const uint8_t *resume, uint64_t features)
@@ -95,10 +96,11 @@ int source_hello(struct migration *m)
 	mig_step(m, "connect");
 	r = fault_point("src.connect");
 	if (r == 0)
-		r = source_connect(
-			m, NULL,
-			PHAUL_FEAT_PAGE_FRAMES | PHAUL_FEAT_PAGE_SHARED |
-				(m->opts->compress != PF_COMPRESS_OFF ? PHAUL_FEAT_PAGE_ZSTD : 0));
+		r = source_connect(m, NULL,
+				   PHAUL_FEAT_PAGE_FRAMES | PHAUL_FEAT_PAGE_SHARED |
+					   (m->opts->compress != PF_COMPRESS_OFF ?
+						    PHAUL_FEAT_PAGE_ZSTD | PHAUL_FEAT_IMG_ZSTD :
+						    0));
 	if (r < 0)
 		return m->error[0] ? r : mig_fail(m, r, "%s", strerror(-r));
 	r = expect_msg(m, PHAUL__MSG__BODY_HELLO_REPLY, &msg);
@@ -120,6 +122,10 @@ int source_hello(struct migration *m)
 						m->opts->compress :
 						PF_COMPRESS_OFF;
 	}
+	/* an older destination takes image files raw */
+	if (msg->hello_reply->features & PHAUL_FEAT_IMG_ZSTD &&
+	    xfer_attach(m->conn, m->opts->compress, &m->st.images) < 0)
+		return mig_fail(m, -ENOMEM, "no memory for the image codec");
 	/* an older destination restores COW-shared pages lazily: unshared */
 	m->peer_shared = msg->hello_reply->features & PHAUL_FEAT_PAGE_SHARED;
 	pr_info("connected to %s (%s), protocol %u, features %s", m->opts->to,

@@ -59,8 +59,7 @@ static int send_images(struct migration *m)
 {
 	struct progress p;
 	struct xfer_progress xp = { progress_add, &p };
-	DIR *d;
-	struct dirent *de;
+	char failed[256];
 	size_t nr;
 	uint64_t t0 = now_ms();
 	int r = fault_point("src.transfer");
@@ -70,22 +69,17 @@ static int send_images(struct migration *m)
 		return mig_fail(m, r, "injected fault");
 	m->st.bytes_images = images_size(m->imgfd, &nr);
 	progress_begin(&p, m->opts->progress, "images", m->st.bytes_images);
-	d = opendir_at(m->imgfd);
-	if (!d)
-		return mig_fail(m, -errno, "cannot list images: %m");
-	while (r == 0 && (de = readdir(d))) {
-		if (de->d_name[0] == '.' || de->d_type != DT_REG)
-			continue;
-		r = xfer_send_file(m->conn, m->imgfd, de->d_name, &xp);
-		if (r < 0)
-			mig_fail(m, r, "sending %s: %s", de->d_name, strerror(-r));
-	}
-	closedir(d);
+	r = xfer_send_dir(m->conn, m->imgfd, &xp, &nr, failed, sizeof(failed));
+	if (r < 0)
+		mig_fail(m, r, "sending %s: %s", failed, strerror(-r));
 	progress_end(&p);
 	m->st.transfer_ms = now_ms() - t0;
 	if (r == 0)
-		pr_info("sent %zu image files, %.1f MiB in %llu ms", nr,
-			m->st.bytes_images / 1048576.0, (unsigned long long)m->st.transfer_ms);
+		pr_info("sent %zu image files, %.1f MiB as %.1f MiB in %llu ms", nr,
+			m->st.bytes_images / 1048576.0,
+			(m->st.images.wire_bytes ? m->st.images.wire_bytes : m->st.bytes_images) /
+				1048576.0,
+			(unsigned long long)m->st.transfer_ms);
 	return r;
 }
 

@@ -146,8 +146,8 @@ static int hello(struct target *t)
 	if (r == 0)
 		r = outcome_write(t->so->workdir, t->hex, "pending", getpid());
 	/* an older source asks for fewer: it gets only what it asked */
-	agreed = msg->hello->features &
-		 (PHAUL_FEAT_PAGE_FRAMES | PHAUL_FEAT_PAGE_ZSTD | PHAUL_FEAT_PAGE_SHARED);
+	agreed = msg->hello->features & (PHAUL_FEAT_PAGE_FRAMES | PHAUL_FEAT_PAGE_ZSTD |
+					 PHAUL_FEAT_PAGE_SHARED | PHAUL_FEAT_IMG_ZSTD);
 	if (r == 0)
 		r = reply_hello(t, agreed);
 	if (r == 0)
@@ -159,6 +159,9 @@ static int hello(struct target *t)
 		else
 			t->m.conn->pf->zstd_ok = msg->hello->features & PHAUL_FEAT_PAGE_ZSTD;
 	}
+	if (r == 0 && agreed & PHAUL_FEAT_IMG_ZSTD &&
+	    xfer_attach(t->m.conn, PF_COMPRESS_OFF, NULL) < 0)
+		r = mig_fail(&t->m, -ENOMEM, "no memory for the image codec");
 	t->st = ST_PREFLIGHT;
 	return r;
 }

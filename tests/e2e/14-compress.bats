@@ -131,6 +131,42 @@ migrate_text() {
 	assert_workdir_clean
 }
 
+@test "compress zstd, stop: the images (the pages in them) cross compressed; every page verifies" {
+	serve_start
+	start_mtouch text 1
+	verify_in src
+	migrate --key "$KEY" --mode stop --compress zstd --json "$PID"
+	[ "$status" -eq 0 ] || { echo "migrate failed: $stderr" >&2; false; }
+	assert_only_in dst "$PID"
+	local raw wire chunks sent
+	raw=$(json .images.bytes_raw) wire=$(json .images.bytes_wire)
+	chunks=$(json .images.zstd_chunks) sent=$(json .bytes_sent)
+	note "stop: images raw=$raw wire=$wire zstd chunks=$chunks bytes_sent=$sent"
+	((raw >= SIZE_MIB << 20)) || { echo "only $raw bytes of images" >&2; false; }
+	((chunks > 0)) || { echo "no image chunk compressed" >&2; false; }
+	((wire < raw / 2)) || { echo "images: $wire bytes on the wire for $raw" >&2; false; }
+	((sent < raw / 2)) || { echo "$sent bytes sent for $raw of images" >&2; false; }
+	ticks_advance "$LOG" 30
+	verify_in dst
+	check_ticks "$LOG"
+	assert_workdir_clean
+}
+
+@test "compress, failure: a corrupt image chunk rolls back with a clear error; memory intact on src" {
+	require_fault src.imgcorrupt
+	serve_start
+	start_mtouch text 1
+	migrate PHAUL_FAULT=src.imgcorrupt --key "$KEY" --mode stop --compress zstd --json "$PID"
+	[ "$status" -eq 1 ] || { echo "migrate exited $status: $stderr" >&2; false; }
+	grep -qi "corrupt" <<<"$stderr$output" ||
+		{ echo "the error does not say corrupt: $stderr" >&2; false; }
+	note "error: $(json .error)"
+	assert_only_in src "$PID"
+	ticks_advance "$LOG" 30
+	verify_in src
+	assert_workdir_clean
+}
+
 @test "compress zstd, lazy: post-copy answers go compressed; every page verifies" {
 	serve_start
 	start_mtouch text 1

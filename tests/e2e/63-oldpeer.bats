@@ -2,13 +2,14 @@
 # Migrations between phaul versions: a host upgraded before its peer.
 # Every wire feature added since the protocol's version was fixed is
 # negotiated (PROTOCOL.txt, "Features"): PAGE_FRAMES (zero pages),
-# PAGE_ZSTD (--compress), PAGE_SHARED (COW pages), Restore.no_postcopy
-# (--mode auto). An older peer must get what it understands: every page
-# verified on dst, or a refusal before the freeze; never a lost workload.
+# PAGE_ZSTD (--compress), PAGE_SHARED (COW pages), IMG_ZSTD (compressed
+# image files), Restore.no_postcopy (--mode auto). An older peer must get
+# what it understands: every page verified on dst, or a refusal before the
+# freeze; never a lost workload.
 #
 # The old phaul is built from this repository's own history, once, into
 # $OLDPEER_CACHE/<commit> (default /var/cache/phaul-oldpeer): commit
-# OLDPEER_COMMIT predates all four features but speaks protocol version 1
+# OLDPEER_COMMIT predates all five features but speaks protocol version 1
 # with PAGES_RESUME (post-copy reconnects). Without that commit in the
 # clone (a shallow one), every test is skipped, saying so.
 
@@ -155,6 +156,17 @@ start_text() { fx_start_mtouch "$MIB" 1 4 --fill text; }
 	# it never answers Preflight.stream: today's stop path, the images
 	[ "$(json .stop_path)" = images ]
 	[[ "$(json .stop_path_why)" == *"older phaul"* ]]
+}
+
+@test "oldpeer: new source -> old destination, stop --compress zstd: the images go raw; every page verifies" {
+	old_serve
+	start_text
+	fx_migrate -- --mode stop --compress zstd --json "$PID"
+	moved "new->old stop zstd"
+	old_has imgzstd && skip "the old peer ($OLDPEER_COMMIT) has compressed images"
+	[ "$(json .images.zstd_chunks)" = 0 ]
+	# the pages are in the images: all of the text memory crossed raw
+	(($(json .images.bytes_wire) >= MIB << 20)) || { echo "images: $(json .images.bytes_wire) bytes" >&2; false; }
 }
 
 _cow_reported() { [ "$(grep -c '^COW' "$LOG")" -gt "$1" ]; }

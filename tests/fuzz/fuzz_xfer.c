@@ -9,6 +9,7 @@
  *   [0]     bits 0-1: name (img, pages-1.img, core-1.img, x)
  *           bit 2: a file of that name exists already
  *           bit 3: has_mode (0644)
+ *           bit 4: PHAUL_FEAT_IMG_ZSTD agreed (chunks with a header)
  *   [1..4]  size, bits 0-31, little-endian
  *   [5]     size, bits 32-39
  *   [6]     budget: 0 unlimited, 1 = size, 2 = size - 1, n: n * 64 KiB
@@ -156,6 +157,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	before = budget;
 	CHECK(conn_new(&mem_ops, &m, &c) == 0);
+	if (data[0] & 16)
+		CHECK(xfer_attach(c, PF_COMPRESS_OFF, NULL) == 0);
 	r = xfer_recv_file(c, dirfd_, &fb, &budget);
 	conn_free(c);
 

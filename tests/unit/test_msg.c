@@ -1628,7 +1628,7 @@ static void test_features_str(void **state)
 					       b, sizeof(b)),
 			    "resume zstd 0x10000000000");
 	assert_string_equal(proto_features_str(~0ULL, b, sizeof(b)),
-			    "resume frames zstd shared 0xfffffffffffffff0");
+			    "resume frames zstd shared imgzstd 0xffffffffffffffe0");
 	/* truncated, still terminated */
 	assert_string_equal(proto_features_str(~0ULL, tiny, sizeof(tiny)), "resume ");
 }

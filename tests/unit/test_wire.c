@@ -456,6 +456,80 @@ static void test_send_to_closed_peer(void **state)
 	free(buf);
 }
 
+/* A conn that records its writes: how many, and the bytes in order. */
+struct rec {
+	uint8_t buf[FRAME_DATA_MAX + 64];
+	size_t len;
+	int writes;
+};
+
+static ssize_t rec_write(void *priv, const void *buf, size_t len)
+{
+	struct rec *r = priv;
+
+	if (r->len + len > sizeof(r->buf))
+		return -ENOSPC;
+	memcpy(r->buf + r->len, buf, len);
+	r->len += len;
+	r->writes++;
+	return len;
+}
+
+static ssize_t rec_read(void *priv, void *buf, size_t len)
+{
+	return 0;
+}
+
+static void rec_close(void *priv)
+{
+}
+
+static const struct conn_ops rec_ops = {
+	.read = rec_read,
+	.write = rec_write,
+	.close = rec_close,
+};
+
+/* A frame's header goes in the write (the TLS record) of its payload's
+ * start: one write for a small frame, two for one past CONN_SENDBUF. */
+static void test_send_header_with_payload(void **state)
+{
+	static struct rec r;
+	static uint8_t big[FRAME_DATA_MAX];
+	struct conn *c;
+	enum frame_type type;
+	uint32_t len;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = i * 7;
+	assert_int_equal(conn_new(&rec_ops, &r, &c), 0);
+	assert_int_equal(frame_send(c, FRAME_MSG, "hello", 5), 0);
+	assert_int_equal(r.writes, 1);
+	assert_int_equal(r.len, FRAME_HDR_LEN + 5);
+	assert_int_equal(frame_hdr_decode(r.buf, &type, &len), 0);
+	assert_int_equal(len, 5);
+	assert_memory_equal(r.buf + FRAME_HDR_LEN, "hello", 5);
+	r.len = 0, r.writes = 0;
+	assert_int_equal(frame_send(c, FRAME_DATA, NULL, 0), 0);
+	assert_int_equal(r.writes, 1);
+	assert_int_equal(r.len, FRAME_HDR_LEN);
+	r.len = 0, r.writes = 0;
+	assert_int_equal(frame_send(c, FRAME_DATA, big, CONN_SENDBUF - FRAME_HDR_LEN), 0);
+	assert_int_equal(r.writes, 1);
+	r.len = 0, r.writes = 0;
+	assert_int_equal(frame_send(c, FRAME_DATA, big, sizeof(big)), 0);
+	assert_int_equal(r.writes, 2);
+	assert_int_equal(r.len, FRAME_HDR_LEN + sizeof(big));
+	assert_int_equal(frame_hdr_decode(r.buf, &type, &len), 0);
+	assert_int_equal(type, FRAME_DATA);
+	assert_int_equal(len, sizeof(big));
+	assert_memory_equal(r.buf + FRAME_HDR_LEN, big, sizeof(big));
+	assert_int_equal(c->bytes_out,
+			 2 * FRAME_HDR_LEN + 5 + FRAME_HDR_LEN + CONN_SENDBUF + sizeof(big));
+	conn_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -466,6 +540,7 @@ int main(void)
 		cmocka_unit_test(test_hdr_unknown_type),
 		cmocka_unit_test(test_hdr_length_limits),
 		cmocka_unit_test(test_send_recv),
+		cmocka_unit_test(test_send_header_with_payload),
 		cmocka_unit_test(test_send_too_large),
 		cmocka_unit_test(test_send_recv_max),
 		cmocka_unit_test(test_recv_exceeds_cap),

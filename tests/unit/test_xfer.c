@@ -386,6 +386,35 @@ static size_t frame_payload(const struct stream *s, int idx, enum frame_type *ty
 
 /* --- the real sender and receiver ------------------------------------------ */
 
+/*
+ * @s sends its files (data[i], sizes[i] bytes each, @total in all) to @rc,
+ * with a budget of exactly @total: each arrives whole, in order, and the
+ * budget is spent.
+ */
+static void send_recv_check(struct fixture *f, struct sender *s, struct conn *rc,
+			    uint8_t *const *data, const size_t *sizes, uint64_t total)
+{
+	uint64_t budget = total;
+	char name[256];
+	uint8_t *got;
+	size_t len;
+
+	sender_start(s);
+	for (int i = 0; s->names[i]; i++) {
+		assert_int_equal(recv_one(rc, f->dstfd, &budget, name, sizeof(name)), 0);
+		assert_string_equal(name, s->names[i]);
+	}
+	sender_join(s);
+	assert_int_equal(s->ret, 0);
+	assert_int_equal(budget, 0);
+	assert_int_equal(s->progress, total);
+	for (int i = 0; s->names[i]; i++) {
+		got = keep(f, read_back(f->dstfd, s->names[i], &len));
+		assert_int_equal(len, sizes[i]);
+		assert_memory_equal(got, data[i], sizes[i]);
+	}
+}
+
 static void test_send_recv_big_file(void **state)
 {
 	struct fixture *f = *state;
@@ -431,11 +460,9 @@ static void test_send_recv_several(void **state)
 	static const char *const names[] = { "empty", "one", "a-1", "a.2", "A_3", "core-77.img" };
 	struct fixture *f = *state;
 	struct sender s = { .dirfd = f->srcfd };
-	uint8_t *data[6], *got;
-	uint64_t total = 0, budget;
+	uint8_t *data[6];
+	uint64_t total = 0;
 	struct conn *rc;
-	char name[256];
-	size_t len;
 
 	for (int i = 0; i < 6; i++) {
 		data[i] = keep(f, malloc(sizes[i] + 1));
@@ -445,22 +472,8 @@ static void test_send_recv_several(void **state)
 		s.names[i] = names[i];
 		total += sizes[i];
 	}
-	budget = total; /* exactly enough */
 	open_pair(&s.c, &rc);
-	sender_start(&s);
-	for (int i = 0; i < 6; i++) {
-		assert_int_equal(recv_one(rc, f->dstfd, &budget, name, sizeof(name)), 0);
-		assert_string_equal(name, names[i]);
-	}
-	sender_join(&s);
-	assert_int_equal(s.ret, 0);
-	assert_int_equal(budget, 0);
-	assert_int_equal(s.progress, total);
-	for (int i = 0; i < 6; i++) {
-		got = keep(f, read_back(f->dstfd, names[i], &len));
-		assert_int_equal(len, sizes[i]);
-		assert_memory_equal(got, data[i], sizes[i]);
-	}
+	send_recv_check(f, &s, rc, data, sizes, total);
 	conn_free(s.c);
 	conn_free(rc);
 }
@@ -763,6 +776,268 @@ static void test_unsafe_name_refused(void **state)
 	conn_free(b);
 }
 
+/* --- the image codec (PHAUL_FEAT_IMG_ZSTD) -------------------------------- */
+
+/* Text-like bytes: compressible, and the same for the same @seed. */
+static void fill_text(uint8_t *buf, size_t len, unsigned int seed)
+{
+	static const char *const words[] = { "core ",  "pagemap ", "vma ",   "0x7fff0000 ",
+					     "sleep ", "bash ",	   "ld.so ", "\n" };
+
+	for (size_t i = 0; i < len;) {
+		const char *w = words[(seed = seed * 1103515245 + 12345) >> 16 & 7];
+		for (; *w && i < len; w++)
+			buf[i++] = *w;
+	}
+}
+
+/* The codec on both ends of a socketpair: @compress at the sender. */
+static void open_codec_pair(struct conn **a, struct conn **b, enum pf_compress compress,
+			    struct xfer_stats *st)
+{
+	open_pair(a, b);
+	assert_int_equal(xfer_attach(*a, compress, st), 0);
+	assert_int_equal(xfer_attach(*b, PF_COMPRESS_OFF, NULL), 0);
+}
+
+static void test_codec_send_recv(void **state)
+{
+	static const size_t sizes[] = {
+		0, 1, 4096, XF_CHUNK_MAX, XF_CHUNK_MAX + 1, 3 * XF_CHUNK_MAX + 7
+	};
+	static const char *const names[] = { "empty",	   "one",    "core-1.img",
+					     "core-2.img", "random", "pages-1.img" };
+	struct fixture *f = *state;
+	struct sender s = { .dirfd = f->srcfd };
+	struct xfer_stats st = { 0 };
+	uint8_t *data[6];
+	uint64_t total = 0;
+	struct conn *rc;
+
+	for (int i = 0; i < 6; i++) {
+		data[i] = keep(f, malloc(sizes[i] + 1));
+		if (i == 4)
+			fill_random(data[i], sizes[i]);
+		else
+			fill_text(data[i], sizes[i], i);
+		write_file(f->srcfd, names[i], data[i], sizes[i]);
+		s.names[i] = names[i];
+		total += sizes[i];
+	}
+	open_codec_pair(&s.c, &rc, PF_COMPRESS_ZSTD, &st);
+	send_recv_check(f, &s, rc, data, sizes, total);
+	/* every chunk through zstd: 1 + 1 + 1 + 2 + 4 of them */
+	assert_int_equal(st.raw_bytes, total);
+	assert_int_equal(st.zstd_chunks, 9);
+	/* the text shrank, the random file did not grow by more than framing */
+	assert_true(st.wire_bytes < total - sizes[5] / 2);
+	assert_true(st.wire_bytes > sizes[4]);
+	assert_true(s.c->bytes_out < total);
+	conn_free(s.c);
+	conn_free(rc);
+}
+
+/* A file like one sent before costs almost nothing: one stream for all. */
+static void test_codec_stream_spans_files(void **state)
+{
+	struct fixture *f = *state;
+	struct sender s = { .dirfd = f->srcfd, .names = { "pages-1.img", "pages-2.img" } };
+	struct xfer_stats st = { 0 };
+	uint8_t *data = keep(f, malloc(64 * 1024));
+	uint64_t budget = 1 << 20, first;
+	struct conn *rc;
+
+	fill_random(data, 64 * 1024);
+	write_file(f->srcfd, "pages-1.img", data, 64 * 1024);
+	write_file(f->srcfd, "pages-2.img", data, 64 * 1024);
+	open_codec_pair(&s.c, &rc, PF_COMPRESS_ZSTD, &st);
+	s.names[1] = NULL;
+	sender_start(&s);
+	assert_int_equal(recv_one(rc, f->dstfd, &budget, NULL, 0), 0);
+	sender_join(&s);
+	first = st.wire_bytes;
+	assert_true(first > 64 * 1024); /* random: no gain */
+	s.names[0] = "pages-2.img";
+	sender_start(&s);
+	assert_int_equal(recv_one(rc, f->dstfd, &budget, NULL, 0), 0);
+	sender_join(&s);
+	assert_int_equal(s.ret, 0);
+	assert_true(st.wire_bytes - first < 1024);
+	conn_free(s.c);
+	conn_free(rc);
+}
+
+/* auto: compresses while the link is unknown or slow, not on a fast one */
+static void test_codec_auto(void **state)
+{
+	struct xfer_codec *x = xf_new(PF_COMPRESS_AUTO, NULL);
+	uint8_t *raw = malloc(XF_CHUNK_MAX);
+	size_t len;
+
+	(void)state;
+	assert_non_null(x);
+	assert_non_null(raw);
+	fill_text(raw, XF_CHUNK_MAX, 1);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(xf_encode(x, raw, XF_CHUNK_MAX, 0, &len), 0);
+		assert_int_equal(x->buf[0], XF_ZSTD);
+		assert_int_equal(xf_encode(x, raw, XF_CHUNK_MAX, 0.125 /* 1 Gbit/s */, &len), 0);
+		assert_int_equal(x->buf[0], XF_ZSTD);
+		assert_true(len < XF_CHUNK_MAX / 2);
+	}
+	/* a link faster than any compressor: raw, but a probe now and then */
+	for (unsigned int i = 0; i < PF_AUTO_PROBE_EVERY; i++) {
+		assert_int_equal(xf_encode(x, raw, XF_CHUNK_MAX, 1000, &len), 0);
+		assert_int_equal(x->buf[0], XF_RAW);
+		assert_int_equal(len, XF_HDR_LEN + XF_CHUNK_MAX);
+	}
+	assert_int_equal(xf_encode(x, raw, XF_CHUNK_MAX, 1000, &len), 0);
+	assert_int_equal(x->buf[0], XF_ZSTD);
+	xf_free(x);
+	/* data that does not shrink: raw whatever the link, probes aside */
+	x = xf_new(PF_COMPRESS_AUTO, NULL);
+	assert_non_null(x);
+	for (int i = 0; i < 2; i++) {		/* the first warms the context up */
+		fill_random(raw, XF_CHUNK_MAX); /* new data: the window has the old */
+		assert_int_equal(xf_encode(x, raw, XF_CHUNK_MAX, 0, &len), 0);
+		assert_int_equal(x->buf[0], XF_ZSTD);
+	}
+	for (unsigned int i = 0; i < PF_AUTO_PROBE_EVERY; i++) {
+		fill_random(raw, XF_CHUNK_MAX);
+		assert_int_equal(xf_encode(x, raw, XF_CHUNK_MAX, 0, &len), 0);
+		assert_int_equal(x->buf[0], XF_RAW);
+	}
+	assert_int_equal(xf_encode(x, raw, XF_CHUNK_MAX, 0, &len), 0);
+	assert_int_equal(x->buf[0], XF_ZSTD);
+	/* off: never */
+	x->compress = PF_COMPRESS_OFF;
+	assert_int_equal(xf_encode(x, raw, XF_CHUNK_MAX, 0, &len), 0);
+	assert_int_equal(x->buf[0], XF_RAW);
+	assert_int_equal(xf_encode(x, raw, 0, 0, &len), -EINVAL);
+	assert_int_equal(xf_encode(x, raw, XF_CHUNK_MAX + 1, 0, &len), -EINVAL);
+	free(raw);
+	xf_free(x);
+}
+
+/* Encode @n text bytes with a fresh zstd codec into a copy of its chunk. */
+static uint8_t *encoded(size_t n, size_t *len)
+{
+	struct xfer_codec *x = xf_new(PF_COMPRESS_ZSTD, NULL);
+	uint8_t *raw = malloc(n), *out = malloc(FRAME_DATA_MAX);
+
+	assert_non_null(x);
+	assert_non_null(raw);
+	assert_non_null(out);
+	fill_text(raw, n, 7);
+	assert_int_equal(xf_encode(x, raw, n, 0, len), 0);
+	assert_int_equal(x->buf[0], XF_ZSTD);
+	memcpy(out, x->buf, *len);
+	free(raw);
+	xf_free(x);
+	return out;
+}
+
+/* Decode @in with a fresh receiver into room for @cap bytes. */
+static int decode(const uint8_t *in, size_t n, size_t cap, uint32_t *len)
+{
+	struct xfer_codec *x = xf_new(PF_COMPRESS_OFF, NULL);
+	uint8_t *raw = malloc(XF_CHUNK_MAX);
+	int r;
+
+	assert_non_null(x);
+	assert_non_null(raw);
+	r = xf_decode(x, in, n, raw, cap, len);
+	free(raw);
+	xf_free(x);
+	return r;
+}
+
+static void test_codec_decode_bad(void **state)
+{
+	uint8_t *z, raw[XF_HDR_LEN + 16] = { XF_RAW, 0, 0, 0, 0, 0, 0, 16 };
+	size_t n;
+	uint32_t len = 0;
+
+	(void)state;
+	/* a raw chunk, and its header broken every way */
+	assert_int_equal(decode(raw, sizeof(raw), 16, &len), 0);
+	assert_int_equal(len, 16);
+	assert_int_equal(decode(raw, XF_HDR_LEN - 1, 16, &len), -EPROTO);
+	assert_int_equal(decode(raw, sizeof(raw) - 1, 16, &len), -EPROTO); /* short */
+	assert_int_equal(decode(raw, sizeof(raw), 15, &len), -EPROTO);	   /* past the file */
+	raw[2] = 1;
+	assert_int_equal(decode(raw, sizeof(raw), 16, &len), -EPROTO); /* reserved */
+	raw[2] = 0;
+	raw[0] = 9;
+	assert_int_equal(decode(raw, sizeof(raw), 16, &len), -EPROTO); /* codec */
+	raw[0] = XF_RAW;
+	raw[7] = 0;
+	assert_int_equal(decode(raw, XF_HDR_LEN, 16, &len), -EPROTO); /* empty */
+
+	/* a zstd chunk: whole, then claiming more or fewer bytes than it holds */
+	z = encoded(4096, &n);
+	assert_int_equal(decode(z, n, 4096, &len), 0);
+	assert_int_equal(len, 4096);
+	assert_int_equal(decode(z, n, 4095, &len), -EPROTO);
+	z[6] = 0x0f, z[7] = 0xff; /* 4095 */
+	assert_int_equal(decode(z, n, 4096, &len), -EBADMSG);
+	z[6] = 0x10, z[7] = 0x01; /* 4097 */
+	assert_int_equal(decode(z, n, XF_CHUNK_MAX, &len), -EBADMSG);
+	z[7] = 0x00;
+	/* cut short, or a byte flipped in its data */
+	assert_int_equal(decode(z, n - 5, 4096, &len), -EBADMSG);
+	z[n / 2] ^= 0x55;
+	assert_int_equal(decode(z, n, 4096, &len), -EBADMSG);
+	free(z);
+}
+
+/* After a corrupt chunk the receiver takes no more zstd chunks. */
+static void test_codec_broken_stays_broken(void **state)
+{
+	struct xfer_codec *x = xf_new(PF_COMPRESS_OFF, NULL);
+	uint8_t *raw = malloc(XF_CHUNK_MAX), *z;
+	uint32_t len;
+	size_t n;
+
+	(void)state;
+	assert_non_null(x);
+	assert_non_null(raw);
+	z = encoded(4096, &n);
+	z[XF_HDR_LEN] ^= 0xff; /* the frame's magic */
+	assert_int_equal(xf_decode(x, z, n, raw, 4096, &len), -EBADMSG);
+	z[XF_HDR_LEN] ^= 0xff;
+	assert_int_equal(xf_decode(x, z, n, raw, 4096, &len), -EBADMSG);
+	free(z);
+	free(raw);
+	xf_free(x);
+}
+
+/* A forged peer: a chunk longer than the file has left; nothing is kept. */
+static void test_codec_chunk_past_the_file(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t chunk[XF_HDR_LEN + 8] = { XF_RAW, 0, 0, 0, 0, 0, 0, 8 };
+	uint64_t budget = 100;
+	struct forger fg = { .s = f->s };
+	struct conn *c;
+	int sv[2];
+
+	st_begin(f->s, "core-1.img", 4);
+	st_frame(f->s, FRAME_DATA, chunk, sizeof(chunk));
+	st_end(f->s, 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	fg.fd = sv[1];
+	assert_int_equal(conn_from_fd(sv[0], &c), 0);
+	assert_int_equal(conn_set_timeout(c, TIMEOUT_MS), 0);
+	assert_int_equal(xfer_attach(c, PF_COMPRESS_OFF, NULL), 0);
+	assert_int_equal(pthread_create(&fg.th, NULL, forger_main, &fg), 0);
+	assert_int_equal(recv_one(c, f->dstfd, &budget, NULL, 0), -EPROTO);
+	conn_free(c);
+	assert_int_equal(pthread_join(fg.th, NULL), 0);
+	assert_int_equal(budget, 100);
+	assert_no_file(f);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -779,6 +1054,12 @@ int main(void)
 		T(test_peer_closes_mid_file),
 		T(test_existing_file_not_clobbered),
 		T(test_unsafe_name_refused),
+		T(test_codec_send_recv),
+		T(test_codec_stream_spans_files),
+		cmocka_unit_test(test_codec_auto),
+		cmocka_unit_test(test_codec_decode_bad),
+		cmocka_unit_test(test_codec_broken_stays_broken),
+		T(test_codec_chunk_past_the_file),
 	};
 #undef T
 

@@ -43,11 +43,18 @@ oldpeer_init() {
 		return 0
 	fi
 	_oldpeer_build || return 1
-	for f in FRAMES ZSTD SHARED; do
-		git -C "$REPO_ROOT" grep -q "PHAUL_FEAT_PAGE_$f" "$OLDPEER_COMMIT" -- src/proto/msg.h &&
-			OLD_FEATS+="${OLD_FEATS:+ }${f,,}"
+	for f in PAGE_FRAMES PAGE_ZSTD PAGE_SHARED IMG_ZSTD; do
+		git -C "$REPO_ROOT" grep -q "PHAUL_FEAT_$f" "$OLDPEER_COMMIT" -- src/proto/msg.h &&
+			OLD_FEATS+="${OLD_FEATS:+ }$(_oldpeer_feat_name "$f")"
 	done
 	OLD_FEATS=${OLD_FEATS:-none}
+}
+
+# the name proto_features_str() logs for PHAUL_FEAT_$1
+_oldpeer_feat_name() {
+	local n=${1#PAGE_}
+	[ "$1" = IMG_ZSTD ] && n=imgzstd
+	echo "${n,,}"
 }
 
 old_has() { [[ " $OLD_FEATS " == *" $1 "* ]]; }
