@@ -131,12 +131,14 @@ migrate_text() {
 	assert_workdir_clean
 }
 
-@test "compress zstd, stop: the images (the pages in them) cross compressed; every page verifies" {
+@test "compress zstd, stop through CRIU's images: the images (the pages in them) cross compressed; every page verifies" {
 	serve_start
 	start_mtouch text 1
 	verify_in src
-	migrate --key "$KEY" --mode stop --compress zstd --json "$PID"
+	# stop mode's images path (a streamed stop sends the pages as frames)
+	migrate PHAUL_STOP_STREAM=0 --key "$KEY" --mode stop --compress zstd --json "$PID"
 	[ "$status" -eq 0 ] || { echo "migrate failed: $stderr" >&2; false; }
+	[ "$(json .stop_path)" = images ] || { echo "stop_path is not images: $output" >&2; false; }
 	assert_only_in dst "$PID"
 	local raw wire chunks sent
 	raw=$(json .images.bytes_raw) wire=$(json .images.bytes_wire)
