@@ -250,30 +250,52 @@ int criu_begin(struct criu *c, CriuReq *req)
 }
 
 /*
- * Run a request that answers with one response and no notifications.
+ * Start a request that answers with one response and no notifications.
  * CRIU 4.1.1's RPC needs the images directory as an fd (it readlink()s
- * the /proc/PID/fd/N path it makes of it), so @dir is passed that way.
+ * the /proc/PID/fd/N path it makes of it), so @dir is passed that way,
+ * and it stays open until CRIU has answered (call_finish).
  */
-static int criu_oneshot(CriuReq *req, const char *dir, CriuResp **ret)
+static int call_start(struct criu_call *k, CriuReq *req, const char *dir)
 {
-	struct criu c = CRIU_INIT;
-	_cleanup_close_ int dfd = -1;
 	int r;
 
 	if (dir) {
-		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0) {
+		k->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (k->dfd < 0) {
 			pr_perror("cannot open %s", dir);
 			return -errno;
 		}
-		req->opts->images_dir_fd = dfd;
+		req->opts->images_dir_fd = k->dfd;
 	}
-	r = criu_begin(&c, req);
+	r = criu_begin(&k->c, req);
 	if (r < 0)
-		return r;
-	r = criu_recv(&c, ret);
-	criu_stop(&c);
+		criu_call_end(k);
 	return r;
+}
+
+/* Its answer; CRIU is reaped whatever came. */
+static int call_finish(struct criu_call *k, CriuResp **ret)
+{
+	int r = criu_recv(&k->c, ret);
+
+	criu_call_end(k);
+	return r;
+}
+
+void criu_call_end(struct criu_call *k)
+{
+	criu_stop(&k->c);
+	if (k->dfd >= 0)
+		close(k->dfd);
+	k->dfd = -1;
+}
+
+static int criu_oneshot(CriuReq *req, const char *dir, CriuResp **ret)
+{
+	struct criu_call k = CRIU_CALL_INIT;
+	int r = call_start(&k, req, dir);
+
+	return r < 0 ? r : call_finish(&k, ret);
 }
 
 int criu_version(uint32_t *ret)
@@ -432,19 +454,24 @@ void criu_log_error(const char *path, char *buf, size_t len)
 		snprintf(buf, len, "see %s", path);
 }
 
-int criu_check(const char *dir, char *why, size_t len)
+int criu_check_begin(struct criu_call *k, const char *dir)
 {
 	CriuReq req = CRIU_REQ__INIT;
 	CriuOpts opts = CRIU_OPTS__INIT;
-	CriuResp *resp = NULL;
-	char path[PATH_MAX];
-	int r;
 
 	opts.images_dir_fd = -1;
 	opts.log_file = "check.log";
 	req.type = CRIU_REQ_TYPE__CHECK;
 	req.opts = &opts;
-	r = criu_oneshot(&req, dir, &resp);
+	return call_start(k, &req, dir);
+}
+
+int criu_check_end(struct criu_call *k, const char *dir, char *why, size_t len)
+{
+	CriuResp *resp = NULL;
+	char path[PATH_MAX];
+	int r = call_finish(k, &resp);
+
 	if (r < 0) {
 		snprintf(why, len, "%s", strerror(-r));
 		return r;
@@ -458,23 +485,48 @@ int criu_check(const char *dir, char *why, size_t len)
 	return r;
 }
 
-int criu_cpuinfo(const char *dir, bool dump)
+int criu_check(const char *dir, char *why, size_t len)
+{
+	struct criu_call k = CRIU_CALL_INIT;
+	int r = criu_check_begin(&k, dir);
+
+	if (r < 0) {
+		snprintf(why, len, "%s", strerror(-r));
+		return r;
+	}
+	return criu_check_end(&k, dir, why, len);
+}
+
+int criu_cpuinfo_begin(struct criu_call *k, const char *dir, bool dump)
 {
 	CriuReq req = CRIU_REQ__INIT;
 	CriuOpts opts = CRIU_OPTS__INIT;
-	CriuResp *resp = NULL;
-	int r;
 
 	opts.images_dir_fd = -1;
 	opts.log_file = dump ? "cpuinfo-dump.log" : "cpuinfo-check.log";
 	req.type = dump ? CRIU_REQ_TYPE__CPUINFO_DUMP : CRIU_REQ_TYPE__CPUINFO_CHECK;
 	req.opts = &opts;
-	r = criu_oneshot(&req, dir, &resp);
+	return call_start(k, &req, dir);
+}
+
+int criu_cpuinfo_end(struct criu_call *k)
+{
+	CriuResp *resp = NULL;
+	int r = call_finish(k, &resp);
+
 	if (r < 0)
 		return r;
 	r = resp->success ? 0 : -EXDEV;
 	criu_resp__free_unpacked(resp, NULL);
 	return r;
+}
+
+int criu_cpuinfo(const char *dir, bool dump)
+{
+	struct criu_call k = CRIU_CALL_INIT;
+	int r = criu_cpuinfo_begin(&k, dir, dump);
+
+	return r < 0 ? r : criu_cpuinfo_end(&k);
 }
 
 /* fds 100 (page server), 101 (status) and, if @go_fd >= 0, 102 (go) */

@@ -111,6 +111,27 @@ int criu_check(const char *dir, char *why, size_t len);
 int criu_cpuinfo(const char *dir, bool dump);
 
 /*
+ * The same two as a CRIU of their own running while the caller does
+ * something else (the preflight runs them beside each other): *_begin
+ * starts CRIU and sends the request, *_end waits for the answer and
+ * reaps CRIU; after a successful begin, *_end or criu_call_end (which
+ * only stops it) must follow on every path.
+ */
+struct criu_call {
+	struct criu c;
+	int dfd; /* the request's directory, open until CRIU answered */
+};
+#define CRIU_CALL_INIT                    \
+	{                                 \
+		.c = CRIU_INIT, .dfd = -1 \
+	}
+void criu_call_end(struct criu_call *k);
+int criu_check_begin(struct criu_call *k, const char *dir);
+int criu_check_end(struct criu_call *k, const char *dir, char *why, size_t len);
+int criu_cpuinfo_begin(struct criu_call *k, const char *dir, bool dump);
+int criu_cpuinfo_end(struct criu_call *k);
+
+/*
  * Start `criu lazy-pages` filling the lazy memory of a restore whose work
  * directory is @workdir (they meet on its lazy-pages.socket) with pages it
  * asks for over @ps_fd, in CRIU's page-server protocol (pages/server.c

@@ -50,8 +50,7 @@ static void check_local(struct migration *m, struct check_report *rep, uint8_t *
 		mig_note(m, r, rep->src, n);
 		return;
 	}
-	if (mig_note(m, source_local_checks(m, &rep->criu_src), rep->src, n) == 0 && rep->criu_src)
-		mig_note(m, source_read_cpuinfo(m, cpu, cpulen), rep->src, n);
+	mig_note(m, source_local_checks(m, &rep->criu_src, cpu, cpulen), rep->src, n);
 }
 
 /* The peer's answer to Msg.check. */

@@ -32,20 +32,31 @@
 #include "common/procmem.h"
 
 /* cpuinfo.img of this host, for the destination's CPU check. */
-int source_read_cpuinfo(struct migration *m, uint8_t **ret, size_t *ret_len)
+/* `criu cpuinfo dump` into m->dir/cpu, started (source_cpuinfo_end reads it). */
+static int cpuinfo_begin(struct migration *m, struct criu_call *k)
 {
-	char dir[4096], path[4200];
-	_cleanup_free_ char *buf = NULL;
-	size_t len;
+	char dir[4096];
 	int r;
 
 	snprintf(dir, sizeof(dir), "%s/cpu", m->dir);
 	if (mkdir(dir, 0700) < 0)
 		return mig_fail(m, -errno, "cannot create %s: %m", dir);
-	r = criu_cpuinfo(dir, true);
+	r = criu_cpuinfo_begin(k, dir, true);
 	if (r < 0)
 		return mig_fail(m, r, "criu cpuinfo dump failed (see %s)", dir);
-	snprintf(path, sizeof(path), "%s/cpuinfo.img", dir);
+	return 0;
+}
+
+static int cpuinfo_end(struct migration *m, struct criu_call *k, uint8_t **ret, size_t *ret_len)
+{
+	char path[4200];
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int r = criu_cpuinfo_end(k);
+
+	snprintf(path, sizeof(path), "%s/cpu/cpuinfo.img", m->dir);
+	if (r < 0)
+		return mig_fail(m, r, "criu cpuinfo dump failed (see %s)", path);
 	r = read_file(path, MSG_CPUINFO_MAX, &buf, &len);
 	if (r < 0)
 		return mig_fail(m, r, "cannot read %s: %s", path, strerror(-r));
@@ -137,8 +148,9 @@ static void stop_path(struct migration *m, const Phaul__PreflightReply *pr)
 		pr_info("stop mode moves CRIU's images: %s", m->st.stop_why);
 }
 
-int source_local_checks(struct migration *m, uint32_t *ver)
+int source_local_checks(struct migration *m, uint32_t *ver, uint8_t **cpu, size_t *cpulen)
 {
+	struct criu_call cpuk = CRIU_CALL_INIT;
 	char why[256];
 	int r = criu_version(ver);
 
@@ -147,13 +159,22 @@ int source_local_checks(struct migration *m, uint32_t *ver)
 	if (*ver < 40000)
 		return mig_fail(m, -ENOTSUP, "CRIU %u.%u on the source is too old (need >= 4.0)",
 				*ver / 10000, *ver / 100 % 100);
-	r = criu_check(m->dir, why, sizeof(why));
-	if (r < 0)
-		return mig_fail(m, r, "'criu check' fails on the source: %s", why);
-	r = check_memory_readable(m);
+	/* one CRIU writes the cpuinfo while another runs its checks */
+	r = cpuinfo_begin(m, &cpuk);
 	if (r < 0)
 		return r;
-	return source_check_locks(m);
+	r = criu_check(m->dir, why, sizeof(why));
+	if (r < 0)
+		mig_fail(m, r, "'criu check' fails on the source: %s", why);
+	if (r == 0)
+		r = check_memory_readable(m);
+	if (r == 0)
+		r = source_check_locks(m);
+	if (r < 0) {
+		criu_call_end(&cpuk);
+		return r;
+	}
+	return cpuinfo_end(m, &cpuk, cpu, cpulen);
 }
 
 int source_send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_t cpulen,
@@ -200,11 +221,8 @@ static int preflight(struct migration *m)
 	if (r < 0)
 		return mig_fail(m, r, "injected fault");
 	/* restart mode does without CRIU */
-	if (m->mode != MODE_RESTART) {
-		r = source_local_checks(m, &ver);
-		if (r == 0)
-			r = source_read_cpuinfo(m, &cpu, &cpulen);
-	}
+	if (m->mode != MODE_RESTART)
+		r = source_local_checks(m, &ver, &cpu, &cpulen);
 	for (size_t i = 0; r == 0 && i < m->nr_drv; i++) {
 		struct mig_drvctx b;
 

@@ -12,8 +12,12 @@
 int source_setup_drivers(struct migration *m, bool prepare);
 /* One migration of a tree at a time (common/pidlock.h); the lock's fd in *@fd. */
 int source_lock_tree(struct migration *m, int *fd);
-/* CRIU usable here and >= 4.0 (its version in *@ver); the tree's locks. */
-int source_local_checks(struct migration *m, uint32_t *ver);
+/*
+ * CRIU usable here and >= 4.0 (its version in *@ver); the tree's locks;
+ * CRIU's cpuinfo.img of this host (under m->dir) in *@cpu, *@cpulen, for
+ * the peer's CPU check.
+ */
+int source_local_checks(struct migration *m, uint32_t *ver, uint8_t **cpu, size_t *cpulen);
 /*
  * With --file-locks, refuse a tree holding a lock on a file both hosts see
  * (not under a storage spec's `sync:DIR` or `disk:` mount point, which
@@ -22,8 +26,6 @@ int source_local_checks(struct migration *m, uint32_t *ver);
  */
 int source_check_locks(struct migration *m);
 bool storage_is_private(const char *const *fs, size_t nr_fs, const char *path);
-/* CRIU's cpuinfo.img of this host (under m->dir), for the peer's CPU check. */
-int source_read_cpuinfo(struct migration *m, uint8_t **ret, size_t *ret_len);
 /* Preflight (or, with @check, the same as Msg.check: `phaul check`). */
 int source_send_preflight(struct migration *m, uint32_t ver, uint8_t *cpu, size_t cpulen,
 			  bool check);

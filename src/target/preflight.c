@@ -70,9 +70,8 @@ static int setup_drivers(struct target *t, Phaul__Preflight *p)
 	return 0;
 }
 
-static int check_criu(struct target *t, uint32_t theirs, uint32_t *ours)
+static int check_criu_version(struct target *t, uint32_t theirs, uint32_t *ours)
 {
-	char why[256];
 	int r = criu_version(ours);
 
 	if (r < 0)
@@ -81,30 +80,88 @@ static int check_criu(struct target *t, uint32_t theirs, uint32_t *ours)
 		return mig_fail(&t->m, -ENOTSUP, "CRIU %u.%u here is older than the source's %u.%u",
 				*ours / 10000, *ours / 100 % 100, theirs / 10000,
 				theirs / 100 % 100);
+	return 0;
+}
+
+static int check_criu(struct target *t)
+{
+	char why[256];
+
 	if (criu_check(t->m.dir, why, sizeof(why)) < 0)
 		return mig_fail(&t->m, -ENOTSUP, "'criu check' fails on the destination: %s", why);
 	return 0;
 }
 
-static int check_cpu(struct target *t, const ProtobufCBinaryData *img)
+/* The source's cpuinfo.img written, `criu cpuinfo check` started on it. */
+static int cpu_begin(struct target *t, const ProtobufCBinaryData *img, struct criu_call *k)
 {
 	char dir[4096], path[4200];
+	static const char garbled[] = "not a cpuinfo image";
+	const void *data = img->data;
+	size_t n = img->len;
 	_cleanup_close_ int fd = -1;
-	int r;
 
 	snprintf(dir, sizeof(dir), "%s/cpu", t->m.dir);
 	snprintf(path, sizeof(path), "%s/cpuinfo.img", dir);
 	if (mkdir(dir, 0700) < 0)
 		return mig_fail(&t->m, -errno, "cannot create %s: %m", dir);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || write_full(fd, img->data, img->len) < 0)
+	if (fault_point("dst.cpuinfo") < 0) {
+		data = garbled;
+		n = sizeof(garbled) - 1;
+	}
+	if (fd < 0 || write_full(fd, data, n) < 0)
 		return mig_fail(&t->m, -EIO, "cannot write %s", path);
-	r = criu_cpuinfo(dir, false);
+	if (criu_cpuinfo_begin(k, dir, false) < 0)
+		return mig_fail(&t->m, -EIO, "cannot run criu cpuinfo check");
+	return 0;
+}
+
+static int cpu_end(struct target *t, struct criu_call *k)
+{
+	int r = criu_cpuinfo_end(k);
+
 	if (r < 0)
 		return mig_fail(&t->m, r,
 				"this CPU lacks features the source's CPU has "
 				"(criu cpuinfo check failed)");
 	return 0;
+}
+
+/*
+ * CRIU here (its version, `criu check`) and the source's CPU features
+ * against this CPU, the last two CRIUs side by side. In `phaul check`
+ * (@errs) every failure is noted and the checks go on.
+ */
+static int check_criu_cpu(struct target *t, const Phaul__Preflight *p, uint32_t *ver, char *errs,
+			  size_t len)
+{
+	struct migration *m = &t->m;
+	struct criu_call cpuk = CRIU_CALL_INIT;
+	bool cpu = false;
+	int r;
+
+	/* restart mode does without CRIU */
+	if (m->mode == MODE_RESTART)
+		return 0;
+	r = check_criu_version(t, p->criu_version, ver);
+	if (r < 0)
+		return mig_note(m, r, errs, len); /* nothing more to ask of it */
+	if (p->has_cpuinfo) {
+		int rb = cpu_begin(t, &p->cpuinfo, &cpuk);
+
+		cpu = rb == 0;
+		r = mig_note(m, rb, errs, len);
+	}
+	if (r == 0)
+		r = mig_note(m, check_criu(t), errs, len);
+	if (!cpu)
+		return r;
+	if (r < 0) {
+		criu_call_end(&cpuk);
+		return r;
+	}
+	return mig_note(m, cpu_end(t, &cpuk), errs, len);
 }
 
 static int check_space(struct target *t, uint64_t need)
@@ -226,11 +283,8 @@ static int run_checks(struct target *t, Phaul__Preflight *p, uint32_t *ver, char
 		r = mig_note(m, setup_drivers(t, p), errs, len);
 	if (r == 0)
 		r = mig_note(m, copy_pids(m, p), errs, len);
-	/* restart mode does without CRIU */
-	if (r == 0 && m->mode != MODE_RESTART)
-		r = mig_note(m, check_criu(t, p->criu_version, ver), errs, len);
-	if (r == 0 && p->has_cpuinfo)
-		r = mig_note(m, check_cpu(t, &p->cpuinfo), errs, len);
+	if (r == 0)
+		r = check_criu_cpu(t, p, ver, errs, len);
 	if (r == 0)
 		r = mig_note(m, mig_hook(m, HOOK_TARGET_CHECK), errs, len);
 	if (r == 0)

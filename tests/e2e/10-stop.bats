@@ -256,6 +256,23 @@ MIGRATE_MODE=stop
 	[ "$(check_ticks "$LOG")" -lt 1000 ] || { echo "the workload paused: was it frozen?" >&2; false; }
 }
 
+@test "stop, refused: the destination's CPU check fails (dst.cpuinfo): the preflight says so, nothing freezes, no CRIU left" {
+	# the CPU check's CRIU runs beside `criu check`: it fails, and both
+	# are reaped before the session ends
+	require_fault dst.cpuinfo
+	serve_start PHAUL_FAULT=dst.cpuinfo
+	LOG=$SCRATCH/counter.log
+	PID=$(start_in_src "$WORKLOADS/counter" "$LOG")
+	ticks_advance "$LOG" 30
+	migrate --key "$KEY" "$PID"
+	assert_failed_with "preflight.*this CPU lacks features the source's CPU has"
+	assert_rolled_back "$LOG" "$PID"
+	[ "$(check_ticks "$LOG")" -lt 1000 ] || { echo "the workload paused: was it frozen?" >&2; false; }
+	assert_workdir_clean
+	! procs_in dst | grep -w criu || { echo "a CRIU is left in dst" >&2; false; }
+	! procs_in src | grep -w criu || { echo "a CRIU is left in src" >&2; false; }
+}
+
 @test "stop, failure: a PID that does not exist: clear error, nothing changes" {
 	local pid=29999
 	serve_start
