@@ -83,11 +83,14 @@ static int check_criu_version(struct target *t, uint32_t theirs, uint32_t *ours)
 	return 0;
 }
 
+/* `criu check`: the answer of the one started with the session, if any. */
 static int check_criu(struct target *t)
 {
 	char why[256];
+	int r = t->check.c.pid > 0 ? criu_check_end(&t->check, t->m.dir, why, sizeof(why)) :
+				     criu_check(t->m.dir, why, sizeof(why));
 
-	if (criu_check(t->m.dir, why, sizeof(why)) < 0)
+	if (r < 0)
 		return mig_fail(&t->m, -ENOTSUP, "'criu check' fails on the destination: %s", why);
 	return 0;
 }

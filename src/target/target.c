@@ -303,6 +303,10 @@ static int run(struct target *t)
 	if (r != 0)
 		return r < 0 ? r : 0;
 	mig_step(&t->m, "preflight");
+	/* `criu check` runs while the source runs its own checks; the
+	 * preflight takes its answer (check_criu), or it starts then */
+	if (criu_check_begin(&t->check, t->m.dir) < 0)
+		pr_warn("could not start criu check ahead of the preflight; it runs then");
 	r = target_recv(t, &msg);
 	if (r == 0 && msg->body_case == PHAUL__MSG__BODY_CHECK)
 		return target_check_only(t, msg->check);
@@ -335,6 +339,7 @@ static void target_init(struct target *t, const struct serve_opts *so)
 			      .st = ST_HELLO,
 			      .reaper = REAPER_INIT,
 			      .criu = CRIU_INIT,
+			      .check = CRIU_CALL_INIT,
 			      .lazy = CRIU_LAZY_INIT,
 			      .lazy_sk = -1 };
 	t->ps.dirfd = t->ps.round_fd = -1;
@@ -406,6 +411,7 @@ static int session_run(struct target *t)
 		pr_info("session %s rolled back", t->hex[0] ? t->hex : "(none)");
 	}
 	criu_stop(&t->criu);
+	criu_call_end(&t->check);
 	target_lazy_cancel(t);
 	reaper_disarm(&t->reaper);
 	free(t->tree);

@@ -32,6 +32,7 @@ struct target {
 	struct page_server srv; /* answering it from the page store */
 	struct reaper reaper;	/* kills the tree if we die before it is whole */
 	struct criu criu;	/* the restore's CRIU, started at the preflight */
+	struct criu_call check; /* `criu check`, started when the session began */
 	int32_t *tree;		/* the restored tree, as this host numbers it */
 	size_t nr_tree, nr_tree_procs;
 	Msg *info; /* a driver's message before the Preflight */
