@@ -43,12 +43,12 @@ struct criu {
 #define CRIU_FAULT_AROUND 8
 /*
  * @bulk of criu_lazy_pages_spawn/start, for a page server that answers
- * every page from the local store (live mode): the background transfer
- * asks 4 MiB at a time, faults or not, from the last fault on, and
- * lazy-pages sleeps while it waits for an answer instead of polling
- * (scripts/criu-patches/0015; an unpatched CRIU ignores it and fills in
- * 64 KiB requests while the workload faults). Not across a link: there a
- * fault would wait behind 4 MiB in flight.
+ * (nearly) every page from the local store (live and hybrid modes): the
+ * background transfer asks 4 MiB at a time, faults or not, from the last
+ * fault on, and lazy-pages sleeps while it waits for an answer instead of
+ * polling (scripts/criu-patches/0015; an unpatched CRIU ignores it and
+ * fills in 64 KiB requests while the workload faults). Not when every
+ * page crosses a link (lazy mode).
  */
 #define CRIU_ENV_LAZY_BULK "CRIU_LAZY_BULK=1"
 /*

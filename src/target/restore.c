@@ -314,6 +314,19 @@ static int finish_commit(struct target *t, pid_t root)
  */
 #define LAZY_ANSWER_SNDBUF (8 << 20)
 
+/*
+ * criu lazy-pages asks 4 MiB at a time (criu.h, CRIU_ENV_LAZY_BULK) where
+ * the pre-copy rounds left most pages in the store: live mode, and hybrid,
+ * whose stale pages the page server fetches at most FETCH_PAGES (512 KiB)
+ * per answer (pages/fetch.c), so that a fault waits behind no more than
+ * that across the link; and stop mode when it streams (every page is in
+ * the store). Lazy mode keeps CRIU's own adaptive requests.
+ */
+static bool lazy_bulk(const struct target *t)
+{
+	return mode_has_rounds(t->m.mode) || t->m.stream;
+}
+
 static int lazy_socketpair(int sp[2])
 {
 	int size = LAZY_SNDBUF;
@@ -342,11 +355,7 @@ void target_lazy_prestart(struct target *t)
 			strerror(-r));
 		return;
 	}
-	/* live mode and stop mode that streams: every page is in the store
-	 * (hybrid may become live at the restore: then it fills as hybrid
-	 * would) */
-	r = criu_lazy_pages_spawn(img, t->m.dir, sp[1], t->m.mode == MODE_LIVE || t->m.stream,
-				  &t->lazy);
+	r = criu_lazy_pages_spawn(img, t->m.dir, sp[1], lazy_bulk(t), &t->lazy);
 	close(sp[1]);
 	if (r < 0) {
 		close(sp[0]);
@@ -384,7 +393,7 @@ static int lazy_pages_ready(struct target *t, int *sk)
 	if (r < 0)
 		return r;
 	snprintf(img, sizeof(img), "%s/img", t->m.dir);
-	r = criu_lazy_pages_start(img, t->m.dir, sp[1], !t->remote, &t->lazy_pid);
+	r = criu_lazy_pages_start(img, t->m.dir, sp[1], lazy_bulk(t), &t->lazy_pid);
 	close(sp[1]);
 	if (r < 0) {
 		close(sp[0]);

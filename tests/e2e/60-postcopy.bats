@@ -78,6 +78,47 @@ check_postcopy_json() {
 	assert_workdir_clean
 }
 
+# criu_note_wrapper: $SCRATCH/criu runs the real CRIU and notes in
+# $SCRATCH/criu.note how each `criu lazy-pages` was told to fill:
+# CRIU_LAZY_BULK (criu.h; patch 0015) or not.
+criu_note_wrapper() {
+	local real=${PHAUL_CRIU:-$(command -v criu)}
+	cat >"$SCRATCH/criu" <<-EOF
+		#!/bin/bash
+		[ "\$1" != lazy-pages ] || echo "bulk=\${CRIU_LAZY_BULK:-unset}" >>"$SCRATCH/criu.note"
+		exec "$real" "\$@"
+	EOF
+	chmod 755 "$SCRATCH/criu"
+}
+
+# fill_case MODE BULK: a MODE migration's criu lazy-pages is told
+# CRIU_LAZY_BULK=BULK (unset: not at all); every page verifies.
+fill_case() {
+	criu_note_wrapper
+	serve_start PHAUL_CRIU="$SCRATCH/criu"
+	fx_start_mtouch 64 8 32
+	migrate --key "$KEY" --mode "$1" --json "$PID"
+	[ "$status" -eq 0 ] || { echo "migrate failed: $stderr" >&2; false; }
+	assert_only_in dst "$PID"
+	ticks_advance "$LOG" 50
+	[ "$(sort -u "$SCRATCH/criu.note")" = "bulk=$2" ] ||
+		{ echo "criu lazy-pages was told: $(cat "$SCRATCH/criu.note" 2>&1), not bulk=$2" >&2; false; }
+	fx_verify_mtouch dst
+	check_ticks "$LOG"
+}
+
+# Hybrid's pre-copy rounds left most pages in the store: lazy-pages asks
+# 4 MiB at a time as in live mode (a fault waits behind at most 512 KiB
+# fetched across the link, pages/fetch.c).
+@test "hybrid: criu lazy-pages fills in 4 MiB requests (CRIU_LAZY_BULK); every page verifies" {
+	fill_case hybrid 1
+}
+
+# Lazy mode: every page crosses the link; CRIU's own adaptive requests.
+@test "lazy: criu lazy-pages keeps CRIU's adaptive requests (no CRIU_LAZY_BULK); every page verifies" {
+	fill_case lazy unset
+}
+
 # Multi-threaded and multi-process trees: CRIU's lazy-pages daemon keeps
 # one userfaultfd per process; faults from several threads of one process
 # and from several processes are answered by the same page server.
