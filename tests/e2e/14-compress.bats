@@ -116,19 +116,25 @@ migrate_text() {
 	((SENT >= SIZE_MIB << 20)) || { echo "only $SENT bytes with compression off" >&2; false; }
 }
 
-@test "compress, failure: a corrupt zstd frame rolls back with a clear error; memory intact on src" {
-	require_fault src.pagecorrupt
+# corrupt_rolls_back FAULT MODE: every zstd frame or chunk FAULT corrupts
+# is caught: rolled back, the error says corrupt, memory intact on src
+corrupt_rolls_back() {
+	require_fault "$1"
 	serve_start
 	start_mtouch text 1
-	migrate PHAUL_FAULT=src.pagecorrupt --key "$KEY" --mode live --compress zstd --json "$PID"
-	[ "$status" -eq 1 ] || { echo "migrate exited $status: $stderr" >&2; false; }
+	migrate PHAUL_FAULT="$1" --key "$KEY" --mode "$2" --compress zstd --json "$PID"
+	[ "$status" -eq 1 ] || { echo "migrate exited $status: $stderr" >&2; return 1; }
 	grep -qi "corrupt" <<<"$stderr$output" ||
-		{ echo "the error does not say corrupt: $stderr" >&2; false; }
+		{ echo "the error does not say corrupt: $stderr" >&2; return 1; }
 	note "error: $(json .error)"
 	assert_only_in src "$PID"
 	ticks_advance "$LOG" 30
 	verify_in src
 	assert_workdir_clean
+}
+
+@test "compress, failure: a corrupt zstd frame rolls back with a clear error; memory intact on src" {
+	corrupt_rolls_back src.pagecorrupt live
 }
 
 @test "compress zstd, stop through CRIU's images: the images (the pages in them) cross compressed; every page verifies" {
@@ -155,18 +161,7 @@ migrate_text() {
 }
 
 @test "compress, failure: a corrupt image chunk rolls back with a clear error; memory intact on src" {
-	require_fault src.imgcorrupt
-	serve_start
-	start_mtouch text 1
-	migrate PHAUL_FAULT=src.imgcorrupt --key "$KEY" --mode stop --compress zstd --json "$PID"
-	[ "$status" -eq 1 ] || { echo "migrate exited $status: $stderr" >&2; false; }
-	grep -qi "corrupt" <<<"$stderr$output" ||
-		{ echo "the error does not say corrupt: $stderr" >&2; false; }
-	note "error: $(json .error)"
-	assert_only_in src "$PID"
-	ticks_advance "$LOG" 30
-	verify_in src
-	assert_workdir_clean
+	corrupt_rolls_back src.imgcorrupt stop
 }
 
 @test "compress zstd, lazy: post-copy answers go compressed; every page verifies" {
