@@ -273,21 +273,40 @@ static int call_start(struct criu_call *k, CriuReq *req, const char *dir)
 	return r;
 }
 
-/* Its answer; CRIU is reaped whatever came. */
-static int call_finish(struct criu_call *k, CriuResp **ret)
-{
-	int r = criu_recv(&k->c, ret);
-
-	criu_call_end(k);
-	return r;
-}
-
-void criu_call_end(struct criu_call *k)
+static void call_reap(struct criu_call *k)
 {
 	criu_stop(&k->c);
 	if (k->dfd >= 0)
 		close(k->dfd);
 	k->dfd = -1;
+}
+
+/* Its answer; CRIU is reaped whatever came. */
+static int call_finish(struct criu_call *k, CriuResp **ret)
+{
+	int r = criu_recv(&k->c, ret);
+
+	call_reap(k);
+	return r;
+}
+
+/*
+ * Nobody waits for the answer (a session refused early): a check or a
+ * cpuinfo has nothing to undo, so CRIU is killed rather than waited for,
+ * and the session's slot in the daemon frees at once.
+ */
+void criu_call_end(struct criu_call *k)
+{
+	if (k->c.pid > 0) {
+		if (k->c.sk >= 0)
+			close(k->c.sk);
+		k->c.sk = -1;
+		kill(k->c.pid, SIGKILL);
+		while (waitpid(k->c.pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		k->c.pid = -1;
+	}
+	call_reap(k);
 }
 
 static int criu_oneshot(CriuReq *req, const char *dir, CriuResp **ret)

@@ -115,7 +115,7 @@ int criu_cpuinfo(const char *dir, bool dump);
  * something else (the preflight runs them beside each other): *_begin
  * starts CRIU and sends the request, *_end waits for the answer and
  * reaps CRIU; after a successful begin, *_end or criu_call_end (which
- * only stops it) must follow on every path.
+ * kills it: its answer is no longer wanted) must follow on every path.
  */
 struct criu_call {
 	struct criu c;
