@@ -27,8 +27,8 @@ struct pf_ctx *pf_ctx_new(struct pf_stats *st)
 	pf->compress = PF_COMPRESS_OFF; /* the sender chooses */
 	pf->out = malloc(FRAME_PAGES_MAX);
 	pf->in = malloc(FRAME_PAGES_MAX);
-	pf->tmp = malloc(FRAME_DATA_MAX);
-	if (!pf->out || !pf->in || !pf->tmp) {
+	pf->enc.tmp = malloc(FRAME_DATA_MAX);
+	if (!pf->out || !pf->in || !pf->enc.tmp) {
 		pf_ctx_free(pf);
 		return NULL;
 	}
@@ -41,8 +41,7 @@ void pf_ctx_free(struct pf_ctx *pf)
 		return;
 	free(pf->out);
 	free(pf->in);
-	free(pf->tmp);
-	ZSTD_freeCCtx(pf->cctx);
+	pf_enc_fini(&pf->enc);
 	ZSTD_freeDCtx(pf->dctx);
 	free(pf);
 }
@@ -74,6 +73,14 @@ int pf_attach(struct conn *c, struct pf_stats *st)
 	c->pf = pf;
 	c->pf_free = pf_ctx_free;
 	return 0;
+}
+
+void pf_enc_fini(struct pf_enc *e)
+{
+	free(e->tmp);
+	ZSTD_freeCCtx(e->cctx);
+	e->tmp = NULL;
+	e->cctx = NULL;
 }
 
 bool pf_is_zero(const void *p, size_t len)
@@ -131,7 +138,7 @@ uint64_t pf_clock_ns(clockid_t id)
 	return (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static bool want_zstd(struct pf_ctx *pf)
+bool pf_want_zstd(struct pf_ctx *pf)
 {
 	switch (pf->compress) {
 	case PF_COMPRESS_OFF: return false;
@@ -144,44 +151,34 @@ static bool want_zstd(struct pf_ctx *pf)
 	return pf_auto_decide(&pf->a) || pf->a.off_frames >= PF_AUTO_PROBE_EVERY;
 }
 
-static int cctx_get(struct pf_ctx *pf)
+static int cctx_get(void **cctx, int level)
 {
-	if (pf->cctx)
+	if (*cctx)
 		return 0;
-	pf->cctx = ZSTD_createCCtx();
-	if (!pf->cctx ||
-	    ZSTD_isError(ZSTD_CCtx_setParameter(pf->cctx, ZSTD_c_compressionLevel, pf->level)) ||
-	    ZSTD_isError(ZSTD_CCtx_setParameter(pf->cctx, ZSTD_c_checksumFlag, 1)))
+	*cctx = ZSTD_createCCtx();
+	if (!*cctx || ZSTD_isError(ZSTD_CCtx_setParameter(*cctx, ZSTD_c_compressionLevel, level)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(*cctx, ZSTD_c_checksumFlag, 1)))
 		return -ENOMEM;
 	return 0;
 }
 
-/*
- * Compress the @n bytes of pf->tmp into @data when that makes them
- * smaller (and measure it for auto); the compressed length, or 0.
- */
-static size_t compress(struct pf_ctx *pf, uint8_t *data, size_t n)
+/* Compress the @n bytes at @tmp into @data when that makes them smaller:
+ * the compressed length, or 0; what it took into @e. */
+static size_t compress(struct pf_enc *e, const uint8_t *tmp, uint8_t *data, size_t n)
 {
-	uint64_t c0, w0, wall;
+	uint64_t c0, w0;
 	size_t z;
 
-	if (cctx_get(pf) < 0)
+	if (cctx_get(&e->cctx, e->level) < 0)
 		return 0;
 	c0 = pf_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	w0 = pf_clock_ns(CLOCK_MONOTONIC);
 	/* no room for as many bytes: an incompressible chunk fails fast */
-	z = ZSTD_compress2(pf->cctx, data, n - 1, pf->tmp, n);
-	wall = pf_clock_ns(CLOCK_MONOTONIC) - w0;
-	if (pf->st)
-		pf->st->cpu_ns += pf_clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
-	ewma(&pf->a.ratio, ZSTD_isError(z) ? 1.0 : (double)z / n);
-	rate_add(&pf->a.comp_Bpns, &pf->a.comp_b, &pf->a.comp_ns, n, wall);
-	pf->a.off_frames = 0;
-	if (ZSTD_isError(z))
-		return 0;
-	if (fault_point("src.pagecorrupt") < 0)
-		data[z / 2] ^= 0x55;
-	return z;
+	z = ZSTD_compress2(e->cctx, data, n - 1, tmp, n);
+	e->wall_ns = pf_clock_ns(CLOCK_MONOTONIC) - w0;
+	e->cpu_ns = pf_clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+	e->tried = true;
+	return ZSTD_isError(z) ? 0 : z;
 }
 
 /*
@@ -234,40 +231,62 @@ static void link_update(struct conn *c, uint8_t codec, size_t w, uint64_t ns)
 			      pf_clock_ns(CLOCK_MONOTONIC), c->rate_Bps / 1e9);
 }
 
-size_t pf_encode(struct pf_ctx *pf, const uint8_t *raw, size_t len)
+void pf_encode_into(struct pf_enc *e, const uint8_t *raw, size_t len, bool zstd, uint8_t *out)
 {
-	uint8_t *data = pf->out + PF_HDR_LEN;
-	size_t pages = len / PAGE, kept = 0, n, z = 0;
-	bool zstd = want_zstd(pf);
-	uint8_t *to = zstd ? pf->tmp : data;
+	uint8_t *data = out + PF_HDR_LEN;
+	uint8_t *to = zstd ? e->tmp : data;
 	uint64_t zero = 0;
 
-	for (size_t i = 0; i < pages; i++) {
+	e->len = len;
+	e->kept = e->z = 0;
+	e->tried = false;
+	e->zstd = zstd;
+	for (size_t i = 0; i < len / PAGE; i++) {
 		if (pf_is_zero(raw + i * PAGE, PAGE)) {
 			zero |= 1ULL << i;
 			continue;
 		}
-		memcpy(to + kept * PAGE, raw + i * PAGE, PAGE);
-		kept++;
+		memcpy(to + e->kept * PAGE, raw + i * PAGE, PAGE);
+		e->kept++;
 	}
-	if (zstd && kept)
-		z = compress(pf, data, kept * PAGE);
-	else if (!zstd)
+	if (zstd && e->kept)
+		e->z = compress(e, e->tmp, data, e->kept * PAGE);
+	if (zstd && !e->z)
+		memcpy(data, e->tmp, e->kept * PAGE);
+	memset(out, 0, PF_HDR_LEN);
+	out[0] = e->z ? PF_ZSTD : PF_RAW;
+	put_be(out + 4, len, 4);
+	put_be(out + 8, zero, 8);
+	e->n = PF_HDR_LEN + (e->z ? e->z : e->kept * PAGE);
+}
+
+void pf_account(struct pf_ctx *pf, const struct pf_enc *e, uint8_t *out)
+{
+	if (e->tried) {
+		ewma(&pf->a.ratio, e->z ? (double)e->z / (e->kept * PAGE) : 1.0);
+		rate_add(&pf->a.comp_Bpns, &pf->a.comp_b, &pf->a.comp_ns, e->kept * PAGE,
+			 e->wall_ns);
+		pf->a.off_frames = 0;
+	} else if (!e->zstd) {
 		pf->a.off_frames++;
-	if (zstd && !z)
-		memcpy(data, pf->tmp, kept * PAGE);
-	memset(pf->out, 0, PF_HDR_LEN);
-	pf->out[0] = z ? PF_ZSTD : PF_RAW;
-	put_be(pf->out + 4, len, 4);
-	put_be(pf->out + 8, zero, 8);
-	n = PF_HDR_LEN + (z ? z : kept * PAGE);
-	if (pf->st) {
-		pf->st->zstd_frames += z != 0;
-		pf->st->raw_bytes += len;
-		pf->st->wire_bytes += n;
-		pf->st->zero_pages += pages - kept;
 	}
-	return n;
+	if (e->z && fault_point("src.pagecorrupt") < 0)
+		out[PF_HDR_LEN + e->z / 2] ^= 0x55;
+	if (pf->st) {
+		pf->st->cpu_ns += e->tried ? e->cpu_ns : 0;
+		pf->st->zstd_frames += e->z != 0;
+		pf->st->raw_bytes += e->len;
+		pf->st->wire_bytes += e->n;
+		pf->st->zero_pages += e->len / PAGE - e->kept;
+	}
+}
+
+size_t pf_encode(struct pf_ctx *pf, const uint8_t *raw, size_t len)
+{
+	pf->enc.level = pf->level;
+	pf_encode_into(&pf->enc, raw, len, pf_want_zstd(pf), pf->out);
+	pf_account(pf, &pf->enc, pf->out);
+	return pf->enc.n;
 }
 
 /* Spread the @kept non-zero pages at the start of @raw to their places. */
@@ -364,19 +383,24 @@ int pf_decode(struct pf_ctx *pf, const uint8_t *in, size_t n, uint8_t *raw, size
 	return 0;
 }
 
+int pf_send_frame(struct conn *c, const uint8_t *out, size_t w)
+{
+	uint64_t t0 = pf_clock_ns(CLOCK_MONOTONIC);
+	int r = frame_send(c, FRAME_PAGES, out, w);
+
+	link_update(c, out[0], w, pf_clock_ns(CLOCK_MONOTONIC) - t0);
+	return r;
+}
+
 int pages_send(struct conn *c, const uint8_t *buf, size_t len)
 {
 	int r = 0;
 
 	for (size_t off = 0; r == 0 && off < len;) {
 		size_t n = MIN(len - off, (size_t)FRAME_DATA_MAX);
-		if (c->pf) {
-			size_t w = pf_encode(c->pf, buf + off, n);
-			uint64_t t0 = pf_clock_ns(CLOCK_MONOTONIC), dt;
-			r = frame_send(c, FRAME_PAGES, c->pf->out, w);
-			dt = pf_clock_ns(CLOCK_MONOTONIC) - t0;
-			link_update(c, c->pf->out[0], w, dt);
-		} else
+		if (c->pf)
+			r = pf_send_frame(c, c->pf->out, pf_encode(c->pf, buf + off, n));
+		else
 			r = frame_send(c, FRAME_DATA, buf + off, n);
 		off += n;
 	}

@@ -106,6 +106,25 @@ struct pf_stats {
 	uint64_t cpu_ns;      /* thread CPU time spent compressing */
 };
 
+/*
+ * An encoder (one per thread that encodes) and what encoding one chunk
+ * gave: pf_encode_into only reads the chunk and writes the frame, so it
+ * may run on a thread of its own (pfpipe.h); pf_account then counts it
+ * into the codec's stats and auto's measures, on the sending thread.
+ */
+struct pf_enc {
+	int level;
+	void *cctx;   /* ZSTD_CCtx, made on first use */
+	uint8_t *tmp; /* FRAME_DATA_MAX: the non-zero pages, compacted */
+	/* the last chunk's */
+	size_t len, n;	/* raw bytes; the frame's payload */
+	size_t kept, z; /* non-zero pages; compressed bytes (0: raw) */
+	bool zstd;	/* it was to be compressed */
+	bool tried;	/* and was: cpu_ns and wall_ns say how long it took */
+	uint64_t cpu_ns, wall_ns;
+};
+void pf_enc_fini(struct pf_enc *e);
+
 /* One end's codec state; a conn with one (conn->pf) speaks FRAME_PAGES. */
 struct pf_ctx {
 	struct pf_stats *st;	   /* counted here when set (sender) */
@@ -113,8 +132,8 @@ struct pf_ctx {
 	bool zstd_ok;		   /* receiver: zstd frames allowed (negotiated) */
 	int level;
 	struct pf_auto a;
-	void *cctx, *dctx; /* ZSTD_CCtx, ZSTD_DCtx, made on first use */
-	uint8_t *tmp;	   /* FRAME_DATA_MAX: the non-zero pages, compacted */
+	struct pf_enc enc; /* the sending thread's own */
+	void *dctx;	   /* ZSTD_DCtx, made on first use */
 	uint8_t *out;	   /* FRAME_PAGES_MAX: the frame being sent */
 	uint8_t *in;	   /* FRAME_PAGES_MAX: the frame being received */
 };
@@ -132,6 +151,16 @@ bool pf_is_zero(const void *p, size_t len);
  * FRAME_DATA_MAX) into pf->out; the payload's length (at most FRAME_PAGES_MAX).
  */
 size_t pf_encode(struct pf_ctx *pf, const uint8_t *raw, size_t len);
+/* Whether the next chunk is to be compressed (--compress, auto's rule). */
+bool pf_want_zstd(struct pf_ctx *pf);
+/* pf_encode's two halves: the frame of @len bytes at @raw into @out
+ * (FRAME_PAGES_MAX), compressed if @zstd and smaller so; then, on the
+ * thread that owns @pf, its stats and auto's measures (and the test's
+ * corruption, fault point src.pagecorrupt, into @out). */
+void pf_encode_into(struct pf_enc *e, const uint8_t *raw, size_t len, bool zstd, uint8_t *out);
+void pf_account(struct pf_ctx *pf, const struct pf_enc *e, uint8_t *out);
+/* Send the encoded frame @out (@w bytes) and let auto measure the link. */
+int pf_send_frame(struct conn *c, const uint8_t *out, size_t w);
 /*
  * Decode one FRAME_PAGES payload into @raw (@cap bytes, a multiple of
  * PAGE): *len gets the chunk's length and *zero its zero mask (the zero

@@ -21,6 +21,7 @@
 #include "engine/events.h"
 #include "engine/progress.h"
 #include "proto/pageframe.h"
+#include "proto/pfpipe.h"
 #include "proto/wire.h"
 #include "track/track.h"
 
@@ -42,6 +43,8 @@ struct precopy {
 	size_t nr;
 	struct policy pol;
 	uint8_t *buf;
+	struct pf_pipe *pipe; /* compresses beside the sending, or NULL */
+	bool nopipe;	      /* none could be had: not tried again */
 	uint64_t start_ms;
 	unsigned int round;
 	enum track_method method;
@@ -169,13 +172,91 @@ static int send_run(struct migration *m, struct pc_proc *p, uint64_t vaddr, size
 	return r;
 }
 
+/* The oldest chunk in the pipe: its PageRun, then its frame. */
+static int pipe_send_one(struct migration *m, struct pc_proc *p)
+{
+	Phaul__PageRun pr = PHAUL__PAGE_RUN__INIT;
+	uint64_t vaddr;
+	size_t bytes;
+	int r;
+
+	pf_pipe_wait(m->pc->pipe, &vaddr, &bytes);
+	pr.pid = p->ipid;
+	pr.vaddr = vaddr;
+	pr.nr_pages = bytes / PAGE;
+	r = msg_send_page_run(m->conn, &pr);
+	if (r == 0)
+		r = pf_pipe_send(m->pc->pipe, m->conn);
+	if (r == 0)
+		r = rangeset_add(&p->sent, vaddr, vaddr + bytes);
+	return r;
+}
+
+/* The buffer the next chunk is read into: the pipe's, once it has room. */
+static uint8_t *read_buf(struct migration *m, struct pc_proc *p, int *r)
+{
+	uint8_t *b = NULL;
+
+	if (!m->pc->pipe)
+		return m->pc->buf;
+	while (*r == 0 && !(b = pf_pipe_slot(m->pc->pipe)))
+		*r = pipe_send_one(m, p);
+	return *r == 0 ? b : NULL;
+}
+
+/* Chunk @got bytes at @pos in @buf is read: into the pipe, or sent. */
+static int chunk_read(struct migration *m, struct pc_proc *p, uint64_t pos, size_t got,
+		      const uint8_t *buf)
+{
+	struct pf_pipe *pp = m->pc->pipe;
+	int r = 0;
+
+	if (!pp)
+		return send_run(m, p, pos, got, buf);
+	pf_pipe_submit(pp, pos, got);
+	/* what is ready goes now: the link must not wait for a full ring */
+	while (r == 0 && pf_pipe_queued(pp) && pf_pipe_oldest_done(pp))
+		r = pipe_send_one(m, p);
+	return r;
+}
+
+/* The pipe's last chunks, when nothing failed; none left in it after. */
+static int pipe_flush(struct migration *m, struct pc_proc *p, int r)
+{
+	struct pf_pipe *pp = m->pc->pipe;
+
+	while (pp && r == 0 && pf_pipe_queued(pp))
+		r = pipe_send_one(m, p);
+	if (pp && r < 0)
+		pf_pipe_drop(pp);
+	return r;
+}
+
+/* A pipe when one is worth it (pfpipe.h) and can be had. */
+static void pipe_get(struct migration *m)
+{
+	struct precopy *pc = m->pc;
+
+	if (pc->pipe && pf_pipe_codec(pc->pipe) != m->conn->pf) {
+		pf_pipe_free(pc->pipe);
+		pc->pipe = NULL;
+	}
+	if (pc->pipe || !pf_pipe_wanted(m->conn) || pc->nopipe)
+		return;
+	pc->pipe = pf_pipe_new(m->conn);
+	pc->nopipe = !pc->pipe;
+	if (pc->pipe)
+		pr_debug("pages are encoded on a thread of their own while they are sent");
+}
+
 /* Send every page of @s that can still be read; count pages sent. */
 static int send_set(struct migration *m, struct pc_proc *p, const struct rangeset *s,
 		    uint64_t *pages)
 {
-	uint8_t *buf = m->pc->buf;
+	uint8_t *buf;
 	int r = 0;
 
+	pipe_get(m);
 	for (size_t i = 0; r == 0 && i < s->nr; i++) {
 		uint64_t pos = s->r[i].start, end = s->r[i].end;
 		while (r == 0 && pos < end) {
@@ -185,6 +266,8 @@ static int send_set(struct migration *m, struct pc_proc *p, const struct rangese
 				r = -ECANCELED;
 				break;
 			}
+			if (!(buf = read_buf(m, p, &r)))
+				break;
 			size_t got = read_remote(p, pos, n, buf);
 			if (got == 0) { /* unmapped since: nothing to move */
 				pos += PAGE;
@@ -192,12 +275,13 @@ static int send_set(struct migration *m, struct pc_proc *p, const struct rangese
 			}
 			/* the next round compares with what goes now */
 			tracker_sent(p->t, pos, buf, got);
-			r = send_run(m, p, pos, got, buf);
+			r = chunk_read(m, p, pos, got, buf);
 			progress_add(&m->pc->bar, got);
 			*pages += got / PAGE;
 			pos += got;
 		}
 	}
+	r = pipe_flush(m, p, r);
 	if (r < 0)
 		mig_fail(m, r, "sending pages of PID %d: %s", p->pid, strerror(-r));
 	return r;
@@ -799,6 +883,7 @@ void precopy_free(struct migration *m)
 		rangeset_free(&pc->p[i].sent);
 		rangeset_free(&pc->p[i].pending);
 	}
+	pf_pipe_free(pc->pipe);
 	free(pc->p);
 	free(pc->buf);
 	free(pc);
