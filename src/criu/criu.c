@@ -297,6 +297,7 @@ static int call_finish(struct criu_call *k, CriuResp **ret)
  */
 void criu_call_end(struct criu_call *k)
 {
+	k->kept = false;
 	if (k->c.pid > 0) {
 		if (k->c.sk >= 0)
 			close(k->c.sk);
@@ -317,12 +318,36 @@ static int criu_oneshot(CriuReq *req, const char *dir, CriuResp **ret)
 	return r < 0 ? r : call_finish(&k, ret);
 }
 
+/* A kept answer to @k's question, or false. */
+static bool kept(const struct ckkey *k, uint8_t **data, size_t *len, const char *what)
+{
+	long age;
+
+	if (!ckcache_get(k, data, len, &age))
+		return false;
+	if (!strcmp(what, "criu check"))
+		pr_info("criu check passed here %ld s ago: not run again (PHAUL_CRIU_CACHE=0 runs "
+			"it every time)",
+			age);
+	else
+		pr_debug("%s: CRIU's answer of %ld s ago", what, age);
+	return true;
+}
+
 int criu_version(uint32_t *ret)
 {
 	CriuReq req = CRIU_REQ__INIT;
 	CriuResp *resp = NULL;
+	struct ckkey key;
+	_cleanup_free_ uint8_t *v = NULL;
+	size_t vlen;
+	bool keyed = ckcache_key(&key, criu_binary(), "version", NULL, 0);
 	int r;
 
+	if (keyed && kept(&key, &v, &vlen, "CRIU's version") && vlen == sizeof(*ret)) {
+		memcpy(ret, v, sizeof(*ret));
+		return 0;
+	}
 	req.type = CRIU_REQ_TYPE__VERSION;
 	r = criu_oneshot(&req, NULL, &resp);
 	if (r < 0) {
@@ -337,6 +362,8 @@ int criu_version(uint32_t *ret)
 	*ret = resp->version->major_number * 10000 + resp->version->minor_number * 100 +
 	       (resp->version->has_sublevel ? resp->version->sublevel : 0);
 	criu_resp__free_unpacked(resp, NULL);
+	if (keyed)
+		ckcache_put(&key, ret, sizeof(*ret));
 	return 0;
 }
 
@@ -473,11 +500,23 @@ void criu_log_error(const char *path, char *buf, size_t len)
 		snprintf(buf, len, "see %s", path);
 }
 
+bool criu_call_pending(const struct criu_call *k)
+{
+	return k->c.pid > 0 || k->kept;
+}
+
 int criu_check_begin(struct criu_call *k, const char *dir)
 {
 	CriuReq req = CRIU_REQ__INIT;
 	CriuOpts opts = CRIU_OPTS__INIT;
+	uint8_t *none = NULL;
+	size_t len;
 
+	k->keyed = ckcache_key(&k->key, criu_binary(), "check", NULL, 0);
+	k->kept = k->keyed && kept(&k->key, &none, &len, "criu check");
+	free(none);
+	if (k->kept)
+		return 0;
 	opts.images_dir_fd = -1;
 	opts.log_file = "check.log";
 	req.type = CRIU_REQ_TYPE__CHECK;
@@ -489,8 +528,13 @@ int criu_check_end(struct criu_call *k, const char *dir, char *why, size_t len)
 {
 	CriuResp *resp = NULL;
 	char path[PATH_MAX];
-	int r = call_finish(k, &resp);
+	int r;
 
+	if (k->kept) {
+		k->kept = false;
+		return 0;
+	}
+	r = call_finish(k, &resp);
 	if (r < 0) {
 		snprintf(why, len, "%s", strerror(-r));
 		return r;
@@ -500,6 +544,8 @@ int criu_check_end(struct criu_call *k, const char *dir, char *why, size_t len)
 	if (r < 0) {
 		snprintf(path, sizeof(path), "%s/check.log", dir);
 		criu_log_error(path, why, len);
+	} else if (k->keyed) {
+		ckcache_put(&k->key, NULL, 0);
 	}
 	return r;
 }
@@ -516,11 +562,63 @@ int criu_check(const char *dir, char *why, size_t len)
 	return criu_check_end(&k, dir, why, len);
 }
 
+/*
+ * The cpuinfo question's key: a dump's answer is this host's image, a
+ * check's is about the image in @dir. Then a kept answer: the dump's
+ * image written into @dir.
+ */
+static void cpuinfo_kept(struct criu_call *k, const char *dir, bool dump)
+{
+	char path[PATH_MAX];
+	_cleanup_free_ char *img = NULL;
+	uint8_t *ans = NULL;
+	size_t len = 0, alen;
+	_cleanup_close_ int fd = -1;
+
+	snprintf(path, sizeof(path), "%s/cpuinfo.img", dir);
+	if (!dump && read_file(path, CRIU_CPUINFO_MAX, &img, &len) < 0)
+		return;
+	k->keyed = ckcache_key(&k->key, criu_binary(), dump ? "cpuinfo-dump" : "cpuinfo-check", img,
+			       len);
+	if (!k->keyed || !kept(&k->key, &ans, &alen, dump ? "cpuinfo.img" : "the CPU check"))
+		return;
+	if (dump) {
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		k->kept = fd >= 0 && alen && write_full(fd, ans, alen) == 0;
+	} else {
+		k->kept = true;
+	}
+	free(ans);
+}
+
+/* Keep the answer that passed: for a dump, the image CRIU wrote. */
+static void cpuinfo_keep(struct criu_call *k, bool dump)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ uint8_t *img = NULL;
+	ssize_t n = 0;
+
+	if (!k->keyed)
+		return;
+	if (dump) {
+		fd = openat(k->dfd, "cpuinfo.img", O_RDONLY | O_CLOEXEC);
+		img = malloc(CRIU_CPUINFO_MAX);
+		n = fd >= 0 && img ? read(fd, img, CRIU_CPUINFO_MAX) : -1;
+		if (n <= 0 || n == CRIU_CPUINFO_MAX)
+			return;
+	}
+	ckcache_put(&k->key, img, n);
+}
+
 int criu_cpuinfo_begin(struct criu_call *k, const char *dir, bool dump)
 {
 	CriuReq req = CRIU_REQ__INIT;
 	CriuOpts opts = CRIU_OPTS__INIT;
 
+	k->dump = dump;
+	cpuinfo_kept(k, dir, dump);
+	if (k->kept)
+		return 0;
 	opts.images_dir_fd = -1;
 	opts.log_file = dump ? "cpuinfo-dump.log" : "cpuinfo-check.log";
 	req.type = dump ? CRIU_REQ_TYPE__CPUINFO_DUMP : CRIU_REQ_TYPE__CPUINFO_CHECK;
@@ -531,12 +629,20 @@ int criu_cpuinfo_begin(struct criu_call *k, const char *dir, bool dump)
 int criu_cpuinfo_end(struct criu_call *k)
 {
 	CriuResp *resp = NULL;
-	int r = call_finish(k, &resp);
+	int r;
 
-	if (r < 0)
-		return r;
-	r = resp->success ? 0 : -EXDEV;
-	criu_resp__free_unpacked(resp, NULL);
+	if (k->kept) {
+		k->kept = false;
+		return 0;
+	}
+	r = criu_recv(&k->c, &resp);
+	if (r == 0) {
+		r = resp->success ? 0 : -EXDEV;
+		criu_resp__free_unpacked(resp, NULL);
+	}
+	if (r == 0)
+		cpuinfo_keep(k, k->dump);
+	call_reap(k);
 	return r;
 }
 

@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include "criu-rpc.pb-c.h"
+#include "criu/ckcache.h"
 
 struct criu {
 	pid_t pid;
@@ -108,6 +109,7 @@ int criu_version(uint32_t *ret);
 /* `criu check` (its log in @dir): 0 if it passes, else why in @why. */
 int criu_check(const char *dir, char *why, size_t len);
 /* Write cpuinfo.img into @dir (dump) or check this CPU against it. */
+#define CRIU_CPUINFO_MAX (63u * 1024) /* the largest cpuinfo.img taken */
 int criu_cpuinfo(const char *dir, bool dump);
 
 /*
@@ -119,12 +121,18 @@ int criu_cpuinfo(const char *dir, bool dump);
  */
 struct criu_call {
 	struct criu c;
-	int dfd; /* the request's directory, open until CRIU answered */
+	int dfd;    /* the request's directory, open until CRIU answered */
+	bool keyed; /* an answer that passes is kept under key (ckcache.h) */
+	bool kept;  /* answered from what was kept: no CRIU runs */
+	bool dump;  /* a cpuinfo dump (not a check) */
+	struct ckkey key;
 };
 #define CRIU_CALL_INIT                    \
 	{                                 \
 		.c = CRIU_INIT, .dfd = -1 \
 	}
+/* Begun and not ended yet (a CRIU runs, or a kept answer waits). */
+bool criu_call_pending(const struct criu_call *k);
 void criu_call_end(struct criu_call *k);
 int criu_check_begin(struct criu_call *k, const char *dir);
 int criu_check_end(struct criu_call *k, const char *dir, char *why, size_t len);

@@ -87,8 +87,9 @@ static int check_criu_version(struct target *t, uint32_t theirs, uint32_t *ours)
 static int check_criu(struct target *t)
 {
 	char why[256];
-	int r = t->check.c.pid > 0 ? criu_check_end(&t->check, t->m.dir, why, sizeof(why)) :
-				     criu_check(t->m.dir, why, sizeof(why));
+	int r = criu_call_pending(&t->check) ?
+			criu_check_end(&t->check, t->m.dir, why, sizeof(why)) :
+			criu_check(t->m.dir, why, sizeof(why));
 
 	if (r < 0)
 		return mig_fail(&t->m, -ENOTSUP, "'criu check' fails on the destination: %s", why);

@@ -273,6 +273,33 @@ MIGRATE_MODE=stop
 	! procs_in src | grep -w criu || { echo "a CRIU is left in src" >&2; false; }
 }
 
+@test "preflight: a second migration between the same hosts takes CRIU's answers kept from the first; PHAUL_CRIU_CACHE=0 asks again" {
+	local run=$SCRATCH/run kept='criu check passed here [0-9]+ s ago: not run again'
+	serve_start PHAUL_RUNDIR="$run/dst"
+	local a b c
+	a=$(start_in_src "$WORKLOADS/counter" "$SCRATCH/a.log")
+	b=$(start_in_src "$WORKLOADS/counter" "$SCRATCH/b.log")
+	c=$(start_in_src "$WORKLOADS/counter" "$SCRATCH/c.log")
+	ticks_advance "$SCRATCH/a.log" 10
+	migrate PHAUL_RUNDIR="$run/src" -- --key "$KEY" -v "$a"
+	[ "$status" -eq 0 ] || { echo "first migration failed: $stderr" >&2; false; }
+	! grep -qE "$kept" <<<"$stderr" || { echo "the first migration found answers kept" >&2; false; }
+	# only the source's and the destination's own: private to root
+	[ "$(stat -c %a "$run/src")" = 700 ] && [ "$(stat -c %a "$run/dst")" = 700 ]
+	[ "$(find "$run" -name 'ck-*' | wc -l)" -ge 4 ]
+	migrate PHAUL_RUNDIR="$run/src" -- --key "$KEY" -v "$b"
+	[ "$status" -eq 0 ] || { echo "second migration failed: $stderr" >&2; false; }
+	grep -qE "$kept" <<<"$stderr" || { echo "the source ran criu check again" >&2; false; }
+	[ "$(grep -cE "$kept" "$SERVE_LOG")" -eq 1 ] ||
+		{ echo "the destination did not take its kept answer once" >&2; false; }
+	migrate PHAUL_RUNDIR="$run/src" PHAUL_CRIU_CACHE=0 -- --key "$KEY" -v "$c"
+	[ "$status" -eq 0 ] || { echo "third migration failed: $stderr" >&2; false; }
+	! grep -qE "$kept" <<<"$stderr" || { echo "PHAUL_CRIU_CACHE=0 took a kept answer" >&2; false; }
+	for w in a b c; do ticks_advance "$SCRATCH/$w.log" 10; done
+	assert_only_in dst "$a" "$b" "$c"
+	assert_workdir_clean
+}
+
 @test "stop, failure: a PID that does not exist: clear error, nothing changes" {
 	local pid=29999
 	serve_start
