@@ -143,6 +143,8 @@ json_object *report_object(const struct migration *m, bool ok)
 	}
 	if (mode_postcopy(m->mode) && strcmp(shown_mode(m), "auto"))
 		json_object_object_add(o, "postcopy", postcopy_json(s));
+	if (s->fill_asked)
+		json_object_object_add(o, "fill_asked", json_object_new_boolean(true));
 	if (s->stop_path) {
 		json_object_object_add(o, "stop_path", json_object_new_string(s->stop_path));
 		json_object_object_add(o, "stop_path_why", json_object_new_string(s->stop_why));
@@ -199,6 +201,9 @@ void report_human(const struct migration *m, bool ok)
 			(unsigned long long)s->postcopy_ms, (unsigned long long)s->pages_local);
 	else if (s->stop_path)
 		fprintf(stderr, "  memory   in CRIU's images: %s\n", s->stop_why);
+	if (s->fill_asked)
+		fprintf(stderr, "  fill     the connection broke during the memory fill; the "
+				"destination, asked again, had filled it\n");
 	if (s->cow_pages)
 		fprintf(stderr,
 			"  shared   %llu pages a fork shares, restored with the tree to stay "

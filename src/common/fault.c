@@ -22,7 +22,8 @@ static const char *const fault_points[] = {
 	/* destination side */
 	"dst.handshake", "dst.preflight", "dst.round", "dst.transfer", "dst.restore",
 	"dst.restored", "dst.commit", "dst.postcopy", "dst.cleanup", "dst.restart",
-	"dst.cpuinfo", /* the source's cpuinfo.img is written garbled: CRIU's check fails */
+	"dst.cpuinfo",	 /* the source's cpuinfo.img is written garbled: CRIU's check fails */
+	"dst.fillbreak", /* the connection is broken as the fill after the commit starts */
 	/* storage drivers: one per hook (drivers/driver.c), either side */
 	"fs.start_migration", "fs.next_iteration", "fs.frozen", "fs.stop_migration",
 	"fs.migration_complete", "fs.migration_failed", "fs.target_check", "fs.target_restore",

@@ -100,6 +100,7 @@ struct mig_stats {
 	uint64_t pages_local;	/* hybrid: served from the pre-copy store */
 	uint64_t postcopy_ms;	/* the commit to the last page in place */
 	uint64_t pages_dropped; /* hybrid: stale at the freeze, left to post-copy */
+	bool fill_asked;	/* the link broke in the fill: the destination said it ended */
 	/* pages a fork shares copy-on-write: restored with the tree (cow.h) */
 	uint64_t cow_pages;
 	uint64_t cow_sent;   /* of those, sent while frozen */

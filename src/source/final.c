@@ -24,6 +24,7 @@
 #include "criu/tcplock.h"
 #include "source/cow.h"
 #include "source/freeze.h"
+#include "source/indoubt.h"
 #include "source/postcopy.h"
 #include "source/precopy.h"
 #include "engine/drvctx.h"
@@ -251,8 +252,9 @@ int source_switch_over(struct migration *m, struct criu *c)
 		r = remote_restore(m);
 	if (r == 0)
 		r = remote_commit(m, c);
-	if (r == 0 && m->post && postcopy_serve(m) < 0) {
-		m->outcome = OUTCOME_LOST;
+	if (r == 0 && m->post && (r = postcopy_serve(m)) < 0) {
+		/* not known how the fill went: in doubt, as a commit can be */
+		m->outcome = r == -EINPROGRESS ? OUTCOME_IN_DOUBT : OUTCOME_LOST;
 		r = m->err ? m->err : -EIO;
 	}
 	return r;

@@ -19,6 +19,7 @@
 #include "engine/events.h"
 #include "engine/session.h"
 #include "source/connect.h"
+#include "source/indoubt.h"
 #include "proto/pageframe.h"
 #include "proto/wire.h"
 
@@ -294,6 +295,30 @@ static int reattach(struct migration *m)
 			r == -ENOENT ? "is gone" : "could not be reached again", strerror(-r));
 }
 
+/*
+ * The link broke during live mode's fill (@r): the destination needs
+ * nothing more from here, so ask it how the fill went rather than call
+ * the workload lost. -EINPROGRESS: nobody can tell (source_await_fill).
+ */
+static int fill_asked(struct migration *m, int r)
+{
+	if (!m->error[0])
+		mig_fail(m, r, "the connection broke during the memory fill: %s", strerror(-r));
+	r = source_await_fill(m);
+	if (r == 0) {
+		m->st.fill_asked = true;
+		fill_note(m, true);
+		events_postcopy(m->ev, m->post->pages, 0, true);
+	} else if (r == -ENOENT) {
+		mig_fail(m, r, "the destination lost the workload during the memory fill");
+	} else {
+		mig_fail(m, r,
+			 "the connection broke during the memory fill and the destination "
+			 "could not tell how it went");
+	}
+	return r;
+}
+
 int postcopy_serve(struct migration *m)
 {
 	_cleanup_msg_ Msg *done = NULL;
@@ -307,7 +332,9 @@ int postcopy_serve(struct migration *m)
 		return mig_fail(m, r, "cannot guard the frozen tree: %s", strerror(-r));
 	set_timeouts(m);
 	while ((r = serve_until_done(m, &done, &broken)) < 0) {
-		if (!broken || !mode_postcopy(m->mode))
+		if (broken && !mode_postcopy(m->mode))
+			return fill_asked(m, r);
+		if (!broken)
 			return m->error[0] ? r : mig_fail(m, r, "%s", strerror(-r));
 		r = reattach(m);
 		if (r < 0)

@@ -37,8 +37,6 @@ int source_final_dump(struct migration *m);
 struct criu;
 /* After post-dump: images out, restore there, commit. 0 = committed. */
 int source_switch_over(struct migration *m, struct criu *c);
-/* The link broke after Commit was sent: ask the destination's decision. */
-enum mig_outcome source_resolve(struct migration *m);
 /* After sending Commit (or Restart) with result @r: wait for Committed,
  * resolve a broken link; sets m->outcome. 0 = committed. */
 int source_await_committed(struct migration *m, int r);

@@ -11,9 +11,23 @@
 #include "common/log.h"
 #include "engine/session.h"
 
+/* After the commit, how the memory fill went: "committed" is written when
+ * the tree resumes (with its root), "filled" or "lost" when the fill ends. */
+static Phaul__Outcome__Fill decide_fill(const char *state, int pid, uint64_t start)
+{
+	if (!strcmp(state, "filled"))
+		return PHAUL__OUTCOME__FILL__FILLED;
+	if (!strcmp(state, "lost"))
+		return PHAUL__OUTCOME__FILL__FILL_LOST;
+	if (!strcmp(state, "committed"))
+		return outcome_pid_alive(pid, start) ? PHAUL__OUTCOME__FILL__FILLING :
+						       PHAUL__OUTCOME__FILL__FILL_LOST;
+	return PHAUL__OUTCOME__FILL__FILL_UNKNOWN;
+}
+
 static Phaul__Outcome__State decide(const char *state, int pid, uint64_t start)
 {
-	if (!strcmp(state, "committed"))
+	if (!strcmp(state, "committed") || !strcmp(state, "filled"))
 		return PHAUL__OUTCOME__STATE__COMMITTED;
 	if (!strcmp(state, "aborted"))
 		return PHAUL__OUTCOME__STATE__ABORTED;
@@ -37,12 +51,19 @@ int outcome_answer(struct conn *c, const char *workdir, const uint8_t *id)
 
 	session_hex(id, hex);
 	o.state = PHAUL__OUTCOME__STATE__UNKNOWN;
-	if (outcome_read(workdir, hex, state, sizeof(state), &pid, &start) == 0)
+	if (outcome_read(workdir, hex, state, sizeof(state), &pid, &start) == 0) {
 		o.state = decide(state, pid, start);
-	pr_info("outcome query for session %s: %s", hex,
+		o.fill = decide_fill(state, pid, start);
+		o.has_fill = o.fill != PHAUL__OUTCOME__FILL__FILL_UNKNOWN;
+	}
+	pr_info("outcome query for session %s: %s%s", hex,
 		o.state == PHAUL__OUTCOME__STATE__COMMITTED ? "committed" :
 		o.state == PHAUL__OUTCOME__STATE__ABORTED   ? "aborted" :
 		o.state == PHAUL__OUTCOME__STATE__PENDING   ? "pending" :
-							      "unknown");
+							      "unknown",
+		!o.has_fill				? "" :
+		o.fill == PHAUL__OUTCOME__FILL__FILLED	? ", memory filled" :
+		o.fill == PHAUL__OUTCOME__FILL__FILLING ? ", memory filling" :
+							  ", memory lost");
 	return msg_send_outcome(c, &o);
 }

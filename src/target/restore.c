@@ -281,7 +281,11 @@ static int finish_commit(struct target *t, pid_t root)
 
 	if (!t->resumed)
 		say_committed(t, root);
+	if (fault_point("dst.fillbreak") < 0)
+		conn_abort(t->m.conn); /* the link breaks; the fill goes on */
 	r = wait_lazy(t, false);
+	if (r == 0)
+		outcome_write(t->so->workdir, t->hex, "filled", root);
 	if (r < 0) {
 		outcome_write(t->so->workdir, t->hex, "lost", 0);
 		if (t->remote)

@@ -399,6 +399,34 @@ dies_after_commit_case() {
 	dies_after_commit_case stop
 }
 
+# fill_break_case MODE: the connection breaks as the fill after the commit
+# starts (dst.fillbreak). The fill needs nothing from the source and goes
+# on; the source asks the daemon for the session's record until the fill
+# ended there, then lets CRIU kill its frozen copy: committed, exit 0, not
+# "lost" (the gap GUARANTEES.md once listed).
+fill_break_case() {
+	require_fault dst.fillbreak
+	MIGRATE_MODE=$1
+	serve_start PHAUL_FAULT=dst.fillbreak
+	fx_start_mtouch 128 4 16
+	fx_migrate --json "$PID"
+	[ "$status" -eq 0 ] || { echo "migrate exited $status: $stderr" >&2; false; }
+	[ "$(json .outcome)" = committed ] && [ "$(json .fill_asked)" = true ] ||
+		{ echo "not committed after asking: $output" >&2; false; }
+	grep -q 'outcome query for session .*: committed, memory filled' "$SERVE_LOG"
+	assert_only_in dst "$PID"
+	fx_verify_mtouch dst
+	check_ticks "$LOG"
+}
+
+@test "live: the link breaks during the memory fill (dst.fillbreak): the source asks, the destination filled it: committed, exit 0, every page verifies" {
+	fill_break_case live
+}
+
+@test "stop: the link breaks during a streamed stop's fill (dst.fillbreak): committed, exit 0, every page verifies" {
+	fill_break_case stop
+}
+
 @test "live: src.dump:fail: --json marks no round frozen (the freeze never moved a page)" {
 	require_fault src.dump
 	MIGRATE_MODE=live
