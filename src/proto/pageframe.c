@@ -138,7 +138,16 @@ uint64_t pf_clock_ns(clockid_t id)
 	return (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-bool pf_want_zstd(struct pf_ctx *pf)
+/* Auto's next chunk is a probe: compression measured and off for a while
+ * (before the first measure every chunk tries, to measure it soon). */
+static bool probe_due(const struct pf_auto *a)
+{
+	bool measured = a->ratio > 0 && a->comp_Bpns > 0 && a->link_Bpns > 0;
+
+	return measured && !pf_auto_decide(a) && a->off_frames >= PF_AUTO_PROBE_EVERY;
+}
+
+bool pf_want_zstd(const struct pf_ctx *pf)
 {
 	switch (pf->compress) {
 	case PF_COMPRESS_OFF: return false;
@@ -148,7 +157,18 @@ bool pf_want_zstd(struct pf_ctx *pf)
 	/* the link first: compressing before that would hide its rate */
 	if (pf->a.link_frames < (pf->a.tcp ? 1 : PF_AUTO_LINK_FRAMES))
 		return false;
-	return pf_auto_decide(&pf->a) || pf->a.off_frames >= PF_AUTO_PROBE_EVERY;
+	if (probe_due(&pf->a))
+		return !pf->a.probing; /* one probe at a time */
+	return pf_auto_decide(&pf->a) && !pf->a.probing;
+}
+
+bool pf_choose_zstd(struct pf_ctx *pf)
+{
+	bool zstd = pf_want_zstd(pf);
+
+	if (zstd && pf->compress == PF_COMPRESS_AUTO && probe_due(&pf->a))
+		pf->a.probing = true;
+	return zstd;
 }
 
 static int cctx_get(void **cctx, int level)
@@ -262,6 +282,8 @@ void pf_encode_into(struct pf_enc *e, const uint8_t *raw, size_t len, bool zstd,
 
 void pf_account(struct pf_ctx *pf, const struct pf_enc *e, uint8_t *out)
 {
+	if (e->zstd)
+		pf->a.probing = false;
 	if (e->tried) {
 		ewma(&pf->a.ratio, e->z ? (double)e->z / (e->kept * PAGE) : 1.0);
 		rate_add(&pf->a.comp_Bpns, &pf->a.comp_b, &pf->a.comp_ns, e->kept * PAGE,
@@ -284,7 +306,7 @@ void pf_account(struct pf_ctx *pf, const struct pf_enc *e, uint8_t *out)
 size_t pf_encode(struct pf_ctx *pf, const uint8_t *raw, size_t len)
 {
 	pf->enc.level = pf->level;
-	pf_encode_into(&pf->enc, raw, len, pf_want_zstd(pf), pf->out);
+	pf_encode_into(&pf->enc, raw, len, pf_choose_zstd(pf), pf->out);
 	pf_account(pf, &pf->enc, pf->out);
 	return pf->enc.n;
 }

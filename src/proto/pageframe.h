@@ -62,6 +62,7 @@ struct pf_auto {
 	unsigned int off_frames;  /* frames sent raw since compression went off */
 	unsigned int link_frames; /* samples behind link_Bpns */
 	bool tcp;		  /* link_Bpns from TCP's acknowledged bytes, not timing */
+	bool probing;		  /* a probe chosen, not accounted yet (pf_choose_zstd) */
 	uint64_t acked0, t0_ns;	  /* tcp: where the current span began (0: none) */
 };
 
@@ -151,8 +152,15 @@ bool pf_is_zero(const void *p, size_t len);
  * FRAME_DATA_MAX) into pf->out; the payload's length (at most FRAME_PAGES_MAX).
  */
 size_t pf_encode(struct pf_ctx *pf, const uint8_t *raw, size_t len);
-/* Whether the next chunk is to be compressed (--compress, auto's rule). */
-bool pf_want_zstd(struct pf_ctx *pf);
+/*
+ * Whether the next chunk is to be compressed (--compress, auto's rule);
+ * pf_choose_zstd also takes the answer: a probe of auto's (compression
+ * off for PF_AUTO_PROBE_EVERY frames) is then in flight until
+ * pf_account, and no other chunk is compressed meanwhile (a pipe holds
+ * several chunks before the first is accounted).
+ */
+bool pf_want_zstd(const struct pf_ctx *pf);
+bool pf_choose_zstd(struct pf_ctx *pf);
 /* pf_encode's two halves: the frame of @len bytes at @raw into @out
  * (FRAME_PAGES_MAX), compressed if @zstd and smaller so; then, on the
  * thread that owns @pf, its stats and auto's measures (and the test's

@@ -168,7 +168,7 @@ void pf_pipe_submit(struct pf_pipe *pp, uint64_t tag, size_t len)
 
 	s->tag = tag;
 	s->len = len;
-	s->zstd = pf_want_zstd(pp->pf);
+	s->zstd = pf_choose_zstd(pp->pf);
 	pthread_mutex_lock(&pp->lock);
 	pp->submitted++;
 	pthread_cond_signal(&pp->work_cv);

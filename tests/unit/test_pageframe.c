@@ -332,6 +332,24 @@ static void test_auto_probes(void **state)
 	}
 	/* the first frame (nothing measured) and one probe every 64 */
 	assert_in_range(zstd, 3, 4);
+	/* a probe taken and not accounted yet (a pipe's ring): no second one */
+	tx->a.off_frames = PF_AUTO_PROBE_EVERY;
+	assert_true(pf_want_zstd(tx));
+	assert_true(pf_choose_zstd(tx));
+	assert_false(pf_want_zstd(tx));
+	assert_false(pf_choose_zstd(tx));
+	/* once accounted, auto decides from what it measured */
+	tx->enc.zstd = true;
+	tx->enc.tried = false;
+	tx->enc.len = 0;
+	tx->enc.kept = 0;
+	tx->enc.n = 0;
+	pf_account(tx, &tx->enc, tx->out);
+	assert_false(tx->a.probing);
+	/* forced zstd never counts as a probe */
+	tx->compress = PF_COMPRESS_ZSTD;
+	assert_true(pf_choose_zstd(tx));
+	assert_false(tx->a.probing);
 	pf_ctx_free(tx);
 }
 
