@@ -189,6 +189,10 @@ void pf_pipe_wait(struct pf_pipe *pp, uint64_t *tag, size_t *len)
 {
 	struct pf_slot *s = &pp->s[pp->head % PF_PIPE_SLOTS];
 
+	*tag = 0;
+	*len = 0;
+	if (!pf_pipe_queued(pp))
+		return; /* nothing to wait for (pf_pipe_send then refuses) */
 	pthread_mutex_lock(&pp->lock);
 	while (pp->encoded == pp->head)
 		pthread_cond_wait(&pp->done_cv, &pp->lock);
@@ -218,4 +222,6 @@ void pf_pipe_drop(struct pf_pipe *pp)
 	pp->head = pp->submitted;
 	pthread_mutex_unlock(&pp->lock);
 	pp->waited = false;
+	/* a probe among them is never accounted: auto must not wait for it */
+	pp->pf->a.probing = false;
 }

@@ -49,7 +49,8 @@ void pf_pipe_submit(struct pf_pipe *pp, uint64_t tag, size_t len);
 size_t pf_pipe_queued(const struct pf_pipe *pp);
 /* Whether the oldest of them is encoded already (pf_pipe_wait won't wait). */
 bool pf_pipe_oldest_done(struct pf_pipe *pp);
-/* Wait for the oldest and account it: its tag and raw length. */
+/* Wait for the oldest and account it: its tag and raw length (0 when none
+ * is queued). */
 void pf_pipe_wait(struct pf_pipe *pp, uint64_t *tag, size_t *len);
 /* Send the oldest, waited for, on @c, and free its slot. */
 int pf_pipe_send(struct pf_pipe *pp, struct conn *c);

@@ -163,8 +163,18 @@ static void test_drop(void **state)
 	assert_non_null(pp);
 	for (unsigned int i = 0; i < 5; i++)
 		pf_pipe_submit(pp, i, chunk(i, pf_pipe_slot(pp)));
+	a->pf->a.probing = true; /* as if one of them were auto's probe */
 	pf_pipe_drop(pp);
 	assert_int_equal(pf_pipe_queued(pp), 0);
+	assert_false(a->pf->a.probing);
+	/* nothing in it: nothing to wait for, nothing to send */
+	{
+		uint64_t tag = 1;
+		size_t len = 1;
+		pf_pipe_wait(pp, &tag, &len);
+		assert_int_equal(len, 0);
+		assert_int_equal(pf_pipe_send(pp, a), -EINVAL);
+	}
 	assert_int_equal(a->bytes_out, 0);
 	/* it goes on: the next chunk is the only one on the wire */
 	assert_int_equal(pthread_create(&t, NULL, receiver, &rx), 0);
