@@ -276,7 +276,8 @@ committed_kill_case() {
 	ticks_advance "$LOG" 30
 	src_copy_never_runs || return 1
 	check_ticks "$LOG" >/dev/null
-	grep -qxE "committed $PID [0-9]+" "$WORKDIR"/outcomes/* ||
+	# "committed", or "filled" once the memory fill after it ended
+	grep -qxE "(committed|filled) $PID [0-9]+" "$WORKDIR"/outcomes/* ||
 		{ echo "the daemon did not record the commit" >&2; return 1; }
 	assert_workdir_clean
 	fx_assert_no_strays 10

@@ -204,8 +204,9 @@ assert_only_in() {
 
 # What a finished session may leave in the work dir: the daemon's outcome
 # records, WORKDIR/outcomes/ID (a few bytes each: "committed PID START",
-# "aborted 0 0", ...; see src/proto/PROTOCOL.txt; they let a source whose link
-# broke after Commit learn what happened, and expire after 15 minutes).
+# "filled PID START", "aborted 0 0", ...; see src/proto/PROTOCOL.txt; they
+# let a source whose link broke after Commit or during the fill learn what
+# happened, and expire after 15 minutes).
 # WORKDIR_KEEP_OUTCOMES= (empty) demands a completely empty work dir.
 WORKDIR_KEEP_OUTCOMES=${WORKDIR_KEEP_OUTCOMES-1}
 
@@ -233,7 +234,7 @@ assert_no_commit_recorded() {
 	local f
 	for f in "$WORKDIR"/outcomes/*; do
 		[ -f "$f" ] || continue
-		if grep -qE '^commit' "$f"; then
+		if grep -qE '^(commit|filled)' "$f"; then
 			echo "the daemon recorded a commit ($(cat "$f")) for a migration that failed: $f" >&2
 			return 1
 		fi
