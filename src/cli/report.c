@@ -127,6 +127,8 @@ json_object *report_object(const struct migration *m, bool ok)
 	add_u64(o, "cow_pages", s->cow_pages);
 	add_u64(o, "cow_sent_pages", s->cow_sent);
 	add_u64(o, "cow_copied_pages", s->cow_copied);
+	add_u64(o, "shmem_pages", s->shm_pages);
+	add_u64(o, "shmem_frozen_pages", s->shm_frozen_pages);
 	add_u64(o, "max_rss_kb", max_rss_kb());
 	if (s->tracking) {
 		json_object *iters = json_object_new_array();
@@ -210,4 +212,8 @@ void report_human(const struct migration *m, bool ok)
 			"shared (%llu sent while frozen, %llu copied on arrival)\n",
 			(unsigned long long)s->cow_pages, (unsigned long long)s->cow_sent,
 			(unsigned long long)s->cow_copied);
+	if (s->shm_pages)
+		fprintf(stderr,
+			"  shmem    %llu pages of shared memory pre-copied (%llu while frozen)\n",
+			(unsigned long long)s->shm_pages, (unsigned long long)s->shm_frozen_pages);
 }

@@ -56,6 +56,8 @@ static inline void closep(int *fd)
 int read_full(int fd, void *buf, size_t len);
 /* Write all of @len bytes, retrying on EINTR and short writes. */
 int write_full(int fd, const void *buf, size_t len);
+/* The same at @off (pwrite); -EIO if nothing could be written. */
+int pwrite_full(int fd, const void *buf, size_t len, off_t off);
 /* Read a whole small file (at most @max bytes) into a NUL-terminated buffer. */
 int read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 /* Create @path and its parents with @mode; 0 if it exists already. */

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 
 #include "common/log.h"
+#include "common/spawn.h"
 #include "common/util.h"
 
 #define CRIU_MSG_MAX (4u << 20)
@@ -92,11 +93,13 @@ int criu_start(struct criu *c)
 {
 	int sp[2];
 	char fdstr[16];
-	char *const extra[] = {
-		CRIU_ENV_NO_BREAKPOINTS,    CRIU_ENV_SMAPS_PREFETCH,
-		CRIU_ENV_FIFO_SHARED_CHECK, CRIU_ENV_RESTORE_TCP_LOCK,
-		CRIU_ENV_RESTORE_TCP_MSS,   c->lazy_in_place ? "CRIU_LAZY_NO_DRAIN=1" : NULL
-	};
+	char *const extra[] = { CRIU_ENV_NO_BREAKPOINTS,
+				CRIU_ENV_SMAPS_PREFETCH,
+				CRIU_ENV_FIFO_SHARED_CHECK,
+				CRIU_ENV_RESTORE_TCP_LOCK,
+				CRIU_ENV_RESTORE_TCP_MSS,
+				c->lazy_in_place ? "CRIU_LAZY_NO_DRAIN=1" : NULL,
+				c->shmem_env };
 	char **env = env_with(extra, ARRAY_SIZE(extra));
 	pid_t pid;
 
@@ -332,6 +335,30 @@ static bool kept(const struct ckkey *k, uint8_t **data, size_t *len, const char 
 	else
 		pr_debug("%s: CRIU's answer of %ld s ago", what, age);
 	return true;
+}
+
+int criu_feature(const char *name)
+{
+	char *argv[] = { (char *)criu_binary(), "check", "--feature", (char *)name, NULL };
+	struct ckkey key;
+	uint8_t *none = NULL;
+	size_t len;
+	bool keyed = ckcache_key(&key, criu_binary(), name, NULL, 0);
+	int r;
+	pid_t pid;
+
+	if (keyed && kept(&key, &none, &len, name)) {
+		free(none);
+		return 1;
+	}
+	r = spawn(argv, -1, -1, -1, &pid);
+	if (r < 0)
+		return r;
+	r = spawn_wait(pid);
+	if (r == 0 && keyed)
+		ckcache_put(&key, NULL, 0);
+	pr_debug("criu check --feature %s: %s", name, r == 0 ? "yes" : "no");
+	return r == 0;
 }
 
 int criu_version(uint32_t *ret)

@@ -29,6 +29,8 @@ struct criu {
 	/* a lazy dump leaves the lazy pages in the frozen tree, for us to
 	 * serve (scripts/criu-patches/0002; an unpatched CRIU ignores it) */
 	bool lazy_in_place;
+	/* "CRIU_SHMEM_IN_PARENT=FILE" (scripts/criu-patches/0016), or NULL */
+	char *shmem_env;
 };
 
 #define CRIU_INIT                                  \
@@ -173,6 +175,19 @@ int criu_lazy_pages_go(struct criu_lazy *l);
 void criu_lazy_pages_cancel(struct criu_lazy *l);
 
 const char *criu_binary(void);
+/*
+ * Whether CRIU here has feature @name (`criu check --feature NAME`): 1, 0
+ * (not known to it, or the kernel lacks it), or a negative errno when it
+ * could not be run. A yes is kept (ckcache.h).
+ */
+int criu_feature(const char *name);
+/*
+ * The restore takes shared memory a caller prepared in memfds of its own
+ * (CRIU_SHMEM_PREPARED; scripts/criu-patches/0017), and the dump leaves
+ * the pages of the objects it is told in the parent images
+ * (CRIU_SHMEM_IN_PARENT; 0016): `criu check --feature shmem_external`.
+ */
+#define CRIU_FEATURE_SHMEM "shmem_external"
 /*
  * CRIU locks TCP connections (--tcp-established) with iptables unless told
  * otherwise: on a host without iptables-restore and ip6tables-restore in

@@ -105,6 +105,10 @@ struct mig_stats {
 	uint64_t cow_pages;
 	uint64_t cow_sent;   /* of those, sent while frozen */
 	uint64_t cow_copied; /* and copied there from the parent's, not sent */
+	/* shared memory objects' pages sent by pre-copy (source/shmem.h), and
+	 * of those while frozen; 0 when CRIU dumps them */
+	uint64_t shm_pages;
+	uint64_t shm_frozen_pages;
 	/* the source's pages over time, evenly spaced, the last one at the end */
 	struct fill_sample fill[MIG_FILL_MAX];
 	size_t nr_fill;
@@ -145,6 +149,7 @@ struct migration {
 	int imgfd;	    /* its images directory */
 	struct precopy *pc; /* live mode's state on the source */
 	bool peer_shared;   /* the destination takes PageShared */
+	bool peer_shmem;    /* and shared memory's pages (SHMEM_PAGES) */
 	/* stop mode moves private anonymous memory as page runs while CRIU
 	 * dumps, restored lazily from the destination's store, as live mode's
 	 * frozen round (mig_lazy_dump()); false: CRIU's images carry it */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,21 +59,11 @@ int pagestore_add_pids(struct pagestore *ps, const int32_t *pids, size_t nr)
 	return 0;
 }
 
-static struct ps_proc *proc_get(struct pagestore *ps, pid_t pid)
+/* A new entry for @pid's pages (or a shared memory object's). */
+static struct ps_proc *entry_new(struct pagestore *ps, pid_t pid)
 {
-	bool allowed = false;
-	struct ps_proc *p;
+	struct ps_proc *p = realloc(ps->p, (ps->nr + 1) * sizeof(*p));
 
-	for (size_t i = 0; i < ps->nr; i++)
-		if (ps->p[i].pid == pid)
-			return &ps->p[i];
-	for (size_t i = 0; i < ps->nr_pids; i++)
-		allowed |= ps->pids[i] == pid;
-	for (size_t i = 0; i < ps->nr_more; i++)
-		allowed |= ps->more[i] == pid;
-	if (!allowed)
-		return NULL;
-	p = realloc(ps->p, (ps->nr + 1) * sizeof(*p));
 	if (!p)
 		return NULL;
 	ps->p = p;
@@ -80,6 +71,62 @@ static struct ps_proc *proc_get(struct pagestore *ps, pid_t pid)
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
 	p->pages_fd = -1;
+	p->memfd = -1;
+	return p;
+}
+
+static struct ps_proc *proc_get(struct pagestore *ps, pid_t pid)
+{
+	bool allowed = false;
+
+	for (size_t i = 0; i < ps->nr; i++)
+		if (ps->p[i].pid == pid && !ps->p[i].shmid)
+			return &ps->p[i];
+	for (size_t i = 0; i < ps->nr_pids; i++)
+		allowed |= ps->pids[i] == pid;
+	for (size_t i = 0; i < ps->nr_more; i++)
+		allowed |= ps->more[i] == pid;
+	return allowed ? entry_new(ps, pid) : NULL;
+}
+
+/*
+ * A memfd of @size bytes (holes: it takes no memory until written) for
+ * shared anonymous memory, if the store prepares them; else -1.
+ */
+static int shm_memfd(const struct pagestore *ps, const Phaul__PageRun *pr)
+{
+	int fd;
+
+	if (!ps->prepared || !pr->has_shm_anon || !pr->shm_anon || !pr->has_shm_size ||
+	    pr->shm_size > MSG_VADDR_LIMIT)
+		return -1;
+	fd = memfd_create("phaul-shmem", MFD_CLOEXEC);
+	if (fd >= 0 && ftruncate(fd, (off_t)pr->shm_size) < 0) {
+		pr_warn("cannot size a memfd for shared memory %llu: %m; it goes to the rounds",
+			(unsigned long long)pr->shmid);
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* The store's entry for the shared memory object of @pr, new if need be. */
+static struct ps_proc *shm_get(struct pagestore *ps, const Phaul__PageRun *pr)
+{
+	struct ps_proc *p;
+
+	for (size_t i = 0; i < ps->nr; i++)
+		if (ps->p[i].shmid == pr->shmid)
+			return &ps->p[i];
+	if (!ps->shmem || ps->nr_shm >= MSG_SHMEM_MAX)
+		return NULL;
+	p = entry_new(ps, PS_SHM_PAGES_ID + (pid_t)ps->nr_shm);
+	if (!p)
+		return NULL;
+	ps->nr_shm++;
+	p->shmid = pr->shmid;
+	p->memfd = shm_memfd(ps, pr);
+	p->shm_size = p->memfd >= 0 ? pr->shm_size : 0;
 	return p;
 }
 
@@ -209,22 +256,78 @@ static uint64_t release_older(struct ps_proc *p, uint64_t a, uint64_t b)
 	return freed;
 }
 
+/*
+ * A run of a prepared object: written in place, its zero pages punched
+ * (an older copy may be there); known at once (no round files).
+ */
+static int recv_memfd(struct pagestore *ps, struct conn *c, struct ps_proc *p, uint64_t off,
+		      uint64_t bytes)
+{
+	uint64_t zero, end = off + bytes;
+	uint32_t len;
+	int r = 0;
+
+	if (end > p->shm_size) {
+		pr_err("shared memory %llu: pages past its end", (unsigned long long)p->shmid);
+		return -EPROTO;
+	}
+	while (r == 0 && off < end) {
+		r = pages_recv(c, ps->buf, MIN(end - off, (uint64_t)FRAME_DATA_MAX), &len, &zero);
+		if (r == 0 && len % PAGE)
+			r = -EPROTO;
+		for (uint32_t i = 0; r == 0 && i < len / PAGE;) {
+			uint32_t j = i;
+			bool z = zero & 1ULL << i;
+			while (j < len / PAGE && !!(zero & 1ULL << j) == z)
+				j++;
+			off_t at = (off_t)(off + (uint64_t)i * PAGE);
+			size_t n = (size_t)(j - i) * PAGE;
+			if (z && fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at,
+					   (off_t)n) < 0)
+				r = -errno;
+			else if (!z)
+				r = pwrite_full(p->memfd, ps->buf + (size_t)i * PAGE, n, at);
+			i = j;
+		}
+		off += len;
+	}
+	return r;
+}
+
 int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRun *pr,
 		       uint64_t *budget)
 {
 	uint64_t bytes = (uint64_t)pr->nr_pages * PAGE, end = pr->vaddr + bytes, stored = 0;
-	struct ps_proc *p = proc_get(ps, pr->pid);
+	struct ps_proc *p = pr->has_shmid ? shm_get(ps, pr) : proc_get(ps, pr->pid);
 	int r;
 
 	if (end > MSG_VADDR_LIMIT || end <= pr->vaddr)
 		return -EPROTO;
 
+	if (!p && pr->has_shmid) {
+		pr_err("pages of shared memory %llu: %s", (unsigned long long)pr->shmid,
+		       ps->shmem ? "too many objects" : "not agreed");
+		return -EPROTO;
+	}
 	if (!p) {
 		pr_err("pages for PID %d, which is not part of this migration", pr->pid);
 		return -EPROTO;
 	}
+	if (bytes > *budget)
+		return -ENOSPC;
+	if (p->memfd >= 0) {
+		r = recv_memfd(ps, c, p, pr->vaddr, bytes);
+		if (r == 0)
+			r = rangeset_add(&p->known, pr->vaddr, end);
+		if (r == 0) {
+			*budget -= bytes;
+			ps->pages += pr->nr_pages;
+		}
+		return r;
+	}
 	if (p->round.nr && pr->vaddr < p->round.r[p->round.nr - 1].end) {
-		pr_err("pages of PID %d out of order in round %u", pr->pid, ps->round);
+		pr_err("pages of %s %llu out of order in round %u", p->shmid ? "shmem" : "PID",
+		       (unsigned long long)(p->shmid ? p->shmid : (uint64_t)p->pid), ps->round);
 		return -EPROTO;
 	}
 	if (bytes > *budget)
@@ -249,7 +352,7 @@ int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRu
 static const struct ps_proc *proc_find(const struct pagestore *ps, pid_t pid)
 {
 	for (size_t i = 0; i < ps->nr; i++)
-		if (ps->p[i].pid == pid)
+		if (ps->p[i].pid == pid && !ps->p[i].shmid)
 			return &ps->p[i];
 	return NULL;
 }
@@ -377,8 +480,8 @@ static int keep_round(struct ps_proc *p)
 
 static int write_proc_round(struct pagestore *ps, struct ps_proc *p)
 {
-	struct pagemap pm = { .pages_id = p->pid };
-	char name[32];
+	struct pagemap pm = { .pages_id = (uint32_t)p->pid };
+	char name[48];
 	int r;
 
 	r = open_pages(ps, p); /* an empty one when nothing came */
@@ -387,7 +490,11 @@ static int write_proc_round(struct pagestore *ps, struct ps_proc *p)
 		ps->freed += release_older(p, p->round.r[i].start, p->round.r[i].end);
 	if (r == 0)
 		r = build_pagemap(p, &pm);
-	snprintf(name, sizeof(name), "pagemap-%d.img", p->pid);
+	if (p->shmid)
+		snprintf(name, sizeof(name), "pagemap-shmem-%llu.img",
+			 (unsigned long long)p->shmid);
+	else
+		snprintf(name, sizeof(name), "pagemap-%d.img", p->pid);
 	if (r == 0)
 		r = pagemap_write(ps->round_fd, name, &pm);
 	if (r == 0)
@@ -411,7 +518,8 @@ int pagestore_end_round(struct pagestore *ps)
 	r = open_round(ps);
 
 	for (size_t i = 0; r == 0 && i < ps->nr; i++)
-		r = write_proc_round(ps, &ps->p[i]);
+		if (ps->p[i].memfd < 0)
+			r = write_proc_round(ps, &ps->p[i]);
 	if (r < 0) {
 		pr_err("cannot record round %u: %s", ps->round, strerror(-r));
 		return r;
@@ -543,11 +651,106 @@ static int relink_one(void *arg, int pid, const char *name)
 	return relink_lazy(rl->ps, rl->imgfd, name, pid, rl->lazy, &rl->linked);
 }
 
+/* A prepared object that CRIU's restore will not take: closed. */
+static void unprepare(struct ps_proc *p, const char *why)
+{
+	pr_info("shared memory %llu: %s", (unsigned long long)p->shmid, why);
+	close(p->memfd);
+	p->memfd = -1;
+}
+
+/*
+ * A prepared object holds what the source's object held: what CRIU found
+ * no data at (a hole there) is a hole here too, whatever came before.
+ */
+static int punch_rest(const struct ps_proc *p, const struct pagemap *pm)
+{
+	uint64_t pos = 0;
+
+	for (size_t i = 0; i <= pm->nr; i++) {
+		uint64_t a = i < pm->nr ? MIN(pm->e[i].vaddr, p->shm_size) : p->shm_size;
+		if (a > pos && fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					 (off_t)pos, (off_t)(a - pos)) < 0)
+			return -errno;
+		if (i < pm->nr)
+			pos = MAX(pos, pm->e[i].vaddr + (uint64_t)pm->e[i].nr_pages * PAGE);
+	}
+	return 0;
+}
+
+/*
+ * CRIU's pagemap of shared memory object @p, if it dumped the object: the
+ * pages it left in the parent (CRIU_SHMEM_IN_PARENT) must all be in the
+ * store (*@linked: the chain holds those not prepared). A CRIU without
+ * that patch wrote the pages itself: a prepared copy is then not used.
+ */
+static int check_shm(struct ps_proc *p, int imgfd, bool *linked)
+{
+	struct pagemap pm = { 0 };
+	bool present = false;
+	char name[48];
+	int r;
+
+	snprintf(name, sizeof(name), "pagemap-shmem-%llu.img", (unsigned long long)p->shmid);
+	if (faccessat(imgfd, name, F_OK, 0) < 0) {
+		if (errno != ENOENT)
+			return -errno;
+		if (p->memfd >= 0) /* not dumped: gone */
+			unprepare(p, "not in the dump");
+		return 0;
+	}
+	r = pagemap_read(imgfd, name, &pm);
+	for (size_t i = 0; r == 0 && i < pm.nr; i++) {
+		const struct pm_entry *e = &pm.e[i];
+		uint64_t end = e->vaddr + (uint64_t)e->nr_pages * PAGE;
+		present |= e->flags & PE_PRESENT;
+		if (!(e->flags & PE_PARENT))
+			continue;
+		if (!rangeset_covers(&p->known, e->vaddr, end)) {
+			pr_err("shared memory %llu: pages at offset 0x%llx (%u) never arrived",
+			       (unsigned long long)p->shmid, (unsigned long long)e->vaddr,
+			       e->nr_pages);
+			r = -ENODATA;
+		}
+		*linked |= p->memfd < 0;
+	}
+	if (r == 0 && p->memfd >= 0 && present)
+		unprepare(p, "CRIU dumped its pages: restored from them");
+	else if (r == 0 && p->memfd >= 0)
+		r = punch_rest(p, &pm);
+	pagemap_free(&pm);
+	return r;
+}
+
+int pagestore_write_prepared(const struct pagestore *ps, const char *path)
+{
+	FILE *f = fopen(path, "we");
+	int n = 0, r = 0;
+
+	if (!f)
+		return -errno;
+	for (size_t i = 0; i < ps->nr; i++)
+		if (ps->p[i].memfd >= 0) {
+			fprintf(f, "%llu %d %d\n", (unsigned long long)ps->p[i].shmid,
+				(int)getpid(), ps->p[i].memfd);
+			n++;
+		}
+	if (fflush(f) != 0 || ferror(f))
+		r = -EIO;
+	if (fclose(f) != 0 && r == 0)
+		r = -errno;
+	return r < 0 ? r : n;
+}
+
 int pagestore_assemble(struct pagestore *ps, int imgfd, bool lazy)
 {
 	struct relinker rl = { ps, imgfd, lazy, !lazy };
 	char parent[32];
 	int r = pagemap_each(imgfd, relink_one, &rl);
+
+	for (size_t i = 0; r == 0 && i < ps->nr; i++)
+		if (ps->p[i].shmid)
+			r = check_shm(&ps->p[i], imgfd, &rl.linked);
 
 	if (r == 0 && rl.linked && ps->round > 1) {
 		snprintf(parent, sizeof(parent), "../rounds/%u", ps->round - 1);
@@ -633,6 +836,8 @@ void pagestore_fini(struct pagestore *ps)
 		free(ps->p[i].rounds);
 		if (ps->p[i].pages_fd >= 0)
 			close(ps->p[i].pages_fd);
+		if (ps->p[i].memfd >= 0)
+			close(ps->p[i].memfd);
 		rangeset_free(&ps->p[i].known);
 		rangeset_free(&ps->p[i].round);
 		rangeset_free(&ps->p[i].stale);

@@ -40,8 +40,19 @@ struct ps_round {
 	int fd; /* the round's pages file, kept open */
 };
 
+/*
+ * One process's pages, or one shared memory object's (shmid != 0: pages
+ * at their offset in the object, in SESSION/rounds/K/pagemap-shmem-
+ * SHMID.img, CRIU's name for them; pid is then the id of their pages
+ * files, PS_SHM_PAGES_ID and up, which no PID reaches).
+ */
+#define PS_SHM_PAGES_ID 0x40000000
+
 struct ps_proc {
 	pid_t pid;
+	uint64_t shmid;
+	int memfd;		 /* shmem prepared for CRIU (0017), or -1 */
+	uint64_t shm_size;	 /* its size, bytes */
 	struct rangeset known;	 /* pages received in any round */
 	struct rangeset round;	 /* pages received in this round */
 	struct rangeset stale;	 /* hybrid: written after they were sent */
@@ -64,6 +75,11 @@ struct pagestore {
 	uint64_t pages; /* received, all rounds */
 	uint64_t freed; /* bytes older copies gave back, not yet credited */
 	bool remote;	/* post-copy: what is missing is at the source */
+	bool shmem;	/* shared memory objects' pages are taken */
+	/* and shared anonymous memory goes straight into a memfd that CRIU's
+	 * restore maps (CRIU_SHMEM_PREPARED), not into the rounds */
+	bool prepared;
+	size_t nr_shm; /* of them in @p */
 	uint8_t *buf;
 };
 
@@ -71,7 +87,9 @@ int pagestore_init(struct pagestore *ps, int sessfd, const int32_t *pids, size_t
 /* Accept pages of these processes too (forked since the preflight); at
  * most MSG_PIDS_MAX processes in all, else -E2BIG. */
 int pagestore_add_pids(struct pagestore *ps, const int32_t *pids, size_t nr);
-/* Store the run @pr announced; its data frames are read from @c. */
+/* Store the run @pr announced; its data frames are read from @c. A run
+ * of a shared memory object (pr->has_shmid) is taken once @ps->shmem is
+ * set (PHAUL_FEAT_SHMEM_PAGES agreed), MSG_SHMEM_MAX objects at most. */
 int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRun *pr,
 		       uint64_t *budget);
 /*
@@ -98,11 +116,18 @@ int pagestore_copy(struct pagestore *ps, pid_t pid, pid_t from, uint64_t vaddr, 
 int pagestore_end_round(struct pagestore *ps);
 /*
  * Rewrite the lazy runs of the pagemaps in @imgfd to the chain and link
- * it; with @lazy they stay lazy (criu lazy-pages serves them from there),
+ * it; the pages CRIU left in the parent for a shared memory object the
+ * store holds (CRIU_SHMEM_IN_PARENT) must all be there (-ENODATA); with @lazy they stay lazy (criu lazy-pages serves them from there),
  * but for the shared ones (pagestore_share), which must be in the store
  * and not stale (-ENODATA otherwise): those come from the chain.
  */
 int pagestore_assemble(struct pagestore *ps, int imgfd, bool lazy);
+/*
+ * After pagestore_assemble(): the prepared objects, as CRIU_SHMEM_PREPARED
+ * wants them ("shmid pid fd" lines, this process's fds), in @path
+ * (written even when there are none). The number of objects.
+ */
+int pagestore_write_prepared(const struct pagestore *ps, const char *path);
 /*
  * Where the newest copy of @pid's page at @vaddr is: its file and offset,
  * and how many of the following pages (at most @max) are contiguous there.

@@ -241,6 +241,11 @@ static int check_body(Msg *m)
 			return -EPROTO;
 		return 0;
 	case PHAUL__MSG__BODY_PAGE_RUN:
+		if (m->page_run->has_shmid) /* an offset in the object: pid 0 */
+			return m->page_run->pid == 0 && m->page_run->shmid ?
+				       check_run(1, m->page_run->vaddr, m->page_run->nr_pages, 1,
+						 MSG_RUN_PAGES_MAX) :
+				       -EPROTO;
 		return check_run(m->page_run->pid, m->page_run->vaddr, m->page_run->nr_pages, 1,
 				 MSG_RUN_PAGES_MAX);
 	case PHAUL__MSG__BODY_PAGE_REQ:
@@ -413,7 +418,8 @@ int msg_send_abort(struct conn *c, const char *reason)
 
 const char *proto_features_str(uint64_t f, char *buf, size_t len)
 {
-	static const char *const names[] = { "resume", "frames", "zstd", "shared", "imgzstd" };
+	static const char *const names[] = { "resume", "frames",  "zstd",
+					     "shared", "imgzstd", "shmem" };
 	size_t n = 0;
 
 	if (!len)

@@ -39,6 +39,10 @@ uint32_t proto_version(void);
  * header and may be zstd-compressed (xfer.h). The source asks when
  * --compress is not off; the destination answers if it can. */
 #define PHAUL_FEAT_IMG_ZSTD (1ULL << 4)
+/* Hello and HelloReply.features: the destination takes PageRuns of shared
+ * memory objects (PageRun.shmid) and has CRIU restore them from its store:
+ * live and hybrid mode pre-copy shared memory. */
+#define PHAUL_FEAT_SHMEM_PAGES (1ULL << 5)
 /* The feature bits in @f as words ("frames zstd", "none", unknown bits in
  * hex) in @buf of @len bytes (64 hold them all); returns @buf. For the logs:
  * what a peer of another version agreed to. */
@@ -57,6 +61,7 @@ const char *proto_features_str(uint64_t f, char *buf, size_t len);
 #define MSG_DROP_PAGES_MAX (1u << 24)
 #define MSG_VADDR_LIMIT (1ULL << 57)
 #define MSG_ROUNDS_MAX 1000u
+#define MSG_SHMEM_MAX 1024u	    /* shared memory objects in the store */
 #define MSG_FSDATA_MAX (60u * 1024) /* bytes of one FsData */
 #define MSG_ARGV_MAX 256u
 #define MSG_ENV_MAX 1024u

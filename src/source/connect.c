@@ -98,6 +98,7 @@ int source_hello(struct migration *m)
 	if (r == 0)
 		r = source_connect(m, NULL,
 				   PHAUL_FEAT_PAGE_FRAMES | PHAUL_FEAT_PAGE_SHARED |
+					   PHAUL_FEAT_SHMEM_PAGES |
 					   (m->opts->compress != PF_COMPRESS_OFF ?
 						    PHAUL_FEAT_PAGE_ZSTD | PHAUL_FEAT_IMG_ZSTD :
 						    0));
@@ -128,6 +129,8 @@ int source_hello(struct migration *m)
 		return mig_fail(m, -ENOMEM, "no memory for the image codec");
 	/* an older destination restores COW-shared pages lazily: unshared */
 	m->peer_shared = msg->hello_reply->features & PHAUL_FEAT_PAGE_SHARED;
+	/* an older destination gets shared memory in CRIU's images */
+	m->peer_shmem = msg->hello_reply->features & PHAUL_FEAT_SHMEM_PAGES;
 	pr_info("connected to %s (%s), protocol %u, features %s", m->opts->to,
 		msg->hello_reply->host ? msg->hello_reply->host : "?", proto_version(),
 		proto_features_str(msg->hello_reply->features, fs, sizeof(fs)));

@@ -342,6 +342,25 @@ static void fill_dump_opts(struct migration *m, CriuOpts *o)
  * server's socket, so a config file hands it ours: when we close our
  * end, the server ends and the dump finishes. No port is ever opened.
  */
+/*
+ * The shared memory the rounds pre-copied: CRIU records its pages as in
+ * the parent images (the destination's store; patch 0016) and does not
+ * read them. An unpatched CRIU ignores it and dumps them as before.
+ */
+static int shmem_opts(struct migration *m, struct criu *c)
+{
+	static char env[4200]; /* one dump per process */
+	int n = snprintf(env, sizeof(env), "CRIU_SHMEM_IN_PARENT=%s/shmem-in-parent", m->dir);
+	int r;
+
+	if (n < 0 || (size_t)n >= sizeof(env))
+		return mig_fail(m, -ENAMETOOLONG, "the work directory's name is too long");
+	r = precopy_shmem_list(m, env + strlen("CRIU_SHMEM_IN_PARENT="));
+	if (r > 0)
+		c->shmem_env = env;
+	return r < 0 ? r : 0;
+}
+
 static int lazy_opts(struct migration *m, struct criu *c, CriuOpts *o, char *conf, size_t len)
 {
 	int sp[2];
@@ -361,7 +380,7 @@ static int lazy_opts(struct migration *m, struct criu *c, CriuOpts *o, char *con
 	o->has_lazy_pages = true;
 	o->lazy_pages = true;
 	c->lazy_in_place = true;
-	return 0;
+	return shmem_opts(m, c);
 }
 
 static int dump_opts(struct migration *m, CriuOpts *o)

@@ -17,6 +17,7 @@
 #include "common/util.h"
 #include "criu/pagemap.h"
 #include "source/cow.h"
+#include "source/shmem.h"
 #include "engine/control.h"
 #include "engine/events.h"
 #include "engine/progress.h"
@@ -53,6 +54,11 @@ struct precopy {
 	bool early_round;    /* sent, as a round of its own */
 	struct progress bar; /* a round's, on a terminal */
 	char label[24];
+	/* shared memory objects, pre-copied when the destination takes them */
+	struct shm_set shm;
+	bool shm_on;
+	bool shm_collected; /* while frozen: what is pending is final */
+	bool shm_frozen;    /* and it is sent: nothing changes now */
 };
 
 static struct pc_proc *pc_find(struct precopy *pc, pid_t pid, bool create)
@@ -113,6 +119,7 @@ static int attach(struct migration *m)
 int precopy_start(struct migration *m, const struct policy *pol)
 {
 	struct precopy *pc;
+	const char *env;
 	int r = attach(m);
 
 	if (r < 0)
@@ -141,6 +148,9 @@ int precopy_start(struct migration *m, const struct policy *pol)
 	}
 	m->st.tracking = track_method_name(pc->method);
 	pr_info("tracking writes of %zu processes with %s", pc->nr, m->st.tracking);
+	/* PHAUL_SHMEM_PRECOPY=0 leaves shared memory to CRIU, to measure against */
+	env = getenv("PHAUL_SHMEM_PRECOPY");
+	pc->shm_on = m->peer_shmem && !(env && !strcmp(env, "0"));
 	return 0;
 }
 
@@ -312,8 +322,43 @@ static int send_round_end(struct migration *m, unsigned int round, uint64_t page
 	return msg_send_round_end(m->conn, &re);
 }
 
+/*
+ * The shared memory objects' pages that differ from the destination's
+ * copy; new objects are looked for only while the tree runs (those found
+ * later are CRIU's: the list it was given is written before the dump).
+ */
+static int shm_collect_all(struct migration *m, bool frozen, uint64_t *dirty, uint64_t *scanned)
+{
+	struct precopy *pc = m->pc;
+	uint64_t seen = pc->shm.seen, n = 0;
+	int r = 0;
+
+	if (!frozen) {
+		pid_t *v = calloc(pc->nr + 1, sizeof(*v));
+		if (!v)
+			return mig_fail(m, -ENOMEM, "no memory for the shared memory scan");
+		for (size_t i = 0; i < pc->nr; i++)
+			v[i] = pc->p[i].pid;
+		r = shm_scan(&pc->shm, v, pc->nr);
+		free(v);
+	}
+	/* frozen: on a thread, beside the processes' pages (send_shm joins) */
+	if (r == 0 && frozen && shm_collect_start(&pc->shm) == 0) {
+		pc->shm_collected = true;
+		return 0;
+	}
+	if (r == 0)
+		r = shm_collect(&pc->shm, &n);
+	if (r < 0)
+		return mig_fail(m, r, "shared memory: %s", strerror(-r));
+	pc->shm_collected = frozen;
+	*dirty += n;
+	*scanned += pc->shm.seen - seen;
+	return 0;
+}
+
 /* Collect every process's dirty pages into its pending set. */
-static int collect(struct migration *m, uint64_t *dirty, uint64_t *scanned)
+static int collect(struct migration *m, bool frozen, uint64_t *dirty, uint64_t *scanned)
 {
 	struct precopy *pc = m->pc;
 	int r = 0;
@@ -343,6 +388,8 @@ static int collect(struct migration *m, uint64_t *dirty, uint64_t *scanned)
 		if (r < 0)
 			mig_fail(m, r, "tracking PID %d: %s", p->pid, strerror(-r));
 	}
+	if (r == 0 && pc->shm_on && !pc->shm_frozen && !pc->shm_collected)
+		r = shm_collect_all(m, frozen, dirty, scanned);
 	return r;
 }
 
@@ -378,8 +425,32 @@ static void begin_bar(struct migration *m, bool final)
 		       pc->label, bytes);
 }
 
-/* Send every pending page: one round. */
-static int send_round(struct migration *m, uint64_t scanned, bool final)
+/* The shared memory objects' pending pages; after a frozen collect,
+ * the last of them. */
+static int send_shm(struct migration *m, uint64_t *pages)
+{
+	struct precopy *pc = m->pc;
+	uint64_t n = 0;
+	int r;
+
+	if (!pc->shm_on || pc->shm_frozen)
+		return 0;
+	r = shm_collect_wait(&pc->shm, &n);
+	if (r < 0)
+		return mig_fail(m, r, "shared memory: %s", strerror(-r));
+	r = shm_send(&pc->shm, m->conn, pc->buf, &n);
+	if (r < 0)
+		return mig_fail(m, r, "sending shared memory: %s", strerror(-r));
+	*pages += n;
+	m->st.shm_pages += n;
+	if (pc->shm_collected)
+		m->st.shm_frozen_pages += n;
+	pc->shm_frozen = pc->shm_collected;
+	return 0;
+}
+
+/* Send every pending page (@procs: the processes' too): one round. */
+static int send_round(struct migration *m, uint64_t scanned, bool final, bool procs)
 {
 	struct precopy *pc = m->pc;
 	struct round_stat rs = { .pages_scanned = scanned, .frozen = final };
@@ -388,10 +459,12 @@ static int send_round(struct migration *m, uint64_t scanned, bool final)
 
 	pc->round++;
 	begin_bar(m, final);
-	for (size_t i = 0; r == 0 && i < pc->nr; i++) {
+	for (size_t i = 0; procs && r == 0 && i < pc->nr; i++) {
 		r = send_set(m, &pc->p[i], &pc->p[i].pending, &rs.pages_sent);
 		rangeset_clear(&pc->p[i].pending);
 	}
+	if (r == 0)
+		r = send_shm(m, &rs.pages_sent);
 	if (r == 0)
 		r = send_round_end(m, pc->round, rs.pages_sent, final);
 	if (r < 0)
@@ -413,7 +486,7 @@ int precopy_rounds(struct migration *m)
 
 	mig_step(m, "round");
 	for (;;) {
-		r = collect(m, &dirty, &scanned);
+		r = collect(m, false, &dirty, &scanned);
 		if (r < 0)
 			return r;
 		if (m->st.nr_rounds) {
@@ -432,7 +505,7 @@ int precopy_rounds(struct migration *m)
 			return mig_fail(m, -ECANCELED, "round %u: %s", n, CONTROL_CANCELLED);
 		r = fault_point("src.round");
 		if (r == 0)
-			r = send_round(m, scanned, false);
+			r = send_round(m, scanned, false, true);
 		if (r == 0)
 			r = mig_hook(m, HOOK_NEXT_ITERATION);
 		if (r < 0)
@@ -570,6 +643,28 @@ static void stream_pending(struct migration *m)
 	}
 }
 
+/* Hybrid, frozen: the shared memory's last pages, as a round of their own. */
+static int shm_round(struct migration *m)
+{
+	struct precopy *pc = m->pc;
+	bool any = false;
+	uint64_t dirty;
+	int r = shm_collect_wait(&pc->shm, &dirty);
+
+	if (r < 0)
+		return mig_fail(m, r, "shared memory: %s", strerror(-r));
+	for (size_t i = 0; i < pc->shm.nr; i++)
+		any |= pc->shm.o[i].pending.nr > 0;
+	if (!pc->shm_on || pc->shm_frozen || !any) {
+		pc->shm_frozen = pc->shm_collected;
+		return 0;
+	}
+	r = send_round(m, 0, true, false);
+	if (r == 0)
+		pc->early_pages += m->st.rounds[m->st.nr_rounds - 1].pages_sent;
+	return r;
+}
+
 int precopy_send_frozen(struct migration *m)
 {
 	struct precopy *pc = m->pc;
@@ -581,18 +676,19 @@ int precopy_send_frozen(struct migration *m)
 	if (m->stream)
 		stream_pending(m);
 	else
-		r = collect(m, &dirty, &scanned);
+		r = collect(m, true, &dirty, &scanned);
 	if (r == 0 && mode_postcopy(m->mode)) {
 		/* hybrid: post-copy moves these. Sent now, they would fill the
 		 * link (and every socket buffer on the way) with data that
-		 * the frozen path's own messages then wait behind. */
+		 * the frozen path's own messages then wait behind. Shared
+		 * memory cannot wait: CRIU restores it with the tree. */
 		pr_info("%llu pages dirty at the freeze, left to post-copy",
 			(unsigned long long)dirty);
-		return 0;
+		return shm_round(m);
 	}
 	/* a round of its own: what post-dump adds may lie below these */
 	if (r == 0)
-		r = send_round(m, scanned, true);
+		r = send_round(m, scanned, true, true);
 	if (r < 0)
 		return r;
 	pc->early_pages = m->st.rounds[m->st.nr_rounds - 1].pages_sent;
@@ -607,7 +703,7 @@ static int plan(struct migration *m, uint64_t *dirty, uint64_t *scanned)
 	int r;
 
 	mig_step(m, "final pages");
-	r = collect(m, dirty, scanned);
+	r = collect(m, true, dirty, scanned);
 	if (r == 0)
 		r = plan_final(m);
 	if (r == 0)
@@ -644,7 +740,7 @@ int precopy_final(struct migration *m)
 	int r = plan(m, &dirty, &scanned);
 
 	if (r == 0)
-		r = send_round(m, scanned, true);
+		r = send_round(m, scanned, true, true);
 	if (r == 0) {
 		merge_frozen(m);
 		m->st.final_pages = m->st.rounds[m->st.nr_rounds - 1].pages_sent;
@@ -690,6 +786,8 @@ int precopy_final_lazy(struct migration *m)
 	uint64_t dirty, scanned, pages = 0;
 	int r = plan(m, &dirty, &scanned);
 
+	if (r == 0) /* if the freeze's pass did not send it */
+		r = shm_round(m);
 	for (size_t i = 0; r == 0 && i < m->pc->nr; i++)
 		r = drop_set(m, &m->pc->p[i], &pages);
 	if (r < 0)
@@ -835,7 +933,7 @@ int precopy_send_shared(struct migration *m, const struct cow_set *cs)
 		return 0;
 	r = attach(m);
 	/* hybrid: what was written last, if the freeze's collect missed it */
-	if (r == 0 && (r = collect(m, &dirty, &scanned)) < 0)
+	if (r == 0 && (r = collect(m, true, &dirty, &scanned)) < 0)
 		return r;
 	need = r == 0 ? calloc(2 * cs->nr, sizeof(*need)) : NULL;
 	if (!need)
@@ -898,8 +996,22 @@ void precopy_free(struct migration *m)
 		rangeset_free(&pc->p[i].pending);
 	}
 	pf_pipe_free(pc->pipe);
+	shm_free(&pc->shm);
 	free(pc->p);
 	free(pc->buf);
 	free(pc);
 	m->pc = NULL;
+}
+
+int precopy_shmem_list(struct migration *m, const char *path)
+{
+	struct precopy *pc = m->pc;
+	int r;
+
+	if (!pc || !pc->shm_on || !pc->shm.nr)
+		return 0;
+	r = shm_write_list(&pc->shm, path);
+	if (r < 0)
+		return mig_fail(m, r, "cannot write %s: %s", path, strerror(-r));
+	return 1;
 }

@@ -51,6 +51,12 @@ int precopy_final_lazy(struct migration *m);
  * a destination that takes PageShared.
  */
 int precopy_send_shared(struct migration *m, const struct cow_set *cs);
+/*
+ * Before the final dump: the shared memory objects pre-copied so far, in
+ * @path for CRIU_SHMEM_IN_PARENT (source/shmem.h). 1 if there are any
+ * (CRIU must be told), 0 if none.
+ */
+int precopy_shmem_list(struct migration *m, const char *path);
 /* Stop tracking; leaves nothing in the workload. Safe to call twice. */
 void precopy_stop(struct migration *m);
 void precopy_free(struct migration *m);

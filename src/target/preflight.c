@@ -216,6 +216,7 @@ static int open_pagestore(struct target *t)
 		return mig_fail(&t->m, r, "cannot create the page store: %s", strerror(-r));
 	t->live = true;
 	t->remote = mode_postcopy(t->m.mode);
+	t->ps.shmem = t->shmem;
 	return 0;
 }
 
@@ -312,6 +313,13 @@ int target_preflight(struct target *t, Phaul__Preflight *p)
 		reply(t, m->reason[0] ? m->reason : strerror(-r), ver);
 		m->peer_said = true;
 		return r;
+	}
+	/* shared memory may come prepared in memfds (store.h): our own CRIU
+	 * restores, not a container manager's, which would not be told */
+	if (t->live && t->shmem && !m->drv[0]->ops->restore_criu) {
+		snprintf(t->shm_env, sizeof(t->shm_env), "CRIU_SHMEM_PREPARED=%s/shmem-prepared",
+			 m->dir);
+		t->criu.shmem_env = t->shm_env;
 	}
 	/* the restore's CRIU starts now: its exec is off the frozen path */
 	if (m->mode != MODE_RESTART && criu_start(&t->criu) < 0)

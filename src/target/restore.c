@@ -425,6 +425,15 @@ static int prepare_lazy(struct target *t, Phaul__Restore *rq, CriuOpts *o, int *
 	r = pagestore_assemble(&t->ps, t->m.imgfd, true);
 	if (r < 0)
 		return mig_fail(&t->m, r, "cannot assemble the images: %s", strerror(-r));
+	/* the restore's CRIU reads this file (named in its environment) */
+	if (t->criu.shmem_env) {
+		const char *path = strchr(t->criu.shmem_env, '=') + 1;
+		r = pagestore_write_prepared(&t->ps, path);
+		if (r < 0)
+			return mig_fail(&t->m, r, "cannot write %s: %s", path, strerror(-r));
+		if (r > 0)
+			pr_info("%d shared memory objects restored from their memfds", r);
+	}
 	r = lazy_pages_ready(t, &sk);
 	if (r < 0)
 		return mig_fail(&t->m, r, "cannot start criu lazy-pages");

@@ -146,8 +146,10 @@ static int hello(struct target *t)
 	if (r == 0)
 		r = outcome_write(t->so->workdir, t->hex, "pending", getpid());
 	/* an older source asks for fewer: it gets only what it asked */
-	agreed = msg->hello->features & (PHAUL_FEAT_PAGE_FRAMES | PHAUL_FEAT_PAGE_ZSTD |
-					 PHAUL_FEAT_PAGE_SHARED | PHAUL_FEAT_IMG_ZSTD);
+	agreed = msg->hello->features &
+		 (PHAUL_FEAT_PAGE_FRAMES | PHAUL_FEAT_PAGE_ZSTD | PHAUL_FEAT_PAGE_SHARED |
+		  PHAUL_FEAT_IMG_ZSTD | PHAUL_FEAT_SHMEM_PAGES);
+	t->shmem = agreed & PHAUL_FEAT_SHMEM_PAGES;
 	if (r == 0)
 		r = reply_hello(t, agreed);
 	if (r == 0)
@@ -166,6 +168,22 @@ static int hello(struct target *t)
 	return r;
 }
 
+/*
+ * The first pages of shared memory: whether they go into memfds that our
+ * CRIU's restore maps (patch 0017), or into the rounds, read by any CRIU.
+ */
+static void shm_probe(struct target *t)
+{
+	int r = t->criu.shmem_env ? criu_feature(CRIU_FEATURE_SHMEM) : 0;
+
+	t->shm_probed = true;
+	t->ps.prepared = r == 1;
+	pr_info("shared memory goes %s",
+		r == 1			    ? "into memfds CRIU's restore maps" :
+		r == 0 && t->criu.shmem_env ? "to the rounds (this CRIU lacks patch 0017)" :
+					      "to the rounds");
+}
+
 static int receive_pages(struct target *t, Msg *msg)
 {
 	int r;
@@ -179,6 +197,8 @@ static int receive_pages(struct target *t, Msg *msg)
 		return r < 0 ? mig_fail(&t->m, r, "new processes: %s", strerror(-r)) : 0;
 	}
 	if (msg->body_case == PHAUL__MSG__BODY_PAGE_RUN) {
+		if (msg->page_run->has_shmid && !t->shm_probed)
+			shm_probe(t);
 		r = pagestore_recv_run(&t->ps, t->m.conn, msg->page_run, &t->budget);
 		return r < 0 ? mig_fail(&t->m, r, "receiving pages: %s", why(r)) : 0;
 	}

@@ -6,6 +6,8 @@
 #ifndef PHAUL_TARGET_H
 #define PHAUL_TARGET_H
 
+#include <limits.h>
+
 #include "common/reaper.h"
 #include "criu/criu.h"
 #include "engine/migration.h"
@@ -21,10 +23,13 @@ struct target {
 	enum sess_state st;
 	uint64_t budget; /* bytes the peer may still write */
 	bool committed;
-	bool resumed; /* CRIU let the tree run: the commit stands */
-	bool told;    /* an Error went to the source already */
-	bool live;    /* restored lazily from the page store */
-	bool remote;  /* post-copy: what the store lacks is fetched */
+	bool resumed;		     /* CRIU let the tree run: the commit stands */
+	bool told;		     /* an Error went to the source already */
+	bool live;		     /* restored lazily from the page store */
+	bool shmem;		     /* the source pre-copies shared memory (SHMEM_PAGES) */
+	bool shm_probed;	     /* whether CRIU takes prepared shmem: asked */
+	char shm_env[PATH_MAX + 32]; /* CRIU_SHMEM_PREPARED=FILE for the restore */
+	bool remote;		     /* post-copy: what the store lacks is fetched */
 	struct pagestore ps;
 	pid_t lazy_pid;		/* criu lazy-pages filling memory, or 0 */
 	struct criu_lazy lazy;	/* one started at the preflight, not let go yet */

@@ -1128,6 +1128,40 @@ static void test_pid_messages(void **state)
 	assert_invalid(&mc);
 }
 
+/* A run of a shared memory object: pid 0, a shmid, the offset checked as
+ * a vaddr. */
+static void test_page_run_shmem(void **state)
+{
+	Phaul__PageRun p = PHAUL__PAGE_RUN__INIT;
+	MSG_OF(m, page_run, PAGE_RUN, p);
+
+	(void)state;
+	p.has_shmid = true;
+	p.shmid = 464584;
+	p.pid = 0;
+	p.vaddr = 1 << 20;
+	p.nr_pages = MSG_RUN_PAGES_MAX;
+	assert_valid(&m);
+	p.pid = 1; /* a process's and an object's at once */
+	assert_invalid(&m);
+	p.pid = 0;
+	p.shmid = 0;
+	assert_invalid(&m);
+	p.shmid = 7;
+	p.vaddr = 4096 + 1;
+	assert_invalid(&m);
+	p.vaddr = MSG_VADDR_LIMIT - 4096;
+	p.nr_pages = 2;
+	assert_invalid(&m);
+	p.nr_pages = 0;
+	p.vaddr = 0;
+	assert_invalid(&m);
+	/* without a shmid, pid 0 is no process */
+	p.nr_pages = 1;
+	p.has_shmid = false;
+	assert_invalid(&m);
+}
+
 static void test_page_run_limits(void **state)
 {
 	Phaul__PageRun p = PHAUL__PAGE_RUN__INIT;
@@ -1628,7 +1662,7 @@ static void test_features_str(void **state)
 					       b, sizeof(b)),
 			    "resume zstd 0x10000000000");
 	assert_string_equal(proto_features_str(~0ULL, b, sizeof(b)),
-			    "resume frames zstd shared imgzstd 0xffffffffffffffe0");
+			    "resume frames zstd shared imgzstd shmem 0xffffffffffffffc0");
 	/* truncated, still terminated */
 	assert_string_equal(proto_features_str(~0ULL, tiny, sizeof(tiny)), "resume ");
 }
@@ -1680,6 +1714,7 @@ int main(void)
 		cmocka_unit_test(test_text_limits),
 		cmocka_unit_test(test_pid_messages),
 		cmocka_unit_test(test_page_run_limits),
+		cmocka_unit_test(test_page_run_shmem),
 		cmocka_unit_test(test_round_end_limits),
 		cmocka_unit_test(test_page_req_limits),
 		cmocka_unit_test(test_page_data_limits),
