@@ -47,8 +47,10 @@
  * completes it before any check. A page found at an older generation than
  * its owner's record is always a lost write.
  *
- * Other lines: "shmcheck PID: ready parent|child pages=N owned=M" once
- * the process runs its loop; "shmcheck PID: FAIL child CPID exited ..."
+ * Other lines: "shmcheck PID: ready parent|child pages=N owned=M
+ * region0=ADDR region1=ADDR" once the process runs its loop (ADDR: where
+ * the region is mapped, (nil) when empty; a test can spoil a page through
+ * /proc/PID/mem); "shmcheck PID: FAIL child CPID exited ..."
  * (the parent; then it exits 3). SIGTERM/SIGINT to the parent: the child
  * gets SIGTERM, both exit 0. Only fds 0-2 are inherited.
  *
@@ -400,8 +402,9 @@ static void run(const struct opts *o)
 
 	for (unsigned int r = 0; r < NR_REGIONS; r++)
 		owned += (regions[r].pages + 1 - (size_t)role) / 2;
-	log_line("ready %s pages=%zu owned=%zu", role == PARENT ? "parent" : "child",
-		 regions[0].pages + regions[1].pages, owned);
+	log_line("ready %s pages=%zu owned=%zu region0=%p region1=%p",
+		 role == PARENT ? "parent" : "child", regions[0].pages + regions[1].pages, owned,
+		 (void *)regions[0].mem, (void *)regions[1].mem);
 	while (!stop) {
 		uint64_t req;
 
