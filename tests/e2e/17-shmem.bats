@@ -172,24 +172,43 @@ shm_migrates() {
 # the child's (--selftest-corrupt) are reported by the processes that
 # must see them, and no PASS is logged for that check.
 @test "shmem: the check reports a stale and a corrupt shared page (selftest)" {
-	local stale corrupt line
+	local stale stale_region corrupt line
 	shm_start 4 4 --selftest-corrupt
 	shm_signal src
 	line=$(grep "^shmcheck $PID: selftest " <<<"$SHM_NEW") ||
 		{ echo "the parent did not corrupt anything: $SHM_NEW" >&2; false; }
-	[[ "$line" =~ stale\ (region\ [01]\ page\ [0-9]+),\ corrupt\ (region\ [01]\ page\ [0-9]+)$ ]]
-	stale=${BASH_REMATCH[1]} corrupt=${BASH_REMATCH[2]}
+	[[ "$line" =~ stale\ (region\ ([01])\ page\ [0-9]+),\ corrupt\ (region\ [01]\ page\ [0-9]+)$ ]]
+	stale=${BASH_REMATCH[1]} stale_region=${BASH_REMATCH[2]} corrupt=${BASH_REMATCH[3]}
 	! grep -q ': PASS ' <<<"$SHM_NEW" || { echo "a check passed: $SHM_NEW" >&2; false; }
 	# the parent: its own page older than its record, the child's torn
 	grep -q "^shmcheck $PID: FAIL $stale: stale (gen [0-9]*, expected [1-9][0-9]*)$" <<<"$SHM_NEW"
 	grep -q "^shmcheck $PID: FAIL $corrupt: body differs .* the other's page)$" <<<"$SHM_NEW"
 	grep -q "^shmcheck $PID: FAIL bad=2 pages=$SHM_PAGES " <<<"$SHM_NEW"
-	# the child: its own page torn; the parent's stale page looks whole
+	# the child: its own page torn; the parent's stale page looks whole,
+	# but the parent's pages of that region add up to less than it wrote
 	grep -q "^shmcheck $CHILD: FAIL $corrupt: body differs .* expected [0-9]*)$" <<<"$SHM_NEW"
-	grep -q "^shmcheck $CHILD: FAIL bad=1 pages=$SHM_PAGES " <<<"$SHM_NEW"
+	grep -q "^shmcheck $CHILD: FAIL region $stale_region: the other's pages are whole but" <<<"$SHM_NEW"
+	grep -q "^shmcheck $CHILD: FAIL bad=2 pages=$SHM_PAGES " <<<"$SHM_NEW"
 	# and the helpers the migration tests use say so
 	run shm_check src
 	[ "$status" -ne 0 ]
+}
+
+# A region restored as a copy in each process instead of one memory both
+# share: every page whole, each process's own current, the other's old.
+# The child makes itself such a copy after a first check
+# (--selftest-unshare); the next check fails in both processes.
+@test "shmem: the check reports a region that is no longer shared (selftest)" {
+	shm_start 4 4 --selftest-unshare
+	shm_check src
+	wait_for 10 grep -q "^shmcheck $CHILD: selftest unshared region 0$" "$LOG"
+	# both write on, each into its own copy now
+	ticks_advance "$LOG" 5
+	shm_signal src
+	grep -q "^shmcheck $PID: FAIL region 0: the other's pages are whole but" <<<"$SHM_NEW"
+	grep -q "^shmcheck $CHILD: FAIL region 0: the other's pages are whole but" <<<"$SHM_NEW"
+	grep -qE "^shmcheck $PID: FAIL bad=1 " <<<"$SHM_NEW"
+	grep -qE "^shmcheck $CHILD: FAIL bad=1 " <<<"$SHM_NEW"
 }
 
 # What a lost page looks like on dst: after a live migration, one of the

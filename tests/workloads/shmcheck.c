@@ -4,7 +4,7 @@
  * is seen by the workload itself.
  *
  *   shmcheck --log FILE [--shared MiB] [--memfd MiB] [--rate PAGES/s]
- *            [--hot N] [--seed N] [--selftest-corrupt]
+ *            [--hot N] [--seed N] [--selftest-corrupt] [--selftest-unshare]
  *
  * Region 0 is MiB of MAP_SHARED|MAP_ANONYMOUS memory, region 1 a memfd of
  * MiB mapped MAP_SHARED (its fd closed); at least one is not empty. The
@@ -31,13 +31,17 @@
  * control page of their own, MAP_SHARED too), then each checks EVERY page
  * of both regions: its own exactly against its record, the other's for
  * consistency (header names that page, the body is the pattern of the
- * generation in the header). Each appends
+ * generation in the header) and, region by region, against the sum of
+ * the generations the other says it wrote (published in the control page
+ * as it stops: a region restored as two copies, one in each process, has
+ * the other's pages whole but old). Each appends
  *   "shmcheck PID: PASS pages=N writes=W"              or, for a page
  *   "shmcheck PID: FAIL region R page I: WHAT (gen X, expected Y)"
  *   "shmcheck PID: FAIL region R page I: WHAT (gen X, the other's page)"
- * for the first 5 bad pages and "shmcheck PID: FAIL bad=B pages=N
- * writes=W" (N: pages checked, W: pages this process wrote since it
- * started). Both resume writing once both have checked. A process that
+ *   "shmcheck PID: FAIL region R: the other's pages are whole but ..."
+ * for the first 5 problems and "shmcheck PID: FAIL bad=B pages=N
+ * writes=W" (B: problems, N: pages checked, W: pages this process wrote
+ * since it started). Both resume writing once both have checked. A process that
  * waits more than 10 s for the other logs "shmcheck PID: FAIL handshake:
  * ..." (it then checks only its own pages).
  *
@@ -60,6 +64,12 @@
  * of one of the child's pages (a corrupt page), and logs
  * "shmcheck PID: selftest stale region R page I, corrupt region R page J".
  * Both checks must then FAIL: the tests use it to prove they can.
+ *
+ * --selftest-unshare: after the first check, the child replaces its
+ * mapping of the first region that has pages by a private copy (as a
+ * restore that gave each process a copy of its own would) and logs
+ * "shmcheck PID: selftest unshared region R"; from the next check on,
+ * both see the other's pages whole but old, and FAIL.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -107,16 +117,16 @@ struct region {
 
 /* The meeting point of a check, in a page both share. */
 struct ctl {
-	uint64_t req;	     /* checks asked for (the parent counts them) */
-	uint64_t stopped[2]; /* the last request each process stopped writing for */
-	uint64_t checked[2]; /* ... and is done checking */
+	uint64_t req;		     /* checks asked for (the parent counts them) */
+	uint64_t stopped[2];	     /* the last request each process stopped writing for */
+	uint64_t checked[2];	     /* ... and is done checking */
+	uint64_t sum[2][NR_REGIONS]; /* the sum of the generations each wrote, by region */
 };
 
 struct opts {
 	unsigned long mib[NR_REGIONS];
 	unsigned long rate, hot;
 	uint64_t seed;
-	bool selftest;
 	const char *log;
 };
 
@@ -127,6 +137,7 @@ static struct ctl *ctl;
 static int role;
 static pid_t parent_pid, child_pid;
 static uint64_t rng, writes;
+static bool selftest_corrupt, selftest_unshare;
 
 static void on_stop(int sig)
 {
@@ -271,38 +282,76 @@ static bool owns(size_t i)
 	return (int)(i % 2) == role;
 }
 
+/*
+ * Check region @r's pages: ours, and with @all the other's, whose
+ * generations must add up to what it published (a region restored as a
+ * copy in each process instead of one memory both share has the other's
+ * pages whole but old). Logs the problems while fewer than MAX_REPORTED
+ * were (@reported before); returns how many it found.
+ */
+static size_t check_region(unsigned int r, bool all, size_t reported, size_t *checked)
+{
+	size_t bad = 0, other_bad = 0;
+	uint64_t other_sum = 0;
+	char buf[128];
+
+	for (size_t i = 0; i < regions[r].pages; i++) {
+		bool own = owns(i);
+		const char *what;
+		uint64_t gen;
+
+		if (!own && !all)
+			continue;
+		(*checked)++;
+		what = page_problem(r, i, own ? regions[r].gen[i] : 0, &gen, buf, sizeof(buf));
+		if (!own)
+			other_sum += gen;
+		if (!what)
+			continue;
+		other_bad += !own;
+		if (reported + bad++ >= MAX_REPORTED)
+			continue;
+		if (own)
+			log_line("FAIL region %u page %zu: %s (gen %" PRIu64 ", expected %" PRIu64
+				 ")",
+				 r, i, what, gen, regions[r].gen[i]);
+		else
+			log_line("FAIL region %u page %zu: %s (gen %" PRIu64 ", the other's page)",
+				 r, i, what, gen);
+	}
+	/* a bad page of the other's explains a wrong sum */
+	if (all && !other_bad && other_sum != ctl->sum[!role][r]) {
+		bad++;
+		log_line("FAIL region %u: the other's pages are whole but their generations add up"
+			 " to %" PRIu64 ", it wrote %" PRIu64 " (old pages, or not shared)",
+			 r, other_sum, ctl->sum[!role][r]);
+	}
+	return bad;
+}
+
 /* Check every page (@all) or only ours; log PASS or FAIL lines. */
 static void check(bool all)
 {
 	size_t checked = 0, bad = 0;
-	char buf[128];
 
 	for (unsigned int r = 0; r < NR_REGIONS; r++)
-		for (size_t i = 0; i < regions[r].pages; i++) {
-			bool own = owns(i);
-			const char *what;
-			uint64_t gen;
-
-			if (!own && !all)
-				continue;
-			checked++;
-			what = page_problem(r, i, own ? regions[r].gen[i] : 0, &gen, buf,
-					    sizeof(buf));
-			if (!what || ++bad > MAX_REPORTED)
-				continue;
-			if (own)
-				log_line("FAIL region %u page %zu: %s (gen %" PRIu64
-					 ", expected %" PRIu64 ")",
-					 r, i, what, gen, regions[r].gen[i]);
-			else
-				log_line("FAIL region %u page %zu: %s (gen %" PRIu64
-					 ", the other's page)",
-					 r, i, what, gen);
-		}
+		bad += check_region(r, all, bad, &checked);
 	if (bad)
 		log_line("FAIL bad=%zu pages=%zu writes=%" PRIu64, bad, checked, writes);
 	else
 		log_line("PASS pages=%zu writes=%" PRIu64, checked, writes);
+}
+
+/* Before we say we stopped: the sums of our generations, for the other's check. */
+static void publish_sums(void)
+{
+	for (unsigned int r = 0; r < NR_REGIONS; r++) {
+		uint64_t sum = 0;
+
+		for (size_t i = (size_t)role; i < regions[r].pages; i += 2)
+			sum += regions[r].gen[i];
+		ctl->sum[role][r] = sum;
+	}
 }
 
 /* The parent's child is gone: say so (once) and end. */
@@ -344,23 +393,46 @@ static void corrupt(void)
 	log_line("selftest stale region %u page %zu, corrupt region %u page %zu", r, i, rc, j);
 }
 
+/* --selftest-unshare: the child's own copy of a region, where it is. */
+static void unshare(void)
+{
+	unsigned int r = regions[0].pages ? 0 : 1;
+	size_t len = regions[r].pages * PAGE;
+	uint8_t *copy = malloc(len);
+
+	if (!copy) {
+		log_line("selftest unshare: no memory for a copy");
+		return;
+	}
+	memcpy(copy, regions[r].mem, len);
+	if (mmap(regions[r].mem, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+		log_line("selftest unshare: mmap: %s", strerror(errno));
+		_exit(1);
+	}
+	memcpy(regions[r].mem, copy, len);
+	free(copy);
+	log_line("selftest unshared region %u", r);
+}
+
 /*
  * Check request @epoch: both stop writing, both check, both resume. The
  * parent stops last, so that the selftest corrupts the child's page after
  * the child's last write and before its check.
  */
-static void check_round(uint64_t epoch, bool *selftest)
+static void check_round(uint64_t epoch)
 {
 	bool met;
 
+	publish_sums();
 	if (role == CHILD) {
 		__atomic_store_n(&ctl->stopped[CHILD], epoch, __ATOMIC_RELEASE);
 		met = wait_other(ctl->stopped, epoch);
 	} else {
 		met = wait_other(ctl->stopped, epoch);
-		if (met && *selftest) {
+		if (met && selftest_corrupt) {
 			corrupt();
-			*selftest = false;
+			selftest_corrupt = false;
 		}
 		__atomic_store_n(&ctl->stopped[PARENT], epoch, __ATOMIC_RELEASE);
 	}
@@ -376,6 +448,10 @@ static void check_round(uint64_t epoch, bool *selftest)
 		log_line("FAIL handshake: the other process did not finish check %" PRIu64
 			 " within 10 s",
 			 epoch);
+	if (role == CHILD && selftest_unshare) {
+		unshare();
+		selftest_unshare = false;
+	}
 }
 
 /* Our own page number @k, counted over the regions. */
@@ -398,7 +474,6 @@ static void run(const struct opts *o)
 	size_t owned = 0;
 	uint64_t handled = 0, ticks = 0;
 	unsigned long carry = 0;
-	bool selftest = o->selftest;
 
 	for (unsigned int r = 0; r < NR_REGIONS; r++)
 		owned += (regions[r].pages + 1 - (size_t)role) / 2;
@@ -417,7 +492,7 @@ static void run(const struct opts *o)
 		}
 		req = __atomic_load_n(&ctl->req, __ATOMIC_ACQUIRE);
 		if (req > handled) {
-			check_round(req, &selftest);
+			check_round(req);
 			handled = req;
 		}
 		carry += o->rate;
@@ -472,8 +547,9 @@ static int setup_memory(const struct opts *o)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: shmcheck --log FILE [--shared MiB] [--memfd MiB] [--rate PAGES/s]\n"
-			"                [--hot N] [--seed N] [--selftest-corrupt]\n");
+	fprintf(stderr,
+		"usage: shmcheck --log FILE [--shared MiB] [--memfd MiB] [--rate PAGES/s]\n"
+		"                [--hot N] [--seed N] [--selftest-corrupt] [--selftest-unshare]\n");
 }
 
 /* A decimal number in [0, @max] into *@ret: 0, or -1 when it is not. */
@@ -498,6 +574,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "seed", required_argument, NULL, 'S' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "selftest-corrupt", no_argument, NULL, 'C' },
+		{ "selftest-unshare", no_argument, NULL, 'U' },
 		{ 0 }
 	};
 	/* pages are numbered in 32 bits in their header: at most 16 GiB a region */
@@ -515,7 +592,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'h': bad |= parse_num(optarg, 1024, &o->hot); break;
 		case 'S': bad |= parse_num(optarg, ~0UL, &seed); break;
 		case 'l': o->log = optarg; break;
-		case 'C': o->selftest = true; break;
+		case 'C': selftest_corrupt = true; break;
+		case 'U': selftest_unshare = true; break;
 		default: return -1;
 		}
 	}
