@@ -41,9 +41,9 @@
  *   "shmcheck PID: FAIL region R: the other's pages are whole but ..."
  * for the first 5 problems and "shmcheck PID: FAIL bad=B pages=N
  * writes=W" (B: problems, N: pages checked, W: pages this process wrote
- * since it started). Both resume writing once both have checked. A process that
- * waits more than 10 s for the other logs "shmcheck PID: FAIL handshake:
- * ..." (it then checks only its own pages).
+ * since it started). Both resume writing once both have checked. A
+ * process that waits more than 10 s for the other logs "shmcheck PID:
+ * FAIL handshake: ..." (it then checks only its own pages).
  *
  * Why no page "in flight" is accepted at either generation: a check runs
  * in the main loop between two writes, after both processes stopped; a
@@ -515,9 +515,12 @@ static void *map_region(unsigned long mib, bool memfd)
 	void *p;
 	int fd = -1;
 
-	if (memfd && ((fd = memfd_create("shmcheck", MFD_CLOEXEC)) < 0 ||
-		      ftruncate(fd, (off_t)(mib * MIB)) < 0))
+	if (memfd && (fd = memfd_create("shmcheck", MFD_CLOEXEC)) < 0)
 		return MAP_FAILED;
+	if (memfd && ftruncate(fd, (off_t)(mib * MIB)) < 0) {
+		close(fd);
+		return MAP_FAILED;
+	}
 	p = mmap(NULL, mib * MIB, PROT_READ | PROT_WRITE, MAP_SHARED | (memfd ? 0 : MAP_ANONYMOUS),
 		 fd, 0);
 	if (fd >= 0)
