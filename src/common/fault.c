@@ -17,6 +17,7 @@ static const char *const fault_points[] = {
 	"src.stop", "src.restart", "src.restore", "src.commit", "src.committed", "src.postcopy",
 	"src.pageread", "src.lazymapped", "src.cleanup",
 	"src.cowsend",	   /* shared pages named, their data never sent */
+	"src.shmskip",	   /* a shared memory object's first page never sent */
 	"src.pagecorrupt", /* every zstd page frame goes out with a byte flipped */
 	"src.imgcorrupt",  /* every zstd image chunk goes out with a byte flipped */
 	/* destination side */

@@ -90,17 +90,19 @@ static struct ps_proc *proc_get(struct pagestore *ps, pid_t pid)
 }
 
 /*
- * A memfd of @size bytes (holes: it takes no memory until written) for
- * shared anonymous memory, if the store prepares them; else -1.
+ * A memfd of the object's size (holes: it takes no memory until written),
+ * made as CRIU's restore would make it (its name; sealable unless the
+ * object had only F_SEAL_SEAL), if the store prepares them; else -1.
  */
 static int shm_memfd(const struct pagestore *ps, const Phaul__PageRun *pr)
 {
 	int fd;
 
-	if (!ps->prepared || !pr->has_shm_anon || !pr->shm_anon || !pr->has_shm_size ||
+	if (!ps->prepared || !pr->shm_name || !pr->has_shm_seals || !pr->has_shm_size ||
 	    pr->shm_size > MSG_VADDR_LIMIT)
 		return -1;
-	fd = memfd_create("phaul-shmem", MFD_CLOEXEC);
+	fd = memfd_create(pr->shm_name,
+			  MFD_CLOEXEC | (pr->shm_seals == F_SEAL_SEAL ? 0 : MFD_ALLOW_SEALING));
 	if (fd >= 0 && ftruncate(fd, (off_t)pr->shm_size) < 0) {
 		pr_warn("cannot size a memfd for shared memory %llu: %m; it goes to the rounds",
 			(unsigned long long)pr->shmid);

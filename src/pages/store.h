@@ -76,8 +76,8 @@ struct pagestore {
 	uint64_t freed; /* bytes older copies gave back, not yet credited */
 	bool remote;	/* post-copy: what is missing is at the source */
 	bool shmem;	/* shared memory objects' pages are taken */
-	/* and shared anonymous memory goes straight into a memfd that CRIU's
-	 * restore maps (CRIU_SHMEM_PREPARED), not into the rounds */
+	/* and goes straight into memfds that CRIU's restore takes
+	 * (CRIU_SHMEM_PREPARED), not into the rounds */
 	bool prepared;
 	size_t nr_shm; /* of them in @p */
 	uint8_t *buf;

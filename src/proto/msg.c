@@ -242,7 +242,9 @@ static int check_body(Msg *m)
 		return 0;
 	case PHAUL__MSG__BODY_PAGE_RUN:
 		if (m->page_run->has_shmid) /* an offset in the object: pid 0 */
-			return m->page_run->pid == 0 && m->page_run->shmid ?
+			return m->page_run->pid == 0 && m->page_run->shmid &&
+					       text_ok(m->page_run->shm_name, MSG_SHM_NAME_MAX) ==
+						       0 ?
 				       check_run(1, m->page_run->vaddr, m->page_run->nr_pages, 1,
 						 MSG_RUN_PAGES_MAX) :
 				       -EPROTO;

@@ -62,6 +62,7 @@ const char *proto_features_str(uint64_t f, char *buf, size_t len);
 #define MSG_VADDR_LIMIT (1ULL << 57)
 #define MSG_ROUNDS_MAX 1000u
 #define MSG_SHMEM_MAX 1024u	    /* shared memory objects in the store */
+#define MSG_SHM_NAME_MAX 249u	    /* a memfd's name (MFD_NAME_MAX_LEN) */
 #define MSG_FSDATA_MAX (60u * 1024) /* bytes of one FsData */
 #define MSG_ARGV_MAX 256u
 #define MSG_ENV_MAX 1024u

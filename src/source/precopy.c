@@ -430,12 +430,12 @@ static void begin_bar(struct migration *m, bool final)
 static int send_shm(struct migration *m, uint64_t *pages)
 {
 	struct precopy *pc = m->pc;
-	uint64_t n = 0;
+	uint64_t n = 0, dirty;
 	int r;
 
 	if (!pc->shm_on || pc->shm_frozen)
 		return 0;
-	r = shm_collect_wait(&pc->shm, &n);
+	r = shm_collect_wait(&pc->shm, &dirty);
 	if (r < 0)
 		return mig_fail(m, r, "shared memory: %s", strerror(-r));
 	r = shm_send(&pc->shm, m->conn, pc->buf, &n);

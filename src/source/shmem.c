@@ -8,10 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "common/fault.h"
 #include "common/log.h"
 #include "common/page.h"
 #include "common/util.h"
@@ -20,22 +23,42 @@
 
 #define CHUNK_PAGES MSG_RUN_PAGES_MAX
 
-bool shm_maps_line(const char *line, uint64_t *start, uint64_t *end, uint64_t *ino, bool *anon)
-{
-	char perms[8], path[64] = "";
-	unsigned long long a, b, i;
-	int n = 0;
+#define DELETED " (deleted)"
+#define MEMFD "/memfd:"
 
-	if (sscanf(line, "%llx-%llx %7s %*x %*x:%*x %llu %n", &a, &b, perms, &i, &n) != 4 ||
+bool shm_maps_line(const char *line, uint64_t *start, uint64_t *end, uint64_t *ino, char *name,
+		   size_t len)
+{
+	unsigned long long a, b, i;
+	const char *path;
+	char perms[8];
+	size_t n = 0, d = strlen(DELETED);
+	int at = 0;
+
+	if (sscanf(line, "%llx-%llx %7s %*x %*x:%*x %llu %n", &a, &b, perms, &i, &at) != 4 ||
 	    strlen(perms) != 4 || perms[3] != 's' || !i || b <= a)
 		return false;
-	snprintf(path, sizeof(path), "%s", line + n);
-	if (strncmp(path, "/dev/zero (deleted)", 19) && strncmp(path, "/memfd:", 7))
+	path = line + at;
+	n = strcspn(path, "\n");
+	/* what the kernel shows of an unlinked shmem file: no other file */
+	if (n < d || strncmp(path + n - d, DELETED, d))
 		return false;
+	n -= d;
+	if (n == strlen("/dev/zero") && !strncmp(path, "/dev/zero", n)) {
+		/* MAP_SHARED|MAP_ANONYMOUS: CRIU restores a memfd so named */
+	} else if (n >= strlen(MEMFD) && !strncmp(path, MEMFD, strlen(MEMFD))) {
+		path += strlen(MEMFD);
+		n -= strlen(MEMFD);
+	} else {
+		return false;
+	}
+	if (n >= len)
+		return false;
+	memcpy(name, path, n);
+	name[n] = '\0';
 	*start = a;
 	*end = b;
 	*ino = i;
-	*anon = path[1] == 'd';
 	return true;
 }
 
@@ -47,20 +70,32 @@ static struct shm_obj *find(struct shm_set *s, uint64_t ino)
 	return NULL;
 }
 
+/* Whether @fd is the shmem object @ino (not hugetlbfs: CRIU's own then). */
+static bool is_shmem(int fd, uint64_t ino)
+{
+	struct statfs sfs;
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && (uint64_t)st.st_ino == ino && fstatfs(fd, &sfs) == 0 &&
+	       sfs.f_type == TMPFS_MAGIC;
+}
+
 static int add(struct shm_set *s, pid_t pid, uint64_t start, uint64_t end, uint64_t ino,
-	       bool anon)
+	       const char *name)
 {
 	char path[64];
 	struct shm_obj *v;
 	struct stat st;
-	int fd;
+	int fd, seals;
 
 	if (s->nr >= MSG_SHMEM_MAX)
 		return 0; /* CRIU dumps the rest */
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, start, end);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_ino != ino) {
-		pr_debug("%s: %s: left to CRIU", path, fd < 0 ? strerror(errno) : "not the object");
+	seals = fd >= 0 ? fcntl(fd, F_GET_SEALS) : -1;
+	if (fd < 0 || !is_shmem(fd, ino) || seals < 0 || fstat(fd, &st) < 0) {
+		pr_debug("%s: %s: left to CRIU", path,
+			 fd < 0 || seals < 0 ? strerror(errno) : "not a shmem object");
 		if (fd >= 0)
 			close(fd);
 		return 0;
@@ -75,7 +110,8 @@ static int add(struct shm_set *s, pid_t pid, uint64_t start, uint64_t end, uint6
 	memset(v, 0, sizeof(*v));
 	v->ino = ino;
 	v->fd = fd;
-	v->anon = anon;
+	v->seals = (uint32_t)seals;
+	snprintf(v->name, sizeof(v->name), "%s", name);
 	pr_info("pre-copying shared memory %" PRIu64 " (%" PRIu64 " KiB), mapped by PID %d", ino,
 		(uint64_t)st.st_size >> 10, pid);
 	return 0;
@@ -83,9 +119,8 @@ static int add(struct shm_set *s, pid_t pid, uint64_t start, uint64_t end, uint6
 
 static int scan_one(struct shm_set *s, pid_t pid)
 {
-	char path[32], line[512];
+	char path[32], line[1024], name[256];
 	uint64_t a, b, ino;
-	bool anon;
 	FILE *f;
 	int r = 0;
 
@@ -94,8 +129,8 @@ static int scan_one(struct shm_set *s, pid_t pid)
 	if (!f)
 		return 0; /* exited: CRIU will not dump it */
 	while (r == 0 && fgets(line, sizeof(line), f))
-		if (shm_maps_line(line, &a, &b, &ino, &anon) && !find(s, ino))
-			r = add(s, pid, a, b, ino, anon);
+		if (shm_maps_line(line, &a, &b, &ino, name, sizeof(name)) && !find(s, ino))
+			r = add(s, pid, a, b, ino, name);
 	fclose(f);
 	return r;
 }
@@ -257,11 +292,15 @@ static int send_chunk(struct shm_obj *o, struct conn *c, uint64_t pos, uint64_t 
 	pr.shmid = o->ino;
 	pr.has_shm_size = true;
 	pr.shm_size = o->size;
-	pr.has_shm_anon = true;
-	pr.shm_anon = o->anon;
+	if (!o->announced) { /* what the destination needs to make its copy */
+		pr.shm_name = o->name;
+		pr.has_shm_seals = true;
+		pr.shm_seals = o->seals;
+	}
 	pr.vaddr = pos * PAGE;
 	pr.nr_pages = (uint32_t)n;
 	r = msg_send_page_run(c, &pr);
+	o->announced |= r == 0;
 	return r < 0 ? r : pages_send(c, buf, n * PAGE);
 }
 
@@ -271,8 +310,13 @@ static int send_one(struct shm_obj *o, struct conn *c, uint8_t *buf, uint64_t *p
 
 	for (size_t i = 0; r == 0 && i < o->pending.nr; i++) {
 		uint64_t pos = o->pending.r[i].start / PAGE, end = o->pending.r[i].end / PAGE;
+		/* the fault: a source that never sends a page it will say is
+		 * in the parent (the destination must refuse to restore) */
+		if (pos == 0 && fault_point("src.shmskip") < 0)
+			pos++;
 		while (r == 0 && pos < end) {
-			uint64_t got = read_pages(o, pos, MIN(end - pos, (uint64_t)CHUNK_PAGES), buf);
+			uint64_t got = read_pages(o, pos, MIN(end - pos, (uint64_t)CHUNK_PAGES),
+						  buf);
 			if (!got) /* shrunk since: CRIU will not dump it either */
 				break;
 			r = send_chunk(o, c, pos, got, buf);

@@ -33,7 +33,9 @@ struct conn;
 struct shm_obj {
 	uint64_t ino;		 /* CRIU's shmid */
 	int fd;			 /* the object, through map_files */
-	bool anon;		 /* shared anonymous memory, else a memfd */
+	char name[256];		 /* as CRIU names it ("/dev/zero", a memfd's) */
+	uint32_t seals;		 /* F_GET_SEALS */
+	bool announced;		 /* name and seals sent */
 	uint64_t size;		 /* bytes, at the last pass */
 	uint64_t pages;		 /* its size, in pages, at the last pass */
 	uint64_t *hash;		 /* of each page as sent */
@@ -56,9 +58,12 @@ struct shm_set {
  * One line of /proc/PID/maps: whether it maps a shared memory object
  * this module moves (a shared anonymous mapping or a memfd, mapped
  * shared; not a System V segment, not a file), and if so its range and
- * inode, and whether it is anonymous. Pure, for the unit tests.
+ * inode, and the name CRIU gives the object (the path without
+ * " (deleted)", a memfd's without "/memfd:"), in @name of @len bytes.
+ * Pure, for the unit tests.
  */
-bool shm_maps_line(const char *line, uint64_t *start, uint64_t *end, uint64_t *ino, bool *anon);
+bool shm_maps_line(const char *line, uint64_t *start, uint64_t *end, uint64_t *ino, char *name,
+		   size_t len);
 /* Add the objects @pids map that the set lacks; a process that exited,
  * or an object that cannot be opened, is skipped (CRIU dumps it). */
 int shm_scan(struct shm_set *s, const pid_t *pids, size_t nr);

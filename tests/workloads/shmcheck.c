@@ -443,15 +443,16 @@ static void check_round(uint64_t epoch)
 			 " (check %" PRIu64 "); checking our own pages only",
 			 epoch);
 	check(met);
+	/* before the parent goes on writing: a whole copy of every page */
+	if (role == CHILD && selftest_unshare) {
+		unshare();
+		selftest_unshare = false;
+	}
 	__atomic_store_n(&ctl->checked[role], epoch, __ATOMIC_RELEASE);
 	if (met && !wait_other(ctl->checked, epoch) && !stop)
 		log_line("FAIL handshake: the other process did not finish check %" PRIu64
 			 " within 10 s",
 			 epoch);
-	if (role == CHILD && selftest_unshare) {
-		unshare();
-		selftest_unshare = false;
-	}
 }
 
 /* Our own page number @k, counted over the regions. */
