@@ -174,14 +174,21 @@ static int hello(struct target *t)
  */
 static void shm_probe(struct target *t)
 {
-	int r = t->criu.shmem_env ? criu_feature(CRIU_FEATURE_SHMEM) : 0;
+	/* PHAUL_SHMEM_PREPARED=0: the rounds, to measure and test them */
+	const char *env = getenv("PHAUL_SHMEM_PREPARED");
+	bool off = env && !strcmp(env, "0");
+	int r = t->criu.shmem_env && !off ? criu_feature(CRIU_FEATURE_SHMEM) : 0;
+	const char *where = "to the rounds (a container manager's CRIU restores)";
 
+	if (r == 1)
+		where = "into memfds CRIU's restore takes";
+	else if (off)
+		where = "to the rounds (PHAUL_SHMEM_PREPARED=0)";
+	else if (t->criu.shmem_env)
+		where = "to the rounds (this CRIU lacks patch 0017)";
 	t->shm_probed = true;
 	t->ps.prepared = r == 1;
-	pr_info("shared memory goes %s",
-		r == 1			    ? "into memfds CRIU's restore maps" :
-		r == 0 && t->criu.shmem_env ? "to the rounds (this CRIU lacks patch 0017)" :
-					      "to the rounds");
+	pr_info("shared memory goes %s", where);
 }
 
 static int receive_pages(struct target *t, Msg *msg)

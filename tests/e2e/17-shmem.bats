@@ -113,7 +113,8 @@ shmem_pages_check() {
 # the migration.
 shm_migrates() {
 	local mode=$1 before
-	serve_start
+	# shellcheck disable=SC2086
+	serve_start ${SHM_SERVE_ENV:-}
 	# shellcheck disable=SC2086
 	shm_start "$2" "$3" ${SHM_OPTS:-}
 	shift 3
@@ -235,4 +236,46 @@ shm_migrates() {
 	grep -q "^shmcheck $PID: FAIL region 1 page $page: a zero page (gen 0, the other's page)$" <<<"$SHM_NEW"
 	run shm_check dst
 	[ "$status" -ne 0 ]
+}
+
+# Where the destination kept the pre-copied shared memory: in memfds that
+# its CRIU's restore takes (patch 0017), or in the rounds' chain, which
+# any CRIU reads (PHAUL_SHMEM_PREPARED=0 forces it, as a CRIU without
+# 0017 would).
+@test "shmem: live mode, the destination's memfds taken by the restore: every page current" {
+	shm_migrates live 32 8
+	grep -q "shared memory goes into memfds CRIU's restore takes" "$SERVE_LOG"
+	# the two regions and the control page
+	grep -q "3 shared memory objects restored from their memfds" "$SERVE_LOG"
+	[ "$(json .shmem_frozen_pages)" -gt 0 ]
+}
+
+@test "shmem: live mode, the destination keeps shared memory in its rounds: every page current" {
+	SHM_SERVE_ENV=PHAUL_SHMEM_PREPARED=0 shm_migrates live 32 8
+	grep -q "shared memory goes to the rounds (PHAUL_SHMEM_PREPARED=0)" "$SERVE_LOG"
+	! grep -q "restored from their memfds" "$SERVE_LOG"
+}
+
+@test "shmem: hybrid mode, the destination keeps shared memory in its rounds: every page current" {
+	SHM_SERVE_ENV=PHAUL_SHMEM_PREPARED=0 shm_migrates hybrid 32 8
+	grep -q "shared memory goes to the rounds (PHAUL_SHMEM_PREPARED=0)" "$SERVE_LOG"
+}
+
+# src.shmskip: the source never sends an object's first page, which its
+# CRIU records as in the parent. The destination must refuse to restore
+# (CRIU would read a page that is not there), roll back, and the
+# workload runs on in src with its memory shared and current.
+@test "shmem, failure: a page left in the parent but never sent: refused on dst, rolled back, current on src" {
+	require_fault src.shmskip
+	serve_start
+	shm_start 4 4
+	shm_check src
+	fx_migrate PHAUL_FAULT=src.shmskip -- --mode live --json "$PID"
+	[ "$status" -eq 1 ] || { echo "migrate exited $status, not 1: $stderr" >&2; false; }
+	[ "$(json .outcome)" = rolled-back ]
+	assert_failed_with "cannot assemble the images: No data available"
+	grep -q "shared memory [0-9]*: pages at offset 0x0 ([0-9]*) never arrived" "$SERVE_LOG"
+	# shellcheck disable=SC2086
+	assert_only_in src $PIDS
+	shm_check src
 }
