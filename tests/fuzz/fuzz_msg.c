@@ -77,7 +77,11 @@ static void check_msg(Msg *m)
 	case PHAUL__MSG__BODY_RESTORE_READY: CHECK(m->restore_ready->root_pid > 0); break;
 	case PHAUL__MSG__BODY_COMMITTED: CHECK(m->committed->root_pid > 0); break;
 	case PHAUL__MSG__BODY_PAGE_RUN:
-		CHECK(m->page_run->pid >= 1 && m->page_run->pid <= 4194304);
+		if (m->page_run->has_shmid) /* a shared memory object's */
+			CHECK(m->page_run->pid == 0 && m->page_run->shmid != 0);
+		else
+			CHECK(m->page_run->pid >= 1 && m->page_run->pid <= 4194304);
+		check_text(m->page_run->shm_name, MSG_SHM_NAME_MAX);
 		CHECK(m->page_run->vaddr % 4096 == 0 && m->page_run->vaddr < MSG_VADDR_LIMIT);
 		CHECK(m->page_run->nr_pages >= 1 && m->page_run->nr_pages <= MSG_RUN_PAGES_MAX);
 		break;

@@ -227,6 +227,18 @@ static void gen_msgs(void)
 	msg_set_page_run(&m, &pg);
 	save_msg("page-run", &m);
 
+	pg.pid = 0; /* a shared memory object's first run */
+	pg.has_shmid = 1;
+	pg.shmid = 468057;
+	pg.vaddr = 0x200000;
+	pg.has_shm_size = 1;
+	pg.shm_size = 256ull << 20;
+	pg.shm_name = "/dev/zero";
+	pg.has_shm_seals = 1;
+	pg.shm_seals = 1; /* F_SEAL_SEAL */
+	msg_set_page_run(&m, &pg);
+	save_msg("page-run-shmem", &m);
+
 	re.round = 2;
 	re.pages = 4096;
 	re.has_final = 1;
