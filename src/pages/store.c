@@ -296,6 +296,16 @@ static int recv_memfd(struct pagestore *ps, struct conn *c, struct ps_proc *p, u
 	return r;
 }
 
+/* The bytes of [a, b) that @s does not hold. */
+static uint64_t bytes_new(const struct rangeset *s, uint64_t a, uint64_t b)
+{
+	uint64_t n = b - a;
+
+	for (size_t i = range_after(s->r, s->nr, a); i < s->nr && s->r[i].start < b; i++)
+		n -= MIN(s->r[i].end, b) - MAX(s->r[i].start, a);
+	return n;
+}
+
 int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRun *pr,
 		       uint64_t *budget)
 {
@@ -315,14 +325,16 @@ int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRu
 		pr_err("pages for PID %d, which is not part of this migration", pr->pid);
 		return -EPROTO;
 	}
-	if (bytes > *budget)
-		return -ENOSPC;
 	if (p->memfd >= 0) {
+		/* in place: the pages that came before take no more space */
+		uint64_t more = bytes_new(&p->known, pr->vaddr, end);
+		if (more > *budget)
+			return -ENOSPC;
 		r = recv_memfd(ps, c, p, pr->vaddr, bytes);
 		if (r == 0)
 			r = rangeset_add(&p->known, pr->vaddr, end);
 		if (r == 0) {
-			*budget -= bytes;
+			*budget -= more;
 			ps->pages += pr->nr_pages;
 		}
 		return r;

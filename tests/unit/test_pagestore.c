@@ -1843,6 +1843,7 @@ static void test_shm_prepared(void **state)
 	int nmsg = 0;
 
 	f->ps.shmem = f->ps.prepared = true;
+	f->budget = 8 * P; /* what round 1 brings; round 2 only sends again */
 	assert_int_equal(exchange_frames(f, send_shm_prepared, NULL, &nmsg), 0);
 	assert_int_equal(nmsg, 8);
 	assert_int_equal(f->ps.pages, 11);
@@ -1865,6 +1866,9 @@ static void test_shm_prepared(void **state)
 	assert_true(rangeset_covers(&a->known, 0, 4 * P));
 	assert_true(rangeset_covers(&a->known, 8 * P, 10 * P));
 	assert_int_equal(rangeset_bytes(&a->known), 6 * P);
+	/* the budget is the space the pages take: a page that came again
+	 * in place takes none more */
+	assert_int_equal(f->budget, 0);
 	/* A is in no round; B in the rounds */
 	assert_int_equal(shm_entry(f, SHM_B)->memfd, -1);
 	for (unsigned int k = 1; k <= 2; k++) {
@@ -1898,6 +1902,21 @@ static void test_shm_prepared_raw(void **state)
 	assert_int_equal(exchange(f, send_shm_raw, NULL, NULL), 0);
 	for (uint64_t i = 0; i < 16; i++)
 		assert_shm_page(shm_entry(f, SHM_A)->memfd, SHM_A, i, i >= 3 && i < 6);
+}
+
+/* New pages of a prepared object past the budget are refused unread. */
+static void test_shm_prepared_budget(void **state)
+{
+	struct fixture *f = *state;
+	int nmsg = 0;
+
+	f->ps.shmem = f->ps.prepared = true;
+	f->budget = 3 * P - 1;
+	assert_int_equal(exchange(f, send_shm_raw, NULL, &nmsg), -ENOSPC);
+	assert_int_equal(nmsg, 1);
+	assert_int_equal(f->budget, 3 * P - 1);
+	assert_int_equal(f->ps.pages, 0);
+	assert_int_equal(rangeset_bytes(&shm_entry(f, SHM_A)->known), 0);
 }
 
 /* A run of a prepared object past its end. */
@@ -2206,6 +2225,7 @@ int main(void)
 		T(test_shm_too_many),
 		T(test_shm_prepared),
 		T(test_shm_prepared_raw),
+		T(test_shm_prepared_budget),
 		T(test_shm_prepared_past_end),
 		T(test_assemble_shm_chain),
 		T(test_assemble_shm_unused),
