@@ -692,6 +692,14 @@ static int punch_rest(const struct ps_proc *p, const struct pagemap *pm)
 	return 0;
 }
 
+/* Run @e of object @shmid, which CRIU left in the parent, is not in the store. */
+static int shm_missing(uint64_t shmid, const struct pm_entry *e)
+{
+	pr_err("shared memory %llu: pages at offset 0x%llx (%u) never arrived",
+	       (unsigned long long)shmid, (unsigned long long)e->vaddr, e->nr_pages);
+	return -ENODATA;
+}
+
 /*
  * CRIU's pagemap of shared memory object @p, if it dumped the object: the
  * pages it left in the parent (CRIU_SHMEM_IN_PARENT) must all be in the
@@ -701,7 +709,7 @@ static int punch_rest(const struct ps_proc *p, const struct pagemap *pm)
 static int check_shm(struct ps_proc *p, int imgfd, bool *linked)
 {
 	struct pagemap pm = { 0 };
-	bool present = false;
+	bool present = false, parent = false;
 	char name[48];
 	int r;
 
@@ -720,18 +728,22 @@ static int check_shm(struct ps_proc *p, int imgfd, bool *linked)
 		present |= e->flags & PE_PRESENT;
 		if (!(e->flags & PE_PARENT))
 			continue;
-		if (!rangeset_covers(&p->known, e->vaddr, end)) {
-			pr_err("shared memory %llu: pages at offset 0x%llx (%u) never arrived",
-			       (unsigned long long)p->shmid, (unsigned long long)e->vaddr,
-			       e->nr_pages);
-			r = -ENODATA;
-		}
+		parent = true;
+		if (!rangeset_covers(&p->known, e->vaddr, end))
+			r = shm_missing(p->shmid, e);
 		*linked |= p->memfd < 0;
 	}
-	if (r == 0 && p->memfd >= 0 && present)
+	if (r == 0 && p->memfd >= 0 && present && parent) {
+		/* CRIU would take the dumped ones only, the memfd holds the rest */
+		pr_err("shared memory %llu: CRIU dumped some of its pages, left others in the "
+		       "parent, where they are not",
+		       (unsigned long long)p->shmid);
+		r = -ENODATA;
+	} else if (r == 0 && p->memfd >= 0 && present) {
 		unprepare(p, "CRIU dumped its pages: restored from them");
-	else if (r == 0 && p->memfd >= 0)
+	} else if (r == 0 && p->memfd >= 0) {
 		r = punch_rest(p, &pm);
+	}
 	pagemap_free(&pm);
 	return r;
 }

@@ -2188,6 +2188,25 @@ static void test_assemble_shm_prepared_dropped(void **state)
 	close(imgfd);
 }
 
+/*
+ * Some pages dumped, some left in the parent by CRIU: the restore would
+ * take the dumped ones and look for the rest in a chain that lacks them
+ * (they are in the memfd, which it then does not map).
+ */
+static void test_assemble_shm_prepared_mixed(void **state)
+{
+	struct fixture *f = *state;
+
+	f->ps.shmem = f->ps.prepared = true;
+	assert_int_equal(exchange_frames(f, send_shm_prepared, NULL, NULL), 0);
+	assert_assemble_nodata(
+		f, shm_images(f, SHM_A,
+			      (struct pm_entry[]){ { 0, 4, PE_PRESENT }, { 8 * P, 2, PE_PARENT } },
+			      2));
+	/* the memfd is kept: nothing was decided */
+	assert_true(shm_entry(f, SHM_A)->memfd >= 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -2234,6 +2253,7 @@ int main(void)
 		T(test_assemble_shm_prepared),
 		T(test_assemble_shm_prepared_only),
 		T(test_assemble_shm_prepared_dropped),
+		T(test_assemble_shm_prepared_mixed),
 	};
 #undef T
 
