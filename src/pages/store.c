@@ -748,6 +748,27 @@ static int check_shm(struct ps_proc *p, int imgfd, bool *linked)
 	return r;
 }
 
+/*
+ * CRIU's pagemap of a shared memory object the store holds nothing of:
+ * none of its pages may be in the parent (-ENODATA).
+ */
+static int check_unknown_shm(void *arg, uint64_t shmid, const char *name)
+{
+	const struct relinker *rl = arg;
+	struct pagemap pm = { 0 };
+	int r;
+
+	for (size_t i = 0; i < rl->ps->nr; i++)
+		if (rl->ps->p[i].shmid && rl->ps->p[i].shmid == shmid)
+			return 0;
+	r = pagemap_read(rl->imgfd, name, &pm);
+	for (size_t i = 0; r == 0 && i < pm.nr; i++)
+		if (pm.e[i].flags & PE_PARENT)
+			r = shm_missing(shmid, &pm.e[i]);
+	pagemap_free(&pm);
+	return r;
+}
+
 int pagestore_write_prepared(const struct pagestore *ps, const char *path)
 {
 	FILE *f = fopen(path, "we");
@@ -777,6 +798,9 @@ int pagestore_assemble(struct pagestore *ps, int imgfd, bool lazy)
 	for (size_t i = 0; r == 0 && i < ps->nr; i++)
 		if (ps->p[i].shmid)
 			r = check_shm(&ps->p[i], imgfd, &rl.linked);
+	/* and of those it holds nothing of: the images are what CRIU reads */
+	if (r == 0 && ps->shmem)
+		r = pagemap_each_shmem(imgfd, check_unknown_shm, &rl);
 
 	if (r == 0 && rl.linked && ps->round > 1) {
 		snprintf(parent, sizeof(parent), "../rounds/%u", ps->round - 1);

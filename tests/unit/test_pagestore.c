@@ -2207,6 +2207,42 @@ static void test_assemble_shm_prepared_mixed(void **state)
 	assert_true(shm_entry(f, SHM_A)->memfd >= 0);
 }
 
+/*
+ * CRIU's pagemap of an object the store never heard of: pages in the
+ * parent are missing; pages it dumped itself are fine.
+ */
+static void test_assemble_shm_unknown(void **state)
+{
+	struct fixture *f = *state;
+	int imgfd;
+
+	f->ps.shmem = true;
+	assert_int_equal(exchange(f, send_shm_chain, NULL, NULL), 0);
+	imgfd = shm_images(f, SHM_A, (struct pm_entry[]){ { 0, 8, PE_PARENT } }, 1);
+	close(imgfd);
+	imgfd = shm_images(f, 4242, (struct pm_entry[]){ { 0, 2, PE_PRESENT } }, 1);
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, true), 0);
+	assert_int_equal(unlinkat(imgfd, "parent", 0), 0);
+	close(imgfd);
+	assert_assemble_nodata(
+		f, shm_images(f, 4242,
+			      (struct pm_entry[]){ { 0, 2, PE_PRESENT }, { 2 * P, 1, PE_PARENT } },
+			      2));
+}
+
+/* An object's pages left in the parent when no object ever came. */
+static void test_assemble_shm_none_sent(void **state)
+{
+	struct fixture *f = *state;
+	int imgfd;
+
+	f->ps.shmem = true;
+	assert_int_equal(exchange(f, send_for_assemble, NULL, NULL), 0);
+	imgfd = shm_images(f, SHM_A, (struct pm_entry[]){ { 0, 1, PE_PARENT } }, 1);
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, false), -ENODATA);
+	close(imgfd);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -2254,6 +2290,8 @@ int main(void)
 		T(test_assemble_shm_prepared_only),
 		T(test_assemble_shm_prepared_dropped),
 		T(test_assemble_shm_prepared_mixed),
+		T(test_assemble_shm_unknown),
+		T(test_assemble_shm_none_sent),
 	};
 #undef T
 
