@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -234,19 +235,48 @@ uint64_t pagemap_present_pages(const struct pagemap *pm)
 	return n;
 }
 
-int pagemap_each(int dirfd, int (*fn)(void *arg, int pid, const char *name), void *arg)
+/* @fn for every file of @dirfd named @prefix, a number, ".img". */
+static int each_numbered(int dirfd, const char *prefix,
+			 int (*fn)(void *arg, uint64_t id, const char *name), void *arg)
 {
+	size_t len = strlen(prefix);
 	DIR *d = opendir_at(dirfd);
 	struct dirent *de;
-	int r = 0, pid;
+	unsigned long long id;
+	int r = 0;
 
 	if (!d)
 		return -errno;
 	while (r == 0 && (de = readdir(d))) {
 		char tail;
-		if (sscanf(de->d_name, "pagemap-%d.im%c", &pid, &tail) == 2 && tail == 'g')
-			r = fn(arg, pid, de->d_name);
+		if (!strncmp(de->d_name, prefix, len) &&
+		    sscanf(de->d_name + len, "%llu.im%c", &id, &tail) == 2 && tail == 'g')
+			r = fn(arg, id, de->d_name);
 	}
 	closedir(d);
 	return r;
+}
+
+struct each_pid {
+	int (*fn)(void *arg, int pid, const char *name);
+	void *arg;
+};
+
+static int each_pid_one(void *arg, uint64_t id, const char *name)
+{
+	const struct each_pid *e = arg;
+
+	return id > INT_MAX ? 0 : e->fn(e->arg, (int)id, name);
+}
+
+int pagemap_each(int dirfd, int (*fn)(void *arg, int pid, const char *name), void *arg)
+{
+	struct each_pid e = { fn, arg };
+
+	return each_numbered(dirfd, "pagemap-", each_pid_one, &e);
+}
+
+int pagemap_each_shmem(int dirfd, int (*fn)(void *arg, uint64_t shmid, const char *name), void *arg)
+{
+	return each_numbered(dirfd, "pagemap-shmem-", fn, arg);
 }

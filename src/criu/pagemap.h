@@ -55,6 +55,9 @@ void pagemap_free(struct pagemap *pm);
  * the PID and the file's name, until one returns non-zero (returned).
  */
 int pagemap_each(int dirfd, int (*fn)(void *arg, int pid, const char *name), void *arg);
+/* The same for every pagemap-shmem-SHMID.img (a shared memory object's). */
+int pagemap_each_shmem(int dirfd, int (*fn)(void *arg, uint64_t shmid, const char *name),
+		       void *arg);
 /* Pages with PE_PRESENT, i.e. the size of pages-N.img in pages. */
 uint64_t pagemap_present_pages(const struct pagemap *pm);
 

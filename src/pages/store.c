@@ -296,6 +296,16 @@ static int recv_memfd(struct pagestore *ps, struct conn *c, struct ps_proc *p, u
 	return r;
 }
 
+/* The bytes of [a, b) that @s does not hold. */
+static uint64_t bytes_new(const struct rangeset *s, uint64_t a, uint64_t b)
+{
+	uint64_t n = b - a;
+
+	for (size_t i = range_after(s->r, s->nr, a); i < s->nr && s->r[i].start < b; i++)
+		n -= MIN(s->r[i].end, b) - MAX(s->r[i].start, a);
+	return n;
+}
+
 int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRun *pr,
 		       uint64_t *budget)
 {
@@ -315,14 +325,16 @@ int pagestore_recv_run(struct pagestore *ps, struct conn *c, const Phaul__PageRu
 		pr_err("pages for PID %d, which is not part of this migration", pr->pid);
 		return -EPROTO;
 	}
-	if (bytes > *budget)
-		return -ENOSPC;
 	if (p->memfd >= 0) {
+		/* in place: the pages that came before take no more space */
+		uint64_t more = bytes_new(&p->known, pr->vaddr, end);
+		if (more > *budget)
+			return -ENOSPC;
 		r = recv_memfd(ps, c, p, pr->vaddr, bytes);
 		if (r == 0)
 			r = rangeset_add(&p->known, pr->vaddr, end);
 		if (r == 0) {
-			*budget -= bytes;
+			*budget -= more;
 			ps->pages += pr->nr_pages;
 		}
 		return r;
@@ -680,6 +692,14 @@ static int punch_rest(const struct ps_proc *p, const struct pagemap *pm)
 	return 0;
 }
 
+/* Run @e of object @shmid, which CRIU left in the parent, is not in the store. */
+static int shm_missing(uint64_t shmid, const struct pm_entry *e)
+{
+	pr_err("shared memory %llu: pages at offset 0x%llx (%u) never arrived",
+	       (unsigned long long)shmid, (unsigned long long)e->vaddr, e->nr_pages);
+	return -ENODATA;
+}
+
 /*
  * CRIU's pagemap of shared memory object @p, if it dumped the object: the
  * pages it left in the parent (CRIU_SHMEM_IN_PARENT) must all be in the
@@ -689,7 +709,7 @@ static int punch_rest(const struct ps_proc *p, const struct pagemap *pm)
 static int check_shm(struct ps_proc *p, int imgfd, bool *linked)
 {
 	struct pagemap pm = { 0 };
-	bool present = false;
+	bool present = false, parent = false;
 	char name[48];
 	int r;
 
@@ -708,18 +728,43 @@ static int check_shm(struct ps_proc *p, int imgfd, bool *linked)
 		present |= e->flags & PE_PRESENT;
 		if (!(e->flags & PE_PARENT))
 			continue;
-		if (!rangeset_covers(&p->known, e->vaddr, end)) {
-			pr_err("shared memory %llu: pages at offset 0x%llx (%u) never arrived",
-			       (unsigned long long)p->shmid, (unsigned long long)e->vaddr,
-			       e->nr_pages);
-			r = -ENODATA;
-		}
+		parent = true;
+		if (!rangeset_covers(&p->known, e->vaddr, end))
+			r = shm_missing(p->shmid, e);
 		*linked |= p->memfd < 0;
 	}
-	if (r == 0 && p->memfd >= 0 && present)
+	if (r == 0 && p->memfd >= 0 && present && parent) {
+		/* CRIU would take the dumped ones only, the memfd holds the rest */
+		pr_err("shared memory %llu: CRIU dumped some of its pages, left others in the "
+		       "parent, where they are not",
+		       (unsigned long long)p->shmid);
+		r = -ENODATA;
+	} else if (r == 0 && p->memfd >= 0 && present) {
 		unprepare(p, "CRIU dumped its pages: restored from them");
-	else if (r == 0 && p->memfd >= 0)
+	} else if (r == 0 && p->memfd >= 0) {
 		r = punch_rest(p, &pm);
+	}
+	pagemap_free(&pm);
+	return r;
+}
+
+/*
+ * CRIU's pagemap of a shared memory object the store holds nothing of:
+ * none of its pages may be in the parent (-ENODATA).
+ */
+static int check_unknown_shm(void *arg, uint64_t shmid, const char *name)
+{
+	const struct relinker *rl = arg;
+	struct pagemap pm = { 0 };
+	int r;
+
+	for (size_t i = 0; i < rl->ps->nr; i++)
+		if (rl->ps->p[i].shmid && rl->ps->p[i].shmid == shmid)
+			return 0;
+	r = pagemap_read(rl->imgfd, name, &pm);
+	for (size_t i = 0; r == 0 && i < pm.nr; i++)
+		if (pm.e[i].flags & PE_PARENT)
+			r = shm_missing(shmid, &pm.e[i]);
 	pagemap_free(&pm);
 	return r;
 }
@@ -753,6 +798,9 @@ int pagestore_assemble(struct pagestore *ps, int imgfd, bool lazy)
 	for (size_t i = 0; r == 0 && i < ps->nr; i++)
 		if (ps->p[i].shmid)
 			r = check_shm(&ps->p[i], imgfd, &rl.linked);
+	/* and of those it holds nothing of: the images are what CRIU reads */
+	if (r == 0 && ps->shmem)
+		r = pagemap_each_shmem(imgfd, check_unknown_shm, &rl);
 
 	if (r == 0 && rl.linked && ps->round > 1) {
 		snprintf(parent, sizeof(parent), "../rounds/%u", ps->round - 1);

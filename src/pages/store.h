@@ -116,8 +116,10 @@ int pagestore_copy(struct pagestore *ps, pid_t pid, pid_t from, uint64_t vaddr, 
 int pagestore_end_round(struct pagestore *ps);
 /*
  * Rewrite the lazy runs of the pagemaps in @imgfd to the chain and link
- * it; the pages CRIU left in the parent for a shared memory object the
- * store holds (CRIU_SHMEM_IN_PARENT) must all be there (-ENODATA); with @lazy they stay lazy (criu lazy-pages serves them from there),
+ * it; the pages CRIU left in the parent for a shared memory object
+ * (CRIU_SHMEM_IN_PARENT) must all be in the store, but none of a
+ * prepared object that CRIU dumped in part (-ENODATA); with @lazy they
+ * stay lazy (criu lazy-pages serves them from there),
  * but for the shared ones (pagestore_share), which must be in the store
  * and not stale (-ENODATA otherwise): those come from the chain.
  */

@@ -827,6 +827,82 @@ static void test_reject_late_error(void **state)
 	assert_rejected(&f->s, -EINVAL);
 }
 
+/* --- the pagemaps of an image directory ------------------------------------ */
+
+struct seen {
+	uint64_t id[8];
+	int nr;
+	int stop_at; /* the call that returns 1 (1-based), 0: none */
+};
+
+static int seen_add(struct seen *s, uint64_t id, const char *name, const char *want)
+{
+	assert_string_equal(name, want);
+	assert_true(s->nr < 8);
+	s->id[s->nr++] = id;
+	return s->nr == s->stop_at;
+}
+
+static int saw_pid(void *arg, int pid, const char *name)
+{
+	char want[64];
+
+	snprintf(want, sizeof(want), "pagemap-%d.img", pid);
+	return seen_add(arg, (uint64_t)pid, name, want);
+}
+
+static int saw_shmem(void *arg, uint64_t id, const char *name)
+{
+	char want[64];
+
+	snprintf(want, sizeof(want), "pagemap-shmem-%llu.img", (unsigned long long)id);
+	return seen_add(arg, id, name, want);
+}
+
+static bool seen_has(const struct seen *s, uint64_t id)
+{
+	for (int i = 0; i < s->nr; i++)
+		if (s->id[i] == id)
+			return true;
+	return false;
+}
+
+/* pagemap_each sees the tasks' pagemaps, pagemap_each_shmem the objects'. */
+static void test_each(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const names[] = {
+		"pagemap-100.img",     "pagemap-4194304.img",
+		"pagemap-shmem-7.img", "pagemap-shmem-18446744073709551615.img",
+		"pagemap-shmem-x.img", "pagemap-shmem-.img",
+		"pagemap-13.im",       "pagemap-99999999999.img", /* no PID */
+		"pages-1.img",	       "core-100.img",
+	};
+	struct seen s = { 0 };
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		int fd = openat(f->dirfd, names[i], O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	assert_int_equal(pagemap_each(f->dirfd, saw_pid, &s), 0);
+	assert_int_equal(s.nr, 2);
+	assert_true(seen_has(&s, 100) && seen_has(&s, 4194304));
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(pagemap_each_shmem(f->dirfd, saw_shmem, &s), 0);
+	assert_int_equal(s.nr, 2);
+	assert_true(seen_has(&s, 7) && seen_has(&s, UINT64_MAX));
+	/* what a call returns that is not 0 ends the walk */
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 1;
+	assert_int_equal(pagemap_each_shmem(f->dirfd, saw_shmem, &s), 1);
+	assert_int_equal(s.nr, 1);
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 1;
+	assert_int_equal(pagemap_each(f->dirfd, saw_pid, &s), 1);
+	assert_int_equal(s.nr, 1);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -856,6 +932,7 @@ int main(void)
 		T(test_reject_garbage_protobuf),
 		T(test_reject_late_error),
 		T(test_record_size_limit),
+		T(test_each),
 	};
 #undef T
 

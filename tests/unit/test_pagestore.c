@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1512,6 +1513,736 @@ static void test_assemble_remote_no_rounds(void **state)
 	close(imgfd);
 }
 
+/* --- shared memory objects (PageRun.shmid) -------------------------------- */
+
+#define SHM_A 0x1234abcdull /* CRIU's shmid: the object's inode */
+#define SHM_B 77ull
+#define SHM_C 78ull
+#define SHM_SIZE (16 * P)
+
+/* An object's pages are tagged like a process's, with its shmid as the "pid". */
+static int32_t shm_tag(uint64_t shmid)
+{
+	return (int32_t)(shmid & 0x7fffffff);
+}
+
+/*
+ * A run of object @shmid: @nr pages at offset @off of round @round, those
+ * whose bit is set in @zero all zeros, through pages_send (page frames
+ * when the sender attached them). An object's first run says its @name
+ * and @seals, which the store needs to prepare it (NULL: not said).
+ */
+static void send_shm_run(struct sender *s, uint64_t shmid, uint64_t off, uint32_t nr,
+			 unsigned int round, const char *name, uint32_t seals, uint64_t zero)
+{
+	Phaul__PageRun pr = PHAUL__PAGE_RUN__INIT;
+	Msg m = PHAUL__MSG__INIT;
+	uint8_t *buf = calloc(nr, P);
+
+	assert_non_null(buf);
+	pr.pid = 0;
+	pr.has_shmid = true;
+	pr.shmid = shmid;
+	pr.has_shm_size = true;
+	pr.shm_size = SHM_SIZE;
+	if (name) {
+		pr.shm_name = (char *)name;
+		pr.has_shm_seals = true;
+		pr.shm_seals = seals;
+	}
+	pr.vaddr = off;
+	pr.nr_pages = nr;
+	msg_set_page_run(&m, &pr);
+	send_msg(s, &m);
+	for (uint32_t i = 0; i < nr; i++)
+		if (!(zero & 1ull << i))
+			fill_page(buf + i * P, shm_tag(shmid), off + i * P, round);
+	if (s->err == 0)
+		s->err = pages_send(s->c, buf, (size_t)nr * P);
+	free(buf);
+}
+
+/* The store's entry of object @shmid. */
+static struct ps_proc *shm_entry(struct fixture *f, uint64_t shmid)
+{
+	for (size_t i = 0; i < f->ps.nr; i++)
+		if (f->ps.p[i].shmid == shmid)
+			return &f->ps.p[i];
+	fail_msg("the store holds no object %llu", (unsigned long long)shmid);
+	return NULL;
+}
+
+/*
+ * Object A: pages 0-7 in round 1, 2-3 again and 20 in round 2, nothing in
+ * round 3; object B: 16-17 in round 1; A's process pages around them.
+ */
+static void send_shm_chain(struct sender *s)
+{
+	send_run(s, PID_A, BASE_A, 4, 1, 0);
+	send_shm_run(s, SHM_A, 0, 8, 1, "a", 0, 0);
+	send_shm_run(s, SHM_B, 16 * P, 2, 1, "/dev/zero", F_SEAL_SEAL, 0);
+	send_round_end(s, 1);
+	send_shm_run(s, SHM_A, 2 * P, 2, 2, NULL, 0, 0);
+	send_run(s, PID_A, BASE_A + 2 * P, 1, 2, 0);
+	send_shm_run(s, SHM_A, 20 * P, 1, 2, NULL, 0, 0);
+	send_round_end(s, 2);
+	send_run(s, PID_A, BASE_A + 3 * P, 1, 3, 0);
+	send_round_end(s, 3);
+}
+
+/*
+ * rounds/@k/pagemap-shmem-@shmid.img is @want, and the pages file its
+ * pages_id names holds each present page as sent in round @k (0 in
+ * @gone[i]: the i-th present page came again later; its space went back).
+ */
+static void assert_shm_round(struct fixture *f, unsigned int k, uint64_t shmid, uint32_t pages_id,
+			     const struct pm_entry *want, size_t n, const unsigned int *rounds)
+{
+	struct pagemap pm = { 0 };
+	char name[96];
+	struct stat st;
+	uint64_t off = 0;
+	size_t at = 0;
+	int dfd, pfd;
+
+	snprintf(name, sizeof(name), "rounds/%u", k);
+	dfd = openat(f->sessfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	snprintf(name, sizeof(name), "pagemap-shmem-%llu.img", (unsigned long long)shmid);
+	assert_pagemap(dfd, name, pages_id, want, n);
+	assert_int_equal(pagemap_read(dfd, name, &pm), 0);
+	snprintf(name, sizeof(name), "pages-%u.img", pm.pages_id);
+	pfd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+	assert_true(pfd >= 0);
+	assert_int_equal(fstat(pfd, &st), 0);
+	assert_int_equal(st.st_size, pagemap_present_pages(&pm) * P);
+	for (size_t i = 0; i < pm.nr; i++) {
+		if (!(pm.e[i].flags & PE_PRESENT))
+			continue;
+		check_data(pfd, off, shm_tag(shmid), pm.e[i].vaddr, pm.e[i].nr_pages, rounds + at);
+		at += pm.e[i].nr_pages;
+		off += pm.e[i].nr_pages * P;
+	}
+	close(pfd);
+	pagemap_free(&pm);
+	close(dfd);
+}
+
+static void test_shm_chain(void **state)
+{
+	struct fixture *f = *state;
+	const uint32_t id_a = PS_SHM_PAGES_ID, id_b = PS_SHM_PAGES_ID + 1;
+	int nmsg = 0, fd;
+	uint64_t off;
+	uint32_t nr;
+
+	f->ps.shmem = true;
+	assert_int_equal(exchange(f, send_shm_chain, NULL, &nmsg), 0);
+	assert_int_equal(nmsg, 10);
+	assert_int_equal(f->ps.pages, 4 + 8 + 2 + 2 + 1 + 1 + 1);
+	assert_int_equal(f->ps.nr_shm, 2);
+	assert_int_equal(shm_entry(f, SHM_A)->memfd, -1);
+	assert_true(rangeset_covers(&shm_entry(f, SHM_A)->known, 0, 8 * P));
+	assert_true(rangeset_covers(&shm_entry(f, SHM_A)->known, 20 * P, 21 * P));
+	assert_int_equal(rangeset_bytes(&shm_entry(f, SHM_A)->known), 9 * P);
+
+	/* round 1: A's 8 pages (2-3 were sent again: their space went back) */
+	assert_shm_round(f, 1, SHM_A, id_a, (struct pm_entry[]){ { 0, 8, PE_PRESENT } }, 1,
+			 (unsigned int[]){ 1, 1, 0, 0, 1, 1, 1, 1 });
+	assert_shm_round(f, 1, SHM_B, id_b, (struct pm_entry[]){ { 16 * P, 2, PE_PRESENT } }, 1,
+			 (unsigned int[]){ 1, 1 });
+	/* round 2: 2-3 and 20 present, the rest in the parent */
+	assert_shm_round(f, 2, SHM_A, id_a,
+			 (struct pm_entry[]){ { 0, 2, PE_PARENT },
+					      { 2 * P, 2, PE_PRESENT },
+					      { 4 * P, 4, PE_PARENT },
+					      { 20 * P, 1, PE_PRESENT } },
+			 4, (unsigned int[]){ 2, 2, 2 });
+	assert_shm_round(f, 2, SHM_B, id_b, (struct pm_entry[]){ { 16 * P, 2, PE_PARENT } }, 1,
+			 NULL);
+	/* round 3: all in the parent, the pages file empty */
+	assert_shm_round(f, 3, SHM_A, id_a,
+			 (struct pm_entry[]){ { 0, 8, PE_PARENT }, { 20 * P, 1, PE_PARENT } }, 2,
+			 NULL);
+
+	/* the process's pagemaps are its own */
+	int dfd = openat(f->sessfd, "rounds", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	assert_pagemap(dfd, "1/pagemap-100.img", PID_A,
+		       (struct pm_entry[]){ { BASE_A, 4, PE_PRESENT } }, 1);
+	assert_pagemap(dfd, "2/pagemap-100.img", PID_A,
+		       (struct pm_entry[]){ { BASE_A, 2, PE_PARENT },
+					    { BASE_A + 2 * P, 1, PE_PRESENT },
+					    { BASE_A + 3 * P, 1, PE_PARENT } },
+		       3);
+	assert_pagemap(dfd, "3/pagemap-100.img", PID_A,
+		       (struct pm_entry[]){ { BASE_A, 3, PE_PARENT },
+					    { BASE_A + 3 * P, 1, PE_PRESENT } },
+		       2);
+	/* and no process pagemap for an object */
+	assert_int_equal(faccessat(dfd, "1/pagemap-1073741824.img", F_OK, 0), -1);
+	assert_int_equal(faccessat(dfd, "1/pagemap-0.img", F_OK, 0), -1);
+	close(dfd);
+
+	/* lookups are by process: never an object's pages */
+	assert_int_equal(pagestore_lookup(&f->ps, PID_A, BASE_A, 10, &fd, &off, &nr), 0);
+	assert_int_equal(nr, 2);
+	check_data(fd, off, PID_A, BASE_A, 2, (unsigned int[]){ 1, 1 });
+	assert_int_equal(pagestore_lookup(&f->ps, PID_A, BASE_A + 2 * P, 1, &fd, &off, &nr), 0);
+	check_data(fd, off, PID_A, BASE_A + 2 * P, 1, (unsigned int[]){ 2 });
+	for (uint64_t o = 0; o < 24 * P; o += P) {
+		assert_int_equal(pagestore_lookup(&f->ps, 0, o, 1, &fd, &off, &nr), -ENOENT);
+		assert_int_equal(pagestore_lookup(&f->ps, (pid_t)id_a, o, 1, &fd, &off, &nr),
+				 -ENOENT);
+		assert_int_equal(pagestore_lookup(&f->ps, (pid_t)id_b, o, 1, &fd, &off, &nr),
+				 -ENOENT);
+		assert_int_equal(pagestore_lookup(&f->ps, PID_C, o, 1, &fd, &off, &nr), -ENOENT);
+	}
+	/* nor are an object's pages a process's to copy, drop or share */
+	assert_int_equal(pagestore_drop(&f->ps, (pid_t)id_a, 0, P), -EPROTO);
+	assert_int_equal(pagestore_share(&f->ps, (pid_t)id_a, 0, P), -EPROTO);
+}
+
+/* An object's runs are in order within a round, as a process's are. */
+static void send_shm_backwards(struct sender *s)
+{
+	send_shm_run(s, SHM_A, 4 * P, 2, 1, NULL, 0, 0);
+	send_shm_run(s, SHM_B, 0, 1, 1, NULL, 0, 0); /* another object: independent */
+	send_run(s, PID_A, BASE_A, 1, 1, 0);
+	send_shm_run(s, SHM_A, 5 * P, 1, 1, NULL, 0, 0);
+}
+
+static void test_shm_out_of_order(void **state)
+{
+	struct fixture *f = *state;
+	int nmsg = 0;
+
+	f->ps.shmem = true;
+	assert_int_equal(exchange(f, send_shm_backwards, NULL, &nmsg), -EPROTO);
+	assert_int_equal(nmsg, 4);
+	assert_int_equal(f->ps.pages, 4);
+}
+
+/* Objects' runs when the destination did not agree to take them. */
+static void send_shm_one(struct sender *s)
+{
+	send_run(s, PID_A, BASE_A, 1, 1, 0);
+	send_shm_run(s, SHM_A, 0, 1, 1, "buffer", 0, 0);
+}
+
+static void test_shm_not_agreed(void **state)
+{
+	struct fixture *f = *state;
+	int nmsg = 0;
+
+	f->ps.prepared = true; /* not without shmem */
+	assert_int_equal(exchange(f, send_shm_one, NULL, &nmsg), -EPROTO);
+	assert_int_equal(nmsg, 2);
+	assert_int_equal(f->ps.pages, 1);
+	assert_int_equal(f->ps.nr_shm, 0);
+	for (size_t i = 0; i < f->ps.nr; i++)
+		assert_int_equal(f->ps.p[i].shmid, 0);
+}
+
+/* MSG_SHMEM_MAX objects, one of them again, then one more. */
+static void send_shm_many(struct sender *s)
+{
+	for (uint64_t i = 1; i <= MSG_SHMEM_MAX; i++)
+		send_shm_run(s, 1000 + i, 0, 1, 1, NULL, 0, 0);
+	send_shm_run(s, 1001, P, 1, 1, NULL, 0, 0); /* known: taken */
+	send_shm_run(s, 1000 + MSG_SHMEM_MAX + 1, 0, 1, 1, NULL, 0, 0);
+}
+
+static void test_shm_too_many(void **state)
+{
+	struct fixture *f = *state;
+	struct rlimit rl;
+	int nmsg = 0;
+
+	/* the store holds a file open for each object's round */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 2 * MSG_SHMEM_MAX)
+		skip();
+	rl.rlim_cur = rl.rlim_max;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	f->ps.shmem = true;
+	assert_int_equal(exchange(f, send_shm_many, NULL, &nmsg), -EPROTO);
+	assert_int_equal(nmsg, MSG_SHMEM_MAX + 2);
+	assert_int_equal(f->ps.nr_shm, MSG_SHMEM_MAX);
+	assert_int_equal(f->ps.nr, MSG_SHMEM_MAX);
+	assert_int_equal(f->ps.pages, MSG_SHMEM_MAX + 1);
+}
+
+/*
+ * Prepared (CRIU_SHMEM_PREPARED): an object goes straight into a memfd
+ * made as CRIU's restore would make it. Object A (16 pages, sealable):
+ * 0-3 and 8-9 in round 1, 2-3 again in round 2, page 2 now zeros; object
+ * C (only F_SEAL_SEAL) one page; object B, whose first run does not say
+ * how to make it, goes to the rounds.
+ */
+static void send_shm_prepared(struct sender *s)
+{
+	pf_attach(s->c, NULL);
+	send_shm_run(s, SHM_A, 0, 4, 1, "buffer", 0, 0);
+	send_shm_run(s, SHM_B, 0, 1, 1, NULL, 0, 0);
+	send_shm_run(s, SHM_A, 8 * P, 2, 1, NULL, 0, 0);
+	send_shm_run(s, SHM_C, 0, 1, 1, "/dev/zero", F_SEAL_SEAL, 0);
+	send_round_end(s, 1);
+	send_shm_run(s, SHM_A, 2 * P, 2, 2, NULL, 0, 1); /* page 2 is zeros now */
+	send_shm_run(s, SHM_A, 0, 1, 2, NULL, 0, 0);	 /* and in place: order does not matter */
+	send_round_end(s, 2);
+}
+
+static int exchange_frames(struct fixture *f, void (*fn)(struct sender *s), const void *arg,
+			   int *nmsg)
+{
+	int r;
+
+	start_sender(f, fn, arg);
+	assert_int_equal(pf_attach(f->c, NULL), 0);
+	r = receive(f, nmsg);
+	stop_sender(f);
+	return r;
+}
+
+/* Page @i of @fd is object @shmid's of round @round (0: all zeros). */
+static void assert_shm_page(int fd, uint64_t shmid, uint64_t i, unsigned int round)
+{
+	static const uint8_t zero[P];
+	uint8_t buf[P];
+
+	assert_int_equal(pread(fd, buf, P, (off_t)(i * P)), P);
+	if (round)
+		assert_page(buf, shm_tag(shmid), i * P, round);
+	else if (memcmp(buf, zero, P))
+		fail_msg("page %llu of the memfd is not zeros", (unsigned long long)i);
+}
+
+/* Memfd @fd is named @name (as /proc shows it) and has @seals. */
+static void assert_memfd(int fd, const char *name, int seals)
+{
+	char path[64], link[300], want[300];
+	ssize_t n;
+
+	assert_true(fd >= 0);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	assert_true(n > 0);
+	link[n] = '\0';
+	snprintf(want, sizeof(want), "/memfd:%s (deleted)", name);
+	assert_string_equal(link, want);
+	assert_int_equal(fcntl(fd, F_GET_SEALS), seals);
+}
+
+static void test_shm_prepared(void **state)
+{
+	struct fixture *f = *state;
+	static const unsigned int want[16] = { 2, 1, 0, 2, 0, 0, 0, 0, 1, 1 };
+	struct ps_proc *a;
+	struct stat st;
+	int nmsg = 0;
+
+	f->ps.shmem = f->ps.prepared = true;
+	f->budget = 8 * P; /* what round 1 brings; round 2 only sends again */
+	assert_int_equal(exchange_frames(f, send_shm_prepared, NULL, &nmsg), 0);
+	assert_int_equal(nmsg, 8);
+	assert_int_equal(f->ps.pages, 11);
+	a = shm_entry(f, SHM_A);
+	assert_true(a->memfd >= 0);
+	/* made as CRIU's restore would: its name, sealable or not */
+	assert_memfd(a->memfd, "buffer", 0);
+	assert_memfd(shm_entry(f, SHM_C)->memfd, "/dev/zero", F_SEAL_SEAL);
+	assert_shm_page(shm_entry(f, SHM_C)->memfd, SHM_C, 0, 1);
+	assert_int_equal(a->shm_size, SHM_SIZE);
+	assert_int_equal(fstat(a->memfd, &st), 0);
+	assert_int_equal(st.st_size, SHM_SIZE);
+	for (uint64_t i = 0; i < 16; i++)
+		assert_shm_page(a->memfd, SHM_A, i, want[i]);
+	/* the zero page is a hole again, as never-sent pages are */
+	assert_int_equal(lseek(a->memfd, 0, SEEK_HOLE), 2 * P);
+	assert_int_equal(lseek(a->memfd, 2 * P, SEEK_DATA), 3 * P);
+	assert_int_equal(lseek(a->memfd, 4 * P, SEEK_DATA), 8 * P);
+	assert_int_equal(lseek(a->memfd, 8 * P, SEEK_HOLE), 10 * P);
+	assert_true(rangeset_covers(&a->known, 0, 4 * P));
+	assert_true(rangeset_covers(&a->known, 8 * P, 10 * P));
+	assert_int_equal(rangeset_bytes(&a->known), 6 * P);
+	/* the budget is the space the pages take: a page that came again
+	 * in place takes none more */
+	assert_int_equal(f->budget, 0);
+	/* A is in no round; B in the rounds */
+	assert_int_equal(shm_entry(f, SHM_B)->memfd, -1);
+	for (unsigned int k = 1; k <= 2; k++) {
+		char name[96];
+		snprintf(name, sizeof(name), "rounds/%u/pagemap-shmem-%llu.img", k,
+			 (unsigned long long)SHM_A);
+		assert_int_equal(faccessat(f->sessfd, name, F_OK, 0), -1);
+		assert_int_equal(errno, ENOENT);
+		snprintf(name, sizeof(name), "rounds/%u/pages-%u.img", k, PS_SHM_PAGES_ID);
+		assert_int_equal(faccessat(f->sessfd, name, F_OK, 0), -1);
+	}
+	assert_shm_round(f, 1, SHM_B, PS_SHM_PAGES_ID + 1,
+			 (struct pm_entry[]){ { 0, 1, PE_PRESENT } }, 1, (unsigned int[]){ 1 });
+	assert_shm_round(f, 2, SHM_B, PS_SHM_PAGES_ID + 1,
+			 (struct pm_entry[]){ { 0, 1, PE_PARENT } }, 1, NULL);
+	assert_int_equal(faccessat(f->sessfd, "rounds/1/pagemap-shmem-78.img", F_OK, 0), -1);
+}
+
+/* Raw data frames (no page frames) land in the memfd too. */
+static void send_shm_raw(struct sender *s)
+{
+	send_shm_run(s, SHM_A, 3 * P, 3, 1, "buffer", 0, 0);
+	send_round_end(s, 1);
+}
+
+static void test_shm_prepared_raw(void **state)
+{
+	struct fixture *f = *state;
+
+	f->ps.shmem = f->ps.prepared = true;
+	assert_int_equal(exchange(f, send_shm_raw, NULL, NULL), 0);
+	for (uint64_t i = 0; i < 16; i++)
+		assert_shm_page(shm_entry(f, SHM_A)->memfd, SHM_A, i, i >= 3 && i < 6);
+}
+
+/* New pages of a prepared object past the budget are refused unread. */
+static void test_shm_prepared_budget(void **state)
+{
+	struct fixture *f = *state;
+	int nmsg = 0;
+
+	f->ps.shmem = f->ps.prepared = true;
+	f->budget = 3 * P - 1;
+	assert_int_equal(exchange(f, send_shm_raw, NULL, &nmsg), -ENOSPC);
+	assert_int_equal(nmsg, 1);
+	assert_int_equal(f->budget, 3 * P - 1);
+	assert_int_equal(f->ps.pages, 0);
+	assert_int_equal(rangeset_bytes(&shm_entry(f, SHM_A)->known), 0);
+}
+
+/* A run of a prepared object past its end. */
+static void send_shm_past_end(struct sender *s)
+{
+	const uint64_t *v = s->arg;
+
+	pf_attach(s->c, NULL);
+	send_shm_run(s, SHM_A, 0, 1, 1, "buffer", 0, 0);
+	send_shm_run(s, SHM_A, v[0] * P, (uint32_t)v[1], 1, NULL, 0, 0);
+}
+
+static void test_shm_prepared_past_end(void **state)
+{
+	struct fixture *f = *state;
+	static const uint64_t cases[][2] = { { 15, 2 }, { 16, 1 }, { 100, 3 } };
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int nmsg = 0;
+		pagestore_fini(&f->ps);
+		assert_int_equal(rm_rf_at(f->sessfd), 0);
+		assert_int_equal(pagestore_init(&f->ps, f->sessfd, allowed, ARRAY_SIZE(allowed)),
+				 0);
+		f->ps.shmem = f->ps.prepared = true;
+		assert_int_equal(exchange_frames(f, send_shm_past_end, cases[i], &nmsg), -EPROTO);
+		assert_int_equal(nmsg, 2);
+		assert_int_equal(f->ps.pages, 1);
+		struct stat st;
+		assert_int_equal(fstat(shm_entry(f, SHM_A)->memfd, &st), 0);
+		assert_int_equal(st.st_size, SHM_SIZE);
+	}
+	/* the last page is fine */
+	pagestore_fini(&f->ps);
+	assert_int_equal(rm_rf_at(f->sessfd), 0);
+	assert_int_equal(pagestore_init(&f->ps, f->sessfd, allowed, ARRAY_SIZE(allowed)), 0);
+	f->ps.shmem = f->ps.prepared = true;
+	assert_int_equal(exchange_frames(f, send_shm_past_end, (uint64_t[]){ 15, 1 }, NULL), 0);
+	assert_shm_page(shm_entry(f, SHM_A)->memfd, SHM_A, 15, 1);
+}
+
+/* --- pagestore_assemble with shared memory -------------------------------- */
+
+/* img/ with CRIU's pagemap-shmem-@shmid.img of @n entries. */
+static int shm_images(struct fixture *f, uint64_t shmid, const struct pm_entry *e, size_t n)
+{
+	struct pagemap pm = { .pages_id = 9 };
+	char name[96];
+	int imgfd;
+
+	if (mkdirat(f->sessfd, "img", 0700) < 0)
+		assert_int_equal(errno, EEXIST);
+	imgfd = openat(f->sessfd, "img", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(imgfd >= 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(pagemap_add(&pm, e[i].vaddr, e[i].nr_pages, e[i].flags), 0);
+	snprintf(name, sizeof(name), "pagemap-shmem-%llu.img", (unsigned long long)shmid);
+	assert_int_equal(pagemap_write(imgfd, name, &pm), 0);
+	pagemap_free(&pm);
+	return imgfd;
+}
+
+static void test_assemble_shm_chain(void **state)
+{
+	struct fixture *f = *state;
+	int imgfd;
+
+	f->ps.shmem = true;
+	assert_int_equal(exchange(f, send_shm_chain, NULL, NULL), 0);
+	/* CRIU_SHMEM_IN_PARENT: every page with data in the parent; page 5
+	 * has none at the source any more */
+	imgfd = shm_images(f, SHM_A,
+			   (struct pm_entry[]){ { 0, 5, PE_PARENT },
+						{ 6 * P, 2, PE_PARENT },
+						{ 20 * P, 1, PE_PARENT } },
+			   3);
+	/* lazy: only the object asks for the chain */
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, true), 0);
+	assert_parent(imgfd, "../rounds/3");
+	assert_pagemap(imgfd, "parent/pagemap-shmem-305441741.img", PS_SHM_PAGES_ID,
+		       (struct pm_entry[]){ { 0, 8, PE_PARENT }, { 20 * P, 1, PE_PARENT } }, 2);
+	close(imgfd);
+}
+
+/* No object pages in the parent: nothing is linked for them. */
+static void test_assemble_shm_unused(void **state)
+{
+	struct fixture *f = *state;
+	int imgfd;
+
+	f->ps.shmem = true;
+	assert_int_equal(exchange(f, send_shm_chain, NULL, NULL), 0);
+	/* a CRIU without patch 0016 dumped the object itself */
+	imgfd = shm_images(f, SHM_A, (struct pm_entry[]){ { 0, 8, PE_PRESENT } }, 1);
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, true), 0);
+	assert_int_equal(faccessat(imgfd, "parent", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+	close(imgfd);
+}
+
+/* Assembling refuses, lazy or not, and links nothing; @imgfd is closed. */
+static void assert_assemble_nodata(struct fixture *f, int imgfd)
+{
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, true), -ENODATA);
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, false), -ENODATA);
+	assert_int_equal(faccessat(imgfd, "parent", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+	close(imgfd);
+}
+
+static void test_assemble_shm_missing(void **state)
+{
+	struct fixture *f = *state;
+	static const struct pm_entry cases[][2] = {
+		{ { 0, 8, PE_PARENT }, { 8 * P, 1, PE_PARENT } },   /* just past what came */
+		{ { 0, 8, PE_PARENT }, { 19 * P, 2, PE_PARENT } },  /* around page 20 */
+		{ { 0, 9, PE_PARENT }, { 20 * P, 1, PE_PARENT } },  /* overlapping the end */
+		{ { 0, 8, PE_PRESENT }, { 30 * P, 1, PE_PARENT } }, /* after present ones */
+	};
+
+	f->ps.shmem = true;
+	assert_int_equal(exchange(f, send_shm_chain, NULL, NULL), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		assert_assemble_nodata(f, shm_images(f, SHM_A, cases[i], 2));
+	}
+}
+
+/* Pages of an unfinished round are not in the chain: they do not count. */
+static void send_shm_unfinished(struct sender *s)
+{
+	send_shm_run(s, SHM_A, 0, 2, 1, NULL, 0, 0);
+	send_round_end(s, 1);
+	send_shm_run(s, SHM_A, 4 * P, 2, 2, NULL, 0, 0);
+}
+
+static void test_assemble_shm_unfinished(void **state)
+{
+	struct fixture *f = *state;
+	int imgfd;
+
+	f->ps.shmem = true;
+	assert_int_equal(exchange(f, send_shm_unfinished, NULL, NULL), 0);
+	imgfd = shm_images(f, SHM_A,
+			   (struct pm_entry[]){ { 0, 2, PE_PARENT }, { 4 * P, 2, PE_PARENT } }, 2);
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, true), -ENODATA);
+	close(imgfd);
+}
+
+/* The "shmid pid fd" lines of pagestore_write_prepared(); their number. */
+static int read_prepared(struct fixture *f, uint64_t *shmid, int *pid, int *fd, size_t max)
+{
+	char path[1100];
+	unsigned long long id;
+	int n = 0, p, d, r;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/shmem-prepared", f->dir);
+	r = pagestore_write_prepared(&f->ps, path);
+	assert_true(r >= 0);
+	fp = fopen(path, "re");
+	assert_non_null(fp);
+	while (fscanf(fp, "%llu %d %d\n", &id, &p, &d) == 3) {
+		assert_true((size_t)n < max);
+		shmid[n] = id;
+		pid[n] = p;
+		fd[n] = d;
+		n++;
+	}
+	assert_true(feof(fp));
+	fclose(fp);
+	assert_int_equal(n, r);
+	return n;
+}
+
+/*
+ * Prepared, assembled: where CRIU found no data (page 1, the never-sent
+ * pages and page 9 the source punched) the memfd has a hole now, whatever
+ * came before; the memfd is listed for CRIU; B stays in the chain.
+ */
+static void test_assemble_shm_prepared(void **state)
+{
+	struct fixture *f = *state;
+	static const unsigned int want[16] = { 2, 0, 0, 2, 0, 0, 0, 0, 1 };
+	uint64_t shmid[4];
+	int pid[4], fd[4], imgfd, a;
+	struct stat st;
+
+	f->ps.shmem = f->ps.prepared = true;
+	assert_int_equal(exchange_frames(f, send_shm_prepared, NULL, NULL), 0);
+	imgfd = shm_images(f, SHM_A,
+			   (struct pm_entry[]){ { 0, 1, PE_PARENT },
+						{ 3 * P, 1, PE_PARENT },
+						{ 8 * P, 1, PE_PARENT } },
+			   3);
+	close(imgfd);
+	imgfd = shm_images(f, SHM_B, (struct pm_entry[]){ { 0, 1, PE_PARENT } }, 1);
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, true), 0);
+	/* B asks for the chain */
+	assert_parent(imgfd, "../rounds/2");
+	close(imgfd);
+	a = shm_entry(f, SHM_A)->memfd;
+	assert_true(a >= 0);
+	for (uint64_t i = 0; i < 16; i++)
+		assert_shm_page(a, SHM_A, i, want[i]);
+	assert_int_equal(lseek(a, 0, SEEK_HOLE), P);
+	assert_int_equal(lseek(a, P, SEEK_DATA), 3 * P);
+	assert_int_equal(lseek(a, 4 * P, SEEK_DATA), 8 * P);
+	assert_int_equal(lseek(a, 8 * P, SEEK_HOLE), 9 * P);
+	assert_int_equal(lseek(a, 9 * P, SEEK_DATA), -1);
+	assert_int_equal(errno, ENXIO);
+	assert_int_equal(fstat(a, &st), 0);
+	assert_int_equal(st.st_size, SHM_SIZE);
+	/* only A is CRIU's to map: its fd, in this process */
+	assert_int_equal(read_prepared(f, shmid, pid, fd, 4), 1);
+	assert_int_equal(shmid[0], SHM_A);
+	assert_int_equal(pid[0], getpid());
+	assert_int_equal(fd[0], a);
+}
+
+/* Prepared, without the chain: nothing to link. */
+static void test_assemble_shm_prepared_only(void **state)
+{
+	struct fixture *f = *state;
+	int imgfd;
+
+	f->ps.shmem = f->ps.prepared = true;
+	assert_int_equal(exchange(f, send_shm_raw, NULL, NULL), 0);
+	imgfd = shm_images(f, SHM_A, (struct pm_entry[]){ { 3 * P, 3, PE_PARENT } }, 1);
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, true), 0);
+	assert_int_equal(faccessat(imgfd, "parent", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+	close(imgfd);
+	for (uint64_t i = 0; i < 16; i++)
+		assert_shm_page(shm_entry(f, SHM_A)->memfd, SHM_A, i, i >= 3 && i < 6);
+	/* a page the memfd never got */
+	imgfd = shm_images(f, SHM_A,
+			   (struct pm_entry[]){ { 3 * P, 3, PE_PARENT }, { 7 * P, 1, PE_PARENT } },
+			   2);
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, true), -ENODATA);
+	close(imgfd);
+}
+
+/*
+ * A CRIU without patch 0016 dumped the object itself (PE_PRESENT), or did
+ * not dump it: the memfd is not CRIU's to map, and is closed.
+ */
+static void test_assemble_shm_prepared_dropped(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t shmid[4];
+	int pid[4], fd[4], imgfd;
+
+	f->ps.shmem = f->ps.prepared = true;
+	assert_int_equal(exchange_frames(f, send_shm_prepared, NULL, NULL), 0);
+	imgfd = shm_images(f, SHM_A,
+			   (struct pm_entry[]){ { 0, 4, PE_PRESENT }, { 8 * P, 2, PE_PRESENT } },
+			   2);
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, true), 0);
+	assert_int_equal(shm_entry(f, SHM_A)->memfd, -1);
+	assert_int_equal(read_prepared(f, shmid, pid, fd, 4), 0);
+	close(imgfd);
+
+	/* not in the dump at all */
+	pagestore_fini(&f->ps);
+	assert_int_equal(rm_rf_at(f->sessfd), 0);
+	assert_int_equal(pagestore_init(&f->ps, f->sessfd, allowed, ARRAY_SIZE(allowed)), 0);
+	f->ps.shmem = f->ps.prepared = true;
+	assert_int_equal(exchange_frames(f, send_shm_prepared, NULL, NULL), 0);
+	imgfd = shm_images(f, SHM_B, (struct pm_entry[]){ { 0, 1, PE_PARENT } }, 1);
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, true), 0);
+	assert_int_equal(shm_entry(f, SHM_A)->memfd, -1);
+	assert_int_equal(read_prepared(f, shmid, pid, fd, 4), 0);
+	close(imgfd);
+}
+
+/*
+ * Some pages dumped, some left in the parent by CRIU: the restore would
+ * take the dumped ones and look for the rest in a chain that lacks them
+ * (they are in the memfd, which it then does not map).
+ */
+static void test_assemble_shm_prepared_mixed(void **state)
+{
+	struct fixture *f = *state;
+
+	f->ps.shmem = f->ps.prepared = true;
+	assert_int_equal(exchange_frames(f, send_shm_prepared, NULL, NULL), 0);
+	assert_assemble_nodata(
+		f, shm_images(f, SHM_A,
+			      (struct pm_entry[]){ { 0, 4, PE_PRESENT }, { 8 * P, 2, PE_PARENT } },
+			      2));
+	/* the memfd is kept: nothing was decided */
+	assert_true(shm_entry(f, SHM_A)->memfd >= 0);
+}
+
+/*
+ * CRIU's pagemap of an object the store never heard of: pages in the
+ * parent are missing; pages it dumped itself are fine.
+ */
+static void test_assemble_shm_unknown(void **state)
+{
+	struct fixture *f = *state;
+	int imgfd;
+
+	f->ps.shmem = true;
+	assert_int_equal(exchange(f, send_shm_chain, NULL, NULL), 0);
+	imgfd = shm_images(f, SHM_A, (struct pm_entry[]){ { 0, 8, PE_PARENT } }, 1);
+	close(imgfd);
+	imgfd = shm_images(f, 4242, (struct pm_entry[]){ { 0, 2, PE_PRESENT } }, 1);
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, true), 0);
+	assert_int_equal(unlinkat(imgfd, "parent", 0), 0);
+	close(imgfd);
+	assert_assemble_nodata(
+		f, shm_images(f, 4242,
+			      (struct pm_entry[]){ { 0, 2, PE_PRESENT }, { 2 * P, 1, PE_PARENT } },
+			      2));
+}
+
+/* An object's pages left in the parent when no object ever came. */
+static void test_assemble_shm_none_sent(void **state)
+{
+	struct fixture *f = *state;
+	int imgfd;
+
+	f->ps.shmem = true;
+	assert_int_equal(exchange(f, send_for_assemble, NULL, NULL), 0);
+	imgfd = shm_images(f, SHM_A, (struct pm_entry[]){ { 0, 1, PE_PARENT } }, 1);
+	assert_int_equal(pagestore_assemble(&f->ps, imgfd, false), -ENODATA);
+	close(imgfd);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1543,6 +2274,24 @@ int main(void)
 		T(test_copy_from),
 		T(test_copy_refused),
 		T(test_assemble_remote_no_rounds),
+		T(test_shm_chain),
+		T(test_shm_out_of_order),
+		T(test_shm_not_agreed),
+		T(test_shm_too_many),
+		T(test_shm_prepared),
+		T(test_shm_prepared_raw),
+		T(test_shm_prepared_budget),
+		T(test_shm_prepared_past_end),
+		T(test_assemble_shm_chain),
+		T(test_assemble_shm_unused),
+		T(test_assemble_shm_missing),
+		T(test_assemble_shm_unfinished),
+		T(test_assemble_shm_prepared),
+		T(test_assemble_shm_prepared_only),
+		T(test_assemble_shm_prepared_dropped),
+		T(test_assemble_shm_prepared_mixed),
+		T(test_assemble_shm_unknown),
+		T(test_assemble_shm_none_sent),
 	};
 #undef T
 
