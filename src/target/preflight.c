@@ -315,8 +315,9 @@ int target_preflight(struct target *t, Phaul__Preflight *p)
 		return r;
 	}
 	/* shared memory may come prepared in memfds (store.h): our own CRIU
-	 * restores, not a container manager's, which would not be told */
-	if (t->live && t->shmem && !m->drv[0]->ops->restore_criu) {
+	 * restores, not a container manager's (podman) or tool's
+	 * (lxc-checkpoint), which would not be told */
+	if (t->live && t->shmem && !m->drv[0]->ops->restore_criu && !m->drv[0]->ops->restore_exec) {
 		snprintf(t->shm_env, sizeof(t->shm_env), "CRIU_SHMEM_PREPARED=%s/shmem-prepared",
 			 m->dir);
 		t->criu.shmem_env = t->shm_env;
