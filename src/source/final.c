@@ -219,6 +219,9 @@ static int final_pages(struct migration *m)
 	if (mig_lazy_dump(m) && m->peer_shared && !m->opts->cow_copies &&
 	    (r = cow_find(m, &cs)) < 0)
 		mig_fail(m, r, "finding the pages shared copy-on-write: %s", strerror(-r));
+	/* lazy mode's shared memory, if the freeze's thread did not send it */
+	if (r == 0 && m->mode == MODE_LAZY)
+		r = precopy_shm_final(m);
 	if (r == 0 && !live)
 		r = precopy_send_shared(m, &cs);
 	if (r == 0 && m->pc && (mode_has_rounds(m->mode) || m->stream))

@@ -116,10 +116,17 @@ static int attach(struct migration *m)
 	return 0;
 }
 
+/* PHAUL_SHMEM_PRECOPY=0 leaves shared memory to CRIU, to measure against */
+static bool shm_wanted(const struct migration *m)
+{
+	const char *env = getenv("PHAUL_SHMEM_PRECOPY");
+
+	return m->peer_shmem && !(env && !strcmp(env, "0"));
+}
+
 int precopy_start(struct migration *m, const struct policy *pol)
 {
 	struct precopy *pc;
-	const char *env;
 	int r = attach(m);
 
 	if (r < 0)
@@ -148,9 +155,7 @@ int precopy_start(struct migration *m, const struct policy *pol)
 	}
 	m->st.tracking = track_method_name(pc->method);
 	pr_info("tracking writes of %zu processes with %s", pc->nr, m->st.tracking);
-	/* PHAUL_SHMEM_PRECOPY=0 leaves shared memory to CRIU, to measure against */
-	env = getenv("PHAUL_SHMEM_PRECOPY");
-	pc->shm_on = m->peer_shmem && !(env && !strcmp(env, "0"));
+	pc->shm_on = shm_wanted(m);
 	return 0;
 }
 
@@ -333,13 +338,15 @@ static int shm_collect_all(struct migration *m, bool frozen, uint64_t *dirty, ui
 	uint64_t seen = pc->shm.seen, n = 0;
 	int r = 0;
 
-	if (!frozen) {
-		pid_t *v = calloc(pc->nr + 1, sizeof(*v));
+	if (!frozen) { /* the preflight's processes, and those found since */
+		pid_t *v = calloc(m->nr_procs + pc->nr + 1, sizeof(*v));
 		if (!v)
 			return mig_fail(m, -ENOMEM, "no memory for the shared memory scan");
+		for (size_t i = 0; i < m->nr_procs; i++)
+			v[i] = m->pids[i];
 		for (size_t i = 0; i < pc->nr; i++)
-			v[i] = pc->p[i].pid;
-		r = shm_scan(&pc->shm, v, pc->nr);
+			v[m->nr_procs + i] = pc->p[i].pid;
+		r = shm_scan(&pc->shm, v, m->nr_procs + pc->nr);
 		free(v);
 	}
 	/* frozen: on a thread, beside the processes' pages (send_shm joins) */
@@ -663,6 +670,41 @@ static int shm_round(struct migration *m)
 	if (r == 0)
 		pc->early_pages += m->st.rounds[m->st.nr_rounds - 1].pages_sent;
 	return r;
+}
+
+int precopy_shm_ahead(struct migration *m)
+{
+	uint64_t dirty = 0, scanned = 0;
+	int r = shm_wanted(m) ? attach(m) : 0;
+
+	if (!shm_wanted(m) || r < 0)
+		return r < 0 ? mig_fail(m, r, "no memory for shared memory") : 0;
+	m->pc->shm_on = true;
+	r = shm_collect_all(m, false, &dirty, &scanned);
+	if (r == 0 && !m->pc->shm.nr) { /* nothing to send ahead */
+		m->pc->shm_on = false;
+		return 0;
+	}
+	mig_step(m, "shared memory");
+	if (r == 0)
+		r = send_round(m, scanned, false, false);
+	if (r == 0)
+		pr_info("%llu pages of shared memory sent ahead of the freeze",
+			(unsigned long long)m->st.shm_pages);
+	return r;
+}
+
+int precopy_shm_final(struct migration *m)
+{
+	struct precopy *pc = m->pc;
+	uint64_t dirty = 0, scanned = 0;
+	int r = 0;
+
+	if (!pc || !pc->shm_on || pc->shm_frozen)
+		return 0;
+	if (!pc->shm_collected)
+		r = shm_collect_all(m, true, &dirty, &scanned);
+	return r < 0 ? r : shm_round(m);
 }
 
 int precopy_send_frozen(struct migration *m)

@@ -52,6 +52,18 @@ int precopy_final_lazy(struct migration *m);
  */
 int precopy_send_shared(struct migration *m, const struct cow_set *cs);
 /*
+ * Lazy mode, before the freeze: the shared memory objects the tree maps
+ * go ahead, once (CRIU restores shared memory with the tree, never
+ * lazily): then only what changes since crosses while frozen. Nothing
+ * if there are none, or the destination does not take them.
+ */
+int precopy_shm_ahead(struct migration *m);
+/*
+ * While frozen, after the dump: the shared memory's last pass, if the
+ * freeze's thread did not make it (precopy_send_frozen()).
+ */
+int precopy_shm_final(struct migration *m);
+/*
  * Before the final dump: the shared memory objects pre-copied so far, in
  * @path for CRIU_SHMEM_IN_PARENT (source/shmem.h). 1 if there are any
  * (CRIU must be told), 0 if none.

@@ -319,6 +319,8 @@ int migrate_source(struct migration *m)
 	}
 	if (r == 0 && mode_has_rounds(m->mode))
 		r = precopy_start(m, &m->opts->policy);
+	if (r == 0 && m->mode == MODE_LAZY)
+		r = precopy_shm_ahead(m);
 	if (r == 0 && m->pc)
 		r = precopy_rounds(m);
 	if (r == 0 && m->mode == MODE_RESTART) {
