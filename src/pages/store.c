@@ -269,7 +269,9 @@ static int recv_memfd(struct pagestore *ps, struct conn *c, struct ps_proc *p, u
 	uint32_t len;
 	int r = 0;
 
-	if (end > p->shm_size) {
+	/* a size that is not whole pages (memfd02: 6 bytes) still has its
+	 * last page sent whole; CRIU truncates the memfd to the size */
+	if (end > (p->shm_size + PAGE - 1) / PAGE * PAGE) {
 		pr_err("shared memory %llu: pages past its end", (unsigned long long)p->shmid);
 		return -EPROTO;
 	}

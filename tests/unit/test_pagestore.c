@@ -1532,6 +1532,9 @@ static int32_t shm_tag(uint64_t shmid)
  * when the sender attached them). An object's first run says its @name
  * and @seals, which the store needs to prepare it (NULL: not said).
  */
+/* The size the runs say (a test of an object not whole pages long sets it). */
+static uint64_t shm_size = SHM_SIZE;
+
 static void send_shm_run(struct sender *s, uint64_t shmid, uint64_t off, uint32_t nr,
 			 unsigned int round, const char *name, uint32_t seals, uint64_t zero)
 {
@@ -1544,7 +1547,7 @@ static void send_shm_run(struct sender *s, uint64_t shmid, uint64_t off, uint32_
 	pr.has_shmid = true;
 	pr.shmid = shmid;
 	pr.has_shm_size = true;
-	pr.shm_size = SHM_SIZE;
+	pr.shm_size = shm_size;
 	if (name) {
 		pr.shm_name = (char *)name;
 		pr.has_shm_seals = true;
@@ -1957,6 +1960,25 @@ static void test_shm_prepared_past_end(void **state)
 	assert_shm_page(shm_entry(f, SHM_A)->memfd, SHM_A, 15, 1);
 }
 
+/* An object of 6 bytes (zdtm's memfd02): its one page comes whole. */
+static void test_shm_prepared_short(void **state)
+{
+	struct fixture *f = *state;
+
+	f->ps.shmem = f->ps.prepared = true;
+	shm_size = 6;
+	assert_int_equal(exchange_frames(f, send_shm_past_end, (uint64_t[]){ 0, 1 }, NULL), 0);
+	assert_shm_page(shm_entry(f, SHM_A)->memfd, SHM_A, 0, 1);
+	pagestore_fini(&f->ps);
+	assert_int_equal(rm_rf_at(f->sessfd), 0);
+	assert_int_equal(pagestore_init(&f->ps, f->sessfd, allowed, ARRAY_SIZE(allowed)), 0);
+	f->ps.shmem = f->ps.prepared = true;
+	/* but not a second one */
+	assert_int_equal(exchange_frames(f, send_shm_past_end, (uint64_t[]){ 1, 1 }, NULL),
+			 -EPROTO);
+	shm_size = SHM_SIZE;
+}
+
 /* --- pagestore_assemble with shared memory -------------------------------- */
 
 /* img/ with CRIU's pagemap-shmem-@shmid.img of @n entries. */
@@ -2282,6 +2304,7 @@ int main(void)
 		T(test_shm_prepared_raw),
 		T(test_shm_prepared_budget),
 		T(test_shm_prepared_past_end),
+		T(test_shm_prepared_short),
 		T(test_assemble_shm_chain),
 		T(test_assemble_shm_unused),
 		T(test_assemble_shm_missing),
