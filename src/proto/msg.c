@@ -210,6 +210,19 @@ static int check_lxc(const Phaul__LxcContainer *l)
 	return 0;
 }
 
+/* A process's run, or a shared memory object's (pid 0, a shmid; the
+ * offset in the object checked as a vaddr). */
+static int check_page_run(Phaul__PageRun *pr)
+{
+	if (text_ok(pr->shm_name, MSG_SHM_NAME_MAX) < 0)
+		return -EPROTO;
+	if (pr->has_shmid)
+		return pr->pid == 0 && pr->shmid ?
+			       check_run(1, pr->vaddr, pr->nr_pages, 1, MSG_RUN_PAGES_MAX) :
+			       -EPROTO;
+	return check_run(pr->pid, pr->vaddr, pr->nr_pages, 1, MSG_RUN_PAGES_MAX);
+}
+
 static int check_body(Msg *m)
 {
 	switch (m->body_case) {
@@ -240,16 +253,7 @@ static int check_body(Msg *m)
 		if (text_ok(m->error->message, MSG_TEXT_MAX) || text_ok(m->error->step, 32))
 			return -EPROTO;
 		return 0;
-	case PHAUL__MSG__BODY_PAGE_RUN:
-		if (m->page_run->has_shmid) /* an offset in the object: pid 0 */
-			return m->page_run->pid == 0 && m->page_run->shmid &&
-					       text_ok(m->page_run->shm_name, MSG_SHM_NAME_MAX) ==
-						       0 ?
-				       check_run(1, m->page_run->vaddr, m->page_run->nr_pages, 1,
-						 MSG_RUN_PAGES_MAX) :
-				       -EPROTO;
-		return check_run(m->page_run->pid, m->page_run->vaddr, m->page_run->nr_pages, 1,
-				 MSG_RUN_PAGES_MAX);
+	case PHAUL__MSG__BODY_PAGE_RUN: return check_page_run(m->page_run);
 	case PHAUL__MSG__BODY_PAGE_REQ:
 		return check_run(m->page_req->pid, m->page_req->vaddr, m->page_req->nr_pages, 1,
 				 MSG_REQ_PAGES_MAX);
