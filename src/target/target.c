@@ -25,12 +25,16 @@
 #include "proto/tls.h"
 #include "proto/xfer.h"
 
-/* A read cancelled by the daemon's shutdown says so (serve.c). */
+/* A read cancelled by the operator (phaul cancel) or by the daemon's
+ * shutdown (serve.c) says which. */
 static const char *why(int r)
 {
 	if (r == -EBADMSG)
 		return "corrupt data on the connection (it failed its check)";
-	return r == -ECANCELED ? "the destination daemon is shutting down" : strerror(-r);
+	if (r == -ECANCELED)
+		return control_cancelled() ? CONTROL_CANCELLED :
+					     "the destination daemon is shutting down";
+	return strerror(-r);
 }
 
 int target_recv(struct target *t, Msg **ret)
